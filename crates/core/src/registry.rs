@@ -1,0 +1,413 @@
+//! The plugin registry: sources, transformers and sinks register themselves with `inventory`.
+//!
+//! A plugin crate defines a serde config type, implements [`SourceConfig`], [`TransformConfig`]
+//! or [`SinkConfig`] for it, and writes one line:
+//!
+//! ```ignore
+//! vmig_core::register_source!(FaissSourceConfig);
+//! ```
+//!
+//! Registration runs before `main`, but only for crates the final binary links: a binary (or
+//! test) that wants a plugin MUST name its crate, e.g. `use vmig_source_faiss as _;`.
+//!
+//! Lookups go through a sorted map built once. Two plugins of the same kind with the same name
+//! make every lookup of that kind fail with [`Error::DuplicatePlugin`], naming both.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, PluginKind, Result};
+use crate::sink::Sink;
+use crate::source::Source;
+use crate::transform::Transformer;
+
+/// What a config needs to know about the job it is built in.
+#[derive(Debug, Clone, Default)]
+pub struct BuildContext {
+    /// Directory that relative paths in the config are resolved against (the config file's
+    /// directory for the CLI; the working directory when empty).
+    pub base_dir: PathBuf,
+}
+
+impl BuildContext {
+    /// Resolves a local path from the config against [`BuildContext::base_dir`]. URLs
+    /// (`s3://…`, `file://…`) and absolute paths are returned unchanged.
+    pub fn resolve(&self, path_or_url: &str) -> String {
+        if path_or_url.contains("://") || std::path::Path::new(path_or_url).is_absolute() {
+            return path_or_url.to_string();
+        }
+        if self.base_dir.as_os_str().is_empty() {
+            return path_or_url.to_string();
+        }
+        self.base_dir.join(path_or_url).to_string_lossy().into_owned()
+    }
+}
+
+fn config_json<C: Serialize>(plugin: &str, config: &C) -> serde_json::Value {
+    serde_json::to_value(config).unwrap_or_else(|e| {
+        serde_json::json!({ "error": format!("{plugin} config does not serialise: {e}") })
+    })
+}
+
+/// A source's configuration type.
+///
+/// `build` may do I/O (open the file, read its header, connect): the schema of a source is
+/// known only after that. Checks that need no I/O belong in `validate`, which runs when the
+/// job file is loaded.
+#[async_trait]
+pub trait SourceConfig: DeserializeOwned + Serialize + Debug + Send + Sync + 'static {
+    /// Lowercase noun naming the system (`faiss`, `elasticsearch`, …): the `type` in configs.
+    const NAME: &'static str;
+    /// One line for `vmig plugins`.
+    const SUMMARY: &'static str;
+    /// A typical configuration, shown by `vmig plugins --examples` and round-tripped in tests.
+    fn example() -> Self;
+    /// Checks that need no I/O.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the wrong option.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Builds the runtime source.
+    ///
+    /// # Errors
+    /// When the input cannot be opened or is not valid.
+    async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>>;
+}
+
+/// A transformer's configuration type.
+pub trait TransformConfig: DeserializeOwned + Serialize + Debug + Send + Sync + 'static {
+    /// The `type` in configs (`rename`, `select`, …).
+    const NAME: &'static str;
+    /// One line for `vmig plugins`.
+    const SUMMARY: &'static str;
+    /// A typical configuration.
+    fn example() -> Self;
+    /// Builds the transformer (no I/O).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the wrong option.
+    fn build(&self) -> Result<Box<dyn Transformer>>;
+}
+
+/// A sink's configuration type.
+#[async_trait]
+pub trait SinkConfig: DeserializeOwned + Serialize + Debug + Send + Sync + 'static {
+    /// The `type` in configs (`files`, `milvus2`, …).
+    const NAME: &'static str;
+    /// One line for `vmig plugins`.
+    const SUMMARY: &'static str;
+    /// A typical configuration.
+    fn example() -> Self;
+    /// Checks that need no I/O.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the wrong option.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Builds the runtime sink (may connect).
+    ///
+    /// # Errors
+    /// When the target cannot be reached or used.
+    async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Sink>>;
+}
+
+/// A parsed source configuration of any plugin.
+#[async_trait]
+pub trait DynSourceConfig: Debug + Send + Sync {
+    /// The plugin name.
+    fn plugin(&self) -> &'static str;
+    /// The configuration as JSON (for `vmig plan`; secrets are the plugin's job to redact).
+    fn to_json(&self) -> serde_json::Value;
+    /// See [`SourceConfig::build`].
+    async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>>;
+}
+
+#[async_trait]
+impl<C: SourceConfig> DynSourceConfig for C {
+    fn plugin(&self) -> &'static str {
+        C::NAME
+    }
+    fn to_json(&self) -> serde_json::Value {
+        config_json(C::NAME, self)
+    }
+    async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>> {
+        SourceConfig::build(self, ctx)
+            .await
+            .map_err(|e| e.context(format!("opening source `{}`", C::NAME)))
+    }
+}
+
+/// A parsed sink configuration of any plugin.
+#[async_trait]
+pub trait DynSinkConfig: Debug + Send + Sync {
+    /// The plugin name.
+    fn plugin(&self) -> &'static str;
+    /// The configuration as JSON.
+    fn to_json(&self) -> serde_json::Value;
+    /// See [`SinkConfig::build`].
+    async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Sink>>;
+}
+
+#[async_trait]
+impl<C: SinkConfig> DynSinkConfig for C {
+    fn plugin(&self) -> &'static str {
+        C::NAME
+    }
+    fn to_json(&self) -> serde_json::Value {
+        config_json(C::NAME, self)
+    }
+    async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Sink>> {
+        SinkConfig::build(self, ctx)
+            .await
+            .map_err(|e| e.context(format!("opening sink `{}`", C::NAME)))
+    }
+}
+
+fn parse_config<C: DeserializeOwned>(name: &str, value: serde_json::Value) -> Result<C> {
+    serde_json::from_value(value).map_err(|e| Error::config(name, e.to_string()))
+}
+
+macro_rules! plugin_entry {
+    ($(#[$doc:meta])* $entry:ident, $config:ident, $built:ty, |$c:ident| $make:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $entry {
+            /// The `type` in configs.
+            pub name: &'static str,
+            /// One line for `vmig plugins`.
+            pub summary: &'static str,
+            parse: fn(serde_json::Value) -> Result<$built>,
+            example: fn() -> serde_json::Value,
+        }
+
+        impl $entry {
+            /// The entry for config type `C`; `const` so `inventory::submit!` can hold it.
+            pub const fn of<C: $config>() -> Self {
+                fn parse<C: $config>(value: serde_json::Value) -> Result<$built> {
+                    let $c: C = parse_config(C::NAME, value)?;
+                    $make
+                }
+                fn example<C: $config>() -> serde_json::Value {
+                    config_json(C::NAME, &C::example())
+                }
+                $entry {
+                    name: C::NAME,
+                    summary: C::SUMMARY,
+                    parse: parse::<C>,
+                    example: example::<C>,
+                }
+            }
+
+            /// Parses and validates a configuration (the `type` key already removed).
+            ///
+            /// # Errors
+            /// [`Error::Config`] naming the plugin and the wrong option.
+            pub fn parse(&self, config: serde_json::Value) -> Result<$built> {
+                (self.parse)(config)
+            }
+
+            /// A typical configuration of this plugin, as JSON.
+            pub fn example_config(&self) -> serde_json::Value {
+                (self.example)()
+            }
+        }
+
+        inventory::collect!($entry);
+    };
+}
+
+plugin_entry!(
+    /// A registered source plugin.
+    SourcePlugin, SourceConfig, Box<dyn DynSourceConfig>,
+    |c| { c.validate()?; Ok(Box::new(c)) }
+);
+plugin_entry!(
+    /// A registered transformer plugin.
+    TransformPlugin, TransformConfig, Box<dyn Transformer>,
+    |c| c.build()
+);
+plugin_entry!(
+    /// A registered sink plugin.
+    SinkPlugin, SinkConfig, Box<dyn DynSinkConfig>,
+    |c| { c.validate()?; Ok(Box::new(c)) }
+);
+
+type Table<T> = std::result::Result<BTreeMap<&'static str, &'static T>, (String, String, String)>;
+
+fn build_table<T>(
+    items: impl Iterator<Item = &'static T>,
+    name: fn(&T) -> &'static str,
+    summary: fn(&T) -> &'static str,
+) -> Table<T> {
+    let mut map: BTreeMap<&'static str, &'static T> = BTreeMap::new();
+    for item in items {
+        if let Some(previous) = map.insert(name(item), item) {
+            return Err((
+                name(item).to_string(),
+                summary(previous).to_string(),
+                summary(item).to_string(),
+            ));
+        }
+    }
+    Ok(map)
+}
+
+fn table<T>(
+    kind: PluginKind,
+    table: &'static Table<T>,
+) -> Result<&'static BTreeMap<&'static str, &'static T>> {
+    table.as_ref().map_err(|(name, first, second)| Error::DuplicatePlugin {
+        kind,
+        name: name.clone(),
+        first: first.clone(),
+        second: second.clone(),
+    })
+}
+
+/// Every linked source plugin, sorted by name.
+///
+/// # Errors
+/// [`Error::DuplicatePlugin`] when two sources share a name.
+pub fn sources() -> Result<&'static BTreeMap<&'static str, &'static SourcePlugin>> {
+    static TABLE: OnceLock<Table<SourcePlugin>> = OnceLock::new();
+    table(
+        PluginKind::Source,
+        TABLE.get_or_init(|| {
+            build_table(inventory::iter::<SourcePlugin>.into_iter(), |p| p.name, |p| p.summary)
+        }),
+    )
+}
+
+/// Every linked transformer plugin, sorted by name.
+///
+/// # Errors
+/// [`Error::DuplicatePlugin`] when two transformers share a name.
+pub fn transforms() -> Result<&'static BTreeMap<&'static str, &'static TransformPlugin>> {
+    static TABLE: OnceLock<Table<TransformPlugin>> = OnceLock::new();
+    table(
+        PluginKind::Transform,
+        TABLE.get_or_init(|| {
+            build_table(inventory::iter::<TransformPlugin>.into_iter(), |p| p.name, |p| p.summary)
+        }),
+    )
+}
+
+/// Every linked sink plugin, sorted by name.
+///
+/// # Errors
+/// [`Error::DuplicatePlugin`] when two sinks share a name.
+pub fn sinks() -> Result<&'static BTreeMap<&'static str, &'static SinkPlugin>> {
+    static TABLE: OnceLock<Table<SinkPlugin>> = OnceLock::new();
+    table(
+        PluginKind::Sink,
+        TABLE.get_or_init(|| {
+            build_table(inventory::iter::<SinkPlugin>.into_iter(), |p| p.name, |p| p.summary)
+        }),
+    )
+}
+
+fn lookup<T>(
+    kind: PluginKind,
+    map: &'static BTreeMap<&'static str, &'static T>,
+    name: &str,
+) -> Result<&'static T> {
+    map.get(name).copied().ok_or_else(|| Error::UnknownPlugin {
+        kind,
+        name: name.to_string(),
+        available: map.keys().copied().collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// Parses a source configuration for plugin `name`.
+///
+/// # Errors
+/// [`Error::UnknownPlugin`] listing the available names, or the plugin's config error.
+pub fn parse_source(name: &str, config: serde_json::Value) -> Result<Box<dyn DynSourceConfig>> {
+    lookup(PluginKind::Source, sources()?, name)?.parse(config)
+}
+
+/// Builds a transformer from plugin `name` and its configuration.
+///
+/// # Errors
+/// [`Error::UnknownPlugin`] listing the available names, or the plugin's config error.
+pub fn build_transform(name: &str, config: serde_json::Value) -> Result<Box<dyn Transformer>> {
+    lookup(PluginKind::Transform, transforms()?, name)?.parse(config)
+}
+
+/// Parses a sink configuration for plugin `name`.
+///
+/// # Errors
+/// [`Error::UnknownPlugin`] listing the available names, or the plugin's config error.
+pub fn parse_sink(name: &str, config: serde_json::Value) -> Result<Box<dyn DynSinkConfig>> {
+    lookup(PluginKind::Sink, sinks()?, name)?.parse(config)
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}
+
+/// Registers a [`SourceConfig`] type as a source plugin.
+#[macro_export]
+macro_rules! register_source {
+    ($config:ty) => {
+        $crate::registry::__private::inventory::submit! {
+            $crate::registry::SourcePlugin::of::<$config>()
+        }
+    };
+}
+
+/// Registers a [`TransformConfig`] type as a transformer plugin.
+#[macro_export]
+macro_rules! register_transform {
+    ($config:ty) => {
+        $crate::registry::__private::inventory::submit! {
+            $crate::registry::TransformPlugin::of::<$config>()
+        }
+    };
+}
+
+/// Registers a [`SinkConfig`] type as a sink plugin.
+#[macro_export]
+macro_rules! register_sink {
+    ($config:ty) => {
+        $crate::registry::__private::inventory::submit! {
+            $crate::registry::SinkPlugin::of::<$config>()
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_names_are_reported_with_both_entries() {
+        static A: (&str, &str) = ("x", "first plugin");
+        static B: (&str, &str) = ("x", "second plugin");
+        let t = build_table([&A, &B].into_iter(), |p| p.0, |p| p.1);
+        let Err((name, first, second)) = t else {
+            panic!("duplicate not detected")
+        };
+        assert_eq!((name.as_str(), first.as_str(), second.as_str()), ("x", "first plugin", "second plugin"));
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_base_dir() {
+        let ctx = BuildContext {
+            base_dir: PathBuf::from("/jobs"),
+        };
+        assert_eq!(ctx.resolve("a.faiss"), "/jobs/a.faiss");
+        assert_eq!(ctx.resolve("/abs/a.faiss"), "/abs/a.faiss");
+        assert_eq!(ctx.resolve("s3://b/a.faiss"), "s3://b/a.faiss");
+    }
+}

@@ -1,0 +1,99 @@
+//! The [`Sink`] trait: where rows go.
+
+use std::fmt::Debug;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// What a flush made durable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct FlushReport {
+    /// Rows made durable by this flush.
+    pub rows: u64,
+    /// Bytes made durable by this flush (as encoded by the sink).
+    pub bytes: u64,
+}
+
+impl FlushReport {
+    /// A report of `rows` rows and `bytes` bytes.
+    pub fn new(rows: u64, bytes: u64) -> Self {
+        FlushReport { rows, bytes }
+    }
+}
+
+/// What a whole job wrote, returned by [`Sink::commit`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CommitReport {
+    /// Rows written in total.
+    pub rows: u64,
+    /// Bytes written in total (as encoded by the sink).
+    pub bytes: u64,
+    /// Files, objects or import units produced, if the sink writes any.
+    pub files: Vec<String>,
+    /// Where the data can be found (a directory, URL or collection name).
+    pub target: String,
+}
+
+impl CommitReport {
+    /// A report for `target`.
+    pub fn new(target: impl Into<String>, rows: u64, bytes: u64, files: Vec<String>) -> Self {
+        CommitReport {
+            rows,
+            bytes,
+            files,
+            target: target.into(),
+        }
+    }
+}
+
+/// A built sink. The runner calls, in order: [`Sink::prepare`] once, then any number of
+/// [`Sink::write`] interleaved with [`Sink::flush`], then exactly one of [`Sink::commit`] or
+/// [`Sink::abort`].
+///
+/// Implementations MUST uphold:
+///
+/// * back-pressure by awaiting in `write`, never by unbounded buffering;
+/// * everything accepted by `write` before a successful `flush` is durable when `flush` returns
+///   (the runner records resume positions only then);
+/// * `abort` leaves no partial output that could be mistaken for a complete one.
+#[async_trait]
+pub trait Sink: Debug + Send {
+    /// Validates and prepares for the final schema (after transforms): create a collection,
+    /// check dimensions and limits, create an output directory. Called once, before any write.
+    ///
+    /// # Errors
+    /// When the schema cannot be written to this target.
+    async fn prepare(&mut self, schema: &SchemaRef) -> Result<()>;
+
+    /// Accepts one batch, which has the prepared schema.
+    ///
+    /// # Errors
+    /// On any write failure; the error says what was being written.
+    async fn write(&mut self, batch: RecordBatch) -> Result<()>;
+
+    /// Makes everything accepted so far durable.
+    ///
+    /// # Errors
+    /// When the data could not be made durable; nothing since the last flush counts as written.
+    async fn flush(&mut self) -> Result<FlushReport>;
+
+    /// Finishes the job after the final flush. No writes are possible afterwards.
+    ///
+    /// # Errors
+    /// When finishing fails (e.g. a staged file cannot be moved into place).
+    async fn commit(self: Box<Self>) -> Result<CommitReport>;
+
+    /// Gives up: removes or marks partial output so it is not mistaken for a finished job.
+    ///
+    /// # Errors
+    /// When clean-up itself fails.
+    async fn abort(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}

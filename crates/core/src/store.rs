@@ -1,0 +1,167 @@
+//! Opening local paths and object-store URLs (`s3://`, `gs://`, `az://`, `file://`) uniformly.
+//!
+//! Credentials and endpoints come from the standard environment variables of each cloud
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
+//! `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, …), overridden by the `storage` options of a
+//! plugin's config (same keys as object_store, e.g. `aws_endpoint`, `aws_access_key_id`). An
+//! `http://` endpoint turns on plain HTTP, since that is the only way it can be reached.
+//! Credentials are never part of [`StoreLocation::display`].
+
+use std::collections::BTreeMap;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// Extra object-store options from a plugin config (`storage = { aws_endpoint = "…" }`).
+pub type StorageOptions = BTreeMap<String, String>;
+
+/// A resolved location: a store and a path inside it.
+#[derive(Debug, Clone)]
+pub struct StoreLocation {
+    /// The store to read or write through.
+    pub store: Arc<dyn ObjectStore>,
+    /// The path inside the store.
+    pub path: Path,
+    /// The local filesystem path, when the location is local.
+    pub local: Option<PathBuf>,
+    /// A printable name for messages (no credentials).
+    pub display: String,
+}
+
+impl StoreLocation {
+    /// A child location (`self/name`).
+    pub fn child(&self, name: &str) -> StoreLocation {
+        StoreLocation {
+            store: Arc::clone(&self.store),
+            path: self.path.clone().join(name),
+            local: self.local.as_ref().map(|p| p.join(name)),
+            display: format!("{}/{}", self.display.trim_end_matches('/'), name),
+        }
+    }
+}
+
+/// Resolves `path_or_url` to a store and a path.
+///
+/// # Errors
+/// [`Error::Config`] for an unsupported scheme or a bad option, naming them.
+pub fn resolve(path_or_url: &str, options: &StorageOptions) -> Result<StoreLocation> {
+    if !path_or_url.contains("://") {
+        return local(FsPath::new(path_or_url));
+    }
+    let url = Url::parse(path_or_url)
+        .map_err(|e| Error::config("storage", format!("`{path_or_url}` is not a valid URL: {e}")))?;
+    let display = format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.path()
+    );
+    let path = Path::from_url_path(url.path())
+        .map_err(|e| Error::config("storage", format!("bad path in `{display}`: {e}")))?;
+    let bad_option = |key: &str, e: object_store::Error| {
+        Error::config("storage", format!("option `{key}` is not valid here: {e}"))
+    };
+    let store: Arc<dyn ObjectStore> = match url.scheme() {
+        "file" => {
+            let p = url
+                .to_file_path()
+                .map_err(|()| Error::config("storage", format!("`{display}` is not a local path")))?;
+            return local(&p);
+        }
+        "s3" | "s3a" => {
+            let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
+            for (k, v) in options {
+                b = b.with_config(k.parse().map_err(|e| bad_option(k, e))?, v);
+            }
+            let endpoint = options
+                .iter()
+                .find(|(k, _)| k.contains("endpoint"))
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+                .or_else(|| std::env::var("AWS_ENDPOINT").ok());
+            if endpoint.is_some_and(|e| e.starts_with("http://")) {
+                b = b.with_allow_http(true);
+            }
+            Arc::new(b.build()?)
+        }
+        "gs" | "gcs" => {
+            let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+            for (k, v) in options {
+                b = b.with_config(k.parse().map_err(|e| bad_option(k, e))?, v);
+            }
+            Arc::new(b.build()?)
+        }
+        "az" | "azure" | "abfs" | "abfss" => {
+            let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+            for (k, v) in options {
+                b = b.with_config(k.parse().map_err(|e| bad_option(k, e))?, v);
+            }
+            Arc::new(b.build()?)
+        }
+        other => {
+            return Err(Error::config(
+                "storage",
+                format!("unsupported URL scheme `{other}://` (use a local path, file://, s3://, gs:// or az://)"),
+            ))
+        }
+    };
+    Ok(StoreLocation {
+        store,
+        path,
+        local: None,
+        display,
+    })
+}
+
+fn local(p: &FsPath) -> Result<StoreLocation> {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    };
+    let path = Path::from_absolute_path(&abs).map_err(|e| {
+        Error::config("storage", format!("`{}` is not a usable path: {e}", abs.display()))
+    })?;
+    Ok(StoreLocation {
+        store: Arc::new(LocalFileSystem::new()),
+        path,
+        display: abs.display().to_string(),
+        local: Some(abs),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths_and_schemes() {
+        let l = resolve("/tmp/x/y.faiss", &StorageOptions::new()).unwrap();
+        assert_eq!(l.local.as_deref(), Some(FsPath::new("/tmp/x/y.faiss")));
+        assert_eq!(l.path.as_ref(), "tmp/x/y.faiss");
+        let err = resolve("ftp://h/x", &StorageOptions::new()).unwrap_err();
+        assert!(err.to_string().contains("ftp://"), "{err}");
+    }
+
+    #[test]
+    fn s3_display_has_no_credentials() {
+        let mut o = StorageOptions::new();
+        o.insert("aws_access_key_id".into(), "AKIDSECRET".into());
+        o.insert("aws_secret_access_key".into(), "verysecret".into());
+        o.insert("aws_endpoint".into(), "http://127.0.0.1:1".into());
+        o.insert("aws_region".into(), "us-east-1".into());
+        let l = resolve("s3://bucket/a/b.faiss", &o).unwrap();
+        assert_eq!(l.display, "s3://bucket/a/b.faiss");
+        assert_eq!(l.path.as_ref(), "a/b.faiss");
+        assert!(!format!("{:?}", l.display).contains("secret"));
+    }
+}

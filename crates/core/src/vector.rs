@@ -1,0 +1,295 @@
+//! How vectors (and other Milvus-specific types) are represented in Arrow.
+//!
+//! | Milvus type            | Arrow type                          | field metadata `vmig.type` | `vmig.dim`        |
+//! |------------------------|-------------------------------------|----------------------------|-------------------|
+//! | `FloatVector(dim)`     | `FixedSizeList<Float32>(dim)`       | `float_vector` (optional)  | `dim`             |
+//! | `BinaryVector(dim)`    | `FixedSizeBinary(dim / 8)`          | `binary_vector`            | `dim` (bits)      |
+//! | `Float16Vector(dim)`   | `FixedSizeList<Float16>(dim)`       | `float16_vector`           | `dim`             |
+//! | `BFloat16Vector(dim)`  | `FixedSizeBinary(2 * dim)`          | `bfloat16_vector`          | `dim`             |
+//! | `SparseFloatVector`    | `Map<UInt32, Float32>` (reserved)   | `sparse_float_vector`      | –                 |
+//! | `JSON`                 | `Utf8` holding JSON text            | `json`                     | –                 |
+//!
+//! A `FixedSizeList<Float32>` without metadata is also taken as a float vector, so batches built by
+//! hand need no ceremony. Binary vectors always carry metadata, because a `FixedSizeBinary` column
+//! could be anything. Bits are stored in Milvus's (and Faiss's) order: byte `i` holds dimensions
+//! `8i .. 8i+8`, the lowest dimension in the most significant bit.
+//!
+//! Schema-level metadata: [`META_METRIC`] (the distance the source used: `L2`, `IP`, `COSINE`,
+//! `HAMMING`, …), [`META_PRIMARY_KEY`] (the primary-key field) and [`META_COLLECTION`] (a target
+//! collection name chosen by the source or the `collection` transformer).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, FixedSizeBinaryArray, FixedSizeListArray, Float32Array};
+use arrow::buffer::Buffer;
+use arrow::datatypes::{DataType, Field, Schema};
+
+use crate::error::{Error, Result};
+
+/// Field metadata key naming the Milvus type of a column (see the module table).
+pub const META_TYPE: &str = "vmig.type";
+/// Field metadata key holding a vector's dimension (bits for binary vectors).
+pub const META_DIM: &str = "vmig.dim";
+/// Schema metadata key: the distance metric the source index used.
+pub const META_METRIC: &str = "vmig.metric";
+/// Schema metadata key: the name of the primary-key field.
+pub const META_PRIMARY_KEY: &str = "vmig.primary_key";
+/// Schema metadata key: the target collection name proposed by the source or a transformer.
+pub const META_COLLECTION: &str = "vmig.collection";
+
+/// The Milvus vector types vmig knows about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VectorType {
+    /// 32-bit float vectors.
+    Float32,
+    /// Packed bit vectors (`dim / 8` bytes per row).
+    Binary,
+    /// IEEE half-precision vectors.
+    Float16,
+    /// bfloat16 vectors (`2 * dim` bytes per row).
+    BFloat16,
+    /// Sparse float vectors (reserved; no source produces them yet).
+    SparseFloat,
+}
+
+impl VectorType {
+    /// The `vmig.type` metadata value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VectorType::Float32 => "float_vector",
+            VectorType::Binary => "binary_vector",
+            VectorType::Float16 => "float16_vector",
+            VectorType::BFloat16 => "bfloat16_vector",
+            VectorType::SparseFloat => "sparse_float_vector",
+        }
+    }
+
+    /// Bytes one row takes in its dense encoding (`None` for sparse vectors).
+    pub fn row_bytes(self, dim: usize) -> Option<usize> {
+        match self {
+            VectorType::Float32 => Some(dim * 4),
+            VectorType::Binary => Some(dim / 8),
+            VectorType::Float16 | VectorType::BFloat16 => Some(dim * 2),
+            VectorType::SparseFloat => None,
+        }
+    }
+}
+
+/// A vector column found in a schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VectorInfo {
+    /// Which Milvus vector type it is.
+    pub kind: VectorType,
+    /// Its dimension (bits for binary vectors; 0 for sparse).
+    pub dim: usize,
+}
+
+fn meta(kind: VectorType, dim: usize) -> HashMap<String, String> {
+    HashMap::from([
+        (META_TYPE.to_string(), kind.as_str().to_string()),
+        (META_DIM.to_string(), dim.to_string()),
+    ])
+}
+
+/// A non-nullable float vector field of `dim` dimensions.
+pub fn float_vector_field(name: &str, dim: usize) -> Field {
+    Field::new(name, float_vector_type(dim), false).with_metadata(meta(VectorType::Float32, dim))
+}
+
+/// The Arrow type of a float vector column.
+pub fn float_vector_type(dim: usize) -> DataType {
+    DataType::FixedSizeList(
+        Arc::new(Field::new_list_field(DataType::Float32, true)),
+        dim as i32,
+    )
+}
+
+/// A non-nullable binary vector field of `dim_bits` dimensions.
+///
+/// # Errors
+/// When `dim_bits` is zero or not a multiple of 8.
+pub fn binary_vector_field(name: &str, dim_bits: usize) -> Result<Field> {
+    if dim_bits == 0 || dim_bits % 8 != 0 {
+        return Err(Error::schema(format!(
+            "binary vector `{name}` has {dim_bits} dimensions; it must be a positive multiple of 8"
+        )));
+    }
+    Ok(Field::new(
+        name,
+        DataType::FixedSizeBinary((dim_bits / 8) as i32),
+        false,
+    )
+    .with_metadata(meta(VectorType::Binary, dim_bits)))
+}
+
+/// A field holding JSON text (Milvus `JSON`).
+pub fn json_field(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable).with_metadata(HashMap::from([(
+        META_TYPE.to_string(),
+        "json".to_string(),
+    )]))
+}
+
+/// Whether `field` holds JSON text.
+pub fn is_json(field: &Field) -> bool {
+    field.metadata().get(META_TYPE).map(String::as_str) == Some("json")
+        && field.data_type() == &DataType::Utf8
+}
+
+/// Recognises a vector column; `None` for scalar columns.
+pub fn vector_info(field: &Field) -> Option<VectorInfo> {
+    let declared = field.metadata().get(META_TYPE).map(String::as_str);
+    let dim_meta = field
+        .metadata()
+        .get(META_DIM)
+        .and_then(|d| d.parse::<usize>().ok());
+    match (declared, field.data_type()) {
+        (Some("binary_vector"), DataType::FixedSizeBinary(w)) => Some(VectorInfo {
+            kind: VectorType::Binary,
+            dim: dim_meta.unwrap_or(*w as usize * 8),
+        }),
+        (Some("bfloat16_vector"), DataType::FixedSizeBinary(w)) => Some(VectorInfo {
+            kind: VectorType::BFloat16,
+            dim: dim_meta.unwrap_or(*w as usize / 2),
+        }),
+        (Some("sparse_float_vector"), _) => Some(VectorInfo {
+            kind: VectorType::SparseFloat,
+            dim: 0,
+        }),
+        (_, DataType::FixedSizeList(item, n)) => match item.data_type() {
+            DataType::Float32 => Some(VectorInfo {
+                kind: VectorType::Float32,
+                dim: *n as usize,
+            }),
+            DataType::Float16 => Some(VectorInfo {
+                kind: VectorType::Float16,
+                dim: *n as usize,
+            }),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// All vector columns of a schema, with their positions.
+pub fn vector_fields(schema: &Schema) -> Vec<(usize, &Field, VectorInfo)> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| vector_info(f).map(|v| (i, f.as_ref(), v)))
+        .collect()
+}
+
+/// Builds a float vector column from row-major values (`values.len()` must be a multiple of `dim`).
+///
+/// # Errors
+/// When `dim` is zero or the value count is not a multiple of it.
+pub fn float_vector_array(values: Float32Array, dim: usize) -> Result<FixedSizeListArray> {
+    if dim == 0 || values.len() % dim != 0 {
+        return Err(Error::schema(format!(
+            "{} float values do not make whole vectors of {dim} dimensions",
+            values.len()
+        )));
+    }
+    let item = Arc::new(Field::new_list_field(DataType::Float32, true));
+    Ok(FixedSizeListArray::try_new(
+        item,
+        dim as i32,
+        Arc::new(values) as ArrayRef,
+        None,
+    )?)
+}
+
+/// Builds a binary vector column from packed rows of `row_bytes` bytes each.
+///
+/// # Errors
+/// When the buffer does not hold whole rows.
+pub fn binary_vector_array(bytes: Buffer, row_bytes: usize) -> Result<FixedSizeBinaryArray> {
+    if row_bytes == 0 || bytes.len() % row_bytes != 0 {
+        return Err(Error::schema(format!(
+            "{} bytes do not make whole binary vectors of {row_bytes} bytes",
+            bytes.len()
+        )));
+    }
+    Ok(FixedSizeBinaryArray::try_new(
+        row_bytes as i32,
+        bytes,
+        None,
+    )?)
+}
+
+/// Converts little-endian `f32` bytes to a Float32 array, without copying when the buffer is
+/// 4-byte aligned.
+///
+/// # Errors
+/// When `bytes.len()` is not a multiple of 4.
+pub fn f32_array_from_le(bytes: bytes::Bytes) -> Result<Float32Array> {
+    if bytes.len() % 4 != 0 {
+        return Err(Error::schema(format!(
+            "{} bytes are not a whole number of float32 values",
+            bytes.len()
+        )));
+    }
+    let n = bytes.len() / 4;
+    if cfg!(target_endian = "little") && (bytes.as_ptr() as usize) % std::mem::align_of::<f32>() == 0 {
+        let buffer = Buffer::from(bytes);
+        return Ok(Float32Array::new(
+            arrow::buffer::ScalarBuffer::new(buffer, 0, n),
+            None,
+        ));
+    }
+    let values: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok(Float32Array::from(values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_vectors() {
+        let f = float_vector_field("v", 4);
+        assert_eq!(
+            vector_info(&f),
+            Some(VectorInfo {
+                kind: VectorType::Float32,
+                dim: 4
+            })
+        );
+        let b = binary_vector_field("b", 16).unwrap();
+        assert_eq!(
+            vector_info(&b),
+            Some(VectorInfo {
+                kind: VectorType::Binary,
+                dim: 16
+            })
+        );
+        assert!(binary_vector_field("b", 12).is_err());
+        assert_eq!(vector_info(&Field::new("x", DataType::Int64, false)), None);
+        // A FixedSizeBinary without metadata is not a vector.
+        assert_eq!(
+            vector_info(&Field::new("x", DataType::FixedSizeBinary(4), false)),
+            None
+        );
+    }
+
+    #[test]
+    fn f32_from_bytes_is_exact_even_unaligned() {
+        let vals = [1.5f32, f32::NAN, -0.0, f32::MIN_POSITIVE];
+        let mut raw = vec![0u8];
+        for v in vals {
+            raw.extend_from_slice(&v.to_le_bytes());
+        }
+        let unaligned = bytes::Bytes::from(raw).slice(1..);
+        let arr = f32_array_from_le(unaligned).unwrap();
+        let got: Vec<u32> = arr.values().iter().map(|v| v.to_bits()).collect();
+        let want: Vec<u32> = vals.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, want);
+        assert!(f32_array_from_le(bytes::Bytes::from_static(&[1, 2, 3])).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Faiss index file layouts (placeholder).

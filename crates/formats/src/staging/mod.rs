@@ -1,0 +1,1 @@
+//! Milvus bulk-import staging writers (placeholder).

@@ -1,0 +1,11 @@
+//! vmig-testing: what vmig's tests share (not published).
+//!
+//! * [`service`]: endpoints of the real services the integration tests talk to. A missing
+//!   service skips the test loudly on a developer's machine and fails it when `CI=true`.
+//! * [`gen`]: seeded generators of vector data, so every test and bench can rebuild the exact
+//!   rows it expects.
+//! * [`mock`]: an in-memory source and sink for pipeline tests.
+
+pub mod gen;
+pub mod mock;
+pub mod service;

@@ -1,0 +1,84 @@
+//! Real-service endpoints for integration tests.
+//!
+//! The project's `scripts/` start each service and export its variables (see
+//! `scripts/services.env`); `.ci/run` starts them all.
+//!
+//! | variable              | service                                   |
+//! |-----------------------|-------------------------------------------|
+//! | `VMIG_S3_ENDPOINT`    | S3 server (`scripts/s3 start`), e.g. `http://127.0.0.1:19100` |
+//! | `VMIG_S3_ACCESS_KEY`  | its access key                            |
+//! | `VMIG_S3_SECRET_KEY`  | its secret key                            |
+//! | `VMIG_S3_BUCKET`      | a bucket that exists (`vmig-test`)        |
+//! | `VMIG_PYTHON`         | a Python with faiss-cpu, numpy and pyarrow (`scripts/pyenv`) |
+
+/// Whether this run is CI (`CI=true`), where every service must be present.
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Reads the environment variable that points at a service.
+///
+/// Returns `None` — after printing a loud `SKIPPED` line — when it is unset on a developer's
+/// machine.
+///
+/// # Panics
+/// When the variable is unset and `CI=true`: CI starts every service, so a missing one is a
+/// failure, never a silent skip.
+pub fn endpoint(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if is_ci() => panic!(
+            "{var} is not set but CI=true: {what} must be running (start it with the project's scripts/)"
+        ),
+        _ => {
+            eprintln!("SKIPPED: {var} is not set, so the {what} test cannot run (see scripts/)");
+            None
+        }
+    }
+}
+
+/// S3 connection details for tests.
+#[derive(Debug, Clone)]
+pub struct S3 {
+    /// `http://host:port`.
+    pub endpoint: String,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret key.
+    pub secret_key: String,
+    /// An existing bucket.
+    pub bucket: String,
+}
+
+impl S3 {
+    /// The S3 server from the environment, or `None` (see [`endpoint`]).
+    pub fn from_env() -> Option<S3> {
+        let endpoint = endpoint("VMIG_S3_ENDPOINT", "S3 server")?;
+        let get = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+        Some(S3 {
+            endpoint,
+            access_key: get("VMIG_S3_ACCESS_KEY", "test"),
+            secret_key: get("VMIG_S3_SECRET_KEY", "testsecret"),
+            bucket: get("VMIG_S3_BUCKET", "vmig-test"),
+        })
+    }
+
+    /// Object-store options (`storage = {…}` in configs) for this server.
+    pub fn storage_options(&self) -> std::collections::BTreeMap<String, String> {
+        [
+            ("aws_endpoint", self.endpoint.as_str()),
+            ("aws_access_key_id", self.access_key.as_str()),
+            ("aws_secret_access_key", self.secret_key.as_str()),
+            ("aws_region", "us-east-1"),
+            ("aws_allow_http", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+/// The Python interpreter with faiss-cpu, numpy and pyarrow, or `None` (see [`endpoint`]).
+pub fn python() -> Option<String> {
+    endpoint("VMIG_PYTHON", "Python (faiss-cpu, numpy, pyarrow)")
+}
