@@ -1,0 +1,430 @@
+//! The runner: source partitions → transformers → sink, over bounded channels.
+//!
+//! ```text
+//! partition readers (≤ concurrency at once, each a task in a JoinSet)
+//!   open(partition, resume_after) → batch → transform chain ─┐
+//!                                                            ├─ bounded mpsc ─▶ sink loop: write … flush
+//!   …                                                        ┘                      │ after each flush Ok
+//!                                                                                   ▼
+//!                                                           checkpoint: last position per partition
+//! ```
+//!
+//! * Memory is bounded: each reader holds at most one batch while it waits for channel space,
+//!   and the channel holds at most `channel_capacity` batches.
+//! * A reader's error, a transformer's error or a sink error stops everything: the other readers
+//!   are cancelled, the sink is aborted, and the first error is returned with its context.
+//! * Batches of one partition reach the sink in order, so the last position written for a
+//!   partition is a valid resume point once the sink has flushed.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{PartitionId, Position};
+use crate::checkpoint::{Checkpoint, CheckpointStore, PartitionState};
+use crate::error::{Error, Result};
+use crate::sink::Sink;
+use crate::source::{PartitionInfo, Source, SourceContext};
+use crate::transform::Transformer;
+
+/// Runner settings (`[pipeline]` in job files).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineOptions {
+    /// Preferred rows per batch.
+    pub batch_rows: NonZeroUsize,
+    /// Partitions read at the same time.
+    pub concurrency: NonZeroUsize,
+    /// Batches that may wait between the readers and the sink.
+    pub channel_capacity: NonZeroUsize,
+    /// Flush the sink (and save a checkpoint) after this many rows; `None` flushes only at the
+    /// end. Sinks that close a file per flush make one file per interval.
+    pub flush_rows: Option<u64>,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            batch_rows: NonZeroUsize::new(8192).unwrap_or(NonZeroUsize::MIN),
+            concurrency: NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN),
+            channel_capacity: NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN),
+            flush_rows: None,
+        }
+    }
+}
+
+/// Receives progress from a running pipeline (the CLI draws a progress bar with it).
+pub trait Observer: Send + Sync {
+    /// The job is about to read; `estimated_rows` is the sources' estimate when known.
+    fn started(&self, _estimated_rows: Option<u64>) {}
+    /// `rows` more rows were handed to the sink.
+    fn written(&self, _rows: u64) {}
+    /// A flush made rows durable.
+    fn flushed(&self, _rows: u64) {}
+}
+
+/// An [`Observer`] that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Observer for NoProgress {}
+
+/// What a finished run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunReport {
+    /// Rows read from the source (before filters).
+    pub rows_read: u64,
+    /// Rows written to the sink.
+    pub rows_written: u64,
+    /// Bytes written, as the sink counts them.
+    pub bytes_written: u64,
+    /// Partitions read in this run.
+    pub partitions: usize,
+    /// Files or units the sink produced.
+    pub files: Vec<String>,
+    /// Where the data went.
+    pub target: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+enum Msg {
+    Batch {
+        partition: usize,
+        batch: RecordBatch,
+        position: Position,
+        rows_read: u64,
+    },
+    Done {
+        partition: usize,
+    },
+}
+
+/// Computes the schema after a chain of transformers.
+///
+/// # Errors
+/// The first transformer that cannot accept its input, named by position.
+pub fn output_schema(
+    input: &SchemaRef,
+    transforms: &[(String, Box<dyn Transformer>)],
+) -> Result<SchemaRef> {
+    let mut schema = Arc::clone(input);
+    for (i, (name, t)) in transforms.iter().enumerate() {
+        schema = t
+            .output_schema(&schema)
+            .map_err(|e| e.context(format!("transform #{} (`{name}`)", i + 1)))?;
+    }
+    Ok(schema)
+}
+
+/// One run of a source into a sink.
+#[derive(Debug)]
+pub struct Pipeline {
+    source: Arc<dyn Source>,
+    transforms: Arc<Vec<(String, Box<dyn Transformer>)>>,
+    sink: Box<dyn Sink>,
+    options: PipelineOptions,
+    checkpoints: Option<(Arc<dyn CheckpointStore>, Checkpoint)>,
+    cancel: CancellationToken,
+}
+
+impl Pipeline {
+    /// A pipeline with default options, no checkpointing and no transformers.
+    pub fn new(source: Box<dyn Source>, sink: Box<dyn Sink>) -> Self {
+        Pipeline {
+            source: Arc::from(source),
+            transforms: Arc::new(Vec::new()),
+            sink,
+            options: PipelineOptions::default(),
+            checkpoints: None,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Sets the transformers, applied in order.
+    #[must_use]
+    pub fn with_transforms(mut self, transforms: Vec<(String, Box<dyn Transformer>)>) -> Self {
+        self.transforms = Arc::new(transforms);
+        self
+    }
+
+    /// Sets the runner options.
+    #[must_use]
+    pub fn with_options(mut self, options: PipelineOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Saves progress to `store` after every flush, starting from `resume` (a checkpoint loaded
+    /// from the same store, or a fresh one). Partitions marked done are skipped; others resume
+    /// after their saved position.
+    #[must_use]
+    pub fn with_checkpoints(mut self, store: Arc<dyn CheckpointStore>, resume: Checkpoint) -> Self {
+        self.checkpoints = Some((store, resume));
+        self
+    }
+
+    /// A token that stops the run when cancelled (the run then fails with [`Error::Cancelled`]).
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Runs to completion.
+    ///
+    /// # Errors
+    /// The first error of any stage, with context; the sink has been aborted by then.
+    pub async fn run(self, observer: Arc<dyn Observer>) -> Result<RunReport> {
+        let started = Instant::now();
+        let target_schema = output_schema(&self.source.schema(), &self.transforms)?;
+        let partitions = self.source.partitions().await?;
+        let cancel = self.cancel.child_token();
+        let mut sink = self.sink;
+
+        let result = run_inner(
+            &self.source,
+            &self.transforms,
+            &mut sink,
+            &self.options,
+            self.checkpoints,
+            &partitions,
+            &target_schema,
+            &cancel,
+            observer.as_ref(),
+        )
+        .await;
+        cancel.cancel();
+        match result {
+            Ok(mut report) => {
+                let commit = sink.commit().await.map_err(|e| e.context("committing the sink"))?;
+                report.files = commit.files;
+                report.target = commit.target;
+                report.bytes_written = report.bytes_written.max(commit.bytes);
+                report.seconds = started.elapsed().as_secs_f64();
+                Ok(report)
+            }
+            Err(e) => {
+                if let Err(abort) = sink.abort().await {
+                    tracing::warn!(message = "Aborting the sink failed.", error = %abort);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_inner(
+    source: &Arc<dyn Source>,
+    transforms: &Arc<Vec<(String, Box<dyn Transformer>)>>,
+    sink: &mut Box<dyn Sink>,
+    options: &PipelineOptions,
+    checkpoints: Option<(Arc<dyn CheckpointStore>, Checkpoint)>,
+    partitions: &[PartitionInfo],
+    target_schema: &SchemaRef,
+    cancel: &CancellationToken,
+    observer: &dyn Observer,
+) -> Result<RunReport> {
+    let (store, mut checkpoint) = match checkpoints {
+        Some((s, c)) => (Some(s), Some(c)),
+        None => (None, None),
+    };
+    let resume_state = |id: &PartitionId| {
+        checkpoint
+            .as_ref()
+            .and_then(|c| c.partitions().get(id).cloned())
+    };
+
+    let estimated: Option<u64> = partitions
+        .iter()
+        .filter(|p| resume_state(&p.id).is_none())
+        .map(|p| p.estimated_rows)
+        .sum();
+    observer.started(estimated);
+
+    sink.prepare(target_schema)
+        .await
+        .map_err(|e| e.context("preparing the sink"))?;
+
+    let (tx, mut rx) = mpsc::channel::<Msg>(options.channel_capacity.get());
+    let permits = Arc::new(Semaphore::new(options.concurrency.get()));
+    let ctx = SourceContext {
+        batch_rows: options.batch_rows,
+        cancel: cancel.clone(),
+    };
+    let mut readers: JoinSet<Result<()>> = JoinSet::new();
+    let mut opened = 0usize;
+    for (index, info) in partitions.iter().enumerate() {
+        let resume_after = match resume_state(&info.id) {
+            Some(PartitionState::Done) => continue,
+            Some(PartitionState::InProgress { after }) => Some(after),
+            None => None,
+        };
+        opened += 1;
+        let source = Arc::clone(source);
+        let transforms = Arc::clone(transforms);
+        let tx = tx.clone();
+        let permits = Arc::clone(&permits);
+        let ctx = ctx.clone();
+        let id = info.id.clone();
+        readers.spawn(async move {
+            let _permit = permits.acquire_owned().await.map_err(|_| Error::Cancelled)?;
+            read_partition(source.as_ref(), &transforms, index, &id, resume_after, &ctx, &tx)
+                .await
+                .map_err(|e| e.context(format!("reading partition {id}")))
+        });
+    }
+    drop(tx);
+
+    let mut last_position: BTreeMap<usize, Position> = BTreeMap::new();
+    let mut finished: Vec<usize> = Vec::new();
+    let mut report = RunReport {
+        partitions: opened,
+        ..RunReport::default()
+    };
+    let mut unflushed = 0u64;
+
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(Error::Cancelled),
+            Some(joined) = readers.join_next() => match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(join) if join.is_panic() => {
+                    return Err(Error::External(format!("a partition reader panicked: {join}").into()))
+                }
+                Err(_) => return Err(Error::Cancelled),
+            },
+            msg = rx.recv() => match msg {
+                Some(Msg::Batch { partition, batch, position, rows_read }) => {
+                    report.rows_read += rows_read;
+                    let rows = batch.num_rows() as u64;
+                    if rows > 0 {
+                        sink.write(batch).await.map_err(|e| e.context("writing to the sink"))?;
+                        report.rows_written += rows;
+                        unflushed += rows;
+                        observer.written(rows);
+                    }
+                    last_position.insert(partition, position);
+                    if options.flush_rows.is_some_and(|n| unflushed >= n) {
+                        flush(sink, &mut report, &mut unflushed, observer).await?;
+                        save(&store, &mut checkpoint, partitions, &last_position, &finished).await?;
+                    }
+                }
+                Some(Msg::Done { partition }) => finished.push(partition),
+                None => break,
+            },
+        }
+    }
+    // Every sender is gone; surface any reader error that raced with the channel closing.
+    while let Some(joined) = readers.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(join) => {
+                return Err(Error::External(
+                    format!("a partition reader failed: {join}").into(),
+                ))
+            }
+        }
+    }
+    flush(sink, &mut report, &mut unflushed, observer).await?;
+    save(&store, &mut checkpoint, partitions, &last_position, &finished).await?;
+    Ok(report)
+}
+
+async fn flush(
+    sink: &mut Box<dyn Sink>,
+    report: &mut RunReport,
+    unflushed: &mut u64,
+    observer: &dyn Observer,
+) -> Result<()> {
+    let flushed = sink.flush().await.map_err(|e| e.context("flushing the sink"))?;
+    report.bytes_written += flushed.bytes;
+    observer.flushed(*unflushed);
+    *unflushed = 0;
+    Ok(())
+}
+
+async fn save(
+    store: &Option<Arc<dyn CheckpointStore>>,
+    checkpoint: &mut Option<Checkpoint>,
+    partitions: &[PartitionInfo],
+    last_position: &BTreeMap<usize, Position>,
+    finished: &[usize],
+) -> Result<()> {
+    let (Some(store), Some(checkpoint)) = (store, checkpoint) else {
+        return Ok(());
+    };
+    let states = checkpoint.partitions_mut();
+    for (&i, pos) in last_position {
+        states.insert(
+            partitions[i].id.clone(),
+            PartitionState::InProgress { after: pos.clone() },
+        );
+    }
+    for &i in finished {
+        states.insert(partitions[i].id.clone(), PartitionState::Done);
+    }
+    store
+        .save(checkpoint)
+        .await
+        .map_err(|e| e.context("saving the checkpoint"))
+}
+
+async fn read_partition(
+    source: &dyn Source,
+    transforms: &[(String, Box<dyn Transformer>)],
+    index: usize,
+    id: &PartitionId,
+    resume_after: Option<Position>,
+    ctx: &SourceContext,
+    tx: &mpsc::Sender<Msg>,
+) -> Result<()> {
+    let schema = source.schema();
+    let mut stream = source.open(id, resume_after.as_ref(), ctx)?;
+    loop {
+        let next = tokio::select! {
+            () = ctx.cancel.cancelled() => return Err(Error::Cancelled),
+            next = stream.next() => next,
+        };
+        let Some(item) = next else { break };
+        let item = item?;
+        if item.batch.schema() != schema {
+            return Err(Error::schema(format!(
+                "the source yielded a batch whose schema differs from the one it declared: {:?} vs {:?}",
+                item.batch.schema(),
+                schema
+            )));
+        }
+        let rows_read = item.batch.num_rows() as u64;
+        let mut batch = item.batch;
+        for (i, (name, t)) in transforms.iter().enumerate() {
+            batch = t
+                .transform(batch)
+                .map_err(|e| e.context(format!("transform #{} (`{name}`)", i + 1)))?;
+        }
+        let msg = Msg::Batch {
+            partition: index,
+            batch,
+            position: item.position,
+            rows_read,
+        };
+        if tx.send(msg).await.is_err() {
+            return Ok(()); // the sink loop stopped; its error is reported there
+        }
+    }
+    let _ = tx.send(Msg::Done { partition: index }).await;
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! In-memory sources and sinks for pipeline tests.
+
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use vmig_core::{
+    CommitReport, Error, FlushReport, PartitionId, PartitionInfo, Position, Result, Sink, Source,
+    SourceBatch, SourceContext, SourceStream,
+};
+
+/// A source serving fixed batches per partition; the position of a batch is its index.
+#[derive(Debug, Clone)]
+pub struct MockSource {
+    /// The declared schema.
+    pub schema: SchemaRef,
+    /// Batches of each partition (partition ids are `"p0"`, `"p1"`, …).
+    pub partitions: Vec<Vec<RecordBatch>>,
+    /// Fail with a data error instead of yielding this (partition, batch).
+    pub fail_at: Option<(usize, usize)>,
+}
+
+#[async_trait]
+impl Source for MockSource {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    async fn partitions(&self) -> Result<Vec<PartitionInfo>> {
+        Ok(self
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PartitionInfo {
+                id: PartitionId::new(format!("p{i}")),
+                estimated_rows: Some(p.iter().map(|b| b.num_rows() as u64).sum()),
+                description: format!("{} batches", p.len()),
+                target_partition: None,
+            })
+            .collect())
+    }
+
+    fn open(
+        &self,
+        partition: &PartitionId,
+        resume_after: Option<&Position>,
+        _ctx: &SourceContext,
+    ) -> Result<SourceStream> {
+        let index: usize = partition
+            .0
+            .strip_prefix('p')
+            .and_then(|n| n.parse().ok())
+            .filter(|&n: &usize| n < self.partitions.len())
+            .ok_or_else(|| Error::config("mock", format!("no partition {partition}")))?;
+        let start = match resume_after {
+            Some(p) => p.decode::<usize>()? + 1,
+            None => 0,
+        };
+        let fail_at = self.fail_at;
+        let items: Vec<Result<SourceBatch>> = self.partitions[index]
+            .iter()
+            .enumerate()
+            .skip(start)
+            .map(|(i, b)| {
+                if fail_at == Some((index, i)) {
+                    Err(Error::data(format!("mock p{index} batch {i}"), "injected failure"))
+                } else {
+                    Ok(SourceBatch::new(b.clone(), Position::encode(&i)?))
+                }
+            })
+            .collect();
+        Ok(Box::pin(futures::stream::iter(items)))
+    }
+}
+
+/// What a [`MockSink`] has seen, shared with the test.
+#[derive(Debug, Default)]
+pub struct MockSinkState {
+    /// Batches written but not yet flushed.
+    pub pending: Vec<RecordBatch>,
+    /// Batches made durable by a flush.
+    pub durable: Vec<RecordBatch>,
+    /// The schema given to `prepare`.
+    pub prepared: Option<SchemaRef>,
+    /// Number of flushes.
+    pub flushes: usize,
+    /// Whether `commit` ran.
+    pub committed: bool,
+    /// Whether `abort` ran.
+    pub aborted: bool,
+}
+
+/// A sink that keeps batches in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MockSink {
+    /// Shared state to inspect after the run.
+    pub state: Arc<Mutex<MockSinkState>>,
+    /// Fail the n-th write (0-based).
+    pub fail_on_write: Option<usize>,
+    writes: usize,
+}
+
+impl MockSink {
+    /// A sink failing on write number `n` (0-based).
+    pub fn failing_on_write(n: usize) -> Self {
+        MockSink {
+            fail_on_write: Some(n),
+            ..MockSink::default()
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MockSinkState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Sink for MockSink {
+    async fn prepare(&mut self, schema: &SchemaRef) -> Result<()> {
+        self.lock().prepared = Some(Arc::clone(schema));
+        Ok(())
+    }
+
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let n = self.writes;
+        self.writes += 1;
+        if self.fail_on_write == Some(n) {
+            return Err(Error::Transient {
+                message: format!("injected failure on write {n}"),
+                source: None,
+            });
+        }
+        self.lock().pending.push(batch);
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<FlushReport> {
+        let mut s = self.lock();
+        let pending = std::mem::take(&mut s.pending);
+        let rows = pending.iter().map(|b| b.num_rows() as u64).sum();
+        s.durable.extend(pending);
+        s.flushes += 1;
+        Ok(FlushReport::new(rows, 0))
+    }
+
+    async fn commit(self: Box<Self>) -> Result<CommitReport> {
+        let mut s = self.lock();
+        s.committed = true;
+        let rows = s.durable.iter().map(|b| b.num_rows() as u64).sum();
+        Ok(CommitReport::new("memory", rows, 0, Vec::new()))
+    }
+
+    async fn abort(self: Box<Self>) -> Result<()> {
+        self.lock().aborted = true;
+        Ok(())
+    }
+}
