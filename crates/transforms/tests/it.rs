@@ -1,0 +1,213 @@
+//! The built-in transformers, looked up through the registry as a job file would.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, FixedSizeListArray, Float64Array, Int64Array, ListArray, StringArray,
+};
+use arrow::datatypes::{DataType, Field, Float32Type, Int32Type, Schema};
+use arrow::record_batch::RecordBatch;
+use serde_json::json;
+use vmig_core::registry::{build_transform, transforms};
+use vmig_core::vector::{vector_info, VectorType, META_COLLECTION, META_PRIMARY_KEY};
+use vmig_core::Transformer;
+use vmig_testing::gen::{sample_batch, sample_schema};
+use vmig_transforms as _;
+
+fn t(name: &str, config: serde_json::Value) -> Box<dyn Transformer> {
+    build_transform(name, config).unwrap()
+}
+
+fn with_pk(batch: RecordBatch) -> RecordBatch {
+    let schema = batch.schema().as_ref().clone();
+    let mut meta = schema.metadata().clone();
+    meta.insert(META_PRIMARY_KEY.to_string(), "id".to_string());
+    batch
+        .with_schema(Arc::new(Schema::new_with_metadata(schema.fields().clone(), meta)))
+        .unwrap()
+}
+
+#[test]
+fn all_builtins_are_registered() {
+    let names: Vec<&str> = transforms().unwrap().keys().copied().collect();
+    assert_eq!(names, ["cast", "collection", "drop", "filter", "rename", "select"]);
+    for plugin in transforms().unwrap().values() {
+        // Every example config builds.
+        plugin.parse(plugin.example_config()).unwrap();
+    }
+}
+
+#[test]
+fn select_keeps_order_and_values() {
+    let b = sample_batch(1, 0, 20, 4);
+    let s = t("select", json!({"fields": ["score", "id"]}));
+    let out = s.transform(b.clone()).unwrap();
+    assert_eq!(out.schema(), s.output_schema(&b.schema()).unwrap());
+    assert_eq!(out.num_columns(), 2);
+    assert_eq!(out.column(0), b.column(3));
+    assert_eq!(out.column(1), b.column(0));
+    let err = s
+        .output_schema(&Arc::new(Schema::new(vec![Field::new("x", DataType::Int8, false)])))
+        .unwrap_err();
+    assert!(err.to_string().contains("`score`"), "{err}");
+    assert!(build_transform("select", json!({"fields": ["a", "a"]})).is_err());
+    assert!(build_transform("select", json!({"fieldz": ["a"]})).is_err());
+}
+
+#[test]
+fn drop_removes_fields() {
+    let b = sample_batch(1, 0, 5, 4);
+    let out = t("drop", json!({"fields": ["title", "flag"]})).transform(b).unwrap();
+    let names: Vec<_> = out.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["id", "vector", "score"]);
+}
+
+#[test]
+fn rename_moves_the_primary_key_marker_and_keeps_vectors() {
+    let b = with_pk(sample_batch(2, 0, 10, 8));
+    let r = t("rename", json!({"fields": {"vector": "embedding", "id": "pk"}}));
+    let out = r.transform(b.clone()).unwrap();
+    let schema = out.schema();
+    assert_eq!(schema.metadata()[META_PRIMARY_KEY], "pk");
+    let emb = schema.field_with_name("embedding").unwrap();
+    assert_eq!(vector_info(emb).unwrap().kind, VectorType::Float32);
+    assert_eq!(out.column(1), b.column(1));
+    let clash = t("rename", json!({"fields": {"vector": "id"}}));
+    assert!(clash.output_schema(&sample_schema(8)).unwrap_err().to_string().contains("two fields"));
+    let missing = t("rename", json!({"fields": {"nope": "x"}}));
+    assert!(missing.output_schema(&sample_schema(8)).is_err());
+}
+
+#[test]
+fn cast_converts_and_names_the_bad_row() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("n", DataType::Int64, true),
+        Field::new("x", DataType::Float64, false),
+    ]));
+    let ok = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![Some(1), None, Some(-7)])) as ArrayRef,
+            Arc::new(Float64Array::from(vec![0.1, -2.5, 1e30])),
+        ],
+    )
+    .unwrap();
+    let c = t("cast", json!({"fields": {"n": "int32", "x": "float"}}));
+    let out = c.transform(ok.clone()).unwrap();
+    assert_eq!(out.schema(), c.output_schema(&schema).unwrap());
+    let n = out.column(0).as_primitive::<Int32Type>();
+    assert_eq!(n.iter().collect::<Vec<_>>(), vec![Some(1), None, Some(-7)]);
+    let x = out.column(1).as_primitive::<Float32Type>();
+    assert_eq!(x.values().to_vec(), vec![0.1f64 as f32, -2.5, 1e30f64 as f32]);
+
+    let overflow = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![Some(1), Some(i64::MAX)])) as ArrayRef,
+            Arc::new(Float64Array::from(vec![0.0, 0.0])),
+        ],
+    )
+    .unwrap();
+    let err = c.transform(overflow).unwrap_err().to_string();
+    assert!(err.contains("field `n`, row 1"), "{err}");
+    assert!(err.contains(&i64::MAX.to_string()), "{err}");
+
+    let too_big = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![Some(1)])) as ArrayRef,
+            Arc::new(Float64Array::from(vec![1e300])),
+        ],
+    )
+    .unwrap();
+    let err = c.transform(too_big).unwrap_err().to_string();
+    assert!(err.contains("float32's range"), "{err}");
+
+    let to_text = t("cast", json!({"fields": {"id": "varchar"}}));
+    let out = to_text.transform(sample_batch(3, 100, 3, 4)).unwrap();
+    let ids: Vec<_> = out.column(0).as_string::<i32>().iter().flatten().collect();
+    assert_eq!(ids, ["100", "101", "102"]);
+    assert!(t("cast", json!({"fields": {"vector": "int64"}}))
+        .output_schema(&sample_schema(4))
+        .is_err());
+}
+
+#[test]
+fn cast_lists_to_float_vectors() {
+    let values: Vec<Option<Vec<Option<f64>>>> = vec![
+        Some(vec![Some(0.5), Some(-1.25), Some(3.0)]),
+        Some(vec![Some(1e-3), Some(2.0), Some(-0.0)]),
+    ];
+    let list = ListArray::from_iter_primitive::<arrow::datatypes::Float64Type, _, _>(values.clone());
+    let schema = Arc::new(Schema::new(vec![Field::new("v", list.data_type().clone(), false)]));
+    let b = RecordBatch::try_new(schema, vec![Arc::new(list) as ArrayRef]).unwrap();
+    let out = t("cast", json!({"fields": {"v": "float_vector"}})).transform(b).unwrap();
+    let f = out.schema().field(0).clone();
+    assert_eq!(vector_info(&f).unwrap().dim, 3);
+    let fsl: &FixedSizeListArray = out.column(0).as_fixed_size_list();
+    let got: Vec<u32> = fsl.values().as_primitive::<Float32Type>().values().iter().map(|v| v.to_bits()).collect();
+    let want: Vec<u32> = values.iter().flatten().flatten().map(|v| (v.unwrap() as f32).to_bits()).collect();
+    assert_eq!(got, want);
+
+    let ragged = ListArray::from_iter_primitive::<arrow::datatypes::Float32Type, _, _>(vec![
+        Some(vec![Some(1.0), Some(2.0)]),
+        Some(vec![Some(1.0)]),
+    ]);
+    let schema = Arc::new(Schema::new(vec![Field::new("v", ragged.data_type().clone(), false)]));
+    let b = RecordBatch::try_new(schema, vec![Arc::new(ragged) as ArrayRef]).unwrap();
+    let err = t("cast", json!({"fields": {"v": "float_vector"}})).transform(b).unwrap_err();
+    assert!(err.to_string().contains("row 1"), "{err}");
+}
+
+#[test]
+fn cast_to_json_checks_text() {
+    let schema = Arc::new(Schema::new(vec![Field::new("j", DataType::Utf8, true)]));
+    let b = RecordBatch::try_new(
+        schema,
+        vec![Arc::new(StringArray::from(vec![Some("{\"a\":1}"), None, Some("{oops")])) as ArrayRef],
+    )
+    .unwrap();
+    let err = t("cast", json!({"fields": {"j": "json"}})).transform(b).unwrap_err();
+    assert!(err.to_string().contains("row 2"), "{err}");
+}
+
+#[test]
+fn collection_sets_the_target_name() {
+    let c = t("collection", json!({"name": "books_2024"}));
+    let out = c.transform(sample_batch(1, 0, 2, 4)).unwrap();
+    assert_eq!(out.schema().metadata()[META_COLLECTION], "books_2024");
+    assert!(build_transform("collection", json!({"name": "9books"})).is_err());
+    assert!(build_transform("collection", json!({"name": "bad-name"})).is_err());
+}
+
+#[test]
+fn filter_combines_conditions_with_sql_null_semantics() {
+    let b = sample_batch(5, 0, 50, 4); // titles of ids divisible by 7 are null
+    let f = t(
+        "filter",
+        json!({"where": [
+            {"field": "id", "op": ">=", "value": 10},
+            {"field": "id", "op": "not_in", "value": [12, 13]},
+            {"field": "title", "op": "is_not_null"},
+        ]}),
+    );
+    let out = f.transform(b).unwrap();
+    let ids: Vec<i64> = out.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
+    let want: Vec<i64> = (10..50).filter(|i| *i != 12 && *i != 13 && i % 7 != 0).collect();
+    assert_eq!(ids, want);
+
+    let eq = t("filter", json!({"where": [{"field": "title", "op": "eq", "value": "título 3 ✓"}]}));
+    let out = eq.transform(sample_batch(5, 0, 10, 4)).unwrap();
+    assert_eq!(out.num_rows(), 1);
+    let any = t("filter", json!({"where": [{"field": "id", "op": "in", "value": [1, 4, 99]}]}));
+    assert_eq!(any.transform(sample_batch(5, 0, 10, 4)).unwrap().num_rows(), 2);
+
+    // Type problems surface at plan time.
+    let bad = t("filter", json!({"where": [{"field": "id", "op": "eq", "value": "abc"}]}));
+    assert!(bad.output_schema(&sample_schema(4)).is_err());
+    let vec_cmp = t("filter", json!({"where": [{"field": "vector", "op": "eq", "value": 1}]}));
+    assert!(vec_cmp.output_schema(&sample_schema(4)).unwrap_err().to_string().contains("scalar"));
+    assert!(build_transform("filter", json!({"where": [{"field": "id", "op": "in", "value": 3}]})).is_err());
+    assert!(build_transform("filter", json!({"where": [{"field": "id", "op": "is_null", "value": 3}]})).is_err());
+}
