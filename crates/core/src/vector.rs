@@ -182,6 +182,43 @@ pub fn vector_fields(schema: &Schema) -> Vec<(usize, &Field, VectorInfo)> {
         .collect()
 }
 
+/// The Milvus 2.x type a field maps to (`FloatVector(128)`, `VarChar`, `Array<Int64>`, …), or
+/// `None` when Milvus has no equivalent.
+pub fn milvus_type(field: &Field) -> Option<String> {
+    if let Some(v) = vector_info(field) {
+        return Some(match v.kind {
+            VectorType::Float32 => format!("FloatVector({})", v.dim),
+            VectorType::Binary => format!("BinaryVector({})", v.dim),
+            VectorType::Float16 => format!("Float16Vector({})", v.dim),
+            VectorType::BFloat16 => format!("BFloat16Vector({})", v.dim),
+            VectorType::SparseFloat => "SparseFloatVector".to_string(),
+        });
+    }
+    if is_json(field) {
+        return Some("JSON".into());
+    }
+    scalar_milvus_type(field.data_type()).map(str::to_string).or_else(|| match field.data_type() {
+        DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+            scalar_milvus_type(item.data_type()).map(|t| format!("Array<{t}>"))
+        }
+        _ => None,
+    })
+}
+
+fn scalar_milvus_type(dt: &DataType) -> Option<&'static str> {
+    Some(match dt {
+        DataType::Boolean => "Bool",
+        DataType::Int8 => "Int8",
+        DataType::Int16 => "Int16",
+        DataType::Int32 => "Int32",
+        DataType::Int64 => "Int64",
+        DataType::Float32 => "Float",
+        DataType::Float64 => "Double",
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VarChar",
+        _ => return None,
+    })
+}
+
 /// Builds a float vector column from row-major values (`values.len()` must be a multiple of `dim`).
 ///
 /// # Errors
@@ -270,6 +307,11 @@ mod tests {
             })
         );
         assert!(binary_vector_field("b", 12).is_err());
+        assert_eq!(milvus_type(&f).as_deref(), Some("FloatVector(4)"));
+        assert_eq!(milvus_type(&b).as_deref(), Some("BinaryVector(16)"));
+        assert_eq!(milvus_type(&json_field("j", true)).as_deref(), Some("JSON"));
+        assert_eq!(milvus_type(&Field::new("s", DataType::Utf8, true)).as_deref(), Some("VarChar"));
+        assert_eq!(milvus_type(&Field::new("d", DataType::Date32, true)), None);
         assert_eq!(vector_info(&Field::new("x", DataType::Int64, false)), None);
         // A FixedSizeBinary without metadata is not a vector.
         assert_eq!(

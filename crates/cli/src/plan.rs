@@ -1,0 +1,210 @@
+//! `vmig plan` and `vmig plugins`: show what would happen, write nothing.
+
+use std::fmt::Write as _;
+
+use arrow::datatypes::Schema;
+use vmig_core::config::Job;
+use vmig_core::pipeline::output_schema;
+use vmig_core::registry;
+use vmig_core::vector::{milvus_type, META_PRIMARY_KEY};
+
+/// Replaces the values of secret-looking keys (`password`, `token`, `secret_access_key`, …).
+pub fn redact(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let k = k.to_ascii_lowercase();
+                let secret = ["password", "token", "secret", "credential", "api_key", "apikey"]
+                    .iter()
+                    .any(|s| k.contains(s))
+                    || k.ends_with("access_key")
+                    || k.ends_with("access_key_id");
+                if secret && !v.is_null() {
+                    *v = serde_json::Value::String("<redacted>".into());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+fn schema_json(schema: &Schema) -> serde_json::Value {
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "name": f.name(),
+                "arrow_type": f.data_type().to_string(),
+                "nullable": f.is_nullable(),
+                "milvus_type": milvus_type(f),
+            })
+        })
+        .collect();
+    serde_json::json!({ "fields": fields, "metadata": schema.metadata() })
+}
+
+fn schema_text(out: &mut String, title: &str, schema: &Schema) {
+    let pk = schema.metadata().get(META_PRIMARY_KEY);
+    let _ = writeln!(out, "{title}:");
+    let width = schema.fields().iter().map(|f| f.name().len()).max().unwrap_or(0);
+    for f in schema.fields() {
+        let milvus = milvus_type(f).unwrap_or_else(|| "(no Milvus type)".into());
+        let mut notes = Vec::new();
+        if pk == Some(f.name()) {
+            notes.push("primary key");
+        }
+        if f.is_nullable() {
+            notes.push("nullable");
+        }
+        let _ = writeln!(
+            out,
+            "  {:width$}  {:<22} arrow {}{}",
+            f.name(),
+            milvus,
+            f.data_type(),
+            if notes.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", notes.join(", "))
+            }
+        );
+    }
+    let mut meta: Vec<_> = schema.metadata().iter().collect();
+    meta.sort();
+    for (k, v) in meta {
+        let _ = writeln!(out, "  {k} = {v}");
+    }
+}
+
+/// Prints the plan of `job`.
+///
+/// # Errors
+/// When the source cannot be opened or a transformer rejects the schema.
+pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
+    let source = job.source.build(&job.ctx).await?;
+    let source_schema = source.schema();
+    let target_schema = output_schema(&source_schema, &job.transforms)?;
+    let partitions = source.partitions().await?;
+    let total: Option<u64> = partitions.iter().map(|p| p.estimated_rows).sum();
+    let mut source_cfg = job.source.to_json();
+    redact(&mut source_cfg);
+    let mut sink_cfg = job.sink.to_json();
+    redact(&mut sink_cfg);
+
+    if json {
+        let v = serde_json::json!({
+            "source": { "type": job.source.plugin(), "config": source_cfg, "schema": schema_json(&source_schema) },
+            "transforms": job.transforms.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            "target_schema": schema_json(&target_schema),
+            "partitions": partitions,
+            "estimated_rows": total,
+            "sink": { "type": job.sink.plugin(), "config": sink_cfg },
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "source: {} {}", job.source.plugin(), source_cfg);
+    schema_text(&mut out, "source schema", &source_schema);
+    if job.transforms.is_empty() {
+        let _ = writeln!(out, "transforms: none");
+    } else {
+        let _ = writeln!(out, "transforms:");
+        for (i, (name, t)) in job.transforms.iter().enumerate() {
+            let _ = writeln!(out, "  {}. {name}: {t:?}", i + 1);
+        }
+    }
+    schema_text(&mut out, "target schema", &target_schema);
+    let _ = writeln!(
+        out,
+        "partitions: {}{}",
+        partitions.len(),
+        total.map(|t| format!(" ({t} rows)")).unwrap_or_default()
+    );
+    for p in &partitions {
+        let rows = p.estimated_rows.map(|r| format!("{r} rows")).unwrap_or_else(|| "? rows".into());
+        let _ = writeln!(out, "  {:<8} {:<14} {}", p.id, rows, p.description);
+    }
+    let _ = writeln!(out, "sink: {} {}", job.sink.plugin(), sink_cfg);
+    let _ = writeln!(out, "(plan only: nothing was written)");
+    print!("{out}");
+    Ok(())
+}
+
+/// Prints the registered plugins.
+///
+/// # Errors
+/// When two plugins of one kind share a name.
+pub fn print_plugins(json: bool, examples: bool) -> anyhow::Result<()> {
+    let sources: Vec<_> = registry::sources()?
+        .values()
+        .map(|p| (p.name, p.summary, p.example_config()))
+        .collect();
+    let transforms: Vec<_> = registry::transforms()?
+        .values()
+        .map(|p| (p.name, p.summary, p.example_config()))
+        .collect();
+    let sinks: Vec<_> = registry::sinks()?
+        .values()
+        .map(|p| (p.name, p.summary, p.example_config()))
+        .collect();
+    let groups = [("sources", sources), ("transforms", transforms), ("sinks", sinks)];
+    if json {
+        let mut v = serde_json::Map::new();
+        for (kind, list) in &groups {
+            let items: Vec<_> = list
+                .iter()
+                .map(|(n, s, e)| serde_json::json!({"name": n, "summary": s, "example": e}))
+                .collect();
+            v.insert((*kind).to_string(), items.into());
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let mut out = String::new();
+    for (kind, list) in &groups {
+        let _ = writeln!(out, "{kind}:");
+        for (name, summary, example) in list {
+            let _ = writeln!(out, "  {name:<12} {summary}");
+            if examples {
+                let mut table = serde_json::Map::new();
+                table.insert("type".into(), (*name).into());
+                if let serde_json::Value::Object(m) = example {
+                    table.extend(m.clone());
+                }
+                let text = toml::to_string(&serde_json::Value::Object(table)).unwrap_or_default();
+                for line in text.lines() {
+                    let _ = writeln!(out, "      {line}");
+                }
+            }
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut v = serde_json::json!({
+            "uri": "http://h", "token": "t0k", "password": "p", "user": "u",
+            "storage": {"aws_secret_access_key": "s", "aws_access_key_id": "a", "aws_region": "r"},
+            "primary_key": "id"
+        });
+        redact(&mut v);
+        assert_eq!(v["token"], "<redacted>");
+        assert_eq!(v["password"], "<redacted>");
+        assert_eq!(v["storage"]["aws_secret_access_key"], "<redacted>");
+        assert_eq!(v["storage"]["aws_access_key_id"], "<redacted>");
+        assert_eq!(v["storage"]["aws_region"], "r");
+        assert_eq!(v["user"], "u");
+        assert_eq!(v["primary_key"], "id");
+    }
+}

@@ -1,0 +1,27 @@
+//! Links every plugin crate so its `inventory` registration survives the linker
+//! (dtolnay/inventory#7: a crate nothing refers to is dropped, and its plugins with it).
+//! Each line is behind the cargo feature of the same name.
+
+#[cfg(feature = "sink-files")]
+use vmig_sink_files as _;
+#[cfg(feature = "source-faiss")]
+use vmig_source_faiss as _;
+#[cfg(feature = "transforms")]
+use vmig_transforms as _;
+
+/// The plugin names this build must contain, per kind, for the enabled features.
+pub fn expected() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
+    let mut sources = Vec::new();
+    let mut transforms = Vec::new();
+    let mut sinks = Vec::new();
+    if cfg!(feature = "source-faiss") {
+        sources.push("faiss");
+    }
+    if cfg!(feature = "transforms") {
+        transforms.extend(["cast", "collection", "drop", "filter", "rename", "select"]);
+    }
+    if cfg!(feature = "sink-files") {
+        sinks.push("files");
+    }
+    (sources, transforms, sinks)
+}

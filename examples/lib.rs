@@ -1,0 +1,16 @@
+//! vmig-examples: runnable programs that use vmig as a library (not published).
+//!
+//! * `cargo run -p vmig-examples --example faiss_to_parquet` — build a source and a sink from
+//!   their configs, run the pipeline, check the output.
+//! * `cargo run -p vmig-examples --example custom_transformer` — define a transformer outside
+//!   vmig, register it with `vmig_core::register_transform!`, and use it from a job file.
+//!
+//! Both run against `examples/data/sample.faiss` and write to a temporary directory, so CI runs
+//! them on every change. This library part only holds shared paths.
+
+use std::path::PathBuf;
+
+/// `examples/data`, where the sample index and job files live.
+pub fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")
+}
