@@ -1,0 +1,212 @@
+//! Pure helpers turning the bytes of a [`Block`] into Arrow arrays.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array};
+use arrow::buffer::{Buffer, ScalarBuffer};
+use bytes::Bytes;
+use vmig_core::vector::{binary_vector_array, f32_array_from_le, float_vector_array};
+use vmig_core::{Error, Result};
+
+use super::{Block, BlockIds, FaissLayout, ReadAt, VectorKind};
+
+/// Ids stored as `n × i64` little-endian, without copying when `bytes` is 8-byte aligned.
+///
+/// # Errors
+/// When `bytes.len()` is not a multiple of 8.
+pub fn ids_from_le(bytes: Bytes) -> Result<Int64Array> {
+    if !bytes.len().is_multiple_of(8) {
+        return Err(Error::data(
+            "id bytes",
+            format!("{} bytes are not a whole number of 8-byte ids", bytes.len()),
+        ));
+    }
+    let n = bytes.len() / 8;
+    if cfg!(target_endian = "little")
+        && (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<i64>())
+    {
+        return Ok(Int64Array::new(
+            ScalarBuffer::new(Buffer::from(bytes), 0, n),
+            None,
+        ));
+    }
+    let ids: Vec<i64> = bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect();
+    Ok(Int64Array::from(ids))
+}
+
+/// The ids `first .. first + rows`.
+///
+/// # Errors
+/// When the last id would not fit in an `i64`.
+pub fn implicit_ids(first: i64, rows: usize) -> Result<Int64Array> {
+    let last_ok = rows == 0
+        || i64::try_from(rows - 1)
+            .ok()
+            .and_then(|r| first.checked_add(r))
+            .is_some();
+    if !last_ok {
+        return Err(Error::data(
+            "implicit ids",
+            format!("{rows} ids starting at {first} overflow i64"),
+        ));
+    }
+    Ok(Int64Array::from_iter_values(
+        (0..rows as i64).map(|i| first + i),
+    ))
+}
+
+/// Vectors stored row-major as raw little-endian bytes: `dim` `f32`s per row (zero-copy when
+/// aligned), or `dim / 8` packed bytes per row for binary indexes.
+///
+/// # Errors
+/// When `bytes` does not hold whole rows or `dim` is not valid for `kind`.
+pub fn vectors_from_le(kind: VectorKind, dim: usize, bytes: Bytes) -> Result<ArrayRef> {
+    match kind {
+        VectorKind::Float32 => {
+            if dim == 0 || !bytes.len().is_multiple_of(dim * 4) {
+                return Err(Error::data(
+                    "vector bytes",
+                    format!(
+                        "{} bytes are not whole rows of {dim} float32 values",
+                        bytes.len()
+                    ),
+                ));
+            }
+            let values = f32_array_from_le(bytes)?;
+            Ok(Arc::new(float_vector_array(values, dim)?))
+        }
+        VectorKind::Binary => {
+            if dim == 0 || !dim.is_multiple_of(8) {
+                return Err(Error::data(
+                    "vector bytes",
+                    format!("{dim} is not a valid binary dimension (a positive multiple of 8)"),
+                ));
+            }
+            Ok(Arc::new(binary_vector_array(Buffer::from(bytes), dim / 8)?))
+        }
+    }
+}
+
+/// The first value that is NaN or ±Inf in row-major `values` of `dim` per row, as
+/// `(row, component)`; `None` when all are finite (or `dim == 0`).
+pub fn first_non_finite(values: &[f32], dim: usize) -> Option<(usize, usize)> {
+    if dim == 0 {
+        return None;
+    }
+    // Check a chunk at a time with a branch-free test, then locate within the failing chunk.
+    const CHUNK: usize = 256;
+    for (c, chunk) in values.chunks(CHUNK).enumerate() {
+        if chunk.iter().fold(true, |ok, v| ok & v.is_finite()) {
+            continue;
+        }
+        let i = chunk.iter().position(|v| !v.is_finite()).unwrap_or(0) + c * CHUNK;
+        return Some((i / dim, i % dim));
+    }
+    None
+}
+
+/// Rows of one block, decoded.
+#[derive(Debug, Clone)]
+pub struct DecodedRows {
+    /// One id per row.
+    pub ids: Int64Array,
+    /// One vector per row (`FixedSizeList<Float32>` or `FixedSizeBinary`).
+    pub vectors: ArrayRef,
+}
+
+/// Reads and decodes `rows` (row indices inside block number `block`) in one go. Meant for
+/// small reads and tests; a streaming reader reads [`Block::codes_range`] and
+/// [`Block::ids_range`] in chunks of its own choosing.
+///
+/// # Errors
+/// When `block` or `rows` is out of range, or a read fails.
+pub fn read_rows(
+    r: &dyn ReadAt,
+    layout: &FaissLayout,
+    block: usize,
+    rows: Range<u64>,
+) -> Result<DecodedRows> {
+    let b: &Block = layout.blocks.get(block).ok_or_else(|| {
+        Error::data(
+            "faiss layout",
+            format!(
+                "block {block} does not exist (the layout has {})",
+                layout.blocks.len()
+            ),
+        )
+    })?;
+    if rows.start > rows.end || rows.end > b.rows {
+        return Err(Error::data(
+            "faiss layout",
+            format!("rows {rows:?} are outside block {block} (0..{})", b.rows),
+        ));
+    }
+    let n = usize::try_from(rows.end - rows.start)
+        .map_err(|_| Error::data("faiss layout", "too many rows for one read"))?;
+    let codes = read_range(r, b.codes_range(layout.row_bytes, rows.clone()))?;
+    let vectors = vectors_from_le(layout.vectors, layout.dim, codes)?;
+    let ids = match b.ids {
+        BlockIds::Implicit { first } => {
+            let start = i64::try_from(rows.start)
+                .ok()
+                .and_then(|s| first.checked_add(s))
+                .ok_or_else(|| Error::data("faiss layout", "implicit ids overflow i64"))?;
+            implicit_ids(start, n)?
+        }
+        BlockIds::Stored { .. } => {
+            let range = b.ids_range(rows).unwrap_or(0..0);
+            ids_from_le(read_range(r, range)?)?
+        }
+    };
+    Ok(DecodedRows { ids, vectors })
+}
+
+fn read_range(r: &dyn ReadAt, range: Range<u64>) -> Result<Bytes> {
+    let len = usize::try_from(range.end.saturating_sub(range.start))
+        .map_err(|_| Error::data("faiss layout", "byte range too large for one read"))?;
+    let mut buf = vec![0u8; len];
+    r.read_exact_at(range.start, &mut buf)
+        .map_err(|e| Error::from(e).context(format!("reading bytes {range:?}")))?;
+    Ok(Bytes::from(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_aligned_and_not() {
+        let want = [1i64, -2, i64::MAX, i64::MIN];
+        let mut raw = vec![0u8];
+        for v in want {
+            raw.extend_from_slice(&v.to_le_bytes());
+        }
+        let b = Bytes::from(raw);
+        assert_eq!(ids_from_le(b.slice(1..)).unwrap().values().as_ref(), &want);
+        let aligned = Bytes::from(b.slice(1..).to_vec());
+        assert_eq!(ids_from_le(aligned).unwrap().values().as_ref(), &want);
+        assert!(ids_from_le(Bytes::from_static(&[0; 7])).is_err());
+    }
+
+    #[test]
+    fn implicit_ids_check_overflow() {
+        assert_eq!(implicit_ids(5, 3).unwrap().values().as_ref(), &[5, 6, 7]);
+        assert!(implicit_ids(i64::MAX, 2).is_err());
+        assert_eq!(implicit_ids(i64::MAX, 1).unwrap().len(), 1);
+        assert_eq!(implicit_ids(0, 0).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn finds_non_finite() {
+        let mut v = vec![0.5f32; 1000];
+        assert_eq!(first_non_finite(&v, 8), None);
+        v[517] = f32::NAN;
+        v[900] = f32::INFINITY;
+        assert_eq!(first_non_finite(&v, 8), Some((64, 5)));
+        assert_eq!(first_non_finite(&v[600..], 8), Some((37, 4)));
+    }
+}

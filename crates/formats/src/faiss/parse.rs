@@ -1,0 +1,877 @@
+//! The layout parser: walks the headers of a Faiss index file and records where the vector and
+//! id bodies are, without reading them.
+
+use vmig_core::{Error, Result};
+
+use super::catalogue::{class_name, printable, refusal_reason};
+use super::cursor::Cursor;
+use super::{Block, BlockIds, FaissLayout, Metric, ReadAt, VectorKind, MAX_VEC_LEN};
+
+/// Nesting deeper than this is certainly a corrupted file (real files nest at most 3 levels).
+const MAX_DEPTH: usize = 8;
+
+/// Parses the layout of the Faiss index in `r`. `name` (a path or URL) is used in messages.
+///
+/// Reads only headers and small arrays: for IVF indexes the list sizes, for HNSW indexes the
+/// 8-byte counts of the graph arrays (the graph itself is skipped).
+///
+/// # Errors
+/// * [`Error::Data`] when the file is truncated, has trailing bytes, an unknown fourcc or
+///   inconsistent counts; the location is `"<name> at byte <offset>"`.
+/// * [`Error::Unsupported`] for index types vmig refuses (lossy or out of scope), naming the
+///   fourcc, the class and why.
+/// * [`Error::Io`] (with context) when a read fails.
+pub fn parse_layout(r: &dyn ReadAt, name: &str) -> Result<FaissLayout> {
+    let mut cur = Cursor::new(r, name);
+    if cur.size() == 0 {
+        return Err(cur.data_err(
+            0,
+            "the file is empty; a Faiss index starts with a 4-byte fourcc such as `IxF2`",
+        ));
+    }
+    let head = cur.peek_fourcc("4-byte fourcc of the index")?;
+    let p = if head.starts_with(b"IB") {
+        parse_binary(&mut cur, 0)?
+    } else {
+        parse_float(&mut cur, 0)?
+    };
+    if cur.pos() != cur.size() {
+        return Err(cur.data_err(
+            cur.pos(),
+            format!(
+                "the {} ends here but the file has {} more bytes (it is {} bytes long); trailing \
+                 data means a corrupted file or a format variant vmig does not know",
+                p.description,
+                cur.size() - cur.pos(),
+                cur.size()
+            ),
+        ));
+    }
+    Ok(FaissLayout {
+        fourcc: String::from_utf8_lossy(&p.fourcc).into_owned(),
+        description: p.description,
+        dim: p.dim,
+        ntotal: p.ntotal,
+        metric: p.metric,
+        vectors: p.kind,
+        row_bytes: p.row_bytes,
+        nlist: p.nlist,
+        file_size: cur.size(),
+        blocks: p.blocks,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Flat,
+    Hnsw,
+    IdMap,
+    Ivf,
+}
+
+struct Parsed {
+    fourcc: [u8; 4],
+    class: &'static str,
+    description: String,
+    shape: Shape,
+    dim: usize,
+    ntotal: u64,
+    metric: Metric,
+    kind: VectorKind,
+    row_bytes: usize,
+    nlist: Option<u64>,
+    blocks: Vec<Block>,
+}
+
+struct FloatHeader {
+    d: usize,
+    ntotal: u64,
+    metric: Metric,
+}
+
+fn float_header(cur: &mut Cursor<'_>, class: &str) -> Result<FloatHeader> {
+    let at = cur.pos();
+    let d = cur.i32(&format!("dimension d (i32) of the {class} header"))?;
+    if d <= 0 {
+        return Err(cur.data_err(
+            at,
+            format!("the {class} header has dimension d = {d}; it must be > 0"),
+        ));
+    }
+    let nt_at = cur.pos();
+    let ntotal = cur.i64(&format!("ntotal (i64) of the {class} header"))?;
+    let ntotal = u64::try_from(ntotal).map_err(|_| {
+        cur.data_err(
+            nt_at,
+            format!("the {class} header has ntotal = {ntotal}; it must be ≥ 0"),
+        )
+    })?;
+    cur.skip(
+        16,
+        &format!("two reserved i64 fields of the {class} header"),
+    )?;
+    cur.u8(&format!("is_trained flag of the {class} header"))?;
+    let code = cur.i32(&format!("metric type (i32) of the {class} header"))?;
+    let arg = if code > 1 {
+        Some(cur.f32(&format!(
+            "metric_arg (f32) of the {class} header, present because its metric type {code} > 1"
+        ))?)
+    } else {
+        None
+    };
+    Ok(FloatHeader {
+        d: d as usize,
+        ntotal,
+        metric: Metric::from_code(code, arg),
+    })
+}
+
+/// The error for a fourcc vmig does not read at this place.
+fn refuse(cur: &Cursor<'_>, fourcc: &[u8; 4], at: u64, expected: &str) -> Error {
+    let shown = printable(fourcc);
+    match (class_name(fourcc), refusal_reason(fourcc)) {
+        (Some(class), Some(reason)) => {
+            cur.unsupported(at, format!("{class} (fourcc `{shown}`) {reason}"))
+        }
+        (Some(_), None) if fourcc == b"null" => cur.unsupported(
+            at,
+            format!("expected {expected} but found fourcc `null` (no index was saved here)"),
+        ),
+        (Some(class), None) => cur.unsupported(
+            at,
+            format!("expected {expected} but found {class} (fourcc `{shown}`), which vmig does not read at this place"),
+        ),
+        (None, _) => cur.data_err(
+            at,
+            format!(
+                "unknown fourcc `{shown}` (0x{:08x}) where {expected} was expected: not a Faiss \
+                 index file, a corrupted one, or an index type newer than vmig knows",
+                u32::from_le_bytes(*fourcc)
+            ),
+        ),
+    }
+}
+
+fn depth_check(cur: &Cursor<'_>, depth: usize) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(cur.data_err(
+            cur.pos(),
+            format!("indexes are nested more than {MAX_DEPTH} levels deep: the file is corrupted"),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_float(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
+    depth_check(cur, depth)?;
+    let at = cur.pos();
+    let what = if depth == 0 {
+        "4-byte fourcc of the index"
+    } else {
+        "4-byte fourcc of the nested index"
+    };
+    let fourcc = cur.fourcc(what)?;
+    match &fourcc {
+        b"IxF2" | b"IxFI" | b"IxFl" => parse_flat(cur, fourcc),
+        b"IxMp" | b"IxM2" => parse_idmap(cur, fourcc, depth),
+        b"IwFl" => parse_ivf_flat(cur, depth),
+        b"IHNf" => parse_hnsw_flat(cur, depth),
+        _ => Err(refuse(cur, &fourcc, at, "a float index")),
+    }
+}
+
+fn parse_flat(cur: &mut Cursor<'_>, fourcc: [u8; 4]) -> Result<Parsed> {
+    let class = class_name(&fourcc).unwrap_or("IndexFlat");
+    let h = float_header(cur, class)?;
+    let n_at = cur.pos();
+    let (n, codes_offset) = cur.vec_header(4, &format!("the {class} vectors (xbvec of f32)"))?;
+    let expected = h.ntotal.checked_mul(h.d as u64);
+    if expected != Some(n) {
+        return Err(cur.data_err(
+            n_at,
+            format!(
+                "the {class} vectors hold {n} floats but ntotal × d = {} × {} = {}",
+                h.ntotal,
+                h.d,
+                expected.map_or("overflow".to_string(), |e| e.to_string())
+            ),
+        ));
+    }
+    cur.skip(n * 4, &format!("the {class} vectors"))?;
+    Ok(Parsed {
+        fourcc,
+        class,
+        description: class.to_string(),
+        shape: Shape::Flat,
+        dim: h.d,
+        ntotal: h.ntotal,
+        metric: h.metric,
+        kind: VectorKind::Float32,
+        row_bytes: h.d * 4,
+        nlist: None,
+        blocks: single_block(h.ntotal, codes_offset),
+    })
+}
+
+fn single_block(rows: u64, codes_offset: u64) -> Vec<Block> {
+    if rows == 0 {
+        return Vec::new();
+    }
+    vec![Block {
+        list_no: None,
+        rows,
+        codes_offset,
+        ids: BlockIds::Implicit { first: 0 },
+    }]
+}
+
+/// Replaces the implicit ids of `blocks` by the id map stored at `ids_offset`.
+fn with_id_map(blocks: Vec<Block>, ids_offset: u64) -> Vec<Block> {
+    let mut offset = ids_offset;
+    blocks
+        .into_iter()
+        .map(|b| {
+            let out = Block {
+                ids: BlockIds::Stored { offset },
+                ..b
+            };
+            offset += b.rows * 8;
+            out
+        })
+        .collect()
+}
+
+fn parse_idmap(cur: &mut Cursor<'_>, fourcc: [u8; 4], depth: usize) -> Result<Parsed> {
+    let class = class_name(&fourcc).unwrap_or("IndexIDMap");
+    let h = float_header(cur, class)?;
+    let inner_at = cur.pos();
+    let inner = parse_float(cur, depth + 1)?;
+    match inner.shape {
+        Shape::Flat | Shape::Hnsw => {}
+        Shape::Ivf => {
+            return Err(cur.unsupported(
+                inner_at,
+                format!(
+                    "{class} over {} is not supported: the id map holds one id per IVF entry, \
+                     and matching them to the list entries needs a lookup table built from the \
+                     whole file. Save the IVF index with add_with_ids instead of wrapping it \
+                     in {class}.",
+                    inner.description
+                ),
+            ))
+        }
+        Shape::IdMap => {
+            return Err(cur.unsupported(
+                inner_at,
+                format!(
+                    "{class} over {} (nested id maps) is not supported",
+                    inner.description
+                ),
+            ))
+        }
+    }
+    if inner.ntotal != h.ntotal || inner.dim != h.d {
+        return Err(cur.data_err(
+            inner_at,
+            format!(
+                "{class} has ntotal {} and d {} but its nested {} has ntotal {} and d {}",
+                h.ntotal, h.d, inner.description, inner.ntotal, inner.dim
+            ),
+        ));
+    }
+    let n_at = cur.pos();
+    let (n, ids_offset) = cur.vec_header(8, &format!("the id map of the {class} (vec<i64>)"))?;
+    if n != h.ntotal {
+        return Err(cur.data_err(
+            n_at,
+            format!(
+                "the id map of the {class} has {n} ids but ntotal is {}",
+                h.ntotal
+            ),
+        ));
+    }
+    cur.skip(n * 8, "the id map")?;
+    Ok(Parsed {
+        fourcc,
+        class,
+        description: format!("{class} over {}", inner.description),
+        shape: Shape::IdMap,
+        dim: h.d,
+        ntotal: h.ntotal,
+        metric: h.metric,
+        kind: VectorKind::Float32,
+        row_bytes: inner.row_bytes,
+        nlist: None,
+        blocks: with_id_map(inner.blocks, ids_offset),
+    })
+}
+
+/// Skips a serialised HNSW graph, checking its per-vector arrays against `ntotal`.
+fn skip_hnsw_graph(cur: &mut Cursor<'_>, ntotal: u64) -> Result<()> {
+    cur.skip_vec(8, "the HNSW assign_probas (vec<f64>)")?;
+    cur.skip_vec(4, "the HNSW cum_nneighbor_per_level (vec<i32>)")?;
+    let at = cur.pos();
+    let (levels, _) = cur.skip_vec(4, "the HNSW levels (vec<i32>)")?;
+    if levels != ntotal {
+        return Err(cur.data_err(
+            at,
+            format!("the HNSW levels array has {levels} entries but ntotal is {ntotal}"),
+        ));
+    }
+    let at = cur.pos();
+    let (offsets, _) = cur.skip_vec(8, "the HNSW offsets (vec<u64>)")?;
+    if Some(offsets) != ntotal.checked_add(1) {
+        return Err(cur.data_err(
+            at,
+            format!(
+                "the HNSW offsets array has {offsets} entries but ntotal + 1 is {}",
+                ntotal.saturating_add(1)
+            ),
+        ));
+    }
+    cur.skip_vec(4, "the HNSW neighbors (vec<i32>)")?;
+    cur.skip(
+        20,
+        "HNSW entry_point, max_level, efConstruction, efSearch and upper_beam (5 × i32)",
+    )
+}
+
+fn parse_hnsw_flat(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
+    let class = "IndexHNSWFlat";
+    let h = float_header(cur, class)?;
+    skip_hnsw_graph(cur, h.ntotal)?;
+    let st_at = cur.pos();
+    let next = cur.peek_fourcc("4-byte fourcc of the HNSW storage index")?;
+    if &next == b"null" {
+        return Err(cur.unsupported(
+            st_at,
+            "IndexHNSWFlat (fourcc `IHNf`) was saved without its storage (IO_FLAG_SKIP_STORAGE): \
+             the file holds only the graph, not the vectors. Save the index again without that \
+             flag, or read the flat storage index that was saved separately.",
+        ));
+    }
+    let inner = parse_float(cur, depth + 1)?;
+    if inner.shape != Shape::Flat {
+        return Err(cur.unsupported(
+            st_at,
+            format!(
+                "IndexHNSWFlat whose storage is {} is not supported (expected IndexFlatL2 or IndexFlatIP)",
+                inner.description
+            ),
+        ));
+    }
+    if inner.ntotal != h.ntotal || inner.dim != h.d {
+        return Err(cur.data_err(
+            st_at,
+            format!(
+                "IndexHNSWFlat has ntotal {} and d {} but its storage {} has ntotal {} and d {}",
+                h.ntotal, h.d, inner.description, inner.ntotal, inner.dim
+            ),
+        ));
+    }
+    Ok(Parsed {
+        fourcc: *b"IHNf",
+        class,
+        description: format!("IndexHNSWFlat (storage {})", inner.class),
+        shape: Shape::Hnsw,
+        dim: h.d,
+        ntotal: h.ntotal,
+        metric: h.metric,
+        kind: VectorKind::Float32,
+        row_bytes: inner.row_bytes,
+        nlist: None,
+        blocks: inner.blocks,
+    })
+}
+
+fn parse_ivf_flat(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
+    let class = "IndexIVFFlat";
+    let h = float_header(cur, class)?;
+    let nlist_at = cur.pos();
+    let nlist = cur.u64("nlist (u64) of the IVF header")?;
+    if nlist == 0 || nlist >= MAX_VEC_LEN {
+        return Err(cur.data_err(
+            nlist_at,
+            format!("the IVF header has nlist = {nlist}; it must be between 1 and 2^40"),
+        ));
+    }
+    cur.u64("nprobe (u64) of the IVF header")?;
+    let quantizer = skip_index(cur, depth + 1)?;
+
+    // Direct map: skipped whatever its type.
+    let dm_at = cur.pos();
+    let dm_type = cur.u8("direct map type (i8: 0 none, 1 array, 2 hashtable)")?;
+    if dm_type > 2 {
+        return Err(cur.data_err(
+            dm_at,
+            format!(
+                "unknown direct map type {dm_type}; expected 0 (none), 1 (array) or 2 (hashtable)"
+            ),
+        ));
+    }
+    cur.skip_vec(8, "the direct map array (vec<i64>)")?;
+    if dm_type == 2 {
+        cur.skip_vec(16, "the direct map hashtable (vec<(i64, i64)>)")?;
+    }
+
+    let il_at = cur.pos();
+    let il = cur.fourcc("4-byte fourcc of the inverted lists")?;
+    match &il {
+        b"ilar" => {}
+        b"il00" => {
+            return Err(cur.unsupported(
+                il_at,
+                "the inverted lists of this IndexIVFFlat were not saved with it (fourcc `il00`): \
+                 the file holds no vectors. Save the index together with its lists.",
+            ))
+        }
+        other => {
+            return Err(cur.unsupported(
+                il_at,
+                format!(
+                    "inverted lists of type `{}` (e.g. `ilod` = OnDiskInvertedLists, whose data \
+                     lives in a separate .ivfdata file) are not stored inline; vmig reads only \
+                     ArrayInvertedLists (`ilar`). Load the index with faiss, copy its lists into \
+                     an ArrayInvertedLists (index.replace_invlists) and save it again.",
+                    printable(other)
+                ),
+            ))
+        }
+    }
+    let at = cur.pos();
+    let il_nlist = cur.u64("nlist (u64) of the inverted lists")?;
+    if il_nlist != nlist {
+        return Err(cur.data_err(
+            at,
+            format!("the inverted lists have nlist {il_nlist} but the IVF header says {nlist}"),
+        ));
+    }
+    let at = cur.pos();
+    let code_size = cur.u64("code_size (u64) of the inverted lists")?;
+    let row_bytes = h.d * 4;
+    if code_size != row_bytes as u64 {
+        return Err(cur.data_err(
+            at,
+            format!(
+                "the inverted lists have code_size {code_size}; an IndexIVFFlat of d = {} stores 4 × d = {row_bytes} bytes per vector",
+                h.d
+            ),
+        ));
+    }
+    let lt_at = cur.pos();
+    let list_type = cur.fourcc("4-byte list type of the inverted lists (`full` or `sprs`)")?;
+    let sizes = match &list_type {
+        b"full" => {
+            let at = cur.pos();
+            let (n, _) = cur.vec_header(8, "the list sizes (vec<u64>)")?;
+            if n != nlist {
+                return Err(cur.data_err(
+                    at,
+                    format!("the list sizes array has {n} entries but nlist is {nlist}"),
+                ));
+            }
+            cur.u64s(n, "the list sizes")?
+                .into_iter()
+                .enumerate()
+                .filter(|(_, s)| *s > 0)
+                .map(|(i, s)| (i as u64, s))
+                .collect::<Vec<_>>()
+        }
+        b"sprs" => {
+            let at = cur.pos();
+            let (n, first) = cur.vec_header(
+                8,
+                "the (list_no, size) pairs of the sparse lists (vec<u64>)",
+            )?;
+            if !n.is_multiple_of(2) {
+                return Err(cur.data_err(
+                    at,
+                    format!("the sparse list sizes hold {n} numbers; they must come in (list_no, size) pairs"),
+                ));
+            }
+            let flat = cur.u64s(n, "the (list_no, size) pairs")?;
+            let mut pairs = Vec::with_capacity(flat.len() / 2);
+            for (k, pair) in flat.chunks_exact(2).enumerate() {
+                let (list_no, size) = (pair[0], pair[1]);
+                if list_no >= nlist {
+                    return Err(cur.data_err(
+                        first + k as u64 * 16,
+                        format!("sparse list entry names list {list_no} but nlist is {nlist}"),
+                    ));
+                }
+                pairs.push((list_no, size, k));
+            }
+            pairs.sort_unstable();
+            for w in pairs.windows(2) {
+                if w[0].0 == w[1].0 {
+                    return Err(cur.data_err(
+                        first + w[1].2 as u64 * 16,
+                        format!("sparse list entry names list {} twice", w[1].0),
+                    ));
+                }
+            }
+            pairs
+                .into_iter()
+                .filter(|p| p.1 > 0)
+                .map(|(l, s, _)| (l, s))
+                .collect()
+        }
+        other => {
+            return Err(cur.data_err(
+                lt_at,
+                format!(
+                    "unknown inverted-list size encoding `{}`; expected `full` or `sprs`",
+                    printable(other)
+                ),
+            ))
+        }
+    };
+    let total = sizes
+        .iter()
+        .try_fold(0u64, |acc, (_, s)| acc.checked_add(*s));
+    if total != Some(h.ntotal) {
+        return Err(cur.data_err(
+            lt_at,
+            format!(
+                "the inverted lists hold {} entries in all but ntotal is {}",
+                total.map_or("more than 2^64".to_string(), |t| t.to_string()),
+                h.ntotal
+            ),
+        ));
+    }
+    let mut blocks = Vec::with_capacity(sizes.len());
+    for (list_no, rows) in sizes {
+        let codes_offset = cur.pos();
+        let code_bytes = rows.checked_mul(code_size).ok_or_else(|| {
+            cur.data_err(
+                codes_offset,
+                format!("inverted list {list_no} claims {rows} entries"),
+            )
+        })?;
+        cur.skip(
+            code_bytes,
+            &format!("the codes of inverted list {list_no}: {rows} × {code_size} bytes"),
+        )?;
+        let ids_offset = cur.pos();
+        cur.skip(
+            rows * 8, // rows ≤ code_bytes / 4 < 2^62: no overflow
+            &format!("the ids of inverted list {list_no}: {rows} × 8 bytes"),
+        )?;
+        blocks.push(Block {
+            list_no: Some(list_no),
+            rows,
+            codes_offset,
+            ids: BlockIds::Stored { offset: ids_offset },
+        });
+    }
+    Ok(Parsed {
+        fourcc: *b"IwFl",
+        class,
+        description: format!("IndexIVFFlat (nlist {nlist}, quantizer {quantizer})"),
+        shape: Shape::Ivf,
+        dim: h.d,
+        ntotal: h.ntotal,
+        metric: h.metric,
+        kind: VectorKind::Float32,
+        row_bytes,
+        nlist: Some(nlist),
+        blocks,
+    })
+}
+
+fn skip_pq(cur: &mut Cursor<'_>) -> Result<()> {
+    cur.skip(24, "product quantizer d, M and nbits (3 × u64)")?;
+    cur.skip_vec(4, "the product quantizer centroids (vec<f32>)")?;
+    Ok(())
+}
+
+fn skip_sq(cur: &mut Cursor<'_>) -> Result<()> {
+    cur.skip(
+        28,
+        "scalar quantizer qtype, rangestat, rangestat_arg, d and code_size",
+    )?;
+    cur.skip_vec(4, "the scalar quantizer trained values (vec<f32>)")?;
+    Ok(())
+}
+
+fn skip_residual_quantizer(cur: &mut Cursor<'_>) -> Result<()> {
+    cur.skip(16, "additive quantizer d and M (2 × u64)")?;
+    cur.skip_vec(8, "the additive quantizer nbits (vec<u64>)")?;
+    cur.u8("additive quantizer is_trained flag")?;
+    cur.skip_vec(4, "the additive quantizer codebooks (vec<f32>)")?;
+    let search_type = cur.i32("additive quantizer search type (i32)")?;
+    cur.skip(8, "additive quantizer norm_min and norm_max (2 × f32)")?;
+    if (6..=9).contains(&search_type) {
+        cur.skip_vec(4, "the additive quantizer norm codes (xbvec)")?;
+    }
+    if search_type == 8 || search_type == 9 {
+        cur.skip_vec(4, "the additive quantizer norm tables (vec<f32>)")?;
+    }
+    cur.skip(
+        8,
+        "residual quantizer train_type and max_beam_size (2 × i32)",
+    )
+}
+
+/// Skips a whole float index of any type vmig knows how to step over (used for IVF coarse
+/// quantizers); returns its class name.
+fn skip_index(cur: &mut Cursor<'_>, depth: usize) -> Result<&'static str> {
+    depth_check(cur, depth)?;
+    let at = cur.pos();
+    let fourcc = cur.fourcc("4-byte fourcc of the IVF coarse quantizer")?;
+    let Some(class) = class_name(&fourcc) else {
+        return Err(refuse(cur, &fourcc, at, "the IVF coarse quantizer"));
+    };
+    match &fourcc {
+        b"null" => return Ok("none"),
+        b"IxF2" | b"IxFI" | b"IxFl" => {
+            parse_flat(cur, fourcc)?;
+        }
+        b"IHNf" | b"IHNp" | b"IHNs" | b"IHN2" | b"IHNc" => {
+            let h = float_header(cur, class)?;
+            if &fourcc == b"IHNc" {
+                cur.skip(
+                    6,
+                    "HNSW-CAGRA keep_max_size_level0, base_level_only and entry points",
+                )?;
+            }
+            skip_hnsw_graph(cur, h.ntotal)?;
+            skip_index(cur, depth + 1)?;
+        }
+        b"IxPq" | b"IxPQ" | b"IxPo" => {
+            float_header(cur, class)?;
+            skip_pq(cur)?;
+            cur.skip_vec(1, "the PQ codes (vec<u8>)")?;
+            if &fourcc != b"IxPQ" {
+                cur.skip(9, "PQ search_type, encode_signs and polysemous_ht")?;
+            }
+        }
+        b"IxSQ" => {
+            float_header(cur, class)?;
+            skip_sq(cur)?;
+            cur.skip_vec(1, "the SQ codes (vec<u8>)")?;
+        }
+        b"Imiq" => {
+            float_header(cur, class)?;
+            skip_pq(cur)?;
+        }
+        b"ImRQ" => {
+            float_header(cur, class)?;
+            skip_residual_quantizer(cur)?;
+            cur.f32("residual coarse quantizer beam_factor (f32)")?;
+        }
+        b"IxRq" => {
+            float_header(cur, class)?;
+            skip_residual_quantizer(cur)?;
+            cur.u64("residual quantizer code_size (u64)")?;
+            cur.skip_vec(1, "the residual quantizer codes (vec<u8>)")?;
+        }
+        b"IxMp" | b"IxM2" => {
+            float_header(cur, class)?;
+            skip_index(cur, depth + 1)?;
+            cur.skip_vec(8, "the id map (vec<i64>)")?;
+        }
+        b"IxRF" => {
+            float_header(cur, class)?;
+            skip_index(cur, depth + 1)?;
+            skip_index(cur, depth + 1)?;
+            cur.f32("refine k_factor (f32)")?;
+        }
+        b"Ix2L" => {
+            float_header(cur, class)?;
+            skip_index(cur, depth + 1)?;
+            cur.skip(9, "two-level nlist and quantizer_trains_alone")?;
+            skip_pq(cur)?;
+            cur.skip(24, "two-level code sizes (3 × u64)")?;
+            cur.skip_vec(1, "the two-level codes (vec<u8>)")?;
+        }
+        _ => {
+            return Err(cur.unsupported(
+                at,
+                format!(
+                "the IVF coarse quantizer is a {class} (fourcc `{}`), which vmig cannot skip over",
+                printable(&fourcc)
+            ),
+            ))
+        }
+    }
+    Ok(class)
+}
+
+struct BinaryHeader {
+    d: usize,
+    code_size: usize,
+    ntotal: u64,
+}
+
+fn binary_header(cur: &mut Cursor<'_>, class: &str) -> Result<BinaryHeader> {
+    let at = cur.pos();
+    let d = cur.i32(&format!("dimension d in bits (i32) of the {class} header"))?;
+    if d <= 0 || d % 8 != 0 {
+        return Err(cur.data_err(
+            at,
+            format!("the {class} header has d = {d} bits; it must be a positive multiple of 8"),
+        ));
+    }
+    let at = cur.pos();
+    let code_size = cur.i32(&format!("code_size (i32) of the {class} header"))?;
+    if code_size != d / 8 {
+        return Err(cur.data_err(
+            at,
+            format!("the {class} header has code_size {code_size}; for d = {d} bits it must be d / 8 = {}", d / 8),
+        ));
+    }
+    let at = cur.pos();
+    let ntotal = cur.i64(&format!("ntotal (i64) of the {class} header"))?;
+    let ntotal = u64::try_from(ntotal).map_err(|_| {
+        cur.data_err(
+            at,
+            format!("the {class} header has ntotal = {ntotal}; it must be ≥ 0"),
+        )
+    })?;
+    cur.u8(&format!("is_trained flag of the {class} header"))?;
+    cur.i32(&format!("metric type (i32) of the {class} header"))?;
+    Ok(BinaryHeader {
+        d: d as usize,
+        code_size: code_size as usize,
+        ntotal,
+    })
+}
+
+fn parse_binary(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
+    depth_check(cur, depth)?;
+    let at = cur.pos();
+    let what = if depth == 0 {
+        "4-byte fourcc of the index"
+    } else {
+        "4-byte fourcc of the nested binary index"
+    };
+    let fourcc = cur.fourcc(what)?;
+    match &fourcc {
+        b"IBxF" => {
+            let class = "IndexBinaryFlat";
+            let h = binary_header(cur, class)?;
+            let n_at = cur.pos();
+            let (n, codes_offset) = cur.vec_header(1, "the IndexBinaryFlat codes (vec<u8>)")?;
+            let expected = h.ntotal.checked_mul(h.code_size as u64);
+            if expected != Some(n) {
+                return Err(cur.data_err(
+                    n_at,
+                    format!(
+                        "the IndexBinaryFlat codes hold {n} bytes but ntotal × code_size = {} × {} = {}",
+                        h.ntotal,
+                        h.code_size,
+                        expected.map_or("overflow".to_string(), |e| e.to_string())
+                    ),
+                ));
+            }
+            cur.skip(n, "the IndexBinaryFlat codes")?;
+            Ok(Parsed {
+                fourcc,
+                class,
+                description: class.to_string(),
+                shape: Shape::Flat,
+                dim: h.d,
+                ntotal: h.ntotal,
+                metric: Metric::Hamming,
+                kind: VectorKind::Binary,
+                row_bytes: h.code_size,
+                nlist: None,
+                blocks: single_block(h.ntotal, codes_offset),
+            })
+        }
+        b"IBMp" | b"IBM2" => {
+            let class = class_name(&fourcc).unwrap_or("IndexBinaryIDMap");
+            let h = binary_header(cur, class)?;
+            let inner_at = cur.pos();
+            let inner = parse_binary(cur, depth + 1)?;
+            if inner.shape != Shape::Flat {
+                return Err(cur.unsupported(
+                    inner_at,
+                    format!(
+                        "{class} over {} is not supported (expected IndexBinaryFlat)",
+                        inner.description
+                    ),
+                ));
+            }
+            if inner.ntotal != h.ntotal || inner.dim != h.d {
+                return Err(cur.data_err(
+                    inner_at,
+                    format!(
+                        "{class} has ntotal {} and d {} but its nested {} has ntotal {} and d {}",
+                        h.ntotal, h.d, inner.description, inner.ntotal, inner.dim
+                    ),
+                ));
+            }
+            let n_at = cur.pos();
+            let (n, ids_offset) =
+                cur.vec_header(8, &format!("the id map of the {class} (vec<i64>)"))?;
+            if n != h.ntotal {
+                return Err(cur.data_err(
+                    n_at,
+                    format!(
+                        "the id map of the {class} has {n} ids but ntotal is {}",
+                        h.ntotal
+                    ),
+                ));
+            }
+            cur.skip(n * 8, "the id map")?;
+            Ok(Parsed {
+                fourcc,
+                class,
+                description: format!("{class} over {}", inner.description),
+                shape: Shape::IdMap,
+                dim: h.d,
+                ntotal: h.ntotal,
+                metric: Metric::Hamming,
+                kind: VectorKind::Binary,
+                row_bytes: inner.row_bytes,
+                nlist: None,
+                blocks: with_id_map(inner.blocks, ids_offset),
+            })
+        }
+        _ => Err(refuse(cur, &fourcc, at, "a binary index")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat_bytes(d: i32, rows: &[f32], metric: i32) -> Vec<u8> {
+        let mut v = b"IxFl".to_vec();
+        v.extend_from_slice(&d.to_le_bytes());
+        v.extend_from_slice(&((rows.len() as i64) / d as i64).to_le_bytes());
+        v.extend_from_slice(&(1i64 << 20).to_le_bytes());
+        v.extend_from_slice(&(1i64 << 20).to_le_bytes());
+        v.push(1);
+        v.extend_from_slice(&metric.to_le_bytes());
+        if metric > 1 {
+            v.extend_from_slice(&0f32.to_le_bytes());
+        }
+        v.extend_from_slice(&(rows.len() as u64).to_le_bytes());
+        for r in rows {
+            v.extend_from_slice(&r.to_le_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn hand_built_flat_parses_and_names_truncation() {
+        let bytes = flat_bytes(2, &[1.0, 2.0, 3.0, 4.0], 2);
+        let l = parse_layout(&bytes, "mem").unwrap();
+        assert_eq!(l.ntotal, 2);
+        assert_eq!(l.blocks[0].codes_offset, 4 + 37 + 8);
+        let err = parse_layout(&&bytes[..bytes.len() - 1], "mem").unwrap_err();
+        assert!(matches!(err, Error::Data { .. }), "{err}");
+        assert!(err.to_string().contains("file ends at byte 64"), "{err}");
+    }
+
+    #[test]
+    fn zero_dimension_is_rejected() {
+        let mut bytes = flat_bytes(2, &[], 1);
+        bytes[4..8].copy_from_slice(&0i32.to_le_bytes());
+        let err = parse_layout(&bytes, "mem").unwrap_err();
+        assert!(err.to_string().contains("must be > 0"), "{err}");
+    }
+}

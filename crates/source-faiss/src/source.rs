@@ -1,0 +1,718 @@
+//! [`FaissSource`]: partitions of a parsed Faiss layout, streamed as Arrow batches.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arrow::array::{ArrayRef, Int64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use vmig_core::vector::{
+    binary_vector_field, f32_array_from_le, float_vector_array, float_vector_field, META_METRIC,
+    META_PRIMARY_KEY,
+};
+use vmig_core::{
+    Error, PartitionId, PartitionInfo, Position, Result, Source, SourceBatch, SourceContext,
+    SourceStream,
+};
+use vmig_formats::faiss::{
+    first_non_finite, ids_from_le, implicit_ids, vectors_from_le, Block, BlockIds, FaissLayout,
+    VectorKind,
+};
+
+use crate::io::Io;
+use crate::{FaissSourceConfig, OnNonFinite};
+
+/// Bytes (codes + ids) read per request when batches are small; a chunk always holds whole
+/// batches, so a batch larger than this is read on its own.
+const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Chunk reads in flight per open partition (the one being decoded is extra): one read ahead.
+const READS_IN_FLIGHT: usize = 2;
+
+/// Where a partition's stream resumes: the next row to read is row `row` of block `block`
+/// (indices into [`FaissLayout::blocks`]; for IVF indexes, a block is one inverted list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaissPosition {
+    /// Index of the block in the layout.
+    pub block: usize,
+    /// Row inside the block; every row before it (within the partition) has been yielded.
+    pub row: u64,
+}
+
+/// A Faiss index file ready to be read: its layout, schema and partitions.
+///
+/// Built by [`FaissSourceConfig`]. Schema: the id column (`Int64`, non-null) and the vector
+/// column (`FixedSizeList<Float32>(d)` or `FixedSizeBinary(d/8)` with `vmig.type` metadata).
+/// Schema metadata: `vmig.primary_key` = the id column, and `vmig.metric` = `IP` (faiss metric
+/// 0), `L2` (1) or `HAMMING` (binary indexes); other faiss metrics (L1, Linf, Lp, …) have no
+/// Milvus equivalent, so the key is omitted and the user must choose one.
+#[derive(Debug, Clone)]
+pub struct FaissSource {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    display: String,
+    layout: FaissLayout,
+    schema: SchemaRef,
+    io: Io,
+    partitions: Vec<Partition>,
+    on_non_finite: OnNonFinite,
+}
+
+#[derive(Debug, Clone)]
+struct Partition {
+    info: PartitionInfo,
+    segments: Arc<[Segment]>,
+}
+
+/// Rows `start..end` of block `block`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Segment {
+    block: usize,
+    start: u64,
+    end: u64,
+}
+
+impl FaissSource {
+    pub(crate) fn new(
+        config: &FaissSourceConfig,
+        display: String,
+        layout: FaissLayout,
+        io: Io,
+    ) -> Result<Self> {
+        let vector = match layout.vectors {
+            VectorKind::Float32 => float_vector_field(&config.vector_field, layout.dim),
+            VectorKind::Binary => binary_vector_field(&config.vector_field, layout.dim)?,
+        };
+        let mut meta = HashMap::from([(META_PRIMARY_KEY.to_string(), config.id_field.clone())]);
+        if let Some(m) = layout.metric.milvus_name() {
+            meta.insert(META_METRIC.to_string(), m.to_string());
+        }
+        let schema = Arc::new(
+            Schema::new(vec![
+                Field::new(&config.id_field, DataType::Int64, false),
+                vector,
+            ])
+            .with_metadata(meta),
+        );
+        let partitions = plan_partitions(&layout, config.partition_rows.max(1));
+        Ok(FaissSource {
+            inner: Arc::new(Inner {
+                display,
+                layout,
+                schema,
+                io,
+                partitions,
+                on_non_finite: config.on_non_finite,
+            }),
+        })
+    }
+
+    /// The parsed layout of the file.
+    pub fn layout(&self) -> &FaissLayout {
+        &self.inner.layout
+    }
+}
+
+fn partition(id: String, description: String, segments: Vec<Segment>) -> Partition {
+    let rows = segments.iter().map(|s| s.end - s.start).sum();
+    Partition {
+        info: PartitionInfo {
+            id: PartitionId::new(id),
+            estimated_rows: Some(rows),
+            description,
+            target_partition: None,
+        },
+        segments: segments.into(),
+    }
+}
+
+/// Splits the blocks into partitions of at most `rows_per` rows: row ranges of flat storage;
+/// groups of whole inverted lists for IVF (a list longer than `rows_per` is split into row
+/// ranges of its own). Partition ids name their rows or lists, so a checkpoint taken with a
+/// different `partition_rows` does not match.
+fn plan_partitions(layout: &FaissLayout, rows_per: u64) -> Vec<Partition> {
+    let mut out = Vec::new();
+    if layout.nlist.is_none() {
+        let mut before = 0u64;
+        for (i, b) in layout.blocks.iter().enumerate() {
+            let mut start = 0;
+            while start < b.rows {
+                let end = b.rows.min(start.saturating_add(rows_per));
+                let (gs, ge) = (before + start, before + end);
+                out.push(partition(
+                    format!("rows-{gs}-{ge}"),
+                    format!("rows {gs}..{ge}"),
+                    vec![Segment {
+                        block: i,
+                        start,
+                        end,
+                    }],
+                ));
+                start = end;
+            }
+            before += b.rows;
+        }
+        return out;
+    }
+    let list = |b: &Block| b.list_no.unwrap_or_default();
+    let mut group: Vec<Segment> = Vec::new();
+    let mut group_rows = 0u64;
+    let mut group_lists = (0u64, 0u64, 0usize);
+    let flush = |group: &mut Vec<Segment>,
+                 group_rows: &mut u64,
+                 lists: (u64, u64, usize),
+                 out: &mut Vec<Partition>| {
+        if group.is_empty() {
+            return;
+        }
+        out.push(partition(
+            format!("lists-{}-{}", lists.0, lists.1),
+            format!(
+                "inverted lists {}..={} ({} non-empty, {} rows)",
+                lists.0, lists.1, lists.2, group_rows
+            ),
+            std::mem::take(group),
+        ));
+        *group_rows = 0;
+    };
+    for (i, b) in layout.blocks.iter().enumerate() {
+        if b.rows > rows_per {
+            flush(&mut group, &mut group_rows, group_lists, &mut out);
+            let mut start = 0;
+            while start < b.rows {
+                let end = b.rows.min(start.saturating_add(rows_per));
+                out.push(partition(
+                    format!("list-{}-rows-{start}-{end}", list(b)),
+                    format!("inverted list {}, rows {start}..{end}", list(b)),
+                    vec![Segment {
+                        block: i,
+                        start,
+                        end,
+                    }],
+                ));
+                start = end;
+            }
+            continue;
+        }
+        if group_rows + b.rows > rows_per {
+            flush(&mut group, &mut group_rows, group_lists, &mut out);
+        }
+        if group.is_empty() {
+            group_lists = (list(b), list(b), 0);
+        }
+        group.push(Segment {
+            block: i,
+            start: 0,
+            end: b.rows,
+        });
+        group_rows += b.rows;
+        group_lists.1 = list(b);
+        group_lists.2 += 1;
+    }
+    flush(&mut group, &mut group_rows, group_lists, &mut out);
+    out
+}
+
+#[async_trait]
+impl Source for FaissSource {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.inner.schema)
+    }
+
+    async fn partitions(&self) -> Result<Vec<PartitionInfo>> {
+        Ok(self
+            .inner
+            .partitions
+            .iter()
+            .map(|p| p.info.clone())
+            .collect())
+    }
+
+    fn open(
+        &self,
+        partition: &PartitionId,
+        resume_after: Option<&Position>,
+        ctx: &SourceContext,
+    ) -> Result<SourceStream> {
+        let inner = &self.inner;
+        let part = inner
+            .partitions
+            .iter()
+            .find(|p| &p.info.id == partition)
+            .ok_or_else(|| {
+                Error::config(
+                    "faiss",
+                    format!(
+                        "`{}` has no partition `{partition}` (was the checkpoint taken with another \
+                         file or another partition_rows?)",
+                        inner.display
+                    ),
+                )
+            })?;
+        let segments = Arc::clone(&part.segments);
+        let (seg, row) = match resume_after {
+            None => (0, segments.first().map_or(0, |s| s.start)),
+            Some(p) => {
+                let pos: FaissPosition = p.decode()?;
+                let i = segments
+                    .iter()
+                    .position(|s| s.block == pos.block && s.start <= pos.row && pos.row <= s.end)
+                    .ok_or_else(|| {
+                        Error::config(
+                            "faiss",
+                            format!(
+                                "position (block {}, row {}) is not inside partition `{partition}` of `{}`",
+                                pos.block, pos.row, inner.display
+                            ),
+                        )
+                    })?;
+                (i, pos.row)
+            }
+        };
+        let planner = Planner {
+            segments,
+            seg,
+            row,
+            batch_rows: ctx.batch_rows.get() as u64,
+            bytes_per_row: inner.layout.row_bytes as u64 + 8,
+        };
+        let reader = Arc::clone(inner);
+        let cancel = ctx.cancel.clone();
+        let chunks = futures::stream::iter(planner)
+            .map(move |plan| {
+                let inner = Arc::clone(&reader);
+                let cancel = cancel.clone();
+                async move {
+                    if cancel.is_cancelled() {
+                        return Err(Error::Cancelled);
+                    }
+                    AbortOnDrop(tokio::spawn(read_chunk(inner, plan))).await
+                }
+            })
+            .buffered(READS_IN_FLIGHT);
+        let decoder = Arc::clone(inner);
+        let batches = chunks
+            .map_ok(move |chunk| {
+                let chunk = Arc::new(chunk);
+                let inner = Arc::clone(&decoder);
+                let n = chunk.plan.len();
+                futures::stream::iter((0..n).map(move |i| decode_batch(&inner, &chunk, i)))
+            })
+            .try_flatten();
+        let mut failed = false;
+        let stream = batches.take_while(move |item| {
+            let go = !failed;
+            failed |= item.is_err();
+            futures::future::ready(go)
+        });
+        Ok(Box::pin(stream))
+    }
+}
+
+/// Rows `start..end` of block `block`, part of one batch.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    block: usize,
+    start: u64,
+    end: u64,
+}
+
+impl Piece {
+    fn rows(&self) -> u64 {
+        self.end - self.start
+    }
+}
+
+/// Cuts a partition into batches of `batch_rows` rows (a batch may span several small
+/// inverted lists) and groups consecutive batches into chunks of about [`CHUNK_BYTES`].
+#[derive(Debug)]
+struct Planner {
+    segments: Arc<[Segment]>,
+    seg: usize,
+    row: u64,
+    batch_rows: u64,
+    bytes_per_row: u64,
+}
+
+impl Planner {
+    fn next_batch(&mut self) -> Option<Vec<Piece>> {
+        let mut pieces = Vec::new();
+        let mut n = 0;
+        while n < self.batch_rows {
+            let s = *self.segments.get(self.seg)?;
+            if self.row >= s.end {
+                self.seg += 1;
+                match self.segments.get(self.seg) {
+                    Some(next) => self.row = next.start,
+                    None => break,
+                }
+                continue;
+            }
+            let take = (s.end - self.row).min(self.batch_rows - n);
+            pieces.push(Piece {
+                block: s.block,
+                start: self.row,
+                end: self.row + take,
+            });
+            n += take;
+            self.row += take;
+        }
+        (!pieces.is_empty()).then_some(pieces)
+    }
+}
+
+impl Iterator for Planner {
+    type Item = Vec<Vec<Piece>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut batches = Vec::new();
+        let mut bytes = 0u64;
+        while batches.is_empty() || bytes < CHUNK_BYTES {
+            let Some(batch) = self.next_batch() else {
+                break;
+            };
+            let rows: u64 = batch.iter().map(Piece::rows).sum();
+            bytes += rows * self.bytes_per_row;
+            batches.push(batch);
+            // Stop before a chunk would exceed the target by a whole batch.
+            if bytes + rows * self.bytes_per_row > CHUNK_BYTES && !batches.is_empty() {
+                break;
+            }
+        }
+        (!batches.is_empty()).then_some(batches)
+    }
+}
+
+/// The bytes of one chunk: sorted, merged ranges and their contents.
+#[derive(Debug)]
+struct Chunk {
+    plan: Vec<Vec<Piece>>,
+    reads: Vec<(Range<u64>, Bytes)>,
+}
+
+impl Chunk {
+    fn slice(&self, r: Range<u64>) -> Result<Bytes> {
+        let i = self
+            .reads
+            .partition_point(|(range, _)| range.start <= r.start);
+        let found = i
+            .checked_sub(1)
+            .and_then(|i| self.reads.get(i))
+            .filter(|(range, _)| r.end <= range.end);
+        let Some((range, data)) = found else {
+            return Err(Error::data(
+                "faiss chunk",
+                format!("bytes {r:?} were not read (internal planning error)"),
+            ));
+        };
+        let from = (r.start - range.start) as usize;
+        let to = (r.end - range.start) as usize;
+        Ok(data.slice(from..to))
+    }
+}
+
+/// Spawns `fut`'s task and aborts it when dropped, so a dropped stream stops its reads.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<Result<T>> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| match r {
+            Ok(inner) => inner,
+            Err(e) if e.is_cancelled() => Err(Error::Cancelled),
+            Err(e) => Err(Error::External(Box::new(e))),
+        })
+    }
+}
+
+/// A piece's block, its codes' byte range and its ids' byte range (if stored).
+type PieceRanges<'a> = (&'a Block, Range<u64>, Option<Range<u64>>);
+
+fn piece_ranges<'a>(layout: &'a FaissLayout, p: &Piece) -> Result<PieceRanges<'a>> {
+    let b = layout
+        .blocks
+        .get(p.block)
+        .ok_or_else(|| Error::data("faiss layout", format!("block {} does not exist", p.block)))?;
+    let codes = b.codes_range(layout.row_bytes, p.start..p.end);
+    let ids = b.ids_range(p.start..p.end);
+    Ok((b, codes, ids))
+}
+
+async fn read_chunk(inner: Arc<Inner>, plan: Vec<Vec<Piece>>) -> Result<Chunk> {
+    let mut ranges = Vec::new();
+    for p in plan.iter().flatten() {
+        let (_, codes, ids) = piece_ranges(&inner.layout, p)?;
+        ranges.push(codes);
+        ranges.extend(ids);
+    }
+    ranges.retain(|r| r.start < r.end);
+    ranges.sort_by_key(|r| r.start);
+    let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match merged.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    let data = inner
+        .io
+        .read_ranges(merged.clone())
+        .await
+        .map_err(|e| e.context(format!("reading Faiss index `{}`", inner.display)))?;
+    let mut reads = Vec::with_capacity(merged.len());
+    for (range, bytes) in merged.into_iter().zip(data) {
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(Error::data(
+                format!("{} at byte {}", inner.display, range.start),
+                format!(
+                    "expected {} bytes but read {} (did the file change while it was read?)",
+                    range.end - range.start,
+                    bytes.len()
+                ),
+            ));
+        }
+        reads.push((range, bytes));
+    }
+    Ok(Chunk { plan, reads })
+}
+
+fn piece_ids(
+    chunk: &Chunk,
+    block: &Block,
+    p: &Piece,
+    ids: Option<Range<u64>>,
+) -> Result<Int64Array> {
+    match (block.ids, ids) {
+        (BlockIds::Stored { .. }, Some(r)) => ids_from_le(chunk.slice(r)?),
+        (BlockIds::Implicit { first }, _) => {
+            let start = i64::try_from(p.start)
+                .ok()
+                .and_then(|s| first.checked_add(s))
+                .ok_or_else(|| Error::data("faiss layout", "implicit ids overflow i64"))?;
+            implicit_ids(start, p.rows() as usize)
+        }
+        (BlockIds::Stored { .. }, None) => Err(Error::data(
+            "faiss layout",
+            "stored ids without a byte range",
+        )),
+    }
+}
+
+fn decode_batch(inner: &Inner, chunk: &Chunk, index: usize) -> Result<SourceBatch> {
+    let layout = &inner.layout;
+    let pieces = chunk
+        .plan
+        .get(index)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| Error::data("faiss chunk", "empty batch plan"))?;
+    let rows: u64 = pieces.iter().map(Piece::rows).sum();
+    let mut parts = Vec::with_capacity(pieces.len());
+    for p in pieces {
+        let (block, codes, ids) = piece_ranges(layout, p)?;
+        let ids = piece_ids(chunk, block, p, ids)?;
+        parts.push((block, chunk.slice(codes)?, ids));
+    }
+    let (codes, ids) = if let [(_, codes, ids)] = parts.as_slice() {
+        (codes.clone(), ids.clone())
+    } else {
+        let mut codes = Vec::with_capacity((rows * layout.row_bytes as u64) as usize);
+        let mut ids = Vec::with_capacity(rows as usize);
+        for (_, c, i) in &parts {
+            codes.extend_from_slice(c);
+            ids.extend_from_slice(i.values());
+        }
+        (Bytes::from(codes), Int64Array::from(ids))
+    };
+    let vectors: ArrayRef = match layout.vectors {
+        VectorKind::Float32 => {
+            let values = f32_array_from_le(codes)?;
+            if inner.on_non_finite == OnNonFinite::Error {
+                if let Some((r, c)) = first_non_finite(values.values(), layout.dim) {
+                    return Err(non_finite_error(
+                        inner,
+                        pieces,
+                        &ids,
+                        r,
+                        c,
+                        values.value(r * layout.dim + c),
+                    ));
+                }
+            }
+            Arc::new(float_vector_array(values, layout.dim)?)
+        }
+        VectorKind::Binary => vectors_from_le(VectorKind::Binary, layout.dim, codes)?,
+    };
+    let batch = RecordBatch::try_new(Arc::clone(&inner.schema), vec![Arc::new(ids), vectors])?;
+    let last = pieces[pieces.len() - 1];
+    let position = Position::encode(&FaissPosition {
+        block: last.block,
+        row: last.end,
+    })?;
+    Ok(SourceBatch::new(batch, position))
+}
+
+fn non_finite_error(
+    inner: &Inner,
+    pieces: &[Piece],
+    ids: &Int64Array,
+    row: usize,
+    component: usize,
+    value: f32,
+) -> Error {
+    let layout = &inner.layout;
+    // Find the piece holding batch row `row`.
+    let mut before = 0u64;
+    let mut at = (pieces[0], 0u64);
+    for p in pieces {
+        if (row as u64) < before + p.rows() {
+            at = (*p, p.start + (row as u64 - before));
+            break;
+        }
+        before += p.rows();
+    }
+    let (piece, block_row) = at;
+    let block = layout.blocks.get(piece.block);
+    let offset = block.map_or(0, |b| {
+        b.codes_offset + block_row * layout.row_bytes as u64 + component as u64 * 4
+    });
+    let place = match block.and_then(|b| b.list_no) {
+        Some(l) => format!("row {block_row} of inverted list {l}"),
+        None => {
+            let before: u64 = layout.blocks[..piece.block.min(layout.blocks.len())]
+                .iter()
+                .map(|b| b.rows)
+                .sum();
+            format!("row {} of the index", before + block_row)
+        }
+    };
+    let id = if row < ids.len() { ids.value(row) } else { -1 };
+    Error::data(
+        format!("{} at byte {offset}", inner.display),
+        format!(
+            "the vector with id {id} ({place}) has {value} in dimension {component}; Milvus \
+             rejects NaN and infinite values. Fix the source data, or set \
+             `on_non_finite = \"allow\"` to pass such vectors through unchanged."
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vmig_formats::faiss::Metric;
+
+    fn layout(blocks: Vec<(Option<u64>, u64)>) -> FaissLayout {
+        let nlist = blocks.first().and_then(|b| b.0).map(|_| 100);
+        let mut at = 100;
+        FaissLayout {
+            fourcc: "IwFl".into(),
+            description: "test".into(),
+            dim: 2,
+            ntotal: blocks.iter().map(|b| b.1).sum(),
+            metric: Metric::L2,
+            vectors: VectorKind::Float32,
+            row_bytes: 8,
+            nlist,
+            file_size: 1 << 30,
+            blocks: blocks
+                .into_iter()
+                .map(|(l, rows)| {
+                    let b = Block {
+                        list_no: l,
+                        rows,
+                        codes_offset: at,
+                        ids: BlockIds::Stored {
+                            offset: at + rows * 8,
+                        },
+                    };
+                    at += rows * 16;
+                    b
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn flat_partitions_are_row_ranges() {
+        let p = plan_partitions(&layout(vec![(None, 10)]), 4);
+        let ids: Vec<_> = p.iter().map(|p| p.info.id.0.clone()).collect();
+        assert_eq!(ids, ["rows-0-4", "rows-4-8", "rows-8-10"]);
+        assert_eq!(p[2].info.estimated_rows, Some(2));
+    }
+
+    #[test]
+    fn ivf_partitions_group_whole_lists_and_split_big_ones() {
+        let l = layout(vec![
+            (Some(0), 3),
+            (Some(2), 2),
+            (Some(3), 9),
+            (Some(7), 1),
+            (Some(9), 4),
+        ]);
+        let p = plan_partitions(&l, 5);
+        let ids: Vec<_> = p.iter().map(|p| p.info.id.0.clone()).collect();
+        assert_eq!(
+            ids,
+            [
+                "lists-0-2",
+                "list-3-rows-0-5",
+                "list-3-rows-5-9",
+                "lists-7-9"
+            ]
+        );
+        assert_eq!(
+            p[0].info.description,
+            "inverted lists 0..=2 (2 non-empty, 5 rows)"
+        );
+        let total: u64 = p.iter().map(|p| p.info.estimated_rows.unwrap()).sum();
+        assert_eq!(total, 19);
+    }
+
+    #[test]
+    fn planner_fills_batches_across_segments() {
+        let segments: Arc<[Segment]> = vec![
+            Segment {
+                block: 0,
+                start: 0,
+                end: 3,
+            },
+            Segment {
+                block: 1,
+                start: 0,
+                end: 4,
+            },
+        ]
+        .into();
+        let planner = Planner {
+            segments,
+            seg: 0,
+            row: 1,
+            batch_rows: 4,
+            bytes_per_row: 16,
+        };
+        let batches: Vec<Vec<(usize, u64, u64)>> = planner
+            .flatten()
+            .map(|b| b.iter().map(|p| (p.block, p.start, p.end)).collect())
+            .collect();
+        assert_eq!(batches, vec![vec![(0, 1, 3), (1, 0, 2)], vec![(1, 2, 4)]]);
+    }
+}
