@@ -928,3 +928,27 @@ fn parquet_estimate_is_an_upper_bound() {
         }
     }
 }
+
+#[test]
+fn batches_of_another_schema_are_refused_not_panicking() {
+    let wrong = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+    let right = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let b = RecordBatch::try_new(wrong, vec![Arc::new(StringArray::from(vec!["x"]))]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for format in [
+        StagingFormat::Parquet,
+        StagingFormat::Numpy,
+        StagingFormat::Json,
+    ] {
+        let path = tmp.path().join(format.as_str());
+        let mut w =
+            StagingWriter::create(format, &path, &right, &StagingOptions::default()).unwrap();
+        let err = w.write(&b).unwrap_err();
+        assert!(
+            matches!(err, vmig_core::Error::Schema(_)),
+            "{format}: {err}"
+        );
+        w.discard().unwrap();
+        assert!(!path.exists());
+    }
+}

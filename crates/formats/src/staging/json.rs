@@ -112,14 +112,7 @@ impl<W: Write> JsonWriter<W> {
     /// # Errors
     /// As [`JsonWriter::write`].
     pub fn write_within(&mut self, batch: &RecordBatch, max_bytes: u64) -> Result<usize> {
-        if batch.num_columns() != self.columns.len() {
-            return Err(Error::schema(format!(
-                "batch with {} columns written to {} opened for {}",
-                batch.num_columns(),
-                self.label.display(),
-                self.columns.len()
-            )));
-        }
+        super::check_batch(&self.schema, batch, &self.label)?;
         let arrays: Vec<ArrayRef> = batch
             .columns()
             .iter()

@@ -302,8 +302,18 @@ fn remove_if_exists(path: &Path) -> Result<()> {
 /// # Errors
 /// [`Error::Unsupported`] naming the first field that cannot, its type and the format.
 pub fn check_schema(format: StagingFormat, schema: &Schema) -> Result<()> {
+    let mut names = std::collections::HashSet::new();
     for field in schema.fields() {
         Column::classify(field, format)?;
+        if format == StagingFormat::Numpy {
+            npy::check_file_name(field.name())?;
+        }
+        if !names.insert(field.name().as_str()) {
+            return Err(Error::schema(format!(
+                "field `{}` appears twice; {format} staging files need unique field names",
+                field.name()
+            )));
+        }
     }
     Ok(())
 }
@@ -392,6 +402,30 @@ impl Column {
             _ => return None,
         })
     }
+}
+
+/// Checks that `batch` has the column types of `schema`, so no downcast can fail.
+pub(crate) fn check_batch(schema: &Schema, batch: &RecordBatch, output: &Path) -> Result<()> {
+    let same = batch.num_columns() == schema.fields().len()
+        && batch
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .all(|(a, f)| a.data_type() == f.data_type());
+    if same {
+        return Ok(());
+    }
+    let got: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect();
+    Err(Error::schema(format!(
+        "a batch written to {} has columns [{}], not the schema the file was opened with",
+        output.display(),
+        got.join(", ")
+    )))
 }
 
 /// Casts `LargeUtf8`/`Utf8View` to `Utf8` so string columns have one representation.

@@ -86,7 +86,7 @@ fn fixed_row_bytes(column: &Column) -> u64 {
     }
 }
 
-fn check_file_name(name: &str) -> Result<()> {
+pub(crate) fn check_file_name(name: &str) -> Result<()> {
     let bad = name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']);
     if bad {
         return Err(Error::unsupported(
@@ -110,19 +110,12 @@ impl NumpyWriter {
                 "NumPy staging files are written on little-endian machines only",
             ));
         }
-        let mut seen = std::collections::HashSet::new();
-        let mut kinds = Vec::with_capacity(schema.fields().len());
-        for field in schema.fields() {
-            let kind = Column::classify(field, StagingFormat::Numpy)?;
-            check_file_name(field.name())?;
-            if !seen.insert(field.name().as_str()) {
-                return Err(Error::schema(format!(
-                    "field `{}` appears twice; NumPy import needs one `<field>.npy` per field",
-                    field.name()
-                )));
-            }
-            kinds.push(kind);
-        }
+        super::check_schema(StagingFormat::Numpy, schema)?;
+        let kinds = schema
+            .fields()
+            .iter()
+            .map(|f| Column::classify(f, StagingFormat::Numpy))
+            .collect::<Result<Vec<_>>>()?;
         std::fs::create_dir_all(dir).context_with(|| format!("creating {}", dir.display()))?;
         let mut columns = Vec::with_capacity(kinds.len());
         for (i, (field, kind)) in schema.fields().iter().zip(kinds).enumerate() {
@@ -190,14 +183,7 @@ impl NumpyWriter {
     /// # Errors
     /// As [`NumpyWriter::write`].
     pub fn write_within(&mut self, batch: &RecordBatch, max_bytes: u64) -> Result<usize> {
-        if batch.num_columns() != self.columns.len() {
-            return Err(Error::schema(format!(
-                "batch with {} columns written to {} opened for {}",
-                batch.num_columns(),
-                self.dir.display(),
-                self.columns.len()
-            )));
-        }
+        super::check_batch(&self.schema, batch, &self.dir)?;
         let arrays: Vec<ArrayRef> = batch
             .columns()
             .iter()

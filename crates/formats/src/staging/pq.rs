@@ -272,13 +272,7 @@ impl<W: Write + Send> ParquetWriter<W> {
     }
 
     fn check_batch(&self, batch: &RecordBatch) -> Result<()> {
-        if batch.schema().fields() != self.schema.fields() {
-            return Err(Error::schema(format!(
-                "batch written to {} does not have the schema the file was opened with",
-                self.label.display()
-            )));
-        }
-        Ok(())
+        super::check_batch(&self.schema, batch, &self.label)
     }
 
     /// Upper bound of each row's encoded bytes.

@@ -1,0 +1,1033 @@
+//! The `files` sink end to end: every format written, read back with independent readers
+//! (parquet, npyz, serde_json; numpy and pyarrow when `VMIG_PYTHON` is set; S3 when
+//! `VMIG_S3_ENDPOINT` is set) and compared value by value, bit-exactly.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array,
+    Int64Array, Int8Array, RecordBatch, StringArray,
+};
+use arrow::buffer::Buffer;
+use arrow::datatypes::{
+    DataType, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, Schema,
+    SchemaRef, UInt8Type,
+};
+use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use vmig_core::registry::{BuildContext, SinkConfig};
+use vmig_core::{vector, CommitReport, Error, Sink};
+use vmig_formats::staging::StagingFormat;
+use vmig_sink_files::{ByteSize, FilesSinkConfig};
+
+const DIM: usize = 16;
+const BIN_BYTES: usize = 4;
+const FORMATS: [StagingFormat; 3] = [
+    StagingFormat::Parquet,
+    StagingFormat::Numpy,
+    StagingFormat::Json,
+];
+
+// ------------------------------------------------------------------ data
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn f32(&mut self) -> f32 {
+        loop {
+            let v = f32::from_bits(self.next() as u32);
+            if v.is_finite() {
+                return v;
+            }
+        }
+    }
+}
+
+const EDGE_F32: [f32; 10] = [
+    -0.0,
+    0.0,
+    1e-45,         // smallest subnormal
+    1.1754942e-38, // largest subnormal
+    f32::MIN_POSITIVE,
+    f32::MAX,
+    f32::MIN,
+    0.1,
+    16_777_217.0,
+    -3.0e-39,
+];
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(
+        vec![
+            Field::new("id", DataType::Int64, false),
+            vector::float_vector_field("vec", DIM),
+            vector::binary_vector_field("bin", BIN_BYTES * 8).unwrap(),
+            Field::new("name", DataType::Utf8, false),
+            vector::json_field("meta", false),
+            Field::new("flag", DataType::Boolean, false),
+            Field::new("i8", DataType::Int8, false),
+            Field::new("i16", DataType::Int16, false),
+            Field::new("i32", DataType::Int32, false),
+            Field::new("i64", DataType::Int64, false),
+            Field::new("f32", DataType::Float32, false),
+            Field::new("f64", DataType::Float64, false),
+        ],
+        HashMap::from([
+            (vector::META_PRIMARY_KEY.to_string(), "id".to_string()),
+            (vector::META_METRIC.to_string(), "L2".to_string()),
+        ]),
+    ))
+}
+
+fn name(i: usize) -> String {
+    match i % 4 {
+        0 => format!("naïve café {i} — ✓"),
+        1 => "日本語テキスト 🚀".to_string(),
+        2 => String::new(),
+        _ => format!("\"q\" \\ {}", "z".repeat(i % 23)),
+    }
+}
+
+fn meta(i: usize) -> String {
+    match i % 3 {
+        0 => format!("{{\"n\": {i}, \"tags\": [\"a\", \"ü\"], \"big\": 9007199254740993}}"),
+        1 => "{\"nested\": {\"x\": 1.5, \"y\": null}}".to_string(),
+        _ => "{}".to_string(),
+    }
+}
+
+/// Rows `start..start + rows`, the same on every call.
+fn batch(start: usize, rows: usize) -> RecordBatch {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ start as u64);
+    let mut vals = Vec::with_capacity(rows * DIM);
+    for r in start..start + rows {
+        for d in 0..DIM {
+            let k = r * DIM + d;
+            vals.push(if k < EDGE_F32.len() {
+                EDGE_F32[k]
+            } else {
+                rng.f32()
+            });
+        }
+    }
+    let bins: Vec<u8> = (0..rows * BIN_BYTES).map(|_| rng.next() as u8).collect();
+    let idx = || start..start + rows;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(idx().map(|i| i as i64))),
+        Arc::new(vector::float_vector_array(Float32Array::from(vals), DIM).unwrap()),
+        Arc::new(vector::binary_vector_array(Buffer::from_vec(bins), BIN_BYTES).unwrap()),
+        Arc::new(StringArray::from_iter_values(idx().map(name))),
+        Arc::new(StringArray::from_iter_values(idx().map(meta))),
+        Arc::new(BooleanArray::from_iter(idx().map(|i| Some(i % 3 == 1)))),
+        Arc::new(Int8Array::from_iter_values(
+            idx().map(|i| (i as u8).wrapping_mul(37) as i8),
+        )),
+        Arc::new(Int16Array::from_iter_values(
+            idx().map(|i| (i as i16).wrapping_mul(-331)),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            idx().map(|i| (i as i32).wrapping_mul(-70_001)),
+        )),
+        Arc::new(Int64Array::from_iter_values(idx().map(|i| {
+            if i == 3 {
+                i64::MIN
+            } else {
+                (i as i64) * 0x1_0000_0001
+            }
+        }))),
+        Arc::new(Float32Array::from_iter_values(
+            idx().map(|i| EDGE_F32[i % EDGE_F32.len()]),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            idx().map(|i| [-0.0, 5e-324, f64::MAX, 0.1, i as f64 / 3.0][i % 5]),
+        )),
+    ];
+    RecordBatch::try_new(schema(), columns).unwrap()
+}
+
+// ------------------------------------------------------------------ canonical values
+
+/// A column as plain values: floats as bit patterns so comparisons are bit-exact.
+#[derive(Debug, Clone, PartialEq)]
+enum Canon {
+    Int(Vec<i64>),
+    F32(Vec<u32>),
+    F64(Vec<u64>),
+    Bool(Vec<bool>),
+    Text(Vec<String>),
+    /// JSON values (JSON fields of the JSON format).
+    Json(Vec<serde_json::Value>),
+    /// Flattened vectors.
+    Vec32(Vec<u32>),
+    Bytes(Vec<u8>),
+}
+
+impl Canon {
+    fn extend(&mut self, other: Canon) {
+        match (self, other) {
+            (Canon::Int(a), Canon::Int(b)) => a.extend(b),
+            (Canon::F32(a), Canon::F32(b)) | (Canon::Vec32(a), Canon::Vec32(b)) => a.extend(b),
+            (Canon::F64(a), Canon::F64(b)) => a.extend(b),
+            (Canon::Bool(a), Canon::Bool(b)) => a.extend(b),
+            (Canon::Text(a), Canon::Text(b)) => a.extend(b),
+            (Canon::Json(a), Canon::Json(b)) => a.extend(b),
+            (Canon::Bytes(a), Canon::Bytes(b)) => a.extend(b),
+            (a, b) => panic!("mismatched columns {a:?} / {b:?}"),
+        }
+    }
+}
+
+type Table = BTreeMap<String, Canon>;
+
+fn append(table: &mut Table, name: &str, c: Canon) {
+    match table.get_mut(name) {
+        Some(t) => t.extend(c),
+        None => {
+            table.insert(name.to_string(), c);
+        }
+    }
+}
+
+fn f32_bits(a: &dyn Array) -> Vec<u32> {
+    a.as_primitive::<Float32Type>()
+        .values()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+/// Canonical form of an Arrow column (input batches and Parquet read back).
+fn canon_arrow(field: &Field, a: &ArrayRef) -> Canon {
+    match a.data_type() {
+        DataType::Int8 => Canon::Int(
+            a.as_primitive::<Int8Type>()
+                .values()
+                .iter()
+                .map(|&v| v as i64)
+                .collect(),
+        ),
+        DataType::Int16 => Canon::Int(
+            a.as_primitive::<Int16Type>()
+                .values()
+                .iter()
+                .map(|&v| v as i64)
+                .collect(),
+        ),
+        DataType::Int32 => Canon::Int(
+            a.as_primitive::<Int32Type>()
+                .values()
+                .iter()
+                .map(|&v| v as i64)
+                .collect(),
+        ),
+        DataType::Int64 => Canon::Int(a.as_primitive::<Int64Type>().values().to_vec()),
+        DataType::Float32 => Canon::F32(f32_bits(a.as_ref())),
+        DataType::Float64 => Canon::F64(
+            a.as_primitive::<Float64Type>()
+                .values()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect(),
+        ),
+        DataType::Boolean => Canon::Bool(a.as_boolean().iter().map(|v| v.unwrap()).collect()),
+        DataType::Utf8 => Canon::Text(
+            a.as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap().to_string())
+                .collect(),
+        ),
+        DataType::FixedSizeList(_, _) => {
+            Canon::Vec32(f32_bits(a.as_fixed_size_list().values().as_ref()))
+        }
+        DataType::FixedSizeBinary(_) => {
+            Canon::Bytes(a.as_fixed_size_binary().value_data().to_vec())
+        }
+        DataType::List(item) if item.data_type() == &DataType::Float32 => {
+            Canon::Vec32(f32_bits(a.as_list::<i32>().values().as_ref()))
+        }
+        DataType::List(item) if item.data_type() == &DataType::UInt8 => Canon::Bytes(
+            a.as_list::<i32>()
+                .values()
+                .as_primitive::<UInt8Type>()
+                .values()
+                .to_vec(),
+        ),
+        other => panic!("field {}: unexpected type {other}", field.name()),
+    }
+}
+
+fn expected(batches: &[RecordBatch]) -> Table {
+    let mut t = Table::new();
+    for b in batches {
+        for (f, a) in b.schema().fields().iter().zip(b.columns()) {
+            append(&mut t, f.name(), canon_arrow(f, a));
+        }
+    }
+    t
+}
+
+/// The expected table as the JSON format represents it (JSON fields as parsed values).
+fn expected_json(batches: &[RecordBatch]) -> Table {
+    let mut t = expected(batches);
+    if let Some(Canon::Text(texts)) = t.remove("meta") {
+        t.insert(
+            "meta".into(),
+            Canon::Json(
+                texts
+                    .iter()
+                    .map(|s| serde_json::from_str(s).unwrap())
+                    .collect(),
+            ),
+        );
+    }
+    t
+}
+
+// ------------------------------------------------------------------ readers
+
+fn units(dir: &Path, format: StagingFormat) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("part-")
+                && match format.extension() {
+                    Some(ext) => n.ends_with(&format!(".{ext}")),
+                    None => p.is_dir(),
+                }
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn read_parquet_bytes(data: bytes::Bytes, t: &mut Table) -> usize {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(data)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = 0;
+    for b in reader {
+        let b = b.unwrap();
+        rows += b.num_rows();
+        for (f, a) in b.schema().fields().iter().zip(b.columns()) {
+            append(t, f.name(), canon_arrow(f, a));
+        }
+    }
+    rows
+}
+
+fn read_npy_dir(dir: &Path, t: &mut Table) -> usize {
+    let mut rows = None;
+    for f in schema().fields() {
+        let file =
+            npyz::NpyFile::new(std::fs::File::open(dir.join(format!("{}.npy", f.name()))).unwrap())
+                .unwrap();
+        let n = file.shape()[0] as usize;
+        assert!(
+            rows.is_none_or(|r| r == n),
+            "npy files of {} differ in length",
+            dir.display()
+        );
+        rows = Some(n);
+        let descr = match file.dtype() {
+            npyz::DType::Plain(t) => t.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let c = match descr.as_str() {
+            "|b1" => Canon::Bool(file.into_vec::<bool>().unwrap()),
+            "|i1" => Canon::Int(
+                file.into_vec::<i8>()
+                    .unwrap()
+                    .into_iter()
+                    .map(i64::from)
+                    .collect(),
+            ),
+            "<i2" => Canon::Int(
+                file.into_vec::<i16>()
+                    .unwrap()
+                    .into_iter()
+                    .map(i64::from)
+                    .collect(),
+            ),
+            "<i4" => Canon::Int(
+                file.into_vec::<i32>()
+                    .unwrap()
+                    .into_iter()
+                    .map(i64::from)
+                    .collect(),
+            ),
+            "<i8" => Canon::Int(file.into_vec::<i64>().unwrap()),
+            "<f4" if file.shape().len() == 2 => {
+                assert_eq!(file.shape()[1], DIM as u64);
+                Canon::Vec32(
+                    file.into_vec::<f32>()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect(),
+                )
+            }
+            "<f4" => Canon::F32(
+                file.into_vec::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect(),
+            ),
+            "<f8" => Canon::F64(
+                file.into_vec::<f64>()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect(),
+            ),
+            "|u1" => {
+                assert_eq!(file.shape(), &[n as u64, BIN_BYTES as u64]);
+                Canon::Bytes(file.into_vec::<u8>().unwrap())
+            }
+            d if d.starts_with("<U") => Canon::Text(file.into_vec::<String>().unwrap()),
+            d => panic!("unexpected dtype {d}"),
+        };
+        append(t, f.name(), c);
+    }
+    rows.unwrap_or(0)
+}
+
+fn read_json_bytes(data: &[u8], t: &mut Table) -> usize {
+    let v: serde_json::Value = serde_json::from_slice(data).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    for f in schema().fields() {
+        let col: Vec<&serde_json::Value> = rows.iter().map(|r| &r[f.name().as_str()]).collect();
+        let ints = || {
+            col.iter()
+                .map(|x| x.as_i64().expect("an integer"))
+                .collect()
+        };
+        let c = match f.name().as_str() {
+            "id" | "i8" | "i16" | "i32" | "i64" => Canon::Int(ints()),
+            "vec" => Canon::Vec32(
+                col.iter()
+                    .flat_map(|x| {
+                        x.as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|v| (v.as_f64().unwrap() as f32).to_bits())
+                    })
+                    .collect(),
+            ),
+            "bin" => Canon::Bytes(
+                col.iter()
+                    .flat_map(|x| {
+                        x.as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|v| u8::try_from(v.as_u64().unwrap()).unwrap())
+                    })
+                    .collect(),
+            ),
+            "name" => Canon::Text(
+                col.iter()
+                    .map(|x| x.as_str().unwrap().to_string())
+                    .collect(),
+            ),
+            "meta" => Canon::Json(col.iter().map(|&x| x.clone()).collect()),
+            "flag" => Canon::Bool(col.iter().map(|x| x.as_bool().unwrap()).collect()),
+            "f32" => Canon::F32(
+                col.iter()
+                    .map(|x| (x.as_f64().unwrap() as f32).to_bits())
+                    .collect(),
+            ),
+            "f64" => Canon::F64(col.iter().map(|x| x.as_f64().unwrap().to_bits()).collect()),
+            other => panic!("{other}"),
+        };
+        append(t, f.name(), c);
+    }
+    rows.len()
+}
+
+/// Reads every unit in `dir` in order; returns the table and the rows per unit.
+fn read_dir(dir: &Path, format: StagingFormat) -> (Table, Vec<usize>) {
+    let mut t = Table::new();
+    let mut counts = Vec::new();
+    for unit in units(dir, format) {
+        counts.push(match format {
+            StagingFormat::Parquet => {
+                read_parquet_bytes(std::fs::read(&unit).unwrap().into(), &mut t)
+            }
+            StagingFormat::Numpy => read_npy_dir(&unit, &mut t),
+            StagingFormat::Json => read_json_bytes(&std::fs::read(&unit).unwrap(), &mut t),
+        });
+    }
+    (t, counts)
+}
+
+fn unit_size(path: &Path) -> u64 {
+    if path.is_dir() {
+        std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    } else {
+        std::fs::metadata(path).unwrap().len()
+    }
+}
+
+// ------------------------------------------------------------------ driving the sink
+
+fn config(path: &Path, format: StagingFormat) -> FilesSinkConfig {
+    FilesSinkConfig::new(path.to_string_lossy(), format)
+}
+
+async fn open(config: &FilesSinkConfig, schema: &SchemaRef) -> vmig_core::Result<Box<dyn Sink>> {
+    let mut sink = config.build(&BuildContext::default()).await?;
+    sink.prepare(schema).await?;
+    Ok(sink)
+}
+
+/// Writes `batches`, flushing after the indices in `flush_after`, then commits.
+async fn run(
+    config: &FilesSinkConfig,
+    batches: &[RecordBatch],
+    flush_after: &[usize],
+) -> CommitReport {
+    let mut sink = open(config, &schema()).await.unwrap();
+    let mut flushed = 0;
+    for (i, b) in batches.iter().enumerate() {
+        sink.write(b.clone()).await.unwrap();
+        if flush_after.contains(&i) {
+            flushed += sink.flush().await.unwrap().rows;
+        }
+    }
+    let last = sink.flush().await.unwrap();
+    flushed += last.rows;
+    assert_eq!(
+        flushed,
+        batches.iter().map(|b| b.num_rows() as u64).sum::<u64>()
+    );
+    sink.commit().await.unwrap()
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+// ------------------------------------------------------------------ tests
+
+#[tokio::test]
+async fn every_format_round_trips_bit_exactly() {
+    let batches = [batch(0, 200), batch(200, 1), batch(201, 300)];
+    for format in FORMATS {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let report = run(&config(&out, format), &batches, &[0]).await;
+        assert_eq!(report.rows, 501, "{format}");
+
+        let (got, counts) = read_dir(&out, format);
+        // The flush after the first batch closed a unit.
+        assert_eq!(counts, [200, 301], "{format}");
+        let want = if format == StagingFormat::Json {
+            expected_json(&batches)
+        } else {
+            expected(&batches)
+        };
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>()
+        );
+        for (k, v) in &want {
+            assert!(got[k] == *v, "{format}: column {k} differs");
+        }
+
+        // Manifest and report agree with the files.
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["format"], format.as_str());
+        assert_eq!(manifest["total_rows"], 501);
+        let files = manifest["files"].as_array().unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0]["rows"], 200);
+        let first = files[0]["path"].as_str().unwrap();
+        assert_eq!(
+            first,
+            match format {
+                StagingFormat::Parquet => "part-00000.parquet",
+                StagingFormat::Numpy => "part-00000",
+                StagingFormat::Json => "part-00000.json",
+            }
+        );
+        assert_eq!(
+            files[0]["bytes"].as_u64().unwrap(),
+            unit_size(&out.join(first))
+        );
+        let fields = manifest["schema"]["fields"].as_array().unwrap();
+        assert_eq!(fields.len(), 12);
+        assert_eq!(fields[1]["name"], "vec");
+        assert_eq!(fields[1]["dim"], DIM);
+        assert_eq!(fields[1]["milvus_type"], format!("FloatVector({DIM})"));
+        assert_eq!(fields[2]["dim"], BIN_BYTES * 8);
+        assert_eq!(fields[4]["milvus_type"], "JSON");
+        assert_eq!(manifest["schema"]["primary_key"], "id");
+        let expected_files = if format == StagingFormat::Numpy {
+            2 * 12
+        } else {
+            2
+        };
+        assert_eq!(
+            report.files.len(),
+            expected_files,
+            "{format}: {:?}",
+            report.files
+        );
+        assert!(
+            report.files.iter().all(|f| Path::new(f).exists()),
+            "{:?}",
+            report.files
+        );
+        // Nothing temporary is left.
+        assert!(
+            names_in(&out).iter().all(|n| !n.starts_with('.')),
+            "{:?}",
+            names_in(&out)
+        );
+    }
+}
+
+#[tokio::test]
+async fn small_max_file_size_splits_into_complete_ordered_files() {
+    let batches: Vec<RecordBatch> = (0..3).map(|i| batch(i * 500, 500)).collect();
+    for format in FORMATS {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let limit = 24 << 10;
+        let mut cfg = config(&out, format);
+        cfg.max_file_size = ByteSize(limit);
+        let report = run(&cfg, &batches, &[]).await;
+        assert_eq!(report.rows, 1500);
+        let paths = units(&out, format);
+        assert!(paths.len() >= 4, "{format}: only {} files", paths.len());
+        for p in &paths {
+            let size = unit_size(p);
+            assert!(
+                size <= limit,
+                "{format}: {} has {size} bytes > {limit}",
+                p.display()
+            );
+        }
+        let (got, counts) = read_dir(&out, format);
+        assert_eq!(counts.iter().sum::<usize>(), 1500);
+        let ids: Vec<i64> = (0..1500).collect();
+        assert_eq!(
+            got["id"],
+            Canon::Int(ids),
+            "{format}: rows not complete and in order"
+        );
+        let want = if format == StagingFormat::Json {
+            expected_json(&batches)
+        } else {
+            expected(&batches)
+        };
+        assert!(got == want, "{format}: values differ");
+    }
+}
+
+#[tokio::test]
+async fn a_row_larger_than_the_limit_is_an_error() {
+    for format in FORMATS {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let mut cfg = config(&out, format);
+        cfg.max_file_size = ByteSize(100);
+        let mut sink = open(&cfg, &schema()).await.unwrap();
+        let err = sink.write(batch(0, 3)).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err.root(), Error::Config { .. }),
+            "{format}: {msg}"
+        );
+        assert!(msg.contains("max_file_size"), "{format}: {msg}");
+        sink.abort().await.unwrap();
+        assert!(names_in(&out).is_empty(), "{format}: {:?}", names_in(&out));
+    }
+}
+
+#[tokio::test]
+async fn existing_output_needs_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut cfg = config(&out, StagingFormat::Parquet);
+    cfg.max_file_size = ByteSize(24 << 10);
+    run(&cfg, &[batch(0, 600)], &[]).await;
+    std::fs::write(out.join("notes.txt"), "not vmig's").unwrap();
+    let before = units(&out, StagingFormat::Parquet).len();
+    assert!(before > 1);
+
+    let again = config(&out, StagingFormat::Parquet);
+    let err = open(&again, &schema()).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err.root(), Error::Config { .. }), "{msg}");
+    assert!(
+        msg.contains("overwrite = true") && msg.contains("part-00000.parquet"),
+        "{msg}"
+    );
+
+    // Another format in the same place is refused too.
+    let err = open(&config(&out, StagingFormat::Json), &schema())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("overwrite"));
+
+    let mut replace = config(&out, StagingFormat::Json);
+    replace.overwrite = true;
+    run(&replace, &[batch(0, 5)], &[]).await;
+    assert_eq!(
+        names_in(&out),
+        ["manifest.json", "notes.txt", "part-00000.json"]
+    );
+
+    // A directory with only foreign files is fine.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("README"), "x").unwrap();
+    run(&config(&other, StagingFormat::Numpy), &[batch(0, 5)], &[]).await;
+    assert_eq!(names_in(&other), ["README", "manifest.json", "part-00000"]);
+}
+
+#[tokio::test]
+async fn abort_leaves_no_files() {
+    for format in FORMATS {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let mut cfg = config(&out, format);
+        cfg.max_file_size = ByteSize(24 << 10);
+        let mut sink = open(&cfg, &schema()).await.unwrap();
+        sink.write(batch(0, 400)).await.unwrap();
+        sink.flush().await.unwrap();
+        sink.write(batch(400, 50)).await.unwrap(); // an open, unfinished unit
+        assert!(!names_in(&out).is_empty());
+        sink.abort().await.unwrap();
+        assert!(!out.exists(), "{format}: {:?}", names_in(&out));
+
+        // In a directory that existed before, only this run's files go.
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("keep.txt"), "x").unwrap();
+        let mut sink = open(&cfg, &schema()).await.unwrap();
+        sink.write(batch(0, 400)).await.unwrap();
+        sink.abort().await.unwrap();
+        assert_eq!(names_in(&out), ["keep.txt"], "{format}");
+    }
+}
+
+#[tokio::test]
+async fn numpy_nulls_name_field_and_row() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("title", DataType::Utf8, true),
+    ]));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut sink = open(&config(&out, StagingFormat::Numpy), &schema)
+        .await
+        .unwrap();
+    let titles: StringArray = (0..10).map(|i| (i != 7).then(|| format!("t{i}"))).collect();
+    let b = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..10)),
+            Arc::new(titles),
+        ],
+    )
+    .unwrap();
+    let err = sink.write(b).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err.root(), Error::Data { .. }), "{msg}");
+    assert!(msg.contains("`title`") && msg.contains("row 7"), "{msg}");
+    sink.abort().await.unwrap();
+    assert!(!out.exists());
+}
+
+#[tokio::test]
+async fn prepare_names_unwritable_fields_and_the_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let half = Arc::new(Schema::new(vec![Field::new(
+        "h",
+        DataType::FixedSizeList(Arc::new(Field::new_list_field(DataType::Float16, true)), 8),
+        false,
+    )]));
+    let tags = Arc::new(Schema::new(vec![Field::new_list(
+        "tags",
+        Field::new_list_field(DataType::Int64, true),
+        true,
+    )]));
+    for (schema, field, format) in [
+        (&half, "`h`", StagingFormat::Parquet),
+        (&tags, "`tags`", StagingFormat::Numpy),
+    ] {
+        let out = tmp.path().join(format.as_str());
+        let err = open(&config(&out, format), schema)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(field) && err.contains(format.as_str()),
+            "{err}"
+        );
+    }
+    // Arrays are fine in Parquet and JSON.
+    for format in [StagingFormat::Parquet, StagingFormat::Json] {
+        let out = tmp.path().join(format!("ok-{format}"));
+        open(&config(&out, format), &tags).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn registered_plugin_builds_from_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = BuildContext {
+        base_dir: tmp.path().to_path_buf(),
+    };
+    let cfg = vmig_core::registry::parse_sink(
+        "files",
+        serde_json::json!({"path": "rel", "format": "json", "max_file_size": "1MiB"}),
+    )
+    .unwrap();
+    let mut sink = cfg.build(&ctx).await.unwrap();
+    sink.prepare(&schema()).await.unwrap();
+    sink.write(batch(0, 10)).await.unwrap();
+    let report = sink.commit().await.unwrap();
+    assert_eq!(report.rows, 10);
+    assert!(tmp.path().join("rel/part-00000.json").exists());
+    assert!(report.target.ends_with("rel"), "{}", report.target);
+}
+
+// ------------------------------------------------------------------ real readers
+
+const PY_DUMP: &str = r#"
+import json, sys, pathlib
+import numpy as np
+import pyarrow.parquet as pq
+
+def canon(a):
+    a = np.ascontiguousarray(a)
+    if a.dtype == np.float32:
+        return a.reshape(-1).view('<u4').tolist()
+    if a.dtype == np.float64:
+        return a.reshape(-1).view('<u8').tolist()
+    return a.reshape(-1).tolist()
+
+out = {}
+kind, path = sys.argv[1], pathlib.Path(sys.argv[2])
+if kind == "numpy":
+    for unit in sorted(p for p in path.iterdir() if p.is_dir() and p.name.startswith("part-")):
+        for f in sorted(unit.glob("*.npy")):
+            a = np.load(f, allow_pickle=False)
+            e = out.setdefault(f.stem, {"dtype": a.dtype.str, "shape": [0] + list(a.shape[1:]), "values": []})
+            e["shape"][0] += a.shape[0]
+            e["values"] += canon(a)
+else:
+    for f in sorted(path.glob("part-*.parquet")):
+        t = pq.read_table(f)
+        for name in t.column_names:
+            col = t.column(name).combine_chunks()
+            typ = str(col.type)
+            if typ.startswith("list<"):
+                vals = canon(col.flatten().to_numpy(zero_copy_only=False))
+            elif typ in ("float", "double"):
+                vals = canon(col.to_numpy())
+            else:
+                vals = col.to_pylist()
+            e = out.setdefault(name, {"type": typ, "values": []})
+            e["values"] += vals
+        out["__metadata__"] = {k.decode(): v.decode() for k, v in (t.schema.metadata or {}).items() if not k.startswith(b"ARROW")}
+print(json.dumps(out))
+"#;
+
+fn python_dump(python: &str, kind: &str, dir: &Path) -> serde_json::Value {
+    let o = std::process::Command::new(python)
+        .args(["-c", PY_DUMP, kind, &dir.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn canon_to_json(c: &Canon) -> serde_json::Value {
+    match c {
+        Canon::Int(v) => serde_json::json!(v),
+        Canon::F32(v) | Canon::Vec32(v) => serde_json::json!(v),
+        Canon::F64(v) => serde_json::json!(v),
+        Canon::Bool(v) => serde_json::json!(v),
+        Canon::Text(v) => serde_json::json!(v),
+        Canon::Json(v) => serde_json::json!(v),
+        Canon::Bytes(v) => serde_json::json!(v),
+    }
+}
+
+#[tokio::test]
+async fn numpy_and_pyarrow_read_the_files() {
+    let Some(python) = vmig_testing::service::python() else {
+        return;
+    };
+    let batches = [batch(0, 150), batch(150, 100)];
+    let want = expected(&batches);
+    let tmp = tempfile::tempdir().unwrap();
+
+    let out = tmp.path().join("npy");
+    let mut cfg = config(&out, StagingFormat::Numpy);
+    cfg.max_file_size = ByteSize(32 << 10);
+    run(&cfg, &batches, &[]).await;
+    assert!(units(&out, StagingFormat::Numpy).len() > 1);
+    let dump = python_dump(&python, "numpy", &out);
+    let dtypes: BTreeMap<&str, &str> = [
+        ("id", "<i8"),
+        ("vec", "<f4"),
+        ("bin", "|u1"),
+        ("flag", "|b1"),
+        ("i8", "|i1"),
+        ("i16", "<i2"),
+        ("i32", "<i4"),
+        ("i64", "<i8"),
+        ("f32", "<f4"),
+        ("f64", "<f8"),
+    ]
+    .into();
+    for (name, w) in &want {
+        let e = &dump[name.as_str()];
+        assert_eq!(e["values"], canon_to_json(w), "numpy column {name}");
+        let dtype = e["dtype"].as_str().unwrap();
+        match dtypes.get(name.as_str()) {
+            Some(d) => assert_eq!(dtype, *d, "{name}"),
+            None => assert!(dtype.starts_with("<U"), "{name}: {dtype}"),
+        }
+    }
+    assert_eq!(dump["vec"]["shape"], serde_json::json!([250, DIM]));
+    assert_eq!(dump["bin"]["shape"], serde_json::json!([250, BIN_BYTES]));
+
+    let out = tmp.path().join("parquet");
+    let mut cfg = config(&out, StagingFormat::Parquet);
+    cfg.max_file_size = ByteSize(32 << 10);
+    cfg.row_group_size = ByteSize(8 << 10);
+    run(&cfg, &batches, &[]).await;
+    let dump = python_dump(&python, "parquet", &out);
+    for (name, w) in &want {
+        assert_eq!(
+            dump[name.as_str()]["values"],
+            canon_to_json(w),
+            "parquet column {name}"
+        );
+    }
+    assert_eq!(dump["vec"]["type"], "list<item: float>");
+    assert_eq!(dump["bin"]["type"], "list<item: uint8>");
+    assert_eq!(dump["meta"]["type"], "string");
+    assert_eq!(dump["id"]["type"], "int64");
+}
+
+// ------------------------------------------------------------------ object store
+
+#[tokio::test]
+async fn parquet_to_s3_round_trips() {
+    let Some(s3) = vmig_testing::service::S3::from_env() else {
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("vmig-sink-files-it/{}-{nanos}", std::process::id());
+    let url = format!("s3://{}/{prefix}/", s3.bucket);
+    let mut cfg = FilesSinkConfig::new(&url, StagingFormat::Parquet);
+    cfg.storage = s3.storage_options();
+    cfg.max_file_size = ByteSize(40 << 20);
+
+    // ~35 MB of rows: one file above the single-PUT size (multipart) and one small one.
+    let batches: Vec<RecordBatch> = (0..24).map(|i| batch(i * 10_000, 10_000)).collect();
+    let report = run(&cfg, &batches, &[]).await;
+    assert_eq!(report.rows, 240_000);
+    assert!(report.files.len() >= 2, "{:?}", report.files);
+    assert!(
+        report.files.iter().all(|f| f.starts_with(&prefix)),
+        "{:?}",
+        report.files
+    );
+
+    let target = vmig_core::store::resolve(&url, &cfg.storage).unwrap();
+    let store = target.store.clone();
+    let mut t = Table::new();
+    let mut sizes = Vec::new();
+    for f in &report.files {
+        let data = store
+            .get(&object_store::path::Path::from(f.as_str()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert!(data.len() as u64 <= cfg.max_file_size.bytes());
+        sizes.push(data.len());
+        read_parquet_bytes(data, &mut t);
+    }
+    assert!(
+        sizes.iter().any(|&s| s > 16 << 20),
+        "no file took the multipart path: {sizes:?}"
+    );
+    let want = expected(&batches);
+    for (k, v) in &want {
+        assert!(t[k] == *v, "s3: column {k} differs");
+    }
+    let manifest_path = object_store::path::Path::from(format!("{prefix}/manifest.json"));
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &store
+            .get(&manifest_path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["total_rows"], 240_000);
+
+    // The same prefix again is refused; an aborted run there leaves nothing new.
+    let err = open(&cfg, &schema()).await.unwrap_err();
+    assert!(err.to_string().contains("overwrite"), "{err}");
+    let mut other = cfg.clone();
+    other.path = format!("s3://{}/{prefix}-aborted/", s3.bucket);
+    let mut sink = open(&other, &schema()).await.unwrap();
+    sink.write(batch(0, 100)).await.unwrap();
+    sink.flush().await.unwrap();
+    sink.abort().await.unwrap();
+    let aborted = object_store::path::Path::from(format!("{prefix}-aborted"));
+    let left: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(Some(&aborted)))
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Clean up.
+    let root = object_store::path::Path::from(prefix.as_str());
+    let objects: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(Some(&root)))
+        .await
+        .unwrap();
+    for o in objects {
+        store.delete(&o.location).await.unwrap();
+    }
+}
