@@ -80,6 +80,9 @@ struct Core {
     current: Option<StagingWriter>,
     current_index: u32,
     next_index: u32,
+    /// Units finished by the blocking side and not yet taken by [`FilesSink::publish`]; kept
+    /// here so that they are known (and removed by `abort`) even when a later step fails.
+    closed: Vec<Closed>,
 }
 
 impl FilesSink {
@@ -98,6 +101,7 @@ impl FilesSink {
                 current: None,
                 current_index: 0,
                 next_index: 0,
+                closed: Vec::new(),
             }),
             target,
             staging_dir: None,
@@ -140,8 +144,26 @@ impl FilesSink {
         path
     }
 
+    /// Takes the units the blocking side finished. After a failure, local ones (already in
+    /// place) are recorded so `abort` removes them; remote ones are still in the staging
+    /// directory, which goes away with the sink.
+    fn take_closed(&mut self, failed: bool) -> Vec<Closed> {
+        let closed = self
+            .core
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.closed))
+            .unwrap_or_default();
+        if failed && self.target.local.is_some() {
+            self.units.extend(closed.into_iter().map(|c| c.unit));
+            return Vec::new();
+        }
+        closed
+    }
+
     /// Makes closed units visible: uploads them for remote targets, then records them.
-    async fn publish(&mut self, closed: Vec<Closed>) -> Result<()> {
+    async fn publish(&mut self, result: Result<()>) -> Result<()> {
+        let closed = self.take_closed(result.is_err());
+        result?;
         for c in closed {
             if !self.core()?.local {
                 for (relative, local) in c.unit.files.iter().zip(&c.local_files) {
@@ -353,14 +375,16 @@ impl Sink for FilesSink {
             return Ok(());
         }
         let rows = batch.num_rows() as u64;
-        let closed = self.blocking(move |core| core.write(&batch)).await?;
-        self.rows_since_flush += rows;
-        self.publish(closed).await
+        let written = self.blocking(move |core| core.write(&batch)).await;
+        if written.is_ok() {
+            self.rows_since_flush += rows;
+        }
+        self.publish(written).await
     }
 
     async fn flush(&mut self) -> Result<FlushReport> {
-        let closed = self.blocking(|core| core.close_current()).await?;
-        self.publish(closed.into_iter().collect()).await?;
+        let closed = self.blocking(|core| core.close_current()).await;
+        self.publish(closed).await?;
         let report = FlushReport::new(self.rows_since_flush, self.bytes_since_flush);
         self.rows_since_flush = 0;
         self.bytes_since_flush = 0;
@@ -403,6 +427,7 @@ impl Sink for FilesSink {
                 first_error.get_or_insert(e);
             }
         }
+        let _ = self.take_closed(true);
         match self.target.local.clone() {
             Some(dir) => {
                 for unit in std::mem::take(&mut self.units) {
@@ -494,8 +519,7 @@ impl Core {
     }
 
     /// Appends `batch`, closing and starting units so none exceeds `max_file_size`.
-    fn write(&mut self, batch: &RecordBatch) -> Result<Vec<Closed>> {
-        let mut closed = Vec::new();
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let n = batch.num_rows();
         let mut offset = 0;
         while offset < n {
@@ -521,16 +545,16 @@ impl Core {
                         ),
                     ));
                 }
-                closed.extend(self.close_current()?);
+                self.close_current()?;
             }
         }
-        Ok(closed)
+        Ok(())
     }
 
     /// Finishes the open unit, if any, and (local targets) renames it into place.
-    fn close_current(&mut self) -> Result<Option<Closed>> {
+    fn close_current(&mut self) -> Result<()> {
         let Some(writer) = self.current.take() else {
-            return Ok(None);
+            return Ok(());
         };
         let name = self.unit_name(self.current_index);
         let temp = writer.path().to_path_buf();
@@ -556,7 +580,7 @@ impl Core {
             local_files.push(self.work_dir.join(&relative));
             files.push(relative);
         }
-        Ok(Some(Closed {
+        self.closed.push(Closed {
             unit: Unit {
                 path: name,
                 files,
@@ -565,7 +589,8 @@ impl Core {
             },
             local_files,
             local_path: final_path,
-        }))
+        });
+        Ok(())
     }
 
     fn discard_current(&mut self) -> Result<()> {

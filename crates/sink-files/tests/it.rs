@@ -763,6 +763,40 @@ async fn numpy_nulls_name_field_and_row() {
 }
 
 #[tokio::test]
+async fn abort_after_a_failed_write_removes_the_units_it_finished() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("title", DataType::Utf8, true),
+    ]));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut cfg = config(&out, StagingFormat::Numpy);
+    cfg.max_file_size = ByteSize(4 << 10);
+    let mut sink = open(&cfg, &schema).await.unwrap();
+    // Several units fill up before the null in row 900 of the batch stops the write.
+    let titles: StringArray = (0..1000)
+        .map(|i| (i != 900).then(|| format!("t{i}")))
+        .collect();
+    let b = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..1000)),
+            Arc::new(titles),
+        ],
+    )
+    .unwrap();
+    let err = sink.write(b).await.unwrap_err();
+    assert!(err.to_string().contains("`title`"), "{err}");
+    assert!(
+        names_in(&out).iter().any(|n| n == "part-00000"),
+        "{:?}",
+        names_in(&out)
+    );
+    sink.abort().await.unwrap();
+    assert!(!out.exists(), "{:?}", names_in(&out));
+}
+
+#[tokio::test]
 async fn prepare_names_unwritable_fields_and_the_format() {
     let tmp = tempfile::tempdir().unwrap();
     let half = Arc::new(Schema::new(vec![Field::new(
