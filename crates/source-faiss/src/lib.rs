@@ -23,6 +23,8 @@
 //! partition_rows = 1048576
 //! ```
 
+#![warn(missing_docs)]
+
 mod io;
 mod source;
 

@@ -311,12 +311,9 @@ impl Source for FaissSource {
                 futures::stream::iter((0..n).map(move |i| decode_batch(&inner, &chunk, i)))
             })
             .try_flatten();
-        let mut failed = false;
-        let stream = batches.take_while(move |item| {
-            let go = !failed;
-            failed |= item.is_err();
-            futures::future::ready(go)
-        });
+        let stream = StopAfterError {
+            inner: Some(Box::pin(batches)),
+        };
         Ok(Box::pin(stream))
     }
 }
@@ -423,7 +420,27 @@ impl Chunk {
     }
 }
 
-/// Spawns `fut`'s task and aborts it when dropped, so a dropped stream stops its reads.
+/// Ends a stream right after its first error, dropping it (which aborts its in-flight reads).
+struct StopAfterError<S> {
+    inner: Option<Pin<Box<S>>>,
+}
+
+impl<S: futures::Stream<Item = Result<SourceBatch>>> futures::Stream for StopAfterError<S> {
+    type Item = Result<SourceBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let item = futures::ready!(inner.as_mut().poll_next(cx));
+        if !matches!(item, Some(Ok(_))) {
+            self.inner = None;
+        }
+        Poll::Ready(item)
+    }
+}
+
+/// Awaits a spawned task and aborts it when dropped, so a dropped stream stops its reads.
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {

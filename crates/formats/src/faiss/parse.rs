@@ -868,6 +868,15 @@ mod tests {
     }
 
     #[test]
+    fn vec_counts_over_faiss_bound_are_rejected() {
+        let mut bytes = flat_bytes(2, &[1.0, 2.0], 1);
+        bytes[37..45].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        let err = parse_layout(&bytes, "mem").unwrap_err();
+        assert!(err.to_string().contains("mem at byte 37"), "{err}");
+        assert!(err.to_string().contains("2^40"), "{err}");
+    }
+
+    #[test]
     fn zero_dimension_is_rejected() {
         let mut bytes = flat_bytes(2, &[], 1);
         bytes[4..8].copy_from_slice(&0i32.to_le_bytes());
