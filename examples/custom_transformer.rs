@@ -59,7 +59,10 @@ impl Transformer for Normalize {
             .map_err(|_| Error::schema(format!("normalize: no field `{}`", self.field)))?;
         match vector_info(field) {
             Some(v) if v.kind == VectorType::Float32 => Ok(Arc::clone(input)),
-            _ => Err(Error::schema(format!("normalize: `{}` is not a float vector", self.field))),
+            _ => Err(Error::schema(format!(
+                "normalize: `{}` is not a float vector",
+                self.field
+            ))),
         }
     }
 
@@ -75,7 +78,8 @@ impl Transformer for Normalize {
             out.extend(row.iter().map(|x| x * scale));
         }
         let (field, size, _, nulls) = list.clone().into_parts();
-        let normalized = FixedSizeListArray::try_new(field, size, Arc::new(Float32Array::from(out)), nulls)?;
+        let normalized =
+            FixedSizeListArray::try_new(field, size, Arc::new(Float32Array::from(out)), nulls)?;
         let mut columns = batch.columns().to_vec();
         columns[i] = Arc::new(normalized);
         Ok(RecordBatch::try_new(batch.schema(), columns)?)
@@ -85,7 +89,10 @@ impl Transformer for Normalize {
 #[tokio::main]
 async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let listed = vmig_core::registry::transforms()?;
-    assert!(listed.contains_key("normalize"), "the example plugin is registered");
+    assert!(
+        listed.contains_key("normalize"),
+        "the example plugin is registered"
+    );
 
     let out = tempfile::tempdir()?;
     // The job file refers to ${VMIG_EXAMPLE_OUT} for its output directory.
@@ -105,12 +112,19 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
             continue;
         }
-        for batch in ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path)?)?.build()? {
+        for batch in
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path)?)?.build()?
+        {
             let batch = batch?;
             let list = batch.column(1).as_list::<i32>();
             for r in 0..list.len() {
                 let v = list.value(r);
-                let norm: f32 = v.as_primitive::<Float32Type>().values().iter().map(|x| x * x).sum();
+                let norm: f32 = v
+                    .as_primitive::<Float32Type>()
+                    .values()
+                    .iter()
+                    .map(|x| x * x)
+                    .sum();
                 assert!((norm - 1.0).abs() < 1e-4, "row {r} has squared norm {norm}");
                 checked += 1;
             }

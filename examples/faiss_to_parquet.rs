@@ -35,7 +35,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     println!("source schema: {:?}", source.schema());
 
-    let report = Pipeline::new(source, sink).run(Arc::new(NoProgress)).await?;
+    let report = Pipeline::new(source, sink)
+        .run(Arc::new(NoProgress))
+        .await?;
     println!(
         "wrote {} rows into {} file(s) in {}",
         report.rows_written,
@@ -51,12 +53,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
             continue;
         }
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path)?)?.build()?;
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path)?)?.build()?;
         assert!(reader.schema().field_with_name("vector").is_ok());
         for batch in reader {
             let batch = batch?;
             rows += batch.num_rows();
-            ids.extend(batch.column(0).as_primitive::<Int64Type>().values().iter().copied());
+            ids.extend(
+                batch
+                    .column(0)
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .iter()
+                    .copied(),
+            );
         }
     }
     let expected: BTreeSet<i64> = (0..2000).map(|i| 1_000_000 + 3 * i).collect();

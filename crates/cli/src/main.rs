@@ -79,13 +79,13 @@ enum ProgressMode {
     None,
 }
 
-/// An error that should exit with code 2 (usage or job file).
+/// A job file that cannot be used: exits with code 2.
 #[derive(Debug)]
-struct UsageError;
+struct UsageError(vmig_core::Error);
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("invalid job")
+        self.0.fmt(f)
     }
 }
 
@@ -101,8 +101,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let usage = err.chain().any(|e| e.is::<UsageError>());
-            let message = format!("{err:#}").replace(": invalid job", "");
+            let usage = err.downcast_ref::<UsageError>().is_some();
+            let message = format!("{err:#}");
             if json {
                 let out = serde_json::json!({ "status": "error", "error": message });
                 println!("{out}");
@@ -163,9 +163,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn load(config: &Path) -> anyhow::Result<Job> {
-    Job::from_path(config)
-        .map_err(anyhow::Error::from)
-        .context(UsageError)
+    Job::from_path(config).map_err(|e| anyhow::Error::new(UsageError(e)))
 }
 
 async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<RunReport> {
@@ -175,11 +173,16 @@ async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<RunReport> {
     let on_signal = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!("Interrupted: stopping; files of this run that are not complete are removed.");
+            tracing::warn!(
+                "Interrupted: stopping; files of this run that are not complete are removed."
+            );
             on_signal.cancel();
         }
     });
-    let observer = Arc::new(progress::Progress::new(mode != ProgressMode::None, mode == ProgressMode::Bar));
+    let observer = Arc::new(progress::Progress::new(
+        mode != ProgressMode::None,
+        mode == ProgressMode::Bar,
+    ));
     let pipeline = Pipeline::new(source, sink)
         .with_transforms(job.transforms)
         .with_options(job.options)

@@ -14,9 +14,16 @@ pub fn redact(value: &mut serde_json::Value) {
         serde_json::Value::Object(map) => {
             for (k, v) in map.iter_mut() {
                 let k = k.to_ascii_lowercase();
-                let secret = ["password", "token", "secret", "credential", "api_key", "apikey"]
-                    .iter()
-                    .any(|s| k.contains(s))
+                let secret = [
+                    "password",
+                    "token",
+                    "secret",
+                    "credential",
+                    "api_key",
+                    "apikey",
+                ]
+                .iter()
+                .any(|s| k.contains(s))
                     || k.ends_with("access_key")
                     || k.ends_with("access_key_id");
                 if secret && !v.is_null() {
@@ -44,13 +51,19 @@ fn schema_json(schema: &Schema) -> serde_json::Value {
             })
         })
         .collect();
-    serde_json::json!({ "fields": fields, "metadata": schema.metadata() })
+    let metadata: std::collections::BTreeMap<&String, &String> = schema.metadata().iter().collect();
+    serde_json::json!({ "fields": fields, "metadata": metadata })
 }
 
 fn schema_text(out: &mut String, title: &str, schema: &Schema) {
     let pk = schema.metadata().get(META_PRIMARY_KEY);
     let _ = writeln!(out, "{title}:");
-    let width = schema.fields().iter().map(|f| f.name().len()).max().unwrap_or(0);
+    let width = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().len())
+        .max()
+        .unwrap_or(0);
     for f in schema.fields() {
         let milvus = milvus_type(f).unwrap_or_else(|| "(no Milvus type)".into());
         let mut notes = Vec::new();
@@ -126,7 +139,10 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
         total.map(|t| format!(" ({t} rows)")).unwrap_or_default()
     );
     for p in &partitions {
-        let rows = p.estimated_rows.map(|r| format!("{r} rows")).unwrap_or_else(|| "? rows".into());
+        let rows = p
+            .estimated_rows
+            .map(|r| format!("{r} rows"))
+            .unwrap_or_else(|| "? rows".into());
         let _ = writeln!(out, "  {:<8} {:<14} {}", p.id, rows, p.description);
     }
     let _ = writeln!(out, "sink: {} {}", job.sink.plugin(), sink_cfg);
@@ -152,7 +168,11 @@ pub fn print_plugins(json: bool, examples: bool) -> anyhow::Result<()> {
         .values()
         .map(|p| (p.name, p.summary, p.example_config()))
         .collect();
-    let groups = [("sources", sources), ("transforms", transforms), ("sinks", sinks)];
+    let groups = [
+        ("sources", sources),
+        ("transforms", transforms),
+        ("sinks", sinks),
+    ];
     if json {
         let mut v = serde_json::Map::new();
         for (kind, list) in &groups {

@@ -10,7 +10,8 @@ use vmig_source_faiss as _;
 use vmig_transforms as _;
 
 /// The plugin names this build must contain, per kind, for the enabled features.
-pub fn expected() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
+#[cfg(test)]
+fn expected() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     let mut sources = Vec::new();
     let mut transforms = Vec::new();
     let mut sinks = Vec::new();
@@ -24,4 +25,31 @@ pub fn expected() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
         sinks.push("files");
     }
     (sources, transforms, sinks)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The registry of this binary holds exactly the plugins its features promise.
+    #[test]
+    fn every_enabled_plugin_is_registered() {
+        let (sources, transforms, sinks) = super::expected();
+        let sources_got = vmig_core::registry::sources()
+            .unwrap()
+            .keys()
+            .copied()
+            .collect::<Vec<_>>();
+        let transforms_got = vmig_core::registry::transforms()
+            .unwrap()
+            .keys()
+            .copied()
+            .collect::<Vec<_>>();
+        let sinks_got = vmig_core::registry::sinks()
+            .unwrap()
+            .keys()
+            .copied()
+            .collect::<Vec<_>>();
+        assert_eq!(sources_got, sources);
+        assert_eq!(transforms_got, transforms);
+        assert_eq!(sinks_got, sinks);
+    }
 }

@@ -83,7 +83,10 @@ impl Observer for Progress {
         if let Some(bar) = &self.bar {
             bar.set_position(written);
         } else if self.log {
-            let mut last = self.last_log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut last = self
+                .last_log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if last.elapsed() >= LOG_EVERY {
                 *last = Instant::now();
                 drop(last);

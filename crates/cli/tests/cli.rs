@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use arrow::datatypes::{Float32Type, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -62,12 +62,25 @@ fn read_parquet_dir(dir: &Path, vector: &str) -> BTreeMap<i64, Vec<u32>> {
         for batch in reader {
             let batch = batch.unwrap();
             let schema = batch.schema();
-            let ids = batch.column(schema.index_of("id").unwrap()).as_primitive::<Int64Type>();
-            let vecs = batch.column(schema.index_of(vector).unwrap()).as_list::<i32>();
+            let ids = batch
+                .column(schema.index_of("id").unwrap())
+                .as_primitive::<Int64Type>();
+            let vecs = batch
+                .column(schema.index_of(vector).unwrap())
+                .as_list::<i32>();
             for r in 0..batch.num_rows() {
                 let v = vecs.value(r);
-                let bits = v.as_primitive::<Float32Type>().values().iter().map(|x| x.to_bits()).collect();
-                assert!(rows.insert(ids.value(r), bits).is_none(), "id {} twice", ids.value(r));
+                let bits = v
+                    .as_primitive::<Float32Type>()
+                    .values()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect();
+                assert!(
+                    rows.insert(ids.value(r), bits).is_none(),
+                    "id {} twice",
+                    ids.value(r)
+                );
             }
         }
     }
@@ -80,8 +93,9 @@ fn faiss_oracle(index: &Path) -> Option<BTreeMap<i64, Vec<u32>>> {
     let python = vmig_testing_python()?;
     let script = r#"
 import sys, faiss, numpy as np
-idx = faiss.extract_index_ivf(faiss.read_index(sys.argv[1]))
-inv = idx.invlists
+index = faiss.read_index(sys.argv[1])  # keep alive: the IVF view borrows it
+idx = faiss.extract_index_ivf(index)
+inv = faiss.downcast_InvertedLists(idx.invlists)
 for l in range(idx.nlist):
     n = inv.list_size(l)
     if n == 0: continue
@@ -90,8 +104,17 @@ for l in range(idx.nlist):
     for i in range(n):
         print(int(ids[i]), ' '.join(str(int(x)) for x in codes[i]))
 "#;
-    let out = Command::new(python).arg("-c").arg(script).arg(index).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(index)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut rows = BTreeMap::new();
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let mut parts = line.split(' ');
@@ -120,14 +143,25 @@ fn plugins_lists_every_linked_plugin() {
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let names = |kind: &str| -> Vec<String> {
-        v[kind].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
+        v[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
     };
     assert_eq!(names("sources"), ["faiss"]);
     assert_eq!(names("sinks"), ["files"]);
-    assert_eq!(names("transforms"), ["cast", "collection", "drop", "filter", "rename", "select"]);
+    assert_eq!(
+        names("transforms"),
+        ["cast", "collection", "drop", "filter", "rename", "select"]
+    );
     let human = vmig(&["plugins", "--examples"]);
     let out = String::from_utf8_lossy(&human.stdout);
-    assert!(out.contains("faiss") && out.contains("type = \"files\""), "{out}");
+    assert!(
+        out.contains("faiss") && out.contains("type = \"files\""),
+        "{out}"
+    );
 }
 
 #[test]
@@ -137,7 +171,10 @@ fn migrate_sample_to_parquet_matches_faiss_bit_for_bit() {
     let cfg = job(
         dir.path(),
         &sample(),
-        &format!("type = \"files\"\nformat = \"parquet\"\npath = \"{}\"", out.display()),
+        &format!(
+            "type = \"files\"\nformat = \"parquet\"\npath = \"{}\"",
+            out.display()
+        ),
         "[[transform]]\ntype = \"rename\"\nfields = { vector = \"embedding\" }\n",
     );
     let o = vmig(&["migrate", cfg.to_str().unwrap(), "--json"]);
@@ -174,11 +211,17 @@ fn every_format_writes_every_row() {
         let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(summary["rows_written"], 2000, "{format}");
         let files = summary["files"].as_array().unwrap();
-        assert!(files.len() > 1, "{format}: 200KiB limit should split 530KB of vectors: {files:?}");
+        assert!(
+            files.len() > 1,
+            "{format}: 200KiB limit should split 530KB of vectors: {files:?}"
+        );
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
         let text = manifest.to_string();
-        assert!(text.contains("2000"), "{format}: manifest lacks the row count: {text}");
+        assert!(
+            text.contains("2000"),
+            "{format}: manifest lacks the row count: {text}"
+        );
     }
 }
 
@@ -213,10 +256,19 @@ fn missing_file_fails_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.faiss");
     let out = dir.path().join("out");
-    let cfg = job(dir.path(), &missing, &format!("type = \"files\"\npath = \"{}\"", out.display()), "");
+    let cfg = job(
+        dir.path(),
+        &missing,
+        &format!("type = \"files\"\npath = \"{}\"", out.display()),
+        "",
+    );
     let o = vmig(&["migrate", cfg.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("nope.faiss"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nope.faiss"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -226,7 +278,12 @@ fn truncated_index_fails_with_offset_and_leaves_no_output() {
     let cut = dir.path().join("cut.faiss");
     std::fs::write(&cut, &bytes[..bytes.len() - 1000]).unwrap();
     let out = dir.path().join("out");
-    let cfg = job(dir.path(), &cut, &format!("type = \"files\"\npath = \"{}\"", out.display()), "");
+    let cfg = job(
+        dir.path(),
+        &cut,
+        &format!("type = \"files\"\npath = \"{}\"", out.display()),
+        "",
+    );
     let o = vmig(&["migrate", cfg.to_str().unwrap(), "--json"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -246,12 +303,19 @@ fn bad_job_files_exit_2_with_the_reason() {
     let o = vmig(&["migrate", unknown.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("unknown sink plugin `nowhere`") && e.contains("files"), "{e}");
+    assert!(
+        e.contains("unknown sink plugin `nowhere`") && e.contains("files"),
+        "{e}"
+    );
 
     let typo = job(dir.path(), &sample(), "type = \"files\"\npaht = \"x\"", "");
     let o = vmig(&["plan", typo.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("paht"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("paht"),
+        "{}",
+        text(&o)
+    );
 
     let bad_field = job(
         dir.path(),
@@ -261,5 +325,9 @@ fn bad_job_files_exit_2_with_the_reason() {
     );
     let o = vmig(&["plan", bad_field.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("`title`"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("`title`"),
+        "{}",
+        text(&o)
+    );
 }

@@ -118,7 +118,8 @@ impl CheckpointStore for FileCheckpointStore {
     }
 
     async fn save(&self, checkpoint: &Checkpoint) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(checkpoint).map_err(|e| Error::External(Box::new(e)))?;
+        let bytes =
+            serde_json::to_vec_pretty(checkpoint).map_err(|e| Error::External(Box::new(e)))?;
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
@@ -145,7 +146,8 @@ mod tests {
                 after: Position(serde_json::json!({"row": 10})),
             },
         );
-        ck.partitions_mut().insert(PartitionId::new("1"), PartitionState::Done);
+        ck.partitions_mut()
+            .insert(PartitionId::new("1"), PartitionState::Done);
         store.save(&ck).await.unwrap();
         assert_eq!(store.load().await.unwrap(), Some(ck));
         std::fs::write(dir.path().join("ck.json"), b"garbage").unwrap();

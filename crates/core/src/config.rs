@@ -76,7 +76,9 @@ impl JobConfig {
             Self::from_toml_str(&text)
         };
         parsed.map_err(|e| match e {
-            Error::Config { message, .. } => Error::config("job", format!("{}: {message}", path.display())),
+            Error::Config { message, .. } => {
+                Error::config("job", format!("{}: {message}", path.display()))
+            }
             other => other,
         })
     }
@@ -185,8 +187,11 @@ impl Job {
                 .map_err(|e| e.context(format!("[[transform]] #{} (`{}`)", i + 1, t.kind)))?;
             transforms.push((t.kind, built));
         }
-        let sink = registry::parse_sink(&config.sink.kind, serde_json::Value::Object(config.sink.options))
-            .map_err(|e| e.context("[sink]"))?;
+        let sink = registry::parse_sink(
+            &config.sink.kind,
+            serde_json::Value::Object(config.sink.options),
+        )
+        .map_err(|e| e.context("[sink]"))?;
         Ok(Job {
             source,
             transforms,
@@ -239,8 +244,9 @@ mod tests {
 
     #[test]
     fn unknown_top_level_keys_are_rejected() {
-        let e = JobConfig::from_toml_str("[source]\ntype='a'\n[sink]\ntype='b'\n[sinks]\ntype='c'\n")
-            .unwrap_err();
+        let e =
+            JobConfig::from_toml_str("[source]\ntype='a'\n[sink]\ntype='b'\n[sinks]\ntype='c'\n")
+                .unwrap_err();
         assert!(e.to_string().contains("sinks"), "{e}");
     }
 

@@ -100,13 +100,15 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
     /// An error with added context (which stage, which file, which partition).
-    #[error("{context}: {source}")]
+    ///
+    /// Its message already includes the inner error's, so it reports no separate `source()`
+    /// (printing the chain would repeat it); [`Error::root`] reaches the inner error.
+    #[error("{context}: {inner}")]
     Context {
         /// What was being done.
         context: String,
         /// The error that happened while doing it.
-        #[source]
-        source: Box<Error>,
+        inner: Box<Error>,
     },
     /// An Arrow error.
     #[error(transparent)]
@@ -160,14 +162,14 @@ impl Error {
     pub fn context(self, context: impl Into<String>) -> Self {
         Error::Context {
             context: context.into(),
-            source: Box::new(self),
+            inner: Box::new(self),
         }
     }
 
     /// The innermost error below any [`Error::Context`] layers.
     pub fn root(&self) -> &Error {
         match self {
-            Error::Context { source, .. } => source.root(),
+            Error::Context { inner, .. } => inner.root(),
             other => other,
         }
     }

@@ -206,7 +206,10 @@ impl Pipeline {
         cancel.cancel();
         match result {
             Ok(mut report) => {
-                let commit = sink.commit().await.map_err(|e| e.context("committing the sink"))?;
+                let commit = sink
+                    .commit()
+                    .await
+                    .map_err(|e| e.context("committing the sink"))?;
                 report.files = commit.files;
                 report.target = commit.target;
                 report.bytes_written = report.bytes_written.max(commit.bytes);
@@ -278,10 +281,21 @@ async fn run_inner(
         let ctx = ctx.clone();
         let id = info.id.clone();
         readers.spawn(async move {
-            let _permit = permits.acquire_owned().await.map_err(|_| Error::Cancelled)?;
-            read_partition(source.as_ref(), &transforms, index, &id, resume_after, &ctx, &tx)
+            let _permit = permits
+                .acquire_owned()
                 .await
-                .map_err(|e| e.context(format!("reading partition {id}")))
+                .map_err(|_| Error::Cancelled)?;
+            read_partition(
+                source.as_ref(),
+                &transforms,
+                index,
+                &id,
+                resume_after,
+                &ctx,
+                &tx,
+            )
+            .await
+            .map_err(|e| e.context(format!("reading partition {id}")))
         });
     }
     drop(tx);
@@ -340,7 +354,14 @@ async fn run_inner(
         }
     }
     flush(sink, &mut report, &mut unflushed, observer).await?;
-    save(&store, &mut checkpoint, partitions, &last_position, &finished).await?;
+    save(
+        &store,
+        &mut checkpoint,
+        partitions,
+        &last_position,
+        &finished,
+    )
+    .await?;
     Ok(report)
 }
 
@@ -350,7 +371,10 @@ async fn flush(
     unflushed: &mut u64,
     observer: &dyn Observer,
 ) -> Result<()> {
-    let flushed = sink.flush().await.map_err(|e| e.context("flushing the sink"))?;
+    let flushed = sink
+        .flush()
+        .await
+        .map_err(|e| e.context("flushing the sink"))?;
     report.bytes_written += flushed.bytes;
     observer.flushed(*unflushed);
     *unflushed = 0;

@@ -45,14 +45,17 @@ impl BuildContext {
         if self.base_dir.as_os_str().is_empty() {
             return path_or_url.to_string();
         }
-        self.base_dir.join(path_or_url).to_string_lossy().into_owned()
+        self.base_dir
+            .join(path_or_url)
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
 fn config_json<C: Serialize>(plugin: &str, config: &C) -> serde_json::Value {
-    serde_json::to_value(config).unwrap_or_else(|e| {
-        serde_json::json!({ "error": format!("{plugin} config does not serialise: {e}") })
-    })
+    serde_json::to_value(config).unwrap_or_else(
+        |e| serde_json::json!({ "error": format!("{plugin} config does not serialise: {e}") }),
+    )
 }
 
 /// A source's configuration type.
@@ -265,12 +268,14 @@ fn table<T>(
     kind: PluginKind,
     table: &'static Table<T>,
 ) -> Result<&'static BTreeMap<&'static str, &'static T>> {
-    table.as_ref().map_err(|(name, first, second)| Error::DuplicatePlugin {
-        kind,
-        name: name.clone(),
-        first: first.clone(),
-        second: second.clone(),
-    })
+    table
+        .as_ref()
+        .map_err(|(name, first, second)| Error::DuplicatePlugin {
+            kind,
+            name: name.clone(),
+            first: first.clone(),
+            second: second.clone(),
+        })
 }
 
 /// Every linked source plugin, sorted by name.
@@ -282,7 +287,11 @@ pub fn sources() -> Result<&'static BTreeMap<&'static str, &'static SourcePlugin
     table(
         PluginKind::Source,
         TABLE.get_or_init(|| {
-            build_table(inventory::iter::<SourcePlugin>.into_iter(), |p| p.name, |p| p.summary)
+            build_table(
+                inventory::iter::<SourcePlugin>.into_iter(),
+                |p| p.name,
+                |p| p.summary,
+            )
         }),
     )
 }
@@ -296,7 +305,11 @@ pub fn transforms() -> Result<&'static BTreeMap<&'static str, &'static Transform
     table(
         PluginKind::Transform,
         TABLE.get_or_init(|| {
-            build_table(inventory::iter::<TransformPlugin>.into_iter(), |p| p.name, |p| p.summary)
+            build_table(
+                inventory::iter::<TransformPlugin>.into_iter(),
+                |p| p.name,
+                |p| p.summary,
+            )
         }),
     )
 }
@@ -310,7 +323,11 @@ pub fn sinks() -> Result<&'static BTreeMap<&'static str, &'static SinkPlugin>> {
     table(
         PluginKind::Sink,
         TABLE.get_or_init(|| {
-            build_table(inventory::iter::<SinkPlugin>.into_iter(), |p| p.name, |p| p.summary)
+            build_table(
+                inventory::iter::<SinkPlugin>.into_iter(),
+                |p| p.name,
+                |p| p.summary,
+            )
         }),
     )
 }
@@ -398,7 +415,10 @@ mod tests {
         let Err((name, first, second)) = t else {
             panic!("duplicate not detected")
         };
-        assert_eq!((name.as_str(), first.as_str(), second.as_str()), ("x", "first plugin", "second plugin"));
+        assert_eq!(
+            (name.as_str(), first.as_str(), second.as_str()),
+            ("x", "first plugin", "second plugin")
+        );
     }
 
     #[test]

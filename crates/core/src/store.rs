@@ -57,8 +57,12 @@ pub fn resolve(path_or_url: &str, options: &StorageOptions) -> Result<StoreLocat
     if !path_or_url.contains("://") {
         return local(FsPath::new(path_or_url));
     }
-    let url = Url::parse(path_or_url)
-        .map_err(|e| Error::config("storage", format!("`{path_or_url}` is not a valid URL: {e}")))?;
+    let url = Url::parse(path_or_url).map_err(|e| {
+        Error::config(
+            "storage",
+            format!("`{path_or_url}` is not a valid URL: {e}"),
+        )
+    })?;
     let display = format!(
         "{}://{}{}",
         url.scheme(),
@@ -123,13 +127,27 @@ pub fn resolve(path_or_url: &str, options: &StorageOptions) -> Result<StoreLocat
 }
 
 fn local(p: &FsPath) -> Result<StoreLocation> {
-    let abs = if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         std::env::current_dir()?.join(p)
     };
+    // object_store paths have no `.`/`..`; resolve them lexically (`jobs/../data/x` → `data/x`).
+    let mut abs = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                abs.pop();
+            }
+            other => abs.push(other),
+        }
+    }
     let path = Path::from_absolute_path(&abs).map_err(|e| {
-        Error::config("storage", format!("`{}` is not a usable path: {e}", abs.display()))
+        Error::config(
+            "storage",
+            format!("`{}` is not a usable path: {e}", abs.display()),
+        )
     })?;
     Ok(StoreLocation {
         store: Arc::new(LocalFileSystem::new()),
@@ -148,6 +166,9 @@ mod tests {
         let l = resolve("/tmp/x/y.faiss", &StorageOptions::new()).unwrap();
         assert_eq!(l.local.as_deref(), Some(FsPath::new("/tmp/x/y.faiss")));
         assert_eq!(l.path.as_ref(), "tmp/x/y.faiss");
+        let up = resolve("/tmp/a/./b/../c.faiss", &StorageOptions::new()).unwrap();
+        assert_eq!(up.local.as_deref(), Some(FsPath::new("/tmp/a/c.faiss")));
+        assert_eq!(up.path.as_ref(), "tmp/a/c.faiss");
         let err = resolve("ftp://h/x", &StorageOptions::new()).unwrap_err();
         assert!(err.to_string().contains("ftp://"), "{err}");
     }

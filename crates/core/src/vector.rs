@@ -110,7 +110,7 @@ pub fn float_vector_type(dim: usize) -> DataType {
 /// # Errors
 /// When `dim_bits` is zero or not a multiple of 8.
 pub fn binary_vector_field(name: &str, dim_bits: usize) -> Result<Field> {
-    if dim_bits == 0 || dim_bits % 8 != 0 {
+    if dim_bits == 0 || !dim_bits.is_multiple_of(8) {
         return Err(Error::schema(format!(
             "binary vector `{name}` has {dim_bits} dimensions; it must be a positive multiple of 8"
         )));
@@ -125,10 +125,8 @@ pub fn binary_vector_field(name: &str, dim_bits: usize) -> Result<Field> {
 
 /// A field holding JSON text (Milvus `JSON`).
 pub fn json_field(name: &str, nullable: bool) -> Field {
-    Field::new(name, DataType::Utf8, nullable).with_metadata(HashMap::from([(
-        META_TYPE.to_string(),
-        "json".to_string(),
-    )]))
+    Field::new(name, DataType::Utf8, nullable)
+        .with_metadata(HashMap::from([(META_TYPE.to_string(), "json".to_string())]))
 }
 
 /// Whether `field` holds JSON text.
@@ -197,12 +195,14 @@ pub fn milvus_type(field: &Field) -> Option<String> {
     if is_json(field) {
         return Some("JSON".into());
     }
-    scalar_milvus_type(field.data_type()).map(str::to_string).or_else(|| match field.data_type() {
-        DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
-            scalar_milvus_type(item.data_type()).map(|t| format!("Array<{t}>"))
-        }
-        _ => None,
-    })
+    scalar_milvus_type(field.data_type())
+        .map(str::to_string)
+        .or_else(|| match field.data_type() {
+            DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+                scalar_milvus_type(item.data_type()).map(|t| format!("Array<{t}>"))
+            }
+            _ => None,
+        })
 }
 
 fn scalar_milvus_type(dt: &DataType) -> Option<&'static str> {
@@ -224,7 +224,7 @@ fn scalar_milvus_type(dt: &DataType) -> Option<&'static str> {
 /// # Errors
 /// When `dim` is zero or the value count is not a multiple of it.
 pub fn float_vector_array(values: Float32Array, dim: usize) -> Result<FixedSizeListArray> {
-    if dim == 0 || values.len() % dim != 0 {
+    if dim == 0 || !values.len().is_multiple_of(dim) {
         return Err(Error::schema(format!(
             "{} float values do not make whole vectors of {dim} dimensions",
             values.len()
@@ -244,7 +244,7 @@ pub fn float_vector_array(values: Float32Array, dim: usize) -> Result<FixedSizeL
 /// # Errors
 /// When the buffer does not hold whole rows.
 pub fn binary_vector_array(bytes: Buffer, row_bytes: usize) -> Result<FixedSizeBinaryArray> {
-    if row_bytes == 0 || bytes.len() % row_bytes != 0 {
+    if row_bytes == 0 || !bytes.len().is_multiple_of(row_bytes) {
         return Err(Error::schema(format!(
             "{} bytes do not make whole binary vectors of {row_bytes} bytes",
             bytes.len()
@@ -263,14 +263,16 @@ pub fn binary_vector_array(bytes: Buffer, row_bytes: usize) -> Result<FixedSizeB
 /// # Errors
 /// When `bytes.len()` is not a multiple of 4.
 pub fn f32_array_from_le(bytes: bytes::Bytes) -> Result<Float32Array> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(Error::schema(format!(
             "{} bytes are not a whole number of float32 values",
             bytes.len()
         )));
     }
     let n = bytes.len() / 4;
-    if cfg!(target_endian = "little") && (bytes.as_ptr() as usize) % std::mem::align_of::<f32>() == 0 {
+    if cfg!(target_endian = "little")
+        && (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>())
+    {
         let buffer = Buffer::from(bytes);
         return Ok(Float32Array::new(
             arrow::buffer::ScalarBuffer::new(buffer, 0, n),
@@ -310,7 +312,10 @@ mod tests {
         assert_eq!(milvus_type(&f).as_deref(), Some("FloatVector(4)"));
         assert_eq!(milvus_type(&b).as_deref(), Some("BinaryVector(16)"));
         assert_eq!(milvus_type(&json_field("j", true)).as_deref(), Some("JSON"));
-        assert_eq!(milvus_type(&Field::new("s", DataType::Utf8, true)).as_deref(), Some("VarChar"));
+        assert_eq!(
+            milvus_type(&Field::new("s", DataType::Utf8, true)).as_deref(),
+            Some("VarChar")
+        );
         assert_eq!(milvus_type(&Field::new("d", DataType::Date32, true)), None);
         assert_eq!(vector_info(&Field::new("x", DataType::Int64, false)), None);
         // A FixedSizeBinary without metadata is not a vector.

@@ -17,7 +17,9 @@ pub fn rng(seed: u64) -> ChaCha8Rng {
 /// `rows × dim` floats in `[-1, 1)`, row-major.
 pub fn vectors(seed: u64, rows: usize, dim: usize) -> Vec<f32> {
     let mut r = rng(seed);
-    (0..rows * dim).map(|_| r.random::<f32>() * 2.0 - 1.0).collect()
+    (0..rows * dim)
+        .map(|_| r.random::<f32>() * 2.0 - 1.0)
+        .collect()
 }
 
 /// The schema of [`sample_batch`]: `id` Int64, `vector` float vector, `title` Utf8 (nullable),

@@ -64,7 +64,10 @@ impl Source for MockSource {
             .skip(start)
             .map(|(i, b)| {
                 if fail_at == Some((index, i)) {
-                    Err(Error::data(format!("mock p{index} batch {i}"), "injected failure"))
+                    Err(Error::data(
+                        format!("mock p{index} batch {i}"),
+                        "injected failure",
+                    ))
                 } else {
                     Ok(SourceBatch::new(b.clone(), Position::encode(&i)?))
                 }
@@ -111,7 +114,9 @@ impl MockSink {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MockSinkState> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -83,7 +83,13 @@ async fn every_row_arrives_exactly_once_and_data_is_unchanged() {
     // Same rows, same values: compare after sorting by id.
     assert_eq!(sorted_ids(&s.durable), (0..200).collect::<Vec<_>>());
     let mut got = s.durable.clone();
-    got.sort_by_key(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0));
+    got.sort_by_key(|b| {
+        b.column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0)
+    });
     let schema = sample_schema(4);
     assert_eq!(
         concat_batches(&schema, &got).unwrap(),
@@ -100,7 +106,11 @@ impl Transformer for EvenIds {
         Ok(Arc::clone(input))
     }
     fn transform(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        let ids = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let ids = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
         let mask: arrow::array::BooleanArray = ids.iter().map(|v| v.map(|v| v % 2 == 0)).collect();
         Ok(arrow::compute::filter_record_batch(&batch, &mask)?)
     }
@@ -118,7 +128,10 @@ async fn transformers_apply_and_read_counts_differ_from_written() {
     assert_eq!(report.rows_read, 30);
     assert_eq!(report.rows_written, 15);
     let s = state.lock().unwrap();
-    assert_eq!(sorted_ids(&s.durable), (0..30).filter(|i| i % 2 == 0).collect::<Vec<_>>());
+    assert_eq!(
+        sorted_ids(&s.durable),
+        (0..30).filter(|i| i % 2 == 0).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -168,7 +181,9 @@ async fn checkpoints_resume_exactly_after_durable_rows() {
     let saved = store.load().await.unwrap().unwrap();
     // Partition p2 failed at batch 3: at most batches 0..=2 can be durable.
     match saved.partitions().get(&PartitionId::new("p2")) {
-        Some(PartitionState::InProgress { after }) => assert!(after.decode::<usize>().unwrap() <= 2),
+        Some(PartitionState::InProgress { after }) => {
+            assert!(after.decode::<usize>().unwrap() <= 2)
+        }
         None => {}
         other => panic!("p2 cannot be done: {other:?}"),
     }
@@ -186,7 +201,12 @@ async fn checkpoints_resume_exactly_after_durable_rows() {
     all.extend(second_state.lock().unwrap().durable.clone());
     assert_eq!(sorted_ids(&all), (0..60).collect::<Vec<_>>());
     let done = store.load().await.unwrap().unwrap();
-    assert!(done.partitions().values().all(|s| *s == PartitionState::Done), "{done:?}");
+    assert!(
+        done.partitions()
+            .values()
+            .all(|s| *s == PartitionState::Done),
+        "{done:?}"
+    );
 }
 
 /// A source that counts how many batches it has produced.
@@ -204,13 +224,20 @@ impl Source for Counting {
     async fn partitions(&self) -> Result<Vec<vmig_core::PartitionInfo>> {
         self.inner.partitions().await
     }
-    fn open(&self, p: &PartitionId, r: Option<&Position>, c: &SourceContext) -> Result<SourceStream> {
+    fn open(
+        &self,
+        p: &PartitionId,
+        r: Option<&Position>,
+        c: &SourceContext,
+    ) -> Result<SourceStream> {
         use futures::StreamExt;
         let produced = Arc::clone(&self.produced);
-        Ok(Box::pin(self.inner.open(p, r, c)?.map(move |b: Result<SourceBatch>| {
-            produced.fetch_add(1, Ordering::SeqCst);
-            b
-        })))
+        Ok(Box::pin(self.inner.open(p, r, c)?.map(
+            move |b: Result<SourceBatch>| {
+                produced.fetch_add(1, Ordering::SeqCst);
+                b
+            },
+        )))
     }
 }
 

@@ -70,7 +70,10 @@ impl TransformConfig for CastConfig {
     }
     fn build(&self) -> Result<Box<dyn Transformer>> {
         if self.fields.is_empty() {
-            return Err(Error::config("cast", "`fields` must name at least one field"));
+            return Err(Error::config(
+                "cast",
+                "`fields` must name at least one field",
+            ));
         }
         Ok(Box::new(Cast {
             fields: self.fields.clone(),
@@ -99,9 +102,9 @@ fn target_field(field: &Field, target: CastTarget) -> Result<Field> {
                 DataType::List(_) | DataType::LargeList(_) => 0, // known per batch only
                 other => {
                     return Err(Error::schema(format!(
-                        "cannot cast field `{}` of type {other} to a float vector (it is not a list)",
-                        field.name()
-                    )))
+                    "cannot cast field `{}` of type {other} to a float vector (it is not a list)",
+                    field.name()
+                )))
                 }
             };
             float_vector_type(dim)
@@ -163,13 +166,23 @@ fn list_dim(name: &str, array: &ArrayRef) -> Result<usize> {
     let lengths: Vec<usize> = match array.data_type() {
         DataType::List(_) => {
             let l = array.as_list::<i32>();
-            (0..l.len()).filter(|&i| l.is_valid(i)).map(|i| l.value_length(i) as usize).collect()
+            (0..l.len())
+                .filter(|&i| l.is_valid(i))
+                .map(|i| l.value_length(i) as usize)
+                .collect()
         }
         DataType::LargeList(_) => {
             let l = array.as_list::<i64>();
-            (0..l.len()).filter(|&i| l.is_valid(i)).map(|i| l.value_length(i) as usize).collect()
+            (0..l.len())
+                .filter(|&i| l.is_valid(i))
+                .map(|i| l.value_length(i) as usize)
+                .collect()
         }
-        other => return Err(Error::schema(format!("field `{name}` of type {other} is not a list"))),
+        other => {
+            return Err(Error::schema(format!(
+                "field `{name}` of type {other} is not a list"
+            )))
+        }
     };
     let Some(&first) = lengths.first() else {
         return Err(Error::schema(format!(
@@ -213,7 +226,10 @@ fn cast_column(name: &str, array: &ArrayRef, to: &DataType) -> Result<ArrayRef> 
                     ));
                 }
             }
-            Err(Error::data(format!("field `{name}`"), format!("cannot cast to {to}: {error}")))
+            Err(Error::data(
+                format!("field `{name}`"),
+                format!("cannot cast to {to}: {error}"),
+            ))
         }
     }
 }

@@ -29,11 +29,17 @@ impl TransformConfig for SelectConfig {
     }
     fn build(&self) -> Result<Box<dyn Transformer>> {
         if self.fields.is_empty() {
-            return Err(Error::config("select", "`fields` must name at least one field"));
+            return Err(Error::config(
+                "select",
+                "`fields` must name at least one field",
+            ));
         }
         let mut seen = HashSet::new();
         if let Some(dup) = self.fields.iter().find(|f| !seen.insert(f.as_str())) {
-            return Err(Error::config("select", format!("field `{dup}` is listed twice")));
+            return Err(Error::config(
+                "select",
+                format!("field `{dup}` is listed twice"),
+            ));
         }
         Ok(Box::new(Project {
             plugin: "select",
@@ -90,7 +96,9 @@ impl Project {
                 for n in names {
                     drop.insert(field_index(schema, n, self.plugin)?);
                 }
-                Ok((0..schema.fields().len()).filter(|i| !drop.contains(i)).collect())
+                Ok((0..schema.fields().len())
+                    .filter(|i| !drop.contains(i))
+                    .collect())
             }
         }
     }
@@ -100,7 +108,10 @@ impl Transformer for Project {
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
         let indices = self.indices(input)?;
         if indices.is_empty() {
-            return Err(Error::schema(format!("`{}` would remove every field", self.plugin)));
+            return Err(Error::schema(format!(
+                "`{}` would remove every field",
+                self.plugin
+            )));
         }
         Ok(Arc::new(input.project(&indices)?))
     }
@@ -131,7 +142,10 @@ impl TransformConfig for RenameConfig {
     }
     fn build(&self) -> Result<Box<dyn Transformer>> {
         if let Some((old, _)) = self.fields.iter().find(|(_, new)| new.is_empty()) {
-            return Err(Error::config("rename", format!("the new name of `{old}` is empty")));
+            return Err(Error::config(
+                "rename",
+                format!("the new name of `{old}` is empty"),
+            ));
         }
         Ok(Box::new(Rename {
             fields: self.fields.clone(),
@@ -165,7 +179,10 @@ impl Transformer for Rename {
             )));
         }
         let mut metadata = input.metadata().clone();
-        if let Some(pk) = metadata.get(META_PRIMARY_KEY).and_then(|pk| self.fields.get(pk)) {
+        if let Some(pk) = metadata
+            .get(META_PRIMARY_KEY)
+            .and_then(|pk| self.fields.get(pk))
+        {
             metadata.insert(META_PRIMARY_KEY.to_string(), pk.clone());
         }
         Ok(Arc::new(Schema::new_with_metadata(fields, metadata)))

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Datum, Float64Array, Int64Array, Scalar, StringArray};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Datum, Float64Array, Int64Array, Scalar, StringArray,
+};
 use arrow::compute::kernels::{boolean, cmp};
 use arrow::compute::{cast, filter_record_batch, is_not_null, is_null};
 use arrow::datatypes::{DataType, SchemaRef};
@@ -85,23 +87,41 @@ impl TransformConfig for FilterConfig {
     }
     fn build(&self) -> Result<Box<dyn Transformer>> {
         if self.conditions.is_empty() {
-            return Err(Error::config("filter", "`where` must hold at least one condition"));
+            return Err(Error::config(
+                "filter",
+                "`where` must hold at least one condition",
+            ));
         }
         for c in &self.conditions {
             let list = matches!(c.op, Op::In | Op::NotIn);
             let none = matches!(c.op, Op::IsNull | Op::IsNotNull);
             match (&c.value, list, none) {
                 (Some(_), _, true) => {
-                    return Err(Error::config("filter", format!("`{:?}` on `{}` takes no value", c.op, c.field)))
+                    return Err(Error::config(
+                        "filter",
+                        format!("`{:?}` on `{}` takes no value", c.op, c.field),
+                    ))
                 }
                 (None, _, false) => {
-                    return Err(Error::config("filter", format!("`{:?}` on `{}` needs a value", c.op, c.field)))
+                    return Err(Error::config(
+                        "filter",
+                        format!("`{:?}` on `{}` needs a value", c.op, c.field),
+                    ))
                 }
                 (Some(v), true, _) if !v.is_array() => {
-                    return Err(Error::config("filter", format!("`{:?}` on `{}` needs a list value", c.op, c.field)))
+                    return Err(Error::config(
+                        "filter",
+                        format!("`{:?}` on `{}` needs a list value", c.op, c.field),
+                    ))
                 }
                 (Some(v), false, false) if !is_scalar(v) => {
-                    return Err(Error::config("filter", format!("the value for `{}` must be a number, string or bool", c.field)))
+                    return Err(Error::config(
+                        "filter",
+                        format!(
+                            "the value for `{}` must be a number, string or bool",
+                            c.field
+                        ),
+                    ))
                 }
                 _ => {}
             }
@@ -122,7 +142,11 @@ struct Filter {
 }
 
 fn comparable(dt: &DataType) -> bool {
-    dt.is_numeric() || matches!(dt, DataType::Boolean | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    dt.is_numeric()
+        || matches!(
+            dt,
+            DataType::Boolean | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        )
 }
 
 /// Builds a one-row array of `to` from a JSON scalar.
@@ -135,11 +159,17 @@ fn literal(field: &str, value: &serde_json::Value, to: &DataType) -> Result<Scal
         },
         serde_json::Value::String(s) => Arc::new(StringArray::from(vec![s.as_str()])),
         other => {
-            return Err(Error::config("filter", format!("value {other} for `{field}` is not a scalar")))
+            return Err(Error::config(
+                "filter",
+                format!("value {other} for `{field}` is not a scalar"),
+            ))
         }
     };
     let cast = cast(&raw, to).map_err(|e| {
-        Error::config("filter", format!("value {value} cannot be compared with `{field}` ({to}): {e}"))
+        Error::config(
+            "filter",
+            format!("value {value} cannot be compared with `{field}` ({to}): {e}"),
+        )
     })?;
     if cast.is_null(0) {
         return Err(Error::config(
@@ -184,7 +214,11 @@ impl Filter {
             let mut acc = BooleanArray::from(vec![all; column.len()]);
             for v in items {
                 let m = compare(f, v)?;
-                acc = if all { boolean::and_kleene(&acc, &m)? } else { boolean::or_kleene(&acc, &m)? };
+                acc = if all {
+                    boolean::and_kleene(&acc, &m)?
+                } else {
+                    boolean::or_kleene(&acc, &m)?
+                };
             }
             Ok(acc)
         };
@@ -194,7 +228,12 @@ impl Filter {
             _ => &[],
         };
         let scalar = || {
-            value.ok_or_else(|| Error::config("filter", format!("`{:?}` on `{}` needs a value", c.op, c.field)))
+            value.ok_or_else(|| {
+                Error::config(
+                    "filter",
+                    format!("`{:?}` on `{}` needs a value", c.op, c.field),
+                )
+            })
         };
         match c.op {
             Op::IsNull => Ok(is_null(column)?),

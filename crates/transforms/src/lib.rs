@@ -15,8 +15,8 @@
 //! errors (an overflow in a cast) name the field and the row within the batch.
 
 mod cast;
-mod filter;
 mod fields;
+mod filter;
 
 pub use cast::{CastConfig, CastTarget};
 pub use fields::{CollectionConfig, DropConfig, RenameConfig, SelectConfig};

@@ -24,14 +24,20 @@ fn with_pk(batch: RecordBatch) -> RecordBatch {
     let mut meta = schema.metadata().clone();
     meta.insert(META_PRIMARY_KEY.to_string(), "id".to_string());
     batch
-        .with_schema(Arc::new(Schema::new_with_metadata(schema.fields().clone(), meta)))
+        .with_schema(Arc::new(Schema::new_with_metadata(
+            schema.fields().clone(),
+            meta,
+        )))
         .unwrap()
 }
 
 #[test]
 fn all_builtins_are_registered() {
     let names: Vec<&str> = transforms().unwrap().keys().copied().collect();
-    assert_eq!(names, ["cast", "collection", "drop", "filter", "rename", "select"]);
+    assert_eq!(
+        names,
+        ["cast", "collection", "drop", "filter", "rename", "select"]
+    );
     for plugin in transforms().unwrap().values() {
         // Every example config builds.
         plugin.parse(plugin.example_config()).unwrap();
@@ -48,7 +54,11 @@ fn select_keeps_order_and_values() {
     assert_eq!(out.column(0), b.column(3));
     assert_eq!(out.column(1), b.column(0));
     let err = s
-        .output_schema(&Arc::new(Schema::new(vec![Field::new("x", DataType::Int8, false)])))
+        .output_schema(&Arc::new(Schema::new(vec![Field::new(
+            "x",
+            DataType::Int8,
+            false,
+        )])))
         .unwrap_err();
     assert!(err.to_string().contains("`score`"), "{err}");
     assert!(build_transform("select", json!({"fields": ["a", "a"]})).is_err());
@@ -58,15 +68,25 @@ fn select_keeps_order_and_values() {
 #[test]
 fn drop_removes_fields() {
     let b = sample_batch(1, 0, 5, 4);
-    let out = t("drop", json!({"fields": ["title", "flag"]})).transform(b).unwrap();
-    let names: Vec<_> = out.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let out = t("drop", json!({"fields": ["title", "flag"]}))
+        .transform(b)
+        .unwrap();
+    let names: Vec<_> = out
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     assert_eq!(names, ["id", "vector", "score"]);
 }
 
 #[test]
 fn rename_moves_the_primary_key_marker_and_keeps_vectors() {
     let b = with_pk(sample_batch(2, 0, 10, 8));
-    let r = t("rename", json!({"fields": {"vector": "embedding", "id": "pk"}}));
+    let r = t(
+        "rename",
+        json!({"fields": {"vector": "embedding", "id": "pk"}}),
+    );
     let out = r.transform(b.clone()).unwrap();
     let schema = out.schema();
     assert_eq!(schema.metadata()[META_PRIMARY_KEY], "pk");
@@ -74,7 +94,11 @@ fn rename_moves_the_primary_key_marker_and_keeps_vectors() {
     assert_eq!(vector_info(emb).unwrap().kind, VectorType::Float32);
     assert_eq!(out.column(1), b.column(1));
     let clash = t("rename", json!({"fields": {"vector": "id"}}));
-    assert!(clash.output_schema(&sample_schema(8)).unwrap_err().to_string().contains("two fields"));
+    assert!(clash
+        .output_schema(&sample_schema(8))
+        .unwrap_err()
+        .to_string()
+        .contains("two fields"));
     let missing = t("rename", json!({"fields": {"nope": "x"}}));
     assert!(missing.output_schema(&sample_schema(8)).is_err());
 }
@@ -99,7 +123,10 @@ fn cast_converts_and_names_the_bad_row() {
     let n = out.column(0).as_primitive::<Int32Type>();
     assert_eq!(n.iter().collect::<Vec<_>>(), vec![Some(1), None, Some(-7)]);
     let x = out.column(1).as_primitive::<Float32Type>();
-    assert_eq!(x.values().to_vec(), vec![0.1f64 as f32, -2.5, 1e30f64 as f32]);
+    assert_eq!(
+        x.values().to_vec(),
+        vec![0.1f64 as f32, -2.5, 1e30f64 as f32]
+    );
 
     let overflow = RecordBatch::try_new(
         schema.clone(),
@@ -139,24 +166,48 @@ fn cast_lists_to_float_vectors() {
         Some(vec![Some(0.5), Some(-1.25), Some(3.0)]),
         Some(vec![Some(1e-3), Some(2.0), Some(-0.0)]),
     ];
-    let list = ListArray::from_iter_primitive::<arrow::datatypes::Float64Type, _, _>(values.clone());
-    let schema = Arc::new(Schema::new(vec![Field::new("v", list.data_type().clone(), false)]));
+    let list =
+        ListArray::from_iter_primitive::<arrow::datatypes::Float64Type, _, _>(values.clone());
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "v",
+        list.data_type().clone(),
+        false,
+    )]));
     let b = RecordBatch::try_new(schema, vec![Arc::new(list) as ArrayRef]).unwrap();
-    let out = t("cast", json!({"fields": {"v": "float_vector"}})).transform(b).unwrap();
+    let out = t("cast", json!({"fields": {"v": "float_vector"}}))
+        .transform(b)
+        .unwrap();
     let f = out.schema().field(0).clone();
     assert_eq!(vector_info(&f).unwrap().dim, 3);
     let fsl: &FixedSizeListArray = out.column(0).as_fixed_size_list();
-    let got: Vec<u32> = fsl.values().as_primitive::<Float32Type>().values().iter().map(|v| v.to_bits()).collect();
-    let want: Vec<u32> = values.iter().flatten().flatten().map(|v| (v.unwrap() as f32).to_bits()).collect();
+    let got: Vec<u32> = fsl
+        .values()
+        .as_primitive::<Float32Type>()
+        .values()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    let want: Vec<u32> = values
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|v| (v.unwrap() as f32).to_bits())
+        .collect();
     assert_eq!(got, want);
 
     let ragged = ListArray::from_iter_primitive::<arrow::datatypes::Float32Type, _, _>(vec![
         Some(vec![Some(1.0), Some(2.0)]),
         Some(vec![Some(1.0)]),
     ]);
-    let schema = Arc::new(Schema::new(vec![Field::new("v", ragged.data_type().clone(), false)]));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "v",
+        ragged.data_type().clone(),
+        false,
+    )]));
     let b = RecordBatch::try_new(schema, vec![Arc::new(ragged) as ArrayRef]).unwrap();
-    let err = t("cast", json!({"fields": {"v": "float_vector"}})).transform(b).unwrap_err();
+    let err = t("cast", json!({"fields": {"v": "float_vector"}}))
+        .transform(b)
+        .unwrap_err();
     assert!(err.to_string().contains("row 1"), "{err}");
 }
 
@@ -165,10 +216,16 @@ fn cast_to_json_checks_text() {
     let schema = Arc::new(Schema::new(vec![Field::new("j", DataType::Utf8, true)]));
     let b = RecordBatch::try_new(
         schema,
-        vec![Arc::new(StringArray::from(vec![Some("{\"a\":1}"), None, Some("{oops")])) as ArrayRef],
+        vec![Arc::new(StringArray::from(vec![
+            Some("{\"a\":1}"),
+            None,
+            Some("{oops"),
+        ])) as ArrayRef],
     )
     .unwrap();
-    let err = t("cast", json!({"fields": {"j": "json"}})).transform(b).unwrap_err();
+    let err = t("cast", json!({"fields": {"j": "json"}}))
+        .transform(b)
+        .unwrap_err();
     assert!(err.to_string().contains("row 2"), "{err}");
 }
 
@@ -193,21 +250,54 @@ fn filter_combines_conditions_with_sql_null_semantics() {
         ]}),
     );
     let out = f.transform(b).unwrap();
-    let ids: Vec<i64> = out.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
-    let want: Vec<i64> = (10..50).filter(|i| *i != 12 && *i != 13 && i % 7 != 0).collect();
+    let ids: Vec<i64> = out
+        .column(0)
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .values()
+        .to_vec();
+    let want: Vec<i64> = (10..50)
+        .filter(|i| *i != 12 && *i != 13 && i % 7 != 0)
+        .collect();
     assert_eq!(ids, want);
 
-    let eq = t("filter", json!({"where": [{"field": "title", "op": "eq", "value": "título 3 ✓"}]}));
+    let eq = t(
+        "filter",
+        json!({"where": [{"field": "title", "op": "eq", "value": "título 3 ✓"}]}),
+    );
     let out = eq.transform(sample_batch(5, 0, 10, 4)).unwrap();
     assert_eq!(out.num_rows(), 1);
-    let any = t("filter", json!({"where": [{"field": "id", "op": "in", "value": [1, 4, 99]}]}));
-    assert_eq!(any.transform(sample_batch(5, 0, 10, 4)).unwrap().num_rows(), 2);
+    let any = t(
+        "filter",
+        json!({"where": [{"field": "id", "op": "in", "value": [1, 4, 99]}]}),
+    );
+    assert_eq!(
+        any.transform(sample_batch(5, 0, 10, 4)).unwrap().num_rows(),
+        2
+    );
 
     // Type problems surface at plan time.
-    let bad = t("filter", json!({"where": [{"field": "id", "op": "eq", "value": "abc"}]}));
+    let bad = t(
+        "filter",
+        json!({"where": [{"field": "id", "op": "eq", "value": "abc"}]}),
+    );
     assert!(bad.output_schema(&sample_schema(4)).is_err());
-    let vec_cmp = t("filter", json!({"where": [{"field": "vector", "op": "eq", "value": 1}]}));
-    assert!(vec_cmp.output_schema(&sample_schema(4)).unwrap_err().to_string().contains("scalar"));
-    assert!(build_transform("filter", json!({"where": [{"field": "id", "op": "in", "value": 3}]})).is_err());
-    assert!(build_transform("filter", json!({"where": [{"field": "id", "op": "is_null", "value": 3}]})).is_err());
+    let vec_cmp = t(
+        "filter",
+        json!({"where": [{"field": "vector", "op": "eq", "value": 1}]}),
+    );
+    assert!(vec_cmp
+        .output_schema(&sample_schema(4))
+        .unwrap_err()
+        .to_string()
+        .contains("scalar"));
+    assert!(build_transform(
+        "filter",
+        json!({"where": [{"field": "id", "op": "in", "value": 3}]})
+    )
+    .is_err());
+    assert!(build_transform(
+        "filter",
+        json!({"where": [{"field": "id", "op": "is_null", "value": 3}]})
+    )
+    .is_err());
 }

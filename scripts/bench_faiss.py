@@ -1,0 +1,109 @@
+"""Driver for scripts/bench-faiss (see there). Each measured command runs as its own child
+process so its peak RSS and CPU time come from the kernel (wait4 rusage)."""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+BASELINE = r'''
+import sys, faiss, numpy as np, pyarrow as pa, pyarrow.parquet as pq
+index, out = sys.argv[1], sys.argv[2]
+whole = faiss.read_index(index)  # keep alive: the IVF view borrows it
+ivf = faiss.extract_index_ivf(whole)
+inv, d = faiss.downcast_InvertedLists(ivf.invlists), ivf.d
+writer = None
+for l in range(ivf.nlist):
+    n = inv.list_size(l)
+    if n == 0:
+        continue
+    ids = faiss.rev_swig_ptr(inv.get_ids(l), n).copy()
+    vecs = faiss.rev_swig_ptr(inv.get_codes(l), n * inv.code_size).copy().view("<f4")
+    vec_col = pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32)), pa.array(vecs))
+    table = pa.table({"id": pa.array(ids), "vector": vec_col})
+    if writer is None:
+        writer = pq.ParquetWriter(out, table.schema, compression="none")
+    writer.write_table(table)
+writer.close()
+'''
+
+
+def generate(path, gib):
+    import faiss
+    import numpy as np
+
+    d, nlist = 128, 1024
+    n = int(gib * (1 << 30) / (4 * d + 8))
+    print(f"generating {path}: IVFFlat n={n} d={d} nlist={nlist} (once)", file=sys.stderr)
+    rng = np.random.default_rng(7)
+    quantizer = faiss.IndexFlatL2(d)
+    index = faiss.IndexIVFFlat(quantizer, d, nlist)
+    index.train(rng.standard_normal((64 * nlist, d)).astype("float32"))
+    step = 200_000
+    for start in range(0, n, step):
+        m = min(step, n - start)
+        index.add(rng.standard_normal((m, d)).astype("float32"))
+    tmp = path + ".tmp"
+    faiss.write_index(index, tmp)
+    os.rename(tmp, path)
+
+
+def run(cmd):
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    err = p.stderr.read().decode() if p.stderr else ""
+    subprocess.run(["sync"], check=True)
+    secs = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"{cmd[0]} failed ({status}):\n{err}")
+    return secs, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vmig", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--gib", type=float, default=1.0)
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    index = os.path.join(a.work, f"ivfflat-{a.gib:g}gib.faiss")
+    if not os.path.exists(index):
+        generate(index, a.gib)
+    size = os.path.getsize(index)
+    out = os.path.join(a.work, "out")
+    job = os.path.join(a.work, "job.toml")
+    with open(job, "w") as f:
+        f.write(f'[source]\ntype = "faiss"\npath = "{index}"\n\n[sink]\ntype = "files"\nformat = "parquet"\n'
+                f'compression = "none"\npath = "{out}/vmig"\noverwrite = true\n')
+
+    cmds = {
+        "cp": ["cp", index, os.path.join(out, "copy.faiss")],
+        "vmig": [a.vmig, "-q", "migrate", job, "--progress", "none"],
+        "python (faiss + pyarrow)": [sys.executable, "-c", BASELINE, index, os.path.join(out, "python.parquet")],
+    }
+    results = {k: [] for k in cmds}
+    subprocess.run(["cat", index], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
+    for r in range(a.runs):
+        for name, cmd in cmds.items():
+            shutil.rmtree(out, ignore_errors=True)
+            os.makedirs(out)
+            results[name].append(run(cmd))
+            print(f"run {r + 1} {name}: {results[name][-1][0]:.2f}s", file=sys.stderr)
+    mib = size / (1 << 20)
+    cp_secs = statistics.median(s for s, _, _ in results["cp"])
+    print(f"\nFaiss IVFFlat {mib:.0f} MiB -> uncompressed Parquet, median of {a.runs} runs, {os.cpu_count()} cores\n")
+    print(f"{'tool':<26}{'seconds':>9}{'MiB/s':>9}{'vs cp':>8}{'CPU s':>8}{'peak RSS MiB':>14}")
+    for name, rs in results.items():
+        secs = statistics.median(s for s, _, _ in rs)
+        cpu = statistics.median(c for _, c, _ in rs)
+        rss = max(m for _, _, m in rs)
+        print(f"{name:<26}{secs:>9.2f}{mib / secs:>9.0f}{cp_secs / secs:>8.2f}{cpu:>8.2f}{rss:>14.0f}")
+    shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
