@@ -3,6 +3,7 @@
 //! `faiss_to_parquet` measures Faiss → uncompressed Parquet throughput in bytes of index read per
 //! second. The comparison against `cp` and a Python baseline on a ~1 GiB real faiss-cpu file is
 //! `scripts/bench-faiss`.
+#![warn(missing_docs)]
 
 use std::io::Write;
 use std::path::Path;

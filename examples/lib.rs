@@ -7,6 +7,7 @@
 //!
 //! Both run against `examples/data/sample.faiss` and write to a temporary directory, so CI runs
 //! them on every change. This library part only holds shared paths.
+#![warn(missing_docs)]
 
 use std::path::PathBuf;
 

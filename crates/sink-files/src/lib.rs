@@ -23,6 +23,7 @@
 //! opens a new unit. Writers size units exactly (NumPy, JSON) or by an upper-bound estimate
 //! (Parquet) *before* appending rows, so no file ever has to be rewritten or split after the
 //! fact. Memory stays at about one batch.
+#![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 

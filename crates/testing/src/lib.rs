@@ -5,6 +5,7 @@
 //! * [`gen`]: seeded generators of vector data, so every test and bench can rebuild the exact
 //!   rows it expects.
 //! * [`mock`]: an in-memory source and sink for pipeline tests.
+#![warn(missing_docs)]
 
 pub mod gen;
 pub mod mock;

@@ -13,6 +13,7 @@
 //! computes its output schema from its input schema before any data moves, so a job that
 //! renames a field that does not exist, or casts text to a number, fails at plan time. Value
 //! errors (an overflow in a cast) name the field and the row within the batch.
+#![warn(missing_docs)]
 
 mod cast;
 mod fields;
