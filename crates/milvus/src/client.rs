@@ -1,0 +1,1040 @@
+//! The connection and the RPCs vmig uses.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use base64::Engine as _;
+use milvus::proto::common::{ConsistencyLevel, ImportState, KeyValuePair, LoadState, Status};
+use milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
+use milvus::proto::milvus::{
+    CreateCollectionRequest, CreateIndexRequest, CreatePartitionRequest, DescribeCollectionRequest,
+    DropCollectionRequest, FlushRequest, GetFlushStateRequest, GetImportStateRequest,
+    GetLoadStateRequest, GetVersionRequest, HasCollectionRequest, HasPartitionRequest,
+    ImportRequest, InsertRequest, LoadCollectionRequest, QueryRequest, QueryResults,
+    ShowCollectionsRequest, UpsertRequest,
+};
+use milvus::proto::schema::{scalar_field, CollectionSchema, FieldData};
+use prost::Message as _;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use vmig_core::{Error, Result};
+
+use crate::convert;
+use crate::error::{classify_rpc, classify_status, MilvusError, MilvusErrorKind};
+
+/// Largest reply accepted (query pages can be large; formats.md E).
+pub const MAX_DECODING_BYTES: usize = 256 * 1024 * 1024;
+/// Largest request sent: the proxy's `serverMaxRecvSize` (64 MiB).
+pub const MAX_ENCODING_BYTES: usize = 64 * 1024 * 1024;
+/// The query window: `offset + limit ≤ 16384` (`quotaAndLimits.limits.maxQueryResultWindow`).
+pub const MAX_QUERY_WINDOW: usize = 16_384;
+
+/// How to reach and authenticate to a Milvus server.
+#[derive(Clone)]
+pub struct ConnectOptions {
+    /// `http://host:port`, `https://host:port`, or `host:port` (plain HTTP/2).
+    pub uri: String,
+    /// API token (`user:password` on self-hosted servers, an API key on Zilliz Cloud); wins
+    /// over `user`/`password`.
+    pub token: Option<String>,
+    /// User name.
+    pub user: Option<String>,
+    /// Password of `user`.
+    pub password: Option<String>,
+    /// Database (`default` when `None`).
+    pub db: Option<String>,
+    /// PEM file of a CA to trust (turns TLS on).
+    pub ca_cert: Option<PathBuf>,
+    /// Connect timeout, also used for the connection check.
+    pub timeout: Duration,
+    /// Timeout of every other request (inserts, queries, …).
+    pub request_timeout: Duration,
+}
+
+impl ConnectOptions {
+    /// Options for `uri` without credentials, 10 s connect and 300 s request timeouts.
+    pub fn new(uri: impl Into<String>) -> Self {
+        ConnectOptions {
+            uri: uri.into(),
+            token: None,
+            user: None,
+            password: None,
+            db: None,
+            ca_cert: None,
+            timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(300),
+        }
+    }
+
+    /// `http://host:port` form of [`ConnectOptions::uri`].
+    pub fn normalized_uri(&self) -> String {
+        let uri = self.uri.trim_end_matches('/');
+        if uri.contains("://") {
+            uri.to_string()
+        } else if self.ca_cert.is_some() {
+            format!("https://{uri}")
+        } else {
+            format!("http://{uri}")
+        }
+    }
+
+    fn authorization(&self) -> Option<String> {
+        let raw = match (&self.token, &self.user) {
+            (Some(t), _) if !t.is_empty() => t.clone(),
+            (_, Some(u)) if !u.is_empty() => {
+                format!("{u}:{}", self.password.as_deref().unwrap_or(""))
+            }
+            _ => return None,
+        };
+        Some(base64::engine::general_purpose::STANDARD.encode(raw))
+    }
+}
+
+impl fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
+        f.debug_struct("ConnectOptions")
+            .field("uri", &self.uri)
+            .field("token", &redact(&self.token))
+            .field("user", &self.user)
+            .field("password", &redact(&self.password))
+            .field("db", &self.db)
+            .field("ca_cert", &self.ca_cert)
+            .field("timeout", &self.timeout)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+/// Adds `authorization` (base64 of `user:password` or of the token, as pymilvus sends it) and
+/// `dbname` metadata to every request.
+#[derive(Clone)]
+pub struct AuthInterceptor {
+    authorization: Option<MetadataValue<Ascii>>,
+    db: Option<MetadataValue<Ascii>>,
+}
+
+impl fmt::Debug for AuthInterceptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthInterceptor")
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .field("db", &self.db)
+            .finish()
+    }
+}
+
+impl Interceptor for AuthInterceptor {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(a) = &self.authorization {
+            req.metadata_mut().insert("authorization", a.clone());
+        }
+        if let Some(db) = &self.db {
+            req.metadata_mut().insert("dbname", db.clone());
+        }
+        Ok(req)
+    }
+}
+
+type Grpc = MilvusServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+
+/// Which consistency a query reads with.
+pub type Consistency = ConsistencyLevel;
+
+/// A primary-key value: the position of [`MilvusClient::query_page`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PkValue {
+    /// An Int64 key.
+    Int(i64),
+    /// A VarChar key.
+    Str(String),
+}
+
+impl PkValue {
+    fn expr(&self, field: &str, op: &str) -> String {
+        match self {
+            PkValue::Int(v) => format!("{field} {op} {v}"),
+            PkValue::Str(s) => {
+                let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
+                format!("{field} {op} \"{escaped}\"")
+            }
+        }
+    }
+}
+
+/// The description of a collection.
+#[derive(Debug, Clone)]
+pub struct CollectionInfo {
+    /// The server's schema.
+    pub schema: CollectionSchema,
+    /// The same as Arrow (see [`convert::arrow_schema`]).
+    pub arrow: SchemaRef,
+    /// The primary-key field name.
+    pub primary_key: String,
+    /// Whether Milvus generates primary keys.
+    pub auto_id: bool,
+    /// Number of shards.
+    pub shards: i32,
+    /// Default consistency level.
+    pub consistency_level: i32,
+}
+
+/// The state of one 2.3 bulk-import task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportTaskState {
+    /// The task id.
+    pub task: i64,
+    /// The raw state (see `ImportState`).
+    pub state: ImportState,
+    /// Rows imported so far.
+    pub row_count: i64,
+    /// The server's `failed_reason`, when failed.
+    pub failed_reason: Option<String>,
+}
+
+/// A connected Milvus 2.x client. Cheap to clone (clones share the HTTP/2 connection).
+#[derive(Clone)]
+pub struct MilvusClient {
+    grpc: Grpc,
+    uri: String,
+    db: String,
+    version: String,
+}
+
+impl fmt::Debug for MilvusClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MilvusClient")
+            .field("uri", &self.uri)
+            .field("db", &self.db)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+fn kv(key: &str, value: impl ToString) -> KeyValuePair {
+    KeyValuePair {
+        key: key.to_string(),
+        value: value.to_string(),
+    }
+}
+
+fn status_of(s: Option<Status>) -> Status {
+    s.unwrap_or_default()
+}
+
+impl MilvusClient {
+    /// Connects and checks the connection (server version, then the credentials and database
+    /// with a `ShowCollections`), so a server that is down or credentials that are wrong fail
+    /// here with a message that says so — never containing the password or token.
+    ///
+    /// # Errors
+    /// [`Error::Transient`] when the server cannot be reached; [`Error::External`] holding a
+    /// [`MilvusError`] of kind [`MilvusErrorKind::Auth`] for rejected credentials.
+    pub async fn connect(opts: &ConnectOptions) -> Result<MilvusClient> {
+        let uri = opts.normalized_uri();
+        let unreachable = |detail: String| Error::Transient {
+            message: format!("cannot reach Milvus at {uri}: {detail} — is it running?"),
+            source: None,
+        };
+        let mut endpoint = Endpoint::from_shared(uri.clone())
+            .map_err(|e| Error::config("milvus", format!("invalid uri `{}`: {e}", opts.uri)))?
+            .connect_timeout(opts.timeout)
+            .timeout(opts.request_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        if uri.starts_with("https://") || opts.ca_cert.is_some() {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = &opts.ca_cert {
+                let pem = std::fs::read(ca).map_err(|e| {
+                    Error::config(
+                        "milvus",
+                        format!("cannot read ca_cert {}: {e}", ca.display()),
+                    )
+                })?;
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| Error::config("milvus", format!("TLS setup failed: {e}")))?;
+        }
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| unreachable(transport_detail(&e)))?;
+        let ascii = |v: String, what: &str| {
+            MetadataValue::try_from(v).map_err(|_| {
+                Error::config(
+                    "milvus",
+                    format!("{what} contains characters not allowed in a gRPC header"),
+                )
+            })
+        };
+        let interceptor = AuthInterceptor {
+            authorization: opts
+                .authorization()
+                .map(|a| ascii(a, "the credential"))
+                .transpose()?,
+            db: opts
+                .db
+                .clone()
+                .filter(|d| !d.is_empty())
+                .map(|d| ascii(d, "db"))
+                .transpose()?,
+        };
+        let grpc = MilvusServiceClient::with_interceptor(channel, interceptor)
+            .max_decoding_message_size(MAX_DECODING_BYTES)
+            .max_encoding_message_size(MAX_ENCODING_BYTES);
+        let mut client = MilvusClient {
+            grpc,
+            uri: uri.clone(),
+            db: opts.db.clone().unwrap_or_default(),
+            version: String::new(),
+        };
+        let check = async {
+            let v = client
+                .grpc
+                .get_version(GetVersionRequest {})
+                .await
+                .map_err(|s| classify_rpc("GetVersion", &s))?
+                .into_inner();
+            classify_status("GetVersion", &status_of(v.status))?;
+            client.version = v.version;
+            let r = client
+                .grpc
+                .show_collections(ShowCollectionsRequest {
+                    db_name: client.db.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|s| classify_rpc("ShowCollections", &s))?
+                .into_inner();
+            classify_status("ShowCollections", &status_of(r.status))
+        };
+        match tokio::time::timeout(opts.timeout, check).await {
+            Err(_) => Err(unreachable(format!("no answer within {:?}", opts.timeout))),
+            Ok(Err(e)) => Err(explain_connect_error(e, opts, &uri)),
+            Ok(Ok(())) => Ok(client),
+        }
+    }
+
+    /// `http://host:port` this client talks to.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The database (empty: `default`).
+    pub fn db(&self) -> &str {
+        &self.db
+    }
+
+    /// The server's version string (e.g. `v2.3.5-lite`).
+    pub fn server_version(&self) -> &str {
+        &self.version
+    }
+
+    /// The raw generated gRPC client, for RPCs this layer does not wrap.
+    pub fn grpc(&self) -> Grpc {
+        self.grpc.clone()
+    }
+
+    /// Whether `collection` exists.
+    ///
+    /// # Errors
+    /// RPC failures (see [`crate::error`]).
+    pub async fn has_collection(&self, collection: &str) -> Result<bool> {
+        let r = self
+            .grpc
+            .clone()
+            .has_collection(HasCollectionRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("HasCollection", &s))?
+            .into_inner();
+        classify_status("HasCollection", &status_of(r.status))?;
+        Ok(r.value)
+    }
+
+    /// Describes `collection`.
+    ///
+    /// # Errors
+    /// RPC failures; [`Error::Unsupported`] when a field cannot be mapped to Arrow.
+    pub async fn describe_collection(&self, collection: &str) -> Result<CollectionInfo> {
+        let r = self
+            .grpc
+            .clone()
+            .describe_collection(DescribeCollectionRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("DescribeCollection", &s))?
+            .into_inner();
+        classify_status(
+            &format!("DescribeCollection `{collection}`"),
+            &status_of(r.status),
+        )?;
+        let schema = r.schema.unwrap_or_default();
+        let pk = schema.fields.iter().find(|f| f.is_primary_key);
+        let primary_key = pk.map(|f| f.name.clone()).unwrap_or_default();
+        let auto_id = pk.is_some_and(|f| f.auto_id);
+        let visible = CollectionSchema {
+            fields: schema
+                .fields
+                .iter()
+                .filter(|f| !f.is_dynamic)
+                .cloned()
+                .collect(),
+            ..schema.clone()
+        };
+        Ok(CollectionInfo {
+            arrow: convert::arrow_schema(&visible)?,
+            schema,
+            primary_key,
+            auto_id,
+            shards: r.shards_num,
+            consistency_level: r.consistency_level,
+        })
+    }
+
+    /// Creates a collection.
+    ///
+    /// # Errors
+    /// RPC failures with the server's reason.
+    pub async fn create_collection(
+        &self,
+        schema: &CollectionSchema,
+        shards: i32,
+        consistency: Consistency,
+    ) -> Result<()> {
+        let r = self
+            .grpc
+            .clone()
+            .create_collection(CreateCollectionRequest {
+                db_name: self.db.clone(),
+                collection_name: schema.name.clone(),
+                schema: schema.encode_to_vec(),
+                shards_num: shards,
+                consistency_level: consistency as i32,
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("CreateCollection", &s))?
+            .into_inner();
+        classify_status(&format!("creating collection `{}`", schema.name), &r)
+    }
+
+    /// Drops `collection` (and all its data).
+    ///
+    /// # Errors
+    /// RPC failures.
+    pub async fn drop_collection(&self, collection: &str) -> Result<()> {
+        let r = self
+            .grpc
+            .clone()
+            .drop_collection(DropCollectionRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("DropCollection", &s))?
+            .into_inner();
+        classify_status(&format!("dropping collection `{collection}`"), &r)
+    }
+
+    /// Whether `partition` exists in `collection`.
+    ///
+    /// # Errors
+    /// RPC failures.
+    pub async fn has_partition(&self, collection: &str, partition: &str) -> Result<bool> {
+        let r = self
+            .grpc
+            .clone()
+            .has_partition(HasPartitionRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                partition_name: partition.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("HasPartition", &s))?
+            .into_inner();
+        classify_status("HasPartition", &status_of(r.status))?;
+        Ok(r.value)
+    }
+
+    /// Creates `partition` in `collection`.
+    ///
+    /// # Errors
+    /// RPC failures.
+    pub async fn create_partition(&self, collection: &str, partition: &str) -> Result<()> {
+        let r = self
+            .grpc
+            .clone()
+            .create_partition(CreatePartitionRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                partition_name: partition.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("CreatePartition", &s))?
+            .into_inner();
+        classify_status(&format!("creating partition `{partition}`"), &r)
+    }
+
+    /// Inserts (or, with `upsert`, upserts) every row of `batch`, whose column names are the
+    /// collection's field names; returns the rows the server acknowledged.
+    ///
+    /// # Errors
+    /// [`Error::Data`]/[`Error::Unsupported`] from the conversion; RPC failures, where a
+    /// request too large for the server or client is a [`MilvusError`] of kind
+    /// [`MilvusErrorKind::TooLarge`] (see [`crate::error::is_too_large`]).
+    pub async fn insert(
+        &self,
+        collection: &str,
+        partition: Option<&str>,
+        batch: &RecordBatch,
+        upsert: bool,
+    ) -> Result<u64> {
+        let fields_data = convert::batch_to_field_data(batch)?;
+        self.insert_fields(collection, partition, fields_data, batch.num_rows(), upsert)
+            .await
+    }
+
+    /// As [`MilvusClient::insert`], from already converted columns.
+    ///
+    /// # Errors
+    /// As [`MilvusClient::insert`].
+    pub async fn insert_fields(
+        &self,
+        collection: &str,
+        partition: Option<&str>,
+        fields_data: Vec<FieldData>,
+        num_rows: usize,
+        upsert: bool,
+    ) -> Result<u64> {
+        let num_rows = u32::try_from(num_rows).map_err(|_| {
+            Error::data(collection.to_string(), "more than 2^32 rows in one request")
+        })?;
+        let partition_name = partition.unwrap_or_default().to_string();
+        let (what, result) = if upsert {
+            let req = UpsertRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                partition_name,
+                fields_data,
+                num_rows,
+                ..Default::default()
+            };
+            ("Upsert", self.grpc.clone().upsert(req).await)
+        } else {
+            let req = InsertRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                partition_name,
+                fields_data,
+                num_rows,
+                ..Default::default()
+            };
+            ("Insert", self.grpc.clone().insert(req).await)
+        };
+        let r = result.map_err(|s| classify_rpc(what, &s))?.into_inner();
+        classify_status(
+            &format!("{what} of {num_rows} rows into `{collection}`"),
+            &status_of(r.status),
+        )?;
+        if !r.err_index.is_empty() {
+            return Err(Error::External(Box::new(MilvusError::new(
+                MilvusErrorKind::Server,
+                what,
+                format!(
+                    "{} of {num_rows} rows were rejected (first at request row {})",
+                    r.err_index.len(),
+                    r.err_index[0]
+                ),
+            ))));
+        }
+        Ok(if upsert {
+            r.upsert_cnt.max(0) as u64
+        } else {
+            r.insert_cnt.max(0) as u64
+        })
+    }
+
+    /// Seals and persists everything inserted into `collection`, waiting (up to `wait`) until
+    /// the server reports it flushed.
+    ///
+    /// # Errors
+    /// RPC failures; [`Error::Transient`] when the flush does not finish within `wait`.
+    pub async fn flush(&self, collection: &str, wait: Duration) -> Result<()> {
+        let r = self
+            .grpc
+            .clone()
+            .flush(FlushRequest {
+                db_name: self.db.clone(),
+                collection_names: vec![collection.to_string()],
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("Flush", &s))?
+            .into_inner();
+        classify_status(&format!("flushing `{collection}`"), &status_of(r.status))?;
+        let segments = r
+            .coll_seg_i_ds
+            .get(collection)
+            .map(|l| l.data.clone())
+            .unwrap_or_default();
+        let flush_ts = r.coll_flush_ts.get(collection).copied().unwrap_or(0);
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let s = self
+                .grpc
+                .clone()
+                .get_flush_state(GetFlushStateRequest {
+                    segment_i_ds: segments.clone(),
+                    flush_ts,
+                    db_name: self.db.clone(),
+                    collection_name: collection.to_string(),
+                })
+                .await
+                .map_err(|s| classify_rpc("GetFlushState", &s))?
+                .into_inner();
+            classify_status("GetFlushState", &status_of(s.status))?;
+            if s.flushed {
+                return Ok(());
+            }
+            if start.elapsed() > wait {
+                return Err(Error::Transient {
+                    message: format!("`{collection}` was not flushed within {wait:?}"),
+                    source: None,
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Creates an index on `field` (`index_type` e.g. `IVF_FLAT`, `metric` e.g. `L2`, `params`
+    /// a JSON object such as `{"nlist": 128}`).
+    ///
+    /// # Errors
+    /// RPC failures with the server's reason.
+    pub async fn create_index(
+        &self,
+        collection: &str,
+        field: &str,
+        index_type: &str,
+        metric: &str,
+        params: &serde_json::Value,
+    ) -> Result<()> {
+        let mut extra = vec![kv("index_type", index_type), kv("metric_type", metric)];
+        if !params.is_null() {
+            extra.push(kv("params", params.to_string()));
+        }
+        let r = self
+            .grpc
+            .clone()
+            .create_index(CreateIndexRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                field_name: field.to_string(),
+                extra_params: extra,
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("CreateIndex", &s))?
+            .into_inner();
+        classify_status(
+            &format!("creating a {index_type} index on `{collection}`.`{field}`"),
+            &r,
+        )
+    }
+
+    /// Loads `collection` and waits (up to `wait`) until it is loaded.
+    ///
+    /// # Errors
+    /// RPC failures; [`Error::Transient`] on timeout.
+    pub async fn load(&self, collection: &str, wait: Duration) -> Result<()> {
+        let r = self
+            .grpc
+            .clone()
+            .load_collection(LoadCollectionRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                replica_number: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("LoadCollection", &s))?
+            .into_inner();
+        classify_status(&format!("loading `{collection}`"), &r)?;
+        let start = Instant::now();
+        loop {
+            let s = self
+                .grpc
+                .clone()
+                .get_load_state(GetLoadStateRequest {
+                    db_name: self.db.clone(),
+                    collection_name: collection.to_string(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|s| classify_rpc("GetLoadState", &s))?
+                .into_inner();
+            classify_status("GetLoadState", &status_of(s.status))?;
+            if s.state == LoadState::Loaded as i32 {
+                return Ok(());
+            }
+            if start.elapsed() > wait {
+                return Err(Error::Transient {
+                    message: format!("`{collection}` was not loaded within {wait:?}"),
+                    source: None,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Runs a query and returns the raw reply.
+    ///
+    /// `limit = None` sends no limit (then `expr` must not be empty, and every match comes back
+    /// in one reply). The collection must be loaded.
+    ///
+    /// # Errors
+    /// RPC failures with the server's reason.
+    pub async fn query_raw(
+        &self,
+        collection: &str,
+        expr: &str,
+        output_fields: &[String],
+        limit: Option<usize>,
+        consistency: Consistency,
+        extra_params: Vec<KeyValuePair>,
+    ) -> Result<QueryResults> {
+        let mut query_params = extra_params;
+        if let Some(l) = limit {
+            query_params.push(kv("limit", l));
+        }
+        let r = self
+            .grpc
+            .clone()
+            .query(QueryRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                expr: expr.to_string(),
+                output_fields: output_fields.to_vec(),
+                query_params,
+                consistency_level: consistency as i32,
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("Query", &s))?
+            .into_inner();
+        classify_status(
+            &format!("querying `{collection}` ({expr:?})"),
+            &status_of(r.status.clone()),
+        )?;
+        Ok(r)
+    }
+
+    /// Runs a query and decodes the reply into a batch of `schema` (its fields are the output
+    /// fields; use [`CollectionInfo::arrow`] or a projection of it).
+    ///
+    /// # Errors
+    /// As [`MilvusClient::query_raw`]; [`Error::Data`] when the reply does not decode.
+    pub async fn query(
+        &self,
+        collection: &str,
+        expr: &str,
+        schema: &SchemaRef,
+        limit: Option<usize>,
+        consistency: Consistency,
+    ) -> Result<RecordBatch> {
+        let fields: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let r = self
+            .query_raw(collection, expr, &fields, limit, consistency, Vec::new())
+            .await?;
+        convert::field_data_to_batch(schema, &r.fields_data)
+    }
+
+    /// Exact row count: `count(*)` with Strong consistency (counts only live rows, unlike the
+    /// collection statistics). The collection must be loaded.
+    ///
+    /// # Errors
+    /// RPC failures; [`Error::Data`] when the reply holds no count.
+    pub async fn count(&self, collection: &str) -> Result<u64> {
+        let r = self
+            .query_raw(
+                collection,
+                "",
+                &["count(*)".to_string()],
+                None,
+                ConsistencyLevel::Strong,
+                Vec::new(),
+            )
+            .await?;
+        r.fields_data
+            .iter()
+            .find_map(|f| match &f.field {
+                Some(milvus::proto::schema::field_data::Field::Scalars(s)) => match &s.data {
+                    Some(scalar_field::Data::LongData(l)) => l.data.first().copied(),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .map(|n| n.max(0) as u64)
+            .ok_or_else(|| {
+                Error::data(
+                    format!("count(*) of `{collection}`"),
+                    "no count in the reply",
+                )
+            })
+    }
+
+    /// One page of PK keyset paging: the (at most) `limit` rows with the smallest primary keys
+    /// above `after` (all rows when `None`), in primary-key order, with `schema`'s fields (which
+    /// must include `pk_field`). Use the last row's key as the next `after`; an empty batch ends
+    /// the scan. `limit` must be within the 16384 query window. Reads with Strong consistency.
+    ///
+    /// Sends the iterator parameters the official SDKs send (`iterator`, `reduce_stop_for_best`)
+    /// and checks that the page is strictly increasing and above `after`, failing loudly if the
+    /// server does not keep that promise.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad `limit`; RPC failures; [`Error::Data`] when the page is not
+    /// strictly increasing or the key column is not Int64/Utf8.
+    pub async fn query_page(
+        &self,
+        collection: &str,
+        pk_field: &str,
+        after: Option<&PkValue>,
+        limit: usize,
+        schema: &SchemaRef,
+    ) -> Result<RecordBatch> {
+        if limit == 0 || limit > MAX_QUERY_WINDOW {
+            return Err(Error::config(
+                "milvus",
+                format!("query page size {limit} must be in 1..={MAX_QUERY_WINDOW}"),
+            ));
+        }
+        let pk_type = schema
+            .field_with_name(pk_field)
+            .map_err(|_| {
+                Error::schema(format!(
+                    "output fields must include the primary key `{pk_field}`"
+                ))
+            })?
+            .data_type()
+            .clone();
+        if !matches!(pk_type, DataType::Int64 | DataType::Utf8) {
+            return Err(Error::schema(format!(
+                "primary key `{pk_field}` is {pk_type}; only Int64 and VarChar keys can be paged"
+            )));
+        }
+        // The first page has no filter (an empty expression is allowed with a limit, and
+        // `pk >= i64::MIN` does not parse on 2.3.5).
+        let expr = after.map(|v| v.expr(pk_field, ">")).unwrap_or_default();
+        let fields: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let r = self
+            .query_raw(
+                collection,
+                &expr,
+                &fields,
+                Some(limit),
+                ConsistencyLevel::Strong,
+                vec![kv("iterator", "True"), kv("reduce_stop_for_best", "True")],
+            )
+            .await?;
+        let batch = convert::field_data_to_batch(schema, &r.fields_data)?;
+        let keys = pk_values(&batch, pk_field)?;
+        let mut prev = after.cloned();
+        for (row, k) in keys.into_iter().enumerate() {
+            if let Some(p) = &prev {
+                if &k <= p {
+                    return Err(Error::data(
+                        format!("query page of `{collection}` row {row}"),
+                        format!("primary key {k:?} is not above {p:?}: the server did not return keys in order; keyset paging is unsafe on this server"),
+                    ));
+                }
+            }
+            prev = Some(k);
+        }
+        Ok(batch)
+    }
+
+    /// Submits a 2.3-style bulk import (gRPC `Import`) of `files` (bucket-relative paths, or
+    /// absolute paths for a server on local storage) and returns the task ids. Milvus 2.3 takes
+    /// one JSON or Parquet file, or one set of `.npy` files, per call.
+    ///
+    /// # Errors
+    /// RPC failures with the server's reason.
+    pub async fn import(
+        &self,
+        collection: &str,
+        partition: Option<&str>,
+        files: &[String],
+    ) -> Result<Vec<i64>> {
+        let r = self
+            .grpc
+            .clone()
+            .import(ImportRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                partition_name: partition.unwrap_or_default().to_string(),
+                files: files.to_vec(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("Import", &s))?
+            .into_inner();
+        classify_status(
+            &format!("importing {} into `{collection}`", files.join(", ")),
+            &status_of(r.status),
+        )?;
+        Ok(r.tasks)
+    }
+
+    /// The state of one import task.
+    ///
+    /// # Errors
+    /// RPC failures.
+    pub async fn import_state(&self, task: i64) -> Result<ImportTaskState> {
+        let r = self
+            .grpc
+            .clone()
+            .get_import_state(GetImportStateRequest { task })
+            .await
+            .map_err(|s| classify_rpc("GetImportState", &s))?
+            .into_inner();
+        classify_status("GetImportState", &status_of(r.status))?;
+        let failed_reason = r
+            .infos
+            .iter()
+            .find(|kv| kv.key == "failed_reason" && !kv.value.is_empty())
+            .map(|kv| kv.value.clone());
+        Ok(ImportTaskState {
+            task,
+            state: ImportState::try_from(r.state).unwrap_or(ImportState::ImportPending),
+            row_count: r.row_count,
+            failed_reason,
+        })
+    }
+
+    /// Polls `tasks` until every one is Completed (returns the imported row count) or one
+    /// failed (error with the server's `failed_reason`), at most `wait`.
+    ///
+    /// # Errors
+    /// [`Error::External`] ([`MilvusErrorKind::Server`]) naming the task and reason;
+    /// [`Error::Transient`] on timeout.
+    pub async fn wait_import(&self, tasks: &[i64], wait: Duration) -> Result<u64> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let mut rows = 0u64;
+        let mut pending: Vec<i64> = tasks.to_vec();
+        while !pending.is_empty() {
+            let mut still = Vec::new();
+            for &t in &pending {
+                let s = self.import_state(t).await?;
+                match s.state {
+                    ImportState::ImportCompleted => rows += s.row_count.max(0) as u64,
+                    ImportState::ImportFailed | ImportState::ImportFailedAndCleaned => {
+                        return Err(Error::External(Box::new(MilvusError::new(
+                            MilvusErrorKind::Server,
+                            "Import",
+                            format!(
+                                "import task {t} failed: {}",
+                                s.failed_reason.as_deref().unwrap_or("no reason given")
+                            ),
+                        ))))
+                    }
+                    _ => still.push(t),
+                }
+            }
+            pending = still;
+            if pending.is_empty() {
+                break;
+            }
+            if start.elapsed() > wait {
+                return Err(Error::Transient {
+                    message: format!("import tasks {pending:?} not finished within {wait:?}"),
+                    source: None,
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+        Ok(rows)
+    }
+}
+
+/// The primary keys of a batch's `pk_field` column.
+///
+/// # Errors
+/// [`Error::Data`] when the column is missing or not Int64/Utf8.
+pub fn pk_values(batch: &RecordBatch, pk_field: &str) -> Result<Vec<PkValue>> {
+    let col = batch
+        .column_by_name(pk_field)
+        .ok_or_else(|| Error::schema(format!("no primary key column `{pk_field}`")))?;
+    if let Some(a) = col.as_primitive_opt::<Int64Type>() {
+        return Ok(a.values().iter().map(|&v| PkValue::Int(v)).collect());
+    }
+    if let Some(a) = col.as_string_opt::<i32>() {
+        return Ok((0..a.len())
+            .map(|i| PkValue::Str(a.value(i).to_string()))
+            .collect());
+    }
+    Err(Error::schema(format!(
+        "primary key `{pk_field}` is {}; only Int64 and VarChar keys can be paged",
+        col.data_type()
+    )))
+}
+
+fn transport_detail(e: &tonic::transport::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+fn explain_connect_error(e: Error, opts: &ConnectOptions, uri: &str) -> Error {
+    match crate::error::kind(&e) {
+        Some(MilvusErrorKind::Auth) => {
+            let who = match (&opts.token, &opts.user) {
+                (Some(t), _) if !t.is_empty() => "the token".to_string(),
+                (_, Some(u)) if !u.is_empty() => format!("the credentials for user `{u}`"),
+                _ => "the connection without credentials (set `user`/`password` or `token`)"
+                    .to_string(),
+            };
+            Error::External(Box::new(MilvusError::new(
+                MilvusErrorKind::Auth,
+                "connect",
+                format!(
+                    "Milvus at {uri} rejected {who}: check the user name and password (or token)"
+                ),
+            )))
+        }
+        _ if e.is_retryable() => Error::Transient {
+            message: format!("cannot reach Milvus at {uri}: {e} — is it running?"),
+            source: None,
+        },
+        _ => e.context(format!("connecting to Milvus at {uri}")),
+    }
+}

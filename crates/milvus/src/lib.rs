@@ -1,0 +1,34 @@
+//! vmig-milvus: the Milvus 2.x client layer shared by the `milvus2` sink, `vmig verify` and a
+//! future Milvus source.
+//!
+//! It speaks Milvus's gRPC API through the generated stubs that the official
+//! `milvus-sdk-rust` crate publishes (`milvus::proto::*`), not through the SDK's high-level
+//! client. **Main design decision:** vmig's data is Arrow, so this crate converts Arrow columns
+//! straight to and from the wire's column-oriented `FieldData` ([`convert`]) and owns every
+//! request's shape: message limits raised to what the proxy allows (64 MiB requests, 256 MiB
+//! replies; tonic's default 4 MiB decode limit is too small for query pages), 2.3's gRPC
+//! `Import` (the SDK's import is REST v2, which 2.3 does not have), iterator-style PK keyset
+//! paging ([`MilvusClient::query_page`]), and failures classified by what a caller must do
+//! ([`error`]: retry, split, fix credentials, or read the server's reason).
+//!
+//! Connecting ([`MilvusClient::connect`]) checks the server and the credentials with cheap
+//! RPCs, so a server that is down or a wrong password fails at once with a clear message; the
+//! password or token never appears in messages or `Debug` output.
+//!
+//! Version notes: tested against Milvus 2.3.5. Newer proto fields are simply unset on older
+//! servers. Bulk import uses 2.3's gRPC `Import` (one JSON or Parquet file, or one NumPy set,
+//! per call; still accepted by 2.4/2.5); the 2.4+ REST v2 jobs API is not implemented here yet.
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod convert;
+pub mod error;
+pub mod schema;
+
+pub use client::{
+    CollectionInfo, ConnectOptions, Consistency, ImportTaskState, MilvusClient, PkValue,
+    MAX_QUERY_WINDOW,
+};
+pub use error::{is_too_large, MilvusError, MilvusErrorKind};
+pub use milvus::proto;
+pub use schema::{collection_schema, SchemaOptions};

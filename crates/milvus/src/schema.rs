@@ -1,0 +1,313 @@
+//! Arrow schema → Milvus `CollectionSchema`, limits, and compatibility with an existing
+//! collection.
+
+use arrow::datatypes::{DataType, Field, Schema};
+use milvus::proto::common::KeyValuePair;
+use milvus::proto::schema::{CollectionSchema, DataType as MDataType, FieldSchema};
+use vmig_core::vector;
+use vmig_core::{Error, Result};
+
+use crate::convert::{field_dim, field_max_length, milvus_type_of};
+
+/// Largest vector dimension Milvus accepts (`proxy.maxDimension`).
+pub const MAX_DIM: i64 = 32_768;
+/// Most fields a collection may have (`proxy.maxFieldNum`).
+pub const MAX_FIELDS: usize = 64;
+/// Longest VarChar (`max_length`, in bytes).
+pub const MAX_VARCHAR: u32 = 65_535;
+
+/// How to build a collection schema from an Arrow schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaOptions {
+    /// The collection name.
+    pub collection: String,
+    /// The collection description.
+    pub description: String,
+    /// The primary-key field; `None`: schema metadata `vmig.primary_key`, else `id`.
+    pub primary_key: Option<String>,
+    /// Let Milvus generate primary keys (the Arrow pk column, if any, is then not sent).
+    pub auto_id: bool,
+    /// `max_length` of every VarChar field; `None`: field metadata `vmig.max_length`, else
+    /// [`MAX_VARCHAR`] (a collection created before the data is seen cannot measure it).
+    pub varchar_max_length: Option<u32>,
+    /// Enable the dynamic field (`$meta`).
+    pub dynamic_field: bool,
+}
+
+/// The primary-key field name for `schema`: `configured`, else the schema's
+/// [`vector::META_PRIMARY_KEY`], else `id`.
+pub fn primary_key_name(schema: &Schema, configured: Option<&str>) -> String {
+    configured
+        .map(str::to_string)
+        .or_else(|| schema.metadata().get(vector::META_PRIMARY_KEY).cloned())
+        .unwrap_or_else(|| "id".to_string())
+}
+
+fn kv(key: &str, value: impl ToString) -> KeyValuePair {
+    KeyValuePair {
+        key: key.to_string(),
+        value: value.to_string(),
+    }
+}
+
+/// Builds the collection schema for `arrow`, checking Milvus's limits (dimension ≤ 32768,
+/// ≤ 64 fields, VarChar ≤ 65535, a primary key of type Int64 or VarChar, at least one vector).
+///
+/// # Errors
+/// [`Error::Schema`] naming the field that breaks a limit; [`Error::Unsupported`] for types
+/// Milvus cannot hold.
+// The collection-level `auto_id` is deprecated in newer protos; 2.3 still reads it.
+#[allow(deprecated)]
+pub fn collection_schema(arrow: &Schema, opts: &SchemaOptions) -> Result<CollectionSchema> {
+    let pk = primary_key_name(arrow, opts.primary_key.as_deref());
+    let mut fields = Vec::new();
+    let mut has_pk = false;
+    let mut has_vector = false;
+    if arrow.field_with_name(&pk).is_err() {
+        if !opts.auto_id {
+            return Err(Error::schema(format!(
+                "primary key `{pk}` is not a field of the data (fields: {}); set `primary_key` to one of them, or `auto_id = true`",
+                names(arrow)
+            )));
+        }
+        fields.push(FieldSchema {
+            name: pk.clone(),
+            is_primary_key: true,
+            auto_id: true,
+            data_type: MDataType::Int64 as i32,
+            ..Default::default()
+        });
+        has_pk = true;
+    }
+    for f in arrow.fields() {
+        let fs = field_schema(f, opts, f.name() == &pk)?;
+        has_pk |= fs.is_primary_key;
+        has_vector |= fs.data_type >= MDataType::BinaryVector as i32;
+        fields.push(fs);
+    }
+    if !has_pk {
+        return Err(Error::schema(format!("no primary key `{pk}`")));
+    }
+    if !has_vector {
+        return Err(Error::schema(format!(
+            "a Milvus collection needs a vector field; none of {} is one",
+            names(arrow)
+        )));
+    }
+    if fields.len() > MAX_FIELDS {
+        return Err(Error::schema(format!(
+            "{} fields; Milvus allows at most {MAX_FIELDS}",
+            fields.len()
+        )));
+    }
+    for (i, f) in fields.iter_mut().enumerate() {
+        f.field_id = 100 + i as i64;
+    }
+    Ok(CollectionSchema {
+        name: opts.collection.clone(),
+        description: opts.description.clone(),
+        auto_id: opts.auto_id,
+        fields,
+        enable_dynamic_field: opts.dynamic_field,
+        ..Default::default()
+    })
+}
+
+fn names(arrow: &Schema) -> String {
+    arrow
+        .fields()
+        .iter()
+        .map(|f| format!("`{}`", f.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSchema> {
+    let (t, dim) = milvus_type_of(f)?;
+    let mut fs = FieldSchema {
+        name: f.name().clone(),
+        data_type: t as i32,
+        is_primary_key: is_pk,
+        auto_id: is_pk && opts.auto_id,
+        ..Default::default()
+    };
+    if f.name().is_empty() || f.name().starts_with('$') {
+        return Err(Error::schema(format!(
+            "field name `{}` is not allowed in Milvus",
+            f.name()
+        )));
+    }
+    if dim > 0 {
+        if dim > MAX_DIM {
+            return Err(Error::schema(format!(
+                "vector `{}` has dimension {dim}; Milvus allows at most {MAX_DIM}",
+                f.name()
+            )));
+        }
+        fs.type_params.push(kv("dim", dim));
+    }
+    if t == MDataType::VarChar {
+        let len = opts
+            .varchar_max_length
+            .or_else(|| {
+                f.metadata()
+                    .get("vmig.max_length")
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(MAX_VARCHAR);
+        if len == 0 || len > MAX_VARCHAR {
+            return Err(Error::schema(format!(
+                "VarChar `{}` max_length {len}: Milvus allows 1..={MAX_VARCHAR}",
+                f.name()
+            )));
+        }
+        fs.type_params.push(kv("max_length", len));
+    }
+    if is_pk && !matches!(t, MDataType::Int64 | MDataType::VarChar) {
+        return Err(Error::schema(format!(
+            "primary key `{}` is {}; Milvus primary keys are Int64 or VarChar",
+            f.name(),
+            f.data_type()
+        )));
+    }
+    if is_pk && opts.auto_id && t != MDataType::Int64 && f.data_type() != &DataType::Utf8 {
+        return Err(Error::schema(format!(
+            "auto_id primary key `{}` must be Int64 or VarChar",
+            f.name()
+        )));
+    }
+    Ok(fs)
+}
+
+fn type_name(t: i32) -> String {
+    MDataType::try_from(t)
+        .map(|t| format!("{t:?}"))
+        .unwrap_or_else(|_| format!("type {t}"))
+}
+
+/// Checks that an existing collection can take rows built for `wanted`: same field names,
+/// types, dimensions and primary key; `wanted` VarChar lengths are not compared (the server
+/// checks each value against the existing `max_length`).
+///
+/// # Errors
+/// [`Error::Schema`] listing every difference.
+pub fn check_compatible(existing: &CollectionSchema, wanted: &CollectionSchema) -> Result<()> {
+    let mut diffs = Vec::new();
+    for w in &wanted.fields {
+        match existing.fields.iter().find(|e| e.name == w.name) {
+            None => diffs.push(format!("field `{}` is missing", w.name)),
+            Some(e) => {
+                if e.data_type != w.data_type {
+                    diffs.push(format!(
+                        "field `{}` is {} there, {} in the data",
+                        w.name,
+                        type_name(e.data_type),
+                        type_name(w.data_type)
+                    ));
+                } else if field_dim(e) != field_dim(w) {
+                    diffs.push(format!(
+                        "vector `{}` has dimension {} there, {} in the data",
+                        w.name,
+                        field_dim(e),
+                        field_dim(w)
+                    ));
+                }
+                if e.is_primary_key != w.is_primary_key {
+                    diffs.push(format!(
+                        "field `{}` is {}the primary key there",
+                        w.name,
+                        if e.is_primary_key { "" } else { "not " }
+                    ));
+                } else if e.is_primary_key && e.auto_id != w.auto_id {
+                    diffs.push(format!(
+                        "primary key `{}` has auto_id = {} there, {} configured",
+                        w.name, e.auto_id, w.auto_id
+                    ));
+                }
+            }
+        }
+    }
+    for e in &existing.fields {
+        if e.is_dynamic || e.name == "$meta" {
+            continue;
+        }
+        if !wanted.fields.iter().any(|w| w.name == e.name) {
+            diffs.push(format!(
+                "field `{}` exists there but not in the data",
+                e.name
+            ));
+        }
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::schema(format!(
+            "collection `{}` already exists with a different schema: {}",
+            existing.name,
+            diffs.join("; ")
+        )))
+    }
+}
+
+/// The `max_length` of VarChar field `name` in `schema`, if it has one.
+pub fn varchar_max_length(schema: &CollectionSchema, name: &str) -> Option<i64> {
+    schema
+        .fields
+        .iter()
+        .find(|f| f.name == name)
+        .and_then(field_max_length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrow() -> Schema {
+        Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            vector::float_vector_field("vector", 8),
+            Field::new("title", DataType::Utf8, true),
+        ])
+    }
+
+    #[test]
+    fn maps_fields_and_limits() -> Result<()> {
+        let opts = SchemaOptions {
+            collection: "c".into(),
+            varchar_max_length: Some(100),
+            ..Default::default()
+        };
+        let s = collection_schema(&arrow(), &opts)?;
+        assert_eq!(s.fields.len(), 3);
+        assert!(s.fields[0].is_primary_key);
+        assert_eq!(field_dim(&s.fields[1]), 8);
+        assert_eq!(field_max_length(&s.fields[2]), Some(100));
+        check_compatible(&s, &s)?;
+        let big = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            vector::float_vector_field("vector", 40_000),
+        ]);
+        let err = collection_schema(&big, &opts).err().map(|e| e.to_string());
+        assert!(err.unwrap_or_default().contains("at most 32768"));
+        Ok(())
+    }
+
+    #[test]
+    fn auto_id_adds_a_pk_and_differences_are_listed() -> Result<()> {
+        let arrow = Schema::new(vec![vector::float_vector_field("vector", 8)]);
+        let opts = SchemaOptions {
+            auto_id: true,
+            ..Default::default()
+        };
+        let s = collection_schema(&arrow, &opts)?;
+        assert!(s.fields[0].auto_id && s.fields[0].name == "id");
+        let mut other = s.clone();
+        other.fields[1].type_params = vec![kv("dim", 16)];
+        let msg = check_compatible(&other, &s)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("dimension 16 there, 8 in the data"), "{msg}");
+        Ok(())
+    }
+}
