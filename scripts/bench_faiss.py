@@ -72,7 +72,9 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     index = os.path.join(a.work, f"ivfflat-{a.gib:g}gib.faiss")
     if not os.path.exists(index):
-        generate(index, a.gib)
+        # In a child process: a fork of a driver that had faiss's 1.5 GB in memory would report
+        # that as every later child's peak RSS.
+        subprocess.run([sys.executable, __file__, "--generate", index, str(a.gib)], check=True)
     size = os.path.getsize(index)
     out = os.path.join(a.work, "out")
     job = os.path.join(a.work, "job.toml")
@@ -106,4 +108,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 4 and sys.argv[1] == "--generate":
+        generate(sys.argv[2], float(sys.argv[3]))
+    else:
+        main()

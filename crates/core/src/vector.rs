@@ -257,33 +257,45 @@ pub fn binary_vector_array(bytes: Buffer, row_bytes: usize) -> Result<FixedSizeB
     )?)
 }
 
+/// A buffer holding `bytes`, usable as an Arrow buffer of `T` (little-endian): the same memory
+/// when it is suitably aligned, otherwise one `memcpy` into a new (64-byte aligned) buffer.
+///
+/// # Errors
+/// When `bytes.len()` is not a multiple of `size_of::<T>()`.
+pub fn le_buffer<T: arrow::datatypes::ArrowNativeType>(bytes: bytes::Bytes) -> Result<Buffer> {
+    let width = std::mem::size_of::<T>();
+    if !bytes.len().is_multiple_of(width) {
+        return Err(Error::schema(format!(
+            "{} bytes are not a whole number of {width}-byte values",
+            bytes.len()
+        )));
+    }
+    if !cfg!(target_endian = "little") {
+        return Err(Error::unsupported(
+            "this machine",
+            "vmig reads little-endian files on little-endian machines only",
+        ));
+    }
+    if (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
+        return Ok(Buffer::from(bytes));
+    }
+    let mut copy = arrow::buffer::MutableBuffer::with_capacity(bytes.len());
+    copy.extend_from_slice(&bytes);
+    Ok(copy.into())
+}
+
 /// Converts little-endian `f32` bytes to a Float32 array, without copying when the buffer is
 /// 4-byte aligned.
 ///
 /// # Errors
 /// When `bytes.len()` is not a multiple of 4.
 pub fn f32_array_from_le(bytes: bytes::Bytes) -> Result<Float32Array> {
-    if !bytes.len().is_multiple_of(4) {
-        return Err(Error::schema(format!(
-            "{} bytes are not a whole number of float32 values",
-            bytes.len()
-        )));
-    }
     let n = bytes.len() / 4;
-    if cfg!(target_endian = "little")
-        && (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>())
-    {
-        let buffer = Buffer::from(bytes);
-        return Ok(Float32Array::new(
-            arrow::buffer::ScalarBuffer::new(buffer, 0, n),
-            None,
-        ));
-    }
-    let values: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok(Float32Array::from(values))
+    let buffer = le_buffer::<f32>(bytes)?;
+    Ok(Float32Array::new(
+        arrow::buffer::ScalarBuffer::new(buffer, 0, n),
+        None,
+    ))
 }
 
 #[cfg(test)]

@@ -23,19 +23,8 @@ pub fn ids_from_le(bytes: Bytes) -> Result<Int64Array> {
         ));
     }
     let n = bytes.len() / 8;
-    if cfg!(target_endian = "little")
-        && (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<i64>())
-    {
-        return Ok(Int64Array::new(
-            ScalarBuffer::new(Buffer::from(bytes), 0, n),
-            None,
-        ));
-    }
-    let ids: Vec<i64> = bytes
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect();
-    Ok(Int64Array::from(ids))
+    let buffer = vmig_core::vector::le_buffer::<i64>(bytes)?;
+    Ok(Int64Array::new(ScalarBuffer::new(buffer, 0, n), None))
 }
 
 /// The ids `first .. first + rows`.

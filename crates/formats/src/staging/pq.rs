@@ -153,6 +153,11 @@ impl<W: Write + Send> ParquetWriter<W> {
                             EnabledStatistics::None,
                         );
                 }
+                // Wide numeric columns are mostly distinct values (ids, scores): building a
+                // dictionary only to abandon it costs CPU on every row group.
+                Some(Column::Int64 | Column::Float32 | Column::Float64) => {
+                    props = props.set_column_dictionary_enabled(column.path().clone(), false);
+                }
                 Some(Column::BinaryVector(_)) => {
                     props = props.set_column_statistics_enabled(
                         column.path().clone(),
