@@ -7,6 +7,7 @@
 mod plan;
 mod plugins;
 mod progress;
+mod verify;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -55,6 +56,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare the target with the source after a migration: row counts, then every row's primary
+    /// key and a hash of all its values (vectors bit for bit). Exits 1 on any difference.
+    Verify {
+        /// The job file that ran the migration.
+        config: PathBuf,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// How many differing keys to show.
+        #[arg(long, default_value_t = 10)]
+        examples: usize,
+    },
     /// List the sources, transformers and sinks this binary contains.
     Plugins {
         /// Print as JSON, with each plugin's example configuration.
@@ -96,6 +109,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
     let json = match &cli.command {
         Command::Migrate { json, .. } | Command::Plan { json, .. } => *json,
+        Command::Verify { .. } => false,
         Command::Plugins { .. } => false,
     };
     match run(cli) {
@@ -133,6 +147,14 @@ fn init_logging(verbose: u8, quiet: bool) {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plugins { json, examples } => plan::print_plugins(json, examples),
+        Command::Verify {
+            config,
+            json,
+            examples,
+        } => {
+            let job = load(&config)?;
+            runtime()?.block_on(verify::run(job, json, examples))
+        }
         Command::Plan { config, json } => {
             let job = load(&config)?;
             runtime()?.block_on(plan::print_plan(&job, json))

@@ -331,3 +331,54 @@ fn bad_job_files_exit_2_with_the_reason() {
         text(&o)
     );
 }
+
+#[test]
+fn verify_passes_after_migrate_and_catches_a_deleted_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = job(
+        dir.path(),
+        &sample(),
+        &format!(
+            "type = \"files\"\nformat = \"parquet\"\npath = \"{}\"",
+            out.display()
+        ),
+        "",
+    );
+    let o = vmig(&["migrate", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ok = vmig(&["verify", cfg.to_str().unwrap(), "--json"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(report["status"], "ok");
+    assert_eq!(report["source_rows"], 2000);
+    assert_eq!(report["target_rows"], 2000);
+
+    // Rewrite the part file without its 5th row: verify must name that id.
+    let part = out.join("part-00000.parquet");
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&part).unwrap()).unwrap();
+    let schema = reader.schema().clone();
+    let batches: Vec<_> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+    let all = arrow::compute::concat_batches(&schema, &batches).unwrap();
+    let deleted_id = all.column(0).as_primitive::<Int64Type>().value(4);
+    let kept = arrow::compute::concat_batches(
+        &schema,
+        &[all.slice(0, 4), all.slice(5, all.num_rows() - 5)],
+    )
+    .unwrap();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&part).unwrap(), schema, None)
+            .unwrap();
+    w.write(&kept).unwrap();
+    w.close().unwrap();
+
+    let bad = vmig(&["verify", cfg.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("1 missing"), "{err}");
+    assert!(
+        err.contains(&format!("id = {deleted_id}: Missing")),
+        "{err}"
+    );
+}

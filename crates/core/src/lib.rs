@@ -25,6 +25,7 @@ pub mod source;
 pub mod store;
 pub mod transform;
 pub mod vector;
+pub mod verify;
 
 pub use arrow;
 pub use async_trait::async_trait;

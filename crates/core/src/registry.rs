@@ -18,6 +18,7 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -121,6 +122,20 @@ pub trait SinkConfig: DeserializeOwned + Serialize + Debug + Send + Sync + 'stat
     /// # Errors
     /// When the target cannot be reached or used.
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Sink>>;
+
+    /// A reader of what this sink wrote, for `vmig verify`: a source yielding the target's rows
+    /// with the fields of `schema` (the migrated schema). `None` when this sink cannot be read
+    /// back.
+    ///
+    /// # Errors
+    /// When the target cannot be reached or does not hold the migrated data.
+    async fn open_target(
+        &self,
+        _ctx: &BuildContext,
+        _schema: &SchemaRef,
+    ) -> Result<Option<Box<dyn Source>>> {
+        Ok(None)
+    }
 }
 
 /// A parsed source configuration of any plugin.
@@ -158,6 +173,12 @@ pub trait DynSinkConfig: Debug + Send + Sync {
     fn to_json(&self) -> serde_json::Value;
     /// See [`SinkConfig::build`].
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Sink>>;
+    /// See [`SinkConfig::open_target`].
+    async fn open_target(
+        &self,
+        ctx: &BuildContext,
+        schema: &SchemaRef,
+    ) -> Result<Option<Box<dyn Source>>>;
 }
 
 #[async_trait]
@@ -172,6 +193,15 @@ impl<C: SinkConfig> DynSinkConfig for C {
         SinkConfig::build(self, ctx)
             .await
             .map_err(|e| e.context(format!("opening sink `{}`", C::NAME)))
+    }
+    async fn open_target(
+        &self,
+        ctx: &BuildContext,
+        schema: &SchemaRef,
+    ) -> Result<Option<Box<dyn Source>>> {
+        SinkConfig::open_target(self, ctx, schema)
+            .await
+            .map_err(|e| e.context(format!("reading back sink `{}`", C::NAME)))
     }
 }
 

@@ -32,6 +32,7 @@ use vmig_core::registry::{BuildContext, SinkConfig};
 use vmig_core::{Error, Result, Sink};
 use vmig_formats::staging::{ParquetCompression, ParquetOptions, StagingFormat, StagingOptions};
 
+mod readback;
 mod sink;
 mod size;
 
@@ -156,6 +157,24 @@ impl SinkConfig for FilesSinkConfig {
         self.validate()?;
         let target = vmig_core::store::resolve(&ctx.resolve(&self.path), &self.storage)?;
         Ok(Box::new(FilesSink::new(self, target)))
+    }
+
+    /// Parquet output in a local directory can be read back (for `vmig verify`); other formats
+    /// and object stores cannot yet.
+    async fn open_target(
+        &self,
+        ctx: &BuildContext,
+        _schema: &arrow::datatypes::SchemaRef,
+    ) -> Result<Option<Box<dyn vmig_core::Source>>> {
+        let target = vmig_core::store::resolve(&ctx.resolve(&self.path), &self.storage)?;
+        match (self.format, target.local) {
+            (StagingFormat::Parquet, Some(dir)) => Ok(Some(Box::new(
+                tokio::task::spawn_blocking(move || readback::ParquetDir::open(dir))
+                    .await
+                    .map_err(|e| Error::External(Box::new(e)))??,
+            ))),
+            _ => Ok(None),
+        }
     }
 }
 
