@@ -55,6 +55,9 @@ pub struct ConnectOptions {
     pub timeout: Duration,
     /// Timeout of every other request (inserts, queries, …).
     pub request_timeout: Duration,
+    /// Largest request the client sends (default [`MAX_ENCODING_BYTES`], the proxy's limit);
+    /// larger ones fail as [`MilvusErrorKind::TooLarge`] before reaching the server.
+    pub max_request_bytes: usize,
 }
 
 impl ConnectOptions {
@@ -69,6 +72,7 @@ impl ConnectOptions {
             ca_cert: None,
             timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(300),
+            max_request_bytes: MAX_ENCODING_BYTES,
         }
     }
 
@@ -108,6 +112,7 @@ impl fmt::Debug for ConnectOptions {
             .field("ca_cert", &self.ca_cert)
             .field("timeout", &self.timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("max_request_bytes", &self.max_request_bytes)
             .finish()
     }
 }
@@ -204,6 +209,7 @@ pub struct ImportTaskState {
 #[derive(Clone)]
 pub struct MilvusClient {
     grpc: Grpc,
+    max_request_bytes: usize,
     uri: String,
     db: String,
     version: String,
@@ -292,9 +298,10 @@ impl MilvusClient {
         };
         let grpc = MilvusServiceClient::with_interceptor(channel, interceptor)
             .max_decoding_message_size(MAX_DECODING_BYTES)
-            .max_encoding_message_size(MAX_ENCODING_BYTES);
+            .max_encoding_message_size(opts.max_request_bytes.max(MAX_ENCODING_BYTES));
         let mut client = MilvusClient {
             grpc,
+            max_request_bytes: opts.max_request_bytes,
             uri: uri.clone(),
             db: opts.db.clone().unwrap_or_default(),
             version: String::new(),
@@ -531,6 +538,17 @@ impl MilvusClient {
             Error::data(collection.to_string(), "more than 2^32 rows in one request")
         })?;
         let partition_name = partition.unwrap_or_default().to_string();
+        // Checked here: tonic's own limit surfaces as an opaque HTTP/2 reset.
+        let too_large = |what: &str, len: usize| {
+            Error::External(Box::new(MilvusError::new(
+                MilvusErrorKind::TooLarge,
+                what,
+                format!(
+                    "request of {len} bytes ({num_rows} rows) is larger than the {} byte limit",
+                    self.max_request_bytes
+                ),
+            )))
+        };
         let (what, result) = if upsert {
             let req = UpsertRequest {
                 db_name: self.db.clone(),
@@ -540,6 +558,9 @@ impl MilvusClient {
                 num_rows,
                 ..Default::default()
             };
+            if req.encoded_len() > self.max_request_bytes {
+                return Err(too_large("Upsert", req.encoded_len()));
+            }
             ("Upsert", self.grpc.clone().upsert(req).await)
         } else {
             let req = InsertRequest {
@@ -550,6 +571,9 @@ impl MilvusClient {
                 num_rows,
                 ..Default::default()
             };
+            if req.encoded_len() > self.max_request_bytes {
+                return Err(too_large("Insert", req.encoded_len()));
+            }
             ("Insert", self.grpc.clone().insert(req).await)
         };
         let r = result.map_err(|s| classify_rpc(what, &s))?.into_inner();

@@ -1,0 +1,481 @@
+//! vmig-sink-milvus2: the `milvus2` sink, writing into a Milvus 2.x collection by insert,
+//! upsert or bulk import, through [`vmig_milvus`].
+//!
+//! ```toml
+//! [sink]
+//! type = "milvus2"
+//! uri = "http://127.0.0.1:19530"
+//! user = "root"
+//! password = "${MILVUS_PASSWORD}"
+//! collection = "books"
+//! mode = "insert"              # or "upsert" / "bulk"
+//! stage = "/data/vmig-stage"   # bulk only
+//! ```
+//!
+//! **Main design decision:** durability follows the pipeline's flush contract exactly. In insert
+//! and upsert mode, `write` sends requests sized by encoded bytes (`batch_bytes`) with at most
+//! `concurrency` in flight (awaiting when full: back-pressure), retrying transient failures with
+//! exponential back-off and splitting a request the server or client rejects as too large in
+//! half (never dropping rows); `flush` waits for every in-flight request and then calls Milvus
+//! `Flush` and waits until the segments are persisted, so the rows the runner then checkpoints
+//! are acknowledged and durable. In bulk mode, `write` appends to staging files
+//! ([`vmig_formats::staging`]) under `max_file_size`; `flush` finishes the open file and imports
+//! every finished file (one `Import` call per file or NumPy set, polled until Completed), so
+//! again only imported rows count as written.
+//!
+//! `abort` leaves in the collection what was already acknowledged (Milvus has no transaction to
+//! roll back, and the checkpoint records only flushed positions, so a resumed job continues
+//! after them; rows acknowledged after the last flush may be sent again on resume — use
+//! `mode = "upsert"` to make that idempotent). Staged files not yet imported are deleted.
+//!
+//! Nulls: Milvus 2.3 has no nullable fields, so a null value stops the job with an error naming
+//! the field and row (fill it in with a transform, or drop the rows, before the sink).
+//!
+//! Version notes:
+//! * Bulk import uses the 2.3 gRPC `Import` (one Parquet or JSON file, or one NumPy set, per
+//!   call; Parquet needs 2.3.4+, use `bulk_format = "numpy"` or `"json"` on older 2.3 servers).
+//!   Milvus 2.4/2.5 still accept it; their REST v2 jobs API (`/v2/vectordb/jobs/import/*`,
+//!   many files per job) is a TODO.
+//! * `stage` is where the server can read the files: an absolute local directory for a server
+//!   with local storage on the same host (2.3 standalone), or `s3://bucket/prefix` in the bucket
+//!   Milvus itself uses; object keys are then passed bucket-relative, as Milvus expects.
+//! * VarChar `max_length` is `varchar_max_length` or else 65535 (the collection is created
+//!   before any data is seen, so it cannot be measured).
+#![warn(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use vmig_core::registry::{BuildContext, SinkConfig};
+use vmig_core::{Error, Result, Sink};
+use vmig_formats::staging::StagingFormat;
+use vmig_milvus::proto::common::ConsistencyLevel;
+use vmig_milvus::{ConnectOptions, MilvusClient};
+
+mod sink;
+
+pub use sink::Milvus2Sink;
+
+/// How rows get into the collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMode {
+    /// `Insert` requests (Milvus does not deduplicate primary keys).
+    #[default]
+    Insert,
+    /// `Upsert` requests (idempotent by primary key; not with `auto_id`).
+    Upsert,
+    /// Staging files plus bulk `Import`.
+    Bulk,
+}
+
+/// What to do when the collection already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IfExists {
+    /// Stop with an error (the default: never write into a collection by accident).
+    #[default]
+    Error,
+    /// Add rows to it (its schema must match the data).
+    Append,
+    /// Drop it and create it again.
+    Drop,
+}
+
+/// The consistency level the collection is created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Consistency {
+    /// Strong.
+    Strong,
+    /// Session.
+    Session,
+    /// Bounded staleness (Milvus's default).
+    #[default]
+    Bounded,
+    /// Eventually.
+    Eventually,
+}
+
+impl Consistency {
+    fn level(self) -> ConsistencyLevel {
+        match self {
+            Consistency::Strong => ConsistencyLevel::Strong,
+            Consistency::Session => ConsistencyLevel::Session,
+            Consistency::Bounded => ConsistencyLevel::Bounded,
+            Consistency::Eventually => ConsistencyLevel::Eventually,
+        }
+    }
+}
+
+/// An index to build at commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Index type (`FLAT`, `IVF_FLAT`, `HNSW`, `BIN_FLAT`, …).
+    #[serde(rename = "type")]
+    pub index_type: String,
+    /// Metric (`L2`, `IP`, `COSINE`, `HAMMING`, `JACCARD`); default: the schema's `vmig.metric`,
+    /// else `L2` (`HAMMING` for binary vectors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// Index parameters, e.g. `{ nlist = 128 }` or `{ M = 16, efConstruction = 64 }`.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub params: serde_json::Value,
+    /// The vector field; default: the first vector field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// A size in bytes: an integer, or a string such as `"16MiB"`, `"1 GiB"`, `"512kB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// `n` MiB.
+    pub const fn mib(n: u64) -> Self {
+        ByteSize(n << 20)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        if b >= 1 << 30 && b % (1 << 30) == 0 {
+            write!(f, "{}GiB", b >> 30)
+        } else if b >= 1 << 20 && b % (1 << 20) == 0 {
+            write!(f, "{}MiB", b >> 20)
+        } else if b >= 1 << 10 && b % (1 << 10) == 0 {
+            write!(f, "{}KiB", b >> 10)
+        } else {
+            write!(f, "{b}B")
+        }
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a size (e.g. 16MiB)"))?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            other => return Err(format!("unknown size unit `{other}` in `{s}`")),
+        };
+        Ok(ByteSize((n * mult as f64) as u64))
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Configuration of the `milvus2` sink.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Milvus2SinkConfig {
+    /// `http://host:port` (or `https://…`).
+    pub uri: String,
+    /// API token (or `user:password`); default: env `MILVUS_TOKEN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// User name; default: env `MILVUS_USER`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Password; default: env `MILVUS_PASSWORD`. Use `${VAR}`, never a literal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Database; default `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+    /// PEM file of a CA to trust (turns TLS on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
+    /// Target collection; default: the schema's `vmig.collection` (set by the source or the
+    /// `collection` transform).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    /// `insert` (default), `upsert` or `bulk`.
+    #[serde(default)]
+    pub mode: WriteMode,
+    /// Bulk only: an absolute directory the server can read, or `s3://bucket/prefix` in
+    /// Milvus's own bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// Object-store options for an `s3://` stage (`aws_endpoint`, `aws_access_key_id`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage: BTreeMap<String, String>,
+    /// Bulk only: `parquet` (default; Milvus 2.3.4+), `numpy` or `json`.
+    #[serde(default)]
+    pub bulk_format: StagingFormat,
+    /// Bulk only: largest staging file (or NumPy set); default 1GiB, at most 16GiB.
+    #[serde(default = "default_max_file_size")]
+    pub max_file_size: ByteSize,
+    /// `error` (default), `append` or `drop`.
+    #[serde(default)]
+    pub if_exists: IfExists,
+    /// Let Milvus generate primary keys (default false: keep the source's ids).
+    #[serde(default)]
+    pub auto_id: bool,
+    /// Primary-key field; default: the schema's `vmig.primary_key`, else `id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_key: Option<String>,
+    /// `max_length` of VarChar fields (default 65535).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub varchar_max_length: Option<u32>,
+    /// Enable the dynamic field when creating the collection.
+    #[serde(default)]
+    pub dynamic_field: bool,
+    /// Shards of a new collection (default 1).
+    #[serde(default = "default_shards")]
+    pub shards: i32,
+    /// Consistency level of a new collection (default `Bounded`).
+    #[serde(default)]
+    pub consistency_level: Consistency,
+    /// Description of a new collection.
+    #[serde(default)]
+    pub description: String,
+    /// Target partition (created if missing); default the collection's `_default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Index to build at commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexConfig>,
+    /// Load the collection at commit (needs an index).
+    #[serde(default)]
+    pub load: bool,
+    /// Target size of one insert request in encoded bytes (default 16MiB, below the 64MiB
+    /// request limit).
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: ByteSize,
+    /// Insert requests in flight at once (default 2).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Retries of a request failing transiently (default 5, exponential back-off).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+}
+
+impl fmt::Debug for Milvus2SinkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Milvus2SinkConfig")
+            .field("uri", &self.uri)
+            .field("token", &redact(&self.token))
+            .field("user", &self.user)
+            .field("password", &redact(&self.password))
+            .field("db", &self.db)
+            .field("collection", &self.collection)
+            .field("mode", &self.mode)
+            .field("stage", &self.stage)
+            .field("if_exists", &self.if_exists)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_max_file_size() -> ByteSize {
+    ByteSize(1 << 30)
+}
+fn default_shards() -> i32 {
+    1
+}
+fn default_batch_bytes() -> ByteSize {
+    ByteSize::mib(16)
+}
+fn default_concurrency() -> usize {
+    2
+}
+fn default_max_retries() -> u32 {
+    5
+}
+
+impl Milvus2SinkConfig {
+    /// A config for `uri` with every default.
+    pub fn new(uri: impl Into<String>) -> Self {
+        Milvus2SinkConfig {
+            uri: uri.into(),
+            token: None,
+            user: None,
+            password: None,
+            db: None,
+            ca_cert: None,
+            collection: None,
+            mode: WriteMode::Insert,
+            stage: None,
+            storage: BTreeMap::new(),
+            bulk_format: StagingFormat::Parquet,
+            max_file_size: default_max_file_size(),
+            if_exists: IfExists::Error,
+            auto_id: false,
+            primary_key: None,
+            varchar_max_length: None,
+            dynamic_field: false,
+            shards: default_shards(),
+            consistency_level: Consistency::Bounded,
+            description: String::new(),
+            partition: None,
+            index: None,
+            load: false,
+            batch_bytes: default_batch_bytes(),
+            concurrency: default_concurrency(),
+            max_retries: default_max_retries(),
+        }
+    }
+
+    /// Connection options, with secrets defaulting to `MILVUS_TOKEN`, `MILVUS_USER` and
+    /// `MILVUS_PASSWORD`.
+    pub fn connect_options(&self, ctx: &BuildContext) -> ConnectOptions {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mut o = ConnectOptions::new(self.uri.clone());
+        o.token = self.token.clone().or_else(|| env("MILVUS_TOKEN"));
+        o.user = self.user.clone().or_else(|| env("MILVUS_USER"));
+        o.password = self.password.clone().or_else(|| env("MILVUS_PASSWORD"));
+        o.db = self.db.clone();
+        o.ca_cert = self.ca_cert.as_ref().map(|p| ctx.resolve(p).into());
+        o
+    }
+}
+
+const NAME: &str = "milvus2";
+
+#[async_trait::async_trait]
+impl SinkConfig for Milvus2SinkConfig {
+    const NAME: &'static str = NAME;
+    const SUMMARY: &'static str =
+        "a Milvus 2.x collection (created from the schema), by insert, upsert or bulk import";
+
+    fn example() -> Self {
+        let mut c = Milvus2SinkConfig::new("http://127.0.0.1:19530");
+        c.user = Some("root".into());
+        c.password = Some("${MILVUS_PASSWORD}".into());
+        c.collection = Some("books".into());
+        c
+    }
+
+    fn validate(&self) -> Result<()> {
+        let err = |m: String| Err(Error::config(NAME, m));
+        if self.uri.trim().is_empty() {
+            return err("`uri` is empty; e.g. uri = \"http://127.0.0.1:19530\"".into());
+        }
+        if self.batch_bytes.0 == 0 || self.batch_bytes.0 > 64 << 20 {
+            return err(format!(
+                "`batch_bytes` = {} must be between 1 byte and the 64MiB Milvus request limit (16MiB–32MiB is best)",
+                self.batch_bytes
+            ));
+        }
+        if self.concurrency == 0 {
+            return err("`concurrency` must be at least 1".into());
+        }
+        if !(1..=16).contains(&self.shards) {
+            return err(format!("`shards` = {} must be 1..=16", self.shards));
+        }
+        if let Some(n) = self.varchar_max_length {
+            if n == 0 || n > vmig_milvus::schema::MAX_VARCHAR {
+                return err(format!("`varchar_max_length` = {n} must be 1..=65535"));
+            }
+        }
+        if self.mode == WriteMode::Upsert && self.auto_id {
+            return err("`mode = \"upsert\"` needs the source's primary keys; it cannot be combined with `auto_id = true`".into());
+        }
+        match (&self.mode, &self.stage) {
+            (WriteMode::Bulk, None) => {
+                return err("`mode = \"bulk\"` needs `stage`: an absolute directory the Milvus server can read, or s3://bucket/prefix in Milvus's bucket".into())
+            }
+            (WriteMode::Bulk, Some(s)) if !s.starts_with("s3://") && !std::path::Path::new(s).is_absolute() => {
+                return err(format!("`stage` = {s:?} must be an absolute path (the server resolves relative paths against its own working directory) or s3://bucket/prefix"))
+            }
+            (WriteMode::Insert | WriteMode::Upsert, Some(_)) => {
+                return err("`stage` is only used with `mode = \"bulk\"`".into())
+            }
+            _ => {}
+        }
+        if self.max_file_size.0 == 0 || self.max_file_size.0 > 16 << 30 {
+            return err(format!(
+                "`max_file_size` = {} must be positive and at most 16GiB (Milvus's per-file import limit)",
+                self.max_file_size
+            ));
+        }
+        if self.load && self.index.is_none() {
+            return err(
+                "`load = true` needs an `index` (Milvus 2.3 loads only indexed collections)".into(),
+            );
+        }
+        Ok(())
+    }
+
+    async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Sink>> {
+        self.validate()?;
+        let client = MilvusClient::connect(&self.connect_options(ctx)).await?;
+        Ok(Box::new(Milvus2Sink::new(self.clone(), client)?))
+    }
+}
+
+vmig_core::register_sink!(Milvus2SinkConfig);
+
+/// How long flush, load and import waits may take before they count as failed.
+pub(crate) const LONG_WAIT: Duration = Duration::from_secs(3600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_round_trips_and_validates() -> Result<()> {
+        let v = serde_json::to_value(Milvus2SinkConfig::example())
+            .map_err(|e| Error::External(e.into()))?;
+        let back: Milvus2SinkConfig =
+            serde_json::from_value(v).map_err(|e| Error::External(e.into()))?;
+        assert_eq!(back, Milvus2SinkConfig::example());
+        back.validate()?;
+        assert!(!format!("{back:?}").contains("MILVUS_PASSWORD"));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_combinations_are_refused() {
+        let mut c = Milvus2SinkConfig::new("http://x:1");
+        c.mode = WriteMode::Bulk;
+        assert!(c.validate().is_err());
+        c.stage = Some("relative/dir".into());
+        assert!(c.validate().is_err());
+        c.stage = Some("/abs".into());
+        assert!(c.validate().is_ok());
+        c.mode = WriteMode::Upsert;
+        assert!(c.validate().is_err());
+        let mut c = Milvus2SinkConfig::new("http://x:1");
+        c.batch_bytes = ByteSize(100 << 20);
+        assert!(c.validate().is_err());
+        assert_eq!("16MiB".parse::<ByteSize>(), Ok(ByteSize::mib(16)));
+        assert_eq!(ByteSize::mib(16).to_string(), "16MiB");
+    }
+}

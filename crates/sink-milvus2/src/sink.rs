@@ -1,0 +1,631 @@
+//! The runtime `milvus2` sink.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use object_store::{ObjectStoreExt, WriteMultipart};
+use tokio::io::AsyncReadExt;
+use tokio::task::JoinSet;
+use vmig_core::store::StoreLocation;
+use vmig_core::vector::{self, VectorType};
+use vmig_core::{CommitReport, Error, FlushReport, Result, Sink};
+use vmig_formats::staging::{FinishedFile, StagingFormat, StagingOptions, StagingWriter};
+use vmig_milvus::convert::estimate_request_bytes;
+use vmig_milvus::schema::{check_compatible, collection_schema, primary_key_name};
+use vmig_milvus::{is_too_large, MilvusClient, SchemaOptions};
+
+use crate::{IfExists, Milvus2SinkConfig, WriteMode, LONG_WAIT, NAME};
+
+/// Writes into a Milvus 2.x collection (see the crate docs).
+#[derive(Debug)]
+pub struct Milvus2Sink {
+    config: Milvus2SinkConfig,
+    client: MilvusClient,
+    collection: String,
+    /// The columns sent (the pk is left out with `auto_id`).
+    send_schema: Option<SchemaRef>,
+    drop_pk: Option<String>,
+    /// Insert mode: batches waiting to fill one request.
+    pending: Vec<RecordBatch>,
+    pending_bytes: usize,
+    inflight: JoinSet<Result<u64>>,
+    /// Bulk mode.
+    stage: Option<Stage>,
+    rows_since_flush: u64,
+    bytes_since_flush: u64,
+    rows_total: u64,
+    bytes_total: u64,
+    files: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Stage {
+    /// Where files are written locally (the stage itself, or a temporary dir for `s3://`).
+    local_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    /// For `s3://` stages: where to upload, and the bucket-relative key prefix.
+    remote: Option<(StoreLocation, String)>,
+    format: StagingFormat,
+    options: StagingOptions,
+    writer: Option<StagingWriter>,
+    finished: Vec<FinishedFile>,
+    next: usize,
+}
+
+impl Milvus2Sink {
+    /// A sink writing through `client`.
+    ///
+    /// # Errors
+    /// When a temporary staging directory cannot be created.
+    pub fn new(config: Milvus2SinkConfig, client: MilvusClient) -> Result<Self> {
+        Ok(Milvus2Sink {
+            config,
+            client,
+            collection: String::new(),
+            send_schema: None,
+            drop_pk: None,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            inflight: JoinSet::new(),
+            stage: None,
+            rows_since_flush: 0,
+            bytes_since_flush: 0,
+            rows_total: 0,
+            bytes_total: 0,
+            files: Vec::new(),
+        })
+    }
+
+    fn target(&self) -> String {
+        let hostport = self
+            .client
+            .uri()
+            .split("://")
+            .nth(1)
+            .unwrap_or(self.client.uri())
+            .trim_end_matches('/')
+            .to_string();
+        let db = if self.client.db().is_empty() {
+            "default"
+        } else {
+            self.client.db()
+        };
+        format!("milvus://{hostport}/{db}/{}", self.collection)
+    }
+
+    fn project(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        match &self.drop_pk {
+            Some(pk) => {
+                let schema = batch.schema();
+                let keep: Vec<usize> = (0..schema.fields().len())
+                    .filter(|&i| schema.field(i).name() != pk)
+                    .collect();
+                Ok(batch.project(&keep)?)
+            }
+            None => Ok(batch),
+        }
+    }
+
+    /// Sends the pending batches as one request (in the background, bounded).
+    async fn send_pending(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let schema = self.pending[0].schema();
+        let batch = arrow::compute::concat_batches(&schema, &self.pending)?;
+        self.pending.clear();
+        self.pending_bytes = 0;
+        while self.inflight.len() >= self.config.concurrency {
+            self.join_one().await?;
+        }
+        let client = self.client.clone();
+        let collection = self.collection.clone();
+        let partition = self.config.partition.clone();
+        let upsert = self.config.mode == WriteMode::Upsert;
+        let retries = self.config.max_retries;
+        self.inflight.spawn(async move {
+            send_with_split(
+                &client,
+                &collection,
+                partition.as_deref(),
+                batch,
+                upsert,
+                retries,
+            )
+            .await
+        });
+        Ok(())
+    }
+
+    async fn join_one(&mut self) -> Result<()> {
+        if let Some(done) = self.inflight.join_next().await {
+            let rows =
+                done.map_err(|e| Error::External(Box::new(e)).context("an insert task failed"))??;
+            self.rows_since_flush += rows;
+        }
+        Ok(())
+    }
+
+    async fn write_insert(&mut self, batch: RecordBatch) -> Result<()> {
+        let target = self.config.batch_bytes.0 as usize;
+        let bytes = estimate_request_bytes(&batch);
+        self.bytes_since_flush += bytes as u64;
+        if bytes <= target.saturating_sub(self.pending_bytes) {
+            self.pending_bytes += bytes;
+            self.pending.push(batch);
+            if self.pending_bytes * 10 >= target * 9 {
+                self.send_pending().await?;
+            }
+            return Ok(());
+        }
+        self.send_pending().await?;
+        // Split a big batch into chunks of about `target` bytes.
+        let rows = batch.num_rows().max(1);
+        let per_row = bytes.div_ceil(rows).max(1);
+        let chunk = (target / per_row).max(1);
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let len = chunk.min(batch.num_rows() - offset);
+            let part = batch.slice(offset, len);
+            self.pending_bytes = estimate_request_bytes(&part);
+            self.pending.push(part);
+            self.send_pending().await?;
+            offset += len;
+        }
+        Ok(())
+    }
+
+    async fn write_bulk(&mut self, batch: RecordBatch) -> Result<()> {
+        let max = self.config.max_file_size.0;
+        let Some(stage) = self.stage.as_mut() else {
+            return Err(Error::config(NAME, "bulk stage not prepared"));
+        };
+        let mut rest = batch;
+        while rest.num_rows() > 0 {
+            let writer = match stage.writer.take() {
+                Some(w) => w,
+                None => {
+                    let name = format!(
+                        "part-{:05}{}",
+                        stage.next,
+                        stage
+                            .format
+                            .extension()
+                            .map(|e| format!(".{e}"))
+                            .unwrap_or_default()
+                    );
+                    stage.next += 1;
+                    let path = stage.local_dir.join(name);
+                    let (format, options, schema) =
+                        (stage.format, stage.options.clone(), rest.schema());
+                    blocking(move || StagingWriter::create(format, &path, &schema, &options))
+                        .await?
+                }
+            };
+            let chunk = rest.clone();
+            let (writer, n) = blocking(move || {
+                let mut w = writer;
+                let n = w.write_within(&chunk, max)?;
+                Ok((w, n))
+            })
+            .await?;
+            if n == 0 && writer.rows() == 0 {
+                let path = writer.path().display().to_string();
+                blocking(move || writer.discard()).await?;
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "one row does not fit in max_file_size = {}",
+                        self.config.max_file_size
+                    ),
+                ));
+            }
+            rest = rest.slice(n, rest.num_rows() - n);
+            if rest.num_rows() > 0 {
+                stage
+                    .finished
+                    .push(blocking(move || writer.finish()).await?);
+            } else {
+                stage.writer = Some(writer);
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush_bulk(&mut self) -> Result<()> {
+        let Some(stage) = self.stage.as_mut() else {
+            return Ok(());
+        };
+        if let Some(w) = stage.writer.take() {
+            stage.finished.push(blocking(move || w.finish()).await?);
+        }
+        let units = std::mem::take(&mut stage.finished);
+        for unit in units {
+            let mut paths = Vec::new();
+            for f in &unit.files {
+                paths.push(match &stage.remote {
+                    None => f.display().to_string(),
+                    Some((loc, prefix)) => upload(loc, prefix, &stage.local_dir, f).await?,
+                });
+            }
+            let label = unit.path.display().to_string();
+            let tasks = self
+                .client
+                .import(&self.collection, self.config.partition.as_deref(), &paths)
+                .await
+                .map_err(|e| e.context(format!("importing staged file {label}")))?;
+            let rows = self
+                .client
+                .wait_import(&tasks, LONG_WAIT)
+                .await
+                .map_err(|e| e.context(format!("importing staged file {label}")))?;
+            if rows != unit.rows {
+                return Err(Error::data(
+                    label,
+                    format!(
+                        "Milvus imported {rows} rows from a file of {} rows",
+                        unit.rows
+                    ),
+                ));
+            }
+            self.rows_since_flush += rows;
+            self.bytes_since_flush += unit.bytes;
+            self.files.push(paths.join(","));
+            remove_unit(&unit)?;
+            if let Some((loc, prefix)) = &stage.remote {
+                for p in &paths {
+                    let key = p.strip_prefix(prefix.as_str()).unwrap_or(p);
+                    let _ = loc
+                        .store
+                        .delete(&loc.path.clone().join(key.trim_start_matches('/')))
+                        .await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn default_metric(&self, schema: &Schema, field: &str) -> String {
+        if let Some(m) = schema.metadata().get(vector::META_METRIC) {
+            return m.clone();
+        }
+        let binary = schema
+            .field_with_name(field)
+            .ok()
+            .and_then(|f| vector::vector_info(f))
+            .is_some_and(|i| i.kind == VectorType::Binary);
+        if binary { "HAMMING" } else { "L2" }.to_string()
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::External(Box::new(e)))?
+}
+
+fn remove_unit(unit: &FinishedFile) -> Result<()> {
+    for f in &unit.files {
+        match std::fs::remove_file(f) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    if unit.path.is_dir() {
+        let _ = std::fs::remove_dir(&unit.path);
+    }
+    Ok(())
+}
+
+const UPLOAD_PART: usize = 16 << 20;
+
+/// Uploads `file` (below `local_dir`) and returns its bucket-relative key.
+async fn upload(
+    loc: &StoreLocation,
+    prefix: &str,
+    local_dir: &Path,
+    file: &Path,
+) -> Result<String> {
+    let rel = file
+        .strip_prefix(local_dir)
+        .unwrap_or(file)
+        .to_string_lossy()
+        .replace('\\', "/");
+    let dest = loc.path.clone().join_all(rel.split('/'));
+    let mut upload =
+        WriteMultipart::new_with_chunk_size(loc.store.put_multipart(&dest).await?, UPLOAD_PART);
+    let copied: Result<()> = async {
+        let mut src = tokio::fs::File::open(file).await?;
+        let mut buf = vec![0u8; UPLOAD_PART];
+        loop {
+            let n = src.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            upload.wait_for_capacity(4).await?;
+            upload.write(&buf[..n]);
+        }
+    }
+    .await;
+    if let Err(e) = copied {
+        let _ = upload.abort().await;
+        return Err(e.context(format!("uploading {}", file.display())));
+    }
+    upload.finish().await?;
+    Ok(if prefix.is_empty() {
+        rel
+    } else {
+        format!("{prefix}/{rel}")
+    })
+}
+
+trait JoinAll {
+    fn join_all<'a>(self, parts: impl Iterator<Item = &'a str>) -> Self;
+}
+
+impl JoinAll for object_store::path::Path {
+    fn join_all<'a>(self, parts: impl Iterator<Item = &'a str>) -> Self {
+        parts.fold(self, |p, part| p.join(part))
+    }
+}
+
+/// Sends one request, retrying transient failures with exponential back-off and splitting it in
+/// half (recursively) when it is too large. Returns the rows acknowledged.
+async fn send_with_split(
+    client: &MilvusClient,
+    collection: &str,
+    partition: Option<&str>,
+    batch: RecordBatch,
+    upsert: bool,
+    retries: u32,
+) -> Result<u64> {
+    let mut stack = vec![batch];
+    let mut acked = 0u64;
+    while let Some(b) = stack.pop() {
+        let mut attempt = 0u32;
+        loop {
+            match client.insert(collection, partition, &b, upsert).await {
+                Ok(n) => {
+                    acked += n;
+                    break;
+                }
+                Err(e) if is_too_large(&e) && b.num_rows() > 1 => {
+                    let half = b.num_rows() / 2;
+                    tracing::warn!(
+                        rows = b.num_rows(),
+                        "Milvus rejected a request as too large; splitting it in half"
+                    );
+                    stack.push(b.slice(half, b.num_rows() - half));
+                    stack.push(b.slice(0, half));
+                    break;
+                }
+                Err(e) if e.is_retryable() && attempt < retries => {
+                    let delay = Duration::from_millis(200) * 2u32.pow(attempt.min(6));
+                    tracing::warn!(attempt, ?delay, error = %e, "retrying a Milvus request");
+                    tokio::time::sleep(delay.min(Duration::from_secs(10))).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(
+                        e.context(format!("writing {} rows to `{collection}`", b.num_rows()))
+                    )
+                }
+            }
+        }
+    }
+    Ok(acked)
+}
+
+#[async_trait]
+impl Sink for Milvus2Sink {
+    async fn prepare(&mut self, schema: &SchemaRef) -> Result<()> {
+        let collection = self
+            .config
+            .collection
+            .clone()
+            .or_else(|| schema.metadata().get(vector::META_COLLECTION).cloned())
+            .ok_or_else(|| {
+                Error::config(
+                    NAME,
+                    "no `collection` configured and the data names none (schema metadata `vmig.collection`); set `collection = \"…\"`",
+                )
+            })?;
+        self.collection = collection.clone();
+        let opts = SchemaOptions {
+            collection: collection.clone(),
+            description: self.config.description.clone(),
+            primary_key: self.config.primary_key.clone(),
+            auto_id: self.config.auto_id,
+            varchar_max_length: self.config.varchar_max_length,
+            dynamic_field: self.config.dynamic_field,
+        };
+        let wanted = collection_schema(schema, &opts)?;
+        let pk = primary_key_name(schema, self.config.primary_key.as_deref());
+        let mut create = true;
+        if self.client.has_collection(&collection).await? {
+            match self.config.if_exists {
+                IfExists::Error => {
+                    return Err(Error::config(
+                        NAME,
+                        format!("collection `{collection}` already exists at {}; set `if_exists = \"append\"` to add to it or `if_exists = \"drop\"` to replace it", self.client.uri()),
+                    ))
+                }
+                IfExists::Drop => {
+                    tracing::info!(collection, "dropping the existing collection (if_exists = drop)");
+                    self.client.drop_collection(&collection).await?;
+                }
+                IfExists::Append => {
+                    let info = self.client.describe_collection(&collection).await?;
+                    check_compatible(&info.schema, &wanted)?;
+                    create = false;
+                }
+            }
+        }
+        if create {
+            self.client
+                .create_collection(
+                    &wanted,
+                    self.config.shards,
+                    self.config.consistency_level.level(),
+                )
+                .await?;
+        }
+        if let Some(p) = &self.config.partition {
+            if !self.client.has_partition(&collection, p).await? {
+                self.client.create_partition(&collection, p).await?;
+            }
+        }
+        self.drop_pk = (self.config.auto_id && schema.field_with_name(&pk).is_ok()).then_some(pk);
+        let send = match &self.drop_pk {
+            Some(pk) => Arc::new(Schema::new_with_metadata(
+                schema
+                    .fields()
+                    .iter()
+                    .filter(|f| f.name() != pk)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                schema.metadata().clone(),
+            )),
+            None => schema.clone(),
+        };
+        if self.config.mode == WriteMode::Bulk {
+            let stage_cfg = self.config.stage.clone().unwrap_or_default();
+            vmig_formats::staging::check_schema(self.config.bulk_format, &send)?;
+            let job = format!(
+                "vmig-{}-{}",
+                collection,
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0)
+            );
+            let (local_dir, tmp, remote) = if stage_cfg.starts_with("s3://") {
+                let tmp = tempfile::tempdir()?;
+                let loc = vmig_core::store::resolve(
+                    &format!("{}/{job}", stage_cfg.trim_end_matches('/')),
+                    &self.config.storage,
+                )?;
+                let prefix = loc.path.to_string();
+                (tmp.path().to_path_buf(), Some(tmp), Some((loc, prefix)))
+            } else {
+                let dir = Path::new(&stage_cfg).join(&job);
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    Error::from(e)
+                        .context(format!("creating the stage directory {}", dir.display()))
+                })?;
+                (dir, None, None)
+            };
+            self.stage = Some(Stage {
+                local_dir,
+                _tmp: tmp,
+                remote,
+                format: self.config.bulk_format,
+                options: StagingOptions::default(),
+                writer: None,
+                finished: Vec::new(),
+                next: 0,
+            });
+        }
+        self.send_schema = Some(send);
+        Ok(())
+    }
+
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let batch = self.project(batch)?;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        match self.config.mode {
+            WriteMode::Bulk => self.write_bulk(batch).await,
+            _ => self.write_insert(batch).await,
+        }
+    }
+
+    async fn flush(&mut self) -> Result<FlushReport> {
+        if self.config.mode == WriteMode::Bulk {
+            self.flush_bulk().await?;
+        } else {
+            self.send_pending().await?;
+            while !self.inflight.is_empty() {
+                self.join_one().await?;
+            }
+            if self.rows_since_flush > 0 {
+                self.client.flush(&self.collection, LONG_WAIT).await?;
+            }
+        }
+        let report = FlushReport::new(self.rows_since_flush, self.bytes_since_flush);
+        self.rows_total += self.rows_since_flush;
+        self.bytes_total += self.bytes_since_flush;
+        self.rows_since_flush = 0;
+        self.bytes_since_flush = 0;
+        Ok(report)
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<CommitReport> {
+        let extra = self.flush().await?;
+        debug_assert_eq!(extra.rows, 0);
+        if let Some(index) = self.config.index.clone() {
+            let schema = self
+                .send_schema
+                .clone()
+                .ok_or_else(|| Error::config(NAME, "commit before prepare"))?;
+            let field = match &index.field {
+                Some(f) => f.clone(),
+                None => schema
+                    .fields()
+                    .iter()
+                    .find(|f| vector::vector_info(f).is_some())
+                    .map(|f| f.name().clone())
+                    .ok_or_else(|| Error::schema("no vector field to index"))?,
+            };
+            let metric = index
+                .metric
+                .clone()
+                .unwrap_or_else(|| self.default_metric(&schema, &field));
+            self.client
+                .create_index(
+                    &self.collection,
+                    &field,
+                    &index.index_type,
+                    &metric,
+                    &index.params,
+                )
+                .await?;
+        }
+        if self.config.load {
+            self.client.load(&self.collection, LONG_WAIT).await?;
+        }
+        if let Some(stage) = &self.stage {
+            if stage.remote.is_none() {
+                let _ = std::fs::remove_dir(&stage.local_dir);
+            }
+        }
+        Ok(CommitReport::new(
+            self.target(),
+            self.rows_total,
+            self.bytes_total,
+            std::mem::take(&mut self.files),
+        ))
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        self.inflight.abort_all();
+        while self.inflight.join_next().await.is_some() {}
+        if let Some(mut stage) = self.stage.take() {
+            if let Some(w) = stage.writer.take() {
+                blocking(move || w.discard()).await?;
+            }
+            for unit in &stage.finished {
+                remove_unit(unit)?;
+            }
+            if stage.remote.is_none() {
+                let _ = std::fs::remove_dir(&stage.local_dir);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,420 @@
+//! The `milvus2` sink against a real Milvus 2.3.5 (`scripts/milvus start`, then
+//! `eval "$(scripts/milvus env)"`). Each test uses its own collection and drops it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::AsArray;
+use arrow::compute::{concat_batches, filter_record_batch, is_not_null};
+use arrow::datatypes::{Float32Type, Float64Type, Int64Type, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use serde_json::{json, Value};
+use vmig_core::pipeline::{NoProgress, Pipeline, RunReport};
+use vmig_core::registry::{parse_sink, parse_source, BuildContext};
+use vmig_core::{Result, Sink};
+use vmig_milvus::{ConnectOptions, MilvusClient, PkValue};
+use vmig_sink_milvus2::{Milvus2Sink, Milvus2SinkConfig};
+use vmig_source_faiss as _;
+
+struct Env {
+    uri: String,
+    user: String,
+    password: String,
+    stage: String,
+}
+
+fn env() -> Option<Env> {
+    let uri = vmig_testing::service::endpoint("VMIG_MILVUS_URI", "Milvus 2.3.5")?;
+    let get = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    Some(Env {
+        uri,
+        user: get("VMIG_MILVUS_USER", "root"),
+        password: get("VMIG_MILVUS_PASSWORD", "Milvus"),
+        stage: get("VMIG_MILVUS_STAGE", "/tmp/vmig-stage"),
+    })
+}
+
+impl Env {
+    fn options(&self) -> ConnectOptions {
+        let mut o = ConnectOptions::new(self.uri.clone());
+        o.user = Some(self.user.clone());
+        o.password = Some(self.password.clone());
+        o
+    }
+
+    async fn client(&self) -> MilvusClient {
+        MilvusClient::connect(&self.options()).await.unwrap()
+    }
+
+    fn sink(&self, collection: &str, extra: Value) -> Value {
+        let mut v = json!({
+            "uri": self.uri,
+            "user": self.user,
+            "password": self.password,
+            "collection": collection,
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+fn faiss_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../formats/tests/data/faiss")
+        .canonicalize()
+        .unwrap()
+}
+
+fn expected(name: &str) -> (Vec<i64>, Vec<u8>) {
+    let ids = std::fs::read(faiss_dir().join(format!("{name}.ids.i64"))).unwrap();
+    let ids = ids
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (
+        ids,
+        std::fs::read(faiss_dir().join(format!("{name}.vecs.bin"))).unwrap(),
+    )
+}
+
+async fn migrate(fixture: &str, sink: Value) -> Result<RunReport> {
+    let ctx = BuildContext::default();
+    let path = faiss_dir().join(format!("{fixture}.faiss"));
+    let source = parse_source("faiss", json!({ "path": path, "partition_rows": 300 }))?
+        .build(&ctx)
+        .await?;
+    let sink = parse_sink("milvus2", sink)?.build(&ctx).await?;
+    Pipeline::new(source, sink).run(Arc::new(NoProgress)).await
+}
+
+/// Every row of `collection`, by PK keyset paging.
+async fn read_all(client: &MilvusClient, collection: &str) -> RecordBatch {
+    let info = client.describe_collection(collection).await.unwrap();
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = client
+            .query_page(
+                collection,
+                &info.primary_key,
+                after.as_ref(),
+                400,
+                &info.arrow,
+            )
+            .await
+            .unwrap();
+        if page.num_rows() == 0 {
+            break;
+        }
+        let ids = page
+            .column_by_name(&info.primary_key)
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        after = Some(PkValue::Int(ids.value(page.num_rows() - 1)));
+        pages.push(page);
+    }
+    concat_batches(&info.arrow, &pages).unwrap()
+}
+
+/// Compares a collection with a Faiss fixture's expected ids and vector bytes, bit-exactly.
+async fn assert_same_as_fixture(client: &MilvusClient, collection: &str, fixture: &str) {
+    let (ids, vecs) = expected(fixture);
+    let all = read_all(client, collection).await;
+    assert_eq!(all.num_rows(), ids.len(), "{fixture}: row count");
+    let row_bytes = vecs.len() / ids.len().max(1);
+    let mut want: Vec<(i64, &[u8])> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| (id, &vecs[i * row_bytes..(i + 1) * row_bytes]))
+        .collect();
+    want.sort_by_key(|w| w.0);
+    let got_ids = all
+        .column_by_name("id")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let vcol = all.column_by_name("vector").unwrap();
+    for (row, (id, bytes)) in want.iter().enumerate() {
+        assert_eq!(got_ids.value(row), *id, "{fixture}: id at row {row}");
+        let got: Vec<u8> = if let Some(list) = vcol.as_fixed_size_list_opt() {
+            let v = list.value(row);
+            v.as_primitive::<Float32Type>()
+                .values()
+                .iter()
+                .flat_map(|f| f.to_le_bytes())
+                .collect()
+        } else {
+            vcol.as_fixed_size_binary().value(row).to_vec()
+        };
+        assert_eq!(&got[..], *bytes, "{fixture}: vector of id {id}");
+    }
+}
+
+fn index_for(fixture: &str) -> Value {
+    if fixture.starts_with("binary") {
+        json!({ "type": "BIN_FLAT", "metric": "HAMMING" })
+    } else {
+        json!({ "type": "FLAT", "metric": "L2" })
+    }
+}
+
+#[tokio::test]
+async fn faiss_fixtures_arrive_bit_exact_by_insert_and_bulk() -> Result<()> {
+    let Some(env) = env() else { return Ok(()) };
+    let client = env.client().await;
+    for fixture in ["ivf_full", "idmap2_flat", "binary_idmap2"] {
+        for mode in ["insert", "bulk"] {
+            let name = unique(&format!("vmig_{mode}"));
+            let mut extra = json!({ "mode": mode, "index": index_for(fixture), "load": true });
+            if mode == "bulk" {
+                extra["stage"] = json!(env.stage);
+            } else {
+                extra["batch_bytes"] = json!("4KiB");
+            }
+            let report = migrate(fixture, env.sink(&name, extra)).await;
+            let check = async {
+                let report = report?;
+                let (ids, _) = expected(fixture);
+                assert_eq!(report.rows_written, ids.len() as u64, "{fixture} {mode}");
+                assert!(
+                    report.target.ends_with(&format!("/default/{name}")),
+                    "{}",
+                    report.target
+                );
+                assert_eq!(client.count(&name).await?, ids.len() as u64);
+                assert_same_as_fixture(&client, &name, fixture).await;
+                Ok::<_, vmig_core::Error>(())
+            }
+            .await;
+            let _ = client.drop_collection(&name).await;
+            check?;
+        }
+    }
+    // Bulk mode removed what it staged.
+    let leftovers: Vec<_> = std::fs::read_dir(&env.stage)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("vmig_bulk")),
+        "{leftovers:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn upsert_twice_is_idempotent_and_if_exists_policies_hold() -> Result<()> {
+    let Some(env) = env() else { return Ok(()) };
+    let client = env.client().await;
+    let name = unique("vmig_exists");
+    let fixture = "idmap2_flat";
+    let n = expected(fixture).0.len() as u64;
+    let index = index_for(fixture);
+    let result = async {
+        migrate(
+            fixture,
+            env.sink(
+                &name,
+                json!({ "mode": "upsert", "index": index, "load": true }),
+            ),
+        )
+        .await?;
+        // Default policy: error, naming the collection and the options.
+        let err = migrate(fixture, env.sink(&name, json!({})))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("collection `{name}` already exists"))
+                && err.contains("if_exists"),
+            "{err}"
+        );
+        // Upsert again into the existing collection: same count.
+        migrate(
+            fixture,
+            env.sink(&name, json!({ "mode": "upsert", "if_exists": "append" })),
+        )
+        .await?;
+        client.flush(&name, Duration::from_secs(60)).await?;
+        assert_eq!(client.count(&name).await?, n);
+        // Append by insert: Milvus keeps duplicates, so count doubles.
+        migrate(fixture, env.sink(&name, json!({ "if_exists": "append" }))).await?;
+        assert_eq!(client.count(&name).await?, 2 * n);
+        // Append with a different schema is refused with the difference.
+        let err = migrate(
+            "binary_idmap2",
+            env.sink(&name, json!({ "if_exists": "append" })),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("different schema") && err.contains("`vector`"),
+            "{err}"
+        );
+        // Drop: a fresh collection with exactly the source's rows.
+        migrate(
+            fixture,
+            env.sink(
+                &name,
+                json!({ "if_exists": "drop", "index": index, "load": true }),
+            ),
+        )
+        .await?;
+        assert_eq!(client.count(&name).await?, n);
+        assert_same_as_fixture(&client, &name, fixture).await;
+        Ok::<_, vmig_core::Error>(())
+    }
+    .await;
+    let _ = client.drop_collection(&name).await;
+    result
+}
+
+#[tokio::test]
+async fn down_server_and_wrong_password_fail_clearly() -> Result<()> {
+    let Some(env) = env() else { return Ok(()) };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut cfg = env.sink("x", json!({}));
+    cfg["uri"] = json!(format!("http://127.0.0.1:{port}"));
+    let err = parse_sink("milvus2", cfg)?
+        .build(&BuildContext::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cannot reach Milvus") && err.contains("is it running?"),
+        "{err}"
+    );
+
+    let mut cfg = env.sink("x", json!({}));
+    cfg["password"] = json!("Wr0ng-Pa55word");
+    let err = parse_sink("milvus2", cfg)?
+        .build(&BuildContext::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rejected the credentials for user `root`"),
+        "{err}"
+    );
+    assert!(!err.contains("Wr0ng-Pa55word"), "{err}");
+    Ok(())
+}
+
+fn sample_without_nulls(first_id: i64, rows: usize) -> RecordBatch {
+    let b = vmig_testing::gen::sample_batch(7, first_id, rows, 16);
+    let keep = is_not_null(b.column_by_name("title").unwrap()).unwrap();
+    filter_record_batch(&b, &keep).unwrap()
+}
+
+async fn direct_sink(opts: ConnectOptions, config: Value) -> Box<dyn Sink> {
+    let cfg: Milvus2SinkConfig = serde_json::from_value(config).unwrap();
+    let client = MilvusClient::connect(&opts).await.unwrap();
+    Box::new(Milvus2Sink::new(cfg, client).unwrap())
+}
+
+#[tokio::test]
+async fn scalars_round_trip_and_oversized_requests_are_split() -> Result<()> {
+    let Some(env) = env() else { return Ok(()) };
+    let client = env.client().await;
+    let name = unique("vmig_scalars");
+    // A client whose request limit is 64KiB, with 1MiB batches: every request is refused
+    // client-side as too large and must be split until it fits.
+    let mut opts = env.options();
+    opts.max_request_bytes = 64 * 1024;
+    let config = env.sink(
+        &name,
+        json!({ "batch_bytes": "1MiB", "index": { "type": "FLAT", "metric": "IP" }, "load": true }),
+    );
+    let mut sink = direct_sink(opts, config).await;
+    let schema: SchemaRef = vmig_testing::gen::sample_schema(16);
+    let batches: Vec<RecordBatch> = (0..3)
+        .map(|i| sample_without_nulls(i * 2000, 2000))
+        .collect();
+    let result = async {
+        sink.prepare(&schema).await?;
+        for b in &batches {
+            sink.write(b.clone()).await?;
+        }
+        let flushed = sink.flush().await?;
+        let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(flushed.rows, total as u64);
+        let report = sink.commit().await?;
+        assert_eq!(report.rows, total as u64);
+        assert_eq!(client.count(&name).await?, total as u64);
+        let all = read_all(&client, &name).await;
+        let want = concat_batches(&schema, &batches)?;
+        assert_eq!(all.num_rows(), want.num_rows());
+        for col in ["id", "title", "flag"] {
+            assert_eq!(
+                all.column_by_name(col).unwrap().as_ref(),
+                want.column_by_name(col).unwrap().as_ref(),
+                "{col}"
+            );
+        }
+        let bits = |b: &RecordBatch| -> Vec<u64> {
+            b.column_by_name("score")
+                .unwrap()
+                .as_primitive::<Float64Type>()
+                .values()
+                .iter()
+                .map(|f| f.to_bits())
+                .collect()
+        };
+        assert_eq!(bits(&all), bits(&want));
+        let vbits = |b: &RecordBatch| -> Vec<u32> {
+            b.column_by_name("vector")
+                .unwrap()
+                .as_fixed_size_list()
+                .values()
+                .as_primitive::<Float32Type>()
+                .values()
+                .iter()
+                .map(|f| f.to_bits())
+                .collect()
+        };
+        assert_eq!(vbits(&all), vbits(&want));
+        Ok::<_, vmig_core::Error>(())
+    }
+    .await;
+    let _ = client.drop_collection(&name).await;
+    result
+}
+
+#[tokio::test]
+async fn a_null_names_field_and_row() -> Result<()> {
+    let Some(env) = env() else { return Ok(()) };
+    let client = env.client().await;
+    let name = unique("vmig_nulls");
+    let mut sink = direct_sink(env.options(), env.sink(&name, json!({}))).await;
+    let schema = vmig_testing::gen::sample_schema(8);
+    let result = async {
+        sink.prepare(&schema).await?;
+        // ids 1..=20: id 7 has a null title, at row 6 of the batch.
+        sink.write(vmig_testing::gen::sample_batch(1, 1, 20, 8))
+            .await?;
+        let err = sink.flush().await.unwrap_err().to_string();
+        assert!(
+            err.contains("field `title` row 6") && err.contains("not nullable"),
+            "{err}"
+        );
+        Ok::<_, vmig_core::Error>(())
+    }
+    .await;
+    let _ = client.drop_collection(&name).await;
+    result
+}
