@@ -4,6 +4,8 @@
 
 #[cfg(feature = "sink-files")]
 use vmig_sink_files as _;
+#[cfg(feature = "sink-milvus2")]
+use vmig_sink_milvus2 as _;
 #[cfg(feature = "source-faiss")]
 use vmig_source_faiss as _;
 #[cfg(feature = "transforms")]
@@ -23,6 +25,9 @@ fn expected() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     }
     if cfg!(feature = "sink-files") {
         sinks.push("files");
+    }
+    if cfg!(feature = "sink-milvus2") {
+        sinks.push("milvus2");
     }
     (sources, transforms, sinks)
 }

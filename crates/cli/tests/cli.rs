@@ -151,7 +151,7 @@ fn plugins_lists_every_linked_plugin() {
             .collect()
     };
     assert_eq!(names("sources"), ["faiss"]);
-    assert_eq!(names("sinks"), ["files"]);
+    assert_eq!(names("sinks"), ["files", "milvus2"]);
     assert_eq!(
         names("transforms"),
         ["cast", "collection", "drop", "filter", "rename", "select"]

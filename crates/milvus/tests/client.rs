@@ -33,7 +33,7 @@ async fn wrong_password_and_closed_port_fail_clearly() {
     let Some(opts) = options() else { return };
     let mut bad = opts.clone();
     bad.password = Some("not-the-Secret-pw".into());
-    let err = MilvusClient::connect(&bad).await.err().expect("must fail");
+    let err = MilvusClient::connect(&bad).await.expect_err("must fail");
     let msg = err.to_string();
     assert!(
         msg.contains("rejected the credentials for user `root`"),
@@ -49,7 +49,7 @@ async fn wrong_password_and_closed_port_fail_clearly() {
     let mut down = opts.clone();
     down.uri = format!("http://127.0.0.1:{port}");
     down.timeout = Duration::from_secs(3);
-    let err = MilvusClient::connect(&down).await.err().expect("must fail");
+    let err = MilvusClient::connect(&down).await.expect_err("must fail");
     let msg = err.to_string();
     assert!(
         msg.contains(&format!("cannot reach Milvus at http://127.0.0.1:{port}"))

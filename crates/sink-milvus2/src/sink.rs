@@ -296,7 +296,7 @@ impl Milvus2Sink {
         let binary = schema
             .field_with_name(field)
             .ok()
-            .and_then(|f| vector::vector_info(f))
+            .and_then(vector::vector_info)
             .is_some_and(|i| i.kind == VectorType::Binary);
         if binary { "HAMMING" } else { "L2" }.to_string()
     }
