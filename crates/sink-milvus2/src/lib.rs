@@ -54,6 +54,7 @@ use vmig_formats::staging::StagingFormat;
 use vmig_milvus::proto::common::ConsistencyLevel;
 use vmig_milvus::{ConnectOptions, MilvusClient};
 
+mod readback;
 mod sink;
 
 pub use sink::Milvus2Sink;
@@ -437,6 +438,32 @@ impl SinkConfig for Milvus2SinkConfig {
         self.validate()?;
         let client = MilvusClient::connect(&self.connect_options(ctx)).await?;
         Ok(Box::new(Milvus2Sink::new(self.clone(), client)?))
+    }
+
+    /// Reads the collection back in primary-key order (it must be loaded).
+    async fn open_target(
+        &self,
+        ctx: &BuildContext,
+        schema: &arrow::datatypes::SchemaRef,
+    ) -> Result<Option<Box<dyn vmig_core::Source>>> {
+        let collection = self
+            .collection
+            .clone()
+            .or_else(|| {
+                schema
+                    .metadata()
+                    .get(vmig_core::vector::META_COLLECTION)
+                    .cloned()
+            })
+            .ok_or_else(|| {
+                Error::config(
+                    NAME,
+                    "no `collection` configured and none named by the source or a transformer",
+                )
+            })?;
+        let client = MilvusClient::connect(&self.connect_options(ctx)).await?;
+        let reader = readback::CollectionReader::open(client, collection, schema).await?;
+        Ok(Some(Box::new(reader)))
     }
 }
 
