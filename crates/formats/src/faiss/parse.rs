@@ -270,12 +270,42 @@ fn parse_idmap(cur: &mut Cursor<'_>, fourcc: [u8; 4], depth: usize) -> Result<Pa
             ))
         }
     }
-    if inner.ntotal != h.ntotal || inner.dim != h.d {
+    let header = IdMapHeader {
+        fourcc,
+        class,
+        ntotal: h.ntotal,
+        dim: h.d,
+        metric: h.metric,
+        kind: VectorKind::Float32,
+    };
+    read_id_map(cur, header, inner_at, inner)
+}
+
+/// What an id-map wrapper's own header said.
+struct IdMapHeader {
+    fourcc: [u8; 4],
+    class: &'static str,
+    ntotal: u64,
+    dim: usize,
+    metric: Metric,
+    kind: VectorKind,
+}
+
+/// The part every id map (float or binary) shares: after the nested index, checks it agrees
+/// with the wrapper's header, reads the `vec<i64>` of ids and points the blocks at them.
+fn read_id_map(
+    cur: &mut Cursor<'_>,
+    h: IdMapHeader,
+    inner_at: u64,
+    inner: Parsed,
+) -> Result<Parsed> {
+    let class = h.class;
+    if inner.ntotal != h.ntotal || inner.dim != h.dim {
         return Err(cur.data_err(
             inner_at,
             format!(
                 "{class} has ntotal {} and d {} but its nested {} has ntotal {} and d {}",
-                h.ntotal, h.d, inner.description, inner.ntotal, inner.dim
+                h.ntotal, h.dim, inner.description, inner.ntotal, inner.dim
             ),
         ));
     }
@@ -292,14 +322,14 @@ fn parse_idmap(cur: &mut Cursor<'_>, fourcc: [u8; 4], depth: usize) -> Result<Pa
     }
     cur.skip(n * 8, "the id map")?;
     Ok(Parsed {
-        fourcc,
+        fourcc: h.fourcc,
         class,
         description: format!("{class} over {}", inner.description),
         shape: Shape::IdMap,
-        dim: h.d,
+        dim: h.dim,
         ntotal: h.ntotal,
         metric: h.metric,
-        kind: VectorKind::Float32,
+        kind: h.kind,
         row_bytes: inner.row_bytes,
         nlist: None,
         blocks: with_id_map(inner.blocks, ids_offset),
@@ -794,41 +824,15 @@ fn parse_binary(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
                     ),
                 ));
             }
-            if inner.ntotal != h.ntotal || inner.dim != h.d {
-                return Err(cur.data_err(
-                    inner_at,
-                    format!(
-                        "{class} has ntotal {} and d {} but its nested {} has ntotal {} and d {}",
-                        h.ntotal, h.d, inner.description, inner.ntotal, inner.dim
-                    ),
-                ));
-            }
-            let n_at = cur.pos();
-            let (n, ids_offset) =
-                cur.vec_header(8, &format!("the id map of the {class} (vec<i64>)"))?;
-            if n != h.ntotal {
-                return Err(cur.data_err(
-                    n_at,
-                    format!(
-                        "the id map of the {class} has {n} ids but ntotal is {}",
-                        h.ntotal
-                    ),
-                ));
-            }
-            cur.skip(n * 8, "the id map")?;
-            Ok(Parsed {
+            let header = IdMapHeader {
                 fourcc,
                 class,
-                description: format!("{class} over {}", inner.description),
-                shape: Shape::IdMap,
-                dim: h.d,
                 ntotal: h.ntotal,
+                dim: h.d,
                 metric: Metric::Hamming,
                 kind: VectorKind::Binary,
-                row_bytes: inner.row_bytes,
-                nlist: None,
-                blocks: with_id_map(inner.blocks, ids_offset),
-            })
+            };
+            read_id_map(cur, header, inner_at, inner)
         }
         _ => Err(refuse(cur, &fourcc, at, "a binary index")),
     }
