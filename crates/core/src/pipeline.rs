@@ -15,6 +15,8 @@
 //!   are cancelled, the sink is aborted, and the first error is returned with its context.
 //! * Batches of one partition reach the sink in order, so the last position written for a
 //!   partition is a valid resume point once the sink has flushed.
+//! * Each batch goes to [`Sink::write_to`] with its source partition's
+//!   [`PartitionInfo::target_partition`].
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -325,7 +327,8 @@ async fn run_inner(
                     report.rows_read += rows_read;
                     let rows = batch.num_rows() as u64;
                     if rows > 0 {
-                        sink.write(batch).await.map_err(|e| e.context("writing to the sink"))?;
+                        let target = partitions[partition].target_partition.as_deref();
+                        sink.write_to(batch, target).await.map_err(|e| e.context("writing to the sink"))?;
                         report.rows_written += rows;
                         unflushed += rows;
                         observer.written(rows);

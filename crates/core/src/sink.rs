@@ -7,7 +7,7 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What a flush made durable.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -53,12 +53,15 @@ impl CommitReport {
 }
 
 /// A built sink. The runner calls, in order: [`Sink::prepare`] once, then any number of
-/// [`Sink::write`] interleaved with [`Sink::flush`], then exactly one of [`Sink::commit`] or
+/// [`Sink::write_to`] interleaved with [`Sink::flush`], then exactly one of [`Sink::commit`] or
 /// [`Sink::abort`].
 ///
 /// Implementations MUST uphold:
 ///
-/// * back-pressure by awaiting in `write`, never by unbounded buffering;
+/// * back-pressure by awaiting in `write`/`write_to`, never by unbounded buffering;
+/// * a batch given to `write_to` with `Some(partition)` lands in that named target partition
+///   (creating it if needed) or the call fails; a sink that cannot honour names MUST fail rather
+///   than write the rows elsewhere (the default `write_to` does so);
 /// * everything accepted by `write` before a successful `flush` is durable when `flush` returns
 ///   (the runner records resume positions only then);
 /// * `abort` leaves no partial output that could be mistaken for a complete one.
@@ -76,6 +79,36 @@ pub trait Sink: Debug + Send {
     /// # Errors
     /// On any write failure; the error says what was being written.
     async fn write(&mut self, batch: RecordBatch) -> Result<()>;
+
+    /// Accepts one batch destined for the target partition `partition` (the source's
+    /// [`crate::PartitionInfo::target_partition`]); `None` means the sink's default place, and
+    /// MUST behave exactly as [`Sink::write`]. The runner always calls this method.
+    ///
+    /// Sinks that can separate partitions SHOULD override it; the default writes `None` batches
+    /// with [`Sink::write`] and rejects named partitions.
+    ///
+    /// # Errors
+    /// As [`Sink::write`]; [`Error::Unsupported`] when the sink cannot write into named
+    /// partitions.
+    async fn write_to(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
+        match partition {
+            None => self.write(batch).await,
+            Some(p) => Err(Error::unsupported(
+                format!("target partition `{p}`"),
+                format!(
+                    "the `{}` sink cannot write into named partitions",
+                    self.name()
+                ),
+            )),
+        }
+    }
+
+    /// A short name for messages (the sink type, e.g. `milvus2`); defaults to the type name.
+    fn name(&self) -> &str {
+        let full = std::any::type_name::<Self>();
+        let path = full.split('<').next().unwrap_or(full);
+        path.rsplit("::").next().unwrap_or(path)
+    }
 
     /// Makes everything accepted so far durable.
     ///

@@ -750,6 +750,33 @@ impl MilvusClient {
         consistency: Consistency,
         extra_params: Vec<KeyValuePair>,
     ) -> Result<QueryResults> {
+        self.query_in(
+            collection,
+            &[],
+            expr,
+            output_fields,
+            limit,
+            consistency,
+            extra_params,
+        )
+        .await
+    }
+
+    /// As [`MilvusClient::query_raw`], restricted to `partitions` (all when empty).
+    ///
+    /// # Errors
+    /// RPC failures with the server's reason.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn query_in(
+        &self,
+        collection: &str,
+        partitions: &[String],
+        expr: &str,
+        output_fields: &[String],
+        limit: Option<usize>,
+        consistency: Consistency,
+        extra_params: Vec<KeyValuePair>,
+    ) -> Result<QueryResults> {
         let mut query_params = extra_params;
         if let Some(l) = limit {
             query_params.push(kv("limit", l));
@@ -762,6 +789,7 @@ impl MilvusClient {
                 collection_name: collection.to_string(),
                 expr: expr.to_string(),
                 output_fields: output_fields.to_vec(),
+                partition_names: partitions.to_vec(),
                 query_params,
                 consistency_level: consistency as i32,
                 ..Default::default()
@@ -802,9 +830,18 @@ impl MilvusClient {
     /// # Errors
     /// RPC failures; [`Error::Data`] when the reply holds no count.
     pub async fn count(&self, collection: &str) -> Result<u64> {
+        self.count_in(collection, &[]).await
+    }
+
+    /// As [`MilvusClient::count`], counting only the rows in `partitions` (all when empty).
+    ///
+    /// # Errors
+    /// As [`MilvusClient::count`].
+    pub async fn count_in(&self, collection: &str, partitions: &[String]) -> Result<u64> {
         let r = self
-            .query_raw(
+            .query_in(
                 collection,
+                partitions,
                 "",
                 &["count(*)".to_string()],
                 None,

@@ -14,6 +14,14 @@
 //! row count and size, the schema (field names, Arrow and Milvus types, vector dimensions) and
 //! the total row count.
 //!
+//! Rows whose source names a target partition (e.g. a Milvus 1.x partition tag) go to a
+//! folder of that name with the same layout, numbered from `part-00000` in each folder
+//! (`<path>/p2023/part-00000.parquet`, …; import each folder into its Milvus partition); rows of
+//! unnamed partitions stay at the top. Manifest entries carry `partition` and the
+//! folder-relative `path`. The name must be a plain folder name (no `/`, `\`, `:`, leading `.`
+//! or vmig file name). Earlier vmig output one level down counts as existing output
+//! (`overwrite`).
+//!
 //! The main design decision: a unit is *either complete or absent*. The encoders in
 //! [`vmig_formats::staging`] run in `spawn_blocking` on a file under a temporary name
 //! (`.part-00000.parquet.tmp`, in the target directory for local output, in a local temporary

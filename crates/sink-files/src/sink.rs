@@ -1,5 +1,6 @@
 //! The runtime `files` sink.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,8 +49,12 @@ pub struct FilesSink {
 /// A finished import unit in the target.
 #[derive(Debug, Clone, Serialize)]
 struct Unit {
-    /// `part-00000.parquet`, or `part-00000` for NumPy, relative to the target.
+    /// `part-00000.parquet`, or `part-00000` for NumPy, relative to the target (under
+    /// `<partition>/` for a named target partition).
     path: String,
+    /// The target partition the rows belong in, when the source named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<String>,
     /// Files relative to the target (the unit itself, or each `.npy`).
     files: Vec<String>,
     rows: u64,
@@ -77,9 +82,12 @@ struct Core {
     work_dir: PathBuf,
     /// Local target: finished units are renamed into `work_dir`.
     local: bool,
-    current: Option<StagingWriter>,
-    current_index: u32,
-    next_index: u32,
+    /// The open unit of each target partition (`None`: no named partition), with its index.
+    current: BTreeMap<Option<String>, (StagingWriter, u32)>,
+    /// The next unit index of each target partition (each folder counts from 0).
+    next_index: BTreeMap<Option<String>, u32>,
+    /// Partition folders this run created (local targets), for `abort`.
+    created_dirs: BTreeSet<String>,
     /// Units finished by the blocking side and not yet taken by [`FilesSink::publish`]; kept
     /// here so that they are known (and removed by `abort`) even when a later step fails.
     closed: Vec<Closed>,
@@ -98,9 +106,9 @@ impl FilesSink {
                 schema: None,
                 work_dir: target.local.clone().unwrap_or_default(),
                 local,
-                current: None,
-                current_index: 0,
-                next_index: 0,
+                current: BTreeMap::new(),
+                next_index: BTreeMap::new(),
+                created_dirs: BTreeSet::new(),
                 closed: Vec::new(),
             }),
             target,
@@ -215,10 +223,15 @@ impl FilesSink {
                 objects
                     .into_iter()
                     .filter(|o| {
-                        o.location
-                            .prefix_match(&prefix)
-                            .and_then(|mut parts| parts.next())
-                            .is_some_and(|first| is_vmig_name(first.as_ref()))
+                        // vmig names at the top, or one level down (partition folders).
+                        o.location.prefix_match(&prefix).is_some_and(|mut parts| {
+                            let first = parts.next();
+                            let second = parts.next();
+                            first.is_some_and(|f| is_vmig_name(f.as_ref()))
+                                || second.is_some_and(|s| {
+                                    is_vmig_name(s.as_ref()) && s.as_ref() != MANIFEST
+                                })
+                        })
                     })
                     .map(|o| Existing::Remote(o.location))
                     .collect()
@@ -246,7 +259,15 @@ impl FilesSink {
         );
         for e in existing {
             match e {
-                Existing::Local(p) => remove_path(&p).await?,
+                Existing::Local(p) => {
+                    remove_path(&p).await?;
+                    // An emptied partition folder goes too.
+                    if let (Some(parent), Some(dir)) = (p.parent(), &self.target.local) {
+                        if parent != dir.as_path() {
+                            let _ = tokio::fs::remove_dir(parent).await;
+                        }
+                    }
+                }
                 Existing::Remote(p) => delete_object(&self.target.store, &p).await?,
             }
         }
@@ -366,6 +387,15 @@ impl Sink for FilesSink {
     }
 
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.write_to(batch, None).await
+    }
+
+    /// Rows of a named target partition go to `<path>/<partition>/part-NNNNN…`.
+    async fn write_to(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
+        if let Some(p) = partition {
+            check_partition_name(p)?;
+        }
+        let partition = partition.map(str::to_string);
         if self.prepared.is_none() {
             return Err(Error::schema(
                 "the files sink was written to before `prepare`",
@@ -375,7 +405,9 @@ impl Sink for FilesSink {
             return Ok(());
         }
         let rows = batch.num_rows() as u64;
-        let written = self.blocking(move |core| core.write(&batch)).await;
+        let written = self
+            .blocking(move |core| core.write(&batch, partition))
+            .await;
         if written.is_ok() {
             self.rows_since_flush += rows;
         }
@@ -383,7 +415,7 @@ impl Sink for FilesSink {
     }
 
     async fn flush(&mut self) -> Result<FlushReport> {
-        let closed = self.blocking(|core| core.close_current()).await;
+        let closed = self.blocking(|core| core.close_all()).await;
         self.publish(closed).await?;
         let report = FlushReport::new(self.rows_since_flush, self.bytes_since_flush);
         self.rows_since_flush = 0;
@@ -423,7 +455,7 @@ impl Sink for FilesSink {
     async fn abort(mut self: Box<Self>) -> Result<()> {
         let mut first_error = None;
         if self.core.is_some() {
-            if let Err(e) = self.blocking(|core| core.discard_current()).await {
+            if let Err(e) = self.blocking(|core| core.discard_all()).await {
                 first_error.get_or_insert(e);
             }
         }
@@ -436,20 +468,20 @@ impl Sink for FilesSink {
                     }
                 }
                 let created = self.created_dir;
+                let created_dirs = self
+                    .core
+                    .as_ref()
+                    .map(|c| c.created_dirs.clone())
+                    .unwrap_or_default();
                 let cleanup = tokio::task::spawn_blocking(move || -> Result<()> {
                     // Temporary files of this run (also those of a writer lost to a panic).
-                    for entry in std::fs::read_dir(&dir)? {
-                        let entry = entry?;
-                        let name = entry.file_name().to_string_lossy().into_owned();
-                        if name.starts_with(".part-") && name.ends_with(".tmp") {
-                            let p = entry.path();
-                            if p.is_dir() {
-                                std::fs::remove_dir_all(&p)?;
-                            } else {
-                                std::fs::remove_file(&p)?;
-                            }
+                    for d in created_dirs.iter().map(|p| dir.join(p)) {
+                        remove_temporaries(&d)?;
+                        if std::fs::read_dir(&d)?.next().is_none() {
+                            std::fs::remove_dir(&d)?;
                         }
                     }
+                    remove_temporaries(&dir)?;
                     if created && std::fs::read_dir(&dir)?.next().is_none() {
                         std::fs::remove_dir(&dir)?;
                     }
@@ -486,7 +518,7 @@ impl Drop for FilesSink {
     fn drop(&mut self) {
         // A sink dropped without commit/abort leaves no temporary file behind.
         if let Some(core) = self.core.as_mut() {
-            let _ = core.discard_current();
+            let _ = core.discard_all();
         }
     }
 }
@@ -499,34 +531,51 @@ impl Core {
         }
     }
 
-    fn open(&mut self) -> Result<()> {
+    /// The folder of `partition` below the work directory, created if needed.
+    fn dir_of(&mut self, partition: Option<&str>) -> Result<PathBuf> {
+        let Some(p) = partition else {
+            return Ok(self.work_dir.clone());
+        };
+        let dir = self.work_dir.join(p);
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir).context_with(|| format!("creating {}", dir.display()))?;
+            if self.local {
+                self.created_dirs.insert(p.to_string());
+            }
+        }
+        Ok(dir)
+    }
+
+    fn open(&mut self, partition: &Option<String>) -> Result<()> {
         let schema = self
             .schema
             .clone()
             .ok_or_else(|| Error::schema("the files sink was written to before `prepare`"))?;
-        let index = self.next_index;
-        self.next_index += 1;
+        let next = self.next_index.entry(partition.clone()).or_insert(0);
+        let index = *next;
+        *next += 1;
         let name = self.unit_name(index);
+        let dir = self.dir_of(partition.as_deref())?;
         let path = if self.local {
-            self.work_dir.join(format!(".{name}.tmp"))
+            dir.join(format!(".{name}.tmp"))
         } else {
-            self.work_dir.join(&name)
+            dir.join(&name)
         };
         let writer = StagingWriter::create(self.format, &path, &schema, &self.options)?;
-        self.current = Some(writer);
-        self.current_index = index;
+        self.current.insert(partition.clone(), (writer, index));
         Ok(())
     }
 
-    /// Appends `batch`, closing and starting units so none exceeds `max_file_size`.
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+    /// Appends `batch` to the unit of `partition`, closing and starting units so none exceeds
+    /// `max_file_size`.
+    fn write(&mut self, batch: &RecordBatch, partition: Option<String>) -> Result<()> {
         let n = batch.num_rows();
         let mut offset = 0;
         while offset < n {
-            if self.current.is_none() {
-                self.open()?;
+            if !self.current.contains_key(&partition) {
+                self.open(&partition)?;
             }
-            let Some(writer) = self.current.as_mut() else {
+            let Some((writer, _)) = self.current.get_mut(&partition) else {
                 return Err(lost_core());
             };
             let rest = batch.slice(offset, n - offset);
@@ -534,7 +583,7 @@ impl Core {
             offset += taken;
             if offset < n {
                 if writer.rows() == 0 {
-                    if let Some(empty) = self.current.take() {
+                    if let Some((empty, _)) = self.current.remove(&partition) {
                         empty.discard()?;
                     }
                     return Err(Error::config(
@@ -545,28 +594,42 @@ impl Core {
                         ),
                     ));
                 }
-                self.close_current()?;
+                self.close(&partition)?;
             }
         }
         Ok(())
     }
 
-    /// Finishes the open unit, if any, and (local targets) renames it into place.
-    fn close_current(&mut self) -> Result<()> {
-        let Some(writer) = self.current.take() else {
+    /// Finishes every open unit.
+    fn close_all(&mut self) -> Result<()> {
+        let open: Vec<Option<String>> = self.current.keys().cloned().collect();
+        for partition in open {
+            self.close(&partition)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the open unit of `partition`, if any, and (local targets) renames it into place.
+    fn close(&mut self, partition: &Option<String>) -> Result<()> {
+        let Some((writer, index)) = self.current.remove(partition) else {
             return Ok(());
         };
-        let name = self.unit_name(self.current_index);
+        let file_name = self.unit_name(index);
+        let name = match partition {
+            Some(p) => format!("{p}/{file_name}"),
+            None => file_name.clone(),
+        };
+        let dir = self.dir_of(partition.as_deref())?;
         let temp = writer.path().to_path_buf();
         let finished = writer
             .finish()
             .context_with(|| format!("finishing {}", temp.display()))?;
-        let final_path = self.work_dir.join(&name);
+        let final_path = dir.join(&file_name);
         if self.local {
             std::fs::rename(&temp, &final_path).context_with(|| {
                 format!("renaming {} to {}", temp.display(), final_path.display())
             })?;
-            sync_dir(&self.work_dir);
+            sync_dir(&dir);
         }
         let mut files = Vec::with_capacity(finished.files.len());
         let mut local_files = Vec::with_capacity(finished.files.len());
@@ -583,6 +646,7 @@ impl Core {
         self.closed.push(Closed {
             unit: Unit {
                 path: name,
+                partition: partition.clone(),
                 files,
                 rows: finished.rows,
                 bytes: finished.bytes,
@@ -593,12 +657,54 @@ impl Core {
         Ok(())
     }
 
-    fn discard_current(&mut self) -> Result<()> {
-        match self.current.take() {
-            Some(w) => w.discard(),
-            None => Ok(()),
+    fn discard_all(&mut self) -> Result<()> {
+        let mut first = Ok(());
+        for (_, (w, _)) in std::mem::take(&mut self.current) {
+            if let Err(e) = w.discard() {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
+}
+
+/// Removes this sink's temporary files (`.part-*.tmp`) directly in `dir`.
+fn remove_temporaries(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".part-") && name.ends_with(".tmp") {
+            let p = entry.path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p)?;
+            } else {
+                std::fs::remove_file(&p)?;
+            }
         }
     }
+    Ok(())
+}
+
+/// A target partition name must be one plain folder name.
+fn check_partition_name(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.starts_with('.')
+        || name.len() > 255
+        || name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c == ':' || c.is_control())
+        || is_vmig_name(name);
+    if bad {
+        return Err(Error::config(
+            PLUGIN,
+            format!(
+                "target partition `{name}` cannot be used as a folder name (it must be non-empty, not start with `.`, not contain `/`, `\\`, `:` or control characters, and not look like a vmig output name)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Best-effort `fsync` of a directory, so renames in it are durable.
@@ -653,8 +759,18 @@ fn local_vmig_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     };
     for entry in entries {
         let entry = entry?;
-        if is_vmig_name(&entry.file_name().to_string_lossy()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_vmig_name(&name) {
             found.push(entry.path());
+        } else if !name.starts_with('.') && entry.file_type()?.is_dir() {
+            // A partition folder: its vmig names count too.
+            for inner in std::fs::read_dir(entry.path())? {
+                let inner = inner?;
+                let inner_name = inner.file_name().to_string_lossy().into_owned();
+                if is_vmig_name(&inner_name) && inner_name != MANIFEST {
+                    found.push(inner.path());
+                }
+            }
         }
     }
     found.sort();

@@ -710,6 +710,123 @@ async fn existing_output_needs_overwrite() {
 }
 
 #[tokio::test]
+async fn named_partitions_go_to_their_own_folders() {
+    for format in FORMATS {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let mut cfg = config(&out, format);
+        cfg.max_file_size = ByteSize(24 << 10);
+        let mut sink = open(&cfg, &schema()).await.unwrap();
+        let writes = [
+            (batch(0, 300), Some("p2023")),
+            (batch(300, 50), None),
+            (batch(350, 80), Some("p2024")),
+            (batch(430, 20), Some("p2023")),
+        ];
+        for (b, p) in &writes {
+            sink.write_to(b.clone(), *p).await.unwrap();
+        }
+        assert_eq!(sink.flush().await.unwrap().rows, 450, "{format}");
+        let report = sink.commit().await.unwrap();
+        assert_eq!(report.rows, 450);
+        assert!(report.files.iter().all(|f| Path::new(f).exists()));
+
+        let unit0 = match format.extension() {
+            Some(ext) => format!("part-00000.{ext}"),
+            None => "part-00000".to_string(),
+        };
+        assert_eq!(
+            names_in(&out),
+            ["manifest.json", "p2023", "p2024", unit0.as_str()],
+            "{format}"
+        );
+        let want = |batches: &[RecordBatch]| {
+            if format == StagingFormat::Json {
+                expected_json(batches)
+            } else {
+                expected(batches)
+            }
+        };
+        let (got, counts) = read_dir(&out.join("p2023"), format);
+        assert!(counts.len() > 1, "{format}: 320 rows fit in one unit");
+        assert!(got == want(&[batch(0, 300), batch(430, 20)]), "{format}");
+        assert!(read_dir(&out.join("p2024"), format).0 == want(&[batch(350, 80)]));
+        assert!(read_dir(&out, format).0 == want(&[batch(300, 50)]));
+
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["total_rows"], 450);
+        let files = manifest["files"].as_array().unwrap();
+        let p2024: Vec<_> = files.iter().filter(|f| f["partition"] == "p2024").collect();
+        assert_eq!(p2024[0]["path"], format!("p2024/{unit0}"));
+        assert!(p2024
+            .iter()
+            .all(|f| f["path"].as_str().unwrap().starts_with("p2024/part-")));
+        assert!(files
+            .iter()
+            .any(|f| f["path"] == unit0.as_str() && f.get("partition").is_none()));
+
+        // Earlier output in partition folders counts as vmig output; overwrite removes it.
+        let err = open(&config(&out, format), &schema()).await.unwrap_err();
+        assert!(err.to_string().contains("overwrite"), "{err}");
+        std::fs::remove_file(out.join("manifest.json")).unwrap();
+        std::fs::remove_file(out.join(&unit0))
+            .or_else(|_| std::fs::remove_dir_all(out.join(&unit0)))
+            .unwrap();
+        let err = open(&config(&out, format), &schema()).await.unwrap_err();
+        assert!(err.to_string().contains(&unit0), "{err}");
+        let mut replace = config(&out, format);
+        replace.overwrite = true;
+        run(&replace, &[batch(0, 5)], &[]).await;
+        assert_eq!(
+            names_in(&out),
+            ["manifest.json", unit0.as_str()],
+            "{format}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn partition_names_must_be_plain_folder_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    for bad in [
+        "",
+        "..",
+        "../x",
+        "a/b",
+        ".hidden",
+        "manifest.json",
+        "part-00001",
+    ] {
+        let mut sink = open(&config(&out, StagingFormat::Parquet), &schema())
+            .await
+            .unwrap();
+        let err = sink.write_to(batch(0, 3), Some(bad)).await.unwrap_err();
+        assert!(matches!(err.root(), Error::Config { .. }), "{bad}: {err}");
+        sink.abort().await.unwrap();
+    }
+    assert!(!tmp.path().join("x").exists());
+}
+
+#[tokio::test]
+async fn abort_removes_partition_folders_it_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), "x").unwrap();
+    let mut cfg = config(&out, StagingFormat::Parquet);
+    cfg.max_file_size = ByteSize(24 << 10);
+    let mut sink = open(&cfg, &schema()).await.unwrap();
+    sink.write_to(batch(0, 400), Some("p1")).await.unwrap();
+    sink.flush().await.unwrap();
+    sink.write_to(batch(400, 50), Some("p2")).await.unwrap(); // open, unfinished
+    assert_eq!(names_in(&out), ["keep.txt", "p1", "p2"]);
+    sink.abort().await.unwrap();
+    assert_eq!(names_in(&out), ["keep.txt"]);
+}
+
+#[tokio::test]
 async fn abort_leaves_no_files() {
     for format in FORMATS {
         let tmp = tempfile::tempdir().unwrap();

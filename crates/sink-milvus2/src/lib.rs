@@ -28,6 +28,13 @@
 //! after them; rows acknowledged after the last flush may be sent again on resume — use
 //! `mode = "upsert"` to make that idempotent). Staged files not yet imported are deleted.
 //!
+//! Partitions: a batch whose source partition names a target partition (`write_to`, e.g. a
+//! Milvus 1.x partition tag) goes into that Milvus partition, which is created on first use
+//! (checked once per name); the source's name wins over the `partition` option, which applies
+//! only to batches whose source names none (those without either go to `_default`). Insert
+//! requests never mix partitions; bulk mode stages one file set per partition and passes the
+//! name to `Import`.
+//!
 //! Nulls: Milvus 2.3 has no nullable fields, so a null value stops the job with an error naming
 //! the field and row (fill it in with a transform, or drop the rows, before the sink).
 //!
@@ -266,7 +273,8 @@ pub struct Milvus2SinkConfig {
     /// Description of a new collection.
     #[serde(default)]
     pub description: String,
-    /// Target partition (created if missing); default the collection's `_default`.
+    /// Target partition (created if missing) for rows whose source names no partition; a
+    /// source-named partition wins. Default the collection's `_default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
     /// Index to build at commit.

@@ -1,5 +1,6 @@
 //! The runtime `milvus2` sink.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,9 +30,12 @@ pub struct Milvus2Sink {
     /// The columns sent (the pk is left out with `auto_id`).
     send_schema: Option<SchemaRef>,
     drop_pk: Option<String>,
-    /// Insert mode: batches waiting to fill one request.
+    /// Insert mode: batches waiting to fill one request, all for `pending_partition`.
     pending: Vec<RecordBatch>,
     pending_bytes: usize,
+    pending_partition: Option<String>,
+    /// Partitions known to exist (created or checked once).
+    known_partitions: HashSet<String>,
     inflight: JoinSet<Result<u64>>,
     /// Bulk mode.
     stage: Option<Stage>,
@@ -51,8 +55,9 @@ struct Stage {
     remote: Option<(StoreLocation, String)>,
     format: StagingFormat,
     options: StagingOptions,
-    writer: Option<StagingWriter>,
-    finished: Vec<FinishedFile>,
+    /// The open file of each target partition (`None`: the collection's default).
+    writers: HashMap<Option<String>, StagingWriter>,
+    finished: Vec<(Option<String>, FinishedFile)>,
     next: usize,
 }
 
@@ -70,6 +75,8 @@ impl Milvus2Sink {
             drop_pk: None,
             pending: Vec::new(),
             pending_bytes: 0,
+            pending_partition: None,
+            known_partitions: HashSet::new(),
             inflight: JoinSet::new(),
             stage: None,
             rows_since_flush: 0,
@@ -124,7 +131,7 @@ impl Milvus2Sink {
         }
         let client = self.client.clone();
         let collection = self.collection.clone();
-        let partition = self.config.partition.clone();
+        let partition = self.pending_partition.clone();
         let upsert = self.config.mode == WriteMode::Upsert;
         let retries = self.config.max_retries;
         self.inflight.spawn(async move {
@@ -179,14 +186,35 @@ impl Milvus2Sink {
         Ok(())
     }
 
-    async fn write_bulk(&mut self, batch: RecordBatch) -> Result<()> {
+    /// Creates `partition` unless it is known to exist.
+    async fn ensure_partition(&mut self, partition: &str) -> Result<()> {
+        if self.known_partitions.contains(partition) {
+            return Ok(());
+        }
+        let collection = &self.collection;
+        if !self.client.has_partition(collection, partition).await? {
+            tracing::info!(collection, partition, "creating partition");
+            self.client
+                .create_partition(collection, partition)
+                .await
+                .map_err(|e| {
+                    e.context(format!(
+                        "creating partition `{partition}` of `{collection}`"
+                    ))
+                })?;
+        }
+        self.known_partitions.insert(partition.to_string());
+        Ok(())
+    }
+
+    async fn write_bulk(&mut self, batch: RecordBatch, partition: Option<String>) -> Result<()> {
         let max = self.config.max_file_size.0;
         let Some(stage) = self.stage.as_mut() else {
             return Err(Error::config(NAME, "bulk stage not prepared"));
         };
         let mut rest = batch;
         while rest.num_rows() > 0 {
-            let writer = match stage.writer.take() {
+            let writer = match stage.writers.remove(&partition) {
                 Some(w) => w,
                 None => {
                     let name = format!(
@@ -226,11 +254,10 @@ impl Milvus2Sink {
             }
             rest = rest.slice(n, rest.num_rows() - n);
             if rest.num_rows() > 0 {
-                stage
-                    .finished
-                    .push(blocking(move || writer.finish()).await?);
+                let done = blocking(move || writer.finish()).await?;
+                stage.finished.push((partition.clone(), done));
             } else {
-                stage.writer = Some(writer);
+                stage.writers.insert(partition.clone(), writer);
             }
         }
         Ok(())
@@ -240,11 +267,14 @@ impl Milvus2Sink {
         let Some(stage) = self.stage.as_mut() else {
             return Ok(());
         };
-        if let Some(w) = stage.writer.take() {
-            stage.finished.push(blocking(move || w.finish()).await?);
+        let mut open: Vec<_> = stage.writers.drain().collect();
+        open.sort_by(|a, b| a.0.cmp(&b.0));
+        for (partition, w) in open {
+            let done = blocking(move || w.finish()).await?;
+            stage.finished.push((partition, done));
         }
         let units = std::mem::take(&mut stage.finished);
-        for unit in units {
+        for (partition, unit) in units {
             let mut paths = Vec::new();
             for f in &unit.files {
                 paths.push(match &stage.remote {
@@ -255,7 +285,7 @@ impl Milvus2Sink {
             let label = unit.path.display().to_string();
             let tasks = self
                 .client
-                .import(&self.collection, self.config.partition.as_deref(), &paths)
+                .import(&self.collection, partition.as_deref(), &paths)
                 .await
                 .map_err(|e| e.context(format!("importing staged file {label}")))?;
             let rows = self
@@ -474,10 +504,8 @@ impl Sink for Milvus2Sink {
                 )
                 .await?;
         }
-        if let Some(p) = &self.config.partition {
-            if !self.client.has_partition(&collection, p).await? {
-                self.client.create_partition(&collection, p).await?;
-            }
+        if let Some(p) = self.config.partition.clone() {
+            self.ensure_partition(&p).await?;
         }
         self.drop_pk = (self.config.auto_id && schema.field_with_name(&pk).is_ok()).then_some(pk);
         let send = match &self.drop_pk {
@@ -525,7 +553,7 @@ impl Sink for Milvus2Sink {
                 remote,
                 format: self.config.bulk_format,
                 options: StagingOptions::default(),
-                writer: None,
+                writers: HashMap::new(),
                 finished: Vec::new(),
                 next: 0,
             });
@@ -535,14 +563,35 @@ impl Sink for Milvus2Sink {
     }
 
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.write_to(batch, None).await
+    }
+
+    /// The source's partition wins; `partition` in the config is used for batches without one.
+    async fn write_to(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
         let batch = self.project(batch)?;
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        match self.config.mode {
-            WriteMode::Bulk => self.write_bulk(batch).await,
-            _ => self.write_insert(batch).await,
+        let target = partition
+            .map(str::to_string)
+            .or_else(|| self.config.partition.clone());
+        if let Some(p) = &target {
+            self.ensure_partition(p).await?;
         }
+        match self.config.mode {
+            WriteMode::Bulk => self.write_bulk(batch, target).await,
+            _ => {
+                if self.pending_partition != target {
+                    self.send_pending().await?;
+                    self.pending_partition = target;
+                }
+                self.write_insert(batch).await
+            }
+        }
+    }
+
+    fn name(&self) -> &str {
+        NAME
     }
 
     async fn flush(&mut self) -> Result<FlushReport> {
@@ -616,10 +665,10 @@ impl Sink for Milvus2Sink {
         self.inflight.abort_all();
         while self.inflight.join_next().await.is_some() {}
         if let Some(mut stage) = self.stage.take() {
-            if let Some(w) = stage.writer.take() {
+            for (_, w) in stage.writers.drain() {
                 blocking(move || w.discard()).await?;
             }
-            for unit in &stage.finished {
+            for (_, unit) in &stage.finished {
                 remove_unit(unit)?;
             }
             if stage.remote.is_none() {

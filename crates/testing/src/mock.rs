@@ -19,6 +19,8 @@ pub struct MockSource {
     pub partitions: Vec<Vec<RecordBatch>>,
     /// Fail with a data error instead of yielding this (partition, batch).
     pub fail_at: Option<(usize, usize)>,
+    /// The target partition of each partition, by index (missing entries are `None`).
+    pub target_partitions: Vec<Option<String>>,
 }
 
 #[async_trait]
@@ -36,7 +38,7 @@ impl Source for MockSource {
                 id: PartitionId::new(format!("p{i}")),
                 estimated_rows: Some(p.iter().map(|b| b.num_rows() as u64).sum()),
                 description: format!("{} batches", p.len()),
-                target_partition: None,
+                target_partition: self.target_partitions.get(i).cloned().flatten(),
             })
             .collect())
     }
@@ -82,8 +84,12 @@ impl Source for MockSource {
 pub struct MockSinkState {
     /// Batches written but not yet flushed.
     pub pending: Vec<RecordBatch>,
+    /// The target partition each pending batch was written to (parallel to `pending`).
+    pub pending_partitions: Vec<Option<String>>,
     /// Batches made durable by a flush.
     pub durable: Vec<RecordBatch>,
+    /// The target partition each durable batch was written to (parallel to `durable`).
+    pub durable_partitions: Vec<Option<String>>,
     /// The schema given to `prepare`.
     pub prepared: Option<SchemaRef>,
     /// Number of flushes.
@@ -128,6 +134,10 @@ impl Sink for MockSink {
     }
 
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.write_to(batch, None).await
+    }
+
+    async fn write_to(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
         let n = self.writes;
         self.writes += 1;
         if self.fail_on_write == Some(n) {
@@ -136,7 +146,9 @@ impl Sink for MockSink {
                 source: None,
             });
         }
-        self.lock().pending.push(batch);
+        let mut s = self.lock();
+        s.pending.push(batch);
+        s.pending_partitions.push(partition.map(str::to_string));
         Ok(())
     }
 
@@ -145,6 +157,8 @@ impl Sink for MockSink {
         let pending = std::mem::take(&mut s.pending);
         let rows = pending.iter().map(|b| b.num_rows() as u64).sum();
         s.durable.extend(pending);
+        let partitions = std::mem::take(&mut s.pending_partitions);
+        s.durable_partitions.extend(partitions);
         s.flushes += 1;
         Ok(FlushReport::new(rows, 0))
     }

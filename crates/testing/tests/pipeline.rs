@@ -36,6 +36,7 @@ fn source(partitions: usize, batches: usize, rows: usize) -> MockSource {
         schema: sample_schema(4),
         partitions: parts,
         fail_at: None,
+        target_partitions: Vec::new(),
     }
 }
 
@@ -298,4 +299,59 @@ async fn readers_cannot_run_ahead_of_a_slow_sink() {
     // channel capacity + one batch held by each reader waiting to send + one in the sink's hand.
     assert!(ahead <= 2 + 2 + 1, "readers ran {ahead} batches ahead");
     assert!(ahead >= 1, "the test did not exercise back-pressure");
+}
+
+#[tokio::test]
+async fn batches_go_to_their_source_partitions_target() {
+    let mut src = source(3, 4, 5);
+    src.target_partitions = vec![Some("p2023".into()), Some("p2024".into())];
+    let sink = MockSink::default();
+    let state = Arc::clone(&sink.state);
+    let report = Pipeline::new(Box::new(src), Box::new(sink))
+        .with_options(options(Some(7)))
+        .run(Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(report.rows_written, 60);
+    let s = state.lock().unwrap();
+    assert_eq!(s.durable.len(), s.durable_partitions.len());
+    let ids_of = |want: Option<&str>| {
+        let batches: Vec<RecordBatch> = s
+            .durable
+            .iter()
+            .zip(&s.durable_partitions)
+            .filter(|(_, p)| p.as_deref() == want)
+            .map(|(b, _)| b.clone())
+            .collect();
+        sorted_ids(&batches)
+    };
+    // Source partition i holds ids 20*i .. 20*(i+1).
+    assert_eq!(ids_of(Some("p2023")), (0..20).collect::<Vec<_>>());
+    assert_eq!(ids_of(Some("p2024")), (20..40).collect::<Vec<_>>());
+    assert_eq!(ids_of(None), (40..60).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn sinks_without_partition_support_reject_named_partitions() {
+    let produced = Arc::new(AtomicUsize::new(0));
+    let mut inner = source(2, 1, 3);
+    inner.target_partitions = vec![None, Some("p2024".into())];
+    let src = Counting {
+        inner,
+        produced: Arc::clone(&produced),
+    };
+    let sink = Slow {
+        produced,
+        written: 0,
+        max_ahead: Arc::new(Mutex::new(0)),
+    };
+    let err = Pipeline::new(Box::new(src), Box::new(sink))
+        .run(Arc::new(NoProgress))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the `Slow` sink cannot write into named partitions") && err.contains("p2024"),
+        "{err}"
+    );
 }

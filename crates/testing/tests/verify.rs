@@ -14,6 +14,7 @@ fn source(batches: Vec<RecordBatch>) -> MockSource {
         schema: sample_schema(4),
         partitions: vec![batches],
         fail_at: None,
+        target_partitions: Vec::new(),
     }
 }
 
