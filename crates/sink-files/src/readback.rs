@@ -21,15 +21,26 @@ pub(crate) struct ParquetDir {
 impl ParquetDir {
     /// Lists the part files of `dir`; their schema is read from the first one.
     pub(crate) fn open(dir: PathBuf) -> Result<ParquetDir> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| Error::Io(e).context(format!("listing {}", dir.display())))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
-            })
-            .collect();
+        let list = |d: &std::path::Path| -> Result<Vec<PathBuf>> {
+            Ok(std::fs::read_dir(d)
+                .map_err(|e| Error::Io(e).context(format!("listing {}", d.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect())
+        };
+        let is_part = |p: &PathBuf| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+        };
+        // Part files at the top, and in one folder per named partition.
+        let mut files = Vec::new();
+        for entry in list(&dir)? {
+            if entry.is_dir() {
+                files.extend(list(&entry)?.into_iter().filter(is_part));
+            } else if is_part(&entry) {
+                files.push(entry);
+            }
+        }
         files.sort();
         let first = files.first().ok_or_else(|| {
             Error::data(
