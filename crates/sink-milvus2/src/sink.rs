@@ -275,46 +275,51 @@ impl Milvus2Sink {
         }
         let units = std::mem::take(&mut stage.finished);
         for (partition, unit) in units {
-            let mut paths = Vec::new();
-            for f in &unit.files {
-                paths.push(match &stage.remote {
-                    None => f.display().to_string(),
-                    Some((loc, prefix)) => upload(loc, prefix, &stage.local_dir, f).await?,
-                });
-            }
             let label = unit.path.display().to_string();
-            let tasks = self
-                .client
-                .import(&self.collection, partition.as_deref(), &paths)
-                .await
-                .map_err(|e| e.context(format!("importing staged file {label}")))?;
-            let rows = self
-                .client
-                .wait_import(&tasks, LONG_WAIT)
-                .await
-                .map_err(|e| e.context(format!("importing staged file {label}")))?;
-            if rows != unit.rows {
-                return Err(Error::data(
-                    label,
-                    format!(
-                        "Milvus imported {rows} rows from a file of {} rows",
-                        unit.rows
-                    ),
-                ));
+            let mut paths = Vec::new();
+            let mut imported = async {
+                for f in &unit.files {
+                    paths.push(match &stage.remote {
+                        None => f.display().to_string(),
+                        Some((loc, prefix)) => upload(loc, prefix, &stage.local_dir, f).await?,
+                    });
+                }
+                let tasks = self
+                    .client
+                    .import(&self.collection, partition.as_deref(), &paths)
+                    .await?;
+                self.client.wait_import(&tasks, LONG_WAIT).await
             }
+            .await
+            .map_err(|e| e.context(format!("importing staged file {label}")));
+            // Uploaded objects go whether the import succeeded or not: a failed import leaves
+            // nothing in the collection (Milvus imports are atomic per task), so nothing of
+            // this run is left anywhere.
+            if let Some((loc, prefix)) = &stage.remote {
+                delete_uploaded(loc, prefix, &paths).await;
+            }
+            if let Ok(rows) = imported {
+                if rows != unit.rows {
+                    imported = Err(Error::data(
+                        label.clone(),
+                        format!(
+                            "Milvus imported {rows} rows from a file of {} rows",
+                            unit.rows
+                        ),
+                    ));
+                }
+            }
+            let rows = match imported {
+                Ok(rows) => rows,
+                Err(e) => {
+                    let _ = remove_unit(&unit);
+                    return Err(e);
+                }
+            };
             self.rows_since_flush += rows;
             self.bytes_since_flush += unit.bytes;
             self.files.push(paths.join(","));
             remove_unit(&unit)?;
-            if let Some((loc, prefix)) = &stage.remote {
-                for p in &paths {
-                    let key = p.strip_prefix(prefix.as_str()).unwrap_or(p);
-                    let _ = loc
-                        .store
-                        .delete(&loc.path.clone().join(key.trim_start_matches('/')))
-                        .await;
-                }
-            }
         }
         Ok(())
     }
@@ -352,6 +357,21 @@ fn remove_unit(unit: &FinishedFile) -> Result<()> {
 }
 
 const UPLOAD_PART: usize = 16 << 20;
+
+/// Deletes the objects `upload` wrote for `keys` (bucket-relative, as passed to Import).
+/// Failures are logged, not returned: the import's own outcome is what the caller reports.
+async fn delete_uploaded(loc: &StoreLocation, prefix: &str, keys: &[String]) {
+    for key in keys {
+        let rel = key
+            .strip_prefix(prefix)
+            .unwrap_or(key)
+            .trim_start_matches('/');
+        let path = loc.path.clone().join_all(rel.split('/'));
+        if let Err(error) = loc.store.delete(&path).await {
+            tracing::warn!(message = "Could not delete a staged object.", object = %path, %error);
+        }
+    }
+}
 
 /// Uploads `file` (below `local_dir`) and returns its bucket-relative key.
 async fn upload(

@@ -271,9 +271,6 @@ async fn bulk_import_staged_in_the_servers_bucket_is_bit_exact_and_cleaned_up() 
 }
 
 #[tokio::test]
-#[ignore = "sink bug: NumPy units (<unit>/<field>.npy) are imported but their staged objects are \
-            never deleted (sink.rs flush_bulk joins `part-N/field.npy` as one path part, so `/` \
-            is encoded as %2F and the delete targets a key that does not exist)"]
 async fn bulk_import_staged_in_s3_as_numpy_is_bit_exact_and_cleaned_up() -> Result<()> {
     let Some(env) = env() else { return Ok(()) };
     let client = env.client().await;
