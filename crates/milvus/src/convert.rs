@@ -12,6 +12,10 @@
 //! | `FixedSizeBinary(dim/8)` tagged binary vector  | `BinaryVector(dim)`| bytes (N·dim/8)              |
 //! | `FixedSizeList<Float16>(dim)`                  | `Float16Vector`    | bytes (N·2·dim, LE)          |
 //! | `FixedSizeBinary(2·dim)` tagged bfloat16       | `BFloat16Vector`   | bytes (N·2·dim)              |
+//! | `List<T>`, `LargeList<T>` (T a scalar above)   | `Array` of T       | `ArrayArray` (per row)       |
+//!
+//! An `Array` field's `max_capacity` comes from field metadata `vmig.max_capacity` (else
+//! [`MAX_CAPACITY`]); a longer row, a null row or a null element is an [`Error::Data`].
 //!
 //! Milvus 2.3 has no nullable fields, so a null anywhere is an [`Error::Data`] naming the field
 //! and row; callers that want a default must fill it in before converting.
@@ -19,11 +23,11 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, FixedSizeBinaryArray, FixedSizeListArray,
-    Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array, LargeStringArray,
-    StringArray,
+    new_empty_array, Array, ArrayRef, AsArray, BinaryArray, BooleanArray, FixedSizeBinaryArray,
+    FixedSizeListArray, Float32Array, Float64Array, GenericListArray, Int16Array, Int32Array,
+    Int64Array, Int8Array, LargeStringArray, OffsetSizeTrait, StringArray,
 };
-use arrow::buffer::Buffer;
+use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::datatypes::{
     DataType, Field, Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
     Int8Type, Schema, SchemaRef,
@@ -31,12 +35,62 @@ use arrow::datatypes::{
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use milvus::proto::common::KeyValuePair;
 use milvus::proto::schema::{
-    field_data, scalar_field, vector_field, BoolArray, CollectionSchema, DataType as MDataType,
-    DoubleArray, FieldData, FieldSchema, FloatArray, IntArray, JsonArray, LongArray, ScalarField,
-    StringArray as MStringArray, VectorField,
+    field_data, scalar_field, vector_field, ArrayArray, BoolArray, CollectionSchema,
+    DataType as MDataType, DoubleArray, FieldData, FieldSchema, FloatArray, IntArray, JsonArray,
+    LongArray, ScalarField, StringArray as MStringArray, VectorField,
 };
 use vmig_core::vector::{self, VectorType};
 use vmig_core::{Error, Result};
+
+/// Largest `max_capacity` of an `Array` field (Milvus's limit), and the default.
+pub const MAX_CAPACITY: i64 = 4096;
+/// Field metadata key for an `Array` field's `max_capacity`.
+pub const META_MAX_CAPACITY: &str = "vmig.max_capacity";
+
+/// The Milvus scalar type of an Arrow type that can be an `Array` element.
+fn element_milvus_type(dt: &DataType) -> Option<MDataType> {
+    Some(match dt {
+        DataType::Boolean => MDataType::Bool,
+        DataType::Int8 => MDataType::Int8,
+        DataType::Int16 => MDataType::Int16,
+        DataType::Int32 => MDataType::Int32,
+        DataType::Int64 => MDataType::Int64,
+        DataType::Float32 => MDataType::Float,
+        DataType::Float64 => MDataType::Double,
+        DataType::Utf8 | DataType::LargeUtf8 => MDataType::VarChar,
+        _ => return None,
+    })
+}
+
+/// The Milvus element type of an Arrow `List<T>`/`LargeList<T>` field that maps to a Milvus
+/// `Array`; `None` for every other field.
+pub fn array_element_type(field: &Field) -> Option<MDataType> {
+    if vector::vector_info(field).is_some() {
+        return None;
+    }
+    match field.data_type() {
+        DataType::List(item) | DataType::LargeList(item) => element_milvus_type(item.data_type()),
+        _ => None,
+    }
+}
+
+/// The `max_capacity` of an Arrow field that maps to a Milvus `Array`: field metadata
+/// [`META_MAX_CAPACITY`], else [`MAX_CAPACITY`].
+///
+/// # Errors
+/// [`Error::Schema`] when the metadata is not a number in `1..=4096`.
+pub fn arrow_max_capacity(field: &Field) -> Result<i64> {
+    let Some(text) = field.metadata().get(META_MAX_CAPACITY) else {
+        return Ok(MAX_CAPACITY);
+    };
+    match text.trim().parse::<i64>() {
+        Ok(n) if (1..=MAX_CAPACITY).contains(&n) => Ok(n),
+        _ => Err(Error::schema(format!(
+            "Array `{}` {META_MAX_CAPACITY} = {text:?}: Milvus allows 1..={MAX_CAPACITY}",
+            field.name()
+        ))),
+    }
+}
 
 /// The Milvus data type of an Arrow field, with its vector dimension (0 for scalars).
 ///
@@ -61,6 +115,9 @@ pub fn milvus_type_of(field: &Field) -> Result<(MDataType, i64)> {
     if vector::is_json(field) {
         return Ok((MDataType::Json, 0));
     }
+    if array_element_type(field).is_some() {
+        return Ok((MDataType::Array, 0));
+    }
     let t = match field.data_type() {
         DataType::Boolean => MDataType::Bool,
         DataType::Int8 => MDataType::Int8,
@@ -73,7 +130,7 @@ pub fn milvus_type_of(field: &Field) -> Result<(MDataType, i64)> {
         other => {
             return Err(unsupported(
                 field,
-                &format!("Arrow type {other} has no Milvus equivalent in vmig yet (supported: bool, int8–int64, float, double, utf8, JSON, float/binary/float16/bfloat16 vectors)"),
+                &format!("Arrow type {other} has no Milvus equivalent in vmig yet (supported: bool, int8–int64, float, double, utf8, JSON, lists of those scalars, float/binary/float16/bfloat16 vectors)"),
             ))
         }
     };
@@ -136,62 +193,15 @@ pub fn column_to_field_data(field: &Field, array: &ArrayRef) -> Result<FieldData
     let (t, dim) = milvus_type_of(field)?;
     check_no_nulls(name, array.as_ref())?;
     let fd = match t {
-        MDataType::Bool => {
-            let a = array.as_boolean();
-            scalar(
-                name,
-                t,
-                scalar_field::Data::BoolData(BoolArray {
-                    data: a.iter().map(|v| v.unwrap_or(false)).collect(),
-                }),
-            )
-        }
-        MDataType::Int8 | MDataType::Int16 | MDataType::Int32 => {
-            let data: Vec<i32> = match array.data_type() {
-                DataType::Int8 => array
-                    .as_primitive::<Int8Type>()
-                    .values()
-                    .iter()
-                    .map(|&v| v as i32)
-                    .collect(),
-                DataType::Int16 => array
-                    .as_primitive::<Int16Type>()
-                    .values()
-                    .iter()
-                    .map(|&v| v as i32)
-                    .collect(),
-                _ => array.as_primitive::<Int32Type>().values().to_vec(),
-            };
-            scalar(name, t, scalar_field::Data::IntData(IntArray { data }))
-        }
-        MDataType::Int64 => scalar(
-            name,
-            t,
-            scalar_field::Data::LongData(LongArray {
-                data: array.as_primitive::<Int64Type>().values().to_vec(),
-            }),
-        ),
-        MDataType::Float => scalar(
-            name,
-            t,
-            scalar_field::Data::FloatData(FloatArray {
-                data: array.as_primitive::<Float32Type>().values().to_vec(),
-            }),
-        ),
-        MDataType::Double => scalar(
-            name,
-            t,
-            scalar_field::Data::DoubleData(DoubleArray {
-                data: array.as_primitive::<Float64Type>().values().to_vec(),
-            }),
-        ),
-        MDataType::VarChar => scalar(
-            name,
-            t,
-            scalar_field::Data::StringData(MStringArray {
-                data: strings(array)?,
-            }),
-        ),
+        MDataType::Bool
+        | MDataType::Int8
+        | MDataType::Int16
+        | MDataType::Int32
+        | MDataType::Int64
+        | MDataType::Float
+        | MDataType::Double
+        | MDataType::VarChar => scalar(name, t, scalar_data(field, t, array)?),
+        MDataType::Array => scalar(name, t, array_data(field, array)?),
         MDataType::Json => {
             let data = strings(array)?
                 .into_iter()
@@ -262,6 +272,127 @@ pub fn column_to_field_data(field: &Field, array: &ArrayRef) -> Result<FieldData
     Ok(fd)
 }
 
+/// The wire payload of a scalar column of Milvus type `t` (nulls are checked by the caller).
+fn scalar_data(field: &Field, t: MDataType, array: &ArrayRef) -> Result<scalar_field::Data> {
+    let wrong = || {
+        unsupported(
+            field,
+            &format!("Arrow type {} cannot be sent as {t:?}", array.data_type()),
+        )
+    };
+    Ok(match t {
+        MDataType::Bool => scalar_field::Data::BoolData(BoolArray {
+            data: array
+                .as_boolean_opt()
+                .ok_or_else(wrong)?
+                .iter()
+                .map(|v| v.unwrap_or(false))
+                .collect(),
+        }),
+        MDataType::Int8 | MDataType::Int16 | MDataType::Int32 => {
+            let data: Vec<i32> = match array.data_type() {
+                DataType::Int8 => array
+                    .as_primitive::<Int8Type>()
+                    .values()
+                    .iter()
+                    .map(|&v| i32::from(v))
+                    .collect(),
+                DataType::Int16 => array
+                    .as_primitive::<Int16Type>()
+                    .values()
+                    .iter()
+                    .map(|&v| i32::from(v))
+                    .collect(),
+                DataType::Int32 => array.as_primitive::<Int32Type>().values().to_vec(),
+                _ => return Err(wrong()),
+            };
+            scalar_field::Data::IntData(IntArray { data })
+        }
+        MDataType::Int64 => scalar_field::Data::LongData(LongArray {
+            data: array
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(wrong)?
+                .values()
+                .to_vec(),
+        }),
+        MDataType::Float => scalar_field::Data::FloatData(FloatArray {
+            data: array
+                .as_primitive_opt::<Float32Type>()
+                .ok_or_else(wrong)?
+                .values()
+                .to_vec(),
+        }),
+        MDataType::Double => scalar_field::Data::DoubleData(DoubleArray {
+            data: array
+                .as_primitive_opt::<Float64Type>()
+                .ok_or_else(wrong)?
+                .values()
+                .to_vec(),
+        }),
+        MDataType::VarChar => scalar_field::Data::StringData(MStringArray {
+            data: strings(array)?,
+        }),
+        _ => return Err(wrong()),
+    })
+}
+
+/// The wire payload of a `List<T>`/`LargeList<T>` column: one `ScalarField` per row.
+fn array_data(field: &Field, array: &ArrayRef) -> Result<scalar_field::Data> {
+    let name = field.name().as_str();
+    let element_type = array_element_type(field)
+        .ok_or_else(|| unsupported(field, "expected a list of bool, int, float or utf8"))?;
+    let capacity = arrow_max_capacity(field)?;
+    if let Some(list) = array.as_list_opt::<i32>() {
+        list_rows(name, element_type, capacity, field, list)
+    } else if let Some(list) = array.as_list_opt::<i64>() {
+        list_rows(name, element_type, capacity, field, list)
+    } else {
+        Err(unsupported(field, "expected a List or LargeList column"))
+    }
+}
+
+fn list_rows<O: OffsetSizeTrait>(
+    name: &str,
+    element_type: MDataType,
+    capacity: i64,
+    field: &Field,
+    list: &GenericListArray<O>,
+) -> Result<scalar_field::Data> {
+    let values = list.values();
+    let nulls = values.logical_nulls();
+    let mut rows = Vec::with_capacity(list.len());
+    for (row, w) in list.value_offsets().windows(2).enumerate() {
+        let (start, end) = (w[0].as_usize(), w[1].as_usize());
+        let len = end.saturating_sub(start);
+        if len as i64 > capacity {
+            return Err(Error::data(
+                format!("field `{name}` row {row}"),
+                format!("{len} elements; the Array field's max_capacity is {capacity}"),
+            ));
+        }
+        if let Some(nulls) = &nulls {
+            if let Some(i) = (start..end).find(|&i| nulls.is_null(i)) {
+                return Err(Error::data(
+                    format!("field `{name}` row {row}"),
+                    format!(
+                        "null element at index {}: Milvus 2.3 Array elements are not nullable",
+                        i - start
+                    ),
+                ));
+            }
+        }
+        let slice = values.slice(start, len);
+        rows.push(ScalarField {
+            data: Some(scalar_data(field, element_type, &slice)?),
+            ..Default::default()
+        });
+    }
+    Ok(scalar_field::Data::ArrayData(ArrayArray {
+        data: rows,
+        element_type: element_type as i32,
+    }))
+}
+
 fn fixed_list<'a>(field: &Field, array: &'a ArrayRef) -> Result<&'a FixedSizeListArray> {
     array
         .as_fixed_size_list_opt()
@@ -304,38 +435,61 @@ pub fn batch_to_field_data(batch: &RecordBatch) -> Result<Vec<FieldData>> {
 /// Bytes an insert request carrying `batch` takes on the wire, estimated from the Arrow data
 /// (an upper bound up to a few bytes per row and field). Used to size requests by bytes.
 pub fn estimate_request_bytes(batch: &RecordBatch) -> usize {
-    let rows = batch.num_rows();
     let mut total = 64;
     for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
-        total += 32 + field.name().len();
-        total += match array.data_type() {
-            DataType::Boolean => rows,
-            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => rows * 10,
-            DataType::Float32 => rows * 4,
-            DataType::Float64 => rows * 8,
-            DataType::Utf8 => {
-                let a = array.as_string::<i32>();
-                let offs = a.value_offsets();
-                let first = offs.first().copied().unwrap_or(0);
-                let last = offs.last().copied().unwrap_or(0);
-                (last - first).max(0) as usize + rows * 5
-            }
-            DataType::LargeUtf8 => {
-                let a = array.as_string::<i64>();
-                let offs = a.value_offsets();
-                let first = offs.first().copied().unwrap_or(0);
-                let last = offs.last().copied().unwrap_or(0);
-                (last - first).max(0) as usize + rows * 5
-            }
-            DataType::FixedSizeList(item, dim) => {
-                let width = item.data_type().primitive_width().unwrap_or(8);
-                rows * (*dim as usize) * width
-            }
-            DataType::FixedSizeBinary(w) => rows * (*w as usize),
-            _ => array.get_array_memory_size(),
-        };
+        total += 32 + field.name().len() + column_bytes(array);
     }
     total
+}
+
+/// Payload bytes of one column (see [`estimate_request_bytes`]).
+fn column_bytes(array: &ArrayRef) -> usize {
+    let rows = array.len();
+    match array.data_type() {
+        DataType::Boolean => rows,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => rows * 10,
+        DataType::Float32 => rows * 4,
+        DataType::Float64 => rows * 8,
+        DataType::Utf8 => {
+            let a = array.as_string::<i32>();
+            let offs = a.value_offsets();
+            let first = offs.first().copied().unwrap_or(0);
+            let last = offs.last().copied().unwrap_or(0);
+            (last - first).max(0) as usize + rows * 5
+        }
+        DataType::LargeUtf8 => {
+            let a = array.as_string::<i64>();
+            let offs = a.value_offsets();
+            let first = offs.first().copied().unwrap_or(0);
+            let last = offs.last().copied().unwrap_or(0);
+            (last - first).max(0) as usize + rows * 5
+        }
+        DataType::FixedSizeList(item, dim) => {
+            let width = item.data_type().primitive_width().unwrap_or(8);
+            rows * (*dim as usize) * width
+        }
+        DataType::FixedSizeBinary(w) => rows * (*w as usize),
+        DataType::List(_) => {
+            let a = array.as_list::<i32>();
+            list_bytes(a.values(), a.value_offsets())
+        }
+        DataType::LargeList(_) => {
+            let a = array.as_list::<i64>();
+            list_bytes(a.values(), a.value_offsets())
+        }
+        _ => array.get_array_memory_size(),
+    }
+}
+
+/// Payload bytes of the rows of a list column: its elements plus, per row, the framing of
+/// one `ScalarField` (field tag, length, oneof tag, length, packed tag, length).
+fn list_bytes<O: OffsetSizeTrait>(values: &ArrayRef, offsets: &[O]) -> usize {
+    let rows = offsets.len().saturating_sub(1);
+    let first = offsets.first().map_or(0, |o| o.as_usize());
+    let last = offsets.last().map_or(0, |o| o.as_usize()).max(first);
+    let last = last.min(values.len());
+    let first = first.min(last);
+    rows * 16 + column_bytes(&values.slice(first, last - first))
 }
 
 fn kv(params: &[KeyValuePair], key: &str) -> Option<String> {
@@ -352,6 +506,11 @@ pub fn field_dim(f: &FieldSchema) -> i64 {
         .unwrap_or(0)
 }
 
+/// The `max_capacity` of an Array field schema, if set.
+pub fn field_max_capacity(f: &FieldSchema) -> Option<i64> {
+    kv(&f.type_params, "max_capacity").and_then(|d| d.parse().ok())
+}
+
 /// The `max_length` of a VarChar field schema, if set.
 pub fn field_max_length(f: &FieldSchema) -> Option<i64> {
     kv(&f.type_params, "max_length").and_then(|d| d.parse().ok())
@@ -360,7 +519,7 @@ pub fn field_max_length(f: &FieldSchema) -> Option<i64> {
 /// The Arrow field (with vmig metadata) that holds values of a Milvus field.
 ///
 /// # Errors
-/// [`Error::Unsupported`] for Milvus types vmig cannot decode yet (Array, sparse, …).
+/// [`Error::Unsupported`] for Milvus types vmig cannot decode yet (sparse, float16, …).
 pub fn arrow_field(f: &FieldSchema) -> Result<Field> {
     let t = MDataType::try_from(f.data_type).unwrap_or(MDataType::None);
     let dim = field_dim(f).max(0) as usize;
@@ -377,6 +536,33 @@ pub fn arrow_field(f: &FieldSchema) -> Result<Field> {
         MDataType::Json => vector::json_field(name, false),
         MDataType::FloatVector => vector::float_vector_field(name, dim),
         MDataType::BinaryVector => vector::binary_vector_field(name, dim)?,
+        MDataType::Array => {
+            let element = MDataType::try_from(f.element_type).unwrap_or(MDataType::None);
+            let item = match element {
+                MDataType::Bool => DataType::Boolean,
+                MDataType::Int8 => DataType::Int8,
+                MDataType::Int16 => DataType::Int16,
+                MDataType::Int32 => DataType::Int32,
+                MDataType::Int64 => DataType::Int64,
+                MDataType::Float => DataType::Float32,
+                MDataType::Double => DataType::Float64,
+                MDataType::VarChar | MDataType::String => DataType::Utf8,
+                other => {
+                    return Err(Error::unsupported(
+                        format!("Milvus field `{name}`"),
+                        format!("Array of {other:?} cannot be read back into Arrow by vmig"),
+                    ))
+                }
+            };
+            let mut meta = std::collections::HashMap::new();
+            if let Some(cap) = field_max_capacity(f) {
+                meta.insert(META_MAX_CAPACITY.to_string(), cap.to_string());
+            }
+            if let Some(len) = field_max_length(f) {
+                meta.insert("vmig.max_length".to_string(), len.to_string());
+            }
+            Field::new_list(name, Field::new_list_field(item, true), false).with_metadata(meta)
+        }
         other => {
             return Err(Error::unsupported(
                 format!("Milvus field `{name}`"),
@@ -453,53 +639,105 @@ fn mismatch(field: &Field, fd: &FieldData) -> Error {
     )
 }
 
+/// Decodes a scalar payload into an Arrow array of `dt`; `None` when they do not match.
+fn decode_scalar(data: &scalar_field::Data, dt: &DataType) -> Option<ArrayRef> {
+    Some(match (data, dt) {
+        (scalar_field::Data::BoolData(b), DataType::Boolean) => {
+            Arc::new(BooleanArray::from(b.data.clone()))
+        }
+        (scalar_field::Data::IntData(i), DataType::Int8) => Arc::new(Int8Array::from(
+            i.data.iter().map(|&v| v as i8).collect::<Vec<_>>(),
+        )),
+        (scalar_field::Data::IntData(i), DataType::Int16) => Arc::new(Int16Array::from(
+            i.data.iter().map(|&v| v as i16).collect::<Vec<_>>(),
+        )),
+        (scalar_field::Data::IntData(i), DataType::Int32) => {
+            Arc::new(Int32Array::from(i.data.clone()))
+        }
+        (scalar_field::Data::LongData(l), DataType::Int64) => {
+            Arc::new(Int64Array::from(l.data.clone()))
+        }
+        (scalar_field::Data::FloatData(x), DataType::Float32) => {
+            Arc::new(Float32Array::from(x.data.clone()))
+        }
+        (scalar_field::Data::DoubleData(x), DataType::Float64) => {
+            Arc::new(Float64Array::from(x.data.clone()))
+        }
+        (scalar_field::Data::StringData(x), DataType::Utf8) => {
+            Arc::new(StringArray::from_iter_values(x.data.iter()))
+        }
+        (scalar_field::Data::StringData(x), DataType::LargeUtf8) => {
+            Arc::new(LargeStringArray::from_iter_values(x.data.iter()))
+        }
+        (scalar_field::Data::JsonData(j), DataType::Utf8) => {
+            let strings = j
+                .data
+                .iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect::<Vec<_>>();
+            Arc::new(StringArray::from_iter_values(strings))
+        }
+        (scalar_field::Data::BytesData(b), DataType::Binary) => Arc::new(
+            BinaryArray::from_iter_values(b.data.iter().map(|v| v.as_slice())),
+        ),
+        _ => return None,
+    })
+}
+
+/// Decodes an `ArrayArray` (one `ScalarField` per row) into a list column with items `item`.
+/// A row without a payload is an empty list.
+fn decode_list<O: OffsetSizeTrait>(
+    field: &Field,
+    item: &Arc<Field>,
+    a: &ArrayArray,
+) -> Result<ArrayRef> {
+    let mut parts: Vec<ArrayRef> = Vec::with_capacity(a.data.len());
+    let mut lengths = Vec::with_capacity(a.data.len());
+    for (row, cell) in a.data.iter().enumerate() {
+        let part = match &cell.data {
+            None => new_empty_array(item.data_type()),
+            Some(d) => decode_scalar(d, item.data_type()).ok_or_else(|| {
+                Error::data(
+                    format!("query result field `{}` row {row}", field.name()),
+                    format!(
+                        "the server sent Array elements that do not decode to {}",
+                        item.data_type()
+                    ),
+                )
+            })?,
+        };
+        lengths.push(part.len());
+        parts.push(part);
+    }
+    let values = if parts.is_empty() {
+        new_empty_array(item.data_type())
+    } else {
+        let refs: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
+        arrow::compute::concat(&refs)?
+    };
+    Ok(Arc::new(GenericListArray::<O>::try_new(
+        item.clone(),
+        OffsetBuffer::<O>::from_lengths(lengths),
+        values,
+        None,
+    )?))
+}
+
 fn decode_field(field: &Field, fd: &FieldData) -> Result<ArrayRef> {
     use field_data::Field as F;
     let bad = || mismatch(field, fd);
     match (&fd.field, field.data_type()) {
         (Some(F::Scalars(s)), dt) => {
             let data = s.data.as_ref().ok_or_else(bad)?;
-            Ok(match (data, dt) {
-                (scalar_field::Data::BoolData(b), DataType::Boolean) => {
-                    Arc::new(BooleanArray::from(b.data.clone()))
+            match (data, dt) {
+                (scalar_field::Data::ArrayData(a), DataType::List(item)) => {
+                    decode_list::<i32>(field, item, a)
                 }
-                (scalar_field::Data::IntData(i), DataType::Int8) => Arc::new(Int8Array::from(
-                    i.data.iter().map(|&v| v as i8).collect::<Vec<_>>(),
-                )),
-                (scalar_field::Data::IntData(i), DataType::Int16) => Arc::new(Int16Array::from(
-                    i.data.iter().map(|&v| v as i16).collect::<Vec<_>>(),
-                )),
-                (scalar_field::Data::IntData(i), DataType::Int32) => {
-                    Arc::new(Int32Array::from(i.data.clone()))
+                (scalar_field::Data::ArrayData(a), DataType::LargeList(item)) => {
+                    decode_list::<i64>(field, item, a)
                 }
-                (scalar_field::Data::LongData(l), DataType::Int64) => {
-                    Arc::new(Int64Array::from(l.data.clone()))
-                }
-                (scalar_field::Data::FloatData(x), DataType::Float32) => {
-                    Arc::new(Float32Array::from(x.data.clone()))
-                }
-                (scalar_field::Data::DoubleData(x), DataType::Float64) => {
-                    Arc::new(Float64Array::from(x.data.clone()))
-                }
-                (scalar_field::Data::StringData(x), DataType::Utf8) => {
-                    Arc::new(StringArray::from_iter_values(x.data.iter()))
-                }
-                (scalar_field::Data::StringData(x), DataType::LargeUtf8) => {
-                    Arc::new(LargeStringArray::from_iter_values(x.data.iter()))
-                }
-                (scalar_field::Data::JsonData(j), DataType::Utf8) => {
-                    let strings = j
-                        .data
-                        .iter()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .collect::<Vec<_>>();
-                    Arc::new(StringArray::from_iter_values(strings))
-                }
-                (scalar_field::Data::BytesData(b), DataType::Binary) => Arc::new(
-                    BinaryArray::from_iter_values(b.data.iter().map(|v| v.as_slice())),
-                ),
-                _ => return Err(bad()),
-            })
+                _ => decode_scalar(data, dt).ok_or_else(bad),
+            }
         }
         (Some(F::Vectors(v)), DataType::FixedSizeList(item, dim)) => {
             let Some(vector_field::Data::FloatVector(x)) = &v.data else {
@@ -590,5 +828,196 @@ mod tests {
         let err = batch.and_then(|b| batch_to_field_data(&b)).err();
         let msg = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(msg.contains("field `s` row 1"), "{msg}");
+    }
+
+    fn list_of<T: Into<Arc<dyn Array>>>(
+        item: DataType,
+        values: T,
+        lengths: &[usize],
+        nulls: Option<Vec<bool>>,
+    ) -> Result<ArrayRef> {
+        Ok(Arc::new(arrow::array::ListArray::try_new(
+            Arc::new(Field::new_list_field(item, true)),
+            OffsetBuffer::from_lengths(lengths.iter().copied()),
+            values.into(),
+            nulls.map(arrow::buffer::NullBuffer::from),
+        )?))
+    }
+
+    fn list_field(name: &str, item: DataType) -> Field {
+        Field::new_list(name, Field::new_list_field(item, true), false)
+    }
+
+    #[test]
+    fn arrays_round_trip_and_slice() -> Result<()> {
+        let schema = Arc::new(Schema::new(vec![
+            list_field("i8", DataType::Int8),
+            list_field("i64", DataType::Int64),
+            list_field("f32", DataType::Float32),
+            list_field("f64", DataType::Float64),
+            list_field("s", DataType::Utf8),
+            list_field("b", DataType::Boolean),
+        ]));
+        let lens = [2, 0, 3];
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                list_of(
+                    DataType::Int8,
+                    Arc::new(Int8Array::from(vec![-128, 127, 0, 1, -1])) as ArrayRef,
+                    &lens,
+                    None,
+                )?,
+                list_of(
+                    DataType::Int64,
+                    Arc::new(Int64Array::from(vec![i64::MIN, i64::MAX, 0, 7, -7])) as ArrayRef,
+                    &lens,
+                    None,
+                )?,
+                list_of(
+                    DataType::Float32,
+                    Arc::new(Float32Array::from(vec![
+                        -0.0,
+                        f32::MIN_POSITIVE,
+                        1.5,
+                        f32::MAX,
+                        3.25,
+                    ])) as ArrayRef,
+                    &lens,
+                    None,
+                )?,
+                list_of(
+                    DataType::Float64,
+                    Arc::new(Float64Array::from(vec![
+                        0.1,
+                        -0.0,
+                        f64::EPSILON,
+                        1e300,
+                        -2.5,
+                    ])) as ArrayRef,
+                    &lens,
+                    None,
+                )?,
+                list_of(
+                    DataType::Utf8,
+                    Arc::new(StringArray::from(vec!["é", "", "日本", "a\"b", "🦀"])) as ArrayRef,
+                    &lens,
+                    None,
+                )?,
+                list_of(
+                    DataType::Boolean,
+                    Arc::new(BooleanArray::from(vec![true, false, false, true, true])) as ArrayRef,
+                    &lens,
+                    None,
+                )?,
+            ],
+        )?;
+        let fd = batch_to_field_data(&batch)?;
+        let Some(field_data::Field::Scalars(ScalarField {
+            data: Some(scalar_field::Data::ArrayData(a)),
+            ..
+        })) = &fd[1].field
+        else {
+            panic!("not an ArrayArray: {:?}", fd[1]);
+        };
+        assert_eq!(fd[1].r#type, MDataType::Array as i32);
+        assert_eq!(a.element_type, MDataType::Int64 as i32);
+        assert_eq!(a.data.len(), 3);
+        assert_eq!(field_data_to_batch(&schema, &fd)?, batch);
+        for (offset, len) in [(1, 2), (2, 1), (0, 0)] {
+            let sliced = batch.slice(offset, len);
+            let fd = batch_to_field_data(&sliced)?;
+            assert_eq!(field_data_to_batch(&schema, &fd)?, sliced);
+        }
+        assert!(estimate_request_bytes(&batch) > estimate_request_bytes(&batch.slice(0, 1)));
+        // Bit-exact floats survive the encoding.
+        let back = field_data_to_batch(&schema, &fd)?;
+        let f = back.column(2).as_list::<i32>().value(0);
+        assert_eq!(
+            f.as_primitive::<Float32Type>().value(0).to_bits(),
+            (-0.0f32).to_bits()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn array_nulls_and_capacity_name_field_and_row() -> Result<()> {
+        let field = list_field("a", DataType::Int64);
+        let element_null = list_of(
+            DataType::Int64,
+            Arc::new(Int64Array::from(vec![Some(1), Some(2), None])) as ArrayRef,
+            &[1, 2],
+            None,
+        )?;
+        let msg = column_to_field_data(&field, &element_null)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("field `a` row 1") && msg.contains("index 1"),
+            "{msg}"
+        );
+
+        let row_null = list_of(
+            DataType::Int64,
+            Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
+            &[1, 0, 1],
+            Some(vec![true, false, true]),
+        )?;
+        let msg = column_to_field_data(&field, &row_null)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("field `a` row 1") && msg.contains("null"),
+            "{msg}"
+        );
+
+        let capped = field.with_metadata(
+            [(META_MAX_CAPACITY.to_string(), "2".to_string())]
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
+        let long = list_of(
+            DataType::Int64,
+            Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5])) as ArrayRef,
+            &[2, 3],
+            None,
+        )?;
+        let msg = column_to_field_data(&capped, &long)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("field `a` row 1") && msg.contains("max_capacity is 2"),
+            "{msg}"
+        );
+
+        // A reply with a wrong element payload is a data error, not a panic.
+        let schema = Arc::new(Schema::new(vec![list_field("a", DataType::Utf8)]));
+        let fd = column_to_field_data(&list_field("a", DataType::Int64), &long)?;
+        let msg = field_data_to_batch(&schema, &[fd])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("`a` row 0"), "{msg}");
+        Ok(())
+    }
+
+    #[test]
+    fn large_lists_are_arrays_too() -> Result<()> {
+        let field = Field::new_large_list("l", Field::new_list_field(DataType::Utf8, true), false);
+        assert_eq!(milvus_type_of(&field)?, (MDataType::Array, 0));
+        let array: ArrayRef = Arc::new(arrow::array::LargeListArray::try_new(
+            Arc::new(Field::new_list_field(DataType::Utf8, true)),
+            OffsetBuffer::from_lengths([1, 0, 2]),
+            Arc::new(StringArray::from(vec!["x", "y", "z"])),
+            None,
+        )?);
+        let fd = column_to_field_data(&field, &array)?;
+        let schema = Arc::new(Schema::new(vec![field]));
+        let back = field_data_to_batch(&schema, &[fd])?;
+        assert_eq!(back.column(0).as_ref(), array.as_ref());
+        Ok(())
     }
 }

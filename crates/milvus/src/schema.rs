@@ -7,7 +7,9 @@ use milvus::proto::schema::{CollectionSchema, DataType as MDataType, FieldSchema
 use vmig_core::vector;
 use vmig_core::{Error, Result};
 
-use crate::convert::{field_dim, field_max_length, milvus_type_of};
+use crate::convert::{
+    array_element_type, arrow_max_capacity, field_dim, field_max_length, milvus_type_of,
+};
 
 /// Largest vector dimension Milvus accepts (`proxy.maxDimension`).
 pub const MAX_DIM: i64 = 32_768;
@@ -146,7 +148,16 @@ fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSch
         }
         fs.type_params.push(kv("dim", dim));
     }
-    if t == MDataType::VarChar {
+    if t == MDataType::Array {
+        let element = array_element_type(f)
+            .ok_or_else(|| Error::schema(format!("Array `{}` has no element type", f.name())))?;
+        fs.element_type = element as i32;
+        fs.type_params
+            .push(kv("max_capacity", arrow_max_capacity(f)?));
+    }
+    let has_length = t == MDataType::VarChar
+        || (t == MDataType::Array && fs.element_type == MDataType::VarChar as i32);
+    if has_length {
         let len = opts
             .varchar_max_length
             .or_else(|| {
@@ -157,7 +168,8 @@ fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSch
             .unwrap_or(MAX_VARCHAR);
         if len == 0 || len > MAX_VARCHAR {
             return Err(Error::schema(format!(
-                "VarChar `{}` max_length {len}: Milvus allows 1..={MAX_VARCHAR}",
+                "VarChar{} `{}` max_length {len}: Milvus allows 1..={MAX_VARCHAR}",
+                if t == MDataType::Array { " Array" } else { "" },
                 f.name()
             )));
         }
@@ -203,6 +215,13 @@ pub fn check_compatible(existing: &CollectionSchema, wanted: &CollectionSchema) 
                         w.name,
                         type_name(e.data_type),
                         type_name(w.data_type)
+                    ));
+                } else if e.element_type != w.element_type {
+                    diffs.push(format!(
+                        "Array `{}` has {} elements there, {} in the data",
+                        w.name,
+                        type_name(e.element_type),
+                        type_name(w.element_type)
                     ));
                 } else if field_dim(e) != field_dim(w) {
                     diffs.push(format!(
@@ -261,6 +280,8 @@ pub fn varchar_max_length(schema: &CollectionSchema, name: &str) -> Option<i64> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::convert::field_max_capacity;
+    use std::sync::Arc;
 
     fn arrow() -> Schema {
         Schema::new(vec![
@@ -308,6 +329,79 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(msg.contains("dimension 16 there, 8 in the data"), "{msg}");
+        Ok(())
+    }
+
+    #[test]
+    fn lists_become_arrays_with_capacity_and_length() -> Result<()> {
+        let item = |t| Arc::new(Field::new_list_field(t, true));
+        let capped =
+            Field::new("tags", DataType::List(item(DataType::Utf8)), false).with_metadata([
+                ("vmig.max_capacity".to_string(), "8".to_string()),
+                ("vmig.max_length".to_string(), "32".to_string()),
+            ]);
+        let arrow = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            vector::float_vector_field("vector", 4),
+            Field::new("ints", DataType::LargeList(item(DataType::Int16)), false),
+            capped,
+        ]);
+        let s = collection_schema(&arrow, &SchemaOptions::default())?;
+        let ints = &s.fields[2];
+        assert_eq!(ints.data_type, MDataType::Array as i32);
+        assert_eq!(ints.element_type, MDataType::Int16 as i32);
+        assert_eq!(field_max_capacity(ints), Some(4096));
+        assert_eq!(field_max_length(ints), None);
+        let tags = &s.fields[3];
+        assert_eq!(tags.element_type, MDataType::VarChar as i32);
+        assert_eq!(field_max_capacity(tags), Some(8));
+        assert_eq!(field_max_length(tags), Some(32));
+
+        let back = crate::convert::arrow_schema(&s)?;
+        assert_eq!(
+            back.field(2).data_type(),
+            &DataType::List(item(DataType::Int16))
+        );
+        assert_eq!(
+            back.field(3).data_type(),
+            &DataType::List(item(DataType::Utf8))
+        );
+        let again = collection_schema(&back, &SchemaOptions::default())?;
+        check_compatible(&s, &again)?;
+        assert_eq!(field_max_capacity(&again.fields[3]), Some(8));
+
+        let mut other = s.clone();
+        other.fields[2].element_type = MDataType::Int64 as i32;
+        let msg = check_compatible(&other, &s)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("Array `ints` has Int64 elements there, Int16"),
+            "{msg}"
+        );
+
+        let too_big = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            vector::float_vector_field("vector", 4),
+            Field::new("a", DataType::List(item(DataType::Int64)), false)
+                .with_metadata([("vmig.max_capacity".to_string(), "5000".to_string())]),
+        ]);
+        let msg = collection_schema(&too_big, &SchemaOptions::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("Array `a`") && msg.contains("1..=4096"),
+            "{msg}"
+        );
+
+        let nested = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            vector::float_vector_field("vector", 4),
+            Field::new("n", DataType::List(item(DataType::Date32)), false),
+        ]);
+        assert!(collection_schema(&nested, &SchemaOptions::default()).is_err());
         Ok(())
     }
 }
