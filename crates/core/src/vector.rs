@@ -198,7 +198,7 @@ pub fn milvus_type(field: &Field) -> Option<String> {
     scalar_milvus_type(field.data_type())
         .map(str::to_string)
         .or_else(|| match field.data_type() {
-            DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+            DataType::List(item) | DataType::LargeList(item) => {
                 scalar_milvus_type(item.data_type()).map(|t| format!("Array<{t}>"))
             }
             _ => None,
@@ -329,6 +329,12 @@ mod tests {
             Some("VarChar")
         );
         assert_eq!(milvus_type(&Field::new("d", DataType::Date32, true)), None);
+        let ints = Field::new_list("a", Field::new_list_field(DataType::Int64, true), false);
+        assert_eq!(milvus_type(&ints).as_deref(), Some("Array<Int64>"));
+        // Only variable-size lists are Milvus arrays; a fixed-size list of ints is neither.
+        let fixed =
+            Field::new_fixed_size_list("f", Field::new_list_field(DataType::Int64, true), 3, false);
+        assert_eq!(milvus_type(&fixed), None);
         assert_eq!(vector_info(&Field::new("x", DataType::Int64, false)), None);
         // A FixedSizeBinary without metadata is not a vector.
         assert_eq!(
