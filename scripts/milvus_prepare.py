@@ -9,9 +9,28 @@ authentication is on (root / Milvus), graceful stop is 5 s.
 """
 import os
 import re
+import socket
 import sys
 
 import milvus
+
+
+def try_bind_port(self, port):
+    """The writer test-binds every port before writing the config. Its own check binds without
+    SO_REUSEADDR, so it fails for a minute after any earlier Milvus on these ports stopped
+    (sockets in TIME_WAIT) — while the server itself (Go, SO_REUSEADDR) would bind fine. Check
+    the way the server binds."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        return sock
+    except OSError:
+        sock.close()
+        return None
+
+
+milvus.MilvusServerConfig.try_bind_port = try_bind_port
 
 data_dir, base = sys.argv[1], int(sys.argv[2])
 extra = []
