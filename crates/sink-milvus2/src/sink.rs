@@ -337,6 +337,35 @@ impl Milvus2Sink {
     }
 }
 
+/// `(major, minor, patch)` of a Milvus version string such as `v2.3.5-lite` or `2.4.13`.
+fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
+    let core = v.trim().trim_start_matches('v');
+    let mut parts = core
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty());
+    Some((
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    ))
+}
+
+/// Parquet import exists from Milvus 2.3.4: refuse it on older servers before anything is staged.
+fn check_bulk_format(config: &Milvus2SinkConfig, server_version: &str) -> Result<()> {
+    if config.mode != WriteMode::Bulk || config.bulk_format != StagingFormat::Parquet {
+        return Ok(());
+    }
+    match parse_version(server_version) {
+        Some(v) if v < (2, 3, 4) => Err(Error::config(
+            NAME,
+            format!(
+                "Milvus {server_version} cannot import Parquet (that needs 2.3.4 or later); set `bulk_format = \"numpy\"` or `\"json\"`, or use `mode = \"insert\"`"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -473,6 +502,7 @@ async fn send_with_split(
 #[async_trait]
 impl Sink for Milvus2Sink {
     async fn prepare(&mut self, schema: &SchemaRef) -> Result<()> {
+        check_bulk_format(&self.config, self.client.server_version())?;
         let collection = self
             .config
             .collection
@@ -696,5 +726,29 @@ impl Sink for Milvus2Sink {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_old_servers_refuse_parquet_bulk() {
+        assert_eq!(parse_version("v2.3.5-lite"), Some((2, 3, 5)));
+        assert_eq!(parse_version("2.4.13"), Some((2, 4, 13)));
+        assert_eq!(parse_version("unknown"), None);
+        let mut c = Milvus2SinkConfig::new("http://127.0.0.1:19530");
+        c.mode = WriteMode::Bulk;
+        c.stage = Some("/tmp/stage".into());
+        let err = check_bulk_format(&c, "v2.3.3").unwrap_err().to_string();
+        assert!(err.contains("2.3.4") && err.contains("numpy"), "{err}");
+        assert!(check_bulk_format(&c, "v2.3.5-lite").is_ok());
+        assert!(check_bulk_format(&c, "v2.5.0").is_ok());
+        c.bulk_format = StagingFormat::Numpy;
+        assert!(check_bulk_format(&c, "v2.3.3").is_ok());
+        c.mode = WriteMode::Insert;
+        c.bulk_format = StagingFormat::Parquet;
+        assert!(check_bulk_format(&c, "v2.3.0").is_ok());
     }
 }
