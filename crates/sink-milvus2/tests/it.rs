@@ -2,19 +2,16 @@
 //! `eval "$(scripts/milvus env)"`). Each test uses its own collection and drops it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::AsArray;
 use arrow::compute::{concat_batches, filter_record_batch, is_not_null};
-use arrow::datatypes::{Float32Type, Float64Type, Int64Type, SchemaRef};
+use arrow::datatypes::{Float32Type, Float64Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use serde_json::{json, Value};
-use vmig_core::pipeline::{NoProgress, Pipeline, RunReport};
-use vmig_core::registry::{parse_sink, parse_source, BuildContext};
+use vmig_core::registry::{parse_sink, BuildContext};
 use vmig_core::{Result, Sink};
-use vmig_milvus::{ConnectOptions, MilvusClient, PkValue};
+use vmig_milvus::{ConnectOptions, MilvusClient};
 use vmig_sink_milvus2::{Milvus2Sink, Milvus2SinkConfig};
 use vmig_source_faiss as _;
 
@@ -62,104 +59,8 @@ impl Env {
     }
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
-
-fn faiss_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../formats/tests/data/faiss")
-        .canonicalize()
-        .unwrap()
-}
-
-fn expected(name: &str) -> (Vec<i64>, Vec<u8>) {
-    let ids = std::fs::read(faiss_dir().join(format!("{name}.ids.i64"))).unwrap();
-    let ids = ids
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    (
-        ids,
-        std::fs::read(faiss_dir().join(format!("{name}.vecs.bin"))).unwrap(),
-    )
-}
-
-async fn migrate(fixture: &str, sink: Value) -> Result<RunReport> {
-    let ctx = BuildContext::default();
-    let path = faiss_dir().join(format!("{fixture}.faiss"));
-    let source = parse_source("faiss", json!({ "path": path, "partition_rows": 300 }))?
-        .build(&ctx)
-        .await?;
-    let sink = parse_sink("milvus2", sink)?.build(&ctx).await?;
-    Pipeline::new(source, sink).run(Arc::new(NoProgress)).await
-}
-
-/// Every row of `collection`, by PK keyset paging.
-async fn read_all(client: &MilvusClient, collection: &str) -> RecordBatch {
-    let info = client.describe_collection(collection).await.unwrap();
-    let mut pages = Vec::new();
-    let mut after = None;
-    loop {
-        let page = client
-            .query_page(
-                collection,
-                &info.primary_key,
-                after.as_ref(),
-                400,
-                &info.arrow,
-            )
-            .await
-            .unwrap();
-        if page.num_rows() == 0 {
-            break;
-        }
-        let ids = page
-            .column_by_name(&info.primary_key)
-            .unwrap()
-            .as_primitive::<Int64Type>();
-        after = Some(PkValue::Int(ids.value(page.num_rows() - 1)));
-        pages.push(page);
-    }
-    concat_batches(&info.arrow, &pages).unwrap()
-}
-
-/// Compares a collection with a Faiss fixture's expected ids and vector bytes, bit-exactly.
-async fn assert_same_as_fixture(client: &MilvusClient, collection: &str, fixture: &str) {
-    let (ids, vecs) = expected(fixture);
-    let all = read_all(client, collection).await;
-    assert_eq!(all.num_rows(), ids.len(), "{fixture}: row count");
-    let row_bytes = vecs.len() / ids.len().max(1);
-    let mut want: Vec<(i64, &[u8])> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, &id)| (id, &vecs[i * row_bytes..(i + 1) * row_bytes]))
-        .collect();
-    want.sort_by_key(|w| w.0);
-    let got_ids = all
-        .column_by_name("id")
-        .unwrap()
-        .as_primitive::<Int64Type>();
-    let vcol = all.column_by_name("vector").unwrap();
-    for (row, (id, bytes)) in want.iter().enumerate() {
-        assert_eq!(got_ids.value(row), *id, "{fixture}: id at row {row}");
-        let got: Vec<u8> = if let Some(list) = vcol.as_fixed_size_list_opt() {
-            let v = list.value(row);
-            v.as_primitive::<Float32Type>()
-                .values()
-                .iter()
-                .flat_map(|f| f.to_le_bytes())
-                .collect()
-        } else {
-            vcol.as_fixed_size_binary().value(row).to_vec()
-        };
-        assert_eq!(&got[..], *bytes, "{fixture}: vector of id {id}");
-    }
-}
+mod common;
+use common::{assert_same_as_fixture, expected, migrate, read_all, unique};
 
 fn index_for(fixture: &str) -> Value {
     if fixture.starts_with("binary") {

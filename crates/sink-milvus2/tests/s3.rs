@@ -8,21 +8,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use arrow::array::AsArray;
-use arrow::compute::concat_batches;
-use arrow::datatypes::{Float32Type, Int64Type};
-use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
-use serde_json::{json, Value};
-use vmig_core::pipeline::{NoProgress, Pipeline, RunReport};
-use vmig_core::registry::{parse_sink, parse_source, BuildContext};
+use serde_json::json;
 use vmig_core::store::StoreLocation;
 use vmig_core::Result;
-use vmig_milvus::{ConnectOptions, MilvusClient, PkValue};
+use vmig_milvus::{ConnectOptions, MilvusClient};
 use vmig_sink_milvus2 as _;
 use vmig_source_faiss as _;
 
@@ -92,105 +84,8 @@ async fn list(loc: &StoreLocation) -> Vec<String> {
         .unwrap()
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
-
-fn faiss_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../formats/tests/data/faiss")
-        .canonicalize()
-        .unwrap()
-}
-
-/// A fixture's ids and raw vector bytes, as written by its generator.
-fn expected(name: &str) -> (Vec<i64>, Vec<u8>) {
-    let ids = std::fs::read(faiss_dir().join(format!("{name}.ids.i64"))).unwrap();
-    let ids = ids
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    (
-        ids,
-        std::fs::read(faiss_dir().join(format!("{name}.vecs.bin"))).unwrap(),
-    )
-}
-
-async fn migrate(fixture: &str, sink: Value) -> Result<RunReport> {
-    let ctx = BuildContext::default();
-    let path = faiss_dir().join(format!("{fixture}.faiss"));
-    let source = parse_source("faiss", json!({ "path": path, "partition_rows": 300 }))?
-        .build(&ctx)
-        .await?;
-    let sink = parse_sink("milvus2", sink)?.build(&ctx).await?;
-    Pipeline::new(source, sink).run(Arc::new(NoProgress)).await
-}
-
-/// Every row of `collection`, by primary-key keyset paging.
-async fn read_all(client: &MilvusClient, collection: &str) -> RecordBatch {
-    let info = client.describe_collection(collection).await.unwrap();
-    let mut pages = Vec::new();
-    let mut after = None;
-    loop {
-        let page = client
-            .query_page(
-                collection,
-                &info.primary_key,
-                after.as_ref(),
-                400,
-                &info.arrow,
-            )
-            .await
-            .unwrap();
-        if page.num_rows() == 0 {
-            break;
-        }
-        let ids = page
-            .column_by_name(&info.primary_key)
-            .unwrap()
-            .as_primitive::<Int64Type>();
-        after = Some(PkValue::Int(ids.value(page.num_rows() - 1)));
-        pages.push(page);
-    }
-    concat_batches(&info.arrow, &pages).unwrap()
-}
-
-/// Compares every id and every vector bit of `collection` with the fixture.
-async fn assert_same_as_fixture(client: &MilvusClient, collection: &str, fixture: &str) {
-    let (ids, vecs) = expected(fixture);
-    let all = read_all(client, collection).await;
-    assert_eq!(all.num_rows(), ids.len(), "{fixture}: row count");
-    let row_bytes = vecs.len() / ids.len().max(1);
-    let mut want: Vec<(i64, &[u8])> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, &id)| (id, &vecs[i * row_bytes..(i + 1) * row_bytes]))
-        .collect();
-    want.sort_by_key(|w| w.0);
-    let got_ids = all
-        .column_by_name("id")
-        .unwrap()
-        .as_primitive::<Int64Type>();
-    let vcol = all.column_by_name("vector").unwrap();
-    for (row, (id, bytes)) in want.iter().enumerate() {
-        assert_eq!(got_ids.value(row), *id, "{fixture}: id at row {row}");
-        let got: Vec<u8> = if let Some(list) = vcol.as_fixed_size_list_opt() {
-            list.value(row)
-                .as_primitive::<Float32Type>()
-                .values()
-                .iter()
-                .flat_map(|f| f.to_le_bytes())
-                .collect()
-        } else {
-            vcol.as_fixed_size_binary().value(row).to_vec()
-        };
-        assert_eq!(&got[..], *bytes, "{fixture}: vector of id {id}");
-    }
-}
+mod common;
+use common::{assert_same_as_fixture, expected, migrate, unique};
 
 /// Migrates `fixture` by bulk import staged in `s3://<bucket>/import/<unique>/` as `format`, then
 /// checks rows, keys, bit-exactness and that the staged objects were removed.

@@ -1,0 +1,115 @@
+//! Helpers shared by this crate's integration tests: Faiss fixtures, running a migration,
+//! reading a collection back and comparing it bit for bit.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::AsArray;
+use arrow::compute::concat_batches;
+use arrow::datatypes::{Float32Type, Int64Type};
+use arrow::record_batch::RecordBatch;
+use serde_json::{json, Value};
+use vmig_core::pipeline::{NoProgress, Pipeline, RunReport};
+use vmig_core::registry::{parse_sink, parse_source, BuildContext};
+use vmig_core::Result;
+use vmig_milvus::{MilvusClient, PkValue};
+
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+pub fn faiss_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../formats/tests/data/faiss")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn expected(name: &str) -> (Vec<i64>, Vec<u8>) {
+    let ids = std::fs::read(faiss_dir().join(format!("{name}.ids.i64"))).unwrap();
+    let ids = ids
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (
+        ids,
+        std::fs::read(faiss_dir().join(format!("{name}.vecs.bin"))).unwrap(),
+    )
+}
+
+pub async fn migrate(fixture: &str, sink: Value) -> Result<RunReport> {
+    let ctx = BuildContext::default();
+    let path = faiss_dir().join(format!("{fixture}.faiss"));
+    let source = parse_source("faiss", json!({ "path": path, "partition_rows": 300 }))?
+        .build(&ctx)
+        .await?;
+    let sink = parse_sink("milvus2", sink)?.build(&ctx).await?;
+    Pipeline::new(source, sink).run(Arc::new(NoProgress)).await
+}
+
+/// Every row of `collection`, by PK keyset paging.
+pub async fn read_all(client: &MilvusClient, collection: &str) -> RecordBatch {
+    let info = client.describe_collection(collection).await.unwrap();
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = client
+            .query_page(
+                collection,
+                &info.primary_key,
+                after.as_ref(),
+                400,
+                &info.arrow,
+            )
+            .await
+            .unwrap();
+        if page.num_rows() == 0 {
+            break;
+        }
+        let ids = page
+            .column_by_name(&info.primary_key)
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        after = Some(PkValue::Int(ids.value(page.num_rows() - 1)));
+        pages.push(page);
+    }
+    concat_batches(&info.arrow, &pages).unwrap()
+}
+
+/// Compares a collection with a Faiss fixture's expected ids and vector bytes, bit-exactly.
+pub async fn assert_same_as_fixture(client: &MilvusClient, collection: &str, fixture: &str) {
+    let (ids, vecs) = expected(fixture);
+    let all = read_all(client, collection).await;
+    assert_eq!(all.num_rows(), ids.len(), "{fixture}: row count");
+    let row_bytes = vecs.len() / ids.len().max(1);
+    let mut want: Vec<(i64, &[u8])> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| (id, &vecs[i * row_bytes..(i + 1) * row_bytes]))
+        .collect();
+    want.sort_by_key(|w| w.0);
+    let got_ids = all
+        .column_by_name("id")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let vcol = all.column_by_name("vector").unwrap();
+    for (row, (id, bytes)) in want.iter().enumerate() {
+        assert_eq!(got_ids.value(row), *id, "{fixture}: id at row {row}");
+        let got: Vec<u8> = if let Some(list) = vcol.as_fixed_size_list_opt() {
+            let v = list.value(row);
+            v.as_primitive::<Float32Type>()
+                .values()
+                .iter()
+                .flat_map(|f| f.to_le_bytes())
+                .collect()
+        } else {
+            vcol.as_fixed_size_binary().value(row).to_vec()
+        };
+        assert_eq!(&got[..], *bytes, "{fixture}: vector of id {id}");
+    }
+}
