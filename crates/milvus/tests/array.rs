@@ -1,6 +1,8 @@
 //! Milvus `Array` fields against a real Milvus 2.3.5 (`scripts/milvus start`;
 //! `VMIG_MILVUS_URI` etc.): Arrow lists in, the same lists back, bit for bit.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use arrow::record_batch::RecordBatch;
 use vmig_core::vector;
 use vmig_milvus::proto::common::ConsistencyLevel;
 use vmig_milvus::proto::schema::DataType as MDataType;
-use vmig_milvus::{collection_schema, ConnectOptions, MilvusClient, PkValue, SchemaOptions};
+use vmig_milvus::{collection_schema, ConnectOptions, MilvusClient, SchemaOptions};
 
 fn options() -> Option<ConnectOptions> {
     let uri = vmig_testing::service::endpoint("VMIG_MILVUS_URI", "Milvus 2.3.5")?;
@@ -265,19 +267,7 @@ async fn array_fields_round_trip_exactly() -> vmig_core::Result<()> {
         client.load(&name, Duration::from_secs(60)).await?;
         assert_eq!(client.count(&name).await?, n as u64);
 
-        let mut after = None;
-        let mut pages = Vec::new();
-        loop {
-            let page = client
-                .query_page(&name, "id", after.as_ref(), 70, &info.arrow)
-                .await?;
-            if page.num_rows() == 0 {
-                break;
-            }
-            let keys = page.column(0).as_primitive::<Int64Type>();
-            after = Some(PkValue::Int(keys.value(page.num_rows() - 1)));
-            pages.push(page);
-        }
+        let pages = common::read_pages(&client, &name, 70, &info.arrow).await?;
         assert!(pages.len() >= 4, "{} pages", pages.len());
         let all = arrow::compute::concat_batches(&info.arrow, &pages)?;
         // Ids were inserted in ascending order, which is the paging order.

@@ -1,5 +1,7 @@
 //! vmig-milvus against a real Milvus 2.3.5 (`scripts/milvus start`; `VMIG_MILVUS_URI` etc.).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use arrow::record_batch::RecordBatch;
 use vmig_core::vector;
 use vmig_milvus::proto::common::ConsistencyLevel;
 use vmig_milvus::{
-    collection_schema, ConnectOptions, MilvusClient, MilvusErrorKind, PkValue, SchemaOptions,
+    collection_schema, ConnectOptions, MilvusClient, MilvusErrorKind, SchemaOptions,
 };
 
 fn options() -> Option<ConnectOptions> {
@@ -116,19 +118,7 @@ async fn create_insert_flush_index_load_count_and_page() -> vmig_core::Result<()
         client.load(&name, Duration::from_secs(60)).await?;
         assert_eq!(client.count(&name).await?, n as u64);
 
-        let mut after = None;
-        let mut got = Vec::new();
-        loop {
-            let page = client
-                .query_page(&name, "id", after.as_ref(), 300, &info.arrow)
-                .await?;
-            if page.num_rows() == 0 {
-                break;
-            }
-            let keys = page.column(0).as_primitive::<Int64Type>();
-            after = Some(PkValue::Int(keys.value(page.num_rows() - 1)));
-            got.push(page);
-        }
+        let got = common::read_pages(&client, &name, 300, &info.arrow).await?;
         let all = arrow::compute::concat_batches(&info.arrow, &got)?;
         assert_eq!(all.num_rows(), n);
         // Expected: the inserted rows sorted by id (ids were inserted in descending order).
