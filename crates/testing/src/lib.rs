@@ -5,8 +5,11 @@
 //! * [`gen`]: seeded generators of vector data, so every test and bench can rebuild the exact
 //!   rows it expects.
 //! * [`mock`]: an in-memory source and sink for pipeline tests.
+//! * `milvus1` (feature `milvus1`): a generator of Milvus 1.x data directories.
 #![warn(missing_docs)]
 
 pub mod gen;
 pub mod mock;
+#[cfg(feature = "milvus1")]
+pub mod milvus1;
 pub mod service;

@@ -1,0 +1,282 @@
+//! vmig source plugin `milvus1`: reads a Milvus 1.x (0.9 – 1.1) data directory directly — no
+//! 1.x server can run any more — from a local directory or an object store (`s3://…`), with its
+//! meta in `db/meta.sqlite` or in MySQL.
+//!
+//! What is read (see `shared/reference/formats.md` §B): live collections from `Tables`
+//! (`state = 0`, `owner_table = ''`), their partitions (`owner_table` = the collection; never
+//! guessed from names), and one segment per `TableFiles` row of type RAW, TO_INDEX or BACKUP
+//! (each `(table, segment)` once, so an INDEX row beside a BACKUP row is not read twice; NEW,
+//! NEW_MERGE, NEW_INDEX and TO_DELETE rows are skipped). Each segment directory holds one `*.rv`
+//! (raw vectors), one `*.uid` (ids) and `deleted_docs` (row offsets, append-only: unsorted,
+//! possibly repeated). Output is `id` (Int64) and `vector` (float or binary); the 1.x metric is
+//! carried as `vmig.metric` and a single collection's name as `vmig.collection`; rows of a 1.x
+//! partition carry its tag as their target partition, so the Milvus 2.x sink fills the matching
+//! partition and the files sink a matching subfolder.
+//!
+//! The main design decision: **one partition of work per segment, sized from the files' own
+//! headers.** The meta's `row_count` is only an estimate (versions disagree on whether it counts
+//! deleted rows). Opening a segment lists its directory, checks both headers against the file
+//! sizes and each other, loads `deleted_docs` into a bitmap (every offset honoured, wherever it
+//! is), then streams `.rv` and `.uid` in aligned ranged reads of a few MiB — one read ahead —
+//! so memory stays bounded for multi-GB segments and segments are read in parallel by the
+//! runner. A resume position is the next physical row of the segment.
+//!
+//! ```toml
+//! [source]
+//! type = "milvus1"
+//! path = "s3://backups/milvus-1.1"          # the storage root holding db/
+//! meta = "mysql://milvus:${MYSQL_PASSWORD}@db:3306/milvus"   # default: <path>/db/meta.sqlite
+//! collections = ["books"]                   # default: every live collection
+//! storage = { aws_region = "eu-west-1" }
+//! ```
+
+#![warn(missing_docs)]
+
+mod meta;
+mod source;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize, Serializer};
+use vmig_core::registry::BuildContext;
+use vmig_core::{Error, Result, Source, SourceConfig};
+
+pub use source::{Milvus1Position, Milvus1Source};
+
+/// Configuration of the `milvus1` source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Milvus1SourceConfig {
+    /// The Milvus 1.x storage root (the server's `storage.path`, which holds `db/`): a local
+    /// directory (relative paths resolve against the job file) or an object-store URL
+    /// (`s3://bucket/prefix`, `gs://…`, `az://…`).
+    pub path: String,
+    /// Where the meta lives: a `mysql://user:password@host:port/db` URL, or a SQLite file (path
+    /// or URL). Default: `<path>/db/meta.sqlite`. The password is masked when printed.
+    #[serde(default, serialize_with = "redacted_meta")]
+    pub meta: Option<String>,
+    /// Collections to read (`Tables.table_id`). Default: every live collection. Several
+    /// collections go to one target, so they must share dimension, vector kind and metric.
+    #[serde(default)]
+    pub collections: Vec<String>,
+    /// Target partition names for 1.x partition tags that are not valid Milvus 2.x names
+    /// (letters, digits, `_`, not starting with a digit): `{ "2023-q1" = "q2023_1" }`.
+    #[serde(default)]
+    pub partition_names: BTreeMap<String, String>,
+    /// The Milvus 2.x metric to declare, overriding the 1.x one. Required for TANIMOTO (5),
+    /// SUBSTRUCTURE (6) and SUPERSTRUCTURE (7) collections, which 2.x may not support.
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Object-store options (object_store keys such as `aws_endpoint`, `aws_region`); secret
+    /// values are masked when printed.
+    #[serde(default, serialize_with = "redacted")]
+    pub storage: BTreeMap<String, String>,
+    /// Name of the Int64 id column (the primary key). Default `id`.
+    #[serde(default = "default_id_field")]
+    pub id_field: String,
+    /// Name of the vector column. Default `vector`.
+    #[serde(default = "default_vector_field")]
+    pub vector_field: String,
+}
+
+fn default_id_field() -> String {
+    "id".into()
+}
+
+fn default_vector_field() -> String {
+    "vector".into()
+}
+
+fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["secret", "token", "password", "sas", "credential", "private"]
+        .iter()
+        .any(|s| k.contains(s))
+        || k.ends_with("_key")
+        || k == "key"
+}
+
+fn redacted<S: Serializer>(map: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+    let shown: BTreeMap<&str, &str> = map
+        .iter()
+        .map(|(k, v)| (k.as_str(), if is_secret(k) { "***" } else { v.as_str() }))
+        .collect();
+    shown.serialize(s)
+}
+
+fn redacted_meta<S: Serializer>(meta: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    meta.as_deref()
+        .map(|m| {
+            if is_mysql(m) {
+                meta::redact_url(m)
+            } else {
+                m.to_string()
+            }
+        })
+        .serialize(s)
+}
+
+fn is_mysql(meta: &str) -> bool {
+    meta.starts_with("mysql://") || meta.starts_with("mariadb://")
+}
+
+/// Whether `name` is a valid Milvus 2.x partition name.
+pub(crate) fn valid_partition_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+        && name.len() <= 255
+}
+
+/// The Milvus 2.x names a config may give in `metric`.
+const METRICS: [&str; 7] = [
+    "L2",
+    "IP",
+    "COSINE",
+    "HAMMING",
+    "JACCARD",
+    "SUBSTRUCTURE",
+    "SUPERSTRUCTURE",
+];
+
+impl Milvus1SourceConfig {
+    /// A configuration reading the data directory at `path` with every other option at its
+    /// default.
+    pub fn new(path: impl Into<String>) -> Self {
+        Milvus1SourceConfig {
+            path: path.into(),
+            meta: None,
+            collections: Vec::new(),
+            partition_names: BTreeMap::new(),
+            metric: None,
+            storage: BTreeMap::new(),
+            id_field: default_id_field(),
+            vector_field: default_vector_field(),
+        }
+    }
+}
+
+#[async_trait]
+impl SourceConfig for Milvus1SourceConfig {
+    const NAME: &'static str = "milvus1";
+    const SUMMARY: &'static str =
+        "Milvus 1.x data directories (SQLite or MySQL meta; local, S3, GCS or Azure files): ids, float or binary vectors, partitions, deletes honoured";
+
+    fn example() -> Self {
+        let mut c = Milvus1SourceConfig::new("/var/lib/milvus");
+        c.collections = vec!["books".into()];
+        c
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::config(Self::NAME, m));
+        if self.path.trim().is_empty() {
+            return bad(
+                "`path` is empty; give the Milvus 1.x storage root (the directory holding `db/`)"
+                    .into(),
+            );
+        }
+        if self.id_field.is_empty() || self.vector_field.is_empty() {
+            return bad("`id_field` and `vector_field` must not be empty".into());
+        }
+        if self.id_field == self.vector_field {
+            return bad(format!(
+                "`id_field` and `vector_field` are both `{}`; they must differ",
+                self.id_field
+            ));
+        }
+        if let Some(m) = self.meta.as_deref() {
+            if m.trim().is_empty() {
+                return bad("`meta` is empty; remove it to use <path>/db/meta.sqlite".into());
+            }
+            if is_mysql(m) && url::Url::parse(m).is_err() {
+                return bad(format!("`meta` `{}` is not a valid URL", meta::redact_url(m)));
+            }
+        }
+        if let Some(m) = &self.metric {
+            if !METRICS.contains(&m.as_str()) {
+                return bad(format!(
+                    "`metric = \"{m}\"` is not a Milvus 2.x metric (one of {})",
+                    METRICS.join(", ")
+                ));
+            }
+        }
+        for (tag, name) in &self.partition_names {
+            if !valid_partition_name(name) {
+                return bad(format!(
+                    "`partition_names` maps `{tag}` to `{name}`, which is not a valid Milvus partition \
+                     name (letters, digits and _, not starting with a digit)"
+                ));
+            }
+        }
+        let unique: BTreeSet<_> = self.collections.iter().collect();
+        if unique.len() != self.collections.len() {
+            return bad("`collections` names a collection twice".into());
+        }
+        Ok(())
+    }
+
+    async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>> {
+        self.validate()?;
+        let root = vmig_core::store::resolve(&ctx.resolve(&self.path), &self.storage)?;
+        let meta = match self.meta.as_deref() {
+            Some(m) if is_mysql(m) => {
+                let url = m.replacen("mariadb://", "mysql://", 1);
+                meta::load_mysql(&url).await?
+            }
+            Some(m) => {
+                let loc = vmig_core::store::resolve(&ctx.resolve(m), &self.storage)?;
+                meta::load_sqlite(&loc).await?
+            }
+            None => meta::load_sqlite(&root.child("db").child("meta.sqlite")).await?,
+        };
+        let source = Milvus1Source::new(self, root, meta)?;
+        Ok(Box::new(source))
+    }
+}
+
+vmig_core::register_source!(Milvus1SourceConfig);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_when_printed() {
+        let mut c = Milvus1SourceConfig::new("s3://b/milvus");
+        c.meta = Some("mysql://milvus:hunter2@db:3306/milvus".into());
+        c.storage
+            .insert("aws_secret_access_key".into(), "hunter3".into());
+        let v = serde_json::to_string(&c).unwrap();
+        assert!(!v.contains("hunter2") && !v.contains("hunter3"), "{v}");
+        assert!(v.contains("mysql://milvus:***@db:3306/milvus"), "{v}");
+    }
+
+    #[test]
+    fn validation_names_the_option() {
+        let mut c = Milvus1SourceConfig::new("/data");
+        assert!(c.validate().is_ok());
+        c.metric = Some("TANIMOTO".into());
+        assert!(c.validate().unwrap_err().to_string().contains("metric"));
+        let mut c = Milvus1SourceConfig::new("/data");
+        c.partition_names.insert("2023".into(), "9x".into());
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("partition_names"));
+        let mut c = Milvus1SourceConfig::new("/data");
+        c.collections = vec!["a".into(), "a".into()];
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn partition_names_follow_milvus_rules() {
+        assert!(valid_partition_name("p2023"));
+        assert!(valid_partition_name("_x"));
+        assert!(!valid_partition_name("2023"));
+        assert!(!valid_partition_name("a-b"));
+        assert!(!valid_partition_name(""));
+    }
+}

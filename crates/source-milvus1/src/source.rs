@@ -1,0 +1,694 @@
+//! [`Milvus1Source`]: one partition per segment, streamed from `.rv` / `.uid` with deletes
+//! dropped.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Int64Array};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+use vmig_core::store::StoreLocation;
+use vmig_core::vector::{
+    binary_vector_array, binary_vector_field, f32_array_from_le, float_vector_array,
+    float_vector_field, le_buffer, META_COLLECTION, META_METRIC, META_PRIMARY_KEY,
+};
+use vmig_core::{
+    Error, PartitionId, PartitionInfo, Position, Result, Source, SourceBatch, SourceContext,
+    SourceStream,
+};
+
+use crate::meta::{Meta, TableRow};
+use crate::{valid_partition_name, Milvus1SourceConfig};
+
+/// Bytes of `.rv` plus `.uid` fetched per read; a read always holds whole batches.
+const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Reads in flight per open segment (one being decoded, one ahead).
+const READS_IN_FLIGHT: usize = 2;
+
+/// Size of the `u64` byte-count header of `.rv`, `.uid` and `deleted_docs`.
+const HEADER: u64 = 8;
+
+/// Where a segment's stream resumes: every physical row before `row` has been handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Milvus1Position {
+    /// The next row offset of the segment (deleted rows count as rows here).
+    pub row: u64,
+}
+
+/// The vectors of a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `dim` × f32 per row.
+    Float { dim: usize },
+    /// `bits / 8` bytes per row.
+    Binary { bits: usize },
+}
+
+impl Kind {
+    fn row_bytes(self) -> u64 {
+        match self {
+            Kind::Float { dim } => dim as u64 * 4,
+            Kind::Binary { bits } => bits as u64 / 8,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Kind::Float { dim } => format!("{dim} × f32 = {} bytes", dim * 4),
+            Kind::Binary { bits } => format!("{bits} bits = {} bytes", bits / 8),
+        }
+    }
+}
+
+/// A Milvus 1.x data directory ready to be read.
+///
+/// Built by [`Milvus1SourceConfig`]. Schema: the id column (`Int64`, non-null) and the vector
+/// column (`FixedSizeList<Float32>(dim)`, or `FixedSizeBinary(dim/8)` tagged as a binary vector).
+/// Schema metadata: `vmig.primary_key`, `vmig.metric` (L2, IP, HAMMING, JACCARD, or the
+/// configured override) and, when one collection is read, `vmig.collection`.
+#[derive(Debug, Clone)]
+pub struct Milvus1Source {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    schema: SchemaRef,
+    kind: Kind,
+    segments: Vec<SegmentPlan>,
+    by_id: HashMap<PartitionId, usize>,
+}
+
+#[derive(Debug)]
+struct SegmentPlan {
+    info: PartitionInfo,
+    dir: StoreLocation,
+    /// `collection/partition tag/segment` for messages.
+    label: String,
+}
+
+fn metric_name(code: i64) -> Option<&'static str> {
+    match code {
+        1 => Some("L2"),
+        2 => Some("IP"),
+        3 => Some("HAMMING"),
+        4 => Some("JACCARD"),
+        _ => None,
+    }
+}
+
+fn metric_label(code: i64) -> String {
+    match code {
+        5 => "TANIMOTO (5)".into(),
+        6 => "SUBSTRUCTURE (6)".into(),
+        7 => "SUPERSTRUCTURE (7)".into(),
+        c => format!("code {c}"),
+    }
+}
+
+impl Milvus1Source {
+    pub(crate) fn new(config: &Milvus1SourceConfig, root: StoreLocation, meta: Meta) -> Result<Self> {
+        let cfg = |m: String| Error::config("milvus1", m);
+        let live: Vec<&TableRow> = meta
+            .tables
+            .iter()
+            .filter(|t| t.state == 0 && t.owner_table.is_empty())
+            .collect();
+        let chosen: Vec<&TableRow> = if config.collections.is_empty() {
+            if live.is_empty() {
+                return Err(cfg(format!(
+                    "the Milvus 1.x meta of `{}` has no live collection",
+                    root.display
+                )));
+            }
+            live.clone()
+        } else {
+            let names: Vec<&str> = live.iter().map(|t| t.table_id.as_str()).collect();
+            config
+                .collections
+                .iter()
+                .map(|name| {
+                    if let Some(t) = live.iter().find(|t| &t.table_id == name) {
+                        return Ok(*t);
+                    }
+                    let dropped = meta.tables.iter().any(|t| &t.table_id == name);
+                    Err(cfg(if dropped {
+                        format!("collection `{name}` was dropped (state TO_DELETE) and cannot be read")
+                    } else {
+                        format!(
+                            "collection `{name}` is not in the meta (live collections: {})",
+                            names.join(", ")
+                        )
+                    }))
+                })
+                .collect::<Result<_>>()?
+        };
+        let first = chosen[0];
+        for c in &chosen[1..] {
+            if c.dimension != first.dimension || c.metric_type != first.metric_type {
+                return Err(cfg(format!(
+                    "collections `{}` (dimension {}, metric {}) and `{}` (dimension {}, metric {}) \
+                     differ; a job writes one schema, so read them in separate jobs \
+                     (`collections = [\"{}\"]`)",
+                    first.table_id,
+                    first.dimension,
+                    metric_label(first.metric_type),
+                    c.table_id,
+                    c.dimension,
+                    metric_label(c.metric_type),
+                    first.table_id
+                )));
+            }
+        }
+        let binary = (3..=7).contains(&first.metric_type);
+        let dim = usize::try_from(first.dimension)
+            .ok()
+            .filter(|&d| d > 0)
+            .ok_or_else(|| {
+                Error::data(
+                    format!("Tables row `{}`", first.table_id),
+                    format!("dimension {} is not a positive number", first.dimension),
+                )
+            })?;
+        let (kind, vector) = if binary {
+            let f = binary_vector_field(&config.vector_field, dim).map_err(|e| {
+                Error::data(
+                    format!("Tables row `{}`", first.table_id),
+                    format!("binary collection with dimension {dim} bits: {e}"),
+                )
+            })?;
+            (Kind::Binary { bits: dim }, f)
+        } else {
+            (
+                Kind::Float { dim },
+                float_vector_field(&config.vector_field, dim),
+            )
+        };
+        let metric = match (&config.metric, metric_name(first.metric_type)) {
+            (Some(m), _) => m.clone(),
+            (None, Some(m)) => m.to_string(),
+            (None, None) => {
+                return Err(Error::unsupported(
+                    format!("collection `{}`", first.table_id),
+                    format!(
+                        "its metric is {}, which Milvus 2.x does not have (or only some releases \
+                         do); set `metric` in the source config (JACCARD is the closest to \
+                         TANIMOTO; check SUBSTRUCTURE/SUPERSTRUCTURE against your target)",
+                        metric_label(first.metric_type)
+                    ),
+                ))
+            }
+        };
+        let mut schema_meta = HashMap::from([
+            (META_PRIMARY_KEY.to_string(), config.id_field.clone()),
+            (META_METRIC.to_string(), metric),
+        ]);
+        if chosen.len() == 1 {
+            schema_meta.insert(META_COLLECTION.to_string(), first.table_id.clone());
+        }
+        let schema = Arc::new(
+            Schema::new(vec![
+                Field::new(&config.id_field, DataType::Int64, false),
+                vector,
+            ])
+            .with_metadata(schema_meta),
+        );
+
+        // Tables to read: each chosen collection and its live partitions, with target partition.
+        let mut tables: Vec<(&TableRow, String, Option<String>)> = Vec::new();
+        for c in &chosen {
+            tables.push((c, c.table_id.clone(), None));
+            for p in meta
+                .tables
+                .iter()
+                .filter(|t| t.state == 0 && t.owner_table == c.table_id)
+            {
+                let tag = &p.partition_tag;
+                let target = match config.partition_names.get(tag) {
+                    Some(n) => n.clone(),
+                    None if valid_partition_name(tag) => tag.clone(),
+                    None => {
+                        return Err(cfg(format!(
+                            "partition `{tag}` of collection `{}` is not a valid Milvus 2.x partition \
+                             name (letters, digits and _, not starting with a digit); map it in \
+                             `partition_names = {{ \"{tag}\" = \"new_name\" }}`",
+                            c.table_id
+                        )))
+                    }
+                };
+                tables.push((p, c.table_id.clone(), Some(target)));
+            }
+        }
+        let tables_dir = root.child("db").child("tables");
+        let mut segments = Vec::new();
+        let mut seen = HashSet::new();
+        for (t, collection, target) in &tables {
+            let mut files: Vec<_> = meta
+                .files
+                .iter()
+                .filter(|f| f.table_id == t.table_id)
+                .collect();
+            files.sort_by(|a, b| a.segment_id.cmp(&b.segment_id));
+            for f in files {
+                if !seen.insert((t.table_id.clone(), f.segment_id.clone())) {
+                    continue; // the same segment listed twice (e.g. RAW and BACKUP rows)
+                }
+                if f.segment_id.is_empty() || f.segment_id.contains('/') {
+                    return Err(Error::data(
+                        format!("TableFiles row of table `{}`", t.table_id),
+                        format!("segment id `{}` is not a directory name", f.segment_id),
+                    ));
+                }
+                let where_ = match target {
+                    Some(p) if p == &t.partition_tag => format!("{collection}, partition `{p}`"),
+                    Some(p) => format!("{collection}, partition `{}` (→ `{p}`)", t.partition_tag),
+                    None => collection.clone(),
+                };
+                let id = PartitionId::new(format!("{}/{}", t.table_id, f.segment_id));
+                segments.push(SegmentPlan {
+                    info: PartitionInfo {
+                        id,
+                        estimated_rows: u64::try_from(f.row_count).ok(),
+                        description: format!(
+                            "{where_}: segment {} (file type {}, ~{} rows per meta)",
+                            f.segment_id, f.file_type, f.row_count
+                        ),
+                        target_partition: target.clone(),
+                    },
+                    dir: tables_dir.child(&t.table_id).child(&f.segment_id),
+                    label: format!("segment {} of {where_}", f.segment_id),
+                });
+            }
+        }
+        tracing::info!(
+            message = "Read Milvus 1.x meta.",
+            root = %root.display,
+            collections = %chosen.iter().map(|c| c.table_id.as_str()).collect::<Vec<_>>().join(","),
+            segments = segments.len(),
+            vectors = %kind.describe()
+        );
+        let by_id = segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.info.id.clone(), i))
+            .collect();
+        Ok(Milvus1Source {
+            inner: Arc::new(Inner {
+                schema,
+                kind,
+                segments,
+                by_id,
+            }),
+        })
+    }
+}
+
+#[async_trait]
+impl Source for Milvus1Source {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.inner.schema)
+    }
+
+    async fn partitions(&self) -> Result<Vec<PartitionInfo>> {
+        Ok(self.inner.segments.iter().map(|s| s.info.clone()).collect())
+    }
+
+    fn open(
+        &self,
+        partition: &PartitionId,
+        resume_after: Option<&Position>,
+        ctx: &SourceContext,
+    ) -> Result<SourceStream> {
+        let index = *self.inner.by_id.get(partition).ok_or_else(|| {
+            Error::config(
+                "milvus1",
+                format!(
+                    "there is no segment `{partition}` in this data directory (was the checkpoint \
+                     taken with another directory or collection list?)"
+                ),
+            )
+        })?;
+        let start = match resume_after {
+            None => 0,
+            Some(p) => p.decode::<Milvus1Position>()?.row,
+        };
+        let inner = Arc::clone(&self.inner);
+        let batch_rows = ctx.batch_rows.get() as u64;
+        let cancel = ctx.cancel.clone();
+        let stream = futures::stream::once(async move {
+            let seg = open_segment(&inner, index).await?;
+            if start > seg.rows {
+                return Err(Error::config(
+                    "milvus1",
+                    format!(
+                        "resume position row {start} is past the end of {} ({} rows)",
+                        inner.segments[index].label, seg.rows
+                    ),
+                ));
+            }
+            let seg = Arc::new(seg);
+            let row_bytes = inner.kind.row_bytes();
+            let per_chunk = (CHUNK_BYTES / (row_bytes + 8)).max(1).div_ceil(batch_rows) * batch_rows;
+            let ranges: Vec<Range<u64>> = (start..seg.rows)
+                .step_by(per_chunk as usize)
+                .map(|a| a..(a + per_chunk).min(seg.rows))
+                .collect();
+            let reader = Arc::clone(&seg);
+            let chunks = futures::stream::iter(ranges)
+                .map(move |r| {
+                    let seg = Arc::clone(&reader);
+                    let cancel = cancel.clone();
+                    async move {
+                        if cancel.is_cancelled() {
+                            return Err(Error::Cancelled);
+                        }
+                        read_chunk(&seg, row_bytes, r).await
+                    }
+                })
+                .buffered(READS_IN_FLIGHT);
+            let decoder = Arc::clone(&inner);
+            let batches = chunks
+                .map_ok(move |chunk| {
+                    let inner = Arc::clone(&decoder);
+                    let seg = Arc::clone(&seg);
+                    let pieces: Vec<Range<u64>> = (chunk.rows.start..chunk.rows.end)
+                        .step_by(batch_rows as usize)
+                        .map(|a| a..(a + batch_rows).min(chunk.rows.end))
+                        .collect();
+                    let chunk = Arc::new(chunk);
+                    futures::stream::iter(
+                        pieces
+                            .into_iter()
+                            .map(move |r| decode(&inner, &seg, &chunk, r)),
+                    )
+                })
+                .try_flatten()
+                .try_filter_map(|b| async move { Ok(b) });
+            Ok::<_, Error>(batches)
+        })
+        .try_flatten();
+        Ok(Box::pin(StopAfterError {
+            inner: Some(Box::pin(stream)),
+        }))
+    }
+}
+
+/// A segment whose files have been found and checked.
+#[derive(Debug)]
+struct OpenSegment {
+    store: Arc<dyn ObjectStore>,
+    rv: Path,
+    uid: Path,
+    rv_name: String,
+    uid_name: String,
+    rows: u64,
+    /// Bit `i` set = row `i` deleted; `None` when nothing is deleted.
+    deleted: Option<Vec<u64>>,
+}
+
+impl OpenSegment {
+    fn is_deleted(&self, row: u64) -> bool {
+        self.deleted.as_ref().is_some_and(|bits| {
+            bits.get((row / 64) as usize)
+                .is_some_and(|w| w & (1 << (row % 64)) != 0)
+        })
+    }
+
+    fn any_deleted(&self, rows: &Range<u64>) -> bool {
+        self.deleted.is_some() && rows.clone().any(|r| self.is_deleted(r))
+    }
+}
+
+async fn read_header(store: &Arc<dyn ObjectStore>, path: &Path, shown: &str) -> Result<u64> {
+    let b = store.get_range(path, 0..HEADER).await?;
+    let arr: [u8; 8] = b.as_ref().try_into().map_err(|_| {
+        Error::data(
+            shown.to_string(),
+            format!("the 8-byte header could not be read ({} bytes returned)", b.len()),
+        )
+    })?;
+    Ok(u64::from_le_bytes(arr))
+}
+
+/// Lists the segment directory, checks `.rv` / `.uid` / `deleted_docs` and loads the deletes.
+async fn open_segment(inner: &Inner, index: usize) -> Result<OpenSegment> {
+    let plan = &inner.segments[index];
+    let dir = &plan.dir;
+    let store = Arc::clone(&dir.store);
+    let listing = store.list_with_delimiter(Some(&dir.path)).await;
+    let objects = match listing {
+        Ok(l) => l.objects,
+        Err(object_store::Error::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    if objects.is_empty() {
+        return Err(Error::data(
+            dir.display.clone(),
+            format!(
+                "the meta lists {} but its directory is missing or empty; restore the segment \
+                 from a backup, or read a directory copied while Milvus was stopped",
+                plan.label
+            ),
+        ));
+    }
+    let by_ext = |ext: &str| -> Result<(Path, u64)> {
+        let found: Vec<_> = objects
+            .iter()
+            .filter(|o| o.location.filename().is_some_and(|n| n.ends_with(ext)))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok((one.location.clone(), one.size)),
+            [] => Err(Error::data(
+                dir.display.clone(),
+                format!("{} has no `*{ext}` file, which the meta says exists", plan.label),
+            )),
+            many => Err(Error::data(
+                dir.display.clone(),
+                format!(
+                    "{} has {} `*{ext}` files ({}); exactly one is expected",
+                    plan.label,
+                    many.len(),
+                    many.iter()
+                        .filter_map(|o| o.location.filename())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    };
+    let (rv, rv_size) = by_ext(".rv")?;
+    let (uid, uid_size) = by_ext(".uid")?;
+    let name = |p: &Path| dir.child(p.filename().unwrap_or_default()).display;
+    let (rv_name, uid_name) = (name(&rv), name(&uid));
+    let row_bytes = inner.kind.row_bytes();
+
+    let (rv_bytes, uid_bytes) = futures::try_join!(
+        read_header(&store, &rv, &rv_name),
+        read_header(&store, &uid, &uid_name)
+    )?;
+    if rv_size.checked_sub(HEADER) != Some(rv_bytes) {
+        return Err(Error::data(
+            rv_name.clone(),
+            format!(
+                "the header says {rv_bytes} bytes of vectors but the file has {rv_size} bytes \
+                 (expected {} = 8-byte header + payload); the file is truncated or not a 1.x `.rv`",
+                rv_bytes.saturating_add(HEADER)
+            ),
+        ));
+    }
+    if rv_bytes % row_bytes != 0 {
+        return Err(Error::data(
+            rv_name.clone(),
+            format!(
+                "{rv_bytes} bytes of vectors is not a multiple of the row width ({}); the \
+                 collection's dimension in the meta does not match this file",
+                inner.kind.describe()
+            ),
+        ));
+    }
+    let rows = rv_bytes / row_bytes;
+    if uid_size.checked_sub(HEADER) != Some(uid_bytes) || uid_bytes % 8 != 0 {
+        return Err(Error::data(
+            uid_name.clone(),
+            format!(
+                "the header says {uid_bytes} bytes of ids but the file has {uid_size} bytes \
+                 (expected 8 + a multiple of 8)"
+            ),
+        ));
+    }
+    if uid_bytes / 8 != rows {
+        return Err(Error::data(
+            uid_name.clone(),
+            format!(
+                "holds {} ids but `{rv_name}` holds {rows} vectors; they must match row for row",
+                uid_bytes / 8
+            ),
+        ));
+    }
+
+    let del_path = dir.path.clone().join("deleted_docs");
+    let del_name = dir.child("deleted_docs").display;
+    let Some(del_meta) = objects.iter().find(|o| o.location == del_path) else {
+        return Err(Error::data(
+            dir.display.clone(),
+            format!(
+                "{} has no `deleted_docs` file (every flushed 1.x segment has one); without it \
+                 deleted rows cannot be told apart",
+                plan.label
+            ),
+        ));
+    };
+    let del = store.get(&del_path).await?.bytes().await?;
+    if del.len() as u64 != del_meta.size || del.len() < HEADER as usize {
+        return Err(Error::data(
+            del_name,
+            format!("{} bytes is too short for its 8-byte header", del.len()),
+        ));
+    }
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&del[..8]);
+    let del_bytes = u64::from_le_bytes(head);
+    if del_bytes != del.len() as u64 - HEADER || del_bytes % 4 != 0 {
+        return Err(Error::data(
+            del_name,
+            format!(
+                "the header says {del_bytes} bytes of offsets but the file has {} bytes (expected \
+                 8 + a multiple of 4)",
+                del.len()
+            ),
+        ));
+    }
+    let deleted = if del_bytes == 0 {
+        None
+    } else {
+        let mut bits = vec![0u64; rows.div_ceil(64) as usize];
+        for (i, c) in del[8..].chunks_exact(4).enumerate() {
+            let off = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            let Some(row) = u64::try_from(off).ok().filter(|&r| r < rows) else {
+                return Err(Error::data(
+                    format!("{del_name} at byte {}", 8 + i * 4),
+                    format!(
+                        "deleted offset #{i} is {off}, outside the segment's {rows} rows (`{rv_name}`)"
+                    ),
+                ));
+            };
+            bits[(row / 64) as usize] |= 1 << (row % 64);
+        }
+        Some(bits)
+    };
+    Ok(OpenSegment {
+        store,
+        rv,
+        uid,
+        rv_name,
+        uid_name,
+        rows,
+        deleted,
+    })
+}
+
+/// The raw bytes of rows `rows` of a segment.
+#[derive(Debug)]
+struct Chunk {
+    rows: Range<u64>,
+    vectors: Bytes,
+    ids: Bytes,
+}
+
+async fn read_chunk(seg: &OpenSegment, row_bytes: u64, rows: Range<u64>) -> Result<Chunk> {
+    let rv_range = HEADER + rows.start * row_bytes..HEADER + rows.end * row_bytes;
+    let uid_range = HEADER + rows.start * 8..HEADER + rows.end * 8;
+    let (vectors, ids) = futures::try_join!(
+        seg.store.get_range(&seg.rv, rv_range.clone()),
+        seg.store.get_range(&seg.uid, uid_range.clone())
+    )
+    .map_err(|e| Error::from(e).context(format!("reading rows {rows:?} of `{}`", seg.rv_name)))?;
+    for (got, want, name) in [
+        (&vectors, &rv_range, &seg.rv_name),
+        (&ids, &uid_range, &seg.uid_name),
+    ] {
+        if got.len() as u64 != want.end - want.start {
+            return Err(Error::data(
+                format!("{name} at byte {}", want.start),
+                format!(
+                    "expected {} bytes but read {} (did the file change while it was read?)",
+                    want.end - want.start,
+                    got.len()
+                ),
+            ));
+        }
+    }
+    Ok(Chunk {
+        rows,
+        vectors,
+        ids,
+    })
+}
+
+/// Rows `r` (inside `chunk`) as a batch without their deleted rows; `None` when all are deleted.
+fn decode(
+    inner: &Inner,
+    seg: &OpenSegment,
+    chunk: &Chunk,
+    r: Range<u64>,
+) -> Result<Option<SourceBatch>> {
+    let row_bytes = inner.kind.row_bytes() as usize;
+    let from = (r.start - chunk.rows.start) as usize;
+    let to = (r.end - chunk.rows.start) as usize;
+    let ids = Int64Array::new(
+        arrow::buffer::ScalarBuffer::new(
+            le_buffer::<i64>(chunk.ids.slice(from * 8..to * 8))?,
+            0,
+            to - from,
+        ),
+        None,
+    );
+    let codes = chunk.vectors.slice(from * row_bytes..to * row_bytes);
+    let vectors: ArrayRef = match inner.kind {
+        Kind::Float { dim } => Arc::new(float_vector_array(f32_array_from_le(codes)?, dim)?),
+        Kind::Binary { .. } => Arc::new(binary_vector_array(le_buffer::<u8>(codes)?, row_bytes)?),
+    };
+    let mut batch = RecordBatch::try_new(Arc::clone(&inner.schema), vec![Arc::new(ids), vectors])?;
+    if seg.any_deleted(&r) {
+        let keep: BooleanArray = r.clone().map(|i| Some(!seg.is_deleted(i))).collect();
+        batch = filter_record_batch(&batch, &keep)?;
+    }
+    if batch.num_rows() == 0 {
+        return Ok(None);
+    }
+    let position = Position::encode(&Milvus1Position { row: r.end })?;
+    Ok(Some(SourceBatch::new(batch, position)))
+}
+
+/// Ends a stream right after its first error, dropping it (which stops its in-flight reads).
+struct StopAfterError<S> {
+    inner: Option<std::pin::Pin<Box<S>>>,
+}
+
+impl<S: futures::Stream<Item = Result<SourceBatch>>> futures::Stream for StopAfterError<S> {
+    type Item = Result<SourceBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        let item = futures::ready!(inner.as_mut().poll_next(cx));
+        if !matches!(item, Some(Ok(_))) {
+            self.inner = None;
+        }
+        std::task::Poll::Ready(item)
+    }
+}

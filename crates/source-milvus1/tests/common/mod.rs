@@ -1,0 +1,90 @@
+//! Shared helpers: build a source over a generated data directory and read it all back.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+
+use arrow::array::{Array, AsArray, FixedSizeBinaryArray};
+use arrow::datatypes::{Float32Type, Int64Type};
+use futures::TryStreamExt;
+use serde_json::Value;
+use vmig_core::registry::{parse_source, BuildContext};
+use vmig_core::{Result, Source, SourceContext};
+use vmig_testing::milvus1::Row;
+
+/// Builds a `milvus1` source from a JSON config.
+pub async fn build(config: Value) -> Result<Box<dyn Source>> {
+    parse_source("milvus1", config)?
+        .build(&BuildContext::default())
+        .await
+}
+
+/// The rows of one record batch as (id, vector bytes).
+pub fn rows_of(batch: &arrow::record_batch::RecordBatch) -> Vec<Row> {
+    let ids = batch.column(0).as_primitive::<Int64Type>();
+    let col = batch.column(1);
+    (0..batch.num_rows())
+        .map(|i| {
+            let vector = if let Some(fsl) = col.as_fixed_size_list_opt() {
+                let v = fsl.value(i);
+                v.as_primitive::<Float32Type>()
+                    .values()
+                    .iter()
+                    .flat_map(|f| f.to_le_bytes())
+                    .collect()
+            } else {
+                let b: &FixedSizeBinaryArray = col.as_fixed_size_binary();
+                b.value(i).to_vec()
+            };
+            assert!(!col.is_null(i));
+            Row {
+                id: ids.value(i),
+                vector,
+            }
+        })
+        .collect()
+}
+
+/// Every row of every partition, keyed by target partition (`""` for none), sorted by id.
+pub async fn read_all(source: &dyn Source, batch_rows: usize) -> Result<BTreeMap<String, Vec<Row>>> {
+    let ctx = SourceContext {
+        batch_rows: NonZeroUsize::new(batch_rows).unwrap(),
+        ..SourceContext::default()
+    };
+    let mut out: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+    for p in source.partitions().await? {
+        let batches: Vec<_> = source.open(&p.id, None, &ctx)?.try_collect().await?;
+        let rows = out
+            .entry(p.target_partition.clone().unwrap_or_default())
+            .or_default();
+        for b in batches {
+            assert_eq!(b.batch.schema(), source.schema());
+            assert!(b.batch.num_rows() > 0 && b.batch.num_rows() <= batch_rows);
+            rows.extend(rows_of(&b.batch));
+        }
+    }
+    for rows in out.values_mut() {
+        rows.sort();
+    }
+    out.retain(|_, v| !v.is_empty());
+    Ok(out)
+}
+
+/// The generator's expectation, sorted like [`read_all`].
+pub fn expected(g: &vmig_testing::milvus1::Milvus1Gen, name: &str) -> BTreeMap<String, Vec<Row>> {
+    let mut e = g.expected(name);
+    for rows in e.values_mut() {
+        rows.sort();
+    }
+    e.retain(|_, v| !v.is_empty());
+    e
+}
+
+/// A name unique to this process and moment.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
