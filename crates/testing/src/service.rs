@@ -10,6 +10,7 @@
 //! | `VMIG_S3_SECRET_KEY`  | its secret key                            |
 //! | `VMIG_S3_BUCKET`      | a bucket that exists (`vmig-test`)        |
 //! | `VMIG_PYTHON`         | a Python with faiss-cpu, numpy and pyarrow (`scripts/pyenv`) |
+//! | `VMIG_MARIADB_URL`    | MariaDB (`scripts/mariadb start`): `mysql://vmig:vmigpass@127.0.0.1:13306/vmig`; the user may create databases named `vmig*` |
 
 /// Whether this run is CI (`CI=true`), where every service must be present.
 pub fn is_ci() -> bool {
@@ -81,4 +82,9 @@ impl S3 {
 /// The Python interpreter with faiss-cpu, numpy and pyarrow, or `None` (see [`endpoint`]).
 pub fn python() -> Option<String> {
     endpoint("VMIG_PYTHON", "Python (faiss-cpu, numpy, pyarrow)")
+}
+
+/// The MariaDB URL (`mysql://user:password@host:port/db`), or `None` (see [`endpoint`]).
+pub fn mariadb_url() -> Option<String> {
+    endpoint("VMIG_MARIADB_URL", "MariaDB")
 }

@@ -1,0 +1,146 @@
+//! The `milvus1` source with its meta in a real MariaDB (`scripts/mariadb start`) and with the
+//! data directory served by a real S3 server (`scripts/s3 start`). Rows are compared
+//! bit-exactly with what the generator wrote minus the deleted offsets. Each test skips loudly
+//! when its service is missing, and fails under `CI=true`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{build, expected, read_all, unique};
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde_json::json;
+use vmig_core::vector::META_METRIC;
+use vmig_source_milvus1 as _;
+use vmig_testing::milvus1::standard;
+use vmig_testing::service::{mariadb_url, S3};
+
+/// The URL of a fresh database `name` on the server of `base`.
+fn database_url(base: &str, name: &str) -> String {
+    let mut u = url::Url::parse(base).unwrap();
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+#[tokio::test]
+async fn mysql_meta_in_mariadb() {
+    use sqlx::Connection;
+    let Some(base) = mariadb_url() else { return };
+    let db = unique("vmig_milvus1").to_lowercase();
+    let mut admin = sqlx::MySqlConnection::connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE `{db}`"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = database_url(&base, &db);
+    let g = standard(31);
+    let dir = tempfile::tempdir().unwrap();
+    g.write_dir(dir.path()).await.unwrap();
+    // The SQLite meta must not be what is read: remove it.
+    std::fs::remove_file(dir.path().join("db/meta.sqlite")).unwrap();
+    g.load_mysql(&url).await.unwrap();
+    let check = async {
+        for (name, metric) in [("books", "L2"), ("codes", "HAMMING")] {
+            let source = build(json!({
+                "path": dir.path().display().to_string(), "meta": url, "collections": [name]
+            }))
+            .await?;
+            assert_eq!(source.schema().metadata()[META_METRIC], metric);
+            let got = read_all(source.as_ref(), 16).await?;
+            assert_eq!(got, expected(&g, name), "{name}");
+        }
+        // `mariadb://` is accepted too; a wrong password fails naming the redacted URL.
+        let maria = url.replacen("mysql://", "mariadb://", 1);
+        let source = build(json!({
+            "path": dir.path().display().to_string(), "meta": maria, "collections": ["books"]
+        }))
+        .await?;
+        assert_eq!(source.partitions().await?.len(), 6);
+        let bad = url.replacen(":vmigpass@", ":wrongpass@", 1);
+        let err = build(json!({ "path": dir.path().display().to_string(), "meta": bad }))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":***@") && !err.contains("wrongpass"), "{err}");
+        Ok::<_, vmig_core::Error>(())
+    }
+    .await;
+    let _ = sqlx::query(&format!("DROP DATABASE `{db}`"))
+        .execute(&mut admin)
+        .await;
+    check.unwrap();
+}
+
+async fn upload(store: &Arc<dyn ObjectStore>, local: &Path, prefix: &str) {
+    let mut stack = vec![local.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(local).unwrap().to_string_lossy().into_owned();
+            let key = object_store::path::Path::from(format!("{prefix}/{rel}"));
+            store
+                .put(&key, std::fs::read(&p).unwrap().into())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn data_directory_on_s3() {
+    let Some(s3) = S3::from_env() else { return };
+    let g = standard(41);
+    let dir = tempfile::tempdir().unwrap();
+    g.write_dir(dir.path()).await.unwrap();
+    let prefix = unique("milvus1");
+    let storage = s3.storage_options();
+    let root = vmig_core::store::resolve(&format!("s3://{}/{prefix}", s3.bucket), &storage).unwrap();
+    upload(&root.store, dir.path(), &prefix).await;
+    let check = async {
+        for name in ["books", "codes"] {
+            let source = build(json!({
+                "path": format!("s3://{}/{prefix}", s3.bucket),
+                "storage": storage,
+                "collections": [name],
+            }))
+            .await?;
+            let got = read_all(source.as_ref(), 9).await?;
+            assert_eq!(got, expected(&g, name), "{name}");
+        }
+        // A segment the meta lists but the bucket lacks.
+        let seg = g.expected("books");
+        assert!(!seg.is_empty());
+        let victim = root.path.clone().join("db").join("tables").join("books");
+        let listed: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(root.store.list(Some(&victim)))
+            .await
+            .unwrap();
+        let rv = listed
+            .iter()
+            .find(|o| o.location.as_ref().ends_with(".rv"))
+            .unwrap();
+        root.store.delete(&rv.location).await.unwrap();
+        let source = build(json!({
+            "path": format!("s3://{}/{prefix}", s3.bucket),
+            "storage": storage,
+            "collections": ["books"],
+        }))
+        .await?;
+        let err = read_all(source.as_ref(), 9).await.unwrap_err().to_string();
+        assert!(err.contains("no `*.rv` file") && err.contains("s3://"), "{err}");
+        Ok::<_, vmig_core::Error>(())
+    }
+    .await;
+    let all: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(root.store.list(Some(&root.path)))
+        .await
+        .unwrap_or_default();
+    for o in all {
+        let _ = root.store.delete(&o.location).await;
+    }
+    check.unwrap();
+}
