@@ -8,6 +8,8 @@ use vmig_sink_files as _;
 use vmig_sink_milvus2 as _;
 #[cfg(feature = "source-faiss")]
 use vmig_source_faiss as _;
+#[cfg(feature = "source-milvus1")]
+use vmig_source_milvus1 as _;
 #[cfg(feature = "transforms")]
 use vmig_transforms as _;
 
@@ -19,6 +21,9 @@ fn expected() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     let mut sinks = Vec::new();
     if cfg!(feature = "source-faiss") {
         sources.push("faiss");
+    }
+    if cfg!(feature = "source-milvus1") {
+        sources.push("milvus1");
     }
     if cfg!(feature = "transforms") {
         transforms.extend(["cast", "collection", "drop", "filter", "rename", "select"]);
