@@ -1,0 +1,65 @@
+"""Driver for scripts/bench-milvus1 (see there). Each measured command runs as its own child
+process so its peak RSS and CPU time come from the kernel (wait4 rusage)."""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import time
+
+
+def run(cmd):
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    err = p.stderr.read().decode() if p.stderr else ""
+    subprocess.run(["sync"], check=True)
+    secs = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"{cmd[0]} failed ({status}):\n{err}")
+    return secs, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vmig", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    tables = os.path.join(a.data, "db", "tables")
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(tables) for f in fs)
+    out = os.path.join(a.work, "out")
+    job = os.path.join(a.work, "job.toml")
+    with open(job, "w") as f:
+        f.write(f'[source]\ntype = "milvus1"\npath = "{a.data}"\n\n[sink]\ntype = "files"\nformat = "parquet"\n'
+                f'compression = "none"\npath = "{out}/vmig"\noverwrite = true\n')
+    cmds = {
+        "cp -r (segment files)": ["cp", "-r", tables, os.path.join(out, "copy")],
+        "vmig": [a.vmig, "-q", "migrate", job, "--progress", "none"],
+    }
+    results = {k: [] for k in cmds}
+    for d, _, fs in os.walk(tables):  # warm the page cache
+        for f in fs:
+            subprocess.run(["cat", os.path.join(d, f)], stdout=subprocess.DEVNULL, check=True)
+    for r in range(a.runs):
+        for name, cmd in cmds.items():
+            shutil.rmtree(out, ignore_errors=True)
+            os.makedirs(out)
+            results[name].append(run(cmd))
+            print(f"run {r + 1} {name}: {results[name][-1][0]:.2f}s", flush=True)
+    mib = size / (1 << 20)
+    cp_secs = statistics.median(s for s, _, _ in results["cp -r (segment files)"])
+    print(f"\nMilvus 1.x {mib:.0f} MiB of segment files -> uncompressed Parquet, median of {a.runs} runs, "
+          f"{os.cpu_count()} cores\n")
+    print(f"{'tool':<26}{'seconds':>9}{'MiB/s':>9}{'vs cp':>8}{'CPU s':>8}{'peak RSS MiB':>14}")
+    for name, rs in results.items():
+        secs = statistics.median(s for s, _, _ in rs)
+        cpu = statistics.median(c for _, c, _ in rs)
+        rss = max(m for _, _, m in rs)
+        print(f"{name:<26}{secs:>9.2f}{mib / secs:>9.0f}{cp_secs / secs:>8.2f}{cpu:>8.2f}{rss:>14.0f}")
+    shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
