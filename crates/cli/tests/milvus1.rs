@@ -82,9 +82,16 @@ async fn migrate_milvus1_directory_to_parquet_partition_folders() {
     for (tag, rows) in &want {
         let mut rows = rows.clone();
         rows.sort();
-        let dir = if tag.is_empty() { out.clone() } else { out.join(tag) };
+        let dir = if tag.is_empty() {
+            out.clone()
+        } else {
+            out.join(tag)
+        };
         got.insert(tag.clone(), parquet_rows(&dir));
         assert_eq!(got[tag], rows, "partition `{tag}`");
     }
-    assert!(!out.join("p2019").exists(), "a dropped partition was written");
+    assert!(
+        !out.join("p2019").exists(),
+        "a dropped partition was written"
+    );
 }

@@ -21,8 +21,12 @@ async fn main() {
     }
     let out = std::path::PathBuf::from(&args[0]);
     let rows: usize = args[1].parse().expect("ROWS is a number");
-    let dim: usize = args.get(2).map_or(128, |d| d.parse().expect("DIM is a number"));
-    let segments: usize = args.get(3).map_or(8, |s| s.parse().expect("SEGMENTS is a number"));
+    let dim: usize = args
+        .get(2)
+        .map_or(128, |d| d.parse().expect("DIM is a number"));
+    let segments: usize = args
+        .get(3)
+        .map_or(8, |s| s.parse().expect("SEGMENTS is a number"));
     let mut g = Milvus1Gen::new(2024);
     let c = g.collection("bench", dim, Metric::L2);
     let p = g.partition(c, "part_b");
@@ -33,9 +37,16 @@ async fn main() {
         left -= n;
         let deletes: Vec<i32> = (0..n as i32).rev().step_by(1000).collect();
         let table = if s < segments / 2 { c } else { p };
-        let kind = if s % 2 == 0 { FileType::Raw } else { FileType::Backup };
+        let kind = if s % 2 == 0 {
+            FileType::Raw
+        } else {
+            FileType::Backup
+        };
         g.segment(table, n, &deletes, kind);
     }
     g.write_dir(&out).await.expect("writing the data directory");
-    eprintln!("wrote {rows} rows of dim {dim} in {segments} segments to {}", out.display());
+    eprintln!(
+        "wrote {rows} rows of dim {dim} in {segments} segments to {}",
+        out.display()
+    );
 }

@@ -90,9 +90,16 @@ fn default_vector_field() -> String {
 
 fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["secret", "token", "password", "sas", "credential", "private"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "secret",
+        "token",
+        "password",
+        "sas",
+        "credential",
+        "private",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
         || k.ends_with("_key")
         || k == "key"
 }
@@ -191,7 +198,10 @@ impl SourceConfig for Milvus1SourceConfig {
                 return bad("`meta` is empty; remove it to use <path>/db/meta.sqlite".into());
             }
             if is_mysql(m) && url::Url::parse(m).is_err() {
-                return bad(format!("`meta` `{}` is not a valid URL", meta::redact_url(m)));
+                return bad(format!(
+                    "`meta` `{}` is not a valid URL",
+                    meta::redact_url(m)
+                ));
             }
         }
         if let Some(m) = &self.metric {

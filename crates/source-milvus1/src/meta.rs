@@ -43,14 +43,7 @@ pub(crate) struct Meta {
 const TABLES_SQL: &str = "SELECT table_id, state, dimension, metric_type, owner_table, partition_tag FROM Tables ORDER BY id";
 const FILES_SQL: &str = "SELECT table_id, segment_id, file_type, row_count FROM TableFiles WHERE file_type IN (1, 2, 7) ORDER BY id";
 
-type TableTuple = (
-    String,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    Option<String>,
-);
+type TableTuple = (String, i64, i64, i64, Option<String>, Option<String>);
 type FileTuple = (String, Option<String>, i64, i64);
 
 fn table(t: TableTuple) -> TableRow {
@@ -138,13 +131,11 @@ async fn copy_sqlite(location: &StoreLocation, dir: &Path) -> Result<std::path::
                 tokio::fs::write(dir.join(format!("{name}{suffix}")), bytes).await?;
             }
             Err(object_store::Error::NotFound { .. }) if !suffix.is_empty() => {}
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::data(
-                    location.display.clone(),
-                    "the Milvus 1.x meta database does not exist; point `path` at the storage root \
+            Err(object_store::Error::NotFound { .. }) => return Err(Error::data(
+                location.display.clone(),
+                "the Milvus 1.x meta database does not exist; point `path` at the storage root \
                      that holds `db/`, or set `meta` (a SQLite file or a mysql:// URL)",
-                ))
-            }
+            )),
             Err(e) => return Err(e.into()),
         }
     }

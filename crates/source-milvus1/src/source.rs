@@ -117,7 +117,11 @@ fn metric_label(code: i64) -> String {
 }
 
 impl Milvus1Source {
-    pub(crate) fn new(config: &Milvus1SourceConfig, root: StoreLocation, meta: Meta) -> Result<Self> {
+    pub(crate) fn new(
+        config: &Milvus1SourceConfig,
+        root: StoreLocation,
+        meta: Meta,
+    ) -> Result<Self> {
         let cfg = |m: String| Error::config("milvus1", m);
         let live: Vec<&TableRow> = meta
             .tables
@@ -143,7 +147,9 @@ impl Milvus1Source {
                     }
                     let dropped = meta.tables.iter().any(|t| &t.table_id == name);
                     Err(cfg(if dropped {
-                        format!("collection `{name}` was dropped (state TO_DELETE) and cannot be read")
+                        format!(
+                            "collection `{name}` was dropped (state TO_DELETE) and cannot be read"
+                        )
                     } else {
                         format!(
                             "collection `{name}` is not in the meta (live collections: {})",
@@ -237,14 +243,12 @@ impl Milvus1Source {
                 let target = match config.partition_names.get(tag) {
                     Some(n) => n.clone(),
                     None if valid_partition_name(tag) => tag.clone(),
-                    None => {
-                        return Err(cfg(format!(
-                            "partition `{tag}` of collection `{}` is not a valid Milvus 2.x partition \
+                    None => return Err(cfg(format!(
+                        "partition `{tag}` of collection `{}` is not a valid Milvus 2.x partition \
                              name (letters, digits and _, not starting with a digit); map it in \
                              `partition_names = {{ \"{tag}\" = \"new_name\" }}`",
-                            c.table_id
-                        )))
-                    }
+                        c.table_id
+                    ))),
                 };
                 tables.push((p, c.table_id.clone(), Some(target)));
             }
@@ -358,7 +362,8 @@ impl Source for Milvus1Source {
             }
             let seg = Arc::new(seg);
             let row_bytes = inner.kind.row_bytes();
-            let per_chunk = (CHUNK_BYTES / (row_bytes + 8)).max(1).div_ceil(batch_rows) * batch_rows;
+            let per_chunk =
+                (CHUNK_BYTES / (row_bytes + 8)).max(1).div_ceil(batch_rows) * batch_rows;
             let ranges: Vec<Range<u64>> = (start..seg.rows)
                 .step_by(per_chunk as usize)
                 .map(|a| a..(a + per_chunk).min(seg.rows))
@@ -434,7 +439,10 @@ async fn read_header(store: &Arc<dyn ObjectStore>, path: &Path, shown: &str) -> 
     let arr: [u8; 8] = b.as_ref().try_into().map_err(|_| {
         Error::data(
             shown.to_string(),
-            format!("the 8-byte header could not be read ({} bytes returned)", b.len()),
+            format!(
+                "the 8-byte header could not be read ({} bytes returned)",
+                b.len()
+            ),
         )
     })?;
     Ok(u64::from_le_bytes(arr))
@@ -470,7 +478,10 @@ async fn open_segment(inner: &Inner, index: usize) -> Result<OpenSegment> {
             [one] => Ok((one.location.clone(), one.size)),
             [] => Err(Error::data(
                 dir.display.clone(),
-                format!("{} has no `*{ext}` file, which the meta says exists", plan.label),
+                format!(
+                    "{} has no `*{ext}` file, which the meta says exists",
+                    plan.label
+                ),
             )),
             many => Err(Error::data(
                 dir.display.clone(),
@@ -628,11 +639,7 @@ async fn read_chunk(seg: &OpenSegment, row_bytes: u64, rows: Range<u64>) -> Resu
             ));
         }
     }
-    Ok(Chunk {
-        rows,
-        vectors,
-        ids,
-    })
+    Ok(Chunk { rows, vectors, ids })
 }
 
 /// Rows `r` (inside `chunk`) as a batch without their deleted rows; `None` when all are deleted.

@@ -43,10 +43,7 @@ async fn float_collection_with_partitions_and_deletes_is_read_exactly() {
     // 3 segments of the collection (RAW, TO_INDEX, BACKUP; NEW and TO_DELETE skipped, the
     // INDEX row of the BACKUP segment not counted again), 2 of p2023, 1 of p2024; the dropped
     // partition's segment is not listed.
-    let targets: Vec<_> = parts
-        .iter()
-        .map(|p| p.target_partition.clone())
-        .collect();
+    let targets: Vec<_> = parts.iter().map(|p| p.target_partition.clone()).collect();
     assert_eq!(
         targets,
         [
@@ -178,7 +175,10 @@ async fn resuming_after_a_position_yields_exactly_the_rest() {
             .try_collect()
             .await
             .unwrap();
-        let got: Vec<_> = rest.iter().flat_map(|b| common::rows_of(&b.batch)).collect();
+        let got: Vec<_> = rest
+            .iter()
+            .flat_map(|b| common::rows_of(&b.batch))
+            .collect();
         let want: Vec<_> = all[k + 1..]
             .iter()
             .flat_map(|b| common::rows_of(&b.batch))
@@ -239,10 +239,16 @@ async fn broken_segments_fail_with_the_file_and_the_numbers() {
             .unwrap();
     })
     .await;
-    assert!(e.contains(".rv") && e.contains("header says 160 bytes") && e.contains("165"), "{e}");
+    assert!(
+        e.contains(".rv") && e.contains("header says 160 bytes") && e.contains("165"),
+        "{e}"
+    );
     // .rv payload not a multiple of the row width (16 bytes).
     let e = read_error(|d| rewrite(&file_with_ext(d, "rv"), 150, 150)).await;
-    assert!(e.contains("150 bytes of vectors is not a multiple") && e.contains("16 bytes"), "{e}");
+    assert!(
+        e.contains("150 bytes of vectors is not a multiple") && e.contains("16 bytes"),
+        "{e}"
+    );
     // .uid row count differs from .rv.
     let e = read_error(|d| rewrite(&file_with_ext(d, "uid"), 72, 72)).await;
     assert!(e.contains("holds 9 ids") && e.contains("10 vectors"), "{e}");
@@ -254,7 +260,12 @@ async fn broken_segments_fail_with_the_file_and_the_numbers() {
         std::fs::write(d.join("deleted_docs"), b).unwrap();
     })
     .await;
-    assert!(e.contains("deleted_docs at byte 12") && e.contains("offset #1 is 10") && e.contains("10 rows"), "{e}");
+    assert!(
+        e.contains("deleted_docs at byte 12")
+            && e.contains("offset #1 is 10")
+            && e.contains("10 rows"),
+        "{e}"
+    );
     // A negative delete offset.
     let e = read_error(|d| {
         let mut b = 4u64.to_le_bytes().to_vec();
@@ -269,7 +280,10 @@ async fn broken_segments_fail_with_the_file_and_the_numbers() {
     let e = read_error(|d| std::fs::remove_file(d.join("deleted_docs")).unwrap()).await;
     assert!(e.contains("no `deleted_docs`"), "{e}");
     let e = read_error(|d| std::fs::remove_dir_all(d).unwrap()).await;
-    assert!(e.contains("missing or empty") && e.contains("segment"), "{e}");
+    assert!(
+        e.contains("missing or empty") && e.contains("segment"),
+        "{e}"
+    );
     // Two .uid files.
     let e = read_error(|d| std::fs::write(d.join("other.uid"), 0u64.to_le_bytes()).unwrap()).await;
     assert!(e.contains("2 `*.uid` files"), "{e}");
@@ -314,10 +328,14 @@ async fn meta_rows_still_in_the_wal_are_seen() {
     let copy = tempfile::tempdir().unwrap();
     copy_tree(dir.path(), copy.path());
     assert!(copy.path().join("db/meta.sqlite-wal").exists());
-    let source = build(json!({ "path": copy.path().display().to_string(), "collections": ["books"] }))
-        .await
-        .unwrap();
-    assert_eq!(read_all(source.as_ref(), 64).await.unwrap(), expected(&g, "books"));
+    let source =
+        build(json!({ "path": copy.path().display().to_string(), "collections": ["books"] }))
+            .await
+            .unwrap();
+    assert_eq!(
+        read_all(source.as_ref(), 64).await.unwrap(),
+        expected(&g, "books")
+    );
     conn.close().await.unwrap();
 }
 

@@ -79,13 +79,18 @@ async fn milvus1_partitions_land_in_milvus2_partitions_bit_exactly() -> Result<(
             )?
             .build(&BuildContext::default())
             .await?;
-            let report = Pipeline::new(source, sink).run(Arc::new(NoProgress)).await?;
+            let report = Pipeline::new(source, sink)
+                .run(Arc::new(NoProgress))
+                .await?;
             let want = expected(&g, source_collection);
             let total: usize = want.values().map(Vec::len).sum();
             assert_eq!(report.rows_written, total as u64);
             for (tag, rows) in &want {
                 let partition = if tag.is_empty() { "_default" } else { tag };
-                assert!(client.has_partition(&target, partition).await?, "{partition}");
+                assert!(
+                    client.has_partition(&target, partition).await?,
+                    "{partition}"
+                );
                 let got = rows_in(&client, &target, partition, &schema).await;
                 assert_eq!(&got, rows, "{source_collection}: partition {partition}");
             }

@@ -82,7 +82,11 @@ async fn upload(store: &Arc<dyn ObjectStore>, local: &Path, prefix: &str) {
                 stack.push(p);
                 continue;
             }
-            let rel = p.strip_prefix(local).unwrap().to_string_lossy().into_owned();
+            let rel = p
+                .strip_prefix(local)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let key = object_store::path::Path::from(format!("{prefix}/{rel}"));
             store
                 .put(&key, std::fs::read(&p).unwrap().into())
@@ -100,7 +104,8 @@ async fn data_directory_on_s3() {
     g.write_dir(dir.path()).await.unwrap();
     let prefix = unique("milvus1");
     let storage = s3.storage_options();
-    let root = vmig_core::store::resolve(&format!("s3://{}/{prefix}", s3.bucket), &storage).unwrap();
+    let root =
+        vmig_core::store::resolve(&format!("s3://{}/{prefix}", s3.bucket), &storage).unwrap();
     upload(&root.store, dir.path(), &prefix).await;
     let check = async {
         for name in ["books", "codes"] {
@@ -117,9 +122,10 @@ async fn data_directory_on_s3() {
         let seg = g.expected("books");
         assert!(!seg.is_empty());
         let victim = root.path.clone().join("db").join("tables").join("books");
-        let listed: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(root.store.list(Some(&victim)))
-            .await
-            .unwrap();
+        let listed: Vec<_> =
+            futures::TryStreamExt::try_collect::<Vec<_>>(root.store.list(Some(&victim)))
+                .await
+                .unwrap();
         let rv = listed
             .iter()
             .find(|o| o.location.as_ref().ends_with(".rv"))
@@ -132,13 +138,17 @@ async fn data_directory_on_s3() {
         }))
         .await?;
         let err = read_all(source.as_ref(), 9).await.unwrap_err().to_string();
-        assert!(err.contains("no `*.rv` file") && err.contains("s3://"), "{err}");
+        assert!(
+            err.contains("no `*.rv` file") && err.contains("s3://"),
+            "{err}"
+        );
         Ok::<_, vmig_core::Error>(())
     }
     .await;
-    let all: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(root.store.list(Some(&root.path)))
-        .await
-        .unwrap_or_default();
+    let all: Vec<_> =
+        futures::TryStreamExt::try_collect::<Vec<_>>(root.store.list(Some(&root.path)))
+            .await
+            .unwrap_or_default();
     for o in all {
         let _ = root.store.delete(&o.location).await;
     }

@@ -9,7 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod gen;
-pub mod mock;
 #[cfg(feature = "milvus1")]
 pub mod milvus1;
+pub mod mock;
 pub mod service;

@@ -164,7 +164,10 @@ impl Milvus1Gen {
 
     fn partition_with_state(&mut self, collection: TableRef, tag: &str, state: i32) -> TableRef {
         let owner = self.tables[collection.0].clone();
-        let table_id = format!("{}", 1_590_000_000_000_000u64 + self.tables.len() as u64 * 7919);
+        let table_id = format!(
+            "{}",
+            1_590_000_000_000_000u64 + self.tables.len() as u64 * 7919
+        );
         self.table(
             &table_id,
             state,
@@ -355,7 +358,12 @@ impl Milvus1Gen {
             ));
         }
         let mut row = 0;
-        let mut file = |table_id: &str, segment: &str, file_id: &str, ft: i32, size: u64, rows: usize| {
+        let mut file = |table_id: &str,
+                        segment: &str,
+                        file_id: &str,
+                        ft: i32,
+                        size: u64,
+                        rows: usize| {
             row += 1;
             format!(
                 "INSERT INTO TableFiles (id, table_id, segment_id, engine_type, file_id, file_type, \

@@ -46,7 +46,10 @@ pub fn rows_of(batch: &arrow::record_batch::RecordBatch) -> Vec<Row> {
 }
 
 /// Every row of every partition, keyed by target partition (`""` for none), sorted by id.
-pub async fn read_all(source: &dyn Source, batch_rows: usize) -> Result<BTreeMap<String, Vec<Row>>> {
+pub async fn read_all(
+    source: &dyn Source,
+    batch_rows: usize,
+) -> Result<BTreeMap<String, Vec<Row>>> {
     let ctx = SourceContext {
         batch_rows: NonZeroUsize::new(batch_rows).unwrap(),
         ..SourceContext::default()
