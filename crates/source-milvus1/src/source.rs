@@ -243,12 +243,14 @@ impl Milvus1Source {
                 let target = match config.partition_names.get(tag) {
                     Some(n) => n.clone(),
                     None if valid_partition_name(tag) => tag.clone(),
-                    None => return Err(cfg(format!(
+                    None => {
+                        return Err(cfg(format!(
                         "partition `{tag}` of collection `{}` is not a valid Milvus 2.x partition \
                              name (letters, digits and _, not starting with a digit); map it in \
                              `partition_names = {{ \"{tag}\" = \"new_name\" }}`",
                         c.table_id
-                    ))),
+                    )))
+                    }
                 };
                 tables.push((p, c.table_id.clone(), Some(target)));
             }
@@ -377,7 +379,12 @@ impl Source for Milvus1Source {
                         if cancel.is_cancelled() {
                             return Err(Error::Cancelled);
                         }
-                        read_chunk(&seg, row_bytes, r).await
+                        // Spawned, so the read ahead progresses while the runner is busy
+                        // with the previous chunk's batches.
+                        AbortOnDrop(tokio::spawn(
+                            async move { read_chunk(&seg, row_bytes, r).await },
+                        ))
+                        .await
                     }
                 })
                 .buffered(READS_IN_FLIGHT);
@@ -675,6 +682,30 @@ fn decode(
     }
     let position = Position::encode(&Milvus1Position { row: r.end })?;
     Ok(Some(SourceBatch::new(batch, position)))
+}
+
+/// Awaits a spawned task and aborts it when dropped, so a dropped stream stops its reads.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<Result<T>> {
+    type Output = Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| match r {
+            Ok(inner) => inner,
+            Err(e) if e.is_cancelled() => Err(Error::Cancelled),
+            Err(e) => Err(Error::External(Box::new(e))),
+        })
+    }
 }
 
 /// Ends a stream right after its first error, dropping it (which stops its in-flight reads).

@@ -108,6 +108,7 @@ async fn collection_selection_and_dropped_collections() {
     g.segment(a, 10, &[9], FileType::Raw);
     let b = g.collection("b", 4, Metric::Ip);
     g.segment(b, 6, &[], FileType::Raw);
+    g.segment(b, 0, &[], FileType::Raw); // an empty segment yields no batch
     let dir = fixture(&g).await;
     let source = build(json!({ "path": root(&dir) })).await.unwrap();
     assert!(!source.schema().metadata().contains_key(META_COLLECTION));

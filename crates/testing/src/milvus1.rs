@@ -319,7 +319,7 @@ impl Milvus1Gen {
             std::fs::write(dir.join("deleted_docs"), del)?;
             // A 1.1-style bloom filter header + a small bitmap (never read by vmig).
             let mut bloom = Vec::new();
-            bloom.extend_from_slice(&0x305F_6D6F_6F6C_62i64.to_le_bytes());
+            bloom.extend_from_slice(&0x0030_5F6D_6F6F_6C62_i64.to_le_bytes());
             bloom.extend_from_slice(&500_000u32.to_le_bytes());
             bloom.extend_from_slice(&0.01f64.to_le_bytes());
             bloom.extend_from_slice(&64u64.to_le_bytes());
