@@ -94,4 +94,17 @@ async fn migrate_milvus1_directory_to_parquet_partition_folders() {
         !out.join("p2019").exists(),
         "a dropped partition was written"
     );
+
+    // `vmig verify` re-reads the 1.x directory and the Parquet output and finds them equal.
+    let v = Command::new(env!("CARGO_BIN_EXE_vmig"))
+        .args(["verify", job.to_str().unwrap()])
+        .env_remove("VMIG_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
 }
