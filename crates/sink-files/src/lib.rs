@@ -30,7 +30,7 @@
 //! everything accepted before a successful flush is in complete, durable files; the next write
 //! opens a new unit. Writers size units exactly (NumPy, JSON) or by an upper-bound estimate
 //! (Parquet) *before* appending rows, so no file ever has to be rewritten or split after the
-//! fact. Memory stays at about one batch.
+//! fact. Memory stays at about one batch (Parquet: one row group).
 #![warn(missing_docs)]
 
 use std::collections::BTreeMap;

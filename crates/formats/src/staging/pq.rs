@@ -6,11 +6,14 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, ListArray, UInt8Array};
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Float32Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::data_type::FloatType;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use vmig_core::{Error, Result};
 
 use super::{check_json, check_vector_nulls, normalize_text, Column, StagingFormat};
@@ -76,15 +79,42 @@ const PAGE_ROWS: u64 = 20_000;
 /// Data page size limit (parquet's default).
 const PAGE_BYTES: u64 = 1 << 20;
 
+/// Float vector values handed to the column writer per call (a whole number of rows).
+const VECTOR_CALL_VALUES: usize = 16 * 1024;
+
 /// Writes one Parquet file: float vectors as `List<Float32>`, binary vectors as `List<UInt8>`,
 /// JSON and VarChar as `Utf8`, one column per field with the field's name, the Arrow schema
 /// (with its metadata) embedded.
 ///
 /// Vector columns get no statistics and float vectors no dictionary (both cost CPU for nothing);
 /// binary vectors keep the dictionary, which stores their `UInt8` values (physically `INT32`) in
-/// one byte instead of four. Row groups hold about [`ParquetOptions::row_group_bytes`].
+/// one byte instead of four. Row groups hold about [`ParquetOptions::row_group_bytes`] (by the
+/// same per-row upper bound as [`ParquetWriter::bytes`]) and at most
+/// `row_group_bytes / assumed row width` rows.
+///
+/// # How float vectors are encoded
+///
+/// Converted batches are collected until a row group is full, then the row group is encoded
+/// column after column straight into the output. Every column but the float vectors goes through
+/// parquet's Arrow writer ([`compute_leaves`] + `ArrowColumnWriter`). Float vectors — nearly all
+/// the bytes of a typical file — are written to parquet's low-level column writer instead: their
+/// `f32` values as one contiguous slice per call, with repetition and definition levels taken
+/// from buffers computed once per file (a vector column holds no nulls and every list has `dim`
+/// items, so the levels of every row are the same). The Arrow path would, for every float,
+/// compute both levels, record its index and gather it back through that index before copying
+/// it: that was most of the encoding CPU. Both paths write the same Parquet
+/// schema, encodings and page limits, so readers (Milvus, pyarrow) see the same file;
+/// `tests/staging.rs` checks that the rows read back are identical to the Arrow writer's.
 pub struct ParquetWriter<W: Write + Send> {
-    writer: ArrowWriter<W>,
+    file: SerializedFileWriter<W>,
+    factory: ArrowRowGroupWriterFactory,
+    /// Per column: the precomputed levels of the float vector fast path, if it applies.
+    vector_levels: Vec<Option<VectorLevels>>,
+    /// Converted columns of the rows collected for the next row group, in slices.
+    pending: Vec<Vec<ArrayRef>>,
+    pending_rows: u64,
+    /// Sum of the per-row size estimates of `pending`.
+    pending_bytes: u64,
     columns: Vec<Column>,
     schema: SchemaRef,
     out_schema: SchemaRef,
@@ -167,7 +197,25 @@ impl<W: Write + Send> ParquetWriter<W> {
                 _ => {}
             }
         }
-        let writer = ArrowWriter::try_new(out, out_schema.clone(), Some(props.build()))?;
+        // ArrowWriter sets up the file (magic, schema, embedded Arrow schema); row groups are
+        // then written through the lower-level writers it hands over.
+        let (file, factory) = ArrowWriter::try_new(out, out_schema.clone(), Some(props.build()))?
+            .into_serialized_writer()?;
+        let vector_levels = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match c {
+                Column::FloatVector(dim) if *dim > 0 => {
+                    let leaf = descriptor.column(leaf_of(&descriptor, i)?);
+                    Ok(Some(VectorLevels::new(
+                        *dim,
+                        leaf.max_def_level(),
+                        leaf.max_rep_level(),
+                    )))
+                }
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
         // Magic bytes, footer length, the Parquet schema and the embedded Arrow schema
         // (base64 IPC, about as long as its debug text).
         let schema_text = format!("{:?}", out_schema.as_ref()).len() as u64;
@@ -180,7 +228,12 @@ impl<W: Write + Send> ParquetWriter<W> {
             })
             .sum();
         Ok(ParquetWriter {
-            writer,
+            file,
+            factory,
+            vector_levels,
+            pending: Vec::new(),
+            pending_rows: 0,
+            pending_bytes: 0,
             columns,
             schema: schema.clone(),
             out_schema,
@@ -249,7 +302,7 @@ impl<W: Write + Send> ParquetWriter<W> {
         let mut rows = self.rows;
         let mut data = self.data_bytes;
         let mut take = 0;
-        for size in sizes {
+        for &size in &sizes {
             if self.estimate(rows + 1, data + size) > max_bytes {
                 break;
             }
@@ -262,18 +315,83 @@ impl<W: Write + Send> ParquetWriter<W> {
         }
         let part = batch.slice(0, take);
         let converted = self.convert(&part)?;
-        self.writer.write(&converted)?;
         self.rows = rows;
         self.data_bytes = data;
+        self.collect(&converted, &sizes[..take])?;
         Ok(take)
     }
 
-    /// Writes the footer and returns the output.
+    /// Writes the last row group and the footer and returns the output.
     ///
     /// # Errors
     /// Parquet and I/O errors.
-    pub fn finish(self) -> Result<W> {
-        Ok(self.writer.into_inner()?)
+    pub fn finish(mut self) -> Result<W> {
+        self.flush_row_group()?;
+        Ok(self.file.into_inner()?)
+    }
+
+    /// Adds converted rows (with their size estimates) to the pending row group, writing each
+    /// row group as soon as it is full.
+    fn collect(&mut self, columns: &[ArrayRef], sizes: &[u64]) -> Result<()> {
+        let mut start = 0;
+        while start < sizes.len() {
+            let mut end = start;
+            let mut full = false;
+            while end < sizes.len() && !full {
+                self.pending_bytes += sizes[end];
+                self.pending_rows += 1;
+                end += 1;
+                full = self.pending_rows >= self.row_group_rows
+                    || self.pending_bytes >= self.row_group_bytes;
+            }
+            let slice = columns
+                .iter()
+                .map(|c| c.slice(start, end - start))
+                .collect();
+            self.pending.push(slice);
+            if full {
+                self.flush_row_group()?;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Encodes the pending rows as one row group, column after column, into the output.
+    fn flush_row_group(&mut self) -> Result<()> {
+        if self.pending_rows == 0 {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        self.pending_bytes = 0;
+        let index = self.file.flushed_row_groups().len();
+        let mut arrow_writers = self.factory.create_column_writers(index)?.into_iter();
+        let mut row_group = self.file.next_row_group()?;
+        for (i, field) in self.out_schema.fields().iter().enumerate() {
+            // One leaf per field: every staging column is a primitive or a list of one.
+            let mut arrow_writer = arrow_writers.next().ok_or_else(|| {
+                Error::External(
+                    format!("parquet has no column writer for `{}`", field.name()).into(),
+                )
+            })?;
+            match self.vector_levels.get(i).and_then(Option::as_ref) {
+                Some(levels) => {
+                    drop(arrow_writer);
+                    write_float_vectors(&mut row_group, levels, pending.iter().map(|c| &c[i]))?;
+                }
+                None => {
+                    for columns in &pending {
+                        for leaf in compute_leaves(field, &columns[i])? {
+                            arrow_writer.write(&leaf)?;
+                        }
+                    }
+                    arrow_writer.close()?.append_to_row_group(&mut row_group)?;
+                }
+            }
+        }
+        row_group.close()?;
+        Ok(())
     }
 
     fn check_batch(&self, batch: &RecordBatch) -> Result<()> {
@@ -322,7 +440,9 @@ impl<W: Write + Send> ParquetWriter<W> {
         Ok(sizes)
     }
 
-    fn convert(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+    /// The columns of `batch` as written: text normalised and checked, binary vectors as lists,
+    /// float vectors checked and left as `FixedSizeList` (see [`write_float_vectors`]).
+    fn convert(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
         let first_row = self.rows;
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
         for (((array, column), field), out) in batch
@@ -344,9 +464,14 @@ impl<W: Write + Send> ParquetWriter<W> {
                     }
                     text
                 }
-                Column::FloatVector(_) => {
+                Column::FloatVector(dim) => {
                     check_vector_nulls(array.as_ref(), &self.label, field.name(), first_row)?;
-                    arrow::compute::cast(array, out.data_type())?
+                    if *dim > 0 {
+                        // Kept as FixedSizeList: written by `write_float_vectors`.
+                        array.clone()
+                    } else {
+                        arrow::compute::cast(array, out.data_type())?
+                    }
                 }
                 Column::BinaryVector(width) => {
                     check_vector_nulls(array.as_ref(), &self.label, field.name(), first_row)?;
@@ -363,8 +488,80 @@ impl<W: Write + Send> ParquetWriter<W> {
             };
             arrays.push(converted);
         }
-        Ok(RecordBatch::try_new(self.out_schema.clone(), arrays)?)
+        Ok(arrays)
     }
+}
+
+/// Repetition and definition levels of [`VECTOR_CALL_VALUES`] / `dim` float vector rows (at
+/// least one row): the same for every row of a column without nulls.
+#[derive(Debug)]
+struct VectorLevels {
+    dim: usize,
+    /// Every value is present: the maximum definition level.
+    def: Vec<i16>,
+    /// 0 starts a row (a new list), the maximum repetition level continues it.
+    rep: Vec<i16>,
+}
+
+impl VectorLevels {
+    fn new(dim: usize, max_def: i16, max_rep: i16) -> VectorLevels {
+        let rows = (VECTOR_CALL_VALUES / dim).max(1);
+        let def = vec![max_def; rows * dim];
+        let rep = (0..rows * dim)
+            .map(|i| if i % dim == 0 { 0 } else { max_rep })
+            .collect();
+        VectorLevels { dim, def, rep }
+    }
+}
+
+/// Writes the float vector column of one row group with parquet's low-level column writer (see
+/// [`ParquetWriter`]). Each array is a null-free `FixedSizeList<Float32>(levels.dim)`.
+fn write_float_vectors<'a, W: Write + Send>(
+    row_group: &mut SerializedRowGroupWriter<'_, W>,
+    levels: &VectorLevels,
+    arrays: impl Iterator<Item = &'a ArrayRef>,
+) -> Result<()> {
+    let mut column = row_group
+        .next_column()?
+        .ok_or_else(|| Error::External("parquet row group has no column left".into()))?;
+    let writer = column.typed::<FloatType>();
+    let step = levels.def.len();
+    for array in arrays {
+        let list = array.as_fixed_size_list_opt().ok_or_else(|| {
+            Error::schema(format!(
+                "expected a FixedSizeList float vector column, found {}",
+                array.data_type()
+            ))
+        })?;
+        let values = list
+            .values()
+            .as_primitive_opt::<Float32Type>()
+            .ok_or_else(|| Error::schema("expected float32 vector values"))?
+            .values();
+        if values.len() != list.len() * levels.dim || list.value_length() as usize != levels.dim {
+            return Err(Error::schema(format!(
+                "expected {} float32 values of dimension {}, found {}",
+                list.len() * levels.dim,
+                levels.dim,
+                values.len()
+            )));
+        }
+        for chunk in values.chunks(step) {
+            let n = chunk.len();
+            writer.write_batch(chunk, Some(&levels.def[..n]), Some(&levels.rep[..n]))?;
+        }
+    }
+    column.close()?;
+    Ok(())
+}
+
+/// The index of the (single) Parquet leaf column of top-level field `field`.
+fn leaf_of(descriptor: &parquet::schema::types::SchemaDescriptor, field: usize) -> Result<usize> {
+    (0..descriptor.num_columns())
+        .find(|&leaf| descriptor.get_column_root_idx(leaf) == field)
+        .ok_or_else(|| {
+            Error::External(format!("parquet schema has no column for field {field}").into())
+        })
 }
 
 /// The field as written to Parquet: same name, nullability and metadata, list-typed vectors.
