@@ -10,6 +10,8 @@ use vmig_sink_milvus2 as _;
 use vmig_source_faiss as _;
 #[cfg(feature = "transforms")]
 use vmig_transforms as _;
+#[cfg(feature = "source-milvus2")]
+use vmig_source_milvus2 as _;
 
 /// The plugin names this build must contain, per kind, for the enabled features.
 #[cfg(test)]
@@ -20,6 +22,9 @@ fn expected() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     if cfg!(feature = "source-faiss") {
         sources.push("faiss");
     }
+    if cfg!(feature = "source-milvus2") {
+        sources.push("milvus2");
+    }
     if cfg!(feature = "transforms") {
         transforms.extend(["cast", "collection", "drop", "filter", "rename", "select"]);
     }
@@ -29,6 +34,8 @@ fn expected() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     if cfg!(feature = "sink-milvus2") {
         sinks.push("milvus2");
     }
+    // The registry lists names sorted; so must this, whatever order the lines above are in.
+    sources.sort_unstable();
     (sources, transforms, sinks)
 }
 

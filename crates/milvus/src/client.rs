@@ -11,7 +11,7 @@ use base64::Engine as _;
 use milvus::proto::common::{ConsistencyLevel, ImportState, KeyValuePair, LoadState, Status};
 use milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
 use milvus::proto::milvus::{
-    CreateCollectionRequest, CreateIndexRequest, CreatePartitionRequest, DescribeCollectionRequest,
+    CreateCollectionRequest, CreateIndexRequest, DeleteRequest, CreatePartitionRequest, DescribeCollectionRequest,
     DescribeIndexRequest, DropCollectionRequest, FlushRequest, GetFlushStateRequest,
     GetImportStateRequest, GetLoadStateRequest, GetVersionRequest, HasCollectionRequest,
     HasPartitionRequest, ImportRequest, InsertRequest, LoadCollectionRequest, QueryRequest,
@@ -75,6 +75,17 @@ impl ConnectOptions {
             request_timeout: Duration::from_secs(300),
             max_request_bytes: MAX_ENCODING_BYTES,
         }
+    }
+
+    /// Fills unset credentials from the environment: `MILVUS_TOKEN`, `MILVUS_USER` and
+    /// `MILVUS_PASSWORD` (empty values count as unset). Plugins call this so secrets need not
+    /// be written into job files.
+    pub fn with_env_credentials(mut self) -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        self.token = self.token.or_else(|| env("MILVUS_TOKEN"));
+        self.user = self.user.or_else(|| env("MILVUS_USER"));
+        self.password = self.password.or_else(|| env("MILVUS_PASSWORD"));
+        self
     }
 
     /// `http://host:port` form of [`ConnectOptions::uri`].
@@ -779,6 +790,32 @@ impl MilvusClient {
         } else {
             r.insert_cnt.max(0) as u64
         })
+    }
+
+    /// Deletes the rows matching `expr` (on 2.3: `pk in [...]`); returns the count the server
+    /// reports.
+    ///
+    /// # Errors
+    /// RPC failures with the server's reason.
+    pub async fn delete(&self, collection: &str, partition: Option<&str>, expr: &str) -> Result<u64> {
+        let r = self
+            .grpc
+            .clone()
+            .delete(DeleteRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                partition_name: partition.unwrap_or_default().to_string(),
+                expr: expr.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("Delete", &s))?
+            .into_inner();
+        classify_status(
+            &format!("deleting from `{collection}`"),
+            &status_of(r.status),
+        )?;
+        Ok(r.delete_cnt.max(0) as u64)
     }
 
     /// Seals and persists everything inserted into `collection`, waiting (up to `wait`) until

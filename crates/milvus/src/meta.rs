@@ -119,34 +119,36 @@ impl CollectionSettings {
         }
     }
 
-    /// Writes the settings into schema metadata.
-    pub fn write(&self, m: &mut HashMap<String, String>) {
+    /// The settings as schema metadata entries.
+    pub fn entries(&self) -> Vec<(String, String)> {
+        let mut m = Vec::new();
         if let Some(d) = &self.description {
-            m.insert(DESCRIPTION.into(), d.clone());
+            m.push((DESCRIPTION.into(), d.clone()));
         }
         if let Some(s) = self.shards {
-            m.insert(SHARDS.into(), s.to_string());
+            m.push((SHARDS.into(), s.to_string()));
         }
         if let Some(c) = self.consistency {
-            m.insert(CONSISTENCY.into(), c.as_str_name().to_string());
+            m.push((CONSISTENCY.into(), c.as_str_name().to_string()));
         }
         if let Some(d) = self.dynamic_field {
-            m.insert(DYNAMIC_FIELD.into(), d.to_string());
+            m.push((DYNAMIC_FIELD.into(), d.to_string()));
         }
         if !self.partitions.is_empty() {
-            m.insert(
+            m.push((
                 PARTITIONS.into(),
                 serde_json::Value::from(self.partitions.clone()).to_string(),
-            );
+            ));
         }
         if !self.indexes.is_empty() {
             if let Ok(v) = serde_json::to_string(&self.indexes) {
-                m.insert(INDEXES.into(), v);
+                m.push((INDEXES.into(), v));
             }
         }
         if self.regenerate_ids {
-            m.insert(REGENERATE_IDS.into(), "true".into());
+            m.push((REGENERATE_IDS.into(), "true".into()));
         }
+        m
     }
 }
 
@@ -247,8 +249,7 @@ mod tests {
             }],
             regenerate_ids: true,
         };
-        let mut m = HashMap::new();
-        s.write(&mut m);
+        let m: HashMap<String, String> = s.entries().into_iter().collect();
         let schema = Schema::new(Vec::<Field>::new()).with_metadata(m);
         assert_eq!(CollectionSettings::from_schema(&schema), s);
     }
