@@ -961,6 +961,118 @@ mod tests {
         Ok(())
     }
 
+    /// Float16, bfloat16 and sparse vectors against the milvus-proto encoding (Milvus 2.3.5 has
+    /// none of them, so these are checked with constructed data only).
+    #[test]
+    fn half_precision_and_sparse_vectors_follow_the_proto() -> Result<()> {
+        use half::f16;
+        let h = vector::float16_vector_field("h", 2);
+        let bf = vector::bfloat16_vector_field("bf", 2);
+        let sp = vector::sparse_float_vector_field("sp");
+        let schema = Arc::new(Schema::new(vec![h.clone(), bf.clone(), sp.clone()]));
+        let halves = [f16::from_f32(1.5), f16::NEG_ZERO, f16::MAX, f16::from_f32(-2.25)];
+        let h_col = FixedSizeListArray::try_new(
+            Arc::new(Field::new_list_field(DataType::Float16, true)),
+            2,
+            Arc::new(Float16Array::from(halves.to_vec())),
+            None,
+        )?;
+        let bf_bytes: Vec<u8> = vec![0x80, 0x3f, 0x00, 0xc0, 0x49, 0x40, 0x80, 0x7f];
+        let bf_col = FixedSizeBinaryArray::try_new(4, Buffer::from_vec(bf_bytes.clone()), None)?;
+        // Row 0: {3: 0.5, 10: -1}; row 1: empty.
+        let sp_col = decode_sparse(
+            &sp,
+            &[
+                [3u32.to_le_bytes(), 0.5f32.to_le_bytes(), 10u32.to_le_bytes(), (-1f32).to_le_bytes()].concat(),
+                Vec::new(),
+            ],
+        )?;
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(h_col), Arc::new(bf_col), sp_col],
+        )?;
+        let fd = batch_to_field_data(&batch)?;
+        assert_eq!(fd[0].r#type, MDataType::Float16Vector as i32);
+        let Some(field_data::Field::Vectors(v)) = &fd[0].field else {
+            panic!("not a vector: {:?}", fd[0]);
+        };
+        assert_eq!(v.dim, 2);
+        let want: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
+        assert_eq!(v.data, Some(vector_field::Data::Float16Vector(want)));
+        let Some(field_data::Field::Vectors(v)) = &fd[1].field else {
+            panic!("not a vector: {:?}", fd[1]);
+        };
+        assert_eq!(v.data, Some(vector_field::Data::Bfloat16Vector(bf_bytes)));
+        assert_eq!(fd[1].r#type, MDataType::BFloat16Vector as i32);
+        let Some(field_data::Field::Vectors(v)) = &fd[2].field else {
+            panic!("not a vector: {:?}", fd[2]);
+        };
+        assert_eq!(fd[2].r#type, MDataType::SparseFloatVector as i32);
+        let Some(vector_field::Data::SparseFloatVector(s)) = &v.data else {
+            panic!("not sparse: {v:?}");
+        };
+        assert_eq!(s.dim, 11, "largest index + 1");
+        assert_eq!(s.contents[0].len(), 16);
+        assert!(s.contents[1].is_empty());
+        assert_eq!(&s.contents[0][8..12], &10u32.to_le_bytes());
+        // And back, bit for bit.
+        assert_eq!(field_data_to_batch(&schema, &fd)?, batch);
+        // Milvus types map back to the same Arrow fields.
+        for (t, f) in [
+            (MDataType::Float16Vector, &h),
+            (MDataType::BFloat16Vector, &bf),
+            (MDataType::SparseFloatVector, &sp),
+        ] {
+            let fs = FieldSchema {
+                name: f.name().clone(),
+                data_type: t as i32,
+                type_params: if t == MDataType::SparseFloatVector {
+                    vec![]
+                } else {
+                    vec![KeyValuePair {
+                        key: "dim".into(),
+                        value: "2".into(),
+                    }]
+                },
+                ..Default::default()
+            };
+            let back = arrow_field(&fs)?;
+            assert_eq!(back.data_type(), f.data_type());
+            assert_eq!(milvus_type_of(&back)?.0, t);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn unsorted_sparse_indices_name_the_row() -> Result<()> {
+        let sp = vector::sparse_float_vector_field("sp");
+        let col = decode_sparse(
+            &sp,
+            &[
+                [1u32.to_le_bytes(), 1f32.to_le_bytes()].concat(),
+                [5u32.to_le_bytes(), 1f32.to_le_bytes(), 5u32.to_le_bytes(), 2f32.to_le_bytes()]
+                    .concat(),
+            ],
+        )?;
+        let msg = column_to_field_data(&sp, &col)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("field `sp` row 1") && msg.contains("ascending"), "{msg}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_dynamic_field_is_sent_as_dynamic() -> Result<()> {
+        let f = vector::json_field("$meta", false);
+        let col: ArrayRef = Arc::new(StringArray::from(vec![r#"{"a":1}"#, "{}"]));
+        let fd = column_to_field_data(&f, &col)?;
+        assert!(fd.is_dynamic && fd.r#type == MDataType::Json as i32);
+        let plain = column_to_field_data(&vector::json_field("j", false), &col)?;
+        assert!(!plain.is_dynamic);
+        Ok(())
+    }
+
     #[test]
     fn nulls_name_field_and_row() {
         let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));

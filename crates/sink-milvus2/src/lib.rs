@@ -366,14 +366,13 @@ impl Milvus2SinkConfig {
     /// Connection options, with secrets defaulting to `MILVUS_TOKEN`, `MILVUS_USER` and
     /// `MILVUS_PASSWORD`.
     pub fn connect_options(&self, ctx: &BuildContext) -> ConnectOptions {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut o = ConnectOptions::new(self.uri.clone());
-        o.token = self.token.clone().or_else(|| env("MILVUS_TOKEN"));
-        o.user = self.user.clone().or_else(|| env("MILVUS_USER"));
-        o.password = self.password.clone().or_else(|| env("MILVUS_PASSWORD"));
+        o.token = self.token.clone();
+        o.user = self.user.clone();
+        o.password = self.password.clone();
         o.db = self.db.clone();
         o.ca_cert = self.ca_cert.as_ref().map(|p| ctx.resolve(p).into());
-        o
+        o.with_env_credentials()
     }
 }
 

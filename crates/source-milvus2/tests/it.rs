@@ -212,3 +212,74 @@ async fn an_unloaded_source_fails_clearly_unless_load_is_set() -> Result<()> {
     drop(&client, &name).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_id_keys_are_kept_or_regenerated_and_the_partition_key_survives() -> Result<()> {
+    use arrow::array::{Float32Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::time::Duration;
+    use vmig_core::vector;
+    let Some(env) = env() else { return Ok(()) };
+    let client = env.client().await;
+    let name = unique("m2src_autoid");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("cat", DataType::Utf8, false).with_metadata([
+            ("milvus.partition_key", "true"),
+            ("vmig.max_length", "8"),
+        ]),
+        vector::float_vector_field("v", 4),
+    ]));
+    let opts = vmig_milvus::SchemaOptions {
+        collection: name.clone(),
+        auto_id: true,
+        ..Default::default()
+    };
+    let cs = vmig_milvus::collection_schema(&schema, &opts)?;
+    client
+        .create_collection_with(&cs, 1, vmig_milvus::Consistency::Bounded, 5)
+        .await?;
+    let rows = 1_000;
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(
+                (0..rows).map(|i| format!("c{}", i % 7)).collect::<Vec<_>>(),
+            )),
+            Arc::new(vector::float_vector_array(
+                Float32Array::from((0..rows * 4).map(|i| i as f32 * 0.5).collect::<Vec<_>>()),
+                4,
+            )?),
+        ],
+    )?;
+    client.insert(&name, None, &batch, false).await?;
+    client.flush(&name, Duration::from_secs(300)).await?;
+    client
+        .create_index(&name, "v", "FLAT", "L2", &Value::Null)
+        .await?;
+    client.load(&name, Duration::from_secs(300)).await?;
+
+    let src = client.describe_collection(&name).await?;
+    assert!(src.auto_id && src.partition_key.as_deref() == Some("cat"));
+    let want = read_all(&client, &name, &src.arrow, &[]).await;
+
+    let kept = unique("m2src_kept");
+    let report = copy(&env, json!({ "collection": name }), &kept).await?;
+    assert_eq!((report.rows_written, report.partitions), (rows as u64, 1));
+    let dst = client.describe_collection(&kept).await?;
+    assert!(!dst.auto_id, "kept keys: the copy does not generate them");
+    assert_eq!(dst.partition_key.as_deref(), Some("cat"));
+    assert_eq!(client.show_partitions(&kept).await?.len(), 5);
+    let got = read_all(&client, &kept, &src.arrow, &[]).await;
+    assert_same(&got, &want, "auto_id copy with kept keys");
+
+    let fresh = unique("m2src_regen");
+    let report = copy(&env, json!({ "collection": name, "ids": "regenerate" }), &fresh).await?;
+    assert_eq!(report.rows_written, rows as u64);
+    let dst = client.describe_collection(&fresh).await?;
+    assert!(dst.auto_id);
+    assert_eq!(client.count(&fresh).await?, rows as u64);
+    for c in [&kept, &fresh, &name] {
+        drop(&client, c).await;
+    }
+    Ok(())
+}
