@@ -8,10 +8,10 @@ use vmig_sink_files as _;
 use vmig_sink_milvus2 as _;
 #[cfg(feature = "source-faiss")]
 use vmig_source_faiss as _;
-#[cfg(feature = "transforms")]
-use vmig_transforms as _;
 #[cfg(feature = "source-milvus2")]
 use vmig_source_milvus2 as _;
+#[cfg(feature = "transforms")]
+use vmig_transforms as _;
 
 /// The plugin names this build must contain, per kind, for the enabled features.
 #[cfg(test)]

@@ -224,12 +224,10 @@ pub fn vector_info(field: &Field) -> Option<VectorInfo> {
             kind: VectorType::BFloat16,
             dim: dim_meta.unwrap_or(*w as usize / 2),
         }),
-        (Some("sparse_float_vector"), dt) if is_sparse_float_vector_type(dt) => {
-            Some(VectorInfo {
-                kind: VectorType::SparseFloat,
-                dim: 0,
-            })
-        }
+        (Some("sparse_float_vector"), dt) if is_sparse_float_vector_type(dt) => Some(VectorInfo {
+            kind: VectorType::SparseFloat,
+            dim: 0,
+        }),
         (_, DataType::FixedSizeList(item, n)) => match item.data_type() {
             DataType::Float32 => Some(VectorInfo {
                 kind: VectorType::Float32,

@@ -11,12 +11,12 @@ use base64::Engine as _;
 use milvus::proto::common::{ConsistencyLevel, ImportState, KeyValuePair, LoadState, Status};
 use milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
 use milvus::proto::milvus::{
-    CreateCollectionRequest, CreateIndexRequest, DeleteRequest, CreatePartitionRequest, DescribeCollectionRequest,
-    DescribeIndexRequest, DropCollectionRequest, FlushRequest, GetFlushStateRequest,
-    GetImportStateRequest, GetLoadStateRequest, GetVersionRequest, HasCollectionRequest,
-    HasPartitionRequest, ImportRequest, InsertRequest, LoadCollectionRequest, QueryRequest,
-    QueryResults, ReleaseCollectionRequest, ShowCollectionsRequest, ShowPartitionsRequest,
-    UpsertRequest,
+    CreateCollectionRequest, CreateIndexRequest, CreatePartitionRequest, DeleteRequest,
+    DescribeCollectionRequest, DescribeIndexRequest, DropCollectionRequest, FlushRequest,
+    GetFlushStateRequest, GetImportStateRequest, GetLoadStateRequest, GetVersionRequest,
+    HasCollectionRequest, HasPartitionRequest, ImportRequest, InsertRequest, LoadCollectionRequest,
+    QueryRequest, QueryResults, ReleaseCollectionRequest, ShowCollectionsRequest,
+    ShowPartitionsRequest, UpsertRequest,
 };
 use milvus::proto::schema::{scalar_field, CollectionSchema, FieldData};
 use prost::Message as _;
@@ -521,9 +521,11 @@ impl MilvusClient {
         if status.code == 700 || status.reason.contains("index not found") {
             return Ok(Vec::new());
         }
-        classify_status(&format!("describing the indexes of `{collection}`"), &status)?;
-        Ok(r
-            .index_descriptions
+        classify_status(
+            &format!("describing the indexes of `{collection}`"),
+            &status,
+        )?;
+        Ok(r.index_descriptions
             .into_iter()
             .map(|d| {
                 let get = |k: &str| {
@@ -797,7 +799,12 @@ impl MilvusClient {
     ///
     /// # Errors
     /// RPC failures with the server's reason.
-    pub async fn delete(&self, collection: &str, partition: Option<&str>, expr: &str) -> Result<u64> {
+    pub async fn delete(
+        &self,
+        collection: &str,
+        partition: Option<&str>,
+        expr: &str,
+    ) -> Result<u64> {
         let r = self
             .grpc
             .clone()

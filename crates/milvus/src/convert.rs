@@ -294,7 +294,10 @@ pub fn column_to_field_data(field: &Field, array: &ArrayRef) -> Result<FieldData
 fn sparse_rows(field: &Field, array: &ArrayRef) -> Result<(Vec<Vec<u8>>, i64)> {
     let name = field.name().as_str();
     let Some(map) = array.as_map_opt() else {
-        return Err(unsupported(field, "a sparse vector must be a Map<UInt32, Float32>"));
+        return Err(unsupported(
+            field,
+            "a sparse vector must be a Map<UInt32, Float32>",
+        ));
     };
     let keys = map.keys();
     let values = map.values();
@@ -304,7 +307,10 @@ fn sparse_rows(field: &Field, array: &ArrayRef) -> Result<(Vec<Vec<u8>>, i64)> {
         keys.as_primitive_opt::<UInt32Type>(),
         values.as_primitive_opt::<Float32Type>(),
     ) else {
-        return Err(unsupported(field, "a sparse vector must be a Map<UInt32, Float32>"));
+        return Err(unsupported(
+            field,
+            "a sparse vector must be a Map<UInt32, Float32>",
+        ));
     };
     let mut dim = 0i64;
     let mut rows = Vec::with_capacity(map.len());
@@ -339,7 +345,10 @@ fn decode_sparse(field: &Field, rows: &[Vec<u8>]) -> Result<ArrayRef> {
         if bytes.len() % 8 != 0 {
             return Err(Error::data(
                 format!("query result field `{}` row {row}", field.name()),
-                format!("{} bytes is not a whole number of (index, value) pairs", bytes.len()),
+                format!(
+                    "{} bytes is not a whole number of (index, value) pairs",
+                    bytes.len()
+                ),
             ));
         }
         for pair in bytes.chunks_exact(8) {
@@ -970,7 +979,12 @@ mod tests {
         let bf = vector::bfloat16_vector_field("bf", 2);
         let sp = vector::sparse_float_vector_field("sp");
         let schema = Arc::new(Schema::new(vec![h.clone(), bf.clone(), sp.clone()]));
-        let halves = [f16::from_f32(1.5), f16::NEG_ZERO, f16::MAX, f16::from_f32(-2.25)];
+        let halves = [
+            f16::from_f32(1.5),
+            f16::NEG_ZERO,
+            f16::MAX,
+            f16::from_f32(-2.25),
+        ];
         let h_col = FixedSizeListArray::try_new(
             Arc::new(Field::new_list_field(DataType::Float16, true)),
             2,
@@ -983,7 +997,13 @@ mod tests {
         let sp_col = decode_sparse(
             &sp,
             &[
-                [3u32.to_le_bytes(), 0.5f32.to_le_bytes(), 10u32.to_le_bytes(), (-1f32).to_le_bytes()].concat(),
+                [
+                    3u32.to_le_bytes(),
+                    0.5f32.to_le_bytes(),
+                    10u32.to_le_bytes(),
+                    (-1f32).to_le_bytes(),
+                ]
+                .concat(),
                 Vec::new(),
             ],
         )?;
@@ -1050,15 +1070,23 @@ mod tests {
             &sp,
             &[
                 [1u32.to_le_bytes(), 1f32.to_le_bytes()].concat(),
-                [5u32.to_le_bytes(), 1f32.to_le_bytes(), 5u32.to_le_bytes(), 2f32.to_le_bytes()]
-                    .concat(),
+                [
+                    5u32.to_le_bytes(),
+                    1f32.to_le_bytes(),
+                    5u32.to_le_bytes(),
+                    2f32.to_le_bytes(),
+                ]
+                .concat(),
             ],
         )?;
         let msg = column_to_field_data(&sp, &col)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(msg.contains("field `sp` row 1") && msg.contains("ascending"), "{msg}");
+        assert!(
+            msg.contains("field `sp` row 1") && msg.contains("ascending"),
+            "{msg}"
+        );
         Ok(())
     }
 

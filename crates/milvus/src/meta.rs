@@ -158,7 +158,8 @@ fn flag(field: &Field, key: &str) -> bool {
 
 /// Whether `field` is the dynamic field (`$meta`, tagged [`DYNAMIC`]).
 pub fn is_dynamic_field(field: &Field) -> bool {
-    field.name() == DYNAMIC_FIELD_NAME && (flag(field, DYNAMIC) || vmig_core::vector::is_json(field))
+    field.name() == DYNAMIC_FIELD_NAME
+        && (flag(field, DYNAMIC) || vmig_core::vector::is_json(field))
 }
 
 /// Whether `field` is tagged as the partition key.
@@ -275,6 +276,9 @@ mod tests {
             default_value(&field, MDataType::Int32),
             f.default_value.clone()
         );
-        assert_eq!(field.metadata().get(DESCRIPTION).map(String::as_str), Some("count"));
+        assert_eq!(
+            field.metadata().get(DESCRIPTION).map(String::as_str),
+            Some("count")
+        );
     }
 }

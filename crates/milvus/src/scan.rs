@@ -94,7 +94,10 @@ pub fn keyset_scan(
                 .ok_or_else(|| Error::data(&spec.collection, "a page without a last key"))?;
             // Only an empty page ends the scan: with `reduce_stop_for_best` a page may be short
             // while more rows follow.
-            Ok(Some(((batch, last.clone()), (client, spec, Some(last), false))))
+            Ok(Some((
+                (batch, last.clone()),
+                (client, spec, Some(last), false),
+            )))
         },
     )
 }

@@ -204,12 +204,17 @@ impl SourceConfig for Milvus2SourceConfig {
         }
         let names = self.collection_names();
         if names.is_empty() {
-            return err("no collection: set `collection = \"…\"` (or `collections = [\"…\"]`)".into());
+            return err(
+                "no collection: set `collection = \"…\"` (or `collections = [\"…\"]`)".into(),
+            );
         }
         if names.iter().any(|n| n.trim().is_empty()) {
             return err("a collection name is empty".into());
         }
-        if let Some(b) = self.batch_size.filter(|b| !(1..=MAX_QUERY_WINDOW).contains(b)) {
+        if let Some(b) = self
+            .batch_size
+            .filter(|b| !(1..=MAX_QUERY_WINDOW).contains(b))
+        {
             return err(format!(
                 "`batch_size` = {b} must be 1..={MAX_QUERY_WINDOW} (Milvus's query window)"
             ));
@@ -253,8 +258,9 @@ mod tests {
         c.collections = vec!["a".into(), "b".into(), "a".into()];
         assert!(c.validate().is_ok());
         assert_eq!(c.collection_names(), vec!["a", "b"]);
-        let parsed: std::result::Result<Milvus2SourceConfig, _> =
-            serde_json::from_value(serde_json::json!({"uri": "x", "collection": "c", "ids": "regenerate"}));
+        let parsed: std::result::Result<Milvus2SourceConfig, _> = serde_json::from_value(
+            serde_json::json!({"uri": "x", "collection": "c", "ids": "regenerate"}),
+        );
         assert_eq!(parsed.map(|c| c.ids).ok(), Some(IdPolicy::Regenerate));
     }
 }

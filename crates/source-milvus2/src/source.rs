@@ -101,7 +101,11 @@ impl Milvus2Source {
                     format!(
                         "collection `{name}` does not exist at {} (database `{}`)",
                         client.uri(),
-                        if client.db().is_empty() { "default" } else { client.db() }
+                        if client.db().is_empty() {
+                            "default"
+                        } else {
+                            client.db()
+                        }
                     ),
                 ));
             }

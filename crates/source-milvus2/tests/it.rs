@@ -26,7 +26,9 @@ const FIXTURE_ROWS: usize = 200_000;
 
 async fn copy(env: &Env, source: Value, target: &str) -> Result<RunReport> {
     let ctx = BuildContext::default();
-    let source = parse_source("milvus2", env.config(source))?.build(&ctx).await?;
+    let source = parse_source("milvus2", env.config(source))?
+        .build(&ctx)
+        .await?;
     let sink = parse_sink(
         "milvus2",
         env.config(json!({ "collection": target, "load": true })),
@@ -44,7 +46,11 @@ async fn copy(env: &Env, source: Value, target: &str) -> Result<RunReport> {
 }
 
 /// The generated rows `0..rows` that `keep` accepts, minus deleted ones, with `schema`.
-fn expected_rows(rows: usize, schema: &SchemaRef, keep: impl Fn(&RecordBatch, usize) -> bool) -> RecordBatch {
+fn expected_rows(
+    rows: usize,
+    schema: &SchemaRef,
+    keep: impl Fn(&RecordBatch, usize) -> bool,
+) -> RecordBatch {
     let all = all_types_rows(0, rows);
     let idx: Vec<u32> = (0..rows)
         .filter(|&r| !is_deleted(r as i64) && keep(&all, r))
@@ -59,7 +65,9 @@ fn expected_rows(rows: usize, schema: &SchemaRef, keep: impl Fn(&RecordBatch, us
 fn assert_same(got: &RecordBatch, want: &RecordBatch, what: &str) {
     assert_eq!(got.num_rows(), want.num_rows(), "{what}: row count");
     for (i, f) in want.schema().fields().iter().enumerate() {
-        let g = got.column_by_name(f.name()).unwrap_or_else(|| panic!("{what}: no `{}`", f.name()));
+        let g = got
+            .column_by_name(f.name())
+            .unwrap_or_else(|| panic!("{what}: no `{}`", f.name()));
         let w = want.column(i);
         if g.to_data() != w.to_data() {
             let row = (0..w.len())
@@ -88,12 +96,19 @@ async fn copies_every_type_exactly_and_verifies() -> Result<()> {
     let report = copy(&env, json!({ "collection": FIXTURE }), &target).await?;
     let live = (0..FIXTURE_ROWS as i64).filter(|&i| !is_deleted(i)).count() as u64;
     assert_eq!(report.rows_written, live);
-    assert_eq!(report.partitions, 3, "one work partition per Milvus partition");
+    assert_eq!(
+        report.partitions, 3,
+        "one work partition per Milvus partition"
+    );
 
     // The collection is recreated faithfully.
     let src = client.describe_collection(FIXTURE).await?;
     let dst = client.describe_collection(&target).await?;
-    assert_eq!(dst.arrow.fields(), src.arrow.fields(), "fields and their properties");
+    assert_eq!(
+        dst.arrow.fields(),
+        src.arrow.fields(),
+        "fields and their properties"
+    );
     assert!(dst.dynamic_field);
     assert_eq!(dst.shards, 2);
     assert_eq!(dst.consistency_level, src.consistency_level);
@@ -104,16 +119,26 @@ async fn copies_every_type_exactly_and_verifies() -> Result<()> {
     assert_eq!(parts, ["_default", "p_one", "p_two"]);
     let idx = client.describe_indexes(&target).await?;
     assert_eq!(idx.len(), 1);
-    assert_eq!((idx[0].index_type.as_str(), idx[0].metric_type.as_str()), ("FLAT", "IP"));
+    assert_eq!(
+        (idx[0].index_type.as_str(), idx[0].metric_type.as_str()),
+        ("FLAT", "IP")
+    );
 
     // Every field of every row, against the generated data (not against a second read).
     let schema = all_types_schema();
     let got = read_all(&client, &target, &src.arrow, &[]).await;
-    assert_same(&got, &expected_rows(FIXTURE_ROWS, &src.arrow, |_, _| true), "copy");
+    assert_same(
+        &got,
+        &expected_rows(FIXTURE_ROWS, &src.arrow, |_, _| true),
+        "copy",
+    );
     // Rows stay in their partitions.
     for p in ["p_one", "p_two", "_default"] {
         let got = read_all(&client, &target, &src.arrow, &[p]).await;
-        let ids = got.column_by_name("id").unwrap().as_primitive::<Int64Type>();
+        let ids = got
+            .column_by_name("id")
+            .unwrap()
+            .as_primitive::<Int64Type>();
         assert!(ids.values().iter().all(|&i| partition_of(i) == p), "{p}");
         let want = (0..FIXTURE_ROWS as i64)
             .filter(|&i| !is_deleted(i) && partition_of(i) == p)
@@ -171,14 +196,23 @@ async fn varchar_keys_page_correctly() -> Result<()> {
     let name = "m2src_varchar_v1";
     let batch = ensure_varchar(&client, name, 2_500).await;
     let target = unique("m2src_vcopy");
-    let report = copy(&env, json!({ "collection": name, "batch_size": 97 }), &target).await?;
+    let report = copy(
+        &env,
+        json!({ "collection": name, "batch_size": 97 }),
+        &target,
+    )
+    .await?;
     assert_eq!(report.rows_written, 2_500);
     let src = client.describe_collection(name).await?;
     let got = read_all(&client, &target, &src.arrow, &[]).await;
     // Expected: the generated rows sorted by key (Milvus orders VarChar keys bytewise).
     let keys = batch.column(0).as_string::<i32>();
     let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
-    order.sort_by(|&a, &b| keys.value(a as usize).as_bytes().cmp(keys.value(b as usize).as_bytes()));
+    order.sort_by(|&a, &b| {
+        keys.value(a as usize)
+            .as_bytes()
+            .cmp(keys.value(b as usize).as_bytes())
+    });
     let want = take_record_batch(&batch, &UInt32Array::from(order))
         .unwrap()
         .with_schema(Arc::clone(&src.arrow))
@@ -202,12 +236,18 @@ async fn an_unloaded_source_fails_clearly_unless_load_is_set() -> Result<()> {
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-    assert!(err.contains("is not loaded") && err.contains("load = true"), "{err}");
+    assert!(
+        err.contains("is not loaded") && err.contains("load = true"),
+        "{err}"
+    );
 
     let target = unique("m2src_loadcopy");
     let report = copy(&env, json!({ "collection": name, "load": true }), &target).await?;
     assert_eq!(report.rows_written, 300);
-    assert!(!client.is_loaded(&name).await?, "vmig loaded it, so vmig released it");
+    assert!(
+        !client.is_loaded(&name).await?,
+        "vmig loaded it, so vmig released it"
+    );
     drop(&client, &target).await;
     drop(&client, &name).await;
     Ok(())
@@ -223,10 +263,8 @@ async fn auto_id_keys_are_kept_or_regenerated_and_the_partition_key_survives() -
     let client = env.client().await;
     let name = unique("m2src_autoid");
     let schema = Arc::new(Schema::new(vec![
-        Field::new("cat", DataType::Utf8, false).with_metadata([
-            ("milvus.partition_key", "true"),
-            ("vmig.max_length", "8"),
-        ]),
+        Field::new("cat", DataType::Utf8, false)
+            .with_metadata([("milvus.partition_key", "true"), ("vmig.max_length", "8")]),
         vector::float_vector_field("v", 4),
     ]));
     let opts = vmig_milvus::SchemaOptions {
@@ -273,7 +311,12 @@ async fn auto_id_keys_are_kept_or_regenerated_and_the_partition_key_survives() -
     assert_same(&got, &want, "auto_id copy with kept keys");
 
     let fresh = unique("m2src_regen");
-    let report = copy(&env, json!({ "collection": name, "ids": "regenerate" }), &fresh).await?;
+    let report = copy(
+        &env,
+        json!({ "collection": name, "ids": "regenerate" }),
+        &fresh,
+    )
+    .await?;
     assert_eq!(report.rows_written, rows as u64);
     let dst = client.describe_collection(&fresh).await?;
     assert!(dst.auto_id);

@@ -91,7 +91,8 @@ pub fn all_types_schema() -> SchemaRef {
                 .with_metadata(meta(&[("milvus.description", "a plain int64")])),
             Field::new("f32", DataType::Float32, false),
             Field::new("f64", DataType::Float64, false),
-            Field::new("s", DataType::Utf8, false).with_metadata(meta(&[("vmig.max_length", "64")])),
+            Field::new("s", DataType::Utf8, false)
+                .with_metadata(meta(&[("vmig.max_length", "64")])),
             vector::json_field("j", false),
             list_field("a_i64", DataType::Int64, &[("vmig.max_capacity", "8")]),
             list_field(
@@ -146,27 +147,47 @@ pub fn all_types_rows(start: i64, n: usize) -> RecordBatch {
             ids.iter().map(|i| i % 3 == 0).collect::<Vec<_>>(),
         )),
         Arc::new(Int8Array::from(
-            ids.iter().map(|i| (i % 256 - 128) as i8).collect::<Vec<_>>(),
+            ids.iter()
+                .map(|i| (i % 256 - 128) as i8)
+                .collect::<Vec<_>>(),
         )),
         Arc::new(Int16Array::from(
-            ids.iter().map(|i| (i % 65_536 - 32_768) as i16).collect::<Vec<_>>(),
+            ids.iter()
+                .map(|i| (i % 65_536 - 32_768) as i16)
+                .collect::<Vec<_>>(),
         )),
         Arc::new(Int32Array::from(
-            ids.iter().map(|i| (i * 7919 % 1_000_003) as i32 - 500_000).collect::<Vec<_>>(),
+            ids.iter()
+                .map(|i| (i * 7919 % 1_000_003) as i32 - 500_000)
+                .collect::<Vec<_>>(),
         )),
         Arc::new(Int64Array::from(
-            ids.iter().map(|i| i.wrapping_mul(6_364_136_223_846_793_005)).collect::<Vec<_>>(),
+            ids.iter()
+                .map(|i| i.wrapping_mul(6_364_136_223_846_793_005))
+                .collect::<Vec<_>>(),
         )),
-        Arc::new(Float32Array::from(ids.iter().map(|&i| f(i)).collect::<Vec<_>>())),
+        Arc::new(Float32Array::from(
+            ids.iter().map(|&i| f(i)).collect::<Vec<_>>(),
+        )),
         Arc::new(Float64Array::from(
-            ids.iter().map(|&i| (i as f64).sqrt() * -1e-3).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            ids.iter().map(|i| format!("row \"{i}\" ✓")).collect::<Vec<_>>(),
+            ids.iter()
+                .map(|&i| (i as f64).sqrt() * -1e-3)
+                .collect::<Vec<_>>(),
         )),
         Arc::new(StringArray::from(
             ids.iter()
-                .map(|i| format!(r#"{{"n":{i},"tags":["a{}"],"nested":{{"x":{}}}}}"#, i % 5, i % 2 == 0))
+                .map(|i| format!("row \"{i}\" ✓"))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            ids.iter()
+                .map(|i| {
+                    format!(
+                        r#"{{"n":{i},"tags":["a{}"],"nested":{{"x":{}}}}}"#,
+                        i % 5,
+                        i % 2 == 0
+                    )
+                })
                 .collect::<Vec<_>>(),
         )),
         list(DataType::Int64, Arc::new(Int64Array::from(a_i64))),
@@ -224,7 +245,11 @@ pub async fn ensure_all_types(client: &MilvusClient, name: &str, rows: usize) {
     let cs = collection_schema(&schema, &opts).unwrap();
     assert!(cs.enable_dynamic_field);
     client
-        .create_collection(&cs, 2, vmig_milvus::proto::common::ConsistencyLevel::Session)
+        .create_collection(
+            &cs,
+            2,
+            vmig_milvus::proto::common::ConsistencyLevel::Session,
+        )
         .await
         .unwrap();
     for p in ["p_one", "p_two"] {
@@ -239,11 +264,9 @@ pub async fn ensure_all_types(client: &MilvusClient, name: &str, rows: usize) {
             let keep: Vec<u32> = (0..n as u32)
                 .filter(|&r| partition_of(start + r as i64) == p)
                 .collect();
-            let part = arrow::compute::take_record_batch(
-                &batch,
-                &arrow::array::UInt32Array::from(keep),
-            )
-            .unwrap();
+            let part =
+                arrow::compute::take_record_batch(&batch, &arrow::array::UInt32Array::from(keep))
+                    .unwrap();
             client.insert(name, Some(p), &part, false).await.unwrap();
         }
         start += n as i64;
@@ -333,7 +356,11 @@ pub async fn ensure_varchar(client: &MilvusClient, name: &str, rows: usize) -> R
         };
         let cs = collection_schema(&schema, &opts).unwrap();
         client
-            .create_collection(&cs, 1, vmig_milvus::proto::common::ConsistencyLevel::Bounded)
+            .create_collection(
+                &cs,
+                1,
+                vmig_milvus::proto::common::ConsistencyLevel::Bounded,
+            )
             .await
             .unwrap();
         client.insert(name, None, &batch, false).await.unwrap();
