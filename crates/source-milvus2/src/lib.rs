@@ -44,7 +44,8 @@
 //!
 //! **Loading:** Milvus can query only loaded collections. A collection that is not loaded is an
 //! error saying so, unless `load = true`: vmig then loads it and releases it again once every
-//! partition has been read (only a collection vmig loaded itself is released).
+//! partition has been read (only a collection vmig loaded itself is released; a resumed run that
+//! skips finished partitions leaves it loaded).
 //!
 //! `collections = ["a", "b"]` reads several collections with the same fields into one target
 //! (the first one's name and properties); run one job per collection to copy them separately.
