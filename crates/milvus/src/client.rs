@@ -518,7 +518,13 @@ impl MilvusClient {
             .map_err(|s| classify_rpc("DescribeIndex", &s))?
             .into_inner();
         let status = status_of(r.status);
-        if status.code == 700 || status.reason.contains("index not found") {
+        #[allow(deprecated)]
+        let legacy_code = status.error_code;
+        if status.code == 700
+            || legacy_code == milvus::proto::common::ErrorCode::IndexNotExist as i32
+            || status.reason.contains("index not found")
+            || status.reason.contains("index not exist")
+        {
             return Ok(Vec::new());
         }
         classify_status(

@@ -150,10 +150,18 @@ impl Milvus2Source {
                 }
             }
             if info.partition_key.is_some() {
+                if !config.partitions.is_empty() {
+                    return Err(Error::config(
+                        NAME,
+                        format!(
+                            "collection `{name}` has a partition key, and Milvus does not let such collections be queried by partition name: remove `partitions` (use `filter` on the partition-key field instead)"
+                        ),
+                    ));
+                }
                 units.push(Unit {
                     id: PartitionId::new(name.clone()),
                     collection: name.clone(),
-                    partitions: config.partitions.clone(),
+                    partitions: Vec::new(),
                     target: None,
                     estimated: None,
                 });
