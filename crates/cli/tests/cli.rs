@@ -154,7 +154,10 @@ fn plugins_lists_every_linked_plugin() {
     let sources = names("sources");
     assert!(sources.is_sorted(), "{sources:?}");
     for s in ["faiss", "milvus2"] {
-        assert!(sources.iter().any(|x| x == s), "{s} missing from {sources:?}");
+        assert!(
+            sources.iter().any(|x| x == s),
+            "{s} missing from {sources:?}"
+        );
     }
     assert_eq!(names("sinks"), ["files", "milvus2"]);
     assert_eq!(
