@@ -10,6 +10,8 @@ use vmig_sink_milvus2 as _;
 use vmig_source_faiss as _;
 #[cfg(feature = "source-milvus1")]
 use vmig_source_milvus1 as _;
+#[cfg(feature = "source-milvus2")]
+use vmig_source_milvus2 as _;
 #[cfg(feature = "transforms")]
 use vmig_transforms as _;
 
@@ -25,6 +27,9 @@ fn expected() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     if cfg!(feature = "source-milvus1") {
         sources.push("milvus1");
     }
+    if cfg!(feature = "source-milvus2") {
+        sources.push("milvus2");
+    }
     if cfg!(feature = "transforms") {
         transforms.extend(["cast", "collection", "drop", "filter", "rename", "select"]);
     }
@@ -34,6 +39,8 @@ fn expected() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     if cfg!(feature = "sink-milvus2") {
         sinks.push("milvus2");
     }
+    // The registry lists names sorted; so must this, whatever order the lines above are in.
+    sources.sort_unstable();
     (sources, transforms, sinks)
 }
 

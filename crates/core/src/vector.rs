@@ -6,13 +6,24 @@
 //! | `BinaryVector(dim)`    | `FixedSizeBinary(dim / 8)`          | `binary_vector`            | `dim` (bits)      |
 //! | `Float16Vector(dim)`   | `FixedSizeList<Float16>(dim)`       | `float16_vector`           | `dim`             |
 //! | `BFloat16Vector(dim)`  | `FixedSizeBinary(2 * dim)`          | `bfloat16_vector`          | `dim`             |
-//! | `SparseFloatVector`    | `Map<UInt32, Float32>` (reserved)   | `sparse_float_vector`      | –                 |
+//! | `SparseFloatVector`    | `Map<UInt32, Float32>` (see below)  | `sparse_float_vector`      | –                 |
 //! | `JSON`                 | `Utf8` holding JSON text            | `json`                     | –                 |
 //!
 //! A `FixedSizeList<Float32>` without metadata is also taken as a float vector, so batches built by
 //! hand need no ceremony. Binary vectors always carry metadata, because a `FixedSizeBinary` column
 //! could be anything. Bits are stored in Milvus's (and Faiss's) order: byte `i` holds dimensions
 //! `8i .. 8i+8`, the lowest dimension in the most significant bit.
+//!
+//! Float16 vectors are a `FixedSizeList` of Arrow's own `Float16` (exact IEEE half bits, so they
+//! need no metadata, like float vectors); Arrow has no bfloat16 type, so bfloat16 vectors are the
+//! raw little-endian halves in a `FixedSizeBinary(2 * dim)` and always carry metadata.
+//!
+//! A sparse float vector column is exactly
+//! `Map(Field "entries": Struct[Field "keys": UInt32 non-null, Field "values": Float32 non-null],
+//! sorted = false)` (the map field itself non-nullable, entries non-nullable), tagged
+//! `vmig.type = sparse_float_vector` ([`sparse_float_vector_field`]). Each row holds its
+//! non-zero dimensions with indices ascending and unique; sources that build it inline must use
+//! exactly this shape.
 //!
 //! Schema-level metadata: [`META_METRIC`] (the distance the source used: `L2`, `IP`, `COSINE`,
 //! `HAMMING`, …), [`META_PRIMARY_KEY`] (the primary-key field) and [`META_COLLECTION`] (a target
@@ -49,7 +60,7 @@ pub enum VectorType {
     Float16,
     /// bfloat16 vectors (`2 * dim` bytes per row).
     BFloat16,
-    /// Sparse float vectors (reserved; no source produces them yet).
+    /// Sparse float vectors (`Map<UInt32, Float32>` rows, see [`sparse_float_vector_type`]).
     SparseFloat,
 }
 
@@ -123,6 +134,68 @@ pub fn binary_vector_field(name: &str, dim_bits: usize) -> Result<Field> {
     .with_metadata(meta(VectorType::Binary, dim_bits)))
 }
 
+/// A non-nullable float16 vector field of `dim` dimensions (`FixedSizeList<Float16>`).
+pub fn float16_vector_field(name: &str, dim: usize) -> Field {
+    Field::new(
+        name,
+        DataType::FixedSizeList(
+            Arc::new(Field::new_list_field(DataType::Float16, true)),
+            dim as i32,
+        ),
+        false,
+    )
+    .with_metadata(meta(VectorType::Float16, dim))
+}
+
+/// A non-nullable bfloat16 vector field of `dim` dimensions (`FixedSizeBinary(2 * dim)`, the
+/// little-endian halves).
+pub fn bfloat16_vector_field(name: &str, dim: usize) -> Field {
+    Field::new(name, DataType::FixedSizeBinary((dim * 2) as i32), false)
+        .with_metadata(meta(VectorType::BFloat16, dim))
+}
+
+/// The Arrow type of a sparse float vector column: `Map<UInt32, Float32>` with an entries
+/// struct `{keys: UInt32, values: Float32}` (both non-null), unsorted flag (see the module docs).
+pub fn sparse_float_vector_type() -> DataType {
+    DataType::Map(
+        Arc::new(Field::new(
+            "entries",
+            DataType::Struct(
+                vec![
+                    Field::new("keys", DataType::UInt32, false),
+                    Field::new("values", DataType::Float32, false),
+                ]
+                .into(),
+            ),
+            false,
+        )),
+        false,
+    )
+}
+
+/// A non-nullable sparse float vector field (see [`sparse_float_vector_type`]).
+pub fn sparse_float_vector_field(name: &str) -> Field {
+    Field::new(name, sparse_float_vector_type(), false).with_metadata(HashMap::from([(
+        META_TYPE.to_string(),
+        VectorType::SparseFloat.as_str().to_string(),
+    )]))
+}
+
+/// Whether `dt` is the sparse float vector type (`Map` with UInt32 keys and Float32 values).
+pub fn is_sparse_float_vector_type(dt: &DataType) -> bool {
+    let DataType::Map(entries, _) = dt else {
+        return false;
+    };
+    match entries.data_type() {
+        DataType::Struct(fields) => {
+            fields.len() == 2
+                && fields[0].data_type() == &DataType::UInt32
+                && fields[1].data_type() == &DataType::Float32
+        }
+        _ => false,
+    }
+}
+
 /// A field holding JSON text (Milvus `JSON`).
 pub fn json_field(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
@@ -151,7 +224,7 @@ pub fn vector_info(field: &Field) -> Option<VectorInfo> {
             kind: VectorType::BFloat16,
             dim: dim_meta.unwrap_or(*w as usize / 2),
         }),
-        (Some("sparse_float_vector"), _) => Some(VectorInfo {
+        (Some("sparse_float_vector"), dt) if is_sparse_float_vector_type(dt) => Some(VectorInfo {
             kind: VectorType::SparseFloat,
             dim: 0,
         }),
@@ -336,6 +409,24 @@ mod tests {
             Field::new_fixed_size_list("f", Field::new_list_field(DataType::Int64, true), 3, false);
         assert_eq!(milvus_type(&fixed), None);
         assert_eq!(vector_info(&Field::new("x", DataType::Int64, false)), None);
+        let h = float16_vector_field("h", 8);
+        assert_eq!(
+            vector_info(&h).map(|v| (v.kind, v.dim)),
+            Some((VectorType::Float16, 8))
+        );
+        assert_eq!(milvus_type(&h).as_deref(), Some("Float16Vector(8)"));
+        let bf = bfloat16_vector_field("bf", 8);
+        assert_eq!(bf.data_type(), &DataType::FixedSizeBinary(16));
+        assert_eq!(milvus_type(&bf).as_deref(), Some("BFloat16Vector(8)"));
+        let sp = sparse_float_vector_field("sp");
+        assert_eq!(
+            vector_info(&sp).map(|v| v.kind),
+            Some(VectorType::SparseFloat)
+        );
+        assert_eq!(milvus_type(&sp).as_deref(), Some("SparseFloatVector"));
+        // The tag alone is not enough: the Map shape must match too.
+        let wrong = Field::new("sp", DataType::Utf8, false).with_metadata(sp.metadata().clone());
+        assert_eq!(vector_info(&wrong), None);
         // A FixedSizeBinary without metadata is not a vector.
         assert_eq!(
             vector_info(&Field::new("x", DataType::FixedSizeBinary(4), false)),

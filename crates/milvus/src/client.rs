@@ -11,11 +11,12 @@ use base64::Engine as _;
 use milvus::proto::common::{ConsistencyLevel, ImportState, KeyValuePair, LoadState, Status};
 use milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
 use milvus::proto::milvus::{
-    CreateCollectionRequest, CreateIndexRequest, CreatePartitionRequest, DescribeCollectionRequest,
-    DropCollectionRequest, FlushRequest, GetFlushStateRequest, GetImportStateRequest,
-    GetLoadStateRequest, GetVersionRequest, HasCollectionRequest, HasPartitionRequest,
-    ImportRequest, InsertRequest, LoadCollectionRequest, QueryRequest, QueryResults,
-    ShowCollectionsRequest, UpsertRequest,
+    CreateCollectionRequest, CreateIndexRequest, CreatePartitionRequest, DeleteRequest,
+    DescribeCollectionRequest, DescribeIndexRequest, DropCollectionRequest, FlushRequest,
+    GetFlushStateRequest, GetImportStateRequest, GetLoadStateRequest, GetVersionRequest,
+    HasCollectionRequest, HasPartitionRequest, ImportRequest, InsertRequest, LoadCollectionRequest,
+    QueryRequest, QueryResults, ReleaseCollectionRequest, ShowCollectionsRequest,
+    ShowPartitionsRequest, UpsertRequest,
 };
 use milvus::proto::schema::{scalar_field, CollectionSchema, FieldData};
 use prost::Message as _;
@@ -74,6 +75,17 @@ impl ConnectOptions {
             request_timeout: Duration::from_secs(300),
             max_request_bytes: MAX_ENCODING_BYTES,
         }
+    }
+
+    /// Fills unset credentials from the environment: `MILVUS_TOKEN`, `MILVUS_USER` and
+    /// `MILVUS_PASSWORD` (empty values count as unset). Plugins call this so secrets need not
+    /// be written into job files.
+    pub fn with_env_credentials(mut self) -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        self.token = self.token.or_else(|| env("MILVUS_TOKEN"));
+        self.user = self.user.or_else(|| env("MILVUS_USER"));
+        self.password = self.password.or_else(|| env("MILVUS_PASSWORD"));
+        self
     }
 
     /// `http://host:port` form of [`ConnectOptions::uri`].
@@ -155,7 +167,10 @@ type Grpc = MilvusServiceClient<InterceptedService<Channel, AuthInterceptor>>;
 pub type Consistency = ConsistencyLevel;
 
 /// A primary-key value: the position of [`MilvusClient::query_page`].
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum PkValue {
     /// An Int64 key.
     Int(i64),
@@ -190,6 +205,36 @@ pub struct CollectionInfo {
     pub shards: i32,
     /// Default consistency level.
     pub consistency_level: i32,
+    /// The collection description.
+    pub description: String,
+    /// Whether the dynamic field (`$meta`) is enabled; [`CollectionInfo::arrow`] then ends
+    /// with a `$meta` JSON field.
+    pub dynamic_field: bool,
+    /// The partition-key field, if any.
+    pub partition_key: Option<String>,
+}
+
+/// One page of primary-key keyset paging (see [`MilvusClient::query_keyset`]).
+#[derive(Debug, Clone)]
+pub struct KeysetQuery<'a> {
+    /// The collection.
+    pub collection: &'a str,
+    /// Partitions to read (all when empty).
+    pub partitions: &'a [String],
+    /// The primary-key field.
+    pub pk_field: &'a str,
+    /// An extra boolean expression rows must match (none when empty).
+    pub filter: &'a str,
+    /// Rows strictly after this key (all when `None`).
+    pub after: Option<&'a PkValue>,
+    /// At most this many rows (1..=[`MAX_QUERY_WINDOW`]).
+    pub limit: usize,
+    /// The output fields (must include `pk_field`).
+    pub schema: &'a SchemaRef,
+    /// A pinned read timestamp: `0` reads with Strong consistency; otherwise it is sent as the
+    /// guarantee timestamp, which servers that pin iterator reads (2.4+) use as the MVCC
+    /// snapshot of every page.
+    pub snapshot_ts: u64,
 }
 
 /// The state of one 2.3 bulk-import task.
@@ -397,7 +442,9 @@ impl MilvusClient {
         let pk = schema.fields.iter().find(|f| f.is_primary_key);
         let primary_key = pk.map(|f| f.name.clone()).unwrap_or_default();
         let auto_id = pk.is_some_and(|f| f.auto_id);
-        let visible = CollectionSchema {
+        // The dynamic field is read as a JSON column named `$meta`, whatever the server calls
+        // it in the schema (2.3 lists it with `is_dynamic`).
+        let mut visible = CollectionSchema {
             fields: schema
                 .fields
                 .iter()
@@ -406,14 +453,151 @@ impl MilvusClient {
                 .collect(),
             ..schema.clone()
         };
+        if schema.enable_dynamic_field {
+            visible.fields.push(milvus::proto::schema::FieldSchema {
+                name: crate::meta::DYNAMIC_FIELD_NAME.to_string(),
+                data_type: milvus::proto::schema::DataType::Json as i32,
+                is_dynamic: true,
+                ..Default::default()
+            });
+        }
         Ok(CollectionInfo {
             arrow: convert::arrow_schema(&visible)?,
-            schema,
             primary_key,
             auto_id,
             shards: r.shards_num,
             consistency_level: r.consistency_level,
+            description: schema.description.clone(),
+            dynamic_field: schema.enable_dynamic_field,
+            partition_key: schema
+                .fields
+                .iter()
+                .find(|f| f.is_partition_key)
+                .map(|f| f.name.clone()),
+            schema,
         })
+    }
+
+    /// The partitions of `collection` (names, in the server's order).
+    ///
+    /// # Errors
+    /// RPC failures.
+    pub async fn show_partitions(&self, collection: &str) -> Result<Vec<String>> {
+        let r = self
+            .grpc
+            .clone()
+            .show_partitions(ShowPartitionsRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("ShowPartitions", &s))?
+            .into_inner();
+        classify_status(
+            &format!("listing the partitions of `{collection}`"),
+            &status_of(r.status),
+        )?;
+        Ok(r.partition_names)
+    }
+
+    /// The indexes of `collection` (none when it has none).
+    ///
+    /// # Errors
+    /// RPC failures other than "index not found".
+    pub async fn describe_indexes(&self, collection: &str) -> Result<Vec<crate::meta::IndexSpec>> {
+        let r = self
+            .grpc
+            .clone()
+            .describe_index(DescribeIndexRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("DescribeIndex", &s))?
+            .into_inner();
+        let status = status_of(r.status);
+        #[allow(deprecated)]
+        let legacy_code = status.error_code;
+        if status.code == 700
+            || legacy_code == milvus::proto::common::ErrorCode::IndexNotExist as i32
+            || status.reason.contains("index not found")
+            || status.reason.contains("index not exist")
+        {
+            return Ok(Vec::new());
+        }
+        classify_status(
+            &format!("describing the indexes of `{collection}`"),
+            &status,
+        )?;
+        Ok(r.index_descriptions
+            .into_iter()
+            .map(|d| {
+                let get = |k: &str| {
+                    d.params
+                        .iter()
+                        .find(|p| p.key == k)
+                        .map(|p| p.value.clone())
+                };
+                let mut params: serde_json::Map<String, serde_json::Value> = get("params")
+                    .and_then(|p| serde_json::from_str(&p).ok())
+                    .unwrap_or_default();
+                // Older servers list build parameters as separate pairs.
+                for p in &d.params {
+                    if !matches!(p.key.as_str(), "index_type" | "metric_type" | "params") {
+                        let v = serde_json::from_str(&p.value)
+                            .unwrap_or_else(|_| serde_json::Value::String(p.value.clone()));
+                        params.entry(p.key.clone()).or_insert(v);
+                    }
+                }
+                crate::meta::IndexSpec {
+                    field: d.field_name.clone(),
+                    index_type: get("index_type").unwrap_or_default(),
+                    metric_type: get("metric_type").unwrap_or_default(),
+                    params: serde_json::Value::Object(params),
+                }
+            })
+            .collect())
+    }
+
+    /// Whether `collection` is loaded (fully).
+    ///
+    /// # Errors
+    /// RPC failures.
+    pub async fn is_loaded(&self, collection: &str) -> Result<bool> {
+        let s = self
+            .grpc
+            .clone()
+            .get_load_state(GetLoadStateRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("GetLoadState", &s))?
+            .into_inner();
+        classify_status("GetLoadState", &status_of(s.status))?;
+        Ok(s.state == LoadState::Loaded as i32)
+    }
+
+    /// Releases `collection` from memory.
+    ///
+    /// # Errors
+    /// RPC failures.
+    pub async fn release(&self, collection: &str) -> Result<()> {
+        let r = self
+            .grpc
+            .clone()
+            .release_collection(ReleaseCollectionRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("ReleaseCollection", &s))?
+            .into_inner();
+        classify_status(&format!("releasing `{collection}`"), &r)
     }
 
     /// Creates a collection.
@@ -426,6 +610,22 @@ impl MilvusClient {
         shards: i32,
         consistency: Consistency,
     ) -> Result<()> {
+        self.create_collection_with(schema, shards, consistency, 0)
+            .await
+    }
+
+    /// As [`MilvusClient::create_collection`], with `num_partitions` (for a partition-key
+    /// collection; 0: the server's default).
+    ///
+    /// # Errors
+    /// RPC failures with the server's reason.
+    pub async fn create_collection_with(
+        &self,
+        schema: &CollectionSchema,
+        shards: i32,
+        consistency: Consistency,
+        num_partitions: i64,
+    ) -> Result<()> {
         let r = self
             .grpc
             .clone()
@@ -435,6 +635,7 @@ impl MilvusClient {
                 schema: schema.encode_to_vec(),
                 shards_num: shards,
                 consistency_level: consistency as i32,
+                num_partitions,
                 ..Default::default()
             })
             .await
@@ -597,6 +798,37 @@ impl MilvusClient {
         } else {
             r.insert_cnt.max(0) as u64
         })
+    }
+
+    /// Deletes the rows matching `expr` (on 2.3: `pk in [...]`); returns the count the server
+    /// reports.
+    ///
+    /// # Errors
+    /// RPC failures with the server's reason.
+    pub async fn delete(
+        &self,
+        collection: &str,
+        partition: Option<&str>,
+        expr: &str,
+    ) -> Result<u64> {
+        let r = self
+            .grpc
+            .clone()
+            .delete(DeleteRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                partition_name: partition.unwrap_or_default().to_string(),
+                expr: expr.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| classify_rpc("Delete", &s))?
+            .into_inner();
+        classify_status(
+            &format!("deleting from `{collection}`"),
+            &status_of(r.status),
+        )?;
+        Ok(r.delete_cnt.max(0) as u64)
     }
 
     /// Seals and persists everything inserted into `collection`, waiting (up to `wait`) until
@@ -781,19 +1013,25 @@ impl MilvusClient {
         if let Some(l) = limit {
             query_params.push(kv("limit", l));
         }
+        self.send_query(QueryRequest {
+            db_name: self.db.clone(),
+            collection_name: collection.to_string(),
+            expr: expr.to_string(),
+            output_fields: output_fields.to_vec(),
+            partition_names: partitions.to_vec(),
+            query_params,
+            consistency_level: consistency as i32,
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn send_query(&self, req: QueryRequest) -> Result<QueryResults> {
+        let (collection, expr) = (req.collection_name.clone(), req.expr.clone());
         let r = self
             .grpc
             .clone()
-            .query(QueryRequest {
-                db_name: self.db.clone(),
-                collection_name: collection.to_string(),
-                expr: expr.to_string(),
-                output_fields: output_fields.to_vec(),
-                partition_names: partitions.to_vec(),
-                query_params,
-                consistency_level: consistency as i32,
-                ..Default::default()
-            })
+            .query(req)
             .await
             .map_err(|s| classify_rpc("Query", &s))?
             .into_inner();
@@ -872,13 +1110,8 @@ impl MilvusClient {
     /// must include `pk_field`). Use the last row's key as the next `after`; an empty batch ends
     /// the scan. `limit` must be within the 16384 query window. Reads with Strong consistency.
     ///
-    /// Sends the iterator parameters the official SDKs send (`iterator`, `reduce_stop_for_best`)
-    /// and checks that the page is strictly increasing and above `after`, failing loudly if the
-    /// server does not keep that promise.
-    ///
     /// # Errors
-    /// [`Error::Config`] for a bad `limit`; RPC failures; [`Error::Data`] when the page is not
-    /// strictly increasing or the key column is not Int64/Utf8.
+    /// As [`MilvusClient::query_keyset`].
     pub async fn query_page(
         &self,
         collection: &str,
@@ -887,6 +1120,32 @@ impl MilvusClient {
         limit: usize,
         schema: &SchemaRef,
     ) -> Result<RecordBatch> {
+        let q = KeysetQuery {
+            collection,
+            partitions: &[],
+            pk_field,
+            filter: "",
+            after,
+            limit,
+            schema,
+            snapshot_ts: 0,
+        };
+        Ok(self.query_keyset(&q).await?.0)
+    }
+
+    /// One page of PK keyset paging with partitions, a filter and a snapshot timestamp (see
+    /// [`KeysetQuery`]); returns the page and the server's `session_ts` (0 when the server
+    /// does not report one, as 2.3 does not).
+    ///
+    /// Sends the iterator parameters the official SDKs send (`iterator`, `reduce_stop_for_best`)
+    /// and checks that the page is strictly increasing and above `after`, failing loudly if the
+    /// server does not keep that promise.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad `limit`; RPC failures; [`Error::Data`] when the page is not
+    /// strictly increasing or the key column is not Int64/Utf8.
+    pub async fn query_keyset(&self, q: &KeysetQuery<'_>) -> Result<(RecordBatch, u64)> {
+        let (collection, pk_field, limit, schema) = (q.collection, q.pk_field, q.limit, q.schema);
         if limit == 0 || limit > MAX_QUERY_WINDOW {
             return Err(Error::config(
                 "milvus",
@@ -907,23 +1166,41 @@ impl MilvusClient {
                 "primary key `{pk_field}` is {pk_type}; only Int64 and VarChar keys can be paged"
             )));
         }
-        // The first page has no filter (an empty expression is allowed with a limit, and
+        // The first page has no key bound (an empty expression is allowed with a limit, and
         // `pk >= i64::MIN` does not parse on 2.3.5).
-        let expr = after.map(|v| v.expr(pk_field, ">")).unwrap_or_default();
+        let bound = q.after.map(|v| v.expr(pk_field, ">"));
+        let filter = q.filter.trim();
+        let expr = match (bound, filter.is_empty()) {
+            (None, _) => filter.to_string(),
+            (Some(b), true) => b,
+            (Some(b), false) => format!("({b}) and ({filter})"),
+        };
         let fields: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let (consistency, guarantee_timestamp) = if q.snapshot_ts == 0 {
+            (ConsistencyLevel::Strong, 0)
+        } else {
+            (ConsistencyLevel::Customized, q.snapshot_ts)
+        };
         let r = self
-            .query_raw(
-                collection,
-                &expr,
-                &fields,
-                Some(limit),
-                ConsistencyLevel::Strong,
-                vec![kv("iterator", "True"), kv("reduce_stop_for_best", "True")],
-            )
+            .send_query(QueryRequest {
+                db_name: self.db.clone(),
+                collection_name: collection.to_string(),
+                expr,
+                output_fields: fields,
+                partition_names: q.partitions.to_vec(),
+                query_params: vec![
+                    kv("iterator", "True"),
+                    kv("reduce_stop_for_best", "True"),
+                    kv("limit", limit),
+                ],
+                consistency_level: consistency as i32,
+                guarantee_timestamp,
+                ..Default::default()
+            })
             .await?;
         let batch = convert::field_data_to_batch(schema, &r.fields_data)?;
         let keys = pk_values(&batch, pk_field)?;
-        let mut prev = after.cloned();
+        let mut prev = q.after.cloned();
         for (row, k) in keys.into_iter().enumerate() {
             if let Some(p) = &prev {
                 if &k <= p {
@@ -935,7 +1212,7 @@ impl MilvusClient {
             }
             prev = Some(k);
         }
-        Ok(batch)
+        Ok((batch, r.session_ts))
     }
 
     /// Submits a 2.3-style bulk import (gRPC `Import`) of `files` (bucket-relative paths, or

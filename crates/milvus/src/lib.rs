@@ -23,12 +23,15 @@
 pub mod client;
 pub mod convert;
 pub mod error;
+pub mod meta;
+pub mod scan;
 pub mod schema;
 
 pub use client::{
-    CollectionInfo, ConnectOptions, Consistency, ImportTaskState, MilvusClient, PkValue,
-    MAX_QUERY_WINDOW,
+    CollectionInfo, ConnectOptions, Consistency, ImportTaskState, KeysetQuery, MilvusClient,
+    PkValue, MAX_QUERY_WINDOW,
 };
 pub use error::{is_too_large, MilvusError, MilvusErrorKind};
 pub use milvus::proto;
+pub use scan::{keyset_scan, page_rows_for};
 pub use schema::{collection_schema, SchemaOptions};

@@ -55,6 +55,11 @@ fn kv(key: &str, value: impl ToString) -> KeyValuePair {
 /// Builds the collection schema for `arrow`, checking Milvus's limits (dimension ≤ 32768,
 /// ≤ 64 fields, VarChar ≤ 65535, a primary key of type Int64 or VarChar, at least one vector).
 ///
+/// Field properties carried in Arrow metadata ([`crate::meta`]) are kept: description,
+/// partition key, nullable and default value. A `$meta` JSON field is the dynamic field: it is
+/// not a schema field, it turns the dynamic field on. The collection description is
+/// `opts.description`, else the schema's `milvus.description`.
+///
 /// # Errors
 /// [`Error::Schema`] naming the field that breaks a limit; [`Error::Unsupported`] for types
 /// Milvus cannot hold.
@@ -81,7 +86,12 @@ pub fn collection_schema(arrow: &Schema, opts: &SchemaOptions) -> Result<Collect
         });
         has_pk = true;
     }
+    let mut dynamic = opts.dynamic_field;
     for f in arrow.fields() {
+        if crate::meta::is_dynamic_field(f) {
+            dynamic = true;
+            continue;
+        }
         let fs = field_schema(f, opts, f.name() == &pk)?;
         has_pk |= fs.is_primary_key;
         has_vector |= fs.data_type >= MDataType::BinaryVector as i32;
@@ -105,12 +115,21 @@ pub fn collection_schema(arrow: &Schema, opts: &SchemaOptions) -> Result<Collect
     for (i, f) in fields.iter_mut().enumerate() {
         f.field_id = 100 + i as i64;
     }
+    let description = if opts.description.is_empty() {
+        arrow
+            .metadata()
+            .get(crate::meta::DESCRIPTION)
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        opts.description.clone()
+    };
     Ok(CollectionSchema {
         name: opts.collection.clone(),
-        description: opts.description.clone(),
+        description,
         auto_id: opts.auto_id,
         fields,
-        enable_dynamic_field: opts.dynamic_field,
+        enable_dynamic_field: dynamic,
         ..Default::default()
     })
 }
@@ -131,6 +150,14 @@ fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSch
         data_type: t as i32,
         is_primary_key: is_pk,
         auto_id: is_pk && opts.auto_id,
+        description: f
+            .metadata()
+            .get(crate::meta::DESCRIPTION)
+            .cloned()
+            .unwrap_or_default(),
+        is_partition_key: crate::meta::is_partition_key(f),
+        nullable: crate::meta::is_nullable(f),
+        default_value: crate::meta::default_value(f, t),
         ..Default::default()
     };
     if f.name().is_empty() || f.name().starts_with('$') {
@@ -162,7 +189,7 @@ fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSch
             .varchar_max_length
             .or_else(|| {
                 f.metadata()
-                    .get("vmig.max_length")
+                    .get(crate::meta::MAX_LENGTH)
                     .and_then(|v| v.parse().ok())
             })
             .unwrap_or(MAX_VARCHAR);

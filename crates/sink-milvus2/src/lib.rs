@@ -107,7 +107,7 @@ pub enum Consistency {
 }
 
 impl Consistency {
-    fn level(self) -> ConsistencyLevel {
+    pub(crate) fn level(self) -> ConsistencyLevel {
         match self {
             Consistency::Strong => ConsistencyLevel::Strong,
             Consistency::Session => ConsistencyLevel::Session,
@@ -252,7 +252,9 @@ pub struct Milvus2SinkConfig {
     /// `error` (default), `append` or `drop`.
     #[serde(default)]
     pub if_exists: IfExists,
-    /// Let Milvus generate primary keys (default false: keep the source's ids).
+    /// Let Milvus generate primary keys (default false: keep the source's ids, also when the
+    /// source collection generated them; a source may ask for new ones with schema metadata
+    /// `vmig.auto_id = true`).
     #[serde(default)]
     pub auto_id: bool,
     /// Primary-key field; default: the schema's `vmig.primary_key`, else `id`.
@@ -261,26 +263,29 @@ pub struct Milvus2SinkConfig {
     /// `max_length` of VarChar fields (default 65535).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub varchar_max_length: Option<u32>,
-    /// Enable the dynamic field when creating the collection.
+    /// Enable the dynamic field when creating the collection (also on when the data has a
+    /// `$meta` field or the source's collection had it).
     #[serde(default)]
     pub dynamic_field: bool,
-    /// Shards of a new collection (default 1).
-    #[serde(default = "default_shards")]
-    pub shards: i32,
-    /// Consistency level of a new collection (default `Bounded`).
-    #[serde(default)]
-    pub consistency_level: Consistency,
-    /// Description of a new collection.
+    /// Shards of a new collection (default: the source collection's, else 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<i32>,
+    /// Consistency level of a new collection (default: the source collection's, else
+    /// `Bounded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency_level: Option<Consistency>,
+    /// Description of a new collection (default: the source collection's).
     #[serde(default)]
     pub description: String,
     /// Target partition (created if missing) for rows whose source names no partition; a
     /// source-named partition wins. Default the collection's `_default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
-    /// Index to build at commit.
+    /// Index to build at commit (default: the indexes of the source collection, when the
+    /// source is a Milvus collection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<IndexConfig>,
-    /// Load the collection at commit (needs an index).
+    /// Load the collection at commit (needs an index, configured or carried from the source).
     #[serde(default)]
     pub load: bool,
     /// Target size of one insert request in encoded bytes (default 16MiB, below the 64MiB
@@ -315,9 +320,6 @@ impl fmt::Debug for Milvus2SinkConfig {
 fn default_max_file_size() -> ByteSize {
     ByteSize(1 << 30)
 }
-fn default_shards() -> i32 {
-    1
-}
 fn default_batch_bytes() -> ByteSize {
     ByteSize::mib(16)
 }
@@ -349,8 +351,8 @@ impl Milvus2SinkConfig {
             primary_key: None,
             varchar_max_length: None,
             dynamic_field: false,
-            shards: default_shards(),
-            consistency_level: Consistency::Bounded,
+            shards: None,
+            consistency_level: None,
             description: String::new(),
             partition: None,
             index: None,
@@ -364,14 +366,13 @@ impl Milvus2SinkConfig {
     /// Connection options, with secrets defaulting to `MILVUS_TOKEN`, `MILVUS_USER` and
     /// `MILVUS_PASSWORD`.
     pub fn connect_options(&self, ctx: &BuildContext) -> ConnectOptions {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut o = ConnectOptions::new(self.uri.clone());
-        o.token = self.token.clone().or_else(|| env("MILVUS_TOKEN"));
-        o.user = self.user.clone().or_else(|| env("MILVUS_USER"));
-        o.password = self.password.clone().or_else(|| env("MILVUS_PASSWORD"));
+        o.token = self.token.clone();
+        o.user = self.user.clone();
+        o.password = self.password.clone();
         o.db = self.db.clone();
         o.ca_cert = self.ca_cert.as_ref().map(|p| ctx.resolve(p).into());
-        o
+        o.with_env_credentials()
     }
 }
 
@@ -405,8 +406,8 @@ impl SinkConfig for Milvus2SinkConfig {
         if self.concurrency == 0 {
             return err("`concurrency` must be at least 1".into());
         }
-        if !(1..=16).contains(&self.shards) {
-            return err(format!("`shards` = {} must be 1..=16", self.shards));
+        if let Some(shards) = self.shards.filter(|s| !(1..=16).contains(s)) {
+            return err(format!("`shards` = {shards} must be 1..=16"));
         }
         if let Some(n) = self.varchar_max_length {
             if n == 0 || n > vmig_milvus::schema::MAX_VARCHAR {
@@ -433,11 +434,6 @@ impl SinkConfig for Milvus2SinkConfig {
                 "`max_file_size` = {} must be positive and at most 16GiB (Milvus's per-file import limit)",
                 self.max_file_size
             ));
-        }
-        if self.load && self.index.is_none() {
-            return err(
-                "`load = true` needs an `index` (Milvus 2.3 loads only indexed collections)".into(),
-            );
         }
         Ok(())
     }

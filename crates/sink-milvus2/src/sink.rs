@@ -16,6 +16,8 @@ use vmig_core::vector::{self, VectorType};
 use vmig_core::{CommitReport, Error, FlushReport, Result, Sink};
 use vmig_formats::staging::{FinishedFile, StagingFormat, StagingOptions, StagingWriter};
 use vmig_milvus::convert::estimate_request_bytes;
+use vmig_milvus::meta::{CollectionSettings, IndexSpec};
+use vmig_milvus::proto::common::ConsistencyLevel;
 use vmig_milvus::schema::{check_compatible, collection_schema, primary_key_name};
 use vmig_milvus::{is_too_large, MilvusClient, SchemaOptions};
 
@@ -36,6 +38,10 @@ pub struct Milvus2Sink {
     pending_partition: Option<String>,
     /// Partitions known to exist (created or checked once).
     known_partitions: HashSet<String>,
+    /// The target has a partition key: Milvus routes rows itself and refuses partition names.
+    partition_key: bool,
+    /// Properties of the source collection carried in the schema metadata.
+    settings: CollectionSettings,
     inflight: JoinSet<Result<u64>>,
     /// Bulk mode.
     stage: Option<Stage>,
@@ -77,6 +83,8 @@ impl Milvus2Sink {
             pending_bytes: 0,
             pending_partition: None,
             known_partitions: HashSet::new(),
+            partition_key: false,
+            settings: CollectionSettings::default(),
             inflight: JoinSet::new(),
             stage: None,
             rows_since_flush: 0,
@@ -324,6 +332,36 @@ impl Milvus2Sink {
         Ok(())
     }
 
+    /// The configured index, else the source collection's indexes (carried in the schema).
+    fn indexes_to_build(&self) -> Result<Vec<IndexSpec>> {
+        let Some(index) = self.config.index.clone() else {
+            return Ok(self.settings.indexes.clone());
+        };
+        let schema = self
+            .send_schema
+            .clone()
+            .ok_or_else(|| Error::config(NAME, "commit before prepare"))?;
+        let field = match &index.field {
+            Some(f) => f.clone(),
+            None => schema
+                .fields()
+                .iter()
+                .find(|f| vector::vector_info(f).is_some())
+                .map(|f| f.name().clone())
+                .ok_or_else(|| Error::schema("no vector field to index"))?,
+        };
+        let metric = index
+            .metric
+            .clone()
+            .unwrap_or_else(|| self.default_metric(&schema, &field));
+        Ok(vec![IndexSpec {
+            field,
+            index_type: index.index_type,
+            metric_type: metric,
+            params: index.params,
+        }])
+    }
+
     fn default_metric(&self, schema: &Schema, field: &str) -> String {
         if let Some(m) = schema.metadata().get(vector::META_METRIC) {
             return m.clone();
@@ -515,15 +553,21 @@ impl Sink for Milvus2Sink {
                 )
             })?;
         self.collection = collection.clone();
+        let settings = CollectionSettings::from_schema(schema);
+        let auto_id = self.config.auto_id || settings.regenerate_ids;
+        if auto_id && self.config.mode == WriteMode::Upsert {
+            return Err(Error::config(NAME, "the source asks for new primary keys (`vmig.auto_id`), which `mode = \"upsert\"` cannot do; use `mode = \"insert\"`"));
+        }
         let opts = SchemaOptions {
             collection: collection.clone(),
             description: self.config.description.clone(),
             primary_key: self.config.primary_key.clone(),
-            auto_id: self.config.auto_id,
+            auto_id,
             varchar_max_length: self.config.varchar_max_length,
-            dynamic_field: self.config.dynamic_field,
+            dynamic_field: self.config.dynamic_field || settings.dynamic_field == Some(true),
         };
         let wanted = collection_schema(schema, &opts)?;
+        self.partition_key = wanted.fields.iter().any(|f| f.is_partition_key);
         let pk = primary_key_name(schema, self.config.primary_key.as_deref());
         let mut create = true;
         if self.client.has_collection(&collection).await? {
@@ -546,18 +590,33 @@ impl Sink for Milvus2Sink {
             }
         }
         if create {
+            let shards = self.config.shards.or(settings.shards).unwrap_or(1);
+            let consistency = self
+                .config
+                .consistency_level
+                .map(|c| c.level())
+                .or(settings.consistency)
+                .unwrap_or(ConsistencyLevel::Bounded);
+            let num_partitions = if self.partition_key {
+                settings.partitions.len() as i64
+            } else {
+                0
+            };
             self.client
-                .create_collection(
-                    &wanted,
-                    self.config.shards,
-                    self.config.consistency_level.level(),
-                )
+                .create_collection_with(&wanted, shards, consistency, num_partitions)
                 .await?;
+            if !self.partition_key {
+                // Empty source partitions exist in the copy too.
+                for p in settings.partitions.iter().filter(|p| *p != "_default") {
+                    self.ensure_partition(p).await?;
+                }
+            }
         }
+        self.settings = settings;
         if let Some(p) = self.config.partition.clone() {
             self.ensure_partition(&p).await?;
         }
-        self.drop_pk = (self.config.auto_id && schema.field_with_name(&pk).is_ok()).then_some(pk);
+        self.drop_pk = (auto_id && schema.field_with_name(&pk).is_ok()).then_some(pk);
         let send = match &self.drop_pk {
             Some(pk) => Arc::new(Schema::new_with_metadata(
                 schema
@@ -622,9 +681,11 @@ impl Sink for Milvus2Sink {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        // With a partition key Milvus places rows itself (and refuses partition names).
         let target = partition
             .map(str::to_string)
-            .or_else(|| self.config.partition.clone());
+            .or_else(|| self.config.partition.clone())
+            .filter(|_| !self.partition_key);
         if let Some(p) = &target {
             self.ensure_partition(p).await?;
         }
@@ -667,35 +728,22 @@ impl Sink for Milvus2Sink {
     async fn commit(mut self: Box<Self>) -> Result<CommitReport> {
         let extra = self.flush().await?;
         debug_assert_eq!(extra.rows, 0);
-        if let Some(index) = self.config.index.clone() {
-            let schema = self
-                .send_schema
-                .clone()
-                .ok_or_else(|| Error::config(NAME, "commit before prepare"))?;
-            let field = match &index.field {
-                Some(f) => f.clone(),
-                None => schema
-                    .fields()
-                    .iter()
-                    .find(|f| vector::vector_info(f).is_some())
-                    .map(|f| f.name().clone())
-                    .ok_or_else(|| Error::schema("no vector field to index"))?,
-            };
-            let metric = index
-                .metric
-                .clone()
-                .unwrap_or_else(|| self.default_metric(&schema, &field));
+        let indexes = self.indexes_to_build()?;
+        for index in &indexes {
             self.client
                 .create_index(
                     &self.collection,
-                    &field,
+                    &index.field,
                     &index.index_type,
-                    &metric,
+                    &index.metric_type,
                     &index.params,
                 )
                 .await?;
         }
         if self.config.load {
+            if indexes.is_empty() {
+                return Err(Error::config(NAME, "`load = true` needs an index (Milvus 2.3 loads only indexed collections): set `index`, or copy from a Milvus collection that has one"));
+            }
             self.client.load(&self.collection, LONG_WAIT).await?;
         }
         if let Some(stage) = &self.stage {

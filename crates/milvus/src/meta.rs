@@ -1,0 +1,284 @@
+//! Milvus collection and field properties carried in Arrow metadata.
+//!
+//! A Milvus 2.x source describes the collection it reads with these keys, and the `milvus2` sink
+//! reads them back when it creates the target, so a copy keeps what the Arrow types alone cannot
+//! say. Every key is optional; an absent key means the sink's own default.
+//!
+//! Field metadata ([`describe_field`]):
+//!
+//! | key                     | value                                                      |
+//! |-------------------------|------------------------------------------------------------|
+//! | `milvus.description`    | the field's description                                    |
+//! | `milvus.partition_key`  | `true` on the partition-key field                          |
+//! | `milvus.auto_id`        | `true` on a primary key Milvus generated                   |
+//! | `milvus.nullable`       | `true` on a nullable field (Milvus 2.5+)                   |
+//! | `milvus.default_value`  | the default as a JSON scalar (Milvus 2.5+)                 |
+//! | `milvus.dynamic`        | `true` on the dynamic field `$meta` (JSON of the extra keys)|
+//! | `vmig.max_length`       | VarChar (or VarChar Array) `max_length`                    |
+//! | `vmig.max_capacity`     | Array `max_capacity` ([`crate::convert::META_MAX_CAPACITY`])|
+//!
+//! Schema metadata ([`CollectionSettings`]): `milvus.description`, `milvus.shards`,
+//! `milvus.consistency_level` (`Strong`, `Session`, `Bounded`, `Eventually`),
+//! `milvus.dynamic_field`, `milvus.partitions` (JSON array of names), `milvus.indexes` (JSON
+//! array of [`IndexSpec`]) and `vmig.auto_id` (`true`: let the target generate new primary
+//! keys instead of keeping the source's).
+
+use std::collections::HashMap;
+
+use arrow::datatypes::{Field, Schema};
+use milvus::proto::common::ConsistencyLevel;
+use milvus::proto::schema::{value_field, DataType as MDataType, FieldSchema, ValueField};
+use serde::{Deserialize, Serialize};
+
+use crate::convert::field_max_length;
+
+/// Field: description.
+pub const DESCRIPTION: &str = "milvus.description";
+/// Field: `true` on the partition-key field.
+pub const PARTITION_KEY: &str = "milvus.partition_key";
+/// Field: `true` on a primary key the source server generated.
+pub const AUTO_ID: &str = "milvus.auto_id";
+/// Field: `true` on a nullable field.
+pub const NULLABLE: &str = "milvus.nullable";
+/// Field: the default value as a JSON scalar.
+pub const DEFAULT_VALUE: &str = "milvus.default_value";
+/// Field: `true` on the dynamic field.
+pub const DYNAMIC: &str = "milvus.dynamic";
+/// Field: VarChar `max_length`.
+pub const MAX_LENGTH: &str = "vmig.max_length";
+/// The name Milvus gives the dynamic field.
+pub const DYNAMIC_FIELD_NAME: &str = "$meta";
+
+/// Schema: shard count.
+pub const SHARDS: &str = "milvus.shards";
+/// Schema: consistency level name.
+pub const CONSISTENCY: &str = "milvus.consistency_level";
+/// Schema: `true`/`false`, whether the dynamic field is enabled.
+pub const DYNAMIC_FIELD: &str = "milvus.dynamic_field";
+/// Schema: JSON array of partition names.
+pub const PARTITIONS: &str = "milvus.partitions";
+/// Schema: JSON array of [`IndexSpec`].
+pub const INDEXES: &str = "milvus.indexes";
+/// Schema: `true` asks the sink to let Milvus generate new primary keys.
+pub const REGENERATE_IDS: &str = "vmig.auto_id";
+
+/// One vector or scalar index of a collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexSpec {
+    /// The indexed field.
+    pub field: String,
+    /// `index_type` (e.g. `HNSW`).
+    pub index_type: String,
+    /// `metric_type` (empty for scalar indexes).
+    #[serde(default)]
+    pub metric_type: String,
+    /// The build parameters (e.g. `{"M": 16, "efConstruction": 64}`).
+    #[serde(default)]
+    pub params: serde_json::Value,
+}
+
+/// Collection-level properties read from (or written to) schema metadata.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CollectionSettings {
+    /// The collection description.
+    pub description: Option<String>,
+    /// Shards.
+    pub shards: Option<i32>,
+    /// Consistency level.
+    pub consistency: Option<ConsistencyLevel>,
+    /// Whether the dynamic field is on.
+    pub dynamic_field: Option<bool>,
+    /// Partition names (including `_default`).
+    pub partitions: Vec<String>,
+    /// Indexes.
+    pub indexes: Vec<IndexSpec>,
+    /// Let the target generate new primary keys.
+    pub regenerate_ids: bool,
+}
+
+impl CollectionSettings {
+    /// Reads the settings from `schema`'s metadata (unparsable values count as absent).
+    pub fn from_schema(schema: &Schema) -> Self {
+        let m = schema.metadata();
+        CollectionSettings {
+            description: m.get(DESCRIPTION).cloned(),
+            shards: m.get(SHARDS).and_then(|v| v.parse().ok()),
+            consistency: m
+                .get(CONSISTENCY)
+                .and_then(|v| ConsistencyLevel::from_str_name(v)),
+            dynamic_field: m.get(DYNAMIC_FIELD).and_then(|v| v.parse().ok()),
+            partitions: m
+                .get(PARTITIONS)
+                .and_then(|v| serde_json::from_str(v).ok())
+                .unwrap_or_default(),
+            indexes: m
+                .get(INDEXES)
+                .and_then(|v| serde_json::from_str(v).ok())
+                .unwrap_or_default(),
+            regenerate_ids: m.get(REGENERATE_IDS).is_some_and(|v| v == "true"),
+        }
+    }
+
+    /// The settings as schema metadata entries.
+    pub fn entries(&self) -> Vec<(String, String)> {
+        let mut m = Vec::new();
+        if let Some(d) = &self.description {
+            m.push((DESCRIPTION.into(), d.clone()));
+        }
+        if let Some(s) = self.shards {
+            m.push((SHARDS.into(), s.to_string()));
+        }
+        if let Some(c) = self.consistency {
+            m.push((CONSISTENCY.into(), c.as_str_name().to_string()));
+        }
+        if let Some(d) = self.dynamic_field {
+            m.push((DYNAMIC_FIELD.into(), d.to_string()));
+        }
+        if !self.partitions.is_empty() {
+            m.push((
+                PARTITIONS.into(),
+                serde_json::Value::from(self.partitions.clone()).to_string(),
+            ));
+        }
+        if !self.indexes.is_empty() {
+            if let Ok(v) = serde_json::to_string(&self.indexes) {
+                m.push((INDEXES.into(), v));
+            }
+        }
+        if self.regenerate_ids {
+            m.push((REGENERATE_IDS.into(), "true".into()));
+        }
+        m
+    }
+}
+
+fn flag(field: &Field, key: &str) -> bool {
+    field.metadata().get(key).is_some_and(|v| v == "true")
+}
+
+/// Whether `field` is the dynamic field (`$meta`, tagged [`DYNAMIC`]).
+pub fn is_dynamic_field(field: &Field) -> bool {
+    field.name() == DYNAMIC_FIELD_NAME
+        && (flag(field, DYNAMIC) || vmig_core::vector::is_json(field))
+}
+
+/// Whether `field` is tagged as the partition key.
+pub fn is_partition_key(field: &Field) -> bool {
+    flag(field, PARTITION_KEY)
+}
+
+/// Whether `field` is tagged nullable.
+pub fn is_nullable(field: &Field) -> bool {
+    flag(field, NULLABLE)
+}
+
+/// Adds the Milvus properties of `f` to Arrow field metadata `meta`.
+pub fn describe_field(f: &FieldSchema, meta: &mut HashMap<String, String>) {
+    if !f.description.is_empty() {
+        meta.insert(DESCRIPTION.into(), f.description.clone());
+    }
+    if f.is_partition_key {
+        meta.insert(PARTITION_KEY.into(), "true".into());
+    }
+    if f.is_primary_key && f.auto_id {
+        meta.insert(AUTO_ID.into(), "true".into());
+    }
+    if f.nullable {
+        meta.insert(NULLABLE.into(), "true".into());
+    }
+    if f.is_dynamic {
+        meta.insert(DYNAMIC.into(), "true".into());
+    }
+    if f.data_type == MDataType::VarChar as i32 {
+        if let Some(n) = field_max_length(f) {
+            meta.insert(MAX_LENGTH.into(), n.to_string());
+        }
+    }
+    if let Some(v) = f.default_value.as_ref().and_then(default_to_json) {
+        meta.insert(DEFAULT_VALUE.into(), v.to_string());
+    }
+}
+
+fn default_to_json(v: &ValueField) -> Option<serde_json::Value> {
+    use value_field::Data as D;
+    Some(match v.data.as_ref()? {
+        D::BoolData(b) => (*b).into(),
+        D::IntData(i) => (*i).into(),
+        D::LongData(l) => (*l).into(),
+        D::FloatData(f) => f64::from(*f).into(),
+        D::DoubleData(d) => (*d).into(),
+        D::StringData(s) => s.clone().into(),
+        _ => return None,
+    })
+}
+
+/// The Milvus default value of field type `t` from its JSON metadata, if it has one.
+pub fn default_value(field: &Field, t: MDataType) -> Option<ValueField> {
+    use value_field::Data as D;
+    let v: serde_json::Value = serde_json::from_str(field.metadata().get(DEFAULT_VALUE)?).ok()?;
+    let data = match t {
+        MDataType::Bool => D::BoolData(v.as_bool()?),
+        MDataType::Int8 | MDataType::Int16 | MDataType::Int32 => {
+            D::IntData(i32::try_from(v.as_i64()?).ok()?)
+        }
+        MDataType::Int64 => D::LongData(v.as_i64()?),
+        MDataType::Float => D::FloatData(v.as_f64()? as f32),
+        MDataType::Double => D::DoubleData(v.as_f64()?),
+        MDataType::VarChar => D::StringData(v.as_str()?.to_string()),
+        _ => return None,
+    };
+    Some(ValueField { data: Some(data) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip() {
+        let s = CollectionSettings {
+            description: Some("d".into()),
+            shards: Some(3),
+            consistency: Some(ConsistencyLevel::Strong),
+            dynamic_field: Some(true),
+            partitions: vec!["_default".into(), "p1".into()],
+            indexes: vec![IndexSpec {
+                field: "v".into(),
+                index_type: "HNSW".into(),
+                metric_type: "IP".into(),
+                params: serde_json::json!({"M": 8}),
+            }],
+            regenerate_ids: true,
+        };
+        let m: HashMap<String, String> = s.entries().into_iter().collect();
+        let schema = Schema::new(Vec::<Field>::new()).with_metadata(m);
+        assert_eq!(CollectionSettings::from_schema(&schema), s);
+    }
+
+    #[test]
+    fn field_properties_and_defaults() {
+        let f = FieldSchema {
+            name: "n".into(),
+            data_type: MDataType::Int32 as i32,
+            description: "count".into(),
+            is_partition_key: true,
+            nullable: true,
+            default_value: Some(ValueField {
+                data: Some(value_field::Data::IntData(7)),
+            }),
+            ..Default::default()
+        };
+        let mut m = HashMap::new();
+        describe_field(&f, &mut m);
+        let field = Field::new("n", arrow::datatypes::DataType::Int32, true).with_metadata(m);
+        assert!(is_partition_key(&field) && is_nullable(&field));
+        assert_eq!(
+            default_value(&field, MDataType::Int32),
+            f.default_value.clone()
+        );
+        assert_eq!(
+            field.metadata().get(DESCRIPTION).map(String::as_str),
+            Some("count")
+        );
+    }
+}
