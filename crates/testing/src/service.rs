@@ -10,6 +10,8 @@
 //! | `VMIG_S3_SECRET_KEY`  | its secret key                            |
 //! | `VMIG_S3_BUCKET`      | a bucket that exists (`vmig-test`)        |
 //! | `VMIG_PYTHON`         | a Python with faiss-cpu, numpy and pyarrow (`scripts/pyenv`) |
+//! | `VMIG_ES_URL`         | Elasticsearch-compatible server (`scripts/es start`) |
+//! | `VMIG_OPENSEARCH_URL` | OpenSearch-compatible server (`scripts/es start`) |
 
 /// Whether this run is CI (`CI=true`), where every service must be present.
 pub fn is_ci() -> bool {
@@ -81,4 +83,16 @@ impl S3 {
 /// The Python interpreter with faiss-cpu, numpy and pyarrow, or `None` (see [`endpoint`]).
 pub fn python() -> Option<String> {
     endpoint("VMIG_PYTHON", "Python (faiss-cpu, numpy, pyarrow)")
+}
+
+/// The Elasticsearch-compatible server (`scripts/es start`: noida-db, reports 8.15), or `None`
+/// (see [`endpoint`]).
+pub fn elasticsearch() -> Option<String> {
+    endpoint("VMIG_ES_URL", "Elasticsearch-compatible server (scripts/es)")
+}
+
+/// The OpenSearch-compatible server (`scripts/es start`: osmem-server, reports 3.x), or `None`
+/// (see [`endpoint`]).
+pub fn opensearch() -> Option<String> {
+    endpoint("VMIG_OPENSEARCH_URL", "OpenSearch-compatible server (scripts/es)")
 }
