@@ -10,6 +10,8 @@ use vmig_sink_milvus2 as _;
 use vmig_source_faiss as _;
 #[cfg(feature = "transforms")]
 use vmig_transforms as _;
+#[cfg(feature = "source-es")]
+use vmig_source_es as _;
 
 /// The plugin names this build must contain, per kind, for the enabled features.
 #[cfg(test)]
@@ -20,6 +22,10 @@ fn expected() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     if cfg!(feature = "source-faiss") {
         sources.push("faiss");
     }
+    if cfg!(feature = "source-es") {
+        sources.extend(["elasticsearch", "opensearch"]);
+    }
+    sources.sort_unstable();
     if cfg!(feature = "transforms") {
         transforms.extend(["cast", "collection", "drop", "filter", "rename", "select"]);
     }

@@ -54,7 +54,10 @@ impl ServerInfo {
             parts.next().unwrap_or(0),
             parts.next().unwrap_or(0),
         );
-        let distribution = match body.pointer("/version/distribution").and_then(Value::as_str) {
+        let distribution = match body
+            .pointer("/version/distribution")
+            .and_then(Value::as_str)
+        {
             Some(d) if d.eq_ignore_ascii_case("opensearch") => Distribution::OpenSearch,
             _ => Distribution::Elasticsearch,
         };
@@ -228,7 +231,10 @@ impl Client {
         let mut basic_from_url: Option<(String, String)> = None;
         for (i, raw) in raw_urls.iter().enumerate() {
             let mut u = url::Url::parse(raw).map_err(|e| {
-                Error::config("elasticsearch", format!("url #{} does not parse: {e}", i + 1))
+                Error::config(
+                    "elasticsearch",
+                    format!("url #{} does not parse: {e}", i + 1),
+                )
             })?;
             if !matches!(u.scheme(), "http" | "https") {
                 return Err(Error::config(
@@ -294,9 +300,7 @@ impl Client {
             }
         }
         if config.insecure {
-            tracing::warn!(
-                message = "TLS certificate verification is OFF (`insecure = true`)."
-            );
+            tracing::warn!(message = "TLS certificate verification is OFF (`insecure = true`).");
             builder = builder.danger_accept_invalid_certs(true);
         }
         let http = builder
@@ -341,9 +345,7 @@ impl Client {
             })?;
             let mut req = self.http.request(method.clone(), url);
             if let Some(p) = &payload {
-                req = req
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(p.clone());
+                req = req.header(CONTENT_TYPE, "application/json").body(p.clone());
             }
             let err = match req.send().await {
                 Ok(resp) => {
@@ -494,7 +496,8 @@ mod tests {
 
     #[test]
     fn cloud_id_decodes() {
-        let enc = base64::engine::general_purpose::STANDARD.encode("eu-west-1.aws.found.io$abc$def");
+        let enc =
+            base64::engine::general_purpose::STANDARD.encode("eu-west-1.aws.found.io$abc$def");
         assert_eq!(
             cloud_id_url(&format!("my-deploy:{enc}")).unwrap(),
             "https://abc.eu-west-1.aws.found.io:443"

@@ -251,8 +251,9 @@ impl Store {
         } = self
         {
             data.extend_from_slice(s.as_bytes());
-            let end = i32::try_from(data.len())
-                .map_err(|_| "more than 2 GiB of text in one batch; lower `batch_size`".to_string())?;
+            let end = i32::try_from(data.len()).map_err(|_| {
+                "more than 2 GiB of text in one batch; lower `batch_size`".to_string()
+            })?;
             offsets.push(end);
             valid.push(true);
         }
@@ -336,10 +337,14 @@ impl Store {
                 values,
             } => {
                 let DataType::Map(entries, sorted) = field.data_type() else {
-                    return Err(vmig_core::Error::schema("internal: sparse column is not a Map"));
+                    return Err(vmig_core::Error::schema(
+                        "internal: sparse column is not a Map",
+                    ));
                 };
                 let DataType::Struct(kv) = entries.data_type() else {
-                    return Err(vmig_core::Error::schema("internal: sparse entries are not a Struct"));
+                    return Err(vmig_core::Error::schema(
+                        "internal: sparse entries are not a Struct",
+                    ));
                 };
                 let st = StructArray::try_new(
                     kv.clone(),
@@ -363,7 +368,9 @@ impl Store {
                 child,
             } => {
                 let DataType::List(item) = field.data_type() else {
-                    return Err(vmig_core::Error::schema("internal: array column is not a List"));
+                    return Err(vmig_core::Error::schema(
+                        "internal: array column is not a List",
+                    ));
                 };
                 let values = child.finish(item)?;
                 Arc::new(ListArray::try_new(
@@ -399,7 +406,10 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     /// An empty builder for `columns` (in `schema` order).
     pub fn new(columns: Arc<Vec<Column>>, schema: SchemaRef) -> BatchBuilder {
-        let stores = columns.iter().map(|c| Store::new(&c.kind, c.array)).collect();
+        let stores = columns
+            .iter()
+            .map(|c| Store::new(&c.kind, c.array))
+            .collect();
         let by_name = columns
             .iter()
             .enumerate()
@@ -583,7 +593,12 @@ fn push_value(store: &mut Store, col: &Column, raw: &str) -> std::result::Result
 /// `f64::from_str` round correctly; going through `serde_json::Value` would not always).
 fn scalar_raw(kind: &Kind, raw: &str) -> std::result::Result<Scalar, String> {
     let t = raw.trim();
-    let unquoted = || t.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(t).trim();
+    let unquoted = || {
+        t.strip_prefix('"')
+            .and_then(|x| x.strip_suffix('"'))
+            .unwrap_or(t)
+            .trim()
+    };
     match kind {
         Kind::F32 => {
             let text = unquoted();
@@ -643,9 +658,10 @@ fn scalar(kind: &Kind, v: &Value) -> std::result::Result<Scalar, String> {
                 _ => None,
             }
             .ok_or_else(|| bad("an unsigned long"))?;
-            Scalar::Int(i64::try_from(u).map_err(|_| {
-                format!("unsigned_long {u} is ≥ 2^63 and does not fit Int64")
-            })?)
+            Scalar::Int(
+                i64::try_from(u)
+                    .map_err(|_| format!("unsigned_long {u} is ≥ 2^63 and does not fit Int64"))?,
+            )
         }
         Kind::F32 => {
             let t = match v {
@@ -710,7 +726,11 @@ fn integer(v: &Value, bits: u8) -> std::result::Result<i64, String> {
 fn date(v: &Value, epoch_second: bool, nanos: bool) -> std::result::Result<i64, String> {
     let scale = if nanos { 1_000_000 } else { 1 };
     let from_epoch = |n: i64| -> std::result::Result<i64, String> {
-        let ms = if epoch_second { n.checked_mul(1000) } else { Some(n) };
+        let ms = if epoch_second {
+            n.checked_mul(1000)
+        } else {
+            Some(n)
+        };
         ms.and_then(|m| m.checked_mul(scale))
             .ok_or_else(|| format!("epoch value {n} is out of range"))
     };
@@ -779,7 +799,10 @@ fn parse_float_vector(
             for (i, item) in body.split(',').enumerate() {
                 let item = item.trim();
                 match item.parse::<f32>() {
-                    Ok(f) if f.is_finite() && (!byte || (f.fract() == 0.0 && (-128.0..=127.0).contains(&f))) => {
+                    Ok(f)
+                        if f.is_finite()
+                            && (!byte || (f.fract() == 0.0 && (-128.0..=127.0).contains(&f))) =>
+                    {
                         values.push(f)
                     }
                     Ok(_) if byte => {
@@ -787,7 +810,9 @@ fn parse_float_vector(
                         break;
                     }
                     Ok(_) => {
-                        r = Err(format!("element {i} = {item} does not fit a float32 (NaN/Inf are not allowed)"));
+                        r = Err(format!(
+                            "element {i} = {item} does not fit a float32 (NaN/Inf are not allowed)"
+                        ));
                         break;
                     }
                     Err(_) => {
@@ -802,20 +827,28 @@ fn parse_float_vector(
             if n == dim {
                 Ok(())
             } else {
-                Err(format!("the vector has {n} dimensions, the mapping says {dim}"))
+                Err(format!(
+                    "the vector has {n} dimensions, the mapping says {dim}"
+                ))
             }
         })
     } else if byte && t.starts_with('"') {
         let hex = t.trim_matches('"');
         decode_hex(hex).and_then(|b| {
             if b.len() != dim {
-                return Err(format!("the hex vector has {} dimensions, the mapping says {dim}", b.len()));
+                return Err(format!(
+                    "the hex vector has {} dimensions, the mapping says {dim}",
+                    b.len()
+                ));
             }
             values.extend(b.into_iter().map(|x| f32::from(x as i8)));
             Ok(())
         })
     } else if t.starts_with('"') {
-        Err("the vector is a string (base64-encoded); vmig reads vectors sent as JSON arrays only".into())
+        Err(
+            "the vector is a string (base64-encoded); vmig reads vectors sent as JSON arrays only"
+                .into(),
+        )
     } else {
         Err(format!("`{}` is not a vector (JSON array)", short(t)))
     };
@@ -840,7 +873,11 @@ fn decode_hex(hex: &str) -> std::result::Result<Vec<u8>, String> {
         .collect())
 }
 
-fn parse_binary_vector(store: &mut Store, raw: &str, dim: usize) -> std::result::Result<(), String> {
+fn parse_binary_vector(
+    store: &mut Store,
+    raw: &str,
+    dim: usize,
+) -> std::result::Result<(), String> {
     let Store::BVec { bytes, rows, .. } = store else {
         return Err("internal: binary vector column without a binary store".into());
     };
@@ -884,7 +921,11 @@ pub fn token_hash(token: &str) -> u32 {
     h
 }
 
-fn parse_sparse(store: &mut Store, raw: &str, tokens: SparseTokens) -> std::result::Result<(), String> {
+fn parse_sparse(
+    store: &mut Store,
+    raw: &str,
+    tokens: SparseTokens,
+) -> std::result::Result<(), String> {
     let Store::Sparse {
         offsets,
         keys,
@@ -893,8 +934,12 @@ fn parse_sparse(store: &mut Store, raw: &str, tokens: SparseTokens) -> std::resu
     else {
         return Err("internal: sparse column without a sparse store".into());
     };
-    let map: HashMap<String, &RawValue> = serde_json::from_str(raw)
-        .map_err(|_| format!("`{}` is not a sparse vector ({{token: weight}} object)", short(raw)))?;
+    let map: HashMap<String, &RawValue> = serde_json::from_str(raw).map_err(|_| {
+        format!(
+            "`{}` is not a sparse vector ({{token: weight}} object)",
+            short(raw)
+        )
+    })?;
     let mut entries: Vec<(u32, f32, &str)> = Vec::with_capacity(map.len());
     for (token, w) in &map {
         let idx = match tokens {
@@ -912,7 +957,12 @@ fn parse_sparse(store: &mut Store, raw: &str, tokens: SparseTokens) -> std::resu
             .parse::<f32>()
             .ok()
             .filter(|f| f.is_finite())
-            .ok_or_else(|| format!("the weight of token `{}` is not a finite number", short(token)))?;
+            .ok_or_else(|| {
+                format!(
+                    "the weight of token `{}` is not a finite number",
+                    short(token)
+                )
+            })?;
         entries.push((idx, f, token.as_str()));
     }
     entries.sort_by_key(|e| e.0);
@@ -955,7 +1005,9 @@ mod tests {
         let fields: Vec<Field> = cols
             .iter()
             .map(|c| match &c.kind {
-                Kind::FloatVector { dim, .. } => vmig_core::vector::float_vector_field(&c.name, *dim),
+                Kind::FloatVector { dim, .. } => {
+                    vmig_core::vector::float_vector_field(&c.name, *dim)
+                }
                 Kind::Sparse(_) => Field::new(&c.name, crate::mapping::sparse_type(), false),
                 Kind::Id | Kind::Str => Field::new(&c.name, DataType::Utf8, c.nullable),
                 Kind::Int(16) => Field::new(&c.name, DataType::Int16, c.nullable),
@@ -977,16 +1029,27 @@ mod tests {
     fn vectors_are_exact_and_checked() {
         let mut b = builder(vec![
             col("id", Kind::Id, false),
-            col("v", Kind::FloatVector { dim: 3, byte: false }, false),
+            col(
+                "v",
+                Kind::FloatVector {
+                    dim: 3,
+                    byte: false,
+                },
+                false,
+            ),
             col("s", Kind::Int(16), true),
         ]);
         let exact = [0.1f32, -3.4028235e38, 1.0e-45];
         let src = format!(r#"{{"v":[{},{},{}],"s":7}}"#, exact[0], exact[1], exact[2]);
         b.push("a", Some(&raw(&src)), None).unwrap();
-        let e = b.push("b", Some(&raw(r#"{"v":[1,2],"s":1}"#)), None).unwrap_err();
+        let e = b
+            .push("b", Some(&raw(r#"{"v":[1,2],"s":1}"#)), None)
+            .unwrap_err();
         assert_eq!(e.field, "v");
         assert!(e.message.contains("2 dimensions"), "{e:?}");
-        let e = b.push("c", Some(&raw(r#"{"v":[1,2,3],"s":70000}"#)), None).unwrap_err();
+        let e = b
+            .push("c", Some(&raw(r#"{"v":[1,2,3],"s":70000}"#)), None)
+            .unwrap_err();
         assert_eq!(e.field, "s");
         let e = b.push("d", Some(&raw(r#"{"s":1}"#)), None).unwrap_err();
         assert!(e.message.contains("missing"), "{e:?}");
@@ -1010,11 +1073,17 @@ mod tests {
         let mut b = builder(vec![col("sp", Kind::Sparse(SparseTokens::Numeric), false)]);
         b.push("a", Some(&raw(r#"{"sp":{"30":0.5,"2":1.25}}"#)), None)
             .unwrap();
-        let e = b.push("b", Some(&raw(r#"{"sp":{"foo":1}}"#)), None).unwrap_err();
+        let e = b
+            .push("b", Some(&raw(r#"{"sp":{"foo":1}}"#)), None)
+            .unwrap_err();
         assert!(e.message.contains("sparse_tokens"), "{e:?}");
         let batch = b.finish().unwrap();
         let m = batch.column(0).as_map();
-        let keys: Vec<u32> = m.keys().as_primitive::<arrow::datatypes::UInt32Type>().values().to_vec();
+        let keys: Vec<u32> = m
+            .keys()
+            .as_primitive::<arrow::datatypes::UInt32Type>()
+            .values()
+            .to_vec();
         assert_eq!(keys, vec![2, 30]);
         assert_eq!(token_hash(""), 0x811c_9dc5);
         assert_eq!(token_hash("a"), 0xe40c_292c);

@@ -310,7 +310,10 @@ impl EsSourceConfig {
             ));
         }
         if self.slices == 0 || self.slices > 1024 {
-            return bad(format!("`slices` = {} must be between 1 and 1024", self.slices));
+            return bad(format!(
+                "`slices` = {} must be between 1 and 1024",
+                self.slices
+            ));
         }
         let auths = [
             self.username.is_some(),
@@ -318,7 +321,9 @@ impl EsSourceConfig {
             self.bearer_token.is_some(),
         ];
         if auths.iter().filter(|a| **a).count() > 1 {
-            return bad("give only one of `username`/`password`, `api_key` and `bearer_token`".into());
+            return bad(
+                "give only one of `username`/`password`, `api_key` and `bearer_token`".into(),
+            );
         }
         if self.password.is_some() && self.username.is_none() {
             return bad("`password` needs `username`".into());
@@ -327,7 +332,11 @@ impl EsSourceConfig {
             return bad("`pk` and `id_column` must not be empty".into());
         }
         if self.keep_alive.is_empty()
-            || !self.keep_alive.chars().next().is_some_and(|c| c.is_ascii_digit())
+            || !self
+                .keep_alive
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
         {
             return bad(format!(
                 "`keep_alive` = `{}` is not a time unit such as `5m`",
@@ -336,7 +345,9 @@ impl EsSourceConfig {
         }
         if let Some(q) = &self.query {
             if !q.is_object() {
-                return bad("`query` must be a query DSL object, e.g. { term = { lang = \"en\" } }".into());
+                return bad(
+                    "`query` must be a query DSL object, e.g. { term = { lang = \"en\" } }".into(),
+                );
             }
         }
         if let Some(f) = &self.fields {
@@ -430,8 +441,9 @@ mod tests {
         c.api_key = Some("k".into());
         c.bearer_token = Some("t".into());
         assert!(c.validate().unwrap_err().to_string().contains("only one"));
-        let bad: std::result::Result<EsSourceConfig, _> =
-            serde_json::from_value(serde_json::json!({"url": "http://x", "index": "i", "sliecs": 2}));
+        let bad: std::result::Result<EsSourceConfig, _> = serde_json::from_value(
+            serde_json::json!({"url": "http://x", "index": "i", "sliecs": 2}),
+        );
         assert!(bad.is_err());
         let many: EsSourceConfig = serde_json::from_value(
             serde_json::json!({"url": ["http://a", "http://b"], "index": "i"}),

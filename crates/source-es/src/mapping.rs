@@ -86,7 +86,7 @@ pub struct Layout {
     pub columns: Vec<Column>,
     /// The Arrow schema.
     pub schema: SchemaRef,
-    /// Top-level `_source` fields to request (`None`: columns ask only for `_id`).
+    /// Top-level `_source` fields to request (empty: only `_id` is read, `_source` is not).
     pub source_fields: Vec<String>,
 }
 
@@ -117,14 +117,14 @@ fn metric_of(prop: &Value) -> Option<&'static str> {
 
 /// Reads one property into a column kind; `Ok(None)` for a type vmig does not know.
 fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kind, String)>> {
-    let t = prop
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or(if prop.get("properties").is_some() {
-            "object"
-        } else {
-            ""
-        });
+    let t =
+        prop.get("type")
+            .and_then(Value::as_str)
+            .unwrap_or(if prop.get("properties").is_some() {
+                "object"
+            } else {
+                ""
+            });
     let kind = match t {
         "keyword" | "text" | "match_only_text" | "wildcard" | "constant_keyword" | "ip"
         | "version" | "binary" => Kind::Str,
@@ -178,19 +178,19 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
                     if dim == 0 || !dim.is_multiple_of(8) {
                         return Err(Error::unsupported(
                             format!("mapping of `{name}`"),
-                            format!("a {element} vector needs a multiple of 8 dimensions, not {dim}"),
+                            format!(
+                                "a {element} vector needs a multiple of 8 dimensions, not {dim}"
+                            ),
                         ));
                     }
                     Kind::BinaryVector { dim }
                 }
-                other => {
-                    return Err(Error::unsupported(
-                        format!("mapping of `{name}`"),
-                        format!(
-                            "{t} element type `{other}` is not supported (float, byte, bit/binary are)"
-                        ),
-                    ))
-                }
+                other => return Err(Error::unsupported(
+                    format!("mapping of `{name}`"),
+                    format!(
+                        "{t} element type `{other}` is not supported (float, byte, bit/binary are)"
+                    ),
+                )),
             }
         }
         "sparse_vector" | "rank_features" => Kind::Sparse(cfg.sparse_tokens),
@@ -281,7 +281,10 @@ fn strip_multi(v: &Value) -> Value {
 /// # Errors
 /// Unknown types (unless `on_unknown_type = "skip"`), an include-list field that is not mapped,
 /// a bad primary key, or a name clash with the id column.
-pub fn layout(props: &BTreeMap<String, Value>, cfg: &EsSourceConfig) -> Result<(Layout, Vec<String>)> {
+pub fn layout(
+    props: &BTreeMap<String, Value>,
+    cfg: &EsSourceConfig,
+) -> Result<(Layout, Vec<String>)> {
     let mut columns = Vec::new();
     let mut skipped = Vec::new();
     let mut metric: Option<&'static str> = None;
@@ -312,7 +315,11 @@ pub fn layout(props: &BTreeMap<String, Value>, cfg: &EsSourceConfig) -> Result<(
     }
     let pk_is_id = cfg.pk == "_id";
     if pk_is_id {
-        if props.contains_key(&cfg.id_column) && wanted.as_ref().is_none_or(|w| w.contains(&cfg.id_column.as_str())) {
+        if props.contains_key(&cfg.id_column)
+            && wanted
+                .as_ref()
+                .is_none_or(|w| w.contains(&cfg.id_column.as_str()))
+        {
             return Err(Error::config(
                 "elasticsearch",
                 format!(
@@ -357,7 +364,10 @@ pub fn layout(props: &BTreeMap<String, Value>, cfg: &EsSourceConfig) -> Result<(
                 }
             }
         };
-        let is_vector = matches!(kind, Kind::FloatVector { .. } | Kind::BinaryVector { .. } | Kind::Sparse(_));
+        let is_vector = matches!(
+            kind,
+            Kind::FloatVector { .. } | Kind::BinaryVector { .. } | Kind::Sparse(_)
+        );
         if is_vector {
             if let Some(m) = metric_of(prop) {
                 metric.get_or_insert(m);
@@ -367,7 +377,10 @@ pub fn layout(props: &BTreeMap<String, Value>, cfg: &EsSourceConfig) -> Result<(
         if array && (is_vector || kind == Kind::Json) {
             return Err(Error::config(
                 "elasticsearch",
-                format!("`arrays` names `{name}`, a {} field; only scalar fields can be arrays", prop.get("type").and_then(Value::as_str).unwrap_or("object")),
+                format!(
+                    "`arrays` names `{name}`, a {} field; only scalar fields can be arrays",
+                    prop.get("type").and_then(Value::as_str).unwrap_or("object")
+                ),
             ));
         }
         let default = cfg.defaults.get(name).cloned();
@@ -382,7 +395,11 @@ pub fn layout(props: &BTreeMap<String, Value>, cfg: &EsSourceConfig) -> Result<(
         source_fields.push(name.clone());
         columns.push(Column {
             name: name.clone(),
-            es_type: prop.get("type").and_then(Value::as_str).unwrap_or("object").to_string(),
+            es_type: prop
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("object")
+                .to_string(),
             kind,
             array,
             default,
@@ -405,7 +422,11 @@ pub fn layout(props: &BTreeMap<String, Value>, cfg: &EsSourceConfig) -> Result<(
     }
     let fields: Vec<Field> = columns.iter().map(arrow_field).collect::<Result<_>>()?;
     let mut meta = HashMap::new();
-    let pk_col = if pk_is_id { cfg.id_column.clone() } else { cfg.pk.clone() };
+    let pk_col = if pk_is_id {
+        cfg.id_column.clone()
+    } else {
+        cfg.pk.clone()
+    };
     meta.insert(META_PRIMARY_KEY.to_string(), pk_col);
     if let Some(m) = metric {
         meta.insert(META_METRIC.to_string(), m.to_string());
@@ -460,9 +481,9 @@ fn arrow_field(c: &Column) -> Result<Field> {
     Ok(match &c.kind {
         Kind::FloatVector { dim, .. } => float_vector_field(&c.name, *dim),
         Kind::BinaryVector { dim } => binary_vector_field(&c.name, *dim)?,
-        Kind::Sparse(_) => Field::new(&c.name, sparse_type(), false).with_metadata(
-            HashMap::from([(META_TYPE.to_string(), "sparse_float_vector".to_string())]),
-        ),
+        Kind::Sparse(_) => Field::new(&c.name, sparse_type(), false).with_metadata(HashMap::from(
+            [(META_TYPE.to_string(), "sparse_float_vector".to_string())],
+        )),
         Kind::Json => json_field(&c.name, c.nullable),
         k if c.array => Field::new_list(
             &c.name,

@@ -98,11 +98,14 @@ impl EsSource {
             )
             .await?;
         let props = merged_properties(&answer, &index)?;
-        let (Layout {
-            columns,
-            schema,
-            source_fields,
-        }, skipped) = layout(&props, &cfg)?;
+        let (
+            Layout {
+                columns,
+                schema,
+                source_fields,
+            },
+            skipped,
+        ) = layout(&props, &cfg)?;
         let mut meta = schema.metadata().clone();
         meta.insert("es.server".to_string(), server.to_string());
         meta.insert("es.index".to_string(), index.clone());
@@ -335,8 +338,6 @@ impl Reader {
     }
 
     fn source_spec(&self) -> Value {
-        let cfg = &self.inner.cfg;
-        let _ = cfg;
         if self.inner.source_fields.is_empty() {
             return Value::Bool(false);
         }
@@ -349,7 +350,8 @@ impl Reader {
     }
 
     fn slice_spec(&self) -> Option<Value> {
-        (self.inner.cfg.slices > 1).then(|| json!({ "id": self.slice, "max": self.inner.cfg.slices }))
+        (self.inner.cfg.slices > 1)
+            .then(|| json!({ "id": self.slice, "max": self.inner.cfg.slices }))
     }
 
     /// The body of the first scroll request, or of a PIT search.
@@ -417,15 +419,12 @@ impl Reader {
                 &format!("opening a point in time on `{}`", cfg.index),
             )
             .await?;
-        let id = answer
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                Error::data(
-                    format!("opening a point in time on `{}`", cfg.index),
-                    "the answer has no `id`",
-                )
-            })?;
+        let id = answer.get("id").and_then(Value::as_str).ok_or_else(|| {
+            Error::data(
+                format!("opening a point in time on `{}`", cfg.index),
+                "the answer has no `id`",
+            )
+        })?;
         self.cursor = Cursor::Pit(id.to_string());
         Ok(())
     }
@@ -519,7 +518,10 @@ impl Reader {
                 Err(e) => return Err(e.into_error(&format!("reading {}", self.location()))),
             };
             let page: Page<'_> = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::data(self.location(), format!("the search answer does not parse: {e}"))
+                Error::data(
+                    self.location(),
+                    format!("the search answer does not parse: {e}"),
+                )
             })?;
             if let Some(s) = &page.shards {
                 if s.failed > 0 {
@@ -528,7 +530,10 @@ impl Reader {
                         format!(
                             "{} shard(s) failed, so documents would be missing: {}",
                             s.failed,
-                            s.failures.as_ref().map(Value::to_string).unwrap_or_default()
+                            s.failures
+                                .as_ref()
+                                .map(Value::to_string)
+                                .unwrap_or_default()
                         ),
                     ));
                 }
@@ -562,7 +567,10 @@ impl Reader {
             for hit in &page.hits.hits[skip_here..] {
                 if let Err(e) = builder.push(&hit.id, hit.source, hit.fields) {
                     let index = hit.index.as_deref().unwrap_or(&self.inner.cfg.index);
-                    let location = format!("index `{index}`, document _id `{}`, field `{}`", hit.id, e.field);
+                    let location = format!(
+                        "index `{index}`, document _id `{}`, field `{}`",
+                        hit.id, e.field
+                    );
                     match self.inner.cfg.on_invalid {
                         OnInvalid::Error => {
                             return Err(Error::data(
@@ -584,7 +592,11 @@ impl Reader {
             if builder.rows() >= batch_rows {
                 let batch = builder.finish()?;
                 let position = Position::encode(&self.pos)?;
-                if tx.send(Ok(SourceBatch::new(batch, position))).await.is_err() {
+                if tx
+                    .send(Ok(SourceBatch::new(batch, position)))
+                    .await
+                    .is_err()
+                {
                     if let Some(f) = fetch.take() {
                         f.abort();
                     }

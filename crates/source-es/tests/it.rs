@@ -53,13 +53,20 @@ struct TypesDoc {
 fn types_doc(i: usize) -> TypesDoc {
     use rand::{RngExt, SeedableRng};
     let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(0x7E_5000 + i as u64);
-    let present = i % 5 != 0; // every fifth document misses its optional fields
+    let present = !i.is_multiple_of(5); // every fifth document misses its optional fields
     fn opt<T>(present: bool, x: T) -> Option<T> {
         present.then_some(x)
     }
-    let unicode = ["héllo", "世界", "🚀 rocket", "naïve café", "Ωmega", "\"quoted\" \\ slash"];
+    let unicode = [
+        "héllo",
+        "世界",
+        "🚀 rocket",
+        "naïve café",
+        "Ωmega",
+        "\"quoted\" \\ slash",
+    ];
     let dt_ms = 1_600_000_000_000i64 + i as i64 * 3_600_123;
-    let dt_sent = if i % 2 == 0 {
+    let dt_sent = if i.is_multiple_of(2) {
         json!(dt_ms)
     } else {
         let d = chrono::DateTime::from_timestamp_millis(dt_ms).unwrap();
@@ -73,7 +80,13 @@ fn types_doc(i: usize) -> TypesDoc {
     TypesDoc {
         id: format!("doc-{i}-{}", unicode[i % unicode.len()]),
         kw: opt(present, format!("{} {i}", unicode[i % unicode.len()])),
-        txt: opt(present, format!("text {} with\nnewline {i}", unicode[(i + 1) % unicode.len()])),
+        txt: opt(
+            present,
+            format!(
+                "text {} with\nnewline {i}",
+                unicode[(i + 1) % unicode.len()]
+            ),
+        ),
         mot: opt(present, format!("mot {i}")),
         w: opt(present, format!("w*{i}")),
         l: opt(present, i as i64 * 1_000_000_007 - 300_000_000_000),
@@ -87,18 +100,30 @@ fn types_doc(i: usize) -> TypesDoc {
         // Stand-in difference: noida-db re-serialises `_source` and its number parser is off by one
         // ulp for some 17-digit doubles, while Elasticsearch returns `_source` byte for byte. So
         // doubles here have few significant digits (exact on every parser path).
-        d: opt(present, r.random_range(-1_000_000_000i64..1_000_000_000) as f64 / 64.0),
-        bo: opt(present, i % 3 == 0),
+        d: opt(
+            present,
+            r.random_range(-1_000_000_000i64..1_000_000_000) as f64 / 64.0,
+        ),
+        bo: opt(present, i.is_multiple_of(3)),
         o: opt(present, json!({ "a": i as i64, "b": format!("o{i}") })),
         ne: opt(present, json!([{ "x": i as i64 }, { "x": i as i64 + 1 }])),
         fl: opt(present, json!({ "k": { "deep": format!("v{i}") } })),
         dt: opt(present, (dt_sent, dt_ms)),
         v: (0..16).map(|_| r.random_range(-2.0f32..2.0)).collect(),
-        vb: (0..8).map(|_| r.random_range(-128i32..=127) as i8).collect(),
-        vbit: (0..2).map(|_| r.random_range(-128i32..=127) as i8).collect(),
+        vb: (0..8)
+            .map(|_| r.random_range(-128i32..=127) as i8)
+            .collect(),
+        vbit: (0..2)
+            .map(|_| r.random_range(-128i32..=127) as i8)
+            .collect(),
         sv: sv.clone(),
         rf: sv.iter().map(|(k, w)| (*k + 1, *w * 2.0)).collect(),
-        tags: opt(present, (0..(i % 3)).map(|t| format!("tag{t}-{}", unicode[t])).collect()),
+        tags: opt(
+            present,
+            (0..(i % 3))
+                .map(|t| format!("tag{t}-{}", unicode[t]))
+                .collect(),
+        ),
     }
 }
 
@@ -128,7 +153,11 @@ fn types_source(d: &TypesDoc) -> String {
     put(&mut o, "vb", Some(json!(d.vb)));
     put(&mut o, "vbit", Some(json!(d.vbit)));
     let sparse = |s: &[(u32, f32)]| {
-        Value::Object(s.iter().map(|(k, w)| (k.to_string(), json!(*w as f64))).collect())
+        Value::Object(
+            s.iter()
+                .map(|(k, w)| (k.to_string(), json!(*w as f64)))
+                .collect(),
+        )
     };
     put(&mut o, "sv", Some(sparse(&d.sv)));
     put(&mut o, "rf", Some(sparse(&d.rf)));
@@ -206,7 +235,9 @@ fn check_types(batches: &[RecordBatch]) {
         let ids = col("id").as_string::<i32>();
         for r in 0..b.num_rows() {
             let id = ids.value(r).to_string();
-            let d = by_id.get(&id).unwrap_or_else(|| panic!("unexpected id {id}"));
+            let d = by_id
+                .get(&id)
+                .unwrap_or_else(|| panic!("unexpected id {id}"));
             *seen.entry(id.clone()).or_insert(0) += 1;
             let s = |n: &str| {
                 let a = col(n).as_string::<i32>();
@@ -246,7 +277,12 @@ fn check_types(batches: &[RecordBatch]) {
                 }
             }
             let v = col("v").as_fixed_size_list().value(r);
-            let got: Vec<u32> = v.as_primitive::<Float32Type>().values().iter().map(|f| f.to_bits()).collect();
+            let got: Vec<u32> = v
+                .as_primitive::<Float32Type>()
+                .values()
+                .iter()
+                .map(|f| f.to_bits())
+                .collect();
             let want: Vec<u32> = d.v.iter().map(|f| f.to_bits()).collect();
             assert_eq!(got, want, "{id} v");
             let vb = col("vb").as_fixed_size_list().value(r);
@@ -259,8 +295,16 @@ fn check_types(batches: &[RecordBatch]) {
             for (n, want) in [("sv", &d.sv), ("rf", &d.rf)] {
                 let m = col(n).as_map();
                 let entries = m.value(r);
-                let keys = entries.column(0).as_primitive::<UInt32Type>().values().to_vec();
-                let vals = entries.column(1).as_primitive::<Float32Type>().values().to_vec();
+                let keys = entries
+                    .column(0)
+                    .as_primitive::<UInt32Type>()
+                    .values()
+                    .to_vec();
+                let vals = entries
+                    .column(1)
+                    .as_primitive::<Float32Type>()
+                    .values()
+                    .to_vec();
                 let got: Vec<(u32, f32)> = keys.into_iter().zip(vals).collect();
                 assert_eq!(&got, want, "{id} {n}");
             }
@@ -268,7 +312,9 @@ fn check_types(batches: &[RecordBatch]) {
             let got = (!tags.is_null(r)).then(|| {
                 let t = tags.value(r);
                 let t = t.as_string::<i32>();
-                (0..t.len()).map(|k| t.value(k).to_string()).collect::<Vec<_>>()
+                (0..t.len())
+                    .map(|k| t.value(k).to_string())
+                    .collect::<Vec<_>>()
             });
             assert_eq!(got, d.tags, "{id} tags");
         }
@@ -279,7 +325,9 @@ fn check_types(batches: &[RecordBatch]) {
 
 #[tokio::test]
 async fn every_mapped_type_is_read_exactly() {
-    let Some(base) = vmig_testing::service::elasticsearch() else { return };
+    let Some(base) = vmig_testing::service::elasticsearch() else {
+        return;
+    };
     let index = ensure_types_es(&base).await;
     for (method, slices) in [("auto", 1), ("scroll", 1), ("pit", 2), ("scroll", 3)] {
         let mut cfg = types_config(&base, index);
@@ -303,7 +351,10 @@ async fn every_mapped_type_is_read_exactly() {
         assert_eq!((vbit.kind, vbit.dim), (VectorType::Binary, 16));
         let sv = vector_info(schema.field_with_name("sv").unwrap()).unwrap();
         assert_eq!(sv.kind, VectorType::SparseFloat);
-        assert!(schema.field_with_name("txt.raw").is_err(), "multi-fields are not columns");
+        assert!(
+            schema.field_with_name("txt.raw").is_err(),
+            "multi-fields are not columns"
+        );
         let parts = src.partitions().await.unwrap();
         assert_eq!(parts.len(), slices);
         let est: u64 = parts.iter().filter_map(|p| p.estimated_rows).sum();
@@ -315,7 +366,9 @@ async fn every_mapped_type_is_read_exactly() {
 
 #[tokio::test]
 async fn dates_can_stay_text_and_fields_can_be_chosen() {
-    let Some(base) = vmig_testing::service::elasticsearch() else { return };
+    let Some(base) = vmig_testing::service::elasticsearch() else {
+        return;
+    };
     let index = ensure_types_es(&base).await;
     let mut cfg = types_config(&base, index);
     cfg["dates"] = json!("string");
@@ -324,14 +377,23 @@ async fn dates_can_stay_text_and_fields_can_be_chosen() {
     cfg["pk"] = json!("_id");
     cfg["defaults"] = json!({ "dt": "none" });
     let src = source("elasticsearch", cfg).await.unwrap();
-    let names: Vec<String> = src.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let names: Vec<String> = src
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     assert_eq!(names, ["id", "dt", "v"]);
     let batches = read_all(src.as_ref(), 1000).await.unwrap();
     let mut n = 0;
     for b in &batches {
         let ids = b.column(0).as_string::<i32>();
         let dt = b.column(1).as_string::<i32>();
-        assert_eq!(b.column(1).null_count(), 0, "the default fills missing dates");
+        assert_eq!(
+            b.column(1).null_count(),
+            0,
+            "the default fills missing dates"
+        );
         for r in 0..b.num_rows() {
             let i: usize = ids.value(r).split('-').nth(1).unwrap().parse().unwrap();
             let want = match types_doc(i).dt {
@@ -362,7 +424,9 @@ fn check_big(batches: &[RecordBatch], dim: usize, seen: &mut [u8]) -> usize {
             let got = row.as_primitive::<Float32Type>().values();
             let want = big_vector(i, dim);
             assert!(
-                got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
                 "vector of d{i}"
             );
             seen[i] += 1;
@@ -374,7 +438,9 @@ fn check_big(batches: &[RecordBatch], dim: usize, seen: &mut [u8]) -> usize {
 
 #[tokio::test]
 async fn scroll_pit_and_slices_give_the_same_rows() {
-    let Some(base) = vmig_testing::service::elasticsearch() else { return };
+    let Some(base) = vmig_testing::service::elasticsearch() else {
+        return;
+    };
     let index = ensure_big_es(&base).await;
     for (method, slices) in [("pit", 1), ("scroll", 1), ("pit", 2), ("scroll", 2)] {
         let cfg = json!({ "url": base, "index": index, "method": method, "slices": slices, "batch_size": 2000 });
@@ -383,13 +449,18 @@ async fn scroll_pit_and_slices_give_the_same_rows() {
         let mut seen = vec![0u8; BIG_DOCS];
         let rows = check_big(&batches, BIG_DIM, &mut seen);
         assert_eq!(rows, BIG_DOCS, "{method} × {slices}");
-        assert!(seen.iter().all(|c| *c == 1), "{method} × {slices}: every document exactly once");
+        assert!(
+            seen.iter().all(|c| *c == 1),
+            "{method} × {slices}: every document exactly once"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_query_filters_documents() {
-    let Some(base) = vmig_testing::service::elasticsearch() else { return };
+    let Some(base) = vmig_testing::service::elasticsearch() else {
+        return;
+    };
     let index = ensure_big_es(&base).await;
     let cfg = json!({ "url": base, "index": index, "query": { "term": { "tag": "t3" } }, "batch_size": 5000 });
     let src = source("elasticsearch", cfg).await.unwrap();
@@ -403,7 +474,9 @@ async fn a_query_filters_documents() {
 
 #[tokio::test]
 async fn positions_resume_exactly() {
-    let Some(base) = vmig_testing::service::elasticsearch() else { return };
+    let Some(base) = vmig_testing::service::elasticsearch() else {
+        return;
+    };
     let index = ensure_types_es(&base).await;
     for method in ["pit", "scroll"] {
         let mut cfg = types_config(&base, index);
@@ -415,12 +488,16 @@ async fn positions_resume_exactly() {
             let full = read_partition(src.as_ref(), part, None, 50).await.unwrap();
             assert!(full.len() >= 3, "{method}: several batches");
             // Resume after the second batch: exactly the remaining rows follow.
-            let rest = read_partition(src.as_ref(), part, Some(&full[1].1), 50).await.unwrap();
+            let rest = read_partition(src.as_ref(), part, Some(&full[1].1), 50)
+                .await
+                .unwrap();
             let ids = |bs: &[(RecordBatch, vmig_core::Position)]| -> Vec<String> {
                 bs.iter()
                     .flat_map(|(b, _)| {
                         let a = b.column(0).as_string::<i32>();
-                        (0..a.len()).map(|i| a.value(i).to_string()).collect::<Vec<_>>()
+                        (0..a.len())
+                            .map(|i| a.value(i).to_string())
+                            .collect::<Vec<_>>()
                     })
                     .collect()
             };
@@ -433,7 +510,9 @@ async fn positions_resume_exactly() {
 
 #[tokio::test]
 async fn lost_scroll_and_expired_pit_are_recovered() {
-    let Some(base) = vmig_testing::service::elasticsearch() else { return };
+    let Some(base) = vmig_testing::service::elasticsearch() else {
+        return;
+    };
     let index = ensure_types_es(&base).await;
     // Scroll: every scroll context is cleared after the first batch; the reader reopens and skips.
     let mut cfg = types_config(&base, index);
@@ -444,13 +523,19 @@ async fn lost_scroll_and_expired_pit_are_recovered() {
         batch_rows: std::num::NonZeroUsize::new(40).unwrap(),
         ..Default::default()
     };
-    let mut s = src.open(&vmig_core::PartitionId::new("0"), None, &ctx).unwrap();
+    let mut s = src
+        .open(&vmig_core::PartitionId::new("0"), None, &ctx)
+        .unwrap();
     let mut batches = Vec::new();
     use futures::StreamExt;
     while let Some(b) = s.next().await {
         batches.push(b.unwrap().batch);
         if batches.len() == 2 {
-            let r = http().delete(format!("{base}/_search/scroll/_all")).send().await.unwrap();
+            let r = http()
+                .delete(format!("{base}/_search/scroll/_all"))
+                .send()
+                .await
+                .unwrap();
             assert!(r.status().is_success());
         }
     }
@@ -465,7 +550,9 @@ async fn lost_scroll_and_expired_pit_are_recovered() {
         batch_rows: std::num::NonZeroUsize::new(150).unwrap(),
         ..Default::default()
     };
-    let mut s = src.open(&vmig_core::PartitionId::new("0"), None, &ctx).unwrap();
+    let mut s = src
+        .open(&vmig_core::PartitionId::new("0"), None, &ctx)
+        .unwrap();
     let mut batches = Vec::new();
     while let Some(b) = s.next().await {
         batches.push(b.unwrap().batch);
@@ -476,12 +563,20 @@ async fn lost_scroll_and_expired_pit_are_recovered() {
 
 #[tokio::test]
 async fn missing_index_and_unknown_types_are_clear_errors() {
-    let Some(base) = vmig_testing::service::elasticsearch() else { return };
-    let err = source("elasticsearch", json!({ "url": base, "index": "vmig_no_such_index" }))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("vmig_no_such_index") && err.contains("index"), "{err}");
+    let Some(base) = vmig_testing::service::elasticsearch() else {
+        return;
+    };
+    let err = source(
+        "elasticsearch",
+        json!({ "url": base, "index": "vmig_no_such_index" }),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("vmig_no_such_index") && err.contains("index"),
+        "{err}"
+    );
     let index = unique("vmig_es_unknown");
     let c = http();
     c.put(format!("{base}/{index}"))
@@ -509,7 +604,9 @@ async fn missing_index_and_unknown_types_are_clear_errors() {
 
 #[tokio::test]
 async fn invalid_values_name_the_document_or_are_skipped() {
-    let Some(base) = vmig_testing::service::elasticsearch() else { return };
+    let Some(base) = vmig_testing::service::elasticsearch() else {
+        return;
+    };
     // The mapping says `short`, but the index was created with `long` values stored: the
     // documents are valid for Elasticsearch (it coerces nothing in `_source`), yet 70000 does not
     // fit the Int16 column.
@@ -537,7 +634,9 @@ async fn invalid_values_name_the_document_or_are_skipped() {
     // Elasticsearch rejects "twelve" for a long at index time; whatever the stand-in did, read
     // what was stored.
     let stored_bad = r["items"][1]["index"]["status"].as_u64() == Some(201);
-    let src = source("elasticsearch", json!({ "url": base, "index": index })).await.unwrap();
+    let src = source("elasticsearch", json!({ "url": base, "index": index }))
+        .await
+        .unwrap();
     let err = read_all(src.as_ref(), 10).await.unwrap_err().to_string();
     assert!(
         err.contains("_id `novec`") && err.contains("field `v`") || err.contains("_id `bad`"),
@@ -554,7 +653,9 @@ async fn invalid_values_name_the_document_or_are_skipped() {
         .iter()
         .flat_map(|b| {
             let a = b.column(0).as_string::<i32>();
-            (0..a.len()).map(|i| a.value(i).to_string()).collect::<Vec<_>>()
+            (0..a.len())
+                .map(|i| a.value(i).to_string())
+                .collect::<Vec<_>>()
         })
         .collect();
     assert_eq!(ids, ["ok"], "stored_bad={stored_bad}");
@@ -575,7 +676,9 @@ fn os_mapping(dim: usize) -> Value {
 
 #[tokio::test]
 async fn opensearch_knn_vectors_by_scroll_and_slices() {
-    let Some(base) = vmig_testing::service::opensearch() else { return };
+    let Some(base) = vmig_testing::service::opensearch() else {
+        return;
+    };
     let index = "vmig_os_big128";
     let docs = 20_000;
     ensure_index(&base, index, os_mapping(BIG_DIM), docs, |i| {
@@ -597,9 +700,15 @@ async fn opensearch_knn_vectors_by_scroll_and_slices() {
         assert!(seen.iter().all(|c| *c == 1));
     }
     // OpenSearch has no `_shard_doc`, so PIT reads are refused with the reason.
-    let err = source("opensearch", json!({ "url": base, "index": index, "method": "pit" }))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("OpenSearch") && err.contains("scroll"), "{err}");
+    let err = source(
+        "opensearch",
+        json!({ "url": base, "index": index, "method": "pit" }),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("OpenSearch") && err.contains("scroll"),
+        "{err}"
+    );
 }

@@ -88,11 +88,17 @@ pub fn python() -> Option<String> {
 /// The Elasticsearch-compatible server (`scripts/es start`: noida-db, reports 8.15), or `None`
 /// (see [`endpoint`]).
 pub fn elasticsearch() -> Option<String> {
-    endpoint("VMIG_ES_URL", "Elasticsearch-compatible server (scripts/es)")
+    endpoint(
+        "VMIG_ES_URL",
+        "Elasticsearch-compatible server (scripts/es)",
+    )
 }
 
 /// The OpenSearch-compatible server (`scripts/es start`: osmem-server, reports 3.x), or `None`
 /// (see [`endpoint`]).
 pub fn opensearch() -> Option<String> {
-    endpoint("VMIG_OPENSEARCH_URL", "OpenSearch-compatible server (scripts/es)")
+    endpoint(
+        "VMIG_OPENSEARCH_URL",
+        "OpenSearch-compatible server (scripts/es)",
+    )
 }

@@ -33,11 +33,7 @@ pub fn big_vector(i: usize, dim: usize) -> Vec<f32> {
 pub fn big_doc(i: usize, dim: usize) -> Value {
     // `{}` prints an f32's shortest round-trip decimal, so the text parses back to the same bits.
     let v: Vec<String> = big_vector(i, dim).iter().map(|f| format!("{f}")).collect();
-    let text = format!(
-        r#"{{"n":{i},"tag":"t{}","v":[{}]}}"#,
-        i % 7,
-        v.join(",")
-    );
+    let text = format!(r#"{{"n":{i},"tag":"t{}","v":[{}]}}"#, i % 7, v.join(","));
     serde_json::from_str(&text).unwrap()
 }
 
@@ -92,7 +88,12 @@ pub async fn ensure_index(
             .await
             .unwrap();
         let v: Value = r.json().await.unwrap();
-        assert_eq!(v["errors"], json!(false), "bulk into {index}: {}", &v.to_string()[..v.to_string().len().min(2000)]);
+        assert_eq!(
+            v["errors"],
+            json!(false),
+            "bulk into {index}: {}",
+            &v.to_string()[..v.to_string().len().min(2000)]
+        );
         start = end;
     }
     c.post(format!("{base}/{index}/_refresh"))
@@ -107,7 +108,11 @@ pub async fn ensure_index(
         .json()
         .await
         .unwrap();
-    assert_eq!(v["count"].as_u64(), Some(n as u64), "{index} count after loading");
+    assert_eq!(
+        v["count"].as_u64(),
+        Some(n as u64),
+        "{index} count after loading"
+    );
 }
 
 /// The big vector index (`BIG_DOCS` × `BIG_DIM`, 2 shards) on an Elasticsearch-style server.
