@@ -185,12 +185,14 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
                     }
                     Kind::BinaryVector { dim }
                 }
-                other => return Err(Error::unsupported(
-                    format!("mapping of `{name}`"),
-                    format!(
+                other => {
+                    return Err(Error::unsupported(
+                        format!("mapping of `{name}`"),
+                        format!(
                         "{t} element type `{other}` is not supported (float, byte, bit/binary are)"
                     ),
-                )),
+                    ))
+                }
             }
         }
         "sparse_vector" | "rank_features" => Kind::Sparse(cfg.sparse_tokens),
@@ -492,4 +494,92 @@ fn arrow_field(c: &Column) -> Result<Field> {
         ),
         k => Field::new(&c.name, scalar_type(k), c.nullable),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn props(v: Value) -> BTreeMap<String, Value> {
+        merged_properties(&v, "idx").unwrap()
+    }
+
+    #[test]
+    fn a_named_primary_key_goes_first_and_is_required() {
+        let p = props(json!({ "idx": { "mappings": { "properties": {
+            "emb": { "type": "knn_vector", "dimension": 4, "space_type": "l2" },
+            "sku": { "type": "keyword" },
+            "price": { "type": "scaled_float", "scaling_factor": 100 }
+        }}}}));
+        let mut cfg = EsSourceConfig::new("http://x", "idx");
+        cfg.pk = "sku".into();
+        let (l, skipped) = layout(&p, &cfg).unwrap();
+        assert!(skipped.is_empty());
+        let names: Vec<&str> = l.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["sku", "emb", "price"]);
+        assert!(!l.columns[0].nullable);
+        assert_eq!(l.schema.metadata()[META_PRIMARY_KEY], "sku");
+        assert_eq!(l.schema.metadata()[META_METRIC], "L2");
+        assert_eq!(l.schema.field(2).data_type(), &DataType::Float32);
+        cfg.pk = "price".into();
+        assert!(layout(&p, &cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("primary key"));
+        cfg.pk = "nope".into();
+        assert!(layout(&p, &cfg).is_err());
+    }
+
+    #[test]
+    fn indices_must_agree_and_names_must_not_clash() {
+        let conflict = json!({
+            "a": { "mappings": { "properties": { "x": { "type": "long" } } } },
+            "b": { "mappings": { "properties": { "x": { "type": "keyword" } } } }
+        });
+        let e = merged_properties(&conflict, "a,b").unwrap_err().to_string();
+        assert!(e.contains("`x`") && e.contains("differently"), "{e}");
+        let same = json!({
+            "a": { "mappings": { "properties": { "x": { "type": "long" }, "y": { "type": "boolean" } } } },
+            "b": { "mappings": { "properties": { "x": { "type": "long" } } } }
+        });
+        assert_eq!(merged_properties(&same, "a,b").unwrap().len(), 2);
+        let p = props(
+            json!({ "idx": { "mappings": { "properties": { "id": { "type": "keyword" } } } } }),
+        );
+        let cfg = EsSourceConfig::new("http://x", "idx");
+        assert!(layout(&p, &cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("id_column"));
+    }
+
+    #[test]
+    fn vector_element_types_and_missing_dims() {
+        let p = props(json!({ "idx": { "mappings": { "properties": {
+            "b": { "type": "knn_vector", "dimension": 16, "data_type": "binary" },
+            "f": { "type": "dense_vector", "element_type": "bfloat16", "dims": 4 },
+            "n": { "type": "dense_vector" }
+        }}}}));
+        let mut cfg = EsSourceConfig::new("http://x", "idx");
+        cfg.fields = Some(vec!["b".into()]);
+        let (l, _) = layout(&p, &cfg).unwrap();
+        assert_eq!(l.columns[1].kind, Kind::BinaryVector { dim: 16 });
+        cfg.fields = Some(vec!["f".into()]);
+        assert!(layout(&p, &cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("bfloat16"));
+        cfg.fields = Some(vec!["n".into()]);
+        assert!(layout(&p, &cfg).unwrap_err().to_string().contains("dims"));
+        cfg.dims.insert("n".into(), 8);
+        let (l, _) = layout(&p, &cfg).unwrap();
+        assert_eq!(
+            l.columns[1].kind,
+            Kind::FloatVector {
+                dim: 8,
+                byte: false
+            }
+        );
+    }
 }

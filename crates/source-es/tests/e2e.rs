@@ -25,12 +25,16 @@ fn check_rows(batch: &arrow::record_batch::RecordBatch, seen: &mut [u8]) -> usiz
         .unwrap()
         .as_primitive::<Int64Type>();
     let tag = batch.column_by_name("tag").unwrap().as_string::<i32>();
-    let v = batch.column_by_name("v").unwrap().as_fixed_size_list();
+    // Parquet staging files hold vectors as variable-size lists (what Milvus bulk import reads).
+    let v = batch.column_by_name("v").unwrap();
     for r in 0..batch.num_rows() {
         let i: usize = ids.value(r)[1..].parse().unwrap();
         assert_eq!(n.value(r), i as i64);
         assert_eq!(tag.value(r), format!("t{}", i % 7));
-        let row = v.value(r);
+        let row = match v.as_fixed_size_list_opt() {
+            Some(f) => f.value(r),
+            None => v.as_list::<i32>().value(r),
+        };
         let got: Vec<u32> = row
             .as_primitive::<Float32Type>()
             .values()
