@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 
@@ -61,13 +62,56 @@ def load(url, index, docs, dim):
     assert call("GET", f"{url}/{index}/_count").get("count") == docs
 
 
-def run(cmd, env=None):
+GUARD_KIB = 8 * 1024 * 1024
+READY = None  # (url, index, docs) to wait for after a restart
+
+
+def noida_rss_kib():
+    out = subprocess.run(["ps", "-C", "noida-db", "-o", "rss="], capture_output=True, text=True).stdout
+    return max([int(x) for x in out.split()] or [0])
+
+
+def restart(es):
+    """Restarts the stand-in so every run starts from the same, small memory footprint (noida-db
+    keeps what a scroll materialised long after the scroll is freed)."""
+    subprocess.run([es, "stop"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([es, "start"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if READY:
+        url, index, docs = READY
+        for _ in range(600):
+            if call("GET", f"{url}/{index}/_count").get("count") == docs:
+                return
+            time.sleep(0.2)
+        raise SystemExit(f"{index} did not come back with {docs} documents after the restart")
+
+
+def run(cmd, env=None, es=None):
+    """Runs one timed child. A guard stops the stand-in (and so the run) if its memory passes
+    8 GiB: noida-db materialises whole scrolls and can otherwise exhaust a shared machine."""
+    if es:
+        restart(es)
+    stop = threading.Event()
+    tripped = []
+
+    def guard():
+        while not stop.wait(0.5):
+            if noida_rss_kib() > GUARD_KIB:
+                tripped.append(noida_rss_kib())
+                subprocess.run([es, "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                return
+
+    t = threading.Thread(target=guard, daemon=True)
+    if es:
+        t.start()
     start = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     _, status, ru = os.wait4(p.pid, 0)
     out = p.stdout.read().decode() if p.stdout else ""
     err = p.stderr.read().decode() if p.stderr else ""
     secs = time.perf_counter() - start
+    stop.set()
+    if tripped:
+        raise SystemExit(f"the stand-in passed 8 GiB RSS ({tripped[0] // 1024} MiB) and was stopped; use fewer documents")
     if status != 0:
         raise SystemExit(f"{cmd[0]} failed ({status}):\n{out}\n{err}")
     return secs, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, out
@@ -144,12 +188,15 @@ def main():
     ap.add_argument("--vmig", required=True)
     ap.add_argument("--url", required=True)
     ap.add_argument("--work", required=True)
-    ap.add_argument("--docs", type=int, default=100_000)
+    ap.add_argument("--es", required=True, help="scripts/es, to restart the stand-in between runs")
+    ap.add_argument("--docs", type=int, default=20_000)
     ap.add_argument("--dim", type=int, default=768)
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     index = f"vmig_bench_{a.docs}x{a.dim}"
     load(a.url, index, a.docs, a.dim)
+    global READY
+    READY = (a.url, index, a.docs)
     results = []
 
     ceiling = os.path.join(a.work, "ceiling.sh")
@@ -157,7 +204,7 @@ def main():
         f.write(CEILING)
     tmp = "/dev/shm/vmig-bench-es-page.json" if os.path.isdir("/dev/shm") else os.path.join(a.work, "page.json")
     print("==> server ceiling (curl scroll)", file=sys.stderr)
-    secs, cpu, rss, _ = run(["bash", ceiling, a.url, index, tmp])
+    secs, cpu, rss, _ = run(["bash", ceiling, a.url, index, tmp], es=a.es)
     os.remove(tmp)
     results.append(("server ceiling (curl)", secs, cpu, rss))
 
@@ -166,7 +213,7 @@ def main():
     script = os.path.join(a.work, "baseline.py")
     with open(script, "w") as f:
         f.write(PYTHON)
-    secs, cpu, rss, out = run([sys.executable, script, a.url, index, pyout, str(a.dim)])
+    secs, cpu, rss, out = run([sys.executable, script, a.url, index, pyout, str(a.dim)], es=a.es)
     assert int(out.strip()) == a.docs, out
     os.remove(pyout)
     results.append(("python (es-py + pyarrow)", secs, cpu, rss))
@@ -178,7 +225,7 @@ def main():
         job = os.path.join(a.work, f"job-{slices}.toml")
         vmig_job(job, a.url, index, out, slices)
         env = dict(os.environ, RUST_LOG="warn")
-        secs, cpu, rss, _ = run([a.vmig, "migrate", job], env)
+        secs, cpu, rss, _ = run([a.vmig, "migrate", job], env, es=a.es)
         rows = 0
         import pyarrow.parquet as pq
         for root, _, files in os.walk(out):
