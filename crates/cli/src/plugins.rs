@@ -6,12 +6,12 @@
 use vmig_sink_files as _;
 #[cfg(feature = "sink-milvus2")]
 use vmig_sink_milvus2 as _;
+#[cfg(feature = "source-es")]
+use vmig_source_es as _;
 #[cfg(feature = "source-faiss")]
 use vmig_source_faiss as _;
 #[cfg(feature = "transforms")]
 use vmig_transforms as _;
-#[cfg(feature = "source-es")]
-use vmig_source_es as _;
 
 /// The plugin names this build must contain, per kind, for the enabled features.
 #[cfg(test)]
