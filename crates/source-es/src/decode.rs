@@ -911,7 +911,7 @@ fn parse_binary_vector(
 }
 
 /// FNV-1a (32-bit) of a token's UTF-8 bytes: the documented index of a token under
-/// `sparse_tokens = "hash"`.
+/// `sparse_keys = "hash"`.
 pub fn token_hash(token: &str) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
     for b in token.as_bytes() {
@@ -945,7 +945,7 @@ fn parse_sparse(
         let idx = match tokens {
             SparseTokens::Numeric => token.parse::<u32>().map_err(|_| {
                 format!(
-                    "token `{}` is not a number; vmig needs u32 indices: use `sparse_tokens = \"hash\"` to hash tokens",
+                    "token `{}` is not a number; vmig needs u32 indices: use `sparse_keys = \"hash\"` to hash tokens",
                     short(token)
                 )
             })?,
@@ -1076,7 +1076,7 @@ mod tests {
         let e = b
             .push("b", Some(&raw(r#"{"sp":{"foo":1}}"#)), None)
             .unwrap_err();
-        assert!(e.message.contains("sparse_tokens"), "{e:?}");
+        assert!(e.message.contains("sparse_keys"), "{e:?}");
         let batch = b.finish().unwrap();
         let m = batch.column(0).as_map();
         let keys: Vec<u32> = m
@@ -1085,6 +1085,20 @@ mod tests {
             .values()
             .to_vec();
         assert_eq!(keys, vec![2, 30]);
+        let mut h = builder(vec![col("sp", Kind::Sparse(SparseTokens::Hash), false)]);
+        h.push("a", Some(&raw(r#"{"sp":{"foo":1.5,"bar":0.25}}"#)), None)
+            .unwrap();
+        let m = h.finish().unwrap();
+        let keys: Vec<u32> = m
+            .column(0)
+            .as_map()
+            .keys()
+            .as_primitive::<arrow::datatypes::UInt32Type>()
+            .values()
+            .to_vec();
+        let mut want = vec![token_hash("foo"), token_hash("bar")];
+        want.sort_unstable();
+        assert_eq!(keys, want);
         assert_eq!(token_hash(""), 0x811c_9dc5);
         assert_eq!(token_hash("a"), 0xe40c_292c);
     }

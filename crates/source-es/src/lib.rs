@@ -180,9 +180,10 @@ pub struct EsSourceConfig {
     /// `epoch_millis` (default) or `string`.
     #[serde(default)]
     pub dates: DateMode,
-    /// `numeric` (default) or `hash`: see [`SparseTokens`].
+    /// How `sparse_vector`/`rank_features` tokens become u32 keys: `numeric` (default) or
+    /// `hash`; see [`SparseTokens`]. (Not named `*token*`, which `vmig plan` would redact.)
     #[serde(default)]
-    pub sparse_tokens: SparseTokens,
+    pub sparse_keys: SparseTokens,
     /// `error` (default) or `skip`.
     #[serde(default)]
     pub on_unknown_type: OnUnknownType,
@@ -279,7 +280,7 @@ impl EsSourceConfig {
             pk: default_pk(),
             id_column: default_id_column(),
             dates: DateMode::EpochMillis,
-            sparse_tokens: SparseTokens::Numeric,
+            sparse_keys: SparseTokens::Numeric,
             on_unknown_type: OnUnknownType::Error,
             on_invalid: OnInvalid::Error,
             defaults: BTreeMap::new(),

@@ -195,7 +195,7 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
                 }
             }
         }
-        "sparse_vector" | "rank_features" => Kind::Sparse(cfg.sparse_tokens),
+        "sparse_vector" | "rank_features" => Kind::Sparse(cfg.sparse_keys),
         _ => return Ok(None),
     };
     let mut described = if t.is_empty() {
