@@ -6,6 +6,8 @@
 use vmig_sink_files as _;
 #[cfg(feature = "sink-milvus2")]
 use vmig_sink_milvus2 as _;
+#[cfg(feature = "source-es")]
+use vmig_source_es as _;
 #[cfg(feature = "source-faiss")]
 use vmig_source_faiss as _;
 #[cfg(feature = "source-milvus1")]
@@ -29,6 +31,9 @@ fn expected() -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     }
     if cfg!(feature = "source-milvus2") {
         sources.push("milvus2");
+    }
+    if cfg!(feature = "source-es") {
+        sources.extend(["elasticsearch", "opensearch"]);
     }
     if cfg!(feature = "transforms") {
         transforms.extend(["cast", "collection", "drop", "filter", "rename", "select"]);

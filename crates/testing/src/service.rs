@@ -11,6 +11,8 @@
 //! | `VMIG_S3_BUCKET`      | a bucket that exists (`vmig-test`)        |
 //! | `VMIG_PYTHON`         | a Python with faiss-cpu, numpy and pyarrow (`scripts/pyenv`) |
 //! | `VMIG_MARIADB_URL`    | MariaDB (`scripts/mariadb start`): `mysql://vmig:vmigpass@127.0.0.1:13306/vmig`; the user may create databases named `vmig*` |
+//! | `VMIG_ES_URL`         | Elasticsearch-compatible server (`scripts/es start`) |
+//! | `VMIG_OPENSEARCH_URL` | OpenSearch-compatible server (`scripts/es start`) |
 
 /// Whether this run is CI (`CI=true`), where every service must be present.
 pub fn is_ci() -> bool {
@@ -87,4 +89,22 @@ pub fn python() -> Option<String> {
 /// The MariaDB URL (`mysql://user:password@host:port/db`), or `None` (see [`endpoint`]).
 pub fn mariadb_url() -> Option<String> {
     endpoint("VMIG_MARIADB_URL", "MariaDB")
+}
+
+/// The Elasticsearch-compatible server (`scripts/es start`: noida-db, reports 8.15), or `None`
+/// (see [`endpoint`]).
+pub fn elasticsearch() -> Option<String> {
+    endpoint(
+        "VMIG_ES_URL",
+        "Elasticsearch-compatible server (scripts/es)",
+    )
+}
+
+/// The OpenSearch-compatible server (`scripts/es start`: osmem-server, reports 3.x), or `None`
+/// (see [`endpoint`]).
+pub fn opensearch() -> Option<String> {
+    endpoint(
+        "VMIG_OPENSEARCH_URL",
+        "OpenSearch-compatible server (scripts/es)",
+    )
 }

@@ -1,0 +1,585 @@
+//! From an index mapping (`GET /<index>/_mapping`) to vmig columns and an Arrow schema.
+//!
+//! Only top-level properties become columns; `object`, `nested` and `flattened` properties are
+//! kept whole as JSON. Multi-fields (`title.keyword`) are not in `_source` and are ignored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use serde_json::Value;
+use vmig_core::vector::{
+    binary_vector_field, float_vector_field, json_field, META_METRIC, META_PRIMARY_KEY, META_TYPE,
+};
+use vmig_core::{Error, Result};
+
+use crate::{DateMode, EsSourceConfig, OnUnknownType, SparseTokens};
+
+/// How one column's values are read from a document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// The document `_id` (Utf8).
+    Id,
+    /// Text of any string type (Utf8).
+    Str,
+    /// A signed integer of 8, 16, 32 or 64 bits.
+    Int(u8),
+    /// `unsigned_long`, stored as Int64; values ≥ 2^63 are errors.
+    UnsignedLong,
+    /// `float`, `half_float`, `scaled_float`, `rank_feature` (Float32).
+    F32,
+    /// `double` (Float64).
+    F64,
+    /// `boolean`.
+    Bool,
+    /// Kept as JSON text (`object`, `nested`, `flattened`, geo and range types).
+    Json,
+    /// `date` as epoch milliseconds (Int64); `epoch_second` marks a mapping whose only numeric
+    /// format is `epoch_second`.
+    DateMillis {
+        /// Numbers in `_source` are seconds, not milliseconds.
+        epoch_second: bool,
+    },
+    /// `date_nanos` as epoch nanoseconds (Int64).
+    DateNanos,
+    /// A date kept as the text the client sent (Utf8).
+    DateText,
+    /// `dense_vector`/`knn_vector` of floats or bytes, as float32.
+    FloatVector {
+        /// Dimensions.
+        dim: usize,
+        /// Elements are bytes (-128..127), possibly sent as a hex string.
+        byte: bool,
+    },
+    /// `dense_vector` `bit` / `knn_vector` `binary`: `dim / 8` signed bytes (or a hex string).
+    BinaryVector {
+        /// Dimensions in bits.
+        dim: usize,
+    },
+    /// `sparse_vector` / `rank_features`: `{token: weight}` objects.
+    Sparse(SparseTokens),
+}
+
+/// One output column.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// Field name in `_source` and in the output.
+    pub name: String,
+    /// How values are read.
+    pub kind: Kind,
+    /// The field holds arrays of scalars (configured with `arrays`): a List column.
+    pub array: bool,
+    /// The value used when the field is missing or null.
+    pub default: Option<Value>,
+    /// Missing values are allowed (become nulls).
+    pub nullable: bool,
+    /// The mapping type, for messages and `vmig plan`.
+    pub es_type: String,
+    /// A short description of the mapping entry (type, dims, element type, format).
+    pub described: String,
+}
+
+/// The columns and schema of a source.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Output columns in schema order (the id column first when the pk is `_id`).
+    pub columns: Vec<Column>,
+    /// The Arrow schema.
+    pub schema: SchemaRef,
+    /// Top-level `_source` fields to request (empty: only `_id` is read, `_source` is not).
+    pub source_fields: Vec<String>,
+}
+
+fn int_kind(t: &str) -> Option<Kind> {
+    Some(match t {
+        "long" => Kind::Int(64),
+        "integer" => Kind::Int(32),
+        "short" => Kind::Int(16),
+        "byte" => Kind::Int(8),
+        _ => return None,
+    })
+}
+
+fn metric_of(prop: &Value) -> Option<&'static str> {
+    let sim = prop
+        .get("similarity")
+        .or_else(|| prop.pointer("/method/space_type"))
+        .or_else(|| prop.get("space_type"))
+        .and_then(Value::as_str)?;
+    Some(match sim {
+        "l2_norm" | "l2" => "L2",
+        "dot_product" | "max_inner_product" | "innerproduct" => "IP",
+        "cosine" | "cosinesimil" => "COSINE",
+        "hamming" => "HAMMING",
+        _ => return None,
+    })
+}
+
+/// Reads one property into a column kind; `Ok(None)` for a type vmig does not know.
+fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kind, String)>> {
+    let t =
+        prop.get("type")
+            .and_then(Value::as_str)
+            .unwrap_or(if prop.get("properties").is_some() {
+                "object"
+            } else {
+                ""
+            });
+    let kind = match t {
+        "keyword" | "text" | "match_only_text" | "wildcard" | "constant_keyword" | "ip"
+        | "version" | "binary" => Kind::Str,
+        "long" | "integer" | "short" | "byte" => int_kind(t).unwrap_or(Kind::Int(64)),
+        "unsigned_long" => Kind::UnsignedLong,
+        "float" | "half_float" | "scaled_float" | "rank_feature" => Kind::F32,
+        "double" => Kind::F64,
+        "boolean" => Kind::Bool,
+        "object" | "nested" | "flattened" | "geo_point" | "geo_shape" | "shape" | "point"
+        | "integer_range" | "long_range" | "float_range" | "double_range" | "date_range"
+        | "ip_range" => Kind::Json,
+        "date" => match cfg.dates {
+            DateMode::String => Kind::DateText,
+            DateMode::EpochMillis => {
+                let format = prop.get("format").and_then(Value::as_str).unwrap_or("");
+                Kind::DateMillis {
+                    epoch_second: format.split("||").any(|f| f.trim() == "epoch_second")
+                        && !format.split("||").any(|f| f.trim() == "epoch_millis"),
+                }
+            }
+        },
+        "date_nanos" => match cfg.dates {
+            DateMode::String => Kind::DateText,
+            DateMode::EpochMillis => Kind::DateNanos,
+        },
+        "dense_vector" | "knn_vector" => {
+            let dim = prop
+                .get("dims")
+                .or_else(|| prop.get("dimension"))
+                .and_then(Value::as_u64)
+                .map(|d| d as usize)
+                .or_else(|| cfg.dims.get(name).copied())
+                .ok_or_else(|| {
+                    Error::unsupported(
+                        format!("mapping of `{name}`"),
+                        format!(
+                            "the {t} field has no `dims` in the mapping (newer Elasticsearch sets it \
+                             from the first document); give it with `dims = {{ {name} = <n> }}`"
+                        ),
+                    )
+                })?;
+            let element = prop
+                .get("element_type")
+                .or_else(|| prop.get("data_type"))
+                .and_then(Value::as_str)
+                .unwrap_or("float");
+            match element {
+                "float" => Kind::FloatVector { dim, byte: false },
+                "byte" => Kind::FloatVector { dim, byte: true },
+                "bit" | "binary" => {
+                    if dim == 0 || !dim.is_multiple_of(8) {
+                        return Err(Error::unsupported(
+                            format!("mapping of `{name}`"),
+                            format!(
+                                "a {element} vector needs a multiple of 8 dimensions, not {dim}"
+                            ),
+                        ));
+                    }
+                    Kind::BinaryVector { dim }
+                }
+                other => {
+                    return Err(Error::unsupported(
+                        format!("mapping of `{name}`"),
+                        format!(
+                        "{t} element type `{other}` is not supported (float, byte, bit/binary are)"
+                    ),
+                    ))
+                }
+            }
+        }
+        "sparse_vector" | "rank_features" => Kind::Sparse(cfg.sparse_keys),
+        _ => return Ok(None),
+    };
+    let mut described = if t.is_empty() {
+        "(no type)".to_string()
+    } else {
+        t.to_string()
+    };
+    match &kind {
+        Kind::FloatVector { dim, .. } | Kind::BinaryVector { dim } => {
+            let element = prop
+                .get("element_type")
+                .or_else(|| prop.get("data_type"))
+                .and_then(Value::as_str)
+                .unwrap_or("float");
+            described.push_str(&format!(" dims={dim} element={element}"));
+            if let Some(m) = metric_of(prop) {
+                described.push_str(&format!(" metric={m}"));
+            }
+        }
+        Kind::DateMillis { .. } | Kind::DateNanos | Kind::DateText => {
+            if let Some(f) = prop.get("format").and_then(Value::as_str) {
+                described.push_str(&format!(" format={f}"));
+            }
+        }
+        _ => {}
+    }
+    Ok(Some((kind, described)))
+}
+
+/// Merges the `properties` of every index a mapping answer names. Indices of a pattern or
+/// alias must agree on every field they share.
+///
+/// # Errors
+/// When two indices map one field differently, or the answer has no mappings.
+pub fn merged_properties(answer: &Value, index: &str) -> Result<BTreeMap<String, Value>> {
+    let obj = answer.as_object().ok_or_else(|| {
+        Error::data(
+            format!("mapping of `{index}`"),
+            "the answer is not a JSON object",
+        )
+    })?;
+    let mut merged: BTreeMap<String, (Value, String)> = BTreeMap::new();
+    for (idx, body) in obj {
+        let props = body
+            .pointer("/mappings/properties")
+            .and_then(Value::as_object);
+        let Some(props) = props else { continue };
+        for (name, prop) in props {
+            match merged.get(name) {
+                Some((seen, from)) if strip_multi(seen) != strip_multi(prop) => {
+                    return Err(Error::unsupported(
+                        format!("mapping of `{index}`"),
+                        format!(
+                            "field `{name}` is mapped differently in index `{from}` and `{idx}`; read them separately"
+                        ),
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    merged.insert(name.clone(), (prop.clone(), idx.clone()));
+                }
+            }
+        }
+    }
+    if obj.is_empty() {
+        return Err(Error::config(
+            "elasticsearch",
+            format!("`{index}` matches no index"),
+        ));
+    }
+    Ok(merged.into_iter().map(|(k, (v, _))| (k, v)).collect())
+}
+
+fn strip_multi(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("fields");
+        o.remove("index_options");
+    }
+    v
+}
+
+/// Builds the columns and schema from merged properties.
+///
+/// # Errors
+/// Unknown types (unless `on_unknown_type = "skip"`), an include-list field that is not mapped,
+/// a bad primary key, or a name clash with the id column.
+pub fn layout(
+    props: &BTreeMap<String, Value>,
+    cfg: &EsSourceConfig,
+) -> Result<(Layout, Vec<String>)> {
+    let mut columns = Vec::new();
+    let mut skipped = Vec::new();
+    let mut metric: Option<&'static str> = None;
+    let wanted: Option<Vec<&str>> = cfg
+        .fields
+        .as_ref()
+        .map(|f| f.iter().map(String::as_str).collect());
+    if let Some(w) = &wanted {
+        for f in w {
+            if !props.contains_key(*f) {
+                return Err(Error::config(
+                    "elasticsearch",
+                    format!(
+                        "`fields` names `{f}`, which is not a top-level field of the mapping (mapped: {})",
+                        props.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    for a in &cfg.arrays {
+        if !props.contains_key(a) {
+            return Err(Error::config(
+                "elasticsearch",
+                format!("`arrays` names `{a}`, which is not a top-level field of the mapping"),
+            ));
+        }
+    }
+    let pk_is_id = cfg.pk == "_id";
+    if pk_is_id {
+        if props.contains_key(&cfg.id_column)
+            && wanted
+                .as_ref()
+                .is_none_or(|w| w.contains(&cfg.id_column.as_str()))
+        {
+            return Err(Error::config(
+                "elasticsearch",
+                format!(
+                    "the mapping has a field `{}`, which is also the name of the `_id` column; set `id_column` to another name",
+                    cfg.id_column
+                ),
+            ));
+        }
+        columns.push(Column {
+            name: cfg.id_column.clone(),
+            kind: Kind::Id,
+            array: false,
+            default: None,
+            nullable: false,
+            es_type: "_id".into(),
+            described: "_id".into(),
+        });
+    }
+    let mut source_fields = Vec::new();
+    for (name, prop) in props {
+        if let Some(w) = &wanted {
+            if !w.contains(&name.as_str()) && *name != cfg.pk {
+                continue;
+            }
+        }
+        let Some((kind, described)) = kind_of(name, prop, cfg)? else {
+            let t = prop.get("type").and_then(Value::as_str).unwrap_or("?");
+            match cfg.on_unknown_type {
+                OnUnknownType::Error => {
+                    return Err(Error::unsupported(
+                        format!("mapping of `{}`, field `{name}`", cfg.index),
+                        format!(
+                            "type `{t}` has no vmig mapping; leave the field out with `fields = [...]` \
+                             or skip such fields with `on_unknown_type = \"skip\"`"
+                        ),
+                    ))
+                }
+                OnUnknownType::Skip => {
+                    tracing::warn!(message = "Skipping a field of an unsupported type.", field = %name, es_type = %t);
+                    skipped.push(format!("{name} ({t})"));
+                    continue;
+                }
+            }
+        };
+        let is_vector = matches!(
+            kind,
+            Kind::FloatVector { .. } | Kind::BinaryVector { .. } | Kind::Sparse(_)
+        );
+        if is_vector {
+            if let Some(m) = metric_of(prop) {
+                metric.get_or_insert(m);
+            }
+        }
+        let array = cfg.arrays.iter().any(|a| a == name);
+        if array && (is_vector || kind == Kind::Json) {
+            return Err(Error::config(
+                "elasticsearch",
+                format!(
+                    "`arrays` names `{name}`, a {} field; only scalar fields can be arrays",
+                    prop.get("type").and_then(Value::as_str).unwrap_or("object")
+                ),
+            ));
+        }
+        let default = cfg.defaults.get(name).cloned();
+        let is_pk = !pk_is_id && *name == cfg.pk;
+        if is_pk && !matches!(kind, Kind::Str | Kind::Int(_) | Kind::UnsignedLong) {
+            return Err(Error::config(
+                "elasticsearch",
+                format!("`pk` = `{name}` is a {described} field; a primary key must be a string or integer field"),
+            ));
+        }
+        let nullable = default.is_none() && !is_vector && !is_pk;
+        source_fields.push(name.clone());
+        columns.push(Column {
+            name: name.clone(),
+            es_type: prop
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("object")
+                .to_string(),
+            kind,
+            array,
+            default,
+            nullable,
+            described,
+        });
+    }
+    if !pk_is_id && !columns.iter().any(|c| c.name == cfg.pk) {
+        return Err(Error::config(
+            "elasticsearch",
+            format!("`pk` = `{}` is not a top-level field of the mapping (use `_id` for the document id)", cfg.pk),
+        ));
+    }
+    // The primary key goes first.
+    if !pk_is_id {
+        if let Some(i) = columns.iter().position(|c| c.name == cfg.pk) {
+            let c = columns.remove(i);
+            columns.insert(0, c);
+        }
+    }
+    let fields: Vec<Field> = columns.iter().map(arrow_field).collect::<Result<_>>()?;
+    let mut meta = HashMap::new();
+    let pk_col = if pk_is_id {
+        cfg.id_column.clone()
+    } else {
+        cfg.pk.clone()
+    };
+    meta.insert(META_PRIMARY_KEY.to_string(), pk_col);
+    if let Some(m) = metric {
+        meta.insert(META_METRIC.to_string(), m.to_string());
+    }
+    for c in &columns {
+        meta.insert(format!("es.field.{}", c.name), c.described.clone());
+    }
+    let schema = Arc::new(Schema::new_with_metadata(fields, meta));
+    Ok((
+        Layout {
+            columns,
+            schema,
+            source_fields,
+        },
+        skipped,
+    ))
+}
+
+/// The Arrow type of a sparse column. It matches the agreed representation of Milvus
+/// `SparseFloatVector`: `Map<entries: Struct<keys: UInt32 non-null, values: Float32 non-null>>`,
+/// unsorted map flag, keys ascending and unique within a row, field tagged
+/// `vmig.type = sparse_float_vector`.
+pub fn sparse_type() -> DataType {
+    let entries = Field::new(
+        "entries",
+        DataType::Struct(Fields::from(vec![
+            Field::new("keys", DataType::UInt32, false),
+            Field::new("values", DataType::Float32, false),
+        ])),
+        false,
+    );
+    DataType::Map(Arc::new(entries), false)
+}
+
+fn scalar_type(kind: &Kind) -> DataType {
+    match kind {
+        Kind::Id | Kind::Str | Kind::DateText | Kind::Json => DataType::Utf8,
+        Kind::Int(8) => DataType::Int8,
+        Kind::Int(16) => DataType::Int16,
+        Kind::Int(32) => DataType::Int32,
+        Kind::Int(_) | Kind::UnsignedLong | Kind::DateMillis { .. } | Kind::DateNanos => {
+            DataType::Int64
+        }
+        Kind::F32 => DataType::Float32,
+        Kind::F64 => DataType::Float64,
+        Kind::Bool => DataType::Boolean,
+        Kind::FloatVector { .. } | Kind::BinaryVector { .. } | Kind::Sparse(_) => DataType::Null,
+    }
+}
+
+fn arrow_field(c: &Column) -> Result<Field> {
+    Ok(match &c.kind {
+        Kind::FloatVector { dim, .. } => float_vector_field(&c.name, *dim),
+        Kind::BinaryVector { dim } => binary_vector_field(&c.name, *dim)?,
+        Kind::Sparse(_) => Field::new(&c.name, sparse_type(), false).with_metadata(HashMap::from(
+            [(META_TYPE.to_string(), "sparse_float_vector".to_string())],
+        )),
+        Kind::Json => json_field(&c.name, c.nullable),
+        k if c.array => Field::new_list(
+            &c.name,
+            Field::new_list_field(scalar_type(k), false),
+            c.nullable,
+        ),
+        k => Field::new(&c.name, scalar_type(k), c.nullable),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn props(v: Value) -> BTreeMap<String, Value> {
+        merged_properties(&v, "idx").unwrap()
+    }
+
+    #[test]
+    fn a_named_primary_key_goes_first_and_is_required() {
+        let p = props(json!({ "idx": { "mappings": { "properties": {
+            "emb": { "type": "knn_vector", "dimension": 4, "space_type": "l2" },
+            "sku": { "type": "keyword" },
+            "price": { "type": "scaled_float", "scaling_factor": 100 }
+        }}}}));
+        let mut cfg = EsSourceConfig::new("http://x", "idx");
+        cfg.pk = "sku".into();
+        let (l, skipped) = layout(&p, &cfg).unwrap();
+        assert!(skipped.is_empty());
+        let names: Vec<&str> = l.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["sku", "emb", "price"]);
+        assert!(!l.columns[0].nullable);
+        assert_eq!(l.schema.metadata()[META_PRIMARY_KEY], "sku");
+        assert_eq!(l.schema.metadata()[META_METRIC], "L2");
+        assert_eq!(l.schema.field(2).data_type(), &DataType::Float32);
+        cfg.pk = "price".into();
+        assert!(layout(&p, &cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("primary key"));
+        cfg.pk = "nope".into();
+        assert!(layout(&p, &cfg).is_err());
+    }
+
+    #[test]
+    fn indices_must_agree_and_names_must_not_clash() {
+        let conflict = json!({
+            "a": { "mappings": { "properties": { "x": { "type": "long" } } } },
+            "b": { "mappings": { "properties": { "x": { "type": "keyword" } } } }
+        });
+        let e = merged_properties(&conflict, "a,b").unwrap_err().to_string();
+        assert!(e.contains("`x`") && e.contains("differently"), "{e}");
+        let same = json!({
+            "a": { "mappings": { "properties": { "x": { "type": "long" }, "y": { "type": "boolean" } } } },
+            "b": { "mappings": { "properties": { "x": { "type": "long" } } } }
+        });
+        assert_eq!(merged_properties(&same, "a,b").unwrap().len(), 2);
+        let p = props(
+            json!({ "idx": { "mappings": { "properties": { "id": { "type": "keyword" } } } } }),
+        );
+        let cfg = EsSourceConfig::new("http://x", "idx");
+        assert!(layout(&p, &cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("id_column"));
+    }
+
+    #[test]
+    fn vector_element_types_and_missing_dims() {
+        let p = props(json!({ "idx": { "mappings": { "properties": {
+            "b": { "type": "knn_vector", "dimension": 16, "data_type": "binary" },
+            "f": { "type": "dense_vector", "element_type": "bfloat16", "dims": 4 },
+            "n": { "type": "dense_vector" }
+        }}}}));
+        let mut cfg = EsSourceConfig::new("http://x", "idx");
+        cfg.fields = Some(vec!["b".into()]);
+        let (l, _) = layout(&p, &cfg).unwrap();
+        assert_eq!(l.columns[1].kind, Kind::BinaryVector { dim: 16 });
+        cfg.fields = Some(vec!["f".into()]);
+        assert!(layout(&p, &cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("bfloat16"));
+        cfg.fields = Some(vec!["n".into()]);
+        assert!(layout(&p, &cfg).unwrap_err().to_string().contains("dims"));
+        cfg.dims.insert("n".into(), 8);
+        let (l, _) = layout(&p, &cfg).unwrap();
+        assert_eq!(
+            l.columns[1].kind,
+            Kind::FloatVector {
+                dim: 8,
+                byte: false
+            }
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! Shared by this crate's integration tests: loading seeded indices into the stand-ins (cached
+//! across runs when the document count matches) and reading a source completely.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use futures::StreamExt;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use vmig_core::registry::{parse_source, BuildContext};
+use vmig_core::{PartitionId, Position, Result, Source, SourceContext};
+// Links the plugin so its registration survives (dtolnay/inventory#7).
+use vmig_source_es as _;
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// Documents in the cached vector index.
+pub const BIG_DOCS: usize = 100_000;
+/// Dimensions of its vectors.
+pub const BIG_DIM: usize = 128;
+
+/// The vector of document `i` of the big index: seeded, so every test can rebuild it.
+pub fn big_vector(i: usize, dim: usize) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0xE5_0000 + i as u64);
+    (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// Document `i` of the big index.
+pub fn big_doc(i: usize, dim: usize) -> Value {
+    // `{}` prints an f32's shortest round-trip decimal, so the text parses back to the same bits.
+    let v: Vec<String> = big_vector(i, dim).iter().map(|f| format!("{f}")).collect();
+    let text = format!(r#"{{"n":{i},"tag":"t{}","v":[{}]}}"#, i % 7, v.join(","));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Creates `index` with `body` and loads `docs` (`(id, source JSON text)`) unless it already
+/// holds exactly that many documents.
+pub async fn ensure_index(
+    base: &str,
+    index: &str,
+    body: Value,
+    n: usize,
+    doc: impl Fn(usize) -> (String, String),
+) {
+    let c = http();
+    let count = c
+        .get(format!("{base}/{index}/_count"))
+        .send()
+        .await
+        .unwrap();
+    if count.status().is_success() {
+        let v: Value = count.json().await.unwrap();
+        if v["count"].as_u64() == Some(n as u64) {
+            return;
+        }
+        c.delete(format!("{base}/{index}")).send().await.unwrap();
+    }
+    let r = c
+        .put(format!("{base}/{index}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert!(status.is_success(), "creating {index}: {text}");
+    let chunk = 2000;
+    let mut start = 0;
+    while start < n {
+        let end = (start + chunk).min(n);
+        let mut payload = String::new();
+        for i in start..end {
+            let (id, src) = doc(i);
+            payload.push_str(&json!({ "index": { "_index": index, "_id": id } }).to_string());
+            payload.push('\n');
+            payload.push_str(&src);
+            payload.push('\n');
+        }
+        let r = c
+            .post(format!("{base}/_bulk"))
+            .header("content-type", "application/x-ndjson")
+            .body(payload)
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            v["errors"],
+            json!(false),
+            "bulk into {index}: {}",
+            &v.to_string()[..v.to_string().len().min(2000)]
+        );
+        start = end;
+    }
+    c.post(format!("{base}/{index}/_refresh"))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = c
+        .get(format!("{base}/{index}/_count"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["count"].as_u64(),
+        Some(n as u64),
+        "{index} count after loading"
+    );
+}
+
+/// The big vector index (`BIG_DOCS` × `BIG_DIM`, 2 shards) on an Elasticsearch-style server.
+pub async fn ensure_big_es(base: &str) -> &'static str {
+    let index = "vmig_es_big128";
+    let body = json!({
+        "settings": { "number_of_shards": 2, "number_of_replicas": 0 },
+        "mappings": { "properties": {
+            "n": { "type": "long" },
+            "tag": { "type": "keyword" },
+            "v": { "type": "dense_vector", "dims": BIG_DIM, "index": true, "similarity": "l2_norm" }
+        }}
+    });
+    ensure_index(base, index, body, BIG_DOCS, |i| {
+        (format!("d{i}"), big_doc(i, BIG_DIM).to_string())
+    })
+    .await;
+    index
+}
+
+/// Builds a source of plugin `plugin` from `config`.
+pub async fn source(plugin: &str, config: Value) -> Result<Box<dyn Source>> {
+    parse_source(plugin, config)?
+        .build(&BuildContext::default())
+        .await
+}
+
+/// Reads every partition (in parallel) and returns all batches with their last positions.
+pub async fn read_all(source: &dyn Source, batch_rows: usize) -> Result<Vec<RecordBatch>> {
+    let parts = source.partitions().await?;
+    let ctx = SourceContext {
+        batch_rows: std::num::NonZeroUsize::new(batch_rows).unwrap(),
+        ..Default::default()
+    };
+    let futs = parts.iter().map(|p| {
+        let ctx = ctx.clone();
+        async move {
+            let mut s = source.open(&p.id, None, &ctx)?;
+            let mut out = Vec::new();
+            while let Some(b) = s.next().await {
+                let b = b?;
+                assert_eq!(b.batch.schema(), source.schema());
+                out.push(b.batch);
+            }
+            Ok::<_, vmig_core::Error>(out)
+        }
+    });
+    let mut all = Vec::new();
+    for r in futures::future::join_all(futs).await {
+        all.extend(r?);
+    }
+    Ok(all)
+}
+
+/// Reads one partition, returning batches with positions.
+pub async fn read_partition(
+    source: &dyn Source,
+    part: &str,
+    resume: Option<&Position>,
+    batch_rows: usize,
+) -> Result<Vec<(RecordBatch, Position)>> {
+    let ctx = SourceContext {
+        batch_rows: std::num::NonZeroUsize::new(batch_rows).unwrap(),
+        ..Default::default()
+    };
+    let mut s = source.open(&PartitionId::new(part), resume, &ctx)?;
+    let mut out = Vec::new();
+    while let Some(b) = s.next().await {
+        let b = b?;
+        out.push((b.batch, b.position));
+    }
+    Ok(out)
+}
+
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+pub fn arc<T>(t: T) -> Arc<T> {
+    Arc::new(t)
+}
