@@ -1008,7 +1008,11 @@ mod tests {
                 Kind::FloatVector { dim, .. } => {
                     vmig_core::vector::float_vector_field(&c.name, *dim)
                 }
-                Kind::Sparse(_) => Field::new(&c.name, crate::mapping::sparse_type(), false),
+                Kind::Sparse(_) => Field::new(
+                    &c.name,
+                    vmig_core::vector::sparse_float_vector_type(),
+                    false,
+                ),
                 Kind::Id | Kind::Str => Field::new(&c.name, DataType::Utf8, c.nullable),
                 Kind::Int(16) => Field::new(&c.name, DataType::Int16, c.nullable),
                 Kind::DateMillis { .. } => Field::new(&c.name, DataType::Int64, c.nullable),

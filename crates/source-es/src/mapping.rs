@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde_json::Value;
 use vmig_core::vector::{
-    binary_vector_field, float_vector_field, json_field, META_METRIC, META_PRIMARY_KEY, META_TYPE,
+    binary_vector_field, float_vector_field, json_field, META_METRIC, META_PRIMARY_KEY,
 };
 use vmig_core::{Error, Result};
 
@@ -447,22 +447,6 @@ pub fn layout(
     ))
 }
 
-/// The Arrow type of a sparse column. It matches the agreed representation of Milvus
-/// `SparseFloatVector`: `Map<entries: Struct<keys: UInt32 non-null, values: Float32 non-null>>`,
-/// unsorted map flag, keys ascending and unique within a row, field tagged
-/// `vmig.type = sparse_float_vector`.
-pub fn sparse_type() -> DataType {
-    let entries = Field::new(
-        "entries",
-        DataType::Struct(Fields::from(vec![
-            Field::new("keys", DataType::UInt32, false),
-            Field::new("values", DataType::Float32, false),
-        ])),
-        false,
-    );
-    DataType::Map(Arc::new(entries), false)
-}
-
 fn scalar_type(kind: &Kind) -> DataType {
     match kind {
         Kind::Id | Kind::Str | Kind::DateText | Kind::Json => DataType::Utf8,
@@ -483,9 +467,7 @@ fn arrow_field(c: &Column) -> Result<Field> {
     Ok(match &c.kind {
         Kind::FloatVector { dim, .. } => float_vector_field(&c.name, *dim),
         Kind::BinaryVector { dim } => binary_vector_field(&c.name, *dim)?,
-        Kind::Sparse(_) => Field::new(&c.name, sparse_type(), false).with_metadata(HashMap::from(
-            [(META_TYPE.to_string(), "sparse_float_vector".to_string())],
-        )),
+        Kind::Sparse(_) => vmig_core::vector::sparse_float_vector_field(&c.name),
         Kind::Json => json_field(&c.name, c.nullable),
         k if c.array => Field::new_list(
             &c.name,
