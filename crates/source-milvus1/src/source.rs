@@ -499,18 +499,24 @@ enum Deletes {
     Whole(Bytes),
 }
 
-/// Checks the header of a `deleted_docs` of `size` bytes that says `del_bytes`.
-fn check_deletes_header(del_bytes: u64, size: u64, del_name: &str) -> Result<()> {
-    if size.checked_sub(HEADER) != Some(del_bytes) || !del_bytes.is_multiple_of(4) {
-        return Err(Error::data(
-            del_name.to_string(),
-            format!(
-                "the header says {del_bytes} bytes of offsets but the file has {size} bytes \
-                 (expected 8 + a multiple of 4)"
-            ),
-        ));
-    }
-    Ok(())
+/// Checks a `.uid` or `deleted_docs` header: it must say `size` − 8 bytes of `what`, a whole
+/// number of `unit`-byte entries.
+fn check_header(name: &str, what: &str, header: u64, size: u64, unit: u64) -> Result<()> {
+    let why = if size.checked_sub(HEADER) != Some(header) {
+        format!(
+            "the file has {size} bytes, not {} (8-byte header + payload); it is truncated or \
+             not a Milvus 1.x file",
+            header.saturating_add(HEADER)
+        )
+    } else if !header.is_multiple_of(unit) {
+        format!("that is not a whole number of {unit}-byte entries")
+    } else {
+        return Ok(());
+    };
+    Err(Error::data(
+        name.to_string(),
+        format!("the header says {header} bytes of {what}, but {why}"),
+    ))
 }
 
 /// Checks every offset of a `deleted_docs` payload against the segment's `rows`; with `keep`,
@@ -679,15 +685,7 @@ async fn open_segment(inner: &Inner, index: usize, mode: Check) -> Result<OpenSe
         ));
     }
     let rows = rv_bytes / row_bytes;
-    if uid_size.checked_sub(HEADER) != Some(uid_bytes) || uid_bytes % 8 != 0 {
-        return Err(Error::data(
-            uid_name.clone(),
-            format!(
-                "the header says {uid_bytes} bytes of ids but the file has {uid_size} bytes \
-                 (expected 8 + a multiple of 8)"
-            ),
-        ));
-    }
+    check_header(&uid_name, "ids", uid_bytes, uid_size, 8)?;
     if uid_bytes / 8 != rows {
         return Err(Error::data(
             uid_name.clone(),
@@ -702,7 +700,7 @@ async fn open_segment(inner: &Inner, index: usize, mode: Check) -> Result<OpenSe
         // A large delete list: only its header is checked up front; its offsets are checked
         // when the segment is read, so the up-front pass stays cheap and bounded in memory.
         Deletes::Header(del_bytes) => {
-            check_deletes_header(del_bytes, del_meta.size, &del_name)?;
+            check_header(&del_name, "offsets", del_bytes, del_meta.size, 4)?;
             None
         }
         Deletes::Whole(del) => {
@@ -718,7 +716,13 @@ async fn open_segment(inner: &Inner, index: usize, mode: Check) -> Result<OpenSe
             }
             let mut head = [0u8; 8];
             head.copy_from_slice(&del[..8]);
-            check_deletes_header(u64::from_le_bytes(head), del.len() as u64, &del_name)?;
+            check_header(
+                &del_name,
+                "offsets",
+                u64::from_le_bytes(head),
+                del.len() as u64,
+                4,
+            )?;
             deleted_rows(&del[8..], rows, mode == Check::Open, &del_name, &rv_name)?
         }
     };

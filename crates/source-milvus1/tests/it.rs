@@ -270,7 +270,20 @@ fn damages() -> Vec<Damage> {
         Damage {
             what: ".uid header disagrees with its size",
             apply: |d| rewrite(&file_with_ext(d, "uid"), 80, 72),
-            says: &[".uid", "header says 80 bytes of ids", "80 bytes"],
+            says: &[
+                ".uid",
+                "header says 80 bytes of ids",
+                "has 80 bytes, not 88",
+            ],
+        },
+        Damage {
+            what: ".uid payload not a whole number of ids",
+            apply: |d| rewrite(&file_with_ext(d, "uid"), 76, 76),
+            says: &[
+                ".uid",
+                "76 bytes of ids",
+                "not a whole number of 8-byte entries",
+            ],
         },
         Damage {
             what: ".uid row count differs from .rv",
@@ -293,7 +306,22 @@ fn damages() -> Vec<Damage> {
             says: &[
                 "deleted_docs",
                 "header says 12 bytes of offsets",
-                "16 bytes",
+                "has 16 bytes, not 20",
+            ],
+        },
+        Damage {
+            what: "deleted_docs payload not a whole number of offsets",
+            apply: |d| {
+                std::fs::write(
+                    d.join("deleted_docs"),
+                    [6, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0],
+                )
+                .unwrap()
+            },
+            says: &[
+                "deleted_docs",
+                "6 bytes of offsets",
+                "not a whole number of 4-byte entries",
             ],
         },
         Damage {

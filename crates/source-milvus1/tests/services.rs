@@ -103,6 +103,17 @@ async fn upload(store: &Arc<dyn ObjectStore>, local: &Path, prefix: &str) {
         .await;
 }
 
+/// Deletes every object under `root` (best effort: a test's own prefix).
+async fn remove_all(root: &vmig_core::store::StoreLocation) {
+    let all: Vec<_> =
+        futures::TryStreamExt::try_collect::<Vec<_>>(root.store.list(Some(&root.path)))
+            .await
+            .unwrap_or_default();
+    for o in all {
+        let _ = root.store.delete(&o.location).await;
+    }
+}
+
 #[tokio::test]
 async fn data_directory_on_s3() {
     let Some(s3) = S3::from_env() else { return };
@@ -154,13 +165,7 @@ async fn data_directory_on_s3() {
         Ok::<_, vmig_core::Error>(())
     }
     .await;
-    let all: Vec<_> =
-        futures::TryStreamExt::try_collect::<Vec<_>>(root.store.list(Some(&root.path)))
-            .await
-            .unwrap_or_default();
-    for o in all {
-        let _ = root.store.delete(&o.location).await;
-    }
+    remove_all(&root).await;
     check.unwrap();
 }
 
@@ -211,12 +216,6 @@ async fn many_segments_on_s3_are_all_checked_before_reading() {
         Ok::<_, vmig_core::Error>(())
     }
     .await;
-    let all: Vec<_> =
-        futures::TryStreamExt::try_collect::<Vec<_>>(root.store.list(Some(&root.path)))
-            .await
-            .unwrap_or_default();
-    for o in all {
-        let _ = root.store.delete(&o.location).await;
-    }
+    remove_all(&root).await;
     check.unwrap();
 }
