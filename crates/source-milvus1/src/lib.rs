@@ -21,6 +21,16 @@
 //! so memory stays bounded for multi-GB segments and segments are read in parallel by the
 //! runner. A resume position is the next physical row of the segment.
 //!
+//! Nothing is written before every selected segment has been checked: `build` (and so
+//! `vmig plan`) lists each segment directory and reads the headers and `deleted_docs` — 32 at a
+//! time, so an object-store directory with thousands of segments is quick — and checks the
+//! files are there, the headers agree with the sizes and each other, and every delete offset
+//! is in range (a `deleted_docs` over 1 MiB has only its header checked then; its offsets are
+//! checked when the segment is read). Opening a segment repeats the checks, since files may
+//! change in between. A NaN or ±Inf in a float vector is an error naming the file, row, id and
+//! element unless `on_non_finite = "allow"`; the scan (`vmig_formats`' `first_non_finite`) and
+//! the option type are the faiss source's, reused.
+//!
 //! ```toml
 //! [source]
 //! type = "milvus1"
@@ -43,6 +53,8 @@ use vmig_core::registry::BuildContext;
 use vmig_core::{Error, Result, Source, SourceConfig};
 
 pub use source::{Milvus1Position, Milvus1Source};
+/// The `on_non_finite` choices, shared with the faiss source (one definition, one meaning).
+pub use vmig_source_faiss::OnNonFinite;
 
 /// Configuration of the `milvus1` source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +90,10 @@ pub struct Milvus1SourceConfig {
     /// Name of the vector column. Default `vector`.
     #[serde(default = "default_vector_field")]
     pub vector_field: String,
+    /// What a float vector holding NaN or ±Inf does: `error` (default) stops with the file,
+    /// row offset, id and dimension; `allow` passes it through unchanged.
+    #[serde(default)]
+    pub on_non_finite: OnNonFinite,
 }
 
 fn default_id_field() -> String {
@@ -160,6 +176,7 @@ impl Milvus1SourceConfig {
             storage: BTreeMap::new(),
             id_field: default_id_field(),
             vector_field: default_vector_field(),
+            on_non_finite: OnNonFinite::Error,
         }
     }
 }
@@ -242,6 +259,7 @@ impl SourceConfig for Milvus1SourceConfig {
             None => meta::load_sqlite(&root.child("db").child("meta.sqlite")).await?,
         };
         let source = Milvus1Source::new(self, root, meta)?;
+        source.check_files().await?;
         Ok(Box::new(source))
     }
 }

@@ -24,9 +24,10 @@ use vmig_core::{
     Error, PartitionId, PartitionInfo, Position, Result, Source, SourceBatch, SourceContext,
     SourceStream,
 };
+use vmig_formats::faiss::first_non_finite;
 
 use crate::meta::{Meta, TableRow};
-use crate::{valid_partition_name, Milvus1SourceConfig};
+use crate::{valid_partition_name, Milvus1SourceConfig, OnNonFinite};
 
 /// Bytes of `.rv` plus `.uid` fetched per read; a read always holds whole batches.
 const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
@@ -36,6 +37,15 @@ const READS_IN_FLIGHT: usize = 2;
 
 /// Size of the `u64` byte-count header of `.rv`, `.uid` and `deleted_docs`.
 const HEADER: u64 = 8;
+
+/// Segments checked at once by the up-front check (each check is a listing and a few small
+/// reads, so this mostly hides object-store latency).
+const CHECKS_IN_FLIGHT: usize = 32;
+
+/// The largest `deleted_docs` whose offsets the up-front check reads (1 MiB = 262 142
+/// offsets); a larger one has only its header checked then, and its offsets when the segment
+/// is read. Keeps the up-front check's memory at most this × [`CHECKS_IN_FLIGHT`].
+const DELETES_CHECKED_UP_FRONT: u64 = 1024 * 1024;
 
 /// Where a segment's stream resumes: every physical row before `row` has been handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +97,7 @@ struct Inner {
     kind: Kind,
     segments: Vec<SegmentPlan>,
     by_id: HashMap<PartitionId, usize>,
+    on_non_finite: OnNonFinite,
 }
 
 #[derive(Debug)]
@@ -314,8 +325,22 @@ impl Milvus1Source {
                 kind,
                 segments,
                 by_id,
+                on_non_finite: config.on_non_finite,
             }),
         })
+    }
+
+    /// Checks the files of every selected segment — present (exactly one `*.rv` and one
+    /// `*.uid`, and `deleted_docs`), headers agreeing with the file sizes, whole rows, `.uid`
+    /// and `.rv` row counts equal, delete offsets in range — without reading any vectors.
+    /// [`Milvus1SourceConfig`]'s `build` runs it, so a broken segment fails `vmig plan` and
+    /// stops a run before anything is written. The same checks run again when a segment is
+    /// read (the files may have changed since).
+    ///
+    /// # Errors
+    /// The first broken segment's [`Error::Data`] (in segment order), or an object-store error.
+    pub async fn check_files(&self) -> Result<()> {
+        check_all_segments(&self.inner).await
     }
 }
 
@@ -352,7 +377,7 @@ impl Source for Milvus1Source {
         let batch_rows = ctx.batch_rows.get() as u64;
         let cancel = ctx.cancel.clone();
         let stream = futures::stream::once(async move {
-            let seg = open_segment(&inner, index).await?;
+            let seg = open_segment(&inner, index, Check::Open).await?;
             if start > seg.rows {
                 return Err(Error::config(
                     "milvus1",
@@ -455,8 +480,110 @@ async fn read_header(store: &Arc<dyn ObjectStore>, path: &Path, shown: &str) -> 
     Ok(u64::from_le_bytes(arr))
 }
 
-/// Lists the segment directory, checks `.rv` / `.uid` / `deleted_docs` and loads the deletes.
-async fn open_segment(inner: &Inner, index: usize) -> Result<OpenSegment> {
+/// How much of a segment [`open_segment`] checks and loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Before the run: every check, but the deletes are not kept, and a `deleted_docs` larger
+    /// than [`DELETES_CHECKED_UP_FRONT`] has only its header checked.
+    UpFront,
+    /// When the segment is read: every check, the deletes loaded into a bitmap.
+    Open,
+}
+
+/// What was read of a `deleted_docs`.
+#[derive(Debug)]
+enum Deletes {
+    /// Only its header (the payload's byte count).
+    Header(u64),
+    /// The whole file.
+    Whole(Bytes),
+}
+
+/// Checks a `.uid` or `deleted_docs` header: it must say `size` − 8 bytes of `what`, a whole
+/// number of `unit`-byte entries.
+fn check_header(name: &str, what: &str, header: u64, size: u64, unit: u64) -> Result<()> {
+    let why = if size.checked_sub(HEADER) != Some(header) {
+        format!(
+            "the file has {size} bytes, not {} (8-byte header + payload); it is truncated or \
+             not a Milvus 1.x file",
+            header.saturating_add(HEADER)
+        )
+    } else if !header.is_multiple_of(unit) {
+        format!("that is not a whole number of {unit}-byte entries")
+    } else {
+        return Ok(());
+    };
+    Err(Error::data(
+        name.to_string(),
+        format!("the header says {header} bytes of {what}, but {why}"),
+    ))
+}
+
+/// Checks every offset of a `deleted_docs` payload against the segment's `rows`; with `keep`,
+/// returns them as a bitmap (`None` when nothing is deleted).
+fn deleted_rows(
+    payload: &[u8],
+    rows: u64,
+    keep: bool,
+    del_name: &str,
+    rv_name: &str,
+) -> Result<Option<Vec<u64>>> {
+    let mut bits = if keep && !payload.is_empty() {
+        vec![0u64; rows.div_ceil(64) as usize]
+    } else {
+        Vec::new()
+    };
+    for (i, c) in payload.chunks_exact(4).enumerate() {
+        let off = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        let Some(row) = u64::try_from(off).ok().filter(|&r| r < rows) else {
+            return Err(Error::data(
+                format!("{del_name} at byte {}", HEADER as usize + i * 4),
+                format!(
+                    "deleted offset #{i} is {off}, outside the segment's {rows} rows (`{rv_name}`)"
+                ),
+            ));
+        };
+        if let Some(w) = bits.get_mut((row / 64) as usize) {
+            *w |= 1 << (row % 64);
+        }
+    }
+    Ok((!bits.is_empty()).then_some(bits))
+}
+
+/// Checks every selected segment's files, [`CHECKS_IN_FLIGHT`] segments at a time, so a broken
+/// segment stops the job before anything is written. Reports the first broken segment in
+/// segment order and how many others are broken.
+async fn check_all_segments(inner: &Inner) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut failures: Vec<(usize, Error)> = futures::stream::iter(0..inner.segments.len())
+        .map(|i| async move { (i, open_segment(inner, i, Check::UpFront).await) })
+        .buffer_unordered(CHECKS_IN_FLIGHT)
+        .filter_map(|(i, r)| async move { r.err().map(|e| (i, e)) })
+        .collect()
+        .await;
+    failures.sort_by_key(|(i, _)| *i);
+    let broken = failures.len();
+    if let Some((_, first)) = failures.into_iter().next() {
+        return Err(if broken > 1 {
+            first.context(format!(
+                "{broken} of {} segments failed the check before reading; the first",
+                inner.segments.len()
+            ))
+        } else {
+            first
+        });
+    }
+    tracing::info!(
+        message = "Checked Milvus 1.x segment files.",
+        segments = inner.segments.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64
+    );
+    Ok(())
+}
+
+/// Lists the segment directory, checks `.rv` / `.uid` / `deleted_docs` and (for
+/// [`Check::Open`]) loads the deletes.
+async fn open_segment(inner: &Inner, index: usize, mode: Check) -> Result<OpenSegment> {
     let plan = &inner.segments[index];
     let dir = &plan.dir;
     let store = Arc::clone(&dir.store);
@@ -510,9 +637,32 @@ async fn open_segment(inner: &Inner, index: usize) -> Result<OpenSegment> {
     let (rv_name, uid_name) = (name(&rv), name(&uid));
     let row_bytes = inner.kind.row_bytes();
 
-    let (rv_bytes, uid_bytes) = futures::try_join!(
+    let del_path = dir.path.clone().join("deleted_docs");
+    let del_name = dir.child("deleted_docs").display;
+    let Some(del_meta) = objects.iter().find(|o| o.location == del_path) else {
+        return Err(Error::data(
+            dir.display.clone(),
+            format!(
+                "{} has no `deleted_docs` file (every flushed 1.x segment has one); without it \
+                 deleted rows cannot be told apart",
+                plan.label
+            ),
+        ));
+    };
+    let fetch_deletes = async {
+        if mode == Check::UpFront && del_meta.size > DELETES_CHECKED_UP_FRONT {
+            Ok(Deletes::Header(
+                read_header(&store, &del_path, &del_name).await?,
+            ))
+        } else {
+            Ok::<_, Error>(Deletes::Whole(store.get(&del_path).await?.bytes().await?))
+        }
+    };
+    // All three reads at once: one round trip after the listing.
+    let (rv_bytes, uid_bytes, del) = futures::try_join!(
         read_header(&store, &rv, &rv_name),
-        read_header(&store, &uid, &uid_name)
+        read_header(&store, &uid, &uid_name),
+        fetch_deletes
     )?;
     if rv_size.checked_sub(HEADER) != Some(rv_bytes) {
         return Err(Error::data(
@@ -535,15 +685,7 @@ async fn open_segment(inner: &Inner, index: usize) -> Result<OpenSegment> {
         ));
     }
     let rows = rv_bytes / row_bytes;
-    if uid_size.checked_sub(HEADER) != Some(uid_bytes) || uid_bytes % 8 != 0 {
-        return Err(Error::data(
-            uid_name.clone(),
-            format!(
-                "the header says {uid_bytes} bytes of ids but the file has {uid_size} bytes \
-                 (expected 8 + a multiple of 8)"
-            ),
-        ));
-    }
+    check_header(&uid_name, "ids", uid_bytes, uid_size, 8)?;
     if uid_bytes / 8 != rows {
         return Err(Error::data(
             uid_name.clone(),
@@ -554,55 +696,35 @@ async fn open_segment(inner: &Inner, index: usize) -> Result<OpenSegment> {
         ));
     }
 
-    let del_path = dir.path.clone().join("deleted_docs");
-    let del_name = dir.child("deleted_docs").display;
-    let Some(del_meta) = objects.iter().find(|o| o.location == del_path) else {
-        return Err(Error::data(
-            dir.display.clone(),
-            format!(
-                "{} has no `deleted_docs` file (every flushed 1.x segment has one); without it \
-                 deleted rows cannot be told apart",
-                plan.label
-            ),
-        ));
-    };
-    let del = store.get(&del_path).await?.bytes().await?;
-    if del.len() as u64 != del_meta.size || del.len() < HEADER as usize {
-        return Err(Error::data(
-            del_name,
-            format!("{} bytes is too short for its 8-byte header", del.len()),
-        ));
-    }
-    let mut head = [0u8; 8];
-    head.copy_from_slice(&del[..8]);
-    let del_bytes = u64::from_le_bytes(head);
-    if del_bytes != del.len() as u64 - HEADER || del_bytes % 4 != 0 {
-        return Err(Error::data(
-            del_name,
-            format!(
-                "the header says {del_bytes} bytes of offsets but the file has {} bytes (expected \
-                 8 + a multiple of 4)",
-                del.len()
-            ),
-        ));
-    }
-    let deleted = if del_bytes == 0 {
-        None
-    } else {
-        let mut bits = vec![0u64; rows.div_ceil(64) as usize];
-        for (i, c) in del[8..].chunks_exact(4).enumerate() {
-            let off = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            let Some(row) = u64::try_from(off).ok().filter(|&r| r < rows) else {
+    let deleted = match del {
+        // A large delete list: only its header is checked up front; its offsets are checked
+        // when the segment is read, so the up-front pass stays cheap and bounded in memory.
+        Deletes::Header(del_bytes) => {
+            check_header(&del_name, "offsets", del_bytes, del_meta.size, 4)?;
+            None
+        }
+        Deletes::Whole(del) => {
+            if del.len() as u64 != del_meta.size || del.len() < HEADER as usize {
                 return Err(Error::data(
-                    format!("{del_name} at byte {}", 8 + i * 4),
+                    del_name,
                     format!(
-                        "deleted offset #{i} is {off}, outside the segment's {rows} rows (`{rv_name}`)"
+                        "{} bytes is too short for its 8-byte header (or the file changed while \
+                         it was read)",
+                        del.len()
                     ),
                 ));
-            };
-            bits[(row / 64) as usize] |= 1 << (row % 64);
+            }
+            let mut head = [0u8; 8];
+            head.copy_from_slice(&del[..8]);
+            check_header(
+                &del_name,
+                "offsets",
+                u64::from_le_bytes(head),
+                del.len() as u64,
+                4,
+            )?;
+            deleted_rows(&del[8..], rows, mode == Check::Open, &del_name, &rv_name)?
         }
-        Some(bits)
     };
     Ok(OpenSegment {
         store,
@@ -669,7 +791,13 @@ fn decode(
     );
     let codes = chunk.vectors.slice(from * row_bytes..to * row_bytes);
     let vectors: ArrayRef = match inner.kind {
-        Kind::Float { dim } => Arc::new(float_vector_array(f32_array_from_le(codes)?, dim)?),
+        Kind::Float { dim } => {
+            let values = f32_array_from_le(codes)?;
+            if inner.on_non_finite == OnNonFinite::Error {
+                check_finite(seg, values.values(), dim, &ids, r.start)?;
+            }
+            Arc::new(float_vector_array(values, dim)?)
+        }
         Kind::Binary { .. } => Arc::new(binary_vector_array(le_buffer::<u8>(codes)?, row_bytes)?),
     };
     let mut batch = RecordBatch::try_new(Arc::clone(&inner.schema), vec![Arc::new(ids), vectors])?;
@@ -682,6 +810,37 @@ fn decode(
     }
     let position = Position::encode(&Milvus1Position { row: r.end })?;
     Ok(Some(SourceBatch::new(batch, position)))
+}
+
+/// Fails on the first NaN or ±Inf in `values` (`dim` per row, the rows from physical row
+/// `first_row` on) that is not in a deleted row.
+fn check_finite(
+    seg: &OpenSegment,
+    values: &[f32],
+    dim: usize,
+    ids: &Int64Array,
+    first_row: u64,
+) -> Result<()> {
+    let mut from = 0;
+    while let Some((r, c)) = first_non_finite(&values[from * dim..], dim) {
+        let local = from + r;
+        let row = first_row + local as u64;
+        if !seg.is_deleted(row) {
+            let byte = HEADER + (row * dim as u64 + c as u64) * 4;
+            return Err(Error::data(
+                format!("{} at byte {byte}", seg.rv_name),
+                format!(
+                    "row {row} (id {}) holds {} in vector element {c}; Milvus 2.x does not \
+                     accept NaN or infinite values. Repair the vectors, or set \
+                     `on_non_finite = \"allow\"` in the source to copy them as they are.",
+                    ids.value(local),
+                    values[local * dim + c]
+                ),
+            ));
+        }
+        from = local + 1;
+    }
+    Ok(())
 }
 
 /// Awaits a spawned task and aborts it when dropped, so a dropped stream stops its reads.

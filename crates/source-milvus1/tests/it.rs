@@ -11,10 +11,14 @@ use std::path::Path;
 use common::{build, expected, read_all};
 use futures::TryStreamExt;
 use serde_json::json;
+use std::sync::Arc;
 use vmig_core::vector::{vector_info, VectorType, META_COLLECTION, META_METRIC};
 use vmig_core::{Error, SourceContext};
 use vmig_source_milvus1 as _;
+
+use vmig_core::pipeline::{NoProgress, Pipeline};
 use vmig_testing::milvus1::{standard, FileType, Metric, Milvus1Gen};
+use vmig_testing::mock::MockSink;
 
 async fn fixture(g: &Milvus1Gen) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -196,18 +200,18 @@ async fn resuming_after_a_position_yields_exactly_the_rest() {
     assert!(err.to_string().contains("past the end"), "{err}");
 }
 
-/// Builds a one-segment directory, lets `damage` break it, and returns the read error.
-async fn read_error(damage: impl FnOnce(&Path)) -> String {
+/// A directory of one collection (dim 4) with four segments of 10 rows; the last one is the
+/// segment the tests break. Returns the generator, the directory and the last segment's path.
+async fn four_segments() -> (Milvus1Gen, tempfile::TempDir, std::path::PathBuf) {
     let mut g = Milvus1Gen::new(1);
     let c = g.collection("c", 4, Metric::L2);
-    let seg = g.segment(c, 10, &[2], FileType::Raw);
+    g.segment(c, 10, &[], FileType::Raw);
+    g.segment(c, 10, &[9, 0], FileType::ToIndex);
+    g.segment(c, 10, &[], FileType::Backup);
+    let last = g.segment(c, 10, &[2], FileType::Raw);
     let dir = fixture(&g).await;
-    let seg_dir = dir.path().join(g.segment_path(&seg).unwrap());
-    damage(&seg_dir);
-    let source = build(json!({ "path": root(&dir) })).await.unwrap();
-    let err = read_all(source.as_ref(), 4).await.unwrap_err();
-    assert!(matches!(err.root(), Error::Data { .. }), "{err:?}");
-    err.to_string()
+    let seg_dir = dir.path().join(g.segment_path(&last).unwrap());
+    (g, dir, seg_dir)
 }
 
 fn file_with_ext(dir: &Path, ext: &str) -> std::path::PathBuf {
@@ -226,68 +230,322 @@ fn rewrite(path: &Path, header: u64, payload_len: usize) {
     std::fs::write(path, bytes).unwrap();
 }
 
+fn write_deletes(dir: &Path, header: u64, offsets: &[i32]) {
+    let mut b = header.to_le_bytes().to_vec();
+    for o in offsets {
+        b.extend_from_slice(&o.to_le_bytes());
+    }
+    std::fs::write(dir.join("deleted_docs"), b).unwrap();
+}
+
+/// One way to break a 10-row, dim-4 segment, and what its error must say.
+struct Damage {
+    what: &'static str,
+    apply: fn(&Path),
+    says: &'static [&'static str],
+}
+
+/// Every documented error kind.
+fn damages() -> Vec<Damage> {
+    vec![
+        Damage {
+            what: ".rv shorter than its header says",
+            apply: |d| {
+                let rv = file_with_ext(d, "rv");
+                let len = std::fs::metadata(&rv).unwrap().len();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&rv)
+                    .unwrap()
+                    .set_len(len - 3)
+                    .unwrap();
+            },
+            says: &[".rv", "header says 160 bytes", "165"],
+        },
+        Damage {
+            what: ".rv payload not a whole number of 16-byte rows",
+            apply: |d| rewrite(&file_with_ext(d, "rv"), 150, 150),
+            says: &["150 bytes of vectors is not a multiple", "16 bytes"],
+        },
+        Damage {
+            what: ".uid header disagrees with its size",
+            apply: |d| rewrite(&file_with_ext(d, "uid"), 80, 72),
+            says: &[
+                ".uid",
+                "header says 80 bytes of ids",
+                "has 80 bytes, not 88",
+            ],
+        },
+        Damage {
+            what: ".uid payload not a whole number of ids",
+            apply: |d| rewrite(&file_with_ext(d, "uid"), 76, 76),
+            says: &[
+                ".uid",
+                "76 bytes of ids",
+                "not a whole number of 8-byte entries",
+            ],
+        },
+        Damage {
+            what: ".uid row count differs from .rv",
+            apply: |d| rewrite(&file_with_ext(d, "uid"), 72, 72),
+            says: &["holds 9 ids", "10 vectors"],
+        },
+        Damage {
+            what: "a delete offset out of range",
+            apply: |d| write_deletes(d, 8, &[3, 10]),
+            says: &["deleted_docs at byte 12", "offset #1 is 10", "10 rows"],
+        },
+        Damage {
+            what: "a negative delete offset",
+            apply: |d| write_deletes(d, 4, &[-1]),
+            says: &["deleted_docs at byte 8", "offset #0 is -1"],
+        },
+        Damage {
+            what: "deleted_docs header disagrees with its size",
+            apply: |d| write_deletes(d, 12, &[1, 2]),
+            says: &[
+                "deleted_docs",
+                "header says 12 bytes of offsets",
+                "has 16 bytes, not 20",
+            ],
+        },
+        Damage {
+            what: "deleted_docs payload not a whole number of offsets",
+            apply: |d| {
+                std::fs::write(
+                    d.join("deleted_docs"),
+                    [6, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0],
+                )
+                .unwrap()
+            },
+            says: &[
+                "deleted_docs",
+                "6 bytes of offsets",
+                "not a whole number of 4-byte entries",
+            ],
+        },
+        Damage {
+            what: "deleted_docs shorter than its header",
+            apply: |d| std::fs::write(d.join("deleted_docs"), [0u8; 5]).unwrap(),
+            says: &["deleted_docs", "5 bytes is too short"],
+        },
+        Damage {
+            what: "missing .rv",
+            apply: |d| std::fs::remove_file(file_with_ext(d, "rv")).unwrap(),
+            says: &["no `*.rv` file"],
+        },
+        Damage {
+            what: "missing .uid",
+            apply: |d| std::fs::remove_file(file_with_ext(d, "uid")).unwrap(),
+            says: &["no `*.uid` file"],
+        },
+        Damage {
+            what: "missing deleted_docs",
+            apply: |d| std::fs::remove_file(d.join("deleted_docs")).unwrap(),
+            says: &["no `deleted_docs`"],
+        },
+        Damage {
+            what: "missing segment directory",
+            apply: |d| std::fs::remove_dir_all(d).unwrap(),
+            says: &["missing or empty", "segment"],
+        },
+        Damage {
+            what: "two .uid files",
+            apply: |d| std::fs::write(d.join("other.uid"), 0u64.to_le_bytes()).unwrap(),
+            says: &["2 `*.uid` files"],
+        },
+        Damage {
+            what: "two .rv files",
+            apply: |d| std::fs::write(d.join("other.rv"), 0u64.to_le_bytes()).unwrap(),
+            says: &["2 `*.rv` files"],
+        },
+    ]
+}
+
+fn assert_says(e: &Error, damage: &Damage) {
+    assert!(
+        matches!(e.root(), Error::Data { .. }),
+        "{}: {e:?}",
+        damage.what
+    );
+    let text = e.to_string();
+    for s in damage.says {
+        assert!(
+            text.contains(s),
+            "{}: `{s}` missing in: {text}",
+            damage.what
+        );
+    }
+}
+
+/// Builds the source (which checks every segment) and, if that passes, runs it into a
+/// [`MockSink`], as `vmig run` does. Returns the error and what reached the sink.
+async fn run_job(dir: &tempfile::TempDir) -> (Result<u64, Error>, MockSink) {
+    let sink = MockSink::default();
+    let result = match build(json!({ "path": root(dir) })).await {
+        Err(e) => Err(e),
+        Ok(source) => Pipeline::new(source, Box::new(sink.clone()))
+            .run(Arc::new(NoProgress))
+            .await
+            .map(|r| r.rows_written),
+    };
+    (result, sink)
+}
+
 #[tokio::test]
-async fn broken_segments_fail_with_the_file_and_the_numbers() {
-    // .rv shorter than its header says.
-    let e = read_error(|d| {
-        let rv = file_with_ext(d, "rv");
-        let len = std::fs::metadata(&rv).unwrap().len();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&rv)
-            .unwrap()
-            .set_len(len - 3)
-            .unwrap();
-    })
-    .await;
+async fn a_broken_last_segment_stops_the_job_before_any_row_is_written() {
+    // Control: intact, every row reaches the sink.
+    let (g, dir, _) = four_segments().await;
+    let (written, sink) = run_job(&dir).await;
+    let want = expected(&g, "c")[""].len();
+    assert_eq!(written.unwrap(), want as u64);
+    {
+        let state = sink.state.lock().unwrap();
+        let rows: usize = state.durable.iter().map(|b| b.num_rows()).sum();
+        assert_eq!((rows, state.pending.len()), (want, 0));
+    }
+
+    for damage in damages() {
+        let (_, dir, last) = four_segments().await;
+        (damage.apply)(&last);
+        let (result, sink) = run_job(&dir).await;
+        let err = result.unwrap_err();
+        assert_says(&err, &damage);
+        let state = sink.state.lock().unwrap();
+        assert!(
+            state.pending.is_empty() && state.durable.is_empty() && state.prepared.is_none(),
+            "{}: the sink was used before the error",
+            damage.what
+        );
+    }
+}
+
+#[tokio::test]
+async fn segments_broken_after_the_check_fail_when_read() {
+    // The files may change between `build` and the read: the same checks run on open.
+    for damage in damages() {
+        let (_, dir, last) = four_segments().await;
+        let source = build(json!({ "path": root(&dir) })).await.unwrap();
+        (damage.apply)(&last);
+        let err = read_all(source.as_ref(), 4).await.unwrap_err();
+        assert_says(&err, &damage);
+    }
+}
+
+#[tokio::test]
+async fn several_broken_segments_are_counted_and_the_first_is_named() {
+    let mut g = Milvus1Gen::new(2);
+    let c = g.collection("c", 4, Metric::L2);
+    let segs: Vec<_> = (0..40)
+        .map(|_| g.segment(c, 3, &[1], FileType::Raw))
+        .collect();
+    let dir = fixture(&g).await;
+    for i in [37, 12, 25] {
+        let d = dir.path().join(g.segment_path(&segs[i]).unwrap());
+        std::fs::remove_file(d.join("deleted_docs")).unwrap();
+    }
+    let err = build(json!({ "path": root(&dir) })).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("3 of 40 segments"), "{text}");
+    assert!(text.contains(&format!("segment {} ", segs[12])), "{text}");
+}
+
+#[tokio::test]
+async fn a_large_deleted_docs_is_checked_by_header_first_and_fully_when_read() {
+    // 300 000 offsets (> 1 MiB): the up-front check reads only the header.
+    let many = |last: i32| {
+        let mut v = vec![5i32; 299_999];
+        v[7] = 7;
+        v.push(last);
+        v
+    };
+    let (g, dir, seg) = four_segments().await;
+    let offsets = many(3);
+    write_deletes(&seg, offsets.len() as u64 * 4, &offsets);
+    let source = build(json!({ "path": root(&dir) })).await.unwrap();
+    let got = read_all(source.as_ref(), 4).await.unwrap();
+    // The last segment's deletes are now {3, 5, 7} instead of {2}.
+    let mut g2 = Milvus1Gen::new(1);
+    let c = g2.collection("c", 4, Metric::L2);
+    g2.segment(c, 10, &[], FileType::Raw);
+    g2.segment(c, 10, &[9, 0], FileType::ToIndex);
+    g2.segment(c, 10, &[], FileType::Backup);
+    g2.segment(c, 10, &[3, 5, 7], FileType::Raw);
+    assert_eq!(got, expected(&g2, "c"));
+    assert_ne!(got, expected(&g, "c"));
+
+    // An out-of-range offset at the very end: found when the segment is read.
+    let offsets = many(10);
+    write_deletes(&seg, offsets.len() as u64 * 4, &offsets);
+    let source = build(json!({ "path": root(&dir) })).await.unwrap();
+    let err = read_all(source.as_ref(), 4).await.unwrap_err();
+    assert!(err.to_string().contains("offset #299999 is 10"), "{err}");
+
+    // A wrong header is found up front.
+    write_deletes(&seg, 4, &offsets);
+    let err = build(json!({ "path": root(&dir) })).await.unwrap_err();
     assert!(
-        e.contains(".rv") && e.contains("header says 160 bytes") && e.contains("165"),
-        "{e}"
+        err.to_string().contains("header says 4 bytes of offsets"),
+        "{err}"
     );
-    // .rv payload not a multiple of the row width (16 bytes).
-    let e = read_error(|d| rewrite(&file_with_ext(d, "rv"), 150, 150)).await;
-    assert!(
-        e.contains("150 bytes of vectors is not a multiple") && e.contains("16 bytes"),
-        "{e}"
-    );
-    // .uid row count differs from .rv.
-    let e = read_error(|d| rewrite(&file_with_ext(d, "uid"), 72, 72)).await;
-    assert!(e.contains("holds 9 ids") && e.contains("10 vectors"), "{e}");
-    // A delete offset out of range.
-    let e = read_error(|d| {
-        let mut b = 8u64.to_le_bytes().to_vec();
-        b.extend_from_slice(&3i32.to_le_bytes());
-        b.extend_from_slice(&10i32.to_le_bytes());
-        std::fs::write(d.join("deleted_docs"), b).unwrap();
-    })
-    .await;
-    assert!(
-        e.contains("deleted_docs at byte 12")
-            && e.contains("offset #1 is 10")
-            && e.contains("10 rows"),
-        "{e}"
-    );
-    // A negative delete offset.
-    let e = read_error(|d| {
-        let mut b = 4u64.to_le_bytes().to_vec();
-        b.extend_from_slice(&(-1i32).to_le_bytes());
-        std::fs::write(d.join("deleted_docs"), b).unwrap();
-    })
-    .await;
-    assert!(e.contains("offset #0 is -1"), "{e}");
-    // Missing files the meta lists.
-    let e = read_error(|d| std::fs::remove_file(file_with_ext(d, "rv")).unwrap()).await;
-    assert!(e.contains("no `*.rv` file"), "{e}");
-    let e = read_error(|d| std::fs::remove_file(d.join("deleted_docs")).unwrap()).await;
-    assert!(e.contains("no `deleted_docs`"), "{e}");
-    let e = read_error(|d| std::fs::remove_dir_all(d).unwrap()).await;
-    assert!(
-        e.contains("missing or empty") && e.contains("segment"),
-        "{e}"
-    );
-    // Two .uid files.
-    let e = read_error(|d| std::fs::write(d.join("other.uid"), 0u64.to_le_bytes()).unwrap()).await;
-    assert!(e.contains("2 `*.uid` files"), "{e}");
+}
+
+/// Overwrites element `element` of row `row` of the segment's `.rv` (dim 4) with `value`;
+/// returns that row's id.
+fn poke(seg: &Path, row: usize, element: usize, value: f32) -> i64 {
+    let rv = file_with_ext(seg, "rv");
+    let mut bytes = std::fs::read(&rv).unwrap();
+    let at = 8 + (row * 4 + element) * 4;
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    std::fs::write(&rv, bytes).unwrap();
+    let ids = std::fs::read(file_with_ext(seg, "uid")).unwrap();
+    i64::from_le_bytes(ids[8 + row * 8..16 + row * 8].try_into().unwrap())
+}
+
+#[tokio::test]
+async fn non_finite_vectors_are_an_error_unless_allowed() {
+    let (g, dir, seg) = four_segments().await;
+    // Row 2 is deleted: its +Inf is never read, so it is no error.
+    poke(&seg, 2, 0, f32::INFINITY);
+    let id = poke(&seg, 6, 3, f32::NAN);
+    for batch_rows in [1, 4, 100] {
+        let source = build(json!({ "path": root(&dir) })).await.unwrap();
+        let err = read_all(source.as_ref(), batch_rows).await.unwrap_err();
+        assert!(matches!(err.root(), Error::Data { .. }), "{err:?}");
+        let text = err.to_string();
+        let rv = file_with_ext(&seg, "rv");
+        let name = rv.file_name().unwrap().to_str().unwrap();
+        for s in [
+            name,
+            &format!("at byte {}", 8 + (6 * 4 + 3) * 4),
+            "row 6",
+            &format!("id {id}"),
+            "NaN in vector element 3",
+            "on_non_finite",
+        ] {
+            assert!(text.contains(s), "`{s}` missing in: {text}");
+        }
+    }
+
+    // Allowed: every live row, the NaN bit-exact where it was written.
+    let source = build(json!({ "path": root(&dir), "on_non_finite": "allow" }))
+        .await
+        .unwrap();
+    let got = read_all(source.as_ref(), 3).await.unwrap();
+    let mut want = expected(&g, "c");
+    let row = want
+        .get_mut("")
+        .unwrap()
+        .iter_mut()
+        .find(|r| r.id == id)
+        .unwrap();
+    row.vector[12..16].copy_from_slice(&f32::NAN.to_le_bytes());
+    assert_eq!(got, want);
+
+    let err = build(json!({ "path": root(&dir), "on_non_finite": "ignore" }))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("on_non_finite") || err.to_string().contains("ignore"));
 }
 
 #[tokio::test]
