@@ -150,7 +150,10 @@ fn plugins_lists_every_linked_plugin() {
             .map(|p| p["name"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(names("sources"), ["faiss", "milvus1", "milvus2"]);
+    assert_eq!(
+        names("sources"),
+        ["elasticsearch", "faiss", "milvus1", "milvus2", "opensearch"]
+    );
     assert_eq!(names("sinks"), ["files", "milvus2"]);
     assert_eq!(
         names("transforms"),
