@@ -150,7 +150,7 @@ fn unsupported(field: &Field, why: &str) -> Error {
 fn null_error(field: &str, row: usize) -> Error {
     Error::data(
         format!("field `{field}` row {row}"),
-        "null value: Milvus 2.3 fields are not nullable; fill it in before the sink (e.g. a default) or drop the row",
+        "null value in a field that is not nullable (Milvus 2.3/2.4 have no nullable fields; on 2.5+ the target field must be created nullable): fill it in before the sink (e.g. a default) or drop the row",
     )
 }
 
