@@ -19,8 +19,16 @@
 //! An `Array` field's `max_capacity` comes from field metadata `vmig.max_capacity` (else
 //! [`MAX_CAPACITY`]); a longer row, a null row or a null element is an [`Error::Data`].
 //!
-//! Milvus 2.3 has no nullable fields, so a null anywhere is an [`Error::Data`] naming the field
-//! and row; callers that want a default must fill it in before converting.
+//! Nulls: a scalar, JSON or Array field tagged `milvus.nullable` ([`crate::meta::NULLABLE`], a
+//! Milvus 2.5+ nullable field) carries nulls as `FieldData.valid_data`, one flag per row, with
+//! only the valid rows in the payload (what the 2.5 proxy requires, see `compact_nulls`).
+//! Decoding accepts that layout and the dense one of 2.5 query results (a placeholder per null
+//! row, see `apply_validity`), preferring `ScalarField.valid_data` when a newer server fills
+//! it, and [`arrow_field`] makes a nullable Milvus field a nullable Arrow field. Anywhere else
+//! (untagged fields, vectors, Array elements) a null is an [`Error::Data`] naming the field and
+//! row; callers that want a default must fill it in before converting. Milvus 2.3 (the test
+//! server) has no nullable fields, so the null layouts are unit-tested with constructed
+//! `FieldData` only.
 //!
 //! Sparse rows go on the wire as `(u32 index, f32 value)` little-endian pairs with indices
 //! strictly ascending (an unsorted or repeated index is an [`Error::Data`]), and the payload's
