@@ -19,8 +19,16 @@
 //! An `Array` field's `max_capacity` comes from field metadata `vmig.max_capacity` (else
 //! [`MAX_CAPACITY`]); a longer row, a null row or a null element is an [`Error::Data`].
 //!
-//! Milvus 2.3 has no nullable fields, so a null anywhere is an [`Error::Data`] naming the field
-//! and row; callers that want a default must fill it in before converting.
+//! Nulls: a scalar, JSON or Array field tagged `milvus.nullable` ([`crate::meta::NULLABLE`], a
+//! Milvus 2.5+ nullable field) carries nulls as `FieldData.valid_data`, one flag per row, with
+//! only the valid rows in the payload (what the 2.5 proxy requires, see `compact_nulls`).
+//! Decoding accepts that layout and the dense one of 2.5 query results (a placeholder per null
+//! row, see `apply_validity`), preferring `ScalarField.valid_data` when a newer server fills
+//! it, and [`arrow_field`] makes a nullable Milvus field a nullable Arrow field. Anywhere else
+//! (untagged fields, vectors, Array elements) a null is an [`Error::Data`] naming the field and
+//! row; callers that want a default must fill it in before converting. Milvus 2.3 (the test
+//! server) has no nullable fields, so the null layouts are unit-tested with constructed
+//! `FieldData` only.
 //!
 //! Sparse rows go on the wire as `(u32 index, f32 value)` little-endian pairs with indices
 //! strictly ascending (an unsorted or repeated index is an [`Error::Data`]), and the payload's
@@ -150,7 +158,7 @@ fn unsupported(field: &Field, why: &str) -> Error {
 fn null_error(field: &str, row: usize) -> Error {
     Error::data(
         format!("field `{field}` row {row}"),
-        "null value: Milvus 2.3 fields are not nullable; fill it in before the sink (e.g. a default) or drop the row",
+        "null value in a field that is not nullable (Milvus 2.3/2.4 have no nullable fields; on 2.5+ the target field must be created nullable): fill it in before the sink (e.g. a default) or drop the row",
     )
 }
 
@@ -197,7 +205,19 @@ fn vectors(name: &str, t: MDataType, dim: i64, data: vector_field::Data) -> Fiel
 pub fn column_to_field_data(field: &Field, array: &ArrayRef) -> Result<FieldData> {
     let name = field.name().as_str();
     let (t, dim) = milvus_type_of(field)?;
-    check_no_nulls(name, array.as_ref())?;
+    // Only a field tagged `milvus.nullable` (a Milvus 2.5+ nullable field) may carry nulls:
+    // it always gets `valid_data`, one flag per row, as Milvus wants for a nullable field.
+    let valid = if crate::meta::is_nullable(field) && is_nullable_type(t) {
+        Some(validity(array.as_ref()))
+    } else {
+        check_no_nulls(name, array.as_ref())?;
+        None
+    };
+    let is_valid = |row: usize| {
+        valid
+            .as_ref()
+            .is_none_or(|v| v.get(row).copied().unwrap_or(true))
+    };
     let fd = match t {
         MDataType::Bool
         | MDataType::Int8
@@ -207,12 +227,15 @@ pub fn column_to_field_data(field: &Field, array: &ArrayRef) -> Result<FieldData
         | MDataType::Float
         | MDataType::Double
         | MDataType::VarChar => scalar(name, t, scalar_data(field, t, array)?),
-        MDataType::Array => scalar(name, t, array_data(field, array)?),
+        MDataType::Array => scalar(name, t, array_data(field, array, valid.as_deref())?),
         MDataType::Json => {
             let data = strings(array)?
                 .into_iter()
                 .enumerate()
                 .map(|(row, s)| {
+                    if !is_valid(row) {
+                        return Ok(Vec::new());
+                    }
                     serde_json::from_str::<serde_json::Value>(&s).map_err(|e| {
                         Error::data(
                             format!("field `{name}` row {row}"),
@@ -286,7 +309,80 @@ pub fn column_to_field_data(field: &Field, array: &ArrayRef) -> Result<FieldData
             ))
         }
     };
-    Ok(fd)
+    Ok(match valid {
+        Some(valid) => compact_nulls(fd, valid),
+        None => fd,
+    })
+}
+
+/// Whether Milvus fields of type `t` can be nullable (scalars, JSON and Array; never vectors).
+fn is_nullable_type(t: MDataType) -> bool {
+    matches!(
+        t,
+        MDataType::Bool
+            | MDataType::Int8
+            | MDataType::Int16
+            | MDataType::Int32
+            | MDataType::Int64
+            | MDataType::Float
+            | MDataType::Double
+            | MDataType::VarChar
+            | MDataType::Json
+            | MDataType::Array
+    )
+}
+
+/// One flag per row: `true` where `array` holds a value.
+fn validity(array: &dyn Array) -> Vec<bool> {
+    match array.logical_nulls() {
+        Some(nulls) => nulls.iter().collect(),
+        None => vec![true; array.len()],
+    }
+}
+
+/// Drops `keep[i] == false` entries of `v`.
+fn retain_rows<T>(v: &mut Vec<T>, keep: &[bool]) {
+    let mut row = 0;
+    v.retain(|_| {
+        let k = keep.get(row).copied().unwrap_or(true);
+        row += 1;
+        k
+    });
+}
+
+/// Turns the dense payload of a nullable column (one entry per row, placeholders at null rows)
+/// into what Milvus wants on insert/upsert: `valid_data` with one flag per row and a payload
+/// holding the valid rows only.
+///
+/// Layout source: the Milvus 2.5 proxy (`internal/proxy/validate_util.go`,
+/// `fillWithNullValueImpl`) requires `len(data) == count(valid_data == true)` for a nullable
+/// field and re-expands the rows itself; pymilvus's insert path (`entity_helper`) likewise
+/// appends a value only for non-null rows. A dense payload with nulls is refused ("the length
+/// of field is wrong"). `valid_data` goes in the top-level `FieldData.valid_data`, the field
+/// Milvus 2.5 reads; newer protos keep reading it as the fallback for the per-payload
+/// `ScalarField.valid_data`.
+fn compact_nulls(mut fd: FieldData, valid: Vec<bool>) -> FieldData {
+    if valid.iter().any(|v| !v) {
+        if let Some(field_data::Field::Scalars(ScalarField {
+            data: Some(data), ..
+        })) = &mut fd.field
+        {
+            use scalar_field::Data as D;
+            match data {
+                D::BoolData(a) => retain_rows(&mut a.data, &valid),
+                D::IntData(a) => retain_rows(&mut a.data, &valid),
+                D::LongData(a) => retain_rows(&mut a.data, &valid),
+                D::FloatData(a) => retain_rows(&mut a.data, &valid),
+                D::DoubleData(a) => retain_rows(&mut a.data, &valid),
+                D::StringData(a) => retain_rows(&mut a.data, &valid),
+                D::JsonData(a) => retain_rows(&mut a.data, &valid),
+                D::ArrayData(a) => retain_rows(&mut a.data, &valid),
+                _ => {}
+            }
+        }
+    }
+    fd.valid_data = valid;
+    fd
 }
 
 /// The wire rows of a sparse column — `(u32 index, f32 value)` little-endian pairs per row —
@@ -444,16 +540,21 @@ fn scalar_data(field: &Field, t: MDataType, array: &ArrayRef) -> Result<scalar_f
     })
 }
 
-/// The wire payload of a `List<T>`/`LargeList<T>` column: one `ScalarField` per row.
-fn array_data(field: &Field, array: &ArrayRef) -> Result<scalar_field::Data> {
+/// The wire payload of a `List<T>`/`LargeList<T>` column: one `ScalarField` per row (an empty
+/// placeholder at rows `valid` marks null).
+fn array_data(
+    field: &Field,
+    array: &ArrayRef,
+    valid: Option<&[bool]>,
+) -> Result<scalar_field::Data> {
     let name = field.name().as_str();
     let element_type = array_element_type(field)
         .ok_or_else(|| unsupported(field, "expected a list of bool, int, float or utf8"))?;
     let capacity = arrow_max_capacity(field)?;
     if let Some(list) = array.as_list_opt::<i32>() {
-        list_rows(name, element_type, capacity, field, list)
+        list_rows(name, element_type, capacity, field, list, valid)
     } else if let Some(list) = array.as_list_opt::<i64>() {
-        list_rows(name, element_type, capacity, field, list)
+        list_rows(name, element_type, capacity, field, list, valid)
     } else {
         Err(unsupported(field, "expected a List or LargeList column"))
     }
@@ -465,11 +566,16 @@ fn list_rows<O: OffsetSizeTrait>(
     capacity: i64,
     field: &Field,
     list: &GenericListArray<O>,
+    valid: Option<&[bool]>,
 ) -> Result<scalar_field::Data> {
     let values = list.values();
     let nulls = values.logical_nulls();
     let mut rows = Vec::with_capacity(list.len());
     for (row, w) in list.value_offsets().windows(2).enumerate() {
+        if valid.is_some_and(|v| !v.get(row).copied().unwrap_or(true)) {
+            rows.push(ScalarField::default());
+            continue;
+        }
         let (start, end) = (w[0].as_usize(), w[1].as_usize());
         let len = end.saturating_sub(start);
         if len as i64 > capacity {
@@ -637,7 +743,14 @@ pub fn arrow_field(f: &FieldSchema) -> Result<Field> {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     crate::meta::describe_field(f, &mut meta);
-    Ok(field.with_metadata(meta))
+    // A nullable Milvus field (2.5+) is a nullable Arrow field; vectors never are.
+    let field = field.with_metadata(meta);
+    let t = MDataType::try_from(f.data_type).unwrap_or(MDataType::None);
+    Ok(if f.nullable && is_nullable_type(t) {
+        field.with_nullable(true)
+    } else {
+        field
+    })
 }
 
 fn arrow_field_type(f: &FieldSchema) -> Result<Field> {
@@ -846,21 +959,78 @@ fn decode_list<O: OffsetSizeTrait>(
     )?))
 }
 
+/// Marks the rows `valid` flags `false` null in `array` (a no-op for an empty `valid`).
+///
+/// Layout: Milvus 2.5 query results of a nullable field are dense, one payload entry per row
+/// with a placeholder (zero, `false`, empty string) at null rows — pymilvus reads row `i` of a
+/// nullable field as `data[i]` after checking `valid_data[i]`
+/// (`pymilvus/client/entity_helper.py`, `extract_row_data_from_fields_data`). Insert payloads,
+/// and newer servers' payloads for nullable vectors, hold the valid rows only (see
+/// [`compact_nulls`]), so a payload as long as the count of valid rows is read that way too;
+/// any other length is an [`Error::Data`].
+fn apply_validity(field: &Field, array: ArrayRef, valid: &[bool]) -> Result<ArrayRef> {
+    if valid.is_empty() {
+        return Ok(array);
+    }
+    let present = valid.iter().filter(|v| **v).count();
+    let indices: UInt32Array = if array.len() == valid.len() {
+        if present == valid.len() {
+            return Ok(array);
+        }
+        (0u32..).zip(valid).map(|(i, v)| v.then_some(i)).collect()
+    } else if array.len() == present {
+        let mut next = 0u32;
+        valid
+            .iter()
+            .map(|v| {
+                v.then(|| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect()
+    } else {
+        return Err(Error::data(
+            format!("query result field `{}`", field.name()),
+            format!(
+                "{} values for {} rows of which {present} are valid (valid_data)",
+                array.len(),
+                valid.len()
+            ),
+        ));
+    };
+    if present < valid.len() && !field.is_nullable() {
+        let row = valid.iter().position(|v| !v).unwrap_or(0);
+        return Err(Error::data(
+            format!("query result field `{}` row {row}", field.name()),
+            "null value in a field the schema says is not nullable",
+        ));
+    }
+    Ok(arrow::compute::take(array.as_ref(), &indices, None)?)
+}
+
 fn decode_field(field: &Field, fd: &FieldData) -> Result<ArrayRef> {
     use field_data::Field as F;
     let bad = || mismatch(field, fd);
     match (&fd.field, field.data_type()) {
         (Some(F::Scalars(s)), dt) => {
             let data = s.data.as_ref().ok_or_else(bad)?;
-            match (data, dt) {
+            let array = match (data, dt) {
                 (scalar_field::Data::ArrayData(a), DataType::List(item)) => {
-                    decode_list::<i32>(field, item, a)
+                    decode_list::<i32>(field, item, a)?
                 }
                 (scalar_field::Data::ArrayData(a), DataType::LargeList(item)) => {
-                    decode_list::<i64>(field, item, a)
+                    decode_list::<i64>(field, item, a)?
                 }
-                _ => decode_scalar(data, dt).ok_or_else(bad),
-            }
+                _ => decode_scalar(data, dt).ok_or_else(bad)?,
+            };
+            // The payload's own validity wins; the top-level one is what Milvus 2.5 sends.
+            let valid = if s.valid_data.is_empty() {
+                &fd.valid_data
+            } else {
+                &s.valid_data
+            };
+            apply_validity(field, array, valid)
         }
         (Some(F::Vectors(v)), DataType::FixedSizeList(item, dim))
             if item.data_type() == &DataType::Float16 =>
@@ -1302,6 +1472,331 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![field]));
         let back = field_data_to_batch(&schema, &[fd])?;
         assert_eq!(back.column(0).as_ref(), array.as_ref());
+        Ok(())
+    }
+
+    /// A nullable Milvus field of type `t` as the source describes it (`element` for Arrays).
+    fn nullable_field(name: &str, t: MDataType, element: MDataType) -> Result<Field> {
+        arrow_field(&FieldSchema {
+            name: name.into(),
+            data_type: t as i32,
+            element_type: element as i32,
+            nullable: true,
+            ..Default::default()
+        })
+    }
+
+    /// Every nullable type, 5 rows, nulls at different rows per column (one all-valid column,
+    /// one all-null column), next to a non-nullable key and vector.
+    fn nullable_batch() -> Result<RecordBatch> {
+        use MDataType as M;
+        let fields = vec![
+            Field::new("id", DataType::Int64, false),
+            nullable_field("b", M::Bool, M::None)?,
+            nullable_field("i8", M::Int8, M::None)?,
+            nullable_field("i16", M::Int16, M::None)?,
+            nullable_field("i32", M::Int32, M::None)?,
+            nullable_field("i64", M::Int64, M::None)?,
+            nullable_field("f", M::Float, M::None)?,
+            nullable_field("d", M::Double, M::None)?,
+            nullable_field("s", M::VarChar, M::None)?,
+            nullable_field("j", M::Json, M::None)?,
+            nullable_field("ai", M::Array, M::Int64)?,
+            nullable_field("as", M::Array, M::VarChar)?,
+            vector::float_vector_field("v", 1),
+        ];
+        let v = FixedSizeListArray::try_new(
+            Arc::new(Field::new_list_field(DataType::Float32, true)),
+            1,
+            Arc::new(Float32Array::from(vec![0.5, 1.5, 2.5, 3.5, 4.5])),
+            None,
+        )?;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5])),
+            Arc::new(BooleanArray::from(vec![
+                Some(true),
+                None,
+                Some(false),
+                None,
+                Some(true),
+            ])),
+            Arc::new(Int8Array::from(vec![
+                None,
+                Some(-128),
+                Some(127),
+                None,
+                None,
+            ])),
+            Arc::new(Int16Array::from(vec![
+                Some(-1),
+                Some(2),
+                Some(3),
+                Some(4),
+                None,
+            ])),
+            Arc::new(Int32Array::from(vec![
+                Some(i32::MIN),
+                None,
+                None,
+                None,
+                Some(5),
+            ])),
+            Arc::new(Int64Array::from(vec![
+                Some(i64::MAX),
+                Some(0),
+                Some(1),
+                Some(2),
+                Some(3),
+            ])),
+            Arc::new(Float32Array::from(vec![
+                None,
+                Some(-0.0),
+                None,
+                Some(f32::MAX),
+                None,
+            ])),
+            Arc::new(Float64Array::from(vec![None::<f64>; 5])),
+            Arc::new(StringArray::from(vec![
+                Some("é"),
+                None,
+                Some(""),
+                None,
+                Some("日本"),
+            ])),
+            Arc::new(StringArray::from(vec![
+                None,
+                Some(r#"{"a":1}"#),
+                None,
+                Some("[1,2]"),
+                Some("null"),
+            ])),
+            list_of(
+                DataType::Int64,
+                Arc::new(Int64Array::from(vec![7, 8, 9])) as ArrayRef,
+                &[2, 0, 0, 1, 0],
+                Some(vec![true, false, true, true, false]),
+            )?,
+            list_of(
+                DataType::Utf8,
+                Arc::new(StringArray::from(vec!["x", "y"])) as ArrayRef,
+                &[0, 1, 0, 1, 0],
+                Some(vec![false, true, false, true, true]),
+            )?,
+            Arc::new(v),
+        ];
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
+    }
+
+    /// The dense layout of a Milvus 2.5 query result: a placeholder at every null row.
+    fn densify(mut fd: FieldData) -> FieldData {
+        fn fill<T: Default>(v: &mut Vec<T>, valid: &[bool]) {
+            let mut compact = std::mem::take(v).into_iter();
+            *v = valid
+                .iter()
+                .map(|&ok| {
+                    if ok {
+                        compact.next().unwrap_or_default()
+                    } else {
+                        T::default()
+                    }
+                })
+                .collect();
+        }
+        let valid = fd.valid_data.clone();
+        if valid.is_empty() {
+            return fd;
+        }
+        if let Some(field_data::Field::Scalars(ScalarField {
+            data: Some(data), ..
+        })) = &mut fd.field
+        {
+            use scalar_field::Data as D;
+            match data {
+                D::BoolData(a) => fill(&mut a.data, &valid),
+                D::IntData(a) => fill(&mut a.data, &valid),
+                D::LongData(a) => fill(&mut a.data, &valid),
+                D::FloatData(a) => fill(&mut a.data, &valid),
+                D::DoubleData(a) => fill(&mut a.data, &valid),
+                D::StringData(a) => fill(&mut a.data, &valid),
+                D::JsonData(a) => fill(&mut a.data, &valid),
+                D::ArrayData(a) => fill(&mut a.data, &valid),
+                _ => {}
+            }
+        }
+        fd
+    }
+
+    fn payload_len(fd: &FieldData) -> usize {
+        use scalar_field::Data as D;
+        match &fd.field {
+            Some(field_data::Field::Scalars(ScalarField { data: Some(d), .. })) => match d {
+                D::BoolData(a) => a.data.len(),
+                D::IntData(a) => a.data.len(),
+                D::LongData(a) => a.data.len(),
+                D::FloatData(a) => a.data.len(),
+                D::DoubleData(a) => a.data.len(),
+                D::StringData(a) => a.data.len(),
+                D::JsonData(a) => a.data.len(),
+                D::ArrayData(a) => a.data.len(),
+                _ => usize::MAX,
+            },
+            _ => usize::MAX,
+        }
+    }
+
+    #[test]
+    fn nullable_fields_send_valid_data_and_the_valid_rows_only() -> Result<()> {
+        let batch = nullable_batch()?;
+        for f in batch.schema().fields().iter().skip(1).take(11) {
+            assert!(f.is_nullable() && crate::meta::is_nullable(f), "{f:?}");
+        }
+        let fd = batch_to_field_data(&batch)?;
+        assert!(fd[0].valid_data.is_empty(), "the key is not nullable");
+        assert!(fd[12].valid_data.is_empty(), "vectors are never nullable");
+        for (i, col) in batch.columns().iter().enumerate().skip(1).take(11) {
+            let valid: Vec<bool> = (0..5).map(|r| col.is_valid(r)).collect();
+            assert_eq!(fd[i].valid_data, valid, "{}", fd[i].field_name);
+            let present = valid.iter().filter(|v| **v).count();
+            assert_eq!(payload_len(&fd[i]), present, "{}", fd[i].field_name);
+        }
+        // Spot-check values and order of the compacted payloads.
+        let Some(field_data::Field::Scalars(ScalarField {
+            data: Some(scalar_field::Data::IntData(i8s)),
+            ..
+        })) = &fd[2].field
+        else {
+            panic!("{:?}", fd[2]);
+        };
+        assert_eq!(i8s.data, vec![-128, 127]);
+        let Some(field_data::Field::Scalars(ScalarField {
+            data: Some(scalar_field::Data::JsonData(j)),
+            ..
+        })) = &fd[9].field
+        else {
+            panic!("{:?}", fd[9]);
+        };
+        assert_eq!(
+            j.data,
+            vec![b"{\"a\":1}".to_vec(), b"[1,2]".to_vec(), b"null".to_vec()]
+        );
+        assert_eq!(
+            fd[5].valid_data,
+            vec![true; 5],
+            "no nulls: still one flag per row"
+        );
+        assert_eq!(fd[7].valid_data, vec![false; 5]);
+
+        // Back from the compacted layout (what an insert carries) …
+        let schema = batch.schema();
+        assert_eq!(field_data_to_batch(&schema, &fd)?, batch);
+        // … from the dense layout of a 2.5 query result …
+        let dense: Vec<FieldData> = fd.iter().cloned().map(densify).collect();
+        assert_eq!(payload_len(&dense[2]), 5);
+        assert_eq!(field_data_to_batch(&schema, &dense)?, batch);
+        // … and with the validity in the payload (`ScalarField.valid_data`, newer protos).
+        let moved: Vec<FieldData> = dense
+            .into_iter()
+            .map(|mut f| {
+                let valid = std::mem::take(&mut f.valid_data);
+                if let Some(field_data::Field::Scalars(s)) = &mut f.field {
+                    s.valid_data = valid;
+                }
+                f
+            })
+            .collect();
+        assert_eq!(field_data_to_batch(&schema, &moved)?, batch);
+        // Slices keep their rows.
+        for (offset, len) in [(1, 3), (3, 2), (0, 0)] {
+            let sliced = batch.slice(offset, len);
+            let fd = batch_to_field_data(&sliced)?;
+            assert_eq!(fd[1].valid_data.len(), len);
+            assert_eq!(field_data_to_batch(&schema, &fd)?, sliced);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn nulls_outside_nullable_scalars_are_errors() -> Result<()> {
+        // Untagged (no `milvus.nullable`): the existing error naming field and row.
+        let plain = Field::new("n", DataType::Int32, true);
+        let col: ArrayRef = Arc::new(Int32Array::from(vec![Some(1), Some(2), None]));
+        let msg = column_to_field_data(&plain, &col)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("field `n` row 2"), "{msg}");
+        // Without nulls an untagged field sends no valid_data (Milvus 2.3 and non-nullable
+        // 2.5 fields refuse it).
+        let ok: ArrayRef = Arc::new(Int32Array::from(vec![1, 2]));
+        assert!(column_to_field_data(&plain, &ok)?.valid_data.is_empty());
+        // A vector tagged nullable is still not nullable.
+        let v = vector::float_vector_field("v", 1).with_metadata(
+            [(crate::meta::NULLABLE.to_string(), "true".to_string())]
+                .into_iter()
+                .chain(vector::float_vector_field("v", 1).metadata().clone())
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
+        let col: ArrayRef = Arc::new(FixedSizeListArray::try_new(
+            Arc::new(Field::new_list_field(DataType::Float32, true)),
+            1,
+            Arc::new(Float32Array::from(vec![1.0, 2.0])),
+            Some(vec![true, false].into()),
+        )?);
+        let msg = column_to_field_data(&v, &col)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("field `v` row 1"), "{msg}");
+        // Null elements inside a nullable Array's rows stay errors.
+        let a = nullable_field("a", MDataType::Array, MDataType::Int64)?;
+        let col = list_of(
+            DataType::Int64,
+            Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef,
+            &[0, 2],
+            Some(vec![false, true]),
+        )?;
+        let msg = column_to_field_data(&a, &col)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("field `a` row 1") && msg.contains("index 1"),
+            "{msg}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn bad_valid_data_in_a_reply_is_a_data_error() -> Result<()> {
+        let nullable = nullable_field("n", MDataType::Int64, MDataType::None)?;
+        let reply = |data: Vec<i64>, valid: Vec<bool>| FieldData {
+            valid_data: valid,
+            ..scalar(
+                "n",
+                MDataType::Int64,
+                scalar_field::Data::LongData(LongArray { data }),
+            )
+        };
+        let schema = Arc::new(Schema::new(vec![nullable]));
+        // Neither dense (3) nor compacted (1).
+        let msg = field_data_to_batch(&schema, &[reply(vec![1, 2], vec![true, false, false])])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("`n`") && msg.contains("valid_data"), "{msg}");
+        // A null in a field the schema has as not nullable.
+        let strict = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let msg = field_data_to_batch(&strict, &[reply(vec![1, 0], vec![true, false])])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("`n` row 1"), "{msg}");
+        // All valid on a non-nullable field is fine.
+        let back = field_data_to_batch(&strict, &[reply(vec![1, 0], vec![true, true])])?;
+        assert_eq!(back.num_rows(), 2);
         Ok(())
     }
 }

@@ -35,8 +35,12 @@
 //! requests never mix partitions; bulk mode stages one file set per partition and passes the
 //! name to `Import`.
 //!
-//! Nulls: Milvus 2.3 has no nullable fields, so a null value stops the job with an error naming
-//! the field and row (fill it in with a transform, or drop the rows, before the sink).
+//! Nulls: only a field tagged `milvus.nullable` (a Milvus 2.5+ nullable source field) is created
+//! nullable and may carry nulls (sent as `valid_data`, see `vmig_milvus::convert`); anywhere else
+//! a null value stops the job with an error naming the field and row (fill it in with a
+//! transform, or drop the rows, before the sink). Milvus 2.3 ignores `nullable` when creating a
+//! collection, so after `prepare` the sink checks the target: a tagged field the target has as not
+//! nullable loses the tag (with a warning), and its nulls are refused by vmig, not the server.
 //!
 //! Version notes:
 //! * Bulk import uses the 2.3 gRPC `Import` (one Parquet or JSON file, or one NumPy set, per

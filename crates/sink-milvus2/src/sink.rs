@@ -32,6 +32,9 @@ pub struct Milvus2Sink {
     /// The columns sent (the pk is left out with `auto_id`).
     send_schema: Option<SchemaRef>,
     drop_pk: Option<String>,
+    /// Batches are relabelled with `send_schema` (a `milvus.nullable` tag the target did not
+    /// take was removed from it).
+    relabel: bool,
     /// Insert mode: batches waiting to fill one request, all for `pending_partition`.
     pending: Vec<RecordBatch>,
     pending_bytes: usize,
@@ -79,6 +82,7 @@ impl Milvus2Sink {
             collection: String::new(),
             send_schema: None,
             drop_pk: None,
+            relabel: false,
             pending: Vec::new(),
             pending_bytes: 0,
             pending_partition: None,
@@ -113,16 +117,53 @@ impl Milvus2Sink {
     }
 
     fn project(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        match &self.drop_pk {
+        let batch = match &self.drop_pk {
             Some(pk) => {
                 let schema = batch.schema();
                 let keep: Vec<usize> = (0..schema.fields().len())
                     .filter(|&i| schema.field(i).name() != pk)
                     .collect();
-                Ok(batch.project(&keep)?)
+                batch.project(&keep)?
             }
-            None => Ok(batch),
+            None => batch,
+        };
+        match (&self.send_schema, self.relabel) {
+            (Some(send), true) => Ok(RecordBatch::try_new(
+                send.clone(),
+                batch.columns().to_vec(),
+            )?),
+            _ => Ok(batch),
         }
+    }
+
+    /// The fields of `schema` tagged `milvus.nullable` whose target field is not nullable.
+    async fn not_nullable_in_target(&self, schema: &Schema) -> Result<HashSet<String>> {
+        let tagged: Vec<&str> = schema
+            .fields()
+            .iter()
+            .filter(|f| vmig_milvus::meta::is_nullable(f))
+            .map(|f| f.name().as_str())
+            .collect();
+        if tagged.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let info = self.client.describe_collection(&self.collection).await?;
+        let untag: HashSet<String> = info
+            .schema
+            .fields
+            .iter()
+            .filter(|f| !f.nullable && tagged.contains(&f.name.as_str()))
+            .map(|f| f.name.clone())
+            .collect();
+        if !untag.is_empty() {
+            tracing::warn!(
+                collection = self.collection,
+                server = self.client.server_version(),
+                fields = ?untag,
+                "the target has these source-nullable fields as not nullable (nullable fields need Milvus 2.5+); a null in them stops the job"
+            );
+        }
+        Ok(untag)
     }
 
     /// Sends the pending batches as one request (in the background, bounded).
@@ -617,6 +658,12 @@ impl Sink for Milvus2Sink {
             self.ensure_partition(&p).await?;
         }
         self.drop_pk = (auto_id && schema.field_with_name(&pk).is_ok()).then_some(pk);
+        // A field tagged nullable that the target does not have as nullable (Milvus before 2.5
+        // ignores the flag; or an existing collection) loses the tag, so a null is refused by
+        // the conversion naming field and row instead of by the server.
+        let untag = self.not_nullable_in_target(schema).await?;
+        self.relabel = !untag.is_empty();
+        let schema = &untag_nullable(schema, &untag);
         let send = match &self.drop_pk {
             Some(pk) => Arc::new(Schema::new_with_metadata(
                 schema
@@ -775,6 +822,27 @@ impl Sink for Milvus2Sink {
         }
         Ok(())
     }
+}
+
+/// `schema` with the `milvus.nullable` tag removed from the fields named in `untag`.
+fn untag_nullable(schema: &SchemaRef, untag: &HashSet<String>) -> SchemaRef {
+    if untag.is_empty() {
+        return schema.clone();
+    }
+    let fields: Vec<arrow::datatypes::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut f = f.as_ref().clone();
+            if untag.contains(f.name()) {
+                let mut meta = f.metadata().clone();
+                meta.remove(vmig_milvus::meta::NULLABLE);
+                f = f.with_metadata(meta);
+            }
+            f
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 #[cfg(test)]

@@ -319,3 +319,52 @@ async fn a_null_names_field_and_row() -> Result<()> {
     let _ = client.drop_collection(&name).await;
     result
 }
+
+/// A field the source has as nullable (Milvus 2.5+ metadata) into Milvus 2.3.5, which creates
+/// it not nullable: rows without nulls go in, a null is refused naming field and row.
+#[tokio::test]
+async fn a_nullable_source_field_into_milvus_2_3() -> Result<()> {
+    let Some(env) = env() else { return Ok(()) };
+    let client = env.client().await;
+    let name = unique("vmig_nullable");
+    let mut sink = direct_sink(env.options(), env.sink(&name, json!({}))).await;
+    let plain = vmig_testing::gen::sample_schema(16);
+    let fields: Vec<arrow::datatypes::Field> = plain
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut f = f.as_ref().clone();
+            if f.name() == "title" {
+                let mut meta = f.metadata().clone();
+                meta.insert(vmig_milvus::meta::NULLABLE.to_string(), "true".to_string());
+                f = f.with_metadata(meta);
+            }
+            f
+        })
+        .collect();
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        plain.metadata().clone(),
+    ));
+    let tagged = |b: RecordBatch| RecordBatch::try_new(schema.clone(), b.columns().to_vec());
+    let result = async {
+        sink.prepare(&schema).await?;
+        let info = client.describe_collection(&name).await?;
+        assert!(info.schema.fields.iter().all(|f| !f.nullable), "{info:?}");
+        let clean = tagged(sample_without_nulls(100, 30))?;
+        sink.write(clean.clone()).await?;
+        assert_eq!(sink.flush().await?.rows, clean.num_rows() as u64);
+        // ids 1..=20: id 7 has a null title, at row 6 of the batch.
+        sink.write(tagged(vmig_testing::gen::sample_batch(1, 1, 20, 16))?)
+            .await?;
+        let err = sink.flush().await.unwrap_err().to_string();
+        assert!(
+            err.contains("field `title` row 6") && err.contains("not nullable"),
+            "{err}"
+        );
+        Ok::<_, vmig_core::Error>(())
+    }
+    .await;
+    let _ = client.drop_collection(&name).await;
+    result
+}

@@ -29,6 +29,10 @@
 //! partitions and indexes. The `milvus2` sink uses them to recreate the collection faithfully
 //! when the job does not say otherwise.
 //!
+//! **Nulls (2.5+):** a nullable field is a nullable Arrow column; the reply's `valid_data` marks
+//! its null rows (decoded in `vmig_milvus::convert`). Unit-tested with constructed replies only:
+//! the test server (Milvus 2.3.5) has no nullable fields.
+//!
 //! **Snapshot:** the first request (at build time) reads with Strong consistency, so every row
 //! acknowledged before the job started is seen. Servers that report a `session_ts` (2.4+) then
 //! get it back as the guarantee timestamp of every page, which they use as the MVCC snapshot of
