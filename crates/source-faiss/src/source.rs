@@ -34,6 +34,12 @@ use crate::{FaissSourceConfig, OnNonFinite};
 /// batches, so a batch larger than this is read on its own.
 const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
 
+/// A batch spans several inverted lists only while it holds fewer bytes than this: such small
+/// lists are copied into one batch, larger ones become batches of their own that borrow the read
+/// buffer without a copy (the [`SourceContext`](vmig_core::SourceContext) allows batches smaller
+/// than `batch_rows` when the source's unit of reading is smaller).
+const MERGE_BELOW_BYTES: u64 = 256 * 1024;
+
 /// Chunk reads in flight per open partition (the one being decoded is extra): one read ahead.
 const READS_IN_FLIGHT: usize = 2;
 
@@ -332,8 +338,8 @@ impl Piece {
     }
 }
 
-/// Cuts a partition into batches of `batch_rows` rows (a batch may span several small
-/// inverted lists) and groups consecutive batches into chunks of about [`CHUNK_BYTES`].
+/// Cuts a partition into batches of at most `batch_rows` rows (a batch spans several inverted
+/// lists only while it is under [`MERGE_BELOW_BYTES`]) and groups consecutive batches into chunks of about [`CHUNK_BYTES`].
 #[derive(Debug)]
 struct Planner {
     segments: Arc<[Segment]>,
@@ -349,6 +355,9 @@ impl Planner {
         let mut n = 0;
         while n < self.batch_rows {
             let s = *self.segments.get(self.seg)?;
+            if n > 0 && n * self.bytes_per_row >= MERGE_BELOW_BYTES {
+                break;
+            }
             if self.row >= s.end {
                 self.seg += 1;
                 match self.segments.get(self.seg) {
@@ -731,5 +740,36 @@ mod tests {
             .map(|b| b.iter().map(|p| (p.block, p.start, p.end)).collect())
             .collect();
         assert_eq!(batches, vec![vec![(0, 1, 3), (1, 0, 2)], vec![(1, 2, 4)]]);
+    }
+
+    #[test]
+    fn planner_keeps_large_lists_in_batches_of_their_own() {
+        let seg = |block, end| Segment {
+            block,
+            start: 0,
+            end,
+        };
+        // 1 KiB rows: 300 rows are over MERGE_BELOW_BYTES, 10 rows are not.
+        let segments: Arc<[Segment]> =
+            vec![seg(0, 10), seg(1, 300), seg(2, 300), seg(3, 10)].into();
+        let planner = Planner {
+            segments,
+            seg: 0,
+            row: 0,
+            batch_rows: 1000,
+            bytes_per_row: 1024,
+        };
+        let batches: Vec<Vec<(usize, u64, u64)>> = planner
+            .flatten()
+            .map(|b| b.iter().map(|p| (p.block, p.start, p.end)).collect())
+            .collect();
+        assert_eq!(
+            batches,
+            vec![
+                vec![(0, 0, 10), (1, 0, 300)],
+                vec![(2, 0, 300)],
+                vec![(3, 0, 10)]
+            ]
+        );
     }
 }
