@@ -1,4 +1,4 @@
-//! Byte access to the index: positioned reads on a local file, ranged GETs on an object store.
+//! Byte access to the index: local reads into unzeroed buffers, ranged GETs on an object store.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
