@@ -1,6 +1,8 @@
-//! Byte access to the index: positioned reads on a local file, ranged GETs on an object store.
+//! Byte access to the index: local reads into unzeroed buffers, ranged GETs on an object store.
 
+use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -12,8 +14,8 @@ use vmig_formats::faiss::ReadAt;
 /// Where the body reads of a partition go.
 #[derive(Debug, Clone)]
 pub(crate) enum Io {
-    /// A local file, read with `pread` on Tokio's blocking pool.
-    Local(Arc<std::fs::File>),
+    /// A local file, read on Tokio's blocking pool.
+    Local(Arc<LocalFile>),
     /// An object in a store, read with ranged GETs.
     Store {
         store: Arc<dyn ObjectStore>,
@@ -30,16 +32,7 @@ impl Io {
                 tokio::task::spawn_blocking(move || {
                     ranges
                         .iter()
-                        .map(|r| {
-                            let len = usize::try_from(r.end - r.start).map_err(|_| {
-                                Error::data("faiss read", format!("range {r:?} is too large"))
-                            })?;
-                            let mut buf = vec![0u8; len];
-                            ReadAt::read_exact_at(&*file, r.start, &mut buf).map_err(|e| {
-                                Error::from(e).context(format!("reading bytes {r:?}"))
-                            })?;
-                            Ok(Bytes::from(buf))
-                        })
+                        .map(|r| file.read_range(r.clone()))
                         .collect::<Result<Vec<_>>>()
                 })
                 .await
@@ -47,6 +40,49 @@ impl Io {
             }
             Io::Store { store, path } => Ok(store.get_ranges(path, &ranges).await?),
         }
+    }
+}
+
+/// Body reads of a local file. `pread` needs an initialised (zero-filled) buffer; instead each
+/// read seeks a handle of its own and lets [`Read::read_to_end`] fill a buffer's spare capacity,
+/// which std does without zeroing it first. Handles are opened on demand from the path and kept
+/// for reuse (one per concurrent read), so concurrent reads never share a file offset.
+#[derive(Debug)]
+pub(crate) struct LocalFile {
+    path: PathBuf,
+    idle: Mutex<Vec<std::fs::File>>,
+}
+
+impl LocalFile {
+    /// Reads from `path`; `first` is an already open handle on it.
+    pub(crate) fn new(path: PathBuf, first: std::fs::File) -> Self {
+        LocalFile {
+            path,
+            idle: Mutex::new(vec![first]),
+        }
+    }
+
+    /// Reads `range` in full (blocking).
+    fn read_range(&self, range: Range<u64>) -> Result<Bytes> {
+        let len = range.end.saturating_sub(range.start);
+        let cap = usize::try_from(len)
+            .map_err(|_| Error::data("faiss read", format!("range {range:?} is too large")))?;
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut file = match idle {
+            Some(f) => f,
+            None => std::fs::File::open(&self.path)
+                .map_err(|e| Error::from(e).context(format!("opening {}", self.path.display())))?,
+        };
+        let mut buf = Vec::with_capacity(cap);
+        file.seek(SeekFrom::Start(range.start))
+            .and_then(|_| (&mut file).take(len).read_to_end(&mut buf))
+            .map_err(|e| Error::from(e).context(format!("reading bytes {range:?}")))?;
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(file);
+        // A short read (the file shrank) is reported by the caller, which checks lengths.
+        Ok(Bytes::from(buf))
     }
 }
 

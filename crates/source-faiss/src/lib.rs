@@ -174,14 +174,17 @@ impl SourceConfig for FaissSourceConfig {
             Some(local) => {
                 let local = local.clone();
                 let shown = display.clone();
-                let file = tokio::task::spawn_blocking(move || std::fs::File::open(&local))
-                    .await
-                    .map_err(|e| Error::External(Box::new(e)))?
-                    .map_err(|e| {
-                        Error::from(e).context(format!("cannot open Faiss index `{shown}`"))
-                    })?;
-                let file = Arc::new(file);
-                (io::Io::Local(Arc::clone(&file)), file)
+                let (header, body) = tokio::task::spawn_blocking(move || {
+                    let header = std::fs::File::open(&local)?;
+                    let body = std::fs::File::open(&local)?;
+                    Ok::<_, std::io::Error>((header, io::LocalFile::new(local, body)))
+                })
+                .await
+                .map_err(|e| Error::External(Box::new(e)))?
+                .map_err(|e| {
+                    Error::from(e).context(format!("cannot open Faiss index `{shown}`"))
+                })?;
+                (io::Io::Local(Arc::new(body)), Arc::new(header))
             }
             None => {
                 let size = io::object_size(&location.store, &location.path)

@@ -30,9 +30,20 @@ use vmig_formats::faiss::{
 use crate::io::Io;
 use crate::{FaissSourceConfig, OnNonFinite};
 
-/// Bytes (codes + ids) read per request when batches are small; a chunk always holds whole
-/// batches, so a batch larger than this is read on its own.
+/// Bytes (codes + ids) read per object-store request when batches are small; a chunk always
+/// holds whole batches, so a batch larger than this is read on its own.
 const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// [`CHUNK_BYTES`] for local files. Batches borrow their chunk's buffer, so a batch waiting in a
+/// sink's row group keeps its whole chunk alive: small chunks keep that overhead low, and local
+/// reads gain nothing from large requests.
+const LOCAL_CHUNK_BYTES: u64 = 2 * 1024 * 1024;
+
+/// A batch spans several inverted lists only while it holds fewer bytes than this: such small
+/// lists are copied into one batch, larger ones become batches of their own that borrow the read
+/// buffer without a copy (the [`SourceContext`](vmig_core::SourceContext) allows batches smaller
+/// than `batch_rows` when the source's unit of reading is smaller).
+const MERGE_BELOW_BYTES: u64 = 256 * 1024;
 
 /// Chunk reads in flight per open partition (the one being decoded is extra): one read ahead.
 const READS_IN_FLIGHT: usize = 2;
@@ -287,6 +298,10 @@ impl Source for FaissSource {
             row,
             batch_rows: ctx.batch_rows.get() as u64,
             bytes_per_row: inner.layout.row_bytes as u64 + 8,
+            chunk_bytes: match inner.io {
+                Io::Local(_) => LOCAL_CHUNK_BYTES,
+                Io::Store { .. } => CHUNK_BYTES,
+            },
         };
         let reader = Arc::clone(inner);
         let cancel = ctx.cancel.clone();
@@ -332,8 +347,9 @@ impl Piece {
     }
 }
 
-/// Cuts a partition into batches of `batch_rows` rows (a batch may span several small
-/// inverted lists) and groups consecutive batches into chunks of about [`CHUNK_BYTES`].
+/// Cuts a partition into batches of at most `batch_rows` rows (a batch spans several inverted
+/// lists only while it is under [`MERGE_BELOW_BYTES`]) and groups consecutive batches into
+/// chunks of about `chunk_bytes`.
 #[derive(Debug)]
 struct Planner {
     segments: Arc<[Segment]>,
@@ -341,6 +357,7 @@ struct Planner {
     row: u64,
     batch_rows: u64,
     bytes_per_row: u64,
+    chunk_bytes: u64,
 }
 
 impl Planner {
@@ -349,6 +366,9 @@ impl Planner {
         let mut n = 0;
         while n < self.batch_rows {
             let s = *self.segments.get(self.seg)?;
+            if n > 0 && n * self.bytes_per_row >= MERGE_BELOW_BYTES {
+                break;
+            }
             if self.row >= s.end {
                 self.seg += 1;
                 match self.segments.get(self.seg) {
@@ -376,7 +396,7 @@ impl Iterator for Planner {
     fn next(&mut self) -> Option<Self::Item> {
         let mut batches = Vec::new();
         let mut bytes = 0u64;
-        while batches.is_empty() || bytes < CHUNK_BYTES {
+        while batches.is_empty() || bytes < self.chunk_bytes {
             let Some(batch) = self.next_batch() else {
                 break;
             };
@@ -384,7 +404,7 @@ impl Iterator for Planner {
             bytes += rows * self.bytes_per_row;
             batches.push(batch);
             // Stop before a chunk would exceed the target by a whole batch.
-            if bytes + rows * self.bytes_per_row > CHUNK_BYTES && !batches.is_empty() {
+            if bytes + rows * self.bytes_per_row > self.chunk_bytes && !batches.is_empty() {
                 break;
             }
         }
@@ -725,11 +745,44 @@ mod tests {
             row: 1,
             batch_rows: 4,
             bytes_per_row: 16,
+            chunk_bytes: CHUNK_BYTES,
         };
         let batches: Vec<Vec<(usize, u64, u64)>> = planner
             .flatten()
             .map(|b| b.iter().map(|p| (p.block, p.start, p.end)).collect())
             .collect();
         assert_eq!(batches, vec![vec![(0, 1, 3), (1, 0, 2)], vec![(1, 2, 4)]]);
+    }
+
+    #[test]
+    fn planner_keeps_large_lists_in_batches_of_their_own() {
+        let seg = |block, end| Segment {
+            block,
+            start: 0,
+            end,
+        };
+        // 1 KiB rows: 300 rows are over MERGE_BELOW_BYTES, 10 rows are not.
+        let segments: Arc<[Segment]> =
+            vec![seg(0, 10), seg(1, 300), seg(2, 300), seg(3, 10)].into();
+        let planner = Planner {
+            segments,
+            seg: 0,
+            row: 0,
+            batch_rows: 1000,
+            bytes_per_row: 1024,
+            chunk_bytes: CHUNK_BYTES,
+        };
+        let batches: Vec<Vec<(usize, u64, u64)>> = planner
+            .flatten()
+            .map(|b| b.iter().map(|p| (p.block, p.start, p.end)).collect())
+            .collect();
+        assert_eq!(
+            batches,
+            vec![
+                vec![(0, 0, 10), (1, 0, 300)],
+                vec![(2, 0, 300)],
+                vec![(3, 0, 10)]
+            ]
+        );
     }
 }

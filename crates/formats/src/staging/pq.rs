@@ -171,7 +171,10 @@ impl<W: Write + Send> ParquetWriter<W> {
         let mut props = WriterProperties::builder()
             .set_compression(options.compression.codec())
             .set_max_row_group_row_count(Some(row_group_rows as usize))
-            .set_max_row_group_bytes(Some(row_group_bytes as usize));
+            .set_max_row_group_bytes(Some(row_group_bytes as usize))
+            // The float vector column is written VECTOR_CALL_VALUES values per call; the default
+            // of 1024 would split each call into 16 mini-batches, each with its own bookkeeping.
+            .set_write_batch_size(VECTOR_CALL_VALUES);
         for (i, column) in descriptor.columns().iter().enumerate() {
             let root = descriptor.get_column_root_idx(i);
             match columns.get(root) {
