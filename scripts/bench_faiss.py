@@ -6,7 +6,8 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
+
+from benchlib import run
 
 BASELINE = r'''
 import sys, faiss, numpy as np, pyarrow as pa, pyarrow.parquet as pq
@@ -48,18 +49,6 @@ def generate(path, gib):
     tmp = path + ".tmp"
     faiss.write_index(index, tmp)
     os.rename(tmp, path)
-
-
-def run(cmd):
-    start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    err = p.stderr.read().decode() if p.stderr else ""
-    subprocess.run(["sync"], check=True)
-    secs = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"{cmd[0]} failed ({status}):\n{err}")
-    return secs, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
 
 
 def main():

@@ -5,19 +5,8 @@ import os
 import shutil
 import statistics
 import subprocess
-import time
 
-
-def run(cmd):
-    start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    err = p.stderr.read().decode() if p.stderr else ""
-    subprocess.run(["sync"], check=True)
-    secs = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"{cmd[0]} failed ({status}):\n{err}")
-    return secs, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+from benchlib import run
 
 
 def main():
