@@ -232,4 +232,28 @@ mod tests {
         assert_eq!(l.path.as_ref(), "a/b.faiss");
         assert!(!format!("{:?}", l.display).contains("secret"));
     }
+
+    #[test]
+    fn printed_options_mask_secrets() {
+        #[derive(serde::Serialize)]
+        struct C {
+            #[serde(serialize_with = "serialize_redacted")]
+            storage: StorageOptions,
+        }
+        let mut storage = StorageOptions::new();
+        storage.insert("aws_secret_access_key".into(), "verysecret".into());
+        storage.insert("azure_storage_account_key".into(), "acct".into());
+        storage.insert("AWS_SESSION_TOKEN".into(), "tok".into());
+        storage.insert("aws_region".into(), "us-east-1".into());
+        let v = serde_json::to_value(C { storage }).unwrap();
+        assert_eq!(
+            v["storage"],
+            serde_json::json!({
+                "AWS_SESSION_TOKEN": "***",
+                "aws_region": "us-east-1",
+                "aws_secret_access_key": "***",
+                "azure_storage_account_key": "***",
+            })
+        );
+    }
 }
