@@ -27,13 +27,7 @@ fn options() -> Option<ConnectOptions> {
     Some(o)
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
+use vmig_testing::service::unique;
 
 fn list_field(name: &str, item: DataType) -> Field {
     Field::new_list(name, Field::new_list_field(item, true), false)

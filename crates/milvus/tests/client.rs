@@ -22,13 +22,7 @@ fn options() -> Option<ConnectOptions> {
     Some(o)
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
+use vmig_testing::service::unique;
 
 #[tokio::test]
 async fn wrong_password_and_closed_port_fail_clearly() {

@@ -52,13 +52,7 @@ fn source() -> MockSource {
     }
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
+use vmig_testing::service::unique;
 
 async fn ids_in(client: &MilvusClient, collection: &str, partition: &str) -> Vec<i64> {
     let r = client

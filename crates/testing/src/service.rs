@@ -108,3 +108,13 @@ pub fn opensearch() -> Option<String> {
         "OpenSearch-compatible server (scripts/es)",
     )
 }
+
+/// A name unique to this process and moment (`{prefix}_{pid}_{nanoseconds}`), for the
+/// collections, indexes and object prefixes a test creates on a shared service.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}

@@ -15,13 +15,9 @@ use vmig_core::registry::{parse_sink, parse_source, BuildContext};
 use vmig_core::Result;
 use vmig_milvus::{MilvusClient, PkValue};
 
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
+/// Unique names for what a test creates (re-exported for the test files using `common::unique`).
+#[allow(unused_imports)]
+pub use vmig_testing::service::unique;
 
 pub fn faiss_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -57,13 +57,9 @@ impl Env {
     }
 }
 
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
+/// Unique names for what a test creates (re-exported for the test files using `common::unique`).
+#[allow(unused_imports)]
+pub use vmig_testing::service::unique;
 
 pub const DIM: usize = 8;
 
