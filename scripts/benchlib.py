@@ -2,6 +2,7 @@
 its wall time, CPU time (user + system, from wait4's rusage) and peak RSS or output."""
 
 import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -37,3 +38,16 @@ def run_measured(cmd):
     if rc != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} failed ({rc}):\n{e}{o}")
     return secs, ru.ru_utime + ru.ru_stime, o
+
+
+def print_table(results, mib, baseline):
+    """Prints one row per tool of results ({name: [(secs, cpu, rss MiB), ...]}): median seconds,
+    MiB/s for mib MiB, speed relative to the results[baseline] median, median CPU seconds and
+    the largest peak RSS."""
+    base_secs = statistics.median(s for s, _, _ in results[baseline])
+    print(f"{'tool':<26}{'seconds':>9}{'MiB/s':>9}{'vs cp':>8}{'CPU s':>8}{'peak RSS MiB':>14}")
+    for name, rs in results.items():
+        secs = statistics.median(s for s, _, _ in rs)
+        cpu = statistics.median(c for _, c, _ in rs)
+        rss = max(m for _, _, m in rs)
+        print(f"{name:<26}{secs:>9.2f}{mib / secs:>9.0f}{base_secs / secs:>8.2f}{cpu:>8.2f}{rss:>14.0f}")
