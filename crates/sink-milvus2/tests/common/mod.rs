@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::AsArray;
 use arrow::compute::concat_batches;
-use arrow::datatypes::{Float32Type, Int64Type};
+use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
 use serde_json::{json, Value};
 use vmig_core::pipeline::{NoProgress, Pipeline, RunReport};
@@ -96,16 +96,7 @@ pub async fn assert_same_as_fixture(client: &MilvusClient, collection: &str, fix
     let vcol = all.column_by_name("vector").unwrap();
     for (row, (id, bytes)) in want.iter().enumerate() {
         assert_eq!(got_ids.value(row), *id, "{fixture}: id at row {row}");
-        let got: Vec<u8> = if let Some(list) = vcol.as_fixed_size_list_opt() {
-            let v = list.value(row);
-            v.as_primitive::<Float32Type>()
-                .values()
-                .iter()
-                .flat_map(|f| f.to_le_bytes())
-                .collect()
-        } else {
-            vcol.as_fixed_size_binary().value(row).to_vec()
-        };
+        let got = vmig_testing::compare::vector_bytes(vcol, row);
         assert_eq!(&got[..], *bytes, "{fixture}: vector of id {id}");
     }
 }
