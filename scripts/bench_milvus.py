@@ -16,8 +16,9 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
+
+from benchlib import run_measured
 
 BATCH = 10_000
 SIZES = {"full": [(1_000_000, 128), (200_000, 768)], "small": [(100_000, 128), (20_000, 768)]}
@@ -82,23 +83,6 @@ def baseline(name, base, d):
         col.insert([ids[i:i + BATCH].tolist(), vecs[i:i + BATCH].tolist()])
     col.flush()
     print(time.perf_counter() - start)
-
-
-def run_measured(cmd):
-    """Runs cmd as a child; returns (wall seconds, CPU seconds, stdout). Output goes to temporary
-    files so wait4 can reap the child itself and report its rusage."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err)
-        _, status, ru = os.wait4(p.pid, 0)
-        secs = time.perf_counter() - start
-        p.returncode = rc = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        o, e = out.read().decode(), err.read().decode()
-    if rc != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} failed ({rc}):\n{e}{o}")
-    return secs, ru.ru_utime + ru.ru_stime, o
 
 
 def check_and_drop(name, n):

@@ -3,21 +3,9 @@ process so its peak RSS and CPU time come from the kernel (wait4 rusage)."""
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
-import time
 
-
-def run(cmd):
-    start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    err = p.stderr.read().decode() if p.stderr else ""
-    subprocess.run(["sync"], check=True)
-    secs = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"{cmd[0]} failed ({status}):\n{err}")
-    return secs, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+from benchlib import print_table, run
 
 
 def main():
@@ -49,15 +37,9 @@ def main():
             results[name].append(run(cmd))
             print(f"run {r + 1} {name}: {results[name][-1][0]:.2f}s", flush=True)
     mib = size / (1 << 20)
-    cp_secs = statistics.median(s for s, _, _ in results["cp -r (segment files)"])
     print(f"\nMilvus 1.x {mib:.0f} MiB of segment files -> uncompressed Parquet, median of {a.runs} runs, "
           f"{os.cpu_count()} cores\n")
-    print(f"{'tool':<26}{'seconds':>9}{'MiB/s':>9}{'vs cp':>8}{'CPU s':>8}{'peak RSS MiB':>14}")
-    for name, rs in results.items():
-        secs = statistics.median(s for s, _, _ in rs)
-        cpu = statistics.median(c for _, c, _ in rs)
-        rss = max(m for _, _, m in rs)
-        print(f"{name:<26}{secs:>9.2f}{mib / secs:>9.0f}{cp_secs / secs:>8.2f}{cpu:>8.2f}{rss:>14.0f}")
+    print_table(results, mib, "cp -r (segment files)")
     shutil.rmtree(out, ignore_errors=True)
 
 

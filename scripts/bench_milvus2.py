@@ -12,10 +12,10 @@ row count, and the target is dropped.
 """
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import time
+
+from benchlib import run_measured
 
 BATCH = 10_000
 DIM = 128
@@ -87,22 +87,6 @@ def baseline(source, target):
     it.close()
     dst.flush()
     print(time.perf_counter() - start)
-
-
-def run_measured(cmd):
-    """Runs cmd as a child; returns (wall seconds, CPU seconds, stdout)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err)
-        _, status, ru = os.wait4(p.pid, 0)
-        secs = time.perf_counter() - start
-        rc = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        o, e = out.read().decode(), err.read().decode()
-    if rc != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} failed ({rc}):\n{e}{o}")
-    return secs, ru.ru_utime + ru.ru_stime, o
 
 
 def check_and_drop(name, n):

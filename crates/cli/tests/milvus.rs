@@ -55,13 +55,7 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
+use vmig_testing::service::unique;
 
 /// A job file: the shipped sample into `collection`, the password from the environment.
 fn job(dir: &Path, m: &Milvus, collection: &str, extra: &str) -> PathBuf {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use arrow::array::AsArray;
-use arrow::datatypes::{Float32Type, Int64Type};
+use arrow::datatypes::Int64Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use vmig_testing::milvus1::{standard, Row};
 
@@ -26,17 +26,11 @@ fn parquet_rows(dir: &Path) -> Vec<Row> {
         for batch in reader {
             let batch = batch.unwrap();
             let ids = batch.column(0).as_primitive::<Int64Type>();
-            let vectors = batch.column(1).as_list::<i32>();
+            let vectors = batch.column(1).as_ref();
             for r in 0..batch.num_rows() {
-                let v = vectors.value(r);
                 rows.push(Row {
                     id: ids.value(r),
-                    vector: v
-                        .as_primitive::<Float32Type>()
-                        .values()
-                        .iter()
-                        .flat_map(|f| f.to_le_bytes())
-                        .collect(),
+                    vector: vmig_testing::compare::vector_bytes(vectors, r),
                 });
             }
         }

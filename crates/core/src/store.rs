@@ -22,7 +22,54 @@ use url::Url;
 use crate::error::{Error, Result};
 
 /// Extra object-store options from a plugin config (`storage = { aws_endpoint = "…" }`).
+///
+/// Declare the field with `#[serde(default, serialize_with = "vmig_core::store::serialize_redacted")]`
+/// so secret values never appear when the configuration is printed (see [`is_secret_option`]).
 pub type StorageOptions = BTreeMap<String, String>;
+
+/// Whether the storage option `key` holds a secret that must not be printed: any key naming a
+/// secret, token, password, SAS, credential or private part, and any `…_key` / `key` (access
+/// keys, account keys). Case-insensitive.
+pub fn is_secret_option(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "secret",
+        "token",
+        "password",
+        "sas",
+        "credential",
+        "private",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+        || k.ends_with("_key")
+        || k == "key"
+}
+
+/// Serializes storage options with every secret value ([`is_secret_option`]) replaced by `***`;
+/// the one serializer every plugin uses for its `storage` field (`serialize_with`), so printed
+/// configurations (`vmig plan`, `vmig config`) never show credentials.
+///
+/// # Errors
+/// Whatever the serializer reports.
+pub fn serialize_redacted<S: serde::Serializer>(
+    options: &StorageOptions,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    let shown: BTreeMap<&str, &str> = options
+        .iter()
+        .map(|(k, v)| {
+            let v = if is_secret_option(k) {
+                "***"
+            } else {
+                v.as_str()
+            };
+            (k.as_str(), v)
+        })
+        .collect();
+    shown.serialize(s)
+}
 
 /// A resolved location: a store and a path inside it.
 #[derive(Debug, Clone)]
@@ -184,5 +231,29 @@ mod tests {
         assert_eq!(l.display, "s3://bucket/a/b.faiss");
         assert_eq!(l.path.as_ref(), "a/b.faiss");
         assert!(!format!("{:?}", l.display).contains("secret"));
+    }
+
+    #[test]
+    fn printed_options_mask_secrets() {
+        #[derive(serde::Serialize)]
+        struct C {
+            #[serde(serialize_with = "serialize_redacted")]
+            storage: StorageOptions,
+        }
+        let mut storage = StorageOptions::new();
+        storage.insert("aws_secret_access_key".into(), "verysecret".into());
+        storage.insert("azure_storage_account_key".into(), "acct".into());
+        storage.insert("AWS_SESSION_TOKEN".into(), "tok".into());
+        storage.insert("aws_region".into(), "us-east-1".into());
+        let v = serde_json::to_value(C { storage }).unwrap();
+        assert_eq!(
+            v["storage"],
+            serde_json::json!({
+                "AWS_SESSION_TOKEN": "***",
+                "aws_region": "us-east-1",
+                "aws_secret_access_key": "***",
+                "azure_storage_account_key": "***",
+            })
+        );
     }
 }

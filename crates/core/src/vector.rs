@@ -38,6 +38,20 @@ use arrow::datatypes::{DataType, Field, Schema};
 
 use crate::error::{Error, Result};
 
+/// What a source does with a float vector that holds NaN or ±Inf (the `on_non_finite` config
+/// key of the `faiss` and `milvus1` sources; one definition, one meaning). Milvus rejects such
+/// vectors, so the default stops early with a precise error instead of failing at insert time.
+/// The scan itself is `vmig_formats::faiss::first_non_finite`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNonFinite {
+    /// Fail with a data error naming the file, the row's id and offset.
+    #[default]
+    Error,
+    /// Pass the values through unchanged.
+    Allow,
+}
+
 /// Field metadata key naming the Milvus type of a column (see the module table).
 pub const META_TYPE: &str = "vmig.type";
 /// Field metadata key holding a vector's dimension (bits for binary vectors).

@@ -88,6 +88,28 @@ impl ConnectOptions {
         self
     }
 
+    /// Options from the connection keys a plugin config declares (`uri`, `token`, `user`,
+    /// `password`, `db`, `ca_cert`: the same keys in the `milvus2` source and sink), with unset
+    /// credentials taken from the environment ([`ConnectOptions::with_env_credentials`]) and the
+    /// other settings at their defaults. `ca_cert` is the PEM path already resolved against
+    /// the job file. The one place the plugins turn their keys into a connection.
+    pub fn from_config(
+        uri: &str,
+        token: Option<&str>,
+        user: Option<&str>,
+        password: Option<&str>,
+        db: Option<&str>,
+        ca_cert: Option<PathBuf>,
+    ) -> Self {
+        let mut o = ConnectOptions::new(uri);
+        o.token = token.map(str::to_owned);
+        o.user = user.map(str::to_owned);
+        o.password = password.map(str::to_owned);
+        o.db = db.map(str::to_owned);
+        o.ca_cert = ca_cert;
+        o.with_env_credentials()
+    }
+
     /// `http://host:port` form of [`ConnectOptions::uri`].
     pub fn normalized_uri(&self) -> String {
         let uri = self.uri.trim_end_matches('/');
@@ -281,6 +303,57 @@ fn status_of(s: Option<Status>) -> Status {
     s.unwrap_or_default()
 }
 
+/// A gRPC response that carries a Milvus [`Status`] (a missing one counts as success).
+trait WithStatus {
+    /// The response's status.
+    fn status(&self) -> Status;
+}
+
+impl WithStatus for Status {
+    fn status(&self) -> Status {
+        self.clone()
+    }
+}
+
+/// Implements [`WithStatus`] for responses with an `Option<Status>` field `status`.
+macro_rules! with_status_field {
+    ($($t:ty),* $(,)?) => {$(
+        impl WithStatus for $t {
+            fn status(&self) -> Status {
+                status_of(self.status.clone())
+            }
+        }
+    )*};
+}
+
+with_status_field!(
+    milvus::proto::milvus::GetVersionResponse,
+    milvus::proto::milvus::ShowCollectionsResponse,
+    milvus::proto::milvus::BoolResponse,
+    milvus::proto::milvus::DescribeCollectionResponse,
+    milvus::proto::milvus::ShowPartitionsResponse,
+    milvus::proto::milvus::GetLoadStateResponse,
+    milvus::proto::milvus::MutationResult,
+    milvus::proto::milvus::FlushResponse,
+    milvus::proto::milvus::GetFlushStateResponse,
+    milvus::proto::milvus::QueryResults,
+    milvus::proto::milvus::ImportResponse,
+    milvus::proto::milvus::GetImportStateResponse,
+);
+
+/// The answer of one awaited RPC: a transport or gRPC failure is classified as the RPC `rpc`
+/// ([`classify_rpc`]), a non-success status in the response as the operation `what`
+/// ([`classify_status`]); otherwise the response. The one path every RPC's errors take.
+fn answer<T: WithStatus>(
+    rpc: &str,
+    what: &str,
+    result: std::result::Result<tonic::Response<T>, tonic::Status>,
+) -> Result<T> {
+    let r = result.map_err(|s| classify_rpc(rpc, &s))?.into_inner();
+    classify_status(what, &r.status())?;
+    Ok(r)
+}
+
 impl MilvusClient {
     /// Connects and checks the connection (server version, then the credentials and database
     /// with a `ShowCollections`), so a server that is down or credentials that are wrong fail
@@ -352,24 +425,24 @@ impl MilvusClient {
             version: String::new(),
         };
         let check = async {
-            let v = client
-                .grpc
-                .get_version(GetVersionRequest {})
-                .await
-                .map_err(|s| classify_rpc("GetVersion", &s))?
-                .into_inner();
-            classify_status("GetVersion", &status_of(v.status))?;
+            let v = answer(
+                "GetVersion",
+                "GetVersion",
+                client.grpc.get_version(GetVersionRequest {}).await,
+            )?;
             client.version = v.version;
-            let r = client
-                .grpc
-                .show_collections(ShowCollectionsRequest {
-                    db_name: client.db.clone(),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|s| classify_rpc("ShowCollections", &s))?
-                .into_inner();
-            classify_status("ShowCollections", &status_of(r.status))
+            answer(
+                "ShowCollections",
+                "ShowCollections",
+                client
+                    .grpc
+                    .show_collections(ShowCollectionsRequest {
+                        db_name: client.db.clone(),
+                        ..Default::default()
+                    })
+                    .await,
+            )
+            .map(drop)
         };
         match tokio::time::timeout(opts.timeout, check).await {
             Err(_) => Err(unreachable(format!("no answer within {:?}", opts.timeout))),
@@ -403,18 +476,18 @@ impl MilvusClient {
     /// # Errors
     /// RPC failures (see [`crate::error`]).
     pub async fn has_collection(&self, collection: &str) -> Result<bool> {
-        let r = self
-            .grpc
-            .clone()
-            .has_collection(HasCollectionRequest {
-                db_name: self.db.clone(),
-                collection_name: collection.to_string(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("HasCollection", &s))?
-            .into_inner();
-        classify_status("HasCollection", &status_of(r.status))?;
+        let r = answer(
+            "HasCollection",
+            "HasCollection",
+            self.grpc
+                .clone()
+                .has_collection(HasCollectionRequest {
+                    db_name: self.db.clone(),
+                    collection_name: collection.to_string(),
+                    ..Default::default()
+                })
+                .await,
+        )?;
         Ok(r.value)
     }
 
@@ -423,20 +496,17 @@ impl MilvusClient {
     /// # Errors
     /// RPC failures; [`Error::Unsupported`] when a field cannot be mapped to Arrow.
     pub async fn describe_collection(&self, collection: &str) -> Result<CollectionInfo> {
-        let r = self
-            .grpc
-            .clone()
-            .describe_collection(DescribeCollectionRequest {
-                db_name: self.db.clone(),
-                collection_name: collection.to_string(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("DescribeCollection", &s))?
-            .into_inner();
-        classify_status(
+        let r = answer(
+            "DescribeCollection",
             &format!("DescribeCollection `{collection}`"),
-            &status_of(r.status),
+            self.grpc
+                .clone()
+                .describe_collection(DescribeCollectionRequest {
+                    db_name: self.db.clone(),
+                    collection_name: collection.to_string(),
+                    ..Default::default()
+                })
+                .await,
         )?;
         let schema = r.schema.unwrap_or_default();
         let pk = schema.fields.iter().find(|f| f.is_primary_key);
@@ -483,20 +553,17 @@ impl MilvusClient {
     /// # Errors
     /// RPC failures.
     pub async fn show_partitions(&self, collection: &str) -> Result<Vec<String>> {
-        let r = self
-            .grpc
-            .clone()
-            .show_partitions(ShowPartitionsRequest {
-                db_name: self.db.clone(),
-                collection_name: collection.to_string(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("ShowPartitions", &s))?
-            .into_inner();
-        classify_status(
+        let r = answer(
+            "ShowPartitions",
             &format!("listing the partitions of `{collection}`"),
-            &status_of(r.status),
+            self.grpc
+                .clone()
+                .show_partitions(ShowPartitionsRequest {
+                    db_name: self.db.clone(),
+                    collection_name: collection.to_string(),
+                    ..Default::default()
+                })
+                .await,
         )?;
         Ok(r.partition_names)
     }
@@ -566,18 +633,18 @@ impl MilvusClient {
     /// # Errors
     /// RPC failures.
     pub async fn is_loaded(&self, collection: &str) -> Result<bool> {
-        let s = self
-            .grpc
-            .clone()
-            .get_load_state(GetLoadStateRequest {
-                db_name: self.db.clone(),
-                collection_name: collection.to_string(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("GetLoadState", &s))?
-            .into_inner();
-        classify_status("GetLoadState", &status_of(s.status))?;
+        let s = answer(
+            "GetLoadState",
+            "GetLoadState",
+            self.grpc
+                .clone()
+                .get_load_state(GetLoadStateRequest {
+                    db_name: self.db.clone(),
+                    collection_name: collection.to_string(),
+                    ..Default::default()
+                })
+                .await,
+        )?;
         Ok(s.state == LoadState::Loaded as i32)
     }
 
@@ -586,18 +653,19 @@ impl MilvusClient {
     /// # Errors
     /// RPC failures.
     pub async fn release(&self, collection: &str) -> Result<()> {
-        let r = self
-            .grpc
-            .clone()
-            .release_collection(ReleaseCollectionRequest {
-                db_name: self.db.clone(),
-                collection_name: collection.to_string(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("ReleaseCollection", &s))?
-            .into_inner();
-        classify_status(&format!("releasing `{collection}`"), &r)
+        answer(
+            "ReleaseCollection",
+            &format!("releasing `{collection}`"),
+            self.grpc
+                .clone()
+                .release_collection(ReleaseCollectionRequest {
+                    db_name: self.db.clone(),
+                    collection_name: collection.to_string(),
+                    ..Default::default()
+                })
+                .await,
+        )
+        .map(drop)
     }
 
     /// Creates a collection.
@@ -626,22 +694,23 @@ impl MilvusClient {
         consistency: Consistency,
         num_partitions: i64,
     ) -> Result<()> {
-        let r = self
-            .grpc
-            .clone()
-            .create_collection(CreateCollectionRequest {
-                db_name: self.db.clone(),
-                collection_name: schema.name.clone(),
-                schema: schema.encode_to_vec(),
-                shards_num: shards,
-                consistency_level: consistency as i32,
-                num_partitions,
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("CreateCollection", &s))?
-            .into_inner();
-        classify_status(&format!("creating collection `{}`", schema.name), &r)
+        answer(
+            "CreateCollection",
+            &format!("creating collection `{}`", schema.name),
+            self.grpc
+                .clone()
+                .create_collection(CreateCollectionRequest {
+                    db_name: self.db.clone(),
+                    collection_name: schema.name.clone(),
+                    schema: schema.encode_to_vec(),
+                    shards_num: shards,
+                    consistency_level: consistency as i32,
+                    num_partitions,
+                    ..Default::default()
+                })
+                .await,
+        )
+        .map(drop)
     }
 
     /// Drops `collection` (and all its data).
@@ -649,18 +718,19 @@ impl MilvusClient {
     /// # Errors
     /// RPC failures.
     pub async fn drop_collection(&self, collection: &str) -> Result<()> {
-        let r = self
-            .grpc
-            .clone()
-            .drop_collection(DropCollectionRequest {
-                db_name: self.db.clone(),
-                collection_name: collection.to_string(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("DropCollection", &s))?
-            .into_inner();
-        classify_status(&format!("dropping collection `{collection}`"), &r)
+        answer(
+            "DropCollection",
+            &format!("dropping collection `{collection}`"),
+            self.grpc
+                .clone()
+                .drop_collection(DropCollectionRequest {
+                    db_name: self.db.clone(),
+                    collection_name: collection.to_string(),
+                    ..Default::default()
+                })
+                .await,
+        )
+        .map(drop)
     }
 
     /// Whether `partition` exists in `collection`.
@@ -668,19 +738,19 @@ impl MilvusClient {
     /// # Errors
     /// RPC failures.
     pub async fn has_partition(&self, collection: &str, partition: &str) -> Result<bool> {
-        let r = self
-            .grpc
-            .clone()
-            .has_partition(HasPartitionRequest {
-                db_name: self.db.clone(),
-                collection_name: collection.to_string(),
-                partition_name: partition.to_string(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("HasPartition", &s))?
-            .into_inner();
-        classify_status("HasPartition", &status_of(r.status))?;
+        let r = answer(
+            "HasPartition",
+            "HasPartition",
+            self.grpc
+                .clone()
+                .has_partition(HasPartitionRequest {
+                    db_name: self.db.clone(),
+                    collection_name: collection.to_string(),
+                    partition_name: partition.to_string(),
+                    ..Default::default()
+                })
+                .await,
+        )?;
         Ok(r.value)
     }
 
@@ -689,19 +759,20 @@ impl MilvusClient {
     /// # Errors
     /// RPC failures.
     pub async fn create_partition(&self, collection: &str, partition: &str) -> Result<()> {
-        let r = self
-            .grpc
-            .clone()
-            .create_partition(CreatePartitionRequest {
-                db_name: self.db.clone(),
-                collection_name: collection.to_string(),
-                partition_name: partition.to_string(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("CreatePartition", &s))?
-            .into_inner();
-        classify_status(&format!("creating partition `{partition}`"), &r)
+        answer(
+            "CreatePartition",
+            &format!("creating partition `{partition}`"),
+            self.grpc
+                .clone()
+                .create_partition(CreatePartitionRequest {
+                    db_name: self.db.clone(),
+                    collection_name: collection.to_string(),
+                    partition_name: partition.to_string(),
+                    ..Default::default()
+                })
+                .await,
+        )
+        .map(drop)
     }
 
     /// Inserts (or, with `upsert`, upserts) every row of `batch`, whose column names are the
@@ -777,10 +848,10 @@ impl MilvusClient {
             }
             ("Insert", self.grpc.clone().insert(req).await)
         };
-        let r = result.map_err(|s| classify_rpc(what, &s))?.into_inner();
-        classify_status(
+        let r = answer(
+            what,
             &format!("{what} of {num_rows} rows into `{collection}`"),
-            &status_of(r.status),
+            result,
         )?;
         if !r.err_index.is_empty() {
             return Err(Error::External(Box::new(MilvusError::new(
@@ -811,22 +882,19 @@ impl MilvusClient {
         partition: Option<&str>,
         expr: &str,
     ) -> Result<u64> {
-        let r = self
-            .grpc
-            .clone()
-            .delete(DeleteRequest {
-                db_name: self.db.clone(),
-                collection_name: collection.to_string(),
-                partition_name: partition.unwrap_or_default().to_string(),
-                expr: expr.to_string(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("Delete", &s))?
-            .into_inner();
-        classify_status(
+        let r = answer(
+            "Delete",
             &format!("deleting from `{collection}`"),
-            &status_of(r.status),
+            self.grpc
+                .clone()
+                .delete(DeleteRequest {
+                    db_name: self.db.clone(),
+                    collection_name: collection.to_string(),
+                    partition_name: partition.unwrap_or_default().to_string(),
+                    expr: expr.to_string(),
+                    ..Default::default()
+                })
+                .await,
         )?;
         Ok(r.delete_cnt.max(0) as u64)
     }
@@ -837,18 +905,18 @@ impl MilvusClient {
     /// # Errors
     /// RPC failures; [`Error::Transient`] when the flush does not finish within `wait`.
     pub async fn flush(&self, collection: &str, wait: Duration) -> Result<()> {
-        let r = self
-            .grpc
-            .clone()
-            .flush(FlushRequest {
-                db_name: self.db.clone(),
-                collection_names: vec![collection.to_string()],
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("Flush", &s))?
-            .into_inner();
-        classify_status(&format!("flushing `{collection}`"), &status_of(r.status))?;
+        let r = answer(
+            "Flush",
+            &format!("flushing `{collection}`"),
+            self.grpc
+                .clone()
+                .flush(FlushRequest {
+                    db_name: self.db.clone(),
+                    collection_names: vec![collection.to_string()],
+                    ..Default::default()
+                })
+                .await,
+        )?;
         let segments = r
             .coll_seg_i_ds
             .get(collection)
@@ -858,19 +926,19 @@ impl MilvusClient {
         let start = Instant::now();
         let mut delay = Duration::from_millis(50);
         loop {
-            let s = self
-                .grpc
-                .clone()
-                .get_flush_state(GetFlushStateRequest {
-                    segment_i_ds: segments.clone(),
-                    flush_ts,
-                    db_name: self.db.clone(),
-                    collection_name: collection.to_string(),
-                })
-                .await
-                .map_err(|s| classify_rpc("GetFlushState", &s))?
-                .into_inner();
-            classify_status("GetFlushState", &status_of(s.status))?;
+            let s = answer(
+                "GetFlushState",
+                "GetFlushState",
+                self.grpc
+                    .clone()
+                    .get_flush_state(GetFlushStateRequest {
+                        segment_i_ds: segments.clone(),
+                        flush_ts,
+                        db_name: self.db.clone(),
+                        collection_name: collection.to_string(),
+                    })
+                    .await,
+            )?;
             if s.flushed {
                 return Ok(());
             }
@@ -902,23 +970,21 @@ impl MilvusClient {
         if !params.is_null() {
             extra.push(kv("params", params.to_string()));
         }
-        let r = self
-            .grpc
-            .clone()
-            .create_index(CreateIndexRequest {
-                db_name: self.db.clone(),
-                collection_name: collection.to_string(),
-                field_name: field.to_string(),
-                extra_params: extra,
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("CreateIndex", &s))?
-            .into_inner();
-        classify_status(
+        answer(
+            "CreateIndex",
             &format!("creating a {index_type} index on `{collection}`.`{field}`"),
-            &r,
+            self.grpc
+                .clone()
+                .create_index(CreateIndexRequest {
+                    db_name: self.db.clone(),
+                    collection_name: collection.to_string(),
+                    field_name: field.to_string(),
+                    extra_params: extra,
+                    ..Default::default()
+                })
+                .await,
         )
+        .map(drop)
     }
 
     /// Loads `collection` and waits (up to `wait`) until it is loaded.
@@ -926,33 +992,33 @@ impl MilvusClient {
     /// # Errors
     /// RPC failures; [`Error::Transient`] on timeout.
     pub async fn load(&self, collection: &str, wait: Duration) -> Result<()> {
-        let r = self
-            .grpc
-            .clone()
-            .load_collection(LoadCollectionRequest {
-                db_name: self.db.clone(),
-                collection_name: collection.to_string(),
-                replica_number: 1,
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("LoadCollection", &s))?
-            .into_inner();
-        classify_status(&format!("loading `{collection}`"), &r)?;
-        let start = Instant::now();
-        loop {
-            let s = self
-                .grpc
+        answer(
+            "LoadCollection",
+            &format!("loading `{collection}`"),
+            self.grpc
                 .clone()
-                .get_load_state(GetLoadStateRequest {
+                .load_collection(LoadCollectionRequest {
                     db_name: self.db.clone(),
                     collection_name: collection.to_string(),
+                    replica_number: 1,
                     ..Default::default()
                 })
-                .await
-                .map_err(|s| classify_rpc("GetLoadState", &s))?
-                .into_inner();
-            classify_status("GetLoadState", &status_of(s.status))?;
+                .await,
+        )?;
+        let start = Instant::now();
+        loop {
+            let s = answer(
+                "GetLoadState",
+                "GetLoadState",
+                self.grpc
+                    .clone()
+                    .get_load_state(GetLoadStateRequest {
+                        db_name: self.db.clone(),
+                        collection_name: collection.to_string(),
+                        ..Default::default()
+                    })
+                    .await,
+            )?;
             if s.state == LoadState::Loaded as i32 {
                 return Ok(());
             }
@@ -1028,18 +1094,11 @@ impl MilvusClient {
 
     async fn send_query(&self, req: QueryRequest) -> Result<QueryResults> {
         let (collection, expr) = (req.collection_name.clone(), req.expr.clone());
-        let r = self
-            .grpc
-            .clone()
-            .query(req)
-            .await
-            .map_err(|s| classify_rpc("Query", &s))?
-            .into_inner();
-        classify_status(
+        answer(
+            "Query",
             &format!("querying `{collection}` ({expr:?})"),
-            &status_of(r.status.clone()),
-        )?;
-        Ok(r)
+            self.grpc.clone().query(req).await,
+        )
     }
 
     /// Runs a query and decodes the reply into a batch of `schema` (its fields are the output
@@ -1227,22 +1286,19 @@ impl MilvusClient {
         partition: Option<&str>,
         files: &[String],
     ) -> Result<Vec<i64>> {
-        let r = self
-            .grpc
-            .clone()
-            .import(ImportRequest {
-                db_name: self.db.clone(),
-                collection_name: collection.to_string(),
-                partition_name: partition.unwrap_or_default().to_string(),
-                files: files.to_vec(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| classify_rpc("Import", &s))?
-            .into_inner();
-        classify_status(
+        let r = answer(
+            "Import",
             &format!("importing {} into `{collection}`", files.join(", ")),
-            &status_of(r.status),
+            self.grpc
+                .clone()
+                .import(ImportRequest {
+                    db_name: self.db.clone(),
+                    collection_name: collection.to_string(),
+                    partition_name: partition.unwrap_or_default().to_string(),
+                    files: files.to_vec(),
+                    ..Default::default()
+                })
+                .await,
         )?;
         Ok(r.tasks)
     }
@@ -1252,14 +1308,14 @@ impl MilvusClient {
     /// # Errors
     /// RPC failures.
     pub async fn import_state(&self, task: i64) -> Result<ImportTaskState> {
-        let r = self
-            .grpc
-            .clone()
-            .get_import_state(GetImportStateRequest { task })
-            .await
-            .map_err(|s| classify_rpc("GetImportState", &s))?
-            .into_inner();
-        classify_status("GetImportState", &status_of(r.status))?;
+        let r = answer(
+            "GetImportState",
+            "GetImportState",
+            self.grpc
+                .clone()
+                .get_import_state(GetImportStateRequest { task })
+                .await,
+        )?;
         let failed_reason = r
             .infos
             .iter()

@@ -350,6 +350,27 @@ fn retain_rows<T>(v: &mut Vec<T>, keep: &[bool]) {
     });
 }
 
+/// `$body` with `$a` bound to the payload of whichever scalar kind `$data` (a
+/// `scalar_field::Data`, by value or reference) holds — Bool, Int, Long, Float, Double,
+/// String, JSON or Array, whose values all sit in `$a.data` — else `$other`. The one list of
+/// those kinds for code that treats them alike (null compaction, and its inverse in tests).
+macro_rules! match_scalar_values {
+    ($data:expr, $a:ident => $body:expr, _ => $other:expr) => {{
+        use scalar_field::Data as D;
+        match $data {
+            D::BoolData($a) => $body,
+            D::IntData($a) => $body,
+            D::LongData($a) => $body,
+            D::FloatData($a) => $body,
+            D::DoubleData($a) => $body,
+            D::StringData($a) => $body,
+            D::JsonData($a) => $body,
+            D::ArrayData($a) => $body,
+            _ => $other,
+        }
+    }};
+}
+
 /// Turns the dense payload of a nullable column (one entry per row, placeholders at null rows)
 /// into what Milvus wants on insert/upsert: `valid_data` with one flag per row and a payload
 /// holding the valid rows only.
@@ -367,18 +388,7 @@ fn compact_nulls(mut fd: FieldData, valid: Vec<bool>) -> FieldData {
             data: Some(data), ..
         })) = &mut fd.field
         {
-            use scalar_field::Data as D;
-            match data {
-                D::BoolData(a) => retain_rows(&mut a.data, &valid),
-                D::IntData(a) => retain_rows(&mut a.data, &valid),
-                D::LongData(a) => retain_rows(&mut a.data, &valid),
-                D::FloatData(a) => retain_rows(&mut a.data, &valid),
-                D::DoubleData(a) => retain_rows(&mut a.data, &valid),
-                D::StringData(a) => retain_rows(&mut a.data, &valid),
-                D::JsonData(a) => retain_rows(&mut a.data, &valid),
-                D::ArrayData(a) => retain_rows(&mut a.data, &valid),
-                _ => {}
-            }
+            match_scalar_values!(data, a => retain_rows(&mut a.data, &valid), _ => {})
         }
     }
     fd.valid_data = valid;
@@ -1613,36 +1623,16 @@ mod tests {
             data: Some(data), ..
         })) = &mut fd.field
         {
-            use scalar_field::Data as D;
-            match data {
-                D::BoolData(a) => fill(&mut a.data, &valid),
-                D::IntData(a) => fill(&mut a.data, &valid),
-                D::LongData(a) => fill(&mut a.data, &valid),
-                D::FloatData(a) => fill(&mut a.data, &valid),
-                D::DoubleData(a) => fill(&mut a.data, &valid),
-                D::StringData(a) => fill(&mut a.data, &valid),
-                D::JsonData(a) => fill(&mut a.data, &valid),
-                D::ArrayData(a) => fill(&mut a.data, &valid),
-                _ => {}
-            }
+            match_scalar_values!(data, a => fill(&mut a.data, &valid), _ => {})
         }
         fd
     }
 
     fn payload_len(fd: &FieldData) -> usize {
-        use scalar_field::Data as D;
         match &fd.field {
-            Some(field_data::Field::Scalars(ScalarField { data: Some(d), .. })) => match d {
-                D::BoolData(a) => a.data.len(),
-                D::IntData(a) => a.data.len(),
-                D::LongData(a) => a.data.len(),
-                D::FloatData(a) => a.data.len(),
-                D::DoubleData(a) => a.data.len(),
-                D::StringData(a) => a.data.len(),
-                D::JsonData(a) => a.data.len(),
-                D::ArrayData(a) => a.data.len(),
-                _ => usize::MAX,
-            },
+            Some(field_data::Field::Scalars(ScalarField { data: Some(d), .. })) => {
+                match_scalar_values!(d, a => a.data.len(), _ => usize::MAX)
+            }
             _ => usize::MAX,
         }
     }

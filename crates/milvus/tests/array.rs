@@ -20,20 +20,13 @@ use vmig_milvus::proto::schema::DataType as MDataType;
 use vmig_milvus::{collection_schema, ConnectOptions, MilvusClient, SchemaOptions};
 
 fn options() -> Option<ConnectOptions> {
-    let uri = vmig_testing::service::endpoint("VMIG_MILVUS_URI", "Milvus 2.3.5")?;
-    let mut o = ConnectOptions::new(uri);
-    o.user = std::env::var("VMIG_MILVUS_USER").ok();
-    o.password = std::env::var("VMIG_MILVUS_PASSWORD").ok();
+    let m = vmig_testing::service::milvus()?;
+    let mut o = ConnectOptions::new(m.uri);
+    (o.user, o.password) = (Some(m.user), Some(m.password));
     Some(o)
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
+use vmig_testing::service::unique;
 
 fn list_field(name: &str, item: DataType) -> Field {
     Field::new_list(name, Field::new_list_field(item, true), false)

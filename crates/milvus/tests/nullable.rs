@@ -13,10 +13,9 @@ use vmig_milvus::proto::common::ConsistencyLevel;
 use vmig_milvus::{collection_schema, ConnectOptions, MilvusClient, SchemaOptions};
 
 fn options() -> Option<ConnectOptions> {
-    let uri = vmig_testing::service::endpoint("VMIG_MILVUS_URI", "Milvus 2.3.5")?;
-    let mut o = ConnectOptions::new(uri);
-    o.user = std::env::var("VMIG_MILVUS_USER").ok();
-    o.password = std::env::var("VMIG_MILVUS_PASSWORD").ok();
+    let m = vmig_testing::service::milvus()?;
+    let mut o = ConnectOptions::new(m.uri);
+    (o.user, o.password) = (Some(m.user), Some(m.password));
     Some(o)
 }
 

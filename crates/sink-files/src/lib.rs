@@ -79,7 +79,11 @@ pub struct FilesSinkConfig {
     pub compression: ParquetCompression,
     /// Object-store options (`aws_endpoint`, `aws_region`, `aws_access_key_id`, …); the cloud's
     /// standard environment variables are used otherwise.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "vmig_core::store::serialize_redacted"
+    )]
     pub storage: BTreeMap<String, String>,
     /// Replace earlier vmig output (`manifest.json`, `part-*` files) found in `path`. When
     /// `false` (default) such output makes the job fail before anything is written.

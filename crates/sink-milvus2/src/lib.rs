@@ -245,7 +245,11 @@ pub struct Milvus2SinkConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
     /// Object-store options for an `s3://` stage (`aws_endpoint`, `aws_access_key_id`, …).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "vmig_core::store::serialize_redacted"
+    )]
     pub storage: BTreeMap<String, String>,
     /// Bulk only: `parquet` (default; Milvus 2.3.4+), `numpy` or `json`.
     #[serde(default)]
@@ -370,13 +374,14 @@ impl Milvus2SinkConfig {
     /// Connection options, with secrets defaulting to `MILVUS_TOKEN`, `MILVUS_USER` and
     /// `MILVUS_PASSWORD`.
     pub fn connect_options(&self, ctx: &BuildContext) -> ConnectOptions {
-        let mut o = ConnectOptions::new(self.uri.clone());
-        o.token = self.token.clone();
-        o.user = self.user.clone();
-        o.password = self.password.clone();
-        o.db = self.db.clone();
-        o.ca_cert = self.ca_cert.as_ref().map(|p| ctx.resolve(p).into());
-        o.with_env_credentials()
+        ConnectOptions::from_config(
+            &self.uri,
+            self.token.as_deref(),
+            self.user.as_deref(),
+            self.password.as_deref(),
+            self.db.as_deref(),
+            self.ca_cert.as_ref().map(|p| ctx.resolve(p).into()),
+        )
     }
 }
 

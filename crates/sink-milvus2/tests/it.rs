@@ -23,13 +23,12 @@ struct Env {
 }
 
 fn env() -> Option<Env> {
-    let uri = vmig_testing::service::endpoint("VMIG_MILVUS_URI", "Milvus 2.3.5")?;
-    let get = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let m = vmig_testing::service::milvus()?;
     Some(Env {
-        uri,
-        user: get("VMIG_MILVUS_USER", "root"),
-        password: get("VMIG_MILVUS_PASSWORD", "Milvus"),
-        stage: get("VMIG_MILVUS_STAGE", "/tmp/vmig-stage"),
+        uri: m.uri,
+        user: m.user,
+        password: m.password,
+        stage: std::env::var("VMIG_MILVUS_STAGE").unwrap_or_else(|_| "/tmp/vmig-stage".into()),
     })
 }
 

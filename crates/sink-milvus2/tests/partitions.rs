@@ -52,13 +52,7 @@ fn source() -> MockSource {
     }
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
+use vmig_testing::service::unique;
 
 async fn ids_in(client: &MilvusClient, collection: &str, partition: &str) -> Vec<i64> {
     let r = client
@@ -82,14 +76,15 @@ async fn ids_in(client: &MilvusClient, collection: &str, partition: &str) -> Vec
 
 #[tokio::test]
 async fn source_partitions_land_in_named_milvus_partitions() -> Result<()> {
-    let Some(uri) = vmig_testing::service::endpoint("VMIG_MILVUS_URI", "Milvus 2.3.5") else {
+    let Some(vmig_testing::service::MilvusServer {
+        uri,
+        user,
+        password,
+    }) = vmig_testing::service::milvus()
+    else {
         return Ok(());
     };
     let get = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-    let (user, password) = (
-        get("VMIG_MILVUS_USER", "root"),
-        get("VMIG_MILVUS_PASSWORD", "Milvus"),
-    );
     let stage = get("VMIG_MILVUS_STAGE", "/tmp/vmig-stage");
     let mut options = ConnectOptions::new(uri.clone());
     options.user = Some(user.clone());

@@ -32,24 +32,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use vmig_core::registry::BuildContext;
 use vmig_core::{Error, Result, Source, SourceConfig};
 use vmig_formats::faiss::{parse_layout, ReadAt};
 
 pub use source::{FaissPosition, FaissSource};
 
-/// What to do with a vector that holds NaN or ±Inf.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnNonFinite {
-    /// Fail with a data error naming the file, the row's id and the byte offset (Milvus rejects
-    /// such vectors).
-    #[default]
-    Error,
-    /// Pass the values through unchanged.
-    Allow,
-}
+/// The `on_non_finite` choices; defined in [`vmig_core::vector`] (shared with the `milvus1`
+/// source) and re-exported here for compatibility.
+pub use vmig_core::vector::OnNonFinite;
 
 /// Configuration of the `faiss` source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,7 +53,7 @@ pub struct FaissSourceConfig {
     /// Object-store options (object_store keys such as `aws_endpoint`, `aws_region`,
     /// `aws_access_key_id`); they override the cloud's usual environment variables. Secret
     /// values are masked when the configuration is printed.
-    #[serde(default, serialize_with = "redacted")]
+    #[serde(default, serialize_with = "vmig_core::store::serialize_redacted")]
     pub storage: BTreeMap<String, String>,
     /// Name of the Int64 id column (the primary key). Default `id`.
     #[serde(default = "default_id_field")]
@@ -91,34 +83,6 @@ fn default_vector_field() -> String {
 
 fn default_partition_rows() -> u64 {
     1 << 20
-}
-
-/// Whether a storage option holds a secret that must not be printed.
-fn is_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "secret",
-        "token",
-        "password",
-        "sas",
-        "credential",
-        "private",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-        || k.ends_with("_key")
-        || k == "key"
-}
-
-fn redacted<S: Serializer>(map: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
-    let shown: BTreeMap<&str, &str> = map
-        .iter()
-        .map(|(k, v)| {
-            let v = if is_secret(k) { "***" } else { v.as_str() };
-            (k.as_str(), v)
-        })
-        .collect();
-    shown.serialize(s)
 }
 
 impl FaissSourceConfig {

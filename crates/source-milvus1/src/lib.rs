@@ -28,8 +28,8 @@
 //! is in range (a `deleted_docs` over 1 MiB has only its header checked then; its offsets are
 //! checked when the segment is read). Opening a segment repeats the checks, since files may
 //! change in between. A NaN or ±Inf in a float vector is an error naming the file, row, id and
-//! element unless `on_non_finite = "allow"`; the scan (`vmig_formats`' `first_non_finite`) and
-//! the option type are the faiss source's, reused.
+//! element unless `on_non_finite = "allow"`; the scan (`vmig_formats`' `first_non_finite`) is
+//! the faiss source's and the option type is [`vmig_core::vector::OnNonFinite`], both shared.
 //!
 //! ```toml
 //! [source]
@@ -54,7 +54,7 @@ use vmig_core::{Error, Result, Source, SourceConfig};
 
 pub use source::{Milvus1Position, Milvus1Source};
 /// The `on_non_finite` choices, shared with the faiss source (one definition, one meaning).
-pub use vmig_source_faiss::OnNonFinite;
+pub use vmig_core::vector::OnNonFinite;
 
 /// Configuration of the `milvus1` source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,7 +82,7 @@ pub struct Milvus1SourceConfig {
     pub metric: Option<String>,
     /// Object-store options (object_store keys such as `aws_endpoint`, `aws_region`); secret
     /// values are masked when printed.
-    #[serde(default, serialize_with = "redacted")]
+    #[serde(default, serialize_with = "vmig_core::store::serialize_redacted")]
     pub storage: BTreeMap<String, String>,
     /// Name of the Int64 id column (the primary key). Default `id`.
     #[serde(default = "default_id_field")]
@@ -102,30 +102,6 @@ fn default_id_field() -> String {
 
 fn default_vector_field() -> String {
     "vector".into()
-}
-
-fn is_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "secret",
-        "token",
-        "password",
-        "sas",
-        "credential",
-        "private",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-        || k.ends_with("_key")
-        || k == "key"
-}
-
-fn redacted<S: Serializer>(map: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
-    let shown: BTreeMap<&str, &str> = map
-        .iter()
-        .map(|(k, v)| (k.as_str(), if is_secret(k) { "***" } else { v.as_str() }))
-        .collect();
-    shown.serialize(s)
 }
 
 fn redacted_meta<S: Serializer>(meta: &Option<String>, s: S) -> Result<S::Ok, S::Error> {

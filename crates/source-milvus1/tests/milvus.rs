@@ -45,14 +45,14 @@ async fn rows_in(
 
 #[tokio::test]
 async fn milvus1_partitions_land_in_milvus2_partitions_bit_exactly() -> Result<()> {
-    let Some(uri) = vmig_testing::service::endpoint("VMIG_MILVUS_URI", "Milvus 2.3.5") else {
+    let Some(vmig_testing::service::MilvusServer {
+        uri,
+        user,
+        password,
+    }) = vmig_testing::service::milvus()
+    else {
         return Ok(());
     };
-    let get = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-    let (user, password) = (
-        get("VMIG_MILVUS_USER", "root"),
-        get("VMIG_MILVUS_PASSWORD", "Milvus"),
-    );
     let mut options = ConnectOptions::new(uri.clone());
     options.user = Some(user.clone());
     options.password = Some(password.clone());

@@ -179,13 +179,14 @@ impl Milvus2SourceConfig {
 
     /// Connection options (secrets default to `MILVUS_TOKEN`, `MILVUS_USER`, `MILVUS_PASSWORD`).
     pub fn connect_options(&self, ctx: &BuildContext) -> ConnectOptions {
-        let mut o = ConnectOptions::new(self.uri.clone());
-        o.token = self.token.clone();
-        o.user = self.user.clone();
-        o.password = self.password.clone();
-        o.db = self.db.clone();
-        o.ca_cert = self.ca_cert.as_ref().map(|p| ctx.resolve(p).into());
-        o.with_env_credentials()
+        ConnectOptions::from_config(
+            &self.uri,
+            self.token.as_deref(),
+            self.user.as_deref(),
+            self.password.as_deref(),
+            self.db.as_deref(),
+            self.ca_cert.as_ref().map(|p| ctx.resolve(p).into()),
+        )
     }
 }
 

@@ -5,9 +5,11 @@
 //! * [`gen`]: seeded generators of vector data, so every test and bench can rebuild the exact
 //!   rows it expects.
 //! * [`mock`]: an in-memory source and sink for pipeline tests.
+//! * [`compare`]: helpers for bit-exact comparisons of migrated rows (vector bytes).
 //! * `milvus1` (feature `milvus1`): a generator of Milvus 1.x data directories.
 #![warn(missing_docs)]
 
+pub mod compare;
 pub mod gen;
 #[cfg(feature = "milvus1")]
 pub mod milvus1;

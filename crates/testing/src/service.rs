@@ -13,6 +13,7 @@
 //! | `VMIG_MARIADB_URL`    | MariaDB (`scripts/mariadb start`): `mysql://vmig:vmigpass@127.0.0.1:13306/vmig`; the user may create databases named `vmig*` |
 //! | `VMIG_ES_URL`         | Elasticsearch-compatible server (`scripts/es start`) |
 //! | `VMIG_OPENSEARCH_URL` | OpenSearch-compatible server (`scripts/es start`) |
+//! | `VMIG_MILVUS_URI`, `VMIG_MILVUS_USER`, `VMIG_MILVUS_PASSWORD` | Milvus 2.x ([`milvus`]; user and password default to `root` / `Milvus`) |
 
 /// Whether this run is CI (`CI=true`), where every service must be present.
 pub fn is_ci() -> bool {
@@ -107,4 +108,37 @@ pub fn opensearch() -> Option<String> {
         "VMIG_OPENSEARCH_URL",
         "OpenSearch-compatible server (scripts/es)",
     )
+}
+
+/// A name unique to this process and moment (`{prefix}_{pid}_{nanoseconds}`), for the
+/// collections, indexes and object prefixes a test creates on a shared service.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// The Milvus 2.x server of the integration tests and its credentials.
+#[derive(Debug, Clone)]
+pub struct MilvusServer {
+    /// `VMIG_MILVUS_URI`, e.g. `http://127.0.0.1:19530`.
+    pub uri: String,
+    /// `VMIG_MILVUS_USER`, default `root`.
+    pub user: String,
+    /// `VMIG_MILVUS_PASSWORD`, default `Milvus`.
+    pub password: String,
+}
+
+/// The Milvus 2.x server (`VMIG_MILVUS_URI`, `VMIG_MILVUS_USER`, `VMIG_MILVUS_PASSWORD`), or
+/// `None` after a loud `SKIPPED` line when it is not configured ([`endpoint`]; fails on CI).
+pub fn milvus() -> Option<MilvusServer> {
+    let uri = endpoint("VMIG_MILVUS_URI", "Milvus 2.3.5")?;
+    let get = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    Some(MilvusServer {
+        uri,
+        user: get("VMIG_MILVUS_USER", "root"),
+        password: get("VMIG_MILVUS_PASSWORD", "Milvus"),
+    })
 }

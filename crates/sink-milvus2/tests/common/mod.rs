@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::AsArray;
 use arrow::compute::concat_batches;
-use arrow::datatypes::{Float32Type, Int64Type};
+use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
 use serde_json::{json, Value};
 use vmig_core::pipeline::{NoProgress, Pipeline, RunReport};
@@ -15,13 +15,9 @@ use vmig_core::registry::{parse_sink, parse_source, BuildContext};
 use vmig_core::Result;
 use vmig_milvus::{MilvusClient, PkValue};
 
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
+/// Unique names for what a test creates (re-exported for the test files using `common::unique`).
+#[allow(unused_imports)]
+pub use vmig_testing::service::unique;
 
 pub fn faiss_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -100,16 +96,7 @@ pub async fn assert_same_as_fixture(client: &MilvusClient, collection: &str, fix
     let vcol = all.column_by_name("vector").unwrap();
     for (row, (id, bytes)) in want.iter().enumerate() {
         assert_eq!(got_ids.value(row), *id, "{fixture}: id at row {row}");
-        let got: Vec<u8> = if let Some(list) = vcol.as_fixed_size_list_opt() {
-            let v = list.value(row);
-            v.as_primitive::<Float32Type>()
-                .values()
-                .iter()
-                .flat_map(|f| f.to_le_bytes())
-                .collect()
-        } else {
-            vcol.as_fixed_size_binary().value(row).to_vec()
-        };
+        let got = vmig_testing::compare::vector_bytes(vcol, row);
         assert_eq!(&got[..], *bytes, "{fixture}: vector of id {id}");
     }
 }

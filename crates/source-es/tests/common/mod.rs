@@ -187,13 +187,9 @@ pub async fn read_partition(
     Ok(out)
 }
 
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
+/// Unique names for what a test creates (re-exported for the test files using `common::unique`).
+#[allow(unused_imports)]
+pub use vmig_testing::service::unique;
 
 pub fn arc<T>(t: T) -> Arc<T> {
     Arc::new(t)

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 
-use arrow::array::{Array, AsArray, FixedSizeBinaryArray};
-use arrow::datatypes::{Float32Type, Int64Type};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Int64Type;
 use futures::TryStreamExt;
 use serde_json::Value;
 use vmig_core::registry::{parse_source, BuildContext};
@@ -25,17 +25,7 @@ pub fn rows_of(batch: &arrow::record_batch::RecordBatch) -> Vec<Row> {
     let col = batch.column(1);
     (0..batch.num_rows())
         .map(|i| {
-            let vector = if let Some(fsl) = col.as_fixed_size_list_opt() {
-                let v = fsl.value(i);
-                v.as_primitive::<Float32Type>()
-                    .values()
-                    .iter()
-                    .flat_map(|f| f.to_le_bytes())
-                    .collect()
-            } else {
-                let b: &FixedSizeBinaryArray = col.as_fixed_size_binary();
-                b.value(i).to_vec()
-            };
+            let vector = vmig_testing::compare::vector_bytes(col, i);
             assert!(!col.is_null(i));
             Row {
                 id: ids.value(i),
@@ -83,11 +73,6 @@ pub fn expected(g: &vmig_testing::milvus1::Milvus1Gen, name: &str) -> BTreeMap<S
     e
 }
 
-/// A name unique to this process and moment.
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
+/// Unique names for what a test creates (re-exported for the test files using `common::unique`).
+#[allow(unused_imports)]
+pub use vmig_testing::service::unique;

@@ -26,12 +26,11 @@ pub struct Env {
 }
 
 pub fn env() -> Option<Env> {
-    let uri = vmig_testing::service::endpoint("VMIG_MILVUS_URI", "Milvus 2.3.5")?;
-    let get = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let m = vmig_testing::service::milvus()?;
     Some(Env {
-        uri,
-        user: get("VMIG_MILVUS_USER", "root"),
-        password: get("VMIG_MILVUS_PASSWORD", "Milvus"),
+        uri: m.uri,
+        user: m.user,
+        password: m.password,
     })
 }
 
@@ -57,13 +56,9 @@ impl Env {
     }
 }
 
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
+/// Unique names for what a test creates (re-exported for the test files using `common::unique`).
+#[allow(unused_imports)]
+pub use vmig_testing::service::unique;
 
 pub const DIM: usize = 8;
 

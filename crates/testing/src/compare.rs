@@ -1,0 +1,48 @@
+//! Helpers for comparing migrated rows with their source bit-exactly.
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Float32Type;
+
+/// The vector at `row` of `col` as little-endian bytes, the form Faiss and Milvus 1.x files hold
+/// them in: a float vector column (`FixedSizeList<Float32>` or, as read back from Parquet,
+/// `List<Float32>`) gives each f32's bytes, a binary vector column (`FixedSizeBinary`) its
+/// bytes as they are.
+///
+/// # Panics
+/// On any other column type: a test comparing vectors was given the wrong column.
+pub fn vector_bytes(col: &dyn Array, row: usize) -> Vec<u8> {
+    let floats = if let Some(list) = col.as_fixed_size_list_opt() {
+        list.value(row)
+    } else if let Some(list) = col.as_list_opt::<i32>() {
+        list.value(row)
+    } else if let Some(bin) = col.as_fixed_size_binary_opt() {
+        return bin.value(row).to_vec();
+    } else {
+        panic!("not a vector column: {:?}", col.data_type());
+    };
+    floats
+        .as_primitive::<Float32Type>()
+        .values()
+        .iter()
+        .flat_map(|f| f.to_le_bytes())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{FixedSizeBinaryArray, Float32Array};
+    use vmig_core::vector::float_vector_array;
+
+    use super::*;
+
+    #[test]
+    fn float_and_binary_vectors_give_their_le_bytes() {
+        let v = float_vector_array(Float32Array::from(vec![1.0, -2.5, 3.0, 0.0]), 2).unwrap();
+        assert_eq!(
+            vector_bytes(&v, 1),
+            [3.0f32.to_le_bytes(), 0.0f32.to_le_bytes()].concat()
+        );
+        let b = FixedSizeBinaryArray::try_from_iter([[1u8, 2], [3, 4]].into_iter()).unwrap();
+        assert_eq!(vector_bytes(&b, 0), vec![1, 2]);
+    }
+}

@@ -1,0 +1,53 @@
+"""Helpers shared by the scripts/bench_*.py benchmarks: run a command as a child and measure
+its wall time, CPU time (user + system, from wait4's rusage) and peak RSS or output."""
+
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+
+
+def run(cmd):
+    """Runs cmd with stdout discarded, then syncs so written data reaches the disk inside the
+    timing; returns (wall seconds, CPU seconds, peak RSS MiB). Exits on failure with stderr."""
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    err = p.stderr.read().decode() if p.stderr else ""
+    subprocess.run(["sync"], check=True)
+    secs = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"{cmd[0]} failed ({status}):\n{err}")
+    return secs, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+
+
+def run_measured(cmd):
+    """Runs cmd as a child; returns (wall seconds, CPU seconds, stdout). Output goes to temporary
+    files so wait4 can reap the child itself and report its rusage. Exits on failure with the
+    child's stderr and stdout."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, ru = os.wait4(p.pid, 0)
+        secs = time.perf_counter() - start
+        p.returncode = rc = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        o, e = out.read().decode(), err.read().decode()
+    if rc != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed ({rc}):\n{e}{o}")
+    return secs, ru.ru_utime + ru.ru_stime, o
+
+
+def print_table(results, mib, baseline):
+    """Prints one row per tool of results ({name: [(secs, cpu, rss MiB), ...]}): median seconds,
+    MiB/s for mib MiB, speed relative to the results[baseline] median, median CPU seconds and
+    the largest peak RSS."""
+    base_secs = statistics.median(s for s, _, _ in results[baseline])
+    print(f"{'tool':<26}{'seconds':>9}{'MiB/s':>9}{'vs cp':>8}{'CPU s':>8}{'peak RSS MiB':>14}")
+    for name, rs in results.items():
+        secs = statistics.median(s for s, _, _ in rs)
+        cpu = statistics.median(c for _, c, _ in rs)
+        rss = max(m for _, _, m in rs)
+        print(f"{name:<26}{secs:>9.2f}{mib / secs:>9.0f}{base_secs / secs:>8.2f}{cpu:>8.2f}{rss:>14.0f}")
