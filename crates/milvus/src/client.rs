@@ -134,20 +134,39 @@ impl ConnectOptions {
     }
 }
 
+/// Adds the connection keys of a Milvus config (`uri`, `token`, `user`, `password`, `db`) to a
+/// `Debug` output, the token and password shown only as `<redacted>`.
+pub fn debug_connection<'d, 'a, 'b>(
+    d: &'d mut fmt::DebugStruct<'a, 'b>,
+    uri: &str,
+    token: &Option<String>,
+    user: &Option<String>,
+    password: &Option<String>,
+    db: &Option<String>,
+) -> &'d mut fmt::DebugStruct<'a, 'b> {
+    let redact = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
+    d.field("uri", &uri)
+        .field("token", &redact(token))
+        .field("user", user)
+        .field("password", &redact(password))
+        .field("db", db)
+}
+
 impl fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redact = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
-        f.debug_struct("ConnectOptions")
-            .field("uri", &self.uri)
-            .field("token", &redact(&self.token))
-            .field("user", &self.user)
-            .field("password", &redact(&self.password))
-            .field("db", &self.db)
-            .field("ca_cert", &self.ca_cert)
-            .field("timeout", &self.timeout)
-            .field("request_timeout", &self.request_timeout)
-            .field("max_request_bytes", &self.max_request_bytes)
-            .finish()
+        debug_connection(
+            &mut f.debug_struct("ConnectOptions"),
+            &self.uri,
+            &self.token,
+            &self.user,
+            &self.password,
+            &self.db,
+        )
+        .field("ca_cert", &self.ca_cert)
+        .field("timeout", &self.timeout)
+        .field("request_timeout", &self.request_timeout)
+        .field("max_request_bytes", &self.max_request_bytes)
+        .finish()
     }
 }
 

@@ -48,8 +48,8 @@ use arrow::array::{
 };
 use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::datatypes::{
-    DataType, Field, Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
-    Int8Type, Schema, SchemaRef, UInt32Type,
+    ArrowPrimitiveType, DataType, Field, Float16Type, Float32Type, Float64Type, Int16Type,
+    Int32Type, Int64Type, Int8Type, Schema, SchemaRef, UInt32Type,
 };
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use milvus::proto::common::KeyValuePair;
@@ -486,6 +486,11 @@ fn decode_sparse(field: &Field, rows: &[Vec<u8>]) -> Result<ArrayRef> {
     )?))
 }
 
+/// The values of a primitive column of Arrow type `T`, or `None` when the column has another type.
+fn native_values<T: ArrowPrimitiveType>(array: &ArrayRef) -> Option<Vec<T::Native>> {
+    Some(array.as_primitive_opt::<T>()?.values().to_vec())
+}
+
 /// The wire payload of a scalar column of Milvus type `t` (nulls are checked by the caller).
 fn scalar_data(field: &Field, t: MDataType, array: &ArrayRef) -> Result<scalar_field::Data> {
     let wrong = || {
@@ -523,25 +528,13 @@ fn scalar_data(field: &Field, t: MDataType, array: &ArrayRef) -> Result<scalar_f
             scalar_field::Data::IntData(IntArray { data })
         }
         MDataType::Int64 => scalar_field::Data::LongData(LongArray {
-            data: array
-                .as_primitive_opt::<Int64Type>()
-                .ok_or_else(wrong)?
-                .values()
-                .to_vec(),
+            data: native_values::<Int64Type>(array).ok_or_else(wrong)?,
         }),
         MDataType::Float => scalar_field::Data::FloatData(FloatArray {
-            data: array
-                .as_primitive_opt::<Float32Type>()
-                .ok_or_else(wrong)?
-                .values()
-                .to_vec(),
+            data: native_values::<Float32Type>(array).ok_or_else(wrong)?,
         }),
         MDataType::Double => scalar_field::Data::DoubleData(DoubleArray {
-            data: array
-                .as_primitive_opt::<Float64Type>()
-                .ok_or_else(wrong)?
-                .values()
-                .to_vec(),
+            data: native_values::<Float64Type>(array).ok_or_else(wrong)?,
         }),
         MDataType::VarChar => scalar_field::Data::StringData(MStringArray {
             data: strings(array)?,

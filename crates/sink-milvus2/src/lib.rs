@@ -310,18 +310,19 @@ pub struct Milvus2SinkConfig {
 
 impl fmt::Debug for Milvus2SinkConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redact = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
-        f.debug_struct("Milvus2SinkConfig")
-            .field("uri", &self.uri)
-            .field("token", &redact(&self.token))
-            .field("user", &self.user)
-            .field("password", &redact(&self.password))
-            .field("db", &self.db)
-            .field("collection", &self.collection)
-            .field("mode", &self.mode)
-            .field("stage", &self.stage)
-            .field("if_exists", &self.if_exists)
-            .finish_non_exhaustive()
+        vmig_milvus::client::debug_connection(
+            &mut f.debug_struct("Milvus2SinkConfig"),
+            &self.uri,
+            &self.token,
+            &self.user,
+            &self.password,
+            &self.db,
+        )
+        .field("collection", &self.collection)
+        .field("mode", &self.mode)
+        .field("stage", &self.stage)
+        .field("if_exists", &self.if_exists)
+        .finish_non_exhaustive()
     }
 }
 

@@ -126,21 +126,22 @@ pub struct Milvus2SourceConfig {
 
 impl fmt::Debug for Milvus2SourceConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redact = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
-        f.debug_struct("Milvus2SourceConfig")
-            .field("uri", &self.uri)
-            .field("token", &redact(&self.token))
-            .field("user", &self.user)
-            .field("password", &redact(&self.password))
-            .field("db", &self.db)
-            .field("collection", &self.collection)
-            .field("collections", &self.collections)
-            .field("partitions", &self.partitions)
-            .field("filter", &self.filter)
-            .field("batch_size", &self.batch_size)
-            .field("load", &self.load)
-            .field("ids", &self.ids)
-            .finish_non_exhaustive()
+        vmig_milvus::client::debug_connection(
+            &mut f.debug_struct("Milvus2SourceConfig"),
+            &self.uri,
+            &self.token,
+            &self.user,
+            &self.password,
+            &self.db,
+        )
+        .field("collection", &self.collection)
+        .field("collections", &self.collections)
+        .field("partitions", &self.partitions)
+        .field("filter", &self.filter)
+        .field("batch_size", &self.batch_size)
+        .field("load", &self.load)
+        .field("ids", &self.ids)
+        .finish_non_exhaustive()
     }
 }
 
