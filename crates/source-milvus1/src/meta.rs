@@ -94,25 +94,33 @@ fn sql_error(what: &str, e: sqlx::Error) -> Error {
     }
 }
 
+/// Runs the two meta queries on an open sqlx connection (SQLite or MySQL: the same SQL, different
+/// connection types), closes it and converts the rows; `$shown` names the meta in errors.
+macro_rules! read_meta {
+    ($conn:ident, $shown:ident) => {{
+        let tables: Vec<TableTuple> = sqlx::query_as(TABLES_SQL)
+            .fetch_all(&mut $conn)
+            .await
+            .map_err(|e| sql_error(&format!("reading `Tables` from `{}`", $shown), e))?;
+        let files: Vec<FileTuple> = sqlx::query_as(FILES_SQL)
+            .fetch_all(&mut $conn)
+            .await
+            .map_err(|e| sql_error(&format!("reading `TableFiles` from `{}`", $shown), e))?;
+        let _ = $conn.close().await;
+        Meta {
+            tables: tables.into_iter().map(table).collect(),
+            files: files.into_iter().map(file_row).collect(),
+        }
+    }};
+}
+
 /// Reads the meta from MySQL/MariaDB.
 pub(crate) async fn load_mysql(url: &str) -> Result<Meta> {
     let shown = redact_url(url);
     let mut conn = sqlx::MySqlConnection::connect(url)
         .await
         .map_err(|e| sql_error(&format!("connecting to the Milvus 1.x meta `{shown}`"), e))?;
-    let tables: Vec<TableTuple> = sqlx::query_as(TABLES_SQL)
-        .fetch_all(&mut conn)
-        .await
-        .map_err(|e| sql_error(&format!("reading `Tables` from `{shown}`"), e))?;
-    let files: Vec<FileTuple> = sqlx::query_as(FILES_SQL)
-        .fetch_all(&mut conn)
-        .await
-        .map_err(|e| sql_error(&format!("reading `TableFiles` from `{shown}`"), e))?;
-    let _ = conn.close().await;
-    Ok(Meta {
-        tables: tables.into_iter().map(table).collect(),
-        files: files.into_iter().map(file_row).collect(),
-    })
+    Ok(read_meta!(conn, shown))
 }
 
 /// Copies `meta.sqlite` and (when present) its `-wal` and `-shm` from `location` into `dir`.
@@ -151,20 +159,9 @@ pub(crate) async fn load_sqlite(location: &StoreLocation) -> Result<Meta> {
     let mut conn = sqlx::SqliteConnection::connect_with(&options)
         .await
         .map_err(|e| sql_error(&format!("opening the Milvus 1.x meta `{shown}`"), e))?;
-    let tables: Vec<TableTuple> = sqlx::query_as(TABLES_SQL)
-        .fetch_all(&mut conn)
-        .await
-        .map_err(|e| sql_error(&format!("reading `Tables` from `{shown}`"), e))?;
-    let files: Vec<FileTuple> = sqlx::query_as(FILES_SQL)
-        .fetch_all(&mut conn)
-        .await
-        .map_err(|e| sql_error(&format!("reading `TableFiles` from `{shown}`"), e))?;
-    let _ = conn.close().await;
+    let meta = read_meta!(conn, shown);
     drop(tmp);
-    Ok(Meta {
-        tables: tables.into_iter().map(table).collect(),
-        files: files.into_iter().map(file_row).collect(),
-    })
+    Ok(meta)
 }
 
 #[cfg(test)]
