@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod parse;
 pub mod pipeline;
+pub mod ranges;
 pub mod registry;
 pub mod sink;
 pub mod source;

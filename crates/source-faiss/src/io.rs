@@ -1,90 +1,12 @@
-//! Byte access to the index: local reads into unzeroed buffers, ranged GETs on an object store.
+//! Header reads of an index in an object store (body reads use [`vmig_core::ranges`]).
 
-use std::io::{Read, Seek, SeekFrom};
-use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore};
-use vmig_core::{Error, Result};
+use vmig_core::Result;
 use vmig_formats::faiss::ReadAt;
-
-/// Where the body reads of a partition go.
-#[derive(Debug, Clone)]
-pub(crate) enum Io {
-    /// A local file, read on Tokio's blocking pool.
-    Local(Arc<LocalFile>),
-    /// An object in a store, read with ranged GETs.
-    Store {
-        store: Arc<dyn ObjectStore>,
-        path: Path,
-    },
-}
-
-impl Io {
-    /// Reads each of `ranges` (sorted, non-overlapping) in full.
-    pub(crate) async fn read_ranges(&self, ranges: Vec<Range<u64>>) -> Result<Vec<Bytes>> {
-        match self {
-            Io::Local(file) => {
-                let file = Arc::clone(file);
-                tokio::task::spawn_blocking(move || {
-                    ranges
-                        .iter()
-                        .map(|r| file.read_range(r.clone()))
-                        .collect::<Result<Vec<_>>>()
-                })
-                .await
-                .map_err(|e| Error::External(Box::new(e)))?
-            }
-            Io::Store { store, path } => Ok(store.get_ranges(path, &ranges).await?),
-        }
-    }
-}
-
-/// Body reads of a local file. `pread` needs an initialised (zero-filled) buffer; instead each
-/// read seeks a handle of its own and lets [`Read::read_to_end`] fill a buffer's spare capacity,
-/// which std does without zeroing it first. Handles are opened on demand from the path and kept
-/// for reuse (one per concurrent read), so concurrent reads never share a file offset.
-#[derive(Debug)]
-pub(crate) struct LocalFile {
-    path: PathBuf,
-    idle: Mutex<Vec<std::fs::File>>,
-}
-
-impl LocalFile {
-    /// Reads from `path`; `first` is an already open handle on it.
-    pub(crate) fn new(path: PathBuf, first: std::fs::File) -> Self {
-        LocalFile {
-            path,
-            idle: Mutex::new(vec![first]),
-        }
-    }
-
-    /// Reads `range` in full (blocking).
-    fn read_range(&self, range: Range<u64>) -> Result<Bytes> {
-        let len = range.end.saturating_sub(range.start);
-        let cap = usize::try_from(len)
-            .map_err(|_| Error::data("faiss read", format!("range {range:?} is too large")))?;
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut file = match idle {
-            Some(f) => f,
-            None => std::fs::File::open(&self.path)
-                .map_err(|e| Error::from(e).context(format!("opening {}", self.path.display())))?,
-        };
-        let mut buf = Vec::with_capacity(cap);
-        file.seek(SeekFrom::Start(range.start))
-            .and_then(|_| (&mut file).take(len).read_to_end(&mut buf))
-            .map_err(|e| Error::from(e).context(format!("reading bytes {range:?}")))?;
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(file);
-        // A short read (the file shrank) is reported by the caller, which checks lengths.
-        Ok(Bytes::from(buf))
-    }
-}
 
 /// The size of an object (a HEAD request).
 pub(crate) async fn object_size(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<u64> {

@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use vmig_core::ranges::{LocalFile, RangeReader};
 use vmig_core::registry::BuildContext;
 use vmig_core::{Error, Result, Source, SourceConfig};
 use vmig_formats::faiss::{parse_layout, ReadAt};
@@ -134,21 +135,21 @@ impl SourceConfig for FaissSourceConfig {
         let location =
             vmig_core::store::resolve(&normalize_local(&ctx.resolve(&self.path))?, &self.storage)?;
         let display = location.display.clone();
-        let (io, reader): (io::Io, Arc<dyn ReadAt>) = match &location.local {
+        let (io, reader): (RangeReader, Arc<dyn ReadAt>) = match &location.local {
             Some(local) => {
                 let local = local.clone();
                 let shown = display.clone();
                 let (header, body) = tokio::task::spawn_blocking(move || {
                     let header = std::fs::File::open(&local)?;
                     let body = std::fs::File::open(&local)?;
-                    Ok::<_, std::io::Error>((header, io::LocalFile::new(local, body)))
+                    Ok::<_, std::io::Error>((header, LocalFile::new(local, Some(body))))
                 })
                 .await
                 .map_err(|e| Error::External(Box::new(e)))?
                 .map_err(|e| {
                     Error::from(e).context(format!("cannot open Faiss index `{shown}`"))
                 })?;
-                (io::Io::Local(Arc::new(body)), Arc::new(header))
+                (RangeReader::Local(Arc::new(body)), Arc::new(header))
             }
             None => {
                 let size = io::object_size(&location.store, &location.path)
@@ -161,7 +162,7 @@ impl SourceConfig for FaissSourceConfig {
                     tokio::runtime::Handle::current(),
                 );
                 (
-                    io::Io::Store {
+                    RangeReader::Store {
                         store: Arc::clone(&location.store),
                         path: location.path.clone(),
                     },

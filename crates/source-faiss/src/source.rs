@@ -27,8 +27,8 @@ use vmig_formats::faiss::{
     VectorKind,
 };
 
-use crate::io::Io;
 use crate::{FaissSourceConfig, OnNonFinite};
+use vmig_core::ranges::RangeReader;
 
 /// Bytes (codes + ids) read per object-store request when batches are small; a chunk always
 /// holds whole batches, so a batch larger than this is read on its own.
@@ -76,7 +76,7 @@ struct Inner {
     display: String,
     layout: FaissLayout,
     schema: SchemaRef,
-    io: Io,
+    io: RangeReader,
     partitions: Vec<Partition>,
     on_non_finite: OnNonFinite,
 }
@@ -100,7 +100,7 @@ impl FaissSource {
         config: &FaissSourceConfig,
         display: String,
         layout: FaissLayout,
-        io: Io,
+        io: RangeReader,
     ) -> Result<Self> {
         let vector = match layout.vectors {
             VectorKind::Float32 => float_vector_field(&config.vector_field, layout.dim),
@@ -299,8 +299,8 @@ impl Source for FaissSource {
             batch_rows: ctx.batch_rows.get() as u64,
             bytes_per_row: inner.layout.row_bytes as u64 + 8,
             chunk_bytes: match inner.io {
-                Io::Local(_) => LOCAL_CHUNK_BYTES,
-                Io::Store { .. } => CHUNK_BYTES,
+                RangeReader::Local(_) => LOCAL_CHUNK_BYTES,
+                RangeReader::Store { .. } => CHUNK_BYTES,
             },
         };
         let reader = Arc::clone(inner);
@@ -571,13 +571,15 @@ fn decode_batch(inner: &Inner, chunk: &Chunk, index: usize) -> Result<SourceBatc
     let (codes, ids) = if let [(_, codes, ids)] = parts.as_slice() {
         (codes.clone(), ids.clone())
     } else {
-        let mut codes = Vec::with_capacity((rows * layout.row_bytes as u64) as usize);
+        // Pooled like the read buffers, so merging small lists does not fault in new pages.
+        let pool = vmig_core::ranges::BufferPool::global();
+        let mut codes = pool.take((rows * layout.row_bytes as u64) as usize);
         let mut ids = Vec::with_capacity(rows as usize);
         for (_, c, i) in &parts {
             codes.extend_from_slice(c);
             ids.extend_from_slice(i.values());
         }
-        (Bytes::from(codes), Int64Array::from(ids))
+        (pool.bytes(codes), Int64Array::from(ids))
     };
     let vectors: ArrayRef = match layout.vectors {
         VectorKind::Float32 => {

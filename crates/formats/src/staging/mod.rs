@@ -35,10 +35,13 @@ use arrow::record_batch::RecordBatch;
 use vmig_core::vector::{self, VectorType};
 use vmig_core::{Error, Result};
 
+mod file;
 mod json;
 mod npy;
 mod pq;
+mod vector_pages;
 
+pub use self::file::StagingFile;
 pub use self::json::JsonWriter;
 pub use self::npy::NumpyWriter;
 pub use self::pq::{ParquetCompression, ParquetOptions, ParquetWriter};
@@ -123,7 +126,7 @@ pub enum StagingWriter {
     /// See [`ParquetWriter`].
     Parquet {
         /// The writer (boxed: it is much larger than the others).
-        writer: Box<ParquetWriter<File>>,
+        writer: Box<ParquetWriter<StagingFile>>,
         /// The file being written.
         path: PathBuf,
         /// Whether to `fsync` at finish.
@@ -134,7 +137,7 @@ pub enum StagingWriter {
     /// See [`JsonWriter`].
     Json {
         /// The writer.
-        writer: JsonWriter<File>,
+        writer: JsonWriter<StagingFile>,
         /// The file being written.
         path: PathBuf,
         /// Whether to `fsync` at finish.
@@ -155,7 +158,9 @@ impl StagingWriter {
     ) -> Result<StagingWriter> {
         check_schema(format, schema)?;
         let create = |p: &Path| {
-            File::create(p).map_err(|e| Error::from(e).context(format!("creating {}", p.display())))
+            File::create(p)
+                .and_then(|f| StagingFile::new(f, options.sync))
+                .map_err(|e| Error::from(e).context(format!("creating {}", p.display())))
         };
         Ok(match format {
             StagingFormat::Parquet => StagingWriter::Parquet {
@@ -244,10 +249,10 @@ impl StagingWriter {
     /// # Errors
     /// I/O errors.
     pub fn finish(self) -> Result<FinishedFile> {
-        let done = |file: File, path: PathBuf, rows: u64, sync: bool| -> Result<FinishedFile> {
-            if sync {
-                file.sync_all()?;
-            }
+        let done = |file: StagingFile, path: PathBuf, rows: u64, sync: bool| {
+            let file = file
+                .finish(sync)
+                .map_err(|e| Error::from(e).context(format!("writing {}", path.display())))?;
             let bytes = file.metadata()?.len();
             Ok(FinishedFile {
                 files: vec![path.clone()],

@@ -9,13 +9,18 @@ use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Float32Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
-use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::data_type::FloatType;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
+use parquet::file::metadata::{
+    ColumnChunkMetaData, FileMetaData, ParquetMetaData, ParquetMetaDataWriter, RowGroupMetaData,
+};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesPtr};
+use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter, TrackedWrite};
+use parquet::schema::types::{SchemaDescPtr, SchemaDescriptor, Type};
 use vmig_core::{Error, Result};
 
+use super::vector_pages::VectorPages;
 use super::{check_json, check_vector_nulls, normalize_text, Column, StagingFormat};
 
 /// Compression codec of Parquet pages.
@@ -88,28 +93,47 @@ const VECTOR_CALL_VALUES: usize = 16 * 1024;
 ///
 /// Vector columns get no statistics and float vectors no dictionary (both cost CPU for nothing);
 /// binary vectors keep the dictionary, which stores their `UInt8` values (physically `INT32`) in
-/// one byte instead of four. Row groups hold about [`ParquetOptions::row_group_bytes`] (by the
-/// same per-row upper bound as [`ParquetWriter::bytes`]) and at most
-/// `row_group_bytes / assumed row width` rows.
+/// one byte instead of four. Columns carry chunk statistics only; the file has no page index
+/// (Milvus and pyarrow read row groups, not pages). Row groups hold about
+/// [`ParquetOptions::row_group_bytes`] (by the same per-row upper bound as
+/// [`ParquetWriter::bytes`]) and at most `row_group_bytes / assumed row width` rows.
 ///
-/// # How float vectors are encoded
+/// # How the file is assembled
 ///
-/// Converted batches are collected until a row group is full, then the row group is encoded
-/// column after column straight into the output. Every column but the float vectors goes through
-/// parquet's Arrow writer ([`compute_leaves`] + `ArrowColumnWriter`). Float vectors — nearly all
-/// the bytes of a typical file — are written to parquet's low-level column writer instead: their
-/// `f32` values as one contiguous slice per call, with repetition and definition levels taken
-/// from buffers computed once per file (a vector column holds no nulls and every list has `dim`
-/// items, so the levels of every row are the same). The Arrow path would, for every float,
-/// compute both levels, record its index and gather it back through that index before copying
-/// it: that was most of the encoding CPU. Both paths write the same Parquet
-/// schema, encodings and page limits, so readers (Milvus, pyarrow) see the same file;
-/// `tests/staging.rs` checks that the rows read back are identical to the Arrow writer's.
+/// Converted batches are collected until a row group is full, then the row group is written
+/// column chunk after column chunk straight into the output, and the footer at the end. vmig
+/// assembles the file itself from parquet's public parts:
+///
+/// - Every column but the float vectors is encoded by parquet's Arrow writer
+///   ([`compute_leaves`] and `ArrowColumnWriter`) and appended through a row group writer over
+///   a schema of that one column, whose metadata (offsets included) is then taken into the
+///   real row group.
+/// - Float vectors — nearly all the bytes of a typical file — are written by
+///   [`VectorPages`] when the file is uncompressed (on little-endian targets): page header and
+///   levels computed once per page size, value bytes written from the batch's own buffer. With
+///   compression they go to parquet's low-level column writer instead, as one contiguous `f32`
+///   slice per call with levels precomputed once per file ([`VectorLevels`]).
+/// - The footer is parquet's [`ParquetMetaDataWriter`] over the collected row group metadata.
+///
+/// The Arrow path would, for every float, compute both levels, record its index and gather it
+/// back through that index before copying it; the column writer still encodes two levels per
+/// float and copies it: that was most of the CPU time of a float vector file. All paths write
+/// the same Parquet schema and logical content, so readers (Milvus, pyarrow) see the same rows;
+/// `tests/staging.rs` checks that the rows read back are identical to parquet's own Arrow
+/// writer's.
 pub struct ParquetWriter<W: Write + Send> {
-    file: SerializedFileWriter<W>,
+    out: TrackedWrite<W>,
+    descriptor: SchemaDescPtr,
+    /// Per top-level field: a schema of that field alone, to append its column chunks through.
+    field_schemas: Vec<SchemaDescPtr>,
+    /// Per top-level field: the index of its (single) leaf column.
+    leaves: Vec<usize>,
+    props: WriterPropertiesPtr,
     factory: ArrowRowGroupWriterFactory,
-    /// Per column: the precomputed levels of the float vector fast path, if it applies.
-    vector_levels: Vec<Option<VectorLevels>>,
+    /// Per column: how float vectors are written, if it is one (with `dim > 0`).
+    vectors: Vec<Option<FloatVectors>>,
+    /// Metadata of the row groups written.
+    row_groups: Vec<RowGroupMetaData>,
     /// Converted columns of the rows collected for the next row group, in slices.
     pending: Vec<Vec<ArrayRef>>,
     pending_rows: u64,
@@ -131,6 +155,18 @@ pub struct ParquetWriter<W: Write + Send> {
     compressed: bool,
 }
 
+/// How a float vector column is written (see [`ParquetWriter`]).
+#[derive(Debug)]
+enum FloatVectors {
+    /// Uncompressed: pages written by vmig.
+    Pages(VectorPages),
+    /// Compressed: parquet's column writer with precomputed levels.
+    Levels(VectorLevels),
+}
+
+/// The bytes at the start and end of every Parquet file.
+const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
+
 impl<W: Write + Send> std::fmt::Debug for ParquetWriter<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParquetWriter")
@@ -145,7 +181,8 @@ impl<W: Write + Send> ParquetWriter<W> {
     /// Starts a Parquet file on `out` for batches of `schema`.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] naming a field Parquet staging cannot hold.
+    /// [`Error::Unsupported`] naming a field Parquet staging cannot hold; I/O errors writing
+    /// the leading magic bytes.
     pub fn try_new(out: W, schema: &SchemaRef, options: &ParquetOptions) -> Result<Self> {
         let columns = schema
             .fields()
@@ -167,11 +204,14 @@ impl<W: Write + Send> ParquetWriter<W> {
         let width: u64 = columns.iter().map(assumed_width).sum::<u64>().max(1);
         let row_group_rows = (row_group_bytes / width).clamp(1, MAX_ROW_GROUP_ROWS);
 
-        let descriptor = ArrowSchemaConverter::new().convert(&out_schema)?;
+        let descriptor = Arc::new(ArrowSchemaConverter::new().convert(&out_schema)?);
         let mut props = WriterProperties::builder()
             .set_compression(options.compression.codec())
             .set_max_row_group_row_count(Some(row_group_rows as usize))
             .set_max_row_group_bytes(Some(row_group_bytes as usize))
+            // No page index: the row group writers below do not keep one.
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_offset_index_disabled(true)
             // The float vector column is written VECTOR_CALL_VALUES values per call; the default
             // of 1024 would split each call into 16 mini-batches, each with its own bookkeeping.
             .set_write_batch_size(VECTOR_CALL_VALUES);
@@ -200,21 +240,55 @@ impl<W: Write + Send> ParquetWriter<W> {
                 _ => {}
             }
         }
-        // ArrowWriter sets up the file (magic, schema, embedded Arrow schema); row groups are
-        // then written through the lower-level writers it hands over.
-        let (file, factory) = ArrowWriter::try_new(out, out_schema.clone(), Some(props.build()))?
-            .into_serialized_writer()?;
-        let vector_levels = columns
+        let mut props = props.build();
+        add_encoded_arrow_schema_to_metadata(&out_schema, &mut props);
+        let props = Arc::new(props);
+        // The factory that makes the Arrow column writers is built from a file writer; this one
+        // writes to nowhere and only lends it the schema and properties.
+        let template = SerializedFileWriter::new(
+            std::io::sink(),
+            descriptor.root_schema_ptr(),
+            props.clone(),
+        )?;
+        let factory = ArrowRowGroupWriterFactory::new(&template, out_schema.clone());
+        drop(template);
+
+        let leaves = (0..columns.len())
+            .map(|i| leaf_of(&descriptor, i))
+            .collect::<Result<Vec<_>>>()?;
+        let root = descriptor.root_schema();
+        let field_schemas = root
+            .get_fields()
             .iter()
-            .enumerate()
-            .map(|(i, c)| match c {
+            .map(|field| {
+                let alone = Type::group_type_builder(root.name())
+                    .with_fields(vec![field.clone()])
+                    .build()?;
+                Ok(Arc::new(SchemaDescriptor::new(Arc::new(alone))))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let compressed = options.compression != ParquetCompression::None;
+        let vectors = columns
+            .iter()
+            .zip(&leaves)
+            .map(|(c, &leaf)| match c {
                 Column::FloatVector(dim) if *dim > 0 => {
-                    let leaf = descriptor.column(leaf_of(&descriptor, i)?);
-                    Ok(Some(VectorLevels::new(
-                        *dim,
-                        leaf.max_def_level(),
-                        leaf.max_rep_level(),
-                    )))
+                    let leaf = descriptor.column(leaf);
+                    let (max_def, max_rep) = (leaf.max_def_level(), leaf.max_rep_level());
+                    if compressed || cfg!(target_endian = "big") {
+                        Ok(Some(FloatVectors::Levels(VectorLevels::new(
+                            *dim, max_def, max_rep,
+                        ))))
+                    } else {
+                        let pages = VectorPages::new(
+                            *dim,
+                            max_def,
+                            max_rep,
+                            PAGE_BYTES as usize,
+                            PAGE_ROWS as usize,
+                        )?;
+                        Ok(Some(FloatVectors::Pages(pages)))
+                    }
                 }
                 _ => Ok(None),
             })
@@ -230,10 +304,17 @@ impl<W: Write + Send> ParquetWriter<W> {
                 _ => CHUNK_OVERHEAD,
             })
             .sum();
+        let mut out = TrackedWrite::new(out);
+        out.write_all(PARQUET_MAGIC)?;
         Ok(ParquetWriter {
-            file,
+            out,
+            descriptor,
+            field_schemas,
+            leaves,
+            props,
             factory,
-            vector_levels,
+            vectors,
+            row_groups: Vec::new(),
             pending: Vec::new(),
             pending_rows: 0,
             pending_bytes: 0,
@@ -247,7 +328,7 @@ impl<W: Write + Send> ParquetWriter<W> {
             row_group_overhead: row_group_bytes_overhead,
             row_group_bytes,
             row_group_rows,
-            compressed: options.compression != ParquetCompression::None,
+            compressed,
         })
     }
 
@@ -330,7 +411,21 @@ impl<W: Write + Send> ParquetWriter<W> {
     /// Parquet and I/O errors.
     pub fn finish(mut self) -> Result<W> {
         self.flush_row_group()?;
-        Ok(self.file.into_inner()?)
+        let num_rows = self.row_groups.iter().map(RowGroupMetaData::num_rows).sum();
+        let file = FileMetaData::new(
+            self.props.writer_version().as_num(),
+            num_rows,
+            Some(self.props.created_by().to_string()),
+            self.props.key_value_metadata().cloned(),
+            self.descriptor.clone(),
+            None,
+        );
+        let metadata = ParquetMetaData::new(file, std::mem::take(&mut self.row_groups));
+        // Into memory first: the metadata writer flushes its own buffer only when dropped.
+        let mut footer = Vec::new();
+        ParquetMetaDataWriter::new(&mut footer, &metadata).finish()?;
+        self.out.write_all(&footer)?;
+        Ok(self.out.into_inner()?)
     }
 
     /// Adds converted rows (with their size estimates) to the pending row group, writing each
@@ -360,17 +455,21 @@ impl<W: Write + Send> ParquetWriter<W> {
         Ok(())
     }
 
-    /// Encodes the pending rows as one row group, column after column, into the output.
+    /// Writes the pending rows as one row group, column chunk after column chunk, into the
+    /// output (see [`ParquetWriter`]).
     fn flush_row_group(&mut self) -> Result<()> {
         if self.pending_rows == 0 {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
-        self.pending_rows = 0;
+        let rows = std::mem::take(&mut self.pending_rows);
         self.pending_bytes = 0;
-        let index = self.file.flushed_row_groups().len();
+        let index = self.row_groups.len();
+        let ordinal = i32::try_from(index)
+            .map_err(|_| Error::External("too many Parquet row groups".into()))?;
+        let file_offset = self.out.bytes_written() as i64;
         let mut arrow_writers = self.factory.create_column_writers(index)?.into_iter();
-        let mut row_group = self.file.next_row_group()?;
+        let mut chunks = Vec::with_capacity(self.out_schema.fields().len());
         for (i, field) in self.out_schema.fields().iter().enumerate() {
             // One leaf per field: every staging column is a primitive or a list of one.
             let mut arrow_writer = arrow_writers.next().ok_or_else(|| {
@@ -378,22 +477,79 @@ impl<W: Write + Send> ParquetWriter<W> {
                     format!("parquet has no column writer for `{}`", field.name()).into(),
                 )
             })?;
-            match self.vector_levels.get(i).and_then(Option::as_ref) {
-                Some(levels) => {
-                    drop(arrow_writer);
-                    write_float_vectors(&mut row_group, levels, pending.iter().map(|c| &c[i]))?;
+            let vectors = self.vectors.get_mut(i).and_then(Option::as_mut);
+            if let Some(FloatVectors::Pages(pages)) = vectors {
+                drop(arrow_writer);
+                let start = self.out.bytes_written() as i64;
+                let arrays = pending.iter().map(|c| &c[i]);
+                let segments = float_vector_bytes(arrays, pages.dim())?;
+                let written = pages.write_chunk(&mut self.out, &segments)?;
+                if written.rows != rows {
+                    return Err(Error::External(
+                        format!(
+                            "`{}` has {} vectors for {rows} rows in a row group",
+                            field.name(),
+                            written.rows
+                        )
+                        .into(),
+                    ));
                 }
-                None => {
-                    for columns in &pending {
-                        for leaf in compute_leaves(field, &columns[i])? {
-                            arrow_writer.write(&leaf)?;
-                        }
-                    }
-                    arrow_writer.close()?.append_to_row_group(&mut row_group)?;
-                }
+                let chunk = ColumnChunkMetaData::builder(self.descriptor.column(self.leaves[i]))
+                    .set_encodings(vec![Encoding::PLAIN, Encoding::RLE])
+                    .set_compression(Compression::UNCOMPRESSED)
+                    .set_num_values(written.values as i64)
+                    .set_total_compressed_size(written.bytes as i64)
+                    .set_total_uncompressed_size(written.bytes as i64)
+                    .set_data_page_offset(start)
+                    .build()?;
+                chunks.push(chunk);
+                continue;
             }
+            // The chunk goes through a row group writer of this column alone, which records
+            // where it landed in the file.
+            let mut row_group = SerializedRowGroupWriter::new(
+                self.field_schemas[i].clone(),
+                self.props.clone(),
+                &mut self.out,
+                ordinal,
+                None,
+            );
+            if let Some(FloatVectors::Levels(levels)) = vectors {
+                drop(arrow_writer);
+                write_float_vectors(&mut row_group, levels, pending.iter().map(|c| &c[i]))?;
+            } else {
+                for columns in &pending {
+                    for leaf in compute_leaves(field, &columns[i])? {
+                        arrow_writer.write(&leaf)?;
+                    }
+                }
+                arrow_writer.close()?.append_to_row_group(&mut row_group)?;
+            }
+            let written = row_group.close()?;
+            if written.num_rows() as u64 != rows {
+                return Err(Error::External(
+                    format!(
+                        "`{}` has {} values for {rows} rows in a row group",
+                        field.name(),
+                        written.num_rows()
+                    )
+                    .into(),
+                ));
+            }
+            chunks.extend(written.columns().iter().cloned());
         }
-        row_group.close()?;
+        let total_byte_size = chunks
+            .iter()
+            .map(ColumnChunkMetaData::uncompressed_size)
+            .sum();
+        let row_group = RowGroupMetaData::builder(self.descriptor.clone())
+            .set_column_metadata(chunks)
+            .set_num_rows(rows as i64)
+            .set_total_byte_size(total_byte_size)
+            .set_ordinal(ordinal)
+            .set_file_offset(file_offset)
+            .build()?;
+        self.row_groups.push(row_group);
         Ok(())
     }
 
@@ -530,25 +686,7 @@ fn write_float_vectors<'a, W: Write + Send>(
     let writer = column.typed::<FloatType>();
     let step = levels.def.len();
     for array in arrays {
-        let list = array.as_fixed_size_list_opt().ok_or_else(|| {
-            Error::schema(format!(
-                "expected a FixedSizeList float vector column, found {}",
-                array.data_type()
-            ))
-        })?;
-        let values = list
-            .values()
-            .as_primitive_opt::<Float32Type>()
-            .ok_or_else(|| Error::schema("expected float32 vector values"))?
-            .values();
-        if values.len() != list.len() * levels.dim || list.value_length() as usize != levels.dim {
-            return Err(Error::schema(format!(
-                "expected {} float32 values of dimension {}, found {}",
-                list.len() * levels.dim,
-                levels.dim,
-                values.len()
-            )));
-        }
+        let values = float_vector_values(array, levels.dim)?;
         for chunk in values.chunks(step) {
             let n = chunk.len();
             writer.write_batch(chunk, Some(&levels.def[..n]), Some(&levels.rep[..n]))?;
@@ -556,6 +694,42 @@ fn write_float_vectors<'a, W: Write + Send>(
     }
     column.close()?;
     Ok(())
+}
+
+/// The little-endian `f32` bytes of each null-free `FixedSizeList<Float32>(dim)` array.
+fn float_vector_bytes<'a>(
+    arrays: impl Iterator<Item = &'a ArrayRef>,
+    dim: usize,
+) -> Result<Vec<&'a [u8]>> {
+    arrays
+        .map(|array| {
+            let values = float_vector_values(array, dim)?;
+            Ok(values.inner().as_slice())
+        })
+        .collect()
+}
+
+/// The values of a null-free `FixedSizeList<Float32>(dim)` array, checked to be `dim` per row.
+fn float_vector_values(array: &ArrayRef, dim: usize) -> Result<&ScalarBuffer<f32>> {
+    let list = array.as_fixed_size_list_opt().ok_or_else(|| {
+        Error::schema(format!(
+            "expected a FixedSizeList float vector column, found {}",
+            array.data_type()
+        ))
+    })?;
+    let values = list
+        .values()
+        .as_primitive_opt::<Float32Type>()
+        .ok_or_else(|| Error::schema("expected float32 vector values"))?
+        .values();
+    if values.len() != list.len() * dim || list.value_length() as usize != dim {
+        return Err(Error::schema(format!(
+            "expected {} float32 values of dimension {dim}, found {}",
+            list.len() * dim,
+            values.len()
+        )));
+    }
+    Ok(values)
 }
 
 /// The index of the (single) Parquet leaf column of top-level field `field`.
