@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::{Error, Result};
 use crate::store::StoreLocation;
@@ -44,6 +44,21 @@ impl RangeReader {
                 store: Arc::clone(&location.store),
                 path: location.path.clone(),
             },
+        }
+    }
+
+    /// Reads `range` in full (see [`RangeReader::read_ranges`]).
+    ///
+    /// # Errors
+    /// I/O and object-store errors.
+    pub async fn read_range(&self, range: Range<u64>) -> Result<Bytes> {
+        match self {
+            RangeReader::Store { store, path } => Ok(store.get_range(path, range).await?),
+            RangeReader::Local(_) => Ok(self
+                .read_ranges(vec![range])
+                .await?
+                .pop()
+                .unwrap_or_default()),
         }
     }
 

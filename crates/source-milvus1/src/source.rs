@@ -15,6 +15,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
+use vmig_core::ranges::RangeReader;
 use vmig_core::store::StoreLocation;
 use vmig_core::vector::{
     binary_vector_array, binary_vector_field, f32_array_from_le, float_vector_array,
@@ -430,7 +431,8 @@ impl Source for Milvus1Source {
                     )
                 })
                 .try_flatten()
-                .try_filter_map(|b| async move { Ok(b) });
+                .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+                .try_flatten();
             Ok::<_, Error>(batches)
         })
         .try_flatten();
@@ -443,9 +445,10 @@ impl Source for Milvus1Source {
 /// A segment whose files have been found and checked.
 #[derive(Debug)]
 struct OpenSegment {
-    store: Arc<dyn ObjectStore>,
-    rv: Path,
-    uid: Path,
+    /// The `.rv` file (local files are read into pooled buffers, see [`RangeReader`]).
+    rv: RangeReader,
+    /// The `.uid` file.
+    uid: RangeReader,
     rv_name: String,
     uid_name: String,
     rows: u64,
@@ -726,10 +729,10 @@ async fn open_segment(inner: &Inner, index: usize, mode: Check) -> Result<OpenSe
             deleted_rows(&del[8..], rows, mode == Check::Open, &del_name, &rv_name)?
         }
     };
+    let reader = |p: &Path| RangeReader::new(&dir.child(p.filename().unwrap_or_default()));
     Ok(OpenSegment {
-        store,
-        rv,
-        uid,
+        rv: reader(&rv),
+        uid: reader(&uid),
         rv_name,
         uid_name,
         rows,
@@ -749,8 +752,8 @@ async fn read_chunk(seg: &OpenSegment, row_bytes: u64, rows: Range<u64>) -> Resu
     let rv_range = HEADER + rows.start * row_bytes..HEADER + rows.end * row_bytes;
     let uid_range = HEADER + rows.start * 8..HEADER + rows.end * 8;
     let (vectors, ids) = futures::try_join!(
-        seg.store.get_range(&seg.rv, rv_range.clone()),
-        seg.store.get_range(&seg.uid, uid_range.clone())
+        seg.rv.read_range(rv_range.clone()),
+        seg.uid.read_range(uid_range.clone())
     )
     .map_err(|e| Error::from(e).context(format!("reading rows {rows:?} of `{}`", seg.rv_name)))?;
     for (got, want, name) in [
@@ -771,13 +774,19 @@ async fn read_chunk(seg: &OpenSegment, row_bytes: u64, rows: Range<u64>) -> Resu
     Ok(Chunk { rows, vectors, ids })
 }
 
-/// Rows `r` (inside `chunk`) as a batch without their deleted rows; `None` when all are deleted.
+/// A batch with fewer runs of kept rows than one per this many rows is cut into one batch per
+/// run (slices of the read buffer); one with more is filtered (copied).
+const ROWS_PER_RUN_TO_SLICE: usize = 64;
+
+/// Rows `r` (inside `chunk`) as batches without their deleted rows: none when all are deleted,
+/// one batch per run of kept rows when deletes are sparse (no copy), otherwise one filtered
+/// batch.
 fn decode(
     inner: &Inner,
     seg: &OpenSegment,
     chunk: &Chunk,
     r: Range<u64>,
-) -> Result<Option<SourceBatch>> {
+) -> Result<Vec<SourceBatch>> {
     let row_bytes = inner.kind.row_bytes() as usize;
     let from = (r.start - chunk.rows.start) as usize;
     let to = (r.end - chunk.rows.start) as usize;
@@ -800,16 +809,46 @@ fn decode(
         }
         Kind::Binary { .. } => Arc::new(binary_vector_array(le_buffer::<u8>(codes)?, row_bytes)?),
     };
-    let mut batch = RecordBatch::try_new(Arc::clone(&inner.schema), vec![Arc::new(ids), vectors])?;
-    if seg.any_deleted(&r) {
-        let keep: BooleanArray = r.clone().map(|i| Some(!seg.is_deleted(i))).collect();
-        batch = filter_record_batch(&batch, &keep)?;
+    let batch = RecordBatch::try_new(Arc::clone(&inner.schema), vec![Arc::new(ids), vectors])?;
+    let at = |row: u64| Position::encode(&Milvus1Position { row });
+    if !seg.any_deleted(&r) {
+        return Ok(vec![SourceBatch::new(batch, at(r.end)?)]);
     }
-    if batch.num_rows() == 0 {
-        return Ok(None);
+    let runs = kept_runs(seg, &r);
+    if runs.len() <= (to - from).div_ceil(ROWS_PER_RUN_TO_SLICE) {
+        let last = runs.len().saturating_sub(1);
+        // Each run's position is its end; the last one's covers the deleted rows after it.
+        return runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| {
+                let rows = batch.slice(
+                    (run.start - r.start) as usize,
+                    (run.end - run.start) as usize,
+                );
+                let end = if i == last { r.end } else { run.end };
+                Ok(SourceBatch::new(rows, at(end)?))
+            })
+            .collect();
     }
-    let position = Position::encode(&Milvus1Position { row: r.end })?;
-    Ok(Some(SourceBatch::new(batch, position)))
+    let keep: BooleanArray = r.clone().map(|i| Some(!seg.is_deleted(i))).collect();
+    let batch = filter_record_batch(&batch, &keep)?;
+    Ok(vec![SourceBatch::new(batch, at(r.end)?)])
+}
+
+/// The runs of rows of `r` that are not deleted, in order.
+fn kept_runs(seg: &OpenSegment, r: &Range<u64>) -> Vec<Range<u64>> {
+    let mut runs: Vec<Range<u64>> = Vec::new();
+    for row in r.clone() {
+        if seg.is_deleted(row) {
+            continue;
+        }
+        match runs.last_mut() {
+            Some(run) if run.end == row => run.end += 1,
+            _ => runs.push(row..row + 1),
+        }
+    }
+    runs
 }
 
 /// Fails on the first NaN or ±Inf in `values` (`dim` per row, the rows from physical row

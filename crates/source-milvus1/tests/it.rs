@@ -200,6 +200,56 @@ async fn resuming_after_a_position_yields_exactly_the_rest() {
     assert!(err.to_string().contains("past the end"), "{err}");
 }
 
+/// Sparse deletes cut a batch into one batch per run of kept rows (slices of the read buffer);
+/// dense ones are filtered out. Both give exactly the live rows, and every position resumes
+/// exactly after its batch.
+#[tokio::test]
+async fn sparse_and_dense_deletes_read_exactly_and_resume() {
+    let mut g = Milvus1Gen::new(33);
+    let c = g.collection("c", 4, Metric::L2);
+    // Sparse: every 700th row. Dense: every other row of 3000..3200.
+    let mut deletes: Vec<i32> = (0..5000).step_by(700).collect();
+    deletes.extend((3000..3200).step_by(2));
+    g.segment(c, 5000, &deletes, FileType::Raw);
+    let dir = fixture(&g).await;
+    let source = build(json!({ "path": root(&dir) })).await.unwrap();
+    let got = read_all(source.as_ref(), 1024).await.unwrap();
+    assert_eq!(got, expected(&g, "c"));
+    assert_eq!(got[""].len(), 5000 - deletes.len());
+
+    let parts = source.partitions().await.unwrap();
+    let ctx = SourceContext {
+        batch_rows: NonZeroUsize::new(1024).unwrap(),
+        ..SourceContext::default()
+    };
+    let all: Vec<_> = source
+        .open(&parts[0].id, None, &ctx)
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    // Rows 0..1024 and 1024..2048 have two runs each (deletes 0, 700 and 1400), 2048..3072
+    // and 3072..4096 hold dense deletes and are filtered, 4096..5000 has three runs.
+    assert_eq!(all.len(), 2 + 2 + 1 + 1 + 3);
+    for k in [0, 1, 2, all.len() / 2, all.len() - 2] {
+        let rest: Vec<_> = source
+            .open(&parts[0].id, Some(&all[k].position), &ctx)
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let got: Vec<_> = rest
+            .iter()
+            .flat_map(|b| common::rows_of(&b.batch))
+            .collect();
+        let want: Vec<_> = all[k + 1..]
+            .iter()
+            .flat_map(|b| common::rows_of(&b.batch))
+            .collect();
+        assert_eq!(got, want, "after batch {k}");
+    }
+}
+
 /// A directory of one collection (dim 4) with four segments of 10 rows; the last one is the
 /// segment the tests break. Returns the generator, the directory and the last segment's path.
 async fn four_segments() -> (Milvus1Gen, tempfile::TempDir, std::path::PathBuf) {
