@@ -755,7 +755,7 @@ async fn read_chunk(seg: &OpenSegment, row_bytes: u64, rows: Range<u64>) -> Resu
         seg.rv.read_range(rv_range.clone()),
         seg.uid.read_range(uid_range.clone())
     )
-    .map_err(|e| Error::from(e).context(format!("reading rows {rows:?} of `{}`", seg.rv_name)))?;
+    .map_err(|e| e.context(format!("reading rows {rows:?} of `{}`", seg.rv_name)))?;
     for (got, want, name) in [
         (&vectors, &rv_range, &seg.rv_name),
         (&ids, &uid_range, &seg.uid_name),
