@@ -206,6 +206,8 @@ impl Pipeline {
         )
         .await;
         cancel.cancel();
+        // The job's read buffers are idle now; an embedding program should not keep them.
+        crate::ranges::BufferPool::global().clear();
         match result {
             Ok(mut report) => {
                 let commit = sink

@@ -189,6 +189,15 @@ impl BufferPool {
         Bytes::from_owner(Pooled { buf, pool: self })
     }
 
+    /// Frees every idle buffer (the pipeline runner does at the end of a job). Buffers still
+    /// lent out come back later as usual.
+    pub fn clear(&self) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     fn give_back(&self, mut buf: Vec<u8>) {
         buf.clear();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -242,6 +251,8 @@ mod tests {
         pool.give_back(again);
         let larger = pool.take(1 << 20);
         assert_ne!(larger.as_ptr(), ptr);
+        pool.clear();
+        assert!(pool.idle.lock().unwrap().is_empty());
     }
 
     #[test]
