@@ -483,7 +483,7 @@ impl<W: Write + Send> ParquetWriter<W> {
                 let start = self.out.bytes_written() as i64;
                 let arrays = pending.iter().map(|c| &c[i]);
                 let segments = float_vector_bytes(arrays, pages.dim())?;
-                let written = pages.write_chunk(&mut self.out, &segments)?;
+                let written = pages.write_chunk(&mut self.out, start as u64, &segments)?;
                 if written.rows != rows {
                     return Err(Error::External(
                         format!(

@@ -20,6 +20,7 @@
 //!
 //! Pages always start at a row boundary and hold at most [`VectorPages::page_rows`] rows.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 
 /// Thrift compact protocol type id of `i32` (zigzag varint).
@@ -41,11 +42,20 @@ pub(super) struct VectorPages {
     page_rows: usize,
     max_def: i16,
     max_rep: i16,
-    /// Header and levels of a page of `page_rows` rows (every page but a chunk's last).
-    full_prefix: Vec<u8>,
-    /// Header and levels of a chunk's last page.
-    scratch: Vec<u8>,
+    /// Repetition levels of a page of `page_rows` rows (every page but a chunk's last).
+    full_rep: Vec<u8>,
+    /// Page prefixes (header and levels) by row count and length modulo [`LINE`].
+    prefixes: HashMap<(usize, usize), Vec<u8>>,
 }
+
+/// The kernel copies a page's values into the page cache fastest when they sit at the same
+/// offset inside a cache line in the batch's buffer and in the file; page prefixes are padded
+/// to make them so.
+const LINE: usize = 64;
+
+/// Most prefixes kept (one per row count and alignment); the last pages of chunks have many
+/// row counts.
+const MAX_PREFIXES: usize = 256;
 
 /// What [`VectorPages::write_chunk`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +72,7 @@ impl VectorPages {
     /// Pages of at most `page_bytes` value bytes (at least one row) and `max_page_rows` rows.
     ///
     /// # Errors
-    /// `InvalidInput` if one row does not fit the `i32` sizes of a page header.
+    /// `InvalidInput` if the dimension is 0 or one row is too large for a page.
     pub fn new(
         dim: usize,
         max_def: i16,
@@ -70,21 +80,24 @@ impl VectorPages {
         page_bytes: usize,
         max_page_rows: usize,
     ) -> io::Result<VectorPages> {
-        let row_bytes = dim.checked_mul(4).filter(|&b| b > 0).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "vector dimension out of range")
-        })?;
+        let row_bytes = dim
+            .checked_mul(4)
+            .filter(|&b| b > 0 && i32::try_from(b).is_ok())
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "vector dimension out of range")
+            })?;
         let page_rows = (page_bytes / row_bytes).clamp(1, max_page_rows.max(1));
         let mut pages = VectorPages {
             dim,
             page_rows,
             max_def,
             max_rep,
-            full_prefix: Vec::new(),
-            scratch: Vec::new(),
+            full_rep: Vec::new(),
+            prefixes: HashMap::new(),
         };
-        let mut full = Vec::new();
-        pages.prefix(page_rows, &mut full)?;
-        pages.full_prefix = full;
+        pages.full_rep = pages.rep_levels(page_rows);
+        // Fails early if a full page cannot be described.
+        pages.prefix(page_rows, 0)?;
         Ok(pages)
     }
 
@@ -99,15 +112,16 @@ impl VectorPages {
         self.page_rows
     }
 
-    /// Writes one column chunk holding the float values of `segments` in order. Each segment
-    /// is the little-endian `f32` bytes of a whole number of rows; a page may take its values
-    /// from several segments.
+    /// Writes one column chunk holding the float values of `segments` in order, starting at
+    /// byte `start` of the file. Each segment is the little-endian `f32` bytes of a whole
+    /// number of rows; a page may take its values from several segments.
     ///
     /// # Errors
     /// `InvalidInput` if a segment is not a whole number of rows; I/O errors of `out`.
     pub fn write_chunk<W: Write>(
         &mut self,
         out: &mut W,
+        start: u64,
         segments: &[&[u8]],
     ) -> io::Result<ChunkWritten> {
         let row_bytes = self.dim * 4;
@@ -121,6 +135,7 @@ impl VectorPages {
                 ),
             ));
         }
+        let segments: Vec<&[u8]> = segments.iter().copied().filter(|s| !s.is_empty()).collect();
         let rows: usize = segments.iter().map(|s| s.len() / row_bytes).sum();
         let mut bytes = 0u64;
         let mut done = 0;
@@ -128,14 +143,11 @@ impl VectorPages {
         let mut offset = 0;
         while done < rows {
             let n = self.page_rows.min(rows - done);
-            let prefix = if n == self.page_rows {
-                &self.full_prefix
-            } else {
-                let mut scratch = std::mem::take(&mut self.scratch);
-                self.prefix(n, &mut scratch)?;
-                self.scratch = scratch;
-                &self.scratch
-            };
+            let first = segments
+                .get(segment)
+                .map_or(0, |s| s[offset..].as_ptr() as usize);
+            let here = (start + bytes) as usize;
+            let prefix = self.prefix(n, first.wrapping_sub(here) % LINE)?;
             out.write_all(prefix)?;
             bytes += prefix.len() as u64;
             let mut need = n * row_bytes;
@@ -162,52 +174,132 @@ impl VectorPages {
         })
     }
 
-    /// Replaces `out` with the page header and levels of a page of `rows` rows.
-    fn prefix(&self, rows: usize, out: &mut Vec<u8>) -> io::Result<()> {
+    /// The page header and levels of a page of `rows` rows, `align` bytes long modulo [`LINE`]
+    /// when the page has enough values to pad (see [`def_levels_padded`]).
+    fn prefix(&mut self, rows: usize, align: usize) -> io::Result<&[u8]> {
+        let key = (rows, align);
+        if !self.prefixes.contains_key(&key) {
+            if self.prefixes.len() >= MAX_PREFIXES {
+                self.prefixes.clear();
+            }
+            let built = self.build_prefix(rows, align)?;
+            self.prefixes.insert(key, built);
+        }
+        Ok(self.prefixes.get(&key).map_or(&[][..], Vec::as_slice))
+    }
+
+    fn build_prefix(&self, rows: usize, align: usize) -> io::Result<Vec<u8>> {
         let values = rows * self.dim;
-        let mut levels = Vec::new();
-        if self.max_rep > 0 {
-            let mut rep = Vec::new();
-            if self.dim == 1 {
-                rle_run(&mut rep, values, 0, self.max_rep);
-            } else {
-                // Each row: one 0 (a new list) then `dim - 1` continuations.
-                let mut row = Vec::new();
-                rle_run(&mut row, 1, 0, self.max_rep);
-                rle_run(&mut row, self.dim - 1, self.max_rep, self.max_rep);
-                rep.reserve(row.len() * rows);
-                for _ in 0..rows {
-                    rep.extend_from_slice(&row);
+        let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "Parquet page too large");
+        let num_values = i32::try_from(values).map_err(|_| too_big())?;
+        let rep = if rows == self.page_rows {
+            self.full_rep.clone()
+        } else {
+            self.rep_levels(rows)
+        };
+        let level_bytes = |def: &[u8]| {
+            let rep_section = if self.max_rep > 0 { 4 + rep.len() } else { 0 };
+            let def_section = if self.max_def > 0 { 4 + def.len() } else { 0 };
+            rep_section + def_section
+        };
+        let header = |levels: usize| -> io::Result<Vec<u8>> {
+            let size = i32::try_from(levels + values * 4).map_err(|_| too_big())?;
+            Ok(page_header(num_values, size))
+        };
+        // No padding if the length is right already, else the first padding that makes it so,
+        // else none.
+        let mut def = def_levels(values, self.max_def);
+        let natural = header(level_bytes(&def))?.len() + level_bytes(&def);
+        if self.max_def > 0 && natural % LINE != align {
+            for pad in 1..3 * LINE {
+                let Some(padded) = def_levels_padded(values, self.max_def, pad) else {
+                    continue;
+                };
+                let len = header(level_bytes(&padded))?.len() + level_bytes(&padded);
+                if len % LINE == align {
+                    def = padded;
+                    break;
                 }
             }
-            push_levels(&mut levels, &rep)?;
+        }
+        let mut out = header(level_bytes(&def))?;
+        if self.max_rep > 0 {
+            push_levels(&mut out, &rep)?;
         }
         if self.max_def > 0 {
-            let mut def = Vec::new();
-            rle_run(&mut def, values, self.max_def, self.max_def);
-            push_levels(&mut levels, &def)?;
+            push_levels(&mut out, &def)?;
         }
-        let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "Parquet page too large");
-        let size = i32::try_from(levels.len() + values * 4).map_err(|_| too_big())?;
-        let num_values = i32::try_from(values).map_err(|_| too_big())?;
-        out.clear();
-        // PageHeader { 1: type, 2: uncompressed_page_size, 3: compressed_page_size,
-        //              5: data_page_header }
-        thrift_i32(out, 1, DATA_PAGE);
-        thrift_i32(out, 1, size);
-        thrift_i32(out, 1, size);
-        out.push((2 << 4) | THRIFT_STRUCT);
-        // DataPageHeader { 1: num_values, 2: encoding, 3: definition_level_encoding,
-        //                  4: repetition_level_encoding }
-        thrift_i32(out, 1, num_values);
-        thrift_i32(out, 1, PLAIN);
-        thrift_i32(out, 1, RLE);
-        thrift_i32(out, 1, RLE);
-        out.push(0); // end of DataPageHeader
-        out.push(0); // end of PageHeader
-        out.extend_from_slice(&levels);
-        Ok(())
+        Ok(out)
     }
+
+    /// The RLE-encoded repetition levels of `rows` rows.
+    fn rep_levels(&self, rows: usize) -> Vec<u8> {
+        let mut rep = Vec::new();
+        if self.max_rep == 0 {
+            return rep;
+        }
+        if self.dim == 1 {
+            rle_run(&mut rep, rows, 0, self.max_rep);
+        } else {
+            // Each row: one 0 (a new list) then `dim - 1` continuations.
+            let mut row = Vec::new();
+            rle_run(&mut row, 1, 0, self.max_rep);
+            rle_run(&mut row, self.dim - 1, self.max_rep, self.max_rep);
+            rep.reserve(row.len() * rows);
+            for _ in 0..rows {
+                rep.extend_from_slice(&row);
+            }
+        }
+        rep
+    }
+}
+
+/// The definition levels of `values` present values: one RLE run.
+fn def_levels(values: usize, max_def: i16) -> Vec<u8> {
+    let mut def = Vec::new();
+    rle_run(&mut def, values, max_def, max_def);
+    def
+}
+
+/// The definition levels of `values` present values, `pad` bytes longer than one run (unless
+/// the main run's header gets shorter): the same levels split into extra runs of 1 value
+/// (2 bytes each) and, for an odd `pad`, one of 64 values (3 bytes). Readers decode any
+/// sequence of runs. `None` when there are too few values to split, or `pad` is 1.
+fn def_levels_padded(values: usize, max_def: i16, pad: usize) -> Option<Vec<u8>> {
+    let threes = pad % 2;
+    let twos = pad.checked_sub(3 * threes)? / 2;
+    let extra = twos + 64 * threes;
+    let main = values.checked_sub(extra).filter(|&m| m > 0)?;
+    let mut def = Vec::new();
+    for _ in 0..twos {
+        rle_run(&mut def, 1, max_def, max_def);
+    }
+    for _ in 0..threes {
+        rle_run(&mut def, 64, max_def, max_def);
+    }
+    rle_run(&mut def, main, max_def, max_def);
+    Some(def)
+}
+
+/// The Thrift compact encoding of the `PageHeader` of a v1 data page whose values are PLAIN
+/// and whose levels are RLE.
+fn page_header(num_values: i32, size: i32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    // PageHeader { 1: type, 2: uncompressed_page_size, 3: compressed_page_size,
+    //              5: data_page_header }
+    thrift_i32(&mut out, 1, DATA_PAGE);
+    thrift_i32(&mut out, 1, size);
+    thrift_i32(&mut out, 1, size);
+    out.push((2 << 4) | THRIFT_STRUCT);
+    // DataPageHeader { 1: num_values, 2: encoding, 3: definition_level_encoding,
+    //                  4: repetition_level_encoding }
+    thrift_i32(&mut out, 1, num_values);
+    thrift_i32(&mut out, 1, PLAIN);
+    thrift_i32(&mut out, 1, RLE);
+    thrift_i32(&mut out, 1, RLE);
+    out.push(0); // end of DataPageHeader
+    out.push(0); // end of PageHeader
+    out
 }
 
 /// Appends a `u32` little-endian length and the encoded levels.
@@ -246,12 +338,96 @@ fn thrift_i32(out: &mut Vec<u8>, delta: u8, value: i32) {
 mod tests {
     use super::*;
 
+    /// A page as read back: its value count, levels and values.
+    struct Page {
+        num_values: usize,
+        rep: Vec<i16>,
+        def: Vec<i16>,
+        values: Vec<u8>,
+        /// Offset of the values in the chunk.
+        values_at: usize,
+    }
+
+    fn varint(data: &[u8], at: &mut usize) -> u64 {
+        let (mut v, mut shift) = (0u64, 0);
+        loop {
+            let b = data[*at];
+            *at += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            shift += 7;
+            if b < 0x80 {
+                return v;
+            }
+        }
+    }
+
+    /// The i32 fields of a Thrift compact struct (nested structs flattened in order).
+    fn thrift_fields(data: &[u8], at: &mut usize, out: &mut Vec<i64>) {
+        loop {
+            let h = data[*at];
+            *at += 1;
+            match h & 0x0f {
+                0 => return,
+                THRIFT_I32 => {
+                    let z = varint(data, at) as i64;
+                    out.push((z >> 1) ^ -(z & 1));
+                }
+                THRIFT_STRUCT => thrift_fields(data, at, out),
+                other => panic!("unexpected thrift type {other}"),
+            }
+        }
+    }
+
+    fn rle(data: &[u8], width: usize) -> Vec<i16> {
+        let (mut at, mut out) = (0, Vec::new());
+        while at < data.len() {
+            let h = varint(data, &mut at);
+            assert_eq!(h & 1, 0, "bit-packed runs are never written");
+            let mut v = [0u8; 2];
+            v[..width].copy_from_slice(&data[at..at + width]);
+            at += width;
+            out.extend(std::iter::repeat_n(
+                i16::from_le_bytes(v),
+                (h >> 1) as usize,
+            ));
+        }
+        out
+    }
+
+    /// Reads the pages of a chunk written with max rep 1 and max def 2.
+    fn pages_of(chunk: &[u8]) -> Vec<Page> {
+        let (mut at, mut pages) = (0, Vec::new());
+        while at < chunk.len() {
+            let mut f = Vec::new();
+            thrift_fields(chunk, &mut at, &mut f);
+            // type, uncompressed, compressed, num_values, encoding, def enc, rep enc
+            assert_eq!((f[0], f[1], f[4], f[5], f[6]), (0, f[2], 0, 3, 3));
+            let end = at + f[2] as usize;
+            let levels = |at: &mut usize| {
+                let len = u32::from_le_bytes(chunk[*at..*at + 4].try_into().unwrap()) as usize;
+                *at += 4 + len;
+                rle(&chunk[*at - len..*at], 1)
+            };
+            let rep = levels(&mut at);
+            let def = levels(&mut at);
+            pages.push(Page {
+                num_values: f[3] as usize,
+                rep,
+                def,
+                values: chunk[at..end].to_vec(),
+                values_at: at,
+            });
+            at = end;
+        }
+        pages
+    }
+
     #[test]
     fn levels_and_header_bytes() {
-        // dim 3, max def 2, max rep 1: two rows → 6 values.
+        // dim 3, max def 2, max rep 1: two rows → 6 values. LINE is never a length modulo
+        // LINE, so this is the unpadded prefix.
         let pages = VectorPages::new(3, 2, 1, 1 << 20, 20_000).unwrap();
-        let mut out = Vec::new();
-        pages.prefix(2, &mut out).unwrap();
+        let out = pages.build_prefix(2, LINE).unwrap();
         let rep = [2, 0, 4, 1, 2, 0, 4, 1]; // (1 × 0)(2 × 1) per row
         let def = [12, 2]; // 6 × 2
         let size = 4 + rep.len() + 4 + def.len() + 6 * 4;
@@ -273,35 +449,63 @@ mod tests {
     }
 
     #[test]
-    fn pages_split_at_rows_and_span_segments() {
-        let mut pages = VectorPages::new(2, 1, 1, 3 * 8, 100).unwrap();
+    fn pages_split_at_rows_span_segments_and_align_values() {
+        let dim = 32;
+        let row = dim * 4;
+        let mut pages = VectorPages::new(dim, 2, 1, 3 * row, 100).unwrap();
         assert_eq!(pages.page_rows(), 3);
-        let a: Vec<u8> = (0..4 * 8).collect(); // 4 rows
-        let b: Vec<u8> = (100..100 + 3 * 8).collect(); // 3 rows
+        // Buffers whose data starts at every offset in a cache line.
+        let backing: Vec<u8> = (0..64 * row).map(|i| (i * 7 % 251) as u8).collect();
+        for shift in 0..LINE {
+            for start in [0u64, 5, 64, 1001] {
+                let a = &backing[shift..shift + 4 * row]; // 4 rows
+                let b = &backing[shift + 9 * row..shift + 12 * row]; // 3 rows
+                let mut out = Vec::new();
+                let written = pages.write_chunk(&mut out, start, &[a, &[], b]).unwrap();
+                assert_eq!((written.rows, written.values), (7, 7 * dim as u64));
+                assert_eq!(written.bytes, out.len() as u64);
+                let read = pages_of(&out);
+                // 3 + 3 + 1 rows; values in order; levels exact.
+                assert_eq!(read.len(), 3);
+                let values: Vec<u8> = read.iter().flat_map(|p| p.values.clone()).collect();
+                assert_eq!(values, [a, b].concat());
+                for (page, rows) in read.iter().zip([3, 3, 1]) {
+                    assert_eq!(page.num_values, rows * dim);
+                    assert_eq!(page.def, vec![2; rows * dim]);
+                    let rep: Vec<i16> = (0..rows * dim).map(|i| i16::from(i % dim != 0)).collect();
+                    assert_eq!(page.rep, rep);
+                }
+                // The first two pages start in `a` and at its third row: their values sit at
+                // the same offset in a cache line in the file (start + position) as in memory.
+                for (page, src) in read.iter().zip([a.as_ptr(), a[3 * row..].as_ptr()]) {
+                    let file = start as usize + page.values_at;
+                    assert_eq!(
+                        file % LINE,
+                        src as usize % LINE,
+                        "shift {shift} start {start}"
+                    );
+                }
+            }
+        }
         let mut out = Vec::new();
-        let written = pages.write_chunk(&mut out, &[&a, &b]).unwrap();
-        assert_eq!((written.rows, written.values), (7, 14));
-        assert_eq!(written.bytes, out.len() as u64);
-        // Three pages (3 + 3 + 1 rows) whose values, in order, are a then b.
-        let mut full = Vec::new();
-        pages.prefix(3, &mut full).unwrap();
-        let mut last = Vec::new();
-        pages.prefix(1, &mut last).unwrap();
-        let values: Vec<u8> = a.iter().chain(&b).copied().collect();
-        let mut want = full.clone();
-        want.extend_from_slice(&values[..24]);
-        want.extend_from_slice(&full);
-        want.extend_from_slice(&values[24..48]);
-        want.extend_from_slice(&last);
-        want.extend_from_slice(&values[48..]);
-        assert_eq!(out, want);
-        assert!(pages.write_chunk(&mut out, &[&a[..9]]).is_err());
+        assert!(pages.write_chunk(&mut out, 0, &[&backing[..9]]).is_err());
+    }
+
+    #[test]
+    fn padded_definition_levels_decode_to_the_same_levels() {
+        for pad in [0, 2, 3, 4, 5, 63, 64, 127] {
+            let def = def_levels_padded(1000, 3, pad).unwrap();
+            assert_eq!(rle(&def, 1), vec![3; 1000], "pad {pad}");
+            assert_eq!(def.len(), def_levels(1000, 3).len() + pad, "pad {pad}");
+        }
+        assert!(def_levels_padded(1000, 3, 1).is_none());
+        assert!(def_levels_padded(10, 3, 63).is_none());
     }
 
     #[test]
     fn varints_and_zigzag() {
         let mut out = Vec::new();
-        varint(&mut out, 300);
+        super::varint(&mut out, 300);
         assert_eq!(out, [0xac, 0x02]);
         out.clear();
         thrift_i32(&mut out, 1, -1);
