@@ -109,10 +109,10 @@ const VECTOR_CALL_VALUES: usize = 16 * 1024;
 ///   a schema of that one column, whose metadata (offsets included) is then taken into the
 ///   real row group.
 /// - Float vectors — nearly all the bytes of a typical file — are written by
-///   [`VectorPages`] when the file is uncompressed (on little-endian targets): page header and
+///   `VectorPages` when the file is uncompressed (on little-endian targets): page header and
 ///   levels computed once per page size, value bytes written from the batch's own buffer. With
 ///   compression they go to parquet's low-level column writer instead, as one contiguous `f32`
-///   slice per call with levels precomputed once per file ([`VectorLevels`]).
+///   slice per call with levels precomputed once per file (`VectorLevels`).
 /// - The footer is parquet's [`ParquetMetaDataWriter`] over the collected row group metadata.
 ///
 /// The Arrow path would, for every float, compute both levels, record its index and gather it

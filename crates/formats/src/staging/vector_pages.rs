@@ -18,7 +18,10 @@
 //! - the page header is the Thrift compact encoding of `PageHeader` with its
 //!   `DataPageHeader`.
 //!
-//! Pages always start at a row boundary and hold at most [`VectorPages::page_rows`] rows.
+//! Pages always start at a row boundary. The kernel copies a page's values into the page cache
+//! fastest when they sit at the same offset inside a 64-byte cache line in the buffer and in the
+//! file, so a page's definition levels — all one value — are split into as many extra runs as
+//! it takes to put them there (a sequence of runs is plain RLE that every reader decodes).
 
 use std::collections::HashMap;
 use std::io::{self, Write};
