@@ -132,9 +132,13 @@ impl LocalFile {
                 .map_err(|e| Error::from(e).context(format!("opening {}", self.path.display())))?,
         };
         // The kernel copies fastest when source and destination sit at the same offset inside
-        // a cache line, so the data starts in `buf` at the file offset's offset in a line.
+        // a cache line, so the data starts in `buf` at the file offset's offset in a line —
+        // when that keeps 8-byte values aligned, as Arrow needs them (a misaligned column
+        // would be copied again); otherwise at the start of a line.
         let mut buf = BufferPool::global().take(cap + LINE);
-        let shift = (range.start as usize).wrapping_sub(buf.as_ptr() as usize) % LINE;
+        let at = range.start as usize % LINE;
+        let at = if at % 8 == 0 { at } else { 0 };
+        let shift = at.wrapping_sub(buf.as_ptr() as usize) % LINE;
         buf.resize(shift, 0);
         file.seek(SeekFrom::Start(range.start))
             .and_then(|_| (&mut file).take(len).read_to_end(&mut buf))
@@ -175,8 +179,10 @@ impl BufferPool {
         &POOL
     }
 
-    /// An empty buffer with at least `capacity` bytes of capacity: an idle one that is large
-    /// enough (the smallest such), or a new one.
+    /// An empty buffer with at least `capacity` bytes of capacity: the smallest idle one that is
+    /// large enough, or else a new one with an eighth more room (so that slightly larger
+    /// requests later fit it). A miss also frees the largest idle buffer, which is too small:
+    /// idle memory stays made of buffers that fit the requests being made.
     pub fn take(&self, capacity: usize) -> Vec<u8> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let best = idle
@@ -185,10 +191,19 @@ impl BufferPool {
             .filter(|(_, b)| b.capacity() >= capacity)
             .min_by_key(|(_, b)| b.capacity())
             .map(|(i, _)| i);
-        match best {
-            Some(i) => idle.swap_remove(i),
-            None => Vec::with_capacity(capacity),
+        if let Some(i) = best {
+            return idle.swap_remove(i);
         }
+        let largest = idle
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        if let Some(i) = largest {
+            drop(idle.swap_remove(i));
+        }
+        drop(idle);
+        Vec::with_capacity(capacity.saturating_add(capacity / 8))
     }
 
     /// `buf`'s contents as [`Bytes`] that give the buffer back to this pool when dropped.
@@ -272,6 +287,18 @@ mod tests {
         assert_eq!(&file.read_range(10..5000).unwrap()[..], &data[10..5000]);
         // Reused buffers hold no stale bytes beyond what was read.
         assert_eq!(&file.read_range(9990..20_000).unwrap()[..], &data[9990..]);
+        // Data at an 8-byte multiple sits at its file offset's place in a cache line; other
+        // data at the start of a line (so that Arrow can use either without copying).
+        for start in [0u64, 8, 24, 64, 200, 3, 13, 1001] {
+            let got = file.read_range(start..start + 300).unwrap();
+            assert_eq!(&got[..], &data[start as usize..start as usize + 300]);
+            let want = if start % 8 == 0 {
+                start as usize % LINE
+            } else {
+                0
+            };
+            assert_eq!(got.as_ptr() as usize % LINE, want, "start {start}");
+        }
         let missing = LocalFile::new(dir.path().join("nope"), None);
         let err = missing.read_range(0..1).unwrap_err().to_string();
         assert!(err.contains("nope"), "{err}");

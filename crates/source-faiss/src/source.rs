@@ -39,9 +39,9 @@ const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
 /// reads gain nothing from large requests.
 const LOCAL_CHUNK_BYTES: u64 = 2 * 1024 * 1024;
 
-/// A batch spans several inverted lists only while it holds fewer bytes than this: such small
-/// lists are copied into one batch, larger ones become batches of their own that borrow the read
-/// buffer without a copy (the [`SourceContext`](vmig_core::SourceContext) allows batches smaller
+/// A batch spans several inverted lists only while it holds at most this many bytes: such small
+/// lists (or ends of lists) are copied into one batch, larger ones become batches of their own
+/// that borrow the read buffer without a copy (the [`SourceContext`](vmig_core::SourceContext) allows batches smaller
 /// than `batch_rows` when the source's unit of reading is smaller).
 const MERGE_BELOW_BYTES: u64 = 256 * 1024;
 
@@ -366,9 +366,6 @@ impl Planner {
         let mut n = 0;
         while n < self.batch_rows {
             let s = *self.segments.get(self.seg)?;
-            if n > 0 && n * self.bytes_per_row >= MERGE_BELOW_BYTES {
-                break;
-            }
             if self.row >= s.end {
                 self.seg += 1;
                 match self.segments.get(self.seg) {
@@ -378,6 +375,11 @@ impl Planner {
                 continue;
             }
             let take = (s.end - self.row).min(self.batch_rows - n);
+            // Only small pieces are merged (copied): a piece that would take the batch past
+            // MERGE_BELOW_BYTES starts a batch of its own.
+            if n > 0 && (n + take) * self.bytes_per_row > MERGE_BELOW_BYTES {
+                break;
+            }
             pieces.push(Piece {
                 block: s.block,
                 start: self.row,
@@ -763,7 +765,8 @@ mod tests {
             start: 0,
             end,
         };
-        // 1 KiB rows: 300 rows are over MERGE_BELOW_BYTES, 10 rows are not.
+        // 1 KiB rows: 300 rows are over MERGE_BELOW_BYTES, 10 rows are not; a small list is
+        // not merged with a large one (that would copy the large one).
         let segments: Arc<[Segment]> =
             vec![seg(0, 10), seg(1, 300), seg(2, 300), seg(3, 10)].into();
         let planner = Planner {
@@ -781,9 +784,32 @@ mod tests {
         assert_eq!(
             batches,
             vec![
-                vec![(0, 0, 10), (1, 0, 300)],
+                vec![(0, 0, 10)],
+                vec![(1, 0, 300)],
                 vec![(2, 0, 300)],
                 vec![(3, 0, 10)]
+            ]
+        );
+        // The small end of a list longer than a batch is not merged with the next large list.
+        let planner = Planner {
+            segments: vec![seg(0, 1100), seg(1, 300), seg(2, 5), seg(3, 5)].into(),
+            seg: 0,
+            row: 0,
+            batch_rows: 1000,
+            bytes_per_row: 1024,
+            chunk_bytes: CHUNK_BYTES,
+        };
+        let batches: Vec<Vec<(usize, u64, u64)>> = planner
+            .flatten()
+            .map(|b| b.iter().map(|p| (p.block, p.start, p.end)).collect())
+            .collect();
+        assert_eq!(
+            batches,
+            vec![
+                vec![(0, 0, 1000)],
+                vec![(0, 1000, 1100)],
+                vec![(1, 0, 300)],
+                vec![(2, 0, 5), (3, 0, 5)]
             ]
         );
     }
