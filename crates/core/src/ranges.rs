@@ -137,7 +137,7 @@ impl LocalFile {
         // would be copied again); otherwise at the start of a line.
         let mut buf = BufferPool::global().take(cap + LINE);
         let at = range.start as usize % LINE;
-        let at = if at % 8 == 0 { at } else { 0 };
+        let at = if at.is_multiple_of(8) { at } else { 0 };
         let shift = at.wrapping_sub(buf.as_ptr() as usize) % LINE;
         buf.resize(shift, 0);
         file.seek(SeekFrom::Start(range.start))
