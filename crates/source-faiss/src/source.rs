@@ -728,59 +728,48 @@ mod tests {
         assert_eq!(total, 19);
     }
 
-    #[test]
-    fn planner_fills_batches_across_segments() {
-        let segments: Arc<[Segment]> = vec![
-            Segment {
-                block: 0,
-                start: 0,
-                end: 3,
-            },
-            Segment {
-                block: 1,
-                start: 0,
-                end: 4,
-            },
-        ]
-        .into();
+    /// The batches (block, start, end of each piece) a planner makes of `segments` (block, start,
+    /// end), starting at row `row` of the first.
+    fn plan(
+        segments: &[(usize, u64, u64)],
+        row: u64,
+        batch_rows: u64,
+        bytes_per_row: u64,
+    ) -> Vec<Vec<(usize, u64, u64)>> {
+        let segments: Arc<[Segment]> = segments
+            .iter()
+            .map(|&(block, start, end)| Segment { block, start, end })
+            .collect();
         let planner = Planner {
             segments,
             seg: 0,
-            row: 1,
-            batch_rows: 4,
-            bytes_per_row: 16,
+            row,
+            batch_rows,
+            bytes_per_row,
             chunk_bytes: CHUNK_BYTES,
         };
-        let batches: Vec<Vec<(usize, u64, u64)>> = planner
+        planner
             .flatten()
             .map(|b| b.iter().map(|p| (p.block, p.start, p.end)).collect())
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn planner_fills_batches_across_segments() {
+        let batches = plan(&[(0, 0, 3), (1, 0, 4)], 1, 4, 16);
         assert_eq!(batches, vec![vec![(0, 1, 3), (1, 0, 2)], vec![(1, 2, 4)]]);
     }
 
     #[test]
     fn planner_keeps_large_lists_in_batches_of_their_own() {
-        let seg = |block, end| Segment {
-            block,
-            start: 0,
-            end,
-        };
         // 1 KiB rows: 300 rows are over MERGE_BELOW_BYTES, 10 rows are not; a small list is
         // not merged with a large one (that would copy the large one).
-        let segments: Arc<[Segment]> =
-            vec![seg(0, 10), seg(1, 300), seg(2, 300), seg(3, 10)].into();
-        let planner = Planner {
-            segments,
-            seg: 0,
-            row: 0,
-            batch_rows: 1000,
-            bytes_per_row: 1024,
-            chunk_bytes: CHUNK_BYTES,
-        };
-        let batches: Vec<Vec<(usize, u64, u64)>> = planner
-            .flatten()
-            .map(|b| b.iter().map(|p| (p.block, p.start, p.end)).collect())
-            .collect();
+        let batches = plan(
+            &[(0, 0, 10), (1, 0, 300), (2, 0, 300), (3, 0, 10)],
+            0,
+            1000,
+            1024,
+        );
         assert_eq!(
             batches,
             vec![
@@ -790,19 +779,14 @@ mod tests {
                 vec![(3, 0, 10)]
             ]
         );
-        // The small end of a list longer than a batch is not merged with the next large list.
-        let planner = Planner {
-            segments: vec![seg(0, 1100), seg(1, 300), seg(2, 5), seg(3, 5)].into(),
-            seg: 0,
-            row: 0,
-            batch_rows: 1000,
-            bytes_per_row: 1024,
-            chunk_bytes: CHUNK_BYTES,
-        };
-        let batches: Vec<Vec<(usize, u64, u64)>> = planner
-            .flatten()
-            .map(|b| b.iter().map(|p| (p.block, p.start, p.end)).collect())
-            .collect();
+        // The small end of a list longer than a batch is not merged with the next large list;
+        // small lists still are.
+        let batches = plan(
+            &[(0, 0, 1100), (1, 0, 300), (2, 0, 5), (3, 0, 5)],
+            0,
+            1000,
+            1024,
+        );
         assert_eq!(
             batches,
             vec![

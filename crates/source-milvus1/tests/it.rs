@@ -13,7 +13,7 @@ use futures::TryStreamExt;
 use serde_json::json;
 use std::sync::Arc;
 use vmig_core::vector::{vector_info, VectorType, META_COLLECTION, META_METRIC};
-use vmig_core::{Error, SourceContext};
+use vmig_core::{Error, Source, SourceContext};
 use vmig_source_milvus1 as _;
 
 use vmig_core::pipeline::{NoProgress, Pipeline};
@@ -163,36 +163,11 @@ async fn resuming_after_a_position_yields_exactly_the_rest() {
     let dir = fixture(&g).await;
     let source = build(json!({ "path": root(&dir) })).await.unwrap();
     let parts = source.partitions().await.unwrap();
-    let ctx = SourceContext {
-        batch_rows: NonZeroUsize::new(10).unwrap(),
-        ..SourceContext::default()
-    };
-    let all: Vec<_> = source
-        .open(&parts[0].id, None, &ctx)
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    for k in 0..all.len() {
-        let rest: Vec<_> = source
-            .open(&parts[0].id, Some(&all[k].position), &ctx)
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        let got: Vec<_> = rest
-            .iter()
-            .flat_map(|b| common::rows_of(&b.batch))
-            .collect();
-        let want: Vec<_> = all[k + 1..]
-            .iter()
-            .flat_map(|b| common::rows_of(&b.batch))
-            .collect();
-        assert_eq!(got, want, "after batch {k}");
-    }
+    let all = batches_of(source.as_ref(), &parts[0].id, 10).await;
+    assert_resumes_exactly(source.as_ref(), &parts[0].id, 10, &all, 0..all.len()).await;
     let bad = vmig_core::Position(json!({ "row": 1000 }));
     let err = source
-        .open(&parts[0].id, Some(&bad), &ctx)
+        .open(&parts[0].id, Some(&bad), &context(10))
         .unwrap()
         .try_collect::<Vec<_>>()
         .await
@@ -218,22 +193,47 @@ async fn sparse_and_dense_deletes_read_exactly_and_resume() {
     assert_eq!(got[""].len(), 5000 - deletes.len());
 
     let parts = source.partitions().await.unwrap();
-    let ctx = SourceContext {
-        batch_rows: NonZeroUsize::new(1024).unwrap(),
-        ..SourceContext::default()
-    };
-    let all: Vec<_> = source
-        .open(&parts[0].id, None, &ctx)
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let all = batches_of(source.as_ref(), &parts[0].id, 1024).await;
     // Rows 0..1024 and 1024..2048 have two runs each (deletes 0, 700 and 1400), 2048..3072
     // and 3072..4096 hold dense deletes and are filtered, 4096..5000 has three runs.
     assert_eq!(all.len(), 2 + 2 + 1 + 1 + 3);
-    for k in [0, 1, 2, all.len() / 2, all.len() - 2] {
+    let ks = [0, 1, 2, all.len() / 2, all.len() - 2];
+    assert_resumes_exactly(source.as_ref(), &parts[0].id, 1024, &all, ks).await;
+}
+
+fn context(batch_rows: usize) -> SourceContext {
+    SourceContext {
+        batch_rows: NonZeroUsize::new(batch_rows).unwrap(),
+        ..SourceContext::default()
+    }
+}
+
+/// Every batch of `partition`, read from the start.
+async fn batches_of(
+    source: &dyn Source,
+    partition: &vmig_core::PartitionId,
+    batch_rows: usize,
+) -> Vec<vmig_core::SourceBatch> {
+    source
+        .open(partition, None, &context(batch_rows))
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// Reopening `partition` after batch `k` of `all` (for each `k`) yields exactly the rows of
+/// the batches after it.
+async fn assert_resumes_exactly(
+    source: &dyn Source,
+    partition: &vmig_core::PartitionId,
+    batch_rows: usize,
+    all: &[vmig_core::SourceBatch],
+    ks: impl IntoIterator<Item = usize>,
+) {
+    for k in ks {
         let rest: Vec<_> = source
-            .open(&parts[0].id, Some(&all[k].position), &ctx)
+            .open(partition, Some(&all[k].position), &context(batch_rows))
             .unwrap()
             .try_collect()
             .await
