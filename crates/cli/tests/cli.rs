@@ -50,38 +50,27 @@ fn job(dir: &Path, source_path: &Path, sink: &str, extra: &str) -> PathBuf {
 /// id → vector bits, read from every Parquet file in `dir`.
 fn read_parquet_dir(dir: &Path, vector: &str) -> BTreeMap<i64, Vec<u32>> {
     let mut rows = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.extension().and_then(|e| e.to_str()) != Some("parquet") {
-            continue;
-        }
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let schema = batch.schema();
-            let ids = batch
-                .column(schema.index_of("id").unwrap())
-                .as_primitive::<Int64Type>();
-            let vecs = batch
-                .column(schema.index_of(vector).unwrap())
-                .as_list::<i32>();
-            for r in 0..batch.num_rows() {
-                let v = vecs.value(r);
-                let bits = v
-                    .as_primitive::<Float32Type>()
-                    .values()
-                    .iter()
-                    .map(|x| x.to_bits())
-                    .collect();
-                assert!(
-                    rows.insert(ids.value(r), bits).is_none(),
-                    "id {} twice",
-                    ids.value(r)
-                );
-            }
+    for batch in vmig_testing::compare::parquet_dir_batches(dir) {
+        let schema = batch.schema();
+        let ids = batch
+            .column(schema.index_of("id").unwrap())
+            .as_primitive::<Int64Type>();
+        let vecs = batch
+            .column(schema.index_of(vector).unwrap())
+            .as_list::<i32>();
+        for r in 0..batch.num_rows() {
+            let v = vecs.value(r);
+            let bits = v
+                .as_primitive::<Float32Type>()
+                .values()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect();
+            assert!(
+                rows.insert(ids.value(r), bits).is_none(),
+                "id {} twice",
+                ids.value(r)
+            );
         }
     }
     rows

@@ -8,31 +8,19 @@ use std::process::Command;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use vmig_testing::milvus1::{standard, Row};
 
 /// The rows of every Parquet file directly in `dir`, sorted by id.
 fn parquet_rows(dir: &Path) -> Vec<Row> {
     let mut rows = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.extension().and_then(|e| e.to_str()) != Some("parquet") {
-            continue;
-        }
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let ids = batch.column(0).as_primitive::<Int64Type>();
-            let vectors = batch.column(1).as_ref();
-            for r in 0..batch.num_rows() {
-                rows.push(Row {
-                    id: ids.value(r),
-                    vector: vmig_testing::compare::vector_bytes(vectors, r),
-                });
-            }
+    for batch in vmig_testing::compare::parquet_dir_batches(dir) {
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        let vectors = batch.column(1).as_ref();
+        for r in 0..batch.num_rows() {
+            rows.push(Row {
+                id: ids.value(r),
+                vector: vmig_testing::compare::vector_bytes(vectors, r),
+            });
         }
     }
     rows.sort();

@@ -1,8 +1,10 @@
 //! The [`Source`] trait: where rows come from.
 
 use std::fmt::Debug;
+use std::future::Future;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -10,7 +12,7 @@ use futures::Stream;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{PartitionId, Position, SourceBatch};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A stream of batches from one partition. Errors end the stream.
 pub type SourceStream = Pin<Box<dyn Stream<Item = Result<SourceBatch>> + Send>>;
@@ -82,4 +84,67 @@ pub trait Source: Debug + Send + Sync {
         resume_after: Option<&Position>,
         ctx: &SourceContext,
     ) -> Result<SourceStream>;
+}
+
+/// Boxes `stream` as a [`SourceStream`] that ends right after its first error, dropping the
+/// inner stream then (which stops whatever reads it has in flight), as the contract of
+/// [`SourceStream`] asks.
+pub fn stop_after_error<S>(stream: S) -> SourceStream
+where
+    S: Stream<Item = Result<SourceBatch>> + Send + 'static,
+{
+    Box::pin(StopAfterError {
+        inner: Some(Box::pin(stream)),
+    })
+}
+
+/// See [`stop_after_error`].
+struct StopAfterError<S> {
+    inner: Option<Pin<Box<S>>>,
+}
+
+impl<S: Stream<Item = Result<SourceBatch>>> Stream for StopAfterError<S> {
+    type Item = Result<SourceBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let item = futures::ready!(inner.as_mut().poll_next(cx));
+        if !matches!(item, Some(Ok(_))) {
+            self.inner = None;
+        }
+        Poll::Ready(item)
+    }
+}
+
+/// A spawned Tokio task that is aborted when this handle is dropped, so that a dropped source
+/// stream also stops the reads it spawned ahead. Awaiting it gives the task's result; an
+/// aborted task is [`Error::Cancelled`], a panicked one an external error.
+#[derive(Debug)]
+pub struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T: Send + 'static> AbortOnDrop<T> {
+    /// Spawns `task` on the current runtime.
+    pub fn spawn(task: impl Future<Output = T> + Send + 'static) -> Self {
+        AbortOnDrop(tokio::spawn(task))
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<Result<T>> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| match r {
+            Ok(inner) => inner,
+            Err(e) if e.is_cancelled() => Err(Error::Cancelled),
+            Err(e) => Err(Error::External(Box::new(e))),
+        })
+    }
 }

@@ -60,6 +60,37 @@ pub const META_DIM: &str = "vmig.dim";
 pub const META_METRIC: &str = "vmig.metric";
 /// Schema metadata key: the name of the primary-key field.
 pub const META_PRIMARY_KEY: &str = "vmig.primary_key";
+
+/// The default name of the id column of sources whose data has no field names (Faiss,
+/// Milvus 1.x): `id`.
+pub fn default_id_field() -> String {
+    "id".into()
+}
+
+/// The default name of the vector column of such sources: `vector`.
+pub fn default_vector_field() -> String {
+    "vector".into()
+}
+
+/// Checks a source's `id_field` and `vector_field` options: both set, and different.
+///
+/// # Errors
+/// [`Error::Config`] for `plugin`, saying which rule is broken.
+pub fn check_id_and_vector_fields(plugin: &str, id_field: &str, vector_field: &str) -> Result<()> {
+    if id_field.is_empty() || vector_field.is_empty() {
+        return Err(Error::config(
+            plugin,
+            "`id_field` and `vector_field` must not be empty",
+        ));
+    }
+    if id_field == vector_field {
+        return Err(Error::config(
+            plugin,
+            format!("`id_field` and `vector_field` are both `{id_field}`; they must differ"),
+        ));
+    }
+    Ok(())
+}
 /// Schema metadata key: the target collection name proposed by the source or a transformer.
 pub const META_COLLECTION: &str = "vmig.collection";
 

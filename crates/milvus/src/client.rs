@@ -1026,19 +1026,7 @@ impl MilvusClient {
         )?;
         let start = Instant::now();
         loop {
-            let s = answer(
-                "GetLoadState",
-                "GetLoadState",
-                self.grpc
-                    .clone()
-                    .get_load_state(GetLoadStateRequest {
-                        db_name: self.db.clone(),
-                        collection_name: collection.to_string(),
-                        ..Default::default()
-                    })
-                    .await,
-            )?;
-            if s.state == LoadState::Loaded as i32 {
+            if self.is_loaded(collection).await? {
                 return Ok(());
             }
             if start.elapsed() > wait {

@@ -1111,6 +1111,14 @@ fn decode_field(field: &Field, fd: &FieldData) -> Result<ArrayRef> {
 mod tests {
     use super::*;
 
+    /// The message of the error converting `col` for `field`, or "" if it converts.
+    fn conversion_error(field: &Field, col: &ArrayRef) -> String {
+        column_to_field_data(field, col)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
     #[test]
     fn float_and_binary_vectors_round_trip() -> Result<()> {
         let schema = Arc::new(Schema::new(vec![
@@ -1252,10 +1260,7 @@ mod tests {
                 .concat(),
             ],
         )?;
-        let msg = column_to_field_data(&sp, &col)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let msg = conversion_error(&sp, &col);
         assert!(
             msg.contains("field `sp` row 1") && msg.contains("ascending"),
             "{msg}"
@@ -1406,10 +1411,7 @@ mod tests {
             &[1, 2],
             None,
         )?;
-        let msg = column_to_field_data(&field, &element_null)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let msg = conversion_error(&field, &element_null);
         assert!(
             msg.contains("field `a` row 1") && msg.contains("index 1"),
             "{msg}"
@@ -1421,10 +1423,7 @@ mod tests {
             &[1, 0, 1],
             Some(vec![true, false, true]),
         )?;
-        let msg = column_to_field_data(&field, &row_null)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let msg = conversion_error(&field, &row_null);
         assert!(
             msg.contains("field `a` row 1") && msg.contains("null"),
             "{msg}"
@@ -1441,10 +1440,7 @@ mod tests {
             &[2, 3],
             None,
         )?;
-        let msg = column_to_field_data(&capped, &long)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let msg = conversion_error(&capped, &long);
         assert!(
             msg.contains("field `a` row 1") && msg.contains("max_capacity is 2"),
             "{msg}"
@@ -1706,10 +1702,7 @@ mod tests {
         // Untagged (no `milvus.nullable`): the existing error naming field and row.
         let plain = Field::new("n", DataType::Int32, true);
         let col: ArrayRef = Arc::new(Int32Array::from(vec![Some(1), Some(2), None]));
-        let msg = column_to_field_data(&plain, &col)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let msg = conversion_error(&plain, &col);
         assert!(msg.contains("field `n` row 2"), "{msg}");
         // Without nulls an untagged field sends no valid_data (Milvus 2.3 and non-nullable
         // 2.5 fields refuse it).
@@ -1728,10 +1721,7 @@ mod tests {
             Arc::new(Float32Array::from(vec![1.0, 2.0])),
             Some(vec![true, false].into()),
         )?);
-        let msg = column_to_field_data(&v, &col)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let msg = conversion_error(&v, &col);
         assert!(msg.contains("field `v` row 1"), "{msg}");
         // Null elements inside a nullable Array's rows stay errors.
         let a = nullable_field("a", MDataType::Array, MDataType::Int64)?;
@@ -1741,10 +1731,7 @@ mod tests {
             &[0, 2],
             Some(vec![false, true]),
         )?;
-        let msg = column_to_field_data(&a, &col)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let msg = conversion_error(&a, &col);
         assert!(
             msg.contains("field `a` row 1") && msg.contains("index 1"),
             "{msg}"

@@ -57,10 +57,10 @@ pub struct FaissSourceConfig {
     #[serde(default, serialize_with = "vmig_core::store::serialize_redacted")]
     pub storage: BTreeMap<String, String>,
     /// Name of the Int64 id column (the primary key). Default `id`.
-    #[serde(default = "default_id_field")]
+    #[serde(default = "vmig_core::vector::default_id_field")]
     pub id_field: String,
     /// Name of the vector column. Default `vector`.
-    #[serde(default = "default_vector_field")]
+    #[serde(default = "vmig_core::vector::default_vector_field")]
     pub vector_field: String,
     /// Rows per partition (a unit that can be read in parallel and resumed). Flat, HNSW and
     /// id-map indexes are split into row ranges of this size; IVF indexes into groups of whole
@@ -74,14 +74,6 @@ pub struct FaissSourceConfig {
     pub on_non_finite: OnNonFinite,
 }
 
-fn default_id_field() -> String {
-    "id".into()
-}
-
-fn default_vector_field() -> String {
-    "vector".into()
-}
-
 fn default_partition_rows() -> u64 {
     1 << 20
 }
@@ -92,8 +84,8 @@ impl FaissSourceConfig {
         FaissSourceConfig {
             path: path.into(),
             storage: BTreeMap::new(),
-            id_field: default_id_field(),
-            vector_field: default_vector_field(),
+            id_field: vmig_core::vector::default_id_field(),
+            vector_field: vmig_core::vector::default_vector_field(),
             partition_rows: default_partition_rows(),
             on_non_finite: OnNonFinite::Error,
         }
@@ -118,15 +110,11 @@ impl SourceConfig for FaissSourceConfig {
         if self.partition_rows == 0 {
             return bad("`partition_rows` must be at least 1".into());
         }
-        if self.id_field.is_empty() || self.vector_field.is_empty() {
-            return bad("`id_field` and `vector_field` must not be empty".into());
-        }
-        if self.id_field == self.vector_field {
-            return bad(format!(
-                "`id_field` and `vector_field` are both `{}`; they must differ",
-                self.id_field
-            ));
-        }
+        vmig_core::vector::check_id_and_vector_fields(
+            Self::NAME,
+            &self.id_field,
+            &self.vector_field,
+        )?;
         Ok(())
     }
 

@@ -1,11 +1,8 @@
 //! [`FaissSource`]: partitions of a parsed Faiss layout, streamed as Arrow batches.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::ops::Range;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -29,6 +26,7 @@ use vmig_formats::faiss::{
 
 use crate::{FaissSourceConfig, OnNonFinite};
 use vmig_core::ranges::RangeReader;
+use vmig_core::source::{stop_after_error, AbortOnDrop};
 
 /// Bytes (codes + ids) read per object-store request when batches are small; a chunk always
 /// holds whole batches, so a batch larger than this is read on its own.
@@ -313,7 +311,7 @@ impl Source for FaissSource {
                     if cancel.is_cancelled() {
                         return Err(Error::Cancelled);
                     }
-                    AbortOnDrop(tokio::spawn(read_chunk(inner, plan))).await
+                    AbortOnDrop::spawn(read_chunk(inner, plan)).await
                 }
             })
             .buffered(READS_IN_FLIGHT);
@@ -326,10 +324,7 @@ impl Source for FaissSource {
                 futures::stream::iter((0..n).map(move |i| decode_batch(&inner, &chunk, i)))
             })
             .try_flatten();
-        let stream = StopAfterError {
-            inner: Some(Box::pin(batches)),
-        };
-        Ok(Box::pin(stream))
+        Ok(stop_after_error(batches))
     }
 }
 
@@ -439,47 +434,6 @@ impl Chunk {
         let from = (r.start - range.start) as usize;
         let to = (r.end - range.start) as usize;
         Ok(data.slice(from..to))
-    }
-}
-
-/// Ends a stream right after its first error, dropping it (which aborts its in-flight reads).
-struct StopAfterError<S> {
-    inner: Option<Pin<Box<S>>>,
-}
-
-impl<S: futures::Stream<Item = Result<SourceBatch>>> futures::Stream for StopAfterError<S> {
-    type Item = Result<SourceBatch>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(inner) = self.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let item = futures::ready!(inner.as_mut().poll_next(cx));
-        if !matches!(item, Some(Ok(_))) {
-            self.inner = None;
-        }
-        Poll::Ready(item)
-    }
-}
-
-/// Awaits a spawned task and aborts it when dropped, so a dropped stream stops its reads.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl<T> Future for AbortOnDrop<Result<T>> {
-    type Output = Result<T>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|r| match r {
-            Ok(inner) => inner,
-            Err(e) if e.is_cancelled() => Err(Error::Cancelled),
-            Err(e) => Err(Error::External(Box::new(e))),
-        })
     }
 }
 

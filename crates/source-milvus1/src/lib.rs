@@ -85,23 +85,15 @@ pub struct Milvus1SourceConfig {
     #[serde(default, serialize_with = "vmig_core::store::serialize_redacted")]
     pub storage: BTreeMap<String, String>,
     /// Name of the Int64 id column (the primary key). Default `id`.
-    #[serde(default = "default_id_field")]
+    #[serde(default = "vmig_core::vector::default_id_field")]
     pub id_field: String,
     /// Name of the vector column. Default `vector`.
-    #[serde(default = "default_vector_field")]
+    #[serde(default = "vmig_core::vector::default_vector_field")]
     pub vector_field: String,
     /// What a float vector holding NaN or ±Inf does: `error` (default) stops with the file,
     /// row offset, id and dimension; `allow` passes it through unchanged.
     #[serde(default)]
     pub on_non_finite: OnNonFinite,
-}
-
-fn default_id_field() -> String {
-    "id".into()
-}
-
-fn default_vector_field() -> String {
-    "vector".into()
 }
 
 fn redacted_meta<S: Serializer>(meta: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -150,8 +142,8 @@ impl Milvus1SourceConfig {
             partition_names: BTreeMap::new(),
             metric: None,
             storage: BTreeMap::new(),
-            id_field: default_id_field(),
-            vector_field: default_vector_field(),
+            id_field: vmig_core::vector::default_id_field(),
+            vector_field: vmig_core::vector::default_vector_field(),
             on_non_finite: OnNonFinite::Error,
         }
     }
@@ -177,15 +169,11 @@ impl SourceConfig for Milvus1SourceConfig {
                     .into(),
             );
         }
-        if self.id_field.is_empty() || self.vector_field.is_empty() {
-            return bad("`id_field` and `vector_field` must not be empty".into());
-        }
-        if self.id_field == self.vector_field {
-            return bad(format!(
-                "`id_field` and `vector_field` are both `{}`; they must differ",
-                self.id_field
-            ));
-        }
+        vmig_core::vector::check_id_and_vector_fields(
+            Self::NAME,
+            &self.id_field,
+            &self.vector_field,
+        )?;
         if let Some(m) = self.meta.as_deref() {
             if m.trim().is_empty() {
                 return bad("`meta` is empty; remove it to use <path>/db/meta.sqlite".into());

@@ -16,6 +16,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use vmig_core::ranges::RangeReader;
+use vmig_core::source::{stop_after_error, AbortOnDrop};
 use vmig_core::store::StoreLocation;
 use vmig_core::vector::{
     binary_vector_array, binary_vector_field, f32_array_from_le, float_vector_array,
@@ -416,10 +417,8 @@ impl Source for Milvus1Source {
                         }
                         // Spawned, so the read ahead progresses while the runner is busy
                         // with the previous chunk's batches.
-                        AbortOnDrop(tokio::spawn(
-                            async move { read_chunk(&seg, row_bytes, r).await },
-                        ))
-                        .await
+                        AbortOnDrop::spawn(async move { read_chunk(&seg, row_bytes, r).await })
+                            .await
                     }
                 })
                 .buffered(READS_IN_FLIGHT);
@@ -445,9 +444,7 @@ impl Source for Milvus1Source {
             Ok::<_, Error>(batches)
         })
         .try_flatten();
-        Ok(Box::pin(StopAfterError {
-            inner: Some(Box::pin(stream)),
-        }))
+        Ok(stop_after_error(stream))
     }
 }
 
@@ -889,51 +886,4 @@ fn check_finite(
         from = local + 1;
     }
     Ok(())
-}
-
-/// Awaits a spawned task and aborts it when dropped, so a dropped stream stops its reads.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl<T> std::future::Future for AbortOnDrop<Result<T>> {
-    type Output = Result<T>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| match r {
-            Ok(inner) => inner,
-            Err(e) if e.is_cancelled() => Err(Error::Cancelled),
-            Err(e) => Err(Error::External(Box::new(e))),
-        })
-    }
-}
-
-/// Ends a stream right after its first error, dropping it (which stops its in-flight reads).
-struct StopAfterError<S> {
-    inner: Option<std::pin::Pin<Box<S>>>,
-}
-
-impl<S: futures::Stream<Item = Result<SourceBatch>>> futures::Stream for StopAfterError<S> {
-    type Item = Result<SourceBatch>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        let Some(inner) = self.inner.as_mut() else {
-            return std::task::Poll::Ready(None);
-        };
-        let item = futures::ready!(inner.as_mut().poll_next(cx));
-        if !matches!(item, Some(Ok(_))) {
-            self.inner = None;
-        }
-        std::task::Poll::Ready(item)
-    }
 }

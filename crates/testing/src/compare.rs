@@ -1,7 +1,36 @@
 //! Helpers for comparing migrated rows with their source bit-exactly.
 
-use arrow::array::{Array, AsArray};
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Float32Type;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// Every batch of every `.parquet` file directly in `dir`, file after file in name order.
+///
+/// # Panics
+/// When the directory or a file cannot be read: the test fails there.
+pub fn parquet_dir_batches(dir: &Path) -> Vec<RecordBatch> {
+    let listing =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    let mut files: Vec<_> = listing
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+                .path()
+        })
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("parquet"))
+        .collect();
+    files.sort();
+    let read = |p: &Path| -> parquet::errors::Result<Vec<RecordBatch>> {
+        let file = std::fs::File::open(p)?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+        Ok(reader.collect::<Result<Vec<_>, _>>()?)
+    };
+    files
+        .iter()
+        .flat_map(|p| read(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display())))
+        .collect()
+}
 
 /// The vector at `row` of `col` as little-endian bytes, the form Faiss and Milvus 1.x files hold
 /// them in: a float vector column (`FixedSizeList<Float32>` or, as read back from Parquet,
