@@ -519,13 +519,7 @@ async fn lost_scroll_and_expired_pit_are_recovered() {
     cfg["method"] = json!("scroll");
     cfg["batch_size"] = json!(40);
     let src = source("elasticsearch", cfg).await.unwrap();
-    let ctx = vmig_core::SourceContext {
-        batch_rows: std::num::NonZeroUsize::new(40).unwrap(),
-        ..Default::default()
-    };
-    let mut s = src
-        .open(&vmig_core::PartitionId::new("0"), None, &ctx)
-        .unwrap();
+    let mut s = common::open_partition(src.as_ref(), "0", None, 40).unwrap();
     let mut batches = Vec::new();
     use futures::StreamExt;
     while let Some(b) = s.next().await {
@@ -546,13 +540,7 @@ async fn lost_scroll_and_expired_pit_are_recovered() {
     cfg["keep_alive"] = json!("1s");
     cfg["batch_size"] = json!(150);
     let src = source("elasticsearch", cfg).await.unwrap();
-    let ctx = vmig_core::SourceContext {
-        batch_rows: std::num::NonZeroUsize::new(150).unwrap(),
-        ..Default::default()
-    };
-    let mut s = src
-        .open(&vmig_core::PartitionId::new("0"), None, &ctx)
-        .unwrap();
+    let mut s = common::open_partition(src.as_ref(), "0", None, 150).unwrap();
     let mut batches = Vec::new();
     while let Some(b) = s.next().await {
         batches.push(b.unwrap().batch);

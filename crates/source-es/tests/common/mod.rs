@@ -167,6 +167,20 @@ pub async fn read_all(source: &dyn Source, batch_rows: usize) -> Result<Vec<Reco
     Ok(all)
 }
 
+/// Opens one partition with batches of `batch_rows`, after `resume` if given.
+pub fn open_partition(
+    source: &dyn Source,
+    part: &str,
+    resume: Option<&Position>,
+    batch_rows: usize,
+) -> Result<vmig_core::SourceStream> {
+    let ctx = SourceContext {
+        batch_rows: std::num::NonZeroUsize::new(batch_rows).unwrap(),
+        ..Default::default()
+    };
+    source.open(&PartitionId::new(part), resume, &ctx)
+}
+
 /// Reads one partition, returning batches with positions.
 pub async fn read_partition(
     source: &dyn Source,
@@ -174,11 +188,7 @@ pub async fn read_partition(
     resume: Option<&Position>,
     batch_rows: usize,
 ) -> Result<Vec<(RecordBatch, Position)>> {
-    let ctx = SourceContext {
-        batch_rows: std::num::NonZeroUsize::new(batch_rows).unwrap(),
-        ..Default::default()
-    };
-    let mut s = source.open(&PartitionId::new(part), resume, &ctx)?;
+    let mut s = open_partition(source, part, resume, batch_rows)?;
     let mut out = Vec::new();
     while let Some(b) = s.next().await {
         let b = b?;
