@@ -110,6 +110,15 @@ pub enum Error {
         /// The error that happened while doing it.
         inner: Box<Error>,
     },
+    /// The run stopped with `error`, and the sink was aborted; `left` says what the target holds
+    /// now (from [`crate::AbortReport`]).
+    #[error("{error}{}", left_suffix(left))]
+    Stopped {
+        /// Why the run stopped.
+        error: Box<Error>,
+        /// What the aborted sink left in the target, one sentence each.
+        left: Vec<String>,
+    },
     /// An Arrow error.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
@@ -166,10 +175,10 @@ impl Error {
         }
     }
 
-    /// The innermost error below any [`Error::Context`] layers.
+    /// The innermost error below any [`Error::Context`] and [`Error::Stopped`] layers.
     pub fn root(&self) -> &Error {
         match self {
-            Error::Context { inner, .. } => inner.root(),
+            Error::Context { inner, .. } | Error::Stopped { error: inner, .. } => inner.root(),
             other => other,
         }
     }
@@ -188,6 +197,13 @@ impl Error {
             _ => false,
         }
     }
+}
+
+fn left_suffix(left: &[String]) -> String {
+    if left.is_empty() {
+        return String::new();
+    }
+    format!("\nLeft in the target: {}", left.join(" "))
 }
 
 /// Adds [`Error::context`] to `Result`s.

@@ -34,6 +34,6 @@ pub use batch::{PartitionId, Position, SourceBatch};
 pub use error::{Error, PluginKind, Result, ResultExt};
 pub use parse::Parser;
 pub use registry::{BuildContext, SinkConfig, SourceConfig, TransformConfig};
-pub use sink::{CommitReport, FlushReport, Sink};
+pub use sink::{AbortReport, CommitReport, FlushReport, Sink};
 pub use source::{PartitionInfo, Source, SourceContext, SourceStream};
 pub use transform::Transformer;

@@ -220,12 +220,19 @@ impl Pipeline {
                 report.seconds = started.elapsed().as_secs_f64();
                 Ok(report)
             }
-            Err(e) => {
-                if let Err(abort) = sink.abort().await {
-                    tracing::warn!(message = "Aborting the sink failed.", error = %abort);
-                }
-                Err(e)
-            }
+            Err(e) => match sink.abort().await {
+                Ok(left) if left.left.is_empty() => Err(e),
+                Ok(left) => Err(Error::Stopped {
+                    error: Box::new(e),
+                    left: left.left,
+                }),
+                Err(abort) => Err(Error::Stopped {
+                    error: Box::new(e),
+                    left: vec![format!(
+                        "Cleaning up after the failure failed too, so files or rows of this run may remain: {abort}."
+                    )],
+                }),
+            },
         }
     }
 }

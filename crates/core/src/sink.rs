@@ -52,6 +52,32 @@ impl CommitReport {
     }
 }
 
+/// What an aborted sink left in its target, told to the user with the error that stopped the run.
+///
+/// Each line is one complete sentence naming a place and what is there now, and — when something
+/// of this run remains — how to continue or clean up, e.g. "collection `books` was created by this
+/// run and holds 409,600 acknowledged rows: drop it, or re-run with `if_exists = \"append\"`".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct AbortReport {
+    /// What remains in (or was restored to) the target, one sentence per line.
+    pub left: Vec<String>,
+}
+
+impl AbortReport {
+    /// A report of one sentence.
+    pub fn new(line: impl Into<String>) -> Self {
+        AbortReport {
+            left: vec![line.into()],
+        }
+    }
+
+    /// Adds a sentence.
+    pub fn push(&mut self, line: impl Into<String>) {
+        self.left.push(line.into());
+    }
+}
+
 /// A built sink. The runner calls, in order: [`Sink::prepare`] once, then any number of
 /// [`Sink::write_to`] interleaved with [`Sink::flush`], then exactly one of [`Sink::commit`] or
 /// [`Sink::abort`].
@@ -122,11 +148,12 @@ pub trait Sink: Debug + Send {
     /// When finishing fails (e.g. a staged file cannot be moved into place).
     async fn commit(self: Box<Self>) -> Result<CommitReport>;
 
-    /// Gives up: removes or marks partial output so it is not mistaken for a finished job.
+    /// Gives up: removes what this run created (never anything else) so that partial output is
+    /// not mistaken for a finished job, and says exactly what the target holds now.
     ///
     /// # Errors
-    /// When clean-up itself fails.
-    async fn abort(self: Box<Self>) -> Result<()> {
-        Ok(())
+    /// When clean-up itself fails; the error says what could not be removed.
+    async fn abort(self: Box<Self>) -> Result<AbortReport> {
+        Ok(AbortReport::default())
     }
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use vmig_core::store::StoreLocation;
 use vmig_core::vector;
-use vmig_core::{CommitReport, Error, FlushReport, Result, ResultExt, Sink};
+use vmig_core::{AbortReport, CommitReport, Error, FlushReport, Result, ResultExt, Sink};
 use vmig_formats::staging::{check_schema, StagingFormat, StagingOptions, StagingWriter};
 
 use crate::FilesSinkConfig;
@@ -452,7 +452,7 @@ impl Sink for FilesSink {
         ))
     }
 
-    async fn abort(mut self: Box<Self>) -> Result<()> {
+    async fn abort(mut self: Box<Self>) -> Result<AbortReport> {
         let mut first_error = None;
         if self.core.is_some() {
             if let Err(e) = self.blocking(|core| core.discard_all()).await {
@@ -509,7 +509,7 @@ impl Sink for FilesSink {
         }
         match first_error {
             Some(e) => Err(e.context(format!("cleaning up {}", self.target.display))),
-            None => Ok(()),
+            None => Ok(AbortReport::default()),
         }
     }
 }

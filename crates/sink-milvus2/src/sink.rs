@@ -806,7 +806,7 @@ impl Sink for Milvus2Sink {
         ))
     }
 
-    async fn abort(mut self: Box<Self>) -> Result<()> {
+    async fn abort(mut self: Box<Self>) -> Result<vmig_core::AbortReport> {
         self.inflight.abort_all();
         while self.inflight.join_next().await.is_some() {}
         if let Some(mut stage) = self.stage.take() {
@@ -820,7 +820,7 @@ impl Sink for Milvus2Sink {
                 let _ = std::fs::remove_dir(&stage.local_dir);
             }
         }
-        Ok(())
+        Ok(vmig_core::AbortReport::default())
     }
 }
 

@@ -170,8 +170,8 @@ impl Sink for MockSink {
         Ok(CommitReport::new("memory", rows, 0, Vec::new()))
     }
 
-    async fn abort(self: Box<Self>) -> Result<()> {
+    async fn abort(self: Box<Self>) -> Result<vmig_core::AbortReport> {
         self.lock().aborted = true;
-        Ok(())
+        Ok(vmig_core::AbortReport::default())
     }
 }
