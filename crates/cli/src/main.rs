@@ -7,6 +7,7 @@
 mod plan;
 mod plugins;
 mod progress;
+mod signals;
 mod verify;
 
 use std::io::IsTerminal;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use tokio_util::sync::CancellationToken;
+use signals::{Signal, Signals};
 use vmig_core::config::Job;
 use vmig_core::pipeline::{Pipeline, RunReport};
 
@@ -104,6 +105,24 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// A command stopped by SIGINT, SIGTERM or SIGHUP: exits with 128 + the signal's number.
+#[derive(Debug)]
+struct Interrupted {
+    signal: Signal,
+    /// What happened, including what the target holds now.
+    message: String,
+    /// What the aborted sink left, one sentence each (for `--json`).
+    left: Vec<String>,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted by {}: {}", self.signal.name(), self.message)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
@@ -116,13 +135,26 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let usage = err.downcast_ref::<UsageError>().is_some();
+            let interrupted = err.downcast_ref::<Interrupted>();
             let message = format!("{err:#}");
             if json {
-                let out = serde_json::json!({ "status": "error", "error": message });
+                let mut out = serde_json::json!({ "status": "error", "error": message });
+                if let Some(i) = interrupted {
+                    out["status"] = "cancelled".into();
+                    out["signal"] = i.signal.name().into();
+                    out["left"] = i.left.clone().into();
+                } else if let Some(vmig_core::Error::Stopped { left, .. }) =
+                    err.downcast_ref::<vmig_core::Error>()
+                {
+                    out["left"] = left.clone().into();
+                }
                 println!("{out}");
             }
             eprintln!("error: {message}");
-            ExitCode::from(if usage { 2 } else { 1 })
+            match interrupted {
+                Some(i) => ExitCode::from(i.signal.exit_code()),
+                None => ExitCode::from(if usage { 2 } else { 1 }),
+            }
         }
     }
 }
@@ -153,11 +185,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             examples,
         } => {
             let job = load(&config)?;
-            runtime()?.block_on(verify::run(job, json, examples))
+            runtime()?.block_on(read_only(verify::run(job, json, examples)))
         }
         Command::Plan { config, json } => {
             let job = load(&config)?;
-            runtime()?.block_on(plan::print_plan(&job, json))
+            runtime()?.block_on(read_only(plan::print_plan(&job, json)))
         }
         Command::Migrate {
             config,
@@ -171,9 +203,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ProgressMode::Auto => ProgressMode::Log,
                 other => other,
             };
-            let report = runtime()?.block_on(migrate(job, mode))?;
-            print_summary(&report, json)
+            let (report, signal) = runtime()?.block_on(migrate(job, mode))?;
+            print_summary(&report, json, signal)
         }
+    }
+}
+
+/// Runs a command that writes nothing (`plan`, `verify`); a signal stops it at once.
+async fn read_only(
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let signals = Signals::install().context("installing signal handlers")?;
+    tokio::select! {
+        result = work => result,
+        signal = signals.wait() => Err(Interrupted {
+            signal,
+            message: "stopped; this command only reads, so nothing was written".into(),
+            left: Vec::new(),
+        }
+        .into()),
     }
 }
 
@@ -188,19 +236,27 @@ fn load(config: &Path) -> anyhow::Result<Job> {
     Job::from_path(config).map_err(|e| anyhow::Error::new(UsageError(e)))
 }
 
-async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<RunReport> {
-    let source = job.source.build(&job.ctx).await?;
-    let sink = job.sink.build(&job.ctx).await?;
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!(
-                "Interrupted: stopping; files of this run that are not complete are removed."
-            );
-            on_signal.cancel();
+/// Runs the job; returns its report and the signal that arrived after the output was committed,
+/// if one did (the job is complete then, and the summary says so).
+async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<(RunReport, Option<Signal>)> {
+    let signals = Signals::install().context("installing signal handlers")?;
+    let built = async {
+        let source = job.source.build(&job.ctx).await?;
+        let sink = job.sink.build(&job.ctx).await?;
+        anyhow::Ok((source, sink))
+    };
+    // Building connects and reads headers, but writes nothing yet.
+    let (source, sink) = tokio::select! {
+        built = built => built?,
+        signal = signals.wait() => {
+            return Err(Interrupted {
+                signal,
+                message: "stopped before anything was written".into(),
+                left: Vec::new(),
+            }
+            .into())
         }
-    });
+    };
     let observer = Arc::new(progress::Progress::new(
         mode != ProgressMode::None,
         mode == ProgressMode::Bar,
@@ -208,13 +264,37 @@ async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<RunReport> {
     let pipeline = Pipeline::new(source, sink)
         .with_transforms(job.transforms)
         .with_options(job.options)
-        .with_cancel(cancel);
+        .with_cancel(signals.token().clone());
     let result = pipeline.run(Arc::clone(&observer) as _).await;
     observer.finish();
-    Ok(result?)
+    match (result, signals.received()) {
+        (Ok(report), signal) => Ok((report, signal)),
+        (Err(e), Some(signal)) => {
+            let left = match &e {
+                vmig_core::Error::Stopped { left, .. } => left.clone(),
+                _ => Vec::new(),
+            };
+            let mut message = "the run stopped before committing".to_string();
+            if !matches!(e.root(), vmig_core::Error::Cancelled) {
+                message.push_str(&format!(" ({})", e.root()));
+            }
+            if left.is_empty() {
+                message.push_str("; nothing of it was committed");
+            } else {
+                message.push_str(&format!(". Left in the target: {}", left.join(" ")));
+            }
+            Err(Interrupted {
+                signal,
+                message,
+                left,
+            }
+            .into())
+        }
+        (Err(e), _) => Err(e.into()),
+    }
 }
 
-fn print_summary(report: &RunReport, json: bool) -> anyhow::Result<()> {
+fn print_summary(report: &RunReport, json: bool, signal: Option<Signal>) -> anyhow::Result<()> {
     let rate = if report.seconds > 0.0 {
         report.rows_written as f64 / report.seconds
     } else {
@@ -225,6 +305,9 @@ fn print_summary(report: &RunReport, json: bool) -> anyhow::Result<()> {
         if let Some(obj) = v.as_object_mut() {
             obj.insert("status".into(), "ok".into());
             obj.insert("rows_per_second".into(), serde_json::json!(rate.round()));
+            if let Some(signal) = signal {
+                obj.insert("signal".into(), signal.name().into());
+            }
         }
         println!("{v}");
     } else {
@@ -237,6 +320,12 @@ fn print_summary(report: &RunReport, json: bool) -> anyhow::Result<()> {
             report.target,
             report.seconds,
             rate
+        );
+    }
+    if let Some(signal) = signal {
+        tracing::warn!(
+            "{} arrived while the output was being committed; the commit had begun and finished, so the job is complete (exit 0).",
+            signal.name()
         );
     }
     Ok(())

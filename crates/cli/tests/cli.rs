@@ -374,3 +374,73 @@ fn verify_passes_after_migrate_and_catches_a_deleted_row() {
         "{err}"
     );
 }
+
+/// Runs `vmig migrate CONFIG --json --progress log` and sends `signal` (`TERM`, …) once the run
+/// has started and `after` has passed.
+fn migrate_interrupted(config: &Path, signal: &str, after: std::time::Duration) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
+    c.args([
+        "migrate",
+        config.to_str().unwrap(),
+        "--json",
+        "--progress",
+        "log",
+    ])
+    .env_remove("VMIG_LOG");
+    vmig_testing::process::signal_after(c, "Started", after, signal)
+}
+
+/// Every entry below `dir`, relative, hidden ones included.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_stop_signal_stops_the_run_and_leaves_no_output() {
+    for (signal, code) in [("TERM", 143), ("HUP", 129), ("INT", 130)] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        // 2000 rows at 400 rows/s: five seconds, so the signal lands mid-run.
+        let cfg = job(
+            dir.path(),
+            &sample(),
+            &format!(
+                "type = \"files\"\npath = \"{}\"\nmax_file_size = \"64KiB\"",
+                out.display()
+            ),
+            "[pipeline]\nbatch_rows = 100\nflush_rows = 200\nmax_rows_per_second = 400\n",
+        );
+        let o = migrate_interrupted(&cfg, signal, std::time::Duration::from_millis(1500));
+        assert_eq!(o.status.code(), Some(code), "SIG{signal}: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("SIG{signal}: no JSON on stdout ({e}): {}", text(&o)));
+        assert_eq!(v["status"], "cancelled", "{v}");
+        assert_eq!(v["signal"], format!("SIG{signal}"), "{v}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!(
+                "error: interrupted by SIG{signal}: the run stopped before committing"
+            )),
+            "{}",
+            text(&o)
+        );
+        // Complete or absent: nothing of the interrupted run may look like output.
+        let left = tree(&out);
+        assert!(left.is_empty(), "SIG{signal} left {left:?}: {}", text(&o));
+    }
+}

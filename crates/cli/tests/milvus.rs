@@ -202,3 +202,170 @@ fn unreachable_server_and_bad_password_fail_clearly() {
     assert!(err.contains("credentials"), "{err}");
     assert!(!err.contains(secret), "the password leaked: {err}");
 }
+
+/// Rows in `collection` after a flush (`None`: it does not exist), through pymilvus.
+fn stored_rows(m: &Milvus, collection: &str) -> Option<u64> {
+    let py = m
+        .python
+        .as_deref()
+        .expect("VMIG_MILVUS_PYTHON (pymilvus) counts the rows");
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(format!(
+            "from pymilvus import connections, utility, Collection\nconnections.connect(uri='{}', user='root', password='{}')\nif utility.has_collection('{collection}'):\n    c = Collection('{collection}')\n    c.flush()\n    print(c.num_entities)\nelse:\n    print('none')",
+            m.uri, m.password
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (s != "none").then(|| s.parse().unwrap())
+}
+
+/// A Faiss flat index of 100 × 8-d vectors whose row 0 holds a NaN, written by faiss-cpu.
+fn faiss_with_nan(dir: &Path) -> PathBuf {
+    let python = vmig_testing::service::python().expect("VMIG_PYTHON (faiss-cpu) writes the index");
+    let path = dir.join("nan.faiss");
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(format!(
+            "import faiss, numpy as np\nx = np.random.default_rng(1).random((100, 8), dtype='float32')\nx[0, 3] = np.nan\ni = faiss.IndexFlatL2(8)\ni.add(x)\nfaiss.write_index(i, '{}')",
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+#[test]
+fn a_source_error_before_the_first_row_leaves_the_target_as_it_was() {
+    let Some(m) = milvus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("VMIG_TEST_MILVUS_PASSWORD", m.password.as_str())];
+    let nan = faiss_with_nan(dir.path());
+    let point_at = |cfg: &Path, source: &Path| {
+        let text = std::fs::read_to_string(cfg).unwrap();
+        let text = text.replace(
+            &sample().display().to_string(),
+            &source.display().to_string(),
+        );
+        std::fs::write(
+            cfg,
+            text.replace("index = {", "# index = {")
+                .replace("load = true", ""),
+        )
+        .unwrap();
+    };
+
+    // A new collection is not created when the first batch fails.
+    let fresh = unique("cli_nan_fresh");
+    let cfg = job(dir.path(), &m, &fresh, "");
+    point_at(&cfg, &nan);
+    let o = vmig(&["migrate", cfg.to_str().unwrap(), "--json"], &env);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let msg = v["error"].as_str().unwrap();
+    assert!(msg.contains("NaN"), "{msg}");
+    assert!(
+        msg.contains("Nothing was written to") && msg.contains("the collection was not created"),
+        "{msg}"
+    );
+    assert_eq!(
+        stored_rows(&m, &fresh),
+        None,
+        "the failed run created `{fresh}`"
+    );
+
+    // `if_exists = "drop"` keeps the old collection until the first batch is ready.
+    let kept = unique("cli_nan_kept");
+    let good = job(dir.path(), &m, &kept, "");
+    let o = vmig(&["migrate", good.to_str().unwrap()], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let bad_dir = dir.path().join("bad");
+    std::fs::create_dir(&bad_dir).unwrap();
+    let bad = job(&bad_dir, &m, &kept, "");
+    point_at(&bad, &nan);
+    let o = vmig(&["migrate", bad.to_str().unwrap()], &env);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "The existing collection `{kept}` was not dropped and is as it was."
+        )),
+        "{err}"
+    );
+    let ok = vmig(&["verify", good.to_str().unwrap(), "--json"], &env);
+    assert!(
+        ok.status.success(),
+        "the old collection changed: {}",
+        text(&ok)
+    );
+    drop_collection(&m, &kept);
+}
+
+#[test]
+fn sigterm_during_inserts_says_exactly_what_the_collection_holds() {
+    let Some(m) = milvus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let collection = unique("cli_sigterm");
+    // Small requests, 400 rows/s: the signal lands after some requests were acknowledged.
+    let cfg = job(
+        dir.path(),
+        &m,
+        &collection,
+        "mode = \"insert\"\nbatch_bytes = \"20KiB\"\n\n[pipeline]\nbatch_rows = 50\nmax_rows_per_second = 400\n",
+    );
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
+    c.args([
+        "migrate",
+        cfg.to_str().unwrap(),
+        "--json",
+        "--progress",
+        "log",
+    ])
+    .env("VMIG_TEST_MILVUS_PASSWORD", &m.password)
+    .env_remove("VMIG_LOG");
+    let o = vmig_testing::process::signal_after(
+        c,
+        "Started",
+        std::time::Duration::from_secs(2),
+        "TERM",
+    );
+    assert_eq!(o.status.code(), Some(143), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "cancelled", "{v}");
+    let left = v["left"][0].as_str().unwrap().to_string();
+    assert!(
+        left.contains(&format!("/{collection} was created by this run and holds ")),
+        "{left}"
+    );
+    assert!(
+        left.contains("mode = \\\"upsert\\\"") || left.contains("mode = \"upsert\""),
+        "{left}"
+    );
+    let acked: u64 = left
+        .split(" holds ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no row count in {left}"));
+    assert!(
+        acked > 0 && acked < 2000,
+        "the signal should land mid-run: {left}"
+    );
+    assert_eq!(
+        stored_rows(&m, &collection),
+        Some(acked),
+        "the report does not match the collection: {left}"
+    );
+    drop_collection(&m, &collection);
+}
