@@ -93,19 +93,9 @@ for l in range(idx.nlist):
     for i in range(n):
         print(int(ids[i]), ' '.join(str(int(x)) for x in codes[i]))
 "#;
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(index)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = vmig_testing::process::python(&python, script, &[index]);
     let mut rows = BTreeMap::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    for line in out.lines() {
         let mut parts = line.split(' ');
         let id: i64 = parts.next().unwrap().parse().unwrap();
         rows.insert(id, parts.map(|x| x.parse().unwrap()).collect());

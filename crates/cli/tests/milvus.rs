@@ -86,15 +86,22 @@ load = true
     path
 }
 
+/// Runs `body` with pymilvus connected to `m` (`VMIG_MILVUS_PYTHON`) and returns its output.
+fn pymilvus(m: &Milvus, body: &str) -> String {
+    let py = m
+        .python
+        .as_deref()
+        .expect("VMIG_MILVUS_PYTHON (pymilvus) is set by scripts/milvus");
+    let script = format!(
+        "from pymilvus import connections, utility, Collection\nconnections.connect(uri='{}', user='root', password='{}')\n{body}",
+        m.uri, m.password
+    );
+    vmig_testing::process::python(py, &script, &[] as &[&str])
+}
+
 fn drop_collection(m: &Milvus, collection: &str) {
-    if let Some(py) = &m.python {
-        let _ = Command::new(py)
-            .arg("-c")
-            .arg(format!(
-                "from pymilvus import connections, utility\nconnections.connect(uri='{}', user='root', password='{}')\nutility.drop_collection('{collection}')",
-                m.uri, m.password
-            ))
-            .output();
+    if m.python.is_some() {
+        pymilvus(m, &format!("utility.drop_collection('{collection}')"));
     }
 }
 
@@ -118,22 +125,9 @@ fn insert_then_verify_then_catch_a_deleted_row() {
     assert_eq!(report["target_rows"], 2000);
 
     // Delete one row on the server; verify must fail and name it.
-    let py = m
-        .python
-        .as_deref()
-        .expect("VMIG_MILVUS_PYTHON (pymilvus) deletes the row");
-    let del = Command::new(py)
-        .arg("-c")
-        .arg(format!(
-            "from pymilvus import connections, Collection\nconnections.connect(uri='{}', user='root', password='{}')\nc = Collection('{collection}')\nc.delete('id in [1000060]')\nc.flush()",
-            m.uri, m.password
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        del.status.success(),
-        "{}",
-        String::from_utf8_lossy(&del.stderr)
+    pymilvus(
+        &m,
+        &format!("c = Collection('{collection}')\nc.delete('id in [1000060]')\nc.flush()"),
     );
     let bad = vmig(&["verify", cfg.to_str().unwrap()], &env);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
@@ -205,24 +199,11 @@ fn unreachable_server_and_bad_password_fail_clearly() {
 
 /// Rows in `collection` after a flush (`None`: it does not exist), through pymilvus.
 fn stored_rows(m: &Milvus, collection: &str) -> Option<u64> {
-    let py = m
-        .python
-        .as_deref()
-        .expect("VMIG_MILVUS_PYTHON (pymilvus) counts the rows");
-    let out = Command::new(py)
-        .arg("-c")
-        .arg(format!(
-            "from pymilvus import connections, utility, Collection\nconnections.connect(uri='{}', user='root', password='{}')\nif utility.has_collection('{collection}'):\n    c = Collection('{collection}')\n    c.flush()\n    print(c.num_entities)\nelse:\n    print('none')",
-            m.uri, m.password
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = pymilvus(
+        m,
+        &format!("if utility.has_collection('{collection}'):\n    c = Collection('{collection}')\n    c.flush()\n    print(c.num_entities)\nelse:\n    print('none')"),
     );
-    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let s = out.trim();
     (s != "none").then(|| s.parse().unwrap())
 }
 
@@ -230,18 +211,10 @@ fn stored_rows(m: &Milvus, collection: &str) -> Option<u64> {
 fn faiss_with_nan(dir: &Path) -> PathBuf {
     let python = vmig_testing::service::python().expect("VMIG_PYTHON (faiss-cpu) writes the index");
     let path = dir.join("nan.faiss");
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(format!(
-            "import faiss, numpy as np\nx = np.random.default_rng(1).random((100, 8), dtype='float32')\nx[0, 3] = np.nan\ni = faiss.IndexFlatL2(8)\ni.add(x)\nfaiss.write_index(i, '{}')",
-            path.display()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    vmig_testing::process::python(
+        &python,
+        "import sys, faiss, numpy as np\nx = np.random.default_rng(1).random((100, 8), dtype='float32')\nx[0, 3] = np.nan\ni = faiss.IndexFlatL2(8)\ni.add(x)\nfaiss.write_index(i, sys.argv[1])",
+        &[&path],
     );
     path
 }

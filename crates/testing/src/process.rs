@@ -53,3 +53,22 @@ pub fn signal_after(mut command: Command, marker: &str, after: Duration, signal:
         stderr,
     }
 }
+
+/// Runs `python -c script args…` and returns its standard output.
+///
+/// # Panics
+/// When Python cannot start or the script fails (its standard error is in the message).
+pub fn python<S: AsRef<std::ffi::OsStr>>(python: &str, script: &str, args: &[S]) -> String {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("starting python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
