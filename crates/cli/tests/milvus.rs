@@ -342,3 +342,62 @@ fn sigterm_during_inserts_says_exactly_what_the_collection_holds() {
     );
     drop_collection(&m, &collection);
 }
+
+#[test]
+fn if_exists_drop_replaces_the_collection_only_when_the_run_completes() {
+    let Some(m) = milvus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("VMIG_TEST_MILVUS_PASSWORD", m.password.as_str())];
+    let collection = unique("cli_replace");
+    let first = job(dir.path(), &m, &collection, "mode = \"insert\"");
+    let o = vmig(&["migrate", first.to_str().unwrap()], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    // Mark the first copy: one row deleted, so a replacement is visible as 2000 rows again.
+    pymilvus(
+        &m,
+        &format!("c = Collection('{collection}')\nc.delete('id in [1000060]')\nc.flush()"),
+    );
+    let replacements = format!(
+        "print(sorted(c for c in utility.list_collections() if c.startswith('{collection}__vmig_')))"
+    );
+
+    // A replacing run stopped mid-way leaves the old collection exactly as it was.
+    let slow_dir = dir.path().join("slow");
+    std::fs::create_dir(&slow_dir).unwrap();
+    let slow = job(
+        &slow_dir,
+        &m,
+        &collection,
+        "mode = \"insert\"\nbatch_bytes = \"20KiB\"\n\n[pipeline]\nbatch_rows = 50\nmax_rows_per_second = 400\n",
+    );
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
+    c.args(["migrate", slow.to_str().unwrap(), "--progress", "log"])
+        .env("VMIG_TEST_MILVUS_PASSWORD", &m.password)
+        .env_remove("VMIG_LOG");
+    let o =
+        vmig_testing::process::signal_after(c, "Started", std::time::Duration::from_secs(2), "INT");
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "The collection `{collection}` that existed before is untouched"
+        )) && err.contains("which was dropped again"),
+        "{err}"
+    );
+    let bad = vmig(&["verify", first.to_str().unwrap()], &env);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    let report = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        report.contains("1 missing") && report.contains("id = 1000060: Missing"),
+        "the old collection changed: {report}"
+    );
+    assert_eq!(pymilvus(&m, &replacements).trim(), "[]");
+
+    // A completed replacing run swaps the new collection in under the old name.
+    let o = vmig(&["migrate", first.to_str().unwrap(), "--json"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let ok = vmig(&["verify", first.to_str().unwrap(), "--json"], &env);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert_eq!(pymilvus(&m, &replacements).trim(), "[]");
+    drop_collection(&m, &collection);
+}

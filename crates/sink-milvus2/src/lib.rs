@@ -23,10 +23,18 @@
 //! every finished file (one `Import` call per file or NumPy set, polled until Completed), so
 //! again only imported rows count as written.
 //!
-//! `abort` leaves in the collection what was already acknowledged (Milvus has no transaction to
-//! roll back, and the checkpoint records only flushed positions, so a resumed job continues
-//! after them; rows acknowledged after the last flush may be sent again on resume — use
-//! `mode = "upsert"` to make that idempotent). Staged files not yet imported are deleted.
+//! Nothing changes in the target before the first batch is ready: the collection is created
+//! then (or at commit, for a source without rows), so a run that fails early leaves the target
+//! as it was. `if_exists = "drop"` over an existing collection writes into a new collection named
+//! for the run (`<name>__vmig_<8 hex>`), and only `commit` drops the old one and renames the new
+//! one to its name (indexes go along); `abort` drops that new collection again.
+//!
+//! Otherwise `abort` leaves in the collection what was already acknowledged (Milvus has no
+//! transaction to roll back; rows acknowledged after the last flush may be sent again on a
+//! re-run — use `mode = "upsert"` to make that idempotent), after waiting up to a minute for the
+//! requests in flight so that its [`vmig_core::AbortReport`] states the exact number of
+//! acknowledged rows and how to go on. A collection this run created and left empty is dropped.
+//! Staged files not yet imported are deleted.
 //!
 //! Partitions: a batch whose source partition names a target partition (`write_to`, e.g. a
 //! Milvus 1.x partition tag) goes into that Milvus partition, which is created on first use
@@ -92,7 +100,8 @@ pub enum IfExists {
     Error,
     /// Add rows to it (its schema must match the data).
     Append,
-    /// Drop it and create it again.
+    /// Replace it: fill a new collection and swap it in (drop the old, rename the new) only
+    /// when the run completes.
     Drop,
 }
 

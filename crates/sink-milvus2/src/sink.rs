@@ -55,8 +55,9 @@ pub struct Milvus2Sink {
     pending_create: Option<Creation>,
     /// This run created the collection.
     created: bool,
-    /// This run dropped the collection that existed before (`if_exists = "drop"`).
-    dropped_existing: bool,
+    /// With `if_exists = "drop"` over an existing collection: its name. Rows go into a new
+    /// collection under a name of this run (`collection`), which replaces it only at commit.
+    replaces: Option<String>,
     /// Rows go into a collection that existed before (`if_exists = "append"`).
     appending: bool,
     /// Bulk mode.
@@ -74,7 +75,8 @@ struct Creation {
     wanted: vmig_milvus::proto::schema::CollectionSchema,
     /// The source's schema (after transforms), for the nullable check once the collection exists.
     schema: SchemaRef,
-    drop_existing: bool,
+    /// A collection of this name exists and is to be replaced at commit.
+    replace_existing: bool,
 }
 
 #[derive(Debug)]
@@ -114,7 +116,7 @@ impl Milvus2Sink {
             inflight: JoinSet::new(),
             pending_create: None,
             created: false,
-            dropped_existing: false,
+            replaces: None,
             appending: false,
             stage: None,
             rows_since_flush: 0,
@@ -639,7 +641,7 @@ impl Sink for Milvus2Sink {
         self.partition_key = wanted.fields.iter().any(|f| f.is_partition_key);
         let pk = primary_key_name(schema, self.config.primary_key.as_deref());
         let mut create = true;
-        let mut drop_existing = false;
+        let mut replace_existing = false;
         if self.client.has_collection(&collection).await? {
             match self.config.if_exists {
                 IfExists::Error => {
@@ -648,8 +650,8 @@ impl Sink for Milvus2Sink {
                         format!("collection `{collection}` already exists at {}; set `if_exists = \"append\"` to add to it or `if_exists = \"drop\"` to replace it", self.client.uri()),
                     ))
                 }
-                // Dropped only when the first batch is ready (see `ensure_created`).
-                IfExists::Drop => drop_existing = true,
+                // Replaced only at commit (see `ensure_created` and `commit`).
+                IfExists::Drop => replace_existing = true,
                 IfExists::Append => {
                     let info = self.client.describe_collection(&collection).await?;
                     check_compatible(&info.schema, &wanted)?;
@@ -664,7 +666,7 @@ impl Sink for Milvus2Sink {
             self.pending_create = Some(Creation {
                 wanted,
                 schema: schema.clone(),
-                drop_existing,
+                replace_existing,
             });
             // Until the collection exists, the source's nullable tags are taken as they are;
             // `ensure_created` checks them against what the server made.
@@ -792,6 +794,9 @@ impl Sink for Milvus2Sink {
                 )
                 .await?;
         }
+        if let Some(existing) = self.replaces.take() {
+            self.swap_in(&existing).await?;
+        }
         if self.config.load {
             if indexes.is_empty() {
                 return Err(Error::config(NAME, "`load = true` needs an index (Milvus 2.3 loads only indexed collections): set `index`, or copy from a Milvus collection that has one"));
@@ -863,7 +868,7 @@ impl Sink for Milvus2Sink {
         let collection = self.collection.clone();
         let mut report = AbortReport::default();
         if let Some(pending) = &self.pending_create {
-            let kept = if pending.drop_existing {
+            let kept = if pending.replace_existing {
                 format!(" The existing collection `{collection}` was not dropped and is as it was.")
             } else {
                 String::new()
@@ -873,10 +878,24 @@ impl Sink for Milvus2Sink {
             ));
             return Ok(report);
         }
-        if self.dropped_existing {
+        if let Some(existing) = &self.replaces {
+            // Nothing of this run is kept: the old collection stays what it was.
+            if self.created {
+                self.client.drop_collection(&collection).await.map_err(|e| {
+                    e.context(format!(
+                        "dropping `{collection}`, the unfinished replacement of `{existing}` that this run created"
+                    ))
+                })?;
+            }
+            let what = if self.created {
+                format!("this run wrote into `{collection}`, which was dropped again")
+            } else {
+                format!("`{collection}`, which was to replace it, was not created")
+            };
             report.push(format!(
-                "The collection `{collection}` that existed before was dropped by this run (`if_exists = \"drop\"`)."
+                "The collection `{existing}` that existed before is untouched (`if_exists = \"drop\"` replaces it only when a run completes); {what}."
             ));
+            return Ok(report);
         }
         let maybe = if unknown > 0 {
             format!(", and requests cut off by the stop may have added up to {unknown} more")
@@ -942,20 +961,48 @@ impl Milvus2Sink {
         Ok(())
     }
 
+    /// Replaces `existing` with the completed collection of this run: drops it, then renames.
+    async fn swap_in(&mut self, existing: &str) -> Result<()> {
+        let written = self.collection.clone();
+        if self.client.has_collection(existing).await? {
+            tracing::info!(
+                collection = existing,
+                "dropping the collection this run replaces (if_exists = drop)"
+            );
+            self.client.drop_collection(existing).await.map_err(|e| {
+                e.context(format!(
+                    "replacing `{existing}`: the new data is complete in `{written}`, and `{existing}` is unchanged"
+                ))
+            })?;
+        }
+        self.client
+            .rename_collection(&written, existing)
+            .await
+            .map_err(|e| {
+                e.context(format!(
+                    "replacing `{existing}`: it was dropped, and the new data is complete in `{written}`; rename that collection to `{existing}` (e.g. pymilvus `utility.rename_collection`)"
+                ))
+            })?;
+        self.collection = existing.to_string();
+        Ok(())
+    }
+
     /// Creates the collection `prepare` planned (dropping the old one first with
     /// `if_exists = "drop"`), its partitions and the configured partition; a no-op afterwards.
     async fn ensure_created(&mut self) -> Result<()> {
-        let Some(plan) = self.pending_create.take() else {
+        let Some(mut plan) = self.pending_create.take() else {
             return Ok(());
         };
-        let collection = self.collection.clone();
-        if plan.drop_existing {
+        if plan.replace_existing {
+            let existing = self.collection.clone();
+            self.collection = replacement_name(&existing)?;
             tracing::info!(
-                collection,
-                "dropping the existing collection (if_exists = drop)"
+                collection = existing,
+                replacement = self.collection,
+                "writing into a new collection that replaces the existing one when the run completes (if_exists = drop)"
             );
-            self.client.drop_collection(&collection).await?;
-            self.dropped_existing = true;
+            self.replaces = Some(existing);
+            plan.wanted.name = self.collection.clone();
         }
         let settings = &self.settings;
         let shards = self.config.shards.or(settings.shards).unwrap_or(1);
@@ -992,6 +1039,24 @@ impl Milvus2Sink {
         }
         self.check_nullable(&plan.schema).await
     }
+}
+
+/// The name of the collection that replaces `existing` until the run completes:
+/// `<existing>__vmig_<8 hex digits of this run>`.
+fn replacement_name(existing: &str) -> Result<String> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let run = nanos ^ std::process::id().rotate_left(16);
+    let name = format!("{existing}__vmig_{run:08x}");
+    if name.len() > 255 {
+        return Err(Error::config(
+            NAME,
+            format!("`if_exists = \"drop\"` writes into a new collection named `{existing}__vmig_<run>` first, which exceeds Milvus's 255 characters; use a shorter collection name"),
+        ));
+    }
+    Ok(name)
 }
 
 /// `schema` with the `milvus.nullable` tag removed from the fields named in `untag`.
