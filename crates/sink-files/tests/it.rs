@@ -1798,3 +1798,129 @@ async fn s3_keeps_the_previous_output_until_commit_and_replaces_only_its_objects
             .unwrap();
     }
 }
+
+/// With `aws_conditional_put = "etag"` the lock is a create-only PUT (`If-None-Match: *`), so of
+/// two runs starting at the same moment only one gets it; the test S3 server honours it.
+#[tokio::test]
+async fn s3_lock_is_create_only_with_conditional_put() {
+    let Some(s3) = vmig_testing::service::S3::from_env() else {
+        return;
+    };
+    let prefix = vmig_testing::service::unique("vmig-sink-files-lock");
+    let url = format!("s3://{}/{prefix}/", s3.bucket);
+    let mut cfg = FilesSinkConfig::new(&url, StagingFormat::Parquet);
+    cfg.storage = s3.storage_options();
+    cfg.storage
+        .insert("aws_conditional_put".into(), "etag".into());
+    let store = vmig_core::store::resolve(&url, &cfg.storage).unwrap().store;
+    let lock = object_store::path::Path::from(format!("{prefix}/.vmig.lock"));
+
+    let sink = open(&cfg, &schema()).await.unwrap();
+    let held = objects(&store, &prefix).await;
+    let err = store
+        .put_opts(
+            &lock,
+            b"x".to_vec().into(),
+            object_store::PutMode::Create.into(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, object_store::Error::AlreadyExists { .. }),
+        "{err}"
+    );
+    assert_eq!(objects(&store, &prefix).await, held);
+    let err = open(&cfg, &schema()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is being written by another vmig run"),
+        "{err}"
+    );
+    let report = sink.abort().await.unwrap();
+    assert_eq!(
+        report.left,
+        [format!(
+            "Nothing of this run remains in s3://{}/{prefix}/, which holds no objects, as before.",
+            s3.bucket
+        )]
+    );
+    assert!(objects(&store, &prefix).await.is_empty());
+}
+
+#[tokio::test]
+async fn s3_the_next_run_completes_a_commit_that_was_interrupted() {
+    let Some(s3) = vmig_testing::service::S3::from_env() else {
+        return;
+    };
+    let prefix = vmig_testing::service::unique("vmig-sink-files-resume");
+    let staged = format!("{prefix}-staged");
+    let cfg_at = |p: &str| {
+        let mut cfg =
+            FilesSinkConfig::new(format!("s3://{}/{p}/", s3.bucket), StagingFormat::Parquet);
+        cfg.storage = s3.storage_options();
+        cfg.max_file_size = ByteSize(24 << 10);
+        cfg.overwrite = true;
+        cfg
+    };
+    let store = vmig_core::store::resolve(&format!("s3://{}/", s3.bucket), &s3.storage_options())
+        .unwrap()
+        .store;
+    let key = |p: &str, rel: &str| object_store::path::Path::from(format!("{p}/{rel}"));
+    run(&cfg_at(&prefix), &[batch(0, 600)], &[]).await;
+    run(&cfg_at(&staged), &[batch(5000, 200)], &[]).await;
+    let new = objects(&store, &staged).await;
+    let run_id = serde_json::from_slice::<serde_json::Value>(&new["manifest.json"]).unwrap()
+        ["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Killed after deleting the old manifest and copying one new file into place.
+    let run_dir = format!(".vmig-{run_id}");
+    for (rel, data) in &new {
+        store
+            .put(
+                &key(&prefix, &format!("{run_dir}/{rel}")),
+                data.clone().into(),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .copy(
+            &key(&prefix, "manifest.json"),
+            &key(&prefix, &format!("{run_dir}/.old-manifest.json")),
+        )
+        .await
+        .unwrap();
+    store.delete(&key(&prefix, "manifest.json")).await.unwrap();
+    store
+        .put(
+            &key(&prefix, "part-00000.parquet"),
+            new["part-00000.parquet"].clone().into(),
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            &key(&prefix, ".vmig.lock"),
+            lock_json(&run_id, dead_pid(), &this_host())
+                .into_bytes()
+                .into(),
+        )
+        .await
+        .unwrap();
+
+    let mut next = cfg_at(&prefix);
+    next.overwrite = false;
+    let err = open(&next, &schema()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("already holds vmig output"),
+        "{err}"
+    );
+    assert_eq!(objects(&store, &prefix).await, new);
+    for p in [&prefix, &staged] {
+        for rel in objects(&store, p).await.keys() {
+            store.delete(&key(p, rel)).await.unwrap();
+        }
+    }
+}
