@@ -1924,3 +1924,56 @@ async fn s3_the_next_run_completes_a_commit_that_was_interrupted() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_commit_that_fails_half_way_says_where_everything_is_and_the_next_run_completes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, staged) = (tmp.path().join("out"), tmp.path().join("staged"));
+    let cfg = overwriting(&out, StagingFormat::Parquet);
+    run(&cfg, &[batch(0, 600)], &[]).await;
+    let mut sink = open(&cfg, &schema()).await.unwrap();
+    sink.write(batch(5000, 200)).await.unwrap();
+    let run_dir = names_in(&out)
+        .into_iter()
+        .find(|n| n.starts_with(".vmig-") && n != ".vmig.lock")
+        .unwrap();
+    // A file where the commit puts the previous output aside makes it stop half-way.
+    let blocker = out.join(format!("{run_dir}.old"));
+    put(&blocker, "in the way");
+    let err = sink.commit().await.unwrap_err();
+    let display = out.display();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "committing into {display} stopped half-way: the new files not yet in place are in {display}/{run_dir}/, what is left of the previous output is in place or listed in {display}/{run_dir}.old/; {display}/.vmig.lock stays, and the next vmig run into {display} on this machine completes this commit (nothing is lost): "
+        )),
+        "{err}"
+    );
+    assert!(out.join(&run_dir).join("manifest.json").exists());
+    assert!(out.join(".vmig.lock").exists());
+
+    // Once this process is gone (its lock then names a dead pid), the next run completes it.
+    std::fs::remove_file(&blocker).unwrap();
+    let run_id = run_dir.trim_start_matches(".vmig-");
+    put(
+        &out.join(".vmig.lock"),
+        &lock_json(run_id, dead_pid(), &this_host()),
+    );
+    let err = open(&config(&out, StagingFormat::Parquet), &schema())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("already holds vmig output"),
+        "{err}"
+    );
+    assert_eq!(run_id_of(&out), run_id);
+    let names = names_in(&out);
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    run(
+        &overwriting(&staged, StagingFormat::Parquet),
+        &[batch(5000, 200)],
+        &[],
+    )
+    .await;
+    let (got, _) = read_dir(&out, StagingFormat::Parquet);
+    assert!(got == read_dir(&staged, StagingFormat::Parquet).0);
+}
