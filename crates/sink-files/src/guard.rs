@@ -117,6 +117,37 @@ impl LockInfo {
             && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 
+    /// Whether a manifest was written by this lock's run.
+    pub(crate) fn wrote(&self, manifest: Option<&Previous>) -> bool {
+        manifest.is_some_and(|p| p.run_id.as_deref() == Some(self.run_id.as_str()))
+    }
+
+    /// The context of an error while completing this dead run's commit.
+    pub(crate) fn completing(&self, target: &str) -> String {
+        format!(
+            "completing the interrupted commit of the earlier {} into {target}",
+            self.describe()
+        )
+    }
+
+    /// What the next run did about this dead run: completed its commit, or removed
+    /// `leftovers` (its run directory or prefix).
+    pub(crate) fn recovered(&self, committed: bool, leftovers: &str) -> String {
+        let note = if committed {
+            format!(
+                "found the lock of the earlier {}, which died while committing, and completed its commit",
+                self.describe()
+            )
+        } else {
+            format!(
+                "found the lock of the earlier {}, which died before committing, and removed its unfinished files ({leftovers}); the output it was to replace is untouched",
+                self.describe()
+            )
+        };
+        tracing::warn!(message = "Took over a stale lock.", note = note.as_str());
+        note
+    }
+
     /// The refusal for a live lock held by another run.
     pub(crate) fn refusal(&self, target: &str) -> Error {
         Error::config(

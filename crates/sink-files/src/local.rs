@@ -129,39 +129,21 @@ pub(crate) fn unlock(dir: &Path, run: &str) -> Result<()> {
 /// Deals with what the dead run `dead` left: finishes its commit when it got as far as writing
 /// its manifest, removes its run directory otherwise. Returns a sentence saying which.
 fn recover(dir: &Path, dead: &LockInfo, display: &str) -> Result<String> {
-    let run = &dead.run_id;
-    let placed = read_manifest(dir, MANIFEST, display)
-        .ok()
-        .flatten()
-        .is_some_and(|p| p.run_id.as_deref() == Some(run.as_str()));
-    let staged = exists(&dir.join(guard::run_dir(run)).join(MANIFEST));
-    let note = if placed || staged {
-        finish_commit(dir, run, display).map_err(|e| {
-            e.context(format!(
-                "completing the interrupted commit of the earlier {} into {display}",
-                dead.describe()
-            ))
-        })?;
-        format!(
-            "found the lock of the earlier {}, which died while committing, and completed its commit",
-            dead.describe()
-        )
-    } else {
-        remove_all(&dir.join(guard::run_dir(run)))?;
-        format!(
-            "found the lock of the earlier {}, which died before committing, and removed its unfinished files ({}/{}); the output it was to replace is untouched",
-            dead.describe(),
-            display,
-            guard::run_dir(run)
-        )
-    };
-    let place: &str = display;
-    tracing::warn!(
-        message = "Took over a stale lock.",
-        target = place,
-        note = note.as_str()
+    let run_dir = guard::run_dir(&dead.run_id);
+    let placed = dead.wrote(
+        read_manifest(dir, MANIFEST, display)
+            .ok()
+            .flatten()
+            .as_ref(),
     );
-    Ok(note)
+    let committed = placed || exists(&dir.join(&run_dir).join(MANIFEST));
+    if committed {
+        finish_commit(dir, &dead.run_id, display)
+            .map_err(|e| e.context(dead.completing(display)))?;
+    } else {
+        remove_all(&dir.join(&run_dir))?;
+    }
+    Ok(dead.recovered(committed, &format!("{display}/{run_dir}")))
 }
 
 /// What is in `dir` besides this run's own lock and run directory: the previous vmig output

@@ -167,40 +167,17 @@ impl Remote<'_> {
     }
 
     async fn recover(&self, dead: &LockInfo) -> Result<String> {
-        let run = &dead.run_id;
-        let placed = self
-            .manifest(MANIFEST)
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|p| p.run_id.as_deref() == Some(run.as_str()));
-        let staged = self
-            .get(&format!("{}/{MANIFEST}", guard::run_dir(run)))
-            .await?
-            .is_some();
-        let note = if placed || staged {
-            self.finish_commit(run).await.map_err(|e| {
-                e.context(format!(
-                    "completing the interrupted commit of the earlier {} into {}",
-                    dead.describe(),
-                    self.display
-                ))
-            })?;
-            format!(
-                "found the lock of the earlier {}, which died while committing, and completed its commit",
-                dead.describe()
-            )
+        let run_dir = guard::run_dir(&dead.run_id);
+        let placed = dead.wrote(self.manifest(MANIFEST).await.ok().flatten().as_ref());
+        let committed = placed || self.get(&format!("{run_dir}/{MANIFEST}")).await?.is_some();
+        if committed {
+            self.finish_commit(&dead.run_id)
+                .await
+                .map_err(|e| e.context(dead.completing(self.display)))?;
         } else {
-            self.discard(run).await?;
-            format!(
-                "found the lock of the earlier {}, which died before committing, and deleted its unfinished objects ({}/{}/); the output it was to replace is untouched",
-                dead.describe(),
-                self.display,
-                guard::run_dir(run)
-            )
-        };
-        tracing::warn!(message = "Took over a stale lock.", target = %self.display, note = %note);
-        Ok(note)
+            self.discard(&dead.run_id).await?;
+        }
+        Ok(dead.recovered(committed, &format!("{}/{run_dir}/", self.display)))
     }
 
     /// Deletes every object below `.vmig-<run>/`.

@@ -1285,6 +1285,39 @@ fn overwriting(path: &Path, format: StagingFormat) -> FilesSinkConfig {
     c
 }
 
+/// Earlier vmig output in `out` (Parquet, several units); the overwriting config that wrote it.
+async fn earlier_output(out: &Path) -> FilesSinkConfig {
+    let cfg = overwriting(out, StagingFormat::Parquet);
+    run(&cfg, &[batch(0, 600)], &[]).await;
+    cfg
+}
+
+/// The output another run writes (into `dir`), to compare with.
+async fn new_output(dir: &Path) {
+    run(
+        &overwriting(dir, StagingFormat::Parquet),
+        &[batch(5000, 200)],
+        &[],
+    )
+    .await;
+}
+
+/// Opening `cfg` without `overwrite` fails because the target holds vmig output.
+async fn assert_refused_as_earlier_output(cfg: &FilesSinkConfig) {
+    let mut next = cfg.clone();
+    next.overwrite = false;
+    let err = open(&next, &schema()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("already holds vmig output"),
+        "{err}"
+    );
+}
+
+/// The lock a run `run` of this host leaves when it is killed.
+fn dead_lock(run: &str) -> String {
+    lock_json(run, dead_pid(), &this_host())
+}
+
 fn run_id_of(dir: &Path) -> String {
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
@@ -1613,37 +1646,22 @@ fn crash_during_commit(out: &Path, staged_from: &Path, run: &str, moved_aside: u
         std::fs::create_dir_all(aside.join(f).parent().unwrap()).unwrap();
         std::fs::rename(out.join(f), aside.join(f)).unwrap();
     }
-    put(
-        &out.join(".vmig.lock"),
-        &lock_json(run, dead_pid(), &this_host()),
-    );
+    put(&out.join(".vmig.lock"), &dead_lock(run));
 }
 
 #[tokio::test]
 async fn the_next_run_completes_a_commit_that_was_interrupted() {
     let tmp = tempfile::tempdir().unwrap();
     let (out, staged) = (tmp.path().join("out"), tmp.path().join("staged"));
-    let cfg = overwriting(&out, StagingFormat::Parquet);
-    run(&cfg, &[batch(0, 600)], &[]).await;
+    let cfg = earlier_output(&out).await;
     put(&out.join("notes.txt"), "theirs");
     // What the interrupted run would have put in place, produced by a real run elsewhere.
-    run(
-        &overwriting(&staged, StagingFormat::Parquet),
-        &[batch(5000, 200)],
-        &[],
-    )
-    .await;
+    new_output(&staged).await;
     let new_run = run_id_of(&staged);
     crash_during_commit(&out, &staged, &new_run, 2);
 
     // The next run (even one that is then refused) finishes that commit first.
-    let err = open(&config(&out, StagingFormat::Parquet), &schema())
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("already holds vmig output"),
-        "{err}"
-    );
+    assert_refused_as_earlier_output(&cfg).await;
     let mut want = snapshot(&staged);
     want.insert("notes.txt".into(), b"theirs".to_vec());
     assert_eq!(snapshot(&out), want);
@@ -1653,8 +1671,7 @@ async fn the_next_run_completes_a_commit_that_was_interrupted() {
 async fn a_run_killed_before_its_commit_leaves_the_previous_output_to_the_next_run() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let cfg = overwriting(&out, StagingFormat::Parquet);
-    run(&cfg, &[batch(0, 600)], &[]).await;
+    let cfg = earlier_output(&out).await;
     let before = snapshot(&out);
     put(
         &out.join(".vmig-00000000000000dd/part-00000.parquet"),
@@ -1664,17 +1681,8 @@ async fn a_run_killed_before_its_commit_leaves_the_previous_output_to_the_next_r
         &out.join(".vmig-00000000000000dd/.part-00001.parquet.tmp"),
         "open",
     );
-    put(
-        &out.join(".vmig.lock"),
-        &lock_json("00000000000000dd", dead_pid(), &this_host()),
-    );
-    let err = open(&config(&out, StagingFormat::Parquet), &schema())
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("already holds vmig output"),
-        "{err}"
-    );
+    put(&out.join(".vmig.lock"), &dead_lock("00000000000000dd"));
+    assert_refused_as_earlier_output(&cfg).await;
     assert_eq!(snapshot(&out), before);
 }
 
@@ -1903,20 +1911,12 @@ async fn s3_the_next_run_completes_a_commit_that_was_interrupted() {
     store
         .put(
             &key(&prefix, ".vmig.lock"),
-            lock_json(&run_id, dead_pid(), &this_host())
-                .into_bytes()
-                .into(),
+            dead_lock(&run_id).into_bytes().into(),
         )
         .await
         .unwrap();
 
-    let mut next = cfg_at(&prefix);
-    next.overwrite = false;
-    let err = open(&next, &schema()).await.unwrap_err();
-    assert!(
-        err.to_string().contains("already holds vmig output"),
-        "{err}"
-    );
+    assert_refused_as_earlier_output(&cfg_at(&prefix)).await;
     assert_eq!(objects(&store, &prefix).await, new);
     for p in [&prefix, &staged] {
         for rel in objects(&store, p).await.keys() {
@@ -1929,8 +1929,7 @@ async fn s3_the_next_run_completes_a_commit_that_was_interrupted() {
 async fn a_commit_that_fails_half_way_says_where_everything_is_and_the_next_run_completes_it() {
     let tmp = tempfile::tempdir().unwrap();
     let (out, staged) = (tmp.path().join("out"), tmp.path().join("staged"));
-    let cfg = overwriting(&out, StagingFormat::Parquet);
-    run(&cfg, &[batch(0, 600)], &[]).await;
+    let cfg = earlier_output(&out).await;
     let mut sink = open(&cfg, &schema()).await.unwrap();
     sink.write(batch(5000, 200)).await.unwrap();
     let run_dir = names_in(&out)
@@ -1954,26 +1953,12 @@ async fn a_commit_that_fails_half_way_says_where_everything_is_and_the_next_run_
     // Once this process is gone (its lock then names a dead pid), the next run completes it.
     std::fs::remove_file(&blocker).unwrap();
     let run_id = run_dir.trim_start_matches(".vmig-");
-    put(
-        &out.join(".vmig.lock"),
-        &lock_json(run_id, dead_pid(), &this_host()),
-    );
-    let err = open(&config(&out, StagingFormat::Parquet), &schema())
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("already holds vmig output"),
-        "{err}"
-    );
+    put(&out.join(".vmig.lock"), &dead_lock(run_id));
+    assert_refused_as_earlier_output(&cfg).await;
     assert_eq!(run_id_of(&out), run_id);
     let names = names_in(&out);
     assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
-    run(
-        &overwriting(&staged, StagingFormat::Parquet),
-        &[batch(5000, 200)],
-        &[],
-    )
-    .await;
+    new_output(&staged).await;
     let (got, _) = read_dir(&out, StagingFormat::Parquet);
     assert!(got == read_dir(&staged, StagingFormat::Parquet).0);
 }
