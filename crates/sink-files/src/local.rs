@@ -51,14 +51,18 @@ pub(crate) fn lock(dir: &Path, me: &LockInfo, display: &str) -> Result<Option<St
                 sync_dir(dir);
                 return match stale {
                     None => Ok(None),
-                    Some((dead, aside)) => {
-                        let note = recover(dir, &dead, display);
-                        let _ = std::fs::remove_file(aside);
-                        if note.is_err() {
-                            let _ = unlock(dir, &me.run_id);
+                    Some((dead, aside)) => match recover(dir, &dead, display) {
+                        Ok(note) => {
+                            let _ = std::fs::remove_file(aside);
+                            Ok(Some(note))
                         }
-                        note.map(Some)
-                    }
+                        Err(e) => {
+                            // The dead run's lock goes back (over ours), so that the next run
+                            // tries again.
+                            let _ = std::fs::rename(&aside, &path);
+                            Err(e)
+                        }
+                    },
                 };
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

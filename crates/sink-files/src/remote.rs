@@ -145,7 +145,16 @@ impl Remote<'_> {
             .await
             .context_with(|| format!("writing {key}"))?;
         if let Some(dead) = dead {
-            locked.note = Some(self.recover(&dead).await?);
+            match self.recover(&dead).await {
+                Ok(note) => locked.note = Some(note),
+                Err(e) => {
+                    // The dead run's lock goes back, so that the next run tries again.
+                    if let Ok(body) = dead.to_bytes() {
+                        let _ = self.store.put(&key, PutPayload::from(body)).await;
+                    }
+                    return Err(e);
+                }
+            }
         }
         Ok(locked)
     }

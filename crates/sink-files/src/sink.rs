@@ -405,6 +405,39 @@ impl FilesSink {
         }
     }
 
+    /// Everything of a commit before the swap: the last flush, the check that no new file
+    /// goes over one the previous manifest does not list, and the staged manifest.
+    async fn stage_commit(&mut self) -> Result<(Manifest, Vec<String>)> {
+        self.flush().await?;
+        let format = self.format()?;
+        let schema = self
+            .prepared
+            .clone()
+            .ok_or_else(|| Error::schema("the files sink was committed before `prepare`"))?;
+        let manifest = self.manifest(&schema, format);
+        let new_files: Vec<String> = self
+            .units
+            .iter()
+            .flat_map(|u| u.files.iter().cloned())
+            .collect();
+        let taken = match self.target.local.clone() {
+            Some(dir) => {
+                let (files, previous) = (new_files.clone(), self.previous.clone());
+                blocking_io(move || Ok(local::conflicts(&dir, &files, previous.as_ref()))).await?
+            }
+            None => {
+                self.remote()
+                    .conflicts(&new_files, self.previous.as_ref())
+                    .await?
+            }
+        };
+        if !taken.is_empty() {
+            return Err(guard::conflict_refusal(&self.target.display, &taken));
+        }
+        self.stage_manifest(&manifest).await?;
+        Ok((manifest, new_files))
+    }
+
     /// The swap: the previous output goes, the new one takes its place (see
     /// [`local::finish_commit`] and [`Remote::finish_commit`]).
     async fn finish_commit(&self) -> Result<()> {
@@ -516,36 +549,16 @@ impl Sink for FilesSink {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<CommitReport> {
-        self.flush().await?;
-        let format = self.format()?;
-        let schema = self
-            .prepared
-            .clone()
-            .ok_or_else(|| Error::schema("the files sink was committed before `prepare`"))?;
-        let manifest = self.manifest(&schema, format);
-        let new_files: Vec<String> = self
-            .units
-            .iter()
-            .flat_map(|u| u.files.iter().cloned())
-            .collect();
-        // Nothing is ever put over a file that the previous manifest does not list.
-        let taken = match self.target.local.clone() {
-            Some(dir) => {
-                let (files, previous) = (new_files.clone(), self.previous.clone());
-                blocking_io(move || Ok(local::conflicts(&dir, &files, previous.as_ref()))).await?
-            }
-            None => {
-                self.remote()
-                    .conflicts(&new_files, self.previous.as_ref())
-                    .await?
+        let (manifest, new_files) = match self.stage_commit().await {
+            Ok(staged) => staged,
+            Err(e) => {
+                // Not committing yet: this run's files and lock go, the target is as before.
+                if let Err(error) = self.release().await {
+                    tracing::warn!(message = "Removing this run's files failed.", %error);
+                }
+                return Err(e);
             }
         };
-        if !taken.is_empty() {
-            let refusal = guard::conflict_refusal(&self.target.display, &taken);
-            self.release().await?;
-            return Err(refusal);
-        }
-        self.stage_manifest(&manifest).await?;
         self.state = State::Committing;
         if let Err(e) = self.finish_commit().await {
             return Err(self.interrupted(e));
