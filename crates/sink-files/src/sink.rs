@@ -269,11 +269,15 @@ impl FilesSink {
                     if previous.is_err() {
                         let _ = release_local(&dir, &run, !existed);
                     }
-                    Ok((recovered, previous?))
+                    Ok((recovered, previous))
                 })
                 .await;
-                let (recovered, previous) = match claimed {
-                    Ok(c) => c,
+                let previous = claimed.and_then(|(recovered, previous)| {
+                    self.recovered = recovered;
+                    previous
+                });
+                let previous = match previous {
+                    Ok(p) => p,
                     Err(e) => {
                         if !existed {
                             let _ = tokio::fs::remove_dir(&dir).await;
@@ -282,7 +286,6 @@ impl FilesSink {
                     }
                 };
                 self.created_dir = !existed;
-                self.recovered = recovered;
                 self.previous = previous;
                 if let Some(core) = self.core.as_mut() {
                     core.work_dir = work;
@@ -290,16 +293,18 @@ impl FilesSink {
             }
             None => {
                 let locked = self.remote().lock(&me).await?;
+                self.recovered.clone_from(&locked.note);
                 if locked.best_effort {
                     tracing::warn!(
                         message = "The object store cannot create an object only if absent; the lock is best-effort (for S3, set `aws_conditional_put = \"etag\"` in `storage` where the store supports it).",
                         target = %self.target.display
                     );
                 }
-                let previous = match self.remote().inspect(&run).await {
-                    Ok(p) => admit(p, overwrite, &display),
-                    Err(e) => Err(e),
-                };
+                let previous = self
+                    .remote()
+                    .inspect(&run)
+                    .await
+                    .and_then(|p| admit(p, overwrite, &display));
                 let staging = previous.and_then(|p| {
                     let tmp = tempfile::Builder::new()
                         .prefix("vmig-files-")
@@ -314,7 +319,6 @@ impl FilesSink {
                         return Err(e);
                     }
                 };
-                self.recovered = locked.note;
                 self.previous = previous;
                 if let Some(core) = self.core.as_mut() {
                     core.work_dir = tmp.path().to_path_buf();

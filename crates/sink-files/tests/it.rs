@@ -1660,8 +1660,27 @@ async fn the_next_run_completes_a_commit_that_was_interrupted() {
     let new_run = run_id_of(&staged);
     crash_during_commit(&out, &staged, &new_run, 2);
 
-    // The next run (even one that is then refused) finishes that commit first.
-    assert_refused_as_earlier_output(&cfg).await;
+    // The next run (even one that is then refused) finishes that commit first, and says so.
+    let mut next = cfg.clone();
+    next.overwrite = false;
+    let mut sink = next.build(&BuildContext::default()).await.unwrap();
+    let err = sink.prepare(&schema()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("already holds vmig output"),
+        "{err}"
+    );
+    let report = sink.abort().await.unwrap();
+    assert_eq!(report.left.len(), 2, "{report:?}");
+    assert!(
+        report.left[0].starts_with(&format!(
+            "Before writing, this run found the lock of the earlier run {new_run} (pid "
+        )) && report.left[0].ends_with("which died while committing, and completed its commit."),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.left[1],
+        format!("Nothing of this run was written to {}.", out.display())
+    );
     let mut want = snapshot(&staged);
     want.insert("notes.txt".into(), b"theirs".to_vec());
     assert_eq!(snapshot(&out), want);
