@@ -270,7 +270,12 @@ pub(crate) fn finish_commit(dir: &Path, run: &str, display: &str) -> Result<()> 
             let from = run_path.join(f);
             let to = dir.join(f);
             if exists(&from) && exists(&to) {
-                return Err(guard::conflict_refusal(display, std::slice::from_ref(f)));
+                return Err(Error::config(
+                    PLUGIN,
+                    format!(
+                        "cannot move {f} into place: {display}/{f} exists, and vmig did not write it; move it away and run again to complete the commit"
+                    ),
+                ));
             }
             if move_into(&from, &to)? {
                 if let Some(parent) = to.parent() {

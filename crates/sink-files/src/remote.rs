@@ -289,7 +289,13 @@ impl Remote<'_> {
                             .into(),
                         )
                     })?;
-                if placed.is_some() {
+                if let Some(previous) = placed {
+                    // Copies start only after this manifest is gone, so until then any object
+                    // at a new key that it does not list is someone else's.
+                    let taken = self.conflicts(&new.files, Some(&previous)).await?;
+                    if !taken.is_empty() {
+                        return Err(guard::conflict_refusal(self.display, &taken));
+                    }
                     self.delete(MANIFEST).await?;
                 }
                 for f in new.files.iter().map(String::as_str).chain([MANIFEST]) {

@@ -1981,3 +1981,43 @@ async fn a_commit_that_fails_half_way_says_where_everything_is_and_the_next_run_
     let (got, _) = read_dir(&out, StagingFormat::Parquet);
     assert!(got == read_dir(&staged, StagingFormat::Parquet).0);
 }
+
+#[tokio::test]
+async fn a_completion_that_cannot_finish_keeps_the_dead_runs_lock_for_the_next_try() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, staged) = (tmp.path().join("out"), tmp.path().join("staged"));
+    let cfg = overwriting(&out, StagingFormat::Parquet);
+    run(&cfg, &[batch(0, 10)], &[]).await;
+    new_output(&staged).await;
+    assert!(staged.join("part-00001.parquet").exists());
+    let new_run = run_id_of(&staged);
+    crash_during_commit(&out, &staged, &new_run, 0);
+    // Someone put a file where the dead run's second file goes.
+    put(&out.join("part-00001.parquet"), "someone's");
+    let lock = std::fs::read_to_string(out.join(".vmig.lock")).unwrap();
+
+    let err = open(&cfg, &schema()).await.unwrap_err();
+    let display = out.display();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "completing the interrupted commit of the earlier run {new_run} (pid "
+        )) && err.to_string().ends_with(&format!(
+            "into {display}: invalid `files` configuration: cannot move part-00001.parquet into place: {display}/part-00001.parquet exists, and vmig did not write it; move it away and run again to complete the commit"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join(".vmig.lock")).unwrap(),
+        lock
+    );
+    assert_eq!(
+        std::fs::read(out.join("part-00001.parquet")).unwrap(),
+        b"someone's"
+    );
+
+    std::fs::remove_file(out.join("part-00001.parquet")).unwrap();
+    assert_refused_as_earlier_output(&cfg).await;
+    let mut want = snapshot(&staged);
+    want.retain(|k, _| !k.starts_with('.'));
+    assert_eq!(snapshot(&out), want);
+}
