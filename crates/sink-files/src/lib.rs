@@ -64,7 +64,9 @@
 //!   cannot rename, a copy of the old manifest is saved in the run prefix, the old manifest is
 //!   deleted, the new objects are copied into place (server-side; S3 copies at most 5 GiB per
 //!   request, so `max_file_size` is limited to that for `s3://`), then the new manifest; then
-//!   the old objects the new output did not replace and the run prefix are deleted.
+//!   the old objects the new output did not replace and the run prefix are deleted. Keys are
+//!   checked for foreign objects before the first copy; one written there during the copies
+//!   would be replaced (copies must be allowed to replace old objects of the same name).
 //! * **Interrupted commit.** Every step is idempotent. A run that finds a stale lock whose run
 //!   had staged its manifest finishes that commit (roll-forward) before starting; a stale run
 //!   that had not got that far only has its run directory, which is removed.
