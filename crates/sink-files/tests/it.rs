@@ -2021,3 +2021,83 @@ async fn a_completion_that_cannot_finish_keeps_the_dead_runs_lock_for_the_next_t
     want.retain(|k, _| !k.starts_with('.'));
     assert_eq!(snapshot(&out), want);
 }
+
+/// Set for the child process of [`a_killed_run_leaves_nothing_that_looks_like_output`]: the
+/// target it writes into.
+const KILL_ME_ENV: &str = "VMIG_FILES_TEST_KILL_ME";
+
+/// Run only as the child of [`a_killed_run_leaves_nothing_that_looks_like_output`]: writes into
+/// the target, flushes, opens another unit, says so, and waits to be killed.
+#[tokio::test]
+#[ignore = "the child process of a_killed_run_leaves_nothing_that_looks_like_output"]
+async fn write_until_killed() {
+    let Ok(out) = std::env::var(KILL_ME_ENV) else {
+        return;
+    };
+    let out = PathBuf::from(out);
+    let mut sink = open(&overwriting(&out, StagingFormat::Parquet), &schema())
+        .await
+        .unwrap();
+    sink.write(batch(1000, 400)).await.unwrap();
+    sink.flush().await.unwrap();
+    sink.write(batch(1400, 100)).await.unwrap();
+    std::fs::write(out.with_extension("ready"), "").unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+}
+
+#[tokio::test]
+async fn a_killed_run_leaves_nothing_that_looks_like_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let cfg = earlier_output(&out).await;
+    let before = snapshot(&out);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "write_until_killed",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env(KILL_ME_ENV, &out)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = out.with_extension("ready");
+    let started = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the child ended early");
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the child never got ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // The previous output is intact, and all that is new is hidden and vmig's own.
+    let after = snapshot(&out);
+    let new: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert!(!new.is_empty());
+    assert!(
+        new.iter()
+            .all(|k| k.starts_with(".vmig-") || *k == ".vmig.lock"),
+        "{new:?}"
+    );
+    assert!(before.iter().all(|(k, v)| after.get(k) == Some(v)));
+
+    // The next run sees the killed run's process is gone, removes its files, and works.
+    let mut next = open(&cfg, &schema()).await.unwrap();
+    assert_eq!(
+        snapshot(&out)
+            .keys()
+            .filter(|k| k.starts_with(".vmig") && !before.contains_key(*k))
+            .count(),
+        2,
+        "only the next run's own lock and run directory: {:?}",
+        snapshot(&out).keys()
+    );
+    next.write(batch(0, 5)).await.unwrap();
+    next.commit().await.unwrap();
+    assert_eq!(names_in(&out), ["manifest.json", "part-00000.parquet"]);
+}
