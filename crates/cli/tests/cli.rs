@@ -434,3 +434,51 @@ fn every_stop_signal_stops_the_run_and_leaves_no_output() {
         assert!(left.is_empty(), "SIG{signal} left {left:?}: {}", text(&o));
     }
 }
+
+/// Every file below `dir` (hidden ones included) with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    tree(dir)
+        .into_iter()
+        .filter(|p| dir.join(p).is_file())
+        .map(|p| {
+            let bytes = std::fs::read(dir.join(&p)).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn a_stopped_overwrite_leaves_the_previous_output_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let sink = format!(
+        "type = \"files\"\npath = \"{}\"\nmax_file_size = \"64KiB\"\noverwrite = true",
+        out.display()
+    );
+    let first = job(dir.path(), &sample(), &sink, "");
+    let o = vmig(&["migrate", first.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = snapshot(&out);
+    assert!(before.contains_key("manifest.json"), "{:?}", before.keys());
+
+    let slow = job(
+        dir.path(),
+        &sample(),
+        &sink,
+        "[pipeline]\nbatch_rows = 100\nflush_rows = 200\nmax_rows_per_second = 400\n",
+    );
+    let o = migrate_interrupted(&slow, "TERM", std::time::Duration::from_millis(1500));
+    assert_eq!(o.status.code(), Some(143), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Left in the target: Nothing of this run remains in")
+            && err.contains("previous output")
+            && err.contains("is untouched"),
+        "{err}"
+    );
+    assert_eq!(
+        snapshot(&out),
+        before,
+        "the interrupted overwrite changed the previous output"
+    );
+}
