@@ -2,8 +2,10 @@
 //! vmig-core's runner; everything else lives in the libraries.
 //!
 //! Exit codes: 0 success, 1 the job failed (bad input, unreachable target, …), 2 bad usage or an
-//! invalid job file.
+//! invalid job file (also when found after parsing; see [`output::exit_code`]). Everything
+//! printed goes through [`output`], which masks secrets.
 
+mod output;
 mod plan;
 mod plugins;
 mod progress;
@@ -92,21 +94,10 @@ enum ProgressMode {
     None,
 }
 
-/// A job file that cannot be used: exits with code 2.
-#[derive(Debug)]
-struct UsageError(vmig_core::Error);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    vmig_core::redact::register_env();
+    output::init_logging(cli.verbose, cli.quiet);
     let json = match &cli.command {
         Command::Migrate { json, .. } | Command::Plan { json, .. } => *json,
         Command::Verify { .. } => false,
@@ -114,34 +105,8 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let usage = err.downcast_ref::<UsageError>().is_some();
-            let message = format!("{err:#}");
-            if json {
-                let out = serde_json::json!({ "status": "error", "error": message });
-                println!("{out}");
-            }
-            eprintln!("error: {message}");
-            ExitCode::from(if usage { 2 } else { 1 })
-        }
+        Err(err) => ExitCode::from(output::fail(&err, json)),
     }
-}
-
-fn init_logging(verbose: u8, quiet: bool) {
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn,vmig=info,vmig_core=info",
-        (false, 1) => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VMIG_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -185,7 +150,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn load(config: &Path) -> anyhow::Result<Job> {
-    Job::from_path(config).map_err(|e| anyhow::Error::new(UsageError(e)))
+    Ok(Job::from_path(config)?)
 }
 
 async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<RunReport> {
@@ -226,9 +191,9 @@ fn print_summary(report: &RunReport, json: bool) -> anyhow::Result<()> {
             obj.insert("status".into(), "ok".into());
             obj.insert("rows_per_second".into(), serde_json::json!(rate.round()));
         }
-        println!("{v}");
+        output::json(v, false)?;
     } else {
-        eprintln!(
+        output::err_line(&format!(
             "done: {} rows read, {} rows written ({} files, {}) to {} in {:.1}s ({:.0} rows/s)",
             report.rows_read,
             report.rows_written,
@@ -237,7 +202,7 @@ fn print_summary(report: &RunReport, json: bool) -> anyhow::Result<()> {
             report.target,
             report.seconds,
             rate
-        );
+        ));
     }
     Ok(())
 }

@@ -54,7 +54,7 @@ pub const MILVUS_MAX_FILE_SIZE: ByteSize = ByteSize::gib(16);
 ///
 /// Output goes to `path` as `part-00000.parquet`, `part-00001.parquet`, … (`.json` for JSON,
 /// `part-00000/<field>.npy` directories for NumPy) plus `manifest.json`; see the crate docs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilesSinkConfig {
     /// Output directory: a local path (relative paths resolve against the job file's
@@ -82,7 +82,7 @@ pub struct FilesSinkConfig {
     #[serde(
         default,
         skip_serializing_if = "BTreeMap::is_empty",
-        serialize_with = "vmig_core::store::serialize_redacted"
+        serialize_with = "vmig_core::redact::serialize_redacted"
     )]
     pub storage: BTreeMap<String, String>,
     /// Replace earlier vmig output (`manifest.json`, `part-*` files) found in `path`. When
@@ -141,6 +141,7 @@ impl SinkConfig for FilesSinkConfig {
                 "`path` is empty; name the output directory",
             ));
         }
+        vmig_core::store::check_options(&self.path, &self.storage)?;
         if self.max_file_size.bytes() == 0 {
             return Err(Error::config(
                 Self::NAME,
@@ -189,6 +190,8 @@ impl SinkConfig for FilesSinkConfig {
         }
     }
 }
+
+vmig_core::redacted_debug!(FilesSinkConfig);
 
 vmig_core::register_sink!(FilesSinkConfig);
 
