@@ -138,7 +138,10 @@ pub fn resolve(path_or_url: &str, options: &StorageOptions) -> Result<StoreLocat
     let url = Url::parse(path_or_url).map_err(|e| {
         Error::config(
             "storage",
-            format!("`{path_or_url}` is not a valid URL: {e}"),
+            format!(
+                "`{}` is not a valid URL: {e}",
+                crate::redact::url(path_or_url)
+            ),
         )
     })?;
     let display = format!(
@@ -249,6 +252,13 @@ mod tests {
         assert_eq!(up.path.as_ref(), "tmp/a/c.faiss");
         let err = resolve("ftp://h/x", &StorageOptions::new()).unwrap_err();
         assert!(err.to_string().contains("ftp://"), "{err}");
+        let err = resolve("s3://key:hunter2@[bad/x", &StorageOptions::new()).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "invalid `storage` configuration: `s3://***@[bad/x` is not a valid URL: "
+            ),
+            "{err}"
+        );
     }
 
     #[test]
