@@ -474,16 +474,28 @@ fn secrets_never_appear_in_any_output() {
         );
     }
 
-    // A source that cannot connect: the connection error shows no user-info either.
-    let source = "[source]\ntype = \"milvus2\"\nuri = \"http://root:uri-secret-1@127.0.0.1:1\"\ncollection = \"c\"\n";
-    std::fs::write(&path, secret_job(source)).unwrap();
-    let o = run_with_secrets(&["plan", "--json", "-vv", job], 1);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let err = v["error"].as_str().unwrap();
-    assert!(
-        err.contains("cannot reach Milvus at http://127.0.0.1:1"),
-        "{v}"
-    );
+    // Sources that cannot connect, one per plugin with a URL: the connection error shows no
+    // user-info either.
+    for (source, shown) in [
+        (
+            "type = \"milvus2\"\nuri = \"http://root:uri-secret-1@127.0.0.1:1\"\ncollection = \"c\"",
+            "cannot reach Milvus at http://127.0.0.1:1",
+        ),
+        (
+            "type = \"elasticsearch\"\nurl = \"http://elastic:uri-secret-1@127.0.0.1:1\"\nindex = \"i\"\nmax_retries = 0",
+            "127.0.0.1:1",
+        ),
+        (
+            "type = \"milvus1\"\npath = \"/nonexistent\"\nmeta = \"mysql://milvus:uri-secret-1@127.0.0.1:1/milvus\"",
+            "mysql://***@127.0.0.1:1/milvus",
+        ),
+    ] {
+        std::fs::write(&path, secret_job(&format!("[source]\n{source}\n"))).unwrap();
+        let o = run_with_secrets(&["plan", "--json", "-vv", job], 1);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let err = v["error"].as_str().unwrap();
+        assert!(err.contains(shown), "{v}");
+    }
 }
 
 #[test]
