@@ -2,8 +2,10 @@
 //! vmig-core's runner; everything else lives in the libraries.
 //!
 //! Exit codes: 0 success, 1 the job failed (bad input, unreachable target, …), 2 bad usage or an
-//! invalid job file.
+//! invalid job file (also when found after parsing; see [`output::exit_code`]). Everything
+//! printed goes through [`output`], which masks secrets.
 
+mod output;
 mod plan;
 mod plugins;
 mod progress;
@@ -17,7 +19,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use signals::{Signal, Signals};
+use signals::{Interrupted, Signal, Signals};
 use vmig_core::config::Job;
 use vmig_core::pipeline::{Pipeline, RunReport};
 
@@ -93,39 +95,10 @@ enum ProgressMode {
     None,
 }
 
-/// A job file that cannot be used: exits with code 2.
-#[derive(Debug)]
-struct UsageError(vmig_core::Error);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
-/// A command stopped by SIGINT, SIGTERM or SIGHUP: exits with 128 + the signal's number.
-#[derive(Debug)]
-struct Interrupted {
-    signal: Signal,
-    /// What happened, including what the target holds now.
-    message: String,
-    /// What the aborted sink left, one sentence each (for `--json`).
-    left: Vec<String>,
-}
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "interrupted by {}: {}", self.signal.name(), self.message)
-    }
-}
-
-impl std::error::Error for Interrupted {}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    vmig_core::redact::register_env();
+    output::init_logging(cli.verbose, cli.quiet);
     let json = match &cli.command {
         Command::Migrate { json, .. } | Command::Plan { json, .. } => *json,
         Command::Verify { .. } => false,
@@ -133,47 +106,8 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let usage = err.downcast_ref::<UsageError>().is_some();
-            let interrupted = err.downcast_ref::<Interrupted>();
-            let message = format!("{err:#}");
-            if json {
-                let mut out = serde_json::json!({ "status": "error", "error": message });
-                if let Some(i) = interrupted {
-                    out["status"] = "cancelled".into();
-                    out["signal"] = i.signal.name().into();
-                    out["left"] = i.left.clone().into();
-                } else if let Some(vmig_core::Error::Stopped { left, .. }) =
-                    err.downcast_ref::<vmig_core::Error>()
-                {
-                    out["left"] = left.clone().into();
-                }
-                println!("{out}");
-            }
-            eprintln!("error: {message}");
-            match interrupted {
-                Some(i) => ExitCode::from(i.signal.exit_code()),
-                None => ExitCode::from(if usage { 2 } else { 1 }),
-            }
-        }
+        Err(err) => ExitCode::from(output::fail(&err, json)),
     }
-}
-
-fn init_logging(verbose: u8, quiet: bool) {
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn,vmig=info,vmig_core=info",
-        (false, 1) => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VMIG_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -233,7 +167,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn load(config: &Path) -> anyhow::Result<Job> {
-    Job::from_path(config).map_err(|e| anyhow::Error::new(UsageError(e)))
+    Ok(Job::from_path(config)?)
 }
 
 /// Runs the job; returns its report and the signal that arrived after the output was committed,
@@ -309,9 +243,9 @@ fn print_summary(report: &RunReport, json: bool, signal: Option<Signal>) -> anyh
                 obj.insert("signal".into(), signal.name().into());
             }
         }
-        println!("{v}");
+        output::json(v, false)?;
     } else {
-        eprintln!(
+        output::err_line(&format!(
             "done: {} rows read, {} rows written ({} files, {}) to {} in {:.1}s ({:.0} rows/s)",
             report.rows_read,
             report.rows_written,
@@ -320,7 +254,7 @@ fn print_summary(report: &RunReport, json: bool, signal: Option<Signal>) -> anyh
             report.target,
             report.seconds,
             rate
-        );
+        ));
     }
     if let Some(signal) = signal {
         tracing::warn!(

@@ -41,6 +41,25 @@ impl Signal {
     }
 }
 
+/// A command stopped by SIGINT, SIGTERM or SIGHUP: exits with 128 + the signal's number.
+#[derive(Debug)]
+pub struct Interrupted {
+    /// The first signal received.
+    pub signal: Signal,
+    /// What happened, including what the target holds now.
+    pub message: String,
+    /// What the aborted sink left, one sentence each (for `--json`).
+    pub left: Vec<String>,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted by {}: {}", self.signal.name(), self.message)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// The signals received by this process: the first one is kept and cancels `token`.
 #[derive(Debug, Clone)]
 pub struct Signals {

@@ -18,9 +18,15 @@ fn sample() -> PathBuf {
 }
 
 fn vmig(args: &[&str]) -> Output {
+    vmig_env(args, &[])
+}
+
+/// Runs `vmig` with `args` and extra environment variables.
+fn vmig_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vmig"))
         .args(args)
         .env_remove("VMIG_LOG")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -306,12 +312,196 @@ fn bad_job_files_exit_2_with_the_reason() {
         "[[transform]]\ntype = \"select\"\nfields = [\"id\", \"title\"]\n",
     );
     let o = vmig(&["plan", bad_field.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("`title`"),
+        String::from_utf8_lossy(&o.stderr)
+            .contains("[[transform]] #1 (`select`): invalid `select` configuration: ")
+            && String::from_utf8_lossy(&o.stderr).contains("`title`"),
         "{}",
         text(&o)
     );
+}
+
+/// Writes `body` as `job.<ext>` in `dir`, runs `vmig <args…> job.<ext>`, and checks the exit code
+/// and that stderr holds `expected`; returns the output.
+fn run_job(dir: &Path, ext: &str, body: &str, args: &[&str], code: i32, expected: &str) -> Output {
+    let path = dir.join(format!("job.{ext}"));
+    std::fs::write(&path, body).unwrap();
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(path.to_str().unwrap());
+    let o = vmig_env(&all, &[]);
+    assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(expected),
+        "expected {expected:?} in:\n{}",
+        text(&o)
+    );
+    o
+}
+
+fn faiss_source() -> String {
+    format!(
+        "[source]\ntype = \"faiss\"\npath = \"{}\"\n",
+        sample().display()
+    )
+}
+
+#[test]
+fn job_file_errors_found_after_parsing_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("out");
+    let files = format!("[sink]\ntype = \"files\"\npath = \"{}\"\n", out.display());
+    let src = faiss_source();
+    run_job(
+        d,
+        "toml",
+        &format!("{src}[[transform]]\ntype = \"rename\"\nfields = {{ nope = \"x\" }}\n{files}"),
+        &["plan"],
+        2,
+        "error: [[transform]] #1 (`rename`): invalid `rename` configuration: ",
+    );
+    run_job(
+        d,
+        "toml",
+        &format!("{src}storage = {{ aws_endpont = \"http://x\" }}\n{files}"),
+        &["plan"],
+        2,
+        "error: [source]: invalid `storage` configuration: unknown `storage` option `aws_endpont`; valid options are object_store's keys, e.g. for s3://: aws_access_key_id,",
+    );
+    run_job(
+        d,
+        "toml",
+        &format!("[source]\ntype = \"elasticsearch\"\ncloud_id = \"garbage\"\nindex = \"i\"\n{files}"),
+        &["migrate"],
+        2,
+        "error: [source]: invalid `elasticsearch` configuration: `cloud_id` is not an Elastic Cloud id",
+    );
+    run_job(
+        d,
+        "toml",
+        &format!("{src}{files}[pipeline]\nbatch_rows = -5\n"),
+        &["plan"],
+        2,
+        "[pipeline] batch_rows: invalid value: integer `-5`, expected a nonzero usize",
+    );
+    run_job(
+        d,
+        "toml",
+        &format!("{src}[sink]\npath = \"x\"\n"),
+        &["plan"],
+        2,
+        "[sink]: missing field `type`",
+    );
+    run_job(
+        d,
+        "toml",
+        &format!("{src}[sink]\ntype = \"files\"\npath = \"x\"\nmax_file_size = true\n"),
+        &["plan"],
+        2,
+        "error: [sink]: invalid `files` configuration: `max_file_size`: ",
+    );
+    run_job(
+        d,
+        "yaml",
+        "source: {type: faiss, path: a.faiss}\nsink:\n  type: files\n  path: x\n  path: y\n",
+        &["plan"],
+        2,
+        "duplicate entry with key \"path\"",
+    );
+}
+
+/// The job of the secret tests: `source` first, then a `milvus2` sink at a closed port whose URI
+/// and password hold secrets.
+fn secret_job(source: &str) -> String {
+    format!(
+        "{source}[sink]\ntype = \"milvus2\"\nuri = \"http://root:uri-secret-1@127.0.0.1:1\"\n\
+         password = \"${{VMIG_TEST_PW}}\"\ncollection = \"c\"\n"
+    )
+}
+
+/// Runs `vmig <args…>` with the secrets of [`secret_job`] in the environment; checks the exit
+/// code and that no secret shows on stdout or stderr.
+fn run_with_secrets(args: &[&str], code: i32) -> Output {
+    let env = [
+        ("VMIG_TEST_PW", "env-secret-2"),
+        ("MILVUS_TOKEN", "env-secret-3"),
+    ];
+    let o = vmig_env(args, &env);
+    assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+    let all = text(&o);
+    for secret in ["uri-secret-1", "env-secret-2", "env-secret-3"] {
+        assert!(!all.contains(secret), "`{secret}` leaked:\n{all}");
+    }
+    o
+}
+
+#[test]
+fn secrets_never_appear_in_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job.toml");
+    std::fs::write(&path, secret_job(&faiss_source())).unwrap();
+    let job = path.to_str().unwrap();
+
+    let plan = run_with_secrets(&["plan", job], 0);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        shown.contains("\"uri\":\"http://***@127.0.0.1:1\""),
+        "{shown}"
+    );
+    let plan_json = run_with_secrets(&["plan", "--json", "-vv", job], 0);
+    let v: serde_json::Value = serde_json::from_slice(&plan_json.stdout).unwrap();
+    assert_eq!(v["sink"]["config"]["uri"], "http://***@127.0.0.1:1");
+    assert_eq!(v["sink"]["config"]["password"], "***");
+
+    for args in [["migrate", "--json", job], ["migrate", "-vv", job]] {
+        let o = run_with_secrets(&args, 1);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("error: opening sink `milvus2`: transient failure: cannot reach Milvus at http://127.0.0.1:1: "),
+            "{err}"
+        );
+    }
+
+    // Sources that cannot connect, one per plugin with a URL: the connection error shows no
+    // user-info either.
+    for (source, shown) in [
+        (
+            "type = \"milvus2\"\nuri = \"http://root:uri-secret-1@127.0.0.1:1\"\ncollection = \"c\"",
+            "cannot reach Milvus at http://127.0.0.1:1",
+        ),
+        (
+            "type = \"elasticsearch\"\nurl = \"http://elastic:uri-secret-1@127.0.0.1:1\"\nindex = \"i\"\nmax_retries = 0",
+            "127.0.0.1:1",
+        ),
+        (
+            "type = \"milvus1\"\npath = \"/nonexistent\"\nmeta = \"mysql://milvus:uri-secret-1@127.0.0.1:1/milvus\"",
+            "mysql://***@127.0.0.1:1/milvus",
+        ),
+    ] {
+        std::fs::write(&path, secret_job(&format!("[source]\n{source}\n"))).unwrap();
+        let o = run_with_secrets(&["plan", "--json", "-vv", job], 1);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let err = v["error"].as_str().unwrap();
+        assert!(err.contains(shown), "{v}");
+    }
+}
+
+#[test]
+fn an_unterminated_variable_names_the_key_not_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_job(
+        dir.path(),
+        "toml",
+        &format!("{}[sink]\ntype = \"milvus2\"\nuri = \"http://h:1\"\npassword = \"hunter2-${{oops\"\n", faiss_source()),
+        &["migrate", "--json"],
+        2,
+        "[sink] password: unterminated `${` (write `${NAME}`; the value is not shown, it may be a secret)",
+    );
+    assert!(!text(&o).contains("hunter2"), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "error");
 }
 
 #[test]

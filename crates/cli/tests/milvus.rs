@@ -401,3 +401,39 @@ fn if_exists_drop_replaces_the_collection_only_when_the_run_completes() {
     assert_eq!(pymilvus(&m, &replacements).trim(), "[]");
     drop_collection(&m, &collection);
 }
+#[test]
+fn credentials_in_the_uri_are_used_and_never_shown() {
+    let Some(m) = milvus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let collection = unique("cli_uri_auth");
+    let cfg = job(dir.path(), &m, &collection, "mode = \"insert\"");
+    // The same job with the credentials only in the URI: `http://root:${…}@host:port`.
+    let with_auth = m
+        .uri
+        .replacen("://", "://root:${VMIG_TEST_MILVUS_PASSWORD}@", 1);
+    let body = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!(
+            "uri = \"{}\"\nuser = \"root\"\npassword = \"${{VMIG_TEST_MILVUS_PASSWORD}}\"",
+            m.uri
+        ),
+        &format!("uri = \"{with_auth}\""),
+    );
+    assert!(body.contains("@") && !body.contains("user ="), "{body}");
+    std::fs::write(&cfg, body).unwrap();
+    let secret = format!("root:{}@", m.password);
+    let env = [("VMIG_TEST_MILVUS_PASSWORD", m.password.as_str())];
+
+    let o = vmig(&["migrate", cfg.to_str().unwrap(), "--json", "-vv"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let plan = vmig(&["plan", cfg.to_str().unwrap()], &env);
+    assert!(plan.status.success(), "{}", text(&plan));
+    for out in [&o, &plan] {
+        assert!(!text(out).contains(&secret), "{}", text(out));
+    }
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("\"uri\":\"http://***@"),
+        "{}",
+        text(&plan)
+    );
+    drop_collection(&m, &collection);
+}

@@ -118,16 +118,25 @@ enum Msg {
 /// Computes the schema after a chain of transformers.
 ///
 /// # Errors
-/// The first transformer that cannot accept its input, named by position.
+/// An [`Error::Config`] (the job file asks for something the schema lacks) naming the first
+/// transformer that cannot accept its input, by position and plugin name.
 pub fn output_schema(
     input: &SchemaRef,
     transforms: &[(String, Box<dyn Transformer>)],
 ) -> Result<SchemaRef> {
     let mut schema = Arc::clone(input);
     for (i, (name, t)) in transforms.iter().enumerate() {
-        schema = t
-            .output_schema(&schema)
-            .map_err(|e| e.context(format!("transform #{} (`{name}`)", i + 1)))?;
+        // The job asked a transformer for something the source's schema does not have: the job
+        // file is wrong, so this is a configuration error naming the transformer.
+        schema = t.output_schema(&schema).map_err(|e| {
+            let message = match e.root() {
+                Error::Schema(m) => m.clone(),
+                Error::Config { message, .. } => message.clone(),
+                _ => e.to_string(),
+            };
+            Error::config(name.as_str(), message)
+                .context(format!("[[transform]] #{} (`{name}`)", i + 1))
+        })?;
     }
     Ok(schema)
 }

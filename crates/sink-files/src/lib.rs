@@ -102,7 +102,7 @@ pub const S3_MAX_COPY: ByteSize = ByteSize::gib(5);
 ///
 /// Output goes to `path` as `part-00000.parquet`, `part-00001.parquet`, … (`.json` for JSON,
 /// `part-00000/<field>.npy` directories for NumPy) plus `manifest.json`; see the crate docs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilesSinkConfig {
     /// Output directory: a local path (relative paths resolve against the job file's
@@ -130,7 +130,7 @@ pub struct FilesSinkConfig {
     #[serde(
         default,
         skip_serializing_if = "BTreeMap::is_empty",
-        serialize_with = "vmig_core::store::serialize_redacted"
+        serialize_with = "vmig_core::redact::serialize_redacted"
     )]
     pub storage: BTreeMap<String, String>,
     /// Replace earlier vmig output in `path`: exactly the files its `manifest.json` lists, and
@@ -191,6 +191,7 @@ impl SinkConfig for FilesSinkConfig {
                 "`path` is empty; name the output directory",
             ));
         }
+        vmig_core::store::check_options(&self.path, &self.storage)?;
         if self.max_file_size.bytes() == 0 {
             return Err(Error::config(
                 Self::NAME,
@@ -249,6 +250,8 @@ impl SinkConfig for FilesSinkConfig {
         }
     }
 }
+
+vmig_core::redacted_debug!(FilesSinkConfig);
 
 vmig_core::register_sink!(FilesSinkConfig);
 

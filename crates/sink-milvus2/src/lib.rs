@@ -225,16 +225,27 @@ impl<'de> Deserialize<'de> for ByteSize {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Milvus2SinkConfig {
-    /// `http://host:port` (or `https://…`).
+    /// `http://host:port` (or `https://…`); a `user:password@` in it is used as the
+    /// credentials when `token` and `user` are not set. Printed without its user-info.
+    #[serde(serialize_with = "vmig_core::redact::serialize_redacted")]
     pub uri: String,
-    /// API token (or `user:password`); default: env `MILVUS_TOKEN`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// API token (or `user:password`); default: env `MILVUS_TOKEN`. Printed as `***`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "vmig_core::redact::serialize_secret"
+    )]
     pub token: Option<String>,
     /// User name; default: env `MILVUS_USER`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// Password; default: env `MILVUS_PASSWORD`. Use `${VAR}`, never a literal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Password; default: env `MILVUS_PASSWORD`. Use `${VAR}`, never a literal. Printed as
+    /// `***`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "vmig_core::redact::serialize_secret"
+    )]
     pub password: Option<String>,
     /// Database; default `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,7 +268,7 @@ pub struct Milvus2SinkConfig {
     #[serde(
         default,
         skip_serializing_if = "BTreeMap::is_empty",
-        serialize_with = "vmig_core::store::serialize_redacted"
+        serialize_with = "vmig_core::redact::serialize_redacted"
     )]
     pub storage: BTreeMap<String, String>,
     /// Bulk only: `parquet` (default; Milvus 2.3.4+), `numpy` or `json`.
@@ -317,23 +328,7 @@ pub struct Milvus2SinkConfig {
     pub max_retries: u32,
 }
 
-impl fmt::Debug for Milvus2SinkConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        vmig_milvus::client::debug_connection(
-            &mut f.debug_struct("Milvus2SinkConfig"),
-            &self.uri,
-            &self.token,
-            &self.user,
-            &self.password,
-            &self.db,
-        )
-        .field("collection", &self.collection)
-        .field("mode", &self.mode)
-        .field("stage", &self.stage)
-        .field("if_exists", &self.if_exists)
-        .finish_non_exhaustive()
-    }
-}
+vmig_core::redacted_debug!(Milvus2SinkConfig);
 
 fn default_max_file_size() -> ByteSize {
     ByteSize(1 << 30)
@@ -503,11 +498,15 @@ mod tests {
     fn example_round_trips_and_validates() -> Result<()> {
         let v = serde_json::to_value(Milvus2SinkConfig::example())
             .map_err(|e| Error::External(e.into()))?;
-        let back: Milvus2SinkConfig =
+        let mut back: Milvus2SinkConfig =
             serde_json::from_value(v).map_err(|e| Error::External(e.into()))?;
         assert_eq!(back, Milvus2SinkConfig::example());
         back.validate()?;
-        assert!(!format!("{back:?}").contains("MILVUS_PASSWORD"));
+        // Secrets print as `***`, the URI without its user-info.
+        back.uri = "http://root:hunter2@h:19530".into();
+        back.password = Some("hunter3".into());
+        back.token = Some("hunter4".into());
+        vmig_testing::secrets::assert_hidden(&back, &["hunter"], &["http://***@h:19530"]);
         Ok(())
     }
 

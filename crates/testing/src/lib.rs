@@ -7,6 +7,7 @@
 //! * [`mock`]: an in-memory source and sink for pipeline tests.
 //! * [`compare`]: helpers for bit-exact comparisons of migrated rows (vector bytes).
 //! * [`process`]: running a command and stopping it with a signal mid-run.
+//! * [`secrets`]: checks that a configuration's `Debug` and JSON show no secret.
 //! * `milvus1` (feature `milvus1`): a generator of Milvus 1.x data directories.
 #![warn(missing_docs)]
 
@@ -16,4 +17,5 @@ pub mod gen;
 pub mod milvus1;
 pub mod mock;
 pub mod process;
+pub mod secrets;
 pub mod service;
