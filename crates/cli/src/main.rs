@@ -2,11 +2,14 @@
 //! vmig-core's runner; everything else lives in the libraries.
 //!
 //! Exit codes: 0 success, 1 the job failed (bad input, unreachable target, …), 2 bad usage or an
-//! invalid job file.
+//! invalid job file (also when found after parsing; see [`output::exit_code`]). Everything
+//! printed goes through [`output`], which masks secrets.
 
+mod output;
 mod plan;
 mod plugins;
 mod progress;
+mod signals;
 mod verify;
 
 use std::io::IsTerminal;
@@ -16,7 +19,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use tokio_util::sync::CancellationToken;
+use signals::{Interrupted, Signal, Signals};
 use vmig_core::config::Job;
 use vmig_core::pipeline::{Pipeline, RunReport};
 
@@ -92,21 +95,10 @@ enum ProgressMode {
     None,
 }
 
-/// A job file that cannot be used: exits with code 2.
-#[derive(Debug)]
-struct UsageError(vmig_core::Error);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    vmig_core::redact::register_env();
+    output::init_logging(cli.verbose, cli.quiet);
     let json = match &cli.command {
         Command::Migrate { json, .. } | Command::Plan { json, .. } => *json,
         Command::Verify { .. } => false,
@@ -114,34 +106,8 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let usage = err.downcast_ref::<UsageError>().is_some();
-            let message = format!("{err:#}");
-            if json {
-                let out = serde_json::json!({ "status": "error", "error": message });
-                println!("{out}");
-            }
-            eprintln!("error: {message}");
-            ExitCode::from(if usage { 2 } else { 1 })
-        }
+        Err(err) => ExitCode::from(output::fail(&err, json)),
     }
-}
-
-fn init_logging(verbose: u8, quiet: bool) {
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn,vmig=info,vmig_core=info",
-        (false, 1) => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VMIG_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -153,11 +119,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             examples,
         } => {
             let job = load(&config)?;
-            runtime()?.block_on(verify::run(job, json, examples))
+            runtime()?.block_on(read_only(verify::run(job, json, examples)))
         }
         Command::Plan { config, json } => {
             let job = load(&config)?;
-            runtime()?.block_on(plan::print_plan(&job, json))
+            runtime()?.block_on(read_only(plan::print_plan(&job, json)))
         }
         Command::Migrate {
             config,
@@ -171,9 +137,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ProgressMode::Auto => ProgressMode::Log,
                 other => other,
             };
-            let report = runtime()?.block_on(migrate(job, mode))?;
-            print_summary(&report, json)
+            let (report, signal) = runtime()?.block_on(migrate(job, mode))?;
+            print_summary(&report, json, signal)
         }
+    }
+}
+
+/// Runs a command that writes nothing (`plan`, `verify`); a signal stops it at once.
+async fn read_only(
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let signals = Signals::install().context("installing signal handlers")?;
+    tokio::select! {
+        result = work => result,
+        signal = signals.wait() => Err(Interrupted {
+            signal,
+            message: "stopped; this command only reads, so nothing was written".into(),
+            left: Vec::new(),
+        }
+        .into()),
     }
 }
 
@@ -185,22 +167,30 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn load(config: &Path) -> anyhow::Result<Job> {
-    Job::from_path(config).map_err(|e| anyhow::Error::new(UsageError(e)))
+    Ok(Job::from_path(config)?)
 }
 
-async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<RunReport> {
-    let source = job.source.build(&job.ctx).await?;
-    let sink = job.sink.build(&job.ctx).await?;
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!(
-                "Interrupted: stopping; files of this run that are not complete are removed."
-            );
-            on_signal.cancel();
+/// Runs the job; returns its report and the signal that arrived after the output was committed,
+/// if one did (the job is complete then, and the summary says so).
+async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<(RunReport, Option<Signal>)> {
+    let signals = Signals::install().context("installing signal handlers")?;
+    let built = async {
+        let source = job.source.build(&job.ctx).await?;
+        let sink = job.sink.build(&job.ctx).await?;
+        anyhow::Ok((source, sink))
+    };
+    // Building connects and reads headers, but writes nothing yet.
+    let (source, sink) = tokio::select! {
+        built = built => built?,
+        signal = signals.wait() => {
+            return Err(Interrupted {
+                signal,
+                message: "stopped before anything was written".into(),
+                left: Vec::new(),
+            }
+            .into())
         }
-    });
+    };
     let observer = Arc::new(progress::Progress::new(
         mode != ProgressMode::None,
         mode == ProgressMode::Bar,
@@ -208,13 +198,37 @@ async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<RunReport> {
     let pipeline = Pipeline::new(source, sink)
         .with_transforms(job.transforms)
         .with_options(job.options)
-        .with_cancel(cancel);
+        .with_cancel(signals.token().clone());
     let result = pipeline.run(Arc::clone(&observer) as _).await;
     observer.finish();
-    Ok(result?)
+    match (result, signals.received()) {
+        (Ok(report), signal) => Ok((report, signal)),
+        (Err(e), Some(signal)) => {
+            let left = match &e {
+                vmig_core::Error::Stopped { left, .. } => left.clone(),
+                _ => Vec::new(),
+            };
+            let mut message = "the run stopped before committing".to_string();
+            if !matches!(e.root(), vmig_core::Error::Cancelled) {
+                message.push_str(&format!(" ({})", e.root()));
+            }
+            if left.is_empty() {
+                message.push_str("; nothing of it was committed");
+            } else {
+                message.push_str(&format!(". Left in the target: {}", left.join(" ")));
+            }
+            Err(Interrupted {
+                signal,
+                message,
+                left,
+            }
+            .into())
+        }
+        (Err(e), _) => Err(e.into()),
+    }
 }
 
-fn print_summary(report: &RunReport, json: bool) -> anyhow::Result<()> {
+fn print_summary(report: &RunReport, json: bool, signal: Option<Signal>) -> anyhow::Result<()> {
     let rate = if report.seconds > 0.0 {
         report.rows_written as f64 / report.seconds
     } else {
@@ -225,10 +239,13 @@ fn print_summary(report: &RunReport, json: bool) -> anyhow::Result<()> {
         if let Some(obj) = v.as_object_mut() {
             obj.insert("status".into(), "ok".into());
             obj.insert("rows_per_second".into(), serde_json::json!(rate.round()));
+            if let Some(signal) = signal {
+                obj.insert("signal".into(), signal.name().into());
+            }
         }
-        println!("{v}");
+        output::json(v, false)?;
     } else {
-        eprintln!(
+        output::err_line(&format!(
             "done: {} rows read, {} rows written ({} files, {}) to {} in {:.1}s ({:.0} rows/s)",
             report.rows_read,
             report.rows_written,
@@ -237,6 +254,12 @@ fn print_summary(report: &RunReport, json: bool) -> anyhow::Result<()> {
             report.target,
             report.seconds,
             rate
+        ));
+    }
+    if let Some(signal) = signal {
+        tracing::warn!(
+            "{} arrived while the output was being committed; the commit had begun and finished, so the job is complete (exit 0).",
+            signal.name()
         );
     }
     Ok(())

@@ -8,35 +8,7 @@ use vmig_core::pipeline::output_schema;
 use vmig_core::registry;
 use vmig_core::vector::{milvus_type, META_PRIMARY_KEY};
 
-/// Replaces the values of secret-looking keys (`password`, `token`, `secret_access_key`, …).
-pub fn redact(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                let k = k.to_ascii_lowercase();
-                let secret = [
-                    "password",
-                    "token",
-                    "secret",
-                    "credential",
-                    "api_key",
-                    "apikey",
-                ]
-                .iter()
-                .any(|s| k.contains(s))
-                    || k.ends_with("access_key")
-                    || k.ends_with("access_key_id");
-                if secret && !v.is_null() {
-                    *v = serde_json::Value::String("<redacted>".into());
-                } else {
-                    redact(v);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
-        _ => {}
-    }
-}
+use crate::output;
 
 fn schema_json(schema: &Schema) -> serde_json::Value {
     let fields: Vec<_> = schema
@@ -103,10 +75,9 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
     let target_schema = output_schema(&source_schema, &job.transforms)?;
     let partitions = source.partitions().await?;
     let total: Option<u64> = partitions.iter().map(|p| p.estimated_rows).sum();
-    let mut source_cfg = job.source.to_json();
-    redact(&mut source_cfg);
-    let mut sink_cfg = job.sink.to_json();
-    redact(&mut sink_cfg);
+    // Redacted by the registry (`vmig_core::redact::json`); the output is redacted again.
+    let source_cfg = job.source.to_json();
+    let sink_cfg = job.sink.to_json();
 
     if json {
         let v = serde_json::json!({
@@ -117,8 +88,7 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
             "estimated_rows": total,
             "sink": { "type": job.sink.plugin(), "config": sink_cfg },
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+        return output::json(v, true);
     }
     let mut out = String::new();
     let _ = writeln!(out, "source: {} {}", job.source.plugin(), source_cfg);
@@ -147,7 +117,7 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
     }
     let _ = writeln!(out, "sink: {} {}", job.sink.plugin(), sink_cfg);
     let _ = writeln!(out, "(plan only: nothing was written)");
-    print!("{out}");
+    output::out(&out);
     Ok(())
 }
 
@@ -182,8 +152,7 @@ pub fn print_plugins(json: bool, examples: bool) -> anyhow::Result<()> {
                 .collect();
             v.insert((*kind).to_string(), items.into());
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+        return output::json(serde_json::Value::Object(v), true);
     }
     let mut out = String::new();
     for (kind, list) in &groups {
@@ -203,28 +172,6 @@ pub fn print_plugins(json: bool, examples: bool) -> anyhow::Result<()> {
             }
         }
     }
-    print!("{out}");
+    output::out(&out);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_redacted() {
-        let mut v = serde_json::json!({
-            "uri": "http://h", "token": "t0k", "password": "p", "user": "u",
-            "storage": {"aws_secret_access_key": "s", "aws_access_key_id": "a", "aws_region": "r"},
-            "primary_key": "id"
-        });
-        redact(&mut v);
-        assert_eq!(v["token"], "<redacted>");
-        assert_eq!(v["password"], "<redacted>");
-        assert_eq!(v["storage"]["aws_secret_access_key"], "<redacted>");
-        assert_eq!(v["storage"]["aws_access_key_id"], "<redacted>");
-        assert_eq!(v["storage"]["aws_region"], "r");
-        assert_eq!(v["user"], "u");
-        assert_eq!(v["primary_key"], "id");
-    }
 }

@@ -70,6 +70,10 @@ impl Progress {
 
 impl Observer for Progress {
     fn started(&self, estimated_rows: Option<u64>) {
+        match estimated_rows {
+            Some(total) => tracing::info!("Started: about {total} rows to read."),
+            None => tracing::info!("Started."),
+        }
         if let Some(total) = estimated_rows {
             self.total.store(total, Ordering::Relaxed);
             if let Some(bar) = &self.bar {

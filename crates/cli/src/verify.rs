@@ -5,6 +5,8 @@ use vmig_core::pipeline::output_schema;
 use vmig_core::vector::META_PRIMARY_KEY;
 use vmig_core::verify::verify;
 
+use crate::output;
+
 /// Runs the comparison and prints the report.
 ///
 /// # Errors
@@ -41,9 +43,9 @@ pub async fn run(job: Job, json: bool, examples: usize) -> anyhow::Result<()> {
                 if report.is_match() { "ok" } else { "mismatch" }.into(),
             );
         }
-        println!("{v}");
+        output::json(v, false)?;
     } else {
-        eprintln!(
+        output::err_line(&format!(
             "verify: source {} rows, target {} rows; {} missing, {} extra, {} changed, {} duplicate keys in the source, {} in the target",
             report.source_rows,
             report.target_rows,
@@ -52,14 +54,14 @@ pub async fn run(job: Job, json: bool, examples: usize) -> anyhow::Result<()> {
             report.changed,
             report.duplicate_in_source,
             report.duplicate_in_target
-        );
+        ));
         for (key, difference) in &report.examples {
-            eprintln!("  {pk} = {key}: {difference:?}");
+            output::err_line(&format!("  {pk} = {key}: {difference:?}"));
         }
     }
     if report.is_match() {
         if !json {
-            eprintln!("OK: every row of the source is in the target, with the same values");
+            output::err_line("OK: every row of the source is in the target, with the same values");
         }
         Ok(())
     } else {

@@ -18,9 +18,15 @@ fn sample() -> PathBuf {
 }
 
 fn vmig(args: &[&str]) -> Output {
+    vmig_env(args, &[])
+}
+
+/// Runs `vmig` with `args` and extra environment variables.
+fn vmig_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vmig"))
         .args(args)
         .env_remove("VMIG_LOG")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -93,19 +99,9 @@ for l in range(idx.nlist):
     for i in range(n):
         print(int(ids[i]), ' '.join(str(int(x)) for x in codes[i]))
 "#;
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(index)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = vmig_testing::process::python(&python, script, &[index]);
     let mut rows = BTreeMap::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    for line in out.lines() {
         let mut parts = line.split(' ');
         let id: i64 = parts.next().unwrap().parse().unwrap();
         rows.insert(id, parts.map(|x| x.parse().unwrap()).collect());
@@ -316,12 +312,196 @@ fn bad_job_files_exit_2_with_the_reason() {
         "[[transform]]\ntype = \"select\"\nfields = [\"id\", \"title\"]\n",
     );
     let o = vmig(&["plan", bad_field.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("`title`"),
+        String::from_utf8_lossy(&o.stderr)
+            .contains("[[transform]] #1 (`select`): invalid `select` configuration: ")
+            && String::from_utf8_lossy(&o.stderr).contains("`title`"),
         "{}",
         text(&o)
     );
+}
+
+/// Writes `body` as `job.<ext>` in `dir`, runs `vmig <args…> job.<ext>`, and checks the exit code
+/// and that stderr holds `expected`; returns the output.
+fn run_job(dir: &Path, ext: &str, body: &str, args: &[&str], code: i32, expected: &str) -> Output {
+    let path = dir.join(format!("job.{ext}"));
+    std::fs::write(&path, body).unwrap();
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(path.to_str().unwrap());
+    let o = vmig_env(&all, &[]);
+    assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(expected),
+        "expected {expected:?} in:\n{}",
+        text(&o)
+    );
+    o
+}
+
+fn faiss_source() -> String {
+    format!(
+        "[source]\ntype = \"faiss\"\npath = \"{}\"\n",
+        sample().display()
+    )
+}
+
+#[test]
+fn job_file_errors_found_after_parsing_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("out");
+    let files = format!("[sink]\ntype = \"files\"\npath = \"{}\"\n", out.display());
+    let src = faiss_source();
+    run_job(
+        d,
+        "toml",
+        &format!("{src}[[transform]]\ntype = \"rename\"\nfields = {{ nope = \"x\" }}\n{files}"),
+        &["plan"],
+        2,
+        "error: [[transform]] #1 (`rename`): invalid `rename` configuration: ",
+    );
+    run_job(
+        d,
+        "toml",
+        &format!("{src}storage = {{ aws_endpont = \"http://x\" }}\n{files}"),
+        &["plan"],
+        2,
+        "error: [source]: invalid `storage` configuration: unknown `storage` option `aws_endpont`; valid options are object_store's keys, e.g. for s3://: aws_access_key_id,",
+    );
+    run_job(
+        d,
+        "toml",
+        &format!("[source]\ntype = \"elasticsearch\"\ncloud_id = \"garbage\"\nindex = \"i\"\n{files}"),
+        &["migrate"],
+        2,
+        "error: [source]: invalid `elasticsearch` configuration: `cloud_id` is not an Elastic Cloud id",
+    );
+    run_job(
+        d,
+        "toml",
+        &format!("{src}{files}[pipeline]\nbatch_rows = -5\n"),
+        &["plan"],
+        2,
+        "[pipeline] batch_rows: invalid value: integer `-5`, expected a nonzero usize",
+    );
+    run_job(
+        d,
+        "toml",
+        &format!("{src}[sink]\npath = \"x\"\n"),
+        &["plan"],
+        2,
+        "[sink]: missing field `type`",
+    );
+    run_job(
+        d,
+        "toml",
+        &format!("{src}[sink]\ntype = \"files\"\npath = \"x\"\nmax_file_size = true\n"),
+        &["plan"],
+        2,
+        "error: [sink]: invalid `files` configuration: `max_file_size`: ",
+    );
+    run_job(
+        d,
+        "yaml",
+        "source: {type: faiss, path: a.faiss}\nsink:\n  type: files\n  path: x\n  path: y\n",
+        &["plan"],
+        2,
+        "duplicate entry with key \"path\"",
+    );
+}
+
+/// The job of the secret tests: `source` first, then a `milvus2` sink at a closed port whose URI
+/// and password hold secrets.
+fn secret_job(source: &str) -> String {
+    format!(
+        "{source}[sink]\ntype = \"milvus2\"\nuri = \"http://root:uri-secret-1@127.0.0.1:1\"\n\
+         password = \"${{VMIG_TEST_PW}}\"\ncollection = \"c\"\n"
+    )
+}
+
+/// Runs `vmig <args…>` with the secrets of [`secret_job`] in the environment; checks the exit
+/// code and that no secret shows on stdout or stderr.
+fn run_with_secrets(args: &[&str], code: i32) -> Output {
+    let env = [
+        ("VMIG_TEST_PW", "env-secret-2"),
+        ("MILVUS_TOKEN", "env-secret-3"),
+    ];
+    let o = vmig_env(args, &env);
+    assert_eq!(o.status.code(), Some(code), "{}", text(&o));
+    let all = text(&o);
+    for secret in ["uri-secret-1", "env-secret-2", "env-secret-3"] {
+        assert!(!all.contains(secret), "`{secret}` leaked:\n{all}");
+    }
+    o
+}
+
+#[test]
+fn secrets_never_appear_in_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job.toml");
+    std::fs::write(&path, secret_job(&faiss_source())).unwrap();
+    let job = path.to_str().unwrap();
+
+    let plan = run_with_secrets(&["plan", job], 0);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        shown.contains("\"uri\":\"http://***@127.0.0.1:1\""),
+        "{shown}"
+    );
+    let plan_json = run_with_secrets(&["plan", "--json", "-vv", job], 0);
+    let v: serde_json::Value = serde_json::from_slice(&plan_json.stdout).unwrap();
+    assert_eq!(v["sink"]["config"]["uri"], "http://***@127.0.0.1:1");
+    assert_eq!(v["sink"]["config"]["password"], "***");
+
+    for args in [["migrate", "--json", job], ["migrate", "-vv", job]] {
+        let o = run_with_secrets(&args, 1);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("error: opening sink `milvus2`: transient failure: cannot reach Milvus at http://127.0.0.1:1: "),
+            "{err}"
+        );
+    }
+
+    // Sources that cannot connect, one per plugin with a URL: the connection error shows no
+    // user-info either.
+    for (source, shown) in [
+        (
+            "type = \"milvus2\"\nuri = \"http://root:uri-secret-1@127.0.0.1:1\"\ncollection = \"c\"",
+            "cannot reach Milvus at http://127.0.0.1:1",
+        ),
+        (
+            "type = \"elasticsearch\"\nurl = \"http://elastic:uri-secret-1@127.0.0.1:1\"\nindex = \"i\"\nmax_retries = 0",
+            "127.0.0.1:1",
+        ),
+        (
+            "type = \"milvus1\"\npath = \"/nonexistent\"\nmeta = \"mysql://milvus:uri-secret-1@127.0.0.1:1/milvus\"",
+            "mysql://***@127.0.0.1:1/milvus",
+        ),
+    ] {
+        std::fs::write(&path, secret_job(&format!("[source]\n{source}\n"))).unwrap();
+        let o = run_with_secrets(&["plan", "--json", "-vv", job], 1);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let err = v["error"].as_str().unwrap();
+        assert!(err.contains(shown), "{v}");
+    }
+}
+
+#[test]
+fn an_unterminated_variable_names_the_key_not_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_job(
+        dir.path(),
+        "toml",
+        &format!("{}[sink]\ntype = \"milvus2\"\nuri = \"http://h:1\"\npassword = \"hunter2-${{oops\"\n", faiss_source()),
+        &["migrate", "--json"],
+        2,
+        "[sink] password: unterminated `${` (write `${NAME}`; the value is not shown, it may be a secret)",
+    );
+    assert!(!text(&o).contains("hunter2"), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "error");
 }
 
 #[test]
@@ -372,5 +552,123 @@ fn verify_passes_after_migrate_and_catches_a_deleted_row() {
     assert!(
         err.contains(&format!("id = {deleted_id}: Missing")),
         "{err}"
+    );
+}
+
+/// Runs `vmig migrate CONFIG --json --progress log` and sends `signal` (`TERM`, …) once the run
+/// has started and `after` has passed.
+fn migrate_interrupted(config: &Path, signal: &str, after: std::time::Duration) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
+    c.args([
+        "migrate",
+        config.to_str().unwrap(),
+        "--json",
+        "--progress",
+        "log",
+    ])
+    .env_remove("VMIG_LOG");
+    vmig_testing::process::signal_after(c, "Started", after, signal)
+}
+
+/// Every entry below `dir`, relative, hidden ones included.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_stop_signal_stops_the_run_and_leaves_no_output() {
+    for (signal, code) in [("TERM", 143), ("HUP", 129), ("INT", 130)] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        // 2000 rows at 400 rows/s: five seconds, so the signal lands mid-run.
+        let cfg = job(
+            dir.path(),
+            &sample(),
+            &format!(
+                "type = \"files\"\npath = \"{}\"\nmax_file_size = \"64KiB\"",
+                out.display()
+            ),
+            "[pipeline]\nbatch_rows = 100\nflush_rows = 200\nmax_rows_per_second = 400\n",
+        );
+        let o = migrate_interrupted(&cfg, signal, std::time::Duration::from_millis(1500));
+        assert_eq!(o.status.code(), Some(code), "SIG{signal}: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("SIG{signal}: no JSON on stdout ({e}): {}", text(&o)));
+        assert_eq!(v["status"], "cancelled", "{v}");
+        assert_eq!(v["signal"], format!("SIG{signal}"), "{v}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!(
+                "error: interrupted by SIG{signal}: the run stopped before committing"
+            )),
+            "{}",
+            text(&o)
+        );
+        // Complete or absent: nothing of the interrupted run may look like output.
+        let left = tree(&out);
+        assert!(left.is_empty(), "SIG{signal} left {left:?}: {}", text(&o));
+    }
+}
+
+/// Every file below `dir` (hidden ones included) with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    tree(dir)
+        .into_iter()
+        .filter(|p| dir.join(p).is_file())
+        .map(|p| {
+            let bytes = std::fs::read(dir.join(&p)).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn a_stopped_overwrite_leaves_the_previous_output_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let sink = format!(
+        "type = \"files\"\npath = \"{}\"\nmax_file_size = \"64KiB\"\noverwrite = true",
+        out.display()
+    );
+    let first = job(dir.path(), &sample(), &sink, "");
+    let o = vmig(&["migrate", first.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = snapshot(&out);
+    assert!(before.contains_key("manifest.json"), "{:?}", before.keys());
+
+    let slow = job(
+        dir.path(),
+        &sample(),
+        &sink,
+        "[pipeline]\nbatch_rows = 100\nflush_rows = 200\nmax_rows_per_second = 400\n",
+    );
+    let o = migrate_interrupted(&slow, "TERM", std::time::Duration::from_millis(1500));
+    assert_eq!(o.status.code(), Some(143), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Left in the target: Nothing of this run remains in")
+            && err.contains("previous output")
+            && err.contains("is untouched"),
+        "{err}"
+    );
+    assert_eq!(
+        snapshot(&out),
+        before,
+        "the interrupted overwrite changed the previous output"
     );
 }

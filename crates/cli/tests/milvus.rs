@@ -86,15 +86,22 @@ load = true
     path
 }
 
+/// Runs `body` with pymilvus connected to `m` (`VMIG_MILVUS_PYTHON`) and returns its output.
+fn pymilvus(m: &Milvus, body: &str) -> String {
+    let py = m
+        .python
+        .as_deref()
+        .expect("VMIG_MILVUS_PYTHON (pymilvus) is set by scripts/milvus");
+    let script = format!(
+        "from pymilvus import connections, utility, Collection\nconnections.connect(uri='{}', user='root', password='{}')\n{body}",
+        m.uri, m.password
+    );
+    vmig_testing::process::python(py, &script, &[] as &[&str])
+}
+
 fn drop_collection(m: &Milvus, collection: &str) {
-    if let Some(py) = &m.python {
-        let _ = Command::new(py)
-            .arg("-c")
-            .arg(format!(
-                "from pymilvus import connections, utility\nconnections.connect(uri='{}', user='root', password='{}')\nutility.drop_collection('{collection}')",
-                m.uri, m.password
-            ))
-            .output();
+    if m.python.is_some() {
+        pymilvus(m, &format!("utility.drop_collection('{collection}')"));
     }
 }
 
@@ -118,22 +125,9 @@ fn insert_then_verify_then_catch_a_deleted_row() {
     assert_eq!(report["target_rows"], 2000);
 
     // Delete one row on the server; verify must fail and name it.
-    let py = m
-        .python
-        .as_deref()
-        .expect("VMIG_MILVUS_PYTHON (pymilvus) deletes the row");
-    let del = Command::new(py)
-        .arg("-c")
-        .arg(format!(
-            "from pymilvus import connections, Collection\nconnections.connect(uri='{}', user='root', password='{}')\nc = Collection('{collection}')\nc.delete('id in [1000060]')\nc.flush()",
-            m.uri, m.password
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        del.status.success(),
-        "{}",
-        String::from_utf8_lossy(&del.stderr)
+    pymilvus(
+        &m,
+        &format!("c = Collection('{collection}')\nc.delete('id in [1000060]')\nc.flush()"),
     );
     let bad = vmig(&["verify", cfg.to_str().unwrap()], &env);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
@@ -201,4 +195,245 @@ fn unreachable_server_and_bad_password_fail_clearly() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("credentials"), "{err}");
     assert!(!err.contains(secret), "the password leaked: {err}");
+}
+
+/// Rows in `collection` after a flush (`None`: it does not exist), through pymilvus.
+fn stored_rows(m: &Milvus, collection: &str) -> Option<u64> {
+    let out = pymilvus(
+        m,
+        &format!("if utility.has_collection('{collection}'):\n    c = Collection('{collection}')\n    c.flush()\n    print(c.num_entities)\nelse:\n    print('none')"),
+    );
+    let s = out.trim();
+    (s != "none").then(|| s.parse().unwrap())
+}
+
+/// A Faiss flat index of 100 × 8-d vectors whose row 0 holds a NaN, written by faiss-cpu.
+fn faiss_with_nan(dir: &Path) -> PathBuf {
+    let python = vmig_testing::service::python().expect("VMIG_PYTHON (faiss-cpu) writes the index");
+    let path = dir.join("nan.faiss");
+    vmig_testing::process::python(
+        &python,
+        "import sys, faiss, numpy as np\nx = np.random.default_rng(1).random((100, 8), dtype='float32')\nx[0, 3] = np.nan\ni = faiss.IndexFlatL2(8)\ni.add(x)\nfaiss.write_index(i, sys.argv[1])",
+        &[&path],
+    );
+    path
+}
+
+#[test]
+fn a_source_error_before_the_first_row_leaves_the_target_as_it_was() {
+    let Some(m) = milvus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("VMIG_TEST_MILVUS_PASSWORD", m.password.as_str())];
+    let nan = faiss_with_nan(dir.path());
+    let point_at = |cfg: &Path, source: &Path| {
+        let text = std::fs::read_to_string(cfg).unwrap();
+        let text = text.replace(
+            &sample().display().to_string(),
+            &source.display().to_string(),
+        );
+        std::fs::write(
+            cfg,
+            text.replace("index = {", "# index = {")
+                .replace("load = true", ""),
+        )
+        .unwrap();
+    };
+
+    // A new collection is not created when the first batch fails.
+    let fresh = unique("cli_nan_fresh");
+    let cfg = job(dir.path(), &m, &fresh, "");
+    point_at(&cfg, &nan);
+    let o = vmig(&["migrate", cfg.to_str().unwrap(), "--json"], &env);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let msg = v["error"].as_str().unwrap();
+    assert!(msg.contains("NaN"), "{msg}");
+    assert!(
+        msg.contains("Nothing was written to") && msg.contains("the collection was not created"),
+        "{msg}"
+    );
+    assert_eq!(
+        stored_rows(&m, &fresh),
+        None,
+        "the failed run created `{fresh}`"
+    );
+
+    // `if_exists = "drop"` keeps the old collection until the first batch is ready.
+    let kept = unique("cli_nan_kept");
+    let good = job(dir.path(), &m, &kept, "");
+    let o = vmig(&["migrate", good.to_str().unwrap()], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let bad_dir = dir.path().join("bad");
+    std::fs::create_dir(&bad_dir).unwrap();
+    let bad = job(&bad_dir, &m, &kept, "");
+    point_at(&bad, &nan);
+    let o = vmig(&["migrate", bad.to_str().unwrap()], &env);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "The existing collection `{kept}` was not dropped and is as it was."
+        )),
+        "{err}"
+    );
+    let ok = vmig(&["verify", good.to_str().unwrap(), "--json"], &env);
+    assert!(
+        ok.status.success(),
+        "the old collection changed: {}",
+        text(&ok)
+    );
+    drop_collection(&m, &kept);
+}
+
+#[test]
+fn sigterm_during_inserts_says_exactly_what_the_collection_holds() {
+    let Some(m) = milvus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let collection = unique("cli_sigterm");
+    // Small requests, 400 rows/s: the signal lands after some requests were acknowledged.
+    let cfg = job(
+        dir.path(),
+        &m,
+        &collection,
+        "mode = \"insert\"\nbatch_bytes = \"20KiB\"\n\n[pipeline]\nbatch_rows = 50\nmax_rows_per_second = 400\n",
+    );
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
+    c.args([
+        "migrate",
+        cfg.to_str().unwrap(),
+        "--json",
+        "--progress",
+        "log",
+    ])
+    .env("VMIG_TEST_MILVUS_PASSWORD", &m.password)
+    .env_remove("VMIG_LOG");
+    let o = vmig_testing::process::signal_after(
+        c,
+        "Started",
+        std::time::Duration::from_secs(2),
+        "TERM",
+    );
+    assert_eq!(o.status.code(), Some(143), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "cancelled", "{v}");
+    let left = v["left"][0].as_str().unwrap().to_string();
+    assert!(
+        left.contains(&format!("/{collection} was created by this run and holds ")),
+        "{left}"
+    );
+    assert!(
+        left.contains("mode = \\\"upsert\\\"") || left.contains("mode = \"upsert\""),
+        "{left}"
+    );
+    let acked: u64 = left
+        .split(" holds ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no row count in {left}"));
+    assert!(
+        acked > 0 && acked < 2000,
+        "the signal should land mid-run: {left}"
+    );
+    assert_eq!(
+        stored_rows(&m, &collection),
+        Some(acked),
+        "the report does not match the collection: {left}"
+    );
+    drop_collection(&m, &collection);
+}
+
+#[test]
+fn if_exists_drop_replaces_the_collection_only_when_the_run_completes() {
+    let Some(m) = milvus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("VMIG_TEST_MILVUS_PASSWORD", m.password.as_str())];
+    let collection = unique("cli_replace");
+    let first = job(dir.path(), &m, &collection, "mode = \"insert\"");
+    let o = vmig(&["migrate", first.to_str().unwrap()], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    // Mark the first copy: one row deleted, so a replacement is visible as 2000 rows again.
+    pymilvus(
+        &m,
+        &format!("c = Collection('{collection}')\nc.delete('id in [1000060]')\nc.flush()"),
+    );
+    let replacements = format!(
+        "print(sorted(c for c in utility.list_collections() if c.startswith('{collection}__vmig_')))"
+    );
+
+    // A replacing run stopped mid-way leaves the old collection exactly as it was.
+    let slow_dir = dir.path().join("slow");
+    std::fs::create_dir(&slow_dir).unwrap();
+    let slow = job(
+        &slow_dir,
+        &m,
+        &collection,
+        "mode = \"insert\"\nbatch_bytes = \"20KiB\"\n\n[pipeline]\nbatch_rows = 50\nmax_rows_per_second = 400\n",
+    );
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
+    c.args(["migrate", slow.to_str().unwrap(), "--progress", "log"])
+        .env("VMIG_TEST_MILVUS_PASSWORD", &m.password)
+        .env_remove("VMIG_LOG");
+    let o =
+        vmig_testing::process::signal_after(c, "Started", std::time::Duration::from_secs(2), "INT");
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "The collection `{collection}` that existed before is untouched"
+        )) && err.contains("which was dropped again"),
+        "{err}"
+    );
+    let bad = vmig(&["verify", first.to_str().unwrap()], &env);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    let report = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        report.contains("1 missing") && report.contains("id = 1000060: Missing"),
+        "the old collection changed: {report}"
+    );
+    assert_eq!(pymilvus(&m, &replacements).trim(), "[]");
+
+    // A completed replacing run swaps the new collection in under the old name.
+    let o = vmig(&["migrate", first.to_str().unwrap(), "--json"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let ok = vmig(&["verify", first.to_str().unwrap(), "--json"], &env);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert_eq!(pymilvus(&m, &replacements).trim(), "[]");
+    drop_collection(&m, &collection);
+}
+#[test]
+fn credentials_in_the_uri_are_used_and_never_shown() {
+    let Some(m) = milvus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let collection = unique("cli_uri_auth");
+    let cfg = job(dir.path(), &m, &collection, "mode = \"insert\"");
+    // The same job with the credentials only in the URI: `http://root:${…}@host:port`.
+    let with_auth = m
+        .uri
+        .replacen("://", "://root:${VMIG_TEST_MILVUS_PASSWORD}@", 1);
+    let body = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!(
+            "uri = \"{}\"\nuser = \"root\"\npassword = \"${{VMIG_TEST_MILVUS_PASSWORD}}\"",
+            m.uri
+        ),
+        &format!("uri = \"{with_auth}\""),
+    );
+    assert!(body.contains("@") && !body.contains("user ="), "{body}");
+    std::fs::write(&cfg, body).unwrap();
+    let secret = format!("root:{}@", m.password);
+    let env = [("VMIG_TEST_MILVUS_PASSWORD", m.password.as_str())];
+
+    let o = vmig(&["migrate", cfg.to_str().unwrap(), "--json", "-vv"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let plan = vmig(&["plan", cfg.to_str().unwrap()], &env);
+    assert!(plan.status.success(), "{}", text(&plan));
+    for out in [&o, &plan] {
+        assert!(!text(out).contains(&secret), "{}", text(out));
+    }
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("\"uri\":\"http://***@"),
+        "{}",
+        text(&plan)
+    );
+    drop_collection(&m, &collection);
 }

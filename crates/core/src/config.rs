@@ -18,9 +18,14 @@
 //! batch_rows = 8192
 //! ```
 //!
-//! TOML (`.toml`) and YAML (`.yaml`/`.yml`) are accepted. Any string value may name environment
-//! variables as `${NAME}` (for secrets: `token = "${MILVUS_TOKEN}"`); an unset variable is an error.
-//! Relative paths are resolved against the job file's directory.
+//! TOML (`.toml`) and YAML (`.yaml`/`.yml`) are accepted; a key given twice is an error in both.
+//! Any string value may name environment variables as `${NAME}` (for secrets:
+//! `token = "${MILVUS_TOKEN}"`); an unset variable is an error. Relative paths are resolved
+//! against the job file's directory.
+//!
+//! Every error names the place in the file the way it is written — `[pipeline] batch_rows: …`,
+//! `[sink]: missing field `type``, `[[transform]] #2 fields.x: …` — and never echoes a value,
+//! which may be a secret.
 
 use std::path::{Path, PathBuf};
 
@@ -32,7 +37,8 @@ use crate::registry::{self, BuildContext, DynSinkConfig, DynSourceConfig};
 use crate::transform::Transformer;
 
 /// One `[source]`, `[[transform]]` or `[sink]` table: the plugin name and its options.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Debug` shows the options redacted ([`crate::redact`]).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComponentConfig {
     /// The plugin name.
     #[serde(rename = "type")]
@@ -42,8 +48,10 @@ pub struct ComponentConfig {
     pub options: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A whole job file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+crate::redacted_debug!(ComponentConfig);
+
+/// A whole job file. `Debug` shows it redacted ([`crate::redact`]).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobConfig {
     /// Where the rows come from.
@@ -57,6 +65,8 @@ pub struct JobConfig {
     #[serde(default)]
     pub pipeline: PipelineOptions,
 }
+
+crate::redacted_debug!(JobConfig);
 
 impl JobConfig {
     /// Reads a job file, choosing TOML or YAML by its extension, and expands `${VAR}`s.
@@ -93,29 +103,105 @@ impl JobConfig {
         Self::from_value(value)
     }
 
-    /// Parses YAML text.
+    /// Parses YAML text. A key given twice in one mapping is refused (as TOML refuses it),
+    /// with its line.
     ///
     /// # Errors
     /// [`Error::Config`] with the parser's message.
     pub fn from_yaml_str(text: &str) -> Result<JobConfig> {
-        let value: serde_json::Value =
+        // serde_yaml_ng's own `Value` refuses duplicate keys ("duplicate entry with key …" at
+        // line L column C); deserialising straight into a `serde_json::Value` would keep the
+        // last one silently.
+        let yaml: serde_yaml_ng::Value =
             serde_yaml_ng::from_str(text).map_err(|e| Error::config("job", e.to_string()))?;
+        let value = serde_json::to_value(yaml).map_err(|e| Error::config("job", e.to_string()))?;
         Self::from_value(value)
     }
 
     fn from_value(mut value: serde_json::Value) -> Result<JobConfig> {
         expand_env(&mut value, &|name| std::env::var(name).ok())?;
-        serde_json::from_value(value).map_err(|e| Error::config("job", e.to_string()))
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path: Vec<Step> = e.path().iter().map(Step::from).collect();
+            Error::config("job", located(&path, &e.inner().to_string()))
+        })
+    }
+}
+
+/// One step of a key path in a job file: a key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+impl From<&serde_path_to_error::Segment> for Step {
+    fn from(s: &serde_path_to_error::Segment) -> Self {
+        use serde_path_to_error::Segment;
+        match s {
+            Segment::Seq { index } => Step::Index(*index),
+            Segment::Map { key } => Step::Key(key.clone()),
+            Segment::Enum { variant } => Step::Key(variant.clone()),
+            _ => Step::Key("?".into()),
+        }
+    }
+}
+
+/// Names a place in a job file the way its author wrote it: `[sink] password`,
+/// `[[transform]] #2 fields.x`, `[source] url[1]`, `[pipeline]`; empty for the whole file.
+fn describe(path: &[Step]) -> String {
+    let (mut out, rest) = match path {
+        [Step::Key(t), Step::Index(i), rest @ ..] if t == "transform" || t == "transforms" => {
+            (format!("[[transform]] #{}", i + 1), rest)
+        }
+        [Step::Key(k), rest @ ..] => (format!("[{k}]"), rest),
+        _ => (String::new(), path),
+    };
+    let mut tail = String::new();
+    for step in rest {
+        match step {
+            Step::Key(k) if tail.is_empty() => tail.push_str(k),
+            Step::Key(k) => {
+                tail.push('.');
+                tail.push_str(k);
+            }
+            Step::Index(i) => tail.push_str(&format!("[{i}]")),
+        }
+    }
+    if !tail.is_empty() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&tail);
+    }
+    out
+}
+
+/// `message` prefixed with the place it is about (`[pipeline] batch_rows: …`).
+fn located(path: &[Step], message: &str) -> String {
+    match describe(path) {
+        place if place.is_empty() => message.to_string(),
+        place => format!("{place}: {message}"),
     }
 }
 
 /// Replaces `${NAME}` in every string of `value` using `lookup`.
 ///
+/// Errors name the key (`[sink] password`) and the variable, never the value: a value holding
+/// `${` may be a password.
+///
 /// # Errors
-/// When a named variable is not set.
+/// When a named variable is not set, or a `${` is not closed.
 pub fn expand_env(
     value: &mut serde_json::Value,
     lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<()> {
+    expand_at(value, lookup, &mut Vec::new())
+}
+
+fn expand_at(
+    value: &mut serde_json::Value,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    path: &mut Vec<Step>,
 ) -> Result<()> {
     match value {
         serde_json::Value::String(s) if s.contains("${") => {
@@ -125,13 +211,22 @@ pub fn expand_env(
                 out.push_str(&rest[..start]);
                 let after = &rest[start + 2..];
                 let end = after.find('}').ok_or_else(|| {
-                    Error::config("job", format!("unterminated `${{` in \"{s}\""))
+                    Error::config(
+                        "job",
+                        located(
+                            path,
+                            "unterminated `${` (write `${NAME}`; the value is not shown, it may be a secret)",
+                        ),
+                    )
                 })?;
                 let name = &after[..end];
                 let v = lookup(name).ok_or_else(|| {
                     Error::config(
                         "job",
-                        format!("environment variable `{name}` is not set (the job file refers to it as ${{{name}}})"),
+                        located(
+                            path,
+                            &format!("environment variable `{name}` is not set (the job file refers to it as ${{{name}}})"),
+                        ),
                     )
                 })?;
                 out.push_str(&v);
@@ -141,13 +236,17 @@ pub fn expand_env(
             *s = out;
         }
         serde_json::Value::Array(items) => {
-            for v in items {
-                expand_env(v, lookup)?;
+            for (i, v) in items.iter_mut().enumerate() {
+                path.push(Step::Index(i));
+                expand_at(v, lookup, path)?;
+                path.pop();
             }
         }
         serde_json::Value::Object(map) => {
-            for v in map.values_mut() {
-                expand_env(v, lookup)?;
+            for (k, v) in map.iter_mut() {
+                path.push(Step::Key(k.clone()));
+                expand_at(v, lookup, path)?;
+                path.pop();
             }
         }
         _ => {}
@@ -255,8 +354,83 @@ mod tests {
         let mut v = serde_json::json!({"a": "x-${T}-y", "b": ["${T}"], "c": 3});
         expand_env(&mut v, &|n| (n == "T").then(|| "tok".to_string())).unwrap();
         assert_eq!(v, serde_json::json!({"a": "x-tok-y", "b": ["tok"], "c": 3}));
-        let mut v = serde_json::json!("${MISSING}");
+    }
+
+    fn env_error(value: serde_json::Value) -> String {
+        let mut v = value;
         let e = expand_env(&mut v, &|_| None).unwrap_err();
-        assert!(e.to_string().contains("MISSING"));
+        e.to_string()
+    }
+
+    #[test]
+    fn env_errors_name_the_key_never_the_value() {
+        let e = env_error(serde_json::json!({"sink": {"password": "hunter2${oops"}}));
+        assert_eq!(
+            e,
+            "invalid `job` configuration: [sink] password: unterminated `${` (write `${NAME}`; the value is not shown, it may be a secret)"
+        );
+        assert!(!e.contains("hunter2"));
+        let e = env_error(serde_json::json!({
+            "transform": [{"type": "rename"}, {"fields": {"x": "s3cr3t-${MISSING}"}}]
+        }));
+        assert_eq!(
+            e,
+            "invalid `job` configuration: [[transform]] #2 fields.x: environment variable `MISSING` is not set (the job file refers to it as ${MISSING})"
+        );
+        let e = env_error(serde_json::json!({"source": {"url": ["a", "${X"]}}));
+        assert!(e.contains(": [source] url[1]: unterminated"), "{e}");
+    }
+
+    #[test]
+    fn serde_errors_name_section_and_key() {
+        let e = JobConfig::from_toml_str(
+            "[source]\ntype='a'\n[sink]\ntype='b'\n[pipeline]\nbatch_rows = -5\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid `job` configuration: [pipeline] batch_rows: invalid value: integer `-5`, expected a nonzero usize"
+        );
+        let e = JobConfig::from_toml_str("[source]\ntype='a'\n[sink]\npath='b'\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid `job` configuration: [sink]: missing field `type`"
+        );
+        let e = JobConfig::from_yaml_str(
+            "source: {type: a}\nsink: {type: b}\ntransform:\n  - {type: 3}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid `job` configuration: [[transform]] #1 type: invalid type: integer `3`, expected a string"
+        );
+    }
+
+    #[test]
+    fn yaml_duplicate_keys_are_refused_like_toml() {
+        let e = JobConfig::from_yaml_str(
+            "source: {type: faiss, path: a}\nsink:\n  type: files\n  path: x\n  path: y\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid `job` configuration: sink: duplicate entry with key \"path\" at line 3 column 3"
+        );
+        let t = JobConfig::from_toml_str(
+            "[source]\ntype='faiss'\n[sink]\ntype='files'\npath='x'\npath='y'\n",
+        )
+        .unwrap_err();
+        assert!(t.to_string().contains("duplicate key"), "{t}");
+    }
+
+    #[test]
+    fn debug_of_a_job_config_hides_secrets() {
+        let c = JobConfig::from_toml_str(
+            "[source]\ntype='milvus2'\nuri='http://root:hunter2@h:19530'\n[sink]\ntype='b'\npassword='hunter3'\n",
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(shown.contains("http://***@h:19530"), "{shown}");
     }
 }

@@ -183,6 +183,18 @@ impl Error {
         }
     }
 
+    /// Whether the job file is what is wrong: an [`Error::Config`] or [`Error::UnknownPlugin`]
+    /// below any context, found while parsing or later (a plugin's checks at build time, a
+    /// transformer that does not fit the source's schema, a bad `cloud_id`, an unknown `storage`
+    /// key). Front ends exit with the usage code (2) for these; bad data and unreachable
+    /// servers are not configuration errors.
+    pub fn is_config_error(&self) -> bool {
+        matches!(
+            self.root(),
+            Error::Config { .. } | Error::UnknownPlugin { .. }
+        )
+    }
+
     /// Whether trying the same operation again may succeed.
     pub fn is_retryable(&self) -> bool {
         match self.root() {
@@ -242,5 +254,24 @@ mod tests {
         assert!(matches!(e.root(), Error::Transient { .. }));
         assert_eq!(e.to_string(), "writing batch 3: transient failure: 503");
         assert!(!Error::data("f.faiss@12", "bad").is_retryable());
+    }
+
+    #[test]
+    fn config_errors_are_classified_below_context() {
+        assert!(Error::config("faiss", "x")
+            .context("[source]")
+            .is_config_error());
+        let unknown = Error::UnknownPlugin {
+            kind: PluginKind::Sink,
+            name: "x".into(),
+            available: "files".into(),
+        };
+        assert!(unknown.context("[sink]").is_config_error());
+        assert!(!Error::data("f", "bad").context("reading").is_config_error());
+        assert!(!Error::Transient {
+            message: "refused".into(),
+            source: None
+        }
+        .is_config_error());
     }
 }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod parse;
 pub mod pipeline;
 pub mod ranges;
+pub mod redact;
 pub mod registry;
 pub mod sink;
 pub mod source;

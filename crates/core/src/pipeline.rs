@@ -51,6 +51,9 @@ pub struct PipelineOptions {
     /// Flush the sink (and save a checkpoint) after this many rows; `None` flushes only at the
     /// end. Sinks that close a file per flush make one file per interval.
     pub flush_rows: Option<u64>,
+    /// Write at most this many rows per second on average (`None`: as fast as possible), to
+    /// spare a source or target that serves production traffic.
+    pub max_rows_per_second: Option<std::num::NonZeroU64>,
 }
 
 impl Default for PipelineOptions {
@@ -60,6 +63,7 @@ impl Default for PipelineOptions {
             concurrency: NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN),
             channel_capacity: NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN),
             flush_rows: None,
+            max_rows_per_second: None,
         }
     }
 }
@@ -114,16 +118,25 @@ enum Msg {
 /// Computes the schema after a chain of transformers.
 ///
 /// # Errors
-/// The first transformer that cannot accept its input, named by position.
+/// An [`Error::Config`] (the job file asks for something the schema lacks) naming the first
+/// transformer that cannot accept its input, by position and plugin name.
 pub fn output_schema(
     input: &SchemaRef,
     transforms: &[(String, Box<dyn Transformer>)],
 ) -> Result<SchemaRef> {
     let mut schema = Arc::clone(input);
     for (i, (name, t)) in transforms.iter().enumerate() {
-        schema = t
-            .output_schema(&schema)
-            .map_err(|e| e.context(format!("transform #{} (`{name}`)", i + 1)))?;
+        // The job asked a transformer for something the source's schema does not have: the job
+        // file is wrong, so this is a configuration error naming the transformer.
+        schema = t.output_schema(&schema).map_err(|e| {
+            let message = match e.root() {
+                Error::Schema(m) => m.clone(),
+                Error::Config { message, .. } => message.clone(),
+                _ => e.to_string(),
+            };
+            Error::config(name.as_str(), message)
+                .context(format!("[[transform]] #{} (`{name}`)", i + 1))
+        })?;
     }
     Ok(schema)
 }
@@ -175,7 +188,9 @@ impl Pipeline {
         self
     }
 
-    /// A token that stops the run when cancelled (the run then fails with [`Error::Cancelled`]).
+    /// A token that stops the run when cancelled: the run then fails with [`Error::Cancelled`]
+    /// (inside [`Error::Stopped`] when the sink reports what it left) and the sink is aborted
+    /// instead of committed — also when the token is cancelled during the final flush.
     #[must_use]
     pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
         self.cancel = cancel;
@@ -208,6 +223,11 @@ impl Pipeline {
         cancel.cancel();
         // The job's read buffers are idle now; an embedding program should not keep them.
         crate::ranges::BufferPool::global().clear();
+        // A stop asked for while the last batches were flushed is honoured: nothing is committed.
+        let result = match result {
+            Ok(_) if self.cancel.is_cancelled() => Err(Error::Cancelled),
+            other => other,
+        };
         match result {
             Ok(mut report) => {
                 let commit = sink
@@ -318,6 +338,9 @@ async fn run_inner(
         ..RunReport::default()
     };
     let mut unflushed = 0u64;
+    let throttle = options
+        .max_rows_per_second
+        .map(|r| (Instant::now(), r.get()));
 
     loop {
         tokio::select! {
@@ -341,6 +364,9 @@ async fn run_inner(
                         report.rows_written += rows;
                         unflushed += rows;
                         observer.written(rows);
+                        if let Some((since, per_second)) = throttle {
+                            pace(since, report.rows_written, per_second, cancel).await?;
+                        }
                     }
                     last_position.insert(partition, position);
                     if options.flush_rows.is_some_and(|n| unflushed >= n) {
@@ -375,6 +401,20 @@ async fn run_inner(
     )
     .await?;
     Ok(report)
+}
+
+/// Sleeps until `rows` rows are due at `per_second` rows per second since `since`.
+async fn pace(
+    since: Instant,
+    rows: u64,
+    per_second: u64,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let due = since + std::time::Duration::from_secs_f64(rows as f64 / per_second as f64);
+    tokio::select! {
+        () = cancel.cancelled() => Err(Error::Cancelled),
+        () = tokio::time::sleep_until(due.into()) => Ok(()),
+    }
 }
 
 async fn flush(

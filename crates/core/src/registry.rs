@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, PluginKind, Result};
+use crate::redact;
 use crate::sink::Sink;
 use crate::source::Source;
 use crate::transform::Transformer;
@@ -53,10 +54,17 @@ impl BuildContext {
     }
 }
 
+/// A config as JSON for printing, redacted ([`redact::json`]) whatever its `Serialize` does.
 fn config_json<C: Serialize>(plugin: &str, config: &C) -> serde_json::Value {
-    serde_json::to_value(config).unwrap_or_else(
-        |e| serde_json::json!({ "error": format!("{plugin} config does not serialise: {e}") }),
-    )
+    match serde_json::to_value(config) {
+        Ok(mut v) => {
+            redact::json(&mut v);
+            v
+        }
+        Err(e) => {
+            serde_json::json!({ "error": redact::text(&format!("{plugin} config does not serialise: {e}")) })
+        }
+    }
 }
 
 /// A source's configuration type.
@@ -143,7 +151,7 @@ pub trait SinkConfig: DeserializeOwned + Serialize + Debug + Send + Sync + 'stat
 pub trait DynSourceConfig: Debug + Send + Sync {
     /// The plugin name.
     fn plugin(&self) -> &'static str;
-    /// The configuration as JSON (for `vmig plan`; secrets are the plugin's job to redact).
+    /// The configuration as JSON for printing (`vmig plan`), redacted by [`redact::json`].
     fn to_json(&self) -> serde_json::Value;
     /// See [`SourceConfig::build`].
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>>;
@@ -169,7 +177,7 @@ impl<C: SourceConfig> DynSourceConfig for C {
 pub trait DynSinkConfig: Debug + Send + Sync {
     /// The plugin name.
     fn plugin(&self) -> &'static str;
-    /// The configuration as JSON.
+    /// The configuration as JSON for printing, redacted by [`redact::json`].
     fn to_json(&self) -> serde_json::Value;
     /// See [`SinkConfig::build`].
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Sink>>;
@@ -205,8 +213,18 @@ impl<C: SinkConfig> DynSinkConfig for C {
     }
 }
 
+/// Deserialises a plugin's options. The secrets in them are registered first
+/// ([`redact::register_in_json`]), so no later output can show them; an error names the key
+/// (`batch_size: invalid type: …`).
 fn parse_config<C: DeserializeOwned>(name: &str, value: serde_json::Value) -> Result<C> {
-    serde_json::from_value(value).map_err(|e| Error::config(name, e.to_string()))
+    redact::register_in_json(&value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let message = match e.path().to_string() {
+            path if path == "." => e.inner().to_string(),
+            path => format!("`{path}`: {}", e.inner()),
+        };
+        Error::config(name, message)
+    })
 }
 
 macro_rules! plugin_entry {

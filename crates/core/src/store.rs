@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
-use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::ObjectStore;
@@ -23,52 +23,81 @@ use crate::error::{Error, Result};
 
 /// Extra object-store options from a plugin config (`storage = { aws_endpoint = "…" }`).
 ///
-/// Declare the field with `#[serde(default, serialize_with = "vmig_core::store::serialize_redacted")]`
-/// so secret values never appear when the configuration is printed (see [`is_secret_option`]).
+/// Declare the field with `#[serde(default, serialize_with = "vmig_core::redact::serialize_redacted")]`
+/// so secret values never appear when the configuration is printed, and call [`check_options`]
+/// in the plugin's `validate` so an unknown key fails when the job file is loaded.
 pub type StorageOptions = BTreeMap<String, String>;
 
-/// Whether the storage option `key` holds a secret that must not be printed: any key naming a
-/// secret, token, password, SAS, credential or private part, and any `…_key` / `key` (access
-/// keys, account keys). Case-insensitive.
-pub fn is_secret_option(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "secret",
-        "token",
-        "password",
-        "sas",
-        "credential",
-        "private",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-        || k.ends_with("_key")
-        || k == "key"
+/// The object stores a location can be on, by URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Local,
+    S3,
+    Gcs,
+    Azure,
 }
 
-/// Serializes storage options with every secret value ([`is_secret_option`]) replaced by `***`;
-/// the one serializer every plugin uses for its `storage` field (`serialize_with`), so printed
-/// configurations (`vmig plan`, `vmig config`) never show credentials.
+impl Backend {
+    /// The backend of `path_or_url`, or `None` for an unsupported scheme.
+    fn of(path_or_url: &str) -> Option<Backend> {
+        let Some((scheme, _)) = path_or_url.split_once("://") else {
+            return Some(Backend::Local);
+        };
+        match scheme {
+            "file" => Some(Backend::Local),
+            "s3" | "s3a" => Some(Backend::S3),
+            "gs" | "gcs" => Some(Backend::Gcs),
+            "az" | "azure" | "abfs" | "abfss" => Some(Backend::Azure),
+            _ => None,
+        }
+    }
+
+    /// Whether object_store knows `key` for this backend; a local path accepts the keys of any
+    /// cloud (they are unused, so a job can switch `path` between local and cloud unchanged).
+    fn knows(self, key: &str) -> bool {
+        match self {
+            Backend::S3 => key.parse::<AmazonS3ConfigKey>().is_ok(),
+            Backend::Gcs => key.parse::<GoogleConfigKey>().is_ok(),
+            Backend::Azure => key.parse::<AzureConfigKey>().is_ok(),
+            Backend::Local => [Backend::S3, Backend::Gcs, Backend::Azure]
+                .iter()
+                .any(|b| b.knows(key)),
+        }
+    }
+
+    /// The common keys of this backend, for messages (object_store accepts aliases too).
+    fn common_keys(self) -> String {
+        let s3 = "aws_access_key_id, aws_secret_access_key, aws_session_token, aws_region, aws_endpoint, aws_bucket, aws_virtual_hosted_style_request, aws_allow_http, aws_skip_signature";
+        let gcs = "google_service_account, google_service_account_key, google_application_credentials, google_bucket";
+        let azure = "azure_storage_account_name, azure_storage_account_key, azure_storage_sas_key, azure_storage_token, azure_storage_client_id, azure_storage_client_secret, azure_storage_tenant_id, azure_storage_endpoint, azure_container_name, azure_storage_use_emulator";
+        match self {
+            Backend::S3 => format!("s3://: {s3}"),
+            Backend::Gcs => format!("gs://: {gcs}"),
+            Backend::Azure => format!("az://: {azure}"),
+            Backend::Local => format!("s3://: {s3}; gs://: {gcs}; az://: {azure}"),
+        }
+    }
+}
+
+/// Checks that every `storage` option is one object_store knows for `path_or_url`'s store; a
+/// local path accepts the keys of any cloud store and nothing else. No I/O.
 ///
 /// # Errors
-/// Whatever the serializer reports.
-pub fn serialize_redacted<S: serde::Serializer>(
-    options: &StorageOptions,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    use serde::Serialize;
-    let shown: BTreeMap<&str, &str> = options
-        .iter()
-        .map(|(k, v)| {
-            let v = if is_secret_option(k) {
-                "***"
-            } else {
-                v.as_str()
-            };
-            (k.as_str(), v)
-        })
-        .collect();
-    shown.serialize(s)
+/// [`Error::Config`] naming the first unknown key and listing the common valid ones.
+pub fn check_options(path_or_url: &str, options: &StorageOptions) -> Result<()> {
+    let Some(backend) = Backend::of(path_or_url) else {
+        return Ok(()); // `resolve` reports the unsupported scheme
+    };
+    match options.keys().find(|k| !backend.knows(k)) {
+        None => Ok(()),
+        Some(key) => Err(Error::config(
+            "storage",
+            format!(
+                "unknown `storage` option `{key}`; valid options are object_store's keys, e.g. for {}",
+                backend.common_keys()
+            ),
+        )),
+    }
 }
 
 /// A resolved location: a store and a path inside it.
@@ -99,15 +128,20 @@ impl StoreLocation {
 /// Resolves `path_or_url` to a store and a path.
 ///
 /// # Errors
-/// [`Error::Config`] for an unsupported scheme or a bad option, naming them.
+/// [`Error::Config`] for an unsupported scheme or an unknown option ([`check_options`]),
+/// naming them.
 pub fn resolve(path_or_url: &str, options: &StorageOptions) -> Result<StoreLocation> {
+    check_options(path_or_url, options)?;
     if !path_or_url.contains("://") {
         return local(FsPath::new(path_or_url));
     }
     let url = Url::parse(path_or_url).map_err(|e| {
         Error::config(
             "storage",
-            format!("`{path_or_url}` is not a valid URL: {e}"),
+            format!(
+                "`{}` is not a valid URL: {e}",
+                crate::redact::url(path_or_url)
+            ),
         )
     })?;
     let display = format!(
@@ -218,6 +252,13 @@ mod tests {
         assert_eq!(up.path.as_ref(), "tmp/a/c.faiss");
         let err = resolve("ftp://h/x", &StorageOptions::new()).unwrap_err();
         assert!(err.to_string().contains("ftp://"), "{err}");
+        let err = resolve("s3://key:hunter2@[bad/x", &StorageOptions::new()).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "invalid `storage` configuration: `s3://***@[bad/x` is not a valid URL: "
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -234,26 +275,44 @@ mod tests {
     }
 
     #[test]
-    fn printed_options_mask_secrets() {
-        #[derive(serde::Serialize)]
-        struct C {
-            #[serde(serialize_with = "serialize_redacted")]
-            storage: StorageOptions,
+    fn unknown_storage_keys_are_refused_for_every_location() {
+        let mut o = StorageOptions::new();
+        o.insert("aws_endpont".into(), "http://127.0.0.1:1".into());
+        for place in [
+            "/tmp/x.faiss",
+            "relative/x.faiss",
+            "file:///tmp/x",
+            "s3://b/x",
+        ] {
+            let e = resolve(place, &o).unwrap_err().to_string();
+            assert!(
+                e.starts_with("invalid `storage` configuration: unknown `storage` option `aws_endpont`; valid options are object_store's keys, e.g. for s3://: aws_access_key_id, "),
+                "{place}: {e}"
+            );
         }
-        let mut storage = StorageOptions::new();
-        storage.insert("aws_secret_access_key".into(), "verysecret".into());
-        storage.insert("azure_storage_account_key".into(), "acct".into());
-        storage.insert("AWS_SESSION_TOKEN".into(), "tok".into());
-        storage.insert("aws_region".into(), "us-east-1".into());
-        let v = serde_json::to_value(C { storage }).unwrap();
-        assert_eq!(
-            v["storage"],
-            serde_json::json!({
-                "AWS_SESSION_TOKEN": "***",
-                "aws_region": "us-east-1",
-                "aws_secret_access_key": "***",
-                "azure_storage_account_key": "***",
-            })
+        let e = check_options("gs://b/x", &o).unwrap_err().to_string();
+        assert!(
+            e.contains("for gs://: google_service_account,") && !e.contains("s3://"),
+            "{e}"
         );
+        let mut ok = StorageOptions::new();
+        ok.insert("aws_region".into(), "eu-west-1".into());
+        ok.insert("azure_storage_account_name".into(), "a".into());
+        assert!(check_options("/tmp/x", &ok).is_ok());
+        assert!(check_options("az://c/x", &ok)
+            .unwrap_err()
+            .to_string()
+            .contains("`aws_region`"));
+    }
+
+    #[test]
+    fn listed_keys_are_valid() {
+        for backend in [Backend::S3, Backend::Gcs, Backend::Azure] {
+            let list = backend.common_keys();
+            let (_, keys) = list.split_once(": ").unwrap();
+            for key in keys.split(", ") {
+                assert!(backend.knows(key), "{backend:?} does not know {key}");
+            }
+        }
     }
 }

@@ -15,8 +15,8 @@ use milvus::proto::milvus::{
     DescribeCollectionRequest, DescribeIndexRequest, DropCollectionRequest, FlushRequest,
     GetFlushStateRequest, GetImportStateRequest, GetLoadStateRequest, GetVersionRequest,
     HasCollectionRequest, HasPartitionRequest, ImportRequest, InsertRequest, LoadCollectionRequest,
-    QueryRequest, QueryResults, ReleaseCollectionRequest, ShowCollectionsRequest,
-    ShowPartitionsRequest, UpsertRequest,
+    QueryRequest, QueryResults, ReleaseCollectionRequest, RenameCollectionRequest,
+    ShowCollectionsRequest, ShowPartitionsRequest, UpsertRequest,
 };
 use milvus::proto::schema::{scalar_field, CollectionSchema, FieldData};
 use prost::Message as _;
@@ -38,9 +38,13 @@ pub const MAX_ENCODING_BYTES: usize = 64 * 1024 * 1024;
 pub const MAX_QUERY_WINDOW: usize = 16_384;
 
 /// How to reach and authenticate to a Milvus server.
+///
+/// `Debug` shows no secret: the token and password as `***`, the URI without its user-info.
 #[derive(Clone)]
 pub struct ConnectOptions {
-    /// `http://host:port`, `https://host:port`, or `host:port` (plain HTTP/2).
+    /// `http://host:port`, `https://host:port`, or `host:port` (plain HTTP/2). A
+    /// `user:password@` in it is sent as the credentials when neither `token` nor `user` is set,
+    /// and never shown or sent as part of the address.
     pub uri: String,
     /// API token (`user:password` on self-hosted servers, an API key on Zilliz Cloud); wins
     /// over `user`/`password`.
@@ -111,9 +115,10 @@ impl ConnectOptions {
         o.with_env_credentials()
     }
 
-    /// `http://host:port` form of [`ConnectOptions::uri`].
+    /// `http://host:port` form of [`ConnectOptions::uri`], without user-info.
     pub fn normalized_uri(&self) -> String {
-        let uri = self.uri.trim_end_matches('/');
+        let (uri, _) = vmig_core::redact::split_userinfo(&self.uri);
+        let uri = uri.trim_end_matches('/');
         if uri.contains("://") {
             uri.to_string()
         } else if self.ca_cert.is_some() {
@@ -123,51 +128,42 @@ impl ConnectOptions {
         }
     }
 
+    /// The `user:password` written in [`ConnectOptions::uri`], percent-decoded.
+    fn uri_credentials(&self) -> Option<String> {
+        let (_, info) = vmig_core::redact::split_userinfo(&self.uri);
+        info.map(|i| {
+            percent_encoding::percent_decode_str(i)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    }
+
     fn authorization(&self) -> Option<String> {
         let raw = match (&self.token, &self.user) {
             (Some(t), _) if !t.is_empty() => t.clone(),
             (_, Some(u)) if !u.is_empty() => {
                 format!("{u}:{}", self.password.as_deref().unwrap_or(""))
             }
-            _ => return None,
+            _ => self.uri_credentials()?,
         };
         Some(base64::engine::general_purpose::STANDARD.encode(raw))
     }
 }
 
-/// Adds the connection keys of a Milvus config (`uri`, `token`, `user`, `password`, `db`) to a
-/// `Debug` output, the token and password shown only as `<redacted>`.
-pub fn debug_connection<'d, 'a, 'b>(
-    d: &'d mut fmt::DebugStruct<'a, 'b>,
-    uri: &str,
-    token: &Option<String>,
-    user: &Option<String>,
-    password: &Option<String>,
-    db: &Option<String>,
-) -> &'d mut fmt::DebugStruct<'a, 'b> {
-    let redact = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
-    d.field("uri", &uri)
-        .field("token", &redact(token))
-        .field("user", user)
-        .field("password", &redact(password))
-        .field("db", db)
-}
-
 impl fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        debug_connection(
-            &mut f.debug_struct("ConnectOptions"),
-            &self.uri,
-            &self.token,
-            &self.user,
-            &self.password,
-            &self.db,
-        )
-        .field("ca_cert", &self.ca_cert)
-        .field("timeout", &self.timeout)
-        .field("request_timeout", &self.request_timeout)
-        .field("max_request_bytes", &self.max_request_bytes)
-        .finish()
+        let masked = |o: &Option<String>| o.as_ref().map(|_| vmig_core::redact::MASK);
+        f.debug_struct("ConnectOptions")
+            .field("uri", &vmig_core::redact::url(&self.uri))
+            .field("token", &masked(&self.token))
+            .field("user", &self.user)
+            .field("password", &masked(&self.password))
+            .field("db", &self.db)
+            .field("ca_cert", &self.ca_cert)
+            .field("timeout", &self.timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .finish()
     }
 }
 
@@ -184,7 +180,7 @@ impl fmt::Debug for AuthInterceptor {
         f.debug_struct("AuthInterceptor")
             .field(
                 "authorization",
-                &self.authorization.as_ref().map(|_| "<redacted>"),
+                &self.authorization.as_ref().map(|_| vmig_core::redact::MASK),
             )
             .field("db", &self.db)
             .finish()
@@ -389,7 +385,10 @@ impl MilvusClient {
             source: None,
         };
         let mut endpoint = Endpoint::from_shared(uri.clone())
-            .map_err(|e| Error::config("milvus", format!("invalid uri `{}`: {e}", opts.uri)))?
+            .map_err(|e| {
+                let shown = vmig_core::redact::url(&opts.uri);
+                Error::config("milvus", format!("invalid uri `{shown}`: {e}"))
+            })?
             .connect_timeout(opts.timeout)
             .timeout(opts.request_timeout)
             .tcp_nodelay(true)
@@ -750,6 +749,28 @@ impl MilvusClient {
                 .drop_collection(DropCollectionRequest {
                     db_name: self.db.clone(),
                     collection_name: collection.to_string(),
+                    ..Default::default()
+                })
+                .await,
+        )
+        .map(drop)
+    }
+
+    /// Renames `from` to `to` in this client's database (Milvus 2.2.9+); indexes go along.
+    ///
+    /// # Errors
+    /// RPC failures, e.g. when `to` exists.
+    pub async fn rename_collection(&self, from: &str, to: &str) -> Result<()> {
+        answer(
+            "RenameCollection",
+            &format!("renaming collection `{from}` to `{to}`"),
+            self.grpc
+                .clone()
+                .rename_collection(RenameCollectionRequest {
+                    db_name: self.db.clone(),
+                    old_name: from.to_string(),
+                    new_name: to.to_string(),
+                    new_db_name: self.db.clone(),
                     ..Default::default()
                 })
                 .await,
@@ -1426,6 +1447,9 @@ fn explain_connect_error(e: Error, opts: &ConnectOptions, uri: &str) -> Error {
             let who = match (&opts.token, &opts.user) {
                 (Some(t), _) if !t.is_empty() => "the token".to_string(),
                 (_, Some(u)) if !u.is_empty() => format!("the credentials for user `{u}`"),
+                _ if opts.uri_credentials().is_some() => {
+                    "the credentials written in `uri`".to_string()
+                }
                 _ => "the connection without credentials (set `user`/`password` or `token`)"
                     .to_string(),
             };

@@ -24,13 +24,54 @@
 //!
 //! The main design decision: a unit is *either complete or absent*. The encoders in
 //! [`vmig_formats::staging`] run in `spawn_blocking` on a file under a temporary name
-//! (`.part-00000.parquet.tmp`, in the target directory for local output, in a local temporary
-//! directory for object stores), and the unit gets its final name only when it is finished — by
+//! (`.part-00000.parquet.tmp`), and the unit gets its final name only when it is finished — by
 //! a rename, or by a single PUT / completed multipart upload. A flush closes the open unit, so
 //! everything accepted before a successful flush is in complete, durable files; the next write
 //! opens a new unit. Writers size units exactly (NumPy, JSON) or by an upper-bound estimate
 //! (Parquet) *before* appending rows, so no file ever has to be rewritten or split after the
 //! fact. Memory stays at about one batch (Parquet: one row group).
+//!
+//! # What a run may touch
+//!
+//! A run removes, replaces or moves only what it can prove vmig wrote: the files of this run,
+//! and the files that the vmig `manifest.json` already in `path` lists (plus that manifest).
+//! Nothing is ever matched by name pattern.
+//!
+//! * **Run directory.** Each run has a random id; everything it writes goes to the hidden
+//!   `<path>/.vmig-<run>/` (same file system, so renames work; for object stores the prefix
+//!   `<path>/.vmig-<run>/`, uploaded from a local staging directory), laid out as the final
+//!   output. Until commit nothing of the run is outside it, so neither a failure nor a
+//!   `SIGKILL` ever leaves anything that looks like complete output, and the previous output
+//!   stays exactly as it was. `abort` removes that directory and the lock, nothing else, and
+//!   reports what the target holds ([`vmig_core::AbortReport`]).
+//! * **Lock.** `<path>/.vmig.lock`, created only if absent (`O_EXCL`; on object stores a
+//!   create-only PUT where the store offers it, else best-effort), holds JSON `{run_id, pid,
+//!   host, started}`. A second run into the same `path` is refused naming the holder. A lock
+//!   whose process is gone (same host, no `/proc/<pid>`) is stale: the next run takes it over
+//!   and deals with the dead run's leftovers (below). A lock of another host never counts as
+//!   stale: the message says to remove it by hand if that run is truly gone.
+//! * **What is there.** `prepare` reads `<path>/manifest.json`: it must be a vmig manifest
+//!   (`vmig_manifest` key, paths inside `path`). Earlier output without `overwrite` is
+//!   refused; a non-empty `path` without a vmig manifest is refused whatever `overwrite`
+//!   says, listing what is there. `prepare` removes nothing.
+//! * **Commit = swap.** New files never go over a file the old manifest does not list (checked
+//!   before anything moves; such a conflict is refused, and this run's files removed). The new
+//!   manifest is written into the run directory first; from then on the commit is completed,
+//!   never undone: the old manifest's files go to `<path>/.vmig-<run>.old/` (the old manifest
+//!   last), the new files are renamed into place, the new manifest goes in place, then the
+//!   `.old` and run directories and the lock are removed. Unit folders and partition folders
+//!   of the old output are removed only when that leaves them empty. On object stores, which
+//!   cannot rename, a copy of the old manifest is saved in the run prefix, the old manifest is
+//!   deleted, the new objects are copied into place (server-side; S3 copies at most 5 GiB per
+//!   request, so `max_file_size` is limited to that for `s3://`), then the new manifest; then
+//!   the old objects the new output did not replace and the run prefix are deleted. Keys are
+//!   checked for foreign objects before the first copy; one written there during the copies
+//!   would be replaced (copies must be allowed to replace old objects of the same name).
+//! * **Interrupted commit.** Every step is idempotent. A run that finds a stale lock whose run
+//!   had staged its manifest finishes that commit (roll-forward) before starting; a stale run
+//!   that had not got that far only has its run directory, which is removed.
+//!
+//! The manifest records the writing run's `run_id`; readers ignore keys they do not know.
 #![warn(missing_docs)]
 
 use std::collections::BTreeMap;
@@ -40,7 +81,10 @@ use vmig_core::registry::{BuildContext, SinkConfig};
 use vmig_core::{Error, Result, Sink};
 use vmig_formats::staging::{ParquetCompression, ParquetOptions, StagingFormat, StagingOptions};
 
+mod guard;
+mod local;
 mod readback;
+mod remote;
 mod sink;
 mod size;
 
@@ -50,11 +94,15 @@ pub use size::ByteSize;
 /// The largest file Milvus imports (`common.ImportMaxFileSize` / `maxImportFileSizeInGB`).
 pub const MILVUS_MAX_FILE_SIZE: ByteSize = ByteSize::gib(16);
 
+/// The largest object S3 copies in one request (`CopyObject`); the commit copies each file
+/// from the run prefix into place.
+pub const S3_MAX_COPY: ByteSize = ByteSize::gib(5);
+
 /// Configuration of the `files` sink (`[sink] type = "files"`).
 ///
 /// Output goes to `path` as `part-00000.parquet`, `part-00001.parquet`, … (`.json` for JSON,
 /// `part-00000/<field>.npy` directories for NumPy) plus `manifest.json`; see the crate docs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilesSinkConfig {
     /// Output directory: a local path (relative paths resolve against the job file's
@@ -82,11 +130,13 @@ pub struct FilesSinkConfig {
     #[serde(
         default,
         skip_serializing_if = "BTreeMap::is_empty",
-        serialize_with = "vmig_core::store::serialize_redacted"
+        serialize_with = "vmig_core::redact::serialize_redacted"
     )]
     pub storage: BTreeMap<String, String>,
-    /// Replace earlier vmig output (`manifest.json`, `part-*` files) found in `path`. When
-    /// `false` (default) such output makes the job fail before anything is written.
+    /// Replace earlier vmig output in `path`: exactly the files its `manifest.json` lists, and
+    /// that manifest, at commit (the earlier output stays intact until then). When `false`
+    /// (default) such output makes the job fail before anything is written. A `path` holding
+    /// anything but vmig output is refused either way.
     #[serde(default)]
     pub overwrite: bool,
 }
@@ -141,6 +191,7 @@ impl SinkConfig for FilesSinkConfig {
                 "`path` is empty; name the output directory",
             ));
         }
+        vmig_core::store::check_options(&self.path, &self.storage)?;
         if self.max_file_size.bytes() == 0 {
             return Err(Error::config(
                 Self::NAME,
@@ -152,6 +203,16 @@ impl SinkConfig for FilesSinkConfig {
                 Self::NAME,
                 format!(
                     "`max_file_size` = {} is over the {MILVUS_MAX_FILE_SIZE} Milvus imports per file; use at most that (about 1GiB is best)",
+                    self.max_file_size
+                ),
+            ));
+        }
+        let on_s3 = self.path.starts_with("s3://") || self.path.starts_with("s3a://");
+        if on_s3 && self.max_file_size > S3_MAX_COPY {
+            return Err(Error::config(
+                Self::NAME,
+                format!(
+                    "`max_file_size` = {} is over the {S3_MAX_COPY} S3 copies in one request, and files are copied into place at commit; use at most that",
                     self.max_file_size
                 ),
             ));
@@ -189,6 +250,8 @@ impl SinkConfig for FilesSinkConfig {
         }
     }
 }
+
+vmig_core::redacted_debug!(FilesSinkConfig);
 
 vmig_core::register_sink!(FilesSinkConfig);
 

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::guard::Previous;
+use crate::sink::MANIFEST;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -19,33 +21,31 @@ pub(crate) struct ParquetDir {
 }
 
 impl ParquetDir {
-    /// Lists the part files of `dir`; their schema is read from the first one.
+    /// The Parquet files that `dir`'s vmig `manifest.json` lists (and that still exist: a lost
+    /// file shows as missing rows); their schema is read from the first one. Nothing else in
+    /// `dir` is read, so other files, and runs still writing there, do not count.
     pub(crate) fn open(dir: PathBuf) -> Result<ParquetDir> {
-        let list = |d: &std::path::Path| -> Result<Vec<PathBuf>> {
-            Ok(std::fs::read_dir(d)
-                .map_err(|e| Error::Io(e).context(format!("listing {}", d.display())))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect())
-        };
-        let is_part = |p: &PathBuf| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
-        };
-        // Part files at the top, and in one folder per named partition.
-        let mut files = Vec::new();
-        for entry in list(&dir)? {
-            if entry.is_dir() {
-                files.extend(list(&entry)?.into_iter().filter(is_part));
-            } else if is_part(&entry) {
-                files.push(entry);
-            }
-        }
+        let display = dir.display().to_string();
+        let manifest = dir.join(MANIFEST);
+        let bytes = std::fs::read(&manifest).map_err(|e| {
+            Error::Io(e).context(format!(
+                "reading {}: {display} holds no vmig output to read back",
+                manifest.display()
+            ))
+        })?;
+        let previous = Previous::parse(&bytes, &display, MANIFEST)?;
+        let mut files: Vec<PathBuf> = previous
+            .files
+            .iter()
+            .filter(|f| f.ends_with(".parquet"))
+            .map(|f| dir.join(f))
+            .filter(|p| p.is_file())
+            .collect();
         files.sort();
         let first = files.first().ok_or_else(|| {
             Error::data(
                 dir.display().to_string(),
-                "holds no part-*.parquet files to read back",
+                "holds no Parquet files listed in its manifest.json to read back",
             )
         })?;
         let file = std::fs::File::open(first)?;

@@ -1,12 +1,11 @@
 //! The runtime `files` sink.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use serde::Serialize;
@@ -16,10 +15,12 @@ use vmig_core::vector;
 use vmig_core::{AbortReport, CommitReport, Error, FlushReport, Result, ResultExt, Sink};
 use vmig_formats::staging::{check_schema, StagingFormat, StagingOptions, StagingWriter};
 
-use crate::FilesSinkConfig;
+use crate::guard::{self, LockInfo, Previous, LOCK};
+use crate::remote::Remote;
+use crate::{local, FilesSinkConfig};
 
-const PLUGIN: &str = "files";
-const MANIFEST: &str = "manifest.json";
+pub(crate) const PLUGIN: &str = "files";
+pub(crate) const MANIFEST: &str = "manifest.json";
 /// Files up to this size are uploaded with one PUT, larger ones in parts.
 const SINGLE_PUT_MAX: u64 = 16 << 20;
 /// Multipart part size and read buffer.
@@ -32,6 +33,8 @@ const UPLOAD_CONCURRENCY: usize = 4;
 pub struct FilesSink {
     target: StoreLocation,
     overwrite: bool,
+    /// This run's id: its files live in `<target>/.vmig-<run_id>/` until commit.
+    run_id: String,
     /// The blocking side; `None` only while a blocking task runs (or after it panicked).
     core: Option<Core>,
     /// Holds the local staging directory for remote targets.
@@ -39,11 +42,27 @@ pub struct FilesSink {
     prepared: Option<SchemaRef>,
     /// Whether `prepare` created the local target directory.
     created_dir: bool,
+    state: State,
+    /// The earlier vmig output this run replaces at commit (`overwrite = true`).
+    previous: Option<Previous>,
+    /// What `prepare` did about a stale lock of a dead run, for the abort report.
+    recovered: Option<String>,
     units: Vec<Unit>,
-    /// Objects uploaded by this run (remote targets), for `abort`.
-    uploaded: Vec<ObjectPath>,
     rows_since_flush: u64,
     bytes_since_flush: u64,
+}
+
+/// Where the run stands with respect to its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Holds nothing in the target (not prepared, or `prepare` failed).
+    Idle,
+    /// Holds the lock and its run directory.
+    Writing,
+    /// The new manifest is staged: an interrupted commit is completed, never undone.
+    Committing,
+    /// Committed or aborted.
+    Done,
 }
 
 /// A finished import unit in the target.
@@ -61,7 +80,8 @@ struct Unit {
     bytes: u64,
 }
 
-/// A unit that was just finished: renamed into place (local) or waiting for upload (remote).
+/// A unit that was just finished: renamed into the run directory (local) or waiting for
+/// upload (remote).
 #[derive(Debug)]
 struct Closed {
     unit: Unit,
@@ -78,19 +98,45 @@ struct Core {
     max_file_size: u64,
     options: StagingOptions,
     schema: Option<SchemaRef>,
-    /// Local target directory, or the local staging directory of a remote target.
+    /// The run directory of a local target, or the local staging directory of a remote one.
     work_dir: PathBuf,
-    /// Local target: finished units are renamed into `work_dir`.
+    /// Local target: finished units are renamed to their final names in `work_dir`.
     local: bool,
     /// The open unit of each target partition (`None`: no named partition), with its index.
     current: BTreeMap<Option<String>, (StagingWriter, u32)>,
     /// The next unit index of each target partition (each folder counts from 0).
     next_index: BTreeMap<Option<String>, u32>,
-    /// Partition folders this run created (local targets), for `abort`.
-    created_dirs: BTreeSet<String>,
-    /// Units finished by the blocking side and not yet taken by [`FilesSink::publish`]; kept
-    /// here so that they are known (and removed by `abort`) even when a later step fails.
+    /// Units finished by the blocking side and not yet taken by [`FilesSink::publish`].
     closed: Vec<Closed>,
+}
+
+/// Runs blocking file-system work off the async runtime.
+async fn blocking_io<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::External(format!("a file-system task failed: {e}").into()))?
+}
+
+/// Removes this run's run directory and lock from a local target, then the target itself when
+/// this run created it and it is empty. Returns whether the target was removed.
+fn release_local(dir: &Path, run: &str, created: bool) -> Result<bool> {
+    local::remove_all(&dir.join(guard::run_dir(run)))?;
+    local::unlock(dir, run)?;
+    if created && std::fs::read_dir(dir)?.next().is_none() {
+        std::fs::remove_dir(dir).context_with(|| format!("removing {}", dir.display()))?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// The previous output as found, or the refusal when `overwrite` is off.
+fn admit(previous: Option<Previous>, overwrite: bool, display: &str) -> Result<Option<Previous>> {
+    match previous {
+        Some(p) if !overwrite => Err(p.refusal(display)),
+        other => Ok(other),
+    }
 }
 
 impl FilesSink {
@@ -99,6 +145,7 @@ impl FilesSink {
         let local = target.local.is_some();
         FilesSink {
             overwrite: config.overwrite,
+            run_id: guard::new_run_id(),
             core: Some(Core {
                 format: config.format,
                 max_file_size: config.max_file_size.bytes(),
@@ -108,15 +155,16 @@ impl FilesSink {
                 local,
                 current: BTreeMap::new(),
                 next_index: BTreeMap::new(),
-                created_dirs: BTreeSet::new(),
                 closed: Vec::new(),
             }),
             target,
             staging_dir: None,
             prepared: None,
             created_dir: false,
+            state: State::Idle,
+            previous: None,
+            recovered: None,
             units: Vec::new(),
-            uploaded: Vec::new(),
             rows_since_flush: 0,
             bytes_since_flush: 0,
         }
@@ -128,6 +176,14 @@ impl FilesSink {
 
     fn core(&self) -> Result<&Core> {
         self.core.as_ref().ok_or_else(lost_core)
+    }
+
+    fn remote(&self) -> Remote<'_> {
+        Remote {
+            store: &self.target.store,
+            root: &self.target.path,
+            display: &self.target.display,
+        }
     }
 
     /// Runs `f` on the core in `spawn_blocking` and puts the core back.
@@ -146,42 +202,27 @@ impl FilesSink {
         result
     }
 
-    fn object_path(&self, relative: &str) -> ObjectPath {
-        let mut path = self.target.path.clone();
-        path.extend(relative.split('/'));
-        path
-    }
-
-    /// Takes the units the blocking side finished. After a failure, local ones (already in
-    /// place) are recorded so `abort` removes them; remote ones are still in the staging
-    /// directory, which goes away with the sink.
-    fn take_closed(&mut self, failed: bool) -> Vec<Closed> {
+    /// Makes closed units part of the run: uploads them into the run prefix for remote
+    /// targets (local ones are in the run directory already), then records them. After a
+    /// failure they are dropped: they are in the run directory (or local staging directory),
+    /// which goes away on abort.
+    async fn publish(&mut self, result: Result<()>) -> Result<()> {
         let closed = self
             .core
             .as_mut()
             .map(|c| std::mem::take(&mut c.closed))
             .unwrap_or_default();
-        if failed && self.target.local.is_some() {
-            self.units.extend(closed.into_iter().map(|c| c.unit));
-            return Vec::new();
-        }
-        closed
-    }
-
-    /// Makes closed units visible: uploads them for remote targets, then records them.
-    async fn publish(&mut self, result: Result<()>) -> Result<()> {
-        let closed = self.take_closed(result.is_err());
         result?;
+        let run_dir = guard::run_dir(&self.run_id);
         for c in closed {
             if !self.core()?.local {
                 for (relative, local) in c.unit.files.iter().zip(&c.local_files) {
-                    let dest = self.object_path(relative);
+                    let dest = self.remote().key(&format!("{run_dir}/{relative}"));
                     upload(&self.target.store, local, &dest)
                         .await
                         .context_with(|| {
                             format!("uploading {relative} to {}", self.target.display)
                         })?;
-                    self.uploaded.push(dest);
                 }
                 remove_path(&c.local_path).await?;
             }
@@ -197,81 +238,116 @@ impl FilesSink {
         Ok(())
     }
 
-    /// Finds earlier vmig output in the target; removes it when `overwrite` is set.
-    async fn clear_target(&mut self) -> Result<()> {
-        let existing = match &self.target.local {
+    /// Takes the lock, deals with a dead run's leftovers, checks what the target holds and
+    /// creates the run directory (local) or staging directory (remote). Creates nothing when it
+    /// fails.
+    async fn claim(&mut self) -> Result<()> {
+        let me = LockInfo::mine(&self.run_id);
+        let run = self.run_id.clone();
+        let display = self.target.display.clone();
+        let overwrite = self.overwrite;
+        match self.target.local.clone() {
             Some(dir) => {
-                let dir = dir.clone();
-                tokio::task::spawn_blocking(move || local_vmig_entries(&dir))
+                let existed = tokio::fs::try_exists(&dir).await.unwrap_or(false);
+                tokio::fs::create_dir_all(&dir)
                     .await
-                    .map_err(|e| {
-                        Error::External(format!("listing the target failed: {e}").into())
-                    })??
-                    .into_iter()
-                    .map(Existing::Local)
-                    .collect::<Vec<_>>()
+                    .context_with(|| format!("creating {}", dir.display()))?;
+                let work = dir.join(guard::run_dir(&run));
+                let claim_dir = dir.clone();
+                let claimed = blocking_io(move || {
+                    let dir = claim_dir;
+                    let recovered = local::lock(&dir, &me, &display)?;
+                    let previous = local::inspect(&dir, &run, &display)
+                        .and_then(|p| admit(p, overwrite, &display))
+                        .and_then(|p| {
+                            std::fs::create_dir(dir.join(guard::run_dir(&run))).context_with(
+                                || format!("creating {display}/{}", guard::run_dir(&run)),
+                            )?;
+                            sync_dir(&dir);
+                            Ok(p)
+                        });
+                    if previous.is_err() {
+                        let _ = release_local(&dir, &run, !existed);
+                    }
+                    Ok((recovered, previous))
+                })
+                .await;
+                let previous = claimed.and_then(|(recovered, previous)| {
+                    self.recovered = recovered;
+                    previous
+                });
+                let previous = match previous {
+                    Ok(p) => p,
+                    Err(e) => {
+                        if !existed {
+                            let _ = tokio::fs::remove_dir(&dir).await;
+                        }
+                        return Err(e);
+                    }
+                };
+                self.created_dir = !existed;
+                self.previous = previous;
+                if let Some(core) = self.core.as_mut() {
+                    core.work_dir = work;
+                }
             }
             None => {
-                let prefix = self.target.path.clone();
-                let objects: Vec<_> = self
-                    .target
-                    .store
-                    .list(Some(&prefix))
-                    .try_collect()
+                let locked = self.remote().lock(&me).await?;
+                self.recovered.clone_from(&locked.note);
+                if locked.best_effort {
+                    tracing::warn!(
+                        message = "The object store cannot create an object only if absent; the lock is best-effort (for S3, set `aws_conditional_put = \"etag\"` in `storage` where the store supports it).",
+                        target = %self.target.display
+                    );
+                }
+                let previous = self
+                    .remote()
+                    .inspect(&run)
                     .await
-                    .context_with(|| format!("listing {}", self.target.display))?;
-                objects
-                    .into_iter()
-                    .filter(|o| {
-                        // vmig names at the top, or one level down (partition folders).
-                        o.location.prefix_match(&prefix).is_some_and(|mut parts| {
-                            let first = parts.next();
-                            let second = parts.next();
-                            first.is_some_and(|f| is_vmig_name(f.as_ref()))
-                                || second.is_some_and(|s| {
-                                    is_vmig_name(s.as_ref()) && s.as_ref() != MANIFEST
-                                })
-                        })
-                    })
-                    .map(|o| Existing::Remote(o.location))
-                    .collect()
+                    .and_then(|p| admit(p, overwrite, &display));
+                let staging = previous.and_then(|p| {
+                    let tmp = tempfile::Builder::new()
+                        .prefix("vmig-files-")
+                        .tempdir()
+                        .context_with(|| "creating a local staging directory".to_string())?;
+                    Ok((p, tmp))
+                });
+                let (previous, tmp) = match staging {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = self.remote().unlock(&run).await;
+                        return Err(e);
+                    }
+                };
+                self.previous = previous;
+                if let Some(core) = self.core.as_mut() {
+                    core.work_dir = tmp.path().to_path_buf();
+                }
+                self.staging_dir = Some(tmp);
+            }
+        }
+        self.state = State::Writing;
+        Ok(())
+    }
+
+    /// Removes everything of this run from the target (while writing).
+    async fn release(&mut self) -> Result<bool> {
+        if self.state != State::Writing {
+            return Ok(false);
+        }
+        let removed = match self.target.local.clone() {
+            Some(dir) => {
+                let (run, created) = (self.run_id.clone(), self.created_dir);
+                blocking_io(move || release_local(&dir, &run, created)).await?
+            }
+            None => {
+                self.remote().discard(&self.run_id).await?;
+                self.remote().unlock(&self.run_id).await?;
+                false
             }
         };
-        if existing.is_empty() {
-            return Ok(());
-        }
-        if !self.overwrite {
-            let names: Vec<String> = existing.iter().take(3).map(Existing::name).collect();
-            return Err(Error::config(
-                PLUGIN,
-                format!(
-                    "{} already holds vmig output ({}{}); choose another `path` or set `overwrite = true` to replace it",
-                    self.target.display,
-                    names.join(", "),
-                    if existing.len() > 3 { ", …" } else { "" }
-                ),
-            ));
-        }
-        tracing::info!(
-            message = "Removing earlier vmig output (overwrite = true).",
-            target = %self.target.display,
-            entries = existing.len()
-        );
-        for e in existing {
-            match e {
-                Existing::Local(p) => {
-                    remove_path(&p).await?;
-                    // An emptied partition folder goes too.
-                    if let (Some(parent), Some(dir)) = (p.parent(), &self.target.local) {
-                        if parent != dir.as_path() {
-                            let _ = tokio::fs::remove_dir(parent).await;
-                        }
-                    }
-                }
-                Existing::Remote(p) => delete_object(&self.target.store, &p).await?,
-            }
-        }
-        Ok(())
+        self.state = State::Done;
+        Ok(removed)
     }
 
     fn manifest(&self, schema: &SchemaRef, format: StagingFormat) -> Manifest {
@@ -289,6 +365,7 @@ impl FilesSink {
         let meta = schema.metadata();
         Manifest {
             vmig_manifest: 1,
+            run_id: self.run_id.clone(),
             format: format.as_str(),
             total_rows: self.units.iter().map(|u| u.rows).sum(),
             total_bytes: self.units.iter().map(|u| u.bytes).sum(),
@@ -303,14 +380,17 @@ impl FilesSink {
         }
     }
 
-    async fn write_manifest(&mut self, manifest: &Manifest) -> Result<()> {
+    /// Writes the new manifest into the run directory (prefix): from then on the commit is
+    /// completed, by this run or, after a crash, by the next one.
+    async fn stage_manifest(&mut self, manifest: &Manifest) -> Result<()> {
         let mut body =
             serde_json::to_vec_pretty(manifest).map_err(|e| Error::External(Box::new(e)))?;
         body.push(b'\n');
+        let run_dir = guard::run_dir(&self.run_id);
         match &self.target.local {
             Some(dir) => {
-                let dir = dir.clone();
-                tokio::task::spawn_blocking(move || -> Result<()> {
+                let dir = dir.join(&run_dir);
+                blocking_io(move || -> Result<()> {
                     let tmp = dir.join(format!(".{MANIFEST}.tmp"));
                     std::fs::write(&tmp, &body)?;
                     std::fs::File::open(&tmp)?.sync_all()?;
@@ -319,27 +399,92 @@ impl FilesSink {
                     Ok(())
                 })
                 .await
-                .map_err(|e| Error::External(format!("writing the manifest failed: {e}").into()))?
-                .context_with(|| format!("writing {}/{MANIFEST}", self.target.display))
+                .context_with(|| format!("writing {}/{run_dir}/{MANIFEST}", self.target.display))
             }
             None => {
-                let dest = self.object_path(MANIFEST);
-                self.target
-                    .store
-                    .put(&dest, PutPayload::from(body))
+                self.remote()
+                    .stage_manifest(&self.run_id, self.previous.is_some(), body)
                     .await
-                    .context_with(|| format!("writing {}/{MANIFEST}", self.target.display))?;
-                self.uploaded.push(dest);
-                Ok(())
             }
         }
+    }
+
+    /// Everything of a commit before the swap: the last flush, the check that no new file
+    /// goes over one the previous manifest does not list, and the staged manifest.
+    async fn stage_commit(&mut self) -> Result<(Manifest, Vec<String>)> {
+        self.flush().await?;
+        let format = self.format()?;
+        let schema = self
+            .prepared
+            .clone()
+            .ok_or_else(|| Error::schema("the files sink was committed before `prepare`"))?;
+        let manifest = self.manifest(&schema, format);
+        let new_files: Vec<String> = self
+            .units
+            .iter()
+            .flat_map(|u| u.files.iter().cloned())
+            .collect();
+        let taken = match self.target.local.clone() {
+            Some(dir) => {
+                let (files, previous) = (new_files.clone(), self.previous.clone());
+                blocking_io(move || Ok(local::conflicts(&dir, &files, previous.as_ref()))).await?
+            }
+            None => {
+                self.remote()
+                    .conflicts(&new_files, self.previous.as_ref())
+                    .await?
+            }
+        };
+        if !taken.is_empty() {
+            return Err(guard::conflict_refusal(&self.target.display, &taken));
+        }
+        self.stage_manifest(&manifest).await?;
+        Ok((manifest, new_files))
+    }
+
+    /// The swap: the previous output goes, the new one takes its place (see
+    /// [`local::finish_commit`] and [`Remote::finish_commit`]).
+    async fn finish_commit(&self) -> Result<()> {
+        match self.target.local.clone() {
+            Some(dir) => {
+                let (run, display) = (self.run_id.clone(), self.target.display.clone());
+                blocking_io(move || {
+                    local::finish_commit(&dir, &run, &display)?;
+                    local::unlock(&dir, &run)
+                })
+                .await
+            }
+            None => {
+                self.remote().finish_commit(&self.run_id).await?;
+                self.remote().unlock(&self.run_id).await
+            }
+        }
+    }
+
+    /// What an interrupted commit left, and that the next run completes it.
+    fn interrupted(&self, error: Error) -> Error {
+        let display = &self.target.display;
+        let run_dir = guard::run_dir(&self.run_id);
+        let (new_at, old_at) = match self.target.local {
+            Some(_) => (
+                format!("{display}/{run_dir}/"),
+                format!("{display}/{}/", guard::old_dir(&self.run_id)),
+            ),
+            None => (
+                format!("{display}/{run_dir}/"),
+                format!("{display}/{run_dir}/{}", guard::OLD_MANIFEST),
+            ),
+        };
+        error.context(format!(
+            "committing into {display} stopped half-way: the new files not yet in place are in {new_at}, what is left of the previous output is in place or listed in {old_at}; {display}/{LOCK} stays, and the next vmig run into {display} on this machine completes this commit (nothing is lost)"
+        ))
     }
 
     /// Local path or object key of a target-relative path, for reports.
     fn display_path(&self, relative: &str) -> String {
         match &self.target.local {
             Some(dir) => dir.join(relative).to_string_lossy().into_owned(),
-            None => self.object_path(relative).to_string(),
+            None => self.remote().key(relative).to_string(),
         }
     }
 }
@@ -362,23 +507,7 @@ impl Sink for FilesSink {
         let format = self.format()?;
         check_schema(format, schema)
             .map_err(|e| e.context(format!("writing {format} files to {}", self.target.display)))?;
-        if let Some(dir) = &self.target.local {
-            self.created_dir = !tokio::fs::try_exists(dir).await.unwrap_or(false);
-            tokio::fs::create_dir_all(dir)
-                .await
-                .context_with(|| format!("creating {}", dir.display()))?;
-        }
-        self.clear_target().await?;
-        if self.target.local.is_none() {
-            let tmp = tempfile::Builder::new()
-                .prefix("vmig-files-")
-                .tempdir()
-                .context_with(|| "creating a local staging directory".to_string())?;
-            if let Some(core) = self.core.as_mut() {
-                core.work_dir = tmp.path().to_path_buf();
-            }
-            self.staging_dir = Some(tmp);
-        }
+        self.claim().await?;
         if let Some(core) = self.core.as_mut() {
             core.schema = Some(schema.clone());
         }
@@ -424,25 +553,28 @@ impl Sink for FilesSink {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<CommitReport> {
-        self.flush().await?;
-        let format = self.format()?;
-        let schema = self
-            .prepared
-            .clone()
-            .ok_or_else(|| Error::schema("the files sink was committed before `prepare`"))?;
-        let manifest = self.manifest(&schema, format);
-        self.write_manifest(&manifest).await?;
-        let files = self
-            .units
-            .iter()
-            .flat_map(|u| u.files.iter())
-            .map(|f| self.display_path(f))
-            .collect();
+        let (manifest, new_files) = match self.stage_commit().await {
+            Ok(staged) => staged,
+            Err(e) => {
+                // Not committing yet: this run's files and lock go, the target is as before.
+                if let Err(error) = self.release().await {
+                    tracing::warn!(message = "Removing this run's files failed.", %error);
+                }
+                return Err(e);
+            }
+        };
+        self.state = State::Committing;
+        if let Err(e) = self.finish_commit().await {
+            return Err(self.interrupted(e));
+        }
+        self.state = State::Done;
+        let files = new_files.iter().map(|f| self.display_path(f)).collect();
         tracing::info!(
             message = "Wrote staging files.",
             target = %self.target.display,
             units = self.units.len(),
-            rows = manifest.total_rows
+            rows = manifest.total_rows,
+            replaced = self.previous.as_ref().map_or(0, |p| p.files.len())
         );
         Ok(CommitReport::new(
             self.target.display.clone(),
@@ -453,64 +585,43 @@ impl Sink for FilesSink {
     }
 
     async fn abort(mut self: Box<Self>) -> Result<AbortReport> {
-        let mut first_error = None;
+        let mut report = AbortReport::default();
+        if let Some(note) = &self.recovered {
+            report.push(format!("Before writing, this run {note}."));
+        }
         if self.core.is_some() {
             if let Err(e) = self.blocking(|core| core.discard_all()).await {
-                first_error.get_or_insert(e);
+                tracing::warn!(message = "Discarding an open file failed.", error = %e);
             }
         }
-        let _ = self.take_closed(true);
-        match self.target.local.clone() {
-            Some(dir) => {
-                for unit in std::mem::take(&mut self.units) {
-                    if let Err(e) = remove_path(&dir.join(&unit.path)).await {
-                        first_error.get_or_insert(e);
-                    }
-                }
-                let created = self.created_dir;
-                let created_dirs = self
-                    .core
-                    .as_ref()
-                    .map(|c| c.created_dirs.clone())
-                    .unwrap_or_default();
-                let cleanup = tokio::task::spawn_blocking(move || -> Result<()> {
-                    // Temporary files of this run (also those of a writer lost to a panic).
-                    for d in created_dirs.iter().map(|p| dir.join(p)) {
-                        remove_temporaries(&d)?;
-                        if std::fs::read_dir(&d)?.next().is_none() {
-                            std::fs::remove_dir(&d)?;
-                        }
-                    }
-                    remove_temporaries(&dir)?;
-                    if created && std::fs::read_dir(&dir)?.next().is_none() {
-                        std::fs::remove_dir(&dir)?;
-                    }
-                    Ok(())
-                })
-                .await;
-                match cleanup {
-                    Ok(Err(e)) => {
-                        first_error.get_or_insert(e);
-                    }
-                    Err(e) => {
-                        first_error.get_or_insert(Error::External(Box::new(e)));
-                    }
-                    Ok(Ok(())) => {}
-                }
-            }
-            None => {
-                for object in std::mem::take(&mut self.uploaded) {
-                    if let Err(e) = delete_object(&self.target.store, &object).await {
-                        first_error.get_or_insert(e);
-                    }
-                }
-                // The staging directory goes with `self.staging_dir`.
-            }
+        let display = self.target.display.clone();
+        if self.state != State::Writing {
+            report.push(format!("Nothing of this run was written to {display}."));
+            return Ok(report);
         }
-        match first_error {
-            Some(e) => Err(e.context(format!("cleaning up {}", self.target.display))),
-            None => Ok(AbortReport::default()),
-        }
+        let removed = self.release().await.map_err(|e| {
+            e.context(format!(
+                "removing this run's files ({display}/{}) and lock",
+                guard::run_dir(&self.run_id)
+            ))
+        })?;
+        report.push(match (&self.previous, removed, self.created_dir) {
+            (_, true, _) => format!("{display} was created empty by this run and removed."),
+            (Some(p), _, _) => format!(
+                "Nothing of this run remains in {display}; its previous output ({}) is untouched.",
+                p.summary()
+            ),
+            (None, false, true) => format!(
+                "Nothing of this run remains in {display}; this run created it, and it stays because something else was put there since."
+            ),
+            (None, false, false) if self.target.local.is_some() => {
+                format!("Nothing of this run remains in {display}, which is empty as before.")
+            }
+            (None, false, false) => format!(
+                "Nothing of this run remains in {display}, which holds no objects, as before."
+            ),
+        });
+        Ok(report)
     }
 }
 
@@ -519,6 +630,21 @@ impl Drop for FilesSink {
         // A sink dropped without commit/abort leaves no temporary file behind.
         if let Some(core) = self.core.as_mut() {
             let _ = core.discard_all();
+        }
+        if self.state != State::Writing {
+            return;
+        }
+        match &self.target.local {
+            Some(dir) => {
+                if let Err(error) = release_local(dir, &self.run_id, self.created_dir) {
+                    tracing::warn!(message = "Removing this run's files failed.", %error);
+                }
+            }
+            None => tracing::warn!(
+                message = "The files sink was dropped without commit or abort; its lock and run prefix stay until the next run on this machine takes them over.",
+                target = %self.target.display,
+                run = %self.run_id
+            ),
         }
     }
 }
@@ -539,9 +665,6 @@ impl Core {
         let dir = self.work_dir.join(p);
         if !dir.is_dir() {
             std::fs::create_dir_all(&dir).context_with(|| format!("creating {}", dir.display()))?;
-            if self.local {
-                self.created_dirs.insert(p.to_string());
-            }
         }
         Ok(dir)
     }
@@ -670,23 +793,6 @@ impl Core {
     }
 }
 
-/// Removes this sink's temporary files (`.part-*.tmp`) directly in `dir`.
-fn remove_temporaries(dir: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".part-") && name.ends_with(".tmp") {
-            let p = entry.path();
-            if p.is_dir() {
-                std::fs::remove_dir_all(&p)?;
-            } else {
-                std::fs::remove_file(&p)?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// A target partition name must be one plain folder name.
 fn check_partition_name(name: &str) -> Result<()> {
     let bad = name.is_empty()
@@ -708,7 +814,7 @@ fn check_partition_name(name: &str) -> Result<()> {
 }
 
 /// Best-effort `fsync` of a directory, so renames in it are durable.
-fn sync_dir(dir: &Path) {
+pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -733,50 +839,6 @@ fn is_vmig_name(name: &str) -> bool {
         && matches!(ext, "" | ".parquet" | ".json")
 }
 
-enum Existing {
-    Local(PathBuf),
-    Remote(ObjectPath),
-}
-
-impl Existing {
-    fn name(&self) -> String {
-        match self {
-            Existing::Local(p) => p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            Existing::Remote(p) => p.to_string(),
-        }
-    }
-}
-
-fn local_vmig_entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-        Err(e) => return Err(Error::from(e).context(format!("listing {}", dir.display()))),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if is_vmig_name(&name) {
-            found.push(entry.path());
-        } else if !name.starts_with('.') && entry.file_type()?.is_dir() {
-            // A partition folder: its vmig names count too.
-            for inner in std::fs::read_dir(entry.path())? {
-                let inner = inner?;
-                let inner_name = inner.file_name().to_string_lossy().into_owned();
-                if is_vmig_name(&inner_name) && inner_name != MANIFEST {
-                    found.push(inner.path());
-                }
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
 async fn remove_path(path: &Path) -> Result<()> {
     let result = match tokio::fs::symlink_metadata(path).await {
         Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(path).await,
@@ -785,13 +847,6 @@ async fn remove_path(path: &Path) -> Result<()> {
         Err(e) => Err(e),
     };
     result.context_with(|| format!("removing {}", path.display()))
-}
-
-async fn delete_object(store: &Arc<dyn ObjectStore>, path: &ObjectPath) -> Result<()> {
-    match store.delete(path).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(Error::from(e).context(format!("deleting {path}"))),
-    }
 }
 
 /// Uploads a local file: one PUT when small, a multipart upload otherwise. Either way the object
@@ -836,6 +891,8 @@ async fn upload(store: &Arc<dyn ObjectStore>, local: &Path, dest: &ObjectPath) -
 struct Manifest {
     /// Version of this manifest layout.
     vmig_manifest: u32,
+    /// The run that wrote it; a later run may replace exactly the files listed here.
+    run_id: String,
     format: &'static str,
     schema: ManifestSchema,
     files: Vec<Unit>,

@@ -701,12 +701,24 @@ async fn existing_output_needs_overwrite() {
         ["manifest.json", "notes.txt", "part-00000.json"]
     );
 
-    // A directory with only foreign files is fine.
+    // A directory with only foreign files is refused, and left as it was; an empty one is fine.
     let other = tmp.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("README"), "x").unwrap();
+    let err = open(&config(&other, StagingFormat::Numpy), &schema())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "{} is not empty and holds no vmig output (manifest.json): README;",
+            other.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(names_in(&other), ["README"]);
+    std::fs::remove_file(other.join("README")).unwrap();
     run(&config(&other, StagingFormat::Numpy), &[batch(0, 5)], &[]).await;
-    assert_eq!(names_in(&other), ["README", "manifest.json", "part-00000"]);
+    assert_eq!(names_in(&other), ["manifest.json", "part-00000"]);
 }
 
 #[tokio::test]
@@ -766,15 +778,10 @@ async fn named_partitions_go_to_their_own_folders() {
             .iter()
             .any(|f| f["path"] == unit0.as_str() && f.get("partition").is_none()));
 
-        // Earlier output in partition folders counts as vmig output; overwrite removes it.
+        // Earlier output in partition folders is vmig output; overwrite removes it, folders
+        // and all.
         let err = open(&config(&out, format), &schema()).await.unwrap_err();
         assert!(err.to_string().contains("overwrite"), "{err}");
-        std::fs::remove_file(out.join("manifest.json")).unwrap();
-        std::fs::remove_file(out.join(&unit0))
-            .or_else(|_| std::fs::remove_dir_all(out.join(&unit0)))
-            .unwrap();
-        let err = open(&config(&out, format), &schema()).await.unwrap_err();
-        assert!(err.to_string().contains(&unit0), "{err}");
         let mut replace = config(&out, format);
         replace.overwrite = true;
         run(&replace, &[batch(0, 5)], &[]).await;
@@ -783,6 +790,18 @@ async fn named_partitions_go_to_their_own_folders() {
             ["manifest.json", unit0.as_str()],
             "{format}"
         );
+        // Without the manifest, the folders are not provably vmig's: refused, kept.
+        let mut sink = open(&replace, &schema()).await.unwrap();
+        sink.write_to(batch(0, 5), Some("p2023")).await.unwrap();
+        sink.commit().await.unwrap();
+        std::fs::remove_file(out.join("manifest.json")).unwrap();
+        let err = open(&replace, &schema()).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("holds no vmig output (manifest.json): p2023/;"),
+            "{err}"
+        );
+        assert_eq!(names_in(&out.join("p2023")), [unit0.as_str()]);
     }
 }
 
@@ -814,16 +833,29 @@ async fn abort_removes_partition_folders_it_created() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("keep.txt"), "x").unwrap();
     let mut cfg = config(&out, StagingFormat::Parquet);
     cfg.max_file_size = ByteSize(24 << 10);
     let mut sink = open(&cfg, &schema()).await.unwrap();
     sink.write_to(batch(0, 400), Some("p1")).await.unwrap();
     sink.flush().await.unwrap();
     sink.write_to(batch(400, 50), Some("p2")).await.unwrap(); // open, unfinished
-    assert_eq!(names_in(&out), ["keep.txt", "p1", "p2"]);
-    sink.abort().await.unwrap();
-    assert_eq!(names_in(&out), ["keep.txt"]);
+                                                              // Everything of the run is in its hidden run directory.
+    let names = names_in(&out);
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names[0].starts_with(".vmig-") && names[1] == ".vmig.lock",
+        "{names:?}"
+    );
+    assert_eq!(names_in(&out.join(&names[0])), ["p1", "p2"]);
+    let report = sink.abort().await.unwrap();
+    assert_eq!(
+        report.left,
+        [format!(
+            "Nothing of this run remains in {}, which is empty as before.",
+            out.display()
+        )]
+    );
+    assert!(names_in(&out).is_empty(), "{:?}", names_in(&out));
 }
 
 #[tokio::test]
@@ -838,16 +870,26 @@ async fn abort_leaves_no_files() {
         sink.flush().await.unwrap();
         sink.write(batch(400, 50)).await.unwrap(); // an open, unfinished unit
         assert!(!names_in(&out).is_empty());
-        sink.abort().await.unwrap();
+        let report = sink.abort().await.unwrap();
+        assert_eq!(
+            report.left,
+            [format!(
+                "{} was created empty by this run and removed.",
+                out.display()
+            )]
+        );
         assert!(!out.exists(), "{format}: {:?}", names_in(&out));
 
-        // In a directory that existed before, only this run's files go.
+        // A directory that existed before stays.
         std::fs::create_dir_all(&out).unwrap();
-        std::fs::write(out.join("keep.txt"), "x").unwrap();
         let mut sink = open(&cfg, &schema()).await.unwrap();
         sink.write(batch(0, 400)).await.unwrap();
         sink.abort().await.unwrap();
-        assert_eq!(names_in(&out), ["keep.txt"], "{format}");
+        assert!(
+            out.is_dir() && names_in(&out).is_empty(),
+            "{format}: {:?}",
+            names_in(&out)
+        );
     }
 }
 
@@ -904,10 +946,16 @@ async fn abort_after_a_failed_write_removes_the_units_it_finished() {
     .unwrap();
     let err = sink.write(b).await.unwrap_err();
     assert!(err.to_string().contains("`title`"), "{err}");
+    let run_dir = names_in(&out)
+        .into_iter()
+        .find(|n| n.starts_with(".vmig-"))
+        .unwrap();
     assert!(
-        names_in(&out).iter().any(|n| n == "part-00000"),
+        names_in(&out.join(&run_dir))
+            .iter()
+            .any(|n| n == "part-00000"),
         "{:?}",
-        names_in(&out)
+        names_in(&out.join(&run_dir))
     );
     sink.abort().await.unwrap();
     assert!(!out.exists(), "{:?}", names_in(&out));
@@ -1181,4 +1229,875 @@ async fn parquet_to_s3_round_trips() {
     for o in objects {
         store.delete(&o.location).await.unwrap();
     }
+}
+
+// ------------------------------------------------------------------ what a run may touch
+
+/// Every file below `dir` (hidden ones too), relative path → content; folders end in `/`.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                out.insert(format!("{rel}/"), Vec::new());
+                walk(root, &p, out);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn put(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// The pid of a process that has exited.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+fn lock_json(run: &str, pid: u32, host: &str) -> String {
+    format!(
+        r#"{{"vmig_lock":1,"run_id":"{run}","pid":{pid},"host":"{host}","started":1796226600}}"#
+    )
+}
+
+fn overwriting(path: &Path, format: StagingFormat) -> FilesSinkConfig {
+    let mut c = config(path, format);
+    c.overwrite = true;
+    c.max_file_size = ByteSize(24 << 10);
+    c
+}
+
+/// Earlier vmig output in `out` (Parquet, several units); the overwriting config that wrote it.
+async fn earlier_output(out: &Path) -> FilesSinkConfig {
+    let cfg = overwriting(out, StagingFormat::Parquet);
+    run(&cfg, &[batch(0, 600)], &[]).await;
+    cfg
+}
+
+/// The output another run writes (into `dir`), to compare with.
+async fn new_output(dir: &Path) {
+    run(
+        &overwriting(dir, StagingFormat::Parquet),
+        &[batch(5000, 200)],
+        &[],
+    )
+    .await;
+}
+
+/// Opening `cfg` without `overwrite` fails because the target holds vmig output.
+async fn assert_refused_as_earlier_output(cfg: &FilesSinkConfig) {
+    let mut next = cfg.clone();
+    next.overwrite = false;
+    let err = open(&next, &schema()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("already holds vmig output"),
+        "{err}"
+    );
+}
+
+/// The lock a run `run` of this host leaves when it is killed.
+fn dead_lock(run: &str) -> String {
+    lock_json(run, dead_pid(), &this_host())
+}
+
+fn run_id_of(dir: &Path) -> String {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    m["run_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_path_holding_other_things_is_refused_listing_them_and_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    put(&out.join("part-00007/README"), "mine");
+    put(&out.join("mydata/part-00000.parquet"), "not vmig's");
+    put(&out.join("reports/part-00001.json"), "{}");
+    put(&out.join(".part-00000.parquet.tmp"), "someone's temporary");
+    let before = snapshot(&out);
+    for overwrite in [false, true] {
+        let mut cfg = config(&out, StagingFormat::Numpy);
+        cfg.overwrite = overwrite;
+        let err = open(&cfg, &schema()).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid `files` configuration: {} is not empty and holds no vmig output (manifest.json): .part-00000.parquet.tmp, mydata/, part-00007/, reports/; vmig writes only into an empty directory or over output whose manifest.json it wrote, and never removes what it did not write: choose another `path` or move these away",
+                out.display()
+            )
+        );
+        assert_eq!(snapshot(&out), before, "overwrite = {overwrite}");
+    }
+    // A hand-written manifest.json is not vmig's either.
+    put(
+        &out.join("manifest.json"),
+        r#"{"files": [{"path": "part-00007", "files": ["part-00007/README"]}]}"#,
+    );
+    let before = snapshot(&out);
+    let err = open(&overwriting(&out, StagingFormat::Numpy), &schema())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!(
+            "{}/manifest.json is not a vmig manifest (missing field `vmig_manifest`",
+            out.display()
+        )) && msg.contains("vmig will not replace or remove output it cannot prove it wrote"),
+        "{msg}"
+    );
+    assert_eq!(snapshot(&out), before);
+}
+
+#[tokio::test]
+async fn overwrite_replaces_exactly_the_files_of_the_old_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let cfg = overwriting(&out, StagingFormat::Numpy);
+    let mut sink = open(&cfg, &schema()).await.unwrap();
+    sink.write(batch(0, 400)).await.unwrap();
+    sink.write_to(batch(400, 30), Some("p1")).await.unwrap();
+    sink.write_to(batch(430, 30), Some("p2")).await.unwrap();
+    sink.commit().await.unwrap();
+    let old_units = units(&out, StagingFormat::Numpy).len();
+    assert!(old_units > 2, "{old_units}");
+    // Things vmig did not write, next to and inside its output.
+    put(&out.join("notes.txt"), "n");
+    put(&out.join("part-00000/README"), "r");
+    put(&out.join("p1/keep.txt"), "k");
+    put(&out.join("mydata/part-00000.parquet"), "m");
+    put(&out.join("part-00099.json"), "{}");
+    let theirs = [
+        "notes.txt",
+        "part-00000/README",
+        "p1/keep.txt",
+        "mydata/part-00000.parquet",
+        "part-00099.json",
+    ];
+
+    let report = run(&overwriting(&out, StagingFormat::Json), &[batch(0, 5)], &[]).await;
+    assert_eq!(report.rows, 5);
+    let after = snapshot(&out);
+    for f in theirs {
+        assert!(after.contains_key(f), "{f} was removed: {after:?}");
+    }
+    // Old units are gone (the emptied ones with their folders), p2 too; p1 stays for keep.txt.
+    let mut names: Vec<&str> = after.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "manifest.json",
+            "mydata/",
+            "mydata/part-00000.parquet",
+            "notes.txt",
+            "p1/",
+            "p1/keep.txt",
+            "part-00000.json",
+            "part-00000/",
+            "part-00000/README",
+            "part-00099.json",
+        ]
+    );
+    let mut got = Table::new();
+    read_json_bytes(
+        &std::fs::read(out.join("part-00000.json")).unwrap(),
+        &mut got,
+    );
+    assert!(got == expected_json(&[batch(0, 5)]));
+}
+
+#[tokio::test]
+async fn a_failed_overwrite_leaves_the_previous_output_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let cfg = overwriting(&out, StagingFormat::Numpy);
+    run(&cfg, &[batch(0, 300)], &[]).await;
+    let before = snapshot(&out);
+    let files = before.keys().filter(|k| k.ends_with(".npy")).count();
+
+    let mut sink = open(&cfg, &schema()).await.unwrap();
+    sink.write(batch(1000, 400)).await.unwrap();
+    sink.flush().await.unwrap();
+    sink.write(batch(1400, 100)).await.unwrap(); // an open unit
+                                                 // Mid-run (what a SIGKILL would leave): nothing new outside the hidden run directory.
+    let mid = snapshot(&out);
+    let new: Vec<&String> = mid.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert!(
+        new.iter()
+            .all(|k| k.starts_with(".vmig-") || k.as_str() == ".vmig.lock"),
+        "{new:?}"
+    );
+    assert!(mid
+        .iter()
+        .filter(|(k, _)| before.contains_key(*k))
+        .all(|(k, v)| before[k] == *v));
+
+    let report = sink.abort().await.unwrap();
+    assert_eq!(
+        report.left,
+        [format!(
+            "Nothing of this run remains in {}; its previous output ({files} files and manifest.json) is untouched.",
+            out.display()
+        )]
+    );
+    assert_eq!(snapshot(&out), before);
+}
+
+#[tokio::test]
+async fn a_failing_source_leaves_the_previous_output_and_says_so() {
+    use vmig_core::pipeline::{NoProgress, Pipeline};
+    use vmig_testing::gen::{sample_batch, sample_schema};
+    use vmig_testing::mock::MockSource;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let source = |fail_at| MockSource {
+        schema: sample_schema(8),
+        partitions: vec![(0..4).map(|i| sample_batch(3, i * 100, 100, 8)).collect()],
+        fail_at,
+        target_partitions: vec![],
+    };
+    let cfg = overwriting(&out, StagingFormat::Parquet);
+    let migrate = |fail_at| {
+        let cfg = cfg.clone();
+        async move {
+            let sink = cfg.build(&BuildContext::default()).await.unwrap();
+            Pipeline::new(Box::new(source(fail_at)), sink)
+                .run(Arc::new(NoProgress))
+                .await
+        }
+    };
+    migrate(None).await.unwrap();
+    let before = snapshot(&out);
+    let parts = before.keys().filter(|k| k.ends_with(".parquet")).count();
+    let parts = if parts == 1 {
+        "1 file".to_string()
+    } else {
+        format!("{parts} files")
+    };
+    let err = migrate(Some((0, 3))).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("injected failure"), "{msg}");
+    assert!(
+        msg.ends_with(&format!(
+            "\nLeft in the target: Nothing of this run remains in {}; its previous output ({parts} and manifest.json) is untouched.",
+            out.display()
+        )),
+        "{msg}"
+    );
+    assert_eq!(snapshot(&out), before);
+}
+
+#[tokio::test]
+async fn a_second_run_into_a_path_in_use_is_refused_naming_the_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut cfg = config(&out, StagingFormat::Parquet);
+    cfg.max_file_size = ByteSize(24 << 10);
+    let mut first = open(&cfg, &schema()).await.unwrap();
+    first.write(batch(0, 400)).await.unwrap();
+    first.flush().await.unwrap();
+    first.write(batch(400, 50)).await.unwrap(); // an open unit, under a temporary name
+    let during = snapshot(&out);
+
+    let mut second_cfg = cfg.clone();
+    second_cfg.overwrite = true;
+    let mut second = second_cfg.build(&BuildContext::default()).await.unwrap();
+    let err = second.prepare(&schema()).await.unwrap_err();
+    let msg = err.to_string();
+    let display = out.display();
+    assert!(
+        msg.contains(&format!("{display} is being written by another vmig run "))
+            && msg.contains(&format!(
+                "(pid {} on host {}, started ",
+                std::process::id(),
+                this_host()
+            ))
+            && msg.contains(&format!(
+                "wait for it to finish, or, if that run is gone for good, remove {display}/.vmig.lock and run again"
+            )),
+        "{msg}"
+    );
+    let report = second.abort().await.unwrap();
+    assert_eq!(
+        report.left,
+        [format!("Nothing of this run was written to {display}.")]
+    );
+    assert_eq!(
+        snapshot(&out),
+        during,
+        "the refused run touched the first one's files"
+    );
+
+    first.write(batch(450, 50)).await.unwrap();
+    first.flush().await.unwrap();
+    let report = first.commit().await.unwrap();
+    assert_eq!(report.rows, 500);
+    let (got, _) = read_dir(&out, StagingFormat::Parquet);
+    assert!(got == expected(&[batch(0, 400), batch(400, 50), batch(450, 50)]));
+    assert!(!out.join(".vmig.lock").exists());
+}
+
+#[tokio::test]
+async fn locks_of_live_or_foreign_runs_are_respected_and_stale_ones_taken_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let cfg = overwriting(&out, StagingFormat::Parquet);
+    let display = out.display().to_string();
+    let lock = out.join(".vmig.lock");
+    run(&cfg, &[batch(0, 10)], &[]).await;
+
+    // Not a vmig lock: refused, untouched.
+    put(&lock, "busy");
+    let err = open(&cfg, &schema()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("invalid `files` configuration: {display}/.vmig.lock exists but is not a vmig lock; vmig will not touch it: remove it if no vmig run is writing into {display}")
+    );
+    // A live process (this one), and a dead pid on another host: both count as running.
+    for (pid, host) in [
+        (std::process::id(), this_host()),
+        (dead_pid(), "elsewhere".to_string()),
+    ] {
+        put(&lock, &lock_json("00000000000000aa", pid, &host));
+        let err = open(&cfg, &schema()).await.unwrap_err();
+        assert!(
+            err.to_string().contains(&format!(
+                "{display} is being written by another vmig run 00000000000000aa (pid {pid} on host {host}, started 2026-12-02 15:50:00 UTC)"
+            )),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&lock).unwrap(),
+            lock_json("00000000000000aa", pid, &host)
+        );
+    }
+    // A dead run of this host, which did not get to commit: its run directory goes, the rest
+    // stays.
+    put(
+        &lock,
+        &lock_json("00000000000000bb", dead_pid(), &this_host()),
+    );
+    put(
+        &out.join(".vmig-00000000000000bb/part-00000.parquet"),
+        "half",
+    );
+    put(
+        &out.join(".vmig-00000000000000cc/part-00000.parquet"),
+        "no lock names it",
+    );
+    let mut sink = open(&cfg, &schema()).await.unwrap();
+    assert!(!out.join(".vmig-00000000000000bb").exists());
+    assert!(out
+        .join(".vmig-00000000000000cc/part-00000.parquet")
+        .exists());
+    sink.write(batch(0, 5)).await.unwrap();
+    let report = sink.abort().await.unwrap();
+    assert_eq!(report.left.len(), 2, "{report:?}");
+    assert!(
+        report.left[0].starts_with("Before writing, this run found the lock of the earlier run 00000000000000bb (pid ")
+            && report.left[0].ends_with(&format!(
+                "which died before committing, and removed its unfinished files ({display}/.vmig-00000000000000bb); the output it was to replace is untouched."
+            )),
+        "{report:?}"
+    );
+    assert!(!lock.exists());
+}
+
+/// Puts `out` in the state a run `run` killed during its commit leaves: its files and staged
+/// manifest in its run directory, its lock, and part of the previous output moved aside.
+fn crash_during_commit(out: &Path, staged_from: &Path, run: &str, moved_aside: usize) {
+    let run_dir = out.join(format!(".vmig-{run}"));
+    for (rel, data) in snapshot(staged_from) {
+        if !rel.ends_with('/') {
+            put(&run_dir.join(&rel), "");
+            std::fs::write(run_dir.join(&rel), data).unwrap();
+        }
+    }
+    let old: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let old_files: Vec<String> = old["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|u| u["files"].as_array().unwrap().iter())
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    let aside = out.join(format!(".vmig-{run}.old"));
+    for f in old_files.iter().take(moved_aside) {
+        std::fs::create_dir_all(aside.join(f).parent().unwrap()).unwrap();
+        std::fs::rename(out.join(f), aside.join(f)).unwrap();
+    }
+    put(&out.join(".vmig.lock"), &dead_lock(run));
+}
+
+#[tokio::test]
+async fn the_next_run_completes_a_commit_that_was_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, staged) = (tmp.path().join("out"), tmp.path().join("staged"));
+    let cfg = earlier_output(&out).await;
+    put(&out.join("notes.txt"), "theirs");
+    // What the interrupted run would have put in place, produced by a real run elsewhere.
+    new_output(&staged).await;
+    let new_run = run_id_of(&staged);
+    crash_during_commit(&out, &staged, &new_run, 2);
+
+    // The next run (even one that is then refused) finishes that commit first, and says so.
+    let mut next = cfg.clone();
+    next.overwrite = false;
+    let mut sink = next.build(&BuildContext::default()).await.unwrap();
+    let err = sink.prepare(&schema()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("already holds vmig output"),
+        "{err}"
+    );
+    let report = sink.abort().await.unwrap();
+    assert_eq!(report.left.len(), 2, "{report:?}");
+    assert!(
+        report.left[0].starts_with(&format!(
+            "Before writing, this run found the lock of the earlier run {new_run} (pid "
+        )) && report.left[0].ends_with("which died while committing, and completed its commit."),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.left[1],
+        format!("Nothing of this run was written to {}.", out.display())
+    );
+    let mut want = snapshot(&staged);
+    want.insert("notes.txt".into(), b"theirs".to_vec());
+    assert_eq!(snapshot(&out), want);
+}
+
+#[tokio::test]
+async fn a_run_killed_before_its_commit_leaves_the_previous_output_to_the_next_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let cfg = earlier_output(&out).await;
+    let before = snapshot(&out);
+    put(
+        &out.join(".vmig-00000000000000dd/part-00000.parquet"),
+        "unfinished",
+    );
+    put(
+        &out.join(".vmig-00000000000000dd/.part-00001.parquet.tmp"),
+        "open",
+    );
+    put(&out.join(".vmig.lock"), &dead_lock("00000000000000dd"));
+    assert_refused_as_earlier_output(&cfg).await;
+    assert_eq!(snapshot(&out), before);
+}
+
+#[tokio::test]
+async fn a_new_file_never_goes_over_a_file_vmig_did_not_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let cfg = overwriting(&out, StagingFormat::Parquet);
+    run(&cfg, &[batch(0, 10)], &[]).await;
+    let mut sink = open(&cfg, &schema()).await.unwrap();
+    sink.write(batch(0, 600)).await.unwrap();
+    // Put where the second new unit goes while the run writes.
+    put(&out.join("part-00001.parquet"), "someone's");
+    let before = snapshot(&out);
+    let err = sink.commit().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid `files` configuration: cannot put the new output in place: {} already holds part-00001.parquet, which vmig did not write (no previous manifest.json lists it); nothing was changed: move these away and run again",
+            out.display()
+        )
+    );
+    let after = snapshot(&out);
+    let gone: Vec<&String> = before.keys().filter(|k| !after.contains_key(*k)).collect();
+    assert!(gone.iter().all(|k| k.starts_with(".vmig")), "{gone:?}");
+    assert_eq!(after.keys().filter(|k| k.starts_with(".vmig")).count(), 0);
+}
+
+/// Every object below `prefix`, relative key → content.
+async fn objects(
+    store: &Arc<dyn object_store::ObjectStore>,
+    prefix: &str,
+) -> BTreeMap<String, Vec<u8>> {
+    let root = object_store::path::Path::from(prefix);
+    let listed: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(Some(&root)))
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for o in listed {
+        let data = store.get(&o.location).await.unwrap().bytes().await.unwrap();
+        let rel = o.location.as_ref()[prefix.len() + 1..].to_string();
+        out.insert(rel, data.to_vec());
+    }
+    out
+}
+
+#[tokio::test]
+async fn s3_keeps_the_previous_output_until_commit_and_replaces_only_its_objects() {
+    let Some(s3) = vmig_testing::service::S3::from_env() else {
+        return;
+    };
+    let prefix = vmig_testing::service::unique("vmig-sink-files-overwrite");
+    let url = format!("s3://{}/{prefix}/", s3.bucket);
+    let mut cfg = FilesSinkConfig::new(&url, StagingFormat::Parquet);
+    cfg.storage = s3.storage_options();
+    cfg.max_file_size = ByteSize(24 << 10);
+    cfg.overwrite = true;
+    let store = vmig_core::store::resolve(&url, &cfg.storage).unwrap().store;
+    let display = format!("s3://{}/{prefix}/", s3.bucket);
+
+    // Something else in an empty prefix: refused, kept.
+    let notes = object_store::path::Path::from(format!("{prefix}/notes.txt"));
+    store.put(&notes, b"theirs".to_vec().into()).await.unwrap();
+    let err = open(&cfg, &schema()).await.unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "{display} is not empty and holds no vmig output (manifest.json): notes.txt;"
+        )),
+        "{err}"
+    );
+    store.delete(&notes).await.unwrap();
+
+    run(&cfg, &[batch(0, 600)], &[]).await;
+    store.put(&notes, b"theirs".to_vec().into()).await.unwrap();
+    let before = objects(&store, &prefix).await;
+    assert!(before.keys().filter(|k| k.ends_with(".parquet")).count() > 2);
+
+    // A run that fails leaves everything as it was; a second run meanwhile is refused.
+    let mut failing = open(&cfg, &schema()).await.unwrap();
+    failing.write(batch(1000, 300)).await.unwrap();
+    failing.flush().await.unwrap();
+    let during = objects(&store, &prefix).await;
+    assert!(
+        during
+            .keys()
+            .filter(|k| !before.contains_key(*k))
+            .all(|k| k.starts_with(".vmig-") || k == ".vmig.lock"),
+        "{:?}",
+        during.keys()
+    );
+    let err = open(&cfg, &schema()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("{display} is being written by another vmig run ")),
+        "{err}"
+    );
+    let report = failing.abort().await.unwrap();
+    let files = before.keys().filter(|k| k.ends_with(".parquet")).count();
+    assert_eq!(
+        report.left,
+        [format!(
+            "Nothing of this run remains in {display}; its previous output ({files} files and manifest.json) is untouched."
+        )]
+    );
+    assert_eq!(objects(&store, &prefix).await, before);
+
+    // A successful overwrite: the new output, the foreign object, nothing else.
+    let mut small = cfg.clone();
+    small.format = StagingFormat::Json;
+    run(&small, &[batch(0, 5)], &[]).await;
+    let after = objects(&store, &prefix).await;
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        ["manifest.json", "notes.txt", "part-00000.json"]
+    );
+    assert_eq!(after["notes.txt"], b"theirs");
+    for key in after.keys() {
+        store
+            .delete(&object_store::path::Path::from(format!("{prefix}/{key}")))
+            .await
+            .unwrap();
+    }
+}
+
+/// With `aws_conditional_put = "etag"` the lock is a create-only PUT (`If-None-Match: *`), so of
+/// two runs starting at the same moment only one gets it; the test S3 server honours it.
+#[tokio::test]
+async fn s3_lock_is_create_only_with_conditional_put() {
+    let Some(s3) = vmig_testing::service::S3::from_env() else {
+        return;
+    };
+    let prefix = vmig_testing::service::unique("vmig-sink-files-lock");
+    let url = format!("s3://{}/{prefix}/", s3.bucket);
+    let mut cfg = FilesSinkConfig::new(&url, StagingFormat::Parquet);
+    cfg.storage = s3.storage_options();
+    cfg.storage
+        .insert("aws_conditional_put".into(), "etag".into());
+    let store = vmig_core::store::resolve(&url, &cfg.storage).unwrap().store;
+    let lock = object_store::path::Path::from(format!("{prefix}/.vmig.lock"));
+
+    let sink = open(&cfg, &schema()).await.unwrap();
+    let held = objects(&store, &prefix).await;
+    let err = store
+        .put_opts(
+            &lock,
+            b"x".to_vec().into(),
+            object_store::PutMode::Create.into(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, object_store::Error::AlreadyExists { .. }),
+        "{err}"
+    );
+    assert_eq!(objects(&store, &prefix).await, held);
+    let err = open(&cfg, &schema()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is being written by another vmig run"),
+        "{err}"
+    );
+    let report = sink.abort().await.unwrap();
+    assert_eq!(
+        report.left,
+        [format!(
+            "Nothing of this run remains in s3://{}/{prefix}/, which holds no objects, as before.",
+            s3.bucket
+        )]
+    );
+    assert!(objects(&store, &prefix).await.is_empty());
+}
+
+#[tokio::test]
+async fn s3_the_next_run_completes_a_commit_that_was_interrupted() {
+    let Some(s3) = vmig_testing::service::S3::from_env() else {
+        return;
+    };
+    let prefix = vmig_testing::service::unique("vmig-sink-files-resume");
+    let staged = format!("{prefix}-staged");
+    let cfg_at = |p: &str| {
+        let mut cfg =
+            FilesSinkConfig::new(format!("s3://{}/{p}/", s3.bucket), StagingFormat::Parquet);
+        cfg.storage = s3.storage_options();
+        cfg.max_file_size = ByteSize(24 << 10);
+        cfg.overwrite = true;
+        cfg
+    };
+    let store = vmig_core::store::resolve(&format!("s3://{}/", s3.bucket), &s3.storage_options())
+        .unwrap()
+        .store;
+    let key = |p: &str, rel: &str| object_store::path::Path::from(format!("{p}/{rel}"));
+    run(&cfg_at(&prefix), &[batch(0, 600)], &[]).await;
+    run(&cfg_at(&staged), &[batch(5000, 200)], &[]).await;
+    let new = objects(&store, &staged).await;
+    let run_id = serde_json::from_slice::<serde_json::Value>(&new["manifest.json"]).unwrap()
+        ["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Killed after deleting the old manifest and copying one new file into place.
+    let run_dir = format!(".vmig-{run_id}");
+    for (rel, data) in &new {
+        store
+            .put(
+                &key(&prefix, &format!("{run_dir}/{rel}")),
+                data.clone().into(),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .copy(
+            &key(&prefix, "manifest.json"),
+            &key(&prefix, &format!("{run_dir}/.old-manifest.json")),
+        )
+        .await
+        .unwrap();
+    store.delete(&key(&prefix, "manifest.json")).await.unwrap();
+    store
+        .put(
+            &key(&prefix, "part-00000.parquet"),
+            new["part-00000.parquet"].clone().into(),
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            &key(&prefix, ".vmig.lock"),
+            dead_lock(&run_id).into_bytes().into(),
+        )
+        .await
+        .unwrap();
+
+    assert_refused_as_earlier_output(&cfg_at(&prefix)).await;
+    assert_eq!(objects(&store, &prefix).await, new);
+    for p in [&prefix, &staged] {
+        for rel in objects(&store, p).await.keys() {
+            store.delete(&key(p, rel)).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_commit_that_fails_half_way_says_where_everything_is_and_the_next_run_completes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, staged) = (tmp.path().join("out"), tmp.path().join("staged"));
+    let cfg = earlier_output(&out).await;
+    let mut sink = open(&cfg, &schema()).await.unwrap();
+    sink.write(batch(5000, 200)).await.unwrap();
+    let run_dir = names_in(&out)
+        .into_iter()
+        .find(|n| n.starts_with(".vmig-") && n != ".vmig.lock")
+        .unwrap();
+    // A file where the commit puts the previous output aside makes it stop half-way.
+    let blocker = out.join(format!("{run_dir}.old"));
+    put(&blocker, "in the way");
+    let err = sink.commit().await.unwrap_err();
+    let display = out.display();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "committing into {display} stopped half-way: the new files not yet in place are in {display}/{run_dir}/, what is left of the previous output is in place or listed in {display}/{run_dir}.old/; {display}/.vmig.lock stays, and the next vmig run into {display} on this machine completes this commit (nothing is lost): "
+        )),
+        "{err}"
+    );
+    assert!(out.join(&run_dir).join("manifest.json").exists());
+    assert!(out.join(".vmig.lock").exists());
+
+    // Once this process is gone (its lock then names a dead pid), the next run completes it.
+    std::fs::remove_file(&blocker).unwrap();
+    let run_id = run_dir.trim_start_matches(".vmig-");
+    put(&out.join(".vmig.lock"), &dead_lock(run_id));
+    assert_refused_as_earlier_output(&cfg).await;
+    assert_eq!(run_id_of(&out), run_id);
+    let names = names_in(&out);
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    new_output(&staged).await;
+    let (got, _) = read_dir(&out, StagingFormat::Parquet);
+    assert!(got == read_dir(&staged, StagingFormat::Parquet).0);
+}
+
+#[tokio::test]
+async fn a_completion_that_cannot_finish_keeps_the_dead_runs_lock_for_the_next_try() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, staged) = (tmp.path().join("out"), tmp.path().join("staged"));
+    let cfg = overwriting(&out, StagingFormat::Parquet);
+    run(&cfg, &[batch(0, 10)], &[]).await;
+    new_output(&staged).await;
+    assert!(staged.join("part-00001.parquet").exists());
+    let new_run = run_id_of(&staged);
+    crash_during_commit(&out, &staged, &new_run, 0);
+    // Someone put a file where the dead run's second file goes.
+    put(&out.join("part-00001.parquet"), "someone's");
+    let lock = std::fs::read_to_string(out.join(".vmig.lock")).unwrap();
+
+    let err = open(&cfg, &schema()).await.unwrap_err();
+    let display = out.display();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "completing the interrupted commit of the earlier run {new_run} (pid "
+        )) && err.to_string().ends_with(&format!(
+            "into {display}: invalid `files` configuration: cannot move part-00001.parquet into place: {display}/part-00001.parquet exists, and vmig did not write it; move it away and run again to complete the commit"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join(".vmig.lock")).unwrap(),
+        lock
+    );
+    assert_eq!(
+        std::fs::read(out.join("part-00001.parquet")).unwrap(),
+        b"someone's"
+    );
+
+    std::fs::remove_file(out.join("part-00001.parquet")).unwrap();
+    assert_refused_as_earlier_output(&cfg).await;
+    let mut want = snapshot(&staged);
+    want.retain(|k, _| !k.starts_with('.'));
+    assert_eq!(snapshot(&out), want);
+}
+
+/// Set for the child process of [`a_killed_run_leaves_nothing_that_looks_like_output`]: the
+/// target it writes into.
+const KILL_ME_ENV: &str = "VMIG_FILES_TEST_KILL_ME";
+
+/// Run only as the child of [`a_killed_run_leaves_nothing_that_looks_like_output`]: writes into
+/// the target, flushes, opens another unit, says so, and waits to be killed.
+#[tokio::test]
+#[ignore = "the child process of a_killed_run_leaves_nothing_that_looks_like_output"]
+async fn write_until_killed() {
+    let Ok(out) = std::env::var(KILL_ME_ENV) else {
+        return;
+    };
+    let out = PathBuf::from(out);
+    let mut sink = open(&overwriting(&out, StagingFormat::Parquet), &schema())
+        .await
+        .unwrap();
+    sink.write(batch(1000, 400)).await.unwrap();
+    sink.flush().await.unwrap();
+    sink.write(batch(1400, 100)).await.unwrap();
+    std::fs::write(out.with_extension("ready"), "").unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+}
+
+#[tokio::test]
+async fn a_killed_run_leaves_nothing_that_looks_like_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let cfg = earlier_output(&out).await;
+    let before = snapshot(&out);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "write_until_killed",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env(KILL_ME_ENV, &out)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = out.with_extension("ready");
+    let started = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the child ended early");
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the child never got ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // The previous output is intact, and all that is new is hidden and vmig's own.
+    let after = snapshot(&out);
+    let new: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert!(!new.is_empty());
+    assert!(
+        new.iter()
+            .all(|k| k.starts_with(".vmig-") || *k == ".vmig.lock"),
+        "{new:?}"
+    );
+    assert!(before.iter().all(|(k, v)| after.get(k) == Some(v)));
+
+    // The next run sees the killed run's process is gone, removes its files, and works.
+    let mut next = open(&cfg, &schema()).await.unwrap();
+    assert_eq!(
+        snapshot(&out)
+            .keys()
+            .filter(|k| k.starts_with(".vmig") && !before.contains_key(*k))
+            .count(),
+        2,
+        "only the next run's own lock and run directory: {:?}",
+        snapshot(&out).keys()
+    );
+    next.write(batch(0, 5)).await.unwrap();
+    next.commit().await.unwrap();
+    assert_eq!(names_in(&out), ["manifest.json", "part-00000.parquet"]);
 }

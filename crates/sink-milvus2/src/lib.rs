@@ -23,10 +23,18 @@
 //! every finished file (one `Import` call per file or NumPy set, polled until Completed), so
 //! again only imported rows count as written.
 //!
-//! `abort` leaves in the collection what was already acknowledged (Milvus has no transaction to
-//! roll back, and the checkpoint records only flushed positions, so a resumed job continues
-//! after them; rows acknowledged after the last flush may be sent again on resume — use
-//! `mode = "upsert"` to make that idempotent). Staged files not yet imported are deleted.
+//! Nothing changes in the target before the first batch is ready: the collection is created
+//! then (or at commit, for a source without rows), so a run that fails early leaves the target
+//! as it was. `if_exists = "drop"` over an existing collection writes into a new collection named
+//! for the run (`<name>__vmig_<8 hex>`), and only `commit` drops the old one and renames the new
+//! one to its name (indexes go along); `abort` drops that new collection again.
+//!
+//! Otherwise `abort` leaves in the collection what was already acknowledged (Milvus has no
+//! transaction to roll back; rows acknowledged after the last flush may be sent again on a
+//! re-run — use `mode = "upsert"` to make that idempotent), after waiting up to a minute for the
+//! requests in flight so that its [`vmig_core::AbortReport`] states the exact number of
+//! acknowledged rows and how to go on. A collection this run created and left empty is dropped.
+//! Staged files not yet imported are deleted.
 //!
 //! Partitions: a batch whose source partition names a target partition (`write_to`, e.g. a
 //! Milvus 1.x partition tag) goes into that Milvus partition, which is created on first use
@@ -92,7 +100,8 @@ pub enum IfExists {
     Error,
     /// Add rows to it (its schema must match the data).
     Append,
-    /// Drop it and create it again.
+    /// Replace it: fill a new collection and swap it in (drop the old, rename the new) only
+    /// when the run completes.
     Drop,
 }
 
@@ -216,16 +225,27 @@ impl<'de> Deserialize<'de> for ByteSize {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Milvus2SinkConfig {
-    /// `http://host:port` (or `https://…`).
+    /// `http://host:port` (or `https://…`); a `user:password@` in it is used as the
+    /// credentials when `token` and `user` are not set. Printed without its user-info.
+    #[serde(serialize_with = "vmig_core::redact::serialize_redacted")]
     pub uri: String,
-    /// API token (or `user:password`); default: env `MILVUS_TOKEN`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// API token (or `user:password`); default: env `MILVUS_TOKEN`. Printed as `***`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "vmig_core::redact::serialize_secret"
+    )]
     pub token: Option<String>,
     /// User name; default: env `MILVUS_USER`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// Password; default: env `MILVUS_PASSWORD`. Use `${VAR}`, never a literal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Password; default: env `MILVUS_PASSWORD`. Use `${VAR}`, never a literal. Printed as
+    /// `***`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "vmig_core::redact::serialize_secret"
+    )]
     pub password: Option<String>,
     /// Database; default `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -248,7 +268,7 @@ pub struct Milvus2SinkConfig {
     #[serde(
         default,
         skip_serializing_if = "BTreeMap::is_empty",
-        serialize_with = "vmig_core::store::serialize_redacted"
+        serialize_with = "vmig_core::redact::serialize_redacted"
     )]
     pub storage: BTreeMap<String, String>,
     /// Bulk only: `parquet` (default; Milvus 2.3.4+), `numpy` or `json`.
@@ -308,23 +328,7 @@ pub struct Milvus2SinkConfig {
     pub max_retries: u32,
 }
 
-impl fmt::Debug for Milvus2SinkConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        vmig_milvus::client::debug_connection(
-            &mut f.debug_struct("Milvus2SinkConfig"),
-            &self.uri,
-            &self.token,
-            &self.user,
-            &self.password,
-            &self.db,
-        )
-        .field("collection", &self.collection)
-        .field("mode", &self.mode)
-        .field("stage", &self.stage)
-        .field("if_exists", &self.if_exists)
-        .finish_non_exhaustive()
-    }
-}
+vmig_core::redacted_debug!(Milvus2SinkConfig);
 
 fn default_max_file_size() -> ByteSize {
     ByteSize(1 << 30)
@@ -494,11 +498,15 @@ mod tests {
     fn example_round_trips_and_validates() -> Result<()> {
         let v = serde_json::to_value(Milvus2SinkConfig::example())
             .map_err(|e| Error::External(e.into()))?;
-        let back: Milvus2SinkConfig =
+        let mut back: Milvus2SinkConfig =
             serde_json::from_value(v).map_err(|e| Error::External(e.into()))?;
         assert_eq!(back, Milvus2SinkConfig::example());
         back.validate()?;
-        assert!(!format!("{back:?}").contains("MILVUS_PASSWORD"));
+        // Secrets print as `***`, the URI without its user-info.
+        back.uri = "http://root:hunter2@h:19530".into();
+        back.password = Some("hunter3".into());
+        back.token = Some("hunter4".into());
+        vmig_testing::secrets::assert_hidden(&back, &["hunter"], &["http://***@h:19530"]);
         Ok(())
     }
 

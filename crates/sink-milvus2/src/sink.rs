@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
 use vmig_core::store::StoreLocation;
 use vmig_core::vector::{self, VectorType};
-use vmig_core::{CommitReport, Error, FlushReport, Result, Sink};
+use vmig_core::{AbortReport, CommitReport, Error, FlushReport, Result, Sink};
 use vmig_formats::staging::{FinishedFile, StagingFormat, StagingOptions, StagingWriter};
 use vmig_milvus::convert::estimate_request_bytes;
 use vmig_milvus::meta::{CollectionSettings, IndexSpec};
@@ -22,6 +22,9 @@ use vmig_milvus::schema::{check_compatible, collection_schema, primary_key_name}
 use vmig_milvus::{is_too_large, MilvusClient, SchemaOptions};
 
 use crate::{IfExists, Milvus2SinkConfig, WriteMode, LONG_WAIT, NAME};
+
+/// How long `abort` waits for insert requests in flight, so the rows they carried are counted.
+const ABORT_WAIT: Duration = Duration::from_secs(60);
 
 /// Writes into a Milvus 2.x collection (see the crate docs).
 #[derive(Debug)]
@@ -45,7 +48,18 @@ pub struct Milvus2Sink {
     partition_key: bool,
     /// Properties of the source collection carried in the schema metadata.
     settings: CollectionSettings,
-    inflight: JoinSet<Result<u64>>,
+    /// Insert requests in flight: each yields the rows it carried and its outcome.
+    inflight: JoinSet<(u64, Result<u64>)>,
+    /// A new collection to create (and an existing one to drop first) when the first batch is
+    /// ready, so a run that fails before it leaves the target as it was.
+    pending_create: Option<Creation>,
+    /// This run created the collection.
+    created: bool,
+    /// With `if_exists = "drop"` over an existing collection: its name. Rows go into a new
+    /// collection under a name of this run (`collection`), which replaces it only at commit.
+    replaces: Option<String>,
+    /// Rows go into a collection that existed before (`if_exists = "append"`).
+    appending: bool,
     /// Bulk mode.
     stage: Option<Stage>,
     rows_since_flush: u64,
@@ -53,6 +67,16 @@ pub struct Milvus2Sink {
     rows_total: u64,
     bytes_total: u64,
     files: Vec<String>,
+}
+
+/// What `prepare` decided to create, done by [`Milvus2Sink::ensure_created`].
+#[derive(Debug)]
+struct Creation {
+    wanted: vmig_milvus::proto::schema::CollectionSchema,
+    /// The source's schema (after transforms), for the nullable check once the collection exists.
+    schema: SchemaRef,
+    /// A collection of this name exists and is to be replaced at commit.
+    replace_existing: bool,
 }
 
 #[derive(Debug)]
@@ -90,6 +114,10 @@ impl Milvus2Sink {
             partition_key: false,
             settings: CollectionSettings::default(),
             inflight: JoinSet::new(),
+            pending_create: None,
+            created: false,
+            replaces: None,
+            appending: false,
             stage: None,
             rows_since_flush: 0,
             bytes_since_flush: 0,
@@ -183,8 +211,9 @@ impl Milvus2Sink {
         let partition = self.pending_partition.clone();
         let upsert = self.config.mode == WriteMode::Upsert;
         let retries = self.config.max_retries;
+        let rows = batch.num_rows() as u64;
         self.inflight.spawn(async move {
-            send_with_split(
+            let sent = send_with_split(
                 &client,
                 &collection,
                 partition.as_deref(),
@@ -192,16 +221,17 @@ impl Milvus2Sink {
                 upsert,
                 retries,
             )
-            .await
+            .await;
+            (rows, sent)
         });
         Ok(())
     }
 
     async fn join_one(&mut self) -> Result<()> {
         if let Some(done) = self.inflight.join_next().await {
-            let rows =
-                done.map_err(|e| Error::External(Box::new(e)).context("an insert task failed"))??;
-            self.rows_since_flush += rows;
+            let (_, acked) =
+                done.map_err(|e| Error::External(Box::new(e)).context("an insert task failed"))?;
+            self.rows_since_flush += acked?;
         }
         Ok(())
     }
@@ -611,6 +641,7 @@ impl Sink for Milvus2Sink {
         self.partition_key = wanted.fields.iter().any(|f| f.is_partition_key);
         let pk = primary_key_name(schema, self.config.primary_key.as_deref());
         let mut create = true;
+        let mut replace_existing = false;
         if self.client.has_collection(&collection).await? {
             match self.config.if_exists {
                 IfExists::Error => {
@@ -619,65 +650,36 @@ impl Sink for Milvus2Sink {
                         format!("collection `{collection}` already exists at {}; set `if_exists = \"append\"` to add to it or `if_exists = \"drop\"` to replace it", self.client.uri()),
                     ))
                 }
-                IfExists::Drop => {
-                    tracing::info!(collection, "dropping the existing collection (if_exists = drop)");
-                    self.client.drop_collection(&collection).await?;
-                }
+                // Replaced only at commit (see `ensure_created` and `commit`).
+                IfExists::Drop => replace_existing = true,
                 IfExists::Append => {
                     let info = self.client.describe_collection(&collection).await?;
                     check_compatible(&info.schema, &wanted)?;
                     create = false;
-                }
-            }
-        }
-        if create {
-            let shards = self.config.shards.or(settings.shards).unwrap_or(1);
-            let consistency = self
-                .config
-                .consistency_level
-                .map(|c| c.level())
-                .or(settings.consistency)
-                .unwrap_or(ConsistencyLevel::Bounded);
-            let num_partitions = if self.partition_key {
-                settings.partitions.len() as i64
-            } else {
-                0
-            };
-            self.client
-                .create_collection_with(&wanted, shards, consistency, num_partitions)
-                .await?;
-            if !self.partition_key {
-                // Empty source partitions exist in the copy too.
-                for p in settings.partitions.iter().filter(|p| *p != "_default") {
-                    self.ensure_partition(p).await?;
+                    self.appending = true;
                 }
             }
         }
         self.settings = settings;
-        if let Some(p) = self.config.partition.clone() {
-            self.ensure_partition(&p).await?;
-        }
         self.drop_pk = (auto_id && schema.field_with_name(&pk).is_ok()).then_some(pk);
-        // A field tagged nullable that the target does not have as nullable (Milvus before 2.5
-        // ignores the flag; or an existing collection) loses the tag, so a null is refused by
-        // the conversion naming field and row instead of by the server.
-        let untag = self.not_nullable_in_target(schema).await?;
-        self.relabel = !untag.is_empty();
-        let schema = &untag_nullable(schema, &untag);
-        let send = match &self.drop_pk {
-            Some(pk) => Arc::new(Schema::new_with_metadata(
-                schema
-                    .fields()
-                    .iter()
-                    .filter(|f| f.name() != pk)
-                    .cloned()
-                    .collect::<Vec<_>>(),
-                schema.metadata().clone(),
-            )),
-            None => schema.clone(),
-        };
+        if create {
+            self.pending_create = Some(Creation {
+                wanted,
+                schema: schema.clone(),
+                replace_existing,
+            });
+            // Until the collection exists, the source's nullable tags are taken as they are;
+            // `ensure_created` checks them against what the server made.
+            self.send_schema = Some(self.send_schema_of(schema));
+        } else {
+            self.check_nullable(schema).await?;
+        }
         if self.config.mode == WriteMode::Bulk {
             let stage_cfg = self.config.stage.clone().unwrap_or_default();
+            let send = self
+                .send_schema
+                .clone()
+                .ok_or_else(|| Error::config(NAME, "prepare did not settle the schema"))?;
             vmig_formats::staging::check_schema(self.config.bulk_format, &send)?;
             let job = format!(
                 "vmig-{}-{}",
@@ -714,7 +716,6 @@ impl Sink for Milvus2Sink {
                 next: 0,
             });
         }
-        self.send_schema = Some(send);
         Ok(())
     }
 
@@ -724,6 +725,10 @@ impl Sink for Milvus2Sink {
 
     /// The source's partition wins; `partition` in the config is used for batches without one.
     async fn write_to(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.ensure_created().await?;
         let batch = self.project(batch)?;
         if batch.num_rows() == 0 {
             return Ok(());
@@ -773,6 +778,8 @@ impl Sink for Milvus2Sink {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<CommitReport> {
+        // A source without rows still gets its (empty) collection.
+        self.ensure_created().await?;
         let extra = self.flush().await?;
         debug_assert_eq!(extra.rows, 0);
         let indexes = self.indexes_to_build()?;
@@ -786,6 +793,9 @@ impl Sink for Milvus2Sink {
                     &index.params,
                 )
                 .await?;
+        }
+        if let Some(existing) = self.replaces.take() {
+            self.swap_in(&existing).await?;
         }
         if self.config.load {
             if indexes.is_empty() {
@@ -806,9 +816,43 @@ impl Sink for Milvus2Sink {
         ))
     }
 
-    async fn abort(mut self: Box<Self>) -> Result<vmig_core::AbortReport> {
-        self.inflight.abort_all();
-        while self.inflight.join_next().await.is_some() {}
+    /// Waits (a bounded time) for the requests in flight, so the rows they carried are counted
+    /// exactly, removes staged files, drops a collection this run created and left empty, and
+    /// says what the collection holds.
+    async fn abort(mut self: Box<Self>) -> Result<AbortReport> {
+        let mut acked = self.rows_total + self.rows_since_flush;
+        let mut unknown = 0u64;
+        let drained = tokio::time::timeout(ABORT_WAIT, async {
+            let mut counts = (0u64, 0u64);
+            while let Some(done) = self.inflight.join_next().await {
+                match done {
+                    Ok((_, Ok(rows))) => counts.0 += rows,
+                    // A request that failed after splitting may have landed in part.
+                    Ok((rows, Err(_))) => counts.1 += rows,
+                    Err(_) => {}
+                }
+            }
+            counts
+        })
+        .await;
+        match drained {
+            Ok((ok, maybe)) => {
+                acked += ok;
+                unknown += maybe;
+            }
+            Err(_) => {
+                self.inflight.abort_all();
+                while let Some(done) = self.inflight.join_next().await {
+                    match done {
+                        Ok((_, Ok(rows))) => acked += rows,
+                        Ok((rows, Err(_))) => unknown += rows,
+                        Err(_) => {}
+                    }
+                }
+                // The aborted tasks' rows are not known here; say so below.
+                unknown = unknown.max(1);
+            }
+        }
         if let Some(mut stage) = self.stage.take() {
             for (_, w) in stage.writers.drain() {
                 blocking(move || w.discard()).await?;
@@ -820,8 +864,199 @@ impl Sink for Milvus2Sink {
                 let _ = std::fs::remove_dir(&stage.local_dir);
             }
         }
-        Ok(vmig_core::AbortReport::default())
+        let target = self.target();
+        let collection = self.collection.clone();
+        let mut report = AbortReport::default();
+        if let Some(pending) = &self.pending_create {
+            let kept = if pending.replace_existing {
+                format!(" The existing collection `{collection}` was not dropped and is as it was.")
+            } else {
+                String::new()
+            };
+            report.push(format!(
+                "Nothing was written to {target}: the collection was not created.{kept}"
+            ));
+            return Ok(report);
+        }
+        if let Some(existing) = &self.replaces {
+            // Nothing of this run is kept: the old collection stays what it was.
+            if self.created {
+                self.client.drop_collection(&collection).await.map_err(|e| {
+                    e.context(format!(
+                        "dropping `{collection}`, the unfinished replacement of `{existing}` that this run created"
+                    ))
+                })?;
+            }
+            let what = if self.created {
+                format!("this run wrote into `{collection}`, which was dropped again")
+            } else {
+                format!("`{collection}`, which was to replace it, was not created")
+            };
+            report.push(format!(
+                "The collection `{existing}` that existed before is untouched (`if_exists = \"drop\"` replaces it only when a run completes); {what}."
+            ));
+            return Ok(report);
+        }
+        let maybe = if unknown > 0 {
+            format!(", and requests cut off by the stop may have added up to {unknown} more")
+                .replace("up to 1 more", "more")
+        } else {
+            String::new()
+        };
+        if self.created && acked == 0 && unknown == 0 {
+            self.client
+                .drop_collection(&collection)
+                .await
+                .map_err(|e| {
+                    e.context(format!(
+                        "dropping the empty collection `{collection}` this run created"
+                    ))
+                })?;
+            report.push(format!(
+                "The collection `{collection}` that this run created held no rows and was dropped again; nothing of this run remains at {target}."
+            ));
+        } else if self.created {
+            report.push(format!(
+                "The collection {target} was created by this run and holds {acked} acknowledged rows{maybe}. To start over, drop it or re-run with `if_exists = \"drop\"`; to complete it, re-run with `if_exists = \"append\"` and `mode = \"upsert\"` so that rows already there are not duplicated."
+            ));
+        } else if !self.appending {
+            report.push(format!("Nothing was written to {target}."));
+        } else if acked > 0 || unknown > 0 {
+            report.push(format!(
+                "The existing collection {target} received {acked} acknowledged rows from this run{maybe}. Re-run with `mode = \"upsert\"` to complete it without duplicates, or delete those rows by primary key."
+            ));
+        } else {
+            report.push(format!(
+                "Nothing was written to the existing collection {target}."
+            ));
+        }
+        Ok(report)
     }
+}
+
+impl Milvus2Sink {
+    /// The columns sent for `schema`: the primary key is left out when Milvus generates it.
+    fn send_schema_of(&self, schema: &SchemaRef) -> SchemaRef {
+        match &self.drop_pk {
+            Some(pk) => Arc::new(Schema::new_with_metadata(
+                schema
+                    .fields()
+                    .iter()
+                    .filter(|f| f.name() != pk)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                schema.metadata().clone(),
+            )),
+            None => schema.clone(),
+        }
+    }
+
+    /// A field tagged nullable that the target does not have as nullable (Milvus before 2.5
+    /// ignores the flag; or an existing collection) loses the tag, so a null is refused by the
+    /// conversion naming field and row instead of by the server.
+    async fn check_nullable(&mut self, schema: &SchemaRef) -> Result<()> {
+        let untag = self.not_nullable_in_target(schema).await?;
+        self.relabel = !untag.is_empty();
+        self.send_schema = Some(self.send_schema_of(&untag_nullable(schema, &untag)));
+        Ok(())
+    }
+
+    /// Replaces `existing` with the completed collection of this run: drops it, then renames.
+    async fn swap_in(&mut self, existing: &str) -> Result<()> {
+        let written = self.collection.clone();
+        if self.client.has_collection(existing).await? {
+            tracing::info!(
+                collection = existing,
+                "dropping the collection this run replaces (if_exists = drop)"
+            );
+            self.client.drop_collection(existing).await.map_err(|e| {
+                e.context(format!(
+                    "replacing `{existing}`: the new data is complete in `{written}`, and `{existing}` is unchanged"
+                ))
+            })?;
+        }
+        self.client
+            .rename_collection(&written, existing)
+            .await
+            .map_err(|e| {
+                e.context(format!(
+                    "replacing `{existing}`: it was dropped, and the new data is complete in `{written}`; rename that collection to `{existing}` (e.g. pymilvus `utility.rename_collection`)"
+                ))
+            })?;
+        self.collection = existing.to_string();
+        Ok(())
+    }
+
+    /// Creates the collection `prepare` planned (dropping the old one first with
+    /// `if_exists = "drop"`), its partitions and the configured partition; a no-op afterwards.
+    async fn ensure_created(&mut self) -> Result<()> {
+        let Some(mut plan) = self.pending_create.take() else {
+            return Ok(());
+        };
+        if plan.replace_existing {
+            let existing = self.collection.clone();
+            self.collection = replacement_name(&existing)?;
+            tracing::info!(
+                collection = existing,
+                replacement = self.collection,
+                "writing into a new collection that replaces the existing one when the run completes (if_exists = drop)"
+            );
+            self.replaces = Some(existing);
+            plan.wanted.name = self.collection.clone();
+        }
+        let settings = &self.settings;
+        let shards = self.config.shards.or(settings.shards).unwrap_or(1);
+        let consistency = self
+            .config
+            .consistency_level
+            .map(|c| c.level())
+            .or(settings.consistency)
+            .unwrap_or(ConsistencyLevel::Bounded);
+        let num_partitions = if self.partition_key {
+            settings.partitions.len() as i64
+        } else {
+            0
+        };
+        self.client
+            .create_collection_with(&plan.wanted, shards, consistency, num_partitions)
+            .await?;
+        self.created = true;
+        if !self.partition_key {
+            // Empty source partitions exist in the copy too.
+            let partitions: Vec<String> = self
+                .settings
+                .partitions
+                .iter()
+                .filter(|p| *p != "_default")
+                .cloned()
+                .collect();
+            for p in &partitions {
+                self.ensure_partition(p).await?;
+            }
+        }
+        if let Some(p) = self.config.partition.clone() {
+            self.ensure_partition(&p).await?;
+        }
+        self.check_nullable(&plan.schema).await
+    }
+}
+
+/// The name of the collection that replaces `existing` until the run completes:
+/// `<existing>__vmig_<8 hex digits of this run>`.
+fn replacement_name(existing: &str) -> Result<String> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let run = nanos ^ std::process::id().rotate_left(16);
+    let name = format!("{existing}__vmig_{run:08x}");
+    if name.len() > 255 {
+        return Err(Error::config(
+            NAME,
+            format!("`if_exists = \"drop\"` writes into a new collection named `{existing}__vmig_<run>` first, which exceeds Milvus's 255 characters; use a shorter collection name"),
+        ));
+    }
+    Ok(name)
 }
 
 /// `schema` with the `milvus.nullable` tag removed from the fields named in `untag`.

@@ -390,10 +390,14 @@ async fn a_nullable_source_field_into_milvus_2_3() -> Result<()> {
     let tagged = |b: RecordBatch| RecordBatch::try_new(schema.clone(), b.columns().to_vec());
     let result = async {
         sink.prepare(&schema).await?;
-        let info = client.describe_collection(&name).await?;
-        assert!(info.schema.fields.iter().all(|f| !f.nullable), "{info:?}");
+        assert!(
+            !client.has_collection(&name).await?,
+            "the collection is created with the first batch, not before"
+        );
         let clean = tagged(sample_without_nulls(100, 30))?;
         sink.write(clean.clone()).await?;
+        let info = client.describe_collection(&name).await?;
+        assert!(info.schema.fields.iter().all(|f| !f.nullable), "{info:?}");
         assert_eq!(sink.flush().await?.rows, clean.num_rows() as u64);
         // ids 1..=20: id 7 has a null title, at row 6 of the batch.
         sink.write(tagged(vmig_testing::gen::sample_batch(1, 1, 20, 16))?)

@@ -41,7 +41,7 @@ mod source;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use vmig_core::registry::BuildContext;
 use vmig_core::{Error, Result, Source, SourceConfig};
 
@@ -134,13 +134,15 @@ pub enum MethodChoice {
     Scroll,
 }
 
-/// Configuration of the `elasticsearch` (and `opensearch`) source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Configuration of the `elasticsearch` (and `opensearch`) source. `Debug` and `Serialize` show
+/// no secret (see [`vmig_core::redact`]).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EsSourceConfig {
     /// The cluster URL, or a list of URLs of the same cluster. `user:password@` in a URL is used
-    /// as basic auth and removed from the URL. May be empty when `cloud_id` is given.
-    #[serde(default)]
+    /// as basic auth and removed from the URL (and printed as `***@`). May be empty when
+    /// `cloud_id` is given.
+    #[serde(default, serialize_with = "vmig_core::redact::serialize_redacted")]
     pub url: Urls,
     /// An Elastic Cloud id (`name:base64…`), instead of or in addition to `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,21 +205,21 @@ pub struct EsSourceConfig {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "secret"
+        serialize_with = "vmig_core::redact::serialize_secret"
     )]
     pub password: Option<String>,
     /// An API key: the encoded form Elasticsearch returns, or `id:api_key`; never printed.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "secret"
+        serialize_with = "vmig_core::redact::serialize_secret"
     )]
     pub api_key: Option<String>,
     /// A bearer token (OAuth/JWT/service token); never printed.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "secret"
+        serialize_with = "vmig_core::redact::serialize_secret"
     )]
     pub bearer_token: Option<String>,
     /// A PEM file with the CA certificate(s) to trust, for clusters with their own CA.
@@ -234,12 +236,7 @@ pub struct EsSourceConfig {
     pub request_timeout_secs: u64,
 }
 
-fn secret<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(_) => s.serialize_str("***"),
-        None => s.serialize_none(),
-    }
-}
+vmig_core::redacted_debug!(EsSourceConfig);
 
 fn default_batch_size() -> usize {
     1000
@@ -329,6 +326,9 @@ impl EsSourceConfig {
         if self.password.is_some() && self.username.is_none() {
             return bad("`password` needs `username`".into());
         }
+        if let Some(id) = &self.cloud_id {
+            client::cloud_id_url(id)?;
+        }
         if self.pk.is_empty() || self.id_column.is_empty() {
             return bad("`pk` and `id_column` must not be empty".into());
         }
@@ -386,7 +386,7 @@ impl SourceConfig for EsSourceConfig {
 
 /// The `opensearch` source: the same reader and options as `elasticsearch` (the server is
 /// identified from `GET /` either way), registered under the name OpenSearch users look for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct OpenSearchSourceConfig(pub EsSourceConfig);
 
@@ -413,6 +413,8 @@ impl SourceConfig for OpenSearchSourceConfig {
     }
 }
 
+vmig_core::redacted_debug!(OpenSearchSourceConfig);
+
 vmig_core::register_source!(EsSourceConfig);
 vmig_core::register_source!(OpenSearchSourceConfig);
 
@@ -424,12 +426,15 @@ mod tests {
     fn examples_round_trip_and_hide_secrets() {
         let c = EsSourceConfig::example();
         let v = serde_json::to_value(&c).unwrap();
-        assert_eq!(v["password"], "***");
-        let mut back: EsSourceConfig = serde_json::from_value(v).unwrap();
-        back.password = c.password.clone();
+        assert_eq!(v["password"], "${ES_PASSWORD}", "a reference is no secret");
+        let back: EsSourceConfig = serde_json::from_value(v).unwrap();
         assert_eq!(back, c);
         let o = serde_json::to_value(OpenSearchSourceConfig::example()).unwrap();
         let _: OpenSearchSourceConfig = serde_json::from_value(o).unwrap();
+        let mut c = EsSourceConfig::new("https://elastic:hunter2@es:9200", "i");
+        c.username = Some("elastic".into());
+        c.password = Some("hunter3".into());
+        vmig_testing::secrets::assert_hidden(&c, &["hunter"], &["https://***@es:9200"]);
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub use source::{FaissPosition, FaissSource};
 pub use vmig_core::vector::OnNonFinite;
 
 /// Configuration of the `faiss` source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaissSourceConfig {
     /// The index file: a local path (relative paths are resolved against the job file's
@@ -54,7 +54,7 @@ pub struct FaissSourceConfig {
     /// Object-store options (object_store keys such as `aws_endpoint`, `aws_region`,
     /// `aws_access_key_id`); they override the cloud's usual environment variables. Secret
     /// values are masked when the configuration is printed.
-    #[serde(default, serialize_with = "vmig_core::store::serialize_redacted")]
+    #[serde(default, serialize_with = "vmig_core::redact::serialize_redacted")]
     pub storage: BTreeMap<String, String>,
     /// Name of the Int64 id column (the primary key). Default `id`.
     #[serde(default = "vmig_core::vector::default_id_field")]
@@ -107,6 +107,7 @@ impl SourceConfig for FaissSourceConfig {
         if self.path.trim().is_empty() {
             return bad("`path` is empty; give the index file's path or URL".into());
         }
+        vmig_core::store::check_options(&self.path, &self.storage)?;
         if self.partition_rows == 0 {
             return bad("`partition_rows` must be at least 1".into());
         }
@@ -199,6 +200,8 @@ fn normalize_local(path: &str) -> Result<String> {
     }
     Ok(out.to_string_lossy().into_owned())
 }
+
+vmig_core::redacted_debug!(FaissSourceConfig);
 
 vmig_core::register_source!(FaissSourceConfig);
 

@@ -54,7 +54,7 @@ mod tags;
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use vmig_core::registry::BuildContext;
 use vmig_core::{Error, Result, Source, SourceConfig};
 
@@ -63,8 +63,9 @@ pub use tags::InvalidPartitionTags;
 /// The `on_non_finite` choices, shared with the faiss source (one definition, one meaning).
 pub use vmig_core::vector::OnNonFinite;
 
-/// Configuration of the `milvus1` source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Configuration of the `milvus1` source. `Debug` and `Serialize` show no secret (see
+/// [`vmig_core::redact`]).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Milvus1SourceConfig {
     /// The Milvus 1.x storage root (the server's `storage.path`, which holds `db/`): a local
@@ -72,8 +73,8 @@ pub struct Milvus1SourceConfig {
     /// (`s3://bucket/prefix`, `gs://…`, `az://…`).
     pub path: String,
     /// Where the meta lives: a `mysql://user:password@host:port/db` URL, or a SQLite file (path
-    /// or URL). Default: `<path>/db/meta.sqlite`. The password is masked when printed.
-    #[serde(default, serialize_with = "redacted_meta")]
+    /// or URL). Default: `<path>/db/meta.sqlite`. The user-info is masked when printed.
+    #[serde(default, serialize_with = "vmig_core::redact::serialize_redacted")]
     pub meta: Option<String>,
     /// Collections to read (`Tables.table_id`). Default: every live collection. Several
     /// collections go to one target, so they must share dimension, vector kind and metric.
@@ -95,7 +96,7 @@ pub struct Milvus1SourceConfig {
     pub metric: Option<String>,
     /// Object-store options (object_store keys such as `aws_endpoint`, `aws_region`); secret
     /// values are masked when printed.
-    #[serde(default, serialize_with = "vmig_core::store::serialize_redacted")]
+    #[serde(default, serialize_with = "vmig_core::redact::serialize_redacted")]
     pub storage: BTreeMap<String, String>,
     /// Name of the Int64 id column (the primary key). Default `id`.
     #[serde(default = "vmig_core::vector::default_id_field")]
@@ -109,17 +110,7 @@ pub struct Milvus1SourceConfig {
     pub on_non_finite: OnNonFinite,
 }
 
-fn redacted_meta<S: Serializer>(meta: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    meta.as_deref()
-        .map(|m| {
-            if is_mysql(m) {
-                meta::redact_url(m)
-            } else {
-                m.to_string()
-            }
-        })
-        .serialize(s)
-}
+vmig_core::redacted_debug!(Milvus1SourceConfig);
 
 fn is_mysql(meta: &str) -> bool {
     meta.starts_with("mysql://") || meta.starts_with("mariadb://")
@@ -177,6 +168,7 @@ impl SourceConfig for Milvus1SourceConfig {
                     .into(),
             );
         }
+        vmig_core::store::check_options(&self.path, &self.storage)?;
         vmig_core::vector::check_id_and_vector_fields(
             Self::NAME,
             &self.id_field,
@@ -189,7 +181,7 @@ impl SourceConfig for Milvus1SourceConfig {
             if is_mysql(m) && url::Url::parse(m).is_err() {
                 return bad(format!(
                     "`meta` `{}` is not a valid URL",
-                    meta::redact_url(m)
+                    vmig_core::redact::url(m)
                 ));
             }
         }
@@ -250,7 +242,8 @@ mod tests {
             .insert("aws_secret_access_key".into(), "hunter3".into());
         let v = serde_json::to_string(&c).unwrap();
         assert!(!v.contains("hunter2") && !v.contains("hunter3"), "{v}");
-        assert!(v.contains("mysql://milvus:***@db:3306/milvus"), "{v}");
+        assert!(v.contains("mysql://***@db:3306/milvus"), "{v}");
+        assert!(!format!("{c:?}").contains("hunter"), "{c:?}");
     }
 
     #[test]

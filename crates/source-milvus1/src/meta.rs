@@ -66,19 +66,6 @@ fn file_row(f: FileTuple) -> FileRow {
     }
 }
 
-/// A MySQL URL with its password replaced by `***`, for messages.
-pub(crate) fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "<unparsable meta URL>".to_string(),
-    }
-}
-
 fn sql_error(what: &str, e: sqlx::Error) -> Error {
     let retry = matches!(
         e,
@@ -116,7 +103,7 @@ macro_rules! read_meta {
 
 /// Reads the meta from MySQL/MariaDB.
 pub(crate) async fn load_mysql(url: &str) -> Result<Meta> {
-    let shown = redact_url(url);
+    let shown = vmig_core::redact::url(url);
     let mut conn = sqlx::MySqlConnection::connect(url)
         .await
         .map_err(|e| sql_error(&format!("connecting to the Milvus 1.x meta `{shown}`"), e))?;
@@ -162,22 +149,4 @@ pub(crate) async fn load_sqlite(location: &StoreLocation) -> Result<Meta> {
     let meta = read_meta!(conn, shown);
     drop(tmp);
     Ok(meta)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("mysql://milvus:s3cret@db.local:3306/milvus"),
-            "mysql://milvus:***@db.local:3306/milvus"
-        );
-        assert_eq!(
-            redact_url("mysql://db.local/milvus"),
-            "mysql://db.local/milvus"
-        );
-        assert!(!redact_url("mysql://u:p w@@").contains("p w"));
-    }
 }

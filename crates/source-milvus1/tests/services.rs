@@ -63,7 +63,10 @@ async fn mysql_meta_in_mariadb() {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains(":***@") && !err.contains("wrongpass"), "{err}");
+        assert!(
+            err.contains("mysql://***@") && !err.contains("wrongpass"),
+            "{err}"
+        );
         Ok::<_, vmig_core::Error>(())
     }
     .await;

@@ -60,8 +60,6 @@
 
 mod source;
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use vmig_core::registry::{BuildContext, SourceConfig};
 use vmig_core::{Error, Result, Source};
@@ -84,16 +82,27 @@ pub enum IdPolicy {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Milvus2SourceConfig {
-    /// `http://host:port` (or `https://…`).
+    /// `http://host:port` (or `https://…`); a `user:password@` in it is used as the
+    /// credentials when `token` and `user` are not set. Printed without its user-info.
+    #[serde(serialize_with = "vmig_core::redact::serialize_redacted")]
     pub uri: String,
-    /// API token (or `user:password`); default: env `MILVUS_TOKEN`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// API token (or `user:password`); default: env `MILVUS_TOKEN`. Printed as `***`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "vmig_core::redact::serialize_secret"
+    )]
     pub token: Option<String>,
     /// User name; default: env `MILVUS_USER`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// Password; default: env `MILVUS_PASSWORD`. Use `${VAR}`, never a literal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Password; default: env `MILVUS_PASSWORD`. Use `${VAR}`, never a literal. Printed as
+    /// `***`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "vmig_core::redact::serialize_secret"
+    )]
     pub password: Option<String>,
     /// Database; default `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,26 +133,7 @@ pub struct Milvus2SourceConfig {
     pub ids: IdPolicy,
 }
 
-impl fmt::Debug for Milvus2SourceConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        vmig_milvus::client::debug_connection(
-            &mut f.debug_struct("Milvus2SourceConfig"),
-            &self.uri,
-            &self.token,
-            &self.user,
-            &self.password,
-            &self.db,
-        )
-        .field("collection", &self.collection)
-        .field("collections", &self.collections)
-        .field("partitions", &self.partitions)
-        .field("filter", &self.filter)
-        .field("batch_size", &self.batch_size)
-        .field("load", &self.load)
-        .field("ids", &self.ids)
-        .finish_non_exhaustive()
-    }
-}
+vmig_core::redacted_debug!(Milvus2SourceConfig);
 
 const NAME: &str = "milvus2";
 
@@ -246,11 +236,15 @@ mod tests {
     fn example_round_trips_and_validates() -> Result<()> {
         let v = serde_json::to_value(Milvus2SourceConfig::example())
             .map_err(|e| Error::External(e.into()))?;
-        let back: Milvus2SourceConfig =
+        let mut back: Milvus2SourceConfig =
             serde_json::from_value(v).map_err(|e| Error::External(e.into()))?;
         assert_eq!(back, Milvus2SourceConfig::example());
         back.validate()?;
-        assert!(!format!("{back:?}").contains("MILVUS_PASSWORD"));
+        // Secrets print as `***`, the URI without its user-info.
+        back.uri = "http://root:hunter2@h:19530".into();
+        back.password = Some("hunter3".into());
+        back.token = Some("hunter4".into());
+        vmig_testing::secrets::assert_hidden(&back, &["hunter"], &["http://***@h:19530"]);
         Ok(())
     }
 

@@ -6,6 +6,8 @@
 //!   rows it expects.
 //! * [`mock`]: an in-memory source and sink for pipeline tests.
 //! * [`compare`]: helpers for bit-exact comparisons of migrated rows (vector bytes).
+//! * [`process`]: running a command and stopping it with a signal mid-run.
+//! * [`secrets`]: checks that a configuration's `Debug` and JSON show no secret.
 //! * `milvus1` (feature `milvus1`): a generator of Milvus 1.x data directories.
 #![warn(missing_docs)]
 
@@ -14,4 +16,6 @@ pub mod gen;
 #[cfg(feature = "milvus1")]
 pub mod milvus1;
 pub mod mock;
+pub mod process;
+pub mod secrets;
 pub mod service;

@@ -13,8 +13,8 @@ use arrow::record_batch::RecordBatch;
 use vmig_core::checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, PartitionState};
 use vmig_core::pipeline::{NoProgress, Pipeline, PipelineOptions};
 use vmig_core::{
-    async_trait, CommitReport, FlushReport, PartitionId, Position, Result, Sink, Source,
-    SourceBatch, SourceContext, SourceStream, Transformer,
+    async_trait, AbortReport, CommitReport, FlushReport, PartitionId, Position, Result, Sink,
+    Source, SourceBatch, SourceContext, SourceStream, Transformer,
 };
 use vmig_testing::gen::{sample_batch, sample_schema};
 use vmig_testing::mock::{MockSink, MockSource};
@@ -354,4 +354,78 @@ async fn sinks_without_partition_support_reject_named_partitions() {
         err.contains("the `Slow` sink cannot write into named partitions") && err.contains("p2024"),
         "{err}"
     );
+}
+
+/// A [`MockSink`] that cancels the run while it flushes (a signal arriving during the final
+/// flush) and reports what it left when aborted.
+#[derive(Debug)]
+struct CancelledWhileFlushing {
+    inner: Box<MockSink>,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+#[async_trait]
+impl Sink for CancelledWhileFlushing {
+    async fn prepare(&mut self, schema: &SchemaRef) -> Result<()> {
+        self.inner.prepare(schema).await
+    }
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.inner.write(batch).await
+    }
+    async fn write_to(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
+        self.inner.write_to(batch, partition).await
+    }
+    async fn flush(&mut self) -> Result<FlushReport> {
+        self.cancel.cancel();
+        self.inner.flush().await
+    }
+    async fn commit(self: Box<Self>) -> Result<CommitReport> {
+        self.inner.commit().await
+    }
+    async fn abort(self: Box<Self>) -> Result<AbortReport> {
+        self.inner.abort().await?;
+        Ok(AbortReport::new(
+            "The mock target holds 20 flushed rows of this run.",
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_stop_during_the_final_flush_aborts_instead_of_committing() {
+    let inner = MockSink::default();
+    let state = Arc::clone(&inner.state);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let sink = CancelledWhileFlushing {
+        inner: Box::new(inner),
+        cancel: cancel.clone(),
+    };
+    let err = Pipeline::new(Box::new(source(2, 2, 5)), Box::new(sink))
+        .with_cancel(cancel)
+        .run(Arc::new(NoProgress))
+        .await
+        .unwrap_err();
+    assert!(matches!(err.root(), vmig_core::Error::Cancelled), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "cancelled\nLeft in the target: The mock target holds 20 flushed rows of this run."
+    );
+    let s = state.lock().unwrap();
+    assert!(s.aborted && !s.committed, "the run committed after a stop");
+}
+
+#[tokio::test]
+async fn max_rows_per_second_paces_the_writes() {
+    let sink = MockSink::default();
+    let started = std::time::Instant::now();
+    let report = Pipeline::new(Box::new(source(1, 4, 50)), Box::new(sink))
+        .with_options(PipelineOptions {
+            max_rows_per_second: std::num::NonZeroU64::new(1000),
+            ..PipelineOptions::default()
+        })
+        .run(Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(report.rows_written, 200);
+    // 200 rows at 1000 rows/s cannot take less than 0.2 s (a lower bound, never flaky).
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
 }
