@@ -214,11 +214,11 @@ async fn a_server_that_does_not_speak_grpc_is_named() -> Result<()> {
         err.to_string(),
         format!(
             "opening sink `milvus2`: invalid `milvus` configuration: the server at {uri} does \
-             not speak gRPC: it \
-             answered an HTTP/1.1 request with `HTTP/1.1 404 Not Found`, so it is an HTTP \
-             server, not Milvus's gRPC endpoint. Check the port in `uri`: Milvus serves gRPC on \
-             port 19530 by default, while 9091 is its HTTP port (metrics and health checks) and \
-             a RESTful gateway or web proxy cannot take gRPC calls"
+             not speak gRPC: it answered the HTTP/2 connection preface with `HTTP/1.1 404 Not \
+             Found`, so it is an HTTP/1 server, not Milvus's gRPC endpoint. Check the port in \
+             `uri`: Milvus serves gRPC on port 19530 by default, while 9091 is its HTTP port \
+             (metrics and health checks) and a RESTful gateway or web proxy cannot take gRPC \
+             calls"
         )
     );
     Ok(())
