@@ -8,7 +8,7 @@ use std::process::Command;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use vmig_testing::milvus1::{standard, Row};
+use vmig_testing::milvus1::{standard, FileType, Metric, Milvus1Gen, Row};
 
 /// The rows of every Parquet file directly in `dir`, sorted by id.
 fn parquet_rows(dir: &Path) -> Vec<Row> {
@@ -88,5 +88,51 @@ async fn migrate_milvus1_directory_to_parquet_partition_folders() {
         "{}\n{}",
         String::from_utf8_lossy(&v.stdout),
         String::from_utf8_lossy(&v.stderr)
+    );
+}
+
+/// Issue #11: `vmig plan` shows how 1.x partition tags that are not Milvus 2.x names are mapped,
+/// in the schema metadata (every renamed tag, even one without segments) and per segment.
+#[tokio::test]
+async fn plan_shows_the_partition_tag_mapping() {
+    let mut g = Milvus1Gen::new(5);
+    let c = g.collection("c", 4, Metric::L2);
+    g.segment(c, 2, &[], FileType::Raw);
+    let p = g.partition(c, "2021");
+    g.segment(p, 3, &[], FileType::Raw);
+    g.partition(c, "2023-q1");
+    let data = tempfile::tempdir().unwrap();
+    g.write_dir(data.path()).await.unwrap();
+    let job = data.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "[source]\ntype = \"milvus1\"\npath = \"{}\"\n\n\
+             [sink]\ntype = \"files\"\nformat = \"parquet\"\npath = \"{}\"\n",
+            data.path().display(),
+            data.path().join("out").display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_vmig"))
+        .args(["plan", job.to_str().unwrap()])
+        .env_remove("VMIG_LOG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains(
+            "  vmig.milvus1.partition_tags = {\"2021\":\"p_2021\",\"2023-q1\":\"p_2023_q1\"}\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("c, partition `2021` (→ `p_2021`, mapped): segment "),
+        "{text}"
     );
 }

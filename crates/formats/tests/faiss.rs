@@ -562,3 +562,120 @@ fn fixtures_are_reproducible_from_the_generator() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// A file of `size` bytes: `head` followed by zeros (a sparse file, as a crafted header can come
+/// with). Counts the bytes read and refuses to read more than `budget`, so a parser that reads or
+/// allocates in proportion to a size field fails instead of using gigabytes.
+struct Padded {
+    head: Vec<u8>,
+    size: u64,
+    budget: u64,
+    read: std::sync::atomic::AtomicU64,
+}
+
+impl ReadAt for Padded {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering;
+        let total = self.read.fetch_add(buf.len() as u64, Ordering::Relaxed) + buf.len() as u64;
+        if total > self.budget || offset + buf.len() as u64 > self.size {
+            return Err(std::io::Error::other(format!(
+                "read budget exceeded: {total} bytes read"
+            )));
+        }
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = self
+                .head
+                .get(offset as usize + i)
+                .copied()
+                .unwrap_or_default();
+        }
+        Ok(())
+    }
+}
+
+/// `ivf_full` (d 8, nlist 4, IndexFlatL2 quantizer, `full` lists): byte offsets of its fields.
+const IVF_NTOTAL_AT: usize = 8;
+const IVF_NLIST_AT: usize = 37;
+const QUANTIZER_NTOTAL_AT: usize = 53 + 4 + 4;
+const ILAR_NLIST_AT: usize = 239;
+
+fn ivf_with_nlist(nlist: u64) -> Vec<u8> {
+    let mut bytes = fixture("ivf_full");
+    assert_eq!(&bytes[235..239], b"ilar");
+    for at in [IVF_NLIST_AT, ILAR_NLIST_AT] {
+        bytes[at..at + 8].copy_from_slice(&nlist.to_le_bytes());
+    }
+    bytes
+}
+
+/// Issue #11: `nlist` = 2^28 made `vmig plan` read 2^28 list sizes into a 2 GiB vector. Here the
+/// file is long enough to hold them (zeros after the real bytes), so only the comparison with the
+/// quantizer's 4 centroids can stop it — and it must, before the sizes are read.
+#[test]
+fn ivf_nlist_of_2_pow_28_is_refused_before_the_list_sizes_are_read() {
+    let head = ivf_with_nlist(1 << 28);
+    let padded = Padded {
+        size: head.len() as u64 + (1u64 << 28) * 8,
+        head,
+        budget: 1 << 20,
+        read: Default::default(),
+    };
+    let err = parse_layout(&padded, "big.faiss").unwrap_err();
+    let Error::Data { location, message } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(location, "big.faiss at byte 37");
+    assert_eq!(
+        message,
+        "the IVF header has nlist = 268435456 but its coarse quantizer (IndexFlatL2 at byte 53) \
+         holds 4 centroids, one per list, so nlist must be 4; the file is corrupted"
+    );
+    let read = padded.read.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(read <= 64 * 1024, "{read} bytes read");
+}
+
+/// A quantizer claiming 2^28 centroids is bounded by the file's length before anything else.
+#[test]
+fn size_fields_are_checked_against_the_file_length_first() {
+    let mut bytes = ivf_with_nlist(1 << 28);
+    let at = QUANTIZER_NTOTAL_AT;
+    bytes[at..at + 8].copy_from_slice(&(1u64 << 28).to_le_bytes());
+    let err = parse_layout(&bytes, "q.faiss").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid data at q.faiss at byte 61: ntotal of the IndexFlatL2 header = 268435456 cannot be right: each \
+         needs at least 32 bytes (a vector of d = 8 floats), so at most 1256 fit in the 40209 \
+         bytes left after byte 90 (the file ends at byte 40299); the file is corrupted or \
+         truncated"
+    );
+
+    let mut bytes = fixture("ivf_full");
+    let at = IVF_NTOTAL_AT;
+    bytes[at..at + 8].copy_from_slice(&(1i64 << 40).to_le_bytes());
+    let err = parse_layout(&bytes, "n.faiss").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid data at n.faiss at byte 8: ntotal of the IndexIVFFlat header = 1099511627776 cannot be right: \
+         each needs at least 40 bytes (a vector of d = 8 floats and its 8-byte id), so at most \
+         1006 fit in the 40262 bytes left after byte 37 (the file ends at byte 40299); the file \
+         is corrupted or truncated"
+    );
+}
+
+/// `full` list sizes are read one by one against `ntotal`: a size past it stops the read there.
+#[test]
+fn a_list_size_past_ntotal_is_named() {
+    let mut bytes = fixture("ivf_full");
+    let at = 267 + 8; // sizes[1]
+    bytes[at..at + 8].copy_from_slice(&(1u64 << 50).to_le_bytes());
+    let err = parse_layout(&bytes, "l.faiss").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid data at l.faiss at byte 275: inverted list 1 has size 1125899906842624, which takes the lists \
+         past ntotal = 1000 entries"
+    );
+}

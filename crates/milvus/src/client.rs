@@ -28,6 +28,7 @@ use vmig_core::{Error, Result};
 
 use crate::convert;
 use crate::error::{classify_rpc, classify_status, MilvusError, MilvusErrorKind};
+use crate::probe;
 
 /// Largest reply accepted (query pages can be large; formats.md E).
 pub const MAX_DECODING_BYTES: usize = 256 * 1024 * 1024;
@@ -408,10 +409,10 @@ impl MilvusClient {
                 .tls_config(tls)
                 .map_err(|e| Error::config("milvus", format!("TLS setup failed: {e}")))?;
         }
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| unreachable(transport_detail(&e)))?;
+        let channel = match endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => return Err(probe::explain(unreachable(transport_detail(&e)), &uri).await),
+        };
         let ascii = |v: String, what: &str| {
             MetadataValue::try_from(v).map_err(|_| {
                 Error::config(
@@ -462,9 +463,13 @@ impl MilvusClient {
             )
             .map(drop)
         };
+        // A server that is not gRPC (wrong port, TLS) fails here: say what it is.
         match tokio::time::timeout(opts.timeout, check).await {
-            Err(_) => Err(unreachable(format!("no answer within {:?}", opts.timeout))),
-            Ok(Err(e)) => Err(explain_connect_error(e, opts, &uri)),
+            Err(_) => {
+                let e = unreachable(format!("no answer within {:?}", opts.timeout));
+                Err(probe::explain(e, &uri).await)
+            }
+            Ok(Err(e)) => Err(probe::explain(explain_connect_error(e, opts, &uri), &uri).await),
             Ok(Ok(())) => Ok(client),
         }
     }

@@ -13,7 +13,10 @@
 //!
 //! Connecting ([`MilvusClient::connect`]) checks the server and the credentials with cheap
 //! RPCs, so a server that is down or a wrong password fails at once with a clear message; the
-//! password or token never appears in messages or `Debug` output.
+//! password or token never appears in messages or `Debug` output. A `uri` where something other
+//! than gRPC answers (Milvus's HTTP port 9091, a web server, a TLS port given as `http://`) is
+//! named as such after one probe connection (the HTTP/2 preface; an HTTP/2 server such as Milvus
+//! answers it with SETTINGS and is left alone), instead of tonic's `transport error`.
 //!
 //! Version notes: tested against Milvus 2.3.5. Newer proto fields are simply unset on older
 //! servers. Bulk import uses 2.3's gRPC `Import` (one JSON or Parquet file, or one NumPy set,
@@ -24,6 +27,7 @@ pub mod client;
 pub mod convert;
 pub mod error;
 pub mod meta;
+mod probe;
 pub mod scan;
 pub mod schema;
 

@@ -182,6 +182,48 @@ async fn upsert_twice_is_idempotent_and_if_exists_policies_hold() -> Result<()> 
     result
 }
 
+/// Issue #11: a `uri` pointing at an HTTP/1.1 server (e.g. Milvus's HTTP port 9091) failed
+/// with `h2 protocol error`; it must say the server does not speak gRPC and what to check.
+/// Needs no Milvus: a loopback listener answers every connection like a web server.
+#[tokio::test]
+async fn a_server_that_does_not_speak_grpc_is_named() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock
+                    .write_all(
+                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    )
+                    .await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    let uri = format!("http://{addr}");
+    let err = parse_sink("milvus2", json!({ "uri": uri, "collection": "x" }))?
+        .build(&BuildContext::default())
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "opening sink `milvus2`: invalid `milvus` configuration: the server at {uri} does \
+             not speak gRPC: it answered the HTTP/2 connection preface with `HTTP/1.1 404 Not \
+             Found`, so it is an HTTP/1 server, not Milvus's gRPC endpoint. Check the port in \
+             `uri`: Milvus serves gRPC on port 19530 by default, while 9091 is its HTTP port \
+             (metrics and health checks) and a RESTful gateway or web proxy cannot take gRPC \
+             calls"
+        )
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn down_server_and_wrong_password_fail_clearly() -> Result<()> {
     let Some(env) = env() else { return Ok(()) };

@@ -96,6 +96,9 @@ impl fmt::Display for ServerInfo {
 pub enum HttpError {
     /// The server answered with a non-success status.
     Status {
+        /// The base URL of the node that answered (one of `url`, without credentials): with
+        /// several URLs, not necessarily the first.
+        node: String,
         /// HTTP status.
         status: StatusCode,
         /// `error.type` from the body, when it has one.
@@ -126,11 +129,13 @@ impl HttpError {
     pub fn into_error(self, what: &str) -> Error {
         match self {
             HttpError::Status {
+                node,
                 status,
                 kind,
                 reason,
             } => {
-                let msg = format!("{what}: HTTP {status}: {kind}: {reason}");
+                let answer = format!("{node} answered HTTP {status}: {kind}: {reason}");
+                let msg = format!("{what}: {answer}");
                 match status.as_u16() {
                     401 | 403 => Error::config(
                         "elasticsearch",
@@ -144,7 +149,7 @@ impl HttpError {
                         "elasticsearch",
                         format!("{msg} (check `index`; GET /_cat/indices lists the indices)"),
                     ),
-                    _ => Error::data(what.to_string(), format!("HTTP {status}: {kind}: {reason}")),
+                    _ => Error::data(what.to_string(), answer),
                 }
             }
             HttpError::Transport(m) => Error::Transient {
@@ -317,10 +322,7 @@ impl Client {
 
     /// The first URL, for messages (never holds credentials).
     pub fn display_url(&self) -> String {
-        self.urls
-            .first()
-            .map(|u| u.as_str().trim_end_matches('/').to_string())
-            .unwrap_or_default()
+        self.urls.first().map(node_name).unwrap_or_default()
     }
 
     /// Sends a request with retries on transient failures (429, 502–504, connection errors,
@@ -352,7 +354,7 @@ impl Client {
                     let status = resp.status();
                     match resp.bytes().await {
                         Ok(b) if status.is_success() => return Ok(b),
-                        Ok(b) => status_error(status, &b),
+                        Ok(b) => status_error(node_name(base), status, &b),
                         Err(e) => HttpError::Transport(transport_message(&e)),
                     }
                 }
@@ -407,10 +409,17 @@ impl Client {
     /// # Errors
     /// When the cluster cannot be reached, refuses the credentials or is not ES-compatible.
     pub async fn server_info(&self) -> Result<ServerInfo> {
-        let what = format!("identifying the server at {}", self.display_url());
-        let body = self.json(Method::GET, "/", None, &what).await?;
+        // No URL here: with several, the error names the node that answered (or failed).
+        let what = "identifying the server";
+        let body = self.json(Method::GET, "/", None, what).await?;
         ServerInfo::from_root(&body)
     }
+}
+
+/// A base URL as shown in messages: without the trailing `/` (and never with credentials, which
+/// [`Client::new`] strips).
+fn node_name(url: &url::Url) -> String {
+    url.as_str().trim_end_matches('/').to_string()
 }
 
 fn url_decode(s: &str) -> String {
@@ -432,7 +441,7 @@ fn transport_message(e: &reqwest::Error) -> String {
     msg
 }
 
-fn status_error(status: StatusCode, body: &[u8]) -> HttpError {
+fn status_error(node: String, status: StatusCode, body: &[u8]) -> HttpError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let err = parsed.as_ref().and_then(|v| v.get("error"));
     let kind = err
@@ -462,6 +471,7 @@ fn status_error(status: StatusCode, body: &[u8]) -> HttpError {
         reason = status.canonical_reason().unwrap_or("").to_string();
     }
     HttpError::Status {
+        node,
         status,
         kind,
         reason,
@@ -513,15 +523,16 @@ mod tests {
     #[test]
     fn server_reasons_are_kept() {
         let body = br#"{"error":{"root_cause":[{"type":"index_not_found_exception","reason":"no such index [x]"}],"type":"index_not_found_exception","reason":"no such index [x]"},"status":404}"#;
-        let e = status_error(StatusCode::NOT_FOUND, body);
+        let e = status_error("http://n2:9200".into(), StatusCode::NOT_FOUND, body);
         let msg = e.into_error("reading x").to_string();
         assert!(msg.contains("no such index [x]"), "{msg}");
         let gone = status_error(
+            String::new(),
             StatusCode::NOT_FOUND,
             br#"{"error":{"root_cause":[{"type":"search_context_missing_exception","reason":"No search context found for id [1]"}],"type":"search_phase_execution_exception","reason":"all shards failed"}}"#,
         );
         assert!(gone.is_context_missing());
-        let busy = status_error(StatusCode::TOO_MANY_REQUESTS, b"busy");
+        let busy = status_error(String::new(), StatusCode::TOO_MANY_REQUESTS, b"busy");
         assert!(busy.into_error("x").is_retryable());
     }
 }

@@ -360,3 +360,35 @@ async fn transient_errors_are_retried_and_others_fail_with_the_reason() {
         "a 400 is not retried"
     );
 }
+
+/// With several URLs the first may be down and another answer: an error names the node that
+/// answered (without the credentials its URL carried), not the first URL.
+#[tokio::test]
+async fn an_error_names_the_node_that_answered() {
+    let down = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down_url = format!("http://{}", down.local_addr().unwrap());
+    drop(down); // nothing listens there any more: connection refused
+    let handler: Handler = Arc::new(|_r, _n| {
+        (
+            500,
+            json!({ "error": { "root_cause": [{ "type": "illegal_state_exception", "reason": "node is shutting down" }], "type": "illegal_state_exception", "reason": "node is shutting down" }, "status": 500 }),
+        )
+    });
+    let (up_url, log) = serve(handler).await;
+    let with_user = up_url.replace("http://", "http://elastic:hunter2@");
+    let err = source(
+        "elasticsearch",
+        json!({ "url": [down_url, with_user], "index": "vec" }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "opening source `elasticsearch`: invalid data at identifying the server: {up_url} \
+             answered HTTP 500 Internal Server Error: illegal_state_exception: node is shutting \
+             down"
+        )
+    );
+    assert_eq!(log.lock().unwrap().len(), 1);
+}

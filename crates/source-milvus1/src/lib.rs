@@ -11,7 +11,12 @@
 //! possibly repeated). Output is `id` (Int64) and `vector` (float or binary); the 1.x metric is
 //! carried as `vmig.metric` and a single collection's name as `vmig.collection`; rows of a 1.x
 //! partition carry its tag as their target partition, so the Milvus 2.x sink fills the matching
-//! partition and the files sink a matching subfolder.
+//! partition and the files sink a matching subfolder. A tag that is not a valid 2.x partition
+//! name (`2021`, `2023-q1`, `北京`) is renamed by one documented, deterministic rule (`p_2021`,
+//! `p_2023_q1`, `u5317u4eac`; a hash suffix on collisions — see [`InvalidPartitionTags`] and the
+//! `tags` module), unless `partition_names` names it or `invalid_partition_tags = "error"`; the
+//! renamed tags are listed in the schema metadata under [`META_PARTITION_TAGS`], which
+//! `vmig plan` prints.
 //!
 //! The main design decision: **one partition of work per segment, sized from the files' own
 //! headers.** The meta's `row_count` is only an estimate (versions disagree on whether it counts
@@ -44,6 +49,7 @@
 
 mod meta;
 mod source;
+mod tags;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,7 +58,8 @@ use serde::{Deserialize, Serialize};
 use vmig_core::registry::BuildContext;
 use vmig_core::{Error, Result, Source, SourceConfig};
 
-pub use source::{Milvus1Position, Milvus1Source};
+pub use source::{Milvus1Position, Milvus1Source, META_PARTITION_TAGS};
+pub use tags::InvalidPartitionTags;
 /// The `on_non_finite` choices, shared with the faiss source (one definition, one meaning).
 pub use vmig_core::vector::OnNonFinite;
 
@@ -73,10 +80,16 @@ pub struct Milvus1SourceConfig {
     /// collections go to one target, so they must share dimension, vector kind and metric.
     #[serde(default)]
     pub collections: Vec<String>,
-    /// Target partition names for 1.x partition tags that are not valid Milvus 2.x names
-    /// (letters, digits, `_`, not starting with a digit): `{ "2023-q1" = "q2023_1" }`.
+    /// Target partition names for 1.x partition tags, overriding both a valid tag's own name
+    /// and the automatic mapping of an invalid one: `{ "2023-q1" = "q2023_1" }`.
     #[serde(default)]
     pub partition_names: BTreeMap<String, String>,
+    /// What a partition tag that is not a valid Milvus 2.x partition name (letters, digits and
+    /// `_`, not starting with a digit, at most 255 characters) and is not in `partition_names`
+    /// does: `map` (default) gives it a name by the documented rule (`2023-q1` → `p_2023_q1`,
+    /// see the crate docs); `error` stops the job naming it.
+    #[serde(default)]
+    pub invalid_partition_tags: InvalidPartitionTags,
     /// The Milvus 2.x metric to declare, overriding the 1.x one. Required for TANIMOTO (5),
     /// SUBSTRUCTURE (6) and SUPERSTRUCTURE (7) collections, which 2.x may not support.
     #[serde(default)]
@@ -103,13 +116,7 @@ fn is_mysql(meta: &str) -> bool {
     meta.starts_with("mysql://") || meta.starts_with("mariadb://")
 }
 
-/// Whether `name` is a valid Milvus 2.x partition name.
-pub(crate) fn valid_partition_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-        && name.len() <= 255
-}
+use tags::valid_partition_name;
 
 /// The Milvus 2.x names a config may give in `metric`.
 const METRICS: [&str; 7] = [
@@ -131,6 +138,7 @@ impl Milvus1SourceConfig {
             meta: None,
             collections: Vec::new(),
             partition_names: BTreeMap::new(),
+            invalid_partition_tags: InvalidPartitionTags::Map,
             metric: None,
             storage: BTreeMap::new(),
             id_field: vmig_core::vector::default_id_field(),
@@ -254,14 +262,5 @@ mod tests {
         let mut c = Milvus1SourceConfig::new("/data");
         c.collections = vec!["a".into(), "a".into()];
         assert!(c.validate().is_err());
-    }
-
-    #[test]
-    fn partition_names_follow_milvus_rules() {
-        assert!(valid_partition_name("p2023"));
-        assert!(valid_partition_name("_x"));
-        assert!(!valid_partition_name("2023"));
-        assert!(!valid_partition_name("a-b"));
-        assert!(!valid_partition_name(""));
     }
 }

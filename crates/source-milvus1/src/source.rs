@@ -1,7 +1,7 @@
 //! [`Milvus1Source`]: one partition per segment, streamed from `.rv` / `.uid` with deletes
 //! dropped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -29,7 +29,13 @@ use vmig_core::{
 use vmig_formats::faiss::first_non_finite;
 
 use crate::meta::{Meta, TableRow};
-use crate::{valid_partition_name, Milvus1SourceConfig, OnNonFinite};
+use crate::tags::{map_tags, How, Target};
+use crate::{Milvus1SourceConfig, OnNonFinite};
+
+/// Schema metadata key listing the partition tags that get another name in Milvus 2.x, as a
+/// JSON object `{ "<1.x tag>": "<2.x partition>" }` (absent when every tag keeps its name), so
+/// `vmig plan` shows the mapping even for partitions without segments.
+pub const META_PARTITION_TAGS: &str = "vmig.milvus1.partition_tags";
 
 /// Bytes of `.rv` plus `.uid` fetched per read from an object store; a read always holds whole
 /// batches.
@@ -240,6 +246,30 @@ impl Milvus1Source {
         if chosen.len() == 1 {
             schema_meta.insert(META_COLLECTION.to_string(), first.table_id.clone());
         }
+        // Target partition of every live partition tag of the chosen collections (they share
+        // one target collection, so the names are chosen over all their tags together).
+        let tags: BTreeSet<String> = meta
+            .tables
+            .iter()
+            .filter(|t| t.state == 0 && chosen.iter().any(|c| c.table_id == t.owner_table))
+            .map(|t| t.partition_tag.clone())
+            .collect();
+        let targets = map_tags(
+            &tags,
+            &config.partition_names,
+            config.invalid_partition_tags,
+        )?;
+        let renamed: serde_json::Map<String, serde_json::Value> = targets
+            .iter()
+            .filter(|(tag, t)| t.name != **tag)
+            .map(|(tag, t)| (tag.clone(), t.name.clone().into()))
+            .collect();
+        if !renamed.is_empty() {
+            schema_meta.insert(
+                META_PARTITION_TAGS.to_string(),
+                serde_json::Value::Object(renamed).to_string(),
+            );
+        }
         let schema = Arc::new(
             Schema::new(vec![
                 Field::new(&config.id_field, DataType::Int64, false),
@@ -249,7 +279,7 @@ impl Milvus1Source {
         );
 
         // Tables to read: each chosen collection and its live partitions, with target partition.
-        let mut tables: Vec<(&TableRow, String, Option<String>)> = Vec::new();
+        let mut tables: Vec<(&TableRow, String, Option<Target>)> = Vec::new();
         for c in &chosen {
             tables.push((c, c.table_id.clone(), None));
             for p in meta
@@ -257,20 +287,13 @@ impl Milvus1Source {
                 .iter()
                 .filter(|t| t.state == 0 && t.owner_table == c.table_id)
             {
-                let tag = &p.partition_tag;
-                let target = match config.partition_names.get(tag) {
-                    Some(n) => n.clone(),
-                    None if valid_partition_name(tag) => tag.clone(),
-                    None => {
-                        return Err(cfg(format!(
-                        "partition `{tag}` of collection `{}` is not a valid Milvus 2.x partition \
-                             name (letters, digits and _, not starting with a digit); map it in \
-                             `partition_names = {{ \"{tag}\" = \"new_name\" }}`",
-                        c.table_id
-                    )))
-                    }
-                };
-                tables.push((p, c.table_id.clone(), Some(target)));
+                let target = targets.get(&p.partition_tag).ok_or_else(|| {
+                    Error::data(
+                        format!("Tables row `{}`", p.table_id),
+                        "its partition tag was not mapped (internal error)",
+                    )
+                })?;
+                tables.push((p, c.table_id.clone(), Some(target.clone())));
             }
         }
         let tables_dir = root.child("db").child("tables");
@@ -294,8 +317,18 @@ impl Milvus1Source {
                     ));
                 }
                 let where_ = match target {
-                    Some(p) if p == &t.partition_tag => format!("{collection}, partition `{p}`"),
-                    Some(p) => format!("{collection}, partition `{}` (→ `{p}`)", t.partition_tag),
+                    Some(p) if p.name == t.partition_tag => {
+                        format!("{collection}, partition `{}`", p.name)
+                    }
+                    Some(p) => format!(
+                        "{collection}, partition `{}` (→ `{}`, {})",
+                        t.partition_tag,
+                        p.name,
+                        match p.how {
+                            How::Mapped => "mapped",
+                            How::Override | How::Kept => "partition_names",
+                        }
+                    ),
                     None => collection.clone(),
                 };
                 let id = PartitionId::new(format!("{}/{}", t.table_id, f.segment_id));
@@ -307,7 +340,7 @@ impl Milvus1Source {
                             "{where_}: segment {} (file type {}, ~{} rows per meta)",
                             f.segment_id, f.file_type, f.row_count
                         ),
-                        target_partition: target.clone(),
+                        target_partition: target.as_ref().map(|t| t.name.clone()),
                     },
                     dir: tables_dir.child(&t.table_id).child(&f.segment_id),
                     label: format!("segment {} of {where_}", f.segment_id),

@@ -14,7 +14,7 @@ use serde_json::json;
 use std::sync::Arc;
 use vmig_core::vector::{vector_info, VectorType, META_COLLECTION, META_METRIC};
 use vmig_core::{Error, Source, SourceContext};
-use vmig_source_milvus1 as _;
+use vmig_source_milvus1::META_PARTITION_TAGS;
 
 use vmig_core::pipeline::{NoProgress, Pipeline};
 use vmig_testing::milvus1::{standard, FileType, Metric, Milvus1Gen};
@@ -129,7 +129,7 @@ async fn collection_selection_and_dropped_collections() {
 }
 
 #[tokio::test]
-async fn tags_that_are_not_milvus_names_need_a_mapping_and_tanimoto_needs_a_metric() {
+async fn tanimoto_needs_a_metric_and_partition_names_override_the_mapping() {
     let mut g = Milvus1Gen::new(9);
     let c = g.collection("c", 16, Metric::Tanimoto);
     g.segment(c, 4, &[], FileType::Raw);
@@ -139,20 +139,95 @@ async fn tags_that_are_not_milvus_names_need_a_mapping_and_tanimoto_needs_a_metr
     let err = build(json!({ "path": root(&dir) })).await.unwrap_err();
     assert!(matches!(err.root(), Error::Unsupported { .. }), "{err}");
     assert!(err.to_string().contains("TANIMOTO"), "{err}");
-    let err = build(json!({ "path": root(&dir), "metric": "JACCARD" }))
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("partition_names"), "{err}");
     let source = build(json!({
         "path": root(&dir), "metric": "JACCARD", "partition_names": { "2023-q1": "q2023_1" }
     }))
     .await
     .unwrap();
     assert_eq!(source.schema().metadata()[META_METRIC], "JACCARD");
+    assert_eq!(
+        source.schema().metadata()[META_PARTITION_TAGS],
+        r#"{"2023-q1":"q2023_1"}"#
+    );
     let got = read_all(source.as_ref(), 2).await.unwrap();
     let want = expected(&g, "c");
     assert_eq!(got[""], want[""]);
     assert_eq!(got["q2023_1"], want["2023-q1"]);
+}
+
+/// Issue #11: date tags such as `2021` and `2023-q1` (and non-ASCII ones) are common in 1.x and
+/// are not valid 2.x partition names; by default they are mapped by the documented rule, the
+/// mapping is in the schema metadata and the partition descriptions (what `vmig plan` shows),
+/// and `invalid_partition_tags = "error"` makes them an error again.
+#[tokio::test]
+async fn invalid_partition_tags_are_mapped_by_default_or_refused_on_request() {
+    let mut g = Milvus1Gen::new(11);
+    let c = g.collection("c", 8, Metric::L2);
+    g.segment(c, 4, &[], FileType::Raw);
+    for (tag, rows) in [
+        ("2021", 3),
+        ("2023-q1", 5),
+        ("2023.q1", 2),
+        ("北京", 4),
+        ("ok", 1),
+    ] {
+        let p = g.partition(c, tag);
+        g.segment(p, rows, &[], FileType::Raw);
+    }
+    // A partition without segments is still listed in the mapping.
+    g.partition(c, "2020 h2");
+    let dir = fixture(&g).await;
+
+    let source = build(json!({ "path": root(&dir) })).await.unwrap();
+    let hash_a = "p_2023_q1_d2cb59f5";
+    let hash_b = "p_2023_q1_bb67e42c";
+    let mapping: serde_json::Value =
+        serde_json::from_str(&source.schema().metadata()[META_PARTITION_TAGS]).unwrap();
+    assert_eq!(
+        mapping,
+        json!({ "2020 h2": "p_2020_h2", "2021": "p_2021", "2023-q1": hash_a,
+                "2023.q1": hash_b, "北京": "u5317u4eac" })
+    );
+    let parts = source.partitions().await.unwrap();
+    let described: Vec<&str> = parts
+        .iter()
+        .filter(|p| p.description.contains("2021"))
+        .map(|p| p.description.as_str())
+        .collect();
+    assert_eq!(described.len(), 1);
+    assert!(
+        described[0].starts_with("c, partition `2021` (→ `p_2021`, mapped): segment "),
+        "{}",
+        described[0]
+    );
+    let got = read_all(source.as_ref(), 3).await.unwrap();
+    let want = expected(&g, "c");
+    assert_eq!(got["p_2021"], want["2021"]);
+    assert_eq!(got[hash_a], want["2023-q1"]);
+    assert_eq!(got[hash_b], want["2023.q1"]);
+    assert_eq!(got["u5317u4eac"], want["北京"]);
+    assert_eq!(got["ok"], want["ok"]);
+
+    let err = build(json!({ "path": root(&dir), "invalid_partition_tags": "error" }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "opening source `milvus1`: invalid `milvus1` configuration: partition tag `2020 h2` is \
+         not a valid Milvus 2.x partition name (letters, digits and _, not starting with a \
+         digit); map it in `partition_names = { \"2020 h2\" = \"new_name\" }`, or remove \
+         `invalid_partition_tags = \"error\"` to map it to `p_2020_h2`"
+    );
+    // With every invalid tag mapped by hand, "error" accepts the job.
+    let names = json!({ "2020 h2": "h2_2020", "2021": "y2021", "2023-q1": "q1_2023",
+                        "2023.q1": "q1_2023b", "北京": "beijing" });
+    let source = build(json!({
+        "path": root(&dir), "invalid_partition_tags": "error", "partition_names": names
+    }))
+    .await
+    .unwrap();
+    let got = read_all(source.as_ref(), 3).await.unwrap();
+    assert_eq!(got["beijing"], want["北京"]);
 }
 
 #[tokio::test]

@@ -130,6 +130,41 @@ impl<'a> Cursor<'a> {
         Ok(f)
     }
 
+    /// Bytes left in the file after the current position.
+    pub(crate) fn remaining(&self) -> u64 {
+        self.size.saturating_sub(self.pos)
+    }
+
+    /// Checks, before anything is read or allocated for them, that `count` items of at least
+    /// `unit` bytes each (`unit_what` says what one item is) fit in the rest of the file.
+    /// `field` is the header field that claimed `count` and `at` its byte offset; the error
+    /// names both, the value and the largest count that would fit.
+    pub(crate) fn check_fits(
+        &self,
+        at: u64,
+        field: &str,
+        count: u64,
+        unit: u64,
+        unit_what: &str,
+    ) -> Result<()> {
+        let left = self.remaining();
+        let unit = unit.max(1);
+        if count.checked_mul(unit).is_some_and(|need| need <= left) {
+            return Ok(());
+        }
+        Err(self.data_err(
+            at,
+            format!(
+                "{field} = {count} cannot be right: each needs at least {unit} bytes \
+                 ({unit_what}), so at most {} fit in the {left} bytes left after byte {} \
+                 (the file ends at byte {}); the file is corrupted or truncated",
+                left / unit,
+                self.pos,
+                self.size
+            ),
+        ))
+    }
+
     /// Skips `len` bytes that must exist.
     pub(crate) fn skip(&mut self, len: u64, what: &str) -> Result<()> {
         self.require(len, what)?;

@@ -26,6 +26,15 @@
 //!
 //! # Validation
 //!
+//! Every size field is checked before anything is read or allocated for it: `ntotal` against the
+//! bytes left in the file (each row needs its codes, plus 8 bytes where ids or an id map are
+//! stored, plus 12 bytes of HNSW graph arrays), an IVF's `nlist` against its coarse quantizer's
+//! own count (one centroid per list; a crafted `nlist` = 2^28 fails at once instead of reading
+//! 2 GiB of list sizes), sparse list pairs against `nlist`, and `full` list sizes are read one by
+//! one keeping only the non-empty lists, so memory is bounded by what the file holds, never by a
+//! header field. Such errors name the file, the field's byte offset, the field, its value and the
+//! largest value the file could hold.
+//!
 //! `d > 0`; element counts (`ntotal·d` floats, `ntotal·code_size` bytes, id map length =
 //! `ntotal`, nested `ntotal` and `d` equal the outer ones); `vec<T>` lengths below 2^40 (Faiss's
 //! own bound); IVF `code_size == 4·d`, list-sizes count `== nlist`, `Σ sizes == ntotal`, every

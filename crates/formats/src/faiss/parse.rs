@@ -86,6 +86,8 @@ struct Parsed {
 struct FloatHeader {
     d: usize,
     ntotal: u64,
+    /// Byte offset of the `ntotal` field, for errors about it.
+    ntotal_at: u64,
     metric: Metric,
 }
 
@@ -122,6 +124,7 @@ fn float_header(cur: &mut Cursor<'_>, class: &str) -> Result<FloatHeader> {
     Ok(FloatHeader {
         d: d as usize,
         ntotal,
+        ntotal_at: nt_at,
         metric: Metric::from_code(code, arg),
     })
 }
@@ -183,6 +186,13 @@ fn parse_float(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
 fn parse_flat(cur: &mut Cursor<'_>, fourcc: [u8; 4]) -> Result<Parsed> {
     let class = class_name(&fourcc).unwrap_or("IndexFlat");
     let h = float_header(cur, class)?;
+    cur.check_fits(
+        h.ntotal_at,
+        &format!("ntotal of the {class} header"),
+        h.ntotal,
+        h.d as u64 * 4,
+        &format!("a vector of d = {} floats", h.d),
+    )?;
     let n_at = cur.pos();
     let (n, codes_offset) = cur.vec_header(4, &format!("the {class} vectors (xbvec of f32)"))?;
     let expected = h.ntotal.checked_mul(h.d as u64);
@@ -244,6 +254,7 @@ fn with_id_map(blocks: Vec<Block>, ids_offset: u64) -> Vec<Block> {
 fn parse_idmap(cur: &mut Cursor<'_>, fourcc: [u8; 4], depth: usize) -> Result<Parsed> {
     let class = class_name(&fourcc).unwrap_or("IndexIDMap");
     let h = float_header(cur, class)?;
+    check_id_map_fits(cur, class, h.ntotal_at, h.ntotal)?;
     let inner_at = cur.pos();
     let inner = parse_float(cur, depth + 1)?;
     match inner.shape {
@@ -279,6 +290,17 @@ fn parse_idmap(cur: &mut Cursor<'_>, fourcc: [u8; 4], depth: usize) -> Result<Pa
         kind: VectorKind::Float32,
     };
     read_id_map(cur, header, inner_at, inner)
+}
+
+/// An id map's `ntotal` must leave room for its 8-byte ids (checked before the nested index).
+fn check_id_map_fits(cur: &Cursor<'_>, class: &str, at: u64, ntotal: u64) -> Result<()> {
+    cur.check_fits(
+        at,
+        &format!("ntotal of the {class} header"),
+        ntotal,
+        8,
+        "an 8-byte id in the id map",
+    )
 }
 
 /// What an id-map wrapper's own header said.
@@ -336,8 +358,17 @@ fn read_id_map(
     })
 }
 
-/// Skips a serialised HNSW graph, checking its per-vector arrays against `ntotal`.
-fn skip_hnsw_graph(cur: &mut Cursor<'_>, ntotal: u64) -> Result<()> {
+/// Skips a serialised HNSW graph, checking its per-vector arrays against the header's `ntotal`
+/// (and, first, that the file can hold them at all).
+fn skip_hnsw_graph(cur: &mut Cursor<'_>, h: &FloatHeader, class: &str) -> Result<()> {
+    let ntotal = h.ntotal;
+    cur.check_fits(
+        h.ntotal_at,
+        &format!("ntotal of the {class} header"),
+        ntotal,
+        12,
+        "a 4-byte level and an 8-byte neighbour offset in the graph",
+    )?;
     cur.skip_vec(8, "the HNSW assign_probas (vec<f64>)")?;
     cur.skip_vec(4, "the HNSW cum_nneighbor_per_level (vec<i32>)")?;
     let at = cur.pos();
@@ -369,7 +400,7 @@ fn skip_hnsw_graph(cur: &mut Cursor<'_>, ntotal: u64) -> Result<()> {
 fn parse_hnsw_flat(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
     let class = "IndexHNSWFlat";
     let h = float_header(cur, class)?;
-    skip_hnsw_graph(cur, h.ntotal)?;
+    skip_hnsw_graph(cur, &h, class)?;
     let st_at = cur.pos();
     let next = cur.peek_fourcc("4-byte fourcc of the HNSW storage index")?;
     if &next == b"null" {
@@ -417,6 +448,14 @@ fn parse_hnsw_flat(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
 fn parse_ivf_flat(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
     let class = "IndexIVFFlat";
     let h = float_header(cur, class)?;
+    // Every entry stores 4·d bytes of codes and an 8-byte id.
+    cur.check_fits(
+        h.ntotal_at,
+        "ntotal of the IndexIVFFlat header",
+        h.ntotal,
+        (h.d as u64 * 4).saturating_add(8),
+        &format!("a vector of d = {} floats and its 8-byte id", h.d),
+    )?;
     let nlist_at = cur.pos();
     let nlist = cur.u64("nlist (u64) of the IVF header")?;
     if nlist == 0 || nlist >= MAX_VEC_LEN {
@@ -426,7 +465,10 @@ fn parse_ivf_flat(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
         ));
     }
     cur.u64("nprobe (u64) of the IVF header")?;
+    let q_at = cur.pos();
     let quantizer = skip_index(cur, depth + 1)?;
+    check_nlist(cur, nlist_at, nlist, q_at, &quantizer, h.ntotal)?;
+    let quantizer = quantizer.class;
 
     // Direct map: skipped whatever its type.
     let dm_at = cur.pos();
@@ -500,12 +542,7 @@ fn parse_ivf_flat(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
                     format!("the list sizes array has {n} entries but nlist is {nlist}"),
                 ));
             }
-            cur.u64s(n, "the list sizes")?
-                .into_iter()
-                .enumerate()
-                .filter(|(_, s)| *s > 0)
-                .map(|(i, s)| (i as u64, s))
-                .collect::<Vec<_>>()
+            non_empty_lists(cur, n, h.ntotal)?
         }
         b"sprs" => {
             let at = cur.pos();
@@ -517,6 +554,16 @@ fn parse_ivf_flat(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
                 return Err(cur.data_err(
                     at,
                     format!("the sparse list sizes hold {n} numbers; they must come in (list_no, size) pairs"),
+                ));
+            }
+            if n / 2 > nlist {
+                return Err(cur.data_err(
+                    at,
+                    format!(
+                        "the sparse list sizes name {} lists but nlist is {nlist}; each list \
+                         appears at most once",
+                        n / 2
+                    ),
                 ));
             }
             let flat = cur.u64s(n, "the (list_no, size) pairs")?;
@@ -609,6 +656,63 @@ fn parse_ivf_flat(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
     })
 }
 
+/// Checks the IVF header's `nlist` against its coarse quantizer, which holds one centroid per
+/// list: a trained index has exactly `nlist` of them (an untrained, empty one none). This
+/// bounds `nlist` by data the file really holds before the list sizes are read.
+fn check_nlist(
+    cur: &Cursor<'_>,
+    nlist_at: u64,
+    nlist: u64,
+    q_at: u64,
+    q: &Skipped,
+    ntotal: u64,
+) -> Result<()> {
+    let Some(centroids) = q.ntotal else {
+        return Ok(());
+    };
+    if centroids == nlist || (centroids == 0 && ntotal == 0) {
+        return Ok(());
+    }
+    Err(cur.data_err(
+        nlist_at,
+        format!(
+            "the IVF header has nlist = {nlist} but its coarse quantizer ({} at byte {q_at}) \
+             holds {centroids} centroids, one per list, so nlist must be {centroids}; the file \
+             is corrupted",
+            q.class
+        ),
+    ))
+}
+
+/// Reads the `full` list sizes (`n` × u64, already checked to fit in the file) one by one and
+/// keeps only the non-empty lists, so memory is bounded by `ntotal` (whose entries the file
+/// holds), not by `nlist`; stops at the first list that would take the total past `ntotal`.
+fn non_empty_lists(cur: &mut Cursor<'_>, n: u64, ntotal: u64) -> Result<Vec<(u64, u64)>> {
+    let mut lists = Vec::new();
+    let mut total = 0u64;
+    for list_no in 0..n {
+        let at = cur.pos();
+        let size = cur.u64("the list sizes")?;
+        if size == 0 {
+            continue;
+        }
+        total = match total.checked_add(size) {
+            Some(t) if t <= ntotal => t,
+            _ => {
+                return Err(cur.data_err(
+                    at,
+                    format!(
+                        "inverted list {list_no} has size {size}, which takes the lists past \
+                         ntotal = {ntotal} entries"
+                    ),
+                ))
+            }
+        };
+        lists.push((list_no, size));
+    }
+    Ok(lists)
+}
+
 fn skip_pq(cur: &mut Cursor<'_>) -> Result<()> {
     cur.skip(24, "product quantizer d, M and nbits (3 × u64)")?;
     cur.skip_vec(4, "the product quantizer centroids (vec<f32>)")?;
@@ -643,20 +747,32 @@ fn skip_residual_quantizer(cur: &mut Cursor<'_>) -> Result<()> {
     )
 }
 
+/// What [`skip_index`] stepped over.
+struct Skipped {
+    /// Class name (`"none"` for `null`).
+    class: &'static str,
+    /// The `ntotal` of its header (`None` for `null`); for an IVF coarse quantizer, the number
+    /// of centroids, which must equal the IVF's `nlist`.
+    ntotal: Option<u64>,
+}
+
 /// Skips a whole float index of any type vmig knows how to step over (used for IVF coarse
-/// quantizers); returns its class name.
-fn skip_index(cur: &mut Cursor<'_>, depth: usize) -> Result<&'static str> {
+/// quantizers); returns its class name and `ntotal`.
+fn skip_index(cur: &mut Cursor<'_>, depth: usize) -> Result<Skipped> {
     depth_check(cur, depth)?;
     let at = cur.pos();
     let fourcc = cur.fourcc("4-byte fourcc of the IVF coarse quantizer")?;
     let Some(class) = class_name(&fourcc) else {
         return Err(refuse(cur, &fourcc, at, "the IVF coarse quantizer"));
     };
-    match &fourcc {
-        b"null" => return Ok("none"),
-        b"IxF2" | b"IxFI" | b"IxFl" => {
-            parse_flat(cur, fourcc)?;
+    let ntotal = match &fourcc {
+        b"null" => {
+            return Ok(Skipped {
+                class: "none",
+                ntotal: None,
+            })
         }
+        b"IxF2" | b"IxFI" | b"IxFl" => parse_flat(cur, fourcc)?.ntotal,
         b"IHNf" | b"IHNp" | b"IHNs" | b"IHN2" | b"IHNc" => {
             let h = float_header(cur, class)?;
             if &fourcc == b"IHNc" {
@@ -665,55 +781,64 @@ fn skip_index(cur: &mut Cursor<'_>, depth: usize) -> Result<&'static str> {
                     "HNSW-CAGRA keep_max_size_level0, base_level_only and entry points",
                 )?;
             }
-            skip_hnsw_graph(cur, h.ntotal)?;
+            skip_hnsw_graph(cur, &h, class)?;
             skip_index(cur, depth + 1)?;
+            h.ntotal
         }
         b"IxPq" | b"IxPQ" | b"IxPo" => {
-            float_header(cur, class)?;
+            let h = float_header(cur, class)?;
             skip_pq(cur)?;
             cur.skip_vec(1, "the PQ codes (vec<u8>)")?;
             if &fourcc != b"IxPQ" {
                 cur.skip(9, "PQ search_type, encode_signs and polysemous_ht")?;
             }
+            h.ntotal
         }
         b"IxSQ" => {
-            float_header(cur, class)?;
+            let h = float_header(cur, class)?;
             skip_sq(cur)?;
             cur.skip_vec(1, "the SQ codes (vec<u8>)")?;
+            h.ntotal
         }
         b"Imiq" => {
-            float_header(cur, class)?;
+            let h = float_header(cur, class)?;
             skip_pq(cur)?;
+            h.ntotal
         }
         b"ImRQ" => {
-            float_header(cur, class)?;
+            let h = float_header(cur, class)?;
             skip_residual_quantizer(cur)?;
             cur.f32("residual coarse quantizer beam_factor (f32)")?;
+            h.ntotal
         }
         b"IxRq" => {
-            float_header(cur, class)?;
+            let h = float_header(cur, class)?;
             skip_residual_quantizer(cur)?;
             cur.u64("residual quantizer code_size (u64)")?;
             cur.skip_vec(1, "the residual quantizer codes (vec<u8>)")?;
+            h.ntotal
         }
         b"IxMp" | b"IxM2" => {
-            float_header(cur, class)?;
+            let h = float_header(cur, class)?;
             skip_index(cur, depth + 1)?;
             cur.skip_vec(8, "the id map (vec<i64>)")?;
+            h.ntotal
         }
         b"IxRF" => {
-            float_header(cur, class)?;
+            let h = float_header(cur, class)?;
             skip_index(cur, depth + 1)?;
             skip_index(cur, depth + 1)?;
             cur.f32("refine k_factor (f32)")?;
+            h.ntotal
         }
         b"Ix2L" => {
-            float_header(cur, class)?;
+            let h = float_header(cur, class)?;
             skip_index(cur, depth + 1)?;
             cur.skip(9, "two-level nlist and quantizer_trains_alone")?;
             skip_pq(cur)?;
             cur.skip(24, "two-level code sizes (3 × u64)")?;
             cur.skip_vec(1, "the two-level codes (vec<u8>)")?;
+            h.ntotal
         }
         _ => {
             return Err(cur.unsupported(
@@ -724,14 +849,19 @@ fn skip_index(cur: &mut Cursor<'_>, depth: usize) -> Result<&'static str> {
             ),
             ))
         }
-    }
-    Ok(class)
+    };
+    Ok(Skipped {
+        class,
+        ntotal: Some(ntotal),
+    })
 }
 
 struct BinaryHeader {
     d: usize,
     code_size: usize,
     ntotal: u64,
+    /// Byte offset of the `ntotal` field, for errors about it.
+    ntotal_at: u64,
 }
 
 fn binary_header(cur: &mut Cursor<'_>, class: &str) -> Result<BinaryHeader> {
@@ -765,6 +895,7 @@ fn binary_header(cur: &mut Cursor<'_>, class: &str) -> Result<BinaryHeader> {
         d: d as usize,
         code_size: code_size as usize,
         ntotal,
+        ntotal_at: at,
     })
 }
 
@@ -781,6 +912,13 @@ fn parse_binary(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
         b"IBxF" => {
             let class = "IndexBinaryFlat";
             let h = binary_header(cur, class)?;
+            cur.check_fits(
+                h.ntotal_at,
+                "ntotal of the IndexBinaryFlat header",
+                h.ntotal,
+                h.code_size as u64,
+                &format!("a vector of {} bytes", h.code_size),
+            )?;
             let n_at = cur.pos();
             let (n, codes_offset) = cur.vec_header(1, "the IndexBinaryFlat codes (vec<u8>)")?;
             let expected = h.ntotal.checked_mul(h.code_size as u64);
@@ -813,6 +951,7 @@ fn parse_binary(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
         b"IBMp" | b"IBM2" => {
             let class = class_name(&fourcc).unwrap_or("IndexBinaryIDMap");
             let h = binary_header(cur, class)?;
+            check_id_map_fits(cur, class, h.ntotal_at, h.ntotal)?;
             let inner_at = cur.pos();
             let inner = parse_binary(cur, depth + 1)?;
             if inner.shape != Shape::Flat {
