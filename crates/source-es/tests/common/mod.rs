@@ -37,6 +37,45 @@ pub fn big_doc(i: usize, dim: usize) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// Held while one test checks or loads a shared index: tests of one binary run in parallel
+/// threads (and under nextest in parallel processes), and one that finds an index half-loaded
+/// by another would otherwise delete it under the other's reads. A directory is the lock
+/// (`create_dir` is atomic across processes); one older than ten minutes is a dead test's.
+struct LoadLock(std::path::PathBuf);
+
+impl LoadLock {
+    async fn acquire(base: &str, index: &str) -> LoadLock {
+        let server: String = base
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let path = std::env::temp_dir().join(format!("vmig-test-load-{server}-{index}.lock"));
+        loop {
+            match std::fs::create_dir(&path) {
+                Ok(()) => return LoadLock(path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > std::time::Duration::from_secs(600));
+                    if stale {
+                        let _ = std::fs::remove_dir(&path);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("creating {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+impl Drop for LoadLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 /// Creates `index` with `body` and loads `docs` (`(id, source JSON text)`) unless it already
 /// holds exactly that many documents.
 pub async fn ensure_index(
@@ -46,6 +85,7 @@ pub async fn ensure_index(
     n: usize,
     doc: impl Fn(usize) -> (String, String),
 ) {
+    let _lock = LoadLock::acquire(base, index).await;
     let c = http();
     let count = c
         .get(format!("{base}/{index}/_count"))
