@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{PartitionId, Position};
-use crate::checkpoint::{Checkpoint, CheckpointStore, PartitionState};
+use crate::checkpoint::{self, Checkpoint, CheckpointStore, JobFingerprint, PartitionState};
 use crate::error::{Error, Result};
 use crate::sink::Sink;
 use crate::source::{PartitionInfo, Source, SourceContext};
@@ -148,7 +148,7 @@ pub struct Pipeline {
     transforms: Arc<Vec<(String, Box<dyn Transformer>)>>,
     sink: Box<dyn Sink>,
     options: PipelineOptions,
-    checkpoints: Option<(Arc<dyn CheckpointStore>, Checkpoint)>,
+    checkpoints: Option<(Arc<dyn CheckpointStore>, JobFingerprint)>,
     cancel: CancellationToken,
 }
 
@@ -179,12 +179,20 @@ impl Pipeline {
         self
     }
 
-    /// Saves progress to `store` after every flush, starting from `resume` (a checkpoint loaded
-    /// from the same store, or a fresh one). Partitions marked done are skipped; others resume
-    /// after their saved position.
+    /// Resumes from the checkpoint in `store` and saves progress there after every flush.
+    ///
+    /// `job` identifies this job ([`crate::config::Job::fingerprint`]). The run first loads
+    /// the store ([`checkpoint::resume`]): with no checkpoint it starts fresh; with one saved by
+    /// this job, partitions marked done are skipped and the others resume after their saved
+    /// position; a checkpoint of another job fails the run before the sink is prepared, so
+    /// nothing is written.
     #[must_use]
-    pub fn with_checkpoints(mut self, store: Arc<dyn CheckpointStore>, resume: Checkpoint) -> Self {
-        self.checkpoints = Some((store, resume));
+    pub fn with_checkpoints(
+        mut self,
+        store: Arc<dyn CheckpointStore>,
+        job: JobFingerprint,
+    ) -> Self {
+        self.checkpoints = Some((store, job));
         self
     }
 
@@ -203,6 +211,13 @@ impl Pipeline {
     /// The first error of any stage, with context; the sink has been aborted by then.
     pub async fn run(self, observer: Arc<dyn Observer>) -> Result<RunReport> {
         let started = Instant::now();
+        let checkpoints = match self.checkpoints {
+            Some((store, job)) => {
+                let resume = checkpoint::resume(store.as_ref(), &job).await?;
+                Some((store, resume))
+            }
+            None => None,
+        };
         let target_schema = output_schema(&self.source.schema(), &self.transforms)?;
         let partitions = self.source.partitions().await?;
         let cancel = self.cancel.child_token();
@@ -213,7 +228,7 @@ impl Pipeline {
             &self.transforms,
             &mut sink,
             &self.options,
-            self.checkpoints,
+            checkpoints,
             &partitions,
             &target_schema,
             &cancel,
