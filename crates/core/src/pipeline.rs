@@ -15,7 +15,7 @@
 //!   are cancelled, the sink is aborted, and the first error is returned with its context.
 //! * Batches of one partition reach the sink in order, so the last position written for a
 //!   partition is a valid resume point once the sink has flushed.
-//! * Each batch goes to [`Sink::write_to`] with its source partition's
+//! * Each batch goes to [`Sink::write`] with its source partition's
 //!   [`PartitionInfo::target_partition`].
 
 use std::collections::BTreeMap;
@@ -375,7 +375,7 @@ async fn run_inner(
                     let rows = batch.num_rows() as u64;
                     if rows > 0 {
                         let target = partitions[partition].target_partition.as_deref();
-                        sink.write_to(batch, target).await.map_err(|e| e.context("writing to the sink"))?;
+                        sink.write(batch, target).await.map_err(|e| e.context("writing to the sink"))?;
                         report.rows_written += rows;
                         unflushed += rows;
                         observer.written(rows);
