@@ -259,10 +259,11 @@ async fn a_checkpoint_of_another_job_is_refused_before_anything_is_written() {
             &other.as_str()[..12],
         )
     );
-    let s = state.lock().unwrap();
-    assert!(s.prepared.is_none() && s.pending.is_empty() && s.durable.is_empty());
-    assert!(!s.committed);
-    drop(s);
+    {
+        let s = state.lock().unwrap();
+        assert!(s.prepared.is_none() && s.pending.is_empty() && s.durable.is_empty());
+        assert!(!s.committed);
+    }
     // The refused checkpoint is left as it was.
     assert_eq!(store.load().await.unwrap(), Some(ck.clone()));
 
