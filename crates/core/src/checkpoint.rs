@@ -309,18 +309,18 @@ mod tests {
         assert_eq!(resume(&store, &job).await.unwrap(), mine);
 
         let other = JobFingerprint::of(&serde_json::json!({"job": 2}));
-        let e = resume(&store, &other).await.unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!(
-                "the checkpoint {} was saved by another job (fingerprint {}; this job's is {}), \
-                 so its progress does not apply here: to start over, delete or move that checkpoint, \
-                 or give this job a new one",
-                path.display(),
-                job.short(),
-                other.short()
-            )
-        );
+        // The whole message is asserted in crates/testing/tests/pipeline.rs.
+        match resume(&store, &other).await.unwrap_err() {
+            Error::CheckpointMismatch {
+                store: location,
+                saved,
+                job: this,
+            } => assert_eq!(
+                (location, saved.as_str(), this.as_str()),
+                (path.display().to_string(), job.short(), other.short())
+            ),
+            e => panic!("not a mismatch: {e}"),
+        }
         // An old checkpoint whose `job` is not a digest is named as it is.
         store.save(&Checkpoint::new("job")).await.unwrap();
         let e = resume(&store, &other).await.unwrap_err();
