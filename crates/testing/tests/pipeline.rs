@@ -215,6 +215,8 @@ async fn checkpoints_resume_exactly_after_durable_rows() {
 struct Counting {
     inner: MockSource,
     produced: Arc<AtomicUsize>,
+    /// How often the runner called `end_of_job`.
+    ended: Arc<AtomicUsize>,
 }
 
 #[async_trait]
@@ -239,6 +241,9 @@ impl Source for Counting {
                 b
             },
         )))
+    }
+    fn end_of_job(&self) {
+        self.ended.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -278,6 +283,7 @@ async fn readers_cannot_run_ahead_of_a_slow_sink() {
     let src = Counting {
         inner: source(4, 50, 2),
         produced: Arc::clone(&produced),
+        ended: Arc::default(),
     };
     let sink = Slow {
         produced: Arc::clone(&produced),
@@ -339,6 +345,7 @@ async fn sinks_without_partition_support_reject_named_partitions() {
     let src = Counting {
         inner,
         produced: Arc::clone(&produced),
+        ended: Arc::default(),
     };
     let sink = Slow {
         produced,
@@ -428,4 +435,23 @@ async fn max_rows_per_second_paces_the_writes() {
     assert_eq!(report.rows_written, 200);
     // 200 rows at 1000 rows/s cannot take less than 0.2 s (a lower bound, never flaky).
     assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn the_source_hears_the_end_of_every_job_finished_or_failed() {
+    for fail in [None, Some((1, 0))] {
+        let ended = Arc::new(AtomicUsize::new(0));
+        let mut inner = source(2, 2, 3);
+        inner.fail_at = fail;
+        let src = Counting {
+            inner,
+            produced: Arc::default(),
+            ended: Arc::clone(&ended),
+        };
+        let result = Pipeline::new(Box::new(src), Box::new(MockSink::default()))
+            .run(Arc::new(NoProgress))
+            .await;
+        assert_eq!(result.is_ok(), fail.is_none(), "{result:?}");
+        assert_eq!(ended.load(Ordering::SeqCst), 1, "fail_at {fail:?}");
+    }
 }
