@@ -104,6 +104,13 @@ pub struct RunReport {
     pub seconds: f64,
 }
 
+/// A job's transformers with the schema planned after each ([`planned_schemas`]), shared by the
+/// partition readers.
+struct Chain {
+    transforms: Arc<Vec<(String, Box<dyn Transformer>)>>,
+    planned: Vec<SchemaRef>,
+}
+
 enum Msg {
     Batch {
         partition: usize,
@@ -299,16 +306,19 @@ impl Pipeline {
     pub async fn run(self, observer: Arc<dyn Observer>) -> Result<RunReport> {
         let started = Instant::now();
         let source_schema = self.source.schema();
-        let planned = Arc::new(planned_schemas(&source_schema, &self.transforms)?);
+        let planned = planned_schemas(&source_schema, &self.transforms)?;
         let target_schema = planned.last().cloned().unwrap_or(source_schema);
+        let chain = Arc::new(Chain {
+            transforms: Arc::clone(&self.transforms),
+            planned,
+        });
         let partitions = self.source.partitions().await?;
         let cancel = self.cancel.child_token();
         let mut sink = self.sink;
 
         let result = run_inner(
             &self.source,
-            &self.transforms,
-            &planned,
+            &chain,
             &mut sink,
             &self.options,
             self.checkpoints,
@@ -358,8 +368,7 @@ impl Pipeline {
 #[allow(clippy::too_many_arguments)]
 async fn run_inner(
     source: &Arc<dyn Source>,
-    transforms: &Arc<Vec<(String, Box<dyn Transformer>)>>,
-    planned: &Arc<Vec<SchemaRef>>,
+    chain: &Arc<Chain>,
     sink: &mut Box<dyn Sink>,
     options: &PipelineOptions,
     checkpoints: Option<(Arc<dyn CheckpointStore>, Checkpoint)>,
@@ -405,8 +414,7 @@ async fn run_inner(
         };
         opened += 1;
         let source = Arc::clone(source);
-        let transforms = Arc::clone(transforms);
-        let planned = Arc::clone(planned);
+        let chain = Arc::clone(chain);
         let tx = tx.clone();
         let permits = Arc::clone(&permits);
         let ctx = ctx.clone();
@@ -416,18 +424,9 @@ async fn run_inner(
                 .acquire_owned()
                 .await
                 .map_err(|_| Error::Cancelled)?;
-            read_partition(
-                source.as_ref(),
-                &transforms,
-                &planned,
-                index,
-                &id,
-                resume_after,
-                &ctx,
-                &tx,
-            )
-            .await
-            .map_err(|e| e.context(format!("reading partition {id}")))
+            read_partition(source.as_ref(), &chain, index, &id, resume_after, &ctx, &tx)
+                .await
+                .map_err(|e| e.context(format!("reading partition {id}")))
         });
     }
     drop(tx);
@@ -562,8 +561,7 @@ async fn save(
 
 async fn read_partition(
     source: &dyn Source,
-    transforms: &[(String, Box<dyn Transformer>)],
-    planned: &[SchemaRef],
+    chain: &Chain,
     index: usize,
     id: &PartitionId,
     resume_after: Option<Position>,
@@ -587,7 +585,7 @@ async fn read_partition(
             )));
         }
         let rows_read = item.batch.num_rows() as u64;
-        let batch = apply_transforms(item.batch, transforms, planned)?;
+        let batch = apply_transforms(item.batch, &chain.transforms, &chain.planned)?;
         let msg = Msg::Batch {
             partition: index,
             batch,
