@@ -431,15 +431,26 @@ async fn max_rows_per_second_paces_the_writes() {
 }
 
 /// Plans a schema that differs from what it produces: `transform` passes batches through
-/// unchanged, `output_schema` applies `plan` to the input's fields.
+/// unchanged, `output_schema` replaces the input's field `field` by `planned`.
 #[derive(Debug)]
 struct Liar {
-    plan: fn(&arrow::datatypes::Field) -> arrow::datatypes::Field,
+    field: &'static str,
+    planned: arrow::datatypes::Field,
 }
 
 impl Transformer for Liar {
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
-        let fields: Vec<_> = input.fields().iter().map(|f| (self.plan)(f)).collect();
+        let fields: Vec<_> = input
+            .fields()
+            .iter()
+            .map(|f| {
+                if f.name() == self.field {
+                    self.planned.clone()
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
         Ok(Arc::new(arrow::datatypes::Schema::new_with_metadata(
             fields,
             input.metadata().clone(),
@@ -450,15 +461,16 @@ impl Transformer for Liar {
     }
 }
 
-/// Runs one partition of `batches` batches of 10 rows through `even`, then `liar`; returns the
-/// error text and whether the sink was aborted without committing.
-async fn run_with_liar(liar: Liar) -> (String, bool) {
+/// Runs one partition of two batches of 10 rows through `even`, then a [`Liar`] planning
+/// `planned` for `field`; returns the error text and whether the sink was aborted, holding
+/// nothing and not committed.
+async fn run_with_liar(field: &'static str, planned: arrow::datatypes::Field) -> (String, bool) {
     let sink = MockSink::default();
     let state = Arc::clone(&sink.state);
     let err = Pipeline::new(Box::new(source(1, 2, 10)), Box::new(sink))
         .with_transforms(vec![
             ("even".into(), Box::new(EvenIds)),
-            ("liar".into(), Box::new(liar)),
+            ("liar".into(), Box::new(Liar { field, planned })),
         ])
         .run(Arc::new(NoProgress))
         .await
@@ -472,16 +484,8 @@ async fn run_with_liar(liar: Liar) -> (String, bool) {
 
 #[tokio::test]
 async fn a_transformer_whose_output_type_differs_from_its_plan_is_stopped_by_name() {
-    let (err, aborted) = run_with_liar(Liar {
-        plan: |f| {
-            if f.name() == "vector" {
-                vmig_core::vector::float_vector_field("vector", 8)
-            } else {
-                f.clone()
-            }
-        },
-    })
-    .await;
+    let planned = vmig_core::vector::float_vector_field("vector", 8);
+    let (err, aborted) = run_with_liar("vector", planned).await;
     assert_eq!(
         err,
         "reading partition p0: transform #2 (`liar`): schema error: produced field `vector` as \
@@ -492,16 +496,9 @@ async fn a_transformer_whose_output_type_differs_from_its_plan_is_stopped_by_nam
 
 #[tokio::test]
 async fn a_transformer_that_renames_a_field_its_plan_keeps_is_stopped() {
-    let (err, aborted) = run_with_liar(Liar {
-        plan: |f| {
-            if f.name() == "score" {
-                f.clone().with_name("rank")
-            } else {
-                f.clone()
-            }
-        },
-    })
-    .await;
+    let schema = sample_schema(4);
+    let planned = schema.field_with_name("score").unwrap().clone();
+    let (err, aborted) = run_with_liar("score", planned.with_name("rank")).await;
     assert_eq!(
         err,
         "reading partition p0: transform #2 (`liar`): schema error: produced field `score` where \
@@ -513,10 +510,9 @@ async fn a_transformer_that_renames_a_field_its_plan_keeps_is_stopped() {
 
 #[tokio::test]
 async fn a_transformer_that_yields_nulls_its_plan_forbids_is_stopped() {
-    let (err, aborted) = run_with_liar(Liar {
-        plan: |f| f.clone().with_nullable(false),
-    })
-    .await;
+    let schema = sample_schema(4);
+    let planned = schema.field_with_name("title").unwrap().clone();
+    let (err, aborted) = run_with_liar("title", planned.with_nullable(false)).await;
     // Ids 0, 2, 4, … survive `even`; the title of id 0 is null (every 7th is), so row 0.
     assert_eq!(
         err,

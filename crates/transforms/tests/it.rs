@@ -176,24 +176,28 @@ fn list_batch(rows: Vec<Option<Vec<Option<f64>>>>, metadata: &[(&str, &str)]) ->
     RecordBatch::try_new(schema, vec![Arc::new(list) as ArrayRef]).unwrap()
 }
 
+/// Casts `b` with `config`, checking that the first field is planned as the Milvus type `milvus`
+/// and that the output has exactly the planned schema; returns the output.
+fn cast_as_planned(config: serde_json::Value, b: RecordBatch, milvus: &str) -> RecordBatch {
+    let cast = t("cast", config);
+    let planned = cast.output_schema(&b.schema()).unwrap();
+    assert_eq!(milvus_type(planned.field(0)).as_deref(), Some(milvus));
+    let out = cast.transform(b).unwrap();
+    assert_eq!(out.schema(), planned);
+    out
+}
+
 #[test]
 fn cast_lists_to_float_vectors() {
     let values: Vec<Option<Vec<Option<f64>>>> = vec![
         Some(vec![Some(0.5), Some(-1.25), Some(3.0)]),
         Some(vec![Some(1e-3), Some(2.0), Some(-0.0)]),
     ];
-    let b = list_batch(values.clone(), &[]);
-    let cast = t(
-        "cast",
+    let out = cast_as_planned(
         json!({"fields": {"v": "float_vector"}, "dims": {"v": 3}}),
+        list_batch(values.clone(), &[]),
+        "FloatVector(3)",
     );
-    let planned = cast.output_schema(&b.schema()).unwrap();
-    assert_eq!(
-        milvus_type(planned.field(0)).as_deref(),
-        Some("FloatVector(3)")
-    );
-    let out = cast.transform(b).unwrap();
-    assert_eq!(out.schema(), planned);
     let f = out.schema().field(0).clone();
     assert_eq!(vector_info(&f).unwrap().dim, 3);
     let fsl: &FixedSizeListArray = out.column(0).as_fixed_size_list();
@@ -215,19 +219,15 @@ fn cast_lists_to_float_vectors() {
 
 #[test]
 fn cast_to_float_vector_plans_the_dimension_from_metadata() {
-    let b = list_batch(
-        vec![Some(vec![Some(1.0), Some(2.0)]), None],
-        &[(META_DIM, "2")],
-    );
-    let cast = t("cast", json!({"fields": {"v": "float_vector"}}));
-    let planned = cast.output_schema(&b.schema()).unwrap();
-    assert_eq!(
-        milvus_type(planned.field(0)).as_deref(),
-        Some("FloatVector(2)")
-    );
     // A null row is a null vector, not a wrong length.
-    let out = cast.transform(b).unwrap();
-    assert_eq!(out.schema(), planned);
+    let out = cast_as_planned(
+        json!({"fields": {"v": "float_vector"}}),
+        list_batch(
+            vec![Some(vec![Some(1.0), Some(2.0)]), None],
+            &[(META_DIM, "2")],
+        ),
+        "FloatVector(2)",
+    );
     assert_eq!(out.column(0).null_count(), 1);
 }
 
@@ -260,24 +260,13 @@ fn cast_to_float_vector_refuses_an_unknown_or_contradicted_dimension_at_plan_tim
         ),
         "schema error: `dims` gives field `vector` 8 dimensions, but it is a fixed-size list of 4 values"
     );
-    let err = build_transform(
-        "cast",
-        json!({"fields": {"id": "varchar"}, "dims": {"id": 8}}),
-    )
-    .unwrap_err()
-    .to_string();
+    let build_err = |config| build_transform("cast", config).unwrap_err().to_string();
     assert_eq!(
-        err,
+        build_err(json!({"fields": {"id": "varchar"}, "dims": {"id": 8}})),
         "invalid `cast` configuration: `dims` names field `id`, which `fields` does not cast to \"float_vector\""
     );
-    let err = build_transform(
-        "cast",
-        json!({"fields": {"v": "float_vector"}, "dims": {"v": 0}}),
-    )
-    .unwrap_err()
-    .to_string();
     assert_eq!(
-        err,
+        build_err(json!({"fields": {"v": "float_vector"}, "dims": {"v": 0}})),
         "invalid `cast` configuration: `dims.v` is 0; a vector dimension must be between 1 and 2147483647"
     );
 }
