@@ -329,8 +329,7 @@ impl Pipeline {
         )
         .await;
         cancel.cancel();
-        // The job's read buffers are idle now; an embedding program should not keep them.
-        crate::ranges::BufferPool::global().clear();
+        self.source.end_of_job();
         // A stop asked for while the last batches were flushed is honoured: nothing is committed.
         let result = match result {
             Ok(_) if self.cancel.is_cancelled() => Err(Error::Cancelled),

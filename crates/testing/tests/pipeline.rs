@@ -215,6 +215,8 @@ async fn checkpoints_resume_exactly_after_durable_rows() {
 struct Counting {
     inner: MockSource,
     produced: Arc<AtomicUsize>,
+    /// How often the runner called `end_of_job`.
+    ended: Arc<AtomicUsize>,
 }
 
 #[async_trait]
@@ -239,6 +241,9 @@ impl Source for Counting {
                 b
             },
         )))
+    }
+    fn end_of_job(&self) {
+        self.ended.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -278,6 +283,7 @@ async fn readers_cannot_run_ahead_of_a_slow_sink() {
     let src = Counting {
         inner: source(4, 50, 2),
         produced: Arc::clone(&produced),
+        ended: Arc::default(),
     };
     let sink = Slow {
         produced: Arc::clone(&produced),
@@ -339,6 +345,7 @@ async fn sinks_without_partition_support_reject_named_partitions() {
     let src = Counting {
         inner,
         produced: Arc::clone(&produced),
+        ended: Arc::default(),
     };
     let sink = Slow {
         produced,
@@ -520,4 +527,23 @@ async fn a_transformer_that_yields_nulls_its_plan_forbids_is_stopped() {
          `title` (row 0 of the batch), which the plan declares non-nullable"
     );
     assert!(aborted, "the sink was not aborted cleanly");
+}
+
+#[tokio::test]
+async fn the_source_hears_the_end_of_every_job_finished_or_failed() {
+    for fail in [None, Some((1, 0))] {
+        let ended = Arc::new(AtomicUsize::new(0));
+        let mut inner = source(2, 2, 3);
+        inner.fail_at = fail;
+        let src = Counting {
+            inner,
+            produced: Arc::default(),
+            ended: Arc::clone(&ended),
+        };
+        let result = Pipeline::new(Box::new(src), Box::new(MockSink::default()))
+            .run(Arc::new(NoProgress))
+            .await;
+        assert_eq!(result.is_ok(), fail.is_none(), "{result:?}");
+        assert_eq!(ended.load(Ordering::SeqCst), 1, "fail_at {fail:?}");
+    }
 }
