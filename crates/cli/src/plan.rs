@@ -175,3 +175,48 @@ pub fn print_plugins(json: bool, examples: bool) -> anyhow::Result<()> {
     output::out(&out);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::datatypes::{DataType, Field, Schema};
+    use vmig_core::pipeline::output_schema;
+    use vmig_core::registry::build_transform;
+    use vmig_core::vector::META_DIM;
+
+    use super::schema_text;
+
+    /// The target schema `vmig plan` prints for a variable-size list `embedding` (with `meta`
+    /// as field metadata) cast to a float vector by `cast`.
+    fn planned_text(cast: serde_json::Value, meta: &[(&str, &str)]) -> String {
+        let list = DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)));
+        let field = Field::new("embedding", list, false).with_metadata(
+            meta.iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
+        let source = Arc::new(Schema::new(vec![field]));
+        let transforms = vec![("cast".to_string(), build_transform("cast", cast).unwrap())];
+        let target = output_schema(&source, &transforms).unwrap();
+        let mut out = String::new();
+        schema_text(&mut out, "target schema", &target);
+        out
+    }
+
+    #[test]
+    fn plan_prints_the_dimension_a_list_to_float_vector_cast_plans() {
+        let fields = serde_json::json!({ "embedding": "float_vector" });
+        assert_eq!(
+            planned_text(
+                serde_json::json!({ "fields": fields, "dims": { "embedding": 16 } }),
+                &[]
+            ),
+            "target schema:\n  embedding  FloatVector(16)        arrow FixedSizeList(16 x Float32)\n"
+        );
+        assert_eq!(
+            planned_text(serde_json::json!({ "fields": fields }), &[(META_DIM, "24")]),
+            "target schema:\n  embedding  FloatVector(24)        arrow FixedSizeList(24 x Float32)\n"
+        );
+    }
+}

@@ -240,6 +240,36 @@ fn plan_shows_schemas_and_partitions_and_writes_nothing() {
 }
 
 #[test]
+fn plan_shows_the_planned_dimension_of_a_float_vector_cast_and_refuses_a_wrong_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let files = format!(
+        "[sink]\ntype = \"files\"\npath = \"{}\"\n",
+        d.join("out").display()
+    );
+    let src = faiss_source();
+    let cast = |dims: &str| {
+        format!(
+            "{src}[[transform]]\ntype = \"cast\"\nfields = {{ vector = \"float_vector\" }}\n\
+             dims = {{ vector = {dims} }}\n{files}"
+        )
+    };
+    let o = run_job(d, "toml", &cast("64"), &["plan"], 0, "");
+    let s = String::from_utf8_lossy(&o.stdout);
+    let target = s.split("target schema:").nth(1).unwrap_or_default();
+    assert!(target.contains("FloatVector(64)"), "{s}");
+    run_job(
+        d,
+        "toml",
+        &cast("128"),
+        &["plan"],
+        2,
+        "error: [[transform]] #1 (`cast`): invalid `cast` configuration: `dims` gives field \
+         `vector` 128 dimensions, but it is a fixed-size list of 64 values",
+    );
+}
+
+#[test]
 fn missing_file_fails_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.faiss");

@@ -23,6 +23,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow::array::Array;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
@@ -103,6 +104,13 @@ pub struct RunReport {
     pub seconds: f64,
 }
 
+/// A job's transformers with the schema planned after each ([`planned_schemas`]), shared by the
+/// partition readers.
+struct Chain {
+    transforms: Arc<Vec<(String, Box<dyn Transformer>)>>,
+    planned: Vec<SchemaRef>,
+}
+
 enum Msg {
     Batch {
         partition: usize,
@@ -124,11 +132,28 @@ pub fn output_schema(
     input: &SchemaRef,
     transforms: &[(String, Box<dyn Transformer>)],
 ) -> Result<SchemaRef> {
-    let mut schema = Arc::clone(input);
+    Ok(planned_schemas(input, transforms)?
+        .pop()
+        .unwrap_or_else(|| Arc::clone(input)))
+}
+
+/// The schema planned after each transformer, in order: element `i` is what transformer `i`
+/// (0-based) must produce. Each transformer's `output_schema` is called exactly once, so the
+/// runner plans a job once and checks every batch against these schemas
+/// ([`apply_transforms`]). Empty when there are no transformers.
+///
+/// # Errors
+/// As [`output_schema`].
+pub fn planned_schemas(
+    input: &SchemaRef,
+    transforms: &[(String, Box<dyn Transformer>)],
+) -> Result<Vec<SchemaRef>> {
+    let mut planned: Vec<SchemaRef> = Vec::with_capacity(transforms.len());
     for (i, (name, t)) in transforms.iter().enumerate() {
+        let schema = planned.last().unwrap_or(input);
         // The job asked a transformer for something the source's schema does not have: the job
         // file is wrong, so this is a configuration error naming the transformer.
-        schema = t.output_schema(&schema).map_err(|e| {
+        let next = t.output_schema(schema).map_err(|e| {
             let message = match e.root() {
                 Error::Schema(m) => m.clone(),
                 Error::Config { message, .. } => message.clone(),
@@ -137,8 +162,85 @@ pub fn output_schema(
             Error::config(name.as_str(), message)
                 .context(format!("[[transform]] #{} (`{name}`)", i + 1))
         })?;
+        planned.push(next);
     }
-    Ok(schema)
+    Ok(planned)
+}
+
+/// Runs `batch` through `transforms` and checks each output against the schema planned for that
+/// step (`planned`, from [`planned_schemas`] for the same transformers).
+///
+/// The check compares, field by field in order, names and data types; nullability only where
+/// the plan declares a field non-nullable and the batch holds nulls in it. Field and schema
+/// metadata are not compared: the sink is prepared with the planned schema and takes its
+/// metadata from there. When a transformer returns the planned `SchemaRef` itself the check is
+/// one pointer comparison.
+///
+/// # Errors
+/// A transformer's own error, or an [`Error::Schema`] naming the transformer (position and
+/// name), the field and both types when its output differs from its plan; both inside the
+/// context `transform #N (`name`)`.
+pub fn apply_transforms(
+    mut batch: RecordBatch,
+    transforms: &[(String, Box<dyn Transformer>)],
+    planned: &[SchemaRef],
+) -> Result<RecordBatch> {
+    for (i, ((name, t), want)) in transforms.iter().zip(planned).enumerate() {
+        let context = || format!("transform #{} (`{name}`)", i + 1);
+        batch = t.transform(batch).map_err(|e| e.context(context()))?;
+        check_planned(&batch, want).map_err(|e| e.context(context()))?;
+    }
+    Ok(batch)
+}
+
+/// Whether `batch` has the fields `planned` promises (see [`apply_transforms`]).
+fn check_planned(batch: &RecordBatch, planned: &SchemaRef) -> Result<()> {
+    let got = batch.schema_ref();
+    if Arc::ptr_eq(got, planned) {
+        return Ok(());
+    }
+    let names = |s: &SchemaRef| {
+        s.fields()
+            .iter()
+            .map(|f| format!("`{}`", f.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if got.fields().len() != planned.fields().len() {
+        return Err(Error::schema(format!(
+            "produced the fields {} but planned {}",
+            names(got),
+            names(planned)
+        )));
+    }
+    for (i, (g, p)) in got.fields().iter().zip(planned.fields()).enumerate() {
+        if g.name() != p.name() {
+            return Err(Error::schema(format!(
+                "produced field `{}` where the plan has `{}` (fields: {} but planned {})",
+                g.name(),
+                p.name(),
+                names(got),
+                names(planned)
+            )));
+        }
+        if g.data_type() != p.data_type() {
+            return Err(Error::schema(format!(
+                "produced field `{}` as {} but planned {}",
+                g.name(),
+                g.data_type(),
+                p.data_type()
+            )));
+        }
+        let column = batch.column(i);
+        if !p.is_nullable() && column.null_count() > 0 {
+            let row = (0..column.len()).find(|&r| column.is_null(r)).unwrap_or(0);
+            return Err(Error::schema(format!(
+                "produced a null in field `{}` (row {row} of the batch), which the plan declares non-nullable",
+                g.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// One run of a source into a sink.
@@ -218,14 +320,20 @@ impl Pipeline {
             }
             None => None,
         };
-        let target_schema = output_schema(&self.source.schema(), &self.transforms)?;
+        let source_schema = self.source.schema();
+        let planned = planned_schemas(&source_schema, &self.transforms)?;
+        let target_schema = planned.last().cloned().unwrap_or(source_schema);
+        let chain = Arc::new(Chain {
+            transforms: Arc::clone(&self.transforms),
+            planned,
+        });
         let partitions = self.source.partitions().await?;
         let cancel = self.cancel.child_token();
         let mut sink = self.sink;
 
         let result = run_inner(
             &self.source,
-            &self.transforms,
+            &chain,
             &mut sink,
             &self.options,
             checkpoints,
@@ -236,8 +344,7 @@ impl Pipeline {
         )
         .await;
         cancel.cancel();
-        // The job's read buffers are idle now; an embedding program should not keep them.
-        crate::ranges::BufferPool::global().clear();
+        self.source.end_of_job();
         // A stop asked for while the last batches were flushed is honoured: nothing is committed.
         let result = match result {
             Ok(_) if self.cancel.is_cancelled() => Err(Error::Cancelled),
@@ -275,7 +382,7 @@ impl Pipeline {
 #[allow(clippy::too_many_arguments)]
 async fn run_inner(
     source: &Arc<dyn Source>,
-    transforms: &Arc<Vec<(String, Box<dyn Transformer>)>>,
+    chain: &Arc<Chain>,
     sink: &mut Box<dyn Sink>,
     options: &PipelineOptions,
     checkpoints: Option<(Arc<dyn CheckpointStore>, Checkpoint)>,
@@ -321,7 +428,7 @@ async fn run_inner(
         };
         opened += 1;
         let source = Arc::clone(source);
-        let transforms = Arc::clone(transforms);
+        let chain = Arc::clone(chain);
         let tx = tx.clone();
         let permits = Arc::clone(&permits);
         let ctx = ctx.clone();
@@ -331,17 +438,9 @@ async fn run_inner(
                 .acquire_owned()
                 .await
                 .map_err(|_| Error::Cancelled)?;
-            read_partition(
-                source.as_ref(),
-                &transforms,
-                index,
-                &id,
-                resume_after,
-                &ctx,
-                &tx,
-            )
-            .await
-            .map_err(|e| e.context(format!("reading partition {id}")))
+            read_partition(source.as_ref(), &chain, index, &id, resume_after, &ctx, &tx)
+                .await
+                .map_err(|e| e.context(format!("reading partition {id}")))
         });
     }
     drop(tx);
@@ -476,7 +575,7 @@ async fn save(
 
 async fn read_partition(
     source: &dyn Source,
-    transforms: &[(String, Box<dyn Transformer>)],
+    chain: &Chain,
     index: usize,
     id: &PartitionId,
     resume_after: Option<Position>,
@@ -492,7 +591,7 @@ async fn read_partition(
         };
         let Some(item) = next else { break };
         let item = item?;
-        if item.batch.schema() != schema {
+        if !Arc::ptr_eq(item.batch.schema_ref(), &schema) && item.batch.schema_ref() != &schema {
             return Err(Error::schema(format!(
                 "the source yielded a batch whose schema differs from the one it declared: {:?} vs {:?}",
                 item.batch.schema(),
@@ -500,12 +599,7 @@ async fn read_partition(
             )));
         }
         let rows_read = item.batch.num_rows() as u64;
-        let mut batch = item.batch;
-        for (i, (name, t)) in transforms.iter().enumerate() {
-            batch = t
-                .transform(batch)
-                .map_err(|e| e.context(format!("transform #{} (`{name}`)", i + 1)))?;
-        }
+        let batch = apply_transforms(item.batch, &chain.transforms, &chain.planned)?;
         let msg = Msg::Batch {
             partition: index,
             batch,

@@ -84,6 +84,12 @@ pub trait Source: Debug + Send + Sync {
         resume_after: Option<&Position>,
         ctx: &SourceContext,
     ) -> Result<SourceStream>;
+
+    /// Called once by the runner when a job ends (finished, failed or cancelled), after every
+    /// partition stream is gone: frees what the source keeps for the job beyond its streams,
+    /// such as pooled read buffers, so a program embedding vmig does not hold them. The default
+    /// does nothing.
+    fn end_of_job(&self) {}
 }
 
 /// Boxes `stream` as a [`SourceStream`] that ends right after its first error, dropping the

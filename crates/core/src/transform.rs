@@ -19,7 +19,11 @@ pub trait Transformer: Debug + Send + Sync {
     /// When `input` lacks something this transformer needs.
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef>;
 
-    /// Rewrites one batch. The output MUST have exactly `output_schema(batch.schema())`.
+    /// Rewrites one batch. The output MUST have exactly `output_schema(batch.schema())`: the same
+    /// field names in the same order with the same data types, and no nulls in a field planned
+    /// non-nullable. The runner checks every output batch against the schema it planned for this
+    /// transformer (`vmig_core::pipeline::apply_transforms`) and stops the job naming the
+    /// transformer, the field and both types. Metadata is not compared.
     ///
     /// # Errors
     /// When a value cannot be converted; the error names the field and row.

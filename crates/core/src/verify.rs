@@ -22,7 +22,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::pipeline::output_schema;
+use crate::pipeline::{apply_transforms, planned_schemas};
 use crate::source::{Source, SourceContext};
 use crate::transform::Transformer;
 
@@ -189,7 +189,9 @@ pub async fn verify(
     pk: &str,
     max_examples: usize,
 ) -> Result<VerifyReport> {
-    let expected = output_schema(&source.schema(), transforms)?;
+    let source_schema = source.schema();
+    let planned = planned_schemas(&source_schema, transforms)?;
+    let expected = planned.last().cloned().unwrap_or(source_schema);
     let hasher = RowHasher::new(Arc::clone(&expected), pk)?;
     let ctx = SourceContext::default();
     let mut report = VerifyReport::default();
@@ -204,12 +206,7 @@ pub async fn verify(
     for p in source.partitions().await? {
         let mut stream = source.open(&p.id, None, &ctx)?;
         while let Some(item) = stream.next().await {
-            let mut batch = item?.batch;
-            for (name, t) in transforms {
-                batch = t
-                    .transform(batch)
-                    .map_err(|e| e.context(format!("transform `{name}`")))?;
-            }
+            let batch = apply_transforms(item?.batch, transforms, &planned)?;
             for (key, hash) in hasher.rows(&batch, "source")? {
                 report.source_rows += 1;
                 if want.insert(key.clone(), hash).is_some() {

@@ -37,6 +37,9 @@ enum Found {
     Http(String),
     /// A TLS server (the answer is a TLS record).
     Tls,
+    /// Something that is neither an HTTP/2 frame nor the above, e.g. an HTTP/0.9-style error page
+    /// (Python's `http.server` answers the preface so); its first printable characters.
+    Other(String),
 }
 
 /// The HTTP/2 client connection preface followed by an empty SETTINGS frame (RFC 9113 §3.4).
@@ -95,6 +98,27 @@ fn classify(answer: &[u8]) -> Option<Found> {
     if matches!(answer, [21 | 22, 3, ..]) {
         return Some(Found::Tls);
     }
+    // An HTTP/2 server answers with a frame on stream 0: SETTINGS (4) or GOAWAY (7).
+    if let [_, _, _, 4 | 7, _, s0, s1, s2, s3, ..] = answer {
+        if [s0, s1, s2, s3].iter().all(|b| **b & 0x7f == 0) {
+            return None;
+        }
+    }
+    // Text that is no frame: an HTTP/0.9-style page or another protocol's greeting.
+    let text: String = String::from_utf8_lossy(answer)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let printable = answer
+        .iter()
+        .filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+        .count();
+    if answer.len() >= 9 && printable * 10 >= answer.len() * 9 {
+        return Some(Found::Other(text.chars().take(60).collect()));
+    }
     None
 }
 
@@ -109,6 +133,11 @@ pub(crate) async fn not_grpc(uri: &str) -> Option<Error> {
              port in `uri`: Milvus serves gRPC on port 19530 by default, while 9091 is its HTTP \
              port (metrics and health checks) and a RESTful gateway or web proxy cannot take \
              gRPC calls"
+        ),
+        Found::Other(start) => format!(
+            "the server at {uri} does not speak gRPC: it answered the HTTP/2 connection preface \
+             with text (`{start}…`), not HTTP/2, so it is not Milvus's gRPC endpoint. Check the \
+             port in `uri`: Milvus serves gRPC on port 19530 by default"
         ),
         Found::Tls => format!(
             "the server at {uri} expects TLS: it answered a plain-text HTTP/2 connection preface \
@@ -143,6 +172,13 @@ mod tests {
         assert_eq!(classify(&[21, 3, 1, 0, 2, 2, 80]), Some(Found::Tls));
         // An HTTP/2 server's SETTINGS frame: gRPC is spoken there.
         assert_eq!(classify(b"\0\0\x12\x04\0\0\0\0\0"), None);
+        // Python's http.server answers the preface with a bare HTML error page.
+        assert_eq!(
+            classify(b"<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>"),
+            Some(Found::Other(
+                "<!DOCTYPE HTML> <html lang=\"en\"> <head>".into()
+            ))
+        );
         assert!(complete(b"\0\0\x12\x04\0\0\0\0\0") && !complete(b"HTTP/1.1 404"));
         assert!(is_protocol_error(
             "h2 protocol error: http2 error: connection error detected: frame with invalid size"

@@ -240,6 +240,11 @@ impl Source for FaissSource {
         Arc::clone(&self.inner.schema)
     }
 
+    /// The job's pooled read buffers are idle now; an embedding program should not keep them.
+    fn end_of_job(&self) {
+        vmig_core::ranges::BufferPool::global().clear();
+    }
+
     async fn partitions(&self) -> Result<Vec<PartitionInfo>> {
         Ok(self
             .inner

@@ -390,6 +390,11 @@ impl Source for Milvus1Source {
         Arc::clone(&self.inner.schema)
     }
 
+    /// The job's pooled read buffers are idle now; an embedding program should not keep them.
+    fn end_of_job(&self) {
+        vmig_core::ranges::BufferPool::global().clear();
+    }
+
     async fn partitions(&self) -> Result<Vec<PartitionInfo>> {
         Ok(self.inner.segments.iter().map(|s| s.info.clone()).collect())
     }

@@ -287,6 +287,8 @@ async fn a_checkpoint_of_another_job_is_refused_before_anything_is_written() {
 struct Counting {
     inner: MockSource,
     produced: Arc<AtomicUsize>,
+    /// How often the runner called `end_of_job`.
+    ended: Arc<AtomicUsize>,
 }
 
 #[async_trait]
@@ -311,6 +313,9 @@ impl Source for Counting {
                 b
             },
         )))
+    }
+    fn end_of_job(&self) {
+        self.ended.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -352,6 +357,7 @@ async fn readers_cannot_run_ahead_of_a_slow_sink() {
     let src = Counting {
         inner: source(4, 50, 2),
         produced: Arc::clone(&produced),
+        ended: Arc::default(),
     };
     let sink = Slow {
         produced: Arc::clone(&produced),
@@ -413,6 +419,7 @@ async fn sinks_without_partition_support_reject_named_partitions() {
     let src = Counting {
         inner,
         produced: Arc::clone(&produced),
+        ended: Arc::default(),
     };
     let sink = Slow {
         produced,
@@ -499,4 +506,115 @@ async fn max_rows_per_second_paces_the_writes() {
     assert_eq!(report.rows_written, 200);
     // 200 rows at 1000 rows/s cannot take less than 0.2 s (a lower bound, never flaky).
     assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+}
+
+/// Plans a schema that differs from what it produces: `transform` passes batches through
+/// unchanged, `output_schema` replaces the input's field `field` by `planned`.
+#[derive(Debug)]
+struct Liar {
+    field: &'static str,
+    planned: arrow::datatypes::Field,
+}
+
+impl Transformer for Liar {
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+        let fields: Vec<_> = input
+            .fields()
+            .iter()
+            .map(|f| {
+                if f.name() == self.field {
+                    self.planned.clone()
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
+        Ok(Arc::new(arrow::datatypes::Schema::new_with_metadata(
+            fields,
+            input.metadata().clone(),
+        )))
+    }
+    fn transform(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        Ok(batch)
+    }
+}
+
+/// Runs one partition of two batches of 10 rows through `even`, then a [`Liar`] planning
+/// `planned` for `field`; returns the error text and whether the sink was aborted, holding
+/// nothing and not committed.
+async fn run_with_liar(field: &'static str, planned: arrow::datatypes::Field) -> (String, bool) {
+    let sink = MockSink::default();
+    let state = Arc::clone(&sink.state);
+    let err = Pipeline::new(Box::new(source(1, 2, 10)), Box::new(sink))
+        .with_transforms(vec![
+            ("even".into(), Box::new(EvenIds)),
+            ("liar".into(), Box::new(Liar { field, planned })),
+        ])
+        .run(Arc::new(NoProgress))
+        .await
+        .unwrap_err();
+    let s = state.lock().unwrap();
+    (
+        err.to_string(),
+        s.aborted && !s.committed && s.durable.is_empty(),
+    )
+}
+
+#[tokio::test]
+async fn a_transformer_whose_output_type_differs_from_its_plan_is_stopped_by_name() {
+    let planned = vmig_core::vector::float_vector_field("vector", 8);
+    let (err, aborted) = run_with_liar("vector", planned).await;
+    assert_eq!(
+        err,
+        "reading partition p0: transform #2 (`liar`): schema error: produced field `vector` as \
+         FixedSizeList(4 x Float32) but planned FixedSizeList(8 x Float32)"
+    );
+    assert!(aborted, "the sink was not aborted cleanly");
+}
+
+#[tokio::test]
+async fn a_transformer_that_renames_a_field_its_plan_keeps_is_stopped() {
+    let schema = sample_schema(4);
+    let planned = schema.field_with_name("score").unwrap().clone();
+    let (err, aborted) = run_with_liar("score", planned.with_name("rank")).await;
+    assert_eq!(
+        err,
+        "reading partition p0: transform #2 (`liar`): schema error: produced field `score` where \
+         the plan has `rank` (fields: `id`, `vector`, `title`, `score`, `flag` but planned `id`, \
+         `vector`, `title`, `rank`, `flag`)"
+    );
+    assert!(aborted, "the sink was not aborted cleanly");
+}
+
+#[tokio::test]
+async fn a_transformer_that_yields_nulls_its_plan_forbids_is_stopped() {
+    let schema = sample_schema(4);
+    let planned = schema.field_with_name("title").unwrap().clone();
+    let (err, aborted) = run_with_liar("title", planned.with_nullable(false)).await;
+    // Ids 0, 2, 4, … survive `even`; the title of id 0 is null (every 7th is), so row 0.
+    assert_eq!(
+        err,
+        "reading partition p0: transform #2 (`liar`): schema error: produced a null in field \
+         `title` (row 0 of the batch), which the plan declares non-nullable"
+    );
+    assert!(aborted, "the sink was not aborted cleanly");
+}
+
+#[tokio::test]
+async fn the_source_hears_the_end_of_every_job_finished_or_failed() {
+    for fail in [None, Some((1, 0))] {
+        let ended = Arc::new(AtomicUsize::new(0));
+        let mut inner = source(2, 2, 3);
+        inner.fail_at = fail;
+        let src = Counting {
+            inner,
+            produced: Arc::default(),
+            ended: Arc::clone(&ended),
+        };
+        let result = Pipeline::new(Box::new(src), Box::new(MockSink::default()))
+            .run(Arc::new(NoProgress))
+            .await;
+        assert_eq!(result.is_ok(), fail.is_none(), "{result:?}");
+        assert_eq!(ended.load(Ordering::SeqCst), 1, "fail_at {fail:?}");
+    }
 }

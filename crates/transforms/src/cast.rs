@@ -39,21 +39,33 @@ pub enum CastTarget {
     Varchar,
     /// UTF-8 text holding JSON.
     Json,
-    /// A float32 vector, from any fixed- or variable-size list of numbers (every row must have the
-    /// same length).
+    /// A float32 vector, from any fixed- or variable-size list of numbers. Its dimension is
+    /// planned before any data moves: a fixed-size list's size, else the field's `dims` entry,
+    /// else the field's `vmig.dim` metadata; every row must have exactly that many values.
     FloatVector,
 }
 
 /// `type = "cast"`: `fields = { score = "float32", id = "varchar" }`.
 ///
 /// Casts never lose data silently: an integer that does not fit, text that is not a number, a
-/// float64 beyond float32's range, or list rows of different lengths fail with the field, the
-/// row and the value.
+/// float64 beyond float32's range, or a list row whose length is not the vector's dimension fail
+/// with the field, the row and the value.
+///
+/// A `float_vector` cast plans its dimension at plan time, so `vmig plan` shows the true target
+/// schema: a fixed-size list keeps its size; a variable-size list takes its `dims` entry
+/// (`dims = { vector = 768 }`) or else the `vmig.dim` metadata its source gave the field, and is
+/// refused at plan time when it has neither. (The first batch is not read at plan time: that
+/// would make planning do I/O, and an empty first partition would still leave it unknown.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CastConfig {
     /// Field name → target type.
     pub fields: BTreeMap<String, CastTarget>,
+    /// Field name → dimension, for fields cast to `float_vector` from variable-size lists
+    /// (`dims = { vector = 768 }`). Each named field must be cast to `float_vector`; a
+    /// fixed-size list or a `vmig.dim` metadata value that disagrees is refused at plan time.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dims: BTreeMap<String, usize>,
 }
 
 impl TransformConfig for CastConfig {
@@ -66,6 +78,7 @@ impl TransformConfig for CastConfig {
                 ("vector".into(), CastTarget::FloatVector),
                 ("id".into(), CastTarget::Int64),
             ]),
+            dims: BTreeMap::from([("vector".into(), 128)]),
         }
     }
     fn build(&self) -> Result<Box<dyn Transformer>> {
@@ -75,8 +88,26 @@ impl TransformConfig for CastConfig {
                 "`fields` must name at least one field",
             ));
         }
+        for (name, &dim) in &self.dims {
+            if self.fields.get(name) != Some(&CastTarget::FloatVector) {
+                return Err(Error::config(
+                    "cast",
+                    format!("`dims` names field `{name}`, which `fields` does not cast to \"float_vector\""),
+                ));
+            }
+            if dim == 0 || i32::try_from(dim).is_err() {
+                return Err(Error::config(
+                    "cast",
+                    format!(
+                        "`dims.{name}` is {dim}; a vector dimension must be between 1 and {}",
+                        i32::MAX
+                    ),
+                ));
+            }
+        }
         Ok(Box::new(Cast {
             fields: self.fields.clone(),
+            dims: self.dims.clone(),
         }))
     }
 }
@@ -84,9 +115,49 @@ impl TransformConfig for CastConfig {
 #[derive(Debug)]
 struct Cast {
     fields: BTreeMap<String, CastTarget>,
+    dims: BTreeMap<String, usize>,
 }
 
-fn target_field(field: &Field, target: CastTarget) -> Result<Field> {
+/// The dimension of a float vector cast from `field`, decided at plan time (see [`CastConfig`]).
+fn planned_dim(field: &Field, explicit: Option<usize>) -> Result<usize> {
+    let name = field.name();
+    let meta = match field.metadata().get(META_DIM) {
+        None => None,
+        Some(text) => match text.parse::<usize>() {
+            Ok(d) if d > 0 && i32::try_from(d).is_ok() => Some(d),
+            _ => {
+                return Err(Error::schema(format!(
+                    "field `{name}` has `{META_DIM}` metadata {text:?}, which is not a vector dimension; give the dimension as `dims = {{ {name} = … }}`"
+                )))
+            }
+        },
+    };
+    match field.data_type() {
+        DataType::FixedSizeList(_, n) => {
+            let n = usize::try_from(*n).unwrap_or(0);
+            match explicit {
+                Some(d) if d != n => Err(Error::schema(format!(
+                    "`dims` gives field `{name}` {d} dimensions, but it is a fixed-size list of {n} values"
+                ))),
+                _ => Ok(n),
+            }
+        }
+        DataType::List(_) | DataType::LargeList(_) => match (explicit, meta) {
+            (Some(d), Some(m)) if d != m => Err(Error::schema(format!(
+                "`dims` gives field `{name}` {d} dimensions, but its `{META_DIM}` metadata says {m}"
+            ))),
+            (Some(d), _) | (None, Some(d)) => Ok(d),
+            (None, None) => Err(Error::schema(format!(
+                "cannot plan the dimension of float vector `{name}`: it is a variable-size list without `{META_DIM}` metadata; give it beside `fields`, e.g. `dims = {{ {name} = 768 }}`"
+            ))),
+        },
+        other => Err(Error::schema(format!(
+            "cannot cast field `{name}` of type {other} to a float vector (it is not a list)"
+        ))),
+    }
+}
+
+fn target_field(field: &Field, target: CastTarget, dim: Option<usize>) -> Result<Field> {
     let data_type = match target {
         CastTarget::Bool => DataType::Boolean,
         CastTarget::Int8 => DataType::Int8,
@@ -96,19 +167,7 @@ fn target_field(field: &Field, target: CastTarget) -> Result<Field> {
         CastTarget::Float32 => DataType::Float32,
         CastTarget::Float64 => DataType::Float64,
         CastTarget::Varchar | CastTarget::Json => DataType::Utf8,
-        CastTarget::FloatVector => {
-            let dim = match field.data_type() {
-                DataType::FixedSizeList(_, n) => *n as usize,
-                DataType::List(_) | DataType::LargeList(_) => 0, // known per batch only
-                other => {
-                    return Err(Error::schema(format!(
-                    "cannot cast field `{}` of type {other} to a float vector (it is not a list)",
-                    field.name()
-                )))
-                }
-            };
-            float_vector_type(dim)
-        }
+        CastTarget::FloatVector => float_vector_type(planned_dim(field, dim)?),
     };
     if !can_cast_types(field.data_type(), &data_type) && !matches!(target, CastTarget::FloatVector)
     {
@@ -140,65 +199,43 @@ fn target_field(field: &Field, target: CastTarget) -> Result<Field> {
 }
 
 impl Cast {
-    fn schema_for(&self, input: &Schema, batch: Option<&RecordBatch>) -> Result<Schema> {
+    /// The output schema for `input`; the same for plan and every batch, since float vector
+    /// dimensions come from the schema and the config, never from data.
+    fn schema_for(&self, input: &Schema) -> Result<Schema> {
         let mut fields: Vec<Arc<Field>> = input.fields().iter().cloned().collect();
         for (name, target) in &self.fields {
             let i = field_index(input, name, "cast")?;
-            let mut f = target_field(&fields[i], *target)?;
-            // A variable-size list becomes a vector whose dimension the first batch decides.
-            if let (CastTarget::FloatVector, Some(batch)) = (target, batch) {
-                if matches!(f.data_type(), DataType::FixedSizeList(_, 0)) {
-                    let dim = list_dim(name, batch.column(i))?;
-                    f = Field::new(name, float_vector_type(dim), fields[i].is_nullable())
-                        .with_metadata(HashMap::from([
-                            (META_TYPE.to_string(), "float_vector".to_string()),
-                            (META_DIM.to_string(), dim.to_string()),
-                        ]));
-                }
-            }
-            fields[i] = Arc::new(f);
+            let dim = self.dims.get(name).copied();
+            fields[i] = Arc::new(target_field(&fields[i], *target, dim)?);
         }
         Ok(Schema::new_with_metadata(fields, input.metadata().clone()))
     }
 }
 
-fn list_dim(name: &str, array: &ArrayRef) -> Result<usize> {
-    let lengths: Vec<usize> = match array.data_type() {
-        DataType::List(_) => {
-            let l = array.as_list::<i32>();
-            (0..l.len())
-                .filter(|&i| l.is_valid(i))
-                .map(|i| l.value_length(i) as usize)
-                .collect()
-        }
-        DataType::LargeList(_) => {
-            let l = array.as_list::<i64>();
-            (0..l.len())
-                .filter(|&i| l.is_valid(i))
-                .map(|i| l.value_length(i) as usize)
-                .collect()
-        }
-        other => {
-            return Err(Error::schema(format!(
-                "field `{name}` of type {other} is not a list"
-            )))
-        }
+/// Checks that every non-null row of the variable-size list `array` holds exactly `dim` values
+/// (a fixed-size list has its size by type).
+fn check_list_lengths(name: &str, array: &ArrayRef, dim: usize) -> Result<()> {
+    fn first_wrong<O: arrow::array::OffsetSizeTrait>(
+        list: &arrow::array::GenericListArray<O>,
+        dim: usize,
+    ) -> Option<(usize, usize)> {
+        (0..list.len())
+            .filter(|&row| list.is_valid(row))
+            .map(|row| (row, list.value_length(row).as_usize()))
+            .find(|&(_, len)| len != dim)
+    }
+    let wrong = match array.data_type() {
+        DataType::List(_) => first_wrong(array.as_list::<i32>(), dim),
+        DataType::LargeList(_) => first_wrong(array.as_list::<i64>(), dim),
+        _ => None,
     };
-    let Some(&first) = lengths.first() else {
-        return Err(Error::schema(format!(
-            "cannot tell the dimension of field `{name}`: its first batch has no rows; cast it from a fixed-size list instead"
-        )));
-    };
-    if let Some((row, len)) = lengths.iter().enumerate().find(|(_, &l)| l != first) {
-        return Err(Error::data(
+    match wrong {
+        Some((row, len)) => Err(Error::data(
             format!("field `{name}`, row {row} of the batch"),
-            format!("vector has {len} values but the first has {first}; a float vector needs one dimension"),
-        ));
+            format!("vector has {len} values but the planned dimension is {dim}"),
+        )),
+        None => Ok(()),
     }
-    if first == 0 {
-        return Err(Error::data(format!("field `{name}`"), "vectors are empty"));
-    }
-    Ok(first)
 }
 
 fn cast_column(name: &str, array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
@@ -265,15 +302,18 @@ fn check_no_overflow(name: &str, input: &ArrayRef, output: &ArrayRef) -> Result<
 
 impl Transformer for Cast {
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
-        Ok(Arc::new(self.schema_for(input, None)?))
+        Ok(Arc::new(self.schema_for(input)?))
     }
 
     fn transform(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        let schema = Arc::new(self.schema_for(&batch.schema(), Some(&batch))?);
+        let schema = Arc::new(self.schema_for(&batch.schema())?);
         let mut columns = batch.columns().to_vec();
         for (name, target) in &self.fields {
             let i = field_index(&schema, name, "cast")?;
             let to = schema.field(i).data_type();
+            if let DataType::FixedSizeList(_, dim) = to {
+                check_list_lengths(name, &columns[i], usize::try_from(*dim).unwrap_or(0))?;
+            }
             columns[i] = cast_column(name, &columns[i], to)?;
             if *target == CastTarget::Json {
                 check_json(name, &columns[i])?;

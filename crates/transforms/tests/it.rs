@@ -10,7 +10,9 @@ use arrow::datatypes::{DataType, Field, Float32Type, Int32Type, Schema};
 use arrow::record_batch::RecordBatch;
 use serde_json::json;
 use vmig_core::registry::{build_transform, transforms};
-use vmig_core::vector::{vector_info, VectorType, META_COLLECTION, META_PRIMARY_KEY};
+use vmig_core::vector::{
+    milvus_type, vector_info, VectorType, META_COLLECTION, META_DIM, META_PRIMARY_KEY,
+};
 use vmig_core::Transformer;
 use vmig_testing::gen::{sample_batch, sample_schema};
 use vmig_transforms as _;
@@ -160,23 +162,42 @@ fn cast_converts_and_names_the_bad_row() {
         .is_err());
 }
 
+/// A one-column batch `v` holding `rows` as a variable-size list of float64, its field carrying
+/// `metadata`.
+fn list_batch(rows: Vec<Option<Vec<Option<f64>>>>, metadata: &[(&str, &str)]) -> RecordBatch {
+    let list = ListArray::from_iter_primitive::<arrow::datatypes::Float64Type, _, _>(rows);
+    let field = Field::new("v", list.data_type().clone(), true).with_metadata(
+        metadata
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect::<std::collections::HashMap<_, _>>(),
+    );
+    let schema = Arc::new(Schema::new(vec![field]));
+    RecordBatch::try_new(schema, vec![Arc::new(list) as ArrayRef]).unwrap()
+}
+
+/// Casts `b` with `config`, checking that the first field is planned as the Milvus type `milvus`
+/// and that the output has exactly the planned schema; returns the output.
+fn cast_as_planned(config: serde_json::Value, b: RecordBatch, milvus: &str) -> RecordBatch {
+    let cast = t("cast", config);
+    let planned = cast.output_schema(&b.schema()).unwrap();
+    assert_eq!(milvus_type(planned.field(0)).as_deref(), Some(milvus));
+    let out = cast.transform(b).unwrap();
+    assert_eq!(out.schema(), planned);
+    out
+}
+
 #[test]
 fn cast_lists_to_float_vectors() {
     let values: Vec<Option<Vec<Option<f64>>>> = vec![
         Some(vec![Some(0.5), Some(-1.25), Some(3.0)]),
         Some(vec![Some(1e-3), Some(2.0), Some(-0.0)]),
     ];
-    let list =
-        ListArray::from_iter_primitive::<arrow::datatypes::Float64Type, _, _>(values.clone());
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "v",
-        list.data_type().clone(),
-        false,
-    )]));
-    let b = RecordBatch::try_new(schema, vec![Arc::new(list) as ArrayRef]).unwrap();
-    let out = t("cast", json!({"fields": {"v": "float_vector"}}))
-        .transform(b)
-        .unwrap();
+    let out = cast_as_planned(
+        json!({"fields": {"v": "float_vector"}, "dims": {"v": 3}}),
+        list_batch(values.clone(), &[]),
+        "FloatVector(3)",
+    );
     let f = out.schema().field(0).clone();
     assert_eq!(vector_info(&f).unwrap().dim, 3);
     let fsl: &FixedSizeListArray = out.column(0).as_fixed_size_list();
@@ -194,21 +215,89 @@ fn cast_lists_to_float_vectors() {
         .map(|v| (v.unwrap() as f32).to_bits())
         .collect();
     assert_eq!(got, want);
+}
 
-    let ragged = ListArray::from_iter_primitive::<arrow::datatypes::Float32Type, _, _>(vec![
-        Some(vec![Some(1.0), Some(2.0)]),
-        Some(vec![Some(1.0)]),
-    ]);
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "v",
-        ragged.data_type().clone(),
-        false,
-    )]));
-    let b = RecordBatch::try_new(schema, vec![Arc::new(ragged) as ArrayRef]).unwrap();
-    let err = t("cast", json!({"fields": {"v": "float_vector"}}))
-        .transform(b)
-        .unwrap_err();
-    assert!(err.to_string().contains("row 1"), "{err}");
+#[test]
+fn cast_to_float_vector_plans_the_dimension_from_metadata() {
+    // A null row is a null vector, not a wrong length.
+    let out = cast_as_planned(
+        json!({"fields": {"v": "float_vector"}}),
+        list_batch(
+            vec![Some(vec![Some(1.0), Some(2.0)]), None],
+            &[(META_DIM, "2")],
+        ),
+        "FloatVector(2)",
+    );
+    assert_eq!(out.column(0).null_count(), 1);
+}
+
+#[test]
+fn cast_to_float_vector_refuses_an_unknown_or_contradicted_dimension_at_plan_time() {
+    let plan_err = |config: serde_json::Value, b: &RecordBatch| {
+        t("cast", config)
+            .output_schema(&b.schema())
+            .unwrap_err()
+            .to_string()
+    };
+    let bare = list_batch(vec![Some(vec![Some(1.0)])], &[]);
+    assert_eq!(
+        plan_err(json!({"fields": {"v": "float_vector"}}), &bare),
+        "schema error: cannot plan the dimension of float vector `v`: it is a variable-size list \
+         without `vmig.dim` metadata; give it beside `fields`, e.g. `dims = { v = 768 }`"
+    );
+    let tagged = list_batch(vec![Some(vec![Some(1.0)])], &[(META_DIM, "4")]);
+    assert_eq!(
+        plan_err(
+            json!({"fields": {"v": "float_vector"}, "dims": {"v": 8}}),
+            &tagged
+        ),
+        "schema error: `dims` gives field `v` 8 dimensions, but its `vmig.dim` metadata says 4"
+    );
+    assert_eq!(
+        plan_err(
+            json!({"fields": {"vector": "float_vector"}, "dims": {"vector": 8}}),
+            &sample_batch(1, 0, 1, 4)
+        ),
+        "schema error: `dims` gives field `vector` 8 dimensions, but it is a fixed-size list of 4 values"
+    );
+    let build_err = |config| build_transform("cast", config).unwrap_err().to_string();
+    assert_eq!(
+        build_err(json!({"fields": {"id": "varchar"}, "dims": {"id": 8}})),
+        "invalid `cast` configuration: `dims` names field `id`, which `fields` does not cast to \"float_vector\""
+    );
+    assert_eq!(
+        build_err(json!({"fields": {"v": "float_vector"}, "dims": {"v": 0}})),
+        "invalid `cast` configuration: `dims.v` is 0; a vector dimension must be between 1 and 2147483647"
+    );
+}
+
+#[test]
+fn cast_to_float_vector_names_the_row_whose_length_is_not_the_planned_dimension() {
+    let cast = t(
+        "cast",
+        json!({"fields": {"v": "float_vector"}, "dims": {"v": 2}}),
+    );
+    // Every row has the same length, but not the planned one: row 0 is named.
+    let b = list_batch(
+        vec![Some(vec![Some(1.0); 3]), Some(vec![Some(1.0); 3])],
+        &[],
+    );
+    assert_eq!(
+        cast.transform(b).unwrap_err().to_string(),
+        "invalid data at field `v`, row 0 of the batch: vector has 3 values but the planned dimension is 2"
+    );
+    let ragged = list_batch(
+        vec![
+            Some(vec![Some(1.0), Some(2.0)]),
+            None,
+            Some(vec![Some(1.0)]),
+        ],
+        &[],
+    );
+    assert_eq!(
+        cast.transform(ragged).unwrap_err().to_string(),
+        "invalid data at field `v`, row 2 of the batch: vector has 1 values but the planned dimension is 2"
+    );
 }
 
 #[test]
