@@ -3,13 +3,18 @@
 //! The pipeline saves a checkpoint after every successful [`crate::Sink::flush`], never before,
 //! so a checkpoint only ever names rows that are durable in the target. A job resumed from it
 //! reopens each unfinished partition strictly after its saved position.
+//!
+//! Every checkpoint carries the [`JobFingerprint`] of the job that saved it, and [`resume`]
+//! refuses a checkpoint of another job: positions of one source mean nothing to another, and
+//! partitions marked done for one sink were never written to a different one.
 
 use std::collections::BTreeMap;
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::path::PathBuf;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::batch::{PartitionId, Position};
 use crate::error::{Error, Result};
@@ -21,8 +26,8 @@ pub enum Checkpoint {
     /// Version 1.
     #[serde(rename = "1")]
     V1 {
-        /// A fingerprint of the job (source and sink plugin names and options), so a checkpoint
-        /// is never applied to a different job.
+        /// The [`JobFingerprint`] of the job that saved it (its hex digest), so a checkpoint is
+        /// never applied to a different job.
         job: String,
         /// State of every partition that has made progress.
         partitions: BTreeMap<PartitionId, PartitionState>,
@@ -30,7 +35,8 @@ pub enum Checkpoint {
 }
 
 impl Checkpoint {
-    /// An empty checkpoint for the job fingerprint `job`.
+    /// An empty checkpoint for the job fingerprint `job` (normally
+    /// [`JobFingerprint::as_str`]).
     pub fn new(job: impl Into<String>) -> Self {
         Checkpoint::V1 {
             job: job.into(),
@@ -73,9 +79,117 @@ pub enum PartitionState {
     Done,
 }
 
+/// What identifies a job for its checkpoints: the SHA-256 of the job's canonical JSON
+/// ([`canonical_json`]), as 64 lowercase hex digits.
+///
+/// Front ends get it from [`crate::config::JobConfig::fingerprint`], which decides what belongs
+/// in a job's identity (and what, like secrets and performance settings, does not).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobFingerprint(String);
+
+impl JobFingerprint {
+    /// The fingerprint of `value`: SHA-256 over [`canonical_json`], so the order of keys in
+    /// `value` does not matter.
+    pub fn of(value: &serde_json::Value) -> Self {
+        let digest = Sha256::digest(canonical_json(value).as_bytes());
+        let hex = digest.iter().fold(String::with_capacity(64), |mut out, b| {
+            out.push_str(&format!("{b:02x}"));
+            out
+        });
+        JobFingerprint(hex)
+    }
+
+    /// The full hex digest, as stored in [`Checkpoint::job`].
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 hex digits, for messages.
+    pub fn short(&self) -> &str {
+        short(&self.0)
+    }
+}
+
+impl fmt::Display for JobFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The first 12 characters of a fingerprint (all of it when shorter).
+fn short(fingerprint: &str) -> &str {
+    fingerprint
+        .char_indices()
+        .nth(12)
+        .map_or(fingerprint, |(end, _)| &fingerprint[..end])
+}
+
+/// `value` as compact JSON with the keys of every object sorted, whatever order the map kept
+/// them in: equal values always give equal text.
+pub fn canonical_json(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(item, out);
+            }
+            out.push('}');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// The checkpoint to run job `job` from: the one in `store` when it was saved by this job, a
+/// fresh one when `store` holds none.
+///
+/// # Errors
+/// [`Error::CheckpointMismatch`] when `store` holds a checkpoint of another job, naming both
+/// fingerprints and the store and saying how to start over; any error of
+/// [`CheckpointStore::load`].
+pub async fn resume(store: &dyn CheckpointStore, job: &JobFingerprint) -> Result<Checkpoint> {
+    match store.load().await? {
+        None => Ok(Checkpoint::new(job.as_str())),
+        Some(saved) if saved.job() == job.as_str() => Ok(saved),
+        Some(saved) => Err(Error::CheckpointMismatch {
+            store: store.location(),
+            saved: short(saved.job()).to_string(),
+            job: job.short().to_string(),
+        }),
+    }
+}
+
 /// Persists checkpoints.
 #[async_trait]
 pub trait CheckpointStore: Debug + Send + Sync {
+    /// Where the checkpoint is kept, for messages (a file path, a table, a URL without
+    /// credentials). Defaults to the store's `Debug` form.
+    fn location(&self) -> String {
+        format!("{self:?}")
+    }
+
     /// The last saved checkpoint, if any.
     ///
     /// # Errors
@@ -104,6 +218,10 @@ impl FileCheckpointStore {
 
 #[async_trait]
 impl CheckpointStore for FileCheckpointStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
     async fn load(&self) -> Result<Option<Checkpoint>> {
         match tokio::fs::read(&self.path).await {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
@@ -152,5 +270,63 @@ mod tests {
         assert_eq!(store.load().await.unwrap(), Some(ck));
         std::fs::write(dir.path().join("ck.json"), b"garbage").unwrap();
         assert!(store.load().await.is_err());
+    }
+
+    #[test]
+    fn fingerprints_ignore_key_order_and_are_hex_sha256() {
+        let a = JobFingerprint::of(&serde_json::json!({"b": [1, {"y": 2, "x": "s"}], "a": null}));
+        let b = JobFingerprint::of(&serde_json::json!({"a": null, "b": [1, {"x": "s", "y": 2}]}));
+        assert_eq!(a, b);
+        assert_eq!(
+            canonical_json(&serde_json::json!({"b": [1, {"y": 2, "x": "s"}], "a": null})),
+            r#"{"a":null,"b":[1,{"x":"s","y":2}]}"#
+        );
+        // SHA-256 of the two bytes `{}`.
+        assert_eq!(
+            JobFingerprint::of(&serde_json::json!({})).as_str(),
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        assert_eq!(a.short().len(), 12);
+        assert!(a.as_str().starts_with(a.short()));
+        assert_ne!(
+            a,
+            JobFingerprint::of(&serde_json::json!({"a": null, "b": [1]}))
+        );
+    }
+
+    #[tokio::test]
+    async fn resume_refuses_a_checkpoint_of_another_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck.json");
+        let store = FileCheckpointStore::new(&path);
+        let job = JobFingerprint::of(&serde_json::json!({"job": 1}));
+        let fresh = resume(&store, &job).await.unwrap();
+        assert_eq!(fresh, Checkpoint::new(job.as_str()));
+        let mut mine = fresh.clone();
+        mine.partitions_mut()
+            .insert(PartitionId::new("0"), PartitionState::Done);
+        store.save(&mine).await.unwrap();
+        assert_eq!(resume(&store, &job).await.unwrap(), mine);
+
+        let other = JobFingerprint::of(&serde_json::json!({"job": 2}));
+        // The whole message is asserted in crates/testing/tests/pipeline.rs.
+        match resume(&store, &other).await.unwrap_err() {
+            Error::CheckpointMismatch {
+                store: location,
+                saved,
+                job: this,
+            } => assert_eq!(
+                (location, saved.as_str(), this.as_str()),
+                (path.display().to_string(), job.short(), other.short())
+            ),
+            e => panic!("not a mismatch: {e}"),
+        }
+        // An old checkpoint whose `job` is not a digest is named as it is.
+        store.save(&Checkpoint::new("job")).await.unwrap();
+        let e = resume(&store, &other).await.unwrap_err();
+        assert!(
+            e.to_string().contains("(fingerprint job; this job's is "),
+            "{e}"
+        );
     }
 }

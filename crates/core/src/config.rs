@@ -31,8 +31,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::JobFingerprint;
 use crate::error::{Error, Result};
 use crate::pipeline::PipelineOptions;
+use crate::redact;
 use crate::registry::{self, BuildContext, DynSinkConfig, DynSourceConfig};
 use crate::transform::Transformer;
 
@@ -116,6 +118,48 @@ impl JobConfig {
             serde_yaml_ng::from_str(text).map_err(|e| Error::config("job", e.to_string()))?;
         let value = serde_json::to_value(yaml).map_err(|e| Error::config("job", e.to_string()))?;
         Self::from_value(value)
+    }
+
+    /// What identifies this job for its checkpoints ([`crate::checkpoint::resume`] refuses a
+    /// checkpoint whose fingerprint differs).
+    ///
+    /// It is the SHA-256 of the canonical JSON ([`crate::checkpoint::canonical_json`]) of:
+    ///
+    /// * the plugin names and options of `[source]`, every `[[transform]]` (in order) and
+    ///   `[sink]`, as written after `${VAR}` expansion — so any option that can change which
+    ///   rows are read, how they are rewritten, or where and how they are written changes it
+    ///   (relative paths count as written; a default written out differs from one left out);
+    /// * with the secrets masked by [`crate::redact::json_by_key_and_url`]: the values of
+    ///   secret keys (`password`, `token`, `aws_secret_access_key`, …) and URL user-infos.
+    ///   A job whose password was rotated keeps its fingerprint and can resume; a secret is
+    ///   never part of a value stored in a checkpoint.
+    ///
+    /// Not part of it: the `[pipeline]` settings `batch_rows`, `concurrency`,
+    /// `channel_capacity`, `flush_rows` and `max_rows_per_second`. They change how fast and in
+    /// which chunks rows move and how often progress is saved, never which rows land where or
+    /// their values, and positions saved under one value stay valid under another. A plugin's
+    /// own performance options (e.g. the `milvus2` sink's `concurrency`) are plugin options
+    /// and do count: changing one refuses the checkpoint rather than risk resuming wrongly.
+    pub fn fingerprint(&self) -> JobFingerprint {
+        // Destructured in full so that a new `[pipeline]` setting does not compile until it is
+        // placed on one side of the list above.
+        let PipelineOptions {
+            batch_rows: _,
+            concurrency: _,
+            channel_capacity: _,
+            flush_rows: _,
+            max_rows_per_second: _,
+        } = &self.pipeline;
+        let component = |c: &ComponentConfig| {
+            let mut options = serde_json::Value::Object(c.options.clone());
+            redact::json_by_key_and_url(&mut options);
+            serde_json::json!({ "type": c.kind, "options": options })
+        };
+        JobFingerprint::of(&serde_json::json!({
+            "source": component(&self.source),
+            "transform": self.transform.iter().map(component).collect::<Vec<_>>(),
+            "sink": component(&self.sink),
+        }))
     }
 
     fn from_value(mut value: serde_json::Value) -> Result<JobConfig> {
@@ -267,6 +311,9 @@ pub struct Job {
     pub options: PipelineOptions,
     /// Where relative paths resolve.
     pub ctx: BuildContext,
+    /// What identifies the job for its checkpoints ([`JobConfig::fingerprint`]); pass it to
+    /// [`crate::pipeline::Pipeline::with_checkpoints`].
+    pub fingerprint: JobFingerprint,
 }
 
 impl Job {
@@ -275,6 +322,7 @@ impl Job {
     /// # Errors
     /// [`Error::UnknownPlugin`] or the plugin's [`Error::Config`], naming the component.
     pub fn from_config(config: JobConfig, base_dir: PathBuf) -> Result<Job> {
+        let fingerprint = config.fingerprint();
         let source = registry::parse_source(
             &config.source.kind,
             serde_json::Value::Object(config.source.options),
@@ -297,6 +345,7 @@ impl Job {
             sink,
             options: config.pipeline,
             ctx: BuildContext { base_dir },
+            fingerprint,
         })
     }
 
@@ -421,6 +470,53 @@ mod tests {
         )
         .unwrap_err();
         assert!(t.to_string().contains("duplicate key"), "{t}");
+    }
+
+    fn fingerprint(toml: &str) -> JobFingerprint {
+        JobConfig::from_toml_str(toml).unwrap().fingerprint()
+    }
+
+    const JOB: &str =
+        "[source]\ntype='milvus2'\nuri='http://root:pw-one@h:19530'\ncollection='a'\n\
+        [[transform]]\ntype='rename'\nfields={v='vector'}\n\
+        [sink]\ntype='files'\npath='out/'\naws_secret_access_key='key-one'\n";
+
+    #[test]
+    fn fingerprint_ignores_secrets_key_order_and_pipeline_settings() {
+        let base = fingerprint(JOB);
+        assert_eq!(base.as_str().len(), 64);
+        assert_eq!(base, fingerprint(JOB));
+        let rotated = JOB
+            .replace("pw-one", "pw-two")
+            .replace("key-one", "key-two");
+        assert_eq!(base, fingerprint(&rotated));
+        let reordered = "[sink]\npath='out/'\naws_secret_access_key='k'\ntype='files'\n\
+            [[transform]]\nfields={v='vector'}\ntype='rename'\n\
+            [source]\ncollection='a'\nuri='http://root:x@h:19530'\ntype='milvus2'\n";
+        assert_eq!(base, fingerprint(reordered));
+        let tuned = format!(
+            "{JOB}[pipeline]\nbatch_rows=10\nconcurrency=7\nchannel_capacity=1\n\
+             flush_rows=5\nmax_rows_per_second=100\n"
+        );
+        assert_eq!(base, fingerprint(&tuned));
+    }
+
+    #[test]
+    fn fingerprint_changes_with_what_lands_where() {
+        let base = fingerprint(JOB);
+        for (from, to) in [
+            ("path='out/'", "path='elsewhere/'"),
+            ("v='vector'", "v='embedding'"),
+            ("collection='a'", "collection='b'"),
+            ("@h:19530", "@other:19530"),
+            ("type='files'", "type='milvus2'"),
+        ] {
+            let changed = JOB.replace(from, to);
+            assert_ne!(changed, JOB);
+            assert_ne!(base, fingerprint(&changed), "{from} → {to}");
+        }
+        let no_transform = JOB.replace("[[transform]]\ntype='rename'\nfields={v='vector'}\n", "");
+        assert_ne!(base, fingerprint(&no_transform));
     }
 
     #[test]

@@ -96,6 +96,21 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// A checkpoint store holds the progress of another job (its job fingerprint differs), so
+    /// resuming from it would skip or misplace rows. Nothing has been written.
+    #[error(
+        "the checkpoint {store} was saved by another job (fingerprint {saved}; this job's is {job}), \
+         so its progress does not apply here: to start over, delete or move that checkpoint, \
+         or give this job a new one"
+    )]
+    CheckpointMismatch {
+        /// Where the checkpoint is ([`crate::checkpoint::CheckpointStore::location`]).
+        store: String,
+        /// Short form of the fingerprint the checkpoint was saved with.
+        saved: String,
+        /// Short form of this job's fingerprint.
+        job: String,
+    },
     /// The job was cancelled (Ctrl-C or an error elsewhere in the pipeline).
     #[error("cancelled")]
     Cancelled,

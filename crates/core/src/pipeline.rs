@@ -15,7 +15,7 @@
 //!   are cancelled, the sink is aborted, and the first error is returned with its context.
 //! * Batches of one partition reach the sink in order, so the last position written for a
 //!   partition is a valid resume point once the sink has flushed.
-//! * Each batch goes to [`Sink::write_to`] with its source partition's
+//! * Each batch goes to [`Sink::write`] with its source partition's
 //!   [`PartitionInfo::target_partition`].
 
 use std::collections::BTreeMap;
@@ -33,7 +33,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{PartitionId, Position};
-use crate::checkpoint::{Checkpoint, CheckpointStore, PartitionState};
+use crate::checkpoint::{self, Checkpoint, CheckpointStore, JobFingerprint, PartitionState};
 use crate::error::{Error, Result};
 use crate::sink::Sink;
 use crate::source::{PartitionInfo, Source, SourceContext};
@@ -250,7 +250,7 @@ pub struct Pipeline {
     transforms: Arc<Vec<(String, Box<dyn Transformer>)>>,
     sink: Box<dyn Sink>,
     options: PipelineOptions,
-    checkpoints: Option<(Arc<dyn CheckpointStore>, Checkpoint)>,
+    checkpoints: Option<(Arc<dyn CheckpointStore>, JobFingerprint)>,
     cancel: CancellationToken,
 }
 
@@ -281,12 +281,20 @@ impl Pipeline {
         self
     }
 
-    /// Saves progress to `store` after every flush, starting from `resume` (a checkpoint loaded
-    /// from the same store, or a fresh one). Partitions marked done are skipped; others resume
-    /// after their saved position.
+    /// Resumes from the checkpoint in `store` and saves progress there after every flush.
+    ///
+    /// `job` identifies this job ([`crate::config::Job::fingerprint`]). The run first loads
+    /// the store ([`checkpoint::resume`]): with no checkpoint it starts fresh; with one saved by
+    /// this job, partitions marked done are skipped and the others resume after their saved
+    /// position; a checkpoint of another job fails the run before the sink is prepared, so
+    /// nothing is written.
     #[must_use]
-    pub fn with_checkpoints(mut self, store: Arc<dyn CheckpointStore>, resume: Checkpoint) -> Self {
-        self.checkpoints = Some((store, resume));
+    pub fn with_checkpoints(
+        mut self,
+        store: Arc<dyn CheckpointStore>,
+        job: JobFingerprint,
+    ) -> Self {
+        self.checkpoints = Some((store, job));
         self
     }
 
@@ -305,6 +313,13 @@ impl Pipeline {
     /// The first error of any stage, with context; the sink has been aborted by then.
     pub async fn run(self, observer: Arc<dyn Observer>) -> Result<RunReport> {
         let started = Instant::now();
+        let checkpoints = match self.checkpoints {
+            Some((store, job)) => {
+                let resume = checkpoint::resume(store.as_ref(), &job).await?;
+                Some((store, resume))
+            }
+            None => None,
+        };
         let source_schema = self.source.schema();
         let planned = planned_schemas(&source_schema, &self.transforms)?;
         let target_schema = planned.last().cloned().unwrap_or(source_schema);
@@ -321,7 +336,7 @@ impl Pipeline {
             &chain,
             &mut sink,
             &self.options,
-            self.checkpoints,
+            checkpoints,
             &partitions,
             &target_schema,
             &cancel,
@@ -459,7 +474,7 @@ async fn run_inner(
                     let rows = batch.num_rows() as u64;
                     if rows > 0 {
                         let target = partitions[partition].target_partition.as_deref();
-                        sink.write_to(batch, target).await.map_err(|e| e.context("writing to the sink"))?;
+                        sink.write(batch, target).await.map_err(|e| e.context("writing to the sink"))?;
                         report.rows_written += rows;
                         unflushed += rows;
                         observer.written(rows);

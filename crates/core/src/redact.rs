@@ -215,16 +215,29 @@ pub fn text(s: &str) -> String {
 /// Redacts a JSON value in place: the values of secret keys become [`MASK`] (nulls stay null),
 /// and every other string goes through [`text`].
 pub fn json(value: &mut serde_json::Value) {
+    mask_json(value, &text);
+}
+
+/// Redacts a JSON value in place by key and by URL only: the values of secret keys become
+/// [`MASK`] as in [`json`], URL user-infos in every other string become [`MASK`], and nothing
+/// else changes. Unlike [`json`] it never consults the registered secrets, so its result
+/// depends on `value` alone — what a fingerprint of a configuration needs.
+pub fn json_by_key_and_url(value: &mut serde_json::Value) {
+    mask_json(value, &mask_urls);
+}
+
+/// Masks the values of secret keys and passes every other string through `strings`.
+fn mask_json(value: &mut serde_json::Value, strings: &dyn Fn(&str) -> String) {
     match value {
-        serde_json::Value::String(s) => *s = text(s),
-        serde_json::Value::Array(items) => items.iter_mut().for_each(json),
+        serde_json::Value::String(s) => *s = strings(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| mask_json(v, strings)),
         serde_json::Value::Object(map) => {
             for (k, v) in map.iter_mut() {
                 let reference = v.as_str().is_some_and(is_env_reference);
                 if is_secret_key(k) && !v.is_null() && !v.is_boolean() && !reference {
                     *v = serde_json::Value::String(MASK.into());
                 } else {
-                    json(v);
+                    mask_json(v, strings);
                 }
             }
         }
@@ -415,6 +428,25 @@ mod tests {
                 "user": "u", "primary_key": "id",
                 "storage": {"aws_secret_access_key": "***", "aws_access_key_id": "***", "aws_region": "r"},
                 "url": ["https://***@es:9200", "https://es2:9200"],
+            })
+        );
+    }
+
+    #[test]
+    fn json_by_key_and_url_ignores_registered_values() {
+        register("registered-elsewhere");
+        let mut v = serde_json::json!({
+            "path": "/data/registered-elsewhere/out",
+            "uri": "http://root:pw@h:19530",
+            "storage": {"aws_secret_access_key": "s3cr3t", "aws_region": "r"},
+        });
+        json_by_key_and_url(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "path": "/data/registered-elsewhere/out",
+                "uri": "http://***@h:19530",
+                "storage": {"aws_secret_access_key": "***", "aws_region": "r"},
             })
         );
     }

@@ -78,16 +78,41 @@ impl AbortReport {
     }
 }
 
+/// Refuses a named target partition for the sink called `sink` (its [`Sink::name`]): `Ok` for
+/// `None`, the one [`Error::Unsupported`] message for `Some`, so every sink that cannot
+/// separate partitions says it the same way.
+///
+/// ```
+/// use vmig_core::sink::refuse_named_partition;
+/// assert!(refuse_named_partition("stdout", None).is_ok());
+/// assert_eq!(
+///     refuse_named_partition("stdout", Some("p2024")).unwrap_err().to_string(),
+///     "unsupported input at target partition `p2024`: the `stdout` sink cannot write into named partitions",
+/// );
+/// ```
+///
+/// # Errors
+/// [`Error::Unsupported`] naming the partition and the sink when `partition` is `Some`.
+pub fn refuse_named_partition(sink: &str, partition: Option<&str>) -> Result<()> {
+    match partition {
+        None => Ok(()),
+        Some(p) => Err(Error::unsupported(
+            format!("target partition `{p}`"),
+            format!("the `{sink}` sink cannot write into named partitions"),
+        )),
+    }
+}
+
 /// A built sink. The runner calls, in order: [`Sink::prepare`] once, then any number of
-/// [`Sink::write_to`] interleaved with [`Sink::flush`], then exactly one of [`Sink::commit`] or
+/// [`Sink::write`] interleaved with [`Sink::flush`], then exactly one of [`Sink::commit`] or
 /// [`Sink::abort`].
 ///
 /// Implementations MUST uphold:
 ///
-/// * back-pressure by awaiting in `write`/`write_to`, never by unbounded buffering;
-/// * a batch given to `write_to` with `Some(partition)` lands in that named target partition
+/// * back-pressure by awaiting in `write`, never by unbounded buffering;
+/// * a batch given to `write` with `Some(partition)` lands in that named target partition
 ///   (creating it if needed) or the call fails; a sink that cannot honour names MUST fail rather
-///   than write the rows elsewhere (the default `write_to` does so);
+///   than write the rows elsewhere, with [`refuse_named_partition`];
 /// * everything accepted by `write` before a successful `flush` is durable when `flush` returns
 ///   (the runner records resume positions only then);
 /// * `abort` leaves no partial output that could be mistaken for a complete one.
@@ -100,34 +125,17 @@ pub trait Sink: Debug + Send {
     /// When the schema cannot be written to this target.
     async fn prepare(&mut self, schema: &SchemaRef) -> Result<()>;
 
-    /// Accepts one batch, which has the prepared schema.
+    /// Accepts one batch, which has the prepared schema, destined for the target partition
+    /// `partition` (the source's [`crate::PartitionInfo::target_partition`]); `None` means the
+    /// sink's default place.
+    ///
+    /// A sink that cannot separate partitions starts with
+    /// `vmig_core::sink::refuse_named_partition(self.name(), partition)?;`.
     ///
     /// # Errors
-    /// On any write failure; the error says what was being written.
-    async fn write(&mut self, batch: RecordBatch) -> Result<()>;
-
-    /// Accepts one batch destined for the target partition `partition` (the source's
-    /// [`crate::PartitionInfo::target_partition`]); `None` means the sink's default place, and
-    /// MUST behave exactly as [`Sink::write`]. The runner always calls this method.
-    ///
-    /// Sinks that can separate partitions SHOULD override it; the default writes `None` batches
-    /// with [`Sink::write`] and rejects named partitions.
-    ///
-    /// # Errors
-    /// As [`Sink::write`]; [`Error::Unsupported`] when the sink cannot write into named
-    /// partitions.
-    async fn write_to(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
-        match partition {
-            None => self.write(batch).await,
-            Some(p) => Err(Error::unsupported(
-                format!("target partition `{p}`"),
-                format!(
-                    "the `{}` sink cannot write into named partitions",
-                    self.name()
-                ),
-            )),
-        }
-    }
+    /// On any write failure; the error says what was being written. [`Error::Unsupported`]
+    /// when `partition` names a partition the sink cannot write into.
+    async fn write(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()>;
 
     /// A short name for messages (the sink type, e.g. `milvus2`); defaults to the type name.
     fn name(&self) -> &str {

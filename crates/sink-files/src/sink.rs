@@ -515,12 +515,8 @@ impl Sink for FilesSink {
         Ok(())
     }
 
-    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        self.write_to(batch, None).await
-    }
-
     /// Rows of a named target partition go to `<path>/<partition>/part-NNNNN…`.
-    async fn write_to(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
+    async fn write(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
         if let Some(p) = partition {
             check_partition_name(p)?;
         }

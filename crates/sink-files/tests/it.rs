@@ -503,7 +503,7 @@ async fn run(
     let mut sink = open(config, &schema()).await.unwrap();
     let mut flushed = 0;
     for (i, b) in batches.iter().enumerate() {
-        sink.write(b.clone()).await.unwrap();
+        sink.write(b.clone(), None).await.unwrap();
         if flush_after.contains(&i) {
             flushed += sink.flush().await.unwrap().rows;
         }
@@ -655,7 +655,7 @@ async fn a_row_larger_than_the_limit_is_an_error() {
         let mut cfg = config(&out, format);
         cfg.max_file_size = ByteSize(100);
         let mut sink = open(&cfg, &schema()).await.unwrap();
-        let err = sink.write(batch(0, 3)).await.unwrap_err();
+        let err = sink.write(batch(0, 3), None).await.unwrap_err();
         let msg = err.to_string();
         assert!(
             matches!(err.root(), Error::Config { .. }),
@@ -736,7 +736,7 @@ async fn named_partitions_go_to_their_own_folders() {
             (batch(430, 20), Some("p2023")),
         ];
         for (b, p) in &writes {
-            sink.write_to(b.clone(), *p).await.unwrap();
+            sink.write(b.clone(), *p).await.unwrap();
         }
         assert_eq!(sink.flush().await.unwrap().rows, 450, "{format}");
         let report = sink.commit().await.unwrap();
@@ -792,7 +792,7 @@ async fn named_partitions_go_to_their_own_folders() {
         );
         // Without the manifest, the folders are not provably vmig's: refused, kept.
         let mut sink = open(&replace, &schema()).await.unwrap();
-        sink.write_to(batch(0, 5), Some("p2023")).await.unwrap();
+        sink.write(batch(0, 5), Some("p2023")).await.unwrap();
         sink.commit().await.unwrap();
         std::fs::remove_file(out.join("manifest.json")).unwrap();
         let err = open(&replace, &schema()).await.unwrap_err();
@@ -821,7 +821,7 @@ async fn partition_names_must_be_plain_folder_names() {
         let mut sink = open(&config(&out, StagingFormat::Parquet), &schema())
             .await
             .unwrap();
-        let err = sink.write_to(batch(0, 3), Some(bad)).await.unwrap_err();
+        let err = sink.write(batch(0, 3), Some(bad)).await.unwrap_err();
         assert!(matches!(err.root(), Error::Config { .. }), "{bad}: {err}");
         sink.abort().await.unwrap();
     }
@@ -836,10 +836,10 @@ async fn abort_removes_partition_folders_it_created() {
     let mut cfg = config(&out, StagingFormat::Parquet);
     cfg.max_file_size = ByteSize(24 << 10);
     let mut sink = open(&cfg, &schema()).await.unwrap();
-    sink.write_to(batch(0, 400), Some("p1")).await.unwrap();
+    sink.write(batch(0, 400), Some("p1")).await.unwrap();
     sink.flush().await.unwrap();
-    sink.write_to(batch(400, 50), Some("p2")).await.unwrap(); // open, unfinished
-                                                              // Everything of the run is in its hidden run directory.
+    sink.write(batch(400, 50), Some("p2")).await.unwrap(); // open, unfinished
+                                                           // Everything of the run is in its hidden run directory.
     let names = names_in(&out);
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(
@@ -866,9 +866,9 @@ async fn abort_leaves_no_files() {
         let mut cfg = config(&out, format);
         cfg.max_file_size = ByteSize(24 << 10);
         let mut sink = open(&cfg, &schema()).await.unwrap();
-        sink.write(batch(0, 400)).await.unwrap();
+        sink.write(batch(0, 400), None).await.unwrap();
         sink.flush().await.unwrap();
-        sink.write(batch(400, 50)).await.unwrap(); // an open, unfinished unit
+        sink.write(batch(400, 50), None).await.unwrap(); // an open, unfinished unit
         assert!(!names_in(&out).is_empty());
         let report = sink.abort().await.unwrap();
         assert_eq!(
@@ -883,7 +883,7 @@ async fn abort_leaves_no_files() {
         // A directory that existed before stays.
         std::fs::create_dir_all(&out).unwrap();
         let mut sink = open(&cfg, &schema()).await.unwrap();
-        sink.write(batch(0, 400)).await.unwrap();
+        sink.write(batch(0, 400), None).await.unwrap();
         sink.abort().await.unwrap();
         assert!(
             out.is_dir() && names_in(&out).is_empty(),
@@ -913,7 +913,7 @@ async fn numpy_nulls_name_field_and_row() {
         ],
     )
     .unwrap();
-    let err = sink.write(b).await.unwrap_err();
+    let err = sink.write(b, None).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err.root(), Error::Data { .. }), "{msg}");
     assert!(msg.contains("`title`") && msg.contains("row 7"), "{msg}");
@@ -944,7 +944,7 @@ async fn abort_after_a_failed_write_removes_the_units_it_finished() {
         ],
     )
     .unwrap();
-    let err = sink.write(b).await.unwrap_err();
+    let err = sink.write(b, None).await.unwrap_err();
     assert!(err.to_string().contains("`title`"), "{err}");
     let run_dir = names_in(&out)
         .into_iter()
@@ -1008,7 +1008,7 @@ async fn registered_plugin_builds_from_json() {
     .unwrap();
     let mut sink = cfg.build(&ctx).await.unwrap();
     sink.prepare(&schema()).await.unwrap();
-    sink.write(batch(0, 10)).await.unwrap();
+    sink.write(batch(0, 10), None).await.unwrap();
     let report = sink.commit().await.unwrap();
     assert_eq!(report.rows, 10);
     assert!(tmp.path().join("rel/part-00000.json").exists());
@@ -1212,7 +1212,7 @@ async fn parquet_to_s3_round_trips() {
     let mut other = cfg.clone();
     other.path = format!("s3://{}/{prefix}-aborted/", s3.bucket);
     let mut sink = open(&other, &schema()).await.unwrap();
-    sink.write(batch(0, 100)).await.unwrap();
+    sink.write(batch(0, 100), None).await.unwrap();
     sink.flush().await.unwrap();
     sink.abort().await.unwrap();
     let aborted = object_store::path::Path::from(format!("{prefix}-aborted"));
@@ -1372,9 +1372,9 @@ async fn overwrite_replaces_exactly_the_files_of_the_old_manifest() {
     let out = tmp.path().join("out");
     let cfg = overwriting(&out, StagingFormat::Numpy);
     let mut sink = open(&cfg, &schema()).await.unwrap();
-    sink.write(batch(0, 400)).await.unwrap();
-    sink.write_to(batch(400, 30), Some("p1")).await.unwrap();
-    sink.write_to(batch(430, 30), Some("p2")).await.unwrap();
+    sink.write(batch(0, 400), None).await.unwrap();
+    sink.write(batch(400, 30), Some("p1")).await.unwrap();
+    sink.write(batch(430, 30), Some("p2")).await.unwrap();
     sink.commit().await.unwrap();
     let old_units = units(&out, StagingFormat::Numpy).len();
     assert!(old_units > 2, "{old_units}");
@@ -1434,10 +1434,10 @@ async fn a_failed_overwrite_leaves_the_previous_output_byte_identical() {
     let files = before.keys().filter(|k| k.ends_with(".npy")).count();
 
     let mut sink = open(&cfg, &schema()).await.unwrap();
-    sink.write(batch(1000, 400)).await.unwrap();
+    sink.write(batch(1000, 400), None).await.unwrap();
     sink.flush().await.unwrap();
-    sink.write(batch(1400, 100)).await.unwrap(); // an open unit
-                                                 // Mid-run (what a SIGKILL would leave): nothing new outside the hidden run directory.
+    sink.write(batch(1400, 100), None).await.unwrap(); // an open unit
+                                                       // Mid-run (what a SIGKILL would leave): nothing new outside the hidden run directory.
     let mid = snapshot(&out);
     let new: Vec<&String> = mid.keys().filter(|k| !before.contains_key(*k)).collect();
     assert!(
@@ -1513,9 +1513,9 @@ async fn a_second_run_into_a_path_in_use_is_refused_naming_the_first() {
     let mut cfg = config(&out, StagingFormat::Parquet);
     cfg.max_file_size = ByteSize(24 << 10);
     let mut first = open(&cfg, &schema()).await.unwrap();
-    first.write(batch(0, 400)).await.unwrap();
+    first.write(batch(0, 400), None).await.unwrap();
     first.flush().await.unwrap();
-    first.write(batch(400, 50)).await.unwrap(); // an open unit, under a temporary name
+    first.write(batch(400, 50), None).await.unwrap(); // an open unit, under a temporary name
     let during = snapshot(&out);
 
     let mut second_cfg = cfg.clone();
@@ -1547,7 +1547,7 @@ async fn a_second_run_into_a_path_in_use_is_refused_naming_the_first() {
         "the refused run touched the first one's files"
     );
 
-    first.write(batch(450, 50)).await.unwrap();
+    first.write(batch(450, 50), None).await.unwrap();
     first.flush().await.unwrap();
     let report = first.commit().await.unwrap();
     assert_eq!(report.rows, 500);
@@ -1609,7 +1609,7 @@ async fn locks_of_live_or_foreign_runs_are_respected_and_stale_ones_taken_over()
     assert!(out
         .join(".vmig-00000000000000cc/part-00000.parquet")
         .exists());
-    sink.write(batch(0, 5)).await.unwrap();
+    sink.write(batch(0, 5), None).await.unwrap();
     let report = sink.abort().await.unwrap();
     assert_eq!(report.left.len(), 2, "{report:?}");
     assert!(
@@ -1712,7 +1712,7 @@ async fn a_new_file_never_goes_over_a_file_vmig_did_not_write() {
     let cfg = overwriting(&out, StagingFormat::Parquet);
     run(&cfg, &[batch(0, 10)], &[]).await;
     let mut sink = open(&cfg, &schema()).await.unwrap();
-    sink.write(batch(0, 600)).await.unwrap();
+    sink.write(batch(0, 600), None).await.unwrap();
     // Put where the second new unit goes while the run writes.
     put(&out.join("part-00001.parquet"), "someone's");
     let before = snapshot(&out);
@@ -1781,7 +1781,7 @@ async fn s3_keeps_the_previous_output_until_commit_and_replaces_only_its_objects
 
     // A run that fails leaves everything as it was; a second run meanwhile is refused.
     let mut failing = open(&cfg, &schema()).await.unwrap();
-    failing.write(batch(1000, 300)).await.unwrap();
+    failing.write(batch(1000, 300), None).await.unwrap();
     failing.flush().await.unwrap();
     let during = objects(&store, &prefix).await;
     assert!(
@@ -1950,7 +1950,7 @@ async fn a_commit_that_fails_half_way_says_where_everything_is_and_the_next_run_
     let (out, staged) = (tmp.path().join("out"), tmp.path().join("staged"));
     let cfg = earlier_output(&out).await;
     let mut sink = open(&cfg, &schema()).await.unwrap();
-    sink.write(batch(5000, 200)).await.unwrap();
+    sink.write(batch(5000, 200), None).await.unwrap();
     let run_dir = names_in(&out)
         .into_iter()
         .find(|n| n.starts_with(".vmig-") && n != ".vmig.lock")
@@ -2038,9 +2038,9 @@ async fn write_until_killed() {
     let mut sink = open(&overwriting(&out, StagingFormat::Parquet), &schema())
         .await
         .unwrap();
-    sink.write(batch(1000, 400)).await.unwrap();
+    sink.write(batch(1000, 400), None).await.unwrap();
     sink.flush().await.unwrap();
-    sink.write(batch(1400, 100)).await.unwrap();
+    sink.write(batch(1400, 100), None).await.unwrap();
     std::fs::write(out.with_extension("ready"), "").unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(120)).await;
 }
@@ -2097,7 +2097,7 @@ async fn a_killed_run_leaves_nothing_that_looks_like_output() {
         "only the next run's own lock and run directory: {:?}",
         snapshot(&out).keys()
     );
-    next.write(batch(0, 5)).await.unwrap();
+    next.write(batch(0, 5), None).await.unwrap();
     next.commit().await.unwrap();
     assert_eq!(names_in(&out), ["manifest.json", "part-00000.parquet"]);
 }

@@ -36,7 +36,7 @@
 //! acknowledged rows and how to go on. A collection this run created and left empty is dropped.
 //! Staged files not yet imported are deleted.
 //!
-//! Partitions: a batch whose source partition names a target partition (`write_to`, e.g. a
+//! Partitions: a batch whose source partition names a target partition (`write`, e.g. a
 //! Milvus 1.x partition tag) goes into that Milvus partition, which is created on first use
 //! (checked once per name); the source's name wins over the `partition` option, which applies
 //! only to batches whose source names none (those without either go to `_default`). Insert

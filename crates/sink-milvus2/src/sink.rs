@@ -719,12 +719,8 @@ impl Sink for Milvus2Sink {
         Ok(())
     }
 
-    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        self.write_to(batch, None).await
-    }
-
     /// The source's partition wins; `partition` in the config is used for batches without one.
-    async fn write_to(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
+    async fn write(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }

@@ -290,7 +290,7 @@ async fn scalars_round_trip_and_oversized_requests_are_split() -> Result<()> {
     let result = async {
         sink.prepare(&schema).await?;
         for b in &batches {
-            sink.write(b.clone()).await?;
+            sink.write(b.clone(), None).await?;
         }
         let flushed = sink.flush().await?;
         let total: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -347,7 +347,7 @@ async fn a_null_names_field_and_row() -> Result<()> {
     let result = async {
         sink.prepare(&schema).await?;
         // ids 1..=20: id 7 has a null title, at row 6 of the batch.
-        sink.write(vmig_testing::gen::sample_batch(1, 1, 20, 8))
+        sink.write(vmig_testing::gen::sample_batch(1, 1, 20, 8), None)
             .await?;
         let err = sink.flush().await.unwrap_err().to_string();
         assert!(
@@ -395,12 +395,12 @@ async fn a_nullable_source_field_into_milvus_2_3() -> Result<()> {
             "the collection is created with the first batch, not before"
         );
         let clean = tagged(sample_without_nulls(100, 30))?;
-        sink.write(clean.clone()).await?;
+        sink.write(clean.clone(), None).await?;
         let info = client.describe_collection(&name).await?;
         assert!(info.schema.fields.iter().all(|f| !f.nullable), "{info:?}");
         assert_eq!(sink.flush().await?.rows, clean.num_rows() as u64);
         // ids 1..=20: id 7 has a null title, at row 6 of the batch.
-        sink.write(tagged(vmig_testing::gen::sample_batch(1, 1, 20, 16))?)
+        sink.write(tagged(vmig_testing::gen::sample_batch(1, 1, 20, 16))?, None)
             .await?;
         let err = sink.flush().await.unwrap_err().to_string();
         assert!(

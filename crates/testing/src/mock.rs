@@ -133,11 +133,7 @@ impl Sink for MockSink {
         Ok(())
     }
 
-    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        self.write_to(batch, None).await
-    }
-
-    async fn write_to(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
+    async fn write(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
         let n = self.writes;
         self.writes += 1;
         if self.fail_on_write == Some(n) {

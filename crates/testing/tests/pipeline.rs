@@ -10,7 +10,9 @@ use arrow::array::{Array, Int64Array};
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use vmig_core::checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, PartitionState};
+use vmig_core::checkpoint::{
+    Checkpoint, CheckpointStore, FileCheckpointStore, JobFingerprint, PartitionState,
+};
 use vmig_core::pipeline::{NoProgress, Pipeline, PipelineOptions};
 use vmig_core::{
     async_trait, AbortReport, CommitReport, FlushReport, PartitionId, Position, Result, Sink,
@@ -171,15 +173,17 @@ async fn checkpoints_resume_exactly_after_durable_rows() {
     let store = Arc::new(FileCheckpointStore::new(dir.path().join("ck.json")));
     let mut src = source(3, 5, 4);
     src.fail_at = Some((2, 3));
+    let job = JobFingerprint::of(&serde_json::json!({"job": "checkpoints"}));
     let first = MockSink::default();
     let first_state = Arc::clone(&first.state);
     let err = Pipeline::new(Box::new(src.clone()), Box::new(first))
         .with_options(options(Some(1)))
-        .with_checkpoints(store.clone(), Checkpoint::new("job"))
+        .with_checkpoints(store.clone(), job.clone())
         .run(Arc::new(NoProgress))
         .await;
     assert!(err.is_err());
     let saved = store.load().await.unwrap().unwrap();
+    assert_eq!(saved.job(), job.as_str());
     // Partition p2 failed at batch 3: at most batches 0..=2 can be durable.
     match saved.partitions().get(&PartitionId::new("p2")) {
         Some(PartitionState::InProgress { after }) => {
@@ -194,7 +198,7 @@ async fn checkpoints_resume_exactly_after_durable_rows() {
     let second_state = Arc::clone(&second.state);
     Pipeline::new(Box::new(src), Box::new(second))
         .with_options(options(Some(1)))
-        .with_checkpoints(store.clone(), saved)
+        .with_checkpoints(store.clone(), job.clone())
         .run(Arc::new(NoProgress))
         .await
         .unwrap();
@@ -207,6 +211,74 @@ async fn checkpoints_resume_exactly_after_durable_rows() {
             .values()
             .all(|s| *s == PartitionState::Done),
         "{done:?}"
+    );
+    assert_eq!(done.job(), job.as_str());
+}
+
+/// The job fingerprint of a small job file whose sink writes to `path`.
+fn job_fingerprint(path: &str, password: &str) -> JobFingerprint {
+    vmig_core::config::JobConfig::from_toml_str(&format!(
+        "[source]\ntype='faiss'\npath='index.faiss'\n\
+         [sink]\ntype='milvus2'\nuri='http://h:19530'\npassword='{password}'\nstage='{path}'\n\
+         [pipeline]\nconcurrency=1\n"
+    ))
+    .unwrap()
+    .fingerprint()
+}
+
+#[tokio::test]
+async fn a_checkpoint_of_another_job_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ck.json");
+    let store = Arc::new(FileCheckpointStore::new(&path));
+    let saved_by = job_fingerprint("/stage/a", "pw-one");
+    // A password change keeps the job; a different sink path makes another one.
+    assert_eq!(saved_by, job_fingerprint("/stage/a", "pw-two"));
+    let other = job_fingerprint("/stage/b", "pw-one");
+    assert_ne!(saved_by, other);
+    let mut ck = Checkpoint::new(saved_by.as_str());
+    ck.partitions_mut()
+        .insert(PartitionId::new("p0"), PartitionState::Done);
+    store.save(&ck).await.unwrap();
+
+    let sink = MockSink::default();
+    let state = Arc::clone(&sink.state);
+    let err = Pipeline::new(Box::new(source(2, 2, 3)), Box::new(sink))
+        .with_checkpoints(store.clone(), other.clone())
+        .run(Arc::new(NoProgress))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the checkpoint {} was saved by another job (fingerprint {}; this job's is {}), \
+             so its progress does not apply here: to start over, delete or move that checkpoint, \
+             or give this job a new one",
+            path.display(),
+            &saved_by.as_str()[..12],
+            &other.as_str()[..12],
+        )
+    );
+    {
+        let s = state.lock().unwrap();
+        assert!(s.prepared.is_none() && s.pending.is_empty() && s.durable.is_empty());
+        assert!(!s.committed);
+    }
+    // The refused checkpoint is left as it was.
+    assert_eq!(store.load().await.unwrap(), Some(ck.clone()));
+
+    // The job that saved it resumes: p0 is skipped, p1 is written.
+    let sink = MockSink::default();
+    let state = Arc::clone(&sink.state);
+    let report = Pipeline::new(Box::new(source(2, 2, 3)), Box::new(sink))
+        .with_checkpoints(store.clone(), job_fingerprint("/stage/a", "pw-rotated"))
+        .run(Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!((report.partitions, report.rows_written), (1, 6));
+    assert_eq!(
+        sorted_ids(&state.lock().unwrap().durable),
+        (6..12).collect::<Vec<_>>()
     );
 }
 
@@ -260,7 +332,9 @@ impl Sink for Slow {
     async fn prepare(&mut self, _: &SchemaRef) -> Result<()> {
         Ok(())
     }
-    async fn write(&mut self, _: RecordBatch) -> Result<()> {
+    /// Has no partitions: refuses named ones before doing anything.
+    async fn write(&mut self, _: RecordBatch, partition: Option<&str>) -> Result<()> {
+        vmig_core::sink::refuse_named_partition(self.name(), partition)?;
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         self.written += 1;
         let ahead = self.produced.load(Ordering::SeqCst) - self.written;
@@ -357,9 +431,9 @@ async fn sinks_without_partition_support_reject_named_partitions() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("the `Slow` sink cannot write into named partitions") && err.contains("p2024"),
-        "{err}"
+    assert_eq!(
+        err,
+        "writing to the sink: unsupported input at target partition `p2024`: the `Slow` sink cannot write into named partitions"
     );
 }
 
@@ -376,11 +450,8 @@ impl Sink for CancelledWhileFlushing {
     async fn prepare(&mut self, schema: &SchemaRef) -> Result<()> {
         self.inner.prepare(schema).await
     }
-    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        self.inner.write(batch).await
-    }
-    async fn write_to(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
-        self.inner.write_to(batch, partition).await
+    async fn write(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
+        self.inner.write(batch, partition).await
     }
     async fn flush(&mut self) -> Result<FlushReport> {
         self.cancel.cancel();
