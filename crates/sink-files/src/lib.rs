@@ -299,34 +299,20 @@ mod tests {
     /// 2^20, a bare `m` is refused (it used to mean MiB here), and sizes print canonically.
     #[test]
     fn sizes_have_one_meaning() {
-        let parse = |options: serde_json::Value| {
-            let mut config = serde_json::json!({ "path": "x" });
-            config
-                .as_object_mut()
-                .unwrap()
-                .extend(options.as_object().unwrap().clone());
-            vmig_core::registry::parse_sink("files", config)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        };
-        let c: FilesSinkConfig = serde_json::from_value(serde_json::json!({
-            "path": "x", "max_file_size": "512MB", "row_group_size": "8MiB"
-        }))
-        .unwrap();
-        assert_eq!(c.max_file_size, ByteSize(512_000_000));
-        assert_eq!(c.row_group_size, ByteSize(8 << 20));
-        assert_eq!(
-            parse(serde_json::json!({ "max_file_size": "512m" })),
-            Err("invalid `files` configuration: `max_file_size`: `512m` is ambiguous: write \"512MiB\" (512 * 2^20 bytes) or \"512MB\" (512 * 10^6 bytes)".into())
-        );
-        assert_eq!(
-            parse(serde_json::json!({ "row_group_size": "8M" })),
-            Err("invalid `files` configuration: `row_group_size`: `8M` is ambiguous: write \"8MiB\" (8 * 2^20 bytes) or \"8MB\" (8 * 10^6 bytes)".into())
-        );
-        assert_eq!(
-            parse(serde_json::json!({ "max_file_size": "1TB" })),
-            Err("invalid `files` configuration: `max_file_size` = 976562500KiB is over the 16GiB Milvus imports per file; use at most that (about 1GiB is best)".into())
-        );
+        let c: FilesSinkConfig =
+            serde_json::from_value(serde_json::json!({ "path": "x", "row_group_size": "8MB" }))
+                .unwrap();
+        assert_eq!(c.row_group_size, ByteSize(8_000_000));
+        for (key, value, error) in [
+            ("max_file_size", "512m", "`max_file_size`: `512m` is ambiguous: write \"512MiB\" (512 * 2^20 bytes) or \"512MB\" (512 * 10^6 bytes)"),
+            ("row_group_size", "8M", "`row_group_size`: `8M` is ambiguous: write \"8MiB\" (8 * 2^20 bytes) or \"8MB\" (8 * 10^6 bytes)"),
+            ("max_file_size", "1TB", "`max_file_size` = 976562500KiB is over the 16GiB Milvus imports per file; use at most that (about 1GiB is best)"),
+        ] {
+            let config = serde_json::json!({ "path": "x", key: value });
+            let got = vmig_core::registry::parse_sink("files", config).map(|_| ());
+            let want = format!("invalid `files` configuration: {error}");
+            assert_eq!(got.map_err(|e| e.to_string()), Err(want));
+        }
         let v = serde_json::to_value(FilesSinkConfig {
             max_file_size: ByteSize(1000),
             ..FilesSinkConfig::example()

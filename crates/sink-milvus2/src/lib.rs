@@ -465,39 +465,26 @@ mod tests {
     /// canonically.
     #[test]
     fn sizes_have_one_meaning() {
-        let parse = |options: serde_json::Value| {
-            let mut config = serde_json::json!({ "uri": "http://x:1" });
-            config
-                .as_object_mut()
-                .unwrap()
-                .extend(options.as_object().unwrap().clone());
-            vmig_core::registry::parse_sink("milvus2", config)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        };
-        let c: Milvus2SinkConfig = serde_json::from_value(serde_json::json!({
-            "uri": "http://x:1", "batch_bytes": "16MB", "max_file_size": "2GiB"
-        }))
+        let c: Milvus2SinkConfig = serde_json::from_value(
+            serde_json::json!({ "uri": "http://x:1", "batch_bytes": "16MB", "max_file_size": "2TB" }),
+        )
         .unwrap();
-        assert_eq!(c.batch_bytes, ByteSize(16_000_000));
-        assert_eq!(c.max_file_size, ByteSize(2 << 30));
         assert_eq!(
-            parse(serde_json::json!({ "batch_bytes": "16m" })),
-            Err("invalid `milvus2` configuration: `batch_bytes`: `16m` is ambiguous: write \"16MiB\" (16 * 2^20 bytes) or \"16MB\" (16 * 10^6 bytes)".into())
+            (c.batch_bytes, c.max_file_size),
+            (ByteSize(16_000_000), ByteSize(2 * 10u64.pow(12)))
         );
-        assert_eq!(
-            parse(serde_json::json!({ "max_file_size": "1G" })),
-            Err("invalid `milvus2` configuration: `max_file_size`: `1G` is ambiguous: write \"1GiB\" (1 * 2^30 bytes) or \"1GB\" (1 * 10^9 bytes)".into())
-        );
-        assert_eq!(
-            parse(serde_json::json!({ "max_file_size": "1TiB" })),
-            Err("invalid `milvus2` configuration: `max_file_size` = 1TiB must be positive and at most 16GiB (Milvus's per-file import limit)".into())
-        );
-        assert_eq!(
-            parse(serde_json::json!({ "batch_bytes": "100MB" })),
-            Err("invalid `milvus2` configuration: `batch_bytes` = 100000000B must be between 1 byte and the 64MiB Milvus request limit (16MiB–32MiB is best)".into())
-        );
-        assert_eq!(parse(serde_json::json!({ "batch_bytes": "64MiB" })), Ok(()));
+        for (key, value, error) in [
+            ("batch_bytes", "16m", Some("`batch_bytes`: `16m` is ambiguous: write \"16MiB\" (16 * 2^20 bytes) or \"16MB\" (16 * 10^6 bytes)")),
+            ("max_file_size", "1G", Some("`max_file_size`: `1G` is ambiguous: write \"1GiB\" (1 * 2^30 bytes) or \"1GB\" (1 * 10^9 bytes)")),
+            ("max_file_size", "1TiB", Some("`max_file_size` = 1TiB must be positive and at most 16GiB (Milvus's per-file import limit)")),
+            ("batch_bytes", "100MB", Some("`batch_bytes` = 100000000B must be between 1 byte and the 64MiB Milvus request limit (16MiB–32MiB is best)")),
+            ("batch_bytes", "64MiB", None),
+        ] {
+            let config = serde_json::json!({ "uri": "http://x:1", key: value });
+            let got = vmig_core::registry::parse_sink("milvus2", config).map(|_| ());
+            let want = error.map(|e| format!("invalid `milvus2` configuration: {e}"));
+            assert_eq!(got.map_err(|e| e.to_string()).err(), want, "{key} = {value}");
+        }
         let v = serde_json::to_value(Milvus2SinkConfig::new("http://x:1")).unwrap();
         assert_eq!(v["batch_bytes"], "16MiB");
         assert_eq!(v["max_file_size"], "1GiB");
