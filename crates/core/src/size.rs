@@ -6,13 +6,13 @@
 //! * a whole number of bytes: `1073741824` (TOML/YAML integer) or `"1073741824"`;
 //! * a number and a unit, with or without a space: `"512MiB"`, `"1 GiB"`, `"1.5GiB"`, `"64MB"`.
 //!
-//! | unit | bytes | | unit | bytes |
-//! |---|---|---|---|---|
-//! | `B` | 1 | | | |
-//! | `KB` | 10^3 | | `KiB` | 2^10 |
-//! | `MB` | 10^6 | | `MiB` | 2^20 |
-//! | `GB` | 10^9 | | `GiB` | 2^30 |
-//! | `TB` | 10^12 | | `TiB` | 2^40 |
+//! | unit | bytes | unit | bytes |
+//! |---|---|---|---|
+//! | `B` | 1 | | |
+//! | `KB` | 10^3 | `KiB` | 2^10 |
+//! | `MB` | 10^6 | `MiB` | 2^20 |
+//! | `GB` | 10^9 | `GiB` | 2^30 |
+//! | `TB` | 10^12 | `TiB` | 2^40 |
 //!
 //! Units ignore case (`"512mib"` is `"512MiB"`). A bare `K`, `M`, `G` or `T` is refused as
 //! ambiguous: tools disagree on whether `512m` means 512 * 10^6 or 512 * 2^20 bytes, so the error
@@ -183,7 +183,7 @@ pub enum ByteSizeError {
         /// The value as written.
         value: String,
     },
-    /// More decimal places than [`MAX_DECIMALS`].
+    /// More than 19 decimal places (trailing zeros aside).
     #[error("`{value}` has more than {MAX_DECIMALS} decimal places; {ACCEPTED}")]
     TooPrecise {
         /// The value as written.
@@ -261,13 +261,11 @@ impl FromStr for ByteSize {
 /// `"12.5"` → `("12", "5")`, `"12"` → `("12", "")`; `None` unless digits, optionally followed
 /// by a point and more digits.
 fn split_number(number: &str) -> Option<(&str, &str)> {
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let well_formed = !whole.is_empty()
-        && digits(whole)
-        && digits(fraction)
-        && (fraction.is_empty() == !number.contains('.'));
-    well_formed.then_some((whole, fraction))
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match number.split_once('.') {
+        None => digits(number).then_some((number, "")),
+        Some((whole, fraction)) => (digits(whole) && digits(fraction)).then_some((whole, fraction)),
+    }
 }
 
 /// The bytes in `unit` (empty: bytes); `Err(Some((letter, 2^n, 10^n)))` for an ambiguous bare
