@@ -442,6 +442,35 @@ fn job_file_errors_found_after_parsing_exit_2_naming_the_key() {
     );
 }
 
+/// A bare `m` is refused in every size option (it meant MiB in the files sink and 10^6 bytes in
+/// the milvus2 sink); the error names the section and key and says what to write instead.
+#[test]
+fn an_ambiguous_size_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = faiss_source();
+    let o = run_job(
+        d,
+        "toml",
+        &format!("{src}[sink]\ntype = \"files\"\npath = \"out\"\nmax_file_size = \"512m\"\n"),
+        &["migrate"],
+        2,
+        "error: [sink]: invalid `files` configuration: `max_file_size`: `512m` is ambiguous: write \"512MiB\" (512 * 2^20 bytes) or \"512MB\" (512 * 10^6 bytes)",
+    );
+    assert!(!d.join("out").exists(), "{}", text(&o));
+    run_job(
+        d,
+        "yaml",
+        &format!(
+            "source: {{type: faiss, path: {}}}\nsink: {{type: milvus2, uri: \"http://127.0.0.1:1\", batch_bytes: 16M}}\n",
+            sample().display()
+        ),
+        &["plan"],
+        2,
+        "error: [sink]: invalid `milvus2` configuration: `batch_bytes`: `16M` is ambiguous: write \"16MiB\" (16 * 2^20 bytes) or \"16MB\" (16 * 10^6 bytes)",
+    );
+}
+
 /// The job of the secret tests: `source` first, then a `milvus2` sink at a closed port whose URI
 /// and password hold secrets.
 fn secret_job(source: &str) -> String {

@@ -10,7 +10,8 @@
 //! Plugins register themselves with `inventory` through [`register_source!`],
 //! [`register_transform!`] and [`register_sink!`]; front ends look them up by name in
 //! [`registry`]. Vectors are Arrow `FixedSizeList<Float32>` / `FixedSizeBinary` columns as
-//! described in [`vector`].
+//! described in [`vector`]. Every option that takes a size is a [`ByteSize`], whose units have
+//! one meaning ([`size`]).
 #![warn(missing_docs)]
 
 pub mod batch;
@@ -23,6 +24,7 @@ pub mod ranges;
 pub mod redact;
 pub mod registry;
 pub mod sink;
+pub mod size;
 pub mod source;
 pub mod store;
 pub mod transform;
@@ -36,5 +38,6 @@ pub use error::{Error, PluginKind, Result, ResultExt};
 pub use parse::Parser;
 pub use registry::{BuildContext, SinkConfig, SourceConfig, TransformConfig};
 pub use sink::{AbortReport, CommitReport, FlushReport, Sink};
+pub use size::ByteSize;
 pub use source::{PartitionInfo, Source, SourceContext, SourceStream};
 pub use transform::Transformer;

@@ -86,13 +86,12 @@ mod local;
 mod readback;
 mod remote;
 mod sink;
-mod size;
 
 pub use sink::FilesSink;
-pub use size::ByteSize;
-
-/// The largest file Milvus imports (`common.ImportMaxFileSize` / `maxImportFileSizeInGB`).
-pub const MILVUS_MAX_FILE_SIZE: ByteSize = ByteSize::gib(16);
+/// The size type of `max_file_size` and `row_group_size` (units: [`vmig_core::size`]).
+pub use vmig_core::size::ByteSize;
+/// The largest file Milvus imports; `max_file_size` may not exceed it.
+pub use vmig_formats::staging::MILVUS_MAX_FILE_SIZE;
 
 /// The largest object S3 copies in one request (`CopyObject`); the commit copies each file
 /// from the run prefix into place.
@@ -114,11 +113,12 @@ pub struct FilesSinkConfig {
     #[serde(default)]
     pub format: StagingFormat,
     /// Largest file (for NumPy: set of `.npy` files) to write: a byte count or a size such as
-    /// `"512MiB"`, `"1GiB"`, `"64MB"`. Default 1 GiB; Milvus refuses files over 16 GiB.
+    /// `"512MiB"`, `"1GiB"`, `"64MB"` ([units](vmig_core::size)). Default 1 GiB; Milvus refuses
+    /// files over 16 GiB.
     #[serde(default = "default_max_file_size")]
     pub max_file_size: ByteSize,
     /// Parquet only: target size of a row group (default `"32MiB"`, what pymilvus writes; it
-    /// bounds the memory Milvus' reader needs).
+    /// bounds the memory Milvus' reader needs; [units](vmig_core::size)).
     #[serde(default = "default_row_group_size")]
     pub row_group_size: ByteSize,
     /// Parquet only: page compression, `none` (default: float vectors barely compress and
@@ -293,6 +293,37 @@ mod tests {
         assert!(matches!(c.validate(), Err(Error::Config { .. })));
         c.max_file_size = ByteSize(0);
         assert!(c.validate().is_err());
+    }
+
+    /// `max_file_size` and `row_group_size` follow [`vmig_core::size`]: `MB` is 10^6, `MiB`
+    /// 2^20, a bare `m` is refused (it used to mean MiB here), and sizes print canonically.
+    #[test]
+    fn sizes_have_one_meaning() {
+        let c: FilesSinkConfig =
+            serde_json::from_value(serde_json::json!({ "path": "x", "row_group_size": "8MB" }))
+                .unwrap();
+        assert_eq!(c.row_group_size, ByteSize(8_000_000));
+        for (key, value, error) in [
+            ("max_file_size", "512m", "`max_file_size`: `512m` is ambiguous: write \"512MiB\" (512 * 2^20 bytes) or \"512MB\" (512 * 10^6 bytes)"),
+            ("row_group_size", "8M", "`row_group_size`: `8M` is ambiguous: write \"8MiB\" (8 * 2^20 bytes) or \"8MB\" (8 * 10^6 bytes)"),
+            ("max_file_size", "1TB", "`max_file_size` = 976562500KiB is over the 16GiB Milvus imports per file; use at most that (about 1GiB is best)"),
+        ] {
+            let config = serde_json::json!({ "path": "x", key: value });
+            let got = vmig_core::registry::parse_sink("files", config).map(|_| ());
+            let want = format!("invalid `files` configuration: {error}");
+            assert_eq!(got.map_err(|e| e.to_string()), Err(want));
+        }
+        let v = serde_json::to_value(FilesSinkConfig {
+            max_file_size: ByteSize(1000),
+            ..FilesSinkConfig::example()
+        })
+        .unwrap();
+        assert_eq!(v["max_file_size"], "1000B");
+        assert_eq!(v["row_group_size"], "32MiB");
+        let back: FilesSinkConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(back.max_file_size, ByteSize(1000));
+        assert_eq!(MILVUS_MAX_FILE_SIZE, ByteSize(16 << 30));
+        assert_eq!(S3_MAX_COPY, ByteSize(5 << 30));
     }
 
     #[test]

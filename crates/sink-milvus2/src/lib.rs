@@ -63,13 +63,12 @@
 #![warn(missing_docs)]
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use vmig_core::registry::{BuildContext, SinkConfig};
 use vmig_core::{Error, Result, Sink};
-use vmig_formats::staging::StagingFormat;
+use vmig_formats::staging::{StagingFormat, MILVUS_MAX_FILE_SIZE};
 use vmig_milvus::proto::common::ConsistencyLevel;
 use vmig_milvus::{ConnectOptions, MilvusClient};
 
@@ -77,6 +76,12 @@ mod readback;
 mod sink;
 
 pub use sink::Milvus2Sink;
+/// The size type of `max_file_size` and `batch_bytes` (units: [`vmig_core::size`]).
+pub use vmig_core::size::ByteSize;
+
+/// The largest `batch_bytes`: the proxy's request limit
+/// ([`vmig_milvus::client::MAX_ENCODING_BYTES`], 64MiB).
+const MAX_BATCH_BYTES: ByteSize = ByteSize(vmig_milvus::client::MAX_ENCODING_BYTES as u64);
 
 /// How rows get into the collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -149,78 +154,6 @@ pub struct IndexConfig {
     pub field: Option<String>,
 }
 
-/// A size in bytes: an integer, or a string such as `"16MiB"`, `"1 GiB"`, `"512kB"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ByteSize(pub u64);
-
-impl ByteSize {
-    /// `n` MiB.
-    pub const fn mib(n: u64) -> Self {
-        ByteSize(n << 20)
-    }
-}
-
-impl fmt::Display for ByteSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        if b >= 1 << 30 && b.is_multiple_of(1 << 30) {
-            write!(f, "{}GiB", b >> 30)
-        } else if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
-            write!(f, "{}MiB", b >> 20)
-        } else if b >= 1 << 10 && b.is_multiple_of(1 << 10) {
-            write!(f, "{}KiB", b >> 10)
-        } else {
-            write!(f, "{b}B")
-        }
-    }
-}
-
-impl std::str::FromStr for ByteSize {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let t = s.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("`{s}` is not a size (e.g. 16MiB)"))?;
-        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "k" | "kb" => 1000,
-            "kib" => 1 << 10,
-            "m" | "mb" => 1_000_000,
-            "mib" => 1 << 20,
-            "g" | "gb" => 1_000_000_000,
-            "gib" => 1 << 30,
-            other => return Err(format!("unknown size unit `{other}` in `{s}`")),
-        };
-        Ok(ByteSize((n * mult as f64) as u64))
-    }
-}
-
-impl Serialize for ByteSize {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
-        }
-    }
-}
-
 /// Configuration of the `milvus2` sink.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -274,7 +207,8 @@ pub struct Milvus2SinkConfig {
     /// Bulk only: `parquet` (default; Milvus 2.3.4+), `numpy` or `json`.
     #[serde(default)]
     pub bulk_format: StagingFormat,
-    /// Bulk only: largest staging file (or NumPy set); default 1GiB, at most 16GiB.
+    /// Bulk only: largest staging file (or NumPy set); default 1GiB, at most 16GiB
+    /// ([units](vmig_core::size)).
     #[serde(default = "default_max_file_size")]
     pub max_file_size: ByteSize,
     /// `error` (default), `append` or `drop`.
@@ -317,7 +251,7 @@ pub struct Milvus2SinkConfig {
     #[serde(default)]
     pub load: bool,
     /// Target size of one insert request in encoded bytes (default 16MiB, below the 64MiB
-    /// request limit).
+    /// request limit; [units](vmig_core::size)).
     #[serde(default = "default_batch_bytes")]
     pub batch_bytes: ByteSize,
     /// Insert requests in flight at once (default 2).
@@ -331,7 +265,7 @@ pub struct Milvus2SinkConfig {
 vmig_core::redacted_debug!(Milvus2SinkConfig);
 
 fn default_max_file_size() -> ByteSize {
-    ByteSize(1 << 30)
+    ByteSize::gib(1)
 }
 fn default_batch_bytes() -> ByteSize {
     ByteSize::mib(16)
@@ -411,9 +345,9 @@ impl SinkConfig for Milvus2SinkConfig {
         if self.uri.trim().is_empty() {
             return err("`uri` is empty; e.g. uri = \"http://127.0.0.1:19530\"".into());
         }
-        if self.batch_bytes.0 == 0 || self.batch_bytes.0 > 64 << 20 {
+        if self.batch_bytes.bytes() == 0 || self.batch_bytes > MAX_BATCH_BYTES {
             return err(format!(
-                "`batch_bytes` = {} must be between 1 byte and the 64MiB Milvus request limit (16MiB–32MiB is best)",
+                "`batch_bytes` = {} must be between 1 byte and the {MAX_BATCH_BYTES} Milvus request limit (16MiB–32MiB is best)",
                 self.batch_bytes
             ));
         }
@@ -443,9 +377,9 @@ impl SinkConfig for Milvus2SinkConfig {
             }
             _ => {}
         }
-        if self.max_file_size.0 == 0 || self.max_file_size.0 > 16 << 30 {
+        if self.max_file_size.bytes() == 0 || self.max_file_size > MILVUS_MAX_FILE_SIZE {
             return err(format!(
-                "`max_file_size` = {} must be positive and at most 16GiB (Milvus's per-file import limit)",
+                "`max_file_size` = {} must be positive and at most {MILVUS_MAX_FILE_SIZE} (Milvus's per-file import limit)",
                 self.max_file_size
             ));
         }
@@ -524,7 +458,35 @@ mod tests {
         let mut c = Milvus2SinkConfig::new("http://x:1");
         c.batch_bytes = ByteSize(100 << 20);
         assert!(c.validate().is_err());
-        assert_eq!("16MiB".parse::<ByteSize>(), Ok(ByteSize::mib(16)));
-        assert_eq!(ByteSize::mib(16).to_string(), "16MiB");
+    }
+
+    /// `batch_bytes` and `max_file_size` follow [`vmig_core::size`]: `MB` is 10^6, `MiB` 2^20,
+    /// `TiB` is known, a bare `m` is refused (it used to mean 10^6 here), and the limits print
+    /// canonically.
+    #[test]
+    fn sizes_have_one_meaning() {
+        let c: Milvus2SinkConfig = serde_json::from_value(
+            serde_json::json!({ "uri": "http://x:1", "batch_bytes": "16MB", "max_file_size": "2TB" }),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.batch_bytes, c.max_file_size),
+            (ByteSize(16_000_000), ByteSize(2 * 10u64.pow(12)))
+        );
+        for (key, value, error) in [
+            ("batch_bytes", "16m", Some("`batch_bytes`: `16m` is ambiguous: write \"16MiB\" (16 * 2^20 bytes) or \"16MB\" (16 * 10^6 bytes)")),
+            ("max_file_size", "1G", Some("`max_file_size`: `1G` is ambiguous: write \"1GiB\" (1 * 2^30 bytes) or \"1GB\" (1 * 10^9 bytes)")),
+            ("max_file_size", "1TiB", Some("`max_file_size` = 1TiB must be positive and at most 16GiB (Milvus's per-file import limit)")),
+            ("batch_bytes", "100MB", Some("`batch_bytes` = 100000000B must be between 1 byte and the 64MiB Milvus request limit (16MiB–32MiB is best)")),
+            ("batch_bytes", "64MiB", None),
+        ] {
+            let config = serde_json::json!({ "uri": "http://x:1", key: value });
+            let got = vmig_core::registry::parse_sink("milvus2", config).map(|_| ());
+            let want = error.map(|e| format!("invalid `milvus2` configuration: {e}"));
+            assert_eq!(got.map_err(|e| e.to_string()).err(), want, "{key} = {value}");
+        }
+        let v = serde_json::to_value(Milvus2SinkConfig::new("http://x:1")).unwrap();
+        assert_eq!(v["batch_bytes"], "16MiB");
+        assert_eq!(v["max_file_size"], "1GiB");
     }
 }

@@ -237,7 +237,7 @@ impl Milvus2Sink {
     }
 
     async fn write_insert(&mut self, batch: RecordBatch) -> Result<()> {
-        let target = self.config.batch_bytes.0 as usize;
+        let target = self.config.batch_bytes.bytes_usize();
         let bytes = estimate_request_bytes(&batch);
         self.bytes_since_flush += bytes as u64;
         if bytes <= target.saturating_sub(self.pending_bytes) {
@@ -287,7 +287,7 @@ impl Milvus2Sink {
     }
 
     async fn write_bulk(&mut self, batch: RecordBatch, partition: Option<String>) -> Result<()> {
-        let max = self.config.max_file_size.0;
+        let max = self.config.max_file_size.bytes();
         let Some(stage) = self.stage.as_mut() else {
             return Err(Error::config(NAME, "bulk stage not prepared"));
         };

@@ -46,6 +46,11 @@ pub use self::json::JsonWriter;
 pub use self::npy::NumpyWriter;
 pub use self::pq::{ParquetCompression, ParquetOptions, ParquetWriter};
 
+/// The largest file (for NumPy: set of `.npy` files) Milvus imports
+/// (`common.ImportMaxFileSize` / `maxImportFileSizeInGB`): 16 GiB. Every sink that writes
+/// staging files refuses a larger `max_file_size`.
+pub const MILVUS_MAX_FILE_SIZE: vmig_core::ByteSize = vmig_core::ByteSize::gib(16);
+
 /// The three file formats Milvus bulk import reads.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
