@@ -1,5 +1,5 @@
-//! vmig-milvus: the Milvus 2.x client layer shared by the `milvus2` sink, `vmig verify` and a
-//! future Milvus source.
+//! vmig-milvus: the Milvus 2.x client layer shared by the `milvus2` sink, the `milvus2` source
+//! and `vmig verify`.
 //!
 //! It speaks Milvus's gRPC API through the generated stubs that the official
 //! `milvus-sdk-rust` crate publishes (`milvus::proto::*`), not through the SDK's high-level
