@@ -18,6 +18,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod ids;
 pub mod parse;
 pub mod pipeline;
 pub mod ranges;

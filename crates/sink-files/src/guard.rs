@@ -5,7 +5,6 @@
 //! apply the same rules and say the same things.
 
 use std::collections::BTreeSet;
-use std::hash::{BuildHasher, Hasher};
 
 use serde::{Deserialize, Serialize};
 use vmig_core::{Error, Result};
@@ -19,14 +18,6 @@ pub(crate) const LOCK: &str = ".vmig.lock";
 pub(crate) const OLD_MANIFEST: &str = ".old-manifest.json";
 /// How many entries a refusal names.
 const SHOWN: usize = 5;
-
-/// A new run id: 16 hex digits from the OS-seeded hasher keys, the time and the pid.
-pub(crate) fn new_run_id() -> String {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(now_nanos());
-    h.write_u32(std::process::id());
-    format!("{:016x}", h.finish())
-}
 
 /// `.vmig-<run>`: the hidden directory (prefix) holding everything of run `run` until commit.
 pub(crate) fn run_dir(run: &str) -> String {

@@ -145,7 +145,7 @@ impl FilesSink {
         let local = target.local.is_some();
         FilesSink {
             overwrite: config.overwrite,
-            run_id: guard::new_run_id(),
+            run_id: vmig_core::ids::new_run_id(),
             core: Some(Core {
                 format: config.format,
                 max_file_size: config.max_file_size.bytes(),

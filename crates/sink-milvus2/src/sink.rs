@@ -1040,12 +1040,8 @@ impl Milvus2Sink {
 /// The name of the collection that replaces `existing` until the run completes:
 /// `<existing>__vmig_<8 hex digits of this run>`.
 fn replacement_name(existing: &str) -> Result<String> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let run = nanos ^ std::process::id().rotate_left(16);
-    let name = format!("{existing}__vmig_{run:08x}");
+    let run = vmig_core::ids::new_run_id();
+    let name = format!("{existing}__vmig_{}", &run[..8]);
     if name.len() > 255 {
         return Err(Error::config(
             NAME,

@@ -913,12 +913,7 @@ fn parse_binary_vector(
 /// FNV-1a (32-bit) of a token's UTF-8 bytes: the documented index of a token under
 /// `sparse_keys = "hash"`.
 pub fn token_hash(token: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in token.as_bytes() {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h
+    vmig_core::ids::fnv1a_32(token.as_bytes())
 }
 
 fn parse_sparse(

@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use vmig_core::ids::fnv1a_32 as fnv1a;
 use vmig_core::{Error, Result};
 
 /// What happens to a 1.x partition tag that is not a valid Milvus 2.x partition name and is not
@@ -70,13 +71,6 @@ pub(crate) struct Target {
     pub(crate) name: String,
     /// How it was chosen.
     pub(crate) how: How,
-}
-
-/// FNV-1a, 32 bits: tiny, and stable across Rust versions and platforms (unlike std's hasher).
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
 }
 
 /// `base` (cut so the result fits in 255 characters) + `_` + the tag's 8-hex-digit hash.
