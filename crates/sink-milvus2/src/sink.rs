@@ -999,6 +999,17 @@ impl Milvus2Sink {
             );
             self.replaces = Some(existing);
             plan.wanted.name = self.collection.clone();
+        } else if self.client.has_collection(&self.collection).await? {
+            // Milvus 2.3 answers a create of an existing collection with success, so without
+            // this check a second run started meanwhile would add its rows to the first's.
+            return Err(Error::config(
+                NAME,
+                format!(
+                    "collection `{}` was created at {} after this run checked for it (by another run?); nothing was written by this run: check who writes there, then re-run with `if_exists = \"append\"` or `\"drop\"` if that is what you want",
+                    self.collection,
+                    self.client.uri()
+                ),
+            ));
         }
         let settings = &self.settings;
         let shards = self.config.shards.or(settings.shards).unwrap_or(1);

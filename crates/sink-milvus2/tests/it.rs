@@ -413,3 +413,47 @@ async fn a_nullable_source_field_into_milvus_2_3() -> Result<()> {
     let _ = client.drop_collection(&name).await;
     result
 }
+
+#[tokio::test]
+async fn a_collection_created_by_another_run_meanwhile_is_not_written_into() -> Result<()> {
+    let Some(env) = env() else { return Ok(()) };
+    let client = env.client().await;
+    let name = unique("vmig_race");
+    let schema = vmig_testing::gen::sample_schema(16);
+    let mut late = direct_sink(env.options(), env.sink(&name, json!({}))).await;
+    let mut early = direct_sink(env.options(), env.sink(&name, json!({}))).await;
+    let result = async {
+        late.prepare(&schema).await?;
+        early.prepare(&schema).await?;
+        early.write(sample_without_nulls(1, 50), None).await?;
+        early.flush().await?;
+        early.commit().await?;
+        let err = late
+            .write(sample_without_nulls(1000, 50), None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("collection `{name}` was created at"))
+                && err.contains("after this run checked for it"),
+            "{err}"
+        );
+        let left = late.abort().await?;
+        let host = env
+            .uri
+            .split("://")
+            .nth(1)
+            .unwrap_or(&env.uri)
+            .trim_end_matches('/');
+        assert_eq!(
+            left.left,
+            vec![format!(
+                "Nothing was written to milvus://{host}/default/{name}."
+            )],
+        );
+        Ok::<_, vmig_core::Error>(())
+    }
+    .await;
+    let _ = client.drop_collection(&name).await;
+    result
+}
