@@ -15,12 +15,10 @@ use arrow::datatypes::{Float32Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
-use vmig_core::config::Job;
-use vmig_core::pipeline::{NoProgress, Pipeline};
-use vmig_core::vector::{vector_info, VectorType};
-use vmig_core::{Error, Result, TransformConfig, Transformer};
-use vmig_sink_files as _;
-use vmig_source_faiss as _;
+use vmig::config::Job;
+use vmig::pipeline::{NoProgress, Pipeline};
+use vmig::vector::{vector_info, VectorType};
+use vmig::{Error, Result, TransformConfig, Transformer};
 
 /// `type = "normalize"`: scale the vectors of `field` to unit length.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,7 +43,7 @@ impl TransformConfig for NormalizeConfig {
     }
 }
 
-vmig_core::register_transform!(NormalizeConfig);
+vmig::register_transform!(NormalizeConfig);
 
 #[derive(Debug)]
 struct Normalize {
@@ -88,7 +86,7 @@ impl Transformer for Normalize {
 
 #[tokio::main]
 async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let listed = vmig_core::registry::transforms()?;
+    let listed = vmig::registry::transforms()?;
     assert!(
         listed.contains_key("normalize"),
         "the example plugin is registered"

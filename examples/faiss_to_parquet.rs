@@ -11,12 +11,10 @@ use std::sync::Arc;
 use arrow::array::{AsArray, RecordBatchReader};
 use arrow::datatypes::Int64Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use vmig_core::pipeline::{NoProgress, Pipeline};
-use vmig_core::registry::{parse_sink, parse_source};
-use vmig_core::BuildContext;
+use vmig::pipeline::{NoProgress, Pipeline};
+use vmig::registry::{parse_sink, parse_source};
+use vmig::BuildContext;
 // The plugin crates must be linked for their registration to exist.
-use vmig_sink_files as _;
-use vmig_source_faiss as _;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

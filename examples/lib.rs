@@ -3,7 +3,7 @@
 //! * `cargo run -p vmig-examples --example faiss_to_parquet` — build a source and a sink from
 //!   their configs, run the pipeline, check the output.
 //! * `cargo run -p vmig-examples --example custom_transformer` — define a transformer outside
-//!   vmig, register it with `vmig_core::register_transform!`, and use it from a job file.
+//!   vmig, register it with `vmig::register_transform!`, and use it from a job file.
 //!
 //! Both run against `examples/data/sample.faiss` and write to a temporary directory, so CI runs
 //! them on every change. This library part only holds shared paths.

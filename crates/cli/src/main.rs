@@ -7,7 +7,6 @@
 
 mod output;
 mod plan;
-mod plugins;
 mod progress;
 mod signals;
 mod verify;
@@ -20,8 +19,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use signals::{Interrupted, Signal, Signals};
-use vmig_core::config::Job;
-use vmig_core::pipeline::{Pipeline, RunReport};
+use vmig::config::Job;
+use vmig::pipeline::{Pipeline, RunReport};
 
 /// Move vector data into Milvus 2.x, exactly.
 #[derive(Debug, Parser)]
@@ -97,7 +96,7 @@ enum ProgressMode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    vmig_core::redact::register_env();
+    vmig::redact::register_env();
     output::init_logging(cli.verbose, cli.quiet);
     let json = match &cli.command {
         Command::Migrate { json, .. } | Command::Plan { json, .. } => *json,
@@ -205,11 +204,11 @@ async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<(RunReport, Opt
         (Ok(report), signal) => Ok((report, signal)),
         (Err(e), Some(signal)) => {
             let left = match &e {
-                vmig_core::Error::Stopped { left, .. } => left.clone(),
+                vmig::Error::Stopped { left, .. } => left.clone(),
                 _ => Vec::new(),
             };
             let mut message = "the run stopped before committing".to_string();
-            if !matches!(e.root(), vmig_core::Error::Cancelled) {
+            if !matches!(e.root(), vmig::Error::Cancelled) {
                 message.push_str(&format!(" ({})", e.root()));
             }
             if left.is_empty() {
@@ -263,4 +262,13 @@ fn print_summary(report: &RunReport, json: bool, signal: Option<Signal>) -> anyh
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The binary's registry holds the plugins of exactly the `vmig` features it was built with.
+    #[test]
+    fn every_enabled_plugin_is_registered() {
+        vmig::check_registry().unwrap();
+    }
 }

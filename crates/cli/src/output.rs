@@ -1,11 +1,11 @@
 //! Everything `vmig` prints, in one place: results on stdout, messages and logs on stderr, and
-//! the exit code of a failure. Every byte goes through [`vmig_core::redact`] on its way out
+//! the exit code of a failure. Every byte goes through [`vmig::redact`] on its way out
 //! (URL user-infos and registered secrets become `***`), the last line of defence behind the
 //! redacted `Serialize`/`Debug` of plugin configs.
 
 use std::io::{IsTerminal, Write};
 
-use vmig_core::redact;
+use vmig::redact;
 
 use crate::signals::Interrupted;
 
@@ -40,7 +40,7 @@ pub fn json(mut value: serde_json::Value, pretty: bool) -> anyhow::Result<()> {
 }
 
 /// The exit code for a failed command: 128 + n when a signal stopped it (130, 143, 129), 2 when
-/// the job file is what is wrong ([`vmig_core::Error::is_config_error`]: bad syntax, unknown
+/// the job file is what is wrong ([`vmig::Error::is_config_error`]: bad syntax, unknown
 /// plugin or option, a transformer that does not fit the schema, …), 1 otherwise (bad data,
 /// unreachable server, differences found by `verify`).
 pub fn exit_code(err: &anyhow::Error) -> u8 {
@@ -49,8 +49,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
     let config = err
         .chain()
-        .filter_map(|e| e.downcast_ref::<vmig_core::Error>())
-        .any(vmig_core::Error::is_config_error);
+        .filter_map(|e| e.downcast_ref::<vmig::Error>())
+        .any(vmig::Error::is_config_error);
     if config {
         2
     } else {
@@ -69,9 +69,7 @@ pub fn fail(err: &anyhow::Error, json_output: bool) -> u8 {
             v["status"] = "cancelled".into();
             v["signal"] = i.signal.name().into();
             v["left"] = i.left.clone().into();
-        } else if let Some(vmig_core::Error::Stopped { left, .. }) =
-            err.downcast_ref::<vmig_core::Error>()
-        {
+        } else if let Some(vmig::Error::Stopped { left, .. }) = err.downcast_ref::<vmig::Error>() {
             v["left"] = left.clone().into();
         }
         if json(v, false).is_err() {
@@ -106,7 +104,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     std::panic::set_hook(Box::new(|info| err_line(&info.to_string())));
     let default = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn,vmig=info,vmig_core=info",
+        (false, 0) => "warn,vmig=info,vmig=info",
         (false, 1) => "info",
         _ => "debug",
     };
@@ -126,10 +124,9 @@ mod tests {
 
     #[test]
     fn config_errors_exit_2_and_others_1() {
-        let config =
-            anyhow::Error::new(vmig_core::Error::config("faiss", "bad").context("[source]"));
+        let config = anyhow::Error::new(vmig::Error::config("faiss", "bad").context("[source]"));
         assert_eq!(exit_code(&config), 2);
-        let data = anyhow::Error::new(vmig_core::Error::data("f", "bad"));
+        let data = anyhow::Error::new(vmig::Error::data("f", "bad"));
         assert_eq!(exit_code(&data), 1);
         assert_eq!(exit_code(&anyhow::anyhow!("the target differs")), 1);
     }

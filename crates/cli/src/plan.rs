@@ -3,10 +3,10 @@
 use std::fmt::Write as _;
 
 use arrow::datatypes::Schema;
-use vmig_core::config::Job;
-use vmig_core::pipeline::output_schema;
-use vmig_core::registry;
-use vmig_core::vector::{milvus_type, META_PRIMARY_KEY};
+use vmig::config::Job;
+use vmig::pipeline::output_schema;
+use vmig::registry;
+use vmig::vector::{milvus_type, META_PRIMARY_KEY};
 
 use crate::output;
 
@@ -75,7 +75,7 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
     let target_schema = output_schema(&source_schema, &job.transforms)?;
     let partitions = source.partitions().await?;
     let total: Option<u64> = partitions.iter().map(|p| p.estimated_rows).sum();
-    // Redacted by the registry (`vmig_core::redact::json`); the output is redacted again.
+    // Redacted by the registry (`vmig::redact::json`); the output is redacted again.
     let source_cfg = job.source.to_json();
     let sink_cfg = job.sink.to_json();
 
@@ -138,10 +138,15 @@ pub fn print_plugins(json: bool, examples: bool) -> anyhow::Result<()> {
         .values()
         .map(|p| (p.name, p.summary, p.example_config()))
         .collect();
+    let parsers: Vec<_> = registry::parsers()?
+        .values()
+        .map(|p| (p.name, p.summary, p.example_config()))
+        .collect();
     let groups = [
         ("sources", sources),
         ("transforms", transforms),
         ("sinks", sinks),
+        ("parsers", parsers),
     ];
     if json {
         let mut v = serde_json::Map::new();
@@ -161,7 +166,8 @@ pub fn print_plugins(json: bool, examples: bool) -> anyhow::Result<()> {
             let _ = writeln!(out, "  {name:<12} {summary}");
             if examples {
                 let mut table = serde_json::Map::new();
-                table.insert("type".into(), (*name).into());
+                let key = if *kind == "parsers" { "format" } else { "type" };
+                table.insert(key.into(), (*name).into());
                 if let serde_json::Value::Object(m) = example {
                     table.extend(m.clone());
                 }
@@ -181,9 +187,9 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::datatypes::{DataType, Field, Schema};
-    use vmig_core::pipeline::output_schema;
-    use vmig_core::registry::build_transform;
-    use vmig_core::vector::META_DIM;
+    use vmig::pipeline::output_schema;
+    use vmig::registry::build_transform;
+    use vmig::vector::META_DIM;
 
     use super::schema_text;
 

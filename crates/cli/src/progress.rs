@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use vmig_core::pipeline::Observer;
+use vmig::pipeline::Observer;
 
 const LOG_EVERY: Duration = Duration::from_secs(5);
 

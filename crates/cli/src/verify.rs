@@ -1,9 +1,9 @@
 //! `vmig verify`: read the source again and the target back, and compare row by row.
 
-use vmig_core::config::Job;
-use vmig_core::pipeline::output_schema;
-use vmig_core::vector::META_PRIMARY_KEY;
-use vmig_core::verify::verify;
+use vmig::config::Job;
+use vmig::pipeline::output_schema;
+use vmig::vector::META_PRIMARY_KEY;
+use vmig::verify::verify;
 
 use crate::output;
 

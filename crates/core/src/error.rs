@@ -22,6 +22,8 @@ pub enum PluginKind {
     Transform,
     /// Writes data (`[sink]`).
     Sink,
+    /// Decodes one data format (a `format` of a files source).
+    Parser,
 }
 
 impl fmt::Display for PluginKind {
@@ -30,6 +32,7 @@ impl fmt::Display for PluginKind {
             PluginKind::Source => "source",
             PluginKind::Transform => "transform",
             PluginKind::Sink => "sink",
+            PluginKind::Parser => "parser",
         })
     }
 }

@@ -37,6 +37,7 @@ pub use async_trait::async_trait;
 pub use batch::{PartitionId, Position, SourceBatch};
 pub use error::{Error, PluginKind, Result, ResultExt};
 pub use parse::Parser;
+pub use parse::{ParseInput, ParserConfig};
 pub use registry::{BuildContext, SinkConfig, SourceConfig, TransformConfig};
 pub use sink::{AbortReport, CommitReport, FlushReport, Sink};
 pub use size::ByteSize;

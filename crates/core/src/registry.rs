@@ -1,14 +1,18 @@
-//! The plugin registry: sources, transformers and sinks register themselves with `inventory`.
+//! The plugin registry: sources, transformers, sinks and parsers register themselves with
+//! `inventory`.
 //!
-//! A plugin crate defines a serde config type, implements [`SourceConfig`], [`TransformConfig`]
-//! or [`SinkConfig`] for it, and writes one line:
+//! A plugin crate defines a serde config type, implements [`SourceConfig`], [`TransformConfig`],
+//! [`SinkConfig`] or [`ParserConfig`] for it, and writes one line:
 //!
 //! ```ignore
 //! vmig_core::register_source!(FaissSourceConfig);
 //! ```
 //!
 //! Registration runs before `main`, but only for crates the final binary links: a binary (or
-//! test) that wants a plugin MUST name its crate, e.g. `use vmig_source_faiss as _;`.
+//! test) that wants a plugin MUST name its crate, e.g. `use vmig_source_faiss as _;` (the `vmig`
+//! facade crate does this for every plugin its features enable). Each entry records the package
+//! that registered it ([`SourcePlugin::package`], …), so a binary can check that what it linked
+//! is what its features promise without a hand-kept list of plugin names.
 //!
 //! Lookups go through a sorted map built once. Two plugins of the same kind with the same name
 //! make every lookup of that kind fail with [`Error::DuplicatePlugin`], naming both.
@@ -24,6 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, PluginKind, Result};
+use crate::parse::{DynParserConfig, ParserConfig};
 use crate::redact;
 use crate::sink::Sink;
 use crate::source::Source;
@@ -228,7 +233,10 @@ fn parse_config<C: DeserializeOwned>(name: &str, value: serde_json::Value) -> Re
 }
 
 macro_rules! plugin_entry {
-    ($(#[$doc:meta])* $entry:ident, $config:ident, $built:ty, |$c:ident| $make:expr) => {
+    (
+        $(#[$doc:meta])* $entry:ident, $config:ident, $built:ty, |$c:ident| $make:expr
+        $(, $(#[$fdoc:meta])* $field:ident: $fty:ty = $value:ident)*
+    ) => {
         $(#[$doc])*
         #[derive(Debug)]
         pub struct $entry {
@@ -236,13 +244,17 @@ macro_rules! plugin_entry {
             pub name: &'static str,
             /// One line for `vmig plugins`.
             pub summary: &'static str,
+            /// The cargo package that registered this plugin (`vmig-source-faiss`, …).
+            pub package: &'static str,
+            $($(#[$fdoc])* pub $field: $fty,)*
             parse: fn(serde_json::Value) -> Result<$built>,
             example: fn() -> serde_json::Value,
         }
 
         impl $entry {
-            /// The entry for config type `C`; `const` so `inventory::submit!` can hold it.
-            pub const fn of<C: $config>() -> Self {
+            /// The entry for config type `C`, registered by cargo package `package`; `const` so
+            /// `inventory::submit!` can hold it.
+            pub const fn of<C: $config>(package: &'static str) -> Self {
                 fn parse<C: $config>(value: serde_json::Value) -> Result<$built> {
                     let $c: C = parse_config(C::NAME, value)?;
                     $make
@@ -253,6 +265,8 @@ macro_rules! plugin_entry {
                 $entry {
                     name: C::NAME,
                     summary: C::SUMMARY,
+                    package,
+                    $($field: C::$value,)*
                     parse: parse::<C>,
                     example: example::<C>,
                 }
@@ -290,6 +304,13 @@ plugin_entry!(
     /// A registered sink plugin.
     SinkPlugin, SinkConfig, Box<dyn DynSinkConfig>,
     |c| { c.validate()?; Ok(Box::new(c)) }
+);
+plugin_entry!(
+    /// A registered parser plugin (one data format).
+    ParserPlugin, ParserConfig, Box<dyn DynParserConfig>,
+    |c| { c.validate()?; Ok(Box::new(c)) },
+    /// The file extensions this format is inferred from ([`ParserConfig::EXTENSIONS`]).
+    extensions: &'static [&'static str] = EXTENSIONS
 );
 
 type Table<T> = std::result::Result<BTreeMap<&'static str, &'static T>, (String, String, String)>;
@@ -380,6 +401,57 @@ pub fn sinks() -> Result<&'static BTreeMap<&'static str, &'static SinkPlugin>> {
     )
 }
 
+/// Every linked parser plugin, sorted by format name.
+///
+/// # Errors
+/// [`Error::DuplicatePlugin`] when two parsers share a name.
+pub fn parsers() -> Result<&'static BTreeMap<&'static str, &'static ParserPlugin>> {
+    static TABLE: OnceLock<Table<ParserPlugin>> = OnceLock::new();
+    table(
+        PluginKind::Parser,
+        TABLE.get_or_init(|| {
+            build_table(
+                inventory::iter::<ParserPlugin>.into_iter(),
+                |p| p.name,
+                |p| p.summary,
+            )
+        }),
+    )
+}
+
+/// The parser plugin for files named `path`, by extension (case-insensitive; `None` when no
+/// linked parser claims it).
+///
+/// # Errors
+/// [`Error::DuplicatePlugin`] when two parsers share a name.
+pub fn parser_for_path(path: &str) -> Result<Option<&'static ParserPlugin>> {
+    let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    let Some((_, ext)) = file.rsplit_once('.') else {
+        return Ok(None);
+    };
+    let ext = ext.to_ascii_lowercase();
+    Ok(parsers()?
+        .values()
+        .copied()
+        .find(|p| p.extensions.contains(&ext.as_str())))
+}
+
+/// The packages that registered at least one plugin of any kind, sorted: what a binary's
+/// registry actually holds, to compare against the features it was built with.
+///
+/// # Errors
+/// [`Error::DuplicatePlugin`] when two plugins of one kind share a name.
+pub fn packages() -> Result<Vec<&'static str>> {
+    let mut all: Vec<&'static str> = Vec::new();
+    all.extend(sources()?.values().map(|p| p.package));
+    all.extend(transforms()?.values().map(|p| p.package));
+    all.extend(sinks()?.values().map(|p| p.package));
+    all.extend(parsers()?.values().map(|p| p.package));
+    all.sort_unstable();
+    all.dedup();
+    Ok(all)
+}
+
 fn lookup<T>(
     kind: PluginKind,
     map: &'static BTreeMap<&'static str, &'static T>,
@@ -416,6 +488,14 @@ pub fn parse_sink(name: &str, config: serde_json::Value) -> Result<Box<dyn DynSi
     lookup(PluginKind::Sink, sinks()?, name)?.parse(config)
 }
 
+/// Parses a parser configuration for format `name`.
+///
+/// # Errors
+/// [`Error::UnknownPlugin`] listing the available formats, or the plugin's config error.
+pub fn parse_parser(name: &str, config: serde_json::Value) -> Result<Box<dyn DynParserConfig>> {
+    lookup(PluginKind::Parser, parsers()?, name)?.parse(config)
+}
+
 #[doc(hidden)]
 pub mod __private {
     pub use inventory;
@@ -426,7 +506,7 @@ pub mod __private {
 macro_rules! register_source {
     ($config:ty) => {
         $crate::registry::__private::inventory::submit! {
-            $crate::registry::SourcePlugin::of::<$config>()
+            $crate::registry::SourcePlugin::of::<$config>(env!("CARGO_PKG_NAME"))
         }
     };
 }
@@ -436,7 +516,7 @@ macro_rules! register_source {
 macro_rules! register_transform {
     ($config:ty) => {
         $crate::registry::__private::inventory::submit! {
-            $crate::registry::TransformPlugin::of::<$config>()
+            $crate::registry::TransformPlugin::of::<$config>(env!("CARGO_PKG_NAME"))
         }
     };
 }
@@ -446,7 +526,17 @@ macro_rules! register_transform {
 macro_rules! register_sink {
     ($config:ty) => {
         $crate::registry::__private::inventory::submit! {
-            $crate::registry::SinkPlugin::of::<$config>()
+            $crate::registry::SinkPlugin::of::<$config>(env!("CARGO_PKG_NAME"))
+        }
+    };
+}
+
+/// Registers a [`ParserConfig`] type as a parser plugin (one data format).
+#[macro_export]
+macro_rules! register_parser {
+    ($config:ty) => {
+        $crate::registry::__private::inventory::submit! {
+            $crate::registry::ParserPlugin::of::<$config>(env!("CARGO_PKG_NAME"))
         }
     };
 }
