@@ -57,6 +57,15 @@ pub fn vector_bytes(col: &dyn Array, row: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Whether `got` holds the same values as `want`, after casting `got` to `want`'s type (a
+/// target may read a column back in a wider or equivalent type, e.g. Parquet lists).
+pub fn same_values(got: &dyn Array, want: &dyn Array) -> bool {
+    match arrow::compute::cast(got, want.data_type()) {
+        Ok(cast) => cast.to_data() == want.to_data(),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use arrow::array::{FixedSizeBinaryArray, Float32Array};

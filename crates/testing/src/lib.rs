@@ -5,6 +5,8 @@
 //! * [`gen`]: seeded generators of vector data, so every test and bench can rebuild the exact
 //!   rows it expects.
 //! * [`mock`]: an in-memory source and sink for pipeline tests.
+//! * [`conformance`]: the source and sink contract checks every plugin's tests run, and the
+//!   shared readers (`read_all`, `open_partition`, `read_partition`).
 //! * [`compare`]: helpers for bit-exact comparisons of migrated rows (vector bytes).
 //! * [`process`]: running a command and stopping it with a signal mid-run.
 //! * [`secrets`]: checks that a configuration's `Debug` and JSON show no secret.
@@ -12,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod compare;
+pub mod conformance;
 pub mod gen;
 #[cfg(feature = "milvus1")]
 pub mod milvus1;
