@@ -5,12 +5,11 @@
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
-use futures::StreamExt;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use vmig_core::registry::{parse_source, BuildContext};
-use vmig_core::{PartitionId, Position, Result, Source, SourceContext};
+use vmig_core::{Result, Source};
 // Links the plugin so its registration survives (dtolnay/inventory#7).
 use vmig_source_es as _;
 
@@ -180,62 +179,18 @@ pub async fn source(plugin: &str, config: Value) -> Result<Box<dyn Source>> {
         .await
 }
 
-/// Reads every partition (in parallel) and returns all batches with their last positions.
+/// Reads every partition (the conformance kit's reader, which checks each batch's schema) and
+/// returns all batches.
 pub async fn read_all(source: &dyn Source, batch_rows: usize) -> Result<Vec<RecordBatch>> {
-    let parts = source.partitions().await?;
-    let ctx = SourceContext {
-        batch_rows: std::num::NonZeroUsize::new(batch_rows).unwrap(),
-        ..Default::default()
-    };
-    let futs = parts.iter().map(|p| {
-        let ctx = ctx.clone();
-        async move {
-            let mut s = source.open(&p.id, None, &ctx)?;
-            let mut out = Vec::new();
-            while let Some(b) = s.next().await {
-                let b = b?;
-                assert_eq!(b.batch.schema(), source.schema());
-                out.push(b.batch);
-            }
-            Ok::<_, vmig_core::Error>(out)
-        }
-    });
-    let mut all = Vec::new();
-    for r in futures::future::join_all(futs).await {
-        all.extend(r?);
-    }
-    Ok(all)
+    Ok(vmig_testing::conformance::read_all(source, batch_rows)
+        .await?
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect())
 }
 
-/// Opens one partition with batches of `batch_rows`, after `resume` if given.
-pub fn open_partition(
-    source: &dyn Source,
-    part: &str,
-    resume: Option<&Position>,
-    batch_rows: usize,
-) -> Result<vmig_core::SourceStream> {
-    let ctx = SourceContext {
-        batch_rows: std::num::NonZeroUsize::new(batch_rows).unwrap(),
-        ..Default::default()
-    };
-    source.open(&PartitionId::new(part), resume, &ctx)
-}
-
-/// Reads one partition, returning batches with positions.
-pub async fn read_partition(
-    source: &dyn Source,
-    part: &str,
-    resume: Option<&Position>,
-    batch_rows: usize,
-) -> Result<Vec<(RecordBatch, Position)>> {
-    let mut s = open_partition(source, part, resume, batch_rows)?;
-    let mut out = Vec::new();
-    while let Some(b) = s.next().await {
-        let b = b?;
-        out.push((b.batch, b.position));
-    }
-    Ok(out)
-}
+#[allow(unused_imports)]
+pub use vmig_testing::conformance::{open_partition, read_partition};
 
 /// Unique names for what a test creates (re-exported for the test files using `common::unique`).
 #[allow(unused_imports)]

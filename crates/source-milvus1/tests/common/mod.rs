@@ -2,14 +2,12 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
-use futures::TryStreamExt;
 use serde_json::Value;
 use vmig_core::registry::{parse_source, BuildContext};
-use vmig_core::{Result, Source, SourceContext};
+use vmig_core::{Result, Source};
 use vmig_testing::milvus1::Row;
 
 /// Builds a `milvus1` source from a JSON config.
@@ -35,26 +33,18 @@ pub fn rows_of(batch: &arrow::record_batch::RecordBatch) -> Vec<Row> {
         .collect()
 }
 
-/// Every row of every partition, keyed by target partition (`""` for none), sorted by id.
+/// Every row of every partition (read by the conformance kit's reader, which checks each
+/// batch's schema), keyed by target partition (`""` for none), sorted by id.
 pub async fn read_all(
     source: &dyn Source,
     batch_rows: usize,
 ) -> Result<BTreeMap<String, Vec<Row>>> {
-    let ctx = SourceContext {
-        batch_rows: NonZeroUsize::new(batch_rows).unwrap(),
-        ..SourceContext::default()
-    };
     let mut out: BTreeMap<String, Vec<Row>> = BTreeMap::new();
-    for p in source.partitions().await? {
-        let batches: Vec<_> = source.open(&p.id, None, &ctx)?.try_collect().await?;
-        let rows = out
-            .entry(p.target_partition.clone().unwrap_or_default())
-            .or_default();
-        for b in batches {
-            assert_eq!(b.batch.schema(), source.schema());
-            assert!(b.batch.num_rows() > 0 && b.batch.num_rows() <= batch_rows);
-            rows.extend(rows_of(&b.batch));
-        }
+    for (p, batch) in vmig_testing::conformance::read_all(source, batch_rows).await? {
+        assert!(batch.num_rows() > 0 && batch.num_rows() <= batch_rows);
+        out.entry(p.target_partition.clone().unwrap_or_default())
+            .or_default()
+            .extend(rows_of(&batch));
     }
     for rows in out.values_mut() {
         rows.sort();
