@@ -1,8 +1,6 @@
 //! Milvus `Array` fields against a real Milvus 2.3.5 (`scripts/milvus start`;
 //! `VMIG_MILVUS_URI` etc.): Arrow lists in, the same lists back, bit for bit.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -260,7 +258,8 @@ async fn array_fields_round_trip_exactly() -> vmig_core::Result<()> {
         client.load(&name, Duration::from_secs(60)).await?;
         assert_eq!(client.count(&name).await?, n as u64);
 
-        let pages = common::read_pages(&client, &name, 70, &info.arrow).await?;
+        let pages =
+            vmig_milvus::scan::read_collection(&client, &name, Some(&info.arrow), &[], 70).await?;
         assert!(pages.len() >= 4, "{} pages", pages.len());
         let all = arrow::compute::concat_batches(&info.arrow, &pages)?;
         // Ids were inserted in ascending order, which is the paging order.

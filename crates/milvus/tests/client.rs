@@ -1,7 +1,5 @@
 //! vmig-milvus against a real Milvus 2.3.5 (`scripts/milvus start`; `VMIG_MILVUS_URI` etc.).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,7 +109,8 @@ async fn create_insert_flush_index_load_count_and_page() -> vmig_core::Result<()
         client.load(&name, Duration::from_secs(60)).await?;
         assert_eq!(client.count(&name).await?, n as u64);
 
-        let got = common::read_pages(&client, &name, 300, &info.arrow).await?;
+        let got =
+            vmig_milvus::scan::read_collection(&client, &name, Some(&info.arrow), &[], 300).await?;
         let all = arrow::compute::concat_batches(&info.arrow, &got)?;
         assert_eq!(all.num_rows(), n);
         // Expected: the inserted rows sorted by id (ids were inserted in descending order).

@@ -14,7 +14,11 @@ use vmig_testing::service::{milvus, unique};
 /// Four batches of `id`, `vector`, `score`, `flag` (Milvus 2.3 has no nullable fields).
 fn batches() -> Vec<RecordBatch> {
     (0..4)
-        .map(|i| sample_batch(5, i * 300, 300, 16).project(&[0, 1, 3, 4]).unwrap())
+        .map(|i| {
+            sample_batch(5, i * 300, 300, 16)
+                .project(&[0, 1, 3, 4])
+                .unwrap()
+        })
         .collect()
 }
 

@@ -35,7 +35,10 @@ async fn elasticsearch_keeps_the_source_contract() {
         let src = source("elasticsearch", cfg).await.unwrap();
         let report = check_source(src.as_ref(), 45).await;
         assert_eq!(report.total_rows(), DOCS, "{method} × {slices}");
-        assert!(report.positions_checked >= 6, "{method} × {slices}: {report:?}");
+        assert!(
+            report.positions_checked >= 6,
+            "{method} × {slices}: {report:?}"
+        );
     }
 }
 

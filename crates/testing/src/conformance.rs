@@ -192,21 +192,21 @@ pub async fn check_source(source: &dyn Source, batch_rows: usize) -> SourceRepor
 
         // Reopening after every position yields exactly the rows that followed it.
         for (i, (_, position)) in batches.iter().enumerate() {
-            let stored: Position = serde_json::from_str(
-                &serde_json::to_string(position).unwrap_or_else(|e| {
+            let stored: Position =
+                serde_json::from_str(&serde_json::to_string(position).unwrap_or_else(|e| {
                     panic!("position {i} of partition {id} does not serialise: {e}")
-                }),
-            )
-            .unwrap_or_else(|e| panic!("position {i} of partition {id} does not read back: {e}"));
-            let resumed: Vec<RecordBatch> =
-                read_partition(source, id, Some(&stored), batch_rows)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!("reopening partition {id} after position {i} ({position:?}) failed: {e}")
-                    })
-                    .into_iter()
-                    .map(|(b, _)| b)
-                    .collect();
+                }))
+                .unwrap_or_else(|e| {
+                    panic!("position {i} of partition {id} does not read back: {e}")
+                });
+            let resumed: Vec<RecordBatch> = read_partition(source, id, Some(&stored), batch_rows)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("reopening partition {id} after position {i} ({position:?}) failed: {e}")
+                })
+                .into_iter()
+                .map(|(b, _)| b)
+                .collect();
             let want = concat(&schema, &rows[i + 1..]);
             let got = concat(&schema, &resumed);
             assert_eq!(
@@ -290,7 +290,10 @@ pub async fn check_sink(case: SinkCase<'_>) {
         .first()
         .map(RecordBatch::schema)
         .unwrap_or_else(|| panic!("check_sink needs batches"));
-    assert!(case.batches.len() >= 2, "check_sink needs at least two batches");
+    assert!(
+        case.batches.len() >= 2,
+        "check_sink needs at least two batches"
+    );
     let all = concat(&schema, &case.batches);
     let half = case.batches.len() / 2;
 
@@ -330,8 +333,13 @@ pub async fn check_sink(case: SinkCase<'_>) {
     let back = read_target(case.config, case.ctx, &schema)
         .await
         .unwrap_or_else(|e| panic!("reading the committed target failed: {e}"));
-    let back = back.unwrap_or_else(|| panic!("the sink cannot read back its target (open_target is None)"));
-    assert_eq!(back.num_rows(), all.num_rows(), "the target holds another number of rows than were written");
+    let back = back
+        .unwrap_or_else(|| panic!("the sink cannot read back its target (open_target is None)"));
+    assert_eq!(
+        back.num_rows(),
+        all.num_rows(),
+        "the target holds another number of rows than were written"
+    );
     let (want, got) = (sorted_by(&all, case.key), sorted_by(&back, case.key));
     for (i, field) in schema.fields().iter().enumerate() {
         let Ok(j) = got.schema().index_of(field.name()) else {

@@ -85,7 +85,9 @@ impl Source for BrokenSource {
 }
 
 async fn failure(source: &dyn Source) -> String {
-    let outcome = AssertUnwindSafe(check_source(source, 10)).catch_unwind().await;
+    let outcome = AssertUnwindSafe(check_source(source, 10))
+        .catch_unwind()
+        .await;
     let Err(panic) = outcome else {
         panic!("the kit accepted a broken source")
     };

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use vmig_core::pipeline::{NoProgress, Pipeline, RunReport};
 use vmig_core::registry::{parse_sink, parse_source, BuildContext};
 use vmig_core::Result;
-use vmig_milvus::{MilvusClient, PkValue};
+use vmig_milvus::MilvusClient;
 
 /// Unique names for what a test creates (re-exported for the test files using `common::unique`).
 #[allow(unused_imports)]
@@ -51,29 +51,9 @@ pub async fn migrate(fixture: &str, sink: Value) -> Result<RunReport> {
 /// Every row of `collection`, by PK keyset paging.
 pub async fn read_all(client: &MilvusClient, collection: &str) -> RecordBatch {
     let info = client.describe_collection(collection).await.unwrap();
-    let mut pages = Vec::new();
-    let mut after = None;
-    loop {
-        let page = client
-            .query_page(
-                collection,
-                &info.primary_key,
-                after.as_ref(),
-                400,
-                &info.arrow,
-            )
-            .await
-            .unwrap();
-        if page.num_rows() == 0 {
-            break;
-        }
-        let ids = page
-            .column_by_name(&info.primary_key)
-            .unwrap()
-            .as_primitive::<Int64Type>();
-        after = Some(PkValue::Int(ids.value(page.num_rows() - 1)));
-        pages.push(page);
-    }
+    let pages = vmig_milvus::scan::read_collection(client, collection, None, &[], 400)
+        .await
+        .unwrap();
     concat_batches(&info.arrow, &pages).unwrap()
 }
 

@@ -14,9 +14,7 @@ use arrow::buffer::OffsetBuffer;
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use futures::TryStreamExt;
 use vmig_core::vector;
-use vmig_milvus::scan::{keyset_scan, ScanSpec};
 use vmig_milvus::{collection_schema, ConnectOptions, MilvusClient, SchemaOptions};
 
 pub struct Env {
@@ -291,21 +289,10 @@ pub async fn read_all(
     schema: &SchemaRef,
     partitions: &[&str],
 ) -> RecordBatch {
-    let info = client.describe_collection(collection).await.unwrap();
-    let spec = ScanSpec {
-        collection: collection.to_string(),
-        partitions: partitions.iter().map(|p| p.to_string()).collect(),
-        pk_field: info.primary_key.clone(),
-        filter: String::new(),
-        schema: Arc::clone(schema),
-        page_rows: 5000,
-        snapshot_ts: 0,
-    };
-    let pages: Vec<RecordBatch> = keyset_scan(client.clone(), spec, None)
-        .map_ok(|(b, _)| b)
-        .try_collect()
-        .await
-        .unwrap();
+    let pages =
+        vmig_milvus::scan::read_collection(client, collection, Some(schema), partitions, 5000)
+            .await
+            .unwrap();
     concat_batches(schema, &pages).unwrap()
 }
 
