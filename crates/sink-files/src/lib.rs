@@ -83,9 +83,12 @@ use vmig_formats::staging::{ParquetCompression, ParquetOptions, StagingFormat, S
 
 mod guard;
 mod local;
+mod manifest;
+mod overwrite;
 mod readback;
 mod remote;
 mod sink;
+mod writer;
 
 pub use sink::FilesSink;
 /// The size type of `max_file_size` and `row_group_size` (units: [`vmig_core::size`]).
