@@ -1143,6 +1143,72 @@ async fn numpy_and_pyarrow_read_the_files() {
 
 // ------------------------------------------------------------------ object store
 
+/// The shared upload (`vmig_core::store::upload_file`, used by this sink and the `milvus2`
+/// sink's bulk stage) against the real S3 server: a file of several multipart parts, one just
+/// over the single-PUT size and a small one arrive byte for byte, and a failing upload leaves no
+/// object.
+#[tokio::test]
+async fn s3_uploads_arrive_byte_exact() {
+    let Some(s3) = vmig_testing::service::S3::from_env() else {
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let url = format!(
+        "s3://{}/vmig-upload-it/{}-{nanos}",
+        s3.bucket,
+        std::process::id()
+    );
+    let target = vmig_core::store::resolve(&url, &s3.storage_options()).unwrap();
+    let part = vmig_core::store::UPLOAD_PART_SIZE;
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let data: Vec<u8> = (0..3 * part + 4321)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    for (name, len) in [
+        ("parts.bin", data.len()),
+        ("one-over.bin", part + 1),
+        ("small.bin", 777),
+    ] {
+        let local = dir.path().join(name);
+        std::fs::write(&local, &data[..len]).unwrap();
+        let dest = target.path.clone().join(name);
+        vmig_core::store::upload_file(&target.store, &local, &dest)
+            .await
+            .unwrap();
+        let got = target
+            .store
+            .get(&dest)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(got.len(), len, "{name}");
+        assert!(got[..] == data[..len], "{name}: the uploaded bytes differ");
+        target.store.delete(&dest).await.unwrap();
+    }
+    let missing = dir.path().join("missing.bin");
+    let dest = target.path.clone().join("missing.bin");
+    let err = vmig_core::store::upload_file(&target.store, &missing, &dest)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("opening {}: ", missing.display())),
+        "{err}"
+    );
+    assert!(target.store.head(&dest).await.is_err());
+}
+
 #[tokio::test]
 async fn parquet_to_s3_round_trips() {
     let Some(s3) = vmig_testing::service::S3::from_env() else {
