@@ -6,6 +6,11 @@
 //! plugin's config (same keys as object_store, e.g. `aws_endpoint`, `aws_access_key_id`). An
 //! `http://` endpoint turns on plain HTTP, since that is the only way it can be reached.
 //! Credentials are never part of [`StoreLocation::display`].
+//!
+//! [`upload_file`] is the one way a local file goes to an object store (the `files` sink's
+//! object-store targets, the `milvus2` sink's bulk-import stage): object_store's own
+//! [`BufWriter`], which sends a small file as one PUT and a larger one as a multipart upload,
+//! so the object appears only complete.
 
 use std::collections::BTreeMap;
 use std::path::{Path as FsPath, PathBuf};
@@ -13,13 +18,15 @@ use std::sync::Arc;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::buffered::BufWriter;
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::ObjectStore;
+use tokio::io::AsyncWriteExt;
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 
 /// Extra object-store options from a plugin config (`storage = { aws_endpoint = "…" }`).
 ///
@@ -207,6 +214,55 @@ pub fn resolve(path_or_url: &str, options: &StorageOptions) -> Result<StoreLocat
     })
 }
 
+/// Files up to this size are uploaded with one PUT, larger ones in parts of this size.
+pub const UPLOAD_PART_SIZE: usize = 16 << 20;
+/// Parts of one multipart upload in flight at a time.
+pub const UPLOAD_CONCURRENCY: usize = 4;
+
+/// Uploads the local file `local` to `dest` in `store`: one PUT up to [`UPLOAD_PART_SIZE`],
+/// otherwise a multipart upload of parts of that size, [`UPLOAD_CONCURRENCY`] in flight (memory:
+/// about that many parts). Either way the object appears only complete; a failed multipart
+/// upload is aborted, so no parts are left behind.
+///
+/// # Errors
+/// When `local` cannot be read or the store refuses a request.
+pub async fn upload_file(store: &Arc<dyn ObjectStore>, local: &FsPath, dest: &Path) -> Result<()> {
+    let file = tokio::fs::File::open(local)
+        .await
+        .context_with(|| format!("opening {}", local.display()))?;
+    let mut reader = tokio::io::BufReader::with_capacity(1 << 20, file);
+    let mut writer = BufWriter::with_capacity(Arc::clone(store), dest.clone(), UPLOAD_PART_SIZE)
+        .with_max_concurrency(UPLOAD_CONCURRENCY);
+    if let Err(e) = tokio::io::copy_buf(&mut reader, &mut writer).await {
+        if let Err(abort) = writer.abort().await {
+            tracing::warn!(message = "Aborting a multipart upload failed.", error = %abort);
+        }
+        return Err(upload_error(e));
+    }
+    // Completes the multipart upload (aborting it when that fails), or sends the single PUT.
+    writer.shutdown().await.map_err(upload_error)?;
+    Ok(())
+}
+
+/// The object-store error inside an I/O error of [`BufWriter`], so it keeps its kind
+/// (e.g. retryable); any other I/O error as it is.
+fn upload_error(e: std::io::Error) -> Error {
+    if !e
+        .get_ref()
+        .is_some_and(|inner| inner.is::<object_store::Error>())
+    {
+        return Error::Io(e);
+    }
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<object_store::Error>())
+    {
+        Some(Ok(store)) => Error::ObjectStore(*store),
+        Some(Err(other)) => Error::Io(std::io::Error::other(other)),
+        None => Error::Io(std::io::Error::other("the upload failed")),
+    }
+}
+
 fn local(p: &FsPath) -> Result<StoreLocation> {
     let joined = if p.is_absolute() {
         p.to_path_buf()
@@ -241,6 +297,7 @@ fn local(p: &FsPath) -> Result<StoreLocation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::ObjectStoreExt;
 
     #[test]
     fn local_paths_and_schemes() {
@@ -303,6 +360,46 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("`aws_region`"));
+    }
+
+    /// A file of several parts and a small one arrive byte-exact, through the multipart and
+    /// the single-PUT path; a missing file is an error naming it and leaves no object.
+    #[tokio::test]
+    async fn uploads_arrive_byte_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = dir.path().join("bucket");
+        std::fs::create_dir(&bucket).unwrap();
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(&bucket).unwrap());
+        let big_len = 2 * UPLOAD_PART_SIZE + 12_345;
+        // No two parts alike, so a misplaced part cannot compare equal.
+        let big: Vec<u8> = (0..big_len as u64)
+            .map(|i| (i.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 31) as u8)
+            .collect();
+        for (name, data) in [
+            ("big.bin", big.clone()),
+            ("small.bin", big[..1000].to_vec()),
+        ] {
+            let local = dir.path().join(name);
+            std::fs::write(&local, &data).unwrap();
+            let dest = Path::from(format!("up/{name}"));
+            upload_file(&store, &local, &dest).await.unwrap();
+            let got = store.get(&dest).await.unwrap().bytes().await.unwrap();
+            assert!(
+                got.len() == data.len() && got[..] == data[..],
+                "{name} differs"
+            );
+        }
+        let missing = dir.path().join("missing.bin");
+        let err = upload_file(&store, &missing, &Path::from("up/missing.bin"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("opening {}: ", missing.display())),
+            "{err}"
+        );
+        assert!(store.head(&Path::from("up/missing.bin")).await.is_err());
     }
 
     #[test]

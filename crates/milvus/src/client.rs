@@ -28,6 +28,7 @@ use vmig_core::{Error, Result};
 
 use crate::convert;
 use crate::error::{classify_rpc, classify_status, MilvusError, MilvusErrorKind};
+use crate::params::{pair, value_of};
 use crate::probe;
 
 /// Largest reply accepted (query pages can be large; formats.md E).
@@ -305,13 +306,6 @@ impl fmt::Debug for MilvusClient {
             .field("db", &self.db)
             .field("version", &self.version)
             .finish()
-    }
-}
-
-fn kv(key: &str, value: impl ToString) -> KeyValuePair {
-    KeyValuePair {
-        key: key.to_string(),
-        value: value.to_string(),
     }
 }
 
@@ -624,12 +618,7 @@ impl MilvusClient {
         Ok(r.index_descriptions
             .into_iter()
             .map(|d| {
-                let get = |k: &str| {
-                    d.params
-                        .iter()
-                        .find(|p| p.key == k)
-                        .map(|p| p.value.clone())
-                };
+                let get = |k: &str| value_of(&d.params, k);
                 let mut params: serde_json::Map<String, serde_json::Value> = get("params")
                     .and_then(|p| serde_json::from_str(&p).ok())
                     .unwrap_or_default();
@@ -1011,9 +1000,9 @@ impl MilvusClient {
         metric: &str,
         params: &serde_json::Value,
     ) -> Result<()> {
-        let mut extra = vec![kv("index_type", index_type), kv("metric_type", metric)];
+        let mut extra = vec![pair("index_type", index_type), pair("metric_type", metric)];
         if !params.is_null() {
-            extra.push(kv("params", params.to_string()));
+            extra.push(pair("params", params.to_string()));
         }
         answer(
             "CreateIndex",
@@ -1110,7 +1099,7 @@ impl MilvusClient {
     ) -> Result<QueryResults> {
         let mut query_params = extra_params;
         if let Some(l) = limit {
-            query_params.push(kv("limit", l));
+            query_params.push(pair("limit", l));
         }
         self.send_query(QueryRequest {
             db_name: self.db.clone(),
@@ -1281,9 +1270,9 @@ impl MilvusClient {
                 output_fields: fields,
                 partition_names: q.partitions.to_vec(),
                 query_params: vec![
-                    kv("iterator", "True"),
-                    kv("reduce_stop_for_best", "True"),
-                    kv("limit", limit),
+                    pair("iterator", "True"),
+                    pair("reduce_stop_for_best", "True"),
+                    pair("limit", limit),
                 ],
                 consistency_level: consistency as i32,
                 guarantee_timestamp,

@@ -52,7 +52,6 @@ use arrow::datatypes::{
     Int32Type, Int64Type, Int8Type, Schema, SchemaRef, UInt32Type,
 };
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use milvus::proto::common::KeyValuePair;
 use milvus::proto::schema::{
     field_data, scalar_field, vector_field, ArrayArray, BoolArray, CollectionSchema,
     DataType as MDataType, DoubleArray, FieldData, FieldSchema, FloatArray, IntArray, JsonArray,
@@ -60,6 +59,8 @@ use milvus::proto::schema::{
 };
 use vmig_core::vector::{self, VectorType};
 use vmig_core::{Error, Result};
+
+use crate::params::value_of;
 
 /// Largest `max_capacity` of an `Array` field (Milvus's limit), and the default.
 pub const MAX_CAPACITY: i64 = 4096;
@@ -709,28 +710,21 @@ fn list_bytes<O: OffsetSizeTrait>(values: &ArrayRef, offsets: &[O]) -> usize {
     rows * 16 + column_bytes(&values.slice(first, last - first))
 }
 
-fn kv(params: &[KeyValuePair], key: &str) -> Option<String> {
-    params
-        .iter()
-        .find(|p| p.key == key)
-        .map(|p| p.value.clone())
-}
-
 /// The dimension of a vector field schema (`type_params["dim"]`), 0 for scalars.
 pub fn field_dim(f: &FieldSchema) -> i64 {
-    kv(&f.type_params, "dim")
+    value_of(&f.type_params, "dim")
         .and_then(|d| d.parse().ok())
         .unwrap_or(0)
 }
 
 /// The `max_capacity` of an Array field schema, if set.
 pub fn field_max_capacity(f: &FieldSchema) -> Option<i64> {
-    kv(&f.type_params, "max_capacity").and_then(|d| d.parse().ok())
+    value_of(&f.type_params, "max_capacity").and_then(|d| d.parse().ok())
 }
 
 /// The `max_length` of a VarChar field schema, if set.
 pub fn field_max_length(f: &FieldSchema) -> Option<i64> {
-    kv(&f.type_params, "max_length").and_then(|d| d.parse().ok())
+    value_of(&f.type_params, "max_length").and_then(|d| d.parse().ok())
 }
 
 /// The Arrow field (with vmig metadata) that holds values of a Milvus field, carrying the
@@ -1230,10 +1224,7 @@ mod tests {
                 type_params: if t == MDataType::SparseFloatVector {
                     vec![]
                 } else {
-                    vec![KeyValuePair {
-                        key: "dim".into(),
-                        value: "2".into(),
-                    }]
+                    vec![crate::params::pair("dim", 2)]
                 },
                 ..Default::default()
             };

@@ -27,6 +27,7 @@ pub mod client;
 pub mod convert;
 pub mod error;
 pub mod meta;
+mod params;
 mod probe;
 pub mod scan;
 pub mod schema;

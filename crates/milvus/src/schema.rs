@@ -2,7 +2,6 @@
 //! collection.
 
 use arrow::datatypes::{DataType, Field, Schema};
-use milvus::proto::common::KeyValuePair;
 use milvus::proto::schema::{CollectionSchema, DataType as MDataType, FieldSchema};
 use vmig_core::vector;
 use vmig_core::{Error, Result};
@@ -10,6 +9,7 @@ use vmig_core::{Error, Result};
 use crate::convert::{
     array_element_type, arrow_max_capacity, field_dim, field_max_length, milvus_type_of,
 };
+use crate::params::pair;
 
 /// Largest vector dimension Milvus accepts (`proxy.maxDimension`).
 pub const MAX_DIM: i64 = 32_768;
@@ -43,13 +43,6 @@ pub fn primary_key_name(schema: &Schema, configured: Option<&str>) -> String {
         .map(str::to_string)
         .or_else(|| schema.metadata().get(vector::META_PRIMARY_KEY).cloned())
         .unwrap_or_else(|| "id".to_string())
-}
-
-fn kv(key: &str, value: impl ToString) -> KeyValuePair {
-    KeyValuePair {
-        key: key.to_string(),
-        value: value.to_string(),
-    }
 }
 
 /// Builds the collection schema for `arrow`, checking Milvus's limits (dimension ≤ 32768,
@@ -173,14 +166,14 @@ fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSch
                 f.name()
             )));
         }
-        fs.type_params.push(kv("dim", dim));
+        fs.type_params.push(pair("dim", dim));
     }
     if t == MDataType::Array {
         let element = array_element_type(f)
             .ok_or_else(|| Error::schema(format!("Array `{}` has no element type", f.name())))?;
         fs.element_type = element as i32;
         fs.type_params
-            .push(kv("max_capacity", arrow_max_capacity(f)?));
+            .push(pair("max_capacity", arrow_max_capacity(f)?));
     }
     let has_length = t == MDataType::VarChar
         || (t == MDataType::Array && fs.element_type == MDataType::VarChar as i32);
@@ -200,7 +193,7 @@ fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSch
                 f.name()
             )));
         }
-        fs.type_params.push(kv("max_length", len));
+        fs.type_params.push(pair("max_length", len));
     }
     if is_pk && !matches!(t, MDataType::Int64 | MDataType::VarChar) {
         return Err(Error::schema(format!(
@@ -350,7 +343,7 @@ mod tests {
         let s = collection_schema(&arrow, &opts)?;
         assert!(s.fields[0].auto_id && s.fields[0].name == "id");
         let mut other = s.clone();
-        other.fields[1].type_params = vec![kv("dim", 16)];
+        other.fields[1].type_params = vec![pair("dim", 16)];
         let msg = check_compatible(&other, &s)
             .err()
             .map(|e| e.to_string())

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use vmig_core::{Error, Result};
 
-use crate::sink::{MANIFEST, PLUGIN};
+use crate::manifest::MANIFEST;
+use crate::sink::PLUGIN;
 
 /// The lock of a target, `<path>/.vmig.lock`.
 pub(crate) const LOCK: &str = ".vmig.lock";

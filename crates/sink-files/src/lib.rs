@@ -31,6 +31,13 @@
 //! (Parquet) *before* appending rows, so no file ever has to be rewritten or split after the
 //! fact. Memory stays at about one batch (Parquet: one row group).
 //!
+//! Modules: `sink` (the [`vmig_core::Sink`] contract: claim, publish, commit swap, abort),
+//! `writer` (the blocking side: a [`vmig_formats::staging::RotatingWriter`], shared with the
+//! `milvus2` sink's bulk mode, plus the renames into place), `manifest`, `overwrite` (previous
+//! output, conflicts, vmig's own names), `guard` (run ids, lock, reading a previous manifest),
+//! `local` and `remote` (the two kinds of target). Object-store uploads go through
+//! [`vmig_core::store::upload_file`], the one upload path of the workspace.
+//!
 //! # What a run may touch
 //!
 //! A run removes, replaces or moves only what it can prove vmig wrote: the files of this run,
@@ -83,9 +90,12 @@ use vmig_formats::staging::{ParquetCompression, ParquetOptions, StagingFormat, S
 
 mod guard;
 mod local;
+mod manifest;
+mod overwrite;
 mod readback;
 mod remote;
 mod sink;
+mod writer;
 
 pub use sink::FilesSink;
 /// The size type of `max_file_size` and `row_group_size` (units: [`vmig_core::size`]).

@@ -11,7 +11,15 @@ use std::path::Path;
 use vmig_core::{Error, Result, ResultExt};
 
 use crate::guard::{self, LockInfo, Previous, LOCK};
-use crate::sink::{sync_dir, MANIFEST, PLUGIN};
+use crate::manifest::MANIFEST;
+use crate::sink::PLUGIN;
+
+/// Best-effort `fsync` of a directory, so renames in it are durable.
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
 
 fn exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()

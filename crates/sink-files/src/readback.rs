@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::guard::Previous;
-use crate::sink::MANIFEST;
+use crate::manifest::MANIFEST;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use vmig_core::store::StoreLocation;
 use vmig_core::{Error, Result, ResultExt};
 
 use crate::guard::{self, LockInfo, Previous, LOCK, OLD_MANIFEST};
-use crate::sink::MANIFEST;
+use crate::manifest::MANIFEST;
 
 /// A prefix in an object store, as the sink's target.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +33,15 @@ pub(crate) struct Locked {
 }
 
 impl Remote<'_> {
+    /// The object-store target `target`.
+    pub(crate) fn of(target: &StoreLocation) -> Remote<'_> {
+        Remote {
+            store: &target.store,
+            root: &target.path,
+            display: &target.display,
+        }
+    }
+
     /// The object of a target-relative path.
     pub(crate) fn key(&self, relative: &str) -> ObjectPath {
         let mut path = self.root.clone();

@@ -1,32 +1,26 @@
-//! The runtime `files` sink.
+//! The runtime `files` sink: the [`Sink`] contract over a local or object-store target — the
+//! run's claim on the target (lock, run directory), publishing finished units, the commit swap
+//! and abort. The blocking writer is [`crate::writer`], the manifest [`crate::manifest`],
+//! overwrite detection [`crate::overwrite`].
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use serde::Serialize;
-use tokio::io::AsyncReadExt;
-use vmig_core::store::StoreLocation;
-use vmig_core::vector;
+use vmig_core::store::{upload_file, StoreLocation};
 use vmig_core::{AbortReport, CommitReport, Error, FlushReport, Result, ResultExt, Sink};
-use vmig_formats::staging::{check_schema, StagingFormat, StagingOptions, StagingWriter};
+use vmig_formats::staging::{check_schema, StagingFormat};
 
 use crate::guard::{self, LockInfo, Previous, LOCK};
+use crate::local::sync_dir;
+use crate::manifest::{Manifest, ManifestEntry, MANIFEST};
+use crate::overwrite::{admit, check_partition_name, refuse_conflicts};
 use crate::remote::Remote;
+use crate::writer::{not_prepared, RunWriter};
 use crate::{local, FilesSinkConfig};
 
+/// The plugin's name, for messages.
 pub(crate) const PLUGIN: &str = "files";
-pub(crate) const MANIFEST: &str = "manifest.json";
-/// Files up to this size are uploaded with one PUT, larger ones in parts.
-const SINGLE_PUT_MAX: u64 = 16 << 20;
-/// Multipart part size and read buffer.
-const PART_SIZE: usize = 16 << 20;
-/// Parts in flight during a multipart upload.
-const UPLOAD_CONCURRENCY: usize = 4;
 
 /// Writes Milvus bulk-import staging files; built from [`FilesSinkConfig`].
 #[derive(Debug)]
@@ -36,7 +30,7 @@ pub struct FilesSink {
     /// This run's id: its files live in `<target>/.vmig-<run_id>/` until commit.
     run_id: String,
     /// The blocking side; `None` only while a blocking task runs (or after it panicked).
-    core: Option<Core>,
+    writer: Option<RunWriter>,
     /// Holds the local staging directory for remote targets.
     staging_dir: Option<tempfile::TempDir>,
     prepared: Option<SchemaRef>,
@@ -47,7 +41,8 @@ pub struct FilesSink {
     previous: Option<Previous>,
     /// What `prepare` did about a stale lock of a dead run, for the abort report.
     recovered: Option<String>,
-    units: Vec<Unit>,
+    /// The units published so far, as the manifest lists them.
+    units: Vec<ManifestEntry>,
     rows_since_flush: u64,
     bytes_since_flush: u64,
 }
@@ -65,53 +60,8 @@ enum State {
     Done,
 }
 
-/// A finished import unit in the target.
-#[derive(Debug, Clone, Serialize)]
-struct Unit {
-    /// `part-00000.parquet`, or `part-00000` for NumPy, relative to the target (under
-    /// `<partition>/` for a named target partition).
-    path: String,
-    /// The target partition the rows belong in, when the source named one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    partition: Option<String>,
-    /// Files relative to the target (the unit itself, or each `.npy`).
-    files: Vec<String>,
-    rows: u64,
-    bytes: u64,
-}
-
-/// A unit that was just finished: renamed into the run directory (local) or waiting for
-/// upload (remote).
-#[derive(Debug)]
-struct Closed {
-    unit: Unit,
-    /// Where each of `unit.files` is on the local disk now.
-    local_files: Vec<PathBuf>,
-    /// The local file or directory of the unit.
-    local_path: PathBuf,
-}
-
-/// Everything the blocking encoder needs; moved into `spawn_blocking` and back.
-#[derive(Debug)]
-struct Core {
-    format: StagingFormat,
-    max_file_size: u64,
-    options: StagingOptions,
-    schema: Option<SchemaRef>,
-    /// The run directory of a local target, or the local staging directory of a remote one.
-    work_dir: PathBuf,
-    /// Local target: finished units are renamed to their final names in `work_dir`.
-    local: bool,
-    /// The open unit of each target partition (`None`: no named partition), with its index.
-    current: BTreeMap<Option<String>, (StagingWriter, u32)>,
-    /// The next unit index of each target partition (each folder counts from 0).
-    next_index: BTreeMap<Option<String>, u32>,
-    /// Units finished by the blocking side and not yet taken by [`FilesSink::publish`].
-    closed: Vec<Closed>,
-}
-
 /// Runs blocking file-system work off the async runtime.
-async fn blocking_io<T: Send + 'static>(
+pub(crate) async fn blocking_io<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)
@@ -131,14 +81,6 @@ fn release_local(dir: &Path, run: &str, created: bool) -> Result<bool> {
     Ok(false)
 }
 
-/// The previous output as found, or the refusal when `overwrite` is off.
-fn admit(previous: Option<Previous>, overwrite: bool, display: &str) -> Result<Option<Previous>> {
-    match previous {
-        Some(p) if !overwrite => Err(p.refusal(display)),
-        other => Ok(other),
-    }
-}
-
 impl FilesSink {
     /// A sink writing to `target` as `config` says. Does no I/O.
     pub fn new(config: &FilesSinkConfig, target: StoreLocation) -> FilesSink {
@@ -146,17 +88,12 @@ impl FilesSink {
         FilesSink {
             overwrite: config.overwrite,
             run_id: vmig_core::ids::new_run_id(),
-            core: Some(Core {
-                format: config.format,
-                max_file_size: config.max_file_size.bytes(),
-                options: config.staging_options(),
-                schema: None,
-                work_dir: target.local.clone().unwrap_or_default(),
+            writer: Some(RunWriter::new(
+                config.format,
+                config.max_file_size.bytes(),
+                config.staging_options(),
                 local,
-                current: BTreeMap::new(),
-                next_index: BTreeMap::new(),
-                closed: Vec::new(),
-            }),
+            )),
             target,
             staging_dir: None,
             prepared: None,
@@ -171,34 +108,26 @@ impl FilesSink {
     }
 
     fn format(&self) -> Result<StagingFormat> {
-        Ok(self.core()?.format)
-    }
-
-    fn core(&self) -> Result<&Core> {
-        self.core.as_ref().ok_or_else(lost_core)
+        Ok(self.writer.as_ref().ok_or_else(lost_writer)?.format())
     }
 
     fn remote(&self) -> Remote<'_> {
-        Remote {
-            store: &self.target.store,
-            root: &self.target.path,
-            display: &self.target.display,
-        }
+        Remote::of(&self.target)
     }
 
-    /// Runs `f` on the core in `spawn_blocking` and puts the core back.
+    /// Runs `f` on the writer in `spawn_blocking` and puts the writer back.
     async fn blocking<T: Send + 'static>(
         &mut self,
-        f: impl FnOnce(&mut Core) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&mut RunWriter) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let mut core = self.core.take().ok_or_else(lost_core)?;
-        let (core, result) = tokio::task::spawn_blocking(move || {
-            let result = f(&mut core);
-            (core, result)
+        let mut writer = self.writer.take().ok_or_else(lost_writer)?;
+        let (writer, result) = tokio::task::spawn_blocking(move || {
+            let result = f(&mut writer);
+            (writer, result)
         })
         .await
         .map_err(|e| Error::External(format!("the file encoder failed: {e}").into()))?;
-        self.core = Some(core);
+        self.writer = Some(writer);
         result
     }
 
@@ -207,46 +136,46 @@ impl FilesSink {
     /// failure they are dropped: they are in the run directory (or local staging directory),
     /// which goes away on abort.
     async fn publish(&mut self, result: Result<()>) -> Result<()> {
-        let closed = self
-            .core
+        let finished = self
+            .writer
             .as_mut()
-            .map(|c| std::mem::take(&mut c.closed))
+            .map(RunWriter::take_finished)
             .unwrap_or_default();
         result?;
         let run_dir = guard::run_dir(&self.run_id);
-        for c in closed {
-            if !self.core()?.local {
-                for (relative, local) in c.unit.files.iter().zip(&c.local_files) {
+        for unit in finished {
+            if self.target.local.is_none() {
+                for (relative, local) in unit.entry.files.iter().zip(&unit.local_files) {
                     let dest = self.remote().key(&format!("{run_dir}/{relative}"));
-                    upload(&self.target.store, local, &dest)
+                    upload_file(&self.target.store, local, &dest)
                         .await
                         .context_with(|| {
                             format!("uploading {relative} to {}", self.target.display)
                         })?;
                 }
-                remove_path(&c.local_path).await?;
+                remove_path(&unit.local_path).await?;
             }
             tracing::debug!(
                 message = "Wrote a staging file.",
-                file = %c.unit.path,
-                rows = c.unit.rows,
-                bytes = c.unit.bytes
+                file = %unit.entry.path,
+                rows = unit.entry.rows,
+                bytes = unit.entry.bytes
             );
-            self.bytes_since_flush += c.unit.bytes;
-            self.units.push(c.unit);
+            self.bytes_since_flush += unit.entry.bytes;
+            self.units.push(unit.entry);
         }
         Ok(())
     }
 
     /// Takes the lock, deals with a dead run's leftovers, checks what the target holds and
-    /// creates the run directory (local) or staging directory (remote). Creates nothing when it
-    /// fails.
-    async fn claim(&mut self) -> Result<()> {
+    /// creates the run directory (local) or staging directory (remote), which it returns.
+    /// Creates nothing when it fails.
+    async fn claim(&mut self) -> Result<PathBuf> {
         let me = LockInfo::mine(&self.run_id);
         let run = self.run_id.clone();
         let display = self.target.display.clone();
         let overwrite = self.overwrite;
-        match self.target.local.clone() {
+        let work_dir = match self.target.local.clone() {
             Some(dir) => {
                 let existed = tokio::fs::try_exists(&dir).await.unwrap_or(false);
                 tokio::fs::create_dir_all(&dir)
@@ -287,9 +216,7 @@ impl FilesSink {
                 };
                 self.created_dir = !existed;
                 self.previous = previous;
-                if let Some(core) = self.core.as_mut() {
-                    core.work_dir = work;
-                }
+                work
             }
             None => {
                 let locked = self.remote().lock(&me).await?;
@@ -320,14 +247,13 @@ impl FilesSink {
                     }
                 };
                 self.previous = previous;
-                if let Some(core) = self.core.as_mut() {
-                    core.work_dir = tmp.path().to_path_buf();
-                }
+                let work = tmp.path().to_path_buf();
                 self.staging_dir = Some(tmp);
+                work
             }
-        }
+        };
         self.state = State::Writing;
-        Ok(())
+        Ok(work_dir)
     }
 
     /// Removes everything of this run from the target (while writing).
@@ -350,42 +276,10 @@ impl FilesSink {
         Ok(removed)
     }
 
-    fn manifest(&self, schema: &SchemaRef, format: StagingFormat) -> Manifest {
-        let fields = schema
-            .fields()
-            .iter()
-            .map(|f| ManifestField {
-                name: f.name().clone(),
-                arrow_type: f.data_type().to_string(),
-                nullable: f.is_nullable(),
-                milvus_type: vector::milvus_type(f),
-                dim: vector::vector_info(f).map(|v| v.dim),
-            })
-            .collect();
-        let meta = schema.metadata();
-        Manifest {
-            vmig_manifest: 1,
-            run_id: self.run_id.clone(),
-            format: format.as_str(),
-            total_rows: self.units.iter().map(|u| u.rows).sum(),
-            total_bytes: self.units.iter().map(|u| u.bytes).sum(),
-            schema: ManifestSchema {
-                fields,
-                primary_key: meta.get(vector::META_PRIMARY_KEY).cloned(),
-                metric: meta.get(vector::META_METRIC).cloned(),
-                collection: meta.get(vector::META_COLLECTION).cloned(),
-                metadata: meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            },
-            files: self.units.clone(),
-        }
-    }
-
     /// Writes the new manifest into the run directory (prefix): from then on the commit is
     /// completed, by this run or, after a crash, by the next one.
     async fn stage_manifest(&mut self, manifest: &Manifest) -> Result<()> {
-        let mut body =
-            serde_json::to_vec_pretty(manifest).map_err(|e| Error::External(Box::new(e)))?;
-        body.push(b'\n');
+        let body = manifest.to_bytes()?;
         let run_dir = guard::run_dir(&self.run_id);
         match &self.target.local {
             Some(dir) => {
@@ -418,26 +312,13 @@ impl FilesSink {
             .prepared
             .clone()
             .ok_or_else(|| Error::schema("the files sink was committed before `prepare`"))?;
-        let manifest = self.manifest(&schema, format);
+        let manifest = Manifest::new(&self.run_id, &schema, format, &self.units);
         let new_files: Vec<String> = self
             .units
             .iter()
             .flat_map(|u| u.files.iter().cloned())
             .collect();
-        let taken = match self.target.local.clone() {
-            Some(dir) => {
-                let (files, previous) = (new_files.clone(), self.previous.clone());
-                blocking_io(move || Ok(local::conflicts(&dir, &files, previous.as_ref()))).await?
-            }
-            None => {
-                self.remote()
-                    .conflicts(&new_files, self.previous.as_ref())
-                    .await?
-            }
-        };
-        if !taken.is_empty() {
-            return Err(guard::conflict_refusal(&self.target.display, &taken));
-        }
+        refuse_conflicts(&self.target, &new_files, self.previous.as_ref()).await?;
         self.stage_manifest(&manifest).await?;
         Ok((manifest, new_files))
     }
@@ -489,7 +370,7 @@ impl FilesSink {
     }
 }
 
-fn lost_core() -> Error {
+fn lost_writer() -> Error {
     Error::External("the files sink is unusable after a failed write; abort it".into())
 }
 
@@ -507,9 +388,9 @@ impl Sink for FilesSink {
         let format = self.format()?;
         check_schema(format, schema)
             .map_err(|e| e.context(format!("writing {format} files to {}", self.target.display)))?;
-        self.claim().await?;
-        if let Some(core) = self.core.as_mut() {
-            core.schema = Some(schema.clone());
+        let work_dir = self.claim().await?;
+        if let Some(writer) = self.writer.as_mut() {
+            writer.start(schema.clone(), work_dir);
         }
         self.prepared = Some(schema.clone());
         Ok(())
@@ -522,16 +403,14 @@ impl Sink for FilesSink {
         }
         let partition = partition.map(str::to_string);
         if self.prepared.is_none() {
-            return Err(Error::schema(
-                "the files sink was written to before `prepare`",
-            ));
+            return Err(not_prepared());
         }
         if batch.num_rows() == 0 {
             return Ok(());
         }
         let rows = batch.num_rows() as u64;
         let written = self
-            .blocking(move |core| core.write(&batch, partition))
+            .blocking(move |writer| writer.write(&batch, partition.as_deref()))
             .await;
         if written.is_ok() {
             self.rows_since_flush += rows;
@@ -540,8 +419,8 @@ impl Sink for FilesSink {
     }
 
     async fn flush(&mut self) -> Result<FlushReport> {
-        let closed = self.blocking(|core| core.close_all()).await;
-        self.publish(closed).await?;
+        let finished = self.blocking(RunWriter::finish_all).await;
+        self.publish(finished).await?;
         let report = FlushReport::new(self.rows_since_flush, self.bytes_since_flush);
         self.rows_since_flush = 0;
         self.bytes_since_flush = 0;
@@ -585,8 +464,8 @@ impl Sink for FilesSink {
         if let Some(note) = &self.recovered {
             report.push(format!("Before writing, this run {note}."));
         }
-        if self.core.is_some() {
-            if let Err(e) = self.blocking(|core| core.discard_all()).await {
+        if self.writer.is_some() {
+            if let Err(e) = self.blocking(RunWriter::discard_open).await {
                 tracing::warn!(message = "Discarding an open file failed.", error = %e);
             }
         }
@@ -624,8 +503,8 @@ impl Sink for FilesSink {
 impl Drop for FilesSink {
     fn drop(&mut self) {
         // A sink dropped without commit/abort leaves no temporary file behind.
-        if let Some(core) = self.core.as_mut() {
-            let _ = core.discard_all();
+        if let Some(writer) = self.writer.as_mut() {
+            let _ = writer.discard_open();
         }
         if self.state != State::Writing {
             return;
@@ -645,196 +524,6 @@ impl Drop for FilesSink {
     }
 }
 
-impl Core {
-    fn unit_name(&self, index: u32) -> String {
-        match self.format.extension() {
-            Some(ext) => format!("part-{index:05}.{ext}"),
-            None => format!("part-{index:05}"),
-        }
-    }
-
-    /// The folder of `partition` below the work directory, created if needed.
-    fn dir_of(&mut self, partition: Option<&str>) -> Result<PathBuf> {
-        let Some(p) = partition else {
-            return Ok(self.work_dir.clone());
-        };
-        let dir = self.work_dir.join(p);
-        if !dir.is_dir() {
-            std::fs::create_dir_all(&dir).context_with(|| format!("creating {}", dir.display()))?;
-        }
-        Ok(dir)
-    }
-
-    fn open(&mut self, partition: &Option<String>) -> Result<()> {
-        let schema = self
-            .schema
-            .clone()
-            .ok_or_else(|| Error::schema("the files sink was written to before `prepare`"))?;
-        let next = self.next_index.entry(partition.clone()).or_insert(0);
-        let index = *next;
-        *next += 1;
-        let name = self.unit_name(index);
-        let dir = self.dir_of(partition.as_deref())?;
-        let path = if self.local {
-            dir.join(format!(".{name}.tmp"))
-        } else {
-            dir.join(&name)
-        };
-        let writer = StagingWriter::create(self.format, &path, &schema, &self.options)?;
-        self.current.insert(partition.clone(), (writer, index));
-        Ok(())
-    }
-
-    /// Appends `batch` to the unit of `partition`, closing and starting units so none exceeds
-    /// `max_file_size`.
-    fn write(&mut self, batch: &RecordBatch, partition: Option<String>) -> Result<()> {
-        let n = batch.num_rows();
-        let mut offset = 0;
-        while offset < n {
-            if !self.current.contains_key(&partition) {
-                self.open(&partition)?;
-            }
-            let Some((writer, _)) = self.current.get_mut(&partition) else {
-                return Err(lost_core());
-            };
-            let rest = batch.slice(offset, n - offset);
-            let taken = writer.write_within(&rest, self.max_file_size)?;
-            offset += taken;
-            if offset < n {
-                if writer.rows() == 0 {
-                    if let Some((empty, _)) = self.current.remove(&partition) {
-                        empty.discard()?;
-                    }
-                    return Err(Error::config(
-                        PLUGIN,
-                        format!(
-                            "a single row (row {offset} of a batch) does not fit in a {} file of max_file_size = {} bytes; raise `max_file_size`",
-                            self.format, self.max_file_size
-                        ),
-                    ));
-                }
-                self.close(&partition)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Finishes every open unit.
-    fn close_all(&mut self) -> Result<()> {
-        let open: Vec<Option<String>> = self.current.keys().cloned().collect();
-        for partition in open {
-            self.close(&partition)?;
-        }
-        Ok(())
-    }
-
-    /// Finishes the open unit of `partition`, if any, and (local targets) renames it into place.
-    fn close(&mut self, partition: &Option<String>) -> Result<()> {
-        let Some((writer, index)) = self.current.remove(partition) else {
-            return Ok(());
-        };
-        let file_name = self.unit_name(index);
-        let name = match partition {
-            Some(p) => format!("{p}/{file_name}"),
-            None => file_name.clone(),
-        };
-        let dir = self.dir_of(partition.as_deref())?;
-        let temp = writer.path().to_path_buf();
-        let finished = writer
-            .finish()
-            .context_with(|| format!("finishing {}", temp.display()))?;
-        let final_path = dir.join(&file_name);
-        if self.local {
-            std::fs::rename(&temp, &final_path).context_with(|| {
-                format!("renaming {} to {}", temp.display(), final_path.display())
-            })?;
-            sync_dir(&dir);
-        }
-        let mut files = Vec::with_capacity(finished.files.len());
-        let mut local_files = Vec::with_capacity(finished.files.len());
-        for f in &finished.files {
-            let relative = match f.strip_prefix(&temp) {
-                Ok(inner) if !inner.as_os_str().is_empty() => {
-                    format!("{name}/{}", inner.to_string_lossy())
-                }
-                _ => name.clone(),
-            };
-            local_files.push(self.work_dir.join(&relative));
-            files.push(relative);
-        }
-        self.closed.push(Closed {
-            unit: Unit {
-                path: name,
-                partition: partition.clone(),
-                files,
-                rows: finished.rows,
-                bytes: finished.bytes,
-            },
-            local_files,
-            local_path: final_path,
-        });
-        Ok(())
-    }
-
-    fn discard_all(&mut self) -> Result<()> {
-        let mut first = Ok(());
-        for (_, (w, _)) in std::mem::take(&mut self.current) {
-            if let Err(e) = w.discard() {
-                if first.is_ok() {
-                    first = Err(e);
-                }
-            }
-        }
-        first
-    }
-}
-
-/// A target partition name must be one plain folder name.
-fn check_partition_name(name: &str) -> Result<()> {
-    let bad = name.is_empty()
-        || name.starts_with('.')
-        || name.len() > 255
-        || name
-            .chars()
-            .any(|c| c == '/' || c == '\\' || c == ':' || c.is_control())
-        || is_vmig_name(name);
-    if bad {
-        return Err(Error::config(
-            PLUGIN,
-            format!(
-                "target partition `{name}` cannot be used as a folder name (it must be non-empty, not start with `.`, not contain `/`, `\\`, `:` or control characters, and not look like a vmig output name)"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Best-effort `fsync` of a directory, so renames in it are durable.
-pub(crate) fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-/// `manifest.json`, `part-00012.parquet`, `part-00012.json`, `part-00012` (NumPy) and the
-/// temporary names of all of these.
-fn is_vmig_name(name: &str) -> bool {
-    if name == MANIFEST || name == format!(".{MANIFEST}.tmp") {
-        return true;
-    }
-    if name.starts_with(".part-") && name.ends_with(".tmp") {
-        return true;
-    }
-    let Some(rest) = name.strip_prefix("part-") else {
-        return false;
-    };
-    let digits = rest.split('.').next().unwrap_or_default();
-    let ext = &rest[digits.len()..];
-    !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && matches!(ext, "" | ".parquet" | ".json")
-}
-
 async fn remove_path(path: &Path) -> Result<()> {
     let result = match tokio::fs::symlink_metadata(path).await {
         Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(path).await,
@@ -843,109 +532,4 @@ async fn remove_path(path: &Path) -> Result<()> {
         Err(e) => Err(e),
     };
     result.context_with(|| format!("removing {}", path.display()))
-}
-
-/// Uploads a local file: one PUT when small, a multipart upload otherwise. Either way the object
-/// appears only complete.
-async fn upload(store: &Arc<dyn ObjectStore>, local: &Path, dest: &ObjectPath) -> Result<()> {
-    let size = tokio::fs::metadata(local).await?.len();
-    if size <= SINGLE_PUT_MAX {
-        let data = tokio::fs::read(local).await?;
-        store.put(dest, PutPayload::from(data)).await?;
-        return Ok(());
-    }
-    let mut parts =
-        WriteMultipart::new_with_chunk_size(store.put_multipart(dest).await?, PART_SIZE);
-    let copied: Result<()> = async {
-        let mut file = tokio::fs::File::open(local).await?;
-        let mut buf = vec![0u8; PART_SIZE];
-        loop {
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            parts.wait_for_capacity(UPLOAD_CONCURRENCY).await?;
-            parts.write(&buf[..n]);
-        }
-    }
-    .await;
-    match copied {
-        Ok(()) => {
-            parts.finish().await?;
-            Ok(())
-        }
-        Err(e) => {
-            if let Err(abort) = parts.abort().await {
-                tracing::warn!(message = "Aborting a multipart upload failed.", error = %abort);
-            }
-            Err(e)
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct Manifest {
-    /// Version of this manifest layout.
-    vmig_manifest: u32,
-    /// The run that wrote it; a later run may replace exactly the files listed here.
-    run_id: String,
-    format: &'static str,
-    schema: ManifestSchema,
-    files: Vec<Unit>,
-    total_rows: u64,
-    total_bytes: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct ManifestSchema {
-    fields: Vec<ManifestField>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    primary_key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metric: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    collection: Option<String>,
-    metadata: std::collections::BTreeMap<String, String>,
-}
-
-#[derive(Debug, Serialize)]
-struct ManifestField {
-    name: String,
-    arrow_type: String,
-    nullable: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    milvus_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dim: Option<usize>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recognises_vmig_names() {
-        for yes in [
-            "manifest.json",
-            "part-00000.parquet",
-            "part-00012.json",
-            "part-00003",
-            "part-123456.parquet",
-            ".part-00000.parquet.tmp",
-            ".part-00001.tmp",
-            ".manifest.json.tmp",
-        ] {
-            assert!(is_vmig_name(yes), "{yes}");
-        }
-        for no in [
-            "part-.parquet",
-            "part-0a.json",
-            "notes.txt",
-            "part-00000.csv",
-            "xpart-00000.json",
-            "part-1.parquet.bak",
-        ] {
-            assert!(!is_vmig_name(no), "{no}");
-        }
-    }
 }

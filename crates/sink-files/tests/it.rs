@@ -1143,16 +1143,63 @@ async fn numpy_and_pyarrow_read_the_files() {
 
 // ------------------------------------------------------------------ object store
 
+/// `<name>/<pid>-<nanos>`: an object prefix no other test run uses.
+fn unique_prefix(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}/{}-{nanos}", std::process::id())
+}
+
+/// The shared upload (`vmig_core::store::upload_file`, used by this sink and the `milvus2`
+/// sink's bulk stage) against the real S3 server: a file of several multipart parts, one just
+/// over the single-PUT size and a small one arrive byte for byte. (The failure path is tested
+/// in `vmig_core::store`.)
+#[tokio::test]
+async fn s3_uploads_arrive_byte_exact() {
+    let Some(s3) = vmig_testing::service::S3::from_env() else {
+        return;
+    };
+    let url = format!("s3://{}/{}", s3.bucket, unique_prefix("vmig-upload-it"));
+    let target = vmig_core::store::resolve(&url, &s3.storage_options()).unwrap();
+    let part = vmig_core::store::UPLOAD_PART_SIZE;
+    let dir = tempfile::tempdir().unwrap();
+    // Bytes that repeat only after 2^64, so a misplaced part cannot compare equal.
+    let data: Vec<u8> = (0..3 * part as u64 + 4321)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 29) as u8)
+        .collect();
+    for (name, len) in [
+        ("parts.bin", data.len()),
+        ("one-over.bin", part + 1),
+        ("small.bin", 777),
+    ] {
+        let local = dir.path().join(name);
+        std::fs::write(&local, &data[..len]).unwrap();
+        let dest = target.path.clone().join(name);
+        vmig_core::store::upload_file(&target.store, &local, &dest)
+            .await
+            .unwrap();
+        let got = target
+            .store
+            .get(&dest)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(got.len(), len, "{name}");
+        assert!(got[..] == data[..len], "{name}: the uploaded bytes differ");
+        target.store.delete(&dest).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn parquet_to_s3_round_trips() {
     let Some(s3) = vmig_testing::service::S3::from_env() else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let prefix = format!("vmig-sink-files-it/{}-{nanos}", std::process::id());
+    let prefix = unique_prefix("vmig-sink-files-it");
     let url = format!("s3://{}/{prefix}/", s3.bucket);
     let mut cfg = FilesSinkConfig::new(&url, StagingFormat::Parquet);
     cfg.storage = s3.storage_options();

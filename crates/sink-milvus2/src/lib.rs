@@ -18,10 +18,11 @@
 //! exponential back-off and splitting a request the server or client rejects as too large in
 //! half (never dropping rows); `flush` waits for every in-flight request and then calls Milvus
 //! `Flush` and waits until the segments are persisted, so the rows the runner then checkpoints
-//! are acknowledged and durable. In bulk mode, `write` appends to staging files
-//! ([`vmig_formats::staging`]) under `max_file_size`; `flush` finishes the open file and imports
-//! every finished file (one `Import` call per file or NumPy set, polled until Completed), so
-//! again only imported rows count as written.
+//! are acknowledged and durable. In bulk mode, `write` appends to staging files under
+//! `max_file_size` through the same [`vmig_formats::staging::RotatingWriter`] as the `files`
+//! sink; `flush` finishes the open file and imports every finished file (one `Import` call per
+//! file or NumPy set, polled until Completed; an `s3://` stage is uploaded first by
+//! [`vmig_core::store::upload_file`]), so again only imported rows count as written.
 //!
 //! Nothing changes in the target before the first batch is ready: the collection is created
 //! then (or at commit, for a source without rows), so a run that fails early leaves the target

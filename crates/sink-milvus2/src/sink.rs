@@ -1,20 +1,22 @@
 //! The runtime `milvus2` sink.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use object_store::{ObjectStoreExt, WriteMultipart};
-use tokio::io::AsyncReadExt;
+use object_store::ObjectStoreExt;
 use tokio::task::JoinSet;
-use vmig_core::store::StoreLocation;
+use vmig_core::store::{upload_file, StoreLocation};
 use vmig_core::vector::{self, VectorType};
 use vmig_core::{AbortReport, CommitReport, Error, FlushReport, Result, Sink};
-use vmig_formats::staging::{FinishedFile, StagingFormat, StagingOptions, StagingWriter};
+use vmig_formats::staging::{
+    FinishedFile, RotatedFile, RotatingWriter, StagingFormat, StagingOptions,
+};
 use vmig_milvus::convert::estimate_request_bytes;
 use vmig_milvus::meta::{CollectionSettings, IndexSpec};
 use vmig_milvus::proto::common::ConsistencyLevel;
@@ -60,8 +62,8 @@ pub struct Milvus2Sink {
     replaces: Option<String>,
     /// Rows go into a collection that existed before (`if_exists = "append"`).
     appending: bool,
-    /// Bulk mode.
-    stage: Option<Stage>,
+    /// Bulk mode: the staging files of this run.
+    stage: Option<BulkStaging>,
     rows_since_flush: u64,
     bytes_since_flush: u64,
     rows_total: u64,
@@ -79,8 +81,10 @@ struct Creation {
     replace_existing: bool,
 }
 
+/// Bulk mode: where this run's staging files are written, where they are uploaded, and the
+/// files waiting to be imported.
 #[derive(Debug)]
-struct Stage {
+struct BulkStaging {
     /// Where files are written locally (the stage itself, or a temporary dir for `s3://`).
     local_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
@@ -88,10 +92,39 @@ struct Stage {
     remote: Option<(StoreLocation, String)>,
     format: StagingFormat,
     options: StagingOptions,
-    /// The open file of each target partition (`None`: the collection's default).
-    writers: HashMap<Option<String>, StagingWriter>,
-    finished: Vec<(Option<String>, FinishedFile)>,
-    next: usize,
+    /// Splits rows into files; made by the first write, with the schema of its batch (the
+    /// columns sent, settled once the collection exists). `None` also while a write runs.
+    files: Option<RotatingWriter>,
+    /// The number of the next file (`part-NNNNN`, counted over all partitions).
+    next: Arc<AtomicU32>,
+    /// Finished files not imported yet, oldest first.
+    to_import: VecDeque<RotatedFile>,
+}
+
+impl BulkStaging {
+    /// The writer of this run's files, all in `local_dir` as `part-NNNNN[.ext]`.
+    fn rotating_writer(&self, schema: SchemaRef, max_file_size: u64) -> RotatingWriter {
+        let (dir, next, ext) = (
+            self.local_dir.clone(),
+            Arc::clone(&self.next),
+            self.format.extension(),
+        );
+        let namer = move |_: Option<&str>, _: u32| {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            Ok(dir.join(match ext {
+                Some(ext) => format!("part-{n:05}.{ext}"),
+                None => format!("part-{n:05}"),
+            }))
+        };
+        RotatingWriter::new(
+            NAME,
+            self.format,
+            schema,
+            self.options.clone(),
+            max_file_size,
+            namer,
+        )
+    }
 }
 
 impl Milvus2Sink {
@@ -291,69 +324,40 @@ impl Milvus2Sink {
         let Some(stage) = self.stage.as_mut() else {
             return Err(Error::config(NAME, "bulk stage not prepared"));
         };
-        let mut rest = batch;
-        while rest.num_rows() > 0 {
-            let writer = match stage.writers.remove(&partition) {
-                Some(w) => w,
-                None => {
-                    let name = format!(
-                        "part-{:05}{}",
-                        stage.next,
-                        stage
-                            .format
-                            .extension()
-                            .map(|e| format!(".{e}"))
-                            .unwrap_or_default()
-                    );
-                    stage.next += 1;
-                    let path = stage.local_dir.join(name);
-                    let (format, options, schema) =
-                        (stage.format, stage.options.clone(), rest.schema());
-                    blocking(move || StagingWriter::create(format, &path, &schema, &options))
-                        .await?
-                }
-            };
-            let chunk = rest.clone();
-            let (writer, n) = blocking(move || {
-                let mut w = writer;
-                let n = w.write_within(&chunk, max)?;
-                Ok((w, n))
-            })
-            .await?;
-            if n == 0 && writer.rows() == 0 {
-                let path = writer.path().display().to_string();
-                blocking(move || writer.discard()).await?;
-                return Err(Error::data(
-                    path,
-                    format!(
-                        "one row does not fit in max_file_size = {}",
-                        self.config.max_file_size
-                    ),
-                ));
-            }
-            rest = rest.slice(n, rest.num_rows() - n);
-            if rest.num_rows() > 0 {
-                let done = blocking(move || writer.finish()).await?;
-                stage.finished.push((partition.clone(), done));
-            } else {
-                stage.writers.insert(partition.clone(), writer);
-            }
-        }
-        Ok(())
+        let mut files = match stage.files.take() {
+            Some(files) => files,
+            None => stage.rotating_writer(batch.schema(), max),
+        };
+        let (files, written) = blocking(move || {
+            let written = files.write(&batch, partition.as_deref());
+            Ok((files, written))
+        })
+        .await?;
+        stage.files = Some(files);
+        written
     }
 
     async fn flush_bulk(&mut self) -> Result<()> {
         let Some(stage) = self.stage.as_mut() else {
             return Ok(());
         };
-        let mut open: Vec<_> = stage.writers.drain().collect();
-        open.sort_by(|a, b| a.0.cmp(&b.0));
-        for (partition, w) in open {
-            let done = blocking(move || w.finish()).await?;
-            stage.finished.push((partition, done));
+        if let Some(mut files) = stage.files.take() {
+            let (files, finished, result) = blocking(move || {
+                let result = files.finish_all();
+                let finished = files.take_finished();
+                Ok((files, finished, result))
+            })
+            .await?;
+            stage.files = Some(files);
+            stage.to_import.extend(finished);
+            result?;
         }
-        let units = std::mem::take(&mut stage.finished);
-        for (partition, unit) in units {
+        while let Some(RotatedFile {
+            partition,
+            file: unit,
+            ..
+        }) = stage.to_import.pop_front()
+        {
             let label = unit.path.display().to_string();
             let mut paths = Vec::new();
             let mut imported = async {
@@ -494,8 +498,6 @@ fn remove_unit(unit: &FinishedFile) -> Result<()> {
     Ok(())
 }
 
-const UPLOAD_PART: usize = 16 << 20;
-
 /// Deletes the objects `upload` wrote for `keys` (bucket-relative, as passed to Import).
 /// Failures are logged, not returned: the import's own outcome is what the caller reports.
 async fn delete_uploaded(loc: &StoreLocation, prefix: &str, keys: &[String]) {
@@ -524,26 +526,9 @@ async fn upload(
         .to_string_lossy()
         .replace('\\', "/");
     let dest = loc.path.clone().join_all(rel.split('/'));
-    let mut upload =
-        WriteMultipart::new_with_chunk_size(loc.store.put_multipart(&dest).await?, UPLOAD_PART);
-    let copied: Result<()> = async {
-        let mut src = tokio::fs::File::open(file).await?;
-        let mut buf = vec![0u8; UPLOAD_PART];
-        loop {
-            let n = src.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            upload.wait_for_capacity(4).await?;
-            upload.write(&buf[..n]);
-        }
-    }
-    .await;
-    if let Err(e) = copied {
-        let _ = upload.abort().await;
-        return Err(e.context(format!("uploading {}", file.display())));
-    }
-    upload.finish().await?;
+    upload_file(&loc.store, file, &dest)
+        .await
+        .map_err(|e| e.context(format!("uploading {}", file.display())))?;
     Ok(if prefix.is_empty() {
         rel
     } else {
@@ -705,15 +690,15 @@ impl Sink for Milvus2Sink {
                 })?;
                 (dir, None, None)
             };
-            self.stage = Some(Stage {
+            self.stage = Some(BulkStaging {
                 local_dir,
                 _tmp: tmp,
                 remote,
                 format: self.config.bulk_format,
                 options: StagingOptions::default(),
-                writers: HashMap::new(),
-                finished: Vec::new(),
-                next: 0,
+                files: None,
+                next: Arc::new(AtomicU32::new(0)),
+                to_import: VecDeque::new(),
             });
         }
         Ok(())
@@ -850,12 +835,20 @@ impl Sink for Milvus2Sink {
             }
         }
         if let Some(mut stage) = self.stage.take() {
-            for (_, w) in stage.writers.drain() {
-                blocking(move || w.discard()).await?;
+            let mut discarded = Ok(());
+            if let Some(mut files) = stage.files.take() {
+                let (finished, result) = blocking(move || {
+                    let result = files.discard_open();
+                    Ok((files.take_finished(), result))
+                })
+                .await?;
+                stage.to_import.extend(finished);
+                discarded = result;
             }
-            for (_, unit) in &stage.finished {
-                remove_unit(unit)?;
+            for unit in &stage.to_import {
+                remove_unit(&unit.file)?;
             }
+            discarded?;
             if stage.remote.is_none() {
                 let _ = std::fs::remove_dir(&stage.local_dir);
             }

@@ -2,12 +2,14 @@
 //!
 //! Each writer produces exactly one import unit — one `.parquet` file, one `.json` file, or one
 //! directory holding one `<field>.npy` per field — synchronously, on the local file system.
-//! Deciding where files go, when to start a new one and how to upload them is the sink's job.
+//! [`RotatingWriter`] splits a stream of batches across such files below a size limit; it is
+//! what every sink that writes staging files (`files`, `milvus2` bulk mode) uses. Deciding where
+//! files go and what becomes of a finished one is the sink's job.
 //!
 //! The main design decision: every writer can append *as many leading rows of a batch as fit*
 //! under a byte limit ([`StagingWriter::write_within`]), using an exact size (NumPy, JSON) or an
-//! upper-bound estimate (Parquet) of the finished file. A sink can therefore split its output
-//! into files below a size limit without ever rewriting a file.
+//! upper-bound estimate (Parquet) of the finished file. Output can therefore be split into files
+//! below a size limit without ever rewriting a file.
 //!
 //! Encodings (see the project reference, section D.6):
 //!
@@ -39,12 +41,14 @@ mod file;
 mod json;
 mod npy;
 mod pq;
+mod rotate;
 mod vector_pages;
 
 pub use self::file::StagingFile;
 pub use self::json::JsonWriter;
 pub use self::npy::NumpyWriter;
 pub use self::pq::{ParquetCompression, ParquetOptions, ParquetWriter};
+pub use self::rotate::{FileNamer, RotatedFile, RotatingWriter};
 
 /// The largest file (for NumPy: set of `.npy` files) Milvus imports
 /// (`common.ImportMaxFileSize` / `maxImportFileSizeInGB`): 16 GiB. Every sink that writes
