@@ -210,7 +210,7 @@ async fn array_fields_round_trip_exactly() -> vmig_core::Result<()> {
             .ok_or_else(|| vmig_core::Error::schema("no `flags` field"))?;
         assert_eq!(flags.data_type, MDataType::Array as i32);
         assert_eq!(flags.element_type, MDataType::Bool as i32);
-        assert_eq!(vmig_milvus::convert::field_max_capacity(flags), Some(8));
+        assert_eq!(vmig_milvus::meta::field_max_capacity(flags), Some(8));
         let words = info.arrow.field_with_name("words")?;
         assert_eq!(words.data_type(), schema.field(4).data_type());
         assert_eq!(
