@@ -390,7 +390,10 @@ impl Column {
                 }
                 match t.element.and_then(Self::scalar) {
                     Some(c) => Ok(Column::Array(Box::new(c))),
-                    None => Err(unsupported(format!("an array column ({})", field.data_type()))),
+                    None => Err(unsupported(format!(
+                        "an array column ({})",
+                        field.data_type()
+                    ))),
                 }
             }
             kind => Err(unsupported(format!(
