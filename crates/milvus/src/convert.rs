@@ -49,8 +49,8 @@ use std::sync::Arc;
 use arrow::array::{
     new_empty_array, Array, ArrayRef, AsArray, BinaryArray, BooleanArray, FixedSizeBinaryArray,
     FixedSizeListArray, Float16Array, Float32Array, Float64Array, GenericListArray, Int16Array,
-    Int32Array, Int64Array, Int8Array, LargeStringArray, MapArray, OffsetSizeTrait, StringArray,
-    StringViewArray, StructArray, UInt32Array,
+    Int32Array, Int64Array, Int8Array, MapArray, OffsetSizeTrait, StringArray,
+    StructArray, UInt32Array,
 };
 use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::datatypes::{
@@ -708,14 +708,9 @@ fn decode_scalar(data: &scalar_field::Data, dt: &DataType) -> Option<ArrayRef> {
         (scalar_field::Data::DoubleData(x), DataType::Float64) => {
             Arc::new(Float64Array::from(x.data.clone()))
         }
-        (scalar_field::Data::StringData(x), DataType::Utf8) => {
-            Arc::new(StringArray::from_iter_values(x.data.iter()))
-        }
-        (scalar_field::Data::StringData(x), DataType::LargeUtf8) => {
-            Arc::new(LargeStringArray::from_iter_values(x.data.iter()))
-        }
-        (scalar_field::Data::StringData(x), DataType::Utf8View) => {
-            Arc::new(StringViewArray::from_iter_values(x.data.iter()))
+        (scalar_field::Data::StringData(x), dt) if vmig_core::types::is_text(dt) => {
+            let utf8: ArrayRef = Arc::new(StringArray::from_iter_values(x.data.iter()));
+            arrow::compute::cast(&utf8, dt).ok()?
         }
         (scalar_field::Data::JsonData(j), DataType::Utf8) => {
             let strings = j

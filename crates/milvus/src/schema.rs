@@ -220,7 +220,8 @@ fn names(arrow: &Schema) -> String {
 }
 
 fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSchema> {
-    let (t, dim) = milvus_type_of(f)?;
+    let mt = types::milvus_field(f)?;
+    let (t, dim) = (to_proto(mt.kind), mt.dim as i64);
     let mut fs = FieldSchema {
         name: f.name().clone(),
         data_type: t as i32,
@@ -251,10 +252,8 @@ fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSch
         }
         fs.type_params.push(kv("dim", dim));
     }
-    if t == MDataType::Array {
-        let element = array_element_type(f)
-            .ok_or_else(|| Error::schema(format!("Array `{}` has no element type", f.name())))?;
-        fs.element_type = element as i32;
+    if let Some(element) = mt.element {
+        fs.element_type = to_proto(element) as i32;
         let capacity = arrow_max_capacity(f)?;
         if let DataType::FixedSizeList(_, n) = f.data_type() {
             if i64::from(*n) > capacity {
