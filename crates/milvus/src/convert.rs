@@ -49,8 +49,8 @@ use std::sync::Arc;
 use arrow::array::{
     new_empty_array, Array, ArrayRef, AsArray, BinaryArray, BooleanArray, FixedSizeBinaryArray,
     FixedSizeListArray, Float16Array, Float32Array, Float64Array, GenericListArray, Int16Array,
-    Int32Array, Int64Array, Int8Array, MapArray, OffsetSizeTrait, StringArray,
-    StructArray, UInt32Array,
+    Int32Array, Int64Array, Int8Array, MapArray, OffsetSizeTrait, StringArray, StructArray,
+    UInt32Array,
 };
 use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::datatypes::{
