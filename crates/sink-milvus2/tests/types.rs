@@ -3,6 +3,8 @@
 //! sink builds (collection schema), sends (`FieldData` conversion) and stages (bulk-import
 //! formats' accept check), and what the `milvus2` source reads back. No server needed.
 
+#![allow(clippy::unwrap_used)] // test helpers may panic on a broken sample
+
 use std::sync::Arc;
 
 use arrow::array::{
