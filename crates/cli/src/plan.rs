@@ -6,7 +6,8 @@ use arrow::datatypes::Schema;
 use vmig::config::Job;
 use vmig::pipeline::output_schema;
 use vmig::registry;
-use vmig::vector::{milvus_type, META_PRIMARY_KEY};
+use vmig::types::milvus_field;
+use vmig::vector::META_PRIMARY_KEY;
 
 use crate::output;
 
@@ -15,19 +16,26 @@ fn schema_json(schema: &Schema) -> serde_json::Value {
         .fields()
         .iter()
         .map(|f| {
-            serde_json::json!({
+            let milvus = milvus_field(f);
+            let mut v = serde_json::json!({
                 "name": f.name(),
                 "arrow_type": f.data_type().to_string(),
                 "nullable": f.is_nullable(),
-                "milvus_type": milvus_type(f),
-            })
+                "milvus_type": milvus.as_ref().ok().map(ToString::to_string),
+            });
+            if let (Err(e), Some(m)) = (milvus, v.as_object_mut()) {
+                m.insert("milvus_error".into(), e.to_string().into());
+            }
+            v
         })
         .collect();
     let metadata: std::collections::BTreeMap<&String, &String> = schema.metadata().iter().collect();
     serde_json::json!({ "fields": fields, "metadata": metadata })
 }
 
-fn schema_text(out: &mut String, title: &str, schema: &Schema) {
+/// Prints `schema` under `title`; with `explain`, each field without a Milvus type is followed by
+/// the reason the sink will give.
+fn schema_text(out: &mut String, title: &str, schema: &Schema, explain: bool) {
     let pk = schema.metadata().get(META_PRIMARY_KEY);
     let _ = writeln!(out, "{title}:");
     let width = schema
@@ -37,7 +45,10 @@ fn schema_text(out: &mut String, title: &str, schema: &Schema) {
         .max()
         .unwrap_or(0);
     for f in schema.fields() {
-        let milvus = milvus_type(f).unwrap_or_else(|| "(no Milvus type)".into());
+        let typed = milvus_field(f);
+        let milvus = typed
+            .as_ref()
+            .map_or_else(|_| "(no Milvus type)".into(), ToString::to_string);
         let mut notes = Vec::new();
         if pk == Some(f.name()) {
             notes.push("primary key");
@@ -57,6 +68,10 @@ fn schema_text(out: &mut String, title: &str, schema: &Schema) {
                 format!("  [{}]", notes.join(", "))
             }
         );
+        // The sink refuses such a field with this same message (one type table).
+        if let (true, Err(e)) = (explain, typed) {
+            let _ = writeln!(out, "  {:width$}  ! {e}", "");
+        }
     }
     let mut meta: Vec<_> = schema.metadata().iter().collect();
     meta.sort();
@@ -92,7 +107,7 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
     }
     let mut out = String::new();
     let _ = writeln!(out, "source: {} {}", job.source.plugin(), source_cfg);
-    schema_text(&mut out, "source schema", &source_schema);
+    schema_text(&mut out, "source schema", &source_schema, false);
     if job.transforms.is_empty() {
         let _ = writeln!(out, "transforms: none");
     } else {
@@ -101,7 +116,7 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
             let _ = writeln!(out, "  {}. {name}: {t:?}", i + 1);
         }
     }
-    schema_text(&mut out, "target schema", &target_schema);
+    schema_text(&mut out, "target schema", &target_schema, true);
     let _ = writeln!(
         out,
         "partitions: {}{}",
@@ -206,7 +221,7 @@ mod tests {
         let transforms = vec![("cast".to_string(), build_transform("cast", cast).unwrap())];
         let target = output_schema(&source, &transforms).unwrap();
         let mut out = String::new();
-        schema_text(&mut out, "target schema", &target);
+        schema_text(&mut out, "target schema", &target, true);
         out
     }
 
@@ -224,5 +239,27 @@ mod tests {
             planned_text(serde_json::json!({ "fields": fields }), &[(META_DIM, "24")]),
             "target schema:\n  embedding  FloatVector(24)        arrow FixedSizeList(24 x Float32)\n"
         );
+    }
+
+    #[test]
+    fn plan_names_the_milvus_type_or_the_sinks_refusal() {
+        let target = Schema::new(vec![
+            Field::new("s", DataType::Utf8View, false),
+            Field::new("when", DataType::Date32, false),
+        ]);
+        let mut out = String::new();
+        schema_text(&mut out, "target schema", &target, true);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[1], "  s     VarChar                arrow Utf8View");
+        assert_eq!(lines[2], "  when  (no Milvus type)       arrow Date32");
+        assert!(
+            lines[3].starts_with(
+                "        ! unsupported input at field `when`: Arrow type Date32 has no Milvus type"
+            ),
+            "{out}"
+        );
+        let mut quiet = String::new();
+        schema_text(&mut quiet, "source schema", &target, false);
+        assert_eq!(quiet.lines().count(), 3, "{quiet}");
     }
 }

@@ -10,8 +10,9 @@
 //! Plugins register themselves with `inventory` through [`register_source!`],
 //! [`register_transform!`] and [`register_sink!`]; front ends look them up by name in
 //! [`registry`]. Vectors are Arrow `FixedSizeList<Float32>` / `FixedSizeBinary` columns as
-//! described in [`vector`]. Every option that takes a size is a [`ByteSize`], whose units have
-//! one meaning ([`size`]).
+//! described in [`vector`]; which Milvus type each Arrow type becomes, and back, is the one
+//! table in [`types`]. Every option that takes a size is a [`ByteSize`], whose units have one
+//! meaning ([`size`]).
 #![warn(missing_docs)]
 
 pub mod batch;
@@ -29,6 +30,7 @@ pub mod size;
 pub mod source;
 pub mod store;
 pub mod transform;
+pub mod types;
 pub mod vector;
 pub mod verify;
 

@@ -9,6 +9,9 @@
 //! | `SparseFloatVector`    | `Map<UInt32, Float32>` (see below)  | `sparse_float_vector`      | –                 |
 //! | `JSON`                 | `Utf8` holding JSON text            | `json`                     | –                 |
 //!
+//! (JSON may also be `LargeUtf8` or `Utf8View`.) Which Milvus type every other Arrow type
+//! becomes is the table in [`crate::types`].
+//!
 //! A `FixedSizeList<Float32>` without metadata is also taken as a float vector, so batches built by
 //! hand need no ceremony. Binary vectors always carry metadata, because a `FixedSizeBinary` column
 //! could be anything. Bits are stored in Milvus's (and Faiss's) order: byte `i` holds dimensions
@@ -247,10 +250,11 @@ pub fn json_field(name: &str, nullable: bool) -> Field {
         .with_metadata(HashMap::from([(META_TYPE.to_string(), "json".to_string())]))
 }
 
-/// Whether `field` holds JSON text.
+/// Whether `field` holds JSON text (a `Utf8`, `LargeUtf8` or `Utf8View` column tagged
+/// `vmig.type = json`).
 pub fn is_json(field: &Field) -> bool {
     field.metadata().get(META_TYPE).map(String::as_str) == Some("json")
-        && field.data_type() == &DataType::Utf8
+        && crate::types::is_text(field.data_type())
 }
 
 /// Recognises a vector column; `None` for scalar columns.
@@ -299,42 +303,12 @@ pub fn vector_fields(schema: &Schema) -> Vec<(usize, &Field, VectorInfo)> {
 }
 
 /// The Milvus 2.x type a field maps to (`FloatVector(128)`, `VarChar`, `Array<Int64>`, …), or
-/// `None` when Milvus has no equivalent.
+/// `None` when Milvus has no equivalent. A shorthand for [`crate::types::milvus_field`], the one
+/// Arrow ⇄ Milvus type table, which also says why a type is refused.
 pub fn milvus_type(field: &Field) -> Option<String> {
-    if let Some(v) = vector_info(field) {
-        return Some(match v.kind {
-            VectorType::Float32 => format!("FloatVector({})", v.dim),
-            VectorType::Binary => format!("BinaryVector({})", v.dim),
-            VectorType::Float16 => format!("Float16Vector({})", v.dim),
-            VectorType::BFloat16 => format!("BFloat16Vector({})", v.dim),
-            VectorType::SparseFloat => "SparseFloatVector".to_string(),
-        });
-    }
-    if is_json(field) {
-        return Some("JSON".into());
-    }
-    scalar_milvus_type(field.data_type())
-        .map(str::to_string)
-        .or_else(|| match field.data_type() {
-            DataType::List(item) | DataType::LargeList(item) => {
-                scalar_milvus_type(item.data_type()).map(|t| format!("Array<{t}>"))
-            }
-            _ => None,
-        })
-}
-
-fn scalar_milvus_type(dt: &DataType) -> Option<&'static str> {
-    Some(match dt {
-        DataType::Boolean => "Bool",
-        DataType::Int8 => "Int8",
-        DataType::Int16 => "Int16",
-        DataType::Int32 => "Int32",
-        DataType::Int64 => "Int64",
-        DataType::Float32 => "Float",
-        DataType::Float64 => "Double",
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VarChar",
-        _ => return None,
-    })
+    crate::types::milvus_field(field)
+        .ok()
+        .map(|t| t.to_string())
 }
 
 /// Builds a float vector column from row-major values (`values.len()` must be a multiple of `dim`).
@@ -449,10 +423,17 @@ mod tests {
         assert_eq!(milvus_type(&Field::new("d", DataType::Date32, true)), None);
         let ints = Field::new_list("a", Field::new_list_field(DataType::Int64, true), false);
         assert_eq!(milvus_type(&ints).as_deref(), Some("Array<Int64>"));
-        // Only variable-size lists are Milvus arrays; a fixed-size list of ints is neither.
+        // A fixed-size list of ints is not a vector; it is an Array like any list of scalars.
         let fixed =
             Field::new_fixed_size_list("f", Field::new_list_field(DataType::Int64, true), 3, false);
-        assert_eq!(milvus_type(&fixed), None);
+        assert_eq!(milvus_type(&fixed).as_deref(), Some("Array<Int64>"));
+        let doubles = Field::new_fixed_size_list(
+            "d",
+            Field::new_list_field(DataType::Float64, true),
+            3,
+            false,
+        );
+        assert_eq!(milvus_type(&doubles).as_deref(), Some("Array<Double>"));
         assert_eq!(vector_info(&Field::new("x", DataType::Int64, false)), None);
         let h = float16_vector_field("h", 8);
         assert_eq!(

@@ -234,7 +234,7 @@ impl PkValue {
 pub struct CollectionInfo {
     /// The server's schema.
     pub schema: CollectionSchema,
-    /// The same as Arrow (see [`convert::arrow_schema`]).
+    /// The same as Arrow (see [`crate::schema::arrow_schema`]).
     pub arrow: SchemaRef,
     /// The primary-key field name.
     pub primary_key: String,
@@ -549,7 +549,7 @@ impl MilvusClient {
             });
         }
         Ok(CollectionInfo {
-            arrow: convert::arrow_schema(&visible)?,
+            arrow: crate::schema::arrow_schema(&visible)?,
             primary_key,
             auto_id,
             shards: r.shards_num,

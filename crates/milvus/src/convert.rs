@@ -1,30 +1,36 @@
 //! Arrow ⇄ Milvus `FieldData` conversion.
 //!
+//! Which Milvus type a column is sent as comes from the one type table
+//! ([`vmig_core::types`], through [`crate::schema::milvus_type_of`]); this module only encodes
+//! and decodes the values:
+//!
 //! | Arrow column                                   | Milvus type        | wire payload                 |
 //! |------------------------------------------------|--------------------|------------------------------|
 //! | `Boolean`                                      | `Bool`             | `BoolArray`                  |
 //! | `Int8`, `Int16`, `Int32`                       | `Int8/16/32`       | `IntArray` (widened to i32)  |
 //! | `Int64`                                        | `Int64`            | `LongArray`                  |
 //! | `Float32` / `Float64`                          | `Float` / `Double` | `FloatArray` / `DoubleArray` |
-//! | `Utf8`, `LargeUtf8`                            | `VarChar`          | `StringArray`                |
-//! | `Utf8` tagged `vmig.type = json`               | `JSON`             | `JsonArray` (UTF-8 bytes)    |
+//! | `Utf8`, `LargeUtf8`, `Utf8View`                | `VarChar`          | `StringArray`                |
+//! | text tagged `vmig.type = json`                 | `JSON`             | `JsonArray` (UTF-8 bytes)    |
 //! | `FixedSizeList<Float32>(dim)`                  | `FloatVector(dim)` | `FloatArray` (N·dim)         |
 //! | `FixedSizeBinary(dim/8)` tagged binary vector  | `BinaryVector(dim)`| bytes (N·dim/8)              |
 //! | `FixedSizeList<Float16>(dim)`                  | `Float16Vector`    | bytes (N·2·dim, LE)          |
 //! | `FixedSizeBinary(2·dim)` tagged bfloat16       | `BFloat16Vector`   | bytes (N·2·dim)              |
 //! | `Map<UInt32, Float32>` tagged sparse           | `SparseFloatVector`| `SparseFloatArray` (per row) |
 //! | `Utf8` JSON named `$meta`                      | dynamic field      | `JsonArray`, `is_dynamic`    |
-//! | `List<T>`, `LargeList<T>` (T a scalar above)   | `Array` of T       | `ArrayArray` (per row)       |
+//! | `List<T>`, `LargeList<T>`, `FixedSizeList<T>`  | `Array` of T       | `ArrayArray` (per row)       |
 //!
+//! (T is a scalar above; a `FixedSizeList<Float32>`/`<Float16>` is a vector, not an Array.)
 //! An `Array` field's `max_capacity` comes from field metadata `vmig.max_capacity` (else
-//! [`MAX_CAPACITY`]); a longer row, a null row or a null element is an [`Error::Data`].
+//! [`crate::schema::MAX_ARRAY_CAPACITY`]); a longer row, a null row or a null element is an
+//! [`Error::Data`].
 //!
 //! Nulls: a scalar, JSON or Array field tagged `milvus.nullable` ([`crate::meta::NULLABLE`], a
 //! Milvus 2.5+ nullable field) carries nulls as `FieldData.valid_data`, one flag per row, with
 //! only the valid rows in the payload (what the 2.5 proxy requires, see `compact_nulls`).
 //! Decoding accepts that layout and the dense one of 2.5 query results (a placeholder per null
 //! row, see `apply_validity`), preferring `ScalarField.valid_data` when a newer server fills
-//! it, and [`arrow_field`] makes a nullable Milvus field a nullable Arrow field. Anywhere else
+//! it, and [`crate::schema::arrow_field`] makes a nullable Milvus field a nullable Arrow field. Anywhere else
 //! (untagged fields, vectors, Array elements) a null is an [`Error::Data`] naming the field and
 //! row; callers that want a default must fill it in before converting. Milvus 2.3 (the test
 //! server) has no nullable fields, so the null layouts are unit-tested with constructed
@@ -35,122 +41,33 @@
 //! `dim` is the largest index + 1. Float16, bfloat16 and sparse vectors are unit-tested against
 //! the milvus-proto encoding only: Milvus 2.3.5 (the test server) has none of them.
 //!
-//! [`arrow_field`] carries the Milvus field's properties in Arrow field metadata (keys in
-//! [`crate::meta`]) so a collection can be recreated from the Arrow schema alone.
+//! [`crate::schema::arrow_field`] carries the Milvus field's properties in Arrow field metadata
+//! (keys in [`crate::meta`]) so a collection can be recreated from the Arrow schema alone.
 
 use std::sync::Arc;
 
 use arrow::array::{
     new_empty_array, Array, ArrayRef, AsArray, BinaryArray, BooleanArray, FixedSizeBinaryArray,
     FixedSizeListArray, Float16Array, Float32Array, Float64Array, GenericListArray, Int16Array,
-    Int32Array, Int64Array, Int8Array, LargeStringArray, MapArray, OffsetSizeTrait, StringArray,
-    StructArray, UInt32Array,
+    Int32Array, Int64Array, Int8Array, MapArray, OffsetSizeTrait, StringArray, StructArray,
+    UInt32Array,
 };
 use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, Float16Type, Float32Type, Float64Type, Int16Type,
-    Int32Type, Int64Type, Int8Type, Schema, SchemaRef, UInt32Type,
+    Int32Type, Int64Type, Int8Type, SchemaRef, UInt32Type,
 };
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use milvus::proto::schema::{
-    field_data, scalar_field, vector_field, ArrayArray, BoolArray, CollectionSchema,
-    DataType as MDataType, DoubleArray, FieldData, FieldSchema, FloatArray, IntArray, JsonArray,
-    LongArray, ScalarField, SparseFloatArray, StringArray as MStringArray, VectorField,
+    field_data, scalar_field, vector_field, ArrayArray, BoolArray, DataType as MDataType,
+    DoubleArray, FieldData, FloatArray, IntArray, JsonArray, LongArray, ScalarField,
+    SparseFloatArray, StringArray as MStringArray, VectorField,
 };
-use vmig_core::vector::{self, VectorType};
+use vmig_core::types::MilvusType;
+use vmig_core::vector;
 use vmig_core::{Error, Result};
 
-use crate::params::value_of;
-
-/// Largest `max_capacity` of an `Array` field (Milvus's limit), and the default.
-pub const MAX_CAPACITY: i64 = 4096;
-/// Field metadata key for an `Array` field's `max_capacity`.
-pub const META_MAX_CAPACITY: &str = "vmig.max_capacity";
-
-/// The Milvus scalar type of an Arrow type that can be an `Array` element.
-fn element_milvus_type(dt: &DataType) -> Option<MDataType> {
-    Some(match dt {
-        DataType::Boolean => MDataType::Bool,
-        DataType::Int8 => MDataType::Int8,
-        DataType::Int16 => MDataType::Int16,
-        DataType::Int32 => MDataType::Int32,
-        DataType::Int64 => MDataType::Int64,
-        DataType::Float32 => MDataType::Float,
-        DataType::Float64 => MDataType::Double,
-        DataType::Utf8 | DataType::LargeUtf8 => MDataType::VarChar,
-        _ => return None,
-    })
-}
-
-/// The Milvus element type of an Arrow `List<T>`/`LargeList<T>` field that maps to a Milvus
-/// `Array`; `None` for every other field.
-pub fn array_element_type(field: &Field) -> Option<MDataType> {
-    if vector::vector_info(field).is_some() {
-        return None;
-    }
-    match field.data_type() {
-        DataType::List(item) | DataType::LargeList(item) => element_milvus_type(item.data_type()),
-        _ => None,
-    }
-}
-
-/// The `max_capacity` of an Arrow field that maps to a Milvus `Array`: field metadata
-/// [`META_MAX_CAPACITY`], else [`MAX_CAPACITY`].
-///
-/// # Errors
-/// [`Error::Schema`] when the metadata is not a number in `1..=4096`.
-pub fn arrow_max_capacity(field: &Field) -> Result<i64> {
-    let Some(text) = field.metadata().get(META_MAX_CAPACITY) else {
-        return Ok(MAX_CAPACITY);
-    };
-    match text.trim().parse::<i64>() {
-        Ok(n) if (1..=MAX_CAPACITY).contains(&n) => Ok(n),
-        _ => Err(Error::schema(format!(
-            "Array `{}` {META_MAX_CAPACITY} = {text:?}: Milvus allows 1..={MAX_CAPACITY}",
-            field.name()
-        ))),
-    }
-}
-
-/// The Milvus data type of an Arrow field, with its vector dimension (0 for scalars).
-///
-/// # Errors
-/// [`Error::Unsupported`] naming the field for Arrow types Milvus cannot hold.
-pub fn milvus_type_of(field: &Field) -> Result<(MDataType, i64)> {
-    if let Some(info) = vector::vector_info(field) {
-        let t = match info.kind {
-            VectorType::Float32 => MDataType::FloatVector,
-            VectorType::Binary => MDataType::BinaryVector,
-            VectorType::Float16 => MDataType::Float16Vector,
-            VectorType::BFloat16 => MDataType::BFloat16Vector,
-            VectorType::SparseFloat => MDataType::SparseFloatVector,
-        };
-        return Ok((t, info.dim as i64));
-    }
-    if vector::is_json(field) {
-        return Ok((MDataType::Json, 0));
-    }
-    if array_element_type(field).is_some() {
-        return Ok((MDataType::Array, 0));
-    }
-    let t = match field.data_type() {
-        DataType::Boolean => MDataType::Bool,
-        DataType::Int8 => MDataType::Int8,
-        DataType::Int16 => MDataType::Int16,
-        DataType::Int32 => MDataType::Int32,
-        DataType::Int64 => MDataType::Int64,
-        DataType::Float32 => MDataType::Float,
-        DataType::Float64 => MDataType::Double,
-        DataType::Utf8 | DataType::LargeUtf8 => MDataType::VarChar,
-        other => {
-            return Err(unsupported(
-                field,
-                &format!("Arrow type {other} has no Milvus equivalent in vmig yet (supported: bool, int8–int64, float, double, utf8, JSON, lists of those scalars, float/binary/float16/bfloat16/sparse vectors)"),
-            ))
-        }
-    };
-    Ok((t, 0))
-}
+use crate::schema::{array_element_type, arrow_max_capacity, from_proto, milvus_type_of};
 
 fn unsupported(field: &Field, why: &str) -> Error {
     Error::unsupported(format!("field `{}`", field.name()), why.to_string())
@@ -318,19 +235,7 @@ pub fn column_to_field_data(field: &Field, array: &ArrayRef) -> Result<FieldData
 
 /// Whether Milvus fields of type `t` can be nullable (scalars, JSON and Array; never vectors).
 fn is_nullable_type(t: MDataType) -> bool {
-    matches!(
-        t,
-        MDataType::Bool
-            | MDataType::Int8
-            | MDataType::Int16
-            | MDataType::Int32
-            | MDataType::Int64
-            | MDataType::Float
-            | MDataType::Double
-            | MDataType::VarChar
-            | MDataType::Json
-            | MDataType::Array
-    )
+    from_proto(t).is_some_and(MilvusType::can_be_nullable)
 }
 
 /// One flag per row: `true` where `array` holds a value.
@@ -559,8 +464,22 @@ fn array_data(
         list_rows(name, element_type, capacity, field, list, valid)
     } else if let Some(list) = array.as_list_opt::<i64>() {
         list_rows(name, element_type, capacity, field, list, valid)
+    } else if let DataType::FixedSizeList(item, _) = array.data_type() {
+        // Lossless: every row becomes a list of the same length.
+        let list = arrow::compute::cast(array, &DataType::List(item.clone()))?;
+        list_rows(
+            name,
+            element_type,
+            capacity,
+            field,
+            list.as_list::<i32>(),
+            valid,
+        )
     } else {
-        Err(unsupported(field, "expected a List or LargeList column"))
+        Err(unsupported(
+            field,
+            "expected a List, LargeList or FixedSizeList column",
+        ))
     }
 }
 
@@ -625,6 +544,12 @@ fn strings(array: &ArrayRef) -> Result<Vec<String>> {
             .collect());
     }
     if let Some(a) = array.as_string_opt::<i64>() {
+        return Ok(a
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect());
+    }
+    if let Some(a) = array.as_string_view_opt() {
         return Ok(a
             .iter()
             .map(|v| v.unwrap_or_default().to_string())
@@ -710,119 +635,6 @@ fn list_bytes<O: OffsetSizeTrait>(values: &ArrayRef, offsets: &[O]) -> usize {
     rows * 16 + column_bytes(&values.slice(first, last - first))
 }
 
-/// The dimension of a vector field schema (`type_params["dim"]`), 0 for scalars.
-pub fn field_dim(f: &FieldSchema) -> i64 {
-    value_of(&f.type_params, "dim")
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The `max_capacity` of an Array field schema, if set.
-pub fn field_max_capacity(f: &FieldSchema) -> Option<i64> {
-    value_of(&f.type_params, "max_capacity").and_then(|d| d.parse().ok())
-}
-
-/// The `max_length` of a VarChar field schema, if set.
-pub fn field_max_length(f: &FieldSchema) -> Option<i64> {
-    value_of(&f.type_params, "max_length").and_then(|d| d.parse().ok())
-}
-
-/// The Arrow field (with vmig metadata) that holds values of a Milvus field, carrying the
-/// field's Milvus properties (see [`crate::meta`]).
-///
-/// # Errors
-/// [`Error::Unsupported`] for Milvus types vmig cannot decode yet.
-pub fn arrow_field(f: &FieldSchema) -> Result<Field> {
-    let field = arrow_field_type(f)?;
-    let mut meta: std::collections::HashMap<String, String> = field
-        .metadata()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    crate::meta::describe_field(f, &mut meta);
-    // A nullable Milvus field (2.5+) is a nullable Arrow field; vectors never are.
-    let field = field.with_metadata(meta);
-    let t = MDataType::try_from(f.data_type).unwrap_or(MDataType::None);
-    Ok(if f.nullable && is_nullable_type(t) {
-        field.with_nullable(true)
-    } else {
-        field
-    })
-}
-
-fn arrow_field_type(f: &FieldSchema) -> Result<Field> {
-    let t = MDataType::try_from(f.data_type).unwrap_or(MDataType::None);
-    let dim = field_dim(f).max(0) as usize;
-    let name = f.name.as_str();
-    Ok(match t {
-        MDataType::Bool => Field::new(name, DataType::Boolean, false),
-        MDataType::Int8 => Field::new(name, DataType::Int8, false),
-        MDataType::Int16 => Field::new(name, DataType::Int16, false),
-        MDataType::Int32 => Field::new(name, DataType::Int32, false),
-        MDataType::Int64 => Field::new(name, DataType::Int64, false),
-        MDataType::Float => Field::new(name, DataType::Float32, false),
-        MDataType::Double => Field::new(name, DataType::Float64, false),
-        MDataType::VarChar | MDataType::String => Field::new(name, DataType::Utf8, false),
-        MDataType::Json => vector::json_field(name, false),
-        MDataType::FloatVector => vector::float_vector_field(name, dim),
-        MDataType::BinaryVector => vector::binary_vector_field(name, dim)?,
-        MDataType::Float16Vector => vector::float16_vector_field(name, dim),
-        MDataType::BFloat16Vector => vector::bfloat16_vector_field(name, dim),
-        MDataType::SparseFloatVector => vector::sparse_float_vector_field(name),
-        MDataType::Array => {
-            let element = MDataType::try_from(f.element_type).unwrap_or(MDataType::None);
-            let item = match element {
-                MDataType::Bool => DataType::Boolean,
-                MDataType::Int8 => DataType::Int8,
-                MDataType::Int16 => DataType::Int16,
-                MDataType::Int32 => DataType::Int32,
-                MDataType::Int64 => DataType::Int64,
-                MDataType::Float => DataType::Float32,
-                MDataType::Double => DataType::Float64,
-                MDataType::VarChar | MDataType::String => DataType::Utf8,
-                other => {
-                    return Err(Error::unsupported(
-                        format!("Milvus field `{name}`"),
-                        format!("Array of {other:?} cannot be read back into Arrow by vmig"),
-                    ))
-                }
-            };
-            let mut meta = std::collections::HashMap::new();
-            if let Some(cap) = field_max_capacity(f) {
-                meta.insert(META_MAX_CAPACITY.to_string(), cap.to_string());
-            }
-            if let Some(len) = field_max_length(f) {
-                meta.insert("vmig.max_length".to_string(), len.to_string());
-            }
-            Field::new_list(name, Field::new_list_field(item, true), false).with_metadata(meta)
-        }
-        other => {
-            return Err(Error::unsupported(
-                format!("Milvus field `{name}`"),
-                format!("type {other:?} cannot be read back into Arrow by vmig yet"),
-            ))
-        }
-    })
-}
-
-/// The Arrow schema of a collection: one field per Milvus field, in schema order, with
-/// [`vector::META_PRIMARY_KEY`] and [`vector::META_COLLECTION`] set.
-///
-/// # Errors
-/// As [`arrow_field`].
-pub fn arrow_schema(schema: &CollectionSchema) -> Result<SchemaRef> {
-    let mut fields = Vec::new();
-    let mut meta = std::collections::HashMap::new();
-    for f in &schema.fields {
-        if f.is_primary_key {
-            meta.insert(vector::META_PRIMARY_KEY.to_string(), f.name.clone());
-        }
-        fields.push(arrow_field(f)?);
-    }
-    meta.insert(vector::META_COLLECTION.to_string(), schema.name.clone());
-    Ok(Arc::new(Schema::new(fields).with_metadata(meta)))
-}
-
 /// Decodes query results into a batch of `schema` (every field of `schema` must be present
 /// in `fields`, extra result fields are ignored).
 ///
@@ -896,11 +708,9 @@ fn decode_scalar(data: &scalar_field::Data, dt: &DataType) -> Option<ArrayRef> {
         (scalar_field::Data::DoubleData(x), DataType::Float64) => {
             Arc::new(Float64Array::from(x.data.clone()))
         }
-        (scalar_field::Data::StringData(x), DataType::Utf8) => {
-            Arc::new(StringArray::from_iter_values(x.data.iter()))
-        }
-        (scalar_field::Data::StringData(x), DataType::LargeUtf8) => {
-            Arc::new(LargeStringArray::from_iter_values(x.data.iter()))
+        (scalar_field::Data::StringData(x), dt) if vmig_core::types::is_text(dt) => {
+            let utf8: ArrayRef = Arc::new(StringArray::from_iter_values(x.data.iter()));
+            arrow::compute::cast(&utf8, dt).ok()?
         }
         (scalar_field::Data::JsonData(j), DataType::Utf8) => {
             let strings = j
@@ -1104,6 +914,10 @@ fn decode_field(field: &Field, fd: &FieldData) -> Result<ArrayRef> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meta::MAX_CAPACITY as META_MAX_CAPACITY;
+    use crate::schema::arrow_field;
+    use arrow::datatypes::Schema;
+    use milvus::proto::schema::FieldSchema;
 
     /// The message of the error converting `col` for `field`, or "" if it converts.
     fn conversion_error(field: &Field, col: &ArrayRef) -> String {

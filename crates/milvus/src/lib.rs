@@ -11,6 +11,12 @@
 //! paging ([`MilvusClient::query_page`]), and failures classified by what a caller must do
 //! ([`error`]: retry, split, fix credentials, or read the server's reason).
 //!
+//! Types: which Milvus type an Arrow field becomes is the one table in [`vmig_core::types`];
+//! [`schema`] maps it to and from the protobuf `DataType` (`to_proto`/`from_proto`, the only such
+//! mapping here) and builds both schema directions ([`collection_schema`], [`arrow_schema`]),
+//! [`convert`] encodes and decodes values, and [`meta`] defines every metadata key and reads
+//! `type_params` (it depends on neither of the other two).
+//!
 //! Connecting ([`MilvusClient::connect`]) checks the server and the credentials with cheap
 //! RPCs, so a server that is down or a wrong password fails at once with a clear message; the
 //! password or token never appears in messages or `Debug` output. A `uri` where something other
@@ -39,4 +45,4 @@ pub use client::{
 pub use error::{is_too_large, MilvusError, MilvusErrorKind};
 pub use milvus::proto;
 pub use scan::{keyset_scan, page_rows_for};
-pub use schema::{collection_schema, SchemaOptions};
+pub use schema::{arrow_schema, collection_schema, SchemaOptions};

@@ -15,22 +15,26 @@
 //! | `milvus.default_value`  | the default as a JSON scalar (Milvus 2.5+)                 |
 //! | `milvus.dynamic`        | `true` on the dynamic field `$meta` (JSON of the extra keys)|
 //! | `vmig.max_length`       | VarChar (or VarChar Array) `max_length`                    |
-//! | `vmig.max_capacity`     | Array `max_capacity` ([`crate::convert::META_MAX_CAPACITY`])|
+//! | `vmig.max_capacity`     | Array `max_capacity`                                       |
 //!
 //! Schema metadata ([`CollectionSettings`]): `milvus.description`, `milvus.shards`,
 //! `milvus.consistency_level` (`Strong`, `Session`, `Bounded`, `Eventually`),
 //! `milvus.dynamic_field`, `milvus.partitions` (JSON array of names), `milvus.indexes` (JSON
 //! array of [`IndexSpec`]) and `vmig.auto_id` (`true`: let the target generate new primary
 //! keys instead of keeping the source's).
+//!
+//! Every `milvus.*` key and every Milvus-specific `vmig.*` key is defined here, once; the generic
+//! `vmig.*` keys that vmig-core itself reads (`vmig.type`, `vmig.dim`, `vmig.primary_key`,
+//! `vmig.metric`, `vmig.collection`) stay in [`vmig_core::vector`]. This module also reads a
+//! Milvus field's `type_params` ([`field_dim`], [`field_max_length`], [`field_max_capacity`]);
+//! it depends on no other module of this crate.
 
 use std::collections::HashMap;
 
 use arrow::datatypes::{Field, Schema};
-use milvus::proto::common::ConsistencyLevel;
+use milvus::proto::common::{ConsistencyLevel, KeyValuePair};
 use milvus::proto::schema::{value_field, DataType as MDataType, FieldSchema, ValueField};
 use serde::{Deserialize, Serialize};
-
-use crate::convert::field_max_length;
 
 /// Field: description.
 pub const DESCRIPTION: &str = "milvus.description";
@@ -44,8 +48,10 @@ pub const NULLABLE: &str = "milvus.nullable";
 pub const DEFAULT_VALUE: &str = "milvus.default_value";
 /// Field: `true` on the dynamic field.
 pub const DYNAMIC: &str = "milvus.dynamic";
-/// Field: VarChar `max_length`.
+/// Field: VarChar (or VarChar Array) `max_length`.
 pub const MAX_LENGTH: &str = "vmig.max_length";
+/// Field: an Array field's `max_capacity`.
+pub const MAX_CAPACITY: &str = "vmig.max_capacity";
 /// The name Milvus gives the dynamic field.
 pub const DYNAMIC_FIELD_NAME: &str = "$meta";
 
@@ -152,6 +158,25 @@ impl CollectionSettings {
     }
 }
 
+fn type_param(params: &[KeyValuePair], key: &str) -> Option<i64> {
+    crate::params::value_of(params, key).and_then(|v| v.parse().ok())
+}
+
+/// The dimension of a vector field schema (`type_params["dim"]`), 0 for scalars.
+pub fn field_dim(f: &FieldSchema) -> i64 {
+    type_param(&f.type_params, "dim").unwrap_or(0)
+}
+
+/// The `max_capacity` of an Array field schema, if set.
+pub fn field_max_capacity(f: &FieldSchema) -> Option<i64> {
+    type_param(&f.type_params, "max_capacity")
+}
+
+/// The `max_length` of a VarChar field schema, if set.
+pub fn field_max_length(f: &FieldSchema) -> Option<i64> {
+    type_param(&f.type_params, "max_length")
+}
+
 fn flag(field: &Field, key: &str) -> bool {
     field.metadata().get(key).is_some_and(|v| v == "true")
 }
@@ -189,9 +214,14 @@ pub fn describe_field(f: &FieldSchema, meta: &mut HashMap<String, String>) {
     if f.is_dynamic {
         meta.insert(DYNAMIC.into(), "true".into());
     }
-    if f.data_type == MDataType::VarChar as i32 {
+    if f.data_type == MDataType::VarChar as i32 || f.data_type == MDataType::Array as i32 {
         if let Some(n) = field_max_length(f) {
             meta.insert(MAX_LENGTH.into(), n.to_string());
+        }
+    }
+    if f.data_type == MDataType::Array as i32 {
+        if let Some(n) = field_max_capacity(f) {
+            meta.insert(MAX_CAPACITY.into(), n.to_string());
         }
     }
     if let Some(v) = f.default_value.as_ref().and_then(default_to_json) {

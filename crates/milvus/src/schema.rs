@@ -1,14 +1,23 @@
-//! Arrow schema → Milvus `CollectionSchema`, limits, and compatibility with an existing
-//! collection.
+//! Arrow ⇄ Milvus schemas: an Arrow schema → a Milvus `CollectionSchema` (with Milvus's
+//! limits, and compatibility with an existing collection), and a collection's schema → Arrow.
+//!
+//! Which Milvus type an Arrow field becomes, and back, is the one table in
+//! [`vmig_core::types`] (core cannot depend on this crate's protobuf types, and `vmig plan`
+//! must say what the sink will do). This module adds the protobuf side in one place:
+//! [`to_proto`] and [`from_proto`] map [`MilvusType`] to and from the wire's `DataType`;
+//! [`crate::convert`] and the `milvus2` source go through [`milvus_type_of`] and
+//! [`arrow_schema`] here.
 
-use arrow::datatypes::{DataType, Field, Schema};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use milvus::proto::schema::{CollectionSchema, DataType as MDataType, FieldSchema};
+use vmig_core::types::{self, MilvusField, MilvusType};
 use vmig_core::vector;
 use vmig_core::{Error, Result};
 
-use crate::convert::{
-    array_element_type, arrow_max_capacity, field_dim, field_max_length, milvus_type_of,
-};
+use crate::meta::{self, field_dim, field_max_length};
 use crate::params::pair;
 
 /// Largest vector dimension Milvus accepts (`proxy.maxDimension`).
@@ -17,6 +26,73 @@ pub const MAX_DIM: i64 = 32_768;
 pub const MAX_FIELDS: usize = 64;
 /// Longest VarChar (`max_length`, in bytes).
 pub const MAX_VARCHAR: u32 = 65_535;
+/// Largest `max_capacity` of an `Array` field (Milvus's limit), and the default.
+pub const MAX_ARRAY_CAPACITY: i64 = 4096;
+
+/// The wire `DataType` of a Milvus type: the one place vmig's [`MilvusType`] meets the proto.
+pub fn to_proto(t: MilvusType) -> MDataType {
+    match t {
+        MilvusType::Bool => MDataType::Bool,
+        MilvusType::Int8 => MDataType::Int8,
+        MilvusType::Int16 => MDataType::Int16,
+        MilvusType::Int32 => MDataType::Int32,
+        MilvusType::Int64 => MDataType::Int64,
+        MilvusType::Float => MDataType::Float,
+        MilvusType::Double => MDataType::Double,
+        MilvusType::VarChar => MDataType::VarChar,
+        MilvusType::Json => MDataType::Json,
+        MilvusType::Array => MDataType::Array,
+        MilvusType::FloatVector => MDataType::FloatVector,
+        MilvusType::BinaryVector => MDataType::BinaryVector,
+        MilvusType::Float16Vector => MDataType::Float16Vector,
+        MilvusType::BFloat16Vector => MDataType::BFloat16Vector,
+        MilvusType::SparseFloatVector => MDataType::SparseFloatVector,
+    }
+}
+
+/// The Milvus type of a wire `DataType` ([`to_proto`] read backwards; the legacy `String` is
+/// `VarChar`); `None` for types vmig does not handle.
+pub fn from_proto(t: MDataType) -> Option<MilvusType> {
+    if t == MDataType::String {
+        return Some(MilvusType::VarChar);
+    }
+    MilvusType::ALL.into_iter().find(|m| to_proto(*m) == t)
+}
+
+/// The Milvus data type of an Arrow field (the [`vmig_core::types`] table), with its vector
+/// dimension (0 for everything but dense vectors).
+///
+/// # Errors
+/// [`Error::Unsupported`] naming the field and its Arrow type when Milvus cannot hold it.
+pub fn milvus_type_of(field: &Field) -> Result<(MDataType, i64)> {
+    let t = types::milvus_field(field)?;
+    Ok((to_proto(t.kind), t.dim as i64))
+}
+
+/// The Milvus element type of an Arrow field that maps to a Milvus `Array`; `None` for every
+/// other field.
+pub fn array_element_type(field: &Field) -> Option<MDataType> {
+    types::milvus_field(field).ok()?.element.map(to_proto)
+}
+
+/// The `max_capacity` of an Arrow field that maps to a Milvus `Array`: field metadata
+/// [`meta::MAX_CAPACITY`], else [`MAX_ARRAY_CAPACITY`].
+///
+/// # Errors
+/// [`Error::Schema`] when the metadata is not a number in `1..=4096`.
+pub fn arrow_max_capacity(field: &Field) -> Result<i64> {
+    let Some(text) = field.metadata().get(meta::MAX_CAPACITY) else {
+        return Ok(MAX_ARRAY_CAPACITY);
+    };
+    match text.trim().parse::<i64>() {
+        Ok(n) if (1..=MAX_ARRAY_CAPACITY).contains(&n) => Ok(n),
+        _ => Err(Error::schema(format!(
+            "Array `{}` {} = {text:?}: Milvus allows 1..={MAX_ARRAY_CAPACITY}",
+            field.name(),
+            meta::MAX_CAPACITY
+        ))),
+    }
+}
 
 /// How to build a collection schema from an Arrow schema.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,7 +157,7 @@ pub fn collection_schema(arrow: &Schema, opts: &SchemaOptions) -> Result<Collect
     }
     let mut dynamic = opts.dynamic_field;
     for f in arrow.fields() {
-        if crate::meta::is_dynamic_field(f) {
+        if meta::is_dynamic_field(f) {
             dynamic = true;
             continue;
         }
@@ -111,7 +187,7 @@ pub fn collection_schema(arrow: &Schema, opts: &SchemaOptions) -> Result<Collect
     let description = if opts.description.is_empty() {
         arrow
             .metadata()
-            .get(crate::meta::DESCRIPTION)
+            .get(meta::DESCRIPTION)
             .cloned()
             .unwrap_or_default()
     } else {
@@ -137,7 +213,8 @@ fn names(arrow: &Schema) -> String {
 }
 
 fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSchema> {
-    let (t, dim) = milvus_type_of(f)?;
+    let mt = types::milvus_field(f)?;
+    let (t, dim) = (to_proto(mt.kind), mt.dim as i64);
     let mut fs = FieldSchema {
         name: f.name().clone(),
         data_type: t as i32,
@@ -145,12 +222,12 @@ fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSch
         auto_id: is_pk && opts.auto_id,
         description: f
             .metadata()
-            .get(crate::meta::DESCRIPTION)
+            .get(meta::DESCRIPTION)
             .cloned()
             .unwrap_or_default(),
-        is_partition_key: crate::meta::is_partition_key(f),
-        nullable: crate::meta::is_nullable(f),
-        default_value: crate::meta::default_value(f, t),
+        is_partition_key: meta::is_partition_key(f),
+        nullable: meta::is_nullable(f),
+        default_value: meta::default_value(f, t),
         ..Default::default()
     };
     if f.name().is_empty() || f.name().starts_with('$') {
@@ -168,12 +245,18 @@ fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSch
         }
         fs.type_params.push(pair("dim", dim));
     }
-    if t == MDataType::Array {
-        let element = array_element_type(f)
-            .ok_or_else(|| Error::schema(format!("Array `{}` has no element type", f.name())))?;
-        fs.element_type = element as i32;
-        fs.type_params
-            .push(pair("max_capacity", arrow_max_capacity(f)?));
+    if let Some(element) = mt.element {
+        fs.element_type = to_proto(element) as i32;
+        let capacity = arrow_max_capacity(f)?;
+        if let DataType::FixedSizeList(_, n) = f.data_type() {
+            if i64::from(*n) > capacity {
+                return Err(Error::schema(format!(
+                    "Array `{}` holds {n} elements per row; its max_capacity is {capacity} (Milvus allows 1..={MAX_ARRAY_CAPACITY})",
+                    f.name()
+                )));
+            }
+        }
+        fs.type_params.push(pair("max_capacity", capacity));
     }
     let has_length = t == MDataType::VarChar
         || (t == MDataType::Array && fs.element_type == MDataType::VarChar as i32);
@@ -182,7 +265,7 @@ fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSch
             .varchar_max_length
             .or_else(|| {
                 f.metadata()
-                    .get(crate::meta::MAX_LENGTH)
+                    .get(meta::MAX_LENGTH)
                     .and_then(|v| v.parse().ok())
             })
             .unwrap_or(MAX_VARCHAR);
@@ -200,12 +283,6 @@ fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSch
             "primary key `{}` is {}; Milvus primary keys are Int64 or VarChar",
             f.name(),
             f.data_type()
-        )));
-    }
-    if is_pk && opts.auto_id && t != MDataType::Int64 && f.data_type() != &DataType::Utf8 {
-        return Err(Error::schema(format!(
-            "auto_id primary key `{}` must be Int64 or VarChar",
-            f.name()
         )));
     }
     Ok(fs)
@@ -297,11 +374,73 @@ pub fn varchar_max_length(schema: &CollectionSchema, name: &str) -> Option<i64> 
         .and_then(field_max_length)
 }
 
+/// The Arrow field (with vmig metadata) that holds values of a Milvus field, carrying the
+/// field's Milvus properties (see [`crate::meta`]); a nullable Milvus field (2.5+) is a nullable
+/// Arrow field.
+///
+/// # Errors
+/// [`Error::Unsupported`] for Milvus types vmig cannot read back into Arrow.
+pub fn arrow_field(f: &FieldSchema) -> Result<Field> {
+    let name = f.name.as_str();
+    let proto = MDataType::try_from(f.data_type).unwrap_or(MDataType::None);
+    let cannot = |what: String| {
+        Error::unsupported(
+            format!("Milvus field `{name}`"),
+            format!("{what} cannot be read back into Arrow by vmig yet"),
+        )
+    };
+    let kind = from_proto(proto).ok_or_else(|| cannot(format!("type {proto:?}")))?;
+    let element = if kind == MilvusType::Array {
+        let e = MDataType::try_from(f.element_type).unwrap_or(MDataType::None);
+        match from_proto(e).filter(|m| m.is_array_element()) {
+            Some(m) => Some(m),
+            None => return Err(cannot(format!("Array of {e:?}"))),
+        }
+    } else {
+        None
+    };
+    let dim = if kind.is_vector() {
+        field_dim(f).max(0) as usize
+    } else {
+        0
+    };
+    let field = types::arrow_field(name, MilvusField { kind, element, dim })?;
+    let mut metadata: HashMap<String, String> = field
+        .metadata()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    meta::describe_field(f, &mut metadata);
+    let field = field.with_metadata(metadata);
+    Ok(if f.nullable && kind.can_be_nullable() {
+        field.with_nullable(true)
+    } else {
+        field
+    })
+}
+
+/// The Arrow schema of a collection: one field per Milvus field, in schema order, with
+/// [`vector::META_PRIMARY_KEY`] and [`vector::META_COLLECTION`] set.
+///
+/// # Errors
+/// As [`arrow_field`].
+pub fn arrow_schema(schema: &CollectionSchema) -> Result<SchemaRef> {
+    let mut fields = Vec::new();
+    let mut metadata = HashMap::new();
+    for f in &schema.fields {
+        if f.is_primary_key {
+            metadata.insert(vector::META_PRIMARY_KEY.to_string(), f.name.clone());
+        }
+        fields.push(arrow_field(f)?);
+    }
+    metadata.insert(vector::META_COLLECTION.to_string(), schema.name.clone());
+    Ok(Arc::new(Schema::new(fields).with_metadata(metadata)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::field_max_capacity;
-    use std::sync::Arc;
+    use crate::meta::field_max_capacity;
 
     fn arrow() -> Schema {
         Schema::new(vec![
@@ -377,7 +516,7 @@ mod tests {
         assert_eq!(field_max_capacity(tags), Some(8));
         assert_eq!(field_max_length(tags), Some(32));
 
-        let back = crate::convert::arrow_schema(&s)?;
+        let back = arrow_schema(&s)?;
         assert_eq!(
             back.field(2).data_type(),
             &DataType::List(item(DataType::Int16))

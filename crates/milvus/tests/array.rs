@@ -1,5 +1,8 @@
-//! Milvus `Array` fields against a real Milvus 2.3.5 (`scripts/milvus start`;
-//! `VMIG_MILVUS_URI` etc.): Arrow lists in, the same lists back, bit for bit.
+//! Milvus `Array` fields (and the other lossless Arrow variants of the type table) against a
+//! real Milvus 2.3.5 (`scripts/milvus start`; `VMIG_MILVUS_URI` etc.): Arrow lists in, the same
+//! lists back, bit for bit.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic on a broken reply
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,14 +10,14 @@ use std::time::Duration;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array,
-    Int64Array, ListArray, StringArray,
+    Int32Array, Int64Array, LargeStringArray, ListArray, StringArray, StringViewArray,
 };
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int32Type, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
 use vmig_core::vector;
 use vmig_milvus::proto::common::ConsistencyLevel;
-use vmig_milvus::proto::schema::DataType as MDataType;
+use vmig_milvus::proto::schema::{CollectionSchema, DataType as MDataType};
 use vmig_milvus::{collection_schema, ConnectOptions, MilvusClient, SchemaOptions};
 
 fn options() -> Option<ConnectOptions> {
@@ -25,6 +28,24 @@ fn options() -> Option<ConnectOptions> {
 }
 
 use vmig_testing::service::unique;
+
+/// Creates a collection for `schema` named after `prefix`: its name and schema.
+async fn create(
+    client: &MilvusClient,
+    prefix: &str,
+    schema: &Schema,
+) -> vmig_core::Result<(String, CollectionSchema)> {
+    let name = unique(prefix);
+    let opts = SchemaOptions {
+        collection: name.clone(),
+        ..Default::default()
+    };
+    let cs = collection_schema(schema, &opts)?;
+    client
+        .create_collection(&cs, 1, ConsistencyLevel::Bounded)
+        .await?;
+    Ok((name, cs))
+}
 
 fn list_field(name: &str, item: DataType) -> Field {
     Field::new_list(name, Field::new_list_field(item, true), false)
@@ -185,18 +206,8 @@ fn assert_same(want: &RecordBatch, got: &RecordBatch) {
 async fn array_fields_round_trip_exactly() -> vmig_core::Result<()> {
     let Some(opts) = options() else { return Ok(()) };
     let client = MilvusClient::connect(&opts).await?;
-    let name = unique("vmig_array");
     let schema = schema();
-    let cs = collection_schema(
-        &schema,
-        &SchemaOptions {
-            collection: name.clone(),
-            ..Default::default()
-        },
-    )?;
-    client
-        .create_collection(&cs, 1, ConsistencyLevel::Bounded)
-        .await?;
+    let (name, cs) = create(&client, "vmig_array", &schema).await?;
     let result = async {
         let info = client.describe_collection(&name).await?;
         vmig_milvus::schema::check_compatible(&info.schema, &cs)?;
@@ -208,7 +219,7 @@ async fn array_fields_round_trip_exactly() -> vmig_core::Result<()> {
             .ok_or_else(|| vmig_core::Error::schema("no `flags` field"))?;
         assert_eq!(flags.data_type, MDataType::Array as i32);
         assert_eq!(flags.element_type, MDataType::Bool as i32);
-        assert_eq!(vmig_milvus::convert::field_max_capacity(flags), Some(8));
+        assert_eq!(vmig_milvus::meta::field_max_capacity(flags), Some(8));
         let words = info.arrow.field_with_name("words")?;
         assert_eq!(words.data_type(), schema.field(4).data_type());
         assert_eq!(
@@ -264,6 +275,133 @@ async fn array_fields_round_trip_exactly() -> vmig_core::Result<()> {
         let all = arrow::compute::concat_batches(&info.arrow, &pages)?;
         // Ids were inserted in ascending order, which is the paging order.
         assert_same(&data, &all);
+        Ok::<_, vmig_core::Error>(())
+    }
+    .await;
+    client.drop_collection(&name).await?;
+    result
+}
+
+fn variants_schema() -> Arc<Schema> {
+    let json = vector::json_field("doc", false);
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        vector::float_vector_field("vector", 2),
+        Field::new("view", DataType::Utf8View, false),
+        Field::new("large", DataType::LargeUtf8, false),
+        Field::new("doc", DataType::Utf8View, false).with_metadata(json.metadata().clone()),
+        Field::new_fixed_size_list(
+            "triple",
+            Field::new_list_field(DataType::Int32, true),
+            3,
+            false,
+        ),
+    ]))
+}
+
+fn variants_batch(schema: &Arc<Schema>, n: usize) -> vmig_core::Result<RecordBatch> {
+    let text = |i: usize| {
+        format!(
+            "{}-{i}",
+            ["", "é", "日本語", "🦀 a string longer than twelve bytes"][i % 4]
+        )
+    };
+    Ok(RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..n as i64)),
+            Arc::new(vector::float_vector_array(
+                arrow::array::Float32Array::from_iter_values((0..2 * n).map(|i| i as f32)),
+                2,
+            )?),
+            Arc::new(StringViewArray::from_iter_values((0..n).map(text))),
+            Arc::new(LargeStringArray::from_iter_values(
+                (0..n).map(|i| text(i + 1)),
+            )),
+            Arc::new(StringViewArray::from_iter_values(
+                (0..n).map(|i| format!(r#"{{"k":{i},"s":"{}"}}"#, text(i))),
+            )),
+            Arc::new(FixedSizeListArray::try_new(
+                Arc::new(Field::new_list_field(DataType::Int32, true)),
+                3,
+                Arc::new(Int32Array::from_iter_values(
+                    (0..3 * n as i32).map(|i| i * 7 - 100),
+                )) as ArrayRef,
+                None,
+            )?),
+        ],
+    )?)
+}
+
+fn texts(a: &ArrayRef) -> Vec<String> {
+    let utf8 = arrow::compute::cast(a, &DataType::Utf8).unwrap();
+    utf8.as_string::<i32>()
+        .iter()
+        .map(|v| v.unwrap_or("<null>").to_string())
+        .collect()
+}
+
+/// Arrow variants the type table accepts losslessly — `Utf8View` and `LargeUtf8` VarChar,
+/// `Utf8View` JSON, a `FixedSizeList<Int32>` Array — go in and read back (as `Utf8`, JSON text
+/// and `List<Int32>`) with the same values, row by row.
+#[tokio::test]
+async fn lossless_variants_round_trip() -> vmig_core::Result<()> {
+    let Some(opts) = options() else { return Ok(()) };
+    let client = MilvusClient::connect(&opts).await?;
+    let schema = variants_schema();
+    let (name, cs) = create(&client, "vmig_variants", &schema).await?;
+    let types: Vec<(i32, i32)> = cs
+        .fields
+        .iter()
+        .map(|f| (f.data_type, f.element_type))
+        .collect();
+    assert_eq!(
+        types[2..],
+        [
+            (MDataType::VarChar as i32, 0),
+            (MDataType::VarChar as i32, 0),
+            (MDataType::Json as i32, 0),
+            (MDataType::Array as i32, MDataType::Int32 as i32),
+        ]
+    );
+    let result = async {
+        let info = client.describe_collection(&name).await?;
+        let n = 50;
+        let data = variants_batch(&schema, n)?;
+        assert_eq!(client.insert(&name, None, &data, false).await?, n as u64);
+        client.flush(&name, Duration::from_secs(60)).await?;
+        client
+            .create_index(&name, "vector", "FLAT", "L2", &serde_json::Value::Null)
+            .await?;
+        client.load(&name, Duration::from_secs(60)).await?;
+        let pages = vmig_milvus::scan::read_collection(&client, &name, Some(&info.arrow), &[], 20).await?;
+        let got = arrow::compute::concat_batches(&info.arrow, &pages)?;
+        assert_eq!(got.num_rows(), n);
+        assert_eq!(got.column(0).as_ref(), data.column(0).as_ref());
+        for col in [2, 3] {
+            assert_eq!(
+                texts(got.column(col)),
+                texts(data.column(col)),
+                "column {col}"
+            );
+        }
+        // JSON comes back as the same document (Milvus may re-serialise it).
+        let docs = |a: &ArrayRef| -> Vec<serde_json::Value> {
+            texts(a)
+                .iter()
+                .map(|t| serde_json::from_str(t).unwrap())
+                .collect()
+        };
+        assert_eq!(docs(got.column(4)), docs(data.column(4)));
+        let back = got.column(5).as_list::<i32>();
+        let sent = data.column(5).as_fixed_size_list();
+        for row in 0..n {
+            assert_eq!(
+                back.value(row).as_primitive::<Int32Type>().values(),
+                sent.value(row).as_primitive::<Int32Type>().values(),
+                "triple row {row}"
+            );
+        }
         Ok::<_, vmig_core::Error>(())
     }
     .await;

@@ -22,8 +22,12 @@
 //! | JSON (`Utf8`, `vmig.type = json`)           | `Utf8`             | `<U{max chars}`          | object (non-objects as a JSON string) |
 //! | `List<scalar>` (Milvus Array)               | `List<scalar>`     | unsupported              | array                 |
 //!
-//! `LargeUtf8` and `Utf8View` columns are written like `Utf8`. Float16, bfloat16 and sparse
-//! vectors and every other Arrow type are rejected with [`Error::Unsupported`] naming the field.
+//! Which Milvus type a column is comes from the one type table ([`vmig_core::types`]), so the
+//! staging formats accept exactly what `vmig plan` and the `milvus2` insert path accept, minus
+//! what a format cannot hold. `LargeUtf8` and `Utf8View` columns are written like `Utf8`, and
+//! fixed-size lists of scalars like lists. Float16, bfloat16 and sparse vectors (which these
+//! writers do not encode yet) and every type the table refuses are rejected with
+//! [`Error::Unsupported`] naming the field and its type.
 //! JSON text is validated in every format. Nulls are kept in Parquet and JSON (Milvus 2.5
 //! nullable fields), and rejected in NumPy and in vector columns.
 
@@ -34,7 +38,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use vmig_core::vector::{self, VectorType};
+use vmig_core::types::{self, MilvusType};
 use vmig_core::{Error, Result};
 
 mod file;
@@ -355,6 +359,8 @@ pub(crate) enum Column {
 }
 
 impl Column {
+    /// The encoding of `field` in `format`: its Milvus type from the one type table
+    /// ([`vmig_core::types`]), which every format must hold or refuse by name.
     pub(crate) fn classify(field: &Field, format: StagingFormat) -> Result<Column> {
         let unsupported = |what: String| {
             Error::unsupported(
@@ -362,57 +368,56 @@ impl Column {
                 format!("{what} cannot be written to {format} staging files"),
             )
         };
-        if let Some(info) = vector::vector_info(field) {
-            return match info.kind {
-                VectorType::Float32 => Ok(Column::FloatVector(info.dim)),
-                VectorType::Binary => match field.data_type() {
-                    DataType::FixedSizeBinary(w) if *w > 0 => Ok(Column::BinaryVector(*w as usize)),
-                    other => Err(unsupported(format!("a binary vector of type {other}"))),
-                },
-                kind => Err(unsupported(format!(
-                    "a {} ({})",
-                    kind.as_str(),
-                    field.data_type()
-                ))),
-            };
-        }
-        if vector::is_json(field) {
-            return Ok(Column::Json);
-        }
-        let scalar = Self::scalar(field.data_type());
-        if let Some(c) = scalar {
+        let t = types::milvus_field(field).map_err(|e| match e {
+            Error::Unsupported { location, message } => Error::unsupported(
+                location,
+                format!("{message}; so it cannot be written to {format} staging files"),
+            ),
+            other => other,
+        })?;
+        if let Some(c) = Self::scalar(t.kind) {
             return Ok(c);
         }
-        match field.data_type() {
-            DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+        match t.kind {
+            MilvusType::Json => Ok(Column::Json),
+            MilvusType::FloatVector => Ok(Column::FloatVector(t.dim)),
+            MilvusType::BinaryVector => match field.data_type() {
+                DataType::FixedSizeBinary(w) if *w > 0 => Ok(Column::BinaryVector(*w as usize)),
+                other => Err(unsupported(format!("a binary vector of type {other}"))),
+            },
+            MilvusType::Array => {
                 if format == StagingFormat::Numpy {
                     return Err(unsupported(format!(
                         "an array column ({}); Milvus NumPy import does not support arrays, use parquet or json",
                         field.data_type()
                     )));
                 }
-                match Self::scalar(item.data_type()) {
+                match t.element.and_then(Self::scalar) {
                     Some(c) => Ok(Column::Array(Box::new(c))),
                     None => Err(unsupported(format!(
-                        "an array of {} (arrays must hold bool, integers, floats or strings)",
-                        item.data_type()
+                        "an array column ({})",
+                        field.data_type()
                     ))),
                 }
             }
-            other => Err(unsupported(format!("a column of type {other}"))),
+            kind => Err(unsupported(format!(
+                "a {} ({}, Milvus {t})",
+                kind.vector_type().map_or(kind.name(), |v| v.as_str()),
+                field.data_type()
+            ))),
         }
     }
 
-    fn scalar(dt: &DataType) -> Option<Column> {
-        Some(match dt {
-            DataType::Boolean => Column::Bool,
-            DataType::Int8 => Column::Int8,
-            DataType::Int16 => Column::Int16,
-            DataType::Int32 => Column::Int32,
-            DataType::Int64 => Column::Int64,
-            DataType::Float32 => Column::Float32,
-            DataType::Float64 => Column::Float64,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Column::Text,
+    fn scalar(t: MilvusType) -> Option<Column> {
+        Some(match t {
+            MilvusType::Bool => Column::Bool,
+            MilvusType::Int8 => Column::Int8,
+            MilvusType::Int16 => Column::Int16,
+            MilvusType::Int32 => Column::Int32,
+            MilvusType::Int64 => Column::Int64,
+            MilvusType::Float => Column::Float32,
+            MilvusType::Double => Column::Float64,
+            MilvusType::VarChar => Column::Text,
             _ => return None,
         })
     }
@@ -535,7 +540,7 @@ mod tests {
         assert!(Column::classify(&d, StagingFormat::Json).is_err());
         let fsb = Field::new("raw", DataType::FixedSizeBinary(4), false);
         assert!(Column::classify(&fsb, StagingFormat::Parquet).is_err());
-        let b = vector::binary_vector_field("b", 16).unwrap();
+        let b = vmig_core::vector::binary_vector_field("b", 16).unwrap();
         assert_eq!(
             Column::classify(&b, StagingFormat::Numpy).unwrap(),
             Column::BinaryVector(2)
