@@ -300,6 +300,7 @@ pub async fn read_all(
         schema: Arc::clone(schema),
         page_rows: 5000,
         snapshot_ts: 0,
+        retry: Default::default(),
     };
     let pages: Vec<RecordBatch> = keyset_scan(client.clone(), spec, None)
         .map_ok(|(b, _)| b)
