@@ -135,21 +135,12 @@ impl HttpError {
     }
 
     /// Adds why retrying stopped to the message.
-    fn gave_up(self, why: GaveUp) -> HttpError {
-        match self {
-            HttpError::Status {
-                node,
-                status,
-                kind,
-                reason,
-            } => HttpError::Status {
-                node,
-                status,
-                kind,
-                reason: format!("{reason} ({why})"),
-            },
-            HttpError::Transport(m) => HttpError::Transport(format!("{m} ({why})")),
+    fn gave_up(mut self, why: GaveUp) -> HttpError {
+        match &mut self {
+            HttpError::Status { reason, .. } => *reason = format!("{reason} ({why})"),
+            HttpError::Transport(m) => *m = format!("{m} ({why})"),
         }
+        self
     }
 
     /// Whether the server said the scroll or PIT context is gone (expired or freed).

@@ -475,7 +475,10 @@ mod tests {
     fn max_retries_still_works_next_to_the_retry_table() {
         let parse = |v: serde_json::Value| serde_json::from_value::<EsSourceConfig>(v).unwrap();
         let plain = parse(serde_json::json!({"url": "http://x", "index": "i"}));
-        assert_eq!(plain.retry_policy("elasticsearch").unwrap(), RetryConfig::default());
+        assert_eq!(
+            plain.retry_policy("elasticsearch").unwrap(),
+            RetryConfig::default()
+        );
         let old = parse(serde_json::json!({"url": "http://x", "index": "i", "max_retries": 2}));
         assert_eq!(old.retry_policy("elasticsearch").unwrap().max_attempts, 3);
         let table = parse(serde_json::json!({"url": "http://x", "index": "i",
@@ -489,14 +492,19 @@ mod tests {
                 std::time::Duration::from_secs(120)
             )
         );
-        let both = parse(serde_json::json!({"url": "http://x", "index": "i", "max_retries": 1,
-            "retry": {"max_attempts": 4}}));
+        let both = parse(
+            serde_json::json!({"url": "http://x", "index": "i", "max_retries": 1,
+            "retry": {"max_attempts": 4}}),
+        );
         assert_eq!(
             both.validate().unwrap_err().to_string(),
             "invalid `elasticsearch` configuration: `max_retries = 1` (the older spelling of `retry.max_attempts = 2`) disagrees with `retry.max_attempts = 4`; keep only `retry.max_attempts`"
         );
         // Defaults are not printed (plans and fingerprints stay as they were).
         let v = serde_json::to_value(&plain).unwrap();
-        assert!(v.get("retry").is_none() && v.get("max_retries").is_none(), "{v}");
+        assert!(
+            v.get("retry").is_none() && v.get("max_retries").is_none(),
+            "{v}"
+        );
     }
 }
