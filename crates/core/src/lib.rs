@@ -11,7 +11,8 @@
 //! [`register_transform!`] and [`register_sink!`]; front ends look them up by name in
 //! [`registry`]. Vectors are Arrow `FixedSizeList<Float32>` / `FixedSizeBinary` columns as
 //! described in [`vector`]. Every option that takes a size is a [`ByteSize`], whose units have
-//! one meaning ([`size`]).
+//! one meaning ([`size`]); every network plugin retries by one policy ([`retry`]); sources that
+//! stream a large file read it through one read-ahead helper ([`ranges::read_ahead`]).
 #![warn(missing_docs)]
 
 pub mod batch;

@@ -159,7 +159,7 @@ mod tests {
             asked.lock().unwrap().push(after.clone());
             let schema = Arc::clone(&schema);
             async move {
-                if fail_every > 0 && n % fail_every == 0 {
+                if fail_every > 0 && n.is_multiple_of(fail_every) {
                     return Err(Error::Transient {
                         message: format!("rate limited (call {n})"),
                         source: None,
