@@ -159,14 +159,9 @@ impl HttpError {
 
     /// Converts into vmig's error, saying what was being done.
     pub fn into_error(self, what: &str) -> Error {
+        let answer = self.to_string();
         match self {
-            HttpError::Status {
-                node,
-                status,
-                kind,
-                reason,
-            } => {
-                let answer = format!("{node} answered HTTP {status}: {kind}: {reason}");
+            HttpError::Status { status, kind, .. } => {
                 let msg = format!("{what}: {answer}");
                 match status.as_u16() {
                     401 | 403 => Error::config(
