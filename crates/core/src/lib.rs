@@ -12,7 +12,8 @@
 //! [`registry`]. Vectors are Arrow `FixedSizeList<Float32>` / `FixedSizeBinary` columns as
 //! described in [`vector`]; which Milvus type each Arrow type becomes, and back, is the one
 //! table in [`types`]. Every option that takes a size is a [`ByteSize`], whose units have one
-//! meaning ([`size`]).
+//! meaning ([`size`]); every network plugin retries by one policy ([`retry`]); sources that
+//! stream a large file read it through one read-ahead helper ([`ranges::read_ahead`]).
 #![warn(missing_docs)]
 
 pub mod batch;
@@ -25,6 +26,7 @@ pub mod pipeline;
 pub mod ranges;
 pub mod redact;
 pub mod registry;
+pub mod retry;
 pub mod sink;
 pub mod size;
 pub mod source;
@@ -41,6 +43,7 @@ pub use error::{Error, PluginKind, Result, ResultExt};
 pub use parse::Parser;
 pub use parse::{ParseInput, ParserConfig};
 pub use registry::{BuildContext, SinkConfig, SourceConfig, TransformConfig};
+pub use retry::RetryConfig;
 pub use sink::{AbortReport, CommitReport, FlushReport, Sink};
 pub use size::ByteSize;
 pub use source::{PartitionInfo, Source, SourceContext, SourceStream};

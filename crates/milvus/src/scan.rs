@@ -3,13 +3,18 @@
 //!
 //! Paging by key, never by offset: offset paging hits the 16384-row query window and can skip or
 //! repeat rows when segments change between pages. Page size comes from the row width
-//! ([`page_rows_for`]) so a reply stays well under the proxy's 64 MiB send limit.
+//! ([`page_rows_for`]) so a reply stays well under the proxy's 64 MiB send limit. A page that
+//! fails transiently is asked for again by the scan's retry policy ([`vmig_core::retry`]) with
+//! the same `pk > last`, so a retry never skips or repeats a row.
+
+use std::future::Future;
+use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use futures::Stream;
 use vmig_core::vector::vector_info;
-use vmig_core::{Error, Result};
+use vmig_core::{Error, Result, RetryConfig};
 
 use crate::client::{pk_values, KeysetQuery, MilvusClient, PkValue, MAX_QUERY_WINDOW};
 
@@ -63,18 +68,26 @@ pub struct ScanSpec {
     pub page_rows: usize,
     /// Snapshot timestamp (see [`KeysetQuery::snapshot_ts`]); 0: Strong consistency per page.
     pub snapshot_ts: u64,
+    /// How a page failing transiently is retried (from the same key).
+    pub retry: RetryConfig,
 }
 
 /// Streams the pages of `spec` after `after` (from the start when `None`), each with the key of
-/// its last row. The stream ends after the first empty page; an error ends it too.
+/// its last row. The stream ends after the first empty page; an error ends it too (after the
+/// retries of `spec.retry`, for a transient one).
 pub fn keyset_scan(
     client: MilvusClient,
     spec: ScanSpec,
     after: Option<PkValue>,
 ) -> impl Stream<Item = Result<(RecordBatch, PkValue)>> + Send {
-    futures::stream::try_unfold(
-        (client, spec, after, false),
-        |(client, spec, after, _)| async move {
+    let retry = spec.retry;
+    let collection = spec.collection.clone();
+    let pk_field = spec.pk_field.clone();
+    let spec = Arc::new(spec);
+    let fetch = move |after: Option<PkValue>| {
+        let client = client.clone();
+        let spec = Arc::clone(&spec);
+        async move {
             let q = KeysetQuery {
                 collection: &spec.collection,
                 partitions: &spec.partitions,
@@ -85,21 +98,148 @@ pub fn keyset_scan(
                 schema: &spec.schema,
                 snapshot_ts: spec.snapshot_ts,
             };
-            let (batch, _) = client.query_keyset(&q).await?;
-            if batch.num_rows() == 0 {
-                return Ok(None);
+            client.query_keyset(&q).await.map(|(batch, _)| batch)
+        }
+    };
+    pages_after(fetch, retry, collection, pk_field, after)
+}
+
+/// The paging of [`keyset_scan`], over any `fetch` of the page after a key: each page is
+/// fetched (and, failing transiently, fetched again) with the last key of the page before.
+fn pages_after<F, Fut>(
+    fetch: F,
+    retry: RetryConfig,
+    collection: String,
+    pk_field: String,
+    after: Option<PkValue>,
+) -> impl Stream<Item = Result<(RecordBatch, PkValue)>>
+where
+    F: Fn(Option<PkValue>) -> Fut,
+    Fut: Future<Output = Result<RecordBatch>>,
+{
+    let scan = Arc::new((fetch, collection, pk_field));
+    futures::stream::try_unfold((scan, after), move |(scan, after)| async move {
+        let (fetch, collection, pk_field) = &*scan;
+        let what = format!("Milvus query of `{collection}`");
+        let batch = retry.run(&what, || fetch(after.clone())).await?;
+        if batch.num_rows() == 0 {
+            return Ok(None);
+        }
+        let last = pk_values(&batch.slice(batch.num_rows() - 1, 1), pk_field)?
+            .pop()
+            .ok_or_else(|| Error::data(collection, "a page without a last key"))?;
+        // Only an empty page ends the scan: with `reduce_stop_for_best` a page may be short
+        // while more rows follow.
+        Ok(Some(((batch, last.clone()), (scan, Some(last)))))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use arrow::array::{Array, Int64Array};
+    use arrow::datatypes::Field;
+    use futures::TryStreamExt;
+
+    use super::*;
+
+    /// A retried page is asked for after the same key as its failed attempt, so the scan
+    /// neither repeats nor skips a row; a page failing more often than the policy allows ends
+    /// the scan with the policy's sentence and the last error.
+    #[tokio::test]
+    async fn a_retried_page_restarts_after_the_same_key() {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let calls = AtomicU32::new(0);
+        let asked = Mutex::new(Vec::new());
+        let fetch = |after: Option<PkValue>, fail_every: u32| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            asked.lock().unwrap().push(after.clone());
+            let schema = Arc::clone(&schema);
+            async move {
+                if fail_every > 0 && n.is_multiple_of(fail_every) {
+                    return Err(Error::Transient {
+                        message: format!("rate limited (call {n})"),
+                        source: None,
+                    });
+                }
+                let from = match after {
+                    None => 0,
+                    Some(PkValue::Int(k)) => k + 1,
+                    Some(PkValue::Str(_)) => unreachable!(),
+                };
+                let ids: Vec<i64> = (from..10).take(3).collect();
+                Ok(RecordBatch::try_new(
+                    schema,
+                    vec![Arc::new(Int64Array::from(ids))],
+                )?)
             }
-            let last = pk_values(&batch.slice(batch.num_rows() - 1, 1), &spec.pk_field)?
-                .pop()
-                .ok_or_else(|| Error::data(&spec.collection, "a page without a last key"))?;
-            // Only an empty page ends the scan: with `reduce_stop_for_best` a page may be short
-            // while more rows follow.
-            Ok(Some((
-                (batch, last.clone()),
-                (client, spec, Some(last), false),
-            )))
-        },
-    )
+        };
+        let retry = RetryConfig {
+            max_attempts: 3,
+            initial_backoff: Duration::ZERO,
+            max_backoff: Duration::ZERO,
+            ..RetryConfig::default()
+        };
+        // Every other call fails: each page's first attempt.
+        let pages: Vec<(RecordBatch, PkValue)> = pages_after(
+            |after| fetch(after, 2),
+            retry,
+            "c".into(),
+            "id".into(),
+            None,
+        )
+        .try_collect()
+        .await
+        .unwrap();
+        let ids: Vec<i64> = pages
+            .iter()
+            .flat_map(|(b, _)| {
+                let col = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                col.values().to_vec()
+            })
+            .collect();
+        assert_eq!(ids, (0..10).collect::<Vec<_>>());
+        let asked = asked.lock().unwrap().clone();
+        let key = |k: i64| Some(PkValue::Int(k));
+        assert_eq!(
+            asked,
+            [
+                None,
+                None,
+                key(2),
+                key(2),
+                key(5),
+                key(5),
+                key(8),
+                key(8),
+                key(9),
+                key(9)
+            ]
+        );
+        // Always failing: three attempts of the first page, then the error.
+        calls.store(0, Ordering::SeqCst);
+        let err = pages_after(
+            |after| fetch(after, 1),
+            retry,
+            "c".into(),
+            "id".into(),
+            None,
+        )
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("gave up after 3 attempts over ")
+                && err.ends_with(
+                    "(retry.max_attempts = 3): transient failure: rate limited (call 2)"
+                ),
+            "{err}"
+        );
+    }
 }
 
 /// Every page of `collection` (the fields of `schema`, or all its fields when `None`), read by
@@ -125,6 +265,7 @@ pub async fn read_collection(
         schema: schema.cloned().unwrap_or_else(|| info.arrow.clone()),
         page_rows,
         snapshot_ts: 0,
+        retry: RetryConfig::default(),
     };
     keyset_scan(client.clone(), spec, None)
         .map_ok(|(batch, _)| batch)

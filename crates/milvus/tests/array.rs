@@ -374,7 +374,8 @@ async fn lossless_variants_round_trip() -> vmig_core::Result<()> {
             .create_index(&name, "vector", "FLAT", "L2", &serde_json::Value::Null)
             .await?;
         client.load(&name, Duration::from_secs(60)).await?;
-        let pages = vmig_milvus::scan::read_collection(&client, &name, Some(&info.arrow), &[], 20).await?;
+        let pages =
+            vmig_milvus::scan::read_collection(&client, &name, Some(&info.arrow), &[], 20).await?;
         let got = arrow::compute::concat_batches(&info.arrow, &pages)?;
         assert_eq!(got.num_rows(), n);
         assert_eq!(got.column(0).as_ref(), data.column(0).as_ref());

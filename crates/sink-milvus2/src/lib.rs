@@ -14,8 +14,8 @@
 //!
 //! **Main design decision:** durability follows the pipeline's flush contract exactly. In insert
 //! and upsert mode, `write` sends requests sized by encoded bytes (`batch_bytes`) with at most
-//! `concurrency` in flight (awaiting when full: back-pressure), retrying transient failures with
-//! exponential back-off and splitting a request the server or client rejects as too large in
+//! `concurrency` in flight (awaiting when full: back-pressure), retrying transient failures by
+//! the `retry` policy ([`vmig_core::retry`]: exponential back-off with jitter) and splitting a request the server or client rejects as too large in
 //! half (never dropping rows); `flush` waits for every in-flight request and then calls Milvus
 //! `Flush` and waits until the segments are persisted, so the rows the runner then checkpoints
 //! are acknowledged and durable. In bulk mode, `write` appends to staging files under
@@ -68,7 +68,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use vmig_core::registry::{BuildContext, SinkConfig};
-use vmig_core::{Error, Result, Sink};
+use vmig_core::{Error, Result, RetryConfig, Sink};
 use vmig_formats::staging::{StagingFormat, MILVUS_MAX_FILE_SIZE};
 use vmig_milvus::proto::common::ConsistencyLevel;
 use vmig_milvus::{ConnectOptions, MilvusClient};
@@ -258,9 +258,14 @@ pub struct Milvus2SinkConfig {
     /// Insert requests in flight at once (default 2).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
-    /// Retries of a request failing transiently (default 5, exponential back-off).
-    #[serde(default = "default_max_retries")]
-    pub max_retries: u32,
+    /// Retry policy of requests failing transiently: a `[sink.retry]` table
+    /// ([`vmig_core::retry`]; default 7 attempts, waits from 200 ms doubling up to 10 s with
+    /// jitter, at most 15 min in all).
+    #[serde(default, skip_serializing_if = "RetryConfig::is_default")]
+    pub retry: RetryConfig,
+    /// The older spelling of `retry.max_attempts`: `max_retries = n` is `n + 1` attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
 }
 
 vmig_core::redacted_debug!(Milvus2SinkConfig);
@@ -273,9 +278,6 @@ fn default_batch_bytes() -> ByteSize {
 }
 fn default_concurrency() -> usize {
     2
-}
-fn default_max_retries() -> u32 {
-    5
 }
 
 impl Milvus2SinkConfig {
@@ -307,8 +309,17 @@ impl Milvus2SinkConfig {
             load: false,
             batch_bytes: default_batch_bytes(),
             concurrency: default_concurrency(),
-            max_retries: default_max_retries(),
+            retry: RetryConfig::default(),
+            max_retries: None,
         }
+    }
+
+    /// The retry policy: the `retry` table with the older `max_retries` applied.
+    ///
+    /// # Errors
+    /// When the two disagree or the table is invalid.
+    pub fn retry_policy(&self) -> Result<RetryConfig> {
+        self.retry.with_max_retries(NAME, self.max_retries)
     }
 
     /// Connection options, with secrets defaulting to `MILVUS_TOKEN`, `MILVUS_USER` and
@@ -355,6 +366,7 @@ impl SinkConfig for Milvus2SinkConfig {
         if self.concurrency == 0 {
             return err("`concurrency` must be at least 1".into());
         }
+        self.retry_policy()?;
         if let Some(shards) = self.shards.filter(|s| !(1..=16).contains(s)) {
             return err(format!("`shards` = {shards} must be 1..=16"));
         }
@@ -415,7 +427,9 @@ impl SinkConfig for Milvus2SinkConfig {
                 )
             })?;
         let client = MilvusClient::connect(&self.connect_options(ctx)).await?;
-        let reader = readback::CollectionReader::open(client, collection, schema).await?;
+        let reader =
+            readback::CollectionReader::open(client, collection, schema, self.retry_policy()?)
+                .await?;
         Ok(Some(Box::new(reader)))
     }
 }
@@ -443,6 +457,23 @@ mod tests {
         back.token = Some("hunter4".into());
         vmig_testing::secrets::assert_hidden(&back, &["hunter"], &["http://***@h:19530"]);
         Ok(())
+    }
+
+    #[test]
+    fn retry_table_and_the_older_max_retries() {
+        let mut c = Milvus2SinkConfig::new("http://x:1");
+        assert_eq!(c.retry_policy().unwrap(), RetryConfig::default());
+        c.max_retries = Some(0);
+        assert_eq!(c.retry_policy().unwrap().max_attempts, 1);
+        let parsed: Milvus2SinkConfig = serde_json::from_value(serde_json::json!({
+            "uri": "http://x:1",
+            "retry": { "max_attempts": 2, "max_backoff": "1s", "initial_backoff": "5s" }
+        }))
+        .unwrap();
+        assert_eq!(
+            parsed.validate().unwrap_err().to_string(),
+            "invalid `milvus2` configuration: `retry.max_backoff` (1s) is below `retry.initial_backoff` (5s)"
+        );
     }
 
     #[test]

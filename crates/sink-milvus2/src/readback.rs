@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use vmig_core::vector::META_PRIMARY_KEY;
 use vmig_core::{
-    PartitionId, PartitionInfo, Position, Result, Source, SourceBatch, SourceContext, SourceStream,
+    PartitionId, PartitionInfo, Position, Result, RetryConfig, Source, SourceBatch, SourceContext,
+    SourceStream,
 };
 use vmig_milvus::scan::{keyset_scan, page_rows_for, ScanSpec};
 use vmig_milvus::MilvusClient;
@@ -25,6 +26,7 @@ impl CollectionReader {
         client: MilvusClient,
         collection: String,
         expected: &SchemaRef,
+        retry: RetryConfig,
     ) -> Result<CollectionReader> {
         let info = client.describe_collection(&collection).await?;
         let fields: Vec<_> = info
@@ -47,6 +49,7 @@ impl CollectionReader {
                 page_rows: page_rows_for(&schema, None),
                 schema,
                 snapshot_ts: 0,
+                retry,
             },
         })
     }

@@ -13,7 +13,7 @@ use object_store::ObjectStoreExt;
 use tokio::task::JoinSet;
 use vmig_core::store::{upload_file, StoreLocation};
 use vmig_core::vector::{self, VectorType};
-use vmig_core::{AbortReport, CommitReport, Error, FlushReport, Result, Sink};
+use vmig_core::{AbortReport, CommitReport, Error, FlushReport, Result, RetryConfig, Sink};
 use vmig_formats::staging::{
     FinishedFile, RotatedFile, RotatingWriter, StagingFormat, StagingOptions,
 };
@@ -243,7 +243,7 @@ impl Milvus2Sink {
         let collection = self.collection.clone();
         let partition = self.pending_partition.clone();
         let upsert = self.config.mode == WriteMode::Upsert;
-        let retries = self.config.max_retries;
+        let retry = self.config.retry_policy()?;
         let rows = batch.num_rows() as u64;
         self.inflight.spawn(async move {
             let sent = send_with_split(
@@ -252,7 +252,7 @@ impl Milvus2Sink {
                 partition.as_deref(),
                 batch,
                 upsert,
-                retries,
+                &retry,
             )
             .await;
             (rows, sent)
@@ -546,47 +546,36 @@ impl JoinAll for object_store::path::Path {
     }
 }
 
-/// Sends one request, retrying transient failures with exponential back-off and splitting it in
-/// half (recursively) when it is too large. Returns the rows acknowledged.
+/// Sends one request, retrying transient failures by `retry` and splitting it in half
+/// (recursively) when it is too large. Returns the rows acknowledged.
 async fn send_with_split(
     client: &MilvusClient,
     collection: &str,
     partition: Option<&str>,
     batch: RecordBatch,
     upsert: bool,
-    retries: u32,
+    retry: &RetryConfig,
 ) -> Result<u64> {
     let mut stack = vec![batch];
     let mut acked = 0u64;
+    let what = format!("Milvus insert into `{collection}`");
     while let Some(b) = stack.pop() {
-        let mut attempt = 0u32;
-        loop {
-            match client.insert(collection, partition, &b, upsert).await {
-                Ok(n) => {
-                    acked += n;
-                    break;
-                }
-                Err(e) if is_too_large(&e) && b.num_rows() > 1 => {
-                    let half = b.num_rows() / 2;
-                    tracing::warn!(
-                        rows = b.num_rows(),
-                        "Milvus rejected a request as too large; splitting it in half"
-                    );
-                    stack.push(b.slice(half, b.num_rows() - half));
-                    stack.push(b.slice(0, half));
-                    break;
-                }
-                Err(e) if e.is_retryable() && attempt < retries => {
-                    let delay = Duration::from_millis(200) * 2u32.pow(attempt.min(6));
-                    tracing::warn!(attempt, ?delay, error = %e, "retrying a Milvus request");
-                    tokio::time::sleep(delay.min(Duration::from_secs(10))).await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    return Err(
-                        e.context(format!("writing {} rows to `{collection}`", b.num_rows()))
-                    )
-                }
+        let sent = retry
+            .run(&what, || client.insert(collection, partition, &b, upsert))
+            .await;
+        match sent {
+            Ok(n) => acked += n,
+            Err(e) if is_too_large(&e) && b.num_rows() > 1 => {
+                let half = b.num_rows() / 2;
+                tracing::warn!(
+                    rows = b.num_rows(),
+                    "Milvus rejected a request as too large; splitting it in half"
+                );
+                stack.push(b.slice(half, b.num_rows() - half));
+                stack.push(b.slice(0, half));
+            }
+            Err(e) => {
+                return Err(e.context(format!("writing {} rows to `{collection}`", b.num_rows())))
             }
         }
     }

@@ -9,7 +9,8 @@ use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use vmig_core::{Error, Result};
+use vmig_core::retry::GaveUp;
+use vmig_core::{Error, Result, RetryConfig};
 
 use crate::EsSourceConfig;
 
@@ -106,11 +107,42 @@ pub enum HttpError {
         /// The server's reason (root cause first), or the start of the body.
         reason: String,
     },
-    /// No answer (connection refused/reset, timeout) after all retries.
+    /// No answer (connection refused/reset, timeout), after all retries.
     Transport(String),
 }
 
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Status {
+                node,
+                status,
+                kind,
+                reason,
+            } => write!(f, "{node} answered HTTP {status}: {kind}: {reason}"),
+            HttpError::Transport(m) => f.write_str(m),
+        }
+    }
+}
+
 impl HttpError {
+    /// Whether trying again may succeed: 429, 502–504 and failures to get an answer.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HttpError::Status { status, .. } => matches!(status.as_u16(), 429 | 502..=504),
+            HttpError::Transport(_) => true,
+        }
+    }
+
+    /// Adds why retrying stopped to the message.
+    fn gave_up(mut self, why: GaveUp) -> HttpError {
+        match &mut self {
+            HttpError::Status { reason, .. } => *reason = format!("{reason} ({why})"),
+            HttpError::Transport(m) => *m = format!("{m} ({why})"),
+        }
+        self
+    }
+
     /// Whether the server said the scroll or PIT context is gone (expired or freed).
     pub fn is_context_missing(&self) -> bool {
         match self {
@@ -127,14 +159,9 @@ impl HttpError {
 
     /// Converts into vmig's error, saying what was being done.
     pub fn into_error(self, what: &str) -> Error {
+        let answer = self.to_string();
         match self {
-            HttpError::Status {
-                node,
-                status,
-                kind,
-                reason,
-            } => {
-                let answer = format!("{node} answered HTTP {status}: {kind}: {reason}");
+            HttpError::Status { status, kind, .. } => {
                 let msg = format!("{what}: {answer}");
                 match status.as_u16() {
                     401 | 403 => Error::config(
@@ -168,8 +195,7 @@ pub struct Client {
     http: reqwest::Client,
     urls: Vec<url::Url>,
     next: AtomicUsize,
-    max_retries: u32,
-    backoff: Duration,
+    retry: RetryConfig,
 }
 
 impl fmt::Debug for Client {
@@ -315,8 +341,7 @@ impl Client {
             http,
             urls,
             next: AtomicUsize::new(0),
-            max_retries: config.max_retries,
-            backoff: Duration::from_millis(200),
+            retry: config.retry_policy("elasticsearch")?,
         })
     }
 
@@ -325,8 +350,15 @@ impl Client {
         self.urls.first().map(node_name).unwrap_or_default()
     }
 
+    /// The retry policy of this cluster's requests.
+    pub fn retry(&self) -> &RetryConfig {
+        &self.retry
+    }
+
     /// Sends a request with retries on transient failures (429, 502–504, connection errors,
-    /// timeouts) and returns the body of a success, or the classified failure.
+    /// timeouts; the policy is `retry`, see [`vmig_core::retry`]) and returns the body of a
+    /// success, or the classified failure. With several URLs, a connection failure moves on to
+    /// the next one.
     ///
     /// `retry` is false for requests that are not idempotent (a scroll continuation: a lost answer
     /// may have advanced the cursor); the caller recovers those itself.
@@ -338,8 +370,7 @@ impl Client {
         retry: bool,
     ) -> std::result::Result<bytes::Bytes, HttpError> {
         let payload = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
-        let mut attempt = 0u32;
-        loop {
+        let attempt = || async {
             let i = self.next.load(Ordering::Relaxed) % self.urls.len().max(1);
             let base = &self.urls[i];
             let url = base.join(path.trim_start_matches('/')).map_err(|e| {
@@ -360,29 +391,18 @@ impl Client {
                 }
                 Err(e) => HttpError::Transport(transport_message(&e)),
             };
-            let transient = match &err {
-                HttpError::Status { status, .. } => {
-                    matches!(status.as_u16(), 429 | 502..=504)
-                }
-                HttpError::Transport(_) => true,
-            };
-            if !transient || !retry || attempt >= self.max_retries {
-                return Err(err);
-            }
             if matches!(err, HttpError::Transport(_)) && self.urls.len() > 1 {
                 self.next.fetch_add(1, Ordering::Relaxed);
             }
-            let wait = self.backoff * 2u32.saturating_pow(attempt.min(6));
-            tracing::warn!(
-                message = "Transient failure talking to the cluster; retrying.",
-                path = %path,
-                attempt = attempt + 1,
-                wait_ms = wait.as_millis() as u64,
-                error = %match &err { HttpError::Status { status, kind, .. } => format!("HTTP {status} {kind}"), HttpError::Transport(m) => m.clone() },
-            );
-            tokio::time::sleep(wait.min(Duration::from_secs(10))).await;
-            attempt += 1;
+            Err(err)
+        };
+        if !retry {
+            return attempt().await;
         }
+        let what = format!("{method} {path}");
+        self.retry
+            .run_with(&what, HttpError::is_transient, HttpError::gave_up, attempt)
+            .await
     }
 
     /// [`Client::send`] with the failure converted to an [`Error`] and the body parsed as JSON.

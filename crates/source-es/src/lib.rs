@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use vmig_core::registry::BuildContext;
-use vmig_core::{Error, Result, Source, SourceConfig};
+use vmig_core::{Error, Result, RetryConfig, Source, SourceConfig};
 
 pub use source::{EsPosition, EsSource, ReadMethod};
 
@@ -228,9 +228,15 @@ pub struct EsSourceConfig {
     /// Accept any TLS certificate (never in production). Default false.
     #[serde(default)]
     pub insecure: bool,
-    /// Retries of a transient failure (429, 502–504, connection errors). Default 6.
-    #[serde(default = "default_retries")]
-    pub max_retries: u32,
+    /// Retry policy of requests failing transiently (429, 502–504, connection errors,
+    /// timeouts): a `[source.retry]` table ([`vmig_core::retry`]; default 7 attempts, waits from
+    /// 200 ms doubling up to 10 s with jitter, at most 15 min in all). Also bounds how often a
+    /// lost scroll or PIT is reopened.
+    #[serde(default, skip_serializing_if = "RetryConfig::is_default")]
+    pub retry: RetryConfig,
+    /// The older spelling of `retry.max_attempts`: `max_retries = n` is `n + 1` attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
     /// Timeout of one request, in seconds. Default 120.
     #[serde(default = "default_timeout")]
     pub request_timeout_secs: u64,
@@ -252,9 +258,6 @@ fn default_pk() -> String {
 }
 fn default_id_column() -> String {
     "id".into()
-}
-fn default_retries() -> u32 {
-    6
 }
 fn default_timeout() -> u64 {
     120
@@ -288,13 +291,23 @@ impl EsSourceConfig {
             bearer_token: None,
             ca_cert: None,
             insecure: false,
-            max_retries: default_retries(),
+            retry: RetryConfig::default(),
+            max_retries: None,
             request_timeout_secs: default_timeout(),
         }
     }
 
+    /// The retry policy: the `retry` table with the older `max_retries` applied.
+    ///
+    /// # Errors
+    /// When the two disagree or the table is invalid.
+    pub fn retry_policy(&self, plugin: &str) -> Result<RetryConfig> {
+        self.retry.with_max_retries(plugin, self.max_retries)
+    }
+
     fn check(&self, plugin: &str) -> Result<()> {
         let bad = |m: String| Err(Error::config(plugin, m));
+        self.retry_policy(plugin)?;
         if self.url.as_slice().is_empty() && self.cloud_id.is_none() {
             return bad("give `url` (one or a list) or `cloud_id`".into());
         }
@@ -456,5 +469,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(many.url.as_slice().len(), 2);
+    }
+
+    #[test]
+    fn max_retries_still_works_next_to_the_retry_table() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<EsSourceConfig>(v).unwrap();
+        let plain = parse(serde_json::json!({"url": "http://x", "index": "i"}));
+        assert_eq!(
+            plain.retry_policy("elasticsearch").unwrap(),
+            RetryConfig::default()
+        );
+        let old = parse(serde_json::json!({"url": "http://x", "index": "i", "max_retries": 2}));
+        assert_eq!(old.retry_policy("elasticsearch").unwrap().max_attempts, 3);
+        let table = parse(serde_json::json!({"url": "http://x", "index": "i",
+            "retry": {"max_attempts": 4, "initial_backoff": "1s", "max_elapsed": "2m"}}));
+        let p = table.retry_policy("elasticsearch").unwrap();
+        assert_eq!(
+            (p.max_attempts, p.initial_backoff, p.max_elapsed),
+            (
+                4,
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(120)
+            )
+        );
+        let both = parse(
+            serde_json::json!({"url": "http://x", "index": "i", "max_retries": 1,
+            "retry": {"max_attempts": 4}}),
+        );
+        assert_eq!(
+            both.validate().unwrap_err().to_string(),
+            "invalid `elasticsearch` configuration: `max_retries = 1` (the older spelling of `retry.max_attempts = 2`) disagrees with `retry.max_attempts = 4`; keep only `retry.max_attempts`"
+        );
+        // Defaults are not printed (plans and fingerprints stay as they were).
+        let v = serde_json::to_value(&plain).unwrap();
+        assert!(
+            v.get("retry").is_none() && v.get("max_retries").is_none(),
+            "{v}"
+        );
     }
 }

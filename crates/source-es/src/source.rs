@@ -460,17 +460,15 @@ impl Reader {
             (_, e) if e.is_context_missing() => true,
             // A scroll continuation is not retried in place (its answer may have moved the
             // cursor); it is recovered by reopening and skipping instead.
-            (Cursor::Scroll(_), HttpError::Transport(_)) => true,
-            (Cursor::Scroll(_), HttpError::Status { status, .. }) => {
-                matches!(status.as_u16(), 429 | 502..=504)
-            }
+            (Cursor::Scroll(_), e) => e.is_transient(),
             _ => false,
         }
     }
 
     async fn recover(&mut self, e: HttpError) -> Result<()> {
         self.recoveries += 1;
-        if self.recoveries > self.inner.cfg.max_retries.max(1) {
+        let retries = self.inner.client.retry().max_attempts.saturating_sub(1);
+        if self.recoveries > retries.max(1) {
             return Err(e.into_error(&format!("reading {}", self.location())));
         }
         tracing::warn!(

@@ -10,8 +10,8 @@
 //! only the headers (on a blocking thread, through positioned reads), which yields a list of
 //! byte ranges ("blocks") holding the vectors and ids. Partitions are row ranges of those blocks
 //! (whole inverted lists grouped together for IVF indexes), and each partition is streamed as
-//! a sequence of large ranged reads — several batches per read, one read ahead of decoding —
-//! turned into Arrow without copying where the bytes are aligned. Memory therefore stays at a
+//! a sequence of large ranged reads — several batches per read, one read ahead of decoding
+//! ([`vmig_core::ranges::read_ahead`]) — turned into Arrow without copying where the bytes are aligned. Memory therefore stays at a
 //! few chunks per open partition, whatever the size of the file, and a resume position is just
 //! "block *b*, row *r*".
 //!

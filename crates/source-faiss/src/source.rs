@@ -9,7 +9,6 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use vmig_core::vector::{
     binary_vector_field, f32_array_from_le, float_vector_array, float_vector_field, META_METRIC,
@@ -25,26 +24,14 @@ use vmig_formats::faiss::{
 };
 
 use crate::{FaissSourceConfig, OnNonFinite};
-use vmig_core::ranges::RangeReader;
-use vmig_core::source::{stop_after_error, AbortOnDrop};
-
-/// Bytes (codes + ids) read per object-store request when batches are small; a chunk always
-/// holds whole batches, so a batch larger than this is read on its own.
-const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
-
-/// [`CHUNK_BYTES`] for local files. Batches borrow their chunk's buffer, so a batch waiting in a
-/// sink's row group keeps its whole chunk alive: small chunks keep that overhead low, and local
-/// reads gain nothing from large requests.
-const LOCAL_CHUNK_BYTES: u64 = 2 * 1024 * 1024;
+use vmig_core::ranges::{read_ahead, RangeReader};
+use vmig_core::source::stop_after_error;
 
 /// A batch spans several inverted lists only while it holds at most this many bytes: such small
 /// lists (or ends of lists) are copied into one batch, larger ones become batches of their own
 /// that borrow the read buffer without a copy (the [`SourceContext`](vmig_core::SourceContext) allows batches smaller
 /// than `batch_rows` when the source's unit of reading is smaller).
 const MERGE_BELOW_BYTES: u64 = 256 * 1024;
-
-/// Chunk reads in flight per open partition (the one being decoded is extra): one read ahead.
-const READS_IN_FLIGHT: usize = 2;
 
 /// Where a partition's stream resumes: the next row to read is row `row` of block `block`
 /// (indices into [`FaissLayout::blocks`]; for IVF indexes, a block is one inverted list).
@@ -301,34 +288,22 @@ impl Source for FaissSource {
             row,
             batch_rows: ctx.batch_rows.get() as u64,
             bytes_per_row: inner.layout.row_bytes as u64 + 8,
-            chunk_bytes: match inner.io {
-                RangeReader::Local(_) => LOCAL_CHUNK_BYTES,
-                RangeReader::Store { .. } => CHUNK_BYTES,
-            },
+            // A chunk always holds whole batches, so a batch larger than this is read alone.
+            chunk_bytes: inner.io.chunk_bytes(),
         };
         let reader = Arc::clone(inner);
-        let cancel = ctx.cancel.clone();
-        let chunks = futures::stream::iter(planner)
-            .map(move |plan| {
-                let inner = Arc::clone(&reader);
-                let cancel = cancel.clone();
-                async move {
-                    if cancel.is_cancelled() {
-                        return Err(Error::Cancelled);
-                    }
-                    AbortOnDrop::spawn(read_chunk(inner, plan)).await
-                }
-            })
-            .buffered(READS_IN_FLIGHT);
         let decoder = Arc::clone(inner);
-        let batches = chunks
-            .map_ok(move |chunk| {
+        let batches = read_ahead(
+            planner,
+            ctx.cancel.clone(),
+            move |plan| read_chunk(Arc::clone(&reader), plan),
+            move |chunk| {
                 let chunk = Arc::new(chunk);
                 let inner = Arc::clone(&decoder);
                 let n = chunk.plan.len();
-                futures::stream::iter((0..n).map(move |i| decode_batch(&inner, &chunk, i)))
-            })
-            .try_flatten();
+                (0..n).map(move |i| decode_batch(&inner, &chunk, i))
+            },
+        );
         Ok(stop_after_error(batches))
     }
 }
@@ -473,23 +448,13 @@ async fn read_chunk(inner: Arc<Inner>, plan: Vec<Vec<Piece>>) -> Result<Chunk> {
     }
     let data = inner
         .io
-        .read_ranges(merged.clone())
+        .read_exact(&inner.display, merged.clone())
         .await
-        .map_err(|e| e.context(format!("reading Faiss index `{}`", inner.display)))?;
-    let mut reads = Vec::with_capacity(merged.len());
-    for (range, bytes) in merged.into_iter().zip(data) {
-        if bytes.len() as u64 != range.end - range.start {
-            return Err(Error::data(
-                format!("{} at byte {}", inner.display, range.start),
-                format!(
-                    "expected {} bytes but read {} (did the file change while it was read?)",
-                    range.end - range.start,
-                    bytes.len()
-                ),
-            ));
-        }
-        reads.push((range, bytes));
-    }
+        .map_err(|e| match e {
+            Error::Data { .. } => e,
+            e => e.context(format!("reading Faiss index `{}`", inner.display)),
+        })?;
+    let reads = merged.into_iter().zip(data).collect();
     Ok(Chunk { plan, reads })
 }
 
@@ -705,7 +670,7 @@ mod tests {
             row,
             batch_rows,
             bytes_per_row,
-            chunk_bytes: CHUNK_BYTES,
+            chunk_bytes: vmig_core::ranges::STORE_CHUNK_BYTES,
         };
         planner
             .flatten()

@@ -22,8 +22,8 @@
 //! headers.** The meta's `row_count` is only an estimate (versions disagree on whether it counts
 //! deleted rows). Opening a segment lists its directory, checks both headers against the file
 //! sizes and each other, loads `deleted_docs` into a bitmap (every offset honoured, wherever it
-//! is), then streams `.rv` and `.uid` in aligned ranged reads of a few MiB — one read ahead —
-//! so memory stays bounded for multi-GB segments and segments are read in parallel by the
+//! is), then streams `.rv` and `.uid` in aligned ranged reads of a few MiB — one read ahead
+//! ([`vmig_core::ranges::read_ahead`]) — so memory stays bounded for multi-GB segments and segments are read in parallel by the
 //! runner. A resume position is the next physical row of the segment.
 //!
 //! Nothing is written before every selected segment has been checked: `build` (and so

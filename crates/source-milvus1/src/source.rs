@@ -15,8 +15,8 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
-use vmig_core::ranges::RangeReader;
-use vmig_core::source::{stop_after_error, AbortOnDrop};
+use vmig_core::ranges::{read_ahead, RangeReader};
+use vmig_core::source::stop_after_error;
 use vmig_core::store::StoreLocation;
 use vmig_core::vector::{
     binary_vector_array, binary_vector_field, f32_array_from_le, float_vector_array,
@@ -36,17 +36,6 @@ use crate::{Milvus1SourceConfig, OnNonFinite};
 /// JSON object `{ "<1.x tag>": "<2.x partition>" }` (absent when every tag keeps its name), so
 /// `vmig plan` shows the mapping even for partitions without segments.
 pub const META_PARTITION_TAGS: &str = "vmig.milvus1.partition_tags";
-
-/// Bytes of `.rv` plus `.uid` fetched per read from an object store; a read always holds whole
-/// batches.
-const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
-
-/// The same for local files: smaller reads keep the data in the CPU caches between the read and
-/// the sink's write.
-const LOCAL_CHUNK_BYTES: u64 = 2 * 1024 * 1024;
-
-/// Reads in flight per open segment (one being decoded, one ahead).
-const READS_IN_FLIGHT: usize = 2;
 
 /// Size of the `u64` byte-count header of `.rv`, `.uid` and `deleted_docs`.
 const HEADER: u64 = 8;
@@ -434,10 +423,8 @@ impl Source for Milvus1Source {
             }
             let seg = Arc::new(seg);
             let row_bytes = inner.kind.row_bytes();
-            let chunk_bytes = match seg.rv {
-                RangeReader::Local(_) => LOCAL_CHUNK_BYTES,
-                RangeReader::Store { .. } => CHUNK_BYTES,
-            };
+            // Bytes of `.rv` plus `.uid` per read; a read always holds whole batches.
+            let chunk_bytes = seg.rv.chunk_bytes();
             let per_chunk =
                 (chunk_bytes / (row_bytes + 8)).max(1).div_ceil(batch_rows) * batch_rows;
             let ranges: Vec<Range<u64>> = (start..seg.rows)
@@ -445,24 +432,15 @@ impl Source for Milvus1Source {
                 .map(|a| a..(a + per_chunk).min(seg.rows))
                 .collect();
             let reader = Arc::clone(&seg);
-            let chunks = futures::stream::iter(ranges)
-                .map(move |r| {
-                    let seg = Arc::clone(&reader);
-                    let cancel = cancel.clone();
-                    async move {
-                        if cancel.is_cancelled() {
-                            return Err(Error::Cancelled);
-                        }
-                        // Spawned, so the read ahead progresses while the runner is busy
-                        // with the previous chunk's batches.
-                        AbortOnDrop::spawn(async move { read_chunk(&seg, row_bytes, r).await })
-                            .await
-                    }
-                })
-                .buffered(READS_IN_FLIGHT);
             let decoder = Arc::clone(&inner);
-            let batches = chunks
-                .map_ok(move |chunk| {
+            let batches = read_ahead(
+                ranges,
+                cancel,
+                move |r| {
+                    let seg = Arc::clone(&reader);
+                    async move { read_chunk(&seg, row_bytes, r).await }
+                },
+                move |chunk: Chunk| {
                     let inner = Arc::clone(&decoder);
                     let seg = Arc::clone(&seg);
                     let pieces: Vec<Range<u64>> = (chunk.rows.start..chunk.rows.end)
@@ -470,15 +448,15 @@ impl Source for Milvus1Source {
                         .map(|a| a..(a + batch_rows).min(chunk.rows.end))
                         .collect();
                     let chunk = Arc::new(chunk);
-                    futures::stream::iter(
-                        pieces
-                            .into_iter()
-                            .map(move |r| decode(&inner, &seg, &chunk, r)),
-                    )
-                })
-                .try_flatten()
-                .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
-                .try_flatten();
+                    // Each piece decodes into zero or more batches (deleted rows dropped).
+                    pieces
+                        .into_iter()
+                        .flat_map(move |r| match decode(&inner, &seg, &chunk, r) {
+                            Ok(batches) => batches.into_iter().map(Ok).collect(),
+                            Err(e) => vec![Err(e)],
+                        })
+                },
+            );
             Ok::<_, Error>(batches)
         })
         .try_flatten();
@@ -796,25 +774,16 @@ async fn read_chunk(seg: &OpenSegment, row_bytes: u64, rows: Range<u64>) -> Resu
     let rv_range = HEADER + rows.start * row_bytes..HEADER + rows.end * row_bytes;
     let uid_range = HEADER + rows.start * 8..HEADER + rows.end * 8;
     let (vectors, ids) = futures::try_join!(
-        seg.rv.read_range(rv_range.clone()),
-        seg.uid.read_range(uid_range.clone())
+        seg.rv.read_exact(&seg.rv_name, vec![rv_range]),
+        seg.uid.read_exact(&seg.uid_name, vec![uid_range])
     )
-    .map_err(|e| e.context(format!("reading rows {rows:?} of `{}`", seg.rv_name)))?;
-    for (got, want, name) in [
-        (&vectors, &rv_range, &seg.rv_name),
-        (&ids, &uid_range, &seg.uid_name),
-    ] {
-        if got.len() as u64 != want.end - want.start {
-            return Err(Error::data(
-                format!("{name} at byte {}", want.start),
-                format!(
-                    "expected {} bytes but read {} (did the file change while it was read?)",
-                    want.end - want.start,
-                    got.len()
-                ),
-            ));
-        }
-    }
+    .map_err(|e| match e {
+        Error::Data { .. } => e,
+        e => e.context(format!("reading rows {rows:?} of `{}`", seg.rv_name)),
+    })?;
+    let (Some(vectors), Some(ids)) = (vectors.into_iter().next(), ids.into_iter().next()) else {
+        return Err(Error::data(&seg.rv_name, "a range read returned nothing"));
+    };
     Ok(Chunk { rows, vectors, ids })
 }
 

@@ -11,12 +11,15 @@
 //! # filter = "year >= 2020"            # a Milvus boolean expression
 //! # load = true                         # load the collection if it is not loaded
 //! # ids = "keep"                        # or "regenerate" (see below)
+//! # [source.retry]                      # transient failures (vmig_core::retry)
+//! # max_attempts = 7
 //! ```
 //!
 //! **Main design decision:** rows are read by primary key, never by offset. Each page is the
 //! next `batch_size` rows with `pk > last` in primary-key order (the query mode the official SDK
 //! iterators use), so there is no 16384-row window to hit and no row is skipped or repeated
-//! when segments are compacted between pages; the page size follows from the row width so a
+//! when segments are compacted between pages, and a page that fails transiently is asked for
+//! again (by the `retry` policy, [`vmig_core::retry`]) after the same key; the page size follows from the row width so a
 //! reply stays far below the 64 MiB message limit. Every Milvus partition is its own work
 //! partition (read in parallel by the runner, resumable after the last key of the last
 //! flushed page) and its rows go into the partition of the same name in the target. A
@@ -62,7 +65,7 @@ mod source;
 
 use serde::{Deserialize, Serialize};
 use vmig_core::registry::{BuildContext, SourceConfig};
-use vmig_core::{Error, Result, Source};
+use vmig_core::{Error, Result, RetryConfig, Source};
 use vmig_milvus::{ConnectOptions, MilvusClient, MAX_QUERY_WINDOW};
 
 pub use source::Milvus2Source;
@@ -131,6 +134,11 @@ pub struct Milvus2SourceConfig {
     /// `keep` (default) or `regenerate` primary keys.
     #[serde(default)]
     pub ids: IdPolicy,
+    /// Retry policy of query pages failing transiently: a `[source.retry]` table
+    /// ([`vmig_core::retry`]; default 7 attempts, waits from 200 ms doubling up to 10 s with
+    /// jitter, at most 15 min in all). A retried page asks for the rows after the same key.
+    #[serde(default, skip_serializing_if = "RetryConfig::is_default")]
+    pub retry: RetryConfig,
 }
 
 vmig_core::redacted_debug!(Milvus2SourceConfig);
@@ -154,6 +162,7 @@ impl Milvus2SourceConfig {
             batch_size: None,
             load: false,
             ids: IdPolicy::Keep,
+            retry: RetryConfig::default(),
         }
     }
 
@@ -216,7 +225,7 @@ impl SourceConfig for Milvus2SourceConfig {
                 "`batch_size` = {b} must be 1..={MAX_QUERY_WINDOW} (Milvus's query window)"
             ));
         }
-        Ok(())
+        self.retry.check(NAME)
     }
 
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>> {

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use vmig_core::vector::{self, META_COLLECTION, META_METRIC, META_PRIMARY_KEY};
 use vmig_core::{
-    Error, PartitionId, PartitionInfo, Position, Result, Source, SourceBatch, SourceContext,
-    SourceStream,
+    Error, PartitionId, PartitionInfo, Position, Result, RetryConfig, Source, SourceBatch,
+    SourceContext, SourceStream,
 };
 use vmig_milvus::meta::CollectionSettings;
 use vmig_milvus::proto::common::ConsistencyLevel;
@@ -70,6 +70,7 @@ pub struct Milvus2Source {
     snapshot_ts: u64,
     units: Vec<Unit>,
     release: Option<Arc<Release>>,
+    retry: RetryConfig,
 }
 
 fn same_fields(a: &Schema, b: &Schema) -> bool {
@@ -226,12 +227,17 @@ impl Milvus2Source {
             schema: &schema,
             snapshot_ts: 0,
         };
-        let (_, snapshot_ts) = client.query_keyset(&probe).await.map_err(|e| {
-            e.context(format!(
-                "querying `{}` (check the `filter` expression)",
-                info.schema.name
-            ))
-        })?;
+        let what = format!("Milvus query of `{}`", info.schema.name);
+        let (_, snapshot_ts) = config
+            .retry
+            .run(&what, || client.query_keyset(&probe))
+            .await
+            .map_err(|e| {
+                e.context(format!(
+                    "querying `{}` (check the `filter` expression)",
+                    info.schema.name
+                ))
+            })?;
         if snapshot_ts == 0 {
             tracing::info!(
                 "the server pins no snapshot timestamp (Milvus 2.3): rows written to the source during the copy may or may not be copied"
@@ -258,6 +264,7 @@ impl Milvus2Source {
             snapshot_ts,
             units,
             release,
+            retry: config.retry,
         })
     }
 
@@ -314,6 +321,7 @@ impl Source for Milvus2Source {
             schema: Arc::clone(&self.schema),
             page_rows: self.page_rows,
             snapshot_ts: self.snapshot_ts,
+            retry: self.retry,
         };
         let id = unit.id.clone();
         let schema = Arc::clone(&self.schema);
