@@ -241,7 +241,8 @@ mod tests {
         store.save(&ck).await.unwrap();
         assert_eq!(store.load().await.unwrap(), Some(ck));
         std::fs::write(dir.path().join("ck.json"), b"garbage").unwrap();
-        assert!(store.load().await.is_err());
+        let e = store.load().await.unwrap_err().to_string();
+        assert!(e.ends_with(" not a vmig checkpoint (expected value at line 1 column 1); delete it to start over"), "{e}");
     }
 
     #[test]

@@ -399,7 +399,15 @@ mod tests {
             err.starts_with(&format!("opening {}: ", missing.display())),
             "{err}"
         );
-        assert!(store.head(&Path::from("up/missing.bin")).await.is_err());
+        let e = store
+            .head(&Path::from("up/missing.bin"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with(" not found: No such file or directory (os error 2)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -412,7 +412,7 @@ mod tests {
                 dim: 16
             })
         );
-        assert!(binary_vector_field("b", 12).is_err());
+        assert_eq!(binary_vector_field("b", 12).unwrap_err().to_string(), "schema error: binary vector `b` has 12 dimensions; it must be a positive multiple of 8");
         assert_eq!(milvus_type(&f).as_deref(), Some("FloatVector(4)"));
         assert_eq!(milvus_type(&b).as_deref(), Some("BinaryVector(16)"));
         assert_eq!(milvus_type(&json_field("j", true)).as_deref(), Some("JSON"));
@@ -472,6 +472,11 @@ mod tests {
         let got: Vec<u32> = arr.values().iter().map(|v| v.to_bits()).collect();
         let want: Vec<u32> = vals.iter().map(|v| v.to_bits()).collect();
         assert_eq!(got, want);
-        assert!(f32_array_from_le(bytes::Bytes::from_static(&[1, 2, 3])).is_err());
+        assert_eq!(
+            f32_array_from_le(bytes::Bytes::from_static(&[1, 2, 3]))
+                .unwrap_err()
+                .to_string(),
+            "schema error: 3 bytes are not a whole number of 4-byte values"
+        );
     }
 }

@@ -676,7 +676,7 @@ fn numpy_rejects_arrays_and_bad_names() {
     assert!(check_schema(StagingFormat::Parquet, &arr).is_ok());
     let bad = Arc::new(Schema::new(vec![Field::new("a/b", DataType::Int64, false)]));
     let tmp = tempfile::tempdir().unwrap();
-    assert!(NumpyWriter::create(&tmp.path().join("x"), &bad).is_err());
+    assert_eq!(NumpyWriter::create(&tmp.path().join("x"), &bad).unwrap_err().to_string(), "unsupported input at field `a/b`: this field name cannot be a NumPy file name (`<field>.npy`); rename the field");
 }
 
 // ---------------------------------------------------------------- JSON

@@ -560,7 +560,7 @@ mod tests {
             vector::float_vector_field("vector", 4),
             Field::new("n", DataType::List(item(DataType::Date32)), false),
         ]);
-        assert!(collection_schema(&nested, &SchemaOptions::default()).is_err());
+        assert_eq!(collection_schema(&nested, &SchemaOptions::default()).unwrap_err().to_string(), "unsupported input at field `n`: Arrow type List(Date32) has no Milvus type: a Milvus Array holds bool, int8–int64, float, double or string elements, not Date32 (vmig maps bool, int8–int64, float32/64, utf8/large_utf8/utf8_view, JSON, lists of those scalars, and float/binary/float16/bfloat16/sparse vectors; a `cast` transformer can convert many other types first)");
         Ok(())
     }
 }

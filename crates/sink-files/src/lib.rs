@@ -293,16 +293,22 @@ mod tests {
         let unknown = serde_json::from_value::<FilesSinkConfig>(serde_json::json!({
             "path": "x", "formt": "json"
         }));
-        assert!(unknown.is_err());
+        assert_eq!(unknown.unwrap_err().to_string(), "unknown field `formt`, expected one of `path`, `format`, `max_file_size`, `row_group_size`, `compression`, `storage`, `overwrite`");
         let bad_format = serde_json::from_value::<FilesSinkConfig>(
             serde_json::json!({"path": "x", "format": "csv"}),
         );
-        assert!(bad_format.is_err());
+        assert_eq!(
+            bad_format.unwrap_err().to_string(),
+            "unknown variant `csv`, expected one of `parquet`, `numpy`, `json`"
+        );
         let mut c = FilesSinkConfig::example();
         c.max_file_size = ByteSize::gib(17);
         assert!(matches!(c.validate(), Err(Error::Config { .. })));
         c.max_file_size = ByteSize(0);
-        assert!(c.validate().is_err());
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid `files` configuration: `max_file_size` must be positive"
+        );
     }
 
     /// `max_file_size` and `row_group_size` follow [`vmig_core::size`]: `MB` is 10^6, `MiB`

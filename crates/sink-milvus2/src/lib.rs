@@ -480,16 +480,19 @@ mod tests {
     fn bad_combinations_are_refused() {
         let mut c = Milvus2SinkConfig::new("http://x:1");
         c.mode = WriteMode::Bulk;
-        assert!(c.validate().is_err());
+        assert_eq!(c.validate().unwrap_err().to_string(), "invalid `milvus2` configuration: `mode = \"bulk\"` needs `stage`: an absolute directory the Milvus server can read, or s3://bucket/prefix in Milvus's bucket");
         c.stage = Some("relative/dir".into());
-        assert!(c.validate().is_err());
+        assert_eq!(c.validate().unwrap_err().to_string(), "invalid `milvus2` configuration: `stage` = \"relative/dir\" must be an absolute path (the server resolves relative paths against its own working directory) or s3://bucket/prefix");
         c.stage = Some("/abs".into());
         assert!(c.validate().is_ok());
         c.mode = WriteMode::Upsert;
-        assert!(c.validate().is_err());
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid `milvus2` configuration: `stage` is only used with `mode = \"bulk\"`"
+        );
         let mut c = Milvus2SinkConfig::new("http://x:1");
         c.batch_bytes = ByteSize(100 << 20);
-        assert!(c.validate().is_err());
+        assert_eq!(c.validate().unwrap_err().to_string(), "invalid `milvus2` configuration: `batch_bytes` = 100MiB must be between 1 byte and the 64MiB Milvus request limit (16MiB–32MiB is best)");
     }
 
     /// `batch_bytes` and `max_file_size` follow [`vmig_core::size`]: `MB` is 10^6, `MiB` 2^20,

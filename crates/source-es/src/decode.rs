@@ -1109,7 +1109,7 @@ mod tests {
         assert_eq!(d(r#""2020-01-01""#), Ok(1_577_836_800_000));
         assert_eq!(d(r#""2020-01-01T01:00:00.5+01:00""#), Ok(1_577_836_800_500));
         assert_eq!(d("1577836800000"), Ok(1_577_836_800_000));
-        assert!(d(r#""yesterday""#).is_err());
+        assert_eq!(d(r#""yesterday""#).unwrap_err().to_string(), "`yesterday` is not an ISO-8601 date or epoch value; keep the text with `dates = \"string\"`");
         assert_eq!(
             date(&serde_json::json!(1_577_836_800), true, false),
             Ok(1_577_836_800_000)

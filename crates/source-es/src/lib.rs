@@ -463,7 +463,7 @@ mod tests {
         let bad: std::result::Result<EsSourceConfig, _> = serde_json::from_value(
             serde_json::json!({"url": "http://x", "index": "i", "sliecs": 2}),
         );
-        assert!(bad.is_err());
+        assert_eq!(bad.unwrap_err().to_string(), "unknown field `sliecs`, expected one of `url`, `cloud_id`, `index`, `query`, `fields`, `arrays`, `batch_size`, `slices`, `method`, `keep_alive`, `pk`, `id_column`, `dates`, `sparse_keys`, `on_unknown_type`, `on_invalid`, `defaults`, `dims`, `username`, `password`, `api_key`, `bearer_token`, `ca_cert`, `insecure`, `retry`, `max_retries`, `request_timeout_secs`");
         let many: EsSourceConfig = serde_json::from_value(
             serde_json::json!({"url": ["http://a", "http://b"], "index": "i"}),
         )

@@ -510,7 +510,7 @@ mod tests {
             .to_string()
             .contains("primary key"));
         cfg.pk = "nope".into();
-        assert!(layout(&p, &cfg).is_err());
+        assert_eq!(layout(&p, &cfg).unwrap_err().to_string(), "invalid `elasticsearch` configuration: `pk` = `nope` is not a top-level field of the mapping (use `_id` for the document id)");
     }
 
     #[test]

@@ -131,7 +131,10 @@ mod tests {
                 r.read_exact_at(10, &mut a).unwrap();
                 let mut b = [0u8; 4];
                 r.read_exact_at(996, &mut b).unwrap();
-                assert!(r.read_exact_at(998, &mut b).is_err());
+                assert_eq!(
+                    r.read_exact_at(998, &mut b).unwrap_err().to_string(),
+                    "read of 4 bytes at 998 is past the end (1000 bytes)"
+                );
                 (a, b)
             }))
             .unwrap();

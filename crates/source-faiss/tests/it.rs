@@ -321,7 +321,10 @@ async fn clear_errors_for_missing_files_refused_types_and_bad_configs() {
     assert!(err.to_string().contains("ignore"), "{err}");
     let err = parse_source("faiss", json!({ "path": "x", "partition_rows": 0 })).unwrap_err();
     assert!(err.to_string().contains("partition_rows"), "{err}");
-    assert!(parse_source("faiss", json!({})).is_err());
+    assert_eq!(
+        parse_source("faiss", json!({})).unwrap_err().to_string(),
+        "invalid `faiss` configuration: missing field `path`"
+    );
 
     let src = build(json!({ "path": fixture_path("flat_l2") }))
         .await
@@ -333,9 +336,18 @@ async fn clear_errors_for_missing_files_refused_types_and_bad_configs() {
     assert!(err.to_string().contains("rows-5-6"), "{err}");
     let p = &src.partitions().await.unwrap()[0];
     let bad = Position::encode(&vmig_source_faiss::FaissPosition { block: 3, row: 0 }).unwrap();
-    assert!(src.open(&p.id, Some(&bad), &ctx(10)).is_err());
+    assert_eq!(
+        src.open(&p.id, Some(&bad), &ctx(10))
+            .err()
+            .unwrap()
+            .to_string(),
+        format!(
+            "invalid `faiss` configuration: position (block 3, row 0) is not inside partition `rows-0-1000` of `{}`",
+            fixture_path("flat_l2")
+        )
+    );
     let foreign = Position(json!({ "offset": 12 }));
-    assert!(src.open(&p.id, Some(&foreign), &ctx(10)).is_err());
+    assert_eq!(src.open(&p.id, Some(&foreign), &ctx(10)).err().unwrap().to_string(), "invalid `checkpoint` configuration: position {\"offset\":12} does not belong to this source: unknown field `offset`, expected `block` or `row`");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

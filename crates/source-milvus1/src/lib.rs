@@ -261,6 +261,9 @@ mod tests {
             .contains("partition_names"));
         let mut c = Milvus1SourceConfig::new("/data");
         c.collections = vec!["a".into(), "a".into()];
-        assert!(c.validate().is_err());
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid `milvus1` configuration: `collections` names a collection twice"
+        );
     }
 }

@@ -264,7 +264,7 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("batch_size"));
         c.batch_size = Some(100);
         c.collection = None;
-        assert!(c.validate().is_err());
+        assert_eq!(c.validate().unwrap_err().to_string(), "invalid `milvus2` configuration: no collection: set `collection = \"…\"` (or `collections = [\"…\"]`)");
         c.collections = vec!["a".into(), "b".into(), "a".into()];
         assert!(c.validate().is_ok());
         assert_eq!(c.collection_names(), vec!["a", "b"]);

@@ -181,7 +181,11 @@ async fn checkpoints_resume_exactly_after_durable_rows() {
         .with_checkpoints(store.clone(), job.clone())
         .run(Arc::new(NoProgress))
         .await;
-    assert!(err.is_err());
+    let err = err.unwrap_err().to_string();
+    assert!(
+        err.contains("mock p2 batch 3") && err.contains("injected failure"),
+        "{err}"
+    );
     let saved = store.load().await.unwrap().unwrap();
     assert_eq!(saved.job(), job.as_str());
     // Partition p2 failed at batch 3: at most batches 0..=2 can be durable.

@@ -63,8 +63,18 @@ fn select_keeps_order_and_values() {
         )])))
         .unwrap_err();
     assert!(err.to_string().contains("`score`"), "{err}");
-    assert!(build_transform("select", json!({"fields": ["a", "a"]})).is_err());
-    assert!(build_transform("select", json!({"fieldz": ["a"]})).is_err());
+    assert_eq!(
+        build_transform("select", json!({"fields": ["a", "a"]}))
+            .unwrap_err()
+            .to_string(),
+        "invalid `select` configuration: field `a` is listed twice"
+    );
+    assert_eq!(
+        build_transform("select", json!({"fieldz": ["a"]}))
+            .unwrap_err()
+            .to_string(),
+        "invalid `select` configuration: `fieldz`: unknown field `fieldz`, expected `fields`"
+    );
 }
 
 #[test]
@@ -102,7 +112,7 @@ fn rename_moves_the_primary_key_marker_and_keeps_vectors() {
         .to_string()
         .contains("two fields"));
     let missing = t("rename", json!({"fields": {"nope": "x"}}));
-    assert!(missing.output_schema(&sample_schema(8)).is_err());
+    assert_eq!(missing.output_schema(&sample_schema(8)).unwrap_err().to_string(), "schema error: `rename` names field `nope`, which is not in the data (fields: id, vector, title, score, flag)");
 }
 
 #[test]
@@ -157,9 +167,13 @@ fn cast_converts_and_names_the_bad_row() {
     let out = to_text.transform(sample_batch(3, 100, 3, 4)).unwrap();
     let ids: Vec<_> = out.column(0).as_string::<i32>().iter().flatten().collect();
     assert_eq!(ids, ["100", "101", "102"]);
-    assert!(t("cast", json!({"fields": {"vector": "int64"}}))
-        .output_schema(&sample_schema(4))
-        .is_err());
+    assert_eq!(
+        t("cast", json!({"fields": {"vector": "int64"}}))
+            .output_schema(&sample_schema(4))
+            .unwrap_err()
+            .to_string(),
+        "schema error: cannot cast field `vector` from FixedSizeList(4 x Float32) to Int64"
+    );
 }
 
 /// A one-column batch `v` holding `rows` as a variable-size list of float64, its field carrying
@@ -323,8 +337,8 @@ fn collection_sets_the_target_name() {
     let c = t("collection", json!({"name": "books_2024"}));
     let out = c.transform(sample_batch(1, 0, 2, 4)).unwrap();
     assert_eq!(out.schema().metadata()[META_COLLECTION], "books_2024");
-    assert!(build_transform("collection", json!({"name": "9books"})).is_err());
-    assert!(build_transform("collection", json!({"name": "bad-name"})).is_err());
+    assert_eq!(build_transform("collection", json!({"name": "9books"})).unwrap_err().to_string(), "invalid `collection` configuration: `9books` is not a valid Milvus collection name (letters, digits and _, starting with a letter or _, at most 255)");
+    assert_eq!(build_transform("collection", json!({"name": "bad-name"})).unwrap_err().to_string(), "invalid `collection` configuration: `bad-name` is not a valid Milvus collection name (letters, digits and _, starting with a letter or _, at most 255)");
 }
 
 #[test]
@@ -369,7 +383,12 @@ fn filter_combines_conditions_with_sql_null_semantics() {
         "filter",
         json!({"where": [{"field": "id", "op": "eq", "value": "abc"}]}),
     );
-    assert!(bad.output_schema(&sample_schema(4)).is_err());
+    assert_eq!(
+        bad.output_schema(&sample_schema(4))
+            .unwrap_err()
+            .to_string(),
+        "invalid `filter` configuration: value \"abc\" cannot be compared with `id` (Int64)"
+    );
     let vec_cmp = t(
         "filter",
         json!({"where": [{"field": "vector", "op": "eq", "value": 1}]}),
@@ -379,14 +398,22 @@ fn filter_combines_conditions_with_sql_null_semantics() {
         .unwrap_err()
         .to_string()
         .contains("scalar"));
-    assert!(build_transform(
-        "filter",
-        json!({"where": [{"field": "id", "op": "in", "value": 3}]})
-    )
-    .is_err());
-    assert!(build_transform(
-        "filter",
-        json!({"where": [{"field": "id", "op": "is_null", "value": 3}]})
-    )
-    .is_err());
+    assert_eq!(
+        build_transform(
+            "filter",
+            json!({"where": [{"field": "id", "op": "in", "value": 3}]})
+        )
+        .unwrap_err()
+        .to_string(),
+        "invalid `filter` configuration: `In` on `id` needs a list value"
+    );
+    assert_eq!(
+        build_transform(
+            "filter",
+            json!({"where": [{"field": "id", "op": "is_null", "value": 3}]})
+        )
+        .unwrap_err()
+        .to_string(),
+        "invalid `filter` configuration: `IsNull` on `id` takes no value"
+    );
 }

@@ -178,13 +178,21 @@ mod tests {
         assert_eq!(ids_from_le(b.slice(1..)).unwrap().values().as_ref(), &want);
         let aligned = Bytes::from(b.slice(1..).to_vec());
         assert_eq!(ids_from_le(aligned).unwrap().values().as_ref(), &want);
-        assert!(ids_from_le(Bytes::from_static(&[0; 7])).is_err());
+        assert_eq!(
+            ids_from_le(Bytes::from_static(&[0; 7]))
+                .unwrap_err()
+                .to_string(),
+            "invalid data at id bytes: 7 bytes are not a whole number of 8-byte ids"
+        );
     }
 
     #[test]
     fn implicit_ids_check_overflow() {
         assert_eq!(implicit_ids(5, 3).unwrap().values().as_ref(), &[5, 6, 7]);
-        assert!(implicit_ids(i64::MAX, 2).is_err());
+        assert_eq!(
+            implicit_ids(i64::MAX, 2).unwrap_err().to_string(),
+            "invalid data at implicit ids: 2 ids starting at 9223372036854775807 overflow i64"
+        );
         assert_eq!(implicit_ids(i64::MAX, 1).unwrap().len(), 1);
         assert_eq!(implicit_ids(0, 0).unwrap().len(), 0);
     }

@@ -130,8 +130,16 @@ mod tests {
         let mut b = [0u8; 2];
         data.read_exact_at(3, &mut b).unwrap();
         assert_eq!(b, [4, 5]);
-        assert!(data.read_exact_at(4, &mut b).is_err());
-        assert!(data.read_exact_at(u64::MAX, &mut b).is_err());
+        assert_eq!(
+            data.read_exact_at(4, &mut b).unwrap_err().to_string(),
+            "read of 2 bytes at offset 4 goes past the end (5 bytes)"
+        );
+        assert_eq!(
+            data.read_exact_at(u64::MAX, &mut b)
+                .unwrap_err()
+                .to_string(),
+            "read of 2 bytes at offset 18446744073709551615 goes past the end (5 bytes)"
+        );
         let bytes = bytes::Bytes::from(data);
         bytes.read_exact_at(0, &mut b).unwrap();
         assert_eq!(b, [1, 2]);

@@ -491,7 +491,13 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        assert!(pages.write_chunk(&mut out, 0, &[&backing[..9]]).is_err());
+        assert_eq!(
+            pages
+                .write_chunk(&mut out, 0, &[&backing[..9]])
+                .unwrap_err()
+                .to_string(),
+            "9 value bytes are not a whole number of 32-dimensional float vectors"
+        );
     }
 
     #[test]
