@@ -134,6 +134,37 @@ where
     })
 }
 
+/// Every page of `collection` (the fields of `schema`, or all its fields when `None`), read by
+/// [`keyset_scan`] `page_rows` at a time in primary-key order, of some `partitions` only when
+/// not empty: what tests and tools that compare a whole collection use.
+///
+/// # Errors
+/// The first RPC or conversion error.
+pub async fn read_collection(
+    client: &MilvusClient,
+    collection: &str,
+    schema: Option<&SchemaRef>,
+    partitions: &[&str],
+    page_rows: usize,
+) -> Result<Vec<RecordBatch>> {
+    use futures::TryStreamExt;
+    let info = client.describe_collection(collection).await?;
+    let spec = ScanSpec {
+        collection: collection.to_string(),
+        partitions: partitions.iter().map(|p| (*p).to_string()).collect(),
+        pk_field: info.primary_key.clone(),
+        filter: String::new(),
+        schema: schema.cloned().unwrap_or_else(|| info.arrow.clone()),
+        page_rows,
+        snapshot_ts: 0,
+        retry: RetryConfig::default(),
+    };
+    keyset_scan(client.clone(), spec, None)
+        .map_ok(|(batch, _)| batch)
+        .try_collect()
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -240,35 +271,4 @@ mod tests {
             "{err}"
         );
     }
-}
-
-/// Every page of `collection` (the fields of `schema`, or all its fields when `None`), read by
-/// [`keyset_scan`] `page_rows` at a time in primary-key order, of some `partitions` only when
-/// not empty: what tests and tools that compare a whole collection use.
-///
-/// # Errors
-/// The first RPC or conversion error.
-pub async fn read_collection(
-    client: &MilvusClient,
-    collection: &str,
-    schema: Option<&SchemaRef>,
-    partitions: &[&str],
-    page_rows: usize,
-) -> Result<Vec<RecordBatch>> {
-    use futures::TryStreamExt;
-    let info = client.describe_collection(collection).await?;
-    let spec = ScanSpec {
-        collection: collection.to_string(),
-        partitions: partitions.iter().map(|p| (*p).to_string()).collect(),
-        pk_field: info.primary_key.clone(),
-        filter: String::new(),
-        schema: schema.cloned().unwrap_or_else(|| info.arrow.clone()),
-        page_rows,
-        snapshot_ts: 0,
-        retry: RetryConfig::default(),
-    };
-    keyset_scan(client.clone(), spec, None)
-        .map_ok(|(batch, _)| batch)
-        .try_collect()
-        .await
 }
