@@ -536,13 +536,17 @@ fn fixtures_are_reproducible_from_the_generator() {
     };
     let out = std::env::temp_dir().join(format!("vmig-faiss-fixtures-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let status = std::process::Command::new(&python)
+    let run = std::process::Command::new(&python)
         .arg(dir().join("generate.py"))
         .arg(&out)
-        .stderr(std::process::Stdio::null())
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "generate.py failed: {status}");
+    assert!(
+        run.status.success(),
+        "generate.py failed: {}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
     let mut committed: Vec<String> = std::fs::read_dir(dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

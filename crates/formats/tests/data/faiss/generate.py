@@ -5,8 +5,12 @@ Run with the project's venv python (scripts/pyenv pins faiss-cpu 1.15.1, numpy):
 
     $(scripts/pyenv) crates/formats/tests/data/faiss/generate.py [OUTDIR]
 
-OUTDIR defaults to this script's directory. Everything is seeded and single-threaded, so two
-runs with the same library versions write identical bytes.
+OUTDIR defaults to this script's directory. Everything is seeded and single-threaded, and the
+CPU-dependent code paths are pinned (faiss's SIMD level to AVX2, OpenBLAS's kernels to Haswell,
+set below before either library loads), so two runs with the same library versions write
+identical bytes on any x86-64 machine with AVX2. Without the pins, training (k-means, the
+residual quantizer's beam search) rounds differently on an AVX-512 machine and the trained
+fixtures (e.g. ivf_rcq_quantizer) come out with other centroids and list assignments.
 
 For every fixture vmig must read, the expected rows are written next to it, taken from what
 faiss itself loads back from the file (read_index + reconstruct_n / id_map / invlists):
@@ -26,12 +30,18 @@ import json
 import os
 import sys
 
-import faiss
-import numpy as np
+# Pinned before faiss (and its bundled OpenBLAS) load: both pick their kernels from the CPU.
+os.environ["FAISS_SIMD_LEVEL"] = "AVX2"
+os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
 
 D = 8
 SEED = 20240601
 faiss.omp_set_num_threads(1)
+if faiss.SIMDConfig.get_level_name() != "AVX2":
+    sys.exit(f"generate.py: faiss runs at SIMD level {faiss.SIMDConfig.get_level_name()}, not AVX2")
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
 os.makedirs(OUT, exist_ok=True)
