@@ -228,7 +228,7 @@ def main():
         job = os.path.join(a.work, f"job-{method}-{slices}.toml")
         vmig_job(job, a.url, index, out, slices, method)
         env = dict(os.environ, RUST_LOG="warn")
-        secs, cpu, rss, _ = run([a.vmig, "migrate", job], env, es=a.es)
+        secs, cpu, rss, _ = run([a.vmig, "migrate", job, "--restart"], env, es=a.es)
         rows = 0
         import pyarrow.parquet as pq
         for root, _, files in os.walk(out):

@@ -134,6 +134,7 @@ def main():
             rows = []
             for tool, name in [("pymilvus (10k batches)", f"bench_pymilvus_{d}"),
                                ("vmig insert", f"bench_vmig_insert_{d}"),
+                               ("vmig insert (no state)", f"bench_vmig_insert_nostate_{d}"),
                                ("vmig bulk", f"bench_vmig_bulk_{d}")]:
                 names.append(name)
                 if utility.has_collection(name):
@@ -147,7 +148,10 @@ def main():
                     stage = os.path.join(stage_root, name) if mode == "bulk" else None
                     job = os.path.join(a.work, f"{name}.toml")
                     job_file(job, base + ".faiss", name, mode, stage)
-                    secs, cpu, _ = run_measured([a.vmig, "-q", "migrate", job, "--progress", "none"])
+                    # `--restart`: an earlier bench run of the same job file finished; "no state"
+                    # runs without a state store, to show what saving progress costs.
+                    state = ["--state", "none"] if "no state" in tool else ["--restart"]
+                    secs, cpu, _ = run_measured([a.vmig, "-q", "migrate", job, "--progress", "none", *state])
                     if stage:
                         shutil.rmtree(stage, ignore_errors=True)
                 print(f"  {secs:.2f}s, {n / secs:,.0f} rows/s; checking count(*)", file=sys.stderr, flush=True)

@@ -24,7 +24,8 @@ def main():
                 f'compression = "none"\npath = "{out}/vmig"\noverwrite = true\n')
     cmds = {
         "cp -r (segment files)": ["cp", "-r", tables, os.path.join(out, "copy")],
-        "vmig": [a.vmig, "-q", "migrate", job, "--progress", "none"],
+        "vmig (--state none)": [a.vmig, "-q", "migrate", job, "--progress", "none", "--state", "none"],
+        "vmig (state)": [a.vmig, "-q", "migrate", job, "--progress", "none", "--restart"],
     }
     results = {k: [] for k in cmds}
     for d, _, fs in os.walk(tables):  # warm the page cache

@@ -137,7 +137,7 @@ def main():
             else:
                 job = os.path.join(a.work, f"{name}.toml")
                 job_file(job, source, name)
-                secs, cpu, _ = run_measured([a.vmig, "-q", "migrate", job, "--progress", "none"])
+                secs, cpu, _ = run_measured([a.vmig, "-q", "migrate", job, "--progress", "none", "--restart"])
             print(f"  {secs:.2f}s, {n / secs:,.0f} rows/s; checking count(*)", file=sys.stderr, flush=True)
             check_and_drop(name, n)
             rows.append((tool, secs, cpu))

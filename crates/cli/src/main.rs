@@ -5,10 +5,12 @@
 //! invalid job file (also when found after parsing; see [`output::exit_code`]). Everything
 //! printed goes through [`output`], which masks secrets.
 
+mod jobstate;
 mod output;
 mod plan;
 mod progress;
 mod signals;
+mod status;
 mod verify;
 
 use std::io::IsTerminal;
@@ -38,7 +40,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the job described by CONFIG (TOML or YAML).
+    /// Run the job described by CONFIG (TOML or YAML). An interrupted run of the same job is
+    /// resumed where it stopped; a finished one is refused unless `--restart`.
     Migrate {
         /// The job file.
         config: PathBuf,
@@ -48,6 +51,31 @@ enum Command {
         /// Progress display.
         #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
         progress: ProgressMode,
+        /// Where runs and progress are kept: `sqlite://PATH`, `mysql://…`, `mariadb://…`,
+        /// `postgres://…`, or `none` (nothing is resumable). Default: `[state] url`, else
+        /// `sqlite://.vmig/state.db` next to the job file.
+        #[arg(long, value_name = "URL")]
+        state: Option<String>,
+        /// Forget the job's saved progress (removing what an unfinished earlier run created)
+        /// and run it from the start; the target is handled as the sink's options say.
+        #[arg(long)]
+        restart: bool,
+        /// Run as one of several workers of this job (docs/scale-out.md): claim partitions
+        /// with leases (`[state] lease`, default 60s) and join workers already running it.
+        /// Needs a MySQL/MariaDB or PostgreSQL state store. `[state] lease` implies it.
+        #[arg(long)]
+        worker: bool,
+    },
+    /// Show every run of the job described by CONFIG and its saved progress.
+    Status {
+        /// The job file.
+        config: PathBuf,
+        /// The state store (as for `migrate`).
+        #[arg(long, value_name = "URL")]
+        state: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show what CONFIG would do: source schema, target schema after transforms, partitions.
     /// Writes nothing.
@@ -99,7 +127,9 @@ fn main() -> ExitCode {
     vmig::redact::register_env();
     output::init_logging(cli.verbose, cli.quiet);
     let json = match &cli.command {
-        Command::Migrate { json, .. } | Command::Plan { json, .. } => *json,
+        Command::Migrate { json, .. }
+        | Command::Plan { json, .. }
+        | Command::Status { json, .. } => *json,
         Command::Verify { .. } => false,
         Command::Plugins { .. } => false,
     };
@@ -124,10 +154,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let job = load(&config)?;
             runtime()?.block_on(read_only(plan::print_plan(&job, json)))
         }
+        Command::Status {
+            config,
+            state,
+            json,
+        } => {
+            let job = load(&config)?;
+            runtime()?.block_on(read_only(status::print(job, state, json)))
+        }
         Command::Migrate {
             config,
             json,
             progress,
+            state,
+            restart,
+            worker,
         } => {
             let job = load(&config)?;
             let mode = match progress {
@@ -136,8 +177,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ProgressMode::Auto => ProgressMode::Log,
                 other => other,
             };
-            let (report, signal) = runtime()?.block_on(migrate(job, mode))?;
-            print_summary(&report, json, signal)
+            let how = Migrate {
+                mode,
+                state,
+                restart,
+                worker,
+                config,
+            };
+            let outcome = runtime()?.block_on(migrate(job, how))?;
+            print_summary(&outcome, json)
         }
     }
 }
@@ -169,10 +217,100 @@ fn load(config: &Path) -> anyhow::Result<Job> {
     Ok(Job::from_path(config)?)
 }
 
+/// How `vmig migrate` was asked to run.
+struct Migrate {
+    mode: ProgressMode,
+    state: Option<String>,
+    restart: bool,
+    worker: bool,
+    config: PathBuf,
+}
+
 /// Runs the job; returns its report and the signal that arrived after the output was committed,
 /// if one did (the job is complete then, and the summary says so).
-async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<(RunReport, Option<Signal>)> {
+async fn migrate(job: Job, how: Migrate) -> anyhow::Result<Outcome> {
     let signals = Signals::install().context("installing signal handlers")?;
+    let url = jobstate::url(&job, how.state.as_deref());
+    let lease = jobstate::lease(&job, how.worker, url.as_deref())?;
+    let store = match url {
+        Some(url) => Some(
+            vmig::state::StateStore::open(&url, &job.ctx.base_dir)
+                .await
+                .context("opening the state store")?,
+        ),
+        None if how.restart => {
+            return Err(vmig::Error::config(
+                "state",
+                "`--restart` needs a state store to forget; without one (`--state none`) every run starts from the beginning",
+            )
+            .into())
+        }
+        None => None,
+    };
+    let start = match &store {
+        Some(store) => Some(jobstate::begin(store, &job, how.restart, lease).await?),
+        None => None,
+    };
+    if let Some(start) = &start {
+        for line in &start.discarded {
+            output::err_line(&format!("--restart: {line}"));
+        }
+    }
+    // From here on the run is recorded: whatever happens, its end is recorded too.
+    let resumable = store.is_some();
+    let resume_hint = format!("`vmig migrate {}` resumes it", how.config.display());
+    let worker = start.as_ref().and_then(|s| s.worker.clone());
+    let result = run_job(
+        job,
+        how.mode,
+        &signals,
+        store.as_ref(),
+        worker,
+        resumable,
+        &resume_hint,
+    )
+    .await;
+    if let (Some(store), Some(start)) = (&store, &start) {
+        let outcome = result
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("{e:#}"));
+        if let Err(e) =
+            jobstate::finish(store, &start.run, &outcome, signals.received().is_some()).await
+        {
+            tracing::warn!(
+                "could not record how the run ended in {}: {e:#}",
+                store.location()
+            );
+        }
+    }
+    let (report, signal) = result?;
+    Ok(Outcome {
+        report,
+        signal,
+        run_id: start.map(|s| s.run.id),
+    })
+}
+
+/// What a finished `vmig migrate` reports.
+struct Outcome {
+    report: RunReport,
+    /// A signal that arrived after the output was committed.
+    signal: Option<Signal>,
+    /// The run's id in the state store.
+    run_id: Option<String>,
+}
+
+/// Builds and runs the job's pipeline (saving progress in `store` when there is one).
+async fn run_job(
+    job: Job,
+    mode: ProgressMode,
+    signals: &Signals,
+    store: Option<&vmig::state::StateStore>,
+    worker: Option<Arc<vmig::state::JobWorker>>,
+    resumable: bool,
+    resume_hint: &str,
+) -> anyhow::Result<(RunReport, Option<Signal>)> {
     let built = async {
         let source = job.source.build(&job.ctx).await?;
         let sink = job.sink.build(&job.ctx).await?;
@@ -190,14 +328,33 @@ async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<(RunReport, Opt
             .into())
         }
     };
-    let observer = Arc::new(progress::Progress::new(
-        mode != ProgressMode::None,
-        mode == ProgressMode::Bar,
-    ));
-    let pipeline = Pipeline::new(source, sink)
+    let observer = Arc::new(
+        progress::Progress::new(mode != ProgressMode::None, mode == ProgressMode::Bar)
+            .named(&job.name),
+    );
+    let mut pipeline = Pipeline::new(source, sink)
         .with_transforms(job.transforms)
         .with_options(job.options)
         .with_cancel(signals.token().clone());
+    if let Some(worker) = worker {
+        tracing::info!(
+            "worker {} of job `{}`: claiming partitions with a lease of {:?}",
+            vmig::lease::Leases::worker(worker.as_ref()),
+            job.name,
+            vmig::lease::Leases::lease(worker.as_ref())
+        );
+        pipeline = pipeline
+            .with_checkpoints(worker.clone(), job.fingerprint.clone())
+            .with_leases(worker);
+        signals.exit_on_second_signal();
+    } else if let Some(store) = store {
+        pipeline = pipeline.with_checkpoints(
+            Arc::new(store.checkpoints(&job.name)),
+            job.fingerprint.clone(),
+        );
+        // Progress is saved before every write: a second signal may end the process at once.
+        signals.exit_on_second_signal();
+    }
     let result = pipeline.run(Arc::clone(&observer) as _).await;
     observer.finish();
     match (result, signals.received()) {
@@ -216,6 +373,11 @@ async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<(RunReport, Opt
             } else {
                 message.push_str(&format!(". Left in the target: {}", left.join(" ")));
             }
+            if resumable {
+                // The sentences of `left` end with their own full stop.
+                let stop = if message.ends_with('.') { " " } else { ". " };
+                message.push_str(&format!("{stop}Its progress is saved: {resume_hint}."));
+            }
             Err(Interrupted {
                 signal,
                 message,
@@ -223,11 +385,18 @@ async fn migrate(job: Job, mode: ProgressMode) -> anyhow::Result<(RunReport, Opt
             }
             .into())
         }
-        (Err(e), _) => Err(e.into()),
+        (Err(e), None) => {
+            if resumable {
+                tracing::warn!("The run failed; its progress is saved, and once the cause below is fixed {resume_hint}.");
+            }
+            Err(e.into())
+        }
     }
 }
 
-fn print_summary(report: &RunReport, json: bool, signal: Option<Signal>) -> anyhow::Result<()> {
+fn print_summary(outcome: &Outcome, json: bool) -> anyhow::Result<()> {
+    let report = &outcome.report;
+    let signal = outcome.signal;
     let rate = if report.seconds > 0.0 {
         report.rows_written as f64 / report.seconds
     } else {
@@ -238,6 +407,8 @@ fn print_summary(report: &RunReport, json: bool, signal: Option<Signal>) -> anyh
         if let Some(obj) = v.as_object_mut() {
             obj.insert("status".into(), "ok".into());
             obj.insert("rows_per_second".into(), serde_json::json!(rate.round()));
+            obj.insert("run_id".into(), serde_json::json!(outcome.run_id));
+            obj.entry("resumed").or_insert(serde_json::Value::Null);
             if let Some(signal) = signal {
                 obj.insert("signal".into(), signal.name().into());
             }
@@ -254,6 +425,12 @@ fn print_summary(report: &RunReport, json: bool, signal: Option<Signal>) -> anyh
             report.seconds,
             rate
         ));
+        if let Some(from) = &report.resumed {
+            output::err_line(&format!(
+                "this run resumed the job: {} rows had been written by earlier runs",
+                from.rows_written
+            ));
+        }
     }
     if let Some(signal) = signal {
         tracing::warn!(

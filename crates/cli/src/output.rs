@@ -40,12 +40,16 @@ pub fn json(mut value: serde_json::Value, pretty: bool) -> anyhow::Result<()> {
 }
 
 /// The exit code for a failed command: 128 + n when a signal stopped it (130, 143, 129), 2 when
+/// a run is refused because the job finished or changed ([`crate::jobstate::Refused`]) or when
 /// the job file is what is wrong ([`vmig::Error::is_config_error`]: bad syntax, unknown
 /// plugin or option, a transformer that does not fit the schema, …), 1 otherwise (bad data,
 /// unreachable server, differences found by `verify`).
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(i) = err.downcast_ref::<Interrupted>() {
         return i.signal.exit_code();
+    }
+    if let Some(refused) = err.downcast_ref::<crate::jobstate::Refused>() {
+        return if refused.busy { 1 } else { 2 };
     }
     let config = err
         .chain()

@@ -93,6 +93,7 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
     // Redacted by the registry (`vmig::redact::json`); the output is redacted again.
     let source_cfg = job.source.to_json();
     let sink_cfg = job.sink.to_json();
+    let resume_note = job.sink.resume_note(&target_schema);
 
     if json {
         let v = serde_json::json!({
@@ -101,7 +102,7 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
             "target_schema": schema_json(&target_schema),
             "partitions": partitions,
             "estimated_rows": total,
-            "sink": { "type": job.sink.plugin(), "config": sink_cfg },
+            "sink": { "type": job.sink.plugin(), "config": sink_cfg, "resume_note": resume_note },
         });
         return output::json(v, true);
     }
@@ -131,6 +132,9 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
         let _ = writeln!(out, "  {:<8} {:<14} {}", p.id, rows, p.description);
     }
     let _ = writeln!(out, "sink: {} {}", job.sink.plugin(), sink_cfg);
+    if let Some(note) = &resume_note {
+        let _ = writeln!(out, "resuming: {note}");
+    }
     let _ = writeln!(out, "(plan only: nothing was written)");
     output::out(&out);
     Ok(())

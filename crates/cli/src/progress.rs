@@ -17,6 +17,8 @@ pub struct Progress {
     total: AtomicU64,
     started: Instant,
     last_log: Mutex<Instant>,
+    /// The job's name, for the line that says a run resumes.
+    name: String,
 }
 
 impl Progress {
@@ -40,7 +42,15 @@ impl Progress {
             total: AtomicU64::new(0),
             started: Instant::now(),
             last_log: Mutex::new(Instant::now()),
+            name: "job".to_string(),
         }
+    }
+
+    /// Names the job in the line that says a run resumes.
+    #[must_use]
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
     }
 
     /// Clears the bar.
@@ -69,6 +79,10 @@ impl Progress {
 }
 
 impl Observer for Progress {
+    fn resumed(&self, from: &vmig::pipeline::Resumed) {
+        tracing::info!("{}", crate::jobstate::resuming_line(&self.name, from));
+    }
+
     fn started(&self, estimated_rows: Option<u64>) {
         match estimated_rows {
             Some(total) => tracing::info!("Started: about {total} rows to read."),

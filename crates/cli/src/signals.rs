@@ -1,11 +1,14 @@
 //! SIGINT, SIGTERM and SIGHUP, handled alike: the first one cancels the run, which stops reading,
 //! lets the sink finish or discard what is in flight, and reports what the target holds; the
 //! process then exits with 128 + the signal's number (130, 143, 129). Later signals only say
-//! that vmig is already stopping — cutting the clean-up short is what SIGKILL is for.
+//! that vmig is already stopping — cutting the clean-up short is what SIGKILL is for — except
+//! in a run that saves its progress ([`Signals::exit_on_second_signal`]): there a second signal
+//! ends the process at once, and the next run resumes from the last saved state.
 //!
 //! Once tokio has registered a handler for a signal, the default action (terminate at once) is
 //! gone for the life of the process, so the listener is installed before anything else runs.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
@@ -65,6 +68,7 @@ impl std::error::Error for Interrupted {}
 pub struct Signals {
     first: Arc<OnceLock<Signal>>,
     token: CancellationToken,
+    exit_on_second: Arc<AtomicBool>,
 }
 
 impl Signals {
@@ -76,6 +80,7 @@ impl Signals {
         let signals = Signals {
             first: Arc::new(OnceLock::new()),
             token: CancellationToken::new(),
+            exit_on_second: Arc::new(AtomicBool::new(false)),
         };
         listen(signals.clone())?;
         Ok(signals)
@@ -84,6 +89,13 @@ impl Signals {
     /// Cancelled when the first signal arrives.
     pub fn token(&self) -> &CancellationToken {
         &self.token
+    }
+
+    /// From now on a second signal exits the process at once (with 128 + the first signal's
+    /// number): for runs whose progress is saved before every write, so that nothing is lost
+    /// by not waiting for the clean-up.
+    pub fn exit_on_second_signal(&self) {
+        self.exit_on_second.store(true, Ordering::SeqCst);
     }
 
     /// The first signal received, if any.
@@ -105,6 +117,13 @@ impl Signals {
                 signal.name()
             );
             self.token.cancel();
+        } else if self.exit_on_second.load(Ordering::SeqCst) {
+            let first = self.received().unwrap_or(signal);
+            tracing::error!(
+                "{}: stopping at once, without waiting for the clean-up; the progress saved so far stays, and the next `vmig migrate` of this job resumes from it.",
+                signal.name()
+            );
+            std::process::exit(i32::from(first.exit_code()));
         } else {
             tracing::warn!(
                 "{}: already stopping after {}; clean-up goes on (SIGKILL would cut it short and leave this run's temporary files).",

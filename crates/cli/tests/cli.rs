@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use arrow::array::AsArray;
-use arrow::datatypes::{Float32Type, Int64Type};
+use arrow::datatypes::Int64Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn repo() -> PathBuf {
@@ -31,14 +31,7 @@ fn vmig_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use vmig_testing::process::output_text as text;
 
 fn job(dir: &Path, source_path: &Path, sink: &str, extra: &str) -> PathBuf {
     let path = dir.join("job.toml");
@@ -55,31 +48,7 @@ fn job(dir: &Path, source_path: &Path, sink: &str, extra: &str) -> PathBuf {
 
 /// id → vector bits, read from every Parquet file in `dir`.
 fn read_parquet_dir(dir: &Path, vector: &str) -> BTreeMap<i64, Vec<u32>> {
-    let mut rows = BTreeMap::new();
-    for batch in vmig_testing::compare::parquet_dir_batches(dir) {
-        let schema = batch.schema();
-        let ids = batch
-            .column(schema.index_of("id").unwrap())
-            .as_primitive::<Int64Type>();
-        let vecs = batch
-            .column(schema.index_of(vector).unwrap())
-            .as_list::<i32>();
-        for r in 0..batch.num_rows() {
-            let v = vecs.value(r);
-            let bits = v
-                .as_primitive::<Float32Type>()
-                .values()
-                .iter()
-                .map(|x| x.to_bits())
-                .collect();
-            assert!(
-                rows.insert(ids.value(r), bits).is_none(),
-                "id {} twice",
-                ids.value(r)
-            );
-        }
-    }
-    rows
+    vmig_testing::compare::id_vector_bits(&vmig_testing::compare::parquet_dir_batches(dir), vector)
 }
 
 /// What the index holds, according to the real faiss (through the project's venv), or `None`
@@ -250,6 +219,48 @@ fn plan_shows_schemas_and_partitions_and_writes_nothing() {
     assert_eq!(v["target_schema"]["fields"][1]["name"], "embedding");
 }
 
+/// `vmig plan` says what resuming means when the sink has a limit to tell: Milvus-generated
+/// ids (a killed run cannot be resumed without duplicates) and bulk imports per checkpoint;
+/// nothing for an insert with the source's ids, which resumes exactly once. No Milvus is
+/// needed: plan does not connect to the sink.
+#[test]
+fn plan_says_what_resuming_means_for_the_milvus_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let milvus = |extra: &str| {
+        format!("type = \"milvus2\"\nuri = \"http://127.0.0.1:1\"\ncollection = \"never\"\n{extra}")
+    };
+    let plan = |extra: &str| {
+        let cfg = job(dir.path(), &sample(), &milvus(extra), "");
+        let o = vmig(&["plan", cfg.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+        let j = vmig(&["plan", cfg.to_str().unwrap(), "--json"]);
+        assert!(j.status.success(), "{}", text(&j));
+        let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+        let lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with("resuming: "))
+            .map(str::to_string)
+            .collect();
+        (lines, v["sink"]["resume_note"].clone())
+    };
+
+    let auto_id = "`auto_id = true`: Milvus generates the primary keys, so rows an interrupted run sent after its last checkpoint cannot be told apart from new ones. A run stopped cleanly (Ctrl-C, SIGTERM) resumes exactly; a run killed, or failed, after sending rows past its last checkpoint cannot be resumed without duplicates, and the resumed run stops before sending them again: start over with `vmig migrate --restart` (with `if_exists = \"drop\"` or a new collection)";
+    let (lines, json) = plan("auto_id = true");
+    assert_eq!(lines, vec![format!("resuming: {auto_id}")]);
+    assert_eq!(json, auto_id);
+
+    let bulk = "bulk: every checkpoint (`checkpoint_interval`, `flush_rows`) closes the open staging files, and each is imported after the checkpoint that lists it, exactly once also across resumed runs; expect one import per partition and checkpoint, so raise `checkpoint_interval` for fewer, larger imports";
+    let (lines, json) = plan("mode = \"bulk\"\nstage = \"/tmp/vmig-never\"");
+    assert_eq!(lines, vec![format!("resuming: {bulk}")]);
+    assert_eq!(json, bulk);
+
+    for exact in ["mode = \"insert\"", "mode = \"upsert\""] {
+        let (lines, json) = plan(exact);
+        assert_eq!(lines, Vec::<String>::new(), "{exact}");
+        assert!(json.is_null(), "{exact}: {json}");
+    }
+}
+
 #[test]
 fn plan_shows_the_planned_dimension_of_a_float_vector_cast_and_refuses_a_wrong_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -313,7 +324,13 @@ fn truncated_index_fails_with_offset_and_leaves_no_output() {
         &format!("type = \"files\"\npath = \"{}\"", out.display()),
         "",
     );
-    let o = vmig(&["migrate", cfg.to_str().unwrap(), "--json"]);
+    let o = vmig(&[
+        "migrate",
+        cfg.to_str().unwrap(),
+        "--json",
+        "--state",
+        "none",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(err["status"], "error");
@@ -533,6 +550,23 @@ fn secrets_never_appear_in_any_output() {
             "{err}"
         );
     }
+    // The state store keeps the resolved job and the failed runs' errors: without secrets.
+    let status = run_with_secrets(&["status", "--json", job], 0);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["runs"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["status"], "failed", "{v}");
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join(".vmig")).unwrap() {
+        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(
+        stored.contains("cannot reach Milvus"),
+        "the error was not stored"
+    );
+    for secret in ["uri-secret-1", "env-secret-2", "env-secret-3"] {
+        assert!(!stored.contains(secret), "`{secret}` is in the state store");
+    }
 
     // Sources that cannot connect, one per plugin with a URL: the connection error shows no
     // user-info either.
@@ -625,8 +659,9 @@ fn verify_passes_after_migrate_and_catches_a_deleted_row() {
     );
 }
 
-/// Runs `vmig migrate CONFIG --json --progress log` and sends `signal` (`TERM`, …) once the run
-/// has started and `after` has passed.
+/// Runs `vmig migrate CONFIG --json --progress log --state none` and sends `signal` (`TERM`, …)
+/// once the run has started and `after` has passed. Without a state store the stopped run is
+/// aborted, not kept for a resume (tests/resume.rs covers that).
 fn migrate_interrupted(config: &Path, signal: &str, after: std::time::Duration) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
     c.args([
@@ -635,6 +670,8 @@ fn migrate_interrupted(config: &Path, signal: &str, after: std::time::Duration) 
         "--json",
         "--progress",
         "log",
+        "--state",
+        "none",
     ])
     .env_remove("VMIG_LOG");
     vmig_testing::process::signal_after(c, "Started", after, signal)

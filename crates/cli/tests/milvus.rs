@@ -46,14 +46,7 @@ fn vmig(args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use vmig_testing::process::output_text as text;
 
 use vmig_testing::service::unique;
 
@@ -243,7 +236,16 @@ fn a_source_error_before_the_first_row_leaves_the_target_as_it_was() {
     let fresh = unique("cli_nan_fresh");
     let cfg = job(dir.path(), &m, &fresh, "");
     point_at(&cfg, &nan);
-    let o = vmig(&["migrate", cfg.to_str().unwrap(), "--json"], &env);
+    let o = vmig(
+        &[
+            "migrate",
+            cfg.to_str().unwrap(),
+            "--json",
+            "--state",
+            "none",
+        ],
+        &env,
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let msg = v["error"].as_str().unwrap();
@@ -267,7 +269,7 @@ fn a_source_error_before_the_first_row_leaves_the_target_as_it_was() {
     std::fs::create_dir(&bad_dir).unwrap();
     let bad = job(&bad_dir, &m, &kept, "");
     point_at(&bad, &nan);
-    let o = vmig(&["migrate", bad.to_str().unwrap()], &env);
+    let o = vmig(&["migrate", bad.to_str().unwrap(), "--state", "none"], &env);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -304,6 +306,8 @@ fn sigterm_during_inserts_says_exactly_what_the_collection_holds() {
         "--json",
         "--progress",
         "log",
+        "--state",
+        "none",
     ])
     .env("VMIG_TEST_MILVUS_PASSWORD", &m.password)
     .env_remove("VMIG_LOG");
@@ -371,9 +375,16 @@ fn if_exists_drop_replaces_the_collection_only_when_the_run_completes() {
         "mode = \"insert\"\nbatch_bytes = \"20KiB\"\n\n[pipeline]\nbatch_rows = 50\nmax_rows_per_second = 400\n",
     );
     let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
-    c.args(["migrate", slow.to_str().unwrap(), "--progress", "log"])
-        .env("VMIG_TEST_MILVUS_PASSWORD", &m.password)
-        .env_remove("VMIG_LOG");
+    c.args([
+        "migrate",
+        slow.to_str().unwrap(),
+        "--progress",
+        "log",
+        "--state",
+        "none",
+    ])
+    .env("VMIG_TEST_MILVUS_PASSWORD", &m.password)
+    .env_remove("VMIG_LOG");
     let o =
         vmig_testing::process::signal_after(c, "Started", std::time::Duration::from_secs(2), "INT");
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));
@@ -393,8 +404,12 @@ fn if_exists_drop_replaces_the_collection_only_when_the_run_completes() {
     );
     assert_eq!(pymilvus(&m, &replacements).trim(), "[]");
 
-    // A completed replacing run swaps the new collection in under the old name.
-    let o = vmig(&["migrate", first.to_str().unwrap(), "--json"], &env);
+    // A completed replacing run swaps the new collection in under the old name (`--restart`:
+    // this job finished once already).
+    let o = vmig(
+        &["migrate", first.to_str().unwrap(), "--json", "--restart"],
+        &env,
+    );
     assert!(o.status.success(), "{}", text(&o));
     let ok = vmig(&["verify", first.to_str().unwrap(), "--json"], &env);
     assert!(ok.status.success(), "{}", text(&ok));

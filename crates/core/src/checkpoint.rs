@@ -31,6 +31,13 @@ pub enum Checkpoint {
         job: String,
         /// State of every partition that has made progress.
         partitions: BTreeMap<PartitionId, PartitionState>,
+        /// Row counts of every partition that has made progress.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        progress: BTreeMap<PartitionId, PartitionProgress>,
+        /// The sink's own resumption record ([`crate::Sink::resume_record`]) as of the last
+        /// flush, given back to [`crate::Sink::resume`] when the job resumes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sink: Option<serde_json::Value>,
     },
 }
 
@@ -41,6 +48,8 @@ impl Checkpoint {
         Checkpoint::V1 {
             job: job.into(),
             partitions: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            sink: None,
         }
     }
 
@@ -64,6 +73,55 @@ impl Checkpoint {
             Checkpoint::V1 { partitions, .. } => partitions,
         }
     }
+
+    /// Row counts per partition.
+    pub fn progress(&self) -> &BTreeMap<PartitionId, PartitionProgress> {
+        match self {
+            Checkpoint::V1 { progress, .. } => progress,
+        }
+    }
+
+    /// Mutable access to the row counts.
+    pub fn progress_mut(&mut self) -> &mut BTreeMap<PartitionId, PartitionProgress> {
+        match self {
+            Checkpoint::V1 { progress, .. } => progress,
+        }
+    }
+
+    /// The sink's resumption record, if the sink gave one.
+    pub fn sink(&self) -> Option<&serde_json::Value> {
+        match self {
+            Checkpoint::V1 { sink, .. } => sink.as_ref(),
+        }
+    }
+
+    /// Replaces the sink's resumption record.
+    pub fn set_sink(&mut self, record: Option<serde_json::Value>) {
+        match self {
+            Checkpoint::V1 { sink, .. } => *sink = record,
+        }
+    }
+
+    /// Whether nothing has been recorded yet: no partition state, no sent rows, no sink record.
+    pub fn is_empty(&self) -> bool {
+        self.partitions().is_empty()
+            && self.sink().is_none()
+            && self.progress().values().all(|p| p.unconfirmed == 0)
+    }
+}
+
+/// Row counts of one partition, kept with its [`PartitionState`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PartitionProgress {
+    /// Source rows up to the saved position (before filters): durable in the target.
+    pub rows_read: u64,
+    /// Rows the sink made durable for this partition (after filters).
+    pub rows_written: u64,
+    /// Source rows *after* the saved position that were handed to a sink whose writes are not
+    /// idempotent ([`crate::Sink::needs_sent_marks`]) before the last save: they may be in the
+    /// target already, so a resumed run sends them again with [`crate::Sink::write_replay`].
+    pub unconfirmed: u64,
 }
 
 /// Where one partition stands.

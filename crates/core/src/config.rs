@@ -66,9 +66,50 @@ pub struct JobConfig {
     /// Runner settings.
     #[serde(default)]
     pub pipeline: PipelineOptions,
+    /// Where the job's progress is kept, and under which name (`[state]`).
+    #[serde(default)]
+    pub state: StateConfig,
 }
 
 crate::redacted_debug!(JobConfig);
+
+/// `[state]`: where a job's runs and progress are kept, so that an interrupted run resumes.
+///
+/// Not part of the job's fingerprint: moving the state elsewhere or renaming the job changes
+/// neither which rows are read nor where they go.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateConfig {
+    /// The state store: `sqlite://PATH` (relative to the job file's directory), `mysql://…`,
+    /// `mariadb://…` or `postgres://…`. Default: `sqlite://.vmig/state.db` next to the job file.
+    /// The command line's `--state` wins.
+    pub url: Option<String>,
+    /// The job's name in the store. Default: the job file's name without its extension.
+    pub name: Option<String>,
+    /// Share the job between several `vmig migrate` workers (docs/scale-out.md): each claims
+    /// partitions with a lease of this length (`"60s"`), renewed every third of it; a worker
+    /// that dies loses its leases and another finishes its partitions from their last
+    /// checkpoint. Needs a MySQL/MariaDB or PostgreSQL store. Default: unset (one worker;
+    /// `vmig migrate --worker` uses 60s).
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub lease: Option<std::time::Duration>,
+}
+
+crate::redacted_debug!(StateConfig);
+
+/// The fingerprint of a whole job and of each of its parts, so that a refused checkpoint can say
+/// what changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFingerprints {
+    /// The whole job ([`JobConfig::fingerprint`]).
+    pub job: JobFingerprint,
+    /// `[source]` alone.
+    pub source: JobFingerprint,
+    /// The `[[transform]]` list alone.
+    pub transforms: JobFingerprint,
+    /// `[sink]` alone.
+    pub sink: JobFingerprint,
+}
 
 impl JobConfig {
     /// Reads a job file, choosing TOML or YAML by its extension, and expands `${VAR}`s.
@@ -135,12 +176,18 @@ impl JobConfig {
     ///   never part of a value stored in a checkpoint.
     ///
     /// Not part of it: the `[pipeline]` settings `batch_rows`, `concurrency`,
-    /// `channel_capacity`, `flush_rows` and `max_rows_per_second`. They change how fast and in
+    /// `channel_capacity`, `flush_rows`, `max_rows_per_second` and `checkpoint_interval`. They change how fast and in
     /// which chunks rows move and how often progress is saved, never which rows land where or
     /// their values, and positions saved under one value stay valid under another. A plugin's
     /// own performance options (e.g. the `milvus2` sink's `concurrency`) are plugin options
     /// and do count: changing one refuses the checkpoint rather than risk resuming wrongly.
     pub fn fingerprint(&self) -> JobFingerprint {
+        self.fingerprints().job
+    }
+
+    /// [`JobConfig::fingerprint`] and the fingerprints of its three parts, each computed the
+    /// same way over that part alone.
+    pub fn fingerprints(&self) -> JobFingerprints {
         // Destructured in full so that a new `[pipeline]` setting does not compile until it is
         // placed on one side of the list above.
         let PipelineOptions {
@@ -149,17 +196,34 @@ impl JobConfig {
             channel_capacity: _,
             flush_rows: _,
             max_rows_per_second: _,
+            checkpoint_interval: _,
         } = &self.pipeline;
         let component = |c: &ComponentConfig| {
             let mut options = serde_json::Value::Object(c.options.clone());
             redact::json_by_key_and_url(&mut options);
             serde_json::json!({ "type": c.kind, "options": options })
         };
-        JobFingerprint::of(&serde_json::json!({
-            "source": component(&self.source),
-            "transform": self.transform.iter().map(component).collect::<Vec<_>>(),
-            "sink": component(&self.sink),
-        }))
+        let source = component(&self.source);
+        let transforms = serde_json::Value::Array(self.transform.iter().map(component).collect());
+        let sink = component(&self.sink);
+        JobFingerprints {
+            source: JobFingerprint::of(&source),
+            transforms: JobFingerprint::of(&transforms),
+            sink: JobFingerprint::of(&sink),
+            job: JobFingerprint::of(&serde_json::json!({
+                "source": source,
+                "transform": transforms,
+                "sink": sink,
+            })),
+        }
+    }
+
+    /// The job as JSON with every secret masked ([`crate::redact::json_by_key_and_url`]): what
+    /// may be stored and shown.
+    pub fn resolved(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        redact::json_by_key_and_url(&mut value);
+        value
     }
 
     fn from_value(mut value: serde_json::Value) -> Result<JobConfig> {
@@ -314,6 +378,14 @@ pub struct Job {
     /// What identifies the job for its checkpoints ([`JobConfig::fingerprint`]); pass it to
     /// [`crate::pipeline::Pipeline::with_checkpoints`].
     pub fingerprint: JobFingerprint,
+    /// The fingerprints of the job's parts ([`JobConfig::fingerprints`]).
+    pub fingerprints: JobFingerprints,
+    /// The job, secrets masked ([`JobConfig::resolved`]).
+    pub resolved: serde_json::Value,
+    /// `[state]`.
+    pub state: StateConfig,
+    /// The job's name: `[state] name`, else the job file's stem (`job` when there is no file).
+    pub name: String,
 }
 
 impl Job {
@@ -322,7 +394,9 @@ impl Job {
     /// # Errors
     /// [`Error::UnknownPlugin`] or the plugin's [`Error::Config`], naming the component.
     pub fn from_config(config: JobConfig, base_dir: PathBuf) -> Result<Job> {
-        let fingerprint = config.fingerprint();
+        let fingerprints = config.fingerprints();
+        let resolved = config.resolved();
+        let state = config.state.clone();
         let source = registry::parse_source(
             &config.source.kind,
             serde_json::Value::Object(config.source.options),
@@ -345,7 +419,11 @@ impl Job {
             sink,
             options: config.pipeline,
             ctx: BuildContext { base_dir },
-            fingerprint,
+            fingerprint: fingerprints.job.clone(),
+            fingerprints,
+            resolved,
+            name: state.name.clone().unwrap_or_else(|| "job".to_string()),
+            state,
         })
     }
 
@@ -356,7 +434,13 @@ impl Job {
     pub fn from_path(path: &Path) -> Result<Job> {
         let config = JobConfig::from_path(path)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self::from_config(config, base)
+        let mut job = Self::from_config(config, base)?;
+        if job.state.name.is_none() {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                job.name = stem.to_string();
+            }
+        }
+        Ok(job)
     }
 }
 

@@ -117,6 +117,17 @@ pub enum Error {
     /// The job was cancelled (Ctrl-C or an error elsewhere in the pipeline).
     #[error("cancelled")]
     Cancelled,
+    /// A worker of a job shared between workers no longer holds the lease on a partition or
+    /// step ([`crate::lease`]): it could not renew in time and another worker took it over, or
+    /// its own clock says the lease ran out. The worker stops writing; the new holder finishes
+    /// the work from the last checkpoint.
+    #[error("the lease on {unit} is lost: {why}; this worker stops, and the worker that holds it now carries on from the last checkpoint")]
+    LeaseLost {
+        /// The partition or step (`partition 3`, `step finish`).
+        unit: String,
+        /// What happened (`worker … holds it now`, `not renewed for 60s`).
+        why: String,
+    },
     /// An error with added context (which stage, which file, which partition).
     ///
     /// Its message already includes the inner error's, so it reports no separate `source()`

@@ -75,11 +75,18 @@ impl ParseInput {
     /// The input's file name without directories and extension (`/d/vector.npy` → `vector`):
     /// the column name single-column formats default to.
     pub fn stem(&self) -> &str {
-        let file = self.name.rsplit(['/', '\\']).next().unwrap_or(&self.name);
-        match file.rsplit_once('.') {
-            Some((stem, _)) if !stem.is_empty() => stem,
-            _ => file,
-        }
+        let (stem, _) = split_file_name(&self.name);
+        stem
+    }
+}
+
+/// The file name of `path` (after its last `/` or `\\`) as stem and extension; a name without a
+/// dot, or a hidden file's leading dot, has no extension.
+pub(crate) fn split_file_name(path: &str) -> (&str, Option<&str>) {
+    let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    match file.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem, Some(ext)),
+        _ => (file, None),
     }
 }
 

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow::array::Array;
 use arrow::datatypes::SchemaRef;
@@ -33,8 +33,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{PartitionId, Position};
-use crate::checkpoint::{self, Checkpoint, CheckpointStore, JobFingerprint, PartitionState};
+use crate::checkpoint::{
+    self, Checkpoint, CheckpointStore, JobFingerprint, PartitionProgress, PartitionState,
+};
 use crate::error::{Error, Result};
+use crate::lease::{self, Claim, Leases, Step, StepClaim};
 use crate::sink::Sink;
 use crate::source::{PartitionInfo, Source, SourceContext};
 use crate::transform::Transformer;
@@ -55,6 +58,10 @@ pub struct PipelineOptions {
     /// Write at most this many rows per second on average (`None`: as fast as possible), to
     /// spare a source or target that serves production traffic.
     pub max_rows_per_second: Option<std::num::NonZeroU64>,
+    /// When the job saves checkpoints: flush and save at least this often (`"30s"`, `"5m"`),
+    /// whatever `flush_rows` says, so that a killed run loses at most about this much work.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for PipelineOptions {
@@ -65,13 +72,17 @@ impl Default for PipelineOptions {
             channel_capacity: NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN),
             flush_rows: None,
             max_rows_per_second: None,
+            checkpoint_interval: Duration::from_secs(30),
         }
     }
 }
 
 /// Receives progress from a running pipeline (the CLI draws a progress bar with it).
 pub trait Observer: Send + Sync {
-    /// The job is about to read; `estimated_rows` is the sources' estimate when known.
+    /// The job continues an interrupted run; called before [`Observer::started`].
+    fn resumed(&self, _from: &Resumed) {}
+    /// The job is about to read; `estimated_rows` is the sources' estimate when known (of the
+    /// partitions still to read, when resuming).
     fn started(&self, _estimated_rows: Option<u64>) {}
     /// `rows` more rows were handed to the sink.
     fn written(&self, _rows: u64) {}
@@ -102,6 +113,46 @@ pub struct RunReport {
     pub target: String,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// Where the run started from, when it continued an interrupted run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<Resumed>,
+}
+
+/// Where a resumed run started: what the interrupted runs had made durable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Resumed {
+    /// Partitions of the source.
+    pub partitions: usize,
+    /// Partitions already complete.
+    pub partitions_done: usize,
+    /// Partitions resumed after a saved position.
+    pub partitions_in_progress: usize,
+    /// Rows the earlier runs had made durable (after filters).
+    pub rows_written: u64,
+    /// Source rows that may already be in the target and are sent again as replays.
+    pub rows_replayed: u64,
+}
+
+impl Resumed {
+    /// What `checkpoint` says about a source with `partitions`.
+    pub fn of(checkpoint: &Checkpoint, partitions: &[PartitionInfo]) -> Resumed {
+        let mut out = Resumed {
+            partitions: partitions.len(),
+            ..Resumed::default()
+        };
+        for p in partitions {
+            match checkpoint.partitions().get(&p.id) {
+                Some(PartitionState::Done) => out.partitions_done += 1,
+                Some(PartitionState::InProgress { .. }) => out.partitions_in_progress += 1,
+                None => {}
+            }
+            if let Some(progress) = checkpoint.progress().get(&p.id) {
+                out.rows_written += progress.rows_written;
+                out.rows_replayed += progress.unconfirmed;
+            }
+        }
+        out
+    }
 }
 
 /// A job's transformers with the schema planned after each ([`planned_schemas`]), shared by the
@@ -120,6 +171,13 @@ enum Msg {
     },
     Done {
         partition: usize,
+    },
+    /// A worker of a shared job claimed a partition (sent before its batches): its saved
+    /// state and counts, as the store holds them now.
+    Claimed {
+        partition: usize,
+        state: Option<PartitionState>,
+        progress: PartitionProgress,
     },
 }
 
@@ -251,6 +309,7 @@ pub struct Pipeline {
     sink: Box<dyn Sink>,
     options: PipelineOptions,
     checkpoints: Option<(Arc<dyn CheckpointStore>, JobFingerprint)>,
+    leases: Option<Arc<dyn Leases>>,
     cancel: CancellationToken,
 }
 
@@ -263,6 +322,7 @@ impl Pipeline {
             sink,
             options: PipelineOptions::default(),
             checkpoints: None,
+            leases: None,
             cancel: CancellationToken::new(),
         }
     }
@@ -298,6 +358,22 @@ impl Pipeline {
         self
     }
 
+    /// Makes this run one worker of a job shared between workers ([`crate::lease`]): it claims
+    /// each partition with a lease before reading it, renews its leases while it works, stops
+    /// when it loses one, and takes over partitions whose worker died (resuming them after
+    /// their last saved position and replaying their unconfirmed window). The job's once-only
+    /// steps are run by the worker that claims them: setting the target up before anyone
+    /// writes, and [`Sink::commit`] after the last partition; the other workers end with
+    /// [`Sink::commit_part`].
+    ///
+    /// Needs [`Pipeline::with_checkpoints`] with this worker's store (which saves only the
+    /// partitions it holds) and a sink that [`Sink::shares_jobs`].
+    #[must_use]
+    pub fn with_leases(mut self, leases: Arc<dyn Leases>) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
     /// A token that stops the run when cancelled: the run then fails with [`Error::Cancelled`]
     /// (inside [`Error::Stopped`] when the sink reports what it left) and the sink is aborted
     /// instead of committed — also when the token is cancelled during the final flush.
@@ -309,17 +385,36 @@ impl Pipeline {
 
     /// Runs to completion.
     ///
+    /// With checkpoints ([`Pipeline::with_checkpoints`]) a saved checkpoint of this job is
+    /// resumed: the sink continues its run ([`Sink::resume`]), finished partitions are skipped,
+    /// the others reopen after their saved position, and rows that may already be in the target
+    /// are replayed ([`Sink::write_replay`]). A failed or stopped run then leaves the sink
+    /// suspended ([`Sink::suspend`]) rather than aborted, so the next run can resume it.
+    ///
     /// # Errors
-    /// The first error of any stage, with context; the sink has been aborted by then.
+    /// The first error of any stage, with context; the sink has been aborted (or suspended) by
+    /// then.
     pub async fn run(self, observer: Arc<dyn Observer>) -> Result<RunReport> {
         let started = Instant::now();
+        if let Some(leases) = &self.leases {
+            check_shared(
+                self.checkpoints.is_some(),
+                self.sink.as_ref(),
+                leases.as_ref(),
+            )?;
+        }
         let checkpoints = match self.checkpoints {
             Some((store, job)) => {
-                let resume = checkpoint::resume(store.as_ref(), &job).await?;
+                let mut resume = checkpoint::resume(store.as_ref(), &job).await?;
+                if self.leases.is_some() {
+                    // A worker's checkpoint is its slice: the partitions it claims.
+                    resume = Checkpoint::new(resume.job());
+                }
                 Some((store, resume))
             }
             None => None,
         };
+        let resumable = checkpoints.is_some();
         let source_schema = self.source.schema();
         let planned = planned_schemas(&source_schema, &self.transforms)?;
         let target_schema = planned.last().cloned().unwrap_or(source_schema);
@@ -331,190 +426,482 @@ impl Pipeline {
         let cancel = self.cancel.child_token();
         let mut sink = self.sink;
 
-        let result = run_inner(
-            &self.source,
-            &chain,
-            &mut sink,
-            &self.options,
-            checkpoints,
+        if let Some(leases) = &self.leases {
+            let ids: Vec<PartitionId> = partitions.iter().map(|p| p.id.clone()).collect();
+            leases.register(&ids).await?;
+        }
+        let mut run = Run::new(
             &partitions,
-            &target_schema,
-            &cancel,
-            observer.as_ref(),
-        )
-        .await;
+            checkpoints,
+            &self.options,
+            sink.needs_sent_marks(),
+        );
+        run.leases = self.leases.clone();
+        let result = run
+            .go(
+                &self.source,
+                &chain,
+                &mut sink,
+                &target_schema,
+                &cancel,
+                observer.as_ref(),
+            )
+            .await;
         cancel.cancel();
         self.source.end_of_job();
         // A stop asked for while the last batches were flushed is honoured: nothing is committed.
         let result = match result {
-            Ok(_) if self.cancel.is_cancelled() => Err(Error::Cancelled),
+            Ok(()) if self.cancel.is_cancelled() => Err(Error::Cancelled),
             other => other,
         };
+        let mut report = run.report;
         match result {
-            Ok(mut report) => {
-                let commit = sink
-                    .commit()
-                    .await
-                    .map_err(|e| e.context("committing the sink"))?;
+            Ok(()) => {
+                let commit = match &self.leases {
+                    None => sink
+                        .commit()
+                        .await
+                        .map_err(|e| e.context("committing the sink"))?,
+                    Some(leases) => finish_shared(sink, leases.as_ref(), &self.cancel).await?,
+                };
                 report.files = commit.files;
                 report.target = commit.target;
                 report.bytes_written = report.bytes_written.max(commit.bytes);
                 report.seconds = started.elapsed().as_secs_f64();
                 Ok(report)
             }
-            Err(e) => match sink.abort().await {
-                Ok(left) if left.left.is_empty() => Err(e),
-                Ok(left) => Err(Error::Stopped {
-                    error: Box::new(e),
-                    left: left.left,
-                }),
-                Err(abort) => Err(Error::Stopped {
-                    error: Box::new(e),
-                    left: vec![format!(
-                        "Cleaning up after the failure failed too, so files or rows of this run may remain: {abort}."
-                    )],
-                }),
-            },
+            Err(e) => {
+                let left = if resumable {
+                    sink.suspend().await
+                } else {
+                    sink.abort().await
+                };
+                match left {
+                    Ok(left) if left.left.is_empty() => Err(e),
+                    Ok(left) => Err(Error::Stopped {
+                        error: Box::new(e),
+                        left: left.left,
+                    }),
+                    Err(abort) => Err(Error::Stopped {
+                        error: Box::new(e),
+                        left: vec![format!(
+                            "Cleaning up after the failure failed too, so files or rows of this run may remain: {abort}."
+                        )],
+                    }),
+                }
+            }
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_inner(
-    source: &Arc<dyn Source>,
-    chain: &Arc<Chain>,
-    sink: &mut Box<dyn Sink>,
-    options: &PipelineOptions,
-    checkpoints: Option<(Arc<dyn CheckpointStore>, Checkpoint)>,
-    partitions: &[PartitionInfo],
-    target_schema: &SchemaRef,
-    cancel: &CancellationToken,
-    observer: &dyn Observer,
-) -> Result<RunReport> {
-    let (store, mut checkpoint) = match checkpoints {
-        Some((s, c)) => (Some(s), Some(c)),
-        None => (None, None),
-    };
-    let resume_state = |id: &PartitionId| {
-        checkpoint
+/// Counts of one partition since the last save.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pending {
+    rows_read: u64,
+    rows_written: u64,
+}
+
+/// The state of one run of the sink loop: report, positions and checkpoint bookkeeping.
+struct Run<'a> {
+    partitions: &'a [PartitionInfo],
+    options: &'a PipelineOptions,
+    store: Option<Arc<dyn CheckpointStore>>,
+    checkpoint: Option<Checkpoint>,
+    /// Record what was sent before each write ([`Sink::needs_sent_marks`]).
+    sent_marks: bool,
+    report: RunReport,
+    /// Last position handed to the sink, per partition index.
+    last_position: BTreeMap<usize, Position>,
+    /// Counts since the last save, per partition index.
+    pending: BTreeMap<usize, Pending>,
+    /// Partitions whose every row was handed to the sink.
+    finished: Vec<usize>,
+    /// Source rows still to replay, per partition index (from the loaded checkpoint).
+    replay_left: BTreeMap<usize, u64>,
+    /// `replay_left` as of the last save: the window the saved checkpoint names.
+    replay_saved: BTreeMap<usize, u64>,
+    unflushed: u64,
+    last_save: Instant,
+    /// This worker's leases, when the job is shared between workers.
+    leases: Option<Arc<dyn Leases>>,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        partitions: &'a [PartitionInfo],
+        checkpoints: Option<(Arc<dyn CheckpointStore>, Checkpoint)>,
+        options: &'a PipelineOptions,
+        sent_marks: bool,
+    ) -> Self {
+        let (store, checkpoint) = match checkpoints {
+            Some((s, c)) => (Some(s), Some(c)),
+            None => (None, None),
+        };
+        let mut replay_left = BTreeMap::new();
+        let mut resumed = None;
+        if let Some(c) = checkpoint.as_ref().filter(|c| !c.is_empty()) {
+            for (i, p) in partitions.iter().enumerate() {
+                match c.progress().get(&p.id) {
+                    Some(progress) if progress.unconfirmed > 0 => {
+                        replay_left.insert(i, progress.unconfirmed);
+                    }
+                    _ => {}
+                }
+            }
+            resumed = Some(Resumed::of(c, partitions));
+        }
+        Run {
+            partitions,
+            options,
+            store,
+            checkpoint,
+            sent_marks,
+            report: RunReport {
+                resumed,
+                ..RunReport::default()
+            },
+            last_position: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            finished: Vec::new(),
+            replay_saved: replay_left.clone(),
+            replay_left,
+            unflushed: 0,
+            last_save: Instant::now(),
+            leases: None,
+        }
+    }
+
+    /// A worker of a shared job claimed `partition`: its saved state and counts join this
+    /// worker's slice, and its unconfirmed window is replayed.
+    fn claimed(
+        &mut self,
+        partition: usize,
+        state: Option<PartitionState>,
+        progress: PartitionProgress,
+    ) {
+        self.report.partitions += 1;
+        let Some(checkpoint) = self.checkpoint.as_mut() else {
+            return;
+        };
+        let id = self.partitions[partition].id.clone();
+        if let Some(state) = state {
+            checkpoint.partitions_mut().insert(id.clone(), state);
+        }
+        checkpoint.progress_mut().insert(id, progress);
+        if progress.unconfirmed > 0 {
+            self.replay_left.insert(partition, progress.unconfirmed);
+            self.replay_saved.insert(partition, progress.unconfirmed);
+        }
+    }
+
+    fn saved_state(&self, id: &PartitionId) -> Option<PartitionState> {
+        self.checkpoint
             .as_ref()
             .and_then(|c| c.partitions().get(id).cloned())
-    };
-
-    let estimated: Option<u64> = partitions
-        .iter()
-        .filter(|p| resume_state(&p.id).is_none())
-        .map(|p| p.estimated_rows)
-        .sum();
-    observer.started(estimated);
-
-    sink.prepare(target_schema)
-        .await
-        .map_err(|e| e.context("preparing the sink"))?;
-
-    let (tx, mut rx) = mpsc::channel::<Msg>(options.channel_capacity.get());
-    let permits = Arc::new(Semaphore::new(options.concurrency.get()));
-    let ctx = SourceContext {
-        batch_rows: options.batch_rows,
-        cancel: cancel.clone(),
-    };
-    let mut readers: JoinSet<Result<()>> = JoinSet::new();
-    let mut opened = 0usize;
-    for (index, info) in partitions.iter().enumerate() {
-        let resume_after = match resume_state(&info.id) {
-            Some(PartitionState::Done) => continue,
-            Some(PartitionState::InProgress { after }) => Some(after),
-            None => None,
-        };
-        opened += 1;
-        let source = Arc::clone(source);
-        let chain = Arc::clone(chain);
-        let tx = tx.clone();
-        let permits = Arc::clone(&permits);
-        let ctx = ctx.clone();
-        let id = info.id.clone();
-        readers.spawn(async move {
-            let _permit = permits
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::Cancelled)?;
-            read_partition(source.as_ref(), &chain, index, &id, resume_after, &ctx, &tx)
-                .await
-                .map_err(|e| e.context(format!("reading partition {id}")))
-        });
     }
-    drop(tx);
 
-    let mut last_position: BTreeMap<usize, Position> = BTreeMap::new();
-    let mut finished: Vec<usize> = Vec::new();
-    let mut report = RunReport {
-        partitions: opened,
-        ..RunReport::default()
-    };
-    let mut unflushed = 0u64;
-    let throttle = options
-        .max_rows_per_second
-        .map(|r| (Instant::now(), r.get()));
+    async fn go(
+        &mut self,
+        source: &Arc<dyn Source>,
+        chain: &Arc<Chain>,
+        sink: &mut Box<dyn Sink>,
+        target_schema: &SchemaRef,
+        cancel: &CancellationToken,
+        observer: &dyn Observer,
+    ) -> Result<()> {
+        let partitions = self.partitions;
+        let estimated: Option<u64> = if self.leases.is_some() {
+            None
+        } else {
+            partitions
+                .iter()
+                .filter(|p| self.saved_state(&p.id).is_none())
+                .map(|p| p.estimated_rows)
+                .sum()
+        };
+        if let Some(resumed) = &self.report.resumed {
+            observer.resumed(resumed);
+        }
+        observer.started(estimated);
 
-    loop {
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Err(Error::Cancelled),
-            Some(joined) = readers.join_next() => match joined {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(join) if join.is_panic() => {
-                    return Err(Error::External(format!("a partition reader panicked: {join}").into()))
+        if let Some(leases) = &self.leases {
+            set_up_shared(sink, target_schema, leases.as_ref(), cancel).await?;
+        } else {
+            if let Some(c) = self.checkpoint.as_ref().filter(|c| !c.is_empty()) {
+                let record = c.sink().cloned().unwrap_or(serde_json::Value::Null);
+                sink.resume(record)
+                    .await
+                    .map_err(|e| e.context("resuming the sink"))?;
+            }
+            sink.prepare(target_schema)
+                .await
+                .map_err(|e| e.context("preparing the sink"))?;
+        }
+
+        let (tx, mut rx) = mpsc::channel::<Msg>(self.options.channel_capacity.get());
+        let permits = Arc::new(Semaphore::new(self.options.concurrency.get()));
+        let ctx = SourceContext {
+            batch_rows: self.options.batch_rows,
+            cancel: cancel.clone(),
+        };
+        let mut readers: JoinSet<Result<()>> = JoinSet::new();
+        let mut opened = 0usize;
+        let lost = CancellationToken::new();
+        let lost_why: Arc<std::sync::Mutex<Option<Error>>> = Arc::default();
+        let mut _renewer = None;
+        if let Some(leases) = &self.leases {
+            for _ in 0..self.options.concurrency.get() {
+                let claimer = Claimer {
+                    leases: Arc::clone(leases),
+                    partitions: Arc::new(partitions.to_vec()),
+                    source: Arc::clone(source),
+                    chain: Arc::clone(chain),
+                    ctx: ctx.clone(),
+                    tx: tx.clone(),
+                };
+                readers.spawn(claimer.run());
+            }
+            _renewer = Some(crate::source::AbortOnDrop::spawn(renew_leases(
+                Arc::clone(leases),
+                lost.clone(),
+                Arc::clone(&lost_why),
+            )));
+        }
+        let shared = self.leases.is_some();
+        for (index, info) in partitions.iter().enumerate().filter(|_| !shared) {
+            let resume_after = match self.saved_state(&info.id) {
+                Some(PartitionState::Done) => continue,
+                Some(PartitionState::InProgress { after }) => Some(after),
+                None => None,
+            };
+            opened += 1;
+            let source = Arc::clone(source);
+            let chain = Arc::clone(chain);
+            let tx = tx.clone();
+            let permits = Arc::clone(&permits);
+            let ctx = ctx.clone();
+            let id = info.id.clone();
+            readers.spawn(async move {
+                let _permit = permits
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::Cancelled)?;
+                read_partition(source.as_ref(), &chain, index, &id, resume_after, &ctx, &tx)
+                    .await
+                    .map_err(|e| e.context(format!("reading partition {id}")))
+            });
+        }
+        drop(tx);
+        self.report.partitions = opened;
+        self.last_save = Instant::now();
+        let throttle = self
+            .options
+            .max_rows_per_second
+            .map(|r| (Instant::now(), r.get()));
+
+        let stopped = loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break Err(Error::Cancelled),
+                () = lost.cancelled() => {
+                    let why = lost_why.lock().ok().and_then(|mut w| w.take());
+                    break Err(why.unwrap_or(Error::Cancelled));
                 }
-                Err(_) => return Err(Error::Cancelled),
-            },
-            msg = rx.recv() => match msg {
-                Some(Msg::Batch { partition, batch, position, rows_read }) => {
-                    report.rows_read += rows_read;
-                    let rows = batch.num_rows() as u64;
-                    if rows > 0 {
-                        let target = partitions[partition].target_partition.as_deref();
-                        sink.write(batch, target).await.map_err(|e| e.context("writing to the sink"))?;
-                        report.rows_written += rows;
-                        unflushed += rows;
-                        observer.written(rows);
+                Some(joined) = readers.join_next() => match joined {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => break Err(e),
+                    Err(join) if join.is_panic() => {
+                        break Err(Error::External(format!("a partition reader panicked: {join}").into()))
+                    }
+                    Err(_) => break Err(Error::Cancelled),
+                },
+                msg = rx.recv() => match msg {
+                    Some(Msg::Batch { partition, batch, position, rows_read }) => {
+                        self.write(sink, partition, batch, rows_read, observer).await?;
+                        self.last_position.insert(partition, position);
+                        // A stop during the pause takes the stop path below, which saves
+                        // what the sink accepted (a throttled run is nearly always pausing).
                         if let Some((since, per_second)) = throttle {
-                            pace(since, report.rows_written, per_second, cancel).await?;
+                            let rows = self.report.rows_written;
+                            if let Err(e) = pace(since, rows, per_second, cancel).await {
+                                break Err(e);
+                            }
+                        }
+                        let due = self.options.flush_rows.is_some_and(|n| self.unflushed >= n)
+                            || (self.store.is_some()
+                                && self.last_save.elapsed() >= self.options.checkpoint_interval);
+                        if due {
+                            self.flush_and_save(sink, observer).await?;
                         }
                     }
-                    last_position.insert(partition, position);
-                    if options.flush_rows.is_some_and(|n| unflushed >= n) {
-                        flush(sink, &mut report, &mut unflushed, observer).await?;
-                        save(&store, &mut checkpoint, partitions, &last_position, &finished).await?;
+                    Some(Msg::Done { partition }) => {
+                        self.finished.push(partition);
+                        if self.leases.is_some() {
+                            // Other workers wait for the partitions this one holds: say at once
+                            // that this one is done.
+                            self.flush_and_save(sink, observer).await?;
+                        }
                     }
+                    Some(Msg::Claimed { partition, state, progress }) => {
+                        self.claimed(partition, state, progress);
+                    }
+                    None => break Ok(()),
+                },
+            }
+        };
+        if let Err(e) = stopped {
+            // Stopped by a signal or a failed reader: every batch the sink accepted is complete
+            // up to its partition's last position, so a checkpointed job keeps it for the next
+            // run. (A failing sink returned from `write` above and is not flushed again.)
+            readers.abort_all();
+            let lease_lost = matches!(e.root(), Error::LeaseLost { .. });
+            if self.store.is_some() && !lease_lost {
+                if let Err(flush) = self.flush_and_save(sink, observer).await {
+                    tracing::warn!(
+                        "could not save the progress made since the last checkpoint ({flush}); the next run resumes from the one before"
+                    );
                 }
-                Some(Msg::Done { partition }) => finished.push(partition),
-                None => break,
-            },
+            }
+            if let Some(leases) = &self.leases {
+                if let Err(release) = leases.release_all().await {
+                    tracing::warn!(
+                        "could not give up this worker's leases ({release}); other workers take its partitions over when the leases expire"
+                    );
+                }
+            }
+            return Err(e);
         }
-    }
-    // Every sender is gone; surface any reader error that raced with the channel closing.
-    while let Some(joined) = readers.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(join) => {
-                return Err(Error::External(
-                    format!("a partition reader failed: {join}").into(),
-                ))
+        // Every sender is gone; surface any reader error that raced with the channel closing.
+        while let Some(joined) = readers.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(join) => {
+                    return Err(Error::External(
+                        format!("a partition reader failed: {join}").into(),
+                    ))
+                }
             }
         }
+        self.flush_and_save(sink, observer).await
     }
-    flush(sink, &mut report, &mut unflushed, observer).await?;
-    save(
-        &store,
-        &mut checkpoint,
-        partitions,
-        &last_position,
-        &finished,
-    )
-    .await?;
-    Ok(report)
+
+    /// Hands one batch to the sink: as a replay while the partition is inside the window an
+    /// interrupted run may have written, after recording the sent mark when the sink needs one.
+    async fn write(
+        &mut self,
+        sink: &mut Box<dyn Sink>,
+        partition: usize,
+        batch: RecordBatch,
+        rows_read: u64,
+        observer: &dyn Observer,
+    ) -> Result<()> {
+        self.report.rows_read += rows_read;
+        let rows = batch.num_rows() as u64;
+        let pending = self.pending.entry(partition).or_default();
+        pending.rows_read += rows_read;
+        pending.rows_written += rows;
+        let sent = pending.rows_read;
+        let replay = self.replay_left.get(&partition).copied().unwrap_or(0) > 0;
+        if let Some(left) = self.replay_left.get_mut(&partition) {
+            *left = left.saturating_sub(rows_read);
+        }
+        if rows == 0 {
+            return Ok(());
+        }
+        if let Some(leases) = &self.leases {
+            check_held(leases.as_ref())?;
+        }
+        if self.sent_marks {
+            self.mark_sent(partition, sent).await?;
+        }
+        let target = self.partitions[partition].target_partition.as_deref();
+        let written = if replay {
+            sink.write_replay(batch, target).await
+        } else {
+            sink.write(batch, target).await
+        };
+        written.map_err(|e| e.context("writing to the sink"))?;
+        self.report.rows_written += rows;
+        self.unflushed += rows;
+        observer.written(rows);
+        Ok(())
+    }
+
+    /// Saves that `sent` source rows after partition `partition`'s saved position may be in the
+    /// target from now on.
+    async fn mark_sent(&mut self, partition: usize, sent: u64) -> Result<()> {
+        let (Some(store), Some(checkpoint)) = (&self.store, &mut self.checkpoint) else {
+            return Ok(());
+        };
+        let id = self.partitions[partition].id.clone();
+        let window = sent.max(self.replay_saved.get(&partition).copied().unwrap_or(0));
+        let progress = checkpoint.progress_mut().entry(id).or_default();
+        if progress.unconfirmed >= window {
+            return Ok(());
+        }
+        progress.unconfirmed = window;
+        store
+            .save(checkpoint)
+            .await
+            .map_err(|e| e.context("saving how far rows were sent"))
+    }
+
+    /// Flushes the sink, then saves the positions, counts and sink record the flush made true.
+    async fn flush_and_save(
+        &mut self,
+        sink: &mut Box<dyn Sink>,
+        observer: &dyn Observer,
+    ) -> Result<()> {
+        let flushed = sink
+            .flush()
+            .await
+            .map_err(|e| e.context("flushing the sink"))?;
+        self.report.bytes_written += flushed.bytes;
+        observer.flushed(self.unflushed);
+        self.unflushed = 0;
+        self.last_save = Instant::now();
+        let record = sink.resume_record();
+        let (Some(store), Some(checkpoint)) = (&self.store, &mut self.checkpoint) else {
+            self.pending.clear();
+            return Ok(());
+        };
+        for (&i, pos) in &self.last_position {
+            checkpoint.partitions_mut().insert(
+                self.partitions[i].id.clone(),
+                PartitionState::InProgress { after: pos.clone() },
+            );
+        }
+        for &i in &self.finished {
+            checkpoint
+                .partitions_mut()
+                .insert(self.partitions[i].id.clone(), PartitionState::Done);
+        }
+        let touched: std::collections::BTreeSet<usize> = self
+            .pending
+            .keys()
+            .chain(self.replay_saved.keys())
+            .copied()
+            .collect();
+        for i in touched {
+            let pending = self.pending.get(&i).copied().unwrap_or_default();
+            let progress: &mut PartitionProgress = checkpoint
+                .progress_mut()
+                .entry(self.partitions[i].id.clone())
+                .or_default();
+            progress.rows_read += pending.rows_read;
+            progress.rows_written += pending.rows_written;
+            progress.unconfirmed = self.replay_left.get(&i).copied().unwrap_or(0);
+        }
+        checkpoint.set_sink(record);
+        store
+            .save(checkpoint)
+            .await
+            .map_err(|e| e.context("saving the checkpoint"))?;
+        self.pending.clear();
+        self.replay_saved = self.replay_left.clone();
+        Ok(())
+    }
 }
 
 /// Sleeps until `rows` rows are due at `per_second` rows per second since `since`.
@@ -529,48 +916,6 @@ async fn pace(
         () = cancel.cancelled() => Err(Error::Cancelled),
         () = tokio::time::sleep_until(due.into()) => Ok(()),
     }
-}
-
-async fn flush(
-    sink: &mut Box<dyn Sink>,
-    report: &mut RunReport,
-    unflushed: &mut u64,
-    observer: &dyn Observer,
-) -> Result<()> {
-    let flushed = sink
-        .flush()
-        .await
-        .map_err(|e| e.context("flushing the sink"))?;
-    report.bytes_written += flushed.bytes;
-    observer.flushed(*unflushed);
-    *unflushed = 0;
-    Ok(())
-}
-
-async fn save(
-    store: &Option<Arc<dyn CheckpointStore>>,
-    checkpoint: &mut Option<Checkpoint>,
-    partitions: &[PartitionInfo],
-    last_position: &BTreeMap<usize, Position>,
-    finished: &[usize],
-) -> Result<()> {
-    let (Some(store), Some(checkpoint)) = (store, checkpoint) else {
-        return Ok(());
-    };
-    let states = checkpoint.partitions_mut();
-    for (&i, pos) in last_position {
-        states.insert(
-            partitions[i].id.clone(),
-            PartitionState::InProgress { after: pos.clone() },
-        );
-    }
-    for &i in finished {
-        states.insert(partitions[i].id.clone(), PartitionState::Done);
-    }
-    store
-        .save(checkpoint)
-        .await
-        .map_err(|e| e.context("saving the checkpoint"))
 }
 
 async fn read_partition(
@@ -612,4 +957,231 @@ async fn read_partition(
     }
     let _ = tx.send(Msg::Done { partition: index }).await;
     Ok(())
+}
+
+/// Refuses a shared job that the runner cannot run safely: without this worker's checkpoint
+/// store, or into a sink that cannot take rows from several workers.
+fn check_shared(has_store: bool, sink: &dyn Sink, leases: &dyn Leases) -> Result<()> {
+    if !has_store {
+        return Err(Error::config(
+            "state",
+            "a job shared between workers needs a state store (Pipeline::with_checkpoints)",
+        ));
+    }
+    if !sink.shares_jobs() {
+        return Err(Error::unsupported(
+            format!("worker {}", leases.worker()),
+            format!(
+                "the `{}` sink cannot share a job between workers (its output is not safe to take over from a dead worker); run the job with one worker (no `[state] lease`, no `--worker`)",
+                sink.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Sleeps `how_long` unless `cancel` fires first.
+async fn nap(how_long: Duration, cancel: &CancellationToken) -> Result<()> {
+    tokio::select! {
+        () = cancel.cancelled() => Err(Error::Cancelled),
+        () = tokio::time::sleep(how_long) => Ok(()),
+    }
+}
+
+/// Prepares the sink of one worker of a shared job: the worker that claims [`Step::Setup`]
+/// prepares the target for all and publishes its record; the others wait for that and
+/// continue from the record.
+async fn set_up_shared(
+    sink: &mut Box<dyn Sink>,
+    schema: &SchemaRef,
+    leases: &dyn Leases,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let poll = lease::poll_interval(leases.lease());
+    let mut waiting_for = String::new();
+    let won = loop {
+        match leases.claim_step(Step::Setup).await? {
+            StepClaim::Won => break true,
+            StepClaim::Done => break false,
+            StepClaim::Busy(owner) => {
+                if owner != waiting_for {
+                    tracing::info!("waiting for worker {owner} to set the target up");
+                    waiting_for = owner;
+                }
+                nap(poll, cancel).await?;
+            }
+        }
+    };
+    if let Some(record) = leases.shared_record().await? {
+        sink.resume(record)
+            .await
+            .map_err(|e| e.context("continuing from the job's shared sink record"))?;
+    }
+    sink.prepare(schema)
+        .await
+        .map_err(|e| e.context("preparing the sink"))?;
+    if won {
+        sink.create_shared()
+            .await
+            .map_err(|e| e.context("creating the target the workers share"))?;
+        leases.publish_shared(sink.resume_record()).await?;
+        leases.complete_step(Step::Setup).await?;
+    }
+    Ok(())
+}
+
+/// Ends one worker's share of a shared job: the worker that claims [`Step::Finish`] commits
+/// the sink (once per job); the others end their part.
+async fn finish_shared(
+    sink: Box<dyn Sink>,
+    leases: &dyn Leases,
+    cancel: &CancellationToken,
+) -> Result<crate::sink::CommitReport> {
+    let poll = lease::poll_interval(leases.lease());
+    loop {
+        match leases.claim_step(Step::Finish).await? {
+            StepClaim::Won => {
+                tracing::info!(
+                    "every partition is done: this worker finishes the job (worker {})",
+                    leases.worker()
+                );
+                let report = sink
+                    .commit()
+                    .await
+                    .map_err(|e| e.context("committing the sink (finishing the job)"))?;
+                leases.complete_step(Step::Finish).await?;
+                return Ok(report);
+            }
+            StepClaim::Done | StepClaim::Busy(_) if cancel.is_cancelled() => {
+                return Err(Error::Cancelled)
+            }
+            StepClaim::Done => break,
+            StepClaim::Busy(owner) if owner.is_empty() => {
+                // Partitions are not all done yet (another worker is saving its last ones).
+                nap(poll, cancel).await?;
+            }
+            StepClaim::Busy(owner) => {
+                tracing::info!("worker {owner} finishes the job");
+                break;
+            }
+        }
+    }
+    sink.commit_part()
+        .await
+        .map_err(|e| e.context("ending this worker's part of the job"))
+}
+
+/// Fails when this worker's leases may have run out by its own clock.
+fn check_held(leases: &dyn Leases) -> Result<()> {
+    match leases.held_until() {
+        Some(until) if Instant::now() < until => Ok(()),
+        _ => Err(Error::LeaseLost {
+            unit: format!("the partitions of worker {}", leases.worker()),
+            why: format!(
+                "they were not renewed within the lease ({})",
+                humantime::format_duration(leases.lease())
+            ),
+        }),
+    }
+}
+
+/// Renews this worker's leases every third of the lease until dropped; on a lost lease, or
+/// when renewals failed until the lease may have run out, records why and fires `lost`.
+async fn renew_leases(
+    leases: Arc<dyn Leases>,
+    lost: CancellationToken,
+    why: Arc<std::sync::Mutex<Option<Error>>>,
+) -> Result<()> {
+    let every = lease::renew_interval(leases.lease());
+    loop {
+        tokio::time::sleep(every).await;
+        let failed = match leases.renew().await {
+            Ok(()) => continue,
+            Err(e) if matches!(e.root(), Error::LeaseLost { .. }) => Some(e),
+            Err(e) => match check_held(leases.as_ref()) {
+                Ok(()) => {
+                    tracing::warn!("renewing this worker's leases failed ({e}); trying again");
+                    None
+                }
+                Err(expired) => Some(expired),
+            },
+        };
+        if let Some(e) = failed {
+            if let Ok(mut slot) = why.lock() {
+                *slot = Some(e);
+            }
+            lost.cancel();
+            return Ok(());
+        }
+    }
+}
+
+/// One reader slot of a worker of a shared job: claims partitions one after the other and
+/// reads each, until every partition is done or held by this worker.
+struct Claimer {
+    leases: Arc<dyn Leases>,
+    partitions: Arc<Vec<PartitionInfo>>,
+    source: Arc<dyn Source>,
+    chain: Arc<Chain>,
+    ctx: SourceContext,
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Claimer {
+    async fn run(self) -> Result<()> {
+        let poll = lease::poll_interval(self.leases.lease());
+        loop {
+            let (id, state, progress, from) = match self.leases.claim().await? {
+                Claim::AllDone => return Ok(()),
+                Claim::Wait => {
+                    nap(poll, &self.ctx.cancel).await?;
+                    continue;
+                }
+                Claim::Partition {
+                    id,
+                    state,
+                    progress,
+                    from,
+                } => (id, state, progress, from),
+            };
+            let Some(index) = self.partitions.iter().position(|p| p.id == id) else {
+                return Err(Error::data(
+                    format!("worker {}", self.leases.worker()),
+                    format!("claimed partition {id}, which the source does not have"),
+                ));
+            };
+            if let Some(from) = from {
+                tracing::info!(
+                    "took partition {id} over from worker {from}, whose lease expired; resuming it from its last checkpoint"
+                );
+            }
+            let resume_after = match &state {
+                Some(PartitionState::Done) => None,
+                Some(PartitionState::InProgress { after }) => Some(after.clone()),
+                None => None,
+            };
+            let claimed = Msg::Claimed {
+                partition: index,
+                state: state.clone(),
+                progress,
+            };
+            if self.tx.send(claimed).await.is_err() {
+                return Ok(());
+            }
+            if matches!(state, Some(PartitionState::Done)) {
+                continue;
+            }
+            read_partition(
+                self.source.as_ref(),
+                &self.chain,
+                index,
+                &id,
+                resume_after,
+                &self.ctx,
+                &self.tx,
+            )
+            .await
+            .map_err(|e| e.context(format!("reading partition {id}")))?;
+        }
+    }
 }

@@ -149,6 +149,14 @@ pub trait SinkConfig: DeserializeOwned + Serialize + Debug + Send + Sync + 'stat
     ) -> Result<Option<Box<dyn Source>>> {
         Ok(None)
     }
+
+    /// What resuming an interrupted run of this sink means for this job, when there is a limit
+    /// or a cost to tell (`vmig plan` prints it); `schema` is the data's schema after the
+    /// transforms. `None` (the default) when a run stopped or killed at any instant resumes
+    /// exactly once.
+    fn resume_note(&self, _schema: &SchemaRef) -> Option<String> {
+        None
+    }
 }
 
 /// A parsed source configuration of any plugin.
@@ -192,6 +200,8 @@ pub trait DynSinkConfig: Debug + Send + Sync {
         ctx: &BuildContext,
         schema: &SchemaRef,
     ) -> Result<Option<Box<dyn Source>>>;
+    /// See [`SinkConfig::resume_note`].
+    fn resume_note(&self, schema: &SchemaRef) -> Option<String>;
 }
 
 #[async_trait]
@@ -215,6 +225,9 @@ impl<C: SinkConfig> DynSinkConfig for C {
         SinkConfig::open_target(self, ctx, schema)
             .await
             .map_err(|e| e.context(format!("reading back sink `{}`", C::NAME)))
+    }
+    fn resume_note(&self, schema: &SchemaRef) -> Option<String> {
+        SinkConfig::resume_note(self, schema)
     }
 }
 
@@ -425,8 +438,7 @@ pub fn parsers() -> Result<&'static BTreeMap<&'static str, &'static ParserPlugin
 /// # Errors
 /// [`Error::DuplicatePlugin`] when two parsers share a name.
 pub fn parser_for_path(path: &str) -> Result<Option<&'static ParserPlugin>> {
-    let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
-    let Some((_, ext)) = file.rsplit_once('.') else {
+    let Some(ext) = crate::parse::split_file_name(path).1 else {
         return Ok(None);
     };
     let ext = ext.to_ascii_lowercase();

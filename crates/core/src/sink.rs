@@ -103,8 +103,10 @@ pub fn refuse_named_partition(sink: &str, partition: Option<&str>) -> Result<()>
     }
 }
 
-/// A built sink. The runner calls, in order: [`Sink::prepare`] once, then any number of
-/// [`Sink::write`] interleaved with [`Sink::flush`], then exactly one of [`Sink::commit`] or
+/// A built sink. The runner calls, in order: [`Sink::resume`] once when the job resumes an
+/// interrupted run, [`Sink::prepare`] once, then any number of [`Sink::write`] (or
+/// [`Sink::write_replay`]) interleaved with [`Sink::flush`], then exactly one of
+/// [`Sink::commit`], [`Sink::suspend`] (the job saves checkpoints and can be resumed) or
 /// [`Sink::abort`].
 ///
 /// Implementations MUST uphold:
@@ -115,7 +117,10 @@ pub fn refuse_named_partition(sink: &str, partition: Option<&str>) -> Result<()>
 ///   than write the rows elsewhere, with [`refuse_named_partition`];
 /// * everything accepted by `write` before a successful `flush` is durable when `flush` returns
 ///   (the runner records resume positions only then);
-/// * `abort` leaves no partial output that could be mistaken for a complete one.
+/// * `abort` and `suspend` leave no partial output that could be mistaken for a complete one;
+/// * a sink that resumes: after a crash at any instant, `resume` with the last saved
+///   [`Sink::resume_record`] followed by the rest of the rows gives the output of an
+///   uninterrupted run (the conformance kit checks it).
 #[async_trait]
 pub trait Sink: Debug + Send {
     /// Validates and prepares for the final schema (after transforms): create a collection,
@@ -155,6 +160,102 @@ pub trait Sink: Debug + Send {
     /// # Errors
     /// When finishing fails (e.g. a staged file cannot be moved into place).
     async fn commit(self: Box<Self>) -> Result<CommitReport>;
+
+    /// What this sink needs to continue the run after a crash or a stop, as of the last
+    /// successful [`Sink::flush`]: e.g. the files sink's run directory and the files it
+    /// completed, the Milvus sink's collection and staged imports. The runner saves it with
+    /// every checkpoint, in the same atomic write as the positions, and gives it back to
+    /// [`Sink::resume`]. It MUST NOT contain secrets. `None` (the default): the sink keeps no
+    /// state of its own, and a resumed run just calls [`Sink::prepare`] again.
+    fn resume_record(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Continues a run from `record`, the last [`Sink::resume_record`] saved before the run
+    /// stopped (at any instant, including `kill -9`). Called once, before [`Sink::prepare`],
+    /// only when the job resumes; `prepare` then accepts the target this run created (its
+    /// collection, its run directory). The sink discards whatever it wrote after the record was
+    /// taken (a partial file, an unfinished import) — only its own leftovers, proven by the
+    /// record — and continues (e.g. the file numbering).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] (the default) when the sink cannot continue a run; an error naming
+    /// what is missing or changed when the target no longer matches the record.
+    async fn resume(&mut self, record: serde_json::Value) -> Result<()> {
+        let _ = record;
+        Err(Error::unsupported(
+            format!("the `{}` sink", self.name()),
+            "it cannot continue an interrupted run; start over with `--restart`",
+        ))
+    }
+
+    /// Whether a row given to [`Sink::write`] may be in the target before the next
+    /// [`Sink::flush`] returns, and writing it twice would duplicate it (the Milvus insert
+    /// path: an acknowledged insert is durable at once). The runner then records, before every
+    /// write, how far each partition has been sent ([`crate::checkpoint::PartitionProgress`]),
+    /// and a resumed run sends that window again with [`Sink::write_replay`]. Defaults to
+    /// `false`: nothing written since the last flush survives a crash.
+    fn needs_sent_marks(&self) -> bool {
+        false
+    }
+
+    /// Writes a batch that an interrupted run may already have written (see
+    /// [`Sink::needs_sent_marks`]), so that each of its rows ends up in the target exactly once
+    /// (e.g. as an upsert by primary key). The default is [`Sink::write`].
+    ///
+    /// # Errors
+    /// As [`Sink::write`]; [`Error::Unsupported`] when the rows cannot be told apart from
+    /// copies already written (generated ids).
+    async fn write_replay(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
+        self.write(batch, partition).await
+    }
+
+    /// Stops the run so that it can be resumed: keeps what the last successful flush made
+    /// durable (which the last checkpoint names), discards what came after where it can, and
+    /// says what the target holds. The runner calls it instead of [`Sink::abort`] when the job
+    /// saves checkpoints. The default is [`Sink::abort`] — right for a sink that cannot
+    /// [`Sink::resume`].
+    ///
+    /// # Errors
+    /// As [`Sink::abort`].
+    async fn suspend(self: Box<Self>) -> Result<AbortReport> {
+        self.abort().await
+    }
+
+    /// Whether several workers may write one job into this sink at once ([`crate::lease`]):
+    /// each worker's rows are durable on their own and safe to replay
+    /// ([`Sink::needs_sent_marks`] and [`Sink::write_replay`], or idempotent writes), and the
+    /// sink implements [`Sink::create_shared`] and [`Sink::commit_part`]. The runner refuses a
+    /// job shared between workers before anything is prepared when this is `false` (the
+    /// default).
+    fn shares_jobs(&self) -> bool {
+        false
+    }
+
+    /// On the one worker that sets up a job shared between workers, after [`Sink::prepare`]:
+    /// creates what all workers write into (a collection) now rather than at the first batch,
+    /// so that [`Sink::resume_record`], which the runner then publishes to the other workers,
+    /// names it as existing. The default does nothing.
+    ///
+    /// # Errors
+    /// When the shared target cannot be created.
+    async fn create_shared(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Ends this worker's share of a job shared between workers when another worker finishes
+    /// the job ([`Sink::commit`], which runs once per job: index build, load, manifest). Called
+    /// after the final flush; everything this worker wrote is durable already. The default
+    /// refuses (see [`Sink::shares_jobs`]).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] (the default).
+    async fn commit_part(self: Box<Self>) -> Result<CommitReport> {
+        Err(Error::unsupported(
+            self.name().to_string(),
+            "this sink cannot share a job between workers",
+        ))
+    }
 
     /// Gives up: removes what this run created (never anything else) so that partial output is
     /// not mistaken for a finished job, and says exactly what the target holds now.

@@ -13,10 +13,11 @@ use milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
 use milvus::proto::milvus::{
     CreateCollectionRequest, CreateIndexRequest, CreatePartitionRequest, DeleteRequest,
     DescribeCollectionRequest, DescribeIndexRequest, DropCollectionRequest, FlushRequest,
-    GetFlushStateRequest, GetImportStateRequest, GetLoadStateRequest, GetVersionRequest,
-    HasCollectionRequest, HasPartitionRequest, ImportRequest, InsertRequest, LoadCollectionRequest,
-    QueryRequest, QueryResults, ReleaseCollectionRequest, RenameCollectionRequest,
-    ShowCollectionsRequest, ShowPartitionsRequest, UpsertRequest,
+    GetFlushStateRequest, GetImportStateRequest, GetImportStateResponse, GetLoadStateRequest,
+    GetVersionRequest, HasCollectionRequest, HasPartitionRequest, ImportRequest, InsertRequest,
+    ListImportTasksRequest, LoadCollectionRequest, QueryRequest, QueryResults,
+    ReleaseCollectionRequest, RenameCollectionRequest, ShowCollectionsRequest,
+    ShowPartitionsRequest, UpsertRequest,
 };
 use milvus::proto::schema::{scalar_field, CollectionSchema, FieldData};
 use prost::Message as _;
@@ -287,6 +288,9 @@ pub struct ImportTaskState {
     pub row_count: i64,
     /// The server's `failed_reason`, when failed.
     pub failed_reason: Option<String>,
+    /// The files of the task as the server lists them (its `files` info: the paths given to
+    /// `Import`, joined by commas).
+    pub files: String,
 }
 
 /// A connected Milvus 2.x client. Cheap to clone (clones share the HTTP/2 connection).
@@ -349,6 +353,7 @@ with_status_field!(
     milvus::proto::milvus::QueryResults,
     milvus::proto::milvus::ImportResponse,
     milvus::proto::milvus::GetImportStateResponse,
+    milvus::proto::milvus::ListImportTasksResponse,
 );
 
 /// The answer of one awaited RPC: a transport or gRPC failure is classified as the RPC `rpc`
@@ -1338,17 +1343,29 @@ impl MilvusClient {
                 .get_import_state(GetImportStateRequest { task })
                 .await,
         )?;
-        let failed_reason = r
-            .infos
-            .iter()
-            .find(|kv| kv.key == "failed_reason" && !kv.value.is_empty())
-            .map(|kv| kv.value.clone());
-        Ok(ImportTaskState {
-            task,
-            state: ImportState::try_from(r.state).unwrap_or(ImportState::ImportPending),
-            row_count: r.row_count,
-            failed_reason,
-        })
+        Ok(task_state(task, &r))
+    }
+
+    /// Every import task Milvus still knows for `collection` (it keeps finished tasks for
+    /// `rootCoord.importTaskRetention`, 24 hours by default), oldest first, with the files each
+    /// was given — how a resumed run finds an import an interrupted run submitted.
+    ///
+    /// # Errors
+    /// RPC failures.
+    pub async fn list_import_tasks(&self, collection: &str) -> Result<Vec<ImportTaskState>> {
+        let r = answer(
+            "ListImportTasks",
+            &format!("listing the import tasks of `{collection}`"),
+            self.grpc
+                .clone()
+                .list_import_tasks(ListImportTasksRequest {
+                    collection_name: collection.to_string(),
+                    limit: 0,
+                    db_name: self.db.clone(),
+                })
+                .await,
+        )?;
+        Ok(r.tasks.iter().map(|t| task_state(t.id, t)).collect())
     }
 
     /// Polls `tasks` until every one is Completed (returns the imported row count) or one
@@ -1395,6 +1412,23 @@ impl MilvusClient {
             delay = (delay * 2).min(Duration::from_secs(1));
         }
         Ok(rows)
+    }
+}
+
+/// One task's state from a `GetImportState` answer (or an entry of `ListImportTasks`).
+fn task_state(task: i64, r: &GetImportStateResponse) -> ImportTaskState {
+    let info = |key: &str| {
+        r.infos
+            .iter()
+            .find(|kv| kv.key == key && !kv.value.is_empty())
+            .map(|kv| kv.value.clone())
+    };
+    ImportTaskState {
+        task,
+        state: ImportState::try_from(r.state).unwrap_or(ImportState::ImportPending),
+        row_count: r.row_count,
+        failed_reason: info("failed_reason"),
+        files: info("files").unwrap_or_default(),
     }
 }
 

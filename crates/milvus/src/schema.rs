@@ -299,8 +299,24 @@ fn type_name(t: i32) -> String {
 /// checks each value against the existing `max_length`).
 ///
 /// # Errors
-/// [`Error::Schema`] listing every difference.
+/// [`Error::Schema`] listing every difference ([`schema_differences`]).
 pub fn check_compatible(existing: &CollectionSchema, wanted: &CollectionSchema) -> Result<()> {
+    let diffs = schema_differences(existing, wanted);
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::schema(format!(
+            "collection `{}` already exists with a different schema: {}",
+            existing.name,
+            diffs.join("; ")
+        )))
+    }
+}
+
+/// Every difference [`check_compatible`] refuses, one phrase each (e.g. "field `score` is
+/// missing", "vector `v` has dimension 8 there, 16 in the data"); empty when `existing` can take
+/// rows built for `wanted`.
+pub fn schema_differences(existing: &CollectionSchema, wanted: &CollectionSchema) -> Vec<String> {
     let mut diffs = Vec::new();
     for w in &wanted.fields {
         match existing.fields.iter().find(|e| e.name == w.name) {
@@ -354,15 +370,7 @@ pub fn check_compatible(existing: &CollectionSchema, wanted: &CollectionSchema) 
             ));
         }
     }
-    if diffs.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::schema(format!(
-            "collection `{}` already exists with a different schema: {}",
-            existing.name,
-            diffs.join("; ")
-        )))
-    }
+    diffs
 }
 
 /// The `max_length` of VarChar field `name` in `schema`, if it has one.

@@ -4,12 +4,15 @@
 //! Shared by local ([`crate::local`]) and object-store ([`crate::remote`]) targets, so both
 //! apply the same rules and say the same things.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
+use vmig_core::process::{is_gone, this_host, utc};
 use vmig_core::{Error, Result};
 
 use crate::manifest::MANIFEST;
+use crate::resume::{RecordUnit, ResumeRecord};
 use crate::sink::PLUGIN;
 
 /// The lock of a target, `<path>/.vmig.lock`.
@@ -17,6 +20,22 @@ pub(crate) const LOCK: &str = ".vmig.lock";
 /// Inside a run directory: a copy of the previous manifest (object stores), kept until commit
 /// ends so that an interrupted commit can be finished.
 pub(crate) const OLD_MANIFEST: &str = ".old-manifest.json";
+/// Inside a run directory: where a new version of the lock is written before it is renamed over
+/// `.vmig.lock`.
+pub(crate) const LOCK_TMP: &str = ".lock.tmp";
+/// Inside a run directory: where a process that takes over the run's lock moves the old one
+/// (`.lock.<pid>.stale`) until its own is written.
+pub(crate) fn lock_aside(pid: u32) -> String {
+    format!(".lock.{pid}.stale")
+}
+
+/// Whether `name` is a [`lock_aside`] name.
+pub(crate) fn is_lock_aside(name: &str) -> bool {
+    name.strip_prefix(".lock.")
+        .and_then(|n| n.strip_suffix(".stale"))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// How many entries a refusal names.
 const SHOWN: usize = 5;
 
@@ -37,15 +56,70 @@ fn now_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-/// The name of this machine, as the lock records it.
-fn this_host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".to_string())
+/// The runs of this process that hold a lock now (from taking it until commit, suspend, abort
+/// or drop), with how many sinks registered each (two sinks may try to resume the same run at
+/// once; one of them then gives up). A lock naming this process's pid but a run not in here is
+/// left over by a sink that is gone (dropped, or suspended) — in a long-lived process (a
+/// server, a test) as good as a dead process's.
+static LIVE_RUNS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+/// Registration of a run in [`LIVE_RUNS`] while its sink holds (or is taking) the lock;
+/// dropping it ends the registration.
+#[derive(Debug)]
+pub(crate) struct LiveRun(String);
+
+impl LiveRun {
+    /// Registers `run` as running in this process.
+    pub(crate) fn register(run: &str) -> LiveRun {
+        *LIVE_RUNS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(run.to_string())
+            .or_insert(0) += 1;
+        LiveRun(run.to_string())
+    }
+}
+
+impl Drop for LiveRun {
+    fn drop(&mut self) {
+        let mut live = LIVE_RUNS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = live.get_mut(&self.0) {
+            *n -= 1;
+            if *n == 0 {
+                live.remove(&self.0);
+            }
+        }
+    }
+}
+
+fn is_live_here(run: &str) -> bool {
+    LIVE_RUNS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains_key(run)
+}
+
+/// What the run holding a lock is doing, as far as it got to say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LockState {
+    /// Writing (also what a killed run's lock says).
+    #[default]
+    Writing,
+    /// Stopped so that `vmig migrate` with the same job resumes it ([`vmig_core::Sink::suspend`]).
+    Suspended,
+    /// Being aborted: its run directory is going away and may be incomplete.
+    Aborting,
+}
+
+impl LockState {
+    fn is_writing(&self) -> bool {
+        *self == LockState::Writing
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The content of `.vmig.lock`: who writes into the target.
@@ -61,6 +135,14 @@ pub(crate) struct LockInfo {
     pub(crate) host: String,
     /// Start of the run, seconds since the Unix epoch.
     pub(crate) started: u64,
+    /// Whether a flush of this run made complete units durable — then a checkpoint may name
+    /// them, and the run directory is resumable work that no other run removes. Written at the
+    /// first such flush, before the flush returns (so before any checkpoint names a unit).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub(crate) flushed: bool,
+    /// What the run is doing (absent: writing).
+    #[serde(default, skip_serializing_if = "LockState::is_writing")]
+    pub(crate) state: LockState,
 }
 
 impl LockInfo {
@@ -72,7 +154,26 @@ impl LockInfo {
             pid: std::process::id(),
             host: this_host(),
             started: u64::try_from(now_nanos() / 1_000_000_000).unwrap_or(u64::MAX),
+            flushed: false,
+            state: LockState::Writing,
         }
+    }
+
+    /// This lock, as taken over by this process for the same run (resuming it): this pid and
+    /// host, writing, and its other fields kept.
+    pub(crate) fn adopted_by_me(&self) -> LockInfo {
+        let me = LockInfo::mine(&self.run_id);
+        LockInfo {
+            pid: me.pid,
+            host: me.host,
+            state: LockState::Writing,
+            ..self.clone()
+        }
+    }
+
+    /// Whether this is the lock `me` wrote (same run, same process).
+    pub(crate) fn is_held_by(&self, me: &LockInfo) -> bool {
+        self.run_id == me.run_id && self.pid == me.pid && self.host == me.host
     }
 
     /// Parses a lock file; `None` when it is not a vmig lock.
@@ -101,12 +202,42 @@ impl LockInfo {
     }
 
     /// Whether the run that holds this lock is provably gone: it ran on this host and its
-    /// process no longer exists. Elsewhere (another host, or no `/proc`) it counts as alive.
+    /// process no longer exists, or it is this process and no sink of it holds the run any
+    /// more ([`LiveRun`]). Elsewhere (another host, or no `/proc`) it counts as alive.
     pub(crate) fn is_stale(&self) -> bool {
-        cfg!(target_os = "linux")
-            && self.host == this_host()
-            && std::path::Path::new("/proc/self").exists()
-            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+        if self.host != this_host() {
+            return false;
+        }
+        if self.pid == std::process::id() {
+            return !is_live_here(&self.run_id);
+        }
+        is_gone(&self.host, self.pid)
+    }
+
+    /// Whether this dead run's directory, holding `complete` complete units, is resumable work
+    /// that must be kept: a flush made units durable (a checkpoint may name them) or the run
+    /// was suspended — unless it was being aborted.
+    pub(crate) fn keeps_resumable(&self, complete: usize) -> bool {
+        complete > 0
+            && self.state != LockState::Aborting
+            && (self.flushed || self.state == LockState::Suspended)
+    }
+
+    /// The refusal for a target whose dead run holds resumable work (`complete` units in
+    /// `run_path`): it is kept, and the message says how to resume or discard it.
+    pub(crate) fn resumable_refusal(&self, target: &str, run_path: &str, complete: usize) -> Error {
+        let how = match self.state {
+            LockState::Suspended => "was suspended",
+            _ => "stopped without finishing",
+        };
+        Error::config(
+            PLUGIN,
+            format!(
+                "{target} holds the unfinished {}, which {how}: {run_path} holds {} of it that `vmig migrate` with that run's job resumes; vmig will not remove them: resume that job, or remove {run_path} by hand to discard it, then run again",
+                self.describe(),
+                units_phrase(complete),
+            ),
+        )
     }
 
     /// Whether a manifest was written by this lock's run.
@@ -140,6 +271,35 @@ impl LockInfo {
         note
     }
 
+    /// The refusal for a resume of run `run` when this lock, of another run, holds the target.
+    pub(crate) fn other_run_refusal(&self, target: &str, run: &str) -> Error {
+        let what = if self.is_stale() {
+            format!("the lock of the earlier {}, which is gone", self.describe())
+        } else {
+            format!("the lock of another vmig {}", self.describe())
+        };
+        Error::config(
+            PLUGIN,
+            format!(
+                "cannot resume run {run} in {target}: {target}/{LOCK} is {what}, not of run {run} that this job's checkpoint continues; vmig leaves both runs' files alone: let that run finish (or, if it is gone for good, remove {target}/{LOCK}) and run this job again"
+            ),
+        )
+    }
+
+    /// The refusal for a resume of this lock's run while its process is alive.
+    pub(crate) fn running_refusal(&self, target: &str) -> Error {
+        Error::config(
+            PLUGIN,
+            format!(
+                "another vmig process (pid {} on host {}) is running this job (run {}, started {}) into {target}; wait for it to finish or stop it, then run again (if that process is gone for good, remove {target}/{LOCK})",
+                self.pid,
+                self.host,
+                self.run_id,
+                utc(self.started)
+            ),
+        )
+    }
+
     /// The refusal for a live lock held by another run.
     pub(crate) fn refusal(&self, target: &str) -> Error {
         Error::config(
@@ -152,26 +312,131 @@ impl LockInfo {
     }
 }
 
-/// `2026-12-02 15:50:00 UTC` for seconds since the epoch.
-pub(crate) fn utc(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
+/// `<target>/<relative>`, without doubling a `/` that ends `target` (object-store URLs).
+pub(crate) fn at(target: &str, relative: &str) -> String {
+    format!("{}/{relative}", target.trim_end_matches('/'))
+}
+
+/// The error for a recorded file of the interrupted run `run` that is gone.
+pub(crate) fn missing_unit(target: &str, run: &str, unit: &RecordUnit, file: &str) -> Error {
+    let run_path = at(target, &format!("{}/", run_dir(run)));
+    Error::data(
+        at(target, &format!("{}/{file}", run_dir(run))),
+        format!(
+            "this file of the interrupted run {run} (unit {}, {} rows), which the checkpoint lists as complete, is missing, so the run cannot be resumed: remove {run_path} and start the job over (`--restart`)",
+            unit.path,
+            thousands(unit.rows)
+        ),
     )
+}
+
+/// The error for a recorded unit of the interrupted run `run` whose size changed.
+pub(crate) fn changed_unit(target: &str, run: &str, unit: &RecordUnit, found: u64) -> Error {
+    let run_path = at(target, &format!("{}/", run_dir(run)));
+    Error::data(
+        at(target, &format!("{}/{}", run_dir(run), unit.path)),
+        format!(
+            "this unit of the interrupted run {run} holds {found} bytes, but the checkpoint recorded {} when it was complete, so the run cannot be resumed: remove {run_path} and start the job over (`--restart`)",
+            unit.bytes
+        ),
+    )
+}
+
+/// The error when this run's lock was replaced or removed by someone else.
+pub(crate) fn lost_lock(target: &str, run: &str) -> Error {
+    Error::config(
+        PLUGIN,
+        format!(
+            "{} is no longer the lock of this run ({run}): it was removed or replaced while the run was writing; vmig changes nothing more in {target}",
+            at(target, LOCK)
+        ),
+    )
+}
+
+/// Checks that the manifest `manifest` of run `record.run_id` (staged or in place) lists
+/// every file of the record, before its commit is completed for a resume.
+///
+/// # Errors
+/// When one is missing from it: the manifest and the checkpoint disagree.
+pub(crate) fn check_lists_record(
+    manifest: &Previous,
+    record: &ResumeRecord,
+    target: &str,
+) -> Result<()> {
+    for unit in &record.units {
+        for file in unit.file_paths() {
+            if !manifest.files.contains(&file) {
+                return Err(Error::data(
+                    at(target, &format!("{}/{MANIFEST}", run_dir(&record.run_id))),
+                    format!(
+                        "the manifest the interrupted run {} staged for its commit does not list {file}, which the checkpoint lists as complete; vmig does not complete that commit: remove {} and start the job over (`--restart`)",
+                        record.run_id,
+                        at(target, &format!("{}/", run_dir(&record.run_id)))
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `1 complete file` / `12 complete files`.
+pub(crate) fn units_phrase(n: usize) -> String {
+    match n {
+        1 => "1 complete file".to_string(),
+        n => format!("{} complete files", thousands(n as u64)),
+    }
+}
+
+/// `409,600`.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A name of this sink's unit scheme (see [`unit_name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UnitName<'a> {
+    /// The unit's number in its folder.
+    pub(crate) index: u32,
+    /// `parquet` or `json`; `None` for a NumPy unit (a directory).
+    pub(crate) ext: Option<&'a str>,
+    /// Whether it is the temporary name of an unfinished unit (`.part-00012.parquet.tmp`).
+    pub(crate) temporary: bool,
+}
+
+/// Parses a file or directory name of this sink's unit scheme, exactly as the writer spells
+/// it: `part-00012.parquet`, `part-00012.json`, `part-00012` (NumPy), and their temporary names
+/// `.part-00012.parquet.tmp`, `.part-00012.tmp`. `None` for anything else.
+pub(crate) fn unit_name(name: &str) -> Option<UnitName<'_>> {
+    let (inner, temporary) = match name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) {
+        Some(inner) => (inner, true),
+        None => (name, false),
+    };
+    let rest = inner.strip_prefix("part-")?;
+    let (digits, ext) = match rest.split_once('.') {
+        Some((d, e)) => (d, Some(e)),
+        None => (rest, None),
+    };
+    if !matches!(ext, None | Some("parquet" | "json"))
+        || digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let index: u32 = digits.parse().ok()?;
+    (format!("{index:05}") == digits).then_some(UnitName {
+        index,
+        ext,
+        temporary,
+    })
 }
 
 /// A `manifest.json` as far as the sink needs to read it back: which run wrote it and which
@@ -182,6 +447,10 @@ struct ManifestFiles {
     #[serde(default)]
     run_id: Option<String>,
     files: Vec<ManifestUnit>,
+    #[serde(default)]
+    total_rows: u64,
+    #[serde(default)]
+    total_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,6 +470,11 @@ pub(crate) struct Previous {
     pub(crate) files: Vec<String>,
     /// Unit directories (NumPy) and partition folders, deepest first: removed when emptied.
     pub(crate) dirs: Vec<String>,
+    /// Its units, as many as it lists.
+    pub(crate) units: usize,
+    /// The rows and bytes it says it holds.
+    pub(crate) rows: u64,
+    pub(crate) bytes: u64,
 }
 
 impl Previous {
@@ -245,6 +519,9 @@ impl Previous {
             run_id: m.run_id,
             files,
             dirs,
+            units: m.files.len(),
+            rows: m.total_rows,
+            bytes: m.total_bytes,
         })
     }
 
@@ -279,7 +556,8 @@ fn is_relative_inside(path: &str) -> bool {
         })
 }
 
-fn is_plain(name: &str) -> bool {
+/// Whether `name` is a plain id: ASCII letters, digits, `-` and `_`.
+pub(crate) fn is_plain(name: &str) -> bool {
     name.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
@@ -332,13 +610,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn utc_formats_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(1_796_226_600), "2026-12-02 15:50:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-    }
-
-    #[test]
     fn manifests_must_be_vmig_and_stay_inside() {
         let ok = br#"{"vmig_manifest":1,"run_id":"ab","files":[
             {"path":"part-00000","files":["part-00000/id.npy","part-00000/vec.npy"]},
@@ -374,7 +645,50 @@ mod tests {
         let l = LockInfo::mine("00ff");
         let back = LockInfo::parse(&l.to_bytes().unwrap()).unwrap();
         assert_eq!(back, l);
-        assert!(!l.is_stale(), "this process is alive");
+        // This process: alive while a sink of it holds the run, gone after.
+        assert!(l.is_stale(), "no sink of this process holds run 00ff");
+        let live = LiveRun::register("00ff");
+        let again = LiveRun::register("00ff");
+        assert!(!l.is_stale(), "a sink of this process holds run 00ff");
+        drop(live);
+        assert!(!l.is_stale(), "the second registration still holds it");
+        drop(again);
+        assert!(l.is_stale());
+        // The lock layout: `flushed` and `state` only when set.
+        assert_eq!(
+            serde_json::to_value(&l).unwrap().as_object().unwrap().len(),
+            5,
+            "{l:?}"
+        );
+        let suspended = LockInfo {
+            flushed: true,
+            state: LockState::Suspended,
+            ..l.clone()
+        };
+        let json = serde_json::to_value(&suspended).unwrap();
+        assert_eq!(
+            (json["flushed"].clone(), json["state"].clone()),
+            (true.into(), "suspended".into())
+        );
+        assert_eq!(
+            LockInfo::parse(&suspended.to_bytes().unwrap()).unwrap(),
+            suspended
+        );
+        assert!(suspended.keeps_resumable(1) && !suspended.keeps_resumable(0));
+        assert!(LockInfo {
+            state: LockState::Writing,
+            ..suspended.clone()
+        }
+        .keeps_resumable(3));
+        assert!(!LockInfo {
+            state: LockState::Aborting,
+            ..suspended.clone()
+        }
+        .keeps_resumable(3));
+        assert!(
+            !l.keeps_resumable(3),
+            "never flushed: nothing a checkpoint names"
+        );
         assert!(LockInfo::parse(b"pid 12").is_none());
         assert!(LockInfo::parse(
             br#"{"vmig_lock":1,"run_id":"../x","pid":1,"host":"h","started":0}"#
@@ -392,9 +706,51 @@ mod tests {
             "run 00ff (pid 7 on host elsewhere, started 1970-01-01 00:00:00 UTC)"
         );
         assert_eq!(listing(&["a", "b"]), "a, b");
+        assert_eq!(thousands(409_600), "409,600");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(units_phrase(1), "1 complete file");
+        assert_eq!(units_phrase(1200), "1,200 complete files");
         assert_eq!(
             listing(&["1", "2", "3", "4", "5", "6", "7"]),
             "1, 2, 3, 4, 5 and 2 more (7 entries)"
         );
+    }
+
+    #[test]
+    fn unit_names_are_parsed_exactly_as_the_writer_spells_them() {
+        let u = |index, ext, temporary| {
+            Some(UnitName {
+                index,
+                ext,
+                temporary,
+            })
+        };
+        assert_eq!(
+            unit_name("part-00012.parquet"),
+            u(12, Some("parquet"), false)
+        );
+        assert_eq!(unit_name("part-00012.json"), u(12, Some("json"), false));
+        assert_eq!(unit_name("part-00012"), u(12, None, false));
+        assert_eq!(unit_name("part-123456"), u(123_456, None, false));
+        assert_eq!(
+            unit_name(".part-00012.parquet.tmp"),
+            u(12, Some("parquet"), true)
+        );
+        assert_eq!(unit_name(".part-00000.tmp"), u(0, None, true));
+        for no in [
+            "part-12.parquet",
+            "part-012345",
+            "part-00012.csv",
+            "part-.json",
+            ".part-00012",
+            "part-00012.parquet.tmp",
+            "xpart-00012",
+            "part-99999999999",
+        ] {
+            assert_eq!(unit_name(no), None, "{no}");
+        }
+        assert_eq!(at("s3://b/p/", ".vmig.lock"), "s3://b/p/.vmig.lock");
+        assert_eq!(at("/data/out", "x"), "/data/out/x");
     }
 }

@@ -94,6 +94,7 @@ mod manifest;
 mod overwrite;
 mod readback;
 mod remote;
+mod resume;
 mod sink;
 mod writer;
 

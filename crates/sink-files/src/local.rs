@@ -2,16 +2,18 @@
 //! after an interruption. Everything here is blocking; the sink runs it in `spawn_blocking`.
 //!
 //! Every function touches only: `.vmig.lock` when it holds a vmig lock record, the run
-//! directories `.vmig-<run>` / `.vmig-<run>.old` of a run named by such a lock, and the files a
-//! vmig `manifest.json` in the target lists.
+//! directories `.vmig-<run>` / `.vmig-<run>.old` of a run named by such a lock (or by the
+//! resume record of this job), and the files a vmig `manifest.json` in the target lists.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use vmig_core::{Error, Result, ResultExt};
 
-use crate::guard::{self, LockInfo, Previous, LOCK};
+use crate::guard::{self, unit_name, LiveRun, LockInfo, Previous, LOCK, LOCK_TMP};
 use crate::manifest::MANIFEST;
+use crate::overwrite::check_partition_name;
+use crate::resume::{unit_of, ResumeRecord};
 use crate::sink::PLUGIN;
 
 /// Best-effort `fsync` of a directory, so renames in it are durable.
@@ -85,20 +87,16 @@ pub(crate) fn lock(dir: &Path, me: &LockInfo, display: &str) -> Result<Option<St
                 if !other.is_stale() {
                     return Err(other.refusal(display));
                 }
-                // Move the dead run's lock aside under a name of our own; only one run can.
-                let aside = dir.join(format!("{LOCK}.{}.stale", me.run_id));
-                match std::fs::rename(&path, &aside) {
-                    Ok(()) => {}
-                    Err(e) if not_found(&e) => continue,
-                    Err(e) => {
-                        return Err(Error::from(e).context(format!("moving {}", path.display())))
-                    }
-                }
-                // Another run may have replaced it between our read and rename: give it back.
-                let moved = std::fs::read(&aside).ok().and_then(|b| LockInfo::parse(&b));
-                if moved.as_ref() != Some(&other) {
-                    let _ = std::fs::hard_link(&aside, &path);
-                    let _ = std::fs::remove_file(&aside);
+                // Move the dead run's lock aside under a name of our own; only one run can. In
+                // the dead run's directory when it has one, so that a kill before our lock is
+                // written leaves nothing in the target that looks like someone else's file.
+                let dead_dir = dir.join(guard::run_dir(&other.run_id));
+                let aside = if dead_dir.is_dir() {
+                    dead_dir.join(guard::lock_aside(std::process::id()))
+                } else {
+                    dir.join(format!("{LOCK}.{}.stale", me.run_id))
+                };
+                if !move_aside(&path, &aside, &other)? {
                     continue;
                 }
                 stale = Some((other, aside));
@@ -110,6 +108,27 @@ pub(crate) fn lock(dir: &Path, me: &LockInfo, display: &str) -> Result<Option<St
         PLUGIN,
         format!("could not take {display}/{LOCK}: other runs keep taking it; try again"),
     ))
+}
+
+/// Moves the dead run's lock `other`, read at `path`, to `aside` (a name of this process's):
+/// `false` when the caller must look again — the lock was gone, or another run had replaced it
+/// between the read and the rename (it is given back).
+///
+/// # Errors
+/// The rename failing for another reason than a missing file.
+fn move_aside(path: &Path, aside: &Path, other: &LockInfo) -> Result<bool> {
+    match std::fs::rename(path, aside) {
+        Ok(()) => {}
+        Err(e) if not_found(&e) => return Ok(false),
+        Err(e) => return Err(Error::from(e).context(format!("moving {}", path.display()))),
+    }
+    let moved = std::fs::read(aside).ok().and_then(|b| LockInfo::parse(&b));
+    if moved.as_ref() != Some(other) {
+        let _ = std::fs::hard_link(aside, path);
+        let _ = std::fs::remove_file(aside);
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 fn not_a_lock(display: &str) -> Error {
@@ -139,7 +158,9 @@ pub(crate) fn unlock(dir: &Path, run: &str) -> Result<()> {
 }
 
 /// Deals with what the dead run `dead` left: finishes its commit when it got as far as writing
-/// its manifest, removes its run directory otherwise. Returns a sentence saying which.
+/// its manifest; keeps its run directory and refuses when it is resumable work
+/// ([`LockInfo::keeps_resumable`]); removes its run directory otherwise. Returns a sentence
+/// saying which.
 fn recover(dir: &Path, dead: &LockInfo, display: &str) -> Result<String> {
     let run_dir = guard::run_dir(&dead.run_id);
     let placed = dead.wrote(
@@ -153,9 +174,295 @@ fn recover(dir: &Path, dead: &LockInfo, display: &str) -> Result<String> {
         finish_commit(dir, &dead.run_id, display)
             .map_err(|e| e.context(dead.completing(display)))?;
     } else {
+        let complete = complete_units(&dir.join(&run_dir));
+        if dead.keeps_resumable(complete) {
+            return Err(dead.resumable_refusal(
+                display,
+                &format!("{display}/{run_dir}/"),
+                complete,
+            ));
+        }
         remove_all(&dir.join(&run_dir))?;
     }
     Ok(dead.recovered(committed, &format!("{display}/{run_dir}")))
+}
+
+/// The complete units (finished names of the unit scheme, at the top or in a partition folder)
+/// in the run directory `run_path`; 0 when it does not exist.
+fn complete_units(run_path: &Path) -> usize {
+    let names = |dir: &Path| -> Vec<(String, bool)> {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(std::result::Result::ok)
+                    .map(|e| {
+                        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                        (e.file_name().to_string_lossy().into_owned(), is_dir)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let is_complete = |name: &str, is_dir: bool| {
+        unit_name(name).is_some_and(|u| !u.temporary && u.ext.is_none() == is_dir)
+    };
+    let mut count = 0;
+    for (name, is_dir) in names(run_path) {
+        if is_complete(&name, is_dir) {
+            count += 1;
+        } else if is_dir && unit_name(&name).is_none() && check_partition_name(&name).is_ok() {
+            count += names(&run_path.join(&name))
+                .iter()
+                .filter(|(n, d)| is_complete(n, *d))
+                .count();
+        }
+    }
+    count
+}
+
+/// What resuming found: the run to continue, or one whose commit is complete.
+#[derive(Debug)]
+pub(crate) enum Adoption {
+    /// The run directory holds exactly the record's units now; `removed` names what went
+    /// (relative to the run directory).
+    Writing {
+        /// The leftovers removed: partial and unrecorded units, commit scaffolding.
+        removed: Vec<String>,
+    },
+    /// The run had staged its manifest: its commit is now complete and its lock gone; the
+    /// manifest now in place.
+    Committed(Previous),
+}
+
+/// Takes over run `record.run_id` in `dir` to resume it ([`vmig_core::Sink::resume`]): its
+/// lock (which must be that run's, and its process gone — or absent), then completes its
+/// commit if it got that far, else removes what the run wrote after the record (partial and
+/// unrecorded units of the unit scheme, commit scaffolding) and checks that every recorded
+/// unit is there with its recorded size. Returns the lock now held (this process's) with what
+/// was found. On failure the lock is given back as it was.
+///
+/// # Errors
+/// The refusals of [`LockInfo::other_run_refusal`] and [`LockInfo::running_refusal`]; an
+/// [`Error::Data`] naming a recorded file that is missing or changed; I/O errors.
+pub(crate) fn adopt(
+    dir: &Path,
+    record: &ResumeRecord,
+    display: &str,
+) -> Result<(LockInfo, LiveRun, Adoption)> {
+    let (held, live, aside) = take_over(dir, record, display)?;
+    match adopted(dir, record, display) {
+        Ok(adoption) => {
+            if let Some(aside) = aside {
+                let _ = std::fs::remove_file(aside);
+            }
+            Ok((held, live, adoption))
+        }
+        Err(e) => {
+            let path = dir.join(LOCK);
+            match aside {
+                Some(aside) => {
+                    let _ = std::fs::rename(aside, &path);
+                }
+                None => {
+                    let _ = unlock(dir, &record.run_id);
+                }
+            }
+            sync_dir(dir);
+            Err(e)
+        }
+    }
+}
+
+/// The lock of `dir` for resuming `record`'s run: created when absent, taken over when it is
+/// that run's and its process is gone (moved aside first, so only one process can). Returns
+/// the new lock, the run's registration in this process, and where the old lock was moved.
+fn take_over(
+    dir: &Path,
+    record: &ResumeRecord,
+    display: &str,
+) -> Result<(LockInfo, LiveRun, Option<PathBuf>)> {
+    let path = dir.join(LOCK);
+    let run = record.run_id.as_str();
+    for _ in 0..4 {
+        let (held, live, aside) = match std::fs::read(&path) {
+            Err(e) if not_found(&e) => {
+                let mut mine = LockInfo::mine(run);
+                mine.flushed = !record.units.is_empty();
+                (mine, LiveRun::register(run), None)
+            }
+            Err(e) => return Err(Error::from(e).context(format!("reading {}", path.display()))),
+            Ok(bytes) => {
+                let other = LockInfo::parse(&bytes).ok_or_else(|| not_a_lock(display))?;
+                if other.run_id != run {
+                    return Err(other.other_run_refusal(display, run));
+                }
+                if !other.is_stale() {
+                    return Err(other.running_refusal(display));
+                }
+                let live = LiveRun::register(run);
+                // Inside the run directory: a kill before the new lock is written leaves no
+                // name in the target that another run would take for someone else's file.
+                let run_path = dir.join(guard::run_dir(run));
+                std::fs::create_dir_all(&run_path)
+                    .context_with(|| format!("creating {}", run_path.display()))?;
+                let aside = run_path.join(guard::lock_aside(std::process::id()));
+                if !move_aside(&path, &aside, &other)? {
+                    continue;
+                }
+                let mut held = other.adopted_by_me();
+                held.flushed |= !record.units.is_empty();
+                (held, live, Some(aside))
+            }
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(&held.to_bytes()?)
+                    .and_then(|()| f.sync_all())
+                    .context_with(|| format!("writing {}", path.display()))?;
+                sync_dir(dir);
+                return Ok((held, live, aside));
+            }
+            Err(e) => {
+                if let Some(aside) = aside {
+                    let _ = std::fs::hard_link(&aside, &path);
+                    let _ = std::fs::remove_file(&aside);
+                }
+                if e.kind() != std::io::ErrorKind::AlreadyExists {
+                    return Err(Error::from(e).context(format!("creating {}", path.display())));
+                }
+            }
+        }
+    }
+    Err(Error::config(
+        PLUGIN,
+        format!("could not take {display}/{LOCK}: other runs keep taking it; try again"),
+    ))
+}
+
+/// [`adopt`] once the lock is held.
+fn adopted(dir: &Path, record: &ResumeRecord, display: &str) -> Result<Adoption> {
+    let run = record.run_id.as_str();
+    let run_dir = guard::run_dir(run);
+    let run_path = dir.join(&run_dir);
+    let placed =
+        read_manifest(dir, MANIFEST, display)?.filter(|p| p.run_id.as_deref() == Some(run));
+    let manifest = match placed {
+        Some(p) => Some(p),
+        None => read_manifest(&run_path, MANIFEST, display)?,
+    };
+    if let Some(manifest) = manifest {
+        guard::check_lists_record(&manifest, record, display)?;
+        finish_commit(dir, run, display)
+            .map_err(|e| e.context(format!("completing the commit of run {run} into {display}")))?;
+        unlock(dir, run)?;
+        return Ok(Adoption::Committed(manifest));
+    }
+    for unit in &record.units {
+        let mut bytes = 0;
+        for file in unit.file_paths() {
+            let path = run_path.join(&file);
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => bytes += m.len(),
+                _ => return Err(guard::missing_unit(display, run, unit, &file)),
+            }
+        }
+        if bytes != unit.bytes {
+            return Err(guard::changed_unit(display, run, unit, bytes));
+        }
+    }
+    let mut removed = Vec::new();
+    if exists(&run_path) {
+        // Our own aside holds the lock to give back if this fails; `adopt` removes it after.
+        let own_aside = guard::lock_aside(std::process::id());
+        let scaffolding = |name: &str| {
+            name == format!(".{MANIFEST}.tmp")
+                || name == LOCK_TMP
+                || (guard::is_lock_aside(name) && name != own_aside)
+        };
+        let listing = |d: &Path| -> Result<Vec<(String, bool)>> {
+            let mut out = Vec::new();
+            for e in std::fs::read_dir(d).context_with(|| format!("listing {}", d.display()))? {
+                let e = e?;
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                out.push((e.file_name().to_string_lossy().into_owned(), is_dir));
+            }
+            Ok(out)
+        };
+        for (name, is_dir) in listing(&run_path)? {
+            if scaffolding(&name) {
+                remove_all(&run_path.join(&name))?;
+                removed.push(name);
+            } else if let Some((unit, complete)) = unit_of(&name) {
+                if !complete || !record.lists(&unit) {
+                    remove_all(&run_path.join(&name))?;
+                    removed.push(name);
+                }
+            } else if is_dir && check_partition_name(&name).is_ok() {
+                let folder = run_path.join(&name);
+                for (inner, _) in listing(&folder)? {
+                    let relative = format!("{name}/{inner}");
+                    if let Some((unit, complete)) = unit_of(&relative) {
+                        if !complete || !record.lists(&unit) {
+                            remove_all(&folder.join(&inner))?;
+                            removed.push(relative);
+                        }
+                    }
+                }
+                sync_dir(&folder);
+                if !record
+                    .units
+                    .iter()
+                    .any(|u| u.partition() == Some(name.as_str()))
+                {
+                    // Only when emptied: a folder started after the record.
+                    let _ = std::fs::remove_dir(&folder);
+                }
+            }
+        }
+        sync_dir(&run_path);
+    }
+    Ok(Adoption::Writing { removed })
+}
+
+/// Rewrites `dir`'s lock, held by this process as `held`, as `new` (the same run): written as
+/// `<run directory>/.lock.tmp`, then renamed over `.vmig.lock`, so a crash leaves the old or
+/// the new lock.
+///
+/// # Errors
+/// When the lock is no longer `held` (naming it), or on I/O errors.
+pub(crate) fn mark(dir: &Path, held: &LockInfo, new: &LockInfo, display: &str) -> Result<()> {
+    let path = dir.join(LOCK);
+    let current = std::fs::read(&path).ok().and_then(|b| LockInfo::parse(&b));
+    if !current.as_ref().is_some_and(|c| c.is_held_by(held)) {
+        return Err(guard::lost_lock(display, &held.run_id));
+    }
+    let run_path = dir.join(guard::run_dir(&held.run_id));
+    std::fs::create_dir_all(&run_path)
+        .context_with(|| format!("creating {}", run_path.display()))?;
+    let tmp = run_path.join(LOCK_TMP);
+    std::fs::write(&tmp, new.to_bytes()?)
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .context_with(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).context_with(|| format!("replacing {}", path.display()))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Removes the units `paths` (relative to the run directory of `run`) and their temporary
+/// names, if there.
+///
+/// # Errors
+/// When one cannot be removed.
+pub(crate) fn remove_units(dir: &Path, run: &str, paths: &[String]) -> Result<()> {
+    let run_path = dir.join(guard::run_dir(run));
+    for p in paths {
+        remove_all(&run_path.join(p))?;
+    }
+    sync_dir(&run_path);
+    Ok(())
 }
 
 /// What is in `dir` besides this run's own lock and run directory: the previous vmig output

@@ -12,8 +12,10 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use vmig_core::store::StoreLocation;
 use vmig_core::{Error, Result, ResultExt};
 
-use crate::guard::{self, LockInfo, Previous, LOCK, OLD_MANIFEST};
+use crate::guard::{self, LiveRun, LockInfo, Previous, LOCK, LOCK_TMP, OLD_MANIFEST};
+use crate::local::Adoption;
 use crate::manifest::MANIFEST;
+use crate::resume::{unit_of, ResumeRecord};
 
 /// A prefix in an object store, as the sink's target.
 #[derive(Debug, Clone, Copy)]
@@ -91,6 +93,16 @@ impl Remote<'_> {
 
     /// Every object below the target, relative names.
     async fn list(&self, below: Option<&str>) -> Result<Vec<String>> {
+        Ok(self
+            .list_sized(below)
+            .await?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect())
+    }
+
+    /// Every object below the target with its size, relative names in order.
+    async fn list_sized(&self, below: Option<&str>) -> Result<Vec<(String, u64)>> {
         let prefix = below.map_or_else(|| self.root.clone(), |b| self.key(b));
         let objects: Vec<_> = self
             .store
@@ -98,9 +110,9 @@ impl Remote<'_> {
             .try_collect()
             .await
             .context_with(|| format!("listing {}", self.display))?;
-        let mut names: Vec<String> = objects
+        let mut names: Vec<(String, u64)> = objects
             .iter()
-            .filter_map(|o| self.relative(&o.location))
+            .filter_map(|o| self.relative(&o.location).map(|n| (n, o.size)))
             .collect();
         names.sort();
         Ok(names)
@@ -135,15 +147,7 @@ impl Remote<'_> {
         let dead = match existing {
             None => None,
             Some(bytes) => {
-                let other = LockInfo::parse(&bytes).ok_or_else(|| {
-                    Error::config(
-                        crate::sink::PLUGIN,
-                        format!(
-                            "{}/{LOCK} exists but is not a vmig lock; vmig will not touch it: delete it if no vmig run is writing into {}",
-                            self.display, self.display
-                        ),
-                    )
-                })?;
+                let other = LockInfo::parse(&bytes).ok_or_else(|| self.not_a_lock())?;
                 if !other.is_stale() {
                     return Err(other.refusal(self.display));
                 }
@@ -194,9 +198,226 @@ impl Remote<'_> {
                 .await
                 .map_err(|e| e.context(dead.completing(self.display)))?;
         } else {
+            let complete = self.complete_units(&dead.run_id).await?;
+            if dead.keeps_resumable(complete) {
+                return Err(dead.resumable_refusal(
+                    self.display,
+                    &guard::at(self.display, &format!("{run_dir}/")),
+                    complete,
+                ));
+            }
             self.discard(&dead.run_id).await?;
         }
-        Ok(dead.recovered(committed, &format!("{}/{run_dir}/", self.display)))
+        Ok(dead.recovered(committed, &guard::at(self.display, &format!("{run_dir}/"))))
+    }
+
+    /// The complete units (objects under finished names of the unit scheme) in the prefix of
+    /// run `run`.
+    async fn complete_units(&self, run: &str) -> Result<usize> {
+        let prefix = format!("{}/", guard::run_dir(run));
+        let mut units: Vec<String> = self
+            .list(Some(&guard::run_dir(run)))
+            .await?
+            .iter()
+            .filter_map(|n| n.strip_prefix(&prefix))
+            .filter_map(unit_of)
+            .filter(|(_, complete)| *complete)
+            .map(|(unit, _)| unit)
+            .collect();
+        units.dedup();
+        Ok(units.len())
+    }
+
+    /// Takes over run `record.run_id` here to resume it, as [`crate::local::adopt`] does for
+    /// a local target: its lock (that run's, process gone, or absent), then completes its
+    /// commit if it got that far, else deletes the objects the run wrote after the record
+    /// (unrecorded units of the unit scheme, commit scaffolding) and checks every recorded file
+    /// is there with its recorded size. The local staging files of the earlier process play no
+    /// part. On failure the lock is given back as it was.
+    ///
+    /// # Errors
+    /// As [`crate::local::adopt`].
+    pub(crate) async fn adopt(
+        &self,
+        record: &ResumeRecord,
+    ) -> Result<(LockInfo, LiveRun, Adoption)> {
+        let run = record.run_id.as_str();
+        let previous = match self.get(LOCK).await? {
+            None => None,
+            Some(bytes) => {
+                let other = LockInfo::parse(&bytes).ok_or_else(|| self.not_a_lock())?;
+                if other.run_id != run {
+                    return Err(other.other_run_refusal(self.display, run));
+                }
+                if !other.is_stale() {
+                    return Err(other.running_refusal(self.display));
+                }
+                Some(other)
+            }
+        };
+        let live = LiveRun::register(run);
+        let mut held = match &previous {
+            Some(dead) => dead.adopted_by_me(),
+            None => LockInfo::mine(run),
+        };
+        held.flushed |= !record.units.is_empty();
+        let key = self.key(LOCK);
+        let body = held.to_bytes()?;
+        match &previous {
+            Some(_) => self
+                .store
+                .put(&key, PutPayload::from(body))
+                .await
+                .map(|_| ()),
+            None => match self
+                .store
+                .put_opts(&key, PutPayload::from(body.clone()), PutMode::Create.into())
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(
+                    object_store::Error::NotImplemented { .. }
+                    | object_store::Error::NotSupported { .. },
+                ) => self
+                    .store
+                    .put(&key, PutPayload::from(body))
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            },
+        }
+        .context_with(|| format!("writing {key}"))?;
+        // Best-effort check that no other process took the lock at the same time.
+        let now = self.get(LOCK).await?.and_then(|b| LockInfo::parse(&b));
+        if !now.as_ref().is_some_and(|l| l.is_held_by(&held)) {
+            return Err(match now {
+                Some(other) if other.run_id != run => other.other_run_refusal(self.display, run),
+                Some(other) => other.running_refusal(self.display),
+                None => guard::lost_lock(self.display, run),
+            });
+        }
+        match self.adopted(record).await {
+            Ok(adoption) => Ok((held, live, adoption)),
+            Err(e) => {
+                let _ = match previous.and_then(|p| p.to_bytes().ok()) {
+                    Some(body) => self
+                        .store
+                        .put(&key, PutPayload::from(body))
+                        .await
+                        .map(|_| ()),
+                    None => self.store.delete(&key).await,
+                };
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Remote::adopt`] once the lock is held.
+    async fn adopted(&self, record: &ResumeRecord) -> Result<Adoption> {
+        let run = record.run_id.as_str();
+        let run_dir = guard::run_dir(run);
+        let placed = self
+            .manifest(MANIFEST)
+            .await?
+            .filter(|p| p.run_id.as_deref() == Some(run));
+        let manifest = match placed {
+            Some(p) => Some(p),
+            None => self.manifest(&format!("{run_dir}/{MANIFEST}")).await?,
+        };
+        if let Some(manifest) = manifest {
+            guard::check_lists_record(&manifest, record, self.display)?;
+            self.finish_commit(run).await.map_err(|e| {
+                e.context(format!(
+                    "completing the commit of run {run} into {}",
+                    self.display
+                ))
+            })?;
+            self.unlock(run).await?;
+            return Ok(Adoption::Committed(manifest));
+        }
+        let prefix = format!("{run_dir}/");
+        let objects = self.list_sized(Some(&run_dir)).await?;
+        let sizes: std::collections::BTreeMap<&str, u64> = objects
+            .iter()
+            .filter_map(|(name, size)| name.strip_prefix(&prefix).map(|inner| (inner, *size)))
+            .collect();
+        for unit in &record.units {
+            let mut bytes = 0;
+            for file in unit.file_paths() {
+                match sizes.get(file.as_str()) {
+                    Some(size) => bytes += size,
+                    None => return Err(guard::missing_unit(self.display, run, unit, &file)),
+                }
+            }
+            if bytes != unit.bytes {
+                return Err(guard::changed_unit(self.display, run, unit, bytes));
+            }
+        }
+        let mut removed = Vec::new();
+        for (inner, _) in sizes {
+            let drop = if inner == OLD_MANIFEST || inner == LOCK_TMP || guard::is_lock_aside(inner)
+            {
+                true
+            } else if let Some((unit, complete)) = unit_of(inner) {
+                !complete || !record.lists(&unit)
+            } else {
+                false
+            };
+            if drop {
+                self.delete(&format!("{prefix}{inner}")).await?;
+                removed.push(inner.to_string());
+            }
+        }
+        Ok(Adoption::Writing { removed })
+    }
+
+    /// Rewrites the lock, held by this process as `held`, as `new` (one PUT).
+    ///
+    /// # Errors
+    /// When the lock is no longer `held` (naming it), or the write fails.
+    pub(crate) async fn mark(&self, held: &LockInfo, new: &LockInfo) -> Result<()> {
+        let current = self.get(LOCK).await?.and_then(|b| LockInfo::parse(&b));
+        if !current.as_ref().is_some_and(|c| c.is_held_by(held)) {
+            return Err(guard::lost_lock(self.display, &held.run_id));
+        }
+        let key = self.key(LOCK);
+        self.store
+            .put(&key, PutPayload::from(new.to_bytes()?))
+            .await
+            .context_with(|| format!("writing {key}"))?;
+        Ok(())
+    }
+
+    /// Deletes the units `paths` (relative to the prefix of run `run`; every object of a
+    /// NumPy unit).
+    ///
+    /// # Errors
+    /// When listing or deleting fails.
+    pub(crate) async fn remove_units(&self, run: &str, paths: &[String]) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let run_dir = guard::run_dir(run);
+        let prefix = format!("{run_dir}/");
+        for name in self.list(Some(&run_dir)).await? {
+            let Some(inner) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            if unit_of(inner).is_some_and(|(unit, _)| paths.contains(&unit)) {
+                self.delete(&name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn not_a_lock(&self) -> Error {
+        Error::config(
+            crate::sink::PLUGIN,
+            format!(
+                "{}/{LOCK} exists but is not a vmig lock; vmig will not touch it: delete it if no vmig run is writing into {}",
+                self.display, self.display
+            ),
+        )
     }
 
     /// Deletes every object below `.vmig-<run>/`.

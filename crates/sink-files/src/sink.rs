@@ -1,8 +1,10 @@
 //! The runtime `files` sink: the [`Sink`] contract over a local or object-store target — the
-//! run's claim on the target (lock, run directory), publishing finished units, the commit swap
-//! and abort. The blocking writer is [`crate::writer`], the manifest [`crate::manifest`],
-//! overwrite detection [`crate::overwrite`].
+//! run's claim on the target (lock, run directory), publishing finished units, the commit swap,
+//! abort, and resuming an interrupted run (resume record, adoption, suspend). The blocking
+//! writer is [`crate::writer`], the manifest [`crate::manifest`], overwrite detection
+//! [`crate::overwrite`], the resume record [`crate::resume`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
@@ -11,11 +13,12 @@ use vmig_core::store::{upload_file, StoreLocation};
 use vmig_core::{AbortReport, CommitReport, Error, FlushReport, Result, ResultExt, Sink};
 use vmig_formats::staging::{check_schema, StagingFormat};
 
-use crate::guard::{self, LockInfo, Previous, LOCK};
-use crate::local::sync_dir;
+use crate::guard::{self, LiveRun, LockInfo, LockState, Previous, LOCK};
+use crate::local::{sync_dir, Adoption};
 use crate::manifest::{Manifest, ManifestEntry, MANIFEST};
 use crate::overwrite::{admit, check_partition_name, refuse_conflicts};
 use crate::remote::Remote;
+use crate::resume::{schema_id, ResumeRecord};
 use crate::writer::{not_prepared, RunWriter};
 use crate::{local, FilesSinkConfig};
 
@@ -41,10 +44,30 @@ pub struct FilesSink {
     previous: Option<Previous>,
     /// What `prepare` did about a stale lock of a dead run, for the abort report.
     recovered: Option<String>,
-    /// The units published so far, as the manifest lists them.
+    /// The units published so far, as the manifest lists them (a resumed run: the interrupted
+    /// run's recorded units first).
     units: Vec<ManifestEntry>,
     rows_since_flush: u64,
     bytes_since_flush: u64,
+    /// This run's registration in the process while it holds the lock ([`LiveRun`]).
+    live: Option<LiveRun>,
+    /// The lock as this run last wrote it, while it holds it.
+    held: Option<LockInfo>,
+    /// The number of the next unit of each folder, after the units published so far.
+    next_unit: BTreeMap<Option<String>, u32>,
+    /// How many of `units` the last successful flush made durable, and `next_unit` then: what
+    /// [`Sink::resume_record`] reports.
+    flushed_units: usize,
+    flushed_next: BTreeMap<Option<String>, u32>,
+    /// The hash of the prepared schema's fields ([`schema_id`]).
+    schema_id: Option<String>,
+    /// The record this run resumes from, once [`Sink::resume`] has read it.
+    resumed: Option<ResumeRecord>,
+    /// A flush made units durable and the lock does not say `flushed` yet: the next call marks
+    /// it (see [`FilesSink::mark_flushed`]).
+    mark_pending: bool,
+    /// The manifest of a resumed run whose commit was complete ([`State::Finished`]).
+    committed: Option<Previous>,
 }
 
 /// Where the run stands with respect to its target.
@@ -56,7 +79,10 @@ enum State {
     Writing,
     /// The new manifest is staged: an interrupted commit is completed, never undone.
     Committing,
-    /// Committed or aborted.
+    /// Resumed a run whose commit was complete (or is now): its output is in place, nothing is
+    /// left to write, and the lock is released.
+    Finished,
+    /// Committed, suspended or aborted.
     Done,
 }
 
@@ -67,6 +93,11 @@ pub(crate) async fn blocking_io<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::External(format!("a file-system task failed: {e}").into()))?
+}
+
+/// The index of the unit at `path` (`[<partition>/]part-NNNNN[.ext]`).
+fn unit_index(path: &str) -> Option<u32> {
+    guard::unit_name(path.rsplit('/').next().unwrap_or(path)).map(|u| u.index)
 }
 
 /// Removes this run's run directory and lock from a local target, then the target itself when
@@ -104,7 +135,29 @@ impl FilesSink {
             units: Vec::new(),
             rows_since_flush: 0,
             bytes_since_flush: 0,
+            live: None,
+            held: None,
+            next_unit: BTreeMap::new(),
+            flushed_units: 0,
+            flushed_next: BTreeMap::new(),
+            schema_id: None,
+            resumed: None,
+            mark_pending: false,
+            committed: None,
         }
+    }
+
+    /// Marks the lock `flushed` after a flush made units durable. Called at the start of the
+    /// next `write`, `flush`, `commit` or `suspend`, which the runner makes only after it saved
+    /// the checkpoint naming those units — so a run killed between its flush and that save
+    /// (no checkpoint names its units) is not kept as resumable work, and one whose checkpoint
+    /// names them is (but for the instant between that save and this mark).
+    async fn mark_flushed(&mut self) -> Result<()> {
+        if self.mark_pending {
+            self.mark(|lock| lock.flushed = true).await?;
+            self.mark_pending = false;
+        }
+        Ok(())
     }
 
     fn format(&self) -> Result<StagingFormat> {
@@ -162,6 +215,13 @@ impl FilesSink {
                 bytes = unit.entry.bytes
             );
             self.bytes_since_flush += unit.entry.bytes;
+            if let Some(index) = unit_index(&unit.entry.path) {
+                let next = self
+                    .next_unit
+                    .entry(unit.entry.partition.clone())
+                    .or_insert(0);
+                *next = (*next).max(index.saturating_add(1));
+            }
             self.units.push(unit.entry);
         }
         Ok(())
@@ -172,6 +232,17 @@ impl FilesSink {
     /// Creates nothing when it fails.
     async fn claim(&mut self) -> Result<PathBuf> {
         let me = LockInfo::mine(&self.run_id);
+        self.held = Some(me.clone());
+        self.live = Some(LiveRun::register(&self.run_id));
+        let claimed = self.claim_as(me).await;
+        if claimed.is_err() {
+            self.held = None;
+            self.live = None;
+        }
+        claimed
+    }
+
+    async fn claim_as(&mut self, me: LockInfo) -> Result<PathBuf> {
         let run = self.run_id.clone();
         let display = self.target.display.clone();
         let overwrite = self.overwrite;
@@ -273,7 +344,150 @@ impl FilesSink {
             }
         };
         self.state = State::Done;
+        self.held = None;
+        self.live = None;
         Ok(removed)
+    }
+
+    /// Continues the run `record` names in this target ([`Sink::resume`]): adopts its lock and
+    /// run directory, or finds its commit complete.
+    async fn adopt(&mut self, record: &ResumeRecord) -> Result<()> {
+        let (held, live, adoption) = match self.target.local.clone() {
+            Some(dir) => {
+                let (record, display) = (record.clone(), self.target.display.clone());
+                blocking_io(move || local::adopt(&dir, &record, &display)).await?
+            }
+            None => self.remote().adopt(record).await?,
+        };
+        self.run_id.clone_from(&record.run_id);
+        self.units = record.units.iter().map(|u| u.entry()).collect();
+        let next = record.next_units();
+        self.flushed_next.clone_from(&next);
+        match adoption {
+            Adoption::Committed(manifest) => {
+                self.committed = Some(manifest);
+                tracing::info!(
+                    message = "The interrupted run had staged its manifest; its commit is complete now and nothing is left to write.",
+                    target = %self.target.display,
+                    run = %record.run_id
+                );
+                self.state = State::Finished;
+            }
+            Adoption::Writing { removed } => {
+                tracing::info!(
+                    message = "Resuming an interrupted run.",
+                    target = %self.target.display,
+                    run = %record.run_id,
+                    units = record.units.len(),
+                    rows = record.rows(),
+                    removed = ?removed
+                );
+                if let Some(writer) = self.writer.as_mut() {
+                    writer.continue_numbering(next.clone());
+                }
+                self.next_unit = next;
+                self.flushed_units = self.units.len();
+                self.held = Some(held);
+                self.live = Some(live);
+                self.state = State::Writing;
+            }
+        }
+        Ok(())
+    }
+
+    /// `prepare` of a resumed run: the previous output and `overwrite` are checked as for a new
+    /// run, and the adopted run directory (local) or a new staging directory (remote) is
+    /// returned. On failure the run keeps its lock and directory, for `suspend`.
+    async fn reclaim(&mut self) -> Result<PathBuf> {
+        let run = self.run_id.clone();
+        let display = self.target.display.clone();
+        let overwrite = self.overwrite;
+        match self.target.local.clone() {
+            Some(dir) => {
+                let previous = blocking_io(move || {
+                    let previous = local::inspect(&dir, &run, &display)
+                        .and_then(|p| admit(p, overwrite, &display))?;
+                    let work = dir.join(guard::run_dir(&run));
+                    std::fs::create_dir_all(&work)
+                        .context_with(|| format!("creating {}", work.display()))?;
+                    Ok((previous, work))
+                })
+                .await;
+                let (previous, work) = previous?;
+                self.previous = previous;
+                Ok(work)
+            }
+            None => {
+                let previous = self
+                    .remote()
+                    .inspect(&run)
+                    .await
+                    .and_then(|p| admit(p, overwrite, &display))?;
+                let tmp = tempfile::Builder::new()
+                    .prefix("vmig-files-")
+                    .tempdir()
+                    .context_with(|| "creating a local staging directory".to_string())?;
+                self.previous = previous;
+                let work = tmp.path().to_path_buf();
+                self.staging_dir = Some(tmp);
+                Ok(work)
+            }
+        }
+    }
+
+    /// Rewrites this run's lock as `change` makes it (see [`local::mark`], [`Remote::mark`]).
+    async fn mark(&mut self, change: impl FnOnce(&mut LockInfo)) -> Result<()> {
+        let Some(held) = self.held.clone() else {
+            return Ok(());
+        };
+        let mut new = held.clone();
+        change(&mut new);
+        if new == held {
+            return Ok(());
+        }
+        match self.target.local.clone() {
+            Some(dir) => {
+                let (held, new, display) = (held, new.clone(), self.target.display.clone());
+                blocking_io(move || local::mark(&dir, &held, &new, &display)).await?;
+            }
+            None => self.remote().mark(&held, &new).await?,
+        }
+        self.held = Some(new);
+        Ok(())
+    }
+
+    /// Removes the units published after the last successful flush: no checkpoint names them.
+    async fn drop_unflushed(&mut self) -> Result<()> {
+        if self.units.len() <= self.flushed_units {
+            return Ok(());
+        }
+        let paths: Vec<String> = self.units[self.flushed_units..]
+            .iter()
+            .map(|u| u.path.clone())
+            .collect();
+        match self.target.local.clone() {
+            Some(dir) => {
+                let (run, gone) = (self.run_id.clone(), paths.clone());
+                blocking_io(move || local::remove_units(&dir, &run, &gone)).await?;
+            }
+            None => self.remote().remove_units(&self.run_id, &paths).await?,
+        }
+        self.units.truncate(self.flushed_units);
+        Ok(())
+    }
+
+    /// What the target holds of this run, for the reports: `N complete files (R rows)` (for a
+    /// run found committed: what its manifest lists).
+    fn held_phrase(&self) -> String {
+        let (units, rows) = match &self.committed {
+            Some(m) => (m.units, m.rows),
+            None => (self.units.len(), self.units.iter().map(|u| u.rows).sum()),
+        };
+        format!(
+            "{} ({} rows)",
+            guard::units_phrase(units),
+            guard::thousands(rows)
+        )
     }
 
     /// Writes the new manifest into the run directory (prefix): from then on the commit is
@@ -388,11 +602,34 @@ impl Sink for FilesSink {
         let format = self.format()?;
         check_schema(format, schema)
             .map_err(|e| e.context(format!("writing {format} files to {}", self.target.display)))?;
-        let work_dir = self.claim().await?;
+        let id = schema_id(schema);
+        if let Some(record) = &self.resumed {
+            record.continues(format)?;
+        }
+        let work_dir = match (self.state, &self.resumed) {
+            (State::Finished, _) => {
+                self.prepared = Some(schema.clone());
+                self.schema_id = Some(id);
+                return Ok(());
+            }
+            (State::Writing, Some(record)) => {
+                if record.schema != id {
+                    return Err(Error::schema(format!(
+                        "the interrupted run {} wrote its files in {} with other fields or types than this run's schema, so they cannot be continued: remove {} and start the job over (`--restart`)",
+                        record.run_id,
+                        self.target.display,
+                        guard::at(&self.target.display, &format!("{}/", guard::run_dir(&record.run_id)))
+                    )));
+                }
+                self.reclaim().await?
+            }
+            _ => self.claim().await?,
+        };
         if let Some(writer) = self.writer.as_mut() {
             writer.start(schema.clone(), work_dir);
         }
         self.prepared = Some(schema.clone());
+        self.schema_id = Some(id);
         Ok(())
     }
 
@@ -408,6 +645,19 @@ impl Sink for FilesSink {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        if self.state == State::Finished {
+            return Err(Error::External(
+                format!(
+                    "the interrupted run {} of this job had already committed its output, {}, to {}, but {} more rows came to be written; they were not written, so that no row is there twice: check that the source did not change, or start the job over (`--restart`)",
+                    self.run_id,
+                    self.held_phrase(),
+                    self.target.display,
+                    batch.num_rows()
+                )
+                .into(),
+            ));
+        }
+        self.mark_flushed().await?;
         let rows = batch.num_rows() as u64;
         let written = self
             .blocking(move |writer| writer.write(&batch, partition.as_deref()))
@@ -418,9 +668,20 @@ impl Sink for FilesSink {
         self.publish(written).await
     }
 
+    /// Closes the open units. After the first flush that made units durable, the lock is
+    /// marked `flushed` at the next call ([`FilesSink::mark_flushed`]).
     async fn flush(&mut self) -> Result<FlushReport> {
+        if self.state == State::Finished {
+            return Ok(FlushReport::default());
+        }
+        self.mark_flushed().await?;
         let finished = self.blocking(RunWriter::finish_all).await;
         self.publish(finished).await?;
+        if !self.units.is_empty() && self.held.as_ref().is_some_and(|l| !l.flushed) {
+            self.mark_pending = true;
+        }
+        self.flushed_units = self.units.len();
+        self.flushed_next.clone_from(&self.next_unit);
         let report = FlushReport::new(self.rows_since_flush, self.bytes_since_flush);
         self.rows_since_flush = 0;
         self.bytes_since_flush = 0;
@@ -428,6 +689,20 @@ impl Sink for FilesSink {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<CommitReport> {
+        if let (State::Finished, Some(manifest)) = (self.state, self.committed.take()) {
+            self.state = State::Done;
+            let files = manifest
+                .files
+                .iter()
+                .map(|f| self.display_path(f))
+                .collect();
+            return Ok(CommitReport::new(
+                self.target.display.clone(),
+                manifest.rows,
+                manifest.bytes,
+                files,
+            ));
+        }
         let (manifest, new_files) = match self.stage_commit().await {
             Ok(staged) => staged,
             Err(e) => {
@@ -443,6 +718,8 @@ impl Sink for FilesSink {
             return Err(self.interrupted(e));
         }
         self.state = State::Done;
+        self.held = None;
+        self.live = None;
         let files = new_files.iter().map(|f| self.display_path(f)).collect();
         tracing::info!(
             message = "Wrote staging files.",
@@ -459,6 +736,118 @@ impl Sink for FilesSink {
         ))
     }
 
+    /// The run id, format, schema hash, the units complete at the last flush (what the manifest
+    /// needs of each) and the next unit number per folder; see [`crate::resume::ResumeRecord`].
+    fn resume_record(&self) -> Option<serde_json::Value> {
+        let units = match self.state {
+            State::Writing | State::Committing => &self.units[..self.flushed_units],
+            State::Finished => &self.units[..],
+            State::Idle | State::Done => return None,
+        };
+        let schema = self
+            .schema_id
+            .clone()
+            .or_else(|| self.resumed.as_ref().map(|r| r.schema.clone()))?;
+        ResumeRecord::new(
+            &self.run_id,
+            self.format().ok()?,
+            &schema,
+            units,
+            &self.flushed_next,
+        )
+        .to_value()
+    }
+
+    /// Adopts the interrupted run `record` names (see the crate docs, "Resuming").
+    async fn resume(&mut self, record: serde_json::Value) -> Result<()> {
+        if self.state != State::Idle || self.prepared.is_some() || self.resumed.is_some() {
+            return Err(Error::External(
+                "the files sink can resume a run only once, before `prepare`".into(),
+            ));
+        }
+        let record = ResumeRecord::parse(record)?;
+        self.resumed = Some(record.clone());
+        self.adopt(&record).await
+    }
+
+    /// Keeps the units the last flush made durable, their run directory and the lock (marked
+    /// `suspended`); removes the open unit and any unit finished after that flush. A run with
+    /// no durable unit is aborted instead: there is nothing to resume.
+    async fn suspend(mut self: Box<Self>) -> Result<AbortReport> {
+        match self.state {
+            State::Writing if self.flushed_units > 0 => {}
+            State::Writing => return self.abort().await,
+            State::Finished => {
+                self.state = State::Done;
+                return Ok(AbortReport::new(format!(
+                    "{} holds the committed output of the interrupted run {}: {}.",
+                    self.target.display,
+                    self.run_id,
+                    self.held_phrase()
+                )));
+            }
+            State::Idle => {
+                let mut report = AbortReport::default();
+                if let Some(note) = &self.recovered {
+                    report.push(format!("Before writing, this run {note}."));
+                }
+                report.push(match &self.resumed {
+                    Some(r) => format!(
+                        "The files of the interrupted run {} stay as they were.",
+                        r.run_id
+                    ),
+                    None => format!(
+                        "Nothing of this run was written to {}.",
+                        self.target.display
+                    ),
+                });
+                return Ok(report);
+            }
+            State::Committing | State::Done => return Ok(AbortReport::default()),
+        }
+        if self.writer.is_some() {
+            self.blocking(RunWriter::discard_open)
+                .await
+                .map_err(|e| e.context("removing the unfinished file"))?;
+        }
+        let run_path = guard::at(
+            &self.target.display,
+            &format!("{}/", guard::run_dir(&self.run_id)),
+        );
+        self.drop_unflushed().await.map_err(|e| {
+            e.context(format!(
+                "removing the unflushed files of this run from {run_path}"
+            ))
+        })?;
+        let marked = self
+            .mark(|lock| {
+                lock.state = LockState::Suspended;
+                lock.flushed = true;
+            })
+            .await;
+        if let Err(error) = marked {
+            tracing::warn!(message = "Could not mark the lock suspended.", %error);
+        }
+        self.state = State::Done;
+        self.live = None;
+        let mut report = AbortReport::default();
+        if let Some(note) = &self.recovered {
+            report.push(format!("Before writing, this run {note}."));
+        }
+        report.push(format!(
+            "{run_path} holds {} of this run; `vmig migrate` with the same job resumes it (to discard it instead, remove {run_path}).",
+            self.held_phrase()
+        ));
+        if let Some(p) = &self.previous {
+            report.push(format!(
+                "The previous output in {} ({}) is untouched.",
+                self.target.display,
+                p.summary()
+            ));
+        }
+        Ok(report)
+    }
+
     async fn abort(mut self: Box<Self>) -> Result<AbortReport> {
         let mut report = AbortReport::default();
         if let Some(note) = &self.recovered {
@@ -470,9 +859,24 @@ impl Sink for FilesSink {
             }
         }
         let display = self.target.display.clone();
+        if self.state == State::Finished {
+            self.state = State::Done;
+            report.push(format!(
+                "{display} holds the committed output of the interrupted run {}: {}.",
+                self.run_id,
+                self.held_phrase()
+            ));
+            return Ok(report);
+        }
         if self.state != State::Writing {
             report.push(format!("Nothing of this run was written to {display}."));
             return Ok(report);
+        }
+        // A crash while the run directory goes must not leave it looking like resumable work.
+        if self.held.as_ref().is_some_and(|l| l.flushed) {
+            if let Err(error) = self.mark(|lock| lock.state = LockState::Aborting).await {
+                tracing::warn!(message = "Could not mark the lock aborting.", %error);
+            }
         }
         let removed = self.release().await.map_err(|e| {
             e.context(format!(
@@ -501,25 +905,17 @@ impl Sink for FilesSink {
 }
 
 impl Drop for FilesSink {
+    /// A sink dropped without commit, suspend or abort changes nothing in the target, as if its
+    /// process had been killed: its lock and run directory (with an open unit under its
+    /// temporary name) stay for `resume`, or for the next run's stale-lock rules. Only the local
+    /// staging directory of a remote target goes.
     fn drop(&mut self) {
-        // A sink dropped without commit/abort leaves no temporary file behind.
-        if let Some(writer) = self.writer.as_mut() {
-            let _ = writer.discard_open();
-        }
-        if self.state != State::Writing {
-            return;
-        }
-        match &self.target.local {
-            Some(dir) => {
-                if let Err(error) = release_local(dir, &self.run_id, self.created_dir) {
-                    tracing::warn!(message = "Removing this run's files failed.", %error);
-                }
-            }
-            None => tracing::warn!(
-                message = "The files sink was dropped without commit or abort; its lock and run prefix stay until the next run on this machine takes them over.",
+        if self.state == State::Writing {
+            tracing::warn!(
+                message = "The files sink was dropped without commit, suspend or abort; its lock and run directory stay, as after a kill.",
                 target = %self.target.display,
                 run = %self.run_id
-            ),
+            );
         }
     }
 }

@@ -2,6 +2,7 @@
 //! [`RotatingWriter`] and, for a local target, renamed to their final names there once
 //! finished. The sink moves a [`RunWriter`] into `spawn_blocking` for every call and back.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
@@ -39,6 +40,9 @@ pub(crate) struct RunWriter {
     files: Option<RotatingWriter>,
     /// Units finished and not yet taken by [`RunWriter::take_finished`].
     finished: Vec<FinishedUnit>,
+    /// The number of the first unit of each folder (`None`: the top), when a resumed run
+    /// continues the numbering of an interrupted one; 0 elsewhere.
+    first: BTreeMap<Option<String>, u32>,
 }
 
 /// `part-00012.parquet`, `part-00012.json`, or `part-00012` (NumPy directory).
@@ -47,6 +51,20 @@ fn unit_name(format: StagingFormat, index: u32) -> String {
         Some(ext) => format!("part-{index:05}.{ext}"),
         None => format!("part-{index:05}"),
     }
+}
+
+/// The number of the `index`-th unit this writer starts in the folder of `partition`.
+fn number(
+    first: &BTreeMap<Option<String>, u32>,
+    partition: Option<&str>,
+    index: u32,
+) -> Result<u32> {
+    let base = first
+        .get(&partition.map(str::to_string))
+        .copied()
+        .unwrap_or(0);
+    base.checked_add(index)
+        .ok_or_else(|| Error::External("unit numbers ran out (over 4 billion units)".into()))
 }
 
 /// The folder of `partition` below `work_dir`, created if needed.
@@ -82,7 +100,14 @@ impl RunWriter {
             local,
             files: None,
             finished: Vec::new(),
+            first: BTreeMap::new(),
         }
+    }
+
+    /// Numbers the units of each folder from `first` on (folders not in it from 0). Call it
+    /// before [`RunWriter::start`].
+    pub(crate) fn continue_numbering(&mut self, first: BTreeMap<Option<String>, u32>) {
+        self.first = first;
     }
 
     /// The format written.
@@ -94,7 +119,9 @@ impl RunWriter {
     /// first; a local target's units under a temporary name until finished).
     pub(crate) fn start(&mut self, schema: SchemaRef, work_dir: PathBuf) {
         let (format, local, dir) = (self.format, self.local, work_dir.clone());
+        let first = self.first.clone();
         let namer = move |partition: Option<&str>, index: u32| -> Result<PathBuf> {
+            let index = number(&first, partition, index)?;
             let name = unit_name(format, index);
             let dir = partition_dir(&dir, partition)?;
             Ok(if local {
@@ -165,6 +192,7 @@ impl RunWriter {
             index,
             file: finished,
         } = rotated;
+        let index = number(&self.first, partition.as_deref(), index)?;
         let file_name = unit_name(self.format, index);
         let name = match &partition {
             Some(p) => format!("{p}/{file_name}"),

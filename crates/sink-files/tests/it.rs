@@ -3,7 +3,7 @@
 //! `VMIG_S3_ENDPOINT` is set) and compared value by value, bit-exactly.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,6 +22,9 @@ use vmig_core::registry::{BuildContext, SinkConfig};
 use vmig_core::{vector, CommitReport, Error, Sink};
 use vmig_formats::staging::StagingFormat;
 use vmig_sink_files::{ByteSize, FilesSinkConfig};
+
+#[path = "it/resume.rs"]
+mod resume;
 
 const DIM: usize = 16;
 const BIN_BYTES: usize = 4;
@@ -1619,9 +1622,15 @@ async fn locks_of_live_or_foreign_runs_are_respected_and_stale_ones_taken_over()
         err.to_string(),
         format!("invalid `files` configuration: {display}/.vmig.lock exists but is not a vmig lock; vmig will not touch it: remove it if no vmig run is writing into {display}")
     );
-    // A live process (this one), and a dead pid on another host: both count as running.
+    // A live process, and a dead pid on another host: both count as running. (A lock of this
+    // process counts as running only while one of its sinks holds that run: see
+    // `a_second_run_into_a_path_in_use_is_refused_naming_the_first`.)
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
     for (pid, host) in [
-        (std::process::id(), this_host()),
+        (sleeper.id(), this_host()),
         (dead_pid(), "elsewhere".to_string()),
     ] {
         put(&lock, &lock_json("00000000000000aa", pid, &host));
@@ -1637,6 +1646,8 @@ async fn locks_of_live_or_foreign_runs_are_respected_and_stale_ones_taken_over()
             lock_json("00000000000000aa", pid, &host)
         );
     }
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
     // A dead run of this host, which did not get to commit: its run directory goes, the rest
     // stays.
     put(
@@ -2133,7 +2144,38 @@ async fn a_killed_run_leaves_nothing_that_looks_like_output() {
     );
     assert!(before.iter().all(|(k, v)| after.get(k) == Some(v)));
 
-    // The next run sees the killed run's process is gone, removes its files, and works.
+    // The killed run had flushed, so a checkpoint may name its files: the next run keeps
+    // them, refuses, and says how to resume or discard them.
+    let run_dir = new
+        .iter()
+        .find(|k| k.starts_with(".vmig-") && k.ends_with('/'))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let lock: serde_json::Value = serde_json::from_slice(&after[".vmig.lock"]).unwrap();
+    assert_eq!(lock["flushed"], true, "{lock}");
+    let complete = after
+        .keys()
+        .filter(|k| k.starts_with(&format!("{run_dir}/part-")) && k.ends_with(".parquet"))
+        .count();
+    assert!(complete >= 2, "{after:?}");
+    let err = open(&cfg, &schema()).await.unwrap_err();
+    let display = out.display();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "invalid `files` configuration: {display} holds the unfinished run {} (pid {}",
+            run_dir.trim_start_matches(".vmig-"),
+            child.id()
+        )) && err.to_string().ends_with(&format!(
+            "which stopped without finishing: {display}/{run_dir}/ holds {complete} complete files of it that `vmig migrate` with that run's job resumes; vmig will not remove them: resume that job, or remove {display}/{run_dir}/ by hand to discard it, then run again"
+        )),
+        "{err}"
+    );
+    assert_eq!(snapshot(&out), after);
+
+    // Removed by hand, the next run sees the killed run's process is gone, takes its lock
+    // over, and works.
+    std::fs::remove_dir_all(out.join(&run_dir)).unwrap();
     let mut next = open(&cfg, &schema()).await.unwrap();
     assert_eq!(
         snapshot(&out)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use futures::StreamExt;
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -49,11 +49,13 @@ pub struct EsPosition {
 /// An index (or alias/pattern) ready to be read.
 #[derive(Debug, Clone)]
 pub struct EsSource {
-    inner: Arc<Inner>,
+    inner: Arc<ResolvedIndex>,
 }
 
+/// The connection and what `open` resolved about the index (server, read method, columns),
+/// shared by every slice reader.
 #[derive(Debug)]
-struct Inner {
+struct ResolvedIndex {
     client: Client,
     cfg: EsSourceConfig,
     server: ServerInfo,
@@ -149,7 +151,7 @@ impl EsSource {
             slices = cfg.slices,
         );
         Ok(EsSource {
-            inner: Arc::new(Inner {
+            inner: Arc::new(ResolvedIndex {
                 exclude_vectors: AtomicBool::new(server.knows_exclude_vectors()),
                 client,
                 cfg,
@@ -299,7 +301,7 @@ enum Cursor {
 type Fetch = JoinHandle<std::result::Result<bytes::Bytes, HttpError>>;
 
 struct Reader {
-    inner: Arc<Inner>,
+    inner: Arc<ResolvedIndex>,
     slice: u32,
     pos: EsPosition,
     /// Documents still to skip (a scroll reopened after expiry or on resume).
@@ -311,7 +313,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn new(inner: Arc<Inner>, slice: u32, start: EsPosition, ctx: SourceContext) -> Reader {
+    fn new(inner: Arc<ResolvedIndex>, slice: u32, start: EsPosition, ctx: SourceContext) -> Reader {
         let skip = if inner.method == ReadMethod::Scroll {
             start.read
         } else {
@@ -430,6 +432,9 @@ impl Reader {
     }
 
     /// Closes the scroll or PIT; failures are logged, not returned (the context expires anyway).
+    /// A context that is already gone is not a failure: Elasticsearch answers a clear-scroll or
+    /// close-PIT that frees nothing with 404 `{"succeeded":true,"num_freed":0}` — what every
+    /// context lost to its keep-alive gets when the reader reopens it.
     async fn close(&mut self) {
         let cursor = std::mem::replace(&mut self.cursor, Cursor::None);
         let (path, body) = match cursor {
@@ -443,7 +448,9 @@ impl Reader {
             .send(Method::DELETE, path, Some(&body), true)
             .await
         {
-            if !e.is_context_missing() {
+            let gone =
+                matches!(&e, HttpError::Status { status, .. } if *status == StatusCode::NOT_FOUND);
+            if !gone && !e.is_context_missing() {
                 tracing::warn!(
                     message = "Could not free the search context; it expires after `keep_alive`.",
                     location = %self.location(),

@@ -53,11 +53,13 @@ pub struct FaissPosition {
 /// Milvus equivalent, so the key is omitted and the user must choose one.
 #[derive(Debug, Clone)]
 pub struct FaissSource {
-    inner: Arc<Inner>,
+    inner: Arc<OpenIndex>,
 }
 
+/// What `open` learned about the index file: its layout, schema and partitions, shared by every
+/// partition stream.
 #[derive(Debug)]
-struct Inner {
+struct OpenIndex {
     display: String,
     layout: FaissLayout,
     schema: SchemaRef,
@@ -104,7 +106,7 @@ impl FaissSource {
         );
         let partitions = plan_partitions(&layout, config.partition_rows.max(1));
         Ok(FaissSource {
-            inner: Arc::new(Inner {
+            inner: Arc::new(OpenIndex {
                 display,
                 layout,
                 schema,
@@ -430,7 +432,7 @@ fn piece_ranges<'a>(layout: &'a FaissLayout, p: &Piece) -> Result<PieceRanges<'a
     Ok((b, codes, ids))
 }
 
-async fn read_chunk(inner: Arc<Inner>, plan: Vec<Vec<Piece>>) -> Result<Chunk> {
+async fn read_chunk(inner: Arc<OpenIndex>, plan: Vec<Vec<Piece>>) -> Result<Chunk> {
     let mut ranges = Vec::new();
     for p in plan.iter().flatten() {
         let (_, codes, ids) = piece_ranges(&inner.layout, p)?;
@@ -480,7 +482,7 @@ fn piece_ids(
     }
 }
 
-fn decode_batch(inner: &Inner, chunk: &Chunk, index: usize) -> Result<SourceBatch> {
+fn decode_batch(inner: &OpenIndex, chunk: &Chunk, index: usize) -> Result<SourceBatch> {
     let layout = &inner.layout;
     let pieces = chunk
         .plan
@@ -536,7 +538,7 @@ fn decode_batch(inner: &Inner, chunk: &Chunk, index: usize) -> Result<SourceBatc
 }
 
 fn non_finite_error(
-    inner: &Inner,
+    inner: &OpenIndex,
     pieces: &[Piece],
     ids: &Int64Array,
     row: usize,

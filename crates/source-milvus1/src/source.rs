@@ -90,11 +90,13 @@ impl Kind {
 /// configured override) and, when one collection is read, `vmig.collection`.
 #[derive(Debug, Clone)]
 pub struct Milvus1Source {
-    inner: Arc<Inner>,
+    inner: Arc<SegmentCatalog>,
 }
 
+/// The collections' segments found in the data directory, with the schema they map to, shared
+/// by every partition stream.
 #[derive(Debug)]
-struct Inner {
+struct SegmentCatalog {
     schema: SchemaRef,
     kind: Kind,
     segments: Vec<SegmentPlan>,
@@ -349,7 +351,7 @@ impl Milvus1Source {
             .map(|(i, s)| (s.info.id.clone(), i))
             .collect();
         Ok(Milvus1Source {
-            inner: Arc::new(Inner {
+            inner: Arc::new(SegmentCatalog {
                 schema,
                 kind,
                 segments,
@@ -578,7 +580,7 @@ fn deleted_rows(
 /// Checks every selected segment's files, [`CHECKS_IN_FLIGHT`] segments at a time, so a broken
 /// segment stops the job before anything is written. Reports the first broken segment in
 /// segment order and how many others are broken.
-async fn check_all_segments(inner: &Inner) -> Result<()> {
+async fn check_all_segments(inner: &SegmentCatalog) -> Result<()> {
     let started = std::time::Instant::now();
     let mut failures: Vec<(usize, Error)> = futures::stream::iter(0..inner.segments.len())
         .map(|i| async move { (i, open_segment(inner, i, Check::UpFront).await) })
@@ -608,7 +610,7 @@ async fn check_all_segments(inner: &Inner) -> Result<()> {
 
 /// Lists the segment directory, checks `.rv` / `.uid` / `deleted_docs` and (for
 /// [`Check::Open`]) loads the deletes.
-async fn open_segment(inner: &Inner, index: usize, mode: Check) -> Result<OpenSegment> {
+async fn open_segment(inner: &SegmentCatalog, index: usize, mode: Check) -> Result<OpenSegment> {
     let plan = &inner.segments[index];
     let dir = &plan.dir;
     let store = Arc::clone(&dir.store);
@@ -795,7 +797,7 @@ const ROWS_PER_RUN_TO_SLICE: usize = 64;
 /// one batch per run of kept rows when deletes are sparse (no copy), otherwise one filtered
 /// batch.
 fn decode(
-    inner: &Inner,
+    inner: &SegmentCatalog,
     seg: &OpenSegment,
     chunk: &Chunk,
     r: Range<u64>,

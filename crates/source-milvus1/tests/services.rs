@@ -17,24 +17,11 @@ use vmig_source_milvus1 as _;
 use vmig_testing::milvus1::standard;
 use vmig_testing::service::{mariadb_url, S3};
 
-/// The URL of a fresh database `name` on the server of `base`.
-fn database_url(base: &str, name: &str) -> String {
-    let mut u = url::Url::parse(base).unwrap();
-    u.set_path(&format!("/{name}"));
-    u.to_string()
-}
-
 #[tokio::test]
 async fn mysql_meta_in_mariadb() {
-    use sqlx::Connection;
     let Some(base) = mariadb_url() else { return };
-    let db = unique("vmig_milvus1").to_lowercase();
-    let mut admin = sqlx::MySqlConnection::connect(&base).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE `{db}`"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = database_url(&base, &db);
+    let db = vmig_testing::database::TempDatabase::create(&base, "vmig_milvus1").await;
+    let url = db.url.clone();
     let g = standard(31);
     let dir = tempfile::tempdir().unwrap();
     g.write_dir(dir.path()).await.unwrap();
@@ -70,9 +57,7 @@ async fn mysql_meta_in_mariadb() {
         Ok::<_, vmig_core::Error>(())
     }
     .await;
-    let _ = sqlx::query(&format!("DROP DATABASE `{db}`"))
-        .execute(&mut admin)
-        .await;
+    db.drop_now().await;
     check.unwrap();
 }
 

@@ -25,7 +25,7 @@ const LOAD_WAIT: Duration = Duration::from_secs(3600);
 
 /// One unit of work: a Milvus partition (or a whole partition-key collection).
 #[derive(Debug, Clone)]
-struct Unit {
+struct PartitionScan {
     id: PartitionId,
     collection: String,
     /// Milvus partitions to query (empty: all).
@@ -68,7 +68,7 @@ pub struct Milvus2Source {
     filter: String,
     page_rows: usize,
     snapshot_ts: u64,
-    units: Vec<Unit>,
+    units: Vec<PartitionScan>,
     release: Option<Arc<Release>>,
     retry: RetryConfig,
 }
@@ -159,7 +159,7 @@ impl Milvus2Source {
                         ),
                     ));
                 }
-                units.push(Unit {
+                units.push(PartitionScan {
                     id: PartitionId::new(name.clone()),
                     collection: name.clone(),
                     partitions: Vec::new(),
@@ -171,7 +171,7 @@ impl Milvus2Source {
                     if !config.partitions.is_empty() && !config.partitions.contains(p) {
                         continue;
                     }
-                    units.push(Unit {
+                    units.push(PartitionScan {
                         id: PartitionId::new(format!("{name}/{p}")),
                         collection: name.clone(),
                         partitions: vec![p.clone()],

@@ -1,9 +1,10 @@
 //! Helpers for comparing migrated rows with their source bit-exactly.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::Float32Type;
+use arrow::datatypes::{Float32Type, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Every batch of every `.parquet` file directly in `dir`, file after file in name order.
@@ -64,6 +65,39 @@ pub fn same_values(got: &dyn Array, want: &dyn Array) -> bool {
         Ok(cast) => cast.to_data() == want.to_data(),
         Err(_) => false,
     }
+}
+
+/// id → bits of the float vector, for every row of `batches` (columns `id`, Int64, and
+/// `vector`, a list of Float32).
+///
+/// # Panics
+/// When a column is missing or of another type, or an id is seen twice (the message names it).
+pub fn id_vector_bits(batches: &[RecordBatch], vector: &str) -> BTreeMap<i64, Vec<u32>> {
+    let mut rows = BTreeMap::new();
+    for batch in batches {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .unwrap_or_else(|| panic!("no column `{name}` in {:?}", batch.schema()))
+        };
+        let ids = column("id").as_primitive::<Int64Type>();
+        let vectors = column(vector).as_list::<i32>();
+        for r in 0..batch.num_rows() {
+            let bits = vectors
+                .value(r)
+                .as_primitive::<Float32Type>()
+                .values()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect();
+            assert!(
+                rows.insert(ids.value(r), bits).is_none(),
+                "id {} is in the output twice",
+                ids.value(r)
+            );
+        }
+    }
+    rows
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@
 
 pub mod compare;
 pub mod conformance;
+#[cfg(feature = "sql")]
+pub mod database;
 pub mod gen;
 #[cfg(feature = "milvus1")]
 pub mod milvus1;

@@ -98,6 +98,12 @@ pub struct MockSinkState {
     pub committed: bool,
     /// Whether `abort` ran.
     pub aborted: bool,
+    /// Whether `suspend` ran.
+    pub suspended: bool,
+    /// The record `resume` was given, if it ran.
+    pub resumed_from: Option<serde_json::Value>,
+    /// Batches given to `write_replay` (they are in `pending`/`durable` too).
+    pub replayed: Vec<RecordBatch>,
 }
 
 /// A sink that keeps batches in memory.
@@ -107,6 +113,9 @@ pub struct MockSink {
     pub state: Arc<Mutex<MockSinkState>>,
     /// Fail the n-th write (0-based).
     pub fail_on_write: Option<usize>,
+    /// Answer of [`Sink::needs_sent_marks`]: writes count as durable at once (like a Milvus
+    /// insert), so an interrupted run's unflushed rows may be in the target.
+    pub sent_marks: bool,
     writes: usize,
 }
 
@@ -115,6 +124,14 @@ impl MockSink {
     pub fn failing_on_write(n: usize) -> Self {
         MockSink {
             fail_on_write: Some(n),
+            ..MockSink::default()
+        }
+    }
+
+    /// A sink whose writes are durable at once ([`MockSink::sent_marks`]).
+    pub fn with_sent_marks() -> Self {
+        MockSink {
+            sent_marks: true,
             ..MockSink::default()
         }
     }
@@ -146,6 +163,30 @@ impl Sink for MockSink {
         s.pending.push(batch);
         s.pending_partitions.push(partition.map(str::to_string));
         Ok(())
+    }
+
+    async fn write_replay(&mut self, batch: RecordBatch, partition: Option<&str>) -> Result<()> {
+        self.lock().replayed.push(batch.clone());
+        self.write(batch, partition).await
+    }
+
+    fn needs_sent_marks(&self) -> bool {
+        self.sent_marks
+    }
+
+    /// The number of flushes so far: the resumed sink gets it back in `resumed_from`.
+    fn resume_record(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "flushes": self.lock().flushes }))
+    }
+
+    async fn resume(&mut self, record: serde_json::Value) -> Result<()> {
+        self.lock().resumed_from = Some(record);
+        Ok(())
+    }
+
+    async fn suspend(self: Box<Self>) -> Result<vmig_core::AbortReport> {
+        self.lock().suspended = true;
+        Ok(vmig_core::AbortReport::default())
     }
 
     async fn flush(&mut self) -> Result<FlushReport> {

@@ -5,6 +5,16 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// A command's exit status, standard output and standard error, for assertion messages.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// Starts `command` with piped output, waits until a line of its standard error contains
 /// `marker`, then `after`, sends it `signal` (a `kill` name: `TERM`, `INT`, `HUP`, …) and
 /// returns everything it printed and its exit status.
@@ -71,4 +81,86 @@ pub fn python<S: AsRef<std::ffi::OsStr>>(python: &str, script: &str, args: &[S])
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What [`kill_until_done`] did.
+#[derive(Debug)]
+pub struct Killed {
+    /// How many runs were killed with `SIGKILL`.
+    pub kills: usize,
+    /// How many of those died before printing `marker` (killed during start-up: while the
+    /// state store was opened, the target prepared, …).
+    pub before_marker: usize,
+    /// The run that finished by itself.
+    pub last: Output,
+}
+
+/// Runs `make()` again and again, killing each run with `SIGKILL` at a random instant (seeded
+/// by `seed`) between 0 and `within` after it starts, until `kills` runs have been killed; then
+/// runs it once more to the end and returns that run's output. A run that finishes before its
+/// instant counts as the last one. Instants are spread over the whole window, so some kills
+/// land before a run has done anything, some while it creates its target, most mid-copy.
+/// `before_marker` counts runs whose standard error never showed `Started` (the runner's
+/// start line; the command must log it, e.g. `vmig migrate --progress log`).
+///
+/// # Panics
+/// When a command cannot start or wait fails, or the final run takes more than five minutes.
+pub fn kill_until_done(
+    make: impl Fn() -> Command,
+    kills: usize,
+    within: Duration,
+    seed: u64,
+) -> Killed {
+    use rand::RngExt;
+    let mut rng = crate::gen::rng(seed);
+    let mut done = Killed {
+        kills: 0,
+        before_marker: 0,
+        last: Output {
+            status: std::process::ExitStatus::default(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        },
+    };
+    while done.kills < kills {
+        let at = within.mul_f64(rng.random::<f64>());
+        let mut child = make()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the command");
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(_status) = child.try_wait().expect("polling the command") {
+                done.last = child.wait_with_output().expect("collecting its output");
+                return done;
+            }
+            if started.elapsed() >= at {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = child.kill(); // SIGKILL
+        let out = child
+            .wait_with_output()
+            .expect("waiting for the killed command");
+        if !String::from_utf8_lossy(&out.stderr).contains("Started") {
+            done.before_marker += 1;
+        }
+        done.kills += 1;
+    }
+    let child = make()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the last run");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    done.last = rx
+        .recv_timeout(Duration::from_secs(300))
+        .expect("the last run did not finish within five minutes")
+        .expect("waiting for the last run");
+    done
 }

@@ -11,6 +11,7 @@
 //! | `VMIG_S3_BUCKET`      | a bucket that exists (`vmig-test`)        |
 //! | `VMIG_PYTHON`         | a Python with faiss-cpu, numpy and pyarrow (`scripts/pyenv`) |
 //! | `VMIG_MARIADB_URL`    | MariaDB (`scripts/mariadb start`): `mysql://vmig:vmigpass@127.0.0.1:13306/vmig`; the user may create databases named `vmig*` |
+//! | `VMIG_POSTGRES_URL`   | PostgreSQL 15 (`scripts/postgres start`): `postgres://postgres@127.0.0.1:15432/postgres`; trust auth, the user may create databases |
 //! | `VMIG_ES_URL`         | Elasticsearch-compatible server (`scripts/es start`) |
 //! | `VMIG_OPENSEARCH_URL` | OpenSearch-compatible server (`scripts/es start`) |
 //! | `VMIG_MILVUS_URI`, `VMIG_MILVUS_USER`, `VMIG_MILVUS_PASSWORD` | Milvus 2.x ([`milvus`]; user and password default to `root` / `Milvus`) |
@@ -90,6 +91,11 @@ pub fn python() -> Option<String> {
 /// The MariaDB URL (`mysql://user:password@host:port/db`), or `None` (see [`endpoint`]).
 pub fn mariadb_url() -> Option<String> {
     endpoint("VMIG_MARIADB_URL", "MariaDB")
+}
+
+/// The PostgreSQL URL (`postgres://user@host:port/db`), or `None` (see [`endpoint`]).
+pub fn postgres_url() -> Option<String> {
+    endpoint("VMIG_POSTGRES_URL", "PostgreSQL")
 }
 
 /// The Elasticsearch-compatible server (`scripts/es start`: noida-db, reports 8.15), or `None`

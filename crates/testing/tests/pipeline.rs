@@ -206,9 +206,19 @@ async fn checkpoints_resume_exactly_after_durable_rows() {
         .run(Arc::new(NoProgress))
         .await
         .unwrap();
-    let mut all = first_state.lock().unwrap().durable.clone();
-    all.extend(second_state.lock().unwrap().durable.clone());
-    assert_eq!(sorted_ids(&all), (0..60).collect::<Vec<_>>());
+    // The failed run was suspended, not aborted, and the resumed sink got the record the first
+    // one gave at its last flush.
+    {
+        let first = first_state.lock().unwrap();
+        assert!(first.suspended && !first.aborted);
+        assert_eq!(
+            second_state.lock().unwrap().resumed_from,
+            Some(serde_json::json!({ "flushes": first.flushes }))
+        );
+        let mut all = first.durable.clone();
+        all.extend(second_state.lock().unwrap().durable.clone());
+        assert_eq!(sorted_ids(&all), (0..60).collect::<Vec<_>>());
+    }
     let done = store.load().await.unwrap().unwrap();
     assert!(
         done.partitions()
@@ -512,6 +522,66 @@ async fn max_rows_per_second_paces_the_writes() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(200));
 }
 
+/// A stop lands almost always while a throttled run waits for its pace: it must still flush
+/// and save what the sink accepted (the stop path), not return past it.
+#[tokio::test]
+async fn a_throttled_run_stopped_while_pacing_saves_what_the_sink_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FileCheckpointStore::new(dir.path().join("ck.json")));
+    let job = JobFingerprint::of(&serde_json::json!({"job": "throttled stop"}));
+    let throttled = PipelineOptions {
+        max_rows_per_second: std::num::NonZeroU64::new(20),
+        ..PipelineOptions::default()
+    };
+    // 40 rows at 20 rows/s, no flush before the end: stopped after 0.3 s, in a pause.
+    let first = MockSink::default();
+    let first_state = Arc::clone(&first.state);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        stop.cancel();
+    });
+    let err = Pipeline::new(Box::new(source(1, 8, 5)), Box::new(first))
+        .with_options(throttled)
+        .with_checkpoints(store.clone(), job.clone())
+        .with_cancel(cancel)
+        .run(Arc::new(NoProgress))
+        .await
+        .unwrap_err();
+    assert!(matches!(err.root(), vmig_core::Error::Cancelled), "{err}");
+    let (flushed, durable) = {
+        let s = first_state.lock().unwrap();
+        assert!(s.suspended && !s.committed, "{s:?}");
+        (s.flushes, s.durable.clone())
+    };
+    let rows: usize = durable.iter().map(RecordBatch::num_rows).sum();
+    assert!(
+        flushed == 1 && rows > 0 && rows < 40,
+        "the stop should have flushed the rows written before it: {flushed} flushes, {rows} rows"
+    );
+    let saved = store.load().await.unwrap();
+    let Some(PartitionState::InProgress { after }) = saved
+        .as_ref()
+        .and_then(|c| c.partitions().get(&PartitionId::new("p0")).cloned())
+    else {
+        panic!("nothing saved for p0: {saved:?}");
+    };
+    assert_eq!(after.decode::<usize>().unwrap() + 1, rows / 5);
+
+    // The next run resumes after them: every row once in all.
+    let second = MockSink::default();
+    let second_state = Arc::clone(&second.state);
+    Pipeline::new(Box::new(source(1, 8, 5)), Box::new(second))
+        .with_checkpoints(store, job)
+        .run(Arc::new(NoProgress))
+        .await
+        .unwrap();
+    let mut all = durable;
+    all.extend(second_state.lock().unwrap().durable.clone());
+    assert_eq!(sorted_ids(&all), (0..40).collect::<Vec<_>>());
+}
+
 /// Plans a schema that differs from what it produces: `transform` passes batches through
 /// unchanged, `output_schema` replaces the input's field `field` by `planned`.
 #[derive(Debug)]
@@ -621,4 +691,87 @@ async fn the_source_hears_the_end_of_every_job_finished_or_failed() {
         assert_eq!(result.is_ok(), fail.is_none(), "{result:?}");
         assert_eq!(ended.load(Ordering::SeqCst), 1, "fail_at {fail:?}");
     }
+}
+
+/// A checkpoint store that "dies" at its `kill_at`-th save (1-based): that save and every later
+/// one fail, as if the process had been killed just before the write. What the store holds is
+/// what a killed run leaves.
+#[derive(Debug)]
+struct DiesAt {
+    inner: FileCheckpointStore,
+    saves: AtomicUsize,
+    kill_at: usize,
+}
+
+#[async_trait]
+impl CheckpointStore for DiesAt {
+    async fn load(&self) -> Result<Option<Checkpoint>> {
+        self.inner.load().await
+    }
+
+    async fn save(&self, checkpoint: &Checkpoint) -> Result<()> {
+        if self.saves.fetch_add(1, Ordering::SeqCst) + 1 >= self.kill_at {
+            return Err(vmig_core::Error::Cancelled);
+        }
+        self.inner.save(checkpoint).await
+    }
+}
+
+/// A sink whose writes are durable at once (a Milvus insert): killed between any two state
+/// writes, the resumed run sends every row the killed run may have written again as a replay
+/// (an upsert), so the target ends with every row exactly once.
+#[tokio::test]
+async fn sent_marks_make_a_kill_at_any_save_exactly_once() {
+    let job = JobFingerprint::of(&serde_json::json!({"job": "sent-marks"}));
+    let all_ids: Vec<i64> = (0..48).collect();
+    let mut kills = 0;
+    for kill_at in 1.. {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck.json");
+        let src = source(3, 4, 4);
+        let opts = PipelineOptions {
+            flush_rows: Some(12),
+            concurrency: NonZeroUsize::new(2).unwrap(),
+            ..PipelineOptions::default()
+        };
+        let killed = MockSink::with_sent_marks();
+        let killed_state = Arc::clone(&killed.state);
+        let store = Arc::new(DiesAt {
+            inner: FileCheckpointStore::new(&path),
+            saves: AtomicUsize::new(0),
+            kill_at,
+        });
+        let first = Pipeline::new(Box::new(src.clone()), Box::new(killed))
+            .with_options(opts.clone())
+            .with_checkpoints(store, job.clone())
+            .run(Arc::new(NoProgress))
+            .await;
+        if first.is_ok() {
+            break; // `kill_at` is past the last save: every instant has been tried
+        }
+        kills += 1;
+        // What the target holds: everything the killed run handed to the sink.
+        let mut target: Vec<i64> = {
+            let s = killed_state.lock().unwrap();
+            let mut rows = s.durable.clone();
+            rows.extend(s.pending.clone());
+            sorted_ids(&rows)
+        };
+        let resumed = MockSink::with_sent_marks();
+        let resumed_state = Arc::clone(&resumed.state);
+        Pipeline::new(Box::new(src), Box::new(resumed))
+            .with_options(opts)
+            .with_checkpoints(Arc::new(FileCheckpointStore::new(&path)), job.clone())
+            .run(Arc::new(NoProgress))
+            .await
+            .unwrap_or_else(|e| panic!("resume after a kill at save {kill_at}: {e}"));
+        let s = resumed_state.lock().unwrap();
+        let replayed = sorted_ids(&s.replayed);
+        // Replays are upserts: they replace rows of the killed run; other writes are inserts.
+        target.retain(|id| replayed.binary_search(id).is_err());
+        target.extend(sorted_ids(&s.durable));
+        target.sort_unstable();
+        assert_eq!(target, all_ids, "kill at save {kill_at}");
+    }
+    assert!(kills >= 10, "only {kills} kill points");
 }

@@ -1,7 +1,9 @@
 //! vmig: move vector data into Milvus 2.x — the library, with its plugins.
 //!
 //! This is the crate an application embeds. It re-exports [`vmig_core`] (traits, runner, job
-//! files, registry) at its root and links one plugin crate per cargo feature, all on by default:
+//! files, registry) at its root, the job state store [`vmig_state`] as [`state`] (runs and
+//! checkpoints in SQLite, MySQL/MariaDB or PostgreSQL, so a job resumes), and links one plugin
+//! crate per cargo feature, all on by default:
 //!
 //! | feature          | plugins                                   | crate                 |
 //! |------------------|-------------------------------------------|-----------------------|
@@ -29,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub use vmig_core::*;
+pub use vmig_state as state;
 
 #[cfg(feature = "parsers")]
 pub use vmig_parsers as parsers;

@@ -1,0 +1,383 @@
+//! Which run of a job `vmig migrate` starts: the state store it uses, and the rules that make a
+//! run resume, start over, or be refused.
+//!
+//! * The store is `--state URL`, else `[state] url`, else `sqlite://.vmig/state.db` next to the
+//!   job file; `--state none` runs without one (nothing is resumable then).
+//! * A job is known by its name (`[state] name`, else the job file's stem). Its last run decides:
+//!   - none, or nothing saved yet: a fresh run;
+//!   - still `running` in a process that exists: refused (exit 1) naming that process;
+//!   - `failed`, `cancelled`, or `running` in a process that is gone (killed): resumed;
+//!   - `done`: refused (exit 2) — `--restart` runs it again;
+//!   - saved by a job file whose source, transforms or sink differ: refused (exit 2), saying
+//!     which changed — `--restart` starts over; unless that run saved no progress and did not
+//!     finish (it failed before its first checkpoint): then the changed job simply starts.
+//! * Several workers (`[state] lease`, or `--worker`): a process joins a job that live workers
+//!   are running instead of being refused — only with a MySQL/MariaDB or PostgreSQL store
+//!   (state every worker can reach; an SQLite file is one machine's), and only when every live
+//!   run of the job is a worker (a single-process run is never joined). The job is finished
+//!   when a worker completed its `finish` step; `--restart` is refused while workers live.
+//! * `--restart` forgets the saved progress. When the earlier run was not finished, its sink
+//!   is first resumed from its record and aborted, so what that run created (and only that) is
+//!   removed; then the new run prepares the target as its options say.
+
+use std::fmt;
+
+use vmig::checkpoint::CheckpointStore;
+use vmig::config::Job;
+use vmig::pipeline::Resumed;
+use vmig::state::{JobIdentity, RunRecord, RunStatus, StateStore};
+
+/// The default store, relative to the job file's directory.
+pub const DEFAULT_URL: &str = "sqlite://.vmig/state.db";
+
+/// The lease of `--worker` when the job file sets none.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The lease this run's workers use, when the run is one worker of a shared job: `[state]
+/// lease`, or [`DEFAULT_LEASE`] with `--worker`.
+///
+/// # Errors
+/// [`vmig::Error::Config`] when the store is not a server every worker can reach.
+pub fn lease(
+    job: &Job,
+    worker: bool,
+    url: Option<&str>,
+) -> anyhow::Result<Option<std::time::Duration>> {
+    let lease = match (job.state.lease, worker) {
+        (Some(lease), _) => lease,
+        (None, true) => DEFAULT_LEASE,
+        (None, false) => return Ok(None),
+    };
+    let shared = url.is_some_and(|u| {
+        let scheme = u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        matches!(
+            scheme.as_deref(),
+            Some("mysql" | "mariadb" | "postgres" | "postgresql")
+        )
+    });
+    if !shared {
+        let store = url.map_or_else(|| "none".to_string(), vmig::redact::url);
+        return Err(vmig::Error::config(
+            "state",
+            format!(
+                "several workers share a job through a state store they all reach: `[state] lease` and `--worker` need `--state` (or `[state] url`) mysql://…, mariadb://… or postgres://…, not {store}"
+            ),
+        )
+        .into());
+    }
+    Ok(Some(lease))
+}
+
+/// A run refused before it started: the job is done, changed, or running elsewhere. Exits 2
+/// (a usage matter: the message says which flag to add) unless `busy`.
+#[derive(Debug)]
+pub struct Refused {
+    /// The whole message.
+    pub message: String,
+    /// Another process runs the job (exit 1: retrying later may work).
+    pub busy: bool,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The store URL for `job`: `--state`, then `[state] url`, then [`DEFAULT_URL`]; `None` for
+/// `--state none`.
+pub fn url(job: &Job, flag: Option<&str>) -> Option<String> {
+    match flag {
+        Some("none") => None,
+        Some(url) => Some(url.to_string()),
+        None => Some(
+            job.state
+                .url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_URL.to_string()),
+        ),
+    }
+}
+
+/// What `job` is in the store.
+pub fn identity(job: &Job) -> JobIdentity {
+    JobIdentity {
+        name: job.name.clone(),
+        fingerprint: job.fingerprints.job.to_string(),
+        source: job.fingerprints.source.to_string(),
+        transforms: job.fingerprints.transforms.to_string(),
+        sink: job.fingerprints.sink.to_string(),
+        resolved: job.resolved.clone(),
+    }
+}
+
+/// How the run starts.
+#[derive(Debug)]
+pub struct Start {
+    /// The new run's record.
+    pub run: RunRecord,
+    /// What `--restart` removed of the earlier, unfinished run (one sentence each).
+    pub discarded: Vec<String>,
+    /// This run's handle as a worker of a shared job.
+    pub worker: Option<std::sync::Arc<vmig::state::JobWorker>>,
+}
+
+/// Decides whether `job` resumes, starts fresh, or is refused, applies `--restart`, and records
+/// the new run as running.
+///
+/// # Errors
+/// [`Refused`] for a finished, changed or busy job; store errors.
+pub async fn begin(
+    store: &StateStore,
+    job: &Job,
+    restart: bool,
+    lease: Option<std::time::Duration>,
+) -> anyhow::Result<Start> {
+    let worker = lease.is_some();
+    let name = &job.name;
+    let saved = store.job(name).await?;
+    let last = store.last_run(name).await?;
+    let live: Vec<RunRecord> = store
+        .runs(name)
+        .await?
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Running && !vmig::process::is_gone(&r.host, r.pid))
+        .collect();
+    // Read after the runs: a worker's run and its worker row are written in one transaction,
+    // so every worker run read above is in this set.
+    let workers: std::collections::BTreeSet<String> = store
+        .workers(name)
+        .await?
+        .into_iter()
+        .map(|w| w.worker)
+        .collect();
+    // A worker joins live workers; anything else is refused as busy.
+    let blocking = live
+        .iter()
+        .find(|r| !worker || restart || !workers.contains(&r.id));
+    if let Some(last) = blocking {
+        let why = if worker && restart {
+            "; `--restart` waits until no worker runs"
+        } else if worker {
+            "; a worker joins only other workers (runs with `[state] lease` or `--worker`)"
+        } else {
+            ""
+        };
+        return Err(Refused {
+            message: format!(
+                "job `{name}` is being run by another vmig process (pid {} on {}, run {}, started {}); wait for it to finish or stop it — its progress is kept ({}){why}",
+                last.pid,
+                last.host,
+                last.id,
+                when(last.started_at),
+                store.location()
+            ),
+            busy: true,
+        }
+        .into());
+    }
+    let checkpoints = store.checkpoints(name);
+    let progress = checkpoints.load().await?;
+    let mut discarded = Vec::new();
+    // A changed job is refused only when its earlier run left something that would not apply:
+    // saved progress, or a finished run. An earlier run that failed or stopped before saving
+    // anything (an unreachable server, a typo fixed since) is simply started over.
+    let saved_progress = progress
+        .as_ref()
+        .is_some_and(|c| !c.is_empty() || c.sink().is_some());
+    let finished = last.as_ref().is_some_and(|l| l.status == RunStatus::Done);
+    if let Some(saved) = &saved {
+        let was = &saved.identity;
+        if was.fingerprint != job.fingerprints.job.as_str()
+            && !restart
+            && (saved_progress || finished)
+        {
+            let mut changed = Vec::new();
+            if was.source != job.fingerprints.source.as_str() {
+                changed.push("[source]");
+            }
+            if was.transforms != job.fingerprints.transforms.as_str() {
+                changed.push("[[transform]]");
+            }
+            if was.sink != job.fingerprints.sink.as_str() {
+                changed.push("[sink]");
+            }
+            let what = if changed.is_empty() {
+                "the job".to_string()
+            } else {
+                changed.join(" and ")
+            };
+            return Err(Refused {
+                message: format!(
+                    "job `{name}` changed since its last run ({what} differ from what {} recorded), so that run's progress does not apply; `vmig migrate --restart` starts this job over, or give it another name with `[state] name`",
+                    store.location()
+                ),
+                busy: false,
+            }
+            .into());
+        }
+    }
+    let finished = if worker {
+        store.step_done(name, vmig::lease::Step::Finish).await?
+    } else {
+        last.as_ref().is_some_and(|l| l.status == RunStatus::Done)
+    };
+    if let Some(last) = last.as_ref().filter(|_| finished) {
+        if !restart {
+            return Err(Refused {
+                message: format!(
+                    "job `{name}` already finished (run {}, ended {}); `vmig migrate --restart` runs it again from the start (the target is then handled as the sink's options say)",
+                    last.id,
+                    last.ended_at.map_or_else(|| "?".to_string(), when)
+                ),
+                busy: false,
+            }
+            .into());
+        }
+    }
+    let unfinished = last.as_ref().is_some_and(|l| l.status != RunStatus::Done);
+    let mut resuming = progress.as_ref().is_some_and(|c| !c.is_empty());
+    let changed = saved
+        .as_ref()
+        .is_some_and(|s| s.identity.fingerprint != job.fingerprints.job.as_str());
+    if changed && !restart {
+        // Nothing of the earlier run applies (see above): forget its empty checkpoint.
+        store.forget_progress(name).await?;
+        resuming = false;
+    }
+    if restart {
+        if unfinished {
+            if let Some(record) = progress.as_ref().and_then(|c| c.sink().cloned()) {
+                discarded = discard(job, record).await;
+            }
+        }
+        store.forget_progress(name).await?;
+        resuming = false;
+    }
+    let (run, worker) = match lease {
+        Some(lease) => {
+            let (run, worker) = store
+                .start_worker_run(&identity(job), resuming, lease)
+                .await?;
+            (run, Some(std::sync::Arc::new(worker)))
+        }
+        None => (store.start_run(&identity(job), resuming).await?, None),
+    };
+    Ok(Start {
+        run,
+        discarded,
+        worker,
+    })
+}
+
+/// Removes what an unfinished earlier run's sink created: resumes a fresh sink from that run's
+/// record and aborts it. Failures are reported, not fatal: the new run's `prepare` still
+/// refuses anything in its way.
+async fn discard(job: &Job, record: serde_json::Value) -> Vec<String> {
+    let sink = match job.sink.build(&job.ctx).await {
+        Ok(sink) => sink,
+        Err(e) => return vec![format!("The earlier run's output was not removed: {e}.")],
+    };
+    let mut sink = sink;
+    if let Err(e) = sink.resume(record).await {
+        return vec![format!(
+            "The earlier run's output was left as it was (it could not be adopted: {e})."
+        )];
+    }
+    match sink.abort().await {
+        Ok(report) => report.left,
+        Err(e) => vec![format!("Removing the earlier run's output failed: {e}.")],
+    }
+}
+
+/// Records how the run ended.
+///
+/// # Errors
+/// Store errors.
+pub async fn finish(
+    store: &StateStore,
+    run: &RunRecord,
+    result: &anyhow::Result<()>,
+    cancelled: bool,
+) -> anyhow::Result<()> {
+    let (status, error) = match result {
+        Ok(()) => (RunStatus::Done, None),
+        Err(_) if cancelled => (RunStatus::Cancelled, None),
+        Err(e) => (
+            RunStatus::Failed,
+            Some(vmig::redact::text(&format!("{e:#}"))),
+        ),
+    };
+    store.finish_run(&run.id, status, error.as_deref()).await?;
+    Ok(())
+}
+
+/// `2026-12-02 15:50:00 UTC`.
+pub fn when(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    vmig::process::utc(secs)
+}
+
+/// The line `vmig migrate` prints when it resumes.
+pub fn resuming_line(name: &str, from: &Resumed) -> String {
+    let mut line = format!(
+        "resuming {name}: {} of {} partitions done",
+        from.partitions_done, from.partitions
+    );
+    if from.partitions_in_progress > 0 {
+        line.push_str(&format!(", {} in progress", from.partitions_in_progress));
+    }
+    line.push_str(&format!(
+        ", {} rows already written",
+        human_count(from.rows_written)
+    ));
+    if from.rows_replayed > 0 {
+        line.push_str(&format!(
+            "; {} rows that may already be in the target are sent again as replays",
+            human_count(from.rows_replayed)
+        ));
+    }
+    line
+}
+
+/// `3.1M`, `12.4k`, `999`.
+pub fn human_count(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1}M", n as f64 / 1e6),
+        _ => format!("{:.2}G", n as f64 / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_as_people_write_them() {
+        assert_eq!(human_count(999), "999");
+        assert_eq!(human_count(12_400), "12.4k");
+        assert_eq!(human_count(3_100_000), "3.1M");
+        assert_eq!(human_count(1_250_000_000), "1.25G");
+    }
+
+    #[test]
+    fn the_resume_line_says_what_is_done() {
+        let from = Resumed {
+            partitions: 40,
+            partitions_done: 12,
+            partitions_in_progress: 3,
+            rows_written: 3_100_000,
+            rows_replayed: 0,
+        };
+        assert_eq!(
+            resuming_line("books", &from),
+            "resuming books: 12 of 40 partitions done, 3 in progress, 3.1M rows already written"
+        );
+    }
+}

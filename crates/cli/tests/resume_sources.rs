@@ -1,0 +1,149 @@
+//! A resumable `vmig migrate` per source the other resume tests do not cover: a Milvus 2.x
+//! collection (the real Milvus 2.3.5 of `scripts/milvus`) into Parquet files, stopped by a signal
+//! and killed with `SIGKILL` at random instants, resumed until done; `vmig verify` must find the
+//! output equal to the collection, and the rows must be the shipped sample index's, bit for bit.
+//! Skips loudly without Milvus; fails under `CI=true`.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use vmig_testing::process::output_text as text;
+use vmig_testing::service::{milvus, unique, MilvusServer};
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sample.faiss")
+}
+
+fn vmig_cmd(args: &[&str], m: &MilvusServer) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
+    c.args(args)
+        .env_remove("VMIG_LOG")
+        .env("VMIG_TEST_MILVUS_PASSWORD", &m.password);
+    c
+}
+
+fn vmig(args: &[&str], m: &MilvusServer) -> Output {
+    vmig_cmd(args, m).output().unwrap()
+}
+
+/// Writes `dir/<name>.toml` with `body` and returns its path.
+fn write_job(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// Drops `collection` through pymilvus (`VMIG_MILVUS_PYTHON`), when it is configured.
+fn drop_collection(m: &MilvusServer, collection: &str) {
+    let Ok(python) = std::env::var("VMIG_MILVUS_PYTHON") else {
+        return;
+    };
+    let script = format!(
+        "from pymilvus import connections, utility\nconnections.connect(uri='{}', user='{}', password='{}')\nutility.drop_collection('{collection}')",
+        m.uri, m.user, m.password
+    );
+    vmig_testing::process::python(&python, &script, &[] as &[&str]);
+}
+
+#[test]
+fn milvus2_source_resumes_after_a_stop_and_kills() {
+    let Some(m) = milvus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let collection = unique("cli_resume_src");
+    // The sample index into a collection of its own (no state: a set-up step).
+    let load = write_job(
+        dir.path(),
+        "load",
+        &format!(
+            "[source]\ntype = \"faiss\"\npath = \"{}\"\n\n[sink]\ntype = \"milvus2\"\nuri = \"{}\"\nuser = \"{}\"\npassword = \"${{VMIG_TEST_MILVUS_PASSWORD}}\"\ncollection = \"{collection}\"\nmode = \"insert\"\nindex = {{ type = \"FLAT\" }}\nload = true\n",
+            sample().display(),
+            m.uri,
+            m.user
+        ),
+    );
+    let o = vmig(&["migrate", load.to_str().unwrap(), "--state", "none"], &m);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // The collection into Parquet files, slowly: 2000 rows at 250 rows/s, a page of 100 rows
+    // per query, a checkpoint every 100 rows.
+    let out = dir.path().join("out");
+    let copy = write_job(
+        dir.path(),
+        "copy",
+        &format!(
+            "[source]\ntype = \"milvus2\"\nuri = \"{}\"\nuser = \"{}\"\npassword = \"${{VMIG_TEST_MILVUS_PASSWORD}}\"\ncollection = \"{collection}\"\nbatch_size = 100\n\n[sink]\ntype = \"files\"\npath = \"{}\"\nmax_file_size = \"64KiB\"\n\n[pipeline]\nbatch_rows = 50\nflush_rows = 100\nmax_rows_per_second = 250\ncheckpoint_interval = \"1s\"\n",
+            m.uri,
+            m.user,
+            out.display()
+        ),
+    );
+    let copy_arg = copy.to_str().unwrap().to_string();
+    let mut c = vmig_cmd(&["migrate", &copy_arg, "--progress", "log"], &m);
+    c.env("VMIG_LOG", "info");
+    let o = vmig_testing::process::signal_after(c, "Started", Duration::from_millis(1500), "INT");
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    let killed = vmig_testing::process::kill_until_done(
+        || {
+            let mut c = vmig_cmd(&["migrate", &copy_arg, "--json", "--progress", "log"], &m);
+            c.env("VMIG_LOG", "info");
+            c
+        },
+        6,
+        Duration::from_millis(1500),
+        17,
+    );
+    assert!(killed.last.status.success(), "{}", text(&killed.last));
+    assert_eq!(killed.kills, 6);
+    let summary: serde_json::Value = serde_json::from_slice(&killed.last.stdout).unwrap();
+    assert!(
+        summary["resumed"]["rows_written"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+
+    let o = vmig(&["verify", &copy_arg, "--json"], &m);
+    assert!(o.status.success(), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "missing",
+        "extra",
+        "changed",
+        "duplicate_in_source",
+        "duplicate_in_target",
+    ] {
+        assert_eq!(report[key], 0, "{key}: {report}");
+    }
+    assert_eq!(report["target_rows"], 2000, "{report}");
+
+    // The same rows as the sample index itself, bit for bit.
+    let reference = dir.path().join("reference");
+    let direct = write_job(
+        dir.path(),
+        "direct",
+        &format!(
+            "[source]\ntype = \"faiss\"\npath = \"{}\"\n\n[sink]\ntype = \"files\"\npath = \"{}\"\n",
+            sample().display(),
+            reference.display()
+        ),
+    );
+    let o = vmig(
+        &["migrate", direct.to_str().unwrap(), "--state", "none"],
+        &m,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = |d: &Path| {
+        vmig_testing::compare::id_vector_bits(
+            &vmig_testing::compare::parquet_dir_batches(d),
+            "vector",
+        )
+    };
+    // The rows of the collection's `_default` partition are in that folder.
+    let got = rows(&out.join("_default"));
+    assert_eq!(got.len(), 2000);
+    assert!(
+        got == rows(&reference),
+        "the copied rows differ from the index's"
+    );
+    drop_collection(&m, &collection);
+}
