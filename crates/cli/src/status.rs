@@ -7,6 +7,7 @@ use vmig::state::{RunRecord, RunStatus, StateStore};
 
 use crate::jobstate;
 use crate::output;
+use crate::progress::human_bytes;
 
 /// Prints the runs and saved progress of `job` (as JSON with `json`).
 ///
@@ -29,7 +30,7 @@ pub async fn print(job: Job, state: Option<String>, json: bool) -> anyhow::Resul
     let finished_by_worker = store.step_done(name, vmig::lease::Step::Finish).await?;
 
     let mut partitions = Vec::new();
-    let (mut done, mut rows_written, mut rows_read) = (0usize, 0u64, 0u64);
+    let (mut done, mut rows_written, mut rows_read, mut bytes_written) = (0usize, 0u64, 0u64, 0u64);
     if let Some(c) = &checkpoint {
         for (id, state) in c.partitions() {
             let progress = c.progress().get(id).copied().unwrap_or_default();
@@ -37,12 +38,14 @@ pub async fn print(job: Job, state: Option<String>, json: bool) -> anyhow::Resul
             done += usize::from(is_done);
             rows_written += progress.rows_written;
             rows_read += progress.rows_read;
+            bytes_written += progress.bytes_written;
             partitions.push(serde_json::json!({
                 "partition": id.0.as_str(),
                 "done": is_done,
                 "rows_read": progress.rows_read,
                 "rows_written": progress.rows_written,
                 "unconfirmed": progress.unconfirmed,
+                "bytes_written": progress.bytes_written,
             }));
         }
     }
@@ -66,6 +69,7 @@ pub async fn print(job: Job, state: Option<String>, json: bool) -> anyhow::Resul
             "partitions_done": done,
             "rows_read": rows_read,
             "rows_written": rows_written,
+            "bytes_written": bytes_written,
             "rows_per_second": rate,
             "partitions": partitions,
             "workers": workers,
@@ -129,15 +133,17 @@ pub async fn print(job: Job, state: Option<String>, json: bool) -> anyhow::Resul
     }
     if checkpoint.as_ref().is_some_and(|c| !c.is_empty()) {
         text.push_str(&format!(
-            "  saved progress: {done} partitions done, {} in progress; {rows_written} rows written ({rows_read} source rows read)\n",
-            partitions.len() - done
+            "  saved progress: {done} partitions done, {} in progress; {rows_written} rows written, {} ({rows_read} source rows read)\n",
+            partitions.len() - done,
+            human_bytes(bytes_written)
         ));
         for p in &partitions {
             if p["done"] == serde_json::Value::Bool(false) {
                 text.push_str(&format!(
-                    "    {}: {} rows written{}\n",
+                    "    {}: {} rows written, {}{}\n",
                     p["partition"].as_str().unwrap_or("?"),
                     p["rows_written"],
+                    human_bytes(p["bytes_written"].as_u64().unwrap_or(0)),
                     if p["unconfirmed"].as_u64().unwrap_or(0) > 0 {
                         format!(", {} more sent but not confirmed", p["unconfirmed"])
                     } else {

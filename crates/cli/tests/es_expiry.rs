@@ -16,6 +16,8 @@
 //! renews it. Nothing in these tests deletes a context: the only cause is the keep-alive.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,8 +39,8 @@ const REOPENED: &str =
     "The search context was lost; reopening it and continuing from the last position.";
 
 fn vmig_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
-    c.args(args).env("VMIG_LOG", "info");
+    let mut c = common::vmig_cmd(args);
+    c.env("VMIG_LOG", "info");
     c
 }
 
@@ -72,59 +74,29 @@ fn docs() -> BTreeMap<String, Doc> {
 
 /// Creates `index` (2 shards) and loads [`docs`] into it.
 async fn load(base: &str, index: &str) {
-    let c = reqwest::Client::new();
-    let r = c
-        .put(format!("{base}/{index}"))
-        .json(&json!({
-            "settings": { "number_of_shards": 2, "number_of_replicas": 0 },
-            "mappings": { "properties": {
-                "n": { "type": "long" },
-                "tag": { "type": "keyword" },
-                "v": { "type": "dense_vector", "dims": DIM, "index": true, "similarity": "l2_norm" }
-            }}
-        }))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    assert!(status.is_success(), "{index}: {}", r.text().await.unwrap());
-    let mut body = String::new();
-    for (id, d) in docs() {
+    let body = json!({
+        "settings": { "number_of_shards": 2, "number_of_replicas": 0 },
+        "mappings": { "properties": {
+            "n": { "type": "long" },
+            "tag": { "type": "keyword" },
+            "v": { "type": "dense_vector", "dims": DIM, "index": true, "similarity": "l2_norm" }
+        }}
+    });
+    let docs = docs().into_iter().map(|(id, d)| {
         let v: Vec<String> = d
             .bits
             .iter()
             .map(|b| format!("{}", f32::from_bits(*b)))
             .collect();
-        body.push_str(&json!({ "index": { "_index": index, "_id": id } }).to_string());
-        body.push('\n');
-        body.push_str(&format!(
+        let source = format!(
             r#"{{"n":{},"tag":{},"v":[{}]}}"#,
             d.n,
             json!(d.tag),
             v.join(",")
-        ));
-        body.push('\n');
-    }
-    let r: Value = c
-        .post(format!("{base}/_bulk?refresh=true"))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(r["errors"], json!(false), "bulk into {index}: {r}");
-    let count: Value = c
-        .get(format!("{base}/{index}/_count"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(count["count"], json!(DOCS), "{index}: {count}");
+        );
+        (id, source)
+    });
+    vmig_testing::es::create_and_load(base, index, &body, docs).await;
 }
 
 /// Deletes the test's index when the test ends, also when it fails.
@@ -271,19 +243,7 @@ fn stopped_and_resumed_across_expired_contexts(method: &str) {
     );
 
     let v = vmig_cmd(&["verify", cfg_arg, "--json"]).output().unwrap();
-    assert!(v.status.success(), "{}", output_text(&v));
-    let report: Value = serde_json::from_slice(&v.stdout).unwrap();
-    assert_eq!(report["status"], "ok", "{report}");
-    for key in [
-        "missing",
-        "extra",
-        "changed",
-        "duplicate_in_source",
-        "duplicate_in_target",
-    ] {
-        assert_eq!(report[key], 0, "{key}: {report}");
-    }
-    assert_eq!(report["target_rows"], DOCS, "{report}");
+    common::assert_verify_clean(&v, DOCS as u64);
 
     let got = output(&dir.path().join("out"));
     let want = docs();

@@ -13,6 +13,8 @@
 //! again, see [`Milvus::settle`]).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -20,18 +22,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{repo, sample};
 use vmig_testing::process::output_text;
 
 /// The dedicated instance's base port (it uses `PORT..=PORT + 11`).
 const PORT: u16 = 19730;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn sample() -> PathBuf {
-    repo().join("examples/data/sample.faiss")
-}
 
 /// The services' work directory: `VMIG_WORK` (set by `scripts/test` and `.ci/run`), else the
 /// one holding `VMIG_MILVUS_PYTHON`'s venv (`services.env` names it), else the repository's
@@ -155,8 +150,8 @@ impl Drop for Running<'_> {
 }
 
 fn vmig_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
-    c.args(args).env("VMIG_LOG", "info");
+    let mut c = common::vmig_cmd(args);
+    c.env("VMIG_LOG", "info");
     c
 }
 
@@ -309,20 +304,7 @@ fn assert_verify_clean(cfg: &Path) {
     let o = vmig_cmd(&["verify", cfg.to_str().unwrap(), "--json"])
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", output_text(&o));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(report["status"], "ok", "{report}");
-    for key in [
-        "missing",
-        "extra",
-        "changed",
-        "duplicate_in_source",
-        "duplicate_in_target",
-    ] {
-        assert_eq!(report[key], 0, "{key}: {report}");
-    }
-    assert_eq!(report["source_rows"], 2000, "{report}");
-    assert_eq!(report["target_rows"], 2000, "{report}");
+    common::assert_verify_clean(&o, 2000);
 }
 
 /// The sink's retry warning (`vmig_core::retry`): the run met the outage.

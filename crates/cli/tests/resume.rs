@@ -4,25 +4,18 @@
 //! once.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sample.faiss")
-}
-
-fn vmig_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
-    c.args(args).env_remove("VMIG_LOG");
-    c
-}
 
 fn vmig(args: &[&str]) -> Output {
     vmig_cmd(args).output().unwrap()
 }
 
+use common::{sample, vmig_cmd};
 use vmig_testing::process::output_text as text;
 
 /// Writes `dir/job.toml`: the sample index into Parquet files under `dir/out`, with `pipeline`
@@ -124,6 +117,16 @@ fn a_stopped_run_resumes_and_the_output_is_every_row_once() {
     assert_eq!(status["status"], "cancelled", "{status}");
     let saved = status["rows_written"].as_u64().unwrap();
     assert!(saved > 0 && saved < 2000, "{status}");
+    // Each saved row holds an Int64 id and 128 float32s: 520 bytes of values, per partition
+    // and in all.
+    assert_eq!(status["bytes_written"], saved * 520, "{status}");
+    for p in status["partitions"].as_array().unwrap() {
+        assert_eq!(
+            p["bytes_written"],
+            p["rows_written"].as_u64().unwrap() * 520,
+            "{status}"
+        );
+    }
     // Paced at 400 rows/s: the average rate of the saved progress is below that, and not 0.
     let rate = status["rows_per_second"].as_f64().unwrap();
     assert!(rate > 50.0 && rate <= 420.0, "{status}");
@@ -251,20 +254,7 @@ fn killed_at_random_instants_the_job_resumes_to_exactly_the_same_rows() {
     assert_clean_output(&dir.path().join("out"));
     // `vmig verify` reads the source again and the output back: nothing missing, extra,
     // changed or twice.
-    let o = vmig(&["verify", &cfg_arg, "--json"]);
-    assert!(o.status.success(), "{}", text(&o));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    for key in [
-        "missing",
-        "extra",
-        "changed",
-        "duplicate_in_source",
-        "duplicate_in_target",
-    ] {
-        assert_eq!(report[key], 0, "{key}: {report}");
-    }
-    assert_eq!(report["source_rows"], 2000, "{report}");
-    assert_eq!(report["target_rows"], 2000, "{report}");
+    common::assert_verify_clean(&vmig(&["verify", &cfg_arg, "--json"]), 2000);
 }
 
 /// Writes `dir/job.toml`: the sample index into `out`, the state in `state_url` under the job

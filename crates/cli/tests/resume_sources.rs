@@ -5,46 +5,24 @@
 //! Skips loudly without Milvus; fails under `CI=true`.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::{assert_verify_clean, sample, write_job};
 use vmig_testing::process::output_text as text;
 use vmig_testing::service::{milvus, unique, MilvusServer};
 
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sample.faiss")
-}
-
 fn vmig_cmd(args: &[&str], m: &MilvusServer) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
-    c.args(args)
-        .env_remove("VMIG_LOG")
-        .env("VMIG_TEST_MILVUS_PASSWORD", &m.password);
+    let mut c = common::vmig_cmd(args);
+    c.env("VMIG_TEST_MILVUS_PASSWORD", &m.password);
     c
 }
 
 fn vmig(args: &[&str], m: &MilvusServer) -> Output {
     vmig_cmd(args, m).output().unwrap()
-}
-
-/// Writes `dir/<name>.toml` with `body` and returns its path.
-fn write_job(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, body).unwrap();
-    path
-}
-
-/// Drops `collection` through pymilvus (`VMIG_MILVUS_PYTHON`), when it is configured.
-fn drop_collection(m: &MilvusServer, collection: &str) {
-    let Ok(python) = std::env::var("VMIG_MILVUS_PYTHON") else {
-        return;
-    };
-    let script = format!(
-        "from pymilvus import connections, utility\nconnections.connect(uri='{}', user='{}', password='{}')\nutility.drop_collection('{collection}')",
-        m.uri, m.user, m.password
-    );
-    vmig_testing::process::python(&python, &script, &[] as &[&str]);
 }
 
 #[test]
@@ -102,19 +80,7 @@ fn milvus2_source_resumes_after_a_stop_and_kills() {
         "{summary}"
     );
 
-    let o = vmig(&["verify", &copy_arg, "--json"], &m);
-    assert!(o.status.success(), "{}", text(&o));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    for key in [
-        "missing",
-        "extra",
-        "changed",
-        "duplicate_in_source",
-        "duplicate_in_target",
-    ] {
-        assert_eq!(report[key], 0, "{key}: {report}");
-    }
-    assert_eq!(report["target_rows"], 2000, "{report}");
+    assert_verify_clean(&vmig(&["verify", &copy_arg, "--json"], &m), 2000);
 
     // The same rows as the sample index itself, bit for bit.
     let reference = dir.path().join("reference");
@@ -145,5 +111,5 @@ fn milvus2_source_resumes_after_a_stop_and_kills() {
         got == rows(&reference),
         "the copied rows differ from the index's"
     );
-    drop_collection(&m, &collection);
+    m.drop_collection(&collection);
 }

@@ -8,47 +8,27 @@
 //! under `CI=true`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{assert_verify_clean, sample, write_job};
 use vmig_testing::database::TempDatabase;
 use vmig_testing::process::output_text as text;
 use vmig_testing::service::{milvus, postgres_url, unique, MilvusServer};
 
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sample.faiss")
-}
-
 fn vmig_cmd(args: &[&str], m: &MilvusServer) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
-    c.args(args)
-        .env_remove("VMIG_LOG")
-        .env("VMIG_TEST_MILVUS_PASSWORD", &m.password);
+    let mut c = common::vmig_cmd(args);
+    c.env("VMIG_TEST_MILVUS_PASSWORD", &m.password);
     c
 }
 
 fn vmig(args: &[&str], m: &MilvusServer) -> Output {
     vmig_cmd(args, m).output().unwrap()
-}
-
-fn write_job(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, body).unwrap();
-    path
-}
-
-fn drop_collection(m: &MilvusServer, collection: &str) {
-    let Ok(python) = std::env::var("VMIG_MILVUS_PYTHON") else {
-        return;
-    };
-    let script = format!(
-        "from pymilvus import connections, utility\nconnections.connect(uri='{}', user='{}', password='{}')\nutility.drop_collection('{collection}')",
-        m.uri, m.user, m.password
-    );
-    vmig_testing::process::python(&python, &script, &[] as &[&str]);
 }
 
 /// A running worker whose stderr is collected line by line.
@@ -190,19 +170,7 @@ fn three_workers_one_killed_finish_the_job_exactly_once() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("already finished"), "{}", text(&o));
 
-    let o = vmig(&["verify", &job_arg, "--json"], &m);
-    assert!(o.status.success(), "{}", text(&o));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    for key in [
-        "missing",
-        "extra",
-        "changed",
-        "duplicate_in_source",
-        "duplicate_in_target",
-    ] {
-        assert_eq!(report[key], 0, "{key}: {report}");
-    }
-    assert_eq!(report["target_rows"], 2000, "{report}");
+    assert_verify_clean(&vmig(&["verify", &job_arg, "--json"], &m), 2000);
 
     // The collection read back equals the sample index, ids and vectors bit for bit.
     let back = dir.path().join("back");
@@ -248,6 +216,6 @@ fn three_workers_one_killed_finish_the_job_exactly_once() {
     assert_eq!(got.len(), 2000);
     assert!(got == want, "the collection's rows differ from the index's");
 
-    drop_collection(&m, &collection);
+    m.drop_collection(&collection);
     rt.block_on(db.drop_now());
 }

@@ -122,6 +122,9 @@ pub struct PartitionProgress {
     /// idempotent ([`crate::Sink::needs_sent_marks`]) before the last save: they may be in the
     /// target already, so a resumed run sends them again with [`crate::Sink::write_replay`].
     pub unconfirmed: u64,
+    /// Bytes of the rows the sink made durable for this partition, as Arrow holds their values
+    /// ([`crate::pipeline::data_bytes`]): a size of the data independent of the sink's encoding.
+    pub bytes_written: u64,
 }
 
 /// Where one partition stands.

@@ -84,9 +84,11 @@ pub enum Claim {
         /// The worker it was taken over from, when its lease had expired.
         from: Option<String>,
     },
-    /// Nothing can be claimed now: other workers hold the partitions not done yet.
+    /// Nothing can be claimed now: other workers hold partitions not done yet (one of them may
+    /// die and leave them to this worker).
     Wait,
-    /// Every partition is done.
+    /// Nothing is left for this worker to claim: every partition is done, or held by this
+    /// worker itself (its other reader slots finish them).
     AllDone,
 }
 

@@ -499,6 +499,7 @@ impl Pipeline {
 struct Pending {
     rows_read: u64,
     rows_written: u64,
+    bytes_written: u64,
 }
 
 /// The state of one run of the sink loop: report, positions and checkpoint bookkeeping.
@@ -636,6 +637,7 @@ impl<'a> Run<'a> {
             sink.prepare(target_schema)
                 .await
                 .map_err(|e| e.context("preparing the sink"))?;
+            self.save_intent(sink.resume_record()).await?;
         }
 
         let (tx, mut rx) = mpsc::channel::<Msg>(self.options.channel_capacity.get());
@@ -801,6 +803,7 @@ impl<'a> Run<'a> {
         let pending = self.pending.entry(partition).or_default();
         pending.rows_read += rows_read;
         pending.rows_written += rows;
+        pending.bytes_written += data_bytes(&batch);
         let sent = pending.rows_read;
         let replay = self.replay_left.get(&partition).copied().unwrap_or(0) > 0;
         if let Some(left) = self.replay_left.get_mut(&partition) {
@@ -826,6 +829,26 @@ impl<'a> Run<'a> {
         self.unflushed += rows;
         observer.written(rows);
         Ok(())
+    }
+
+    /// Saves the sink's record as `prepare` left it (`record`), before any row is written, when the
+    /// checkpoint has none yet: what the sink is about to create (a collection, a run's staging
+    /// or output directory) is then known to the next run, which resumes into it, or removes it
+    /// on `--restart`, even when this run is killed before its first flush.
+    async fn save_intent(&mut self, record: Option<serde_json::Value>) -> Result<()> {
+        let (Some(store), Some(checkpoint), Some(record)) =
+            (&self.store, &mut self.checkpoint, record)
+        else {
+            return Ok(());
+        };
+        if checkpoint.sink().is_some() {
+            return Ok(());
+        }
+        checkpoint.set_sink(Some(record));
+        store
+            .save(checkpoint)
+            .await
+            .map_err(|e| e.context("saving the sink's record before the first write"))
     }
 
     /// Saves that `sent` source rows after partition `partition`'s saved position may be in the
@@ -891,6 +914,7 @@ impl<'a> Run<'a> {
                 .or_default();
             progress.rows_read += pending.rows_read;
             progress.rows_written += pending.rows_written;
+            progress.bytes_written += pending.bytes_written;
             progress.unconfirmed = self.replay_left.get(&i).copied().unwrap_or(0);
         }
         checkpoint.set_sink(record);
@@ -902,6 +926,20 @@ impl<'a> Run<'a> {
         self.replay_saved = self.replay_left.clone();
         Ok(())
     }
+}
+
+/// The bytes of `batch`'s values as Arrow holds them: for each column, the part of its buffers
+/// the rows use (a slice counts only its own rows), validity bitmaps included.
+pub fn data_bytes(batch: &RecordBatch) -> u64 {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let data = c.to_data();
+            data.get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size()) as u64
+        })
+        .sum()
 }
 
 /// Sleeps until `rows` rows are due at `per_second` rows per second since `since`.

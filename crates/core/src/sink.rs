@@ -165,7 +165,9 @@ pub trait Sink: Debug + Send {
     /// successful [`Sink::flush`]: e.g. the files sink's run directory and the files it
     /// completed, the Milvus sink's collection and staged imports. The runner saves it with
     /// every checkpoint, in the same atomic write as the positions, and gives it back to
-    /// [`Sink::resume`]. It MUST NOT contain secrets. `None` (the default): the sink keeps no
+    /// [`Sink::resume`]. It also saves it once right after [`Sink::prepare`], before any
+    /// write, so the record MUST describe what the sink is about to create before it exists
+    /// (the resumed sink finds it created or not). It MUST NOT contain secrets. `None` (the default): the sink keeps no
     /// state of its own, and a resumed run just calls [`Sink::prepare`] again.
     fn resume_record(&self) -> Option<serde_json::Value> {
         None

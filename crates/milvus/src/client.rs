@@ -252,6 +252,9 @@ pub struct CollectionInfo {
     pub dynamic_field: bool,
     /// The partition-key field, if any.
     pub partition_key: Option<String>,
+    /// When the collection was created, in milliseconds since the Unix epoch (the physical
+    /// part of its hybrid `created_timestamp`: the bits above the low 18 logical ones).
+    pub created_ms: u64,
 }
 
 /// One page of primary-key keyset paging (see [`MilvusClient::query_keyset`]).
@@ -561,6 +564,7 @@ impl MilvusClient {
             consistency_level: r.consistency_level,
             description: schema.description.clone(),
             dynamic_field: schema.enable_dynamic_field,
+            created_ms: r.created_timestamp >> 18,
             partition_key: schema
                 .fields
                 .iter()

@@ -5,7 +5,6 @@
 //! directories `.vmig-<run>` / `.vmig-<run>.old` of a run named by such a lock (or by the
 //! resume record of this job), and the files a vmig `manifest.json` in the target lists.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use vmig_core::{Error, Result, ResultExt};
@@ -49,33 +48,33 @@ pub(crate) fn lock(dir: &Path, me: &LockInfo, display: &str) -> Result<Option<St
     let path = dir.join(LOCK);
     let mut stale = None;
     for _ in 0..4 {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                f.write_all(&me.to_bytes()?)
-                    .and_then(|()| f.sync_all())
-                    .context_with(|| format!("writing {}", path.display()))?;
-                sync_dir(dir);
-                return match stale {
-                    None => Ok(None),
-                    Some((dead, aside)) => match recover(dir, &dead, display) {
+        match create_lock(dir, me) {
+            Ok(true) => {
+                let mut dead_runs: Vec<(LockInfo, PathBuf)> = stale.into_iter().collect();
+                dead_runs.extend(orphaned_runs(dir, &me.run_id));
+                let mut notes = Vec::new();
+                for (dead, aside) in dead_runs {
+                    match recover(dir, &dead, display) {
                         Ok(note) => {
                             let _ = std::fs::remove_file(aside);
-                            Ok(Some(note))
+                            notes.push(note);
                         }
                         Err(e) => {
                             // The dead run's lock goes back (over ours), so that the next run
-                            // tries again.
+                            // tries again; its directory, if made only to hold it, goes too.
                             let _ = std::fs::rename(&aside, &path);
-                            Err(e)
+                            if let Some(dead_dir) = aside.parent() {
+                                let _ = std::fs::remove_dir(dead_dir);
+                            }
+                            // This run's directory, made with its lock, holds nothing yet.
+                            let _ = std::fs::remove_dir(dir.join(guard::run_dir(&me.run_id)));
+                            return Err(e);
                         }
-                    },
-                };
+                    }
+                }
+                return Ok((!notes.is_empty()).then(|| notes.join(" ")));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(false) => {
                 let bytes = match std::fs::read(&path) {
                     Ok(b) => b,
                     Err(e) if not_found(&e) => continue,
@@ -87,27 +86,102 @@ pub(crate) fn lock(dir: &Path, me: &LockInfo, display: &str) -> Result<Option<St
                 if !other.is_stale() {
                     return Err(other.refusal(display));
                 }
-                // Move the dead run's lock aside under a name of our own; only one run can. In
-                // the dead run's directory when it has one, so that a kill before our lock is
-                // written leaves nothing in the target that looks like someone else's file.
+                // Move the dead run's lock aside under a name of our own; only one run can. Into
+                // the dead run's directory (made if it has none): a kill before our lock is
+                // written leaves that directory with the lock that proves whose it is
+                // ([`orphaned_runs`]), and nothing else in the target.
                 let dead_dir = dir.join(guard::run_dir(&other.run_id));
-                let aside = if dead_dir.is_dir() {
-                    dead_dir.join(guard::lock_aside(std::process::id()))
-                } else {
-                    dir.join(format!("{LOCK}.{}.stale", me.run_id))
-                };
+                std::fs::create_dir_all(&dead_dir)
+                    .context_with(|| format!("creating {}", dead_dir.display()))?;
+                let aside = dead_dir.join(guard::lock_aside(std::process::id()));
                 if !move_aside(&path, &aside, &other)? {
                     continue;
                 }
                 stale = Some((other, aside));
             }
-            Err(e) => return Err(Error::from(e).context(format!("creating {}", path.display()))),
+            Err(e) => return Err(e),
         }
     }
     Err(Error::config(
         PLUGIN,
         format!("could not take {display}/{LOCK}: other runs keep taking it; try again"),
     ))
+}
+
+/// Creates `dir`'s lock as `lock` unless one exists (`false`), whole or not at all: written in
+/// full as `<run directory>/.lock.tmp` and hard-linked into place, which fails when a lock is
+/// there. A kill at any instant leaves no lock or a complete one, never a partial
+/// `.vmig.lock`; a kill before the link leaves the run's directory with that file only, which
+/// proves whose it is ([`orphaned_runs`]).
+///
+/// # Errors
+/// I/O errors other than an existing lock.
+fn create_lock(dir: &Path, lock: &LockInfo) -> Result<bool> {
+    let path = dir.join(LOCK);
+    let run_path = dir.join(guard::run_dir(&lock.run_id));
+    let made_dir = !run_path.exists();
+    std::fs::create_dir_all(&run_path)
+        .context_with(|| format!("creating {}", run_path.display()))?;
+    let tmp = run_path.join(LOCK_TMP);
+    std::fs::write(&tmp, lock.to_bytes()?)
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .context_with(|| format!("writing {}", tmp.display()))?;
+    sync_dir(&run_path);
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            sync_dir(dir);
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if made_dir {
+                let _ = std::fs::remove_dir(&run_path);
+            }
+            Ok(false)
+        }
+        Err(e) => Err(Error::from(e).context(format!("creating {}", path.display()))),
+    }
+}
+
+/// Dead runs that no `.vmig.lock` names but whose directory holds a lock naming them: one a
+/// killed taker had moved aside there (`.vmig-<run>/.lock.<pid>.stale`) and died before
+/// writing its own, or the run's own lock, written but not yet linked into place when it was
+/// killed (`.vmig-<run>/.lock.tmp`, [`create_lock`]). The lock, naming the same run and a
+/// process that is gone, proves the directory is that run's, so it is recovered as if its
+/// lock had been found. Skips `me`'s own directory and anything else.
+fn orphaned_runs(dir: &Path, me: &str) -> Vec<(LockInfo, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(run) = name.strip_prefix(".vmig-") else {
+            continue;
+        };
+        if run == me || !guard::is_plain(run) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Ok(inside) = std::fs::read_dir(entry.path()) else {
+            continue;
+        };
+        for file in inside.flatten() {
+            let file_name = file.file_name().to_string_lossy().into_owned();
+            if !guard::is_lock_aside(&file_name) && file_name != LOCK_TMP {
+                continue;
+            }
+            let dead = std::fs::read(file.path())
+                .ok()
+                .and_then(|b| LockInfo::parse(&b))
+                .filter(|l| l.run_id == run && l.is_stale());
+            if let Some(dead) = dead {
+                found.push((dead, file.path()));
+                break;
+            }
+        }
+    }
+    found
 }
 
 /// Moves the dead run's lock `other`, read at `path`, to `aside` (a name of this process's):
@@ -313,28 +387,15 @@ fn take_over(
                 (held, live, Some(aside))
             }
         };
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                f.write_all(&held.to_bytes()?)
-                    .and_then(|()| f.sync_all())
-                    .context_with(|| format!("writing {}", path.display()))?;
-                sync_dir(dir);
-                return Ok((held, live, aside));
-            }
-            Err(e) => {
-                if let Some(aside) = aside {
-                    let _ = std::fs::hard_link(&aside, &path);
-                    let _ = std::fs::remove_file(&aside);
-                }
-                if e.kind() != std::io::ErrorKind::AlreadyExists {
-                    return Err(Error::from(e).context(format!("creating {}", path.display())));
-                }
-            }
+        let created = create_lock(dir, &held);
+        if matches!(created, Ok(true)) {
+            return Ok((held, live, aside));
         }
+        if let Some(aside) = aside {
+            let _ = std::fs::hard_link(&aside, &path);
+            let _ = std::fs::remove_file(&aside);
+        }
+        created?;
     }
     Err(Error::config(
         PLUGIN,

@@ -260,7 +260,8 @@ impl FilesSink {
                     let previous = local::inspect(&dir, &run, &display)
                         .and_then(|p| admit(p, overwrite, &display))
                         .and_then(|p| {
-                            std::fs::create_dir(dir.join(guard::run_dir(&run))).context_with(
+                            // Made with the lock ([`local::lock`]); here in case it is gone.
+                            std::fs::create_dir_all(dir.join(guard::run_dir(&run))).context_with(
                                 || format!("creating {display}/{}", guard::run_dir(&run)),
                             )?;
                             sync_dir(&dir);

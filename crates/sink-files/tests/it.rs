@@ -1763,6 +1763,58 @@ async fn a_run_killed_before_its_commit_leaves_the_previous_output_to_the_next_r
     assert_eq!(snapshot(&out), before);
 }
 
+/// A run killed after it moved a dead run's lock aside (into the dead run's directory) and
+/// before it wrote its own leaves no `.vmig.lock`: the lock aside still proves whose the
+/// directory is, so the next run recovers it as it would a stale lock. A run directory without
+/// such proof is someone's: refused, left alone.
+#[tokio::test]
+async fn a_lock_moved_aside_by_a_killed_run_still_proves_the_dead_runs_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let dead = "00000000000000de";
+    put(
+        &out.join(format!(".vmig-{dead}/.part-00000.parquet.tmp")),
+        "open",
+    );
+    put(
+        &out.join(format!(".vmig-{dead}/.lock.{}.stale", dead_pid())),
+        &dead_lock(dead),
+    );
+    let cfg = config(&out, StagingFormat::Parquet);
+    run(&cfg, &[batch(0, 10)], &[]).await;
+    let left: Vec<String> = snapshot(&out)
+        .into_keys()
+        .filter(|k| k.starts_with(".vmig"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+
+    // The same directory, but the lock aside names another run: no proof, refused.
+    let out = tmp.path().join("out2");
+    put(
+        &out.join(format!(".vmig-{dead}/.part-00000.parquet.tmp")),
+        "open",
+    );
+    put(
+        &out.join(format!(".vmig-{dead}/.lock.{}.stale", dead_pid())),
+        &dead_lock("00000000000000df"),
+    );
+    let before = snapshot(&out);
+    let err = open(&cfg_at(&cfg, &out), &schema()).await.unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "is not empty and holds no vmig output (manifest.json): .vmig-{dead}/"
+        )),
+        "{err}"
+    );
+    assert_eq!(snapshot(&out), before);
+}
+
+fn cfg_at(cfg: &FilesSinkConfig, path: &Path) -> FilesSinkConfig {
+    let mut c = cfg.clone();
+    c.path = path.display().to_string();
+    c
+}
+
 #[tokio::test]
 async fn a_new_file_never_goes_over_a_file_vmig_did_not_write() {
     let tmp = tempfile::tempdir().unwrap();

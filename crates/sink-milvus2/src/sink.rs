@@ -1014,8 +1014,15 @@ impl Milvus2Sink {
         let uri = self.client.uri().to_string();
         let exists = self.client.has_collection(&name).await?;
         // Only a collection the record proves this job created is dropped: one that existed
-        // when the record was taken, or a replacement named for this run.
-        let proven = record.exists || record.replaces.is_some();
+        // when the record was taken, a replacement named for this run, or — for a record
+        // taken before the creation (`prepare` found no such collection, the run was to create
+        // it with its first rows) — one the server says was created after the record.
+        let created_after_record = exists
+            && record.created
+            && !record.exists
+            && self.client.describe_collection(&name).await?.created_ms
+                >= record.taken_at.saturating_mul(1000);
+        let proven = record.exists || record.replaces.is_some() || created_after_record;
         match (&record.replaces, record.created) {
             (None, true) if exists && !proven => report.push(format!(
                 "A collection `{name}` exists at {uri}; the earlier run had not created it at its last checkpoint and may have created it after, so it was not dropped: drop it if it holds only this job's rows, or use `if_exists = \"drop\"`."
@@ -1029,6 +1036,9 @@ impl Milvus2Sink {
                 let what = match &record.replaces {
                     Some(old) => format!(
                         "The collection `{name}` that the earlier run created to replace `{old}` was dropped; `{old}` is as it was."
+                    ),
+                    None if created_after_record => format!(
+                        "The collection `{name}` at {uri}, which the earlier run created after its last checkpoint, was dropped with the rows it held."
                     ),
                     None => format!(
                         "The collection `{name}` at {uri} that the earlier run created was dropped, with the {} rows it held.",

@@ -80,6 +80,7 @@ async fn source_partitions_land_in_named_milvus_partitions() -> Result<()> {
         uri,
         user,
         password,
+        ..
     }) = vmig_testing::service::milvus()
     else {
         return Ok(());

@@ -449,11 +449,12 @@ async fn drop_all(client: &MilvusClient, prefix: &str) {
 async fn insert_killed_at_any_save_resumes_exactly_once() {
     let Some(env) = env().await else { return };
     // 3 partitions × 4 batches × 50 rows; one request per batch (4KiB), a flush every 100
-    // rows. Saves 1–3 come before the first flush (sent marks only: the checkpoint has no sink
-    // record yet), the others between writes and after flushes.
+    // rows. Save 1 is the sink's record right after `prepare` (the collection it will create
+    // with the first rows), saves 2–4 come before the first flush (sent marks), the others
+    // between writes and after flushes.
     let src = source(3, 4, 50);
     let want = all_rows(&src);
-    for kill_at in [1, 2, 3, 5, 8, 12, 17] {
+    for kill_at in [1, 2, 3, 4, 6, 9, 13, 18] {
         let name = unique(&format!("resume_ins_{kill_at}"));
         let land = kill_at % 2 == 0;
         let what = format!("insert, kill at save {kill_at}, land {land}");
@@ -476,22 +477,36 @@ async fn insert_killed_at_any_save_resumes_exactly_once() {
             let resumed = report
                 .resumed
                 .unwrap_or_else(|| panic!("{what}: not resumed"));
-            assert!(resumed.rows_replayed > 0, "{what}: {resumed:?}");
-        }
-        if let Some(r) = killed.record {
-            assert_eq!(r["version"], 1, "{r}");
-            assert_eq!(r["mode"], "insert", "{r}");
-            assert_eq!(r["collection"], name.as_str(), "{r}");
-            assert_eq!(r["created"], true, "{r}");
-            assert_eq!(r["exists"], true, "{r}");
-            assert_eq!(r["ids"], "kept", "{r}");
-            assert!(r["rows"].as_u64().unwrap() >= 100, "{r}");
-            assert!(
-                r.get("bulk").is_none() && r.get("replaces").is_none(),
-                "{r}"
+            assert_eq!(
+                resumed.rows_replayed > 0,
+                kill_at > 2,
+                "{what}: {resumed:?}"
             );
-        } else {
-            assert!(kill_at <= 3, "{what}: no sink record");
+        }
+        match killed.record {
+            None => assert_eq!(kill_at, 1, "{what}: no sink record"),
+            Some(r) => {
+                assert_eq!(r["version"], 1, "{r}");
+                assert_eq!(r["mode"], "insert", "{r}");
+                assert_eq!(r["collection"], name.as_str(), "{r}");
+                assert_eq!(r["created"], true, "{r}");
+                assert_eq!(r["ids"], "kept", "{r}");
+                assert!(
+                    r.get("bulk").is_none() && r.get("replaces").is_none(),
+                    "{r}"
+                );
+                if kill_at <= 4 {
+                    // The record of `prepare`: the collection is still to be created.
+                    assert_eq!(
+                        (&r["exists"], &r["rows"]),
+                        (&json!(false), &json!(0)),
+                        "{r}"
+                    );
+                } else {
+                    assert_eq!(r["exists"], true, "{r}");
+                    assert!(r["rows"].as_u64().unwrap() >= 100, "{r}");
+                }
+            }
         }
         drop_all(&env.client, &name).await;
     }
@@ -564,8 +579,8 @@ async fn upsert_killed_at_any_save_resumes_exactly_once() {
     let Some(env) = env().await else { return };
     let src = source(3, 4, 50);
     let want = all_rows(&src);
-    // Upserts are idempotent, but record sent marks too (so that a checkpoint exists before
-    // the collection is created): saves 1-3 come before the first flush.
+    // Upserts are idempotent, but record sent marks too: save 1 is the record of `prepare`,
+    // saves 2-4 come before the first flush.
     for kill_at in [1, 2, 3, 6, 10] {
         let name = unique(&format!("resume_ups_{kill_at}"));
         let what = format!("upsert, kill at save {kill_at}");
@@ -645,7 +660,9 @@ async fn bulk_killed_around_imports_imports_every_file_once() {
             usize::MAX,
             Kill::DuringFlush(2, Duration::from_millis(700)),
         ),
-        ("after_import", 2, Kill::AtSave),
+        // Save 1 is the record of `prepare` (the run's stage directory, nothing staged).
+        ("after_prepare", 2, Kill::AtSave),
+        ("after_import", 3, Kill::AtSave),
         (
             "during_commit",
             usize::MAX,
@@ -673,7 +690,11 @@ async fn bulk_killed_around_imports_imports_every_file_once() {
                 assert!(run.starts_with(&format!("vmig-{name}-")), "{what}: {r}");
                 assert_eq!(bulk["attempt"], 1, "{what}: {r}");
                 let staged = bulk["staged"].as_array().unwrap();
-                assert!(!staged.is_empty() || case == "during_commit", "{what}: {r}");
+                assert_eq!(
+                    staged.is_empty(),
+                    ["during_commit", "after_prepare"].contains(&case),
+                    "{what}: {r}"
+                );
                 for f in staged {
                     let path = f["paths"][0].as_str().unwrap();
                     assert!(path.starts_with(dirs[0].to_str().unwrap()), "{what}: {r}");
@@ -953,6 +974,61 @@ async fn abort_after_resume_removes_what_the_interrupted_run_created() {
         )]
     );
     assert!(!env.client.has_collection(&name).await.unwrap());
+
+    // Insert killed after the record of `prepare` and a sent mark, before the first flush:
+    // the collection the record says the run was to create was created after the record (the
+    // server's creation time says so), so it is the run's and is dropped.
+    let name = unique("restart_early");
+    let killed = kill(
+        &env,
+        &src,
+        &name,
+        json!({ "batch_bytes": "4KiB" }),
+        3,
+        Kill::AtSave,
+        true,
+    )
+    .await;
+    let record = killed.record.clone().unwrap();
+    assert_eq!(record["exists"], false, "{record}");
+    assert!(env.client.has_collection(&name).await.unwrap());
+    assert_eq!(
+        discard(killed.config.clone(), record).await,
+        vec![format!(
+            "The collection `{name}` at {uri}, which the earlier run created after its last checkpoint, was dropped with the rows it held."
+        )]
+    );
+    assert!(!env.client.has_collection(&name).await.unwrap());
+
+    // The same record, but the collection was there before it was taken (someone else's, or
+    // made between the run's check and its record): not proven the run's, so it stays.
+    let name = unique("restart_early_other");
+    let killed = kill(
+        &env,
+        &src,
+        &name,
+        json!({ "batch_bytes": "4KiB" }),
+        3,
+        Kill::AtSave,
+        false,
+    )
+    .await;
+    let mut record = killed.record.clone().unwrap();
+    assert_eq!(record["exists"], false, "{record}");
+    // Taken a minute after the collection (created by the killed run's first write) was made.
+    let later = record["taken_at"].as_u64().unwrap() + 60;
+    record["taken_at"] = json!(later);
+    assert!(env.client.has_collection(&name).await.unwrap());
+    let left = discard(killed.config.clone(), record).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0].starts_with(&format!(
+            "A collection `{name}` exists at {uri}; the earlier run had not created it at its last checkpoint"
+        )),
+        "{left:?}"
+    );
+    assert!(env.client.has_collection(&name).await.unwrap());
+    drop_all(&env.client, &name).await;
 
     // A replacement of an existing collection: the replacement goes, the old one stays.
     let name = unique("restart_drop");

@@ -49,6 +49,7 @@ async fn milvus1_partitions_land_in_milvus2_partitions_bit_exactly() -> Result<(
         uri,
         user,
         password,
+        ..
     }) = vmig_testing::service::milvus()
     else {
         return Ok(());

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use vmig_core::checkpoint::{Checkpoint, CheckpointStore, PartitionProgress, PartitionState};
 use vmig_core::{Error, PartitionId, Position, Result};
 
-use crate::db::{begin_write, on_pool, Failure, RowExt as _};
+use crate::db::{begin_write, on_pool, Failure, RowExt};
 use crate::{now_millis, short, StateStore};
 
 /// The checkpoint of job `name` in a [`StateStore`] ([`StateStore::checkpoints`]).
@@ -43,6 +43,27 @@ pub(crate) struct PartitionRow {
     pub(crate) rows_read: Option<i64>,
     pub(crate) rows_written: Option<i64>,
     pub(crate) unconfirmed: Option<i64>,
+    /// NULL in rows saved before schema version 3, read as 0.
+    pub(crate) bytes_written: Option<i64>,
+}
+
+/// The columns of a [`PartitionRow`], as [`PartitionRow::read`] reads them.
+pub(crate) const PARTITION_COLUMNS: &str =
+    "partition_id, state, position, rows_read, rows_written, unconfirmed, bytes_written";
+
+impl PartitionRow {
+    /// The row from the [`PARTITION_COLUMNS`] of `row`.
+    pub(crate) fn read(row: &impl RowExt) -> std::result::Result<PartitionRow, sqlx::Error> {
+        Ok(PartitionRow {
+            id: row.text("partition_id")?,
+            state: row.opt_text("state")?,
+            position: row.opt_text("position")?,
+            rows_read: row.opt_int("rows_read")?,
+            rows_written: row.opt_int("rows_written")?,
+            unconfirmed: row.opt_int("unconfirmed")?,
+            bytes_written: row.opt_int("bytes_written")?,
+        })
+    }
 }
 
 const IN_PROGRESS: &str = "in_progress";
@@ -101,14 +122,16 @@ impl JobCheckpoints {
                     (Some(IN_PROGRESS.to_string()), Some(after.0.to_string()))
                 }
             };
-            let (rows_read, rows_written, unconfirmed) = match checkpoint.progress().get(id) {
-                None => (None, None, None),
-                Some(p) => (
-                    Some(count("rows_read", id, p.rows_read)?),
-                    Some(count("rows_written", id, p.rows_written)?),
-                    Some(count("unconfirmed", id, p.unconfirmed)?),
-                ),
-            };
+            let (rows_read, rows_written, unconfirmed, bytes_written) =
+                match checkpoint.progress().get(id) {
+                    None => (None, None, None, None),
+                    Some(p) => (
+                        Some(count("rows_read", id, p.rows_read)?),
+                        Some(count("rows_written", id, p.rows_written)?),
+                        Some(count("unconfirmed", id, p.unconfirmed)?),
+                        Some(count("bytes_written", id, p.bytes_written)?),
+                    ),
+                };
             rows.insert(
                 key,
                 PartitionRow {
@@ -118,6 +141,7 @@ impl JobCheckpoints {
                     rows_read,
                     rows_written,
                     unconfirmed,
+                    bytes_written,
                 },
             );
         }
@@ -180,6 +204,7 @@ impl JobCheckpoints {
                         rows_read: count("rows_read", read)?,
                         rows_written: count("rows_written", written)?,
                         unconfirmed: count("unconfirmed", unconfirmed)?,
+                        bytes_written: count("bytes_written", row.bytes_written.unwrap_or(0))?,
                     };
                     checkpoint.progress_mut().insert(id, progress);
                 }
@@ -199,8 +224,8 @@ impl JobCheckpoints {
 macro_rules! read_partitions {
     ($backend:expr, $tx:expr, $name:expr) => {{
         let select = format!(
-            "SELECT part_key, partition_id, state, position, rows_read, rows_written, unconfirmed \
-             FROM vmig_partitions WHERE job_name = ?{}",
+            "SELECT part_key, {} FROM vmig_partitions WHERE job_name = ?{}",
+            $crate::checkpoints::PARTITION_COLUMNS,
             $backend.for_update()
         );
         let mut rows = Vec::new();
@@ -211,20 +236,42 @@ macro_rules! read_partitions {
         {
             rows.push((
                 row.text("part_key")?,
-                PartitionRow {
-                    id: row.text("partition_id")?,
-                    state: row.opt_text("state")?,
-                    position: row.opt_text("position")?,
-                    rows_read: row.opt_int("rows_read")?,
-                    rows_written: row.opt_int("rows_written")?,
-                    unconfirmed: row.opt_int("unconfirmed")?,
-                },
+                $crate::checkpoints::PartitionRow::read(&row)?,
             ));
         }
         rows
     }};
 }
+/// Writes partition row `$row` of job `$name` under key `$key` inside a transaction (`$tx`):
+/// an update when `$exists`, else an insert.
+macro_rules! write_partition {
+    ($backend:expr, $tx:expr, $name:expr, $key:expr, $row:expr, $exists:expr) => {{
+        let sql = if $exists {
+            "UPDATE vmig_partitions SET partition_id = ?, state = ?, position = ?, \
+             rows_read = ?, rows_written = ?, unconfirmed = ?, bytes_written = ? \
+             WHERE job_name = ? AND part_key = ?"
+        } else {
+            "INSERT INTO vmig_partitions (partition_id, state, position, rows_read, \
+             rows_written, unconfirmed, bytes_written, job_name, part_key) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        };
+        let row: &$crate::checkpoints::PartitionRow = $row;
+        sqlx::query(&$backend.sql(sql))
+            .bind(row.id.as_str())
+            .bind(row.state.as_deref())
+            .bind(row.position.as_deref())
+            .bind(row.rows_read)
+            .bind(row.rows_written)
+            .bind(row.unconfirmed)
+            .bind(row.bytes_written)
+            .bind($name)
+            .bind($key)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
 pub(crate) use read_partitions;
+pub(crate) use write_partition;
 
 #[async_trait]
 impl CheckpointStore for JobCheckpoints {
@@ -346,32 +393,11 @@ impl CheckpointStore for JobCheckpoints {
                     .execute(&mut *tx)
                     .await?;
             }
-            let update = backend.sql(
-                "UPDATE vmig_partitions SET partition_id = ?, state = ?, position = ?, \
-                 rows_read = ?, rows_written = ?, unconfirmed = ? \
-                 WHERE job_name = ? AND part_key = ?",
-            );
-            let insert = backend.sql(
-                "INSERT INTO vmig_partitions (partition_id, state, position, rows_read, \
-                 rows_written, unconfirmed, job_name, part_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            );
             for (key, row) in &wanted {
-                let sql = match existing.get(key) {
-                    Some(old) if old == row => continue,
-                    Some(_) => &update,
-                    None => &insert,
-                };
-                sqlx::query(sql)
-                    .bind(row.id.as_str())
-                    .bind(row.state.as_deref())
-                    .bind(row.position.as_deref())
-                    .bind(row.rows_read)
-                    .bind(row.rows_written)
-                    .bind(row.unconfirmed)
-                    .bind(name)
-                    .bind(key.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                match existing.get(key) {
+                    Some(old) if old == row => {}
+                    old => write_partition!(backend, tx, name, key.as_str(), row, old.is_some()),
+                }
             }
             tx.commit().await?;
             Ok(())

@@ -124,7 +124,8 @@ impl Backend {
     /// A DDL template with its dialect holes filled: `{text}` is the type of unbounded text
     /// (`LONGTEXT` on MySQL, whose `TEXT` stops at 64 KiB) and `{table}` ends a `CREATE TABLE`
     /// (InnoDB, `utf8mb4` and a binary collation on MySQL, so names compare exactly as in the
-    /// other two).
+    /// other two); `{add_column}` starts an `ALTER TABLE`'s new column (`IF NOT EXISTS` where
+    /// the database has it).
     pub(crate) fn ddl(self, template: &str) -> String {
         let (text, table) = match self {
             Backend::MySql => (
@@ -133,7 +134,16 @@ impl Backend {
             ),
             Backend::Sqlite | Backend::Postgres => ("TEXT", ""),
         };
-        template.replace("{text}", text).replace("{table}", table)
+        // SQLite and MySQL have no `ADD COLUMN IF NOT EXISTS`: the migrator takes their
+        // "duplicate column" error as the column already added.
+        let add_column = match self {
+            Backend::Postgres => "ADD COLUMN IF NOT EXISTS",
+            Backend::Sqlite | Backend::MySql => "ADD COLUMN",
+        };
+        template
+            .replace("{text}", text)
+            .replace("{table}", table)
+            .replace("{add_column}", add_column)
     }
 }
 

@@ -22,7 +22,9 @@ use vmig_core::checkpoint::{Checkpoint, CheckpointStore, PartitionProgress};
 use vmig_core::lease::{self, Claim, Leases, Step, StepClaim};
 use vmig_core::{Error, PartitionId, Result};
 
-use crate::checkpoints::{part_key, read_partitions, PartitionRow, DONE};
+use crate::checkpoints::{
+    part_key, read_partitions, write_partition, PartitionRow, DONE, PARTITION_COLUMNS,
+};
 use crate::db::{begin_write, on_pool, Failure, RowExt as _};
 use crate::{now_millis, short, time, JobCheckpoints, StateStore};
 
@@ -33,6 +35,41 @@ fn step_key(step: Step) -> String {
 
 /// Locks job `$name`'s row for the transaction `$tx`; gives its recorded fingerprint, or fails
 /// when the job has no record.
+/// Records worker `$worker` (a run id) of job `$name`, running on `$host` as process `$pid`,
+/// as started and last seen at `$now`, inside a transaction (`$tx`).
+macro_rules! insert_worker {
+    ($backend:expr, $tx:expr, $name:expr, $worker:expr, $host:expr, $pid:expr, $now:expr) => {{
+        sqlx::query(&$backend.sql(
+            "INSERT INTO vmig_workers (job_name, worker, host, pid, sink, started_at, seen_at) \
+             VALUES (?, ?, ?, ?, NULL, ?, ?)",
+        ))
+        .bind($name)
+        .bind($worker)
+        .bind($host)
+        .bind($pid)
+        .bind($now)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+pub(crate) use insert_worker;
+
+/// Extends every unfinished lease worker `$me` holds on job `$name` to `$until` (epoch ms),
+/// inside a transaction (`$tx`).
+macro_rules! extend_leases {
+    ($backend:expr, $tx:expr, $name:expr, $me:expr, $until:expr) => {{
+        sqlx::query(&$backend.sql(
+            "UPDATE vmig_leases SET lease_until = ? WHERE job_name = ? AND owner = ? AND done = 0",
+        ))
+        .bind($until)
+        .bind($name)
+        .bind($me)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
 macro_rules! lock_job {
     ($tx:expr, $backend:expr, $name:expr, $location:expr) => {{
         let lock = format!(
@@ -151,19 +188,7 @@ impl StateStore {
         let joined: std::result::Result<(), Failure> = on_pool!(&self.pool, |pool| async {
             let mut tx = begin_write(pool, backend).await?;
             lock_job!(tx, backend, name, location.as_str());
-            let insert = backend.sql(
-                "INSERT INTO vmig_workers (job_name, worker, host, pid, sink, started_at, seen_at) \
-                 VALUES (?, ?, ?, ?, NULL, ?, ?)",
-            );
-            sqlx::query(&insert)
-                .bind(name)
-                .bind(worker)
-                .bind(&host)
-                .bind(pid)
-                .bind(now)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            insert_worker!(backend, tx, name, worker, host.as_str(), pid, now);
             tx.commit().await?;
             Ok(())
         }
@@ -412,7 +437,8 @@ impl Leases for JobWorker {
         let lease = millis_of(self.inner.lease);
         let location = self.location();
         let started = Instant::now();
-        let claimed: std::result::Result<_, Failure> = on_pool!(&store.pool, |pool| async {
+        let claimed: std::result::Result<_, Failure> = on_pool!(&store.pool, |pool| {
+            async {
             let mut tx = begin_write(pool, backend).await?;
             let fingerprint = lock_job!(tx, backend, name, location.as_str());
             let now = now_millis();
@@ -468,26 +494,15 @@ impl Leases for JobWorker {
                 tx.commit().await?;
                 return Ok((Claim::Wait, None, fingerprint, String::new()));
             }
-            let select = backend.sql(
-                "SELECT partition_id, state, position, rows_read, rows_written, unconfirmed \
-                 FROM vmig_partitions WHERE job_name = ? AND part_key = ?",
+            let select = format!(
+                "SELECT {PARTITION_COLUMNS} FROM vmig_partitions WHERE job_name = ? AND part_key = ?"
             );
-            let saved = sqlx::query(&select)
+            let saved = sqlx::query(&backend.sql(&select))
                 .bind(name)
                 .bind(key.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
-            let saved = match saved {
-                Some(row) => Some(PartitionRow {
-                    id: row.text("partition_id")?,
-                    state: row.opt_text("state")?,
-                    position: row.opt_text("position")?,
-                    rows_read: row.opt_int("rows_read")?,
-                    rows_written: row.opt_int("rows_written")?,
-                    unconfirmed: row.opt_int("unconfirmed")?,
-                }),
-                None => None,
-            };
+            let saved = saved.as_ref().map(PartitionRow::read).transpose()?;
             tx.commit().await?;
             let claim = Claim::Partition {
                 id: PartitionId::new(id.clone()),
@@ -497,7 +512,8 @@ impl Leases for JobWorker {
             };
             Ok((claim, saved, fingerprint, key.clone()))
         }
-        .await);
+        .await
+        });
         let (claim, saved, fingerprint, key) =
             claimed.map_err(|f| self.fail(&format!("claiming a partition of job `{name}`"), f))?;
         let Claim::Partition { id, from, .. } = claim else {
@@ -532,49 +548,43 @@ impl Leases for JobWorker {
         let location = self.location();
         let held = self.held();
         let started = Instant::now();
-        let renewed: std::result::Result<_, Failure> = on_pool!(&store.pool, |pool| {
-            async {
-            let mut tx = begin_write(pool, backend).await?;
-            lock_job!(tx, backend, name, location.as_str());
-            let now = now_millis();
-            sqlx::query(&backend.sql(
-                "UPDATE vmig_leases SET lease_until = ? WHERE job_name = ? AND owner = ? AND done = 0",
-            ))
-            .bind(now.saturating_add(lease))
-            .bind(name)
-            .bind(me)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(&backend.sql(
-                "UPDATE vmig_workers SET seen_at = ? WHERE job_name = ? AND worker = ?",
-            ))
-            .bind(now)
-            .bind(name)
-            .bind(me)
-            .execute(&mut *tx)
-            .await?;
-            let mut lost = None;
-            if !held.is_empty() {
-                let rows = sqlx::query(&backend.sql(
+        let renewed: std::result::Result<_, Failure> =
+            on_pool!(&store.pool, |pool| {
+                async {
+                    let mut tx = begin_write(pool, backend).await?;
+                    lock_job!(tx, backend, name, location.as_str());
+                    let now = now_millis();
+                    extend_leases!(backend, tx, name, me, now.saturating_add(lease));
+                    sqlx::query(&backend.sql(
+                        "UPDATE vmig_workers SET seen_at = ? WHERE job_name = ? AND worker = ?",
+                    ))
+                    .bind(now)
+                    .bind(name)
+                    .bind(me)
+                    .execute(&mut *tx)
+                    .await?;
+                    let mut lost = None;
+                    if !held.is_empty() {
+                        let rows = sqlx::query(&backend.sql(
                     "SELECT unit_key, unit, owner, done FROM vmig_leases WHERE job_name = ?",
                 ))
                 .bind(name)
                 .fetch_all(&mut *tx)
                 .await?;
-                for row in &rows {
-                    let key = row.text("unit_key")?;
-                    let owner = row.opt_text("owner")?;
-                    if held.contains(&key) && owner.as_deref() != Some(me) {
-                        lost = Some((row.text("unit")?, owner));
-                        break;
+                        for row in &rows {
+                            let key = row.text("unit_key")?;
+                            let owner = row.opt_text("owner")?;
+                            if held.contains(&key) && owner.as_deref() != Some(me) {
+                                lost = Some((row.text("unit")?, owner));
+                                break;
+                            }
+                        }
                     }
+                    tx.commit().await?;
+                    Ok(lost)
                 }
-            }
-            tx.commit().await?;
-            Ok(lost)
-        }
-        .await
-        });
+                .await
+            });
         let lost =
             renewed.map_err(|f| self.fail(&format!("renewing the leases of worker {me}"), f))?;
         if let Some((unit, owner)) = lost {
@@ -831,18 +841,18 @@ impl CheckpointStore for JobWorker {
         let started = Instant::now();
         let saved: std::result::Result<Vec<String>, Failure> = on_pool!(&store.pool, |pool| {
             async {
-            let mut tx = begin_write(pool, backend).await?;
-            let recorded = lock_job!(tx, backend, name, location.as_str());
-            if recorded != checkpoint.job() {
-                return Err(Failure::Vmig(Error::CheckpointMismatch {
-                    store: location.clone(),
-                    saved: short(&recorded).to_string(),
-                    job: short(checkpoint.job()).to_string(),
-                }));
-            }
-            let now = now_millis();
-            let mut owners: HashMap<String, Option<String>> = HashMap::new();
-            for row in sqlx::query(&backend.sql(
+                let mut tx = begin_write(pool, backend).await?;
+                let recorded = lock_job!(tx, backend, name, location.as_str());
+                if recorded != checkpoint.job() {
+                    return Err(Failure::Vmig(Error::CheckpointMismatch {
+                        store: location.clone(),
+                        saved: short(&recorded).to_string(),
+                        job: short(checkpoint.job()).to_string(),
+                    }));
+                }
+                let now = now_millis();
+                let mut owners: HashMap<String, Option<String>> = HashMap::new();
+                for row in sqlx::query(&backend.sql(
                 "SELECT unit_key, owner FROM vmig_leases WHERE job_name = ? AND kind = 'partition'",
             ))
             .bind(name)
@@ -851,68 +861,43 @@ impl CheckpointStore for JobWorker {
             {
                 owners.insert(row.text("unit_key")?, row.opt_text("owner")?);
             }
-            for (key, row) in &wanted {
-                let owner = owners.get(key).cloned().flatten();
-                if owner.as_deref() != Some(me) {
-                    return Err(Failure::Vmig(Error::LeaseLost {
-                        unit: format!("partition {}", row.id),
-                        why: match owner {
-                            Some(other) => format!("worker {other} holds it now"),
-                            None => "no worker holds it (it was released or never claimed)".to_string(),
-                        },
-                    }));
+                for (key, row) in &wanted {
+                    let owner = owners.get(key).cloned().flatten();
+                    if owner.as_deref() != Some(me) {
+                        return Err(Failure::Vmig(Error::LeaseLost {
+                            unit: format!("partition {}", row.id),
+                            why: match owner {
+                                Some(other) => format!("worker {other} holds it now"),
+                                None => "no worker holds it (it was released or never claimed)"
+                                    .to_string(),
+                            },
+                        }));
+                    }
                 }
-            }
-            let existing: HashMap<String, PartitionRow> =
-                read_partitions!(backend, tx, name).into_iter().collect();
-            let update = backend.sql(
-                "UPDATE vmig_partitions SET partition_id = ?, state = ?, position = ?, \
-                 rows_read = ?, rows_written = ?, unconfirmed = ? \
-                 WHERE job_name = ? AND part_key = ?",
-            );
-            let insert = backend.sql(
-                "INSERT INTO vmig_partitions (partition_id, state, position, rows_read, \
-                 rows_written, unconfirmed, job_name, part_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            );
-            let finish = backend.sql(
+                let existing: HashMap<String, PartitionRow> =
+                    read_partitions!(backend, tx, name).into_iter().collect();
+                let finish = backend.sql(
                 "UPDATE vmig_leases SET done = 1 WHERE job_name = ? AND unit_key = ? AND done = 0",
             );
-            let mut finished = Vec::new();
-            for (key, row) in &wanted {
-                if row.state.as_deref() == Some(DONE) {
-                    sqlx::query(&finish)
-                        .bind(name)
-                        .bind(key.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                    finished.push(key.clone());
+                let mut finished = Vec::new();
+                for (key, row) in &wanted {
+                    if row.state.as_deref() == Some(DONE) {
+                        sqlx::query(&finish)
+                            .bind(name)
+                            .bind(key.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                        finished.push(key.clone());
+                    }
+                    match existing.get(key) {
+                        Some(old) if old == row => {}
+                        old => {
+                            write_partition!(backend, tx, name, key.as_str(), row, old.is_some())
+                        }
+                    }
                 }
-                let sql = match existing.get(key) {
-                    Some(old) if old == row => continue,
-                    Some(_) => &update,
-                    None => &insert,
-                };
-                sqlx::query(sql)
-                    .bind(row.id.as_str())
-                    .bind(row.state.as_deref())
-                    .bind(row.position.as_deref())
-                    .bind(row.rows_read)
-                    .bind(row.rows_written)
-                    .bind(row.unconfirmed)
-                    .bind(name)
-                    .bind(key.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(&backend.sql(
-                "UPDATE vmig_leases SET lease_until = ? WHERE job_name = ? AND owner = ? AND done = 0",
-            ))
-            .bind(now.saturating_add(lease))
-            .bind(name)
-            .bind(me)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(&backend.sql(
+                extend_leases!(backend, tx, name, me, now.saturating_add(lease));
+                sqlx::query(&backend.sql(
                 "UPDATE vmig_workers SET sink = ?, seen_at = ? WHERE job_name = ? AND worker = ?",
             ))
             .bind(sink.as_deref())
@@ -921,10 +906,10 @@ impl CheckpointStore for JobWorker {
             .bind(me)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
-            Ok(finished)
-        }
-        .await
+                tx.commit().await?;
+                Ok(finished)
+            }
+            .await
         });
         let finished = saved.map_err(|f| {
             self.fail(

@@ -55,7 +55,9 @@
 //! | `vmig_jobs` | `name` | `fingerprint` (64 hex: the whole job), `source_fp`, `transforms_fp`, `sink_fp` (each component's, to tell what changed), `job` (the resolved, secret-free job as JSON), `created_at`, `updated_at` (when the row last changed) |
 //! | `vmig_runs` | `id` (UUID v4) | `job_name`, `seq` (1, 2, … per job: the order of runs), `fingerprint`, `status` (`running`/`failed`/`cancelled`/`done`), `started_at`, `ended_at`, `error`, `resumed`, `host`, `pid` |
 //! | `vmig_checkpoints` | `job_name` | `fingerprint` (the job's when the checkpoint was saved), `sink` (the sink's resumption record, JSON or NULL), `saved_at`; a row exists while the job has a saved checkpoint |
-//! | `vmig_partitions` | `job_name`, `part_key` (SHA-256 of the id, so ids of any length fit a key) | `partition_id`, `state` (`in_progress`/`done`, NULL when only counts are saved), `position` (JSON), `rows_read`, `rows_written`, `unconfirmed` (NULL when the checkpoint has no counts for it) |
+//! | `vmig_partitions` | `job_name`, `part_key` (SHA-256 of the id, so ids of any length fit a key) | `partition_id`, `state` (`in_progress`/`done`, NULL when only counts are saved), `position` (JSON), `rows_read`, `rows_written`, `unconfirmed`, `bytes_written` (NULL when the checkpoint has no counts for it; `bytes_written` also in rows saved before schema version 3) |
+//! | `vmig_leases` | `job_name`, `unit_key` (SHA-256 of the partition id, or of the step) | `kind` (`partition`/`step`), `unit` (the partition id or step name: `setup`, `finish`), `owner` (the worker holding it), `lease_until` (epoch ms), `done`, `claims` (how often it was claimed: takeovers) |
+//! | `vmig_workers` | `job_name`, `worker` | `host`, `pid`, `sink` (the worker's own sink record), `started_at`, `seen_at` (last renewal or save) |
 //!
 //! Runs, checkpoints and partitions refer to their job's row (foreign keys).
 //!
@@ -67,10 +69,11 @@
 //! IMMEDIATE` on SQLite). A database at a higher version than this vmig knows is refused with a
 //! message saying to upgrade vmig. A released migration is never edited; a schema change is a
 //! new migration. MySQL commits each DDL statement by itself, so there a migration cut short is
-//! applied again from the start: every migration statement is idempotent.
+//! applied again from the start: every migration statement is idempotent (`IF NOT EXISTS`, or,
+//! for MySQL's `ADD COLUMN`, which has no such clause, "duplicate column" taken as done).
 //!
-//! | `vmig_leases` | `job_name`, `unit_key` (SHA-256 of the partition id, or of the step) | `kind` (`partition`/`step`), `unit` (the partition id or step name: `setup`, `finish`), `owner` (the worker holding it), `lease_until` (epoch ms), `done`, `claims` (how often it was claimed: takeovers) |
-//! | `vmig_workers` | `job_name`, `worker` | `host`, `pid`, `sink` (the worker's own sink record), `started_at`, `seen_at` (last renewal or save) |
+//! Version 1 holds jobs, runs and checkpoints; version 2 adds leases and workers; version 3
+//! adds each partition's `bytes_written`.
 //!
 //! # Several workers on one job (schema version 2)
 //!
@@ -105,6 +108,7 @@ use vmig_core::redact;
 use vmig_core::{Error, Result};
 
 pub use checkpoints::JobCheckpoints;
+use leases::insert_worker;
 pub use leases::{HeldUnit, JobWorker, WorkerRecord, MIN_LEASE};
 pub use schema::SCHEMA_VERSION;
 pub use vmig_core::checkpoint::CheckpointStore;
@@ -582,19 +586,15 @@ impl StateStore {
                 .execute(&mut *tx)
                 .await?;
             if worker {
-                let insert = backend.sql(
-                    "INSERT INTO vmig_workers (job_name, worker, host, pid, sink, started_at, \
-                     seen_at) VALUES (?, ?, ?, ?, NULL, ?, ?)",
+                insert_worker!(
+                    backend,
+                    tx,
+                    name,
+                    run.id.as_str(),
+                    run.host.as_str(),
+                    i64::from(run.pid),
+                    now
                 );
-                sqlx::query(&insert)
-                    .bind(name)
-                    .bind(&run.id)
-                    .bind(&run.host)
-                    .bind(i64::from(run.pid))
-                    .bind(now)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
             }
             tx.commit().await?;
             Ok(())

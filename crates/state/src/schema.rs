@@ -6,7 +6,7 @@ use crate::db::{on_pool, Backend, Failure, Pool, RowExt as _};
 
 /// The schema version this build of vmig writes and understands. A database at a higher
 /// version was written by a newer vmig and is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The table holding the schema version: one row, `id = 1`. Created before anything else, by
 /// every version of vmig, so it can never change shape.
@@ -103,6 +103,11 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[
         FOREIGN KEY (job_name) REFERENCES vmig_jobs (name))\
         {table}",
     ],
+    &[
+        // Migration 3: the bytes each partition's durable rows hold (Arrow's size of their
+        // values); NULL for partitions saved before it, read as 0.
+        "ALTER TABLE vmig_partitions {add_column} bytes_written BIGINT NULL",
+    ],
 ];
 
 /// The schema version this build migrates to: one per entry of [`MIGRATIONS`].
@@ -188,9 +193,17 @@ pub(crate) async fn migrate(
             };
             for migration in &MIGRATIONS[done..] {
                 for statement in *migration {
-                    sqlx::query(&backend.ddl(statement))
+                    let applied = sqlx::query(&backend.ddl(statement))
                         .execute(&mut *tx)
-                        .await?;
+                        .await;
+                    match applied {
+                        Ok(_) => {}
+                        // MySQL and SQLite have no `ADD COLUMN IF NOT EXISTS`: a column an
+                        // interrupted run of this migration already added (MySQL commits DDL
+                        // by itself) or a lost version row left is the statement's guard.
+                        Err(e) if is_duplicate_column(&e) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
             if version < SCHEMA_VERSION {
@@ -228,6 +241,14 @@ pub(crate) async fn migrate(
         conn.close().await?;
         Ok(())
     })
+}
+
+/// Whether `e` says the column to add exists: MySQL's error 1060 (SQLSTATE 42S21), SQLite's
+/// "duplicate column name" (PostgreSQL's `ADD COLUMN IF NOT EXISTS` never raises it).
+fn is_duplicate_column(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if db.code().as_deref() == Some("42S21")
+            || db.message().starts_with("duplicate column name"))
 }
 
 #[cfg(test)]

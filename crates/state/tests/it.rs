@@ -50,6 +50,7 @@ fn numbered(job: &str, k: u64) -> Checkpoint {
                 rows_read: k,
                 rows_written: k,
                 unconfirmed: k,
+                bytes_written: k * 512,
             },
         );
     }
@@ -91,6 +92,7 @@ fn varied(job: &str) -> Checkpoint {
             rows_read: u64::try_from(i64::MAX).unwrap(),
             rows_written: 5,
             unconfirmed: 0,
+            bytes_written: 1 << 40,
         },
     );
     // Counts of a partition with no saved position yet (rows sent to a non-idempotent sink).
@@ -100,6 +102,7 @@ fn varied(job: &str) -> Checkpoint {
             rows_read: 0,
             rows_written: 0,
             unconfirmed: 77,
+            bytes_written: 0,
         },
     );
     ck.set_sink(Some(json!({"sent": ["a", "b"], "n": 2})));
@@ -545,10 +548,11 @@ async fn a_current_sqlite_database_reopens_unchanged() {
     assert_eq!(snapshot().await, before);
 }
 
-/// A version-1 database (as vmig before leases left it) is migrated to version 2: the lease and
-/// worker tables appear, every row stays.
+/// A version-1 database (as vmig before leases and byte counts left it) is migrated to the
+/// current version: the lease and worker tables and the partitions' `bytes_written` column
+/// appear, every row stays, and the byte counts it never had read as 0.
 #[tokio::test]
-async fn a_v1_sqlite_database_is_migrated_to_v2() {
+async fn a_v1_sqlite_database_is_migrated_to_the_current_version() {
     use sqlx::Row as _;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("v1.db").display());
@@ -561,13 +565,30 @@ async fn a_v1_sqlite_database_is_migrated_to_v2() {
         .await
         .unwrap();
     drop(store);
-    // Back to version 1: the tables of migration 2 removed, the version set to 1.
+    // Back to version 1: the tables of migration 2 and the column of migration 3 removed, the
+    // version set to 1.
     raw(&url, "DROP TABLE vmig_leases").await;
     raw(&url, "DROP TABLE vmig_workers").await;
+    raw(
+        &url,
+        "ALTER TABLE vmig_partitions DROP COLUMN bytes_written",
+    )
+    .await;
     raw(&url, "UPDATE vmig_state_version SET version = 1").await;
     assert_eq!(version(&url).await, 1);
     let store = StateStore::open(&url, dir.path()).await.unwrap();
-    assert_eq!(version(&url).await, 2);
+    assert_eq!(version(&url).await, SCHEMA_VERSION);
+    let mut want = varied(&a.fingerprint);
+    for progress in want.progress_mut().values_mut() {
+        progress.bytes_written = 0;
+    }
+    assert_eq!(store.checkpoints("a").load().await.unwrap(), Some(want));
+    // The migrated store keeps byte counts from now on.
+    store
+        .checkpoints("a")
+        .save(&varied(&a.fingerprint))
+        .await
+        .unwrap();
     assert_eq!(
         store.checkpoints("a").load().await.unwrap(),
         Some(varied(&a.fingerprint))

@@ -10,6 +10,8 @@
 //! * [`compare`]: helpers for bit-exact comparisons of migrated rows (vector bytes).
 //! * [`process`]: running a command and stopping it with a signal mid-run.
 //! * [`secrets`]: checks that a configuration's `Debug` and JSON show no secret.
+//! * `es` (feature `es`): creating and loading indexes on the Elasticsearch/OpenSearch
+//!   stand-ins.
 //! * `milvus1` (feature `milvus1`): a generator of Milvus 1.x data directories.
 #![warn(missing_docs)]
 
@@ -17,6 +19,8 @@ pub mod compare;
 pub mod conformance;
 #[cfg(feature = "sql")]
 pub mod database;
+#[cfg(feature = "es")]
+pub mod es;
 pub mod gen;
 #[cfg(feature = "milvus1")]
 pub mod milvus1;

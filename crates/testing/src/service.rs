@@ -15,6 +15,7 @@
 //! | `VMIG_ES_URL`         | Elasticsearch-compatible server (`scripts/es start`) |
 //! | `VMIG_OPENSEARCH_URL` | OpenSearch-compatible server (`scripts/es start`) |
 //! | `VMIG_MILVUS_URI`, `VMIG_MILVUS_USER`, `VMIG_MILVUS_PASSWORD` | Milvus 2.x ([`milvus`]; user and password default to `root` / `Milvus`) |
+//! | `VMIG_MILVUS_PYTHON`  | a Python with pymilvus ([`MilvusServer::pymilvus`]) |
 
 /// Whether this run is CI (`CI=true`), where every service must be present.
 pub fn is_ci() -> bool {
@@ -135,6 +136,36 @@ pub struct MilvusServer {
     pub user: String,
     /// `VMIG_MILVUS_PASSWORD`, default `Milvus`.
     pub password: String,
+    /// `VMIG_MILVUS_PYTHON`: a Python with pymilvus (`scripts/milvus` installs it), if set.
+    pub python: Option<String>,
+}
+
+impl MilvusServer {
+    /// Runs `body` with pymilvus's `connections`, `utility` and `Collection` imported and a
+    /// connection to this server open; returns what it printed.
+    ///
+    /// # Panics
+    /// When `VMIG_MILVUS_PYTHON` is not set, or the script fails (its standard error is in the
+    /// message).
+    pub fn pymilvus(&self, body: &str) -> String {
+        let python = self
+            .python
+            .as_deref()
+            .expect("VMIG_MILVUS_PYTHON (pymilvus) is set by scripts/milvus");
+        let script = format!(
+            "from pymilvus import connections, utility, Collection\nconnections.connect(uri='{}', user='{}', password='{}')\n{body}",
+            self.uri, self.user, self.password
+        );
+        crate::process::python(python, &script, &[] as &[&str])
+    }
+
+    /// Drops `collection` when pymilvus is configured (a test's clean-up; without pymilvus the
+    /// collection stays, under its [`unique`] name).
+    pub fn drop_collection(&self, collection: &str) {
+        if self.python.is_some() {
+            self.pymilvus(&format!("utility.drop_collection('{collection}')"));
+        }
+    }
 }
 
 /// The Milvus 2.x server (`VMIG_MILVUS_URI`, `VMIG_MILVUS_USER`, `VMIG_MILVUS_PASSWORD`), or
@@ -146,5 +177,8 @@ pub fn milvus() -> Option<MilvusServer> {
         uri,
         user: get("VMIG_MILVUS_USER", "root"),
         password: get("VMIG_MILVUS_PASSWORD", "Milvus"),
+        python: std::env::var("VMIG_MILVUS_PYTHON")
+            .ok()
+            .filter(|p| !p.is_empty()),
     })
 }

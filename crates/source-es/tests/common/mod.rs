@@ -98,60 +98,7 @@ pub async fn ensure_index(
         }
         c.delete(format!("{base}/{index}")).send().await.unwrap();
     }
-    let r = c
-        .put(format!("{base}/{index}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert!(status.is_success(), "creating {index}: {text}");
-    let chunk = 2000;
-    let mut start = 0;
-    while start < n {
-        let end = (start + chunk).min(n);
-        let mut payload = String::new();
-        for i in start..end {
-            let (id, src) = doc(i);
-            payload.push_str(&json!({ "index": { "_index": index, "_id": id } }).to_string());
-            payload.push('\n');
-            payload.push_str(&src);
-            payload.push('\n');
-        }
-        let r = c
-            .post(format!("{base}/_bulk"))
-            .header("content-type", "application/x-ndjson")
-            .body(payload)
-            .send()
-            .await
-            .unwrap();
-        let v: Value = r.json().await.unwrap();
-        assert_eq!(
-            v["errors"],
-            json!(false),
-            "bulk into {index}: {}",
-            &v.to_string()[..v.to_string().len().min(2000)]
-        );
-        start = end;
-    }
-    c.post(format!("{base}/{index}/_refresh"))
-        .send()
-        .await
-        .unwrap();
-    let v: Value = c
-        .get(format!("{base}/{index}/_count"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        v["count"].as_u64(),
-        Some(n as u64),
-        "{index} count after loading"
-    );
+    vmig_testing::es::create_and_load(base, index, &body, (0..n).map(doc)).await;
 }
 
 /// The big vector index (`BIG_DOCS` × `BIG_DIM`, 2 shards) on an Elasticsearch-style server.

@@ -1,0 +1,54 @@
+//! What the `vmig` binary's integration tests share: the binary, the shipped sample index, job
+//! files, and the check of a clean `vmig verify` report.
+// Each test crate includes this module and uses its own subset of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use vmig_testing::process::output_text;
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The shipped sample index (`examples/data/sample.faiss`: 2,000 rows of dimension 128).
+pub fn sample() -> PathBuf {
+    repo().join("examples/data/sample.faiss")
+}
+
+/// `vmig ARGS`, with the caller's `VMIG_LOG` removed (the binary's quiet default).
+pub fn vmig_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
+    c.args(args).env_remove("VMIG_LOG");
+    c
+}
+
+/// Writes `dir/<name>.toml` with `body` and returns its path.
+pub fn write_job(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// Checks the output of `vmig verify JOB --json`: it succeeded, its status is `ok`, the source
+/// and the target both hold `rows` rows, and no key is missing, extra, changed or twice in
+/// either. Returns the report.
+pub fn assert_verify_clean(o: &Output, rows: u64) -> serde_json::Value {
+    assert!(o.status.success(), "{}", output_text(o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["status"], "ok", "{report}");
+    for key in [
+        "missing",
+        "extra",
+        "changed",
+        "duplicate_in_source",
+        "duplicate_in_target",
+    ] {
+        assert_eq!(report[key], 0, "{key}: {report}");
+    }
+    assert_eq!(report["source_rows"], rows, "{report}");
+    assert_eq!(report["target_rows"], rows, "{report}");
+    report
+}
