@@ -115,6 +115,8 @@ def main():
     ap.add_argument("--faiss-python", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--size", choices=SIZES, default="full")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="runs of every tool, interleaved; the table shows the median")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     stage_root = os.path.join(os.environ["VMIG_MILVUS_STAGE"], "bench")
@@ -131,11 +133,12 @@ def main():
             base = stem(a.work, n, d)
             subprocess.run(["cat", base + ".faiss", base + ".ids.npy", base + ".vectors.npy"],
                            stdout=subprocess.DEVNULL, check=True)  # warm the page cache
-            rows = []
-            for tool, name in [("pymilvus (10k batches)", f"bench_pymilvus_{d}"),
-                               ("vmig insert", f"bench_vmig_insert_{d}"),
-                               ("vmig insert (no state)", f"bench_vmig_insert_nostate_{d}"),
-                               ("vmig bulk", f"bench_vmig_bulk_{d}")]:
+            tools = [("pymilvus (10k batches)", f"bench_pymilvus_{d}"),
+                     ("vmig insert", f"bench_vmig_insert_{d}"),
+                     ("vmig insert (no state)", f"bench_vmig_insert_nostate_{d}"),
+                     ("vmig bulk", f"bench_vmig_bulk_{d}")]
+            measured = {tool: [] for tool, _ in tools}
+            for tool, name in tools * a.runs:
                 names.append(name)
                 if utility.has_collection(name):
                     utility.drop_collection(name)
@@ -156,6 +159,11 @@ def main():
                         shutil.rmtree(stage, ignore_errors=True)
                 print(f"  {secs:.2f}s, {n / secs:,.0f} rows/s; checking count(*)", file=sys.stderr, flush=True)
                 check_and_drop(name, n)
+                measured[tool].append((secs, cpu))
+            rows = []
+            for tool, _ in tools:
+                runs = sorted(measured[tool])
+                secs, cpu = runs[len(runs) // 2]
                 rows.append((tool, n, secs, cpu))
             tables.append((n, d, rows))
     finally:
@@ -164,8 +172,8 @@ def main():
                 utility.drop_collection(name)
         shutil.rmtree(stage_root, ignore_errors=True)
 
-    print(f"\nFaiss IDMap2(FlatL2) -> Milvus 2.3.5 standalone on loopback, {os.cpu_count()} cores; "
-          f"vmig: whole process, pymilvus: first insert to flush done\n")
+    print(f"\nFaiss IDMap2(FlatL2) -> Milvus 2.3.5 standalone on loopback, {os.cpu_count()} cores, "
+          f"median of {a.runs} interleaved run(s); vmig: whole process, pymilvus: first insert to flush done\n")
     for n, d, rows in tables:
         print(f"{n:,} x {d}-d float32")
         print(f"  {'tool':<24}{'rows':>11}{'seconds':>9}{'rows/s':>10}{'vs pymilvus':>13}{'CPU s':>8}")

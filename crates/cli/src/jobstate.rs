@@ -48,6 +48,9 @@ pub fn lease(
         (None, true) => DEFAULT_LEASE,
         (None, false) => return Ok(None),
     };
+    if !job.sink.shares_jobs() {
+        return Err(vmig::lease::unshared_sink(job.sink.plugin()).into());
+    }
     let shared = url.is_some_and(|u| {
         let scheme = u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         matches!(

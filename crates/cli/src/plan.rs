@@ -94,6 +94,9 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
     let source_cfg = job.source.to_json();
     let sink_cfg = job.sink.to_json();
     let resume_note = job.sink.resume_note(&target_schema);
+    if job.state.lease.is_some() && !job.sink.shares_jobs() {
+        return Err(vmig::lease::unshared_sink(job.sink.plugin()).into());
+    }
 
     if json {
         let v = serde_json::json!({

@@ -160,7 +160,7 @@ fn faiss_to_milvus_insert_killed_again_and_again_is_every_row_once() {
     let dir = tempfile::tempdir().unwrap();
     let collection = unique("cli_kill_faiss");
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sample.faiss");
-    // 2000 rows at 200 rows/s in requests of 25 rows, a checkpoint every 50: ten seconds of
+    // 2000 rows at 100 rows/s in requests of 25 rows, a checkpoint every 50: twenty seconds of
     // copying, so most kills within 2 s of a start land mid-copy.
     let cfg = job(
         dir.path(),
@@ -171,7 +171,7 @@ fn faiss_to_milvus_insert_killed_again_and_again_is_every_row_once() {
         ),
         &collection,
         "mode = \"insert\"\nbatch_bytes = \"8KiB\"",
-        "batch_rows = 25\nflush_rows = 50\nmax_rows_per_second = 200\ncheckpoint_interval = \"1s\"",
+        "batch_rows = 25\nflush_rows = 50\nmax_rows_per_second = 100\ncheckpoint_interval = \"1s\"",
     );
     kill_resume_and_verify(&m, &cfg, &collection, 2000, Duration::from_secs(2), 41);
     m.server.drop_collection(&collection);
@@ -183,13 +183,13 @@ fn milvus1_to_milvus_bulk_killed_again_and_again_imports_every_row_once() {
     // Collection `books` (16-d, L2) with its own segment and two partitions, a few deletes.
     let mut g = Milvus1Gen::new(1313);
     let books = g.collection("books", 16, Metric::L2);
-    g.segment(books, 300, &[4, 150, 299], FileType::Raw);
+    g.segment(books, 600, &[4, 150, 599], FileType::Raw);
     let p1 = g.partition(books, "p2023");
-    g.segment(p1, 300, &[0, 17], FileType::Raw);
+    g.segment(p1, 600, &[0, 17], FileType::Raw);
     let p2 = g.partition(books, "p2024");
-    g.segment(p2, 300, &[], FileType::Raw);
+    g.segment(p2, 600, &[], FileType::Raw);
     let rows: u64 = g.expected("books").values().map(|r| r.len() as u64).sum();
-    assert_eq!(rows, 895);
+    assert_eq!(rows, 1795);
     let data = tempfile::tempdir().unwrap();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -201,8 +201,9 @@ fn milvus1_to_milvus_bulk_killed_again_and_again_imports_every_row_once() {
     let dir = tempfile::tempdir().unwrap();
     let collection = unique("cli_kill_bulk");
     let stage = Path::new(&m.stage).join(&collection);
-    // 150 rows/s, one partition at a time, a checkpoint every 100 rows (and second): each
-    // checkpoint stages a file and imports the one before, so kills land in imports too.
+    // 60 rows/s, one partition at a time, a checkpoint every 100 rows (and second): each
+    // checkpoint stages a file and imports the one before, so kills land in imports too. Slow
+    // enough that 20 kills within 3 s of each start land before the job is done.
     let cfg = job(
         dir.path(),
         &m,
@@ -212,9 +213,9 @@ fn milvus1_to_milvus_bulk_killed_again_and_again_imports_every_row_once() {
         ),
         &collection,
         &format!("mode = \"bulk\"\nstage = \"{}\"", stage.display()),
-        "batch_rows = 50\nflush_rows = 100\nmax_rows_per_second = 150\ncheckpoint_interval = \"1s\"\nconcurrency = 1",
+        "batch_rows = 50\nflush_rows = 100\nmax_rows_per_second = 60\ncheckpoint_interval = \"1s\"\nconcurrency = 1",
     );
-    kill_resume_and_verify(&m, &cfg, &collection, rows, Duration::from_secs(4), 42);
+    kill_resume_and_verify(&m, &cfg, &collection, rows, Duration::from_secs(3), 42);
 
     // Each staged file was imported once (Milvus lists one completed task per file), and no
     // staged file is left; only directories of runs killed before their first checkpoint,
@@ -308,7 +309,7 @@ fn elasticsearch_to_milvus_insert_killed_again_and_again_is_every_row_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let collection = unique("cli_kill_es");
-    // Two slices (partitions), pages of 50, 200 rows/s, a checkpoint every 50 rows.
+    // Two slices (partitions), pages of 50, 100 rows/s, a checkpoint every 50 rows.
     let cfg = job(
         dir.path(),
         &m,
@@ -317,7 +318,7 @@ fn elasticsearch_to_milvus_insert_killed_again_and_again_is_every_row_once() {
         ),
         &collection,
         "mode = \"insert\"\nbatch_bytes = \"8KiB\"",
-        "batch_rows = 25\nflush_rows = 50\nmax_rows_per_second = 200\ncheckpoint_interval = \"1s\"",
+        "batch_rows = 25\nflush_rows = 50\nmax_rows_per_second = 100\ncheckpoint_interval = \"1s\"",
     );
     kill_resume_and_verify(&m, &cfg, &collection, 1500, Duration::from_millis(1500), 43);
     m.server.drop_collection(&collection);

@@ -8,22 +8,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{assert_verify_clean, sample, write_job};
+use common::{
+    assert_verify_clean, sample, vmig_milvus as vmig, vmig_milvus_cmd as vmig_cmd, write_job,
+};
 use vmig_testing::process::output_text as text;
-use vmig_testing::service::{milvus, unique, MilvusServer};
-
-fn vmig_cmd(args: &[&str], m: &MilvusServer) -> Command {
-    let mut c = common::vmig_cmd(args);
-    c.env("VMIG_TEST_MILVUS_PASSWORD", &m.password);
-    c
-}
-
-fn vmig(args: &[&str], m: &MilvusServer) -> Output {
-    vmig_cmd(args, m).output().unwrap()
-}
+use vmig_testing::service::{milvus, unique};
 
 #[test]
 fn milvus2_source_resumes_after_a_stop_and_kills() {

@@ -12,24 +12,16 @@ mod common;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{assert_verify_clean, sample, write_job};
+use common::{
+    assert_verify_clean, sample, vmig_milvus as vmig, vmig_milvus_cmd as vmig_cmd, write_job,
+};
 use vmig_testing::database::TempDatabase;
 use vmig_testing::process::output_text as text;
 use vmig_testing::service::{milvus, postgres_url, unique, MilvusServer};
-
-fn vmig_cmd(args: &[&str], m: &MilvusServer) -> Command {
-    let mut c = common::vmig_cmd(args);
-    c.env("VMIG_TEST_MILVUS_PASSWORD", &m.password);
-    c
-}
-
-fn vmig(args: &[&str], m: &MilvusServer) -> Output {
-    vmig_cmd(args, m).output().unwrap()
-}
 
 /// A running worker whose stderr is collected line by line.
 struct Worker {

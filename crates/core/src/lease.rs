@@ -35,7 +35,7 @@ use async_trait::async_trait;
 
 use crate::batch::PartitionId;
 use crate::checkpoint::{PartitionProgress, PartitionState};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A once-per-job step that one worker runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,6 +163,17 @@ pub trait Leases: Debug + Send + Sync {
 /// before it expires.
 pub fn renew_interval(lease: Duration) -> Duration {
     (lease / 3).max(Duration::from_millis(50))
+}
+
+/// The refusal of a job shared between workers (`[state] lease`, `--worker`) into sink `sink`,
+/// which cannot take rows from several workers: a configuration error of `[state]`.
+pub fn unshared_sink(sink: &str) -> Error {
+    Error::config(
+        "state",
+        format!(
+            "the `{sink}` sink cannot share a job between workers (its output is not safe to take over from a dead worker); run the job with one worker (no `[state] lease`, no `--worker`)"
+        ),
+    )
 }
 
 /// How long a worker waits before claiming again when others hold everything left.

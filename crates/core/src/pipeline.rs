@@ -396,12 +396,8 @@ impl Pipeline {
     /// then.
     pub async fn run(self, observer: Arc<dyn Observer>) -> Result<RunReport> {
         let started = Instant::now();
-        if let Some(leases) = &self.leases {
-            check_shared(
-                self.checkpoints.is_some(),
-                self.sink.as_ref(),
-                leases.as_ref(),
-            )?;
+        if self.leases.is_some() {
+            check_shared(self.checkpoints.is_some(), self.sink.as_ref())?;
         }
         let checkpoints = match self.checkpoints {
             Some((store, job)) => {
@@ -999,7 +995,7 @@ async fn read_partition(
 
 /// Refuses a shared job that the runner cannot run safely: without this worker's checkpoint
 /// store, or into a sink that cannot take rows from several workers.
-fn check_shared(has_store: bool, sink: &dyn Sink, leases: &dyn Leases) -> Result<()> {
+fn check_shared(has_store: bool, sink: &dyn Sink) -> Result<()> {
     if !has_store {
         return Err(Error::config(
             "state",
@@ -1007,13 +1003,7 @@ fn check_shared(has_store: bool, sink: &dyn Sink, leases: &dyn Leases) -> Result
         ));
     }
     if !sink.shares_jobs() {
-        return Err(Error::unsupported(
-            format!("worker {}", leases.worker()),
-            format!(
-                "the `{}` sink cannot share a job between workers (its output is not safe to take over from a dead worker); run the job with one worker (no `[state] lease`, no `--worker`)",
-                sink.name()
-            ),
-        ));
+        return Err(lease::unshared_sink(sink.name()));
     }
     Ok(())
 }

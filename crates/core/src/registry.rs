@@ -157,6 +157,13 @@ pub trait SinkConfig: DeserializeOwned + Serialize + Debug + Send + Sync + 'stat
     fn resume_note(&self, _schema: &SchemaRef) -> Option<String> {
         None
     }
+
+    /// Whether the sink this configuration builds shares a job between workers
+    /// ([`crate::Sink::shares_jobs`], which must agree), known before anything is built so that
+    /// `vmig plan` and `vmig migrate` refuse a shared job up front. `false` by default.
+    fn shares_jobs(&self) -> bool {
+        false
+    }
 }
 
 /// A parsed source configuration of any plugin.
@@ -202,6 +209,8 @@ pub trait DynSinkConfig: Debug + Send + Sync {
     ) -> Result<Option<Box<dyn Source>>>;
     /// See [`SinkConfig::resume_note`].
     fn resume_note(&self, schema: &SchemaRef) -> Option<String>;
+    /// See [`SinkConfig::shares_jobs`].
+    fn shares_jobs(&self) -> bool;
 }
 
 #[async_trait]
@@ -228,6 +237,9 @@ impl<C: SinkConfig> DynSinkConfig for C {
     }
     fn resume_note(&self, schema: &SchemaRef) -> Option<String> {
         SinkConfig::resume_note(self, schema)
+    }
+    fn shares_jobs(&self) -> bool {
+        SinkConfig::shares_jobs(self)
     }
 }
 

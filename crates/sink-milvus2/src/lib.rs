@@ -516,6 +516,11 @@ impl SinkConfig for Milvus2SinkConfig {
         Milvus2SinkConfig::resume_note(self, Some(schema))
     }
 
+    /// Insert and upsert (rows durable per request, replayed as upserts); not bulk.
+    fn shares_jobs(&self) -> bool {
+        self.mode != WriteMode::Bulk
+    }
+
     /// Reads the collection back in primary-key order (it must be loaded).
     async fn open_target(
         &self,

@@ -219,6 +219,23 @@ impl JobCheckpoints {
     }
 }
 
+/// Refuses to save `checkpoint` over the job recorded with fingerprint `recorded` (the job
+/// file changed since the run began) at `location`.
+pub(crate) fn same_job(
+    location: &str,
+    recorded: &str,
+    checkpoint: &Checkpoint,
+) -> std::result::Result<(), Failure> {
+    if recorded == checkpoint.job() {
+        return Ok(());
+    }
+    Err(Failure::Vmig(Error::CheckpointMismatch {
+        store: location.to_string(),
+        saved: short(recorded).to_string(),
+        job: short(checkpoint.job()).to_string(),
+    }))
+}
+
 /// Reads a job's partition rows inside a transaction (`$tx`), locking them where the backend
 /// locks rows.
 macro_rules! read_partitions {
@@ -352,14 +369,7 @@ impl CheckpointStore for JobCheckpoints {
                     ),
                 )));
             };
-            let recorded = job.text("fingerprint")?;
-            if recorded != checkpoint.job() {
-                return Err(Failure::Vmig(Error::CheckpointMismatch {
-                    store: location.clone(),
-                    saved: short(&recorded).to_string(),
-                    job: short(checkpoint.job()).to_string(),
-                }));
-            }
+            same_job(&location, &job.text("fingerprint")?, checkpoint)?;
             let now = now_millis();
             let update = "UPDATE vmig_checkpoints SET fingerprint = ?, sink = ?, saved_at = ? \
                           WHERE job_name = ?";

@@ -23,10 +23,10 @@ use vmig_core::lease::{self, Claim, Leases, Step, StepClaim};
 use vmig_core::{Error, PartitionId, Result};
 
 use crate::checkpoints::{
-    part_key, read_partitions, write_partition, PartitionRow, DONE, PARTITION_COLUMNS,
+    part_key, read_partitions, same_job, write_partition, PartitionRow, DONE, PARTITION_COLUMNS,
 };
 use crate::db::{begin_write, on_pool, Failure, RowExt as _};
-use crate::{now_millis, short, time, JobCheckpoints, StateStore};
+use crate::{now_millis, time, JobCheckpoints, StateStore};
 
 /// The key of a step's lease row (partitions use [`part_key`] of their id).
 fn step_key(step: Step) -> String {
@@ -843,13 +843,7 @@ impl CheckpointStore for JobWorker {
             async {
                 let mut tx = begin_write(pool, backend).await?;
                 let recorded = lock_job!(tx, backend, name, location.as_str());
-                if recorded != checkpoint.job() {
-                    return Err(Failure::Vmig(Error::CheckpointMismatch {
-                        store: location.clone(),
-                        saved: short(&recorded).to_string(),
-                        job: short(checkpoint.job()).to_string(),
-                    }));
-                }
+                same_job(&location, &recorded, checkpoint)?;
                 let now = now_millis();
                 let mut owners: HashMap<String, Option<String>> = HashMap::new();
                 for row in sqlx::query(&backend.sql(

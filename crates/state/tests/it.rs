@@ -489,14 +489,11 @@ async fn sqlite_store() {
     assert!(store.job("job-a").await.unwrap().is_some());
 }
 
-/// A database of the current version is recognised and reopened without any change to its
-/// schema or rows.
-#[tokio::test]
-async fn a_current_sqlite_database_reopens_unchanged() {
-    use sqlx::Row as _;
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("v1.db").display());
-    let store = StateStore::open(&url, dir.path()).await.unwrap();
+/// An SQLite store in `dir` holding job `a` (one run) and its [`varied`] checkpoint; its URL
+/// and the job's identity.
+async fn sqlite_with_a_checkpoint(dir: &Path) -> (String, JobIdentity) {
+    let url = format!("sqlite://{}", dir.join("v1.db").display());
+    let store = StateStore::open(&url, dir).await.unwrap();
     let a = identity("a", 1, 1);
     store.start_run(&a, false).await.unwrap();
     store
@@ -504,7 +501,16 @@ async fn a_current_sqlite_database_reopens_unchanged() {
         .save(&varied(&a.fingerprint))
         .await
         .unwrap();
-    drop(store);
+    (url, a)
+}
+
+/// A database of the current version is recognised and reopened without any change to its
+/// schema or rows.
+#[tokio::test]
+async fn a_current_sqlite_database_reopens_unchanged() {
+    use sqlx::Row as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, a) = sqlite_with_a_checkpoint(dir.path()).await;
     let snapshot = || async {
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
         let mut all = Vec::new();
@@ -555,16 +561,7 @@ async fn a_current_sqlite_database_reopens_unchanged() {
 async fn a_v1_sqlite_database_is_migrated_to_the_current_version() {
     use sqlx::Row as _;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("v1.db").display());
-    let store = StateStore::open(&url, dir.path()).await.unwrap();
-    let a = identity("a", 1, 1);
-    store.start_run(&a, false).await.unwrap();
-    store
-        .checkpoints("a")
-        .save(&varied(&a.fingerprint))
-        .await
-        .unwrap();
-    drop(store);
+    let (url, a) = sqlite_with_a_checkpoint(dir.path()).await;
     // Back to version 1: the tables of migration 2 and the column of migration 3 removed, the
     // version set to 1.
     raw(&url, "DROP TABLE vmig_leases").await;

@@ -334,12 +334,11 @@ async fn a_sink_that_cannot_share_a_job_is_refused_before_it_is_prepared() {
     let pipeline = worker(&store, "refused", Box::new(sink), Duration::from_secs(5)).await;
     let e = pipeline.run(Arc::new(NoProgress)).await.unwrap_err();
     let text = e.to_string();
-    assert!(
-        text.starts_with("unsupported input at worker ")
-            && text.ends_with(": the `MockSink` sink cannot share a job between workers (its output is not safe to take over from a dead worker); run the job with one worker (no `[state] lease`, no `--worker`)"),
-        "{text}"
+    assert_eq!(
+        text,
+        "invalid `state` configuration: the `MockSink` sink cannot share a job between workers (its output is not safe to take over from a dead worker); run the job with one worker (no `[state] lease`, no `--worker`)"
     );
-    assert!(matches!(e, Error::Unsupported { .. }));
+    assert!(matches!(e, Error::Config { .. }));
     let s = state.lock().unwrap();
     assert!(s.prepared.is_none() && !s.committed && !s.aborted && s.durable.is_empty());
 }

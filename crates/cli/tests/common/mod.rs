@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use vmig_testing::process::output_text;
+use vmig_testing::service::MilvusServer;
 
 /// The repository's root.
 pub fn repo() -> PathBuf {
@@ -23,6 +24,19 @@ pub fn vmig_cmd(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
     c.args(args).env_remove("VMIG_LOG");
     c
+}
+
+/// [`vmig_cmd`] with the test Milvus's password in `VMIG_TEST_MILVUS_PASSWORD`, which the
+/// tests' job files name (`password = "${VMIG_TEST_MILVUS_PASSWORD}"`).
+pub fn vmig_milvus_cmd(args: &[&str], m: &MilvusServer) -> Command {
+    let mut c = vmig_cmd(args);
+    c.env("VMIG_TEST_MILVUS_PASSWORD", &m.password);
+    c
+}
+
+/// Runs [`vmig_milvus_cmd`] to the end.
+pub fn vmig_milvus(args: &[&str], m: &MilvusServer) -> Output {
+    vmig_milvus_cmd(args, m).output().unwrap()
 }
 
 /// Writes `dir/<name>.toml` with `body` and returns its path.
