@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -15,7 +14,7 @@ fn vmig(args: &[&str]) -> Output {
     vmig_cmd(args).output().unwrap()
 }
 
-use common::{sample, vmig_cmd};
+use common::{parquet_rows, sample, sample_rows, vmig_cmd};
 use vmig_testing::process::output_text as text;
 
 /// Writes `dir/job.toml`: the sample index into Parquet files under `dir/out`, with `pipeline`
@@ -36,24 +35,6 @@ fn job(dir: &Path, pipeline: &str, sink_extra: &str) -> PathBuf {
 
 /// 2000 rows at 400 rows/s, a flush every 200: five seconds, so a signal lands mid-run.
 const SLOW: &str = "batch_rows = 100\nflush_rows = 200\nmax_rows_per_second = 400";
-
-/// id → vector bits of every row in the committed output; panics on an id seen twice.
-fn output_rows(out: &Path) -> BTreeMap<i64, Vec<u32>> {
-    vmig_testing::compare::id_vector_bits(
-        &vmig_testing::compare::parquet_dir_batches(out),
-        "vector",
-    )
-}
-
-/// The rows of an uninterrupted run of the same job (`--state none`, into `dir/out`).
-fn reference_rows(dir: &Path) -> BTreeMap<i64, Vec<u32>> {
-    let cfg = job(dir, "", "");
-    let o = vmig(&["migrate", cfg.to_str().unwrap(), "--state", "none"]);
-    assert!(o.status.success(), "{}", text(&o));
-    let rows = output_rows(&dir.join("out"));
-    assert_eq!(rows.len(), 2000);
-    rows
-}
 
 /// Checks that `out` holds exactly the committed output: a manifest listing each file once,
 /// totalling 2000 rows, and no run directory or lock left behind.
@@ -86,7 +67,7 @@ fn assert_clean_output(out: &Path) {
 
 #[test]
 fn a_stopped_run_resumes_and_the_output_is_every_row_once() {
-    let want = reference_rows(tempfile::tempdir().unwrap().path());
+    let want = sample_rows(tempfile::tempdir().unwrap().path());
     let dir = tempfile::tempdir().unwrap();
     let cfg = job(dir.path(), SLOW, "");
     let mut c = vmig_cmd(&[
@@ -142,7 +123,7 @@ fn a_stopped_run_resumes_and_the_output_is_every_row_once() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("resuming job: "), "{}", text(&o));
 
-    assert_eq!(output_rows(&dir.path().join("out")), want);
+    assert_eq!(parquet_rows(&dir.path().join("out")), want);
     assert_clean_output(&dir.path().join("out"));
 
     // Finished: refused until --restart.
@@ -229,7 +210,7 @@ fn without_a_state_store_a_stop_leaves_nothing_and_restart_is_refused() {
 /// row of an uninterrupted run, once.
 #[test]
 fn killed_at_random_instants_the_job_resumes_to_exactly_the_same_rows() {
-    let want = reference_rows(tempfile::tempdir().unwrap().path());
+    let want = sample_rows(tempfile::tempdir().unwrap().path());
     let dir = tempfile::tempdir().unwrap();
     // 2000 rows at 250 rows/s with a checkpoint every 50 rows: eight seconds of copying, more
     // than twenty kills within 0.8 s of their start can get through.
@@ -251,7 +232,7 @@ fn killed_at_random_instants_the_job_resumes_to_exactly_the_same_rows() {
     );
     assert!(killed.last.status.success(), "{}", text(&killed.last));
     assert_eq!(killed.kills, 20);
-    assert_eq!(output_rows(&dir.path().join("out")), want);
+    assert_eq!(parquet_rows(&dir.path().join("out")), want);
     assert_clean_output(&dir.path().join("out"));
     // `vmig verify` reads the source again and the output back: nothing missing, extra,
     // changed or twice.
@@ -279,7 +260,7 @@ fn shared_job(dir: &Path, out: &Path, state_url: &str, name: &str, pipeline: &st
 /// job file's `[state] url`; a second process is refused while the first runs; the store's
 /// password never shows.
 fn shared_state_resumes_elsewhere(url: &str, password: Option<&str>) {
-    let want = reference_rows(tempfile::tempdir().unwrap().path());
+    let want = sample_rows(tempfile::tempdir().unwrap().path());
     let (first, second, out_dir) = (
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
@@ -365,7 +346,7 @@ fn shared_state_resumes_elsewhere(url: &str, password: Option<&str>) {
     let saved = summary["resumed"]["rows_written"].as_u64().unwrap();
     assert!(saved > 0, "{summary}");
     assert_eq!(summary["rows_written"].as_u64().unwrap(), 2000 - saved);
-    assert_eq!(output_rows(&out), want);
+    assert_eq!(parquet_rows(&out), want);
     assert_clean_output(&out);
     if let Some(password) = password {
         for o in [&busy, &stopped, &o, &s] {

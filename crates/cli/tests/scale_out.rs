@@ -11,13 +11,13 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader};
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_verify_clean, sample, vmig_milvus as vmig, vmig_milvus_cmd as vmig_cmd, write_job,
+    assert_verify_clean, parquet_rows, sample, sample_rows, vmig_milvus as vmig,
+    vmig_milvus_cmd as vmig_cmd, write_job,
 };
 use vmig_testing::database::TempDatabase;
 use vmig_testing::process::output_text as text;
@@ -181,29 +181,11 @@ fn three_workers_one_killed_finish_the_job_exactly_once() {
         &m,
     );
     assert!(o.status.success(), "{}", text(&o));
-    let reference = dir.path().join("reference");
-    let direct = write_job(
-        dir.path(),
-        "direct",
-        &format!(
-            "[source]\ntype = \"faiss\"\npath = \"{}\"\n\n[sink]\ntype = \"files\"\npath = \"{}\"\n",
-            sample().display(),
-            reference.display()
-        ),
-    );
-    let o = vmig(
-        &["migrate", direct.to_str().unwrap(), "--state", "none"],
-        &m,
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let rows = |d: &Path| {
-        vmig_testing::compare::id_vector_bits(
-            &vmig_testing::compare::parquet_dir_batches(d),
-            "vector",
-        )
-    };
     // The rows of the collection's `_default` partition are in that folder.
-    let (got, want) = (rows(&back.join("_default")), rows(&reference));
+    let (got, want) = (
+        parquet_rows(&back.join("_default")),
+        sample_rows(dir.path()),
+    );
     assert_eq!(want.len(), 2000);
     assert_eq!(got.len(), 2000);
     assert!(got == want, "the collection's rows differ from the index's");

@@ -1379,44 +1379,86 @@ impl MilvusClient {
     /// [`Error::External`] ([`MilvusErrorKind::Server`]) naming the task and reason;
     /// [`Error::Transient`] on timeout.
     pub async fn wait_import(&self, tasks: &[i64], wait: Duration) -> Result<u64> {
-        let start = Instant::now();
-        let mut delay = Duration::from_millis(100);
-        let mut rows = 0u64;
-        let mut pending: Vec<i64> = tasks.to_vec();
-        while !pending.is_empty() {
-            let mut still = Vec::new();
-            for &t in &pending {
-                let s = self.import_state(t).await?;
-                match s.state {
-                    ImportState::ImportCompleted => rows += s.row_count.max(0) as u64,
-                    ImportState::ImportFailed | ImportState::ImportFailedAndCleaned => {
-                        return Err(Error::External(Box::new(MilvusError::new(
-                            MilvusErrorKind::Server,
-                            "Import",
-                            format!(
-                                "import task {t} failed: {}",
-                                s.failed_reason.as_deref().unwrap_or("no reason given")
-                            ),
-                        ))))
-                    }
-                    _ => still.push(t),
-                }
+        match poll_imports(tasks, wait, |t| self.import_state(t)).await? {
+            ImportOutcome::Completed(rows) => Ok(rows),
+            ImportOutcome::Failed { task, reason } => {
+                Err(Error::External(Box::new(MilvusError::new(
+                    MilvusErrorKind::Server,
+                    "Import",
+                    format!("import task {task} failed: {reason}"),
+                ))))
             }
-            pending = still;
-            if pending.is_empty() {
-                break;
-            }
-            if start.elapsed() > wait {
-                return Err(Error::Transient {
-                    message: format!("import tasks {pending:?} not finished within {wait:?}"),
-                    source: None,
-                });
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
         }
-        Ok(rows)
     }
+}
+
+/// How a set of import tasks ended ([`poll_imports`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// Every task completed; the rows they imported.
+    Completed(u64),
+    /// A task failed (an import is atomic per task: it left no rows), with the server's reason.
+    Failed {
+        /// The failed task.
+        task: i64,
+        /// Its `failed_reason` ("no reason given" when the server gave none).
+        reason: String,
+    },
+}
+
+/// Whether an import task in `state` has failed.
+pub fn import_failed(state: ImportState) -> bool {
+    matches!(
+        state,
+        ImportState::ImportFailed | ImportState::ImportFailedAndCleaned
+    )
+}
+
+/// Polls `tasks` with `state` (one `GetImportState` each, retried by the caller if it likes)
+/// until every one completed or one failed, at most `wait`, backing off from 100 ms to 1 s.
+///
+/// # Errors
+/// An error of `state`; [`Error::Transient`] when tasks are not finished within `wait`.
+pub async fn poll_imports<F, Fut>(tasks: &[i64], wait: Duration, state: F) -> Result<ImportOutcome>
+where
+    F: Fn(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<ImportTaskState>>,
+{
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    let mut rows = 0u64;
+    let mut pending: Vec<i64> = tasks.to_vec();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for &t in &pending {
+            let s = state(t).await?;
+            match s.state {
+                ImportState::ImportCompleted => rows += s.row_count.max(0) as u64,
+                failed if import_failed(failed) => {
+                    return Ok(ImportOutcome::Failed {
+                        task: t,
+                        reason: s
+                            .failed_reason
+                            .unwrap_or_else(|| "no reason given".to_string()),
+                    })
+                }
+                _ => still.push(t),
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if start.elapsed() > wait {
+            return Err(Error::Transient {
+                message: format!("import tasks {pending:?} not finished within {wait:?}"),
+                source: None,
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+    Ok(ImportOutcome::Completed(rows))
 }
 
 /// One task's state from a `GetImportState` answer (or an entry of `ListImportTasks`).

@@ -39,8 +39,8 @@ pub mod scan;
 pub mod schema;
 
 pub use client::{
-    CollectionInfo, ConnectOptions, Consistency, ImportTaskState, KeysetQuery, MilvusClient,
-    PkValue, MAX_QUERY_WINDOW,
+    import_failed, poll_imports, CollectionInfo, ConnectOptions, Consistency, ImportOutcome,
+    ImportTaskState, KeysetQuery, MilvusClient, PkValue, MAX_QUERY_WINDOW,
 };
 pub use error::{is_too_large, MilvusError, MilvusErrorKind};
 pub use milvus::proto;

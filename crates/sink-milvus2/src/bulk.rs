@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -21,7 +21,10 @@ use vmig_core::store::{upload_file, StoreLocation};
 use vmig_core::{Error, Result, RetryConfig};
 use vmig_formats::staging::{RotatedFile, RotatingWriter, StagingFormat, StagingOptions};
 use vmig_milvus::proto::common::ImportState;
-use vmig_milvus::{ImportTaskState, MilvusClient, MilvusError, MilvusErrorKind};
+use vmig_milvus::{
+    import_failed, poll_imports, ImportOutcome, ImportTaskState, MilvusClient, MilvusError,
+    MilvusErrorKind,
+};
 
 use crate::{Milvus2SinkConfig, LONG_WAIT, NAME};
 
@@ -87,14 +90,6 @@ pub(crate) struct BulkRecord {
     pub staged: Vec<Staged>,
     /// Files imported, in order.
     pub imported: Vec<Imported>,
-}
-
-/// The state of one wait for import tasks.
-enum Waited {
-    /// Every task completed; rows imported.
-    Completed(u64),
-    /// A task failed (Milvus imports are atomic per task: it left no rows).
-    Failed { task: i64, reason: String },
 }
 
 /// Where this run's staging files are written and uploaded, and the files not imported yet.
@@ -462,14 +457,14 @@ impl BulkStaging {
             }
             let running: Vec<i64> = mine
                 .iter()
-                .filter(|t| !is_failed(t.state))
+                .filter(|t| !import_failed(t.state))
                 .map(|t| t.task)
                 .collect();
             if !running.is_empty() {
                 tracing::info!(file = joined, tasks = ?running, "waiting for the interrupted run's import of this staged file");
                 match wait_tasks(client, &running, retry).await? {
-                    Waited::Completed(rows) => return confirm(file, running, rows),
-                    Waited::Failed { task, reason } => tracing::warn!(
+                    ImportOutcome::Completed(rows) => return confirm(file, running, rows),
+                    ImportOutcome::Failed { task, reason } => tracing::warn!(
                         file = joined,
                         task,
                         reason,
@@ -492,12 +487,14 @@ impl BulkStaging {
         self.write_marker(file).await?;
         let tasks = submit(client, collection, file, retry).await?;
         match wait_tasks(client, &tasks, retry).await? {
-            Waited::Completed(rows) => confirm(file, tasks, rows),
-            Waited::Failed { task, reason } => Err(Error::External(Box::new(MilvusError::new(
-                MilvusErrorKind::Server,
-                "Import",
-                format!("import task {task} failed: {reason}"),
-            )))),
+            ImportOutcome::Completed(rows) => confirm(file, tasks, rows),
+            ImportOutcome::Failed { task, reason } => {
+                Err(Error::External(Box::new(MilvusError::new(
+                    MilvusErrorKind::Server,
+                    "Import",
+                    format!("import task {task} failed: {reason}"),
+                ))))
+            }
         }
     }
 
@@ -727,13 +724,6 @@ fn confirm(file: &Staged, tasks: Vec<i64>, rows: u64) -> Result<Imported> {
     })
 }
 
-fn is_failed(state: ImportState) -> bool {
-    matches!(
-        state,
-        ImportState::ImportFailed | ImportState::ImportFailedAndCleaned
-    )
-}
-
 /// Submits the import of `file`, retrying transient failures by `retry`; before each retry
 /// Milvus is asked whether the failed attempt created a task after all, so that a file is never
 /// submitted twice.
@@ -752,7 +742,7 @@ async fn submit(
                 let known = client.list_import_tasks(collection).await?;
                 let mine: Vec<i64> = known
                     .iter()
-                    .filter(|t| &t.files == joined_ref && !is_failed(t.state))
+                    .filter(|t| &t.files == joined_ref && !import_failed(t.state))
                     .map(|t| t.task)
                     .collect();
                 if !mine.is_empty() {
@@ -768,44 +758,15 @@ async fn submit(
 
 /// Polls `tasks` until every one completed or one failed, at most [`LONG_WAIT`]; each poll is
 /// retried by `retry` (a restarting Milvus does not fail the wait).
-async fn wait_tasks(client: &MilvusClient, tasks: &[i64], retry: &RetryConfig) -> Result<Waited> {
-    let start = Instant::now();
-    let mut delay = Duration::from_millis(100);
-    let mut rows = 0u64;
-    let mut pending: Vec<i64> = tasks.to_vec();
-    while !pending.is_empty() {
-        let mut still = Vec::new();
-        for &t in &pending {
-            let s = retry
-                .run("Milvus GetImportState", || client.import_state(t))
-                .await?;
-            match s.state {
-                ImportState::ImportCompleted => rows += s.row_count.max(0) as u64,
-                state if is_failed(state) => {
-                    return Ok(Waited::Failed {
-                        task: t,
-                        reason: s
-                            .failed_reason
-                            .unwrap_or_else(|| "no reason given".to_string()),
-                    })
-                }
-                _ => still.push(t),
-            }
-        }
-        pending = still;
-        if pending.is_empty() {
-            break;
-        }
-        if start.elapsed() > LONG_WAIT {
-            return Err(Error::Transient {
-                message: format!("import tasks {pending:?} not finished within {LONG_WAIT:?}"),
-                source: None,
-            });
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(1));
-    }
-    Ok(Waited::Completed(rows))
+async fn wait_tasks(
+    client: &MilvusClient,
+    tasks: &[i64],
+    retry: &RetryConfig,
+) -> Result<ImportOutcome> {
+    poll_imports(tasks, LONG_WAIT, |t| {
+        retry.run("Milvus GetImportState", move || client.import_state(t))
+    })
+    .await
 }
 
 /// Seconds since the epoch.

@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,38 +18,15 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::{Float32Type, Float64Type, Int64Type, SchemaRef};
 use serde_json::{json, Value};
-use vmig_core::checkpoint::{Checkpoint, CheckpointStore, FileCheckpointStore, JobFingerprint};
+use vmig_core::checkpoint::{CheckpointStore, FileCheckpointStore, JobFingerprint};
 use vmig_core::pipeline::{NoProgress, Observer, Pipeline, PipelineOptions, RunReport};
 use vmig_core::registry::{parse_sink, BuildContext};
 use vmig_core::{async_trait, AbortReport, CommitReport, Error, FlushReport, Result, Sink};
 use vmig_milvus::{ConnectOptions, MilvusClient};
 use vmig_sink_milvus2 as _;
 use vmig_testing::gen::sample_batch;
-use vmig_testing::mock::MockSource;
+use vmig_testing::mock::{DiesAt, MockSource};
 use vmig_testing::service::{milvus, unique, MilvusServer};
-
-/// A checkpoint store that fails from its `kill_at`-th save on (1-based), as if the process
-/// had been killed just before that save: the file holds what a killed run leaves.
-#[derive(Debug)]
-struct DiesAt {
-    inner: FileCheckpointStore,
-    saves: AtomicUsize,
-    kill_at: usize,
-}
-
-#[async_trait]
-impl CheckpointStore for DiesAt {
-    async fn load(&self) -> Result<Option<Checkpoint>> {
-        self.inner.load().await
-    }
-
-    async fn save(&self, checkpoint: &Checkpoint) -> Result<()> {
-        if self.saves.fetch_add(1, Ordering::SeqCst) + 1 >= self.kill_at {
-            return Err(Error::Cancelled);
-        }
-        self.inner.save(checkpoint).await
-    }
-}
 
 /// Where a [`Killable`] sink dies.
 #[derive(Debug, Clone, Copy)]
@@ -388,11 +365,7 @@ async fn kill(
     let path = dir.path().join("ck.json");
     let job = JobFingerprint::of(&json!({ "test": name }));
     let config = env.config(name, extra);
-    let store = Arc::new(DiesAt {
-        inner: FileCheckpointStore::new(&path),
-        saves: AtomicUsize::new(0),
-        kill_at,
-    });
+    let store = Arc::new(DiesAt::new(&path, kill_at));
     let first = run(
         src,
         &config,

@@ -395,6 +395,7 @@ pub(crate) async fn connect(target: Target) -> std::result::Result<Pool, Failure
             let pool = SqlitePoolOptions::new()
                 .max_connections(MAX_CONNECTIONS)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .before_acquire(|conn, _| Box::pin(async move { Ok(outside_transaction(conn)) }))
                 .connect_lazy_with(options);
             Ok(Pool::Sqlite(pool))
         }
@@ -402,6 +403,7 @@ pub(crate) async fn connect(target: Target) -> std::result::Result<Pool, Failure
             let pool = MySqlPoolOptions::new()
                 .max_connections(MAX_CONNECTIONS)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .before_acquire(|conn, _| Box::pin(async move { Ok(outside_transaction(conn)) }))
                 .connect_lazy_with(*options);
             Ok(Pool::MySql(pool))
         }
@@ -409,10 +411,20 @@ pub(crate) async fn connect(target: Target) -> std::result::Result<Pool, Failure
             let pool = PgPoolOptions::new()
                 .max_connections(MAX_CONNECTIONS)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .before_acquire(|conn, _| Box::pin(async move { Ok(outside_transaction(conn)) }))
                 .connect_lazy_with(*options);
             Ok(Pool::Postgres(pool))
         }
     }
+}
+
+/// Whether a pooled connection may be handed out: not when it is still inside a transaction.
+/// A store call cancelled (a task aborted, a worker stopped) just after the database began its
+/// transaction and before sqlx wrapped it can leave the connection there, and the next `BEGIN`
+/// on it would fail ("attempted to call begin_with at non-zero transaction depth"); such a
+/// connection is closed instead (closing rolls the transaction back) and another one is used.
+fn outside_transaction(conn: &impl sqlx::Connection) -> bool {
+    !conn.is_in_transaction()
 }
 
 /// What went wrong inside a store operation: a database error (worded by [`db_error`] once the

@@ -374,7 +374,8 @@ impl StateStore {
             Ok::<_, Failure>(pool)
         }
         .await;
-        let pool = opened.map_err(|f| db::db_error(&location, "opening", f, &secrets))?;
+        let pool = opened
+            .map_err(|f| db::db_error(&location, "connecting to the database", f, &secrets))?;
         Ok(StateStore {
             pool,
             backend,

@@ -702,7 +702,7 @@ async fn bad_urls_are_refused_without_their_passwords() {
         let text = format!("{e} {e:?}");
         assert!(
             e.to_string().starts_with(&format!(
-                "opening in state store {shown}: transient failure: "
+                "connecting to the database in state store {shown}: transient failure: "
             )),
             "{text}"
         );
@@ -726,7 +726,7 @@ async fn a_wrong_mariadb_password_is_not_shown() {
     assert!(!text.contains("Wrong-Pw-4711"), "{text}");
     assert!(
         e.to_string().starts_with(&format!(
-            "opening in state store {}: ",
+            "connecting to the database in state store {}: ",
             vmig_core::redact::url(&wrong)
         )) && e.to_string().contains("Access denied for user 'vmig'"),
         "{text}"

@@ -212,3 +212,39 @@ impl Sink for MockSink {
         Ok(vmig_core::AbortReport::default())
     }
 }
+
+/// A checkpoint store that "dies" at its `kill_at`-th save (1-based): that save and every later
+/// one fail, as if the process had been killed just before the write. The file at `path` then
+/// holds what a killed run leaves.
+#[derive(Debug)]
+pub struct DiesAt {
+    inner: vmig_core::checkpoint::FileCheckpointStore,
+    saves: std::sync::atomic::AtomicUsize,
+    kill_at: usize,
+}
+
+impl DiesAt {
+    /// A store in the file `path` that dies at save `kill_at`.
+    pub fn new(path: impl Into<std::path::PathBuf>, kill_at: usize) -> DiesAt {
+        DiesAt {
+            inner: vmig_core::checkpoint::FileCheckpointStore::new(path),
+            saves: std::sync::atomic::AtomicUsize::new(0),
+            kill_at,
+        }
+    }
+}
+
+#[async_trait]
+impl vmig_core::checkpoint::CheckpointStore for DiesAt {
+    async fn load(&self) -> Result<Option<vmig_core::checkpoint::Checkpoint>> {
+        self.inner.load().await
+    }
+
+    async fn save(&self, checkpoint: &vmig_core::checkpoint::Checkpoint) -> Result<()> {
+        let n = self.saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if n >= self.kill_at {
+            return Err(vmig_core::Error::Cancelled);
+        }
+        self.inner.save(checkpoint).await
+    }
+}

@@ -19,7 +19,7 @@ use vmig_core::{
     Source, SourceBatch, SourceContext, SourceStream, Transformer,
 };
 use vmig_testing::gen::{sample_batch, sample_schema};
-use vmig_testing::mock::{MockSink, MockSource};
+use vmig_testing::mock::{DiesAt, MockSink, MockSource};
 
 fn source(partitions: usize, batches: usize, rows: usize) -> MockSource {
     let mut id = 0i64;
@@ -693,30 +693,6 @@ async fn the_source_hears_the_end_of_every_job_finished_or_failed() {
     }
 }
 
-/// A checkpoint store that "dies" at its `kill_at`-th save (1-based): that save and every later
-/// one fail, as if the process had been killed just before the write. What the store holds is
-/// what a killed run leaves.
-#[derive(Debug)]
-struct DiesAt {
-    inner: FileCheckpointStore,
-    saves: AtomicUsize,
-    kill_at: usize,
-}
-
-#[async_trait]
-impl CheckpointStore for DiesAt {
-    async fn load(&self) -> Result<Option<Checkpoint>> {
-        self.inner.load().await
-    }
-
-    async fn save(&self, checkpoint: &Checkpoint) -> Result<()> {
-        if self.saves.fetch_add(1, Ordering::SeqCst) + 1 >= self.kill_at {
-            return Err(vmig_core::Error::Cancelled);
-        }
-        self.inner.save(checkpoint).await
-    }
-}
-
 /// A sink whose writes are durable at once (a Milvus insert): killed between any two state
 /// writes, the resumed run sends every row the killed run may have written again as a replay
 /// (an upsert), so the target ends with every row exactly once.
@@ -736,11 +712,7 @@ async fn sent_marks_make_a_kill_at_any_save_exactly_once() {
         };
         let killed = MockSink::with_sent_marks();
         let killed_state = Arc::clone(&killed.state);
-        let store = Arc::new(DiesAt {
-            inner: FileCheckpointStore::new(&path),
-            saves: AtomicUsize::new(0),
-            kill_at,
-        });
+        let store = Arc::new(DiesAt::new(&path, kill_at));
         let first = Pipeline::new(Box::new(src.clone()), Box::new(killed))
             .with_options(opts.clone())
             .with_checkpoints(store, job.clone())

@@ -3,6 +3,7 @@
 // Each test crate includes this module and uses its own subset of it.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -65,4 +66,35 @@ pub fn assert_verify_clean(o: &Output, rows: u64) -> serde_json::Value {
     assert_eq!(report["source_rows"], rows, "{report}");
     assert_eq!(report["target_rows"], rows, "{report}");
     report
+}
+
+/// id → vector bits (column `vector`) of every row of the Parquet output under `dir`; panics on
+/// an id seen twice.
+pub fn parquet_rows(dir: &Path) -> BTreeMap<i64, Vec<u32>> {
+    vmig_testing::compare::id_vector_bits(
+        &vmig_testing::compare::parquet_dir_batches(dir),
+        "vector",
+    )
+}
+
+/// The shipped sample's 2,000 rows as an uninterrupted `vmig migrate --state none` writes them
+/// to Parquet (under `dir/reference`): id → vector bits.
+pub fn sample_rows(dir: &Path) -> BTreeMap<i64, Vec<u32>> {
+    let out = dir.join("reference");
+    let job = write_job(
+        dir,
+        "reference",
+        &format!(
+            "[source]\ntype = \"faiss\"\npath = \"{}\"\n\n[sink]\ntype = \"files\"\npath = \"{}\"\n",
+            sample().display(),
+            out.display()
+        ),
+    );
+    let o = vmig_cmd(&["migrate", job.to_str().unwrap(), "--state", "none"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", output_text(&o));
+    let rows = parquet_rows(&out);
+    assert_eq!(rows.len(), 2000);
+    rows
 }
