@@ -525,13 +525,27 @@ async fn send_with_split(
     let what = format!("Milvus insert into `{collection}`");
     while let Some(b) = stack.pop() {
         let attempts = AtomicU32::new(0);
+        // A named partition was made sure of before (`ensure_partition`); Milvus 2.3's proxy
+        // may still answer "partition not found" for a moment after creating it (its meta
+        // cache lags), so that answer is retried like a transient failure.
+        let retryable = |e: &Error| {
+            e.is_retryable()
+                || (partition.is_some()
+                    && vmig_milvus::error::kind(e) == Some(MilvusErrorKind::NotFound)
+                    && e.to_string().contains("partition not found"))
+        };
         let sent = how
             .retry
-            .run(&what, || {
-                let retried = attempts.fetch_add(1, Ordering::Relaxed) > 0;
-                let upsert = how.upsert || (retried && how.retry_as_upsert);
-                client.insert(collection, partition, &b, upsert)
-            })
+            .run_with(
+                &what,
+                retryable,
+                |e, gave_up| e.context(gave_up.to_string()),
+                || {
+                    let retried = attempts.fetch_add(1, Ordering::Relaxed) > 0;
+                    let upsert = how.upsert || (retried && how.retry_as_upsert);
+                    client.insert(collection, partition, &b, upsert)
+                },
+            )
             .await;
         match sent {
             Ok(n) => acked += n,
