@@ -25,8 +25,10 @@
 //!    renewal stops the worker (its partitions are then finished by others from their last
 //!    checkpoint). Before every write the runner checks [`Leases::held_until`].
 //! 5. When every partition is done, the worker that claims [`Step::Finish`] commits the sink
-//!    (index build, load, manifest: once per job) and completes the step; the others end
-//!    their part with [`crate::Sink::commit_part`].
+//!    with every worker's last saved record ([`Leases::worker_records`],
+//!    [`crate::Sink::commit_shared`]: index build, load, one manifest, the imports of files a
+//!    dead worker staged — once per job) and completes the step; the others end their part
+//!    with [`crate::Sink::commit_part`].
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
@@ -151,6 +153,14 @@ pub trait Leases: Debug + Send + Sync {
     /// # Errors
     /// Store errors.
     async fn shared_record(&self) -> Result<Option<serde_json::Value>>;
+
+    /// The last saved sink record of every worker of the job (workers that died included,
+    /// this one as of its last save), oldest worker first; workers that saved none are left
+    /// out. The worker that finishes the job gives them to [`crate::Sink::commit_shared`].
+    ///
+    /// # Errors
+    /// Store errors; an error naming the worker when a record is not JSON.
+    async fn worker_records(&self) -> Result<Vec<serde_json::Value>>;
 
     /// Publishes the job's shared sink record (by the holder of [`Step::Setup`]).
     ///

@@ -1073,8 +1073,9 @@ async fn finish_shared(
                     "every partition is done: this worker finishes the job (worker {})",
                     leases.worker()
                 );
+                let records = leases.worker_records().await?;
                 let report = sink
-                    .commit()
+                    .commit_shared(records)
                     .await
                     .map_err(|e| e.context("committing the sink (finishing the job)"))?;
                 leases.complete_step(Step::Finish).await?;

@@ -226,8 +226,10 @@ pub trait Sink: Debug + Send {
 
     /// Whether several workers may write one job into this sink at once ([`crate::lease`]):
     /// each worker's rows are durable on their own and safe to replay
-    /// ([`Sink::needs_sent_marks`] and [`Sink::write_replay`], or idempotent writes), and the
-    /// sink implements [`Sink::create_shared`] and [`Sink::commit_part`]. The runner refuses a
+    /// ([`Sink::needs_sent_marks`] and [`Sink::write_replay`], or idempotent writes, or output
+    /// that only the finishing worker publishes from every worker's record), and the sink
+    /// implements [`Sink::create_shared`], [`Sink::commit_part`] and, where workers leave work
+    /// for the finisher, [`Sink::commit_shared`]. The runner refuses a
     /// job shared between workers before anything is prepared when this is `false` (the
     /// default).
     fn shares_jobs(&self) -> bool {
@@ -243,6 +245,25 @@ pub trait Sink: Debug + Send {
     /// When the shared target cannot be created.
     async fn create_shared(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    /// Finishes a job shared between workers, on the one worker that claims the finishing step
+    /// after every partition is done: like [`Sink::commit`] (index build, load, manifest: once
+    /// per job), with `records`, the last saved [`Sink::resume_record`] of every worker of the
+    /// job, oldest worker first — those of workers that died too, and this worker's own (as of
+    /// its last save). A sink whose workers leave work for the finisher (files to list in one
+    /// manifest, staged files to import) takes it from there; only what a record names may be
+    /// used, and anything else a dead worker left in the sink's own run directory may be
+    /// removed. The default ignores `records` and calls [`Sink::commit`].
+    ///
+    /// # Errors
+    /// As [`Sink::commit`]; an error naming the record or file when a record cannot be used.
+    async fn commit_shared(
+        self: Box<Self>,
+        records: Vec<serde_json::Value>,
+    ) -> Result<CommitReport> {
+        let _ = records;
+        self.commit().await
     }
 
     /// Ends this worker's share of a job shared between workers when another worker finishes

@@ -143,6 +143,11 @@ pub(crate) struct LockInfo {
     /// What the run is doing (absent: writing).
     #[serde(default, skip_serializing_if = "LockState::is_writing")]
     pub(crate) state: LockState,
+    /// The run is a job shared between workers (`[state] lease`): the lock belongs to the job,
+    /// not to the process that took it, so it never counts as stale; the job's workers write
+    /// into its run directory, and the worker that finishes the job removes it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub(crate) shared: bool,
 }
 
 impl LockInfo {
@@ -156,6 +161,7 @@ impl LockInfo {
             started: u64::try_from(now_nanos() / 1_000_000_000).unwrap_or(u64::MAX),
             flushed: false,
             state: LockState::Writing,
+            shared: false,
         }
     }
 
@@ -190,11 +196,17 @@ impl LockInfo {
         Ok(body)
     }
 
-    /// `run 0123… (pid 42 on host h, started 2026-12-02 15:50:00 UTC)`.
+    /// `run 0123… (pid 42 on host h, started 2026-12-02 15:50:00 UTC)`; a shared run's lock
+    /// says `run 0123… (a job shared between workers, set up by pid 42 …)`.
     pub(crate) fn describe(&self) -> String {
         format!(
-            "run {} (pid {} on host {}, started {})",
+            "run {} ({}pid {} on host {}, started {})",
             self.run_id,
+            if self.shared {
+                "a job shared between workers, set up by "
+            } else {
+                ""
+            },
             self.pid,
             self.host,
             utc(self.started)
@@ -205,7 +217,7 @@ impl LockInfo {
     /// process no longer exists, or it is this process and no sink of it holds the run any
     /// more ([`LiveRun`]). Elsewhere (another host, or no `/proc`) it counts as alive.
     pub(crate) fn is_stale(&self) -> bool {
-        if self.host != this_host() {
+        if self.shared || self.host != this_host() {
             return false;
         }
         if self.pid == std::process::id() {
@@ -317,6 +329,17 @@ pub(crate) fn at(target: &str, relative: &str) -> String {
     format!("{}/{relative}", target.trim_end_matches('/'))
 }
 
+/// The error for a worker joining the shared run `run` whose lock is not there (or not shared).
+pub(crate) fn lost_shared_lock(target: &str, run: &str) -> Error {
+    Error::config(
+        PLUGIN,
+        format!(
+            "cannot join run {run} of this job in {target}: {} is gone or is no longer that shared run's, so its files cannot be trusted to be complete; start the job over (`vmig migrate --restart`)",
+            at(target, LOCK)
+        ),
+    )
+}
+
 /// The error for a recorded file of the interrupted run `run` that is gone.
 pub(crate) fn missing_unit(target: &str, run: &str, unit: &RecordUnit, file: &str) -> Error {
     let run_path = at(target, &format!("{}/", run_dir(run)));
@@ -401,10 +424,25 @@ pub(crate) fn thousands(n: u64) -> String {
     out
 }
 
+/// The length of a worker tag in unit names (see [`unit_name`]).
+pub(crate) const TAG_LEN: usize = 8;
+
+/// A new worker tag: [`TAG_LEN`] lowercase hex digits, random per sink.
+pub(crate) fn new_tag() -> String {
+    vmig_core::ids::new_run_id()[..TAG_LEN].to_string()
+}
+
+/// Whether `tag` is a worker tag as [`new_tag`] makes them.
+pub(crate) fn is_tag(tag: &str) -> bool {
+    tag.len() == TAG_LEN && tag.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// A name of this sink's unit scheme (see [`unit_name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct UnitName<'a> {
-    /// The unit's number in its folder.
+    /// The tag of the worker that wrote it, in a job shared between workers.
+    pub(crate) worker: Option<&'a str>,
+    /// The unit's number in its folder (among the units of its worker).
     pub(crate) index: u32,
     /// `parquet` or `json`; `None` for a NumPy unit (a directory).
     pub(crate) ext: Option<&'a str>,
@@ -414,13 +452,19 @@ pub(crate) struct UnitName<'a> {
 
 /// Parses a file or directory name of this sink's unit scheme, exactly as the writer spells
 /// it: `part-00012.parquet`, `part-00012.json`, `part-00012` (NumPy), and their temporary names
-/// `.part-00012.parquet.tmp`, `.part-00012.tmp`. `None` for anything else.
+/// `.part-00012.parquet.tmp`, `.part-00012.tmp`; in a job shared between workers each name
+/// carries its worker's tag, `part-3f2a91c0-00012.parquet`. `None` for anything else.
 pub(crate) fn unit_name(name: &str) -> Option<UnitName<'_>> {
     let (inner, temporary) = match name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) {
         Some(inner) => (inner, true),
         None => (name, false),
     };
     let rest = inner.strip_prefix("part-")?;
+    let (worker, rest) = match rest.split_once('-') {
+        Some((tag, rest)) if is_tag(tag) => (Some(tag), rest),
+        Some(_) => return None,
+        None => (None, rest),
+    };
     let (digits, ext) = match rest.split_once('.') {
         Some((d, e)) => (d, Some(e)),
         None => (rest, None),
@@ -433,6 +477,7 @@ pub(crate) fn unit_name(name: &str) -> Option<UnitName<'_>> {
     }
     let index: u32 = digits.parse().ok()?;
     (format!("{index:05}") == digits).then_some(UnitName {
+        worker,
         index,
         ext,
         temporary,
@@ -721,11 +766,26 @@ mod tests {
     fn unit_names_are_parsed_exactly_as_the_writer_spells_them() {
         let u = |index, ext, temporary| {
             Some(UnitName {
+                worker: None,
                 index,
                 ext,
                 temporary,
             })
         };
+        assert_eq!(
+            unit_name("part-3f2a91c0-00012.parquet"),
+            Some(UnitName {
+                worker: Some("3f2a91c0"),
+                index: 12,
+                ext: Some("parquet"),
+                temporary: false
+            })
+        );
+        assert_eq!(
+            unit_name(".part-3f2a91c0-00000.tmp").map(|u| (u.worker, u.temporary)),
+            Some((Some("3f2a91c0"), true))
+        );
+        assert!(is_tag(&new_tag()));
         assert_eq!(
             unit_name("part-00012.parquet"),
             u(12, Some("parquet"), false)
@@ -747,6 +807,11 @@ mod tests {
             "part-00012.parquet.tmp",
             "xpart-00012",
             "part-99999999999",
+            "part-3F2A91C0-00012.parquet",
+            "part-3f2a91c-00012.parquet",
+            "part-3f2a91c0-12.parquet",
+            "part-3f2a91c0.parquet",
+            "part-3f2a91c0-00012-00001.parquet",
         ] {
             assert_eq!(unit_name(no), None, "{no}");
         }

@@ -237,6 +237,12 @@ impl SinkConfig for FilesSinkConfig {
         Ok(())
     }
 
+    /// Several workers write one job: each its own units (named with its worker tag), one
+    /// manifest by the worker that finishes the job.
+    fn shares_jobs(&self) -> bool {
+        true
+    }
+
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Sink>> {
         self.validate()?;
         let target = vmig_core::store::resolve(&ctx.resolve(&self.path), &self.storage)?;

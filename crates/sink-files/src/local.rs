@@ -12,7 +12,7 @@ use vmig_core::{Error, Result, ResultExt};
 use crate::guard::{self, unit_name, LiveRun, LockInfo, Previous, LOCK, LOCK_TMP};
 use crate::manifest::MANIFEST;
 use crate::overwrite::check_partition_name;
-use crate::resume::{unit_of, ResumeRecord};
+use crate::resume::{unit_of, RecordUnit, ResumeRecord};
 use crate::sink::PLUGIN;
 
 /// Best-effort `fsync` of a directory, so renames in it are durable.
@@ -31,7 +31,11 @@ fn not_found(e: &std::io::Error) -> bool {
 }
 
 /// Reads `<dir>/<relative>` as a vmig manifest, `None` when there is none.
-fn read_manifest(dir: &Path, relative: &str, display: &str) -> Result<Option<Previous>> {
+pub(crate) fn read_manifest(
+    dir: &Path,
+    relative: &str,
+    display: &str,
+) -> Result<Option<Previous>> {
     match std::fs::read(dir.join(relative)) {
         Ok(bytes) => Previous::parse(&bytes, display, relative).map(Some),
         Err(e) if not_found(&e) => Ok(None),
@@ -305,6 +309,40 @@ pub(crate) enum Adoption {
     /// The run had staged its manifest: its commit is now complete and its lock gone; the
     /// manifest now in place.
     Committed(Previous),
+    /// A job shared between workers whose manifest is staged: the worker that finishes the
+    /// job completes the commit (no other worker touches it, so two never move files at once).
+    Staged,
+}
+
+/// Joins the job shared between workers whose run `record` names ([`vmig_core::Sink::resume`]
+/// of a shared record): its lock must be there, shared and of that run. Nothing is taken over
+/// or removed — the run directory holds the other workers' files; this worker writes its own,
+/// under its own tag, and the worker that finishes the job lists every worker's units.
+///
+/// # Errors
+/// [`LockInfo::other_run_refusal`] for another run's lock; an error saying the job's lock is
+/// gone (or not shared) otherwise; I/O errors.
+pub(crate) fn join(dir: &Path, record: &ResumeRecord, display: &str) -> Result<Adoption> {
+    let run = record.run_id.as_str();
+    let path = dir.join(LOCK);
+    let lock = match std::fs::read(&path) {
+        Ok(bytes) => Some(LockInfo::parse(&bytes).ok_or_else(|| not_a_lock(display))?),
+        Err(e) if not_found(&e) => None,
+        Err(e) => return Err(Error::from(e).context(format!("reading {}", path.display()))),
+    };
+    let placed =
+        read_manifest(dir, MANIFEST, display)?.filter(|p| p.run_id.as_deref() == Some(run));
+    let run_path = dir.join(guard::run_dir(run));
+    let staged = placed.is_some() || exists(&run_path.join(MANIFEST));
+    match lock {
+        Some(l) if l.run_id != run => Err(l.other_run_refusal(display, run)),
+        Some(l) if l.shared && staged => Ok(Adoption::Staged),
+        Some(l) if l.shared => Ok(Adoption::Writing {
+            removed: Vec::new(),
+        }),
+        _ if staged => Ok(Adoption::Staged),
+        _ => Err(guard::lost_shared_lock(display, run)),
+    }
 }
 
 /// Takes over run `record.run_id` in `dir` to resume it ([`vmig_core::Sink::resume`]): its
@@ -403,6 +441,27 @@ fn take_over(
     ))
 }
 
+/// Checks that every file of `units` is in run `run`'s directory with the recorded size.
+///
+/// # Errors
+/// [`guard::missing_unit`] or [`guard::changed_unit`] for the first that is not.
+pub(crate) fn check_units(dir: &Path, run: &str, units: &[RecordUnit], display: &str) -> Result<()> {
+    let run_path = dir.join(guard::run_dir(run));
+    for unit in units {
+        let mut bytes = 0;
+        for file in unit.file_paths() {
+            match std::fs::metadata(run_path.join(&file)) {
+                Ok(m) if m.is_file() => bytes += m.len(),
+                _ => return Err(guard::missing_unit(display, run, unit, &file)),
+            }
+        }
+        if bytes != unit.bytes {
+            return Err(guard::changed_unit(display, run, unit, bytes));
+        }
+    }
+    Ok(())
+}
+
 /// [`adopt`] once the lock is held.
 fn adopted(dir: &Path, record: &ResumeRecord, display: &str) -> Result<Adoption> {
     let run = record.run_id.as_str();
@@ -421,19 +480,7 @@ fn adopted(dir: &Path, record: &ResumeRecord, display: &str) -> Result<Adoption>
         unlock(dir, run)?;
         return Ok(Adoption::Committed(manifest));
     }
-    for unit in &record.units {
-        let mut bytes = 0;
-        for file in unit.file_paths() {
-            let path = run_path.join(&file);
-            match std::fs::metadata(&path) {
-                Ok(m) if m.is_file() => bytes += m.len(),
-                _ => return Err(guard::missing_unit(display, run, unit, &file)),
-            }
-        }
-        if bytes != unit.bytes {
-            return Err(guard::changed_unit(display, run, unit, bytes));
-        }
-    }
+    check_units(dir, run, &record.units, display)?;
     let mut removed = Vec::new();
     if exists(&run_path) {
         // Our own aside holds the lock to give back if this fails; `adopt` removes it after.

@@ -15,7 +15,7 @@ use vmig_core::{Error, Result, ResultExt};
 use crate::guard::{self, LiveRun, LockInfo, Previous, LOCK, LOCK_TMP, OLD_MANIFEST};
 use crate::local::Adoption;
 use crate::manifest::MANIFEST;
-use crate::resume::{unit_of, ResumeRecord};
+use crate::resume::{unit_of, RecordUnit, ResumeRecord};
 
 /// A prefix in an object store, as the sink's target.
 #[derive(Debug, Clone, Copy)]
@@ -75,7 +75,7 @@ impl Remote<'_> {
         }
     }
 
-    async fn manifest(&self, relative: &str) -> Result<Option<Previous>> {
+    pub(crate) async fn manifest(&self, relative: &str) -> Result<Option<Previous>> {
         match self.get(relative).await? {
             Some(bytes) => Previous::parse(&bytes, self.display, relative).map(Some),
             None => Ok(None),
@@ -312,6 +312,71 @@ impl Remote<'_> {
         }
     }
 
+    /// Joins the job shared between workers whose run `record` names, as
+    /// [`crate::local::join`] does for a local target: nothing is taken over or deleted.
+    ///
+    /// # Errors
+    /// As [`crate::local::join`].
+    pub(crate) async fn join(&self, record: &ResumeRecord) -> Result<Adoption> {
+        let run = record.run_id.as_str();
+        let lock = match self.get(LOCK).await? {
+            Some(bytes) => Some(LockInfo::parse(&bytes).ok_or_else(|| self.not_a_lock())?),
+            None => None,
+        };
+        let placed = self
+            .manifest(MANIFEST)
+            .await?
+            .is_some_and(|p| p.run_id.as_deref() == Some(run));
+        let staged = placed
+            || self
+                .get(&format!("{}/{MANIFEST}", guard::run_dir(run)))
+                .await?
+                .is_some();
+        match lock {
+            Some(l) if l.run_id != run => Err(l.other_run_refusal(self.display, run)),
+            Some(l) if l.shared && staged => Ok(Adoption::Staged),
+            Some(l) if l.shared => Ok(Adoption::Writing {
+                removed: Vec::new(),
+            }),
+            _ if staged => Ok(Adoption::Staged),
+            _ => Err(guard::lost_shared_lock(self.display, run)),
+        }
+    }
+
+    /// Checks that every file of `units` is below run `run`'s prefix with the recorded size;
+    /// returns every object there (relative to the prefix) with its size.
+    ///
+    /// # Errors
+    /// [`guard::missing_unit`] or [`guard::changed_unit`] for the first that is not; listing
+    /// errors.
+    pub(crate) async fn check_units(
+        &self,
+        run: &str,
+        units: &[RecordUnit],
+    ) -> Result<std::collections::BTreeMap<String, u64>> {
+        let run_dir = guard::run_dir(run);
+        let prefix = format!("{run_dir}/");
+        let sizes: std::collections::BTreeMap<String, u64> = self
+            .list_sized(Some(&run_dir))
+            .await?
+            .into_iter()
+            .filter_map(|(name, size)| name.strip_prefix(&prefix).map(|inner| (inner.to_string(), size)))
+            .collect();
+        for unit in units {
+            let mut bytes = 0;
+            for file in unit.file_paths() {
+                match sizes.get(file.as_str()) {
+                    Some(size) => bytes += size,
+                    None => return Err(guard::missing_unit(self.display, run, unit, &file)),
+                }
+            }
+            if bytes != unit.bytes {
+                return Err(guard::changed_unit(self.display, run, unit, bytes));
+            }
+        }
+        Ok(sizes)
+    }
+
     /// [`Remote::adopt`] once the lock is held.
     async fn adopted(&self, record: &ResumeRecord) -> Result<Adoption> {
         let run = record.run_id.as_str();
@@ -336,25 +401,10 @@ impl Remote<'_> {
             return Ok(Adoption::Committed(manifest));
         }
         let prefix = format!("{run_dir}/");
-        let objects = self.list_sized(Some(&run_dir)).await?;
-        let sizes: std::collections::BTreeMap<&str, u64> = objects
-            .iter()
-            .filter_map(|(name, size)| name.strip_prefix(&prefix).map(|inner| (inner, *size)))
-            .collect();
-        for unit in &record.units {
-            let mut bytes = 0;
-            for file in unit.file_paths() {
-                match sizes.get(file.as_str()) {
-                    Some(size) => bytes += size,
-                    None => return Err(guard::missing_unit(self.display, run, unit, &file)),
-                }
-            }
-            if bytes != unit.bytes {
-                return Err(guard::changed_unit(self.display, run, unit, bytes));
-            }
-        }
+        let sizes = self.check_units(run, &record.units).await?;
         let mut removed = Vec::new();
         for (inner, _) in sizes {
+            let inner = inner.as_str();
             let drop = if inner == OLD_MANIFEST || inner == LOCK_TMP || guard::is_lock_aside(inner)
             {
                 true

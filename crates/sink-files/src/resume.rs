@@ -43,6 +43,10 @@ pub(crate) struct ResumeRecord {
     pub(crate) units: Vec<RecordUnit>,
     #[serde(default)]
     next: BTreeMap<String, u32>,
+    /// The run is a job shared between workers: `units` are the writing worker's own (tagged)
+    /// units, and the run directory and lock belong to the job.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) shared: bool,
 }
 
 /// One complete unit in a [`ResumeRecord`].
@@ -74,7 +78,8 @@ fn folder_key(partition: Option<&str>) -> String {
 }
 
 impl RecordUnit {
-    fn of(entry: &ManifestEntry) -> RecordUnit {
+    /// The record's entry of a unit the manifest lists as `entry`.
+    pub(crate) fn of(entry: &ManifestEntry) -> RecordUnit {
         let files = if entry.files.len() == 1 && entry.files[0] == entry.path {
             Vec::new()
         } else {
@@ -124,13 +129,15 @@ impl RecordUnit {
 
 impl ResumeRecord {
     /// The record of run `run_id` with the complete units `units` (written in `format`, with a
-    /// schema of hash `schema`) and the next unit number of each folder.
+    /// schema of hash `schema`) and the next unit number of each folder; `shared` for a job
+    /// shared between workers.
     pub(crate) fn new(
         run_id: &str,
         format: StagingFormat,
         schema: &str,
         units: &[ManifestEntry],
         next: &BTreeMap<Option<String>, u32>,
+        shared: bool,
     ) -> ResumeRecord {
         ResumeRecord {
             vmig_files_resume: VERSION,
@@ -142,6 +149,7 @@ impl ResumeRecord {
                 .iter()
                 .map(|(p, n)| (folder_key(p.as_deref()), *n))
                 .collect(),
+            shared,
         }
     }
 
@@ -207,7 +215,10 @@ impl ResumeRecord {
             if !files_ok {
                 return Err(bad(format!("the files of unit `{}`", unit.path)));
             }
-            if !seen.insert((partition, parsed.index)) {
+            if parsed.worker.is_some() != record.shared {
+                return Err(bad(format!("unit `{}`", unit.path)));
+            }
+            if !seen.insert((partition, parsed.worker, parsed.index)) {
                 return Err(bad(format!("unit `{}` listed twice", unit.path)));
             }
         }
@@ -300,7 +311,7 @@ mod tests {
             entry("p1/part-00003", &["p1/part-00003/id.npy"]),
         ];
         let next = BTreeMap::from([(None, 1), (Some("p1".to_string()), 4)]);
-        let record = ResumeRecord::new("00ab", StagingFormat::Numpy, "s", &units, &next);
+        let record = ResumeRecord::new("00ab", StagingFormat::Numpy, "s", &units, &next, false);
         let value = record.to_value().unwrap();
         assert_eq!(
             value,
@@ -326,6 +337,7 @@ mod tests {
             "s",
             &[entry("part-00007.parquet", &["part-00007.parquet"])],
             &BTreeMap::new(),
+            false,
         );
         assert!(single.units[0].files.is_empty());
         assert_eq!(single.next_units(), BTreeMap::from([(None, 8)]));

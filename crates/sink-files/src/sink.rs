@@ -18,7 +18,7 @@ use crate::local::{sync_dir, Adoption};
 use crate::manifest::{Manifest, ManifestEntry, MANIFEST};
 use crate::overwrite::{admit, check_partition_name, refuse_conflicts};
 use crate::remote::Remote;
-use crate::resume::{schema_id, ResumeRecord};
+use crate::resume::{schema_id, RecordUnit, ResumeRecord};
 use crate::writer::{not_prepared, RunWriter};
 use crate::{local, FilesSinkConfig};
 
@@ -68,6 +68,14 @@ pub struct FilesSink {
     mark_pending: bool,
     /// The manifest of a resumed run whose commit was complete ([`State::Finished`]).
     committed: Option<Previous>,
+    /// This sink is one worker of a job shared between workers ([`Sink::create_shared`], or
+    /// a shared record resumed): its units carry its worker tag, the lock and run directory
+    /// belong to the job, and the worker that finishes the job lists every worker's units
+    /// ([`Sink::commit_shared`]).
+    shared: bool,
+    /// A shared job whose manifest was found staged ([`State::Finished`]): the worker that
+    /// finishes the job completes that commit.
+    staged_commit: bool,
 }
 
 /// Where the run stands with respect to its target.
@@ -144,7 +152,91 @@ impl FilesSink {
             resumed: None,
             mark_pending: false,
             committed: None,
+            shared: false,
+            staged_commit: false,
         }
+    }
+
+    /// Makes this sink a worker of a job shared between workers: a worker tag of its own in
+    /// every unit name from now on (see [`crate::guard::unit_name`]).
+    fn become_shared(&mut self) {
+        self.shared = true;
+        if let Some(writer) = self.writer.as_mut() {
+            writer.set_tag(guard::new_tag());
+        }
+    }
+
+    /// The units every worker of a shared job made durable, as their `records` and this
+    /// worker's own flushed units list them, in path order; records of another run (an
+    /// earlier run of the job) are left out.
+    fn merge_units(&self, records: Vec<serde_json::Value>) -> Result<Vec<RecordUnit>> {
+        let mut merged: BTreeMap<String, RecordUnit> = BTreeMap::new();
+        let mut add = |unit: RecordUnit| -> Result<()> {
+            match merged.get(&unit.path) {
+                Some(seen) if *seen != unit => Err(Error::data(
+                    guard::at(
+                        &self.target.display,
+                        &format!("{}/{}", guard::run_dir(&self.run_id), unit.path),
+                    ),
+                    "two workers' records list this unit with different rows or sizes; the state store was changed by something other than vmig: start the job over (`--restart`)",
+                )),
+                _ => {
+                    merged.insert(unit.path.clone(), unit);
+                    Ok(())
+                }
+            }
+        };
+        for value in records {
+            let record = ResumeRecord::parse(value)?;
+            if record.run_id != self.run_id || !record.shared {
+                tracing::warn!(
+                    message = "A worker's record names another run of the files sink; its units are not listed.",
+                    run = %record.run_id,
+                    this_run = %self.run_id
+                );
+                continue;
+            }
+            record.units.into_iter().try_for_each(&mut add)?;
+        }
+        self.units[..self.flushed_units]
+            .iter()
+            .map(RecordUnit::of)
+            .try_for_each(&mut add)?;
+        Ok(merged.into_values().collect())
+    }
+
+    /// Checks that every unit of `units` is in the run directory with its recorded size.
+    async fn check_units(&self, units: &[RecordUnit]) -> Result<()> {
+        match self.target.local.clone() {
+            Some(dir) => {
+                let (run, units, display) = (
+                    self.run_id.clone(),
+                    units.to_vec(),
+                    self.target.display.clone(),
+                );
+                blocking_io(move || local::check_units(&dir, &run, &units, &display)).await
+            }
+            None => self.remote().check_units(&self.run_id, units).await.map(drop),
+        }
+    }
+
+    /// The manifest in place, as the report of a commit completed here.
+    async fn placed_report(&self) -> Result<CommitReport> {
+        let placed = match self.target.local.clone() {
+            Some(dir) => {
+                let display = self.target.display.clone();
+                blocking_io(move || local::read_manifest(&dir, MANIFEST, &display)).await?
+            }
+            None => self.remote().manifest(MANIFEST).await?,
+        };
+        let placed = placed.unwrap_or_default();
+        let files = placed.files.iter().map(|f| self.display_path(f)).collect();
+        Ok(CommitReport::new(
+            self.target.display.clone(),
+            placed.rows,
+            placed.bytes,
+            files,
+        ))
     }
 
     /// Marks the lock `flushed` after a flush made units durable. Called at the start of the
@@ -353,6 +445,9 @@ impl FilesSink {
     /// Continues the run `record` names in this target ([`Sink::resume`]): adopts its lock and
     /// run directory, or finds its commit complete.
     async fn adopt(&mut self, record: &ResumeRecord) -> Result<()> {
+        if record.shared {
+            return self.join(record).await;
+        }
         let (held, live, adoption) = match self.target.local.clone() {
             Some(dir) => {
                 let (record, display) = (record.clone(), self.target.display.clone());
@@ -365,6 +460,12 @@ impl FilesSink {
         let next = record.next_units();
         self.flushed_next.clone_from(&next);
         match adoption {
+            Adoption::Staged => {
+                return Err(Error::External(
+                    "the files sink found a shared job's staged commit while resuming a run of one process"
+                        .into(),
+                ))
+            }
             Adoption::Committed(manifest) => {
                 self.committed = Some(manifest);
                 tracing::info!(
@@ -391,6 +492,35 @@ impl FilesSink {
                 self.held = Some(held);
                 self.live = Some(live);
                 self.state = State::Writing;
+            }
+        }
+        Ok(())
+    }
+
+    /// Joins the job shared between workers whose run `record` names: this worker writes its
+    /// own tagged units into the job's run directory and holds nothing of the lock.
+    async fn join(&mut self, record: &ResumeRecord) -> Result<()> {
+        let adoption = match self.target.local.clone() {
+            Some(dir) => {
+                let (record, display) = (record.clone(), self.target.display.clone());
+                blocking_io(move || local::join(&dir, &record, &display)).await?
+            }
+            None => self.remote().join(record).await?,
+        };
+        self.run_id.clone_from(&record.run_id);
+        self.become_shared();
+        match adoption {
+            Adoption::Writing { .. } => {
+                tracing::info!(
+                    message = "Joined a job shared between workers.",
+                    target = %self.target.display,
+                    run = %record.run_id
+                );
+                self.state = State::Writing;
+            }
+            Adoption::Staged | Adoption::Committed(_) => {
+                self.staged_commit = true;
+                self.state = State::Finished;
             }
         }
         Ok(())
@@ -576,6 +706,31 @@ impl FilesSink {
         ))
     }
 
+    /// Ends this worker's part of a shared job that stops (suspend): its open unit and the
+    /// units after its last flush go; its flushed units stay in the job's run directory, where
+    /// its last checkpoint names them, as do the other workers' files and the lock.
+    async fn leave_shared(mut self: Box<Self>) -> Result<AbortReport> {
+        if self.state == State::Writing {
+            if self.writer.is_some() {
+                self.blocking(RunWriter::discard_open)
+                    .await
+                    .map_err(|e| e.context("removing the unfinished file"))?;
+            }
+            self.drop_unflushed()
+                .await
+                .map_err(|e| e.context("removing this worker's unflushed files"))?;
+        }
+        self.state = State::Done;
+        let run_path = guard::at(
+            &self.target.display,
+            &format!("{}/", guard::run_dir(&self.run_id)),
+        );
+        Ok(AbortReport::new(format!(
+            "{run_path} holds {} of this worker and the other workers' files of this job shared between workers; `vmig migrate` with the same job (any worker) continues it, and the worker that finishes it writes one manifest listing them all.",
+            self.held_phrase()
+        )))
+    }
+
     /// Local path or object key of a target-relative path, for reports.
     fn display_path(&self, relative: &str) -> String {
         match &self.target.local {
@@ -706,6 +861,14 @@ impl Sink for FilesSink {
         }
         let (manifest, new_files) = match self.stage_commit().await {
             Ok(staged) => staged,
+            Err(e) if self.shared => {
+                // Not committing yet; the job's files stay for the next worker to finish it.
+                return Err(e.context(format!(
+                    "finishing the job shared between workers into {} (every worker's files stay in {}; run the job again to finish it)",
+                    self.target.display,
+                    guard::at(&self.target.display, &format!("{}/", guard::run_dir(&self.run_id)))
+                )));
+            }
             Err(e) => {
                 // Not committing yet: this run's files and lock go, the target is as before.
                 if let Err(error) = self.release().await {
@@ -755,8 +918,83 @@ impl Sink for FilesSink {
             &schema,
             units,
             &self.flushed_next,
+            self.shared,
         )
         .to_value()
+    }
+
+    /// Every worker writes its own units (named with its worker tag) into the job's run
+    /// directory; the worker that finishes the job lists them all in one manifest.
+    fn shares_jobs(&self) -> bool {
+        true
+    }
+
+    /// Marks the lock as the shared job's (never stale by process; the workers' units are
+    /// resumable work) and tags this worker's unit names.
+    async fn create_shared(&mut self) -> Result<()> {
+        if self.shared || self.state != State::Writing {
+            return Ok(());
+        }
+        self.become_shared();
+        self.mark(|lock| {
+            lock.shared = true;
+            lock.flushed = true;
+        })
+        .await
+    }
+
+    /// This worker's units stay in the job's run directory (its last checkpoint names them);
+    /// the worker that finishes the job moves them into place.
+    async fn commit_part(mut self: Box<Self>) -> Result<CommitReport> {
+        if !self.shared {
+            return Err(Error::unsupported(
+                PLUGIN,
+                "this files sink is not a worker of a job shared between workers",
+            ));
+        }
+        self.state = State::Done;
+        self.held = None;
+        self.live = None;
+        let units = &self.units[..self.flushed_units];
+        Ok(CommitReport::new(
+            self.target.display.clone(),
+            units.iter().map(|u| u.rows).sum(),
+            units.iter().map(|u| u.bytes).sum(),
+            Vec::new(),
+        ))
+    }
+
+    /// Lists every worker's units (from `records` and this worker's own) in one manifest,
+    /// after checking each is in the run directory with its recorded size, and commits as
+    /// [`Sink::commit`] does; what a dead worker left unrecorded goes with the run directory.
+    /// A commit found staged when this worker joined is completed.
+    async fn commit_shared(
+        mut self: Box<Self>,
+        records: Vec<serde_json::Value>,
+    ) -> Result<CommitReport> {
+        if !self.shared {
+            return self.commit().await;
+        }
+        if self.state == State::Finished && self.staged_commit {
+            self.state = State::Committing;
+            if let Err(e) = self.finish_commit().await {
+                return Err(self.interrupted(e));
+            }
+            self.state = State::Done;
+            return self.placed_report().await;
+        }
+        self.flush().await?;
+        let units = self.merge_units(records)?;
+        self.check_units(&units).await?;
+        tracing::info!(
+            message = "Listing every worker's files in one manifest.",
+            target = %self.target.display,
+            units = units.len(),
+            rows = units.iter().map(|u| u.rows).sum::<u64>()
+        );
+        self.units = units.iter().map(RecordUnit::entry).collect();
+        self.flushed_units = self.units.len();
+        self.commit().await
     }
 
     /// Adopts the interrupted run `record` names (see the crate docs, "Resuming").
@@ -775,6 +1013,9 @@ impl Sink for FilesSink {
     /// `suspended`); removes the open unit and any unit finished after that flush. A run with
     /// no durable unit is aborted instead: there is nothing to resume.
     async fn suspend(mut self: Box<Self>) -> Result<AbortReport> {
+        if self.shared {
+            return self.leave_shared().await;
+        }
         match self.state {
             State::Writing if self.flushed_units > 0 => {}
             State::Writing => return self.abort().await,

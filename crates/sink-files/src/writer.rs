@@ -43,13 +43,22 @@ pub(crate) struct RunWriter {
     /// The number of the first unit of each folder (`None`: the top), when a resumed run
     /// continues the numbering of an interrupted one; 0 elsewhere.
     first: BTreeMap<Option<String>, u32>,
+    /// This worker's tag in unit names, in a job shared between workers.
+    tag: Option<String>,
+    /// The schema given to [`RunWriter::start`].
+    schema: Option<SchemaRef>,
 }
 
-/// `part-00012.parquet`, `part-00012.json`, or `part-00012` (NumPy directory).
-fn unit_name(format: StagingFormat, index: u32) -> String {
-    match format.extension() {
-        Some(ext) => format!("part-{index:05}.{ext}"),
+/// `part-00012.parquet`, `part-00012.json`, or `part-00012` (NumPy directory); with a worker
+/// tag (a job shared between workers) `part-3f2a91c0-00012.parquet`.
+fn unit_name(format: StagingFormat, tag: Option<&str>, index: u32) -> String {
+    let stem = match tag {
+        Some(tag) => format!("part-{tag}-{index:05}"),
         None => format!("part-{index:05}"),
+    };
+    match format.extension() {
+        Some(ext) => format!("{stem}.{ext}"),
+        None => stem,
     }
 }
 
@@ -101,6 +110,19 @@ impl RunWriter {
             files: None,
             finished: Vec::new(),
             first: BTreeMap::new(),
+            tag: None,
+            schema: None,
+        }
+    }
+
+    /// Names this writer's units with the worker tag `tag` from now on (a job shared between
+    /// workers), numbered from 0 in each folder. Call it before the first write.
+    pub(crate) fn set_tag(&mut self, tag: String) {
+        self.tag = Some(tag);
+        self.first.clear();
+        if let Some(schema) = self.schema.clone() {
+            let work_dir = self.work_dir.clone();
+            self.start(schema, work_dir);
         }
     }
 
@@ -119,10 +141,10 @@ impl RunWriter {
     /// first; a local target's units under a temporary name until finished).
     pub(crate) fn start(&mut self, schema: SchemaRef, work_dir: PathBuf) {
         let (format, local, dir) = (self.format, self.local, work_dir.clone());
-        let first = self.first.clone();
+        let (first, tag) = (self.first.clone(), self.tag.clone());
         let namer = move |partition: Option<&str>, index: u32| -> Result<PathBuf> {
             let index = number(&first, partition, index)?;
-            let name = unit_name(format, index);
+            let name = unit_name(format, tag.as_deref(), index);
             let dir = partition_dir(&dir, partition)?;
             Ok(if local {
                 dir.join(format!(".{name}.tmp"))
@@ -130,6 +152,7 @@ impl RunWriter {
                 dir.join(name)
             })
         };
+        self.schema = Some(schema.clone());
         self.files = Some(RotatingWriter::new(
             PLUGIN,
             self.format,
@@ -193,7 +216,7 @@ impl RunWriter {
             file: finished,
         } = rotated;
         let index = number(&self.first, partition.as_deref(), index)?;
-        let file_name = unit_name(self.format, index);
+        let file_name = unit_name(self.format, self.tag.as_deref(), index);
         let name = match &partition {
             Some(p) => format!("{p}/{file_name}"),
             None => file_name.clone(),

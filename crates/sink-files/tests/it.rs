@@ -25,6 +25,8 @@ use vmig_sink_files::{ByteSize, FilesSinkConfig};
 
 #[path = "it/resume.rs"]
 mod resume;
+#[path = "it/shared.rs"]
+mod shared;
 
 const DIM: usize = 16;
 const BIN_BYTES: usize = 4;

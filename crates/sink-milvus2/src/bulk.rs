@@ -90,6 +90,12 @@ pub(crate) struct BulkRecord {
     pub staged: Vec<Staged>,
     /// Files imported, in order.
     pub imported: Vec<Imported>,
+    /// The run is a job shared between workers: every worker stages its own files (named with
+    /// its worker tag) in the run's directory, and imports them at its flushes; the files a
+    /// worker left staged when it ended (or died) are imported by the worker that finishes
+    /// the job ([`BulkStaging::inherit`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 /// Where this run's staging files are written and uploaded, and the files not imported yet.
@@ -119,6 +125,8 @@ pub(crate) struct BulkStaging {
     resumed_at: Option<u64>,
     /// Keep staged files after their import is confirmed.
     keep: bool,
+    /// A worker of a job shared between workers: its tag, in every file name it writes.
+    worker: Option<String>,
 }
 
 impl BulkStaging {
@@ -143,6 +151,12 @@ impl BulkStaging {
         taken_at: u64,
     ) -> Result<Self> {
         let mut s = Self::open(config, record.run, record.attempt.saturating_add(1))?;
+        if record.shared {
+            // Joining a shared job: the run's directory holds the other workers' files, which
+            // are theirs to import (or the finishing worker's); this worker stages its own.
+            s.make_shared();
+            return Ok(s);
+        }
         s.staged = record
             .staged
             .into_iter()
@@ -189,7 +203,116 @@ impl BulkStaging {
             imported: Vec::new(),
             resumed_at: None,
             keep: config.keep_staged,
+            worker: None,
         })
+    }
+
+    /// Makes this staging one worker's of a job shared between workers: its files are named
+    /// `part-<tag>-<n>` with a tag of its own. Call it before the first write.
+    pub(crate) fn make_shared(&mut self) {
+        if self.worker.is_none() {
+            self.worker = Some(vmig_core::ids::new_run_id()[..8].to_string());
+        }
+    }
+
+    /// Whether this is one worker's staging of a job shared between workers.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.worker.is_some()
+    }
+
+    /// Takes over, on the worker that finishes a shared job, the files another worker's
+    /// `record` (taken at `taken_at`) lists as staged and not imported: they are imported with
+    /// the others, Milvus asked first whether that worker submitted them. Files this staging
+    /// knows already, and records of another run, are left out. Returns the files taken.
+    pub(crate) fn inherit(&mut self, record: BulkRecord, taken_at: u64) -> usize {
+        if record.run != self.run {
+            tracing::warn!(
+                run = record.run,
+                this_run = self.run,
+                "a worker's record names another run's staging; its files are not imported"
+            );
+            return 0;
+        }
+        let mut taken = 0;
+        for file in record.staged {
+            let known = self.staged.iter().any(|f| f.unit == file.unit)
+                || self.imported.iter().any(|f| f.paths == file.paths);
+            if known {
+                continue;
+            }
+            self.staged.push(Staged {
+                inherited: true,
+                ..file
+            });
+            taken += 1;
+        }
+        for file in record.imported {
+            if !self.imported.iter().any(|f| f.paths == file.paths) {
+                self.imported.push(file);
+            }
+        }
+        self.resumed_at = Some(self.resumed_at.map_or(taken_at, |t| t.min(taken_at)));
+        taken
+    }
+
+    /// Removes, on the worker that finished a shared job, everything in the run's directory
+    /// (or below its prefix) but the imported files it keeps (`keep_staged`): what is left
+    /// after every listed file was imported is what dead workers wrote after their last
+    /// checkpoint. Only this run's own directory is looked at.
+    pub(crate) async fn clear_run(&mut self) -> Result<()> {
+        let keep: Vec<String> = if self.keep {
+            self.imported.iter().flat_map(|f| f.paths.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        let mut removed = Vec::new();
+        match &self.remote {
+            None => {
+                let dir = self.local_dir.clone();
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(Error::from(e).context(format!("listing {}", dir.display()))),
+                };
+                for entry in entries {
+                    let path = entry?.path();
+                    let kept = |p: &Path| keep.iter().any(|k| Path::new(k).starts_with(p));
+                    if kept(&path) {
+                        continue;
+                    }
+                    removed.push(path.display().to_string());
+                    if path.is_dir() {
+                        std::fs::remove_dir_all(&path)?;
+                    } else {
+                        remove_file_if_exists(&path)?;
+                    }
+                }
+            }
+            Some((loc, prefix)) => {
+                let listed: Vec<object_store::ObjectMeta> =
+                    loc.store.list(Some(&loc.path)).try_collect().await?;
+                let keys: Vec<object_store::path::Path> = keep
+                    .iter()
+                    .map(|k| object_path(loc, prefix, k))
+                    .collect();
+                for meta in listed {
+                    if keys.contains(&meta.location) {
+                        continue;
+                    }
+                    loc.store.delete(&meta.location).await?;
+                    removed.push(meta.location.to_string());
+                }
+            }
+        }
+        if !removed.is_empty() {
+            tracing::info!(
+                run = self.run,
+                removed = ?removed,
+                "removed the staging files that workers wrote after their last checkpoint"
+            );
+        }
+        self.remove_dir_if_empty();
+        Ok(())
     }
 
     /// Where the staged files are, for messages (a local directory or an `s3://` URL).
@@ -215,6 +338,7 @@ impl BulkStaging {
             attempt: self.attempt,
             staged: self.staged.clone(),
             imported: self.imported.clone(),
+            shared: self.is_shared(),
         }
     }
 
@@ -248,15 +372,19 @@ impl BulkStaging {
     /// The writer of this process's files, all in `local_dir` as
     /// `part-<attempt>-<n>[.ext]`.
     fn rotating_writer(&self, schema: SchemaRef) -> RotatingWriter {
-        let (dir, next, ext, attempt) = (
+        let (dir, next, ext, attempt, worker) = (
             self.local_dir.clone(),
             Arc::clone(&self.next),
             self.format.extension(),
             self.attempt,
+            self.worker.clone(),
         );
         let namer = move |_: Option<&str>, _: u32| {
             let n = next.fetch_add(1, Ordering::Relaxed);
-            let stem = format!("part-{attempt:03}-{n:05}");
+            let stem = match &worker {
+                Some(tag) => format!("part-{tag}-{n:05}"),
+                None => format!("part-{attempt:03}-{n:05}"),
+            };
             Ok(dir.join(match ext {
                 Some(ext) => format!("{stem}.{ext}"),
                 None => stem,
@@ -687,8 +815,19 @@ impl BulkStaging {
     }
 
     /// Removes every file of this run that was not imported (for `abort`) and the run's
-    /// directory when it is empty.
+    /// directory when it is empty; for a job shared between workers, every file in the run's
+    /// directory (all workers' files: the whole job is discarded).
     pub(crate) async fn discard_all(&mut self) -> Result<()> {
+        if self.is_shared() {
+            let unstaged = self.discard_unstaged().await;
+            self.staged.clear();
+            self.imported.clear();
+            let keep = std::mem::replace(&mut self.keep, false);
+            let cleared = self.clear_run().await;
+            self.keep = keep;
+            unstaged?;
+            return cleared;
+        }
         let unstaged = self.discard_unstaged().await;
         for file in std::mem::take(&mut self.staged) {
             self.remove_unit(&file).await?;

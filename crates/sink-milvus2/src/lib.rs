@@ -516,9 +516,10 @@ impl SinkConfig for Milvus2SinkConfig {
         Milvus2SinkConfig::resume_note(self, Some(schema))
     }
 
-    /// Insert and upsert (rows durable per request, replayed as upserts); not bulk.
+    /// Every mode: insert and upsert (rows durable per request, replayed as upserts), bulk
+    /// (each worker's staged files imported once, by it or by the worker that finishes the job).
     fn shares_jobs(&self) -> bool {
-        self.mode != WriteMode::Bulk
+        true
     }
 
     /// Reads the collection back in primary-key order (it must be loaded).

@@ -660,8 +660,11 @@ impl Sink for Milvus2Sink {
         self.flush().await?;
         if self.stage.is_some() {
             // Files staged by the flush above (none when the runner flushed and saved before
-            // commit, as it does).
+            // commit, as it does), and those taken over from other workers.
             self.import_staged().await?;
+            if let Some(stage) = self.stage.as_mut().filter(|s| s.is_shared()) {
+                stage.clear_run().await?;
+            }
         } else {
             // Seal and persist what was inserted, once for the whole job.
             let (client, collection) = (&self.client, &self.collection);
@@ -808,17 +811,54 @@ impl Sink for Milvus2Sink {
     }
 
     /// Insert and upsert: every acknowledged request is durable on its own and a replay is an
-    /// upsert, so workers can share a job. Bulk: not yet (a dead worker's import tasks keep
-    /// running in Milvus and would have to be adopted by the worker that takes its partitions
-    /// over).
+    /// upsert. Bulk: every worker stages its own files in the run's directory and imports them
+    /// at its flushes; what a worker leaves staged (at its end, or when it dies) is imported by
+    /// the worker that finishes the job, after asking Milvus whether it was submitted
+    /// ([`Sink::commit_shared`]).
     fn shares_jobs(&self) -> bool {
-        self.config.mode != WriteMode::Bulk
+        true
     }
 
-    /// Creates the collection now (instead of at the first batch), so the record the other
-    /// workers resume from names it as existing and nobody else creates it.
+    /// Creates the collection now (instead of at the first batch or import), so the record the
+    /// other workers resume from names it as existing and nobody else creates it; bulk: names
+    /// this worker's files with a worker tag of its own.
     async fn create_shared(&mut self) -> Result<()> {
+        if let Some(stage) = self.stage.as_mut() {
+            stage.make_shared();
+        }
         self.ensure_created().await
+    }
+
+    /// Bulk: takes over the files every other worker's record lists as staged and not imported
+    /// (a dead worker's last files, and every worker's files of its last flush), then commits
+    /// as [`Sink::commit`] does: each file imported exactly once (Milvus is asked first whether
+    /// the worker that staged it submitted it), then the index and load, once for the job.
+    /// Insert and upsert: [`Sink::commit`].
+    async fn commit_shared(
+        mut self: Box<Self>,
+        records: Vec<serde_json::Value>,
+    ) -> Result<CommitReport> {
+        if let Some(stage) = self.stage.as_mut() {
+            let mut taken = 0;
+            for value in records {
+                let record: ResumeRecord = serde_json::from_value(value).map_err(|e| {
+                    Error::data(
+                        "a worker's `milvus2` sink record",
+                        format!("{e}; it was not written by this version of vmig: start over with `vmig migrate --restart`"),
+                    )
+                })?;
+                if let Some(bulk) = record.bulk {
+                    taken += stage.inherit(bulk, record.taken_at);
+                }
+            }
+            if taken > 0 {
+                tracing::info!(
+                    files = taken,
+                    "importing the files other workers left staged"
+                );
+            }
+        }
+        self.commit().await
     }
 
     /// This worker's rows are acknowledged (the runner flushed): nothing more to do here; the

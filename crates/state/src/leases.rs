@@ -772,6 +772,44 @@ impl Leases for JobWorker {
         Ok(self.codec().load().await?.and_then(|c| c.sink().cloned()))
     }
 
+    async fn worker_records(&self) -> Result<Vec<serde_json::Value>> {
+        let store = &self.inner.store;
+        let backend = store.backend;
+        let name = self.inner.name.as_str();
+        let read: std::result::Result<Vec<(String, String)>, Failure> =
+            on_pool!(&store.pool, |pool| async {
+                let mut out = Vec::new();
+                for row in sqlx::query(&backend.sql(
+                    "SELECT worker, sink FROM vmig_workers \
+                     WHERE job_name = ? AND sink IS NOT NULL ORDER BY started_at, worker",
+                ))
+                .bind(name)
+                .fetch_all(pool)
+                .await?
+                {
+                    out.push((row.text("worker")?, row.text("sink")?));
+                }
+                Ok(out)
+            }
+            .await);
+        let rows = read.map_err(|f| {
+            self.fail(
+                &format!("reading the sink records of the workers of job `{name}`"),
+                f,
+            )
+        })?;
+        rows.into_iter()
+            .map(|(worker, text)| {
+                serde_json::from_str(&text).map_err(|e| {
+                    Error::data(
+                        format!("the sink record of worker {worker} of job `{name}`"),
+                        format!("it is not JSON ({e}); the state store was changed by something other than vmig"),
+                    )
+                })
+            })
+            .collect()
+    }
+
     async fn publish_shared(&self, record: Option<serde_json::Value>) -> Result<()> {
         let store = &self.inner.store;
         let backend = store.backend;

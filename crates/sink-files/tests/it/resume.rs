@@ -58,7 +58,7 @@ fn recorded_files(record: &Value) -> Vec<String> {
 }
 
 /// Files (not folders) in `snapshot` below `prefix`, relative to it.
-fn files_under(snap: &BTreeMap<String, Vec<u8>>, prefix: &str) -> Vec<String> {
+pub(super) fn files_under(snap: &BTreeMap<String, Vec<u8>>, prefix: &str) -> Vec<String> {
     snap.keys()
         .filter(|k| !k.ends_with('/'))
         .filter_map(|k| k.strip_prefix(prefix))
@@ -66,11 +66,11 @@ fn files_under(snap: &BTreeMap<String, Vec<u8>>, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-fn lock_of(out: &Path) -> Value {
+pub(super) fn lock_of(out: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(out.join(".vmig.lock")).unwrap()).unwrap()
 }
 
-fn manifest_files(out: &Path) -> Vec<String> {
+pub(super) fn manifest_files(out: &Path) -> Vec<String> {
     let m: Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     m["files"]
