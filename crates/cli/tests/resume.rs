@@ -389,34 +389,3 @@ async fn state_shared_in_mariadb_resumes_from_another_job_file() {
     .unwrap();
     db.drop_now().await;
 }
-
-/// A job shared between workers (`[state] lease`) into a sink that cannot share one is refused
-/// by `vmig plan` and by `vmig migrate` before anything is created: no output, no state store.
-#[test]
-fn a_shared_job_into_a_sink_that_cannot_share_is_refused_up_front() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = common::write_job(
-        dir.path(),
-        "shared",
-        &format!(
-            "[source]\ntype = \"faiss\"\npath = \"{}\"\n\n[sink]\ntype = \"files\"\npath = \"{}\"\n\n[state]\nurl = \"postgres://vmig@127.0.0.1:1/none\"\nlease = \"5s\"\n",
-            sample().display(),
-            dir.path().join("out").display()
-        ),
-    );
-    let want = "the `files` sink cannot share a job between workers (its output is not safe to take over from a dead worker); run the job with one worker (no `[state] lease`, no `--worker`)";
-    for command in ["plan", "migrate"] {
-        let o = vmig(&[command, cfg.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(2), "{command}: {}", text(&o));
-        assert!(
-            String::from_utf8_lossy(&o.stderr).contains(want),
-            "{command}: {}",
-            text(&o)
-        );
-    }
-    let left: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert_eq!(left, ["shared.toml"]);
-}
