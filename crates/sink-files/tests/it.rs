@@ -1149,7 +1149,7 @@ async fn numpy_and_pyarrow_read_the_files() {
 // ------------------------------------------------------------------ object store
 
 /// `<name>/<pid>-<nanos>`: an object prefix no other test run uses.
-fn unique_prefix(name: &str) -> String {
+pub(crate) fn unique_prefix(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -254,8 +254,15 @@ async fn suite(url: &str, base: &Path) {
             Claim::Wait => panic!("nobody else holds anything"),
         }
     }
+    slice_c.set_sink(Some(json!({"worker": "C"})));
     c.save(&slice_c).await.unwrap();
     assert_eq!(c.claim().await.unwrap(), Claim::AllDone);
+    // Every worker's last saved record, oldest worker first, for the finisher: A's (dead, its
+    // late save refused, so as of its last accepted save) and C's; B saved none.
+    assert_eq!(
+        c.worker_records().await.unwrap(),
+        [json!({"worker": "A"}), json!({"worker": "C"})]
+    );
     assert_eq!(b.claim().await.unwrap(), Claim::AllDone);
     let whole = store.checkpoints("takeover").load().await.unwrap().unwrap();
     assert_eq!(whole.partitions().len(), 8);

@@ -220,3 +220,96 @@ async fn shared_runs_are_joined_only_through_their_lock_and_stop_cleanly() {
     let in_run = files_under(&snapshot(&out), &format!(".vmig-{run}/"));
     assert_eq!(in_run, [format!("part-{kept}-00000.parquet")]);
 }
+
+/// The same on an object store (the real S3 server of `scripts/services`): two workers join
+/// through the job's lock object, each uploads its tagged units below the run's prefix, one
+/// dies with an unrecorded unit there, and the finisher's manifest lists the recorded units;
+/// nothing is left below the run's prefix, and no lock.
+#[tokio::test]
+async fn s3_workers_share_a_job_through_the_lock_object() {
+    let Some(s3) = vmig_testing::service::S3::from_env() else {
+        return;
+    };
+    let prefix = unique_prefix("vmig-sink-files-shared");
+    let url = format!("s3://{}/{prefix}/", s3.bucket);
+    let mut cfg = FilesSinkConfig::new(&url, StagingFormat::Parquet);
+    cfg.storage = s3.storage_options();
+    let target = vmig_core::store::resolve(&url, &cfg.storage).unwrap();
+    let store = target.store.clone();
+    let keys = || async {
+        let root = object_store::path::Path::from(prefix.as_str());
+        let mut k: Vec<String> =
+            futures::TryStreamExt::try_collect::<Vec<_>>(store.list(Some(&root)))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.location.to_string()[prefix.len() + 1..].to_string())
+                .collect();
+        k.sort();
+        k
+    };
+
+    let mut a = open(&cfg, &schema()).await.unwrap();
+    a.create_shared().await.unwrap();
+    let published = a.resume_record().unwrap();
+    let run = published["run_id"].as_str().unwrap().to_string();
+    let mut b = join(&cfg, &published).await;
+    write(&mut a, &[batch(0, 100)], None).await;
+    a.flush().await.unwrap();
+    write(&mut b, &[batch(100, 50)], None).await;
+    b.flush().await.unwrap();
+    let b_record = b.resume_record().unwrap();
+    write(&mut b, &[batch(150, 50)], None).await;
+    b.flush().await.unwrap(); // never recorded: b dies now
+    let b_tag = tag_of(&b_record);
+    drop(b);
+    let staged = keys().await;
+    assert!(
+        staged.contains(&format!(".vmig-{run}/part-{b_tag}-00001.parquet")),
+        "{staged:?}"
+    );
+    write(&mut a, &[batch(150, 50)], None).await;
+    a.flush().await.unwrap();
+    let a_record = a.resume_record().unwrap();
+    let a_tag = tag_of(&a_record);
+    let report = a.commit_shared(vec![a_record, b_record]).await.unwrap();
+    assert_eq!(report.rows, 200);
+
+    let mut want_files = vec![
+        format!("part-{a_tag}-00000.parquet"),
+        format!("part-{a_tag}-00001.parquet"),
+        format!("part-{b_tag}-00000.parquet"),
+    ];
+    want_files.sort();
+    let mut want_keys = want_files.clone();
+    want_keys.push("manifest.json".into());
+    want_keys.sort();
+    assert_eq!(keys().await, want_keys);
+    let mut t = Table::new();
+    for f in &want_files {
+        let data = store
+            .get(&object_store::path::Path::from(format!("{prefix}/{f}")))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        read_parquet_bytes(data, &mut t);
+    }
+    let by_tag: BTreeMap<&String, Vec<RecordBatch>> = BTreeMap::from([
+        (&a_tag, vec![batch(0, 100), batch(150, 50)]),
+        (&b_tag, vec![batch(100, 50)]),
+    ]);
+    let want: Vec<RecordBatch> = by_tag.into_values().flatten().collect();
+    assert!(t == expected(&want), "the rows differ");
+    for f in want_files {
+        store
+            .delete(&object_store::path::Path::from(format!("{prefix}/{f}")))
+            .await
+            .unwrap();
+    }
+    store
+        .delete(&object_store::path::Path::from(format!("{prefix}/manifest.json")))
+        .await
+        .unwrap();
+}
