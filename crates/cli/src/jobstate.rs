@@ -240,6 +240,19 @@ pub async fn begin(
             .into());
         }
     }
+    if !worker && !restart && !workers.is_empty() {
+        // The job's output is spread over its workers' records (a worker's files, a dead
+        // worker's staged imports), which only a worker's finish gathers.
+        return Err(Refused {
+            message: format!(
+                "job `{name}` is shared between workers ({} recorded in {}), so only a worker continues it: run it with `--worker` (or `[state] lease`), or start it over with `vmig migrate --restart`",
+                workers.len(),
+                store.location()
+            ),
+            busy: false,
+        }
+        .into());
+    }
     let unfinished = last.as_ref().is_some_and(|l| l.status != RunStatus::Done);
     let mut resuming = progress.as_ref().is_some_and(|c| !c.is_empty());
     let changed = saved

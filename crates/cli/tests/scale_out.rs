@@ -239,7 +239,11 @@ fn three_workers_one_killed_finish_the_job_exactly_once() {
 fn three_workers_one_killed_share_a_bulk_import_job() {
     let Some(m) = milvus() else { return };
     let Some(pg) = postgres_url() else { return };
-    let Some(stage) = vmig_testing::service::endpoint("VMIG_MILVUS_STAGE", "Milvus 2.3.5 import directory") else { return };
+    let Some(stage) =
+        vmig_testing::service::endpoint("VMIG_MILVUS_STAGE", "Milvus 2.3.5 import directory")
+    else {
+        return;
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(TempDatabase::create(&pg, "vmig_scale_bulk"));
     let collection = unique("cli_scale_bulk");
@@ -289,7 +293,9 @@ fn three_workers_one_killed_share_a_files_job() {
         None,
     );
     let out = run.dir.path().join("out");
-    let o = common::vmig_cmd(&["verify", &run.job, "--json"]).output().unwrap();
+    let o = common::vmig_cmd(&["verify", &run.job, "--json"])
+        .output()
+        .unwrap();
     assert_verify_clean(&o, 2000);
     let (got, want) = (parquet_rows(&out), sample_rows(run.dir.path()));
     assert_eq!(got.len(), 2000);
@@ -317,5 +323,76 @@ fn three_workers_one_killed_share_a_files_job() {
         .map(|p| p.split('-').nth(1).unwrap())
         .collect();
     assert!(tags.len() >= 2, "{listed:?}");
+    rt.block_on(db.drop_now());
+}
+
+/// A worker of a `files` job stopped by SIGTERM keeps what its checkpoint names (exit 143); a
+/// run of the same job without `[state] lease` is refused (the job's files are spread over its
+/// workers' records, which only a worker's finish gathers); a new worker continues the job
+/// through the job's lock and finishes it: every row once.
+#[test]
+fn a_stopped_shared_files_job_is_continued_only_by_a_worker() {
+    let Some(pg) = postgres_url() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TempDatabase::create(&pg, "vmig_scale_stop"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let name = unique("scale_stop");
+    let body = |lease: &str| {
+        format!(
+            "[source]\ntype = \"faiss\"\npath = \"{}\"\npartition_rows = 200\n\n[sink]\ntype = \"files\"\npath = \"{}\"\n\n[pipeline]\nbatch_rows = 25\nflush_rows = 100\nmax_rows_per_second = 400\n\n[state]\nurl = \"{}\"\nname = \"{name}\"\n{lease}",
+            sample().display(),
+            out.display(),
+            db.url
+        )
+    };
+    let job = write_job(dir.path(), "worker", &body("lease = \"3s\"\n"));
+    let single = write_job(dir.path(), "single", &body(""));
+    let job = job.to_str().unwrap();
+    let o = vmig_testing::process::signal_after(
+        {
+            let mut c = common::vmig_cmd(&["migrate", job]);
+            c.env("VMIG_LOG", "info");
+            c
+        },
+        "claiming partitions",
+        Duration::from_millis(1500),
+        "TERM",
+    );
+    assert_eq!(o.status.code(), Some(143), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(
+            "of this worker and the other workers' files of this job shared between workers"
+        ),
+        "{stderr}"
+    );
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join(".vmig.lock")).unwrap()).unwrap();
+    assert_eq!(lock["shared"], true, "{lock}");
+
+    let o = common::vmig_cmd(&["migrate", single.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "job `{name}` is shared between workers (1 recorded in "
+        )) && text(&o).contains("so only a worker continues it: run it with `--worker` (or `[state] lease`), or start it over with `vmig migrate --restart`"),
+        "{}",
+        text(&o)
+    );
+
+    let o = common::vmig_cmd(&["migrate", job]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_verify_clean(
+        &common::vmig_cmd(&["verify", job, "--json"])
+            .output()
+            .unwrap(),
+        2000,
+    );
+    let (got, want) = (parquet_rows(&out), sample_rows(dir.path()));
+    assert!(got == want, "the files' rows differ from the index's");
+    assert!(!out.join(".vmig.lock").exists());
     rt.block_on(db.drop_now());
 }

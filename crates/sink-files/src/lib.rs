@@ -79,6 +79,22 @@
 //!   that had not got that far only has its run directory, which is removed.
 //!
 //! The manifest records the writing run's `run_id`; readers ignore keys they do not know.
+//!
+//! # Several workers on one job
+//!
+//! With `[state] lease` several processes write one job ([`vmig_core::lease`]). The worker
+//! that sets the job up claims the target as above and marks the lock `"shared": true`: it then
+//! belongs to the job, not to a process, and never counts as stale (a run of another job is
+//! refused while it is there). The other workers join through the record it published: they
+//! check the lock is that run's and take over or remove nothing. Every worker writes its own
+//! units into the one run directory under names carrying a worker tag of its own,
+//! `part-3f2a91c0-00000.parquet`, so no two workers ever write one name. A stopping worker
+//! keeps the units its last checkpoint names and removes only what it wrote after. The worker
+//! that finishes the job gets every worker's last record
+//! ([`vmig_core::Sink::commit_shared`]), checks that each unit they name is in the run
+//! directory with its recorded size, writes one manifest listing them all and commits as one
+//! process does; whatever a dead worker wrote after its last record is in no record and goes
+//! with the run directory.
 #![warn(missing_docs)]
 
 use std::collections::BTreeMap;

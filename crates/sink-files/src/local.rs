@@ -31,11 +31,7 @@ fn not_found(e: &std::io::Error) -> bool {
 }
 
 /// Reads `<dir>/<relative>` as a vmig manifest, `None` when there is none.
-pub(crate) fn read_manifest(
-    dir: &Path,
-    relative: &str,
-    display: &str,
-) -> Result<Option<Previous>> {
+pub(crate) fn read_manifest(dir: &Path, relative: &str, display: &str) -> Result<Option<Previous>> {
     match std::fs::read(dir.join(relative)) {
         Ok(bytes) => Previous::parse(&bytes, display, relative).map(Some),
         Err(e) if not_found(&e) => Ok(None),
@@ -445,7 +441,12 @@ fn take_over(
 ///
 /// # Errors
 /// [`guard::missing_unit`] or [`guard::changed_unit`] for the first that is not.
-pub(crate) fn check_units(dir: &Path, run: &str, units: &[RecordUnit], display: &str) -> Result<()> {
+pub(crate) fn check_units(
+    dir: &Path,
+    run: &str,
+    units: &[RecordUnit],
+    display: &str,
+) -> Result<()> {
     let run_path = dir.join(guard::run_dir(run));
     for unit in units {
         let mut bytes = 0;

@@ -360,7 +360,10 @@ impl Remote<'_> {
             .list_sized(Some(&run_dir))
             .await?
             .into_iter()
-            .filter_map(|(name, size)| name.strip_prefix(&prefix).map(|inner| (inner.to_string(), size)))
+            .filter_map(|(name, size)| {
+                name.strip_prefix(&prefix)
+                    .map(|inner| (inner.to_string(), size))
+            })
             .collect();
         for unit in units {
             let mut bytes = 0;

@@ -216,7 +216,11 @@ impl FilesSink {
                 );
                 blocking_io(move || local::check_units(&dir, &run, &units, &display)).await
             }
-            None => self.remote().check_units(&self.run_id, units).await.map(drop),
+            None => self
+                .remote()
+                .check_units(&self.run_id, units)
+                .await
+                .map(drop),
         }
     }
 
@@ -706,6 +710,64 @@ impl FilesSink {
         ))
     }
 
+    /// [`Sink::commit`] of one process's run, or of the finisher of a shared job with every
+    /// worker's units.
+    async fn commit_run(mut self: Box<Self>) -> Result<CommitReport> {
+        if let (State::Finished, Some(manifest)) = (self.state, self.committed.take()) {
+            self.state = State::Done;
+            let files = manifest
+                .files
+                .iter()
+                .map(|f| self.display_path(f))
+                .collect();
+            return Ok(CommitReport::new(
+                self.target.display.clone(),
+                manifest.rows,
+                manifest.bytes,
+                files,
+            ));
+        }
+        let (manifest, new_files) = match self.stage_commit().await {
+            Ok(staged) => staged,
+            Err(e) if self.shared => {
+                // Not committing yet; the job's files stay for the next worker to finish it.
+                return Err(e.context(format!(
+                    "finishing the job shared between workers into {} (every worker's files stay in {}; run the job again to finish it)",
+                    self.target.display,
+                    guard::at(&self.target.display, &format!("{}/", guard::run_dir(&self.run_id)))
+                )));
+            }
+            Err(e) => {
+                // Not committing yet: this run's files and lock go, the target is as before.
+                if let Err(error) = self.release().await {
+                    tracing::warn!(message = "Removing this run's files failed.", %error);
+                }
+                return Err(e);
+            }
+        };
+        self.state = State::Committing;
+        if let Err(e) = self.finish_commit().await {
+            return Err(self.interrupted(e));
+        }
+        self.state = State::Done;
+        self.held = None;
+        self.live = None;
+        let files = new_files.iter().map(|f| self.display_path(f)).collect();
+        tracing::info!(
+            message = "Wrote staging files.",
+            target = %self.target.display,
+            units = self.units.len(),
+            rows = manifest.total_rows,
+            replaced = self.previous.as_ref().map_or(0, |p| p.files.len())
+        );
+        Ok(CommitReport::new(
+            self.target.display.clone(),
+            manifest.total_rows,
+            manifest.total_bytes,
+            files,
+        ))
+    }
+
     /// Ends this worker's part of a shared job that stops (suspend): its open unit and the
     /// units after its last flush go; its flushed units stay in the job's run directory, where
     /// its last checkpoint names them, as do the other workers' files and the lock.
@@ -844,60 +906,16 @@ impl Sink for FilesSink {
         Ok(report)
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<CommitReport> {
-        if let (State::Finished, Some(manifest)) = (self.state, self.committed.take()) {
-            self.state = State::Done;
-            let files = manifest
-                .files
-                .iter()
-                .map(|f| self.display_path(f))
-                .collect();
-            return Ok(CommitReport::new(
-                self.target.display.clone(),
-                manifest.rows,
-                manifest.bytes,
-                files,
+    /// Commits this run. A worker of a job shared between workers is refused: only
+    /// [`Sink::commit_shared`], with every worker's record, knows all of the job's units.
+    async fn commit(self: Box<Self>) -> Result<CommitReport> {
+        if self.shared {
+            return Err(Error::unsupported(
+                format!("the shared run {} in {}", self.run_id, self.target.display),
+                "its files are spread over the records of the job's workers, which only the worker that finishes the job gets: continue the job as a worker (`--worker` or `[state] lease`), or start it over with `--restart`",
             ));
         }
-        let (manifest, new_files) = match self.stage_commit().await {
-            Ok(staged) => staged,
-            Err(e) if self.shared => {
-                // Not committing yet; the job's files stay for the next worker to finish it.
-                return Err(e.context(format!(
-                    "finishing the job shared between workers into {} (every worker's files stay in {}; run the job again to finish it)",
-                    self.target.display,
-                    guard::at(&self.target.display, &format!("{}/", guard::run_dir(&self.run_id)))
-                )));
-            }
-            Err(e) => {
-                // Not committing yet: this run's files and lock go, the target is as before.
-                if let Err(error) = self.release().await {
-                    tracing::warn!(message = "Removing this run's files failed.", %error);
-                }
-                return Err(e);
-            }
-        };
-        self.state = State::Committing;
-        if let Err(e) = self.finish_commit().await {
-            return Err(self.interrupted(e));
-        }
-        self.state = State::Done;
-        self.held = None;
-        self.live = None;
-        let files = new_files.iter().map(|f| self.display_path(f)).collect();
-        tracing::info!(
-            message = "Wrote staging files.",
-            target = %self.target.display,
-            units = self.units.len(),
-            rows = manifest.total_rows,
-            replaced = self.previous.as_ref().map_or(0, |p| p.files.len())
-        );
-        Ok(CommitReport::new(
-            self.target.display.clone(),
-            manifest.total_rows,
-            manifest.total_bytes,
-            files,
-        ))
+        self.commit_run().await
     }
 
     /// The run id, format, schema hash, the units complete at the last flush (what the manifest
@@ -932,6 +950,12 @@ impl Sink for FilesSink {
     /// Marks the lock as the shared job's (never stale by process; the workers' units are
     /// resumable work) and tags this worker's unit names.
     async fn create_shared(&mut self) -> Result<()> {
+        if let Some(record) = self.resumed.as_ref().filter(|r| !r.shared) {
+            return Err(Error::unsupported(
+                format!("the run {} in {}", record.run_id, self.target.display),
+                "it was started by one process (without `[state] lease`), and its files cannot be shared with workers now: finish it the way it started (without `--worker` or `[state] lease`), or start the job over with `--restart`",
+            ));
+        }
         if self.shared || self.state != State::Writing {
             return Ok(());
         }
@@ -973,7 +997,7 @@ impl Sink for FilesSink {
         records: Vec<serde_json::Value>,
     ) -> Result<CommitReport> {
         if !self.shared {
-            return self.commit().await;
+            return self.commit_run().await;
         }
         if self.state == State::Finished && self.staged_commit {
             self.state = State::Committing;
@@ -994,7 +1018,7 @@ impl Sink for FilesSink {
         );
         self.units = units.iter().map(RecordUnit::entry).collect();
         self.flushed_units = self.units.len();
-        self.commit().await
+        self.commit_run().await
     }
 
     /// Adopts the interrupted run `record` names (see the crate docs, "Resuming").

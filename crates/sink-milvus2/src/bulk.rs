@@ -215,6 +215,11 @@ impl BulkStaging {
         }
     }
 
+    /// Whether the run has files staged or imported (by this process or the ones before it).
+    pub(crate) fn has_files(&self) -> bool {
+        !self.staged.is_empty() || !self.imported.is_empty()
+    }
+
     /// Whether this is one worker's staging of a job shared between workers.
     pub(crate) fn is_shared(&self) -> bool {
         self.worker.is_some()
@@ -272,7 +277,9 @@ impl BulkStaging {
                 let entries = match std::fs::read_dir(&dir) {
                     Ok(entries) => entries,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                    Err(e) => return Err(Error::from(e).context(format!("listing {}", dir.display()))),
+                    Err(e) => {
+                        return Err(Error::from(e).context(format!("listing {}", dir.display())))
+                    }
                 };
                 for entry in entries {
                     let path = entry?.path();
@@ -291,10 +298,8 @@ impl BulkStaging {
             Some((loc, prefix)) => {
                 let listed: Vec<object_store::ObjectMeta> =
                     loc.store.list(Some(&loc.path)).try_collect().await?;
-                let keys: Vec<object_store::path::Path> = keep
-                    .iter()
-                    .map(|k| object_path(loc, prefix, k))
-                    .collect();
+                let keys: Vec<object_store::path::Path> =
+                    keep.iter().map(|k| object_path(loc, prefix, k)).collect();
                 for meta in listed {
                     if keys.contains(&meta.location) {
                         continue;

@@ -96,6 +96,14 @@
 //!   configured name if it exists (with `if_exists = "drop"` it starts a new replacement and
 //!   warns about the one the killed run may have created).
 //!
+//! * **several workers** ([`vmig_core::lease`]): every mode shares a job. The setup worker
+//!   creates the collection; in bulk mode every worker stages its own files in the run's
+//!   directory as `part-<worker tag>-<n>` and imports them at its next flush. What a worker
+//!   leaves staged (its last flush's files, or a dead worker's, which its last record names) is
+//!   imported by the worker that finishes the job ([`vmig_core::Sink::commit_shared`]) through
+//!   the same inherited-file rules, so each file is imported once; what dead workers wrote after
+//!   their last record is then removed from the run's directory.
+//!
 //! `suspend` (a stopped run) keeps the collection and every staged file a record names, and
 //! removes only staging files written since the last flush. `abort` right after `resume` (what
 //! `vmig migrate --restart` does with an unfinished run) removes what the interrupted run

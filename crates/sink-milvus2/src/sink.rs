@@ -653,59 +653,14 @@ impl Sink for Milvus2Sink {
         Ok(report)
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<CommitReport> {
-        // A source without rows still gets its (empty) collection.
-        self.ensure_created().await?;
-        let retry = self.config.retry_policy()?;
-        self.flush().await?;
-        if self.stage.is_some() {
-            // Files staged by the flush above (none when the runner flushed and saved before
-            // commit, as it does), and those taken over from other workers.
-            self.import_staged().await?;
-            if let Some(stage) = self.stage.as_mut().filter(|s| s.is_shared()) {
-                stage.clear_run().await?;
-            }
-        } else {
-            // Seal and persist what was inserted, once for the whole job.
-            let (client, collection) = (&self.client, &self.collection);
-            retry
-                .run("Milvus Flush", || client.flush(collection, LONG_WAIT))
-                .await?;
+    async fn commit(self: Box<Self>) -> Result<CommitReport> {
+        if let Some(stage) = self.stage.as_ref().filter(|s| s.is_shared()) {
+            return Err(Error::unsupported(
+                format!("the shared bulk import run {}", stage.place(&self.config)),
+                "the files its workers left staged are named in their records, which only the worker that finishes the job gets: continue the job as a worker (`--worker` or `[state] lease`), or start it over with `--restart`",
+            ));
         }
-        let indexes = self.indexes_to_build()?;
-        for index in &indexes {
-            self.client
-                .create_index(
-                    &self.collection,
-                    &index.field,
-                    &index.index_type,
-                    &index.metric_type,
-                    &index.params,
-                )
-                .await?;
-        }
-        if let Some(existing) = self.replaces.take() {
-            self.swap_in(&existing).await?;
-        }
-        if self.config.load {
-            if indexes.is_empty() {
-                return Err(Error::config(NAME, "`load = true` needs an index (Milvus 2.3 loads only indexed collections): set `index`, or copy from a Milvus collection that has one"));
-            }
-            self.client.load(&self.collection, LONG_WAIT).await?;
-        }
-        let files = match &self.stage {
-            Some(stage) => {
-                stage.remove_dir_if_empty();
-                stage.imported_files()
-            }
-            None => Vec::new(),
-        };
-        Ok(CommitReport::new(
-            self.target(),
-            self.rows_total,
-            self.bytes_total,
-            files,
-        ))
+        self.commit_run().await
     }
 
     /// The record (see the crate docs, "Resuming"): the collection and whether this job
@@ -824,6 +779,12 @@ impl Sink for Milvus2Sink {
     /// this worker's files with a worker tag of its own.
     async fn create_shared(&mut self) -> Result<()> {
         if let Some(stage) = self.stage.as_mut() {
+            if !stage.is_shared() && stage.has_files() {
+                return Err(Error::unsupported(
+                    format!("the bulk import run {}", stage.place(&self.config)),
+                    "it was started by one process (without `[state] lease`) and has staged or imported files, which workers cannot take over: finish it the way it started (without `--worker` or `[state] lease`), or start the job over with `--restart`",
+                ));
+            }
             stage.make_shared();
         }
         self.ensure_created().await
@@ -858,7 +819,7 @@ impl Sink for Milvus2Sink {
                 );
             }
         }
-        self.commit().await
+        self.commit_run().await
     }
 
     /// This worker's rows are acknowledged (the runner flushed): nothing more to do here; the
@@ -1040,6 +1001,62 @@ impl Sink for Milvus2Sink {
 }
 
 impl Milvus2Sink {
+    /// [`Sink::commit`] of one process's run, or of the finisher of a shared job.
+    async fn commit_run(mut self: Box<Self>) -> Result<CommitReport> {
+        // A source without rows still gets its (empty) collection.
+        self.ensure_created().await?;
+        let retry = self.config.retry_policy()?;
+        self.flush().await?;
+        if self.stage.is_some() {
+            // Files staged by the flush above (none when the runner flushed and saved before
+            // commit, as it does), and those taken over from other workers.
+            self.import_staged().await?;
+            if let Some(stage) = self.stage.as_mut().filter(|s| s.is_shared()) {
+                stage.clear_run().await?;
+            }
+        } else {
+            // Seal and persist what was inserted, once for the whole job.
+            let (client, collection) = (&self.client, &self.collection);
+            retry
+                .run("Milvus Flush", || client.flush(collection, LONG_WAIT))
+                .await?;
+        }
+        let indexes = self.indexes_to_build()?;
+        for index in &indexes {
+            self.client
+                .create_index(
+                    &self.collection,
+                    &index.field,
+                    &index.index_type,
+                    &index.metric_type,
+                    &index.params,
+                )
+                .await?;
+        }
+        if let Some(existing) = self.replaces.take() {
+            self.swap_in(&existing).await?;
+        }
+        if self.config.load {
+            if indexes.is_empty() {
+                return Err(Error::config(NAME, "`load = true` needs an index (Milvus 2.3 loads only indexed collections): set `index`, or copy from a Milvus collection that has one"));
+            }
+            self.client.load(&self.collection, LONG_WAIT).await?;
+        }
+        let files = match &self.stage {
+            Some(stage) => {
+                stage.remove_dir_if_empty();
+                stage.imported_files()
+            }
+            None => Vec::new(),
+        };
+        Ok(CommitReport::new(
+            self.target(),
+            self.rows_total,
+            self.bytes_total,
+            files,
+        ))
+    }
+
     /// Removes what the interrupted run of `resumed` created, so that a new run starts over:
     /// its staging files not imported (bulk), and the collection it created (with
     /// `if_exists = "drop"` over an existing one, the unfinished replacement; the collection it

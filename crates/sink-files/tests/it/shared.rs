@@ -24,6 +24,16 @@ fn tag_of(record: &Value) -> String {
     tags.into_iter().next().unwrap()
 }
 
+/// The worker that sets a shared job up: prepared, `create_shared` done; with the record it
+/// publishes and the run's id.
+async fn set_up(cfg: &FilesSinkConfig) -> (Box<dyn Sink>, Value, String) {
+    let mut sink = open(cfg, &schema()).await.unwrap();
+    sink.create_shared().await.unwrap();
+    let published = sink.resume_record().unwrap();
+    let run = published["run_id"].as_str().unwrap().to_string();
+    (sink, published, run)
+}
+
 /// A worker that joins the shared job of `record`.
 async fn join(cfg: &FilesSinkConfig, record: &Value) -> Box<dyn Sink> {
     let mut sink = cfg.build(&BuildContext::default()).await.unwrap();
@@ -46,13 +56,14 @@ async fn three_workers_one_dead_give_one_manifest_of_every_recorded_unit() {
         let cfg = config(&out, format);
 
         // Worker A sets the job up; the lock becomes the job's, and the record says so.
-        let mut a = open(&cfg, &schema()).await.unwrap();
-        a.create_shared().await.unwrap();
-        let published = a.resume_record().unwrap();
+        let (mut a, published, run) = set_up(&cfg).await;
         assert_eq!(published["shared"], true, "{published}");
         assert_eq!(published["units"], serde_json::json!([]));
         let lock = lock_of(&out);
-        assert_eq!((&lock["shared"], &lock["flushed"]), (&true.into(), &true.into()));
+        assert_eq!(
+            (&lock["shared"], &lock["flushed"]),
+            (&true.into(), &true.into())
+        );
 
         let mut b = join(&cfg, &published).await;
         let mut c = join(&cfg, &published).await;
@@ -81,7 +92,6 @@ async fn three_workers_one_dead_give_one_manifest_of_every_recorded_unit() {
         drop(c); // as if killed: its lock (none), files and open unit stay
 
         // Three workers, three tags, every unit in the job's run directory.
-        let run = published["run_id"].as_str().unwrap();
         let run_dir = format!(".vmig-{run}/");
         let snap = snapshot(&out);
         let in_run = files_under(&snap, &run_dir);
@@ -93,13 +103,17 @@ async fn three_workers_one_dead_give_one_manifest_of_every_recorded_unit() {
         assert!(tag_a != tag_b && tag_b != tag_c && tag_a != tag_c);
         for tag in [&tag_a, &tag_b, &tag_c] {
             assert!(
-                in_run.iter().any(|f| f.contains(&format!("part-{tag}-00000"))),
+                in_run
+                    .iter()
+                    .any(|f| f.contains(&format!("part-{tag}-00000"))),
                 "{in_run:?}"
             );
         }
         // C's unrecorded unit is there (it finished it) and so is its open one.
         assert!(
-            in_run.iter().any(|f| f.contains(&format!("part-{tag_c}-00001"))),
+            in_run
+                .iter()
+                .any(|f| f.contains(&format!("part-{tag_c}-00001"))),
             "{in_run:?}"
         );
         assert!(
@@ -116,7 +130,11 @@ async fn three_workers_one_dead_give_one_manifest_of_every_recorded_unit() {
         let a_record = a.resume_record().unwrap();
         let part = b.commit_part().await.unwrap();
         assert_eq!(part.rows, 190);
-        assert_eq!(lock_of(&out)["run_id"], run, "the lock stays until the job ends");
+        assert_eq!(
+            lock_of(&out)["run_id"],
+            run,
+            "the lock stays until the job ends"
+        );
 
         // A finishes with every worker's record (its own too, as the store gives it).
         let report = a
@@ -132,7 +150,10 @@ async fn three_workers_one_dead_give_one_manifest_of_every_recorded_unit() {
         by_tag.insert(&tag_c, c_rows.to_vec());
         let want: Vec<RecordBatch> = by_tag.into_values().flatten().collect();
         let (top, counts) = read_dir(&out, format);
-        assert!(top == expected(&want), "{format}: the top-level rows differ");
+        assert!(
+            top == expected(&want),
+            "{format}: the top-level rows differ"
+        );
         assert_eq!(counts.iter().sum::<usize>(), 480);
         let (p1, _) = read_dir(&out.join("p1"), format);
         assert!(p1 == expected(&b_p1), "{format}: the rows of p1 differ");
@@ -144,7 +165,9 @@ async fn three_workers_one_dead_give_one_manifest_of_every_recorded_unit() {
             .collect();
         assert_eq!(present, listed, "{format}: only the listed files remain");
         assert!(
-            !listed.iter().any(|f| f.contains(&format!("part-{tag_c}-00001"))),
+            !listed
+                .iter()
+                .any(|f| f.contains(&format!("part-{tag_c}-00001"))),
             "{format}: the dead worker's unrecorded unit is not listed: {listed:?}"
         );
     }
@@ -159,10 +182,7 @@ async fn shared_runs_are_joined_only_through_their_lock_and_stop_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let cfg = config(&out, StagingFormat::Parquet);
-    let mut a = open(&cfg, &schema()).await.unwrap();
-    a.create_shared().await.unwrap();
-    let published = a.resume_record().unwrap();
-    let run = published["run_id"].as_str().unwrap().to_string();
+    let (a, published, run) = set_up(&cfg).await;
 
     // A worker that stops: its flushed unit stays, its unflushed one goes.
     let mut b = join(&cfg, &published).await;
@@ -201,14 +221,22 @@ async fn shared_runs_are_joined_only_through_their_lock_and_stop_cleanly() {
     other.insert("run_id".into(), "00000000000000ff".into());
     std::fs::write(&lock, serde_json::to_vec(&other).unwrap()).unwrap();
     let mut sink = cfg.build(&BuildContext::default()).await.unwrap();
-    let err = sink.resume(published.clone()).await.unwrap_err().to_string();
+    let err = sink
+        .resume(published.clone())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("is the lock of another vmig run 00000000000000ff (a job shared between workers, set up by pid") && err.contains(&format!("not of run {run} that this job's checkpoint continues")),
         "{err}"
     );
     std::fs::remove_file(&lock).unwrap();
     let mut sink = cfg.build(&BuildContext::default()).await.unwrap();
-    let err = sink.resume(published.clone()).await.unwrap_err().to_string();
+    let err = sink
+        .resume(published.clone())
+        .await
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         format!(
@@ -249,10 +277,7 @@ async fn s3_workers_share_a_job_through_the_lock_object() {
         k
     };
 
-    let mut a = open(&cfg, &schema()).await.unwrap();
-    a.create_shared().await.unwrap();
-    let published = a.resume_record().unwrap();
-    let run = published["run_id"].as_str().unwrap().to_string();
+    let (mut a, published, run) = set_up(&cfg).await;
     let mut b = join(&cfg, &published).await;
     write(&mut a, &[batch(0, 100)], None).await;
     a.flush().await.unwrap();
@@ -309,7 +334,63 @@ async fn s3_workers_share_a_job_through_the_lock_object() {
             .unwrap();
     }
     store
-        .delete(&object_store::path::Path::from(format!("{prefix}/manifest.json")))
+        .delete(&object_store::path::Path::from(format!(
+            "{prefix}/manifest.json"
+        )))
         .await
         .unwrap();
+}
+
+/// A shared run is finished only by `commit_shared` (a plain `commit` would list one worker's
+/// units and drop the rest with the run directory), and a run of one process cannot become a
+/// shared one.
+#[tokio::test]
+async fn shared_and_single_process_runs_do_not_mix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let cfg = config(&out, StagingFormat::Parquet);
+    let (a, published, run) = set_up(&cfg).await;
+    let mut b = join(&cfg, &published).await;
+    write(&mut b, &[batch(0, 10)], None).await;
+    b.flush().await.unwrap();
+    let err = b.commit().await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "unsupported input at the shared run {run} in {}: its files are spread over the records of the job's workers, which only the worker that finishes the job gets: continue the job as a worker (`--worker` or `[state] lease`), or start it over with `--restart`",
+            out.display()
+        )
+    );
+    let left = files_under(&snapshot(&out), &format!(".vmig-{run}/"));
+    assert_eq!(left.len(), 1, "the refused worker's unit stays: {left:?}");
+    drop(a);
+
+    // One process's run, stopped with a unit: workers cannot take it over.
+    let out2 = tmp.path().join("out2");
+    let cfg2 = config(&out2, StagingFormat::Parquet);
+    let mut single = open(&cfg2, &schema()).await.unwrap();
+    write(&mut single, &[batch(0, 10)], None).await;
+    single.flush().await.unwrap();
+    let record = single.resume_record().unwrap();
+    single.suspend().await.unwrap();
+    let mut setup = cfg2.build(&BuildContext::default()).await.unwrap();
+    setup.resume(record.clone()).await.unwrap();
+    setup.prepare(&schema()).await.unwrap();
+    let err = setup.create_shared().await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "unsupported input at the run {} in {}: it was started by one process (without `[state] lease`), and its files cannot be shared with workers now: finish it the way it started (without `--worker` or `[state] lease`), or start the job over with `--restart`",
+            record["run_id"].as_str().unwrap(),
+            out2.display()
+        )
+    );
+    setup.suspend().await.unwrap();
+    assert_eq!(
+        files_under(
+            &snapshot(&out2),
+            &format!(".vmig-{}/", record["run_id"].as_str().unwrap())
+        ),
+        ["part-00000.parquet"]
+    );
 }
