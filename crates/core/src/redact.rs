@@ -7,7 +7,7 @@
 //!   the `serialize_with` helpers plugin configs use, so what `vmig plan` and `--json` print never
 //!   holds a secret value; [`debug_json`] (via [`redacted_debug!`](crate::redacted_debug)) makes
 //!   `Debug` show the same redacted form.
-//! * **By URL.** [`url`] replaces the whole user-info of a URL with `***`
+//! * **By URL.** [`url()`] replaces the whole user-info of a URL with `***`
 //!   (`http://root:secret@host:19530` → `http://***@host:19530`); [`json`] does that to every
 //!   string of a JSON value and masks the values of secret keys.
 //! * **By value.** When a plugin configuration is parsed, [`register_in_json`] records the values

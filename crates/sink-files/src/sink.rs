@@ -887,7 +887,7 @@ impl Sink for FilesSink {
     }
 
     /// Closes the open units. After the first flush that made units durable, the lock is
-    /// marked `flushed` at the next call ([`FilesSink::mark_flushed`]).
+    /// marked `flushed` at the next call (`FilesSink::mark_flushed`).
     async fn flush(&mut self) -> Result<FlushReport> {
         if self.state == State::Finished {
             return Ok(FlushReport::default());
@@ -919,7 +919,7 @@ impl Sink for FilesSink {
     }
 
     /// The run id, format, schema hash, the units complete at the last flush (what the manifest
-    /// needs of each) and the next unit number per folder; see [`crate::resume::ResumeRecord`].
+    /// needs of each) and the next unit number per folder (the layout is the crate's `resume` module's).
     fn resume_record(&self) -> Option<serde_json::Value> {
         let units = match self.state {
             State::Writing | State::Committing => &self.units[..self.flushed_units],

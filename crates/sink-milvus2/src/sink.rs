@@ -920,7 +920,7 @@ impl Sink for Milvus2Sink {
     /// exactly, removes staged files that were not imported, drops a collection this run
     /// created and left empty, and says what the collection holds. Called after `resume` and
     /// before `prepare` (`vmig migrate --restart` of an unfinished run): removes what the
-    /// interrupted run created, see [`Milvus2Sink::discard_resumed`].
+    /// interrupted run created (`Milvus2Sink::discard_resumed`).
     async fn abort(mut self: Box<Self>) -> Result<AbortReport> {
         if let Some(resumed) = self.resumed.take() {
             return self.discard_resumed(resumed).await;

@@ -34,6 +34,26 @@ async fn set_up(cfg: &FilesSinkConfig) -> (Box<dyn Sink>, Value, String) {
     (sink, published, run)
 }
 
+/// A shared Parquet job in `<tmp>/out`: the setup worker, and a worker that joined and
+/// flushed one unit of 10 rows (ids 0..10); with the target, its config and the run's id.
+async fn two_workers_one_unit(
+    tmp: &Path,
+) -> (
+    PathBuf,
+    FilesSinkConfig,
+    Box<dyn Sink>,
+    Box<dyn Sink>,
+    String,
+) {
+    let out = tmp.join("out");
+    let cfg = config(&out, StagingFormat::Parquet);
+    let (a, published, run) = set_up(&cfg).await;
+    let mut b = join(&cfg, &published).await;
+    write(&mut b, &[batch(0, 10)], None).await;
+    b.flush().await.unwrap();
+    (out, cfg, a, b, run)
+}
+
 /// A worker that joins the shared job of `record`.
 async fn join(cfg: &FilesSinkConfig, record: &Value) -> Box<dyn Sink> {
     let mut sink = cfg.build(&BuildContext::default()).await.unwrap();
@@ -180,14 +200,10 @@ async fn three_workers_one_dead_give_one_manifest_of_every_recorded_unit() {
 #[tokio::test]
 async fn shared_runs_are_joined_only_through_their_lock_and_stop_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    let cfg = config(&out, StagingFormat::Parquet);
-    let (a, published, run) = set_up(&cfg).await;
+    let (out, cfg, a, mut b, run) = two_workers_one_unit(tmp.path()).await;
+    let published = a.resume_record().unwrap();
 
     // A worker that stops: its flushed unit stays, its unflushed one goes.
-    let mut b = join(&cfg, &published).await;
-    write(&mut b, &[batch(0, 10)], None).await;
-    b.flush().await.unwrap();
     let kept = tag_of(&b.resume_record().unwrap());
     write(&mut b, &[batch(10, 10)], None).await;
     let report = b.suspend().await.unwrap();
@@ -220,23 +236,20 @@ async fn shared_runs_are_joined_only_through_their_lock_and_stop_cleanly() {
     let mut other = other.as_object().unwrap().clone();
     other.insert("run_id".into(), "00000000000000ff".into());
     std::fs::write(&lock, serde_json::to_vec(&other).unwrap()).unwrap();
-    let mut sink = cfg.build(&BuildContext::default()).await.unwrap();
-    let err = sink
-        .resume(published.clone())
-        .await
-        .unwrap_err()
-        .to_string();
+    let refused = || async {
+        let mut sink = cfg.build(&BuildContext::default()).await.unwrap();
+        sink.resume(published.clone())
+            .await
+            .unwrap_err()
+            .to_string()
+    };
+    let err = refused().await;
     assert!(
         err.contains("is the lock of another vmig run 00000000000000ff (a job shared between workers, set up by pid") && err.contains(&format!("not of run {run} that this job's checkpoint continues")),
         "{err}"
     );
     std::fs::remove_file(&lock).unwrap();
-    let mut sink = cfg.build(&BuildContext::default()).await.unwrap();
-    let err = sink
-        .resume(published.clone())
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = refused().await;
     assert_eq!(
         err,
         format!(
@@ -347,12 +360,7 @@ async fn s3_workers_share_a_job_through_the_lock_object() {
 #[tokio::test]
 async fn shared_and_single_process_runs_do_not_mix() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    let cfg = config(&out, StagingFormat::Parquet);
-    let (a, published, run) = set_up(&cfg).await;
-    let mut b = join(&cfg, &published).await;
-    write(&mut b, &[batch(0, 10)], None).await;
-    b.flush().await.unwrap();
+    let (out, _, a, b, run) = two_workers_one_unit(tmp.path()).await;
     let err = b.commit().await.unwrap_err().to_string();
     assert_eq!(
         err,
