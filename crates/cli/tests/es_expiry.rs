@@ -74,14 +74,7 @@ fn docs() -> BTreeMap<String, Doc> {
 
 /// Creates `index` (2 shards) and loads [`docs`] into it.
 async fn load(base: &str, index: &str) {
-    let body = json!({
-        "settings": { "number_of_shards": 2, "number_of_replicas": 0 },
-        "mappings": { "properties": {
-            "n": { "type": "long" },
-            "tag": { "type": "keyword" },
-            "v": { "type": "dense_vector", "dims": DIM, "index": true, "similarity": "l2_norm" }
-        }}
-    });
+    let body = vmig_testing::es::small_index(DIM);
     let docs = docs().into_iter().map(|(id, d)| {
         let v: Vec<String> = d
             .bits

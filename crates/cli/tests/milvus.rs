@@ -50,6 +50,22 @@ use vmig_testing::process::output_text as text;
 
 use vmig_testing::service::unique;
 
+/// Job options for inserts slow enough (small requests, 400 rows/s) that a signal lands after
+/// some requests were acknowledged and before the end.
+const SLOW_INSERTS: &str = "mode = \"insert\"\nbatch_bytes = \"20KiB\"\n\n[pipeline]\nbatch_rows = 50\nmax_rows_per_second = 400\n";
+
+/// `vmig migrate JOB --progress log --state none` plus `extra` arguments, with the test
+/// Milvus's password in the environment: a command to stop with a signal.
+fn stoppable_migrate(m: &Milvus, job: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
+    c.args(["migrate", job.to_str().unwrap()])
+        .args(extra)
+        .args(["--progress", "log", "--state", "none"])
+        .env("VMIG_TEST_MILVUS_PASSWORD", &m.password)
+        .env_remove("VMIG_LOG");
+    c
+}
+
 /// A job file: the shipped sample into `collection`, the password from the environment.
 fn job(dir: &Path, m: &Milvus, collection: &str, extra: &str) -> PathBuf {
     let path = dir.join("job.toml");
@@ -293,24 +309,8 @@ fn sigterm_during_inserts_says_exactly_what_the_collection_holds() {
     let dir = tempfile::tempdir().unwrap();
     let collection = unique("cli_sigterm");
     // Small requests, 400 rows/s: the signal lands after some requests were acknowledged.
-    let cfg = job(
-        dir.path(),
-        &m,
-        &collection,
-        "mode = \"insert\"\nbatch_bytes = \"20KiB\"\n\n[pipeline]\nbatch_rows = 50\nmax_rows_per_second = 400\n",
-    );
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
-    c.args([
-        "migrate",
-        cfg.to_str().unwrap(),
-        "--json",
-        "--progress",
-        "log",
-        "--state",
-        "none",
-    ])
-    .env("VMIG_TEST_MILVUS_PASSWORD", &m.password)
-    .env_remove("VMIG_LOG");
+    let cfg = job(dir.path(), &m, &collection, SLOW_INSERTS);
+    let c = stoppable_migrate(&m, &cfg, &["--json"]);
     let o = vmig_testing::process::signal_after(
         c,
         "Started",
@@ -368,23 +368,8 @@ fn if_exists_drop_replaces_the_collection_only_when_the_run_completes() {
     // A replacing run stopped mid-way leaves the old collection exactly as it was.
     let slow_dir = dir.path().join("slow");
     std::fs::create_dir(&slow_dir).unwrap();
-    let slow = job(
-        &slow_dir,
-        &m,
-        &collection,
-        "mode = \"insert\"\nbatch_bytes = \"20KiB\"\n\n[pipeline]\nbatch_rows = 50\nmax_rows_per_second = 400\n",
-    );
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vmig"));
-    c.args([
-        "migrate",
-        slow.to_str().unwrap(),
-        "--progress",
-        "log",
-        "--state",
-        "none",
-    ])
-    .env("VMIG_TEST_MILVUS_PASSWORD", &m.password)
-    .env_remove("VMIG_LOG");
+    let slow = job(&slow_dir, &m, &collection, SLOW_INSERTS);
+    let c = stoppable_migrate(&m, &slow, &[]);
     let o =
         vmig_testing::process::signal_after(c, "Started", std::time::Duration::from_secs(2), "INT");
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));

@@ -318,19 +318,21 @@ fn milvus_stopped_and_restarted_during_insert_migrations() {
     down_past_the_retry_deadline_the_run_fails_resumably_and_resumes(&m);
 }
 
-/// Milvus stopped while rows are inserted and started again a few seconds later: the sink
-/// retries (inserts while it is down, the final flush while the restarted server settles), the
-/// run completes and verify is clean.
-fn back_within_the_retry_deadline_the_run_completes(m: &Milvus) {
+/// Starts `vmig migrate` of a new job (a collection named after `name`) whose inserts are
+/// retried every second at most until `max_elapsed`, and stops Milvus once rows are being
+/// written. Gives the job's directory, the collection, the job file and the running process.
+fn stopped_while_inserting(
+    m: &Milvus,
+    name: &str,
+    max_elapsed: &str,
+) -> (tempfile::TempDir, String, PathBuf, Background) {
     let dir = tempfile::tempdir().unwrap();
-    let collection = vmig_testing::service::unique("restart_within");
-    // A deadline far longer than the outage and the settling after it; steps of at most 1 s,
-    // so the run goes on within a second of the server's return.
+    let collection = vmig_testing::service::unique(name);
     let cfg = job(
         dir.path(),
         m,
         &collection,
-        "max_attempts = 1000\ninitial_backoff = \"200ms\"\nmax_backoff = \"1s\"\nmax_elapsed = \"2m\"",
+        &format!("max_attempts = 1000\ninitial_backoff = \"200ms\"\nmax_backoff = \"1s\"\nmax_elapsed = \"{max_elapsed}\""),
     );
     let mut run = Background::spawn(vmig_cmd(&[
         "migrate",
@@ -342,6 +344,16 @@ fn back_within_the_retry_deadline_the_run_completes(m: &Milvus) {
     run.wait_writing();
     run.assert_running("Milvus was stopped");
     m.stop();
+    (dir, collection, cfg, run)
+}
+
+/// Milvus stopped while rows are inserted and started again a few seconds later: the sink
+/// retries (inserts while it is down, the final flush while the restarted server settles), the
+/// run completes and verify is clean.
+fn back_within_the_retry_deadline_the_run_completes(m: &Milvus) {
+    // A deadline far longer than the outage and the settling after it; steps of at most 1 s,
+    // so the run goes on within a second of the server's return.
+    let (_dir, collection, cfg, mut run) = stopped_while_inserting(m, "restart_within", "2m");
     std::thread::sleep(Duration::from_secs(2));
     run.assert_running("Milvus was started again");
     m.start();
@@ -364,25 +376,8 @@ fn back_within_the_retry_deadline_the_run_completes(m: &Milvus) {
 /// fails, saying the server could not be reached within the deadline and that the next `vmig
 /// migrate` resumes; once Milvus is back, it does, and verify is clean.
 fn down_past_the_retry_deadline_the_run_fails_resumably_and_resumes(m: &Milvus) {
-    let dir = tempfile::tempdir().unwrap();
-    let collection = vmig_testing::service::unique("restart_past");
-    let cfg = job(
-        dir.path(),
-        m,
-        &collection,
-        "max_attempts = 1000\ninitial_backoff = \"200ms\"\nmax_backoff = \"1s\"\nmax_elapsed = \"5s\"",
-    );
+    let (_dir, collection, cfg, run) = stopped_while_inserting(m, "restart_past", "5s");
     let cfg_arg = cfg.to_str().unwrap();
-    let mut run = Background::spawn(vmig_cmd(&[
-        "migrate",
-        cfg_arg,
-        "--json",
-        "--progress",
-        "log",
-    ]));
-    run.wait_writing();
-    run.assert_running("Milvus was stopped");
-    m.stop();
     let o = run.finish(Duration::from_secs(120));
     assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
     let err = String::from_utf8_lossy(&o.stderr);

@@ -94,6 +94,30 @@ pub enum Claim {
     AllDone,
 }
 
+/// A claimed partition: its id, saved state, saved counts, and the worker it was taken over
+/// from ([`Claim::Partition`]).
+pub type ClaimedPartition = (
+    PartitionId,
+    Option<PartitionState>,
+    PartitionProgress,
+    Option<String>,
+);
+
+impl Claim {
+    /// The claimed partition, or `None` for [`Claim::Wait`] and [`Claim::AllDone`].
+    pub fn into_partition(self) -> Option<ClaimedPartition> {
+        match self {
+            Claim::Partition {
+                id,
+                state,
+                progress,
+                from,
+            } => Some((id, state, progress, from)),
+            Claim::Wait | Claim::AllDone => None,
+        }
+    }
+}
+
 /// One worker's handle on a job shared between workers (see the module docs).
 #[async_trait]
 pub trait Leases: Debug + Send + Sync {

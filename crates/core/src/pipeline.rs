@@ -1160,18 +1160,14 @@ impl Claimer {
     async fn run(self) -> Result<()> {
         let poll = lease::poll_interval(self.leases.lease());
         loop {
-            let (id, state, progress, from) = match self.leases.claim().await? {
-                Claim::AllDone => return Ok(()),
-                Claim::Wait => {
-                    nap(poll, &self.ctx.cancel).await?;
-                    continue;
-                }
-                Claim::Partition {
-                    id,
-                    state,
-                    progress,
-                    from,
-                } => (id, state, progress, from),
+            let claim = self.leases.claim().await?;
+            if claim == Claim::AllDone {
+                return Ok(());
+            }
+            let Some((id, state, progress, from)) = claim.into_partition() else {
+                // Claim::Wait: others hold the rest; one of them may die and leave it here.
+                nap(poll, &self.ctx.cancel).await?;
+                continue;
             };
             let Some(index) = self.partitions.iter().position(|p| p.id == id) else {
                 return Err(Error::data(

@@ -21,7 +21,8 @@ use vmig_core::registry::{parse_sink, BuildContext};
 use vmig_core::{Error, Result};
 use vmig_sink_files as _;
 use vmig_testing::conformance::{
-    check_sink, check_sink_resume, read_target, ResumeCase, ResumeReport, SinkCase,
+    check_sink, check_sink_resume, read_target, MakeSink, ReadBack, ResumeCase, ResumeReport,
+    SinkCase,
 };
 use vmig_testing::gen::sample_batch;
 
@@ -218,6 +219,20 @@ fn partitions() -> Vec<Option<String>> {
     vec![None, Some("p1".into()), None, Some("p1".into())]
 }
 
+/// The kit's resume trials of this file's rows and partitions (15 trials), keyed by `id`.
+async fn resume_trials<'a>(make: &'a MakeSink<'a>, read_back: &'a ReadBack<'a>) -> ResumeReport {
+    let report = check_sink_resume(ResumeCase {
+        make,
+        read_back,
+        batches: batches(),
+        partitions: partitions(),
+        key: "id",
+    })
+    .await;
+    assert_eq!(report.trials.len(), 15);
+    report
+}
+
 async fn check_local_resume(format: &'static str, max_file_size: &'static str) -> ResumeReport {
     let tmp = tempfile::tempdir().unwrap();
     let base: PathBuf = tmp.path().to_path_buf();
@@ -262,15 +277,7 @@ async fn check_local_resume(format: &'static str, max_file_size: &'static str) -
         }
         .boxed()
     };
-    let report = check_sink_resume(ResumeCase {
-        make: &make,
-        read_back: &read_back,
-        batches: batches(),
-        partitions: partitions(),
-        key: "id",
-    })
-    .await;
-    assert_eq!(report.trials.len(), 15);
+    let report = resume_trials(&make, &read_back).await;
     assert_eq!(report.resumes, 17);
     report
 }
@@ -349,15 +356,7 @@ async fn s3_parquet_resumes_exactly() {
         }
         .boxed()
     };
-    let report = check_sink_resume(ResumeCase {
-        make: &make,
-        read_back: &read_back,
-        batches: batches(),
-        partitions: partitions(),
-        key: "id",
-    })
-    .await;
-    assert_eq!(report.trials.len(), 15);
+    resume_trials(&make, &read_back).await;
 
     let root = object_store::path::Path::from(prefix.as_str());
     let objects: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(bucket.list(Some(&root)))

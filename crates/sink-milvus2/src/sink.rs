@@ -246,34 +246,29 @@ impl Milvus2Sink {
         Ok(())
     }
 
+    /// Waits for every request in flight: the rows acknowledged, and the rows of requests that
+    /// failed (after splitting, one may have landed in part).
+    async fn join_inflight(&mut self) -> (u64, u64) {
+        let mut counts = (0u64, 0u64);
+        while let Some(done) = self.inflight.join_next().await {
+            match done {
+                Ok((_, Ok(rows))) => counts.0 += rows,
+                Ok((rows, Err(_))) => counts.1 += rows,
+                Err(_) => {}
+            }
+        }
+        counts
+    }
+
     /// Waits (at most [`ABORT_WAIT`]) for the requests in flight: the rows acknowledged, and
     /// the rows of requests that failed or were cut off and may have landed in part.
     async fn drain_inflight(&mut self) -> (u64, u64) {
-        let drained = tokio::time::timeout(ABORT_WAIT, async {
-            let mut counts = (0u64, 0u64);
-            while let Some(done) = self.inflight.join_next().await {
-                match done {
-                    Ok((_, Ok(rows))) => counts.0 += rows,
-                    // A request that failed after splitting may have landed in part.
-                    Ok((rows, Err(_))) => counts.1 += rows,
-                    Err(_) => {}
-                }
-            }
-            counts
-        })
-        .await;
+        let drained = tokio::time::timeout(ABORT_WAIT, self.join_inflight()).await;
         match drained {
             Ok(counts) => counts,
             Err(_) => {
                 self.inflight.abort_all();
-                let mut counts = (0u64, 0u64);
-                while let Some(done) = self.inflight.join_next().await {
-                    match done {
-                        Ok((_, Ok(rows))) => counts.0 += rows,
-                        Ok((rows, Err(_))) => counts.1 += rows,
-                        Err(_) => {}
-                    }
-                }
+                let mut counts = self.join_inflight().await;
                 // The aborted tasks' rows are not known here; say so.
                 counts.1 = counts.1.max(1);
                 counts

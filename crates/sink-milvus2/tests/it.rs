@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use arrow::array::AsArray;
 use arrow::compute::{concat_batches, filter_record_batch, is_not_null};
-use arrow::datatypes::{Float32Type, Float64Type, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use serde_json::{json, Value};
 use vmig_core::registry::{parse_sink, BuildContext};
@@ -14,6 +13,7 @@ use vmig_core::{Result, Sink};
 use vmig_milvus::{ConnectOptions, MilvusClient};
 use vmig_sink_milvus2::{Milvus2Sink, Milvus2SinkConfig};
 use vmig_source_faiss as _;
+use vmig_testing::compare::float_bits;
 
 struct Env {
     uri: String,
@@ -308,28 +308,9 @@ async fn scalars_round_trip_and_oversized_requests_are_split() -> Result<()> {
                 "{col}"
             );
         }
-        let bits = |b: &RecordBatch| -> Vec<u64> {
-            b.column_by_name("score")
-                .unwrap()
-                .as_primitive::<Float64Type>()
-                .values()
-                .iter()
-                .map(|f| f.to_bits())
-                .collect()
-        };
-        assert_eq!(bits(&all), bits(&want));
-        let vbits = |b: &RecordBatch| -> Vec<u32> {
-            b.column_by_name("vector")
-                .unwrap()
-                .as_fixed_size_list()
-                .values()
-                .as_primitive::<Float32Type>()
-                .values()
-                .iter()
-                .map(|f| f.to_bits())
-                .collect()
-        };
-        assert_eq!(vbits(&all), vbits(&want));
+        for col in ["score", "vector"] {
+            assert_eq!(float_bits(&all, col), float_bits(&want, col), "{col}");
+        }
         Ok::<_, vmig_core::Error>(())
     }
     .await;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
-use arrow::datatypes::{Float32Type, Float64Type, Int64Type, SchemaRef};
+use arrow::datatypes::{Int64Type, SchemaRef};
 use serde_json::{json, Value};
 use vmig_core::checkpoint::{CheckpointStore, FileCheckpointStore, JobFingerprint};
 use vmig_core::pipeline::{NoProgress, Observer, Pipeline, PipelineOptions, RunReport};
@@ -24,6 +24,7 @@ use vmig_core::registry::{parse_sink, BuildContext};
 use vmig_core::{async_trait, AbortReport, CommitReport, Error, FlushReport, Result, Sink};
 use vmig_milvus::{ConnectOptions, MilvusClient};
 use vmig_sink_milvus2 as _;
+use vmig_testing::compare::float_bits;
 use vmig_testing::gen::sample_batch;
 use vmig_testing::mock::{DiesAt, MockSource};
 use vmig_testing::service::{milvus, unique, MilvusServer};
@@ -252,28 +253,6 @@ fn sorted_by(batch: &RecordBatch, column: &str) -> RecordBatch {
     take_record_batch(batch, &order).unwrap()
 }
 
-fn vector_bits(b: &RecordBatch) -> Vec<u32> {
-    b.column_by_name("vector")
-        .unwrap()
-        .as_fixed_size_list()
-        .values()
-        .as_primitive::<Float32Type>()
-        .values()
-        .iter()
-        .map(|f| f.to_bits())
-        .collect()
-}
-
-fn score_bits(b: &RecordBatch) -> Vec<u64> {
-    b.column_by_name("score")
-        .unwrap()
-        .as_primitive::<Float64Type>()
-        .values()
-        .iter()
-        .map(|f| f.to_bits())
-        .collect()
-}
-
 /// The collection holds exactly the rows of `want`: as many rows (`count(*)`, which counts
 /// rows of the same primary key apart — a query returns only one of them), the same ids, vectors
 /// bit for bit, scores bit for bit, flags.
@@ -314,8 +293,16 @@ async fn assert_exactly_once(
             .values(),
         "{what}: ids"
     );
-    assert_eq!(vector_bits(&got), vector_bits(&want), "{what}: vectors");
-    assert_eq!(score_bits(&got), score_bits(&want), "{what}: scores");
+    assert_eq!(
+        float_bits(&got, "vector"),
+        float_bits(&want, "vector"),
+        "{what}: vectors"
+    );
+    assert_eq!(
+        float_bits(&got, "score"),
+        float_bits(&want, "score"),
+        "{what}: scores"
+    );
     assert_eq!(
         got.column_by_name("flag").unwrap().as_ref(),
         want.column_by_name("flag").unwrap().as_ref(),
@@ -397,6 +384,29 @@ async fn kill(
     }
 }
 
+/// [`kill`] of an insert run (one request per batch) at save `kill_at`, its last request
+/// landing.
+async fn insert_killed_at(env: &Env, src: &MockSource, name: &str, kill_at: usize) -> Killed {
+    let extra = json!({ "batch_bytes": "4KiB" });
+    kill(env, src, name, extra, kill_at, Kill::AtSave, true).await
+}
+
+/// Creates collection `name` holding the rows of `src` (a run without checkpoints): a
+/// collection that exists before the run under test.
+async fn fill(env: &Env, name: &str, src: MockSource) {
+    Pipeline::new(
+        Box::new(src),
+        parse_sink("milvus2", env.config(name, json!({})))
+            .unwrap()
+            .build(&BuildContext::default())
+            .await
+            .unwrap(),
+    )
+    .run(Arc::new(NoProgress))
+    .await
+    .unwrap();
+}
+
 /// Names of the collections that start with `prefix`.
 async fn collections_starting(client: &MilvusClient, prefix: &str) -> Vec<String> {
     let r = client
@@ -418,6 +428,35 @@ async fn drop_all(client: &MilvusClient, prefix: &str) {
     }
 }
 
+/// For each save number of `kills`, kills a run of `mode` (`batch_bytes = "4KiB"`: one request
+/// per batch) of `src` at that save — the request in flight landing when `land(kill_at)` —
+/// resumes it, checks the collection holds every row of `src` exactly once, and gives the kill
+/// and what it left (the sink record, the resumed run's report) to `check`.
+async fn kill_at_each_save(
+    env: &Env,
+    src: &MockSource,
+    mode: &str,
+    kills: &[usize],
+    land: fn(usize) -> bool,
+    check: impl Fn(usize, &str, &str, Option<&Value>, RunReport),
+) {
+    let want = all_rows(src);
+    for &kill_at in kills {
+        let name = unique(&format!("resume_{mode}_{kill_at}"));
+        let land = land(kill_at);
+        let what = format!("{mode}, kill at save {kill_at}, land {land}");
+        let extra = json!({ "mode": mode, "batch_bytes": "4KiB" });
+        let killed = kill(env, src, &name, extra, kill_at, Kill::AtSave, land).await;
+        let report = killed
+            .resume(src)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_exactly_once(&env.client, &name, &want, &what).await;
+        check(kill_at, &name, &what, killed.record.as_ref(), report);
+        drop_all(&env.client, &name).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insert_killed_at_any_save_resumes_exactly_once() {
     let Some(env) = env().await else { return };
@@ -425,64 +464,46 @@ async fn insert_killed_at_any_save_resumes_exactly_once() {
     // rows. Save 1 is the sink's record right after `prepare` (the collection it will create
     // with the first rows), saves 2–4 come before the first flush (sent marks), the others
     // between writes and after flushes.
-    let src = source(3, 4, 50);
-    let want = all_rows(&src);
-    for kill_at in [1, 2, 3, 4, 6, 9, 13, 18] {
-        let name = unique(&format!("resume_ins_{kill_at}"));
-        let land = kill_at % 2 == 0;
-        let what = format!("insert, kill at save {kill_at}, land {land}");
-        let killed = kill(
-            &env,
-            &src,
-            &name,
-            json!({ "batch_bytes": "4KiB" }),
-            kill_at,
-            Kill::AtSave,
-            land,
-        )
-        .await;
-        let report = killed
-            .resume(&src)
-            .await
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_exactly_once(&env.client, &name, &want, &what).await;
-        if kill_at > 1 {
-            let resumed = report
-                .resumed
-                .unwrap_or_else(|| panic!("{what}: not resumed"));
-            assert_eq!(
-                resumed.rows_replayed > 0,
-                kill_at > 2,
-                "{what}: {resumed:?}"
+    let check =
+        |kill_at: usize, name: &str, what: &str, record: Option<&Value>, report: RunReport| {
+            if kill_at > 1 {
+                let resumed = report
+                    .resumed
+                    .unwrap_or_else(|| panic!("{what}: not resumed"));
+                assert_eq!(
+                    resumed.rows_replayed > 0,
+                    kill_at > 2,
+                    "{what}: {resumed:?}"
+                );
+            }
+            let Some(r) = record else {
+                assert_eq!(kill_at, 1, "{what}: no sink record");
+                return;
+            };
+            assert_eq!(r["version"], 1, "{r}");
+            assert_eq!(r["mode"], "insert", "{r}");
+            assert_eq!(r["collection"], name, "{r}");
+            assert_eq!(r["created"], true, "{r}");
+            assert_eq!(r["ids"], "kept", "{r}");
+            assert!(
+                r.get("bulk").is_none() && r.get("replaces").is_none(),
+                "{r}"
             );
-        }
-        match killed.record {
-            None => assert_eq!(kill_at, 1, "{what}: no sink record"),
-            Some(r) => {
-                assert_eq!(r["version"], 1, "{r}");
-                assert_eq!(r["mode"], "insert", "{r}");
-                assert_eq!(r["collection"], name.as_str(), "{r}");
-                assert_eq!(r["created"], true, "{r}");
-                assert_eq!(r["ids"], "kept", "{r}");
-                assert!(
-                    r.get("bulk").is_none() && r.get("replaces").is_none(),
+            if kill_at <= 4 {
+                // The record of `prepare`: the collection is still to be created.
+                assert_eq!(
+                    (&r["exists"], &r["rows"]),
+                    (&json!(false), &json!(0)),
                     "{r}"
                 );
-                if kill_at <= 4 {
-                    // The record of `prepare`: the collection is still to be created.
-                    assert_eq!(
-                        (&r["exists"], &r["rows"]),
-                        (&json!(false), &json!(0)),
-                        "{r}"
-                    );
-                } else {
-                    assert_eq!(r["exists"], true, "{r}");
-                    assert!(r["rows"].as_u64().unwrap() >= 100, "{r}");
-                }
+            } else {
+                assert_eq!(r["exists"], true, "{r}");
+                assert!(r["rows"].as_u64().unwrap() >= 100, "{r}");
             }
-        }
-        drop_all(&env.client, &name).await;
-    }
+        };
+    let src = source(3, 4, 50);
+    let kills = [1, 2, 3, 4, 6, 9, 13, 18];
+    kill_at_each_save(&env, &src, "insert", &kills, |k| k % 2 == 0, check).await;
 }
 
 /// `if_exists = "drop"` over an existing collection: the run writes into a replacement named
@@ -507,17 +528,7 @@ async fn insert_replacing_a_collection_resumes_into_its_replacement() {
             partitions: vec![vec![old_rows.clone()]],
             ..old.clone()
         };
-        Pipeline::new(
-            Box::new(old_src),
-            parse_sink("milvus2", env.config(&name, json!({})))
-                .unwrap()
-                .build(&BuildContext::default())
-                .await
-                .unwrap(),
-        )
-        .run(Arc::new(NoProgress))
-        .await
-        .unwrap();
+        fill(&env, &name, old_src).await;
         let extra = json!({ "batch_bytes": "4KiB", "if_exists": "drop" });
         let killed = kill(&env, &src, &name, extra, kill_at, Kill::AtSave, true).await;
         let r = killed.record.clone().unwrap();
@@ -550,24 +561,13 @@ async fn insert_replacing_a_collection_resumes_into_its_replacement() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upsert_killed_at_any_save_resumes_exactly_once() {
     let Some(env) = env().await else { return };
-    let src = source(3, 4, 50);
-    let want = all_rows(&src);
     // Upserts are idempotent, but record sent marks too: save 1 is the record of `prepare`,
     // saves 2-4 come before the first flush.
-    for kill_at in [1, 2, 3, 6, 10] {
-        let name = unique(&format!("resume_ups_{kill_at}"));
-        let what = format!("upsert, kill at save {kill_at}");
-        let extra = json!({ "mode": "upsert", "batch_bytes": "4KiB" });
-        let killed = kill(&env, &src, &name, extra, kill_at, Kill::AtSave, true).await;
-        let report = killed
-            .resume(&src)
-            .await
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_exactly_once(&env.client, &name, &want, &what).await;
+    let check = |kill_at: usize, _: &str, what: &str, record: Option<&Value>, report: RunReport| {
         if kill_at > 1 {
             assert!(report.resumed.is_some(), "{what}: not resumed");
         }
-        if let Some(r) = &killed.record {
+        if let Some(r) = record {
             let got = (
                 r["mode"].as_str(),
                 r["ids"].as_str(),
@@ -575,8 +575,9 @@ async fn upsert_killed_at_any_save_resumes_exactly_once() {
             );
             assert_eq!(got, (Some("upsert"), Some("kept"), Some(true)), "{r}");
         }
-        drop_all(&env.client, &name).await;
-    }
+    };
+    let src = source(3, 4, 50);
+    kill_at_each_save(&env, &src, "upsert", &[1, 2, 3, 6, 10], |_| true, check).await;
 }
 
 /// The run directories `vmig-<collection>-<run id>` of `collection` in the local stage.
@@ -832,8 +833,8 @@ async fn auto_id_resumes_after_a_clean_stop_and_refuses_after_a_kill() {
     let distinct: std::collections::HashSet<i64> = ids.values().iter().copied().collect();
     assert_eq!(distinct.len(), want.num_rows());
     let (got, want) = (by_score(&got), by_score(&want));
-    assert_eq!(score_bits(&got), score_bits(&want));
-    assert_eq!(vector_bits(&got), vector_bits(&want));
+    assert_eq!(float_bits(&got, "score"), float_bits(&want, "score"));
+    assert_eq!(float_bits(&got, "vector"), float_bits(&want, "vector"));
     assert_eq!(
         got.column_by_name("flag").unwrap().as_ref(),
         want.column_by_name("flag").unwrap().as_ref()
@@ -927,16 +928,7 @@ async fn abort_after_resume_removes_what_the_interrupted_run_created() {
 
     // Insert into a collection the run created: dropped with its rows.
     let name = unique("restart_ins");
-    let killed = kill(
-        &env,
-        &src,
-        &name,
-        json!({ "batch_bytes": "4KiB" }),
-        8,
-        Kill::AtSave,
-        true,
-    )
-    .await;
+    let killed = insert_killed_at(&env, &src, &name, 8).await;
     let record = killed.record.clone().unwrap();
     let rows = record["rows"].as_u64().unwrap();
     assert!(rows > 0, "{record}");
@@ -956,16 +948,7 @@ async fn abort_after_resume_removes_what_the_interrupted_run_created() {
     // run's, so it stays.
     for (case, later) in [("restart_early", 0), ("restart_early_other", 60)] {
         let name = unique(case);
-        let killed = kill(
-            &env,
-            &src,
-            &name,
-            json!({ "batch_bytes": "4KiB" }),
-            3,
-            Kill::AtSave,
-            true,
-        )
-        .await;
+        let killed = insert_killed_at(&env, &src, &name, 3).await;
         let mut record = killed.record.clone().unwrap();
         assert_eq!(record["exists"], false, "{record}");
         record["taken_at"] = json!(record["taken_at"].as_u64().unwrap() + later);
@@ -996,17 +979,7 @@ async fn abort_after_resume_removes_what_the_interrupted_run_created() {
     let name = unique("restart_drop");
     let old = source(1, 1, 30);
     let old_rows = all_rows(&old);
-    Pipeline::new(
-        Box::new(old.clone()),
-        parse_sink("milvus2", env.config(&name, json!({})))
-            .unwrap()
-            .build(&BuildContext::default())
-            .await
-            .unwrap(),
-    )
-    .run(Arc::new(NoProgress))
-    .await
-    .unwrap();
+    fill(&env, &name, old.clone()).await;
     // The source's ids 0..400 cover the old rows' 0..30: the old collection is told apart by
     // its row count.
     let extra = json!({ "batch_bytes": "4KiB", "if_exists": "drop" });

@@ -18,14 +18,7 @@ async fn elasticsearch_keeps_the_source_contract() {
         return;
     };
     let index = "vmig_es_conformance";
-    let body = json!({
-        "settings": { "number_of_shards": 2, "number_of_replicas": 0 },
-        "mappings": { "properties": {
-            "n": { "type": "long" },
-            "tag": { "type": "keyword" },
-            "v": { "type": "dense_vector", "dims": DIM, "index": true, "similarity": "l2_norm" }
-        }}
-    });
+    let body = vmig_testing::es::small_index(DIM);
     ensure_index(&base, index, body, DOCS, |i| {
         (format!("d{i}"), big_doc(i, DIM).to_string())
     })

@@ -287,7 +287,37 @@ macro_rules! write_partition {
             .await?;
     }};
 }
+/// Sets job `$name`'s checkpoint row — its fingerprint `$fingerprint` and sink record `$sink`
+/// (`Option<&str>`), saved at `$now` — creating the row on the job's first save, inside a
+/// transaction (`$tx`) that locked the job.
+macro_rules! save_sink_record {
+    ($backend:expr, $tx:expr, $name:expr, $fingerprint:expr, $sink:expr, $now:expr) => {{
+        let updated = sqlx::query(&$backend.sql(
+            "UPDATE vmig_checkpoints SET fingerprint = ?, sink = ?, saved_at = ? WHERE job_name = ?",
+        ))
+        .bind($fingerprint)
+        .bind($sink)
+        .bind($now)
+        .bind($name)
+        .execute(&mut *$tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            sqlx::query(&$backend.sql(
+                "INSERT INTO vmig_checkpoints (job_name, fingerprint, sink, saved_at) \
+                 VALUES (?, ?, ?, ?)",
+            ))
+            .bind($name)
+            .bind($fingerprint)
+            .bind($sink)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    }};
+}
+
 pub(crate) use read_partitions;
+pub(crate) use save_sink_record;
 pub(crate) use write_partition;
 
 #[async_trait]
@@ -371,27 +401,7 @@ impl CheckpointStore for JobCheckpoints {
             };
             same_job(&location, &job.text("fingerprint")?, checkpoint)?;
             let now = now_millis();
-            let update = "UPDATE vmig_checkpoints SET fingerprint = ?, sink = ?, saved_at = ? \
-                          WHERE job_name = ?";
-            let updated = sqlx::query(&backend.sql(update))
-                .bind(checkpoint.job())
-                .bind(sink.as_deref())
-                .bind(now)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            if updated.rows_affected() == 0 {
-                let insert =
-                    "INSERT INTO vmig_checkpoints (job_name, fingerprint, sink, saved_at) \
-                              VALUES (?, ?, ?, ?)";
-                sqlx::query(&backend.sql(insert))
-                    .bind(name)
-                    .bind(checkpoint.job())
-                    .bind(sink.as_deref())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            save_sink_record!(backend, tx, name, checkpoint.job(), sink.as_deref(), now);
             let existing: HashMap<String, PartitionRow> =
                 read_partitions!(backend, tx, name).into_iter().collect();
             let delete =

@@ -172,6 +172,18 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Runs the statement `$sql` (`?` placeholders, see [`Backend::sql`]) with the values `$bind`
+/// in order inside a transaction (`$tx`), `?`-propagating its error; gives the driver's result.
+macro_rules! execute {
+    ($backend:expr, $tx:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        sqlx::query(&$backend.sql($sql))
+            $(.bind($bind))*
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+pub(crate) use execute;
+
 /// Begins a transaction that will write: `BEGIN IMMEDIATE` on SQLite, so it takes the write
 /// lock at once (and waits for it under the busy timeout) instead of failing when it upgrades a
 /// read lock later; a plain `BEGIN` elsewhere, where rows are locked by `SELECT … FOR UPDATE`.

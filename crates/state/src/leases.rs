@@ -23,7 +23,8 @@ use vmig_core::lease::{self, Claim, Leases, Step, StepClaim};
 use vmig_core::{Error, PartitionId, Result};
 
 use crate::checkpoints::{
-    part_key, read_partitions, same_job, write_partition, PartitionRow, DONE, PARTITION_COLUMNS,
+    part_key, read_partitions, same_job, save_sink_record, write_partition, PartitionRow, DONE,
+    PARTITION_COLUMNS,
 };
 use crate::db::{begin_write, on_pool, Failure, RowExt as _};
 use crate::{now_millis, time, JobCheckpoints, StateStore};
@@ -39,18 +40,18 @@ fn step_key(step: Step) -> String {
 /// as started and last seen at `$now`, inside a transaction (`$tx`).
 macro_rules! insert_worker {
     ($backend:expr, $tx:expr, $name:expr, $worker:expr, $host:expr, $pid:expr, $now:expr) => {{
-        sqlx::query(&$backend.sql(
+        $crate::db::execute!(
+            $backend,
+            $tx,
             "INSERT INTO vmig_workers (job_name, worker, host, pid, sink, started_at, seen_at) \
              VALUES (?, ?, ?, ?, NULL, ?, ?)",
-        ))
-        .bind($name)
-        .bind($worker)
-        .bind($host)
-        .bind($pid)
-        .bind($now)
-        .bind($now)
-        .execute(&mut *$tx)
-        .await?;
+            $name,
+            $worker,
+            $host,
+            $pid,
+            $now,
+            $now
+        );
     }};
 }
 pub(crate) use insert_worker;
@@ -59,15 +60,29 @@ pub(crate) use insert_worker;
 /// inside a transaction (`$tx`).
 macro_rules! extend_leases {
     ($backend:expr, $tx:expr, $name:expr, $me:expr, $until:expr) => {{
-        sqlx::query(&$backend.sql(
+        $crate::db::execute!(
+            $backend,
+            $tx,
             "UPDATE vmig_leases SET lease_until = ? WHERE job_name = ? AND owner = ? AND done = 0",
-        ))
-        .bind($until)
-        .bind($name)
-        .bind($me)
-        .execute(&mut *$tx)
-        .await?;
+            $until,
+            $name,
+            $me
+        );
     }};
+}
+
+/// The text column `$column` of every row `$sql` selects for job `$name`, collected (e.g. into
+/// a set), inside a transaction (`$tx`).
+macro_rules! texts {
+    ($backend:expr, $tx:expr, $sql:expr, $name:expr, $column:expr) => {
+        sqlx::query(&$backend.sql($sql))
+            .bind($name)
+            .fetch_all(&mut *$tx)
+            .await?
+            .iter()
+            .map(|r| r.text($column))
+            .collect::<std::result::Result<_, _>>()?
+    };
 }
 
 macro_rules! lock_job {
@@ -376,45 +391,40 @@ impl Leases for JobWorker {
         let backend = store.backend;
         let name = self.inner.name.as_str();
         let location = self.location();
-        let registered: std::result::Result<(), Failure> =
-            on_pool!(&store.pool, |pool| async {
-                let mut tx = begin_write(pool, backend).await?;
-                lock_job!(tx, backend, name, location.as_str());
-                let existing: BTreeSet<String> = sqlx::query(&backend.sql(
-                    "SELECT unit_key FROM vmig_leases WHERE job_name = ? AND kind = 'partition'",
-                ))
-                .bind(name)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| r.text("unit_key"))
-                .collect::<std::result::Result<_, _>>()?;
-                let done: BTreeSet<String> = sqlx::query(&backend.sql(
-                    "SELECT part_key FROM vmig_partitions WHERE job_name = ? AND state = 'done'",
-                ))
-                .bind(name)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| r.text("part_key"))
-                .collect::<std::result::Result<_, _>>()?;
-                let insert = backend.sql(
-                    "INSERT INTO vmig_leases (job_name, unit_key, kind, unit, owner, lease_until, \
+        let registered: std::result::Result<(), Failure> = on_pool!(&store.pool, |pool| async {
+            let mut tx = begin_write(pool, backend).await?;
+            lock_job!(tx, backend, name, location.as_str());
+            let existing: BTreeSet<String> = texts!(
+                backend,
+                tx,
+                "SELECT unit_key FROM vmig_leases WHERE job_name = ? AND kind = 'partition'",
+                name,
+                "unit_key"
+            );
+            let done: BTreeSet<String> = texts!(
+                backend,
+                tx,
+                "SELECT part_key FROM vmig_partitions WHERE job_name = ? AND state = 'done'",
+                name,
+                "part_key"
+            );
+            let insert = backend.sql(
+                "INSERT INTO vmig_leases (job_name, unit_key, kind, unit, owner, lease_until, \
                  done, claims) VALUES (?, ?, 'partition', ?, NULL, 0, ?, 0)",
-                );
-                for (key, id) in order.iter().filter(|(k, _)| !existing.contains(k)) {
-                    sqlx::query(&insert)
-                        .bind(name)
-                        .bind(key.as_str())
-                        .bind(id.as_str())
-                        .bind(i64::from(done.contains(key)))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(())
+            );
+            for (key, id) in order.iter().filter(|(k, _)| !existing.contains(k)) {
+                sqlx::query(&insert)
+                    .bind(name)
+                    .bind(key.as_str())
+                    .bind(id.as_str())
+                    .bind(i64::from(done.contains(key)))
+                    .execute(&mut *tx)
+                    .await?;
             }
-            .await);
+            tx.commit().await?;
+            Ok(())
+        }
+        .await);
         registered
             .map_err(|f| self.fail(&format!("registering the partitions of job `{name}`"), f))?;
         if let Ok(mut o) = self.inner.order.lock() {
@@ -818,34 +828,14 @@ impl Leases for JobWorker {
         let sink = record.map(|r| r.to_string());
         let published: std::result::Result<(), Failure> = on_pool!(&store.pool, |pool| {
             async {
-            let mut tx = begin_write(pool, backend).await?;
-            let fingerprint = lock_job!(tx, backend, name, location.as_str());
-            let now = now_millis();
-            let updated = sqlx::query(&backend.sql(
-                "UPDATE vmig_checkpoints SET fingerprint = ?, sink = ?, saved_at = ? WHERE job_name = ?",
-            ))
-            .bind(&fingerprint)
-            .bind(sink.as_deref())
-            .bind(now)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() == 0 {
-                sqlx::query(&backend.sql(
-                    "INSERT INTO vmig_checkpoints (job_name, fingerprint, sink, saved_at) \
-                     VALUES (?, ?, ?, ?)",
-                ))
-                .bind(name)
-                .bind(&fingerprint)
-                .bind(sink.as_deref())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                let mut tx = begin_write(pool, backend).await?;
+                let fingerprint = lock_job!(tx, backend, name, location.as_str());
+                let now = now_millis();
+                save_sink_record!(backend, tx, name, &fingerprint, sink.as_deref(), now);
+                tx.commit().await?;
+                Ok(())
             }
-            tx.commit().await?;
-            Ok(())
-        }
-        .await
+            .await
         });
         published.map_err(|f| self.fail(&format!("publishing the sink record of job `{name}`"), f))
     }

@@ -15,7 +15,7 @@ use serde_json::json;
 use vmig_core::checkpoint::{
     Checkpoint, CheckpointStore, JobFingerprint, PartitionProgress, PartitionState,
 };
-use vmig_core::lease::{Claim, Leases, Step, StepClaim};
+use vmig_core::lease::{Claim, ClaimedPartition, Leases, Step, StepClaim};
 use vmig_core::{PartitionId, Position};
 use vmig_state::{JobIdentity, JobWorker, StateStore};
 use vmig_testing::database::TempDatabase;
@@ -48,23 +48,10 @@ async fn worker(url: &str, base: &Path, job: &str, name: &str, lease: Duration) 
     w
 }
 
-fn claimed(
-    c: Claim,
-) -> (
-    PartitionId,
-    Option<PartitionState>,
-    PartitionProgress,
-    Option<String>,
-) {
-    match c {
-        Claim::Partition {
-            id,
-            state,
-            progress,
-            from,
-        } => (id, state, progress, from),
-        other => panic!("expected a partition, got {other:?}"),
-    }
+fn claimed(c: Claim) -> ClaimedPartition {
+    let shown = format!("{c:?}");
+    c.into_partition()
+        .unwrap_or_else(|| panic!("expected a partition, got {shown}"))
 }
 
 fn at(n: u64) -> PartitionState {

@@ -100,6 +100,37 @@ pub fn id_vector_bits(batches: &[RecordBatch], vector: &str) -> BTreeMap<i64, Ve
     rows
 }
 
+/// The bits of every float of column `column` of `batch`, in order: a Float32 or Float64
+/// column, or a fixed-size list of them (a float vector), as `u64`s — so that two batches'
+/// floats compare bit for bit (`-0.0` ≠ `0.0`, NaN payloads kept).
+///
+/// # Panics
+/// When the column is missing or of another type (the message names it).
+pub fn float_bits(batch: &RecordBatch, column: &str) -> Vec<u64> {
+    let array = batch
+        .column_by_name(column)
+        .unwrap_or_else(|| panic!("no column `{column}` in {:?}", batch.schema()));
+    let values = match array.data_type() {
+        arrow::datatypes::DataType::FixedSizeList(..) => array.as_fixed_size_list().values(),
+        _ => array,
+    };
+    match values.data_type() {
+        arrow::datatypes::DataType::Float32 => values
+            .as_primitive::<Float32Type>()
+            .values()
+            .iter()
+            .map(|f| u64::from(f.to_bits()))
+            .collect(),
+        arrow::datatypes::DataType::Float64 => values
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .values()
+            .iter()
+            .map(|f| f.to_bits())
+            .collect(),
+        other => panic!("column `{column}` holds {other}, not floats"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use arrow::array::{FixedSizeBinaryArray, Float32Array};

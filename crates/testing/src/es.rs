@@ -7,6 +7,19 @@ use serde_json::{json, Value};
 /// Documents per `_bulk` request.
 const BULK_DOCS: usize = 2000;
 
+/// The body that creates the tests' small index: 2 shards, no replicas, a `long` field `n`, a
+/// `keyword` field `tag` and an indexed `dense_vector` `v` of `dims` dimensions (`l2_norm`).
+pub fn small_index(dims: usize) -> Value {
+    json!({
+        "settings": { "number_of_shards": 2, "number_of_replicas": 0 },
+        "mappings": { "properties": {
+            "n": { "type": "long" },
+            "tag": { "type": "keyword" },
+            "v": { "type": "dense_vector", "dims": dims, "index": true, "similarity": "l2_norm" }
+        }}
+    })
+}
+
 /// Creates `index` on the server at `base` with `body` (its `settings` and `mappings`), indexes
 /// `docs` — `(id, source JSON text)` pairs — with `_bulk` requests, refreshes the index and
 /// checks that `_count` finds every document.

@@ -77,24 +77,31 @@ pub fn parquet_rows(dir: &Path) -> BTreeMap<i64, Vec<u32>> {
     )
 }
 
-/// The shipped sample's 2,000 rows as an uninterrupted `vmig migrate --state none` writes them
-/// to Parquet (under `dir/reference`): id → vector bits.
-pub fn sample_rows(dir: &Path) -> BTreeMap<i64, Vec<u32>> {
-    let out = dir.join("reference");
+/// Migrates the `[source]` table `source` (its body) to Parquet files in `dir/<name>` with
+/// `vmig migrate --state none` (job file `dir/<name>.toml`, environment `env` added) and gives
+/// that directory; the run must succeed.
+pub fn to_parquet(dir: &Path, name: &str, source: &str, env: &[(&str, &str)]) -> PathBuf {
+    let out = dir.join(name);
     let job = write_job(
         dir,
-        "reference",
+        name,
         &format!(
-            "[source]\ntype = \"faiss\"\npath = \"{}\"\n\n[sink]\ntype = \"files\"\npath = \"{}\"\n",
-            sample().display(),
+            "[source]\n{source}\n\n[sink]\ntype = \"files\"\npath = \"{}\"\n",
             out.display()
         ),
     );
-    let o = vmig_cmd(&["migrate", job.to_str().unwrap(), "--state", "none"])
-        .output()
-        .unwrap();
+    let mut c = vmig_cmd(&["migrate", job.to_str().unwrap(), "--state", "none"]);
+    c.envs(env.iter().copied());
+    let o = c.output().unwrap();
     assert!(o.status.success(), "{}", output_text(&o));
-    let rows = parquet_rows(&out);
+    out
+}
+
+/// The shipped sample's 2,000 rows as an uninterrupted `vmig migrate --state none` writes them
+/// to Parquet (under `dir/reference`): id → vector bits.
+pub fn sample_rows(dir: &Path) -> BTreeMap<i64, Vec<u32>> {
+    let source = format!("type = \"faiss\"\npath = \"{}\"", sample().display());
+    let rows = parquet_rows(&to_parquet(dir, "reference", &source, &[]));
     assert_eq!(rows.len(), 2000);
     rows
 }
