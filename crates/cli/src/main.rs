@@ -98,6 +98,24 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         examples: usize,
     },
+    /// Serve the REST API (docs/serve.md): health probes, the plugin list and the OpenAPI
+    /// document today; every route but /healthz and /readyz needs `Authorization: Bearer
+    /// <token>` (tokens from VMIG_API_TOKEN and/or `--token-file`). Stops cleanly on SIGINT,
+    /// SIGTERM or SIGHUP.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// A file of API tokens, one per line (`#` starts a comment); adds to VMIG_API_TOKEN.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Serve without tokens: refused unless `--listen` is a loopback address.
+        #[arg(long)]
+        insecure_no_auth: bool,
+        /// The largest request body accepted (e.g. `1MiB`); larger ones get 413.
+        #[arg(long, default_value = "1MiB")]
+        max_body: vmig::size::ByteSize,
+    },
     /// List the sources, transformers and sinks this binary contains.
     Plugins {
         /// Print as JSON, with each plugin's example configuration.
@@ -130,8 +148,7 @@ fn main() -> ExitCode {
         Command::Migrate { json, .. }
         | Command::Plan { json, .. }
         | Command::Status { json, .. } => *json,
-        Command::Verify { .. } => false,
-        Command::Plugins { .. } => false,
+        Command::Verify { .. } | Command::Plugins { .. } | Command::Serve { .. } => false,
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,6 +159,12 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plugins { json, examples } => plan::print_plugins(json, examples),
+        Command::Serve {
+            listen,
+            token_file,
+            insecure_no_auth,
+            max_body,
+        } => runtime()?.block_on(serve(listen, token_file, insecure_no_auth, max_body)),
         Command::Verify {
             config,
             json,
@@ -188,6 +211,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print_summary(&outcome, json)
         }
     }
+}
+
+/// `vmig serve`: the API tokens from VMIG_API_TOKEN and `token_file`, then the server until a
+/// signal (a clean stop: exit 0).
+async fn serve(
+    listen: std::net::SocketAddr,
+    token_file: Option<PathBuf>,
+    insecure_no_auth: bool,
+    max_body: vmig::size::ByteSize,
+) -> anyhow::Result<()> {
+    let bad = |m: String| vmig::Error::config("serve", m);
+    let mut tokens = vmig_serve::Tokens::new(std::env::var("VMIG_API_TOKEN").ok())
+        .map_err(|m| bad(format!("VMIG_API_TOKEN: {m}")))?;
+    if let Some(file) = &token_file {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            bad(format!(
+                "cannot read the token file {}: {e}",
+                file.display()
+            ))
+        })?;
+        let more = vmig_serve::Tokens::from_file_text(&text)
+            .map_err(|m| bad(format!("{}: {m}", file.display())))?;
+        if more.is_empty() {
+            return Err(bad(format!("the token file {} holds no token", file.display())).into());
+        }
+        tokens = tokens.with(&more);
+    }
+    let options = vmig_serve::ServeOptions {
+        insecure_no_auth,
+        max_body: max_body.bytes_usize(),
+        ..vmig_serve::ServeOptions::new(listen, tokens)
+    };
+    options
+        .check()
+        .map_err(|e| bad(e.to_string().replace("invalid `serve` configuration: ", "")))?;
+    let signals = Signals::install().context("installing signal handlers")?;
+    vmig_serve::serve(options, signals.token().clone()).await?;
+    if let Some(signal) = signals.received() {
+        tracing::info!("vmig serve: stopped by {}", signal.name());
+    }
+    Ok(())
 }
 
 /// Runs a command that writes nothing (`plan`, `verify`); a signal stops it at once.

@@ -1,0 +1,198 @@
+//! The server over real HTTP on a loopback port: which routes need a token and how a missing or
+//! wrong one is answered, the plugin list against the registry, the OpenAPI document against
+//! the routes that answer, the body limit, and the options that refuse to start.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use vmig as _; // links every plugin, as the `vmig` binary does
+use vmig_serve::{serve_on, ServeError, ServeOptions, Tokens};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// A server with `TOKEN` on a free loopback port; its address and the token that stops it.
+async fn start(options: impl FnOnce(SocketAddr) -> ServeOptions) -> (String, CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let server = serve_on(listener, options(addr), stop.clone());
+    tokio::spawn(async move { server.await.unwrap() });
+    (format!("http://{addr}"), stop)
+}
+
+fn with_token(addr: SocketAddr) -> ServeOptions {
+    ServeOptions::new(addr, Tokens::new([TOKEN]).unwrap())
+}
+
+async fn get(url: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn every_route_but_the_probes_needs_an_accepted_token() {
+    let (base, stop) = start(with_token).await;
+    for probe in ["/healthz", "/readyz"] {
+        let (status, body) = get(&format!("{base}{probe}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{probe}");
+        assert_eq!(body["version"], env!("CARGO_PKG_VERSION"), "{probe}");
+    }
+    for route in ["/v1/plugins", "/openapi.json"] {
+        let url = format!("{base}{route}");
+        let (status, body) = get(&url, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{route}");
+        assert_eq!(
+            body["error"],
+            "this route needs `Authorization: Bearer <token>`"
+        );
+        let (status, body) = get(&url, Some("test-token-0123456789abcdeX")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{route}");
+        assert_eq!(
+            body["error"],
+            "the bearer token is not one this server accepts"
+        );
+        let r = reqwest::Client::new()
+            .get(&url)
+            .basic_auth("admin", Some(TOKEN))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{route}: basic auth");
+        assert_eq!(
+            r.headers().get("www-authenticate").unwrap(),
+            "Bearer",
+            "{route}"
+        );
+        let (status, _) = get(&url, Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{route}");
+    }
+    let (status, body) = get(&format!("{base}/v2/nothing"), Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "no such route; see /openapi.json");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn plugins_are_the_registry_and_the_document_lists_every_route() {
+    let (base, stop) = start(with_token).await;
+    let (_, plugins) = get(&format!("{base}/v1/plugins"), Some(TOKEN)).await;
+    let names = |kind: &str| -> Vec<String> {
+        plugins[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let want = |m: Vec<&str>| m.into_iter().map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        names("sources"),
+        want(vmig::registry::sources().unwrap().keys().copied().collect())
+    );
+    assert_eq!(
+        names("sinks"),
+        want(vmig::registry::sinks().unwrap().keys().copied().collect())
+    );
+    assert!(names("sinks").contains(&"milvus2".to_string()));
+    for p in plugins["sources"].as_array().unwrap() {
+        assert!(p["summary"].as_str().is_some_and(|s| !s.is_empty()), "{p}");
+        assert!(p["example"].is_object(), "{p}");
+    }
+
+    // The document is OpenAPI 3.1, and every path in it answers as it says (200 with the token,
+    // 401 without where it names the bearer scheme).
+    let (_, doc) = get(&format!("{base}/openapi.json"), Some(TOKEN)).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    let mut listed: Vec<&str> = paths.keys().map(String::as_str).collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        ["/healthz", "/openapi.json", "/readyz", "/v1/plugins"]
+    );
+    for (path, ops) in paths {
+        let op = &ops["get"];
+        let (status, _) = get(&format!("{base}{path}"), Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let protected = op["security"].as_array().is_some_and(|s| !s.is_empty());
+        let (status, _) = get(&format!("{base}{path}"), None).await;
+        let want = if protected {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(status, want, "{path}");
+        if protected {
+            assert!(
+                op["responses"]["401"].is_object(),
+                "{path}: 401 undocumented"
+            );
+        }
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused_before_any_handler() {
+    let (base, stop) = start(|addr| ServeOptions {
+        max_body: 64 << 10,
+        ..with_token(addr)
+    })
+    .await;
+    let big = vec![b'x'; 10 << 20];
+    for token in [Some(TOKEN), None] {
+        let mut req = reqwest::Client::new()
+            .post(format!("{base}/v1/plugins"))
+            .body(big.clone());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "token {token:?}");
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_server_without_a_token_starts_only_on_loopback_when_told() {
+    let loopback: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    let everywhere: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+    let open = |addr| ServeOptions {
+        insecure_no_auth: true,
+        ..ServeOptions::new(addr, Tokens::default())
+    };
+    let message = |e: ServeError| e.to_string();
+    assert_eq!(
+        message(ServeOptions::new(loopback, Tokens::default()).check().unwrap_err()),
+        "invalid `serve` configuration: no API token: set VMIG_API_TOKEN or `--token-file` (every route but /healthz and /readyz needs `Authorization: Bearer <token>`), or, on a loopback address only, pass `--insecure-no-auth`"
+    );
+    assert_eq!(
+        message(open(everywhere).check().unwrap_err()),
+        "invalid `serve` configuration: `--insecure-no-auth` is allowed only on a loopback address, not 0.0.0.0:8080: set VMIG_API_TOKEN or `--token-file` to serve on other addresses"
+    );
+    assert!(open(loopback).check().is_ok());
+    assert!(open("[::1]:8080".parse().unwrap()).check().is_ok());
+    let both = ServeOptions {
+        insecure_no_auth: true,
+        ..with_token(loopback)
+    };
+    assert!(message(both.check().unwrap_err()).contains("drop one of them"));
+
+    // An open loopback server answers without a token.
+    let (base, stop) = start(open).await;
+    let (status, _) = get(&format!("{base}/v1/plugins"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    stop.cancel();
+}
