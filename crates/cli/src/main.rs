@@ -335,12 +335,14 @@ async fn migrate(job: Job, how: Migrate) -> anyhow::Result<Outcome> {
     )
     .await;
     if let (Some(store), Some(start)) = (&store, &start) {
-        let outcome = result
-            .as_ref()
-            .map(|_| ())
-            .map_err(|e| anyhow::anyhow!("{e:#}"));
-        if let Err(e) =
-            jobstate::finish(store, &start.run, &outcome, signals.received().is_some()).await
+        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        if let Err(e) = jobstate::finish(
+            store,
+            &start.run,
+            error.as_deref(),
+            signals.received().is_some(),
+        )
+        .await
         {
             tracing::warn!(
                 "could not record how the run ended in {}: {e:#}",

@@ -40,7 +40,7 @@ pub fn json(mut value: serde_json::Value, pretty: bool) -> anyhow::Result<()> {
 }
 
 /// The exit code for a failed command: 128 + n when a signal stopped it (130, 143, 129), 2 when
-/// a run is refused because the job finished or changed ([`crate::jobstate::Refused`]) or when
+/// a run is refused because the job finished or changed ([`vmig::jobs::Refused`]) or when
 /// the job file is what is wrong ([`vmig::Error::is_config_error`]: bad syntax, unknown
 /// plugin or option, a transformer that does not fit the schema, …), 1 otherwise (bad data,
 /// unreachable server, differences found by `verify`).
@@ -48,12 +48,19 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(i) = err.downcast_ref::<Interrupted>() {
         return i.signal.exit_code();
     }
-    if let Some(refused) = err.downcast_ref::<crate::jobstate::Refused>() {
+    let job_error = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<vmig::jobs::JobError>());
+    if let Some(vmig::jobs::JobError::Refused(refused)) = job_error {
         return if refused.busy { 1 } else { 2 };
     }
     let config = err
         .chain()
         .filter_map(|e| e.downcast_ref::<vmig::Error>())
+        .chain(job_error.and_then(|e| match e {
+            vmig::jobs::JobError::Vmig(v) => Some(v),
+            _ => None,
+        }))
         .any(vmig::Error::is_config_error);
     if config {
         2

@@ -21,6 +21,9 @@
 //! vmig = { version = "0.1", default-features = false, features = ["source-faiss", "sink-files"] }
 //! ```
 //!
+//! [`jobs`] is the job lifecycle with a state store — which store, resume, refuse or start over,
+//! recording the run — that `vmig migrate` follows and any other runner of jobs should follow too.
+//!
 //! The main design decision: plugins register themselves with `inventory`, which only sees
 //! crates the final binary links, and a crate nothing names is not linked. This crate names
 //! every plugin crate its features enable (the `pub use` lines below), so depending on `vmig`
@@ -32,6 +35,8 @@
 
 pub use vmig_core::*;
 pub use vmig_state as state;
+
+pub mod jobs;
 
 #[cfg(feature = "parsers")]
 pub use vmig_parsers as parsers;
