@@ -115,6 +115,14 @@ enum Command {
         /// The largest request body accepted (e.g. `1MiB`); larger ones get 413.
         #[arg(long, default_value = "1MiB")]
         max_body: vmig::size::ByteSize,
+        /// The only directory submitted jobs may read or write local files in (symlinks
+        /// followed, `..` refused); without it no local path is allowed.
+        #[arg(long, value_name = "DIR")]
+        data_root: Option<PathBuf>,
+        /// An environment variable submitted jobs may name as `${NAME}` (repeat for more); no
+        /// other is expanded.
+        #[arg(long, value_name = "NAME")]
+        allow_env: Vec<String>,
     },
     /// List the sources, transformers and sinks this binary contains.
     Plugins {
@@ -164,7 +172,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             token_file,
             insecure_no_auth,
             max_body,
-        } => runtime()?.block_on(serve(listen, token_file, insecure_no_auth, max_body)),
+            data_root,
+            allow_env,
+        } => {
+            let options = serve_options(listen, token_file, insecure_no_auth, max_body)?;
+            let options = vmig_serve::ServeOptions {
+                data_root,
+                allow_env,
+                ..options
+            };
+            runtime()?.block_on(serve(options))
+        }
         Command::Verify {
             config,
             json,
@@ -213,14 +231,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// `vmig serve`: the API tokens from VMIG_API_TOKEN and `token_file`, then the server until a
-/// signal (a clean stop: exit 0).
-async fn serve(
+/// The options of `vmig serve`: the API tokens from VMIG_API_TOKEN and `token_file`.
+fn serve_options(
     listen: std::net::SocketAddr,
     token_file: Option<PathBuf>,
     insecure_no_auth: bool,
     max_body: vmig::size::ByteSize,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<vmig_serve::ServeOptions> {
     let bad = |m: String| vmig::Error::config("serve", m);
     let mut tokens = vmig_serve::Tokens::new(std::env::var("VMIG_API_TOKEN").ok())
         .map_err(|m| bad(format!("VMIG_API_TOKEN: {m}")))?;
@@ -238,11 +255,16 @@ async fn serve(
         }
         tokens = tokens.with(&more);
     }
-    let options = vmig_serve::ServeOptions {
+    Ok(vmig_serve::ServeOptions {
         insecure_no_auth,
         max_body: max_body.bytes_usize(),
         ..vmig_serve::ServeOptions::new(listen, tokens)
-    };
+    })
+}
+
+/// `vmig serve`: the server until a signal (a clean stop: exit 0).
+async fn serve(options: vmig_serve::ServeOptions) -> anyhow::Result<()> {
+    let bad = |m: String| vmig::Error::config("serve", m);
     options
         .check()
         .map_err(|e| bad(e.to_string().replace("invalid `serve` configuration: ", "")))?;

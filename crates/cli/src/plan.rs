@@ -4,34 +4,11 @@ use std::fmt::Write as _;
 
 use arrow::datatypes::Schema;
 use vmig::config::Job;
-use vmig::pipeline::output_schema;
 use vmig::registry;
 use vmig::types::milvus_field;
 use vmig::vector::META_PRIMARY_KEY;
 
 use crate::output;
-
-fn schema_json(schema: &Schema) -> serde_json::Value {
-    let fields: Vec<_> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let milvus = milvus_field(f);
-            let mut v = serde_json::json!({
-                "name": f.name(),
-                "arrow_type": f.data_type().to_string(),
-                "nullable": f.is_nullable(),
-                "milvus_type": milvus.as_ref().ok().map(ToString::to_string),
-            });
-            if let (Err(e), Some(m)) = (milvus, v.as_object_mut()) {
-                m.insert("milvus_error".into(), e.to_string().into());
-            }
-            v
-        })
-        .collect();
-    let metadata: std::collections::BTreeMap<&String, &String> = schema.metadata().iter().collect();
-    serde_json::json!({ "fields": fields, "metadata": metadata })
-}
 
 /// Prints `schema` under `title`; with `explain`, each field without a Milvus type is followed by
 /// the reason the sink will give.
@@ -85,33 +62,18 @@ fn schema_text(out: &mut String, title: &str, schema: &Schema, explain: bool) {
 /// # Errors
 /// When the source cannot be opened or a transformer rejects the schema.
 pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
-    let source = job.source.build(&job.ctx).await?;
-    let source_schema = source.schema();
-    let target_schema = output_schema(&source_schema, &job.transforms)?;
-    let partitions = source.partitions().await?;
-    let total: Option<u64> = partitions.iter().map(|p| p.estimated_rows).sum();
-    // Redacted by the registry (`vmig::redact::json`); the output is redacted again.
-    let source_cfg = job.source.to_json();
-    let sink_cfg = job.sink.to_json();
-    let resume_note = job.sink.resume_note(&target_schema);
-    if job.state.lease.is_some() && !job.sink.shares_jobs() {
-        return Err(vmig::lease::unshared_sink(job.sink.plugin()).into());
-    }
-
+    let plan = vmig::plan::plan(job).await?;
     if json {
-        let v = serde_json::json!({
-            "source": { "type": job.source.plugin(), "config": source_cfg, "schema": schema_json(&source_schema) },
-            "transforms": job.transforms.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-            "target_schema": schema_json(&target_schema),
-            "partitions": partitions,
-            "estimated_rows": total,
-            "sink": { "type": job.sink.plugin(), "config": sink_cfg, "resume_note": resume_note },
-        });
-        return output::json(v, true);
+        return output::json(plan.to_json(job), true);
     }
+    // Redacted by the registry (`vmig::redact::json`); the output is redacted again.
+    let (source_cfg, sink_cfg) = (job.source.to_json(), job.sink.to_json());
+    let (source_schema, target_schema) = (&plan.source_schema, &plan.target_schema);
+    let (partitions, total, resume_note) =
+        (&plan.partitions, plan.estimated_rows, &plan.resume_note);
     let mut out = String::new();
     let _ = writeln!(out, "source: {} {}", job.source.plugin(), source_cfg);
-    schema_text(&mut out, "source schema", &source_schema, false);
+    schema_text(&mut out, "source schema", source_schema, false);
     if job.transforms.is_empty() {
         let _ = writeln!(out, "transforms: none");
     } else {
@@ -120,14 +82,14 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
             let _ = writeln!(out, "  {}. {name}: {t:?}", i + 1);
         }
     }
-    schema_text(&mut out, "target schema", &target_schema, true);
+    schema_text(&mut out, "target schema", target_schema, true);
     let _ = writeln!(
         out,
         "partitions: {}{}",
         partitions.len(),
         total.map(|t| format!(" ({t} rows)")).unwrap_or_default()
     );
-    for p in &partitions {
+    for p in partitions {
         let rows = p
             .estimated_rows
             .map(|r| format!("{r} rows"))
@@ -135,7 +97,7 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
         let _ = writeln!(out, "  {:<8} {:<14} {}", p.id, rows, p.description);
     }
     let _ = writeln!(out, "sink: {} {}", job.sink.plugin(), sink_cfg);
-    if let Some(note) = &resume_note {
+    if let Some(note) = resume_note {
         let _ = writeln!(out, "resuming: {note}");
     }
     let _ = writeln!(out, "(plan only: nothing was written)");
@@ -209,7 +171,6 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::datatypes::{DataType, Field, Schema};
-    use vmig::pipeline::output_schema;
     use vmig::registry::build_transform;
     use vmig::vector::META_DIM;
 
@@ -226,7 +187,7 @@ mod tests {
         );
         let source = Arc::new(Schema::new(vec![field]));
         let transforms = vec![("cast".to_string(), build_transform("cast", cast).unwrap())];
-        let target = output_schema(&source, &transforms).unwrap();
+        let target = vmig::pipeline::output_schema(&source, &transforms).unwrap();
         let mut out = String::new();
         schema_text(&mut out, "target schema", &target, true);
         out

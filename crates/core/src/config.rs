@@ -111,6 +111,17 @@ pub struct JobFingerprints {
     pub sink: JobFingerprint,
 }
 
+/// The text format of a job ([`JobConfig::parse`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobFormat {
+    /// TOML, as job files are written.
+    Toml,
+    /// YAML.
+    Yaml,
+    /// JSON (the same keys and tables).
+    Json,
+}
+
 impl JobConfig {
     /// Reads a job file, choosing TOML or YAML by its extension, and expands `${VAR}`s.
     ///
@@ -226,8 +237,43 @@ impl JobConfig {
         value
     }
 
-    fn from_value(mut value: serde_json::Value) -> Result<JobConfig> {
-        expand_env(&mut value, &|name| std::env::var(name).ok())?;
+    /// Parses a job given as text in `format`, expanding `${VAR}` with `lookup` instead of the
+    /// process environment: a server running submitted jobs decides which variables a job may
+    /// name (one that may name any could send the server's secrets wherever it points).
+    ///
+    /// # Errors
+    /// As [`JobConfig::from_toml_str`]; a `${VAR}` that `lookup` does not give is an error naming
+    /// the key (as an unset variable is).
+    pub fn parse(
+        text: &str,
+        format: JobFormat,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<JobConfig> {
+        let value: serde_json::Value = match format {
+            JobFormat::Toml => {
+                toml::from_str(text).map_err(|e| Error::config("job", e.to_string()))?
+            }
+            JobFormat::Json => {
+                serde_json::from_str(text).map_err(|e| Error::config("job", e.to_string()))?
+            }
+            JobFormat::Yaml => {
+                let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
+                    .map_err(|e| Error::config("job", e.to_string()))?;
+                serde_json::to_value(yaml).map_err(|e| Error::config("job", e.to_string()))?
+            }
+        };
+        Self::from_value_with(value, lookup)
+    }
+
+    fn from_value(value: serde_json::Value) -> Result<JobConfig> {
+        Self::from_value_with(value, &|name| std::env::var(name).ok())
+    }
+
+    fn from_value_with(
+        mut value: serde_json::Value,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<JobConfig> {
+        expand_env(&mut value, lookup)?;
         serde_path_to_error::deserialize(value).map_err(|e| {
             let path: Vec<Step> = e.path().iter().map(Step::from).collect();
             Error::config("job", located(&path, &e.inner().to_string()))

@@ -59,6 +59,36 @@ impl BuildContext {
     }
 }
 
+/// A local file or directory a plugin's options name: the option (`path`, `ca_cert`, …) and
+/// the path as written — relative paths resolve against the job's directory. See
+/// [`SourceConfig::local_paths`].
+pub type LocalPath = (&'static str, std::path::PathBuf);
+
+/// The local paths among `options` — each an option's name and its value, if set — for
+/// [`SourceConfig::local_paths`]: values that are object-store or server URLs are left out
+/// ([`crate::store::local_path`]).
+///
+/// ```
+/// use std::path::PathBuf;
+/// use vmig_core::registry::local_paths_of;
+/// let paths = local_paths_of(&[
+///     ("path", Some("data/x.faiss")),
+///     ("stage", Some("s3://bucket/stage")),
+///     ("ca_cert", None),
+///     ("meta", Some("file:///srv/meta.sqlite")),
+/// ]);
+/// assert_eq!(
+///     paths,
+///     [("path", PathBuf::from("data/x.faiss")), ("meta", PathBuf::from("/srv/meta.sqlite"))]
+/// );
+/// ```
+pub fn local_paths_of(options: &[(&'static str, Option<&str>)]) -> Vec<LocalPath> {
+    options
+        .iter()
+        .filter_map(|(name, value)| Some((*name, crate::store::local_path((*value)?)?)))
+        .collect()
+}
+
 /// A config as JSON for printing, redacted ([`redact::json`]) whatever its `Serialize` does.
 fn config_json<C: Serialize>(plugin: &str, config: &C) -> serde_json::Value {
     match serde_json::to_value(config) {
@@ -97,6 +127,15 @@ pub trait SourceConfig: DeserializeOwned + Serialize + Debug + Send + Sync + 'st
     /// # Errors
     /// When the input cannot be opened or is not valid.
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>>;
+
+    /// Every local file or directory these options name (an input file, a certificate, a
+    /// SQLite file), so that a server running submitted jobs can keep them inside its data
+    /// root (`vmig serve --data-root`); object-store and server URLs are not local
+    /// ([`crate::store::local_path`] tells). A plugin that reads or writes a local path MUST
+    /// list it. None by default.
+    fn local_paths(&self) -> Vec<LocalPath> {
+        Vec::new()
+    }
 }
 
 /// A transformer's configuration type.
@@ -164,6 +203,12 @@ pub trait SinkConfig: DeserializeOwned + Serialize + Debug + Send + Sync + 'stat
     fn shares_jobs(&self) -> bool {
         false
     }
+
+    /// Every local file or directory these options name (an output directory, a staging
+    /// directory, a certificate); see [`SourceConfig::local_paths`]. None by default.
+    fn local_paths(&self) -> Vec<LocalPath> {
+        Vec::new()
+    }
 }
 
 /// A parsed source configuration of any plugin.
@@ -175,6 +220,8 @@ pub trait DynSourceConfig: Debug + Send + Sync {
     fn to_json(&self) -> serde_json::Value;
     /// See [`SourceConfig::build`].
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>>;
+    /// See [`SourceConfig::local_paths`].
+    fn local_paths(&self) -> Vec<LocalPath>;
 }
 
 #[async_trait]
@@ -189,6 +236,9 @@ impl<C: SourceConfig> DynSourceConfig for C {
         SourceConfig::build(self, ctx)
             .await
             .map_err(|e| e.context(format!("opening source `{}`", C::NAME)))
+    }
+    fn local_paths(&self) -> Vec<LocalPath> {
+        SourceConfig::local_paths(self)
     }
 }
 
@@ -211,6 +261,8 @@ pub trait DynSinkConfig: Debug + Send + Sync {
     fn resume_note(&self, schema: &SchemaRef) -> Option<String>;
     /// See [`SinkConfig::shares_jobs`].
     fn shares_jobs(&self) -> bool;
+    /// See [`SinkConfig::local_paths`].
+    fn local_paths(&self) -> Vec<LocalPath>;
 }
 
 #[async_trait]
@@ -240,6 +292,9 @@ impl<C: SinkConfig> DynSinkConfig for C {
     }
     fn shares_jobs(&self) -> bool {
         SinkConfig::shares_jobs(self)
+    }
+    fn local_paths(&self) -> Vec<LocalPath> {
+        SinkConfig::local_paths(self)
     }
 }
 

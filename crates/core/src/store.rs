@@ -86,6 +86,24 @@ impl Backend {
     }
 }
 
+/// The local path `path_or_url` names: a plain path, or a `file://` URL's path; `None` for an
+/// object-store or any other URL (`s3://…`, `http://…`).
+///
+/// ```
+/// use std::path::Path;
+/// use vmig_core::store::local_path;
+/// assert_eq!(local_path("data/x.faiss").as_deref(), Some(Path::new("data/x.faiss")));
+/// assert_eq!(local_path("file:///srv/x.faiss").as_deref(), Some(Path::new("/srv/x.faiss")));
+/// assert_eq!(local_path("s3://bucket/x.faiss"), None);
+/// ```
+pub fn local_path(path_or_url: &str) -> Option<PathBuf> {
+    match path_or_url.split_once("://") {
+        None => Some(PathBuf::from(path_or_url)),
+        Some(("file", rest)) => Some(PathBuf::from(rest)),
+        Some(_) => None,
+    }
+}
+
 /// Checks that every `storage` option is one object_store knows for `path_or_url`'s store; a
 /// local path accepts the keys of any cloud store and nothing else. No I/O.
 ///

@@ -1,16 +1,23 @@
 //! The routes, their response types and the OpenAPI document utoipa generates from them.
 
-use axum::http::StatusCode;
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde::Serialize;
 use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{OpenApi, ToSchema};
-use vmig_core::registry;
+use vmig::config::{Job, JobConfig, JobFormat};
+use vmig::registry;
 
-use crate::{auth, ServeOptions};
+use crate::{auth, paths, ServeOptions};
 
 /// The OpenAPI 3.1 document of the server, generated from the handlers below.
 #[derive(Debug, OpenApi)]
@@ -19,7 +26,7 @@ use crate::{auth, ServeOptions};
         title = "vmig",
         description = "Move vector data into Milvus 2.x: the REST API of `vmig serve`."
     ),
-    paths(healthz, readyz, plugins, openapi),
+    paths(healthz, readyz, plugins, plan, openapi),
     components(schemas(Health, PluginList, PluginEntry, ApiError)),
     modifiers(&BearerAuth)
 )]
@@ -80,6 +87,16 @@ pub struct ApiError {
     pub error: String,
 }
 
+/// A request refused, with its status and message.
+#[derive(Debug)]
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,
@@ -90,14 +107,27 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// What the handlers share.
+#[derive(Debug, Clone)]
+struct App {
+    data_root: Option<PathBuf>,
+    allow_env: Arc<Vec<String>>,
+}
+
 pub(crate) fn router(options: &ServeOptions) -> Router {
+    let app = App {
+        data_root: options.data_root.clone(),
+        allow_env: Arc::new(options.allow_env.clone()),
+    };
     let protected = Router::new()
         .route("/v1/plugins", get(plugins))
+        .route("/v1/plan", post(plan))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(
             options.tokens.clone(),
             auth::require_token,
-        ));
+        ))
+        .with_state(app);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -142,7 +172,7 @@ async fn plugins() -> Response {
     }
 }
 
-fn plugin_list() -> vmig_core::Result<PluginList> {
+fn plugin_list() -> vmig::Result<PluginList> {
     fn entries<'a>(
         list: impl Iterator<Item = (&'a str, &'a str, serde_json::Value)>,
     ) -> Vec<PluginEntry> {
@@ -175,6 +205,95 @@ fn plugin_list() -> vmig_core::Result<PluginList> {
                 .map(|p| (p.name, p.summary, p.example_config())),
         ),
     })
+}
+
+/// The format of a submitted job, from its `Content-Type` (JSON when there is none).
+fn job_format(headers: &HeaderMap) -> Result<JobFormat, Refusal> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(JobFormat::Json);
+    };
+    let media = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match media.as_str() {
+        "application/json" => Ok(JobFormat::Json),
+        "application/toml" | "text/toml" | "text/x-toml" => Ok(JobFormat::Toml),
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
+            Ok(JobFormat::Yaml)
+        }
+        other => Err(Refusal(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("a job is sent as application/json, application/toml or application/yaml, not `{other}`"),
+        )),
+    }
+}
+
+/// A job sent in a request, parsed and checked before anything of it is opened: `${VAR}`s
+/// only of the allowed variables, every local path inside the data root.
+fn submitted_job(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Job, Refusal> {
+    let bad = |message: String| Refusal(StatusCode::BAD_REQUEST, vmig::redact::text(&message));
+    let format = job_format(headers)?;
+    let text =
+        std::str::from_utf8(body).map_err(|e| bad(format!("the job is not UTF-8 text: {e}")))?;
+    let refused = RefCell::new(Vec::new());
+    let lookup = |name: &str| {
+        if app.allow_env.iter().any(|a| a == name) {
+            std::env::var(name).ok()
+        } else {
+            refused.borrow_mut().push(name.to_string());
+            None
+        }
+    };
+    let config = JobConfig::parse(text, format, &lookup).map_err(|e| {
+        match refused.borrow().first() {
+            Some(name) => {
+                let allowed = if app.allow_env.is_empty() {
+                    "none".to_string()
+                } else {
+                    app.allow_env.join(", ")
+                };
+                bad(format!(
+                    "`${{{name}}}`: this server expands only the environment variables its `--allow-env` names ({allowed}); write the value into the job"
+                ))
+            }
+            None => bad(e.to_string()),
+        }
+    })?;
+    let base = app.data_root.clone().unwrap_or_default();
+    let job = Job::from_config(config, base).map_err(|e| bad(e.to_string()))?;
+    paths::check_job(&job, app.data_root.as_deref()).map_err(bad)?;
+    Ok(job)
+}
+
+/// The plan of a job (as `vmig plan --json`): its source is opened and read, nothing is
+/// written. The job is JSON, TOML or YAML by `Content-Type`.
+#[utoipa::path(
+    post,
+    path = "/v1/plan",
+    security(("bearer" = [])),
+    request_body(content = Object, description = "a job, as a job file's tables: JSON (`application/json`), TOML (`application/toml`) or YAML (`application/yaml`)"),
+    responses(
+        (status = 200, description = "the plan, as `vmig plan --json` prints it", body = Object),
+        (status = 400, body = ApiError, description = "the job is not valid, names a local path outside the data root or a variable not allowed, or its source cannot be opened (the message `vmig plan` would print)"),
+        (status = 401, body = ApiError),
+        (status = 413, description = "the body is over the limit"),
+        (status = 415, body = ApiError, description = "not JSON, TOML or YAML"),
+    )
+)]
+async fn plan(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let job = match submitted_job(&app, &headers, &body) {
+        Ok(job) => job,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match vmig::plan::plan(&job).await {
+        Ok(plan) => Json(plan.to_json(&job)).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, vmig::redact::text(&e.to_string())),
+    }
 }
 
 /// This document.

@@ -1,6 +1,8 @@
 //! The server over real HTTP on a loopback port: which routes need a token and how a missing or
 //! wrong one is answered, the plugin list against the registry, the OpenAPI document against
-//! the routes that answer, the body limit, and the options that refuse to start.
+//! the routes that answer, the body limit, the options that refuse to start, and `POST
+//! /v1/plan` with what a submitted job may not do (local paths outside the data root, `..`,
+//! symlinks out, `${VAR}` not allowed) refused before anything is read.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -120,9 +122,16 @@ async fn plugins_are_the_registry_and_the_document_lists_every_route() {
     listed.sort_unstable();
     assert_eq!(
         listed,
-        ["/healthz", "/openapi.json", "/readyz", "/v1/plugins"]
+        [
+            "/healthz",
+            "/openapi.json",
+            "/readyz",
+            "/v1/plan",
+            "/v1/plugins"
+        ]
     );
-    for (path, ops) in paths {
+    assert!(paths["/v1/plan"]["post"]["responses"]["400"].is_object());
+    for (path, ops) in paths.iter().filter(|(_, ops)| ops.get("get").is_some()) {
         let op = &ops["get"];
         let (status, _) = get(&format!("{base}{path}"), Some(TOKEN)).await;
         assert_eq!(status, StatusCode::OK, "{path}");
@@ -194,5 +203,126 @@ async fn a_server_without_a_token_starts_only_on_loopback_when_told() {
     let (base, stop) = start(open).await;
     let (status, _) = get(&format!("{base}/v1/plugins"), None).await;
     assert_eq!(status, StatusCode::OK);
+    stop.cancel();
+}
+
+/// A data root holding the shipped sample index (`data/sample.faiss`) and a symlink out of it.
+fn data_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("data")).unwrap();
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sample.faiss");
+    std::fs::copy(sample, root.path().join("data/sample.faiss")).unwrap();
+    std::os::unix::fs::symlink("/etc", root.path().join("etc-link")).unwrap();
+    root
+}
+
+async fn post(url: &str, content_type: &str, body: &str) -> (StatusCode, Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(TOKEN)
+        .header("content-type", content_type)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn plan_opens_only_what_lies_inside_the_data_root() {
+    let root = data_root();
+    let root_path = root.path().to_path_buf();
+    let (base, stop) = start(move |addr| ServeOptions {
+        data_root: Some(root_path),
+        allow_env: vec!["VMIG_SERVE_TEST_ALLOWED".into()],
+        ..with_token(addr)
+    })
+    .await;
+    let url = format!("{base}/v1/plan");
+    let job = |path: &str| {
+        format!("[source]\ntype = \"faiss\"\npath = \"{path}\"\n\n[sink]\ntype = \"files\"\npath = \"out\"\n")
+    };
+
+    // TOML, JSON and YAML of one job give one plan: the sample's 2000 rows, its schema.
+    let (status, toml_plan) = post(&url, "application/toml", &job("data/sample.faiss")).await;
+    assert_eq!(status, StatusCode::OK, "{toml_plan}");
+    assert_eq!(toml_plan["estimated_rows"], 2000, "{toml_plan}");
+    assert_eq!(toml_plan["source"]["type"], "faiss");
+    let fields: Vec<&str> = toml_plan["target_schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["id", "vector"]);
+    let json = r#"{"source": {"type": "faiss", "path": "data/sample.faiss"}, "sink": {"type": "files", "path": "out"}}"#;
+    let (status, json_plan) = post(&url, "application/json", json).await;
+    assert_eq!(status, StatusCode::OK, "{json_plan}");
+    let yaml =
+        "source:\n  type: faiss\n  path: data/sample.faiss\nsink:\n  type: files\n  path: out\n";
+    let (status, yaml_plan) = post(&url, "application/yaml; charset=utf-8", yaml).await;
+    assert_eq!(status, StatusCode::OK, "{yaml_plan}");
+    assert_eq!(toml_plan["partitions"], json_plan["partitions"]);
+    assert_eq!(toml_plan["target_schema"], yaml_plan["target_schema"]);
+    // Nothing was written: the sink's directory does not exist.
+    assert!(!root.path().join("out").exists());
+
+    // Refused before anything is read, naming the option and why.
+    let refusals = [
+        (job("/etc/passwd"), "[source] path: `/etc/passwd` resolves to /etc/passwd, outside the data root"),
+        (job("../../x.faiss"), "[source] path: `../../x.faiss` has a `..` component; name paths inside the data root without it"),
+        (job("etc-link/passwd"), "[source] path: `etc-link/passwd` resolves to /etc/passwd, outside the data root"),
+        (
+            job("data/sample.faiss").replace("path = \"out\"", "path = \"/tmp/vmig-serve-out\""),
+            "[sink] path: `/tmp/vmig-serve-out` resolves to /tmp/vmig-serve-out, outside the data root",
+        ),
+        (
+            job("${HOME}/x.faiss"),
+            "`${HOME}`: this server expands only the environment variables its `--allow-env` names (VMIG_SERVE_TEST_ALLOWED); write the value into the job",
+        ),
+    ];
+    for (body, want) in refusals {
+        let (status, answer) = post(&url, "application/toml", &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        let got = answer["error"].as_str().unwrap();
+        assert!(got.starts_with(want), "{body}:\n{got}\nwanted\n{want}");
+    }
+
+    // A bad job gets the message `vmig plan` prints; another media type 415.
+    let (status, answer) = post(
+        &url,
+        "application/toml",
+        "[source]\ntype = \"nope\"\n[sink]\ntype = \"files\"\npath = \"out\"\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("[source]: unknown source plugin `nope`"),
+        "{answer}"
+    );
+    let (status, answer) = post(&url, "text/plain", &job("data/sample.faiss")).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        answer["error"],
+        "a job is sent as application/json, application/toml or application/yaml, not `text/plain`"
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn without_a_data_root_no_local_path_is_allowed() {
+    let (base, stop) = start(with_token).await;
+    let body = "[source]\ntype = \"faiss\"\npath = \"data/sample.faiss\"\n\n[sink]\ntype = \"files\"\npath = \"s3://bucket/out\"\n";
+    let (status, answer) = post(&format!("{base}/v1/plan"), "application/toml", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer["error"],
+        "[source] path: `data/sample.faiss` is a local path, and this server reads and writes none (it was started without `--data-root`)"
+    );
     stop.cancel();
 }

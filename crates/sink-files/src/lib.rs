@@ -259,6 +259,11 @@ impl SinkConfig for FilesSinkConfig {
         true
     }
 
+    /// The output directory, when it is local.
+    fn local_paths(&self) -> Vec<vmig_core::registry::LocalPath> {
+        vmig_core::registry::local_paths_of(&[("path", Some(&self.path))])
+    }
+
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Sink>> {
         self.validate()?;
         let target = vmig_core::store::resolve(&ctx.resolve(&self.path), &self.storage)?;

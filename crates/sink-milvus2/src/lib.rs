@@ -513,6 +513,14 @@ impl SinkConfig for Milvus2SinkConfig {
         Ok(())
     }
 
+    /// The CA certificate file and a local bulk-import stage directory, when given.
+    fn local_paths(&self) -> Vec<vmig_core::registry::LocalPath> {
+        vmig_core::registry::local_paths_of(&[
+            ("ca_cert", self.ca_cert.as_deref()),
+            ("stage", self.stage.as_deref()),
+        ])
+    }
+
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Sink>> {
         self.validate()?;
         let client = MilvusClient::connect(&self.connect_options(ctx)).await?;

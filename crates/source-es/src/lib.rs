@@ -391,6 +391,11 @@ impl SourceConfig for EsSourceConfig {
         self.check(Self::NAME)
     }
 
+    /// The CA certificate file, when one is given.
+    fn local_paths(&self) -> Vec<vmig_core::registry::LocalPath> {
+        vmig_core::registry::local_paths_of(&[("ca_cert", self.ca_cert.as_deref())])
+    }
+
     async fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Source>> {
         self.check(Self::NAME)?;
         Ok(Box::new(EsSource::connect(self.clone()).await?))
@@ -418,6 +423,11 @@ impl SourceConfig for OpenSearchSourceConfig {
 
     fn validate(&self) -> Result<()> {
         self.0.check(Self::NAME)
+    }
+
+    /// As `elasticsearch`'s.
+    fn local_paths(&self) -> Vec<vmig_core::registry::LocalPath> {
+        SourceConfig::local_paths(&self.0)
     }
 
     async fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Source>> {

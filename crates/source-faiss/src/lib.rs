@@ -119,6 +119,11 @@ impl SourceConfig for FaissSourceConfig {
         Ok(())
     }
 
+    /// The index file, when it is local.
+    fn local_paths(&self) -> Vec<vmig_core::registry::LocalPath> {
+        vmig_core::registry::local_paths_of(&[("path", Some(&self.path))])
+    }
+
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>> {
         self.validate()?;
         let location =

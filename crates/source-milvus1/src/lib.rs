@@ -208,6 +208,16 @@ impl SourceConfig for Milvus1SourceConfig {
         Ok(())
     }
 
+    /// The storage root when it is local, and a SQLite meta file given apart from it.
+    fn local_paths(&self) -> Vec<vmig_core::registry::LocalPath> {
+        let meta = self
+            .meta
+            .as_deref()
+            .filter(|m| !m.starts_with("mysql://"))
+            .map(|m| m.strip_prefix("sqlite://").unwrap_or(m));
+        vmig_core::registry::local_paths_of(&[("path", Some(&self.path)), ("meta", meta)])
+    }
+
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>> {
         self.validate()?;
         let root = vmig_core::store::resolve(&ctx.resolve(&self.path), &self.storage)?;

@@ -228,6 +228,11 @@ impl SourceConfig for Milvus2SourceConfig {
         self.retry.check(NAME)
     }
 
+    /// The CA certificate file, when one is given.
+    fn local_paths(&self) -> Vec<vmig_core::registry::LocalPath> {
+        vmig_core::registry::local_paths_of(&[("ca_cert", self.ca_cert.as_deref())])
+    }
+
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>> {
         self.validate()?;
         let client = MilvusClient::connect(&self.connect_options(ctx)).await?;

@@ -37,6 +37,7 @@ pub use vmig_core::*;
 pub use vmig_state as state;
 
 pub mod jobs;
+pub mod plan;
 
 #[cfg(feature = "parsers")]
 pub use vmig_parsers as parsers;
