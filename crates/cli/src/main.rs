@@ -22,7 +22,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use signals::{Interrupted, Signal, Signals};
 use vmig::config::Job;
-use vmig::pipeline::{Pipeline, RunReport};
+use vmig::pipeline::RunReport;
 
 /// Move vector data into Milvus 2.x, exactly.
 #[derive(Debug, Parser)]
@@ -123,6 +123,14 @@ enum Command {
         /// other is expanded.
         #[arg(long, value_name = "NAME")]
         allow_env: Vec<String>,
+        /// The state store submitted jobs run into (`sqlite://…`, `mysql://…`, `postgres://…`);
+        /// default `sqlite://.vmig/state.db` in the data root. `vmig migrate` and `vmig status`
+        /// with the same store see the same jobs.
+        #[arg(long, value_name = "URL")]
+        state: Option<String>,
+        /// How many submitted jobs run at once; the others wait in the order they came.
+        #[arg(long, default_value_t = 2)]
+        max_jobs: usize,
     },
     /// List the sources, transformers and sinks this binary contains.
     Plugins {
@@ -174,11 +182,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_body,
             data_root,
             allow_env,
+            state,
+            max_jobs,
         } => {
             let options = serve_options(listen, token_file, insecure_no_auth, max_body)?;
             let options = vmig_serve::ServeOptions {
                 data_root,
                 allow_env,
+                state,
+                max_jobs,
                 ..options
             };
             runtime()?.block_on(serve(options))
@@ -399,13 +411,11 @@ async fn run_job(
     resumable: bool,
     resume_hint: &str,
 ) -> anyhow::Result<(RunReport, Option<Signal>)> {
-    let built = async {
-        let source = job.source.build(&job.ctx).await?;
-        let sink = job.sink.build(&job.ctx).await?;
-        anyhow::Ok((source, sink))
-    };
+    let name = job.name.clone();
+    let saves = worker.is_some() || store.is_some();
+    let built = vmig::jobs::pipeline(job, store, worker, signals.token().clone());
     // Building connects and reads headers, but writes nothing yet.
-    let (source, sink) = tokio::select! {
+    let pipeline = tokio::select! {
         built = built => built?,
         signal = signals.wait() => {
             return Err(Interrupted {
@@ -416,33 +426,13 @@ async fn run_job(
             .into())
         }
     };
-    let observer = Arc::new(
-        progress::Progress::new(mode != ProgressMode::None, mode == ProgressMode::Bar)
-            .named(&job.name),
-    );
-    let mut pipeline = Pipeline::new(source, sink)
-        .with_transforms(job.transforms)
-        .with_options(job.options)
-        .with_cancel(signals.token().clone());
-    if let Some(worker) = worker {
-        tracing::info!(
-            "worker {} of job `{}`: claiming partitions with a lease of {:?}",
-            vmig::lease::Leases::worker(worker.as_ref()),
-            job.name,
-            vmig::lease::Leases::lease(worker.as_ref())
-        );
-        pipeline = pipeline
-            .with_checkpoints(worker.clone(), job.fingerprint.clone())
-            .with_leases(worker);
-        signals.exit_on_second_signal();
-    } else if let Some(store) = store {
-        pipeline = pipeline.with_checkpoints(
-            Arc::new(store.checkpoints(&job.name)),
-            job.fingerprint.clone(),
-        );
+    if saves {
         // Progress is saved before every write: a second signal may end the process at once.
         signals.exit_on_second_signal();
     }
+    let observer = Arc::new(
+        progress::Progress::new(mode != ProgressMode::None, mode == ProgressMode::Bar).named(&name),
+    );
     let result = pipeline.run(Arc::clone(&observer) as _).await;
     observer.finish();
     match (result, signals.received()) {

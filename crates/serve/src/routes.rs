@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,6 +17,7 @@ use utoipa::{OpenApi, ToSchema};
 use vmig::config::{Job, JobConfig, JobFormat};
 use vmig::registry;
 
+use crate::jobs::{JobRefusal, JobState, JobView, Jobs};
 use crate::{auth, paths, ServeOptions};
 
 /// The OpenAPI 3.1 document of the server, generated from the handlers below.
@@ -26,8 +27,8 @@ use crate::{auth, paths, ServeOptions};
         title = "vmig",
         description = "Move vector data into Milvus 2.x: the REST API of `vmig serve`."
     ),
-    paths(healthz, readyz, plugins, plan, openapi),
-    components(schemas(Health, PluginList, PluginEntry, ApiError)),
+    paths(healthz, readyz, plugins, plan, submit, list_jobs, get_job, cancel_job, openapi),
+    components(schemas(Health, PluginList, PluginEntry, ApiError, JobView, JobState, Submitted)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -112,16 +113,21 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 struct App {
     data_root: Option<PathBuf>,
     allow_env: Arc<Vec<String>>,
+    jobs: Arc<Jobs>,
 }
 
-pub(crate) fn router(options: &ServeOptions) -> Router {
+pub(crate) fn router(options: &ServeOptions, jobs: Arc<Jobs>) -> Router {
     let app = App {
         data_root: options.data_root.clone(),
         allow_env: Arc::new(options.allow_env.clone()),
+        jobs,
     };
     let protected = Router::new()
         .route("/v1/plugins", get(plugins))
         .route("/v1/plan", post(plan))
+        .route("/v1/jobs", post(submit).get(list_jobs))
+        .route("/v1/jobs/{id}", get(get_job))
+        .route("/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(
             options.tokens.clone(),
@@ -293,6 +299,142 @@ async fn plan(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respon
     match vmig::plan::plan(&job).await {
         Ok(plan) => Json(plan.to_json(&job)).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, vmig::redact::text(&e.to_string())),
+    }
+}
+
+/// The answer to a submitted job.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Submitted {
+    /// The job as it stands (queued).
+    pub job: JobView,
+    /// Its plan, as `POST /v1/plan` answers it.
+    #[schema(value_type = Object)]
+    pub plan: serde_json::Value,
+}
+
+/// `?name=` of `POST /v1/jobs`.
+#[derive(Debug, serde::Deserialize)]
+struct SubmitQuery {
+    name: Option<String>,
+}
+
+impl IntoResponse for JobRefusal {
+    fn into_response(self) -> Response {
+        match self {
+            JobRefusal::Unknown(m) => error(StatusCode::NOT_FOUND, m),
+            JobRefusal::Conflict(m) => error(StatusCode::CONFLICT, m),
+            JobRefusal::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, m),
+        }
+    }
+}
+
+/// Whether `name` may be a job's id: 1 to 100 of `A-Z a-z 0-9 . _ -`.
+fn valid_name(name: &str) -> bool {
+    (1..=100).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Submits a job: validated and planned before it is accepted (nothing is started when it is
+/// refused), then queued; it runs when one of `--max-jobs` slots is free, recorded in the
+/// server's state store under its id (`?name=`, else `[state] name`, else a new one).
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    security(("bearer" = [])),
+    params(("name" = Option<String>, Query, description = "the job's id: 1–100 of A–Z a–z 0–9 . _ -")),
+    request_body(content = Object, description = "a job: JSON, TOML or YAML by Content-Type, as for /v1/plan"),
+    responses(
+        (status = 201, body = Submitted),
+        (status = 400, body = ApiError, description = "the job is not valid or cannot be planned (the message `vmig plan` would print)"),
+        (status = 401, body = ApiError),
+        (status = 409, body = ApiError, description = "a job of that id is queued or running"),
+        (status = 415, body = ApiError),
+        (status = 503, body = ApiError, description = "the server has no state store"),
+    )
+)]
+async fn submit(
+    State(app): State<App>,
+    Query(query): Query<SubmitQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut job = match submitted_job(&app, &headers, &body) {
+        Ok(job) => job,
+        Err(refusal) => return refusal.into_response(),
+    };
+    if job.state.url.is_some() || job.state.lease.is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a submitted job runs in the server's state store, by one process: drop `[state] url` and `[state] lease`",
+        );
+    }
+    let name = query
+        .name
+        .or_else(|| job.state.name.clone())
+        .unwrap_or_else(|| format!("job-{}", &vmig::ids::new_run_id()[..8]));
+    if !valid_name(&name) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("`{name}` cannot be a job's id: use 1 to 100 of A-Z a-z 0-9 . _ -"),
+        );
+    }
+    job.name = name;
+    let plan = match vmig::plan::plan(&job).await {
+        Ok(plan) => plan.to_json(&job),
+        Err(e) => return error(StatusCode::BAD_REQUEST, vmig::redact::text(&e.to_string())),
+    };
+    match app.jobs.submit(job) {
+        Ok(view) => (StatusCode::CREATED, Json(Submitted { job: view, plan })).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// The jobs of this server (since it started), by id.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<JobView>), (status = 401, body = ApiError))
+)]
+async fn list_jobs(State(app): State<App>) -> Json<Vec<JobView>> {
+    Json(app.jobs.list())
+}
+
+/// One job: its state, rows so far, rate, error.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the job's id")),
+    responses((status = 200, body = JobView), (status = 401, body = ApiError), (status = 404, body = ApiError))
+)]
+async fn get_job(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match app.jobs.get(&id) {
+        Ok(view) => Json(view).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Stops a queued or running job cleanly: its progress is saved, and submitting it again (or
+/// `vmig migrate` with the same job and state store) resumes it.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/cancel",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the job's id")),
+    responses(
+        (status = 202, body = JobView, description = "asked to stop; it stops at its next write"),
+        (status = 401, body = ApiError),
+        (status = 404, body = ApiError),
+        (status = 409, body = ApiError, description = "not queued or running"),
+    )
+)]
+async fn cancel_job(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match app.jobs.cancel(&id) {
+        Ok(view) => (StatusCode::ACCEPTED, Json(view)).into_response(),
+        Err(refusal) => refusal.into_response(),
     }
 }
 

@@ -126,12 +126,19 @@ async fn plugins_are_the_registry_and_the_document_lists_every_route() {
             "/healthz",
             "/openapi.json",
             "/readyz",
+            "/v1/jobs",
+            "/v1/jobs/{id}",
+            "/v1/jobs/{id}/cancel",
             "/v1/plan",
             "/v1/plugins"
         ]
     );
     assert!(paths["/v1/plan"]["post"]["responses"]["400"].is_object());
-    for (path, ops) in paths.iter().filter(|(_, ops)| ops.get("get").is_some()) {
+    assert!(paths["/v1/jobs"]["post"]["responses"]["201"].is_object());
+    let untemplated = paths
+        .iter()
+        .filter(|(path, ops)| ops.get("get").is_some() && !path.contains('{'));
+    for (path, ops) in untemplated {
         let op = &ops["get"];
         let (status, _) = get(&format!("{base}{path}"), Some(TOKEN)).await;
         assert_eq!(status, StatusCode::OK, "{path}");
@@ -323,6 +330,135 @@ async fn without_a_data_root_no_local_path_is_allowed() {
     assert_eq!(
         answer["error"],
         "[source] path: `data/sample.faiss` is a local path, and this server reads and writes none (it was started without `--data-root`)"
+    );
+    stop.cancel();
+}
+
+async fn job_view(base: &str, id: &str) -> Value {
+    let (status, view) = get(&format!("{base}/v1/jobs/{id}"), Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    view
+}
+
+/// Polls job `id` until it leaves the queue and running (at most 60 s); its last view.
+async fn wait_end(base: &str, id: &str) -> Value {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let view = job_view(base, id).await;
+        if !matches!(view["state"].as_str(), Some("queued" | "running")) {
+            return view;
+        }
+        assert!(std::time::Instant::now() < until, "{view}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The rows the manifest of the `files` output in `dir` lists.
+fn manifest_rows(dir: &std::path::Path) -> u64 {
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    m["total_rows"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn jobs_run_to_the_end_stop_on_request_and_resume_when_sent_again() {
+    let root = data_root();
+    let root_path = root.path().to_path_buf();
+    let (base, stop) = start(move |addr| ServeOptions {
+        data_root: Some(root_path),
+        ..with_token(addr)
+    })
+    .await;
+    let url = format!("{base}/v1/jobs");
+    let job = |out: &str, pipeline: &str| {
+        format!("[source]\ntype = \"faiss\"\npath = \"data/sample.faiss\"\n\n[sink]\ntype = \"files\"\npath = \"{out}\"\n\n[pipeline]\n{pipeline}\n")
+    };
+
+    // A job runs to the end: 201 with its plan, then done with every row, in the data root.
+    let (status, answer) = post(
+        &format!("{url}?name=books"),
+        "application/toml",
+        &job("out", ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["job"]["id"], "books");
+    assert_eq!(answer["plan"]["estimated_rows"], 2000, "{answer}");
+    let view = wait_end(&base, "books").await;
+    assert_eq!(view["state"], "done", "{view}");
+    assert_eq!(view["rows_written"], 2000, "{view}");
+    assert_eq!(manifest_rows(&root.path().join("out")), 2000);
+    // Recorded in the state store in the data root, as `vmig migrate` records it.
+    let store = vmig::state::StateStore::open("sqlite://.vmig/state.db", root.path())
+        .await
+        .unwrap();
+    let last = store.last_run("books").await.unwrap().unwrap();
+    assert_eq!(last.status, vmig::state::RunStatus::Done);
+
+    // A slow job stopped on request: cancelled, progress saved; sent again, it resumes and ends
+    // with every row once.
+    let slow = job(
+        "slow",
+        "batch_rows = 50\nflush_rows = 100\nmax_rows_per_second = 400",
+    );
+    let (status, answer) = post(&format!("{url}?name=slow"), "application/toml", &slow).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (status, again) = post(&format!("{url}?name=slow"), "application/toml", &slow).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    assert!(
+        again["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("job `slow` is "),
+        "{again}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let r = reqwest::Client::new()
+        .post(format!("{url}/slow/cancel"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let view = wait_end(&base, "slow").await;
+    assert_eq!(view["state"], "cancelled", "{view}");
+    let written = view["rows_written"].as_u64().unwrap();
+    assert!(written > 0 && written < 2000, "{view}");
+    let last = store.last_run("slow").await.unwrap().unwrap();
+    assert_eq!(last.status, vmig::state::RunStatus::Cancelled);
+    assert!(!root.path().join("slow/manifest.json").exists());
+    let (status, answer) = post(
+        &format!("{url}?name=slow"),
+        "application/toml",
+        &job("slow", ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let view = wait_end(&base, "slow").await;
+    assert_eq!(view["state"], "done", "{view}");
+    assert_eq!(manifest_rows(&root.path().join("slow")), 2000);
+    assert!(
+        view["rows_written"].as_u64().unwrap() < 2000,
+        "resumed, not restarted: {view}"
+    );
+
+    // The list; unknown ids; a job's own [state] is refused.
+    let (_, list) = get(&url, Some(TOKEN)).await;
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["books", "slow"]);
+    let (status, _) = get(&format!("{url}/nope"), Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let own_state = format!("{}\n[state]\nurl = \"sqlite:///tmp/x.db\"\n", job("x", ""));
+    let (status, answer) = post(&url, "application/toml", &own_state).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer["error"],
+        "a submitted job runs in the server's state store, by one process: drop `[state] url` and `[state] lease`"
     );
     stop.cancel();
 }

@@ -348,3 +348,41 @@ pub fn when(t: std::time::SystemTime) -> String {
         .map_or(0, |d| d.as_secs());
     crate::process::utc(secs)
 }
+
+/// The pipeline of `job`: its source and sink built (they connect and read headers, write
+/// nothing), its transforms and options, stopped by `cancel`; with `worker` it is one worker of
+/// a shared job (its own checkpoint slice and leases), else with `store` its progress is saved
+/// in the job's checkpoint.
+///
+/// # Errors
+/// When the source or the sink cannot be built.
+pub async fn pipeline(
+    job: Job,
+    store: Option<&StateStore>,
+    worker: Option<std::sync::Arc<crate::state::JobWorker>>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> crate::Result<crate::pipeline::Pipeline> {
+    let source = job.source.build(&job.ctx).await?;
+    let sink = job.sink.build(&job.ctx).await?;
+    let mut pipeline = crate::pipeline::Pipeline::new(source, sink)
+        .with_transforms(job.transforms)
+        .with_options(job.options)
+        .with_cancel(cancel);
+    if let Some(worker) = worker {
+        tracing::info!(
+            "worker {} of job `{}`: claiming partitions with a lease of {:?}",
+            crate::lease::Leases::worker(worker.as_ref()),
+            job.name,
+            crate::lease::Leases::lease(worker.as_ref())
+        );
+        pipeline = pipeline
+            .with_checkpoints(worker.clone(), job.fingerprint.clone())
+            .with_leases(worker);
+    } else if let Some(store) = store {
+        pipeline = pipeline.with_checkpoints(
+            std::sync::Arc::new(store.checkpoints(&job.name)),
+            job.fingerprint.clone(),
+        );
+    }
+    Ok(pipeline)
+}
