@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
-use vmig::config::Job;
+use vmig::config::{Job, JobFormat};
 use vmig::pipeline::Observer;
 use vmig::state::StateStore;
 
@@ -68,6 +68,8 @@ struct Entry {
     ended: Mutex<Option<SystemTime>>,
     error: Mutex<Option<String>>,
     cancel: CancellationToken,
+    /// The job as it was submitted, to run it again ([`Jobs::resumable`]).
+    submitted_as: (JobFormat, String),
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -154,7 +156,12 @@ impl Jobs {
     }
 
     /// Queues `job` under its name; it starts when a slot is free.
-    pub(crate) fn submit(self: &Arc<Self>, job: Job) -> Result<JobView, JobRefusal> {
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        job: Job,
+        format: JobFormat,
+        text: String,
+    ) -> Result<JobView, JobRefusal> {
         let Some(store) = self.store.clone() else {
             return Err(JobRefusal::Unavailable(
                 "this server runs no jobs: it has no state store (start it with `--state URL` or `--data-root DIR`)".into(),
@@ -187,6 +194,7 @@ impl Jobs {
                 ended: Mutex::new(None),
                 error: Mutex::new(None),
                 cancel: CancellationToken::new(),
+                submitted_as: (format, text),
             });
             entries.insert(id, Arc::clone(&entry));
             entry
@@ -238,6 +246,75 @@ impl Jobs {
         }
         entry.cancel.cancel();
         Ok(entry.view())
+    }
+
+    /// The job `id` as it was submitted, when it can run again (it failed or was cancelled).
+    pub(crate) fn resumable(&self, id: &str) -> Result<(JobFormat, String), JobRefusal> {
+        let entries = lock(&self.entries);
+        let entry = entries
+            .get(id)
+            .ok_or_else(|| JobRefusal::Unknown(format!("no job `{id}` on this server")))?;
+        let state = *lock(&entry.state);
+        match state {
+            JobState::Failed | JobState::Cancelled => Ok(entry.submitted_as.clone()),
+            state => Err(JobRefusal::Conflict(format!(
+                "job `{id}` is {}: only a failed or cancelled job resumes",
+                serde_json::to_value(state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// The metrics in Prometheus text format.
+    pub(crate) fn metrics(&self) -> String {
+        use std::fmt::Write as _;
+        let entries = lock(&self.entries);
+        let mut by_state: BTreeMap<&str, u64> = [
+            ("queued", 0),
+            ("running", 0),
+            ("done", 0),
+            ("failed", 0),
+            ("cancelled", 0),
+        ]
+        .into_iter()
+        .collect();
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP vmig_job_rows_written_total Rows handed to the sink by the job's current or last run.");
+        let _ = writeln!(out, "# TYPE vmig_job_rows_written_total counter");
+        for e in entries.values() {
+            let state = match *lock(&e.state) {
+                JobState::Queued => "queued",
+                JobState::Running => "running",
+                JobState::Done => "done",
+                JobState::Failed => "failed",
+                JobState::Cancelled => "cancelled",
+            };
+            *by_state.entry(state).or_default() += 1;
+            let _ = writeln!(
+                out,
+                "vmig_job_rows_written_total{{job=\"{}\"}} {}",
+                e.id,
+                e.written.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# HELP vmig_job_rows_flushed_total Rows the sink made durable in the job's current or last run.");
+        let _ = writeln!(out, "# TYPE vmig_job_rows_flushed_total counter");
+        for e in entries.values() {
+            let _ = writeln!(
+                out,
+                "vmig_job_rows_flushed_total{{job=\"{}\"}} {}",
+                e.id,
+                e.flushed.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# HELP vmig_jobs Jobs of this server by state.");
+        let _ = writeln!(out, "# TYPE vmig_jobs gauge");
+        for (state, n) in by_state {
+            let _ = writeln!(out, "vmig_jobs{{state=\"{state}\"}} {n}");
+        }
+        out
     }
 
     /// Stops every job (the server is shutting down): their progress is saved.

@@ -27,7 +27,10 @@ use crate::{auth, paths, ServeOptions};
         title = "vmig",
         description = "Move vector data into Milvus 2.x: the REST API of `vmig serve`."
     ),
-    paths(healthz, readyz, plugins, plan, submit, list_jobs, get_job, cancel_job, openapi),
+    paths(
+        healthz, readyz, plugins, plan, submit, list_jobs, get_job, cancel_job, resume_job,
+        metrics, openapi
+    ),
     components(schemas(Health, PluginList, PluginEntry, ApiError, JobView, JobState, Submitted)),
     modifiers(&BearerAuth)
 )]
@@ -128,6 +131,8 @@ pub(crate) fn router(options: &ServeOptions, jobs: Arc<Jobs>) -> Router {
         .route("/v1/jobs", post(submit).get(list_jobs))
         .route("/v1/jobs/{id}", get(get_job))
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/v1/jobs/{id}/resume", post(resume_job))
+        .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(
             options.tokens.clone(),
@@ -242,10 +247,19 @@ fn job_format(headers: &HeaderMap) -> Result<JobFormat, Refusal> {
 /// A job sent in a request, parsed and checked before anything of it is opened: `${VAR}`s
 /// only of the allowed variables, every local path inside the data root.
 fn submitted_job(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Job, Refusal> {
-    let bad = |message: String| Refusal(StatusCode::BAD_REQUEST, vmig::redact::text(&message));
     let format = job_format(headers)?;
-    let text =
-        std::str::from_utf8(body).map_err(|e| bad(format!("the job is not UTF-8 text: {e}")))?;
+    let text = std::str::from_utf8(body).map_err(|e| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            format!("the job is not UTF-8 text: {e}"),
+        )
+    })?;
+    job_from_text(app, format, text)
+}
+
+/// [`submitted_job`] of a job's text.
+fn job_from_text(app: &App, format: JobFormat, text: &str) -> Result<Job, Refusal> {
+    let bad = |message: String| Refusal(StatusCode::BAD_REQUEST, vmig::redact::text(&message));
     let refused = RefCell::new(Vec::new());
     let lookup = |name: &str| {
         if app.allow_env.iter().any(|a| a == name) {
@@ -360,7 +374,19 @@ async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut job = match submitted_job(&app, &headers, &body) {
+    let format = match job_format(&headers) {
+        Ok(format) => format,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Ok(text) = String::from_utf8(body.to_vec()) else {
+        return error(StatusCode::BAD_REQUEST, "the job is not UTF-8 text");
+    };
+    queue(&app, format, text, query.name).await
+}
+
+/// Checks, names, plans and queues the job `text`; the answer of `POST /v1/jobs`.
+async fn queue(app: &App, format: JobFormat, text: String, name: Option<String>) -> Response {
+    let mut job = match job_from_text(app, format, &text) {
         Ok(job) => job,
         Err(refusal) => return refusal.into_response(),
     };
@@ -370,8 +396,7 @@ async fn submit(
             "a submitted job runs in the server's state store, by one process: drop `[state] url` and `[state] lease`",
         );
     }
-    let name = query
-        .name
+    let name = name
         .or_else(|| job.state.name.clone())
         .unwrap_or_else(|| format!("job-{}", &vmig::ids::new_run_id()[..8]));
     if !valid_name(&name) {
@@ -385,10 +410,50 @@ async fn submit(
         Ok(plan) => plan.to_json(&job),
         Err(e) => return error(StatusCode::BAD_REQUEST, vmig::redact::text(&e.to_string())),
     };
-    match app.jobs.submit(job) {
+    match app.jobs.submit(job, format, text) {
         Ok(view) => (StatusCode::CREATED, Json(Submitted { job: view, plan })).into_response(),
         Err(refusal) => refusal.into_response(),
     }
+}
+
+/// Runs a failed or cancelled job again from its saved progress: the job as it was submitted,
+/// checked again (the data root, the allowed variables).
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/resume",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the job's id")),
+    responses(
+        (status = 201, body = Submitted),
+        (status = 400, body = ApiError),
+        (status = 401, body = ApiError),
+        (status = 404, body = ApiError),
+        (status = 409, body = ApiError, description = "not failed or cancelled"),
+    )
+)]
+async fn resume_job(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match app.jobs.resumable(&id) {
+        Ok((format, text)) => queue(&app, format, text, Some(id)).await,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Prometheus text: jobs by state, and rows and bytes written per job.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String),
+        (status = 401, body = ApiError),
+    )
+)]
+async fn metrics(State(app): State<App>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.jobs.metrics(),
+    )
+        .into_response()
 }
 
 /// The jobs of this server (since it started), by id.

@@ -2,7 +2,8 @@
 //! wrong one is answered, the plugin list against the registry, the OpenAPI document against
 //! the routes that answer, the body limit, the options that refuse to start, and `POST
 //! /v1/plan` with what a submitted job may not do (local paths outside the data root, `..`,
-//! symlinks out, `${VAR}` not allowed) refused before anything is read.
+//! symlinks out, `${VAR}` not allowed) refused before anything is read, and jobs submitted,
+//! watched, cancelled, resumed, and counted in `/metrics`.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -124,11 +125,13 @@ async fn plugins_are_the_registry_and_the_document_lists_every_route() {
         listed,
         [
             "/healthz",
+            "/metrics",
             "/openapi.json",
             "/readyz",
             "/v1/jobs",
             "/v1/jobs/{id}",
             "/v1/jobs/{id}/cancel",
+            "/v1/jobs/{id}/resume",
             "/v1/plan",
             "/v1/plugins"
         ]
@@ -361,7 +364,7 @@ fn manifest_rows(dir: &std::path::Path) -> u64 {
 }
 
 #[tokio::test]
-async fn jobs_run_to_the_end_stop_on_request_and_resume_when_sent_again() {
+async fn jobs_run_to_the_end_stop_and_resume_on_request() {
     let root = data_root();
     let root_path = root.path().to_path_buf();
     let (base, stop) = start(move |addr| ServeOptions {
@@ -427,12 +430,13 @@ async fn jobs_run_to_the_end_stop_on_request_and_resume_when_sent_again() {
     let last = store.last_run("slow").await.unwrap().unwrap();
     assert_eq!(last.status, vmig::state::RunStatus::Cancelled);
     assert!(!root.path().join("slow/manifest.json").exists());
-    let (status, answer) = post(
-        &format!("{url}?name=slow"),
-        "application/toml",
-        &job("slow", ""),
-    )
-    .await;
+    let (status, answer) = post(&format!("{url}/books/resume"), "application/json", "").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(
+        answer["error"],
+        "job `books` is done: only a failed or cancelled job resumes"
+    );
+    let (status, answer) = post(&format!("{url}/slow/resume"), "application/json", "").await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let view = wait_end(&base, "slow").await;
     assert_eq!(view["state"], "done", "{view}");
@@ -441,6 +445,23 @@ async fn jobs_run_to_the_end_stop_on_request_and_resume_when_sent_again() {
         view["rows_written"].as_u64().unwrap() < 2000,
         "resumed, not restarted: {view}"
     );
+
+    // Metrics: rows per job, jobs by state.
+    let text = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("vmig_job_rows_written_total{job=\"books\"} 2000\n"),
+        "{text}"
+    );
+    assert!(text.contains("vmig_jobs{state=\"done\"} 2\n"), "{text}");
+    assert!(text.contains("# TYPE vmig_jobs gauge\n"), "{text}");
 
     // The list; unknown ids; a job's own [state] is refused.
     let (_, list) = get(&url, Some(TOKEN)).await;
