@@ -126,6 +126,9 @@ impl Observer for Entry {
     }
 }
 
+/// A per-job counter of `/metrics`: its name, help text and value.
+type Counter = (&'static str, &'static str, fn(&Entry) -> u64);
+
 /// Why a job was not accepted or cannot be acted on.
 #[derive(Debug)]
 pub(crate) enum JobRefusal {
@@ -271,46 +274,41 @@ impl Jobs {
     pub(crate) fn metrics(&self) -> String {
         use std::fmt::Write as _;
         let entries = lock(&self.entries);
-        let mut by_state: BTreeMap<&str, u64> = [
-            ("queued", 0),
-            ("running", 0),
-            ("done", 0),
-            ("failed", 0),
-            ("cancelled", 0),
-        ]
-        .into_iter()
-        .collect();
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP vmig_job_rows_written_total Rows handed to the sink by the job's current or last run.");
-        let _ = writeln!(out, "# TYPE vmig_job_rows_written_total counter");
+        let counters: [Counter; 2] = [
+            (
+                "vmig_job_rows_written_total",
+                "Rows handed to the sink by the job's current or last run.",
+                |e| e.written.load(Ordering::Relaxed),
+            ),
+            (
+                "vmig_job_rows_flushed_total",
+                "Rows the sink made durable in the job's current or last run.",
+                |e| e.flushed.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for e in entries.values() {
+                let _ = writeln!(out, "{name}{{job=\"{}\"}} {}", e.id, value(e));
+            }
+        }
+        let mut by_state: BTreeMap<String, u64> =
+            ["queued", "running", "done", "failed", "cancelled"]
+                .into_iter()
+                .map(|s| (s.to_string(), 0))
+                .collect();
         for e in entries.values() {
-            let state = match *lock(&e.state) {
-                JobState::Queued => "queued",
-                JobState::Running => "running",
-                JobState::Done => "done",
-                JobState::Failed => "failed",
-                JobState::Cancelled => "cancelled",
-            };
+            let state = serde_json::to_value(*lock(&e.state))
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
             *by_state.entry(state).or_default() += 1;
-            let _ = writeln!(
-                out,
-                "vmig_job_rows_written_total{{job=\"{}\"}} {}",
-                e.id,
-                e.written.load(Ordering::Relaxed)
-            );
         }
-        let _ = writeln!(out, "# HELP vmig_job_rows_flushed_total Rows the sink made durable in the job's current or last run.");
-        let _ = writeln!(out, "# TYPE vmig_job_rows_flushed_total counter");
-        for e in entries.values() {
-            let _ = writeln!(
-                out,
-                "vmig_job_rows_flushed_total{{job=\"{}\"}} {}",
-                e.id,
-                e.flushed.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# HELP vmig_jobs Jobs of this server by state.");
-        let _ = writeln!(out, "# TYPE vmig_jobs gauge");
+        let _ = writeln!(
+            out,
+            "# HELP vmig_jobs Jobs of this server by state.\n# TYPE vmig_jobs gauge"
+        );
         for (state, n) in by_state {
             let _ = writeln!(out, "vmig_jobs{{state=\"{state}\"}} {n}");
         }
