@@ -781,6 +781,13 @@ impl<'a> Run<'a> {
                 }
             }
         }
+        if self.leases.is_some() && self.unflushed == 0 && self.pending.is_empty() {
+            // A worker of a shared job flushed and saved at the end of each of its partitions.
+            // Once the last is saved done, another worker may be finishing the job with this
+            // worker's record; a flush now could act on what that record names (import the
+            // files it lists as staged) at the same time.
+            return Ok(());
+        }
         self.flush_and_save(sink, observer).await
     }
 
