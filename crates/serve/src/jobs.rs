@@ -47,9 +47,9 @@ pub struct JobView {
     pub estimated_rows: Option<u64>,
     /// Rows per second since the run started.
     pub rows_per_second: Option<f64>,
-    /// When it was submitted (RFC 3339).
+    /// When it was submitted, UTC (`2026-12-03 15:50:00 UTC`, as `vmig status` prints it).
     pub submitted_at: String,
-    /// When it ended (RFC 3339).
+    /// When it ended, UTC.
     pub ended_at: Option<String>,
     /// The error that stopped it, secrets masked.
     pub error: Option<String>,
@@ -76,13 +76,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    vmig::process::utc(secs)
-}
-
 impl Entry {
     fn view(&self) -> JobView {
         let written = self.written.load(Ordering::Relaxed);
@@ -101,8 +94,8 @@ impl Entry {
             rows_flushed: self.flushed.load(Ordering::Relaxed),
             estimated_rows: *lock(&self.estimated),
             rows_per_second: rate,
-            submitted_at: rfc3339(self.submitted),
-            ended_at: lock(&self.ended).map(rfc3339),
+            submitted_at: vmig::jobs::when(self.submitted),
+            ended_at: lock(&self.ended).map(vmig::jobs::when),
             error: lock(&self.error).clone(),
         }
     }
