@@ -1,9 +1,7 @@
 //! `vmig verify`: read the source again and the target back, and compare row by row.
 
 use vmig::config::Job;
-use vmig::pipeline::output_schema;
-use vmig::vector::META_PRIMARY_KEY;
-use vmig::verify::verify;
+use vmig::jobs::Verified;
 
 use crate::output;
 
@@ -12,29 +10,10 @@ use crate::output;
 /// # Errors
 /// When either side cannot be read, or when they differ (after printing the report).
 pub async fn run(job: Job, json: bool, examples: usize) -> anyhow::Result<()> {
-    let source = job.source.build(&job.ctx).await?;
-    let expected = output_schema(&source.schema(), &job.transforms)?;
-    let Some(target) = job.sink.open_target(&job.ctx, &expected).await? else {
-        anyhow::bail!(
-            "the `{}` sink cannot be read back, so there is nothing to verify against",
-            job.sink.plugin()
-        );
-    };
-    let pk = target
-        .schema()
-        .metadata()
-        .get(META_PRIMARY_KEY)
-        .or_else(|| expected.metadata().get(META_PRIMARY_KEY))
-        .cloned()
-        .unwrap_or_else(|| "id".to_string());
-    let report = verify(
-        source.as_ref(),
-        &job.transforms,
-        target.as_ref(),
-        &pk,
-        examples,
-    )
-    .await?;
+    let Verified {
+        report,
+        primary_key: pk,
+    } = vmig::jobs::verify(&job, examples).await?;
     if json {
         let mut v = serde_json::to_value(&report)?;
         if let Some(o) = v.as_object_mut() {

@@ -125,3 +125,177 @@ fn serve_refuses_to_start_open_or_with_a_weak_token() {
     );
     assert!(!text(&o).contains("hunter2"), "{}", text(&o));
 }
+
+/// `METHOD url` with the token and an optional TOML body: the status code and the JSON answer.
+fn call(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = reqwest::Client::new()
+            .request(method, url)
+            .bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/toml")
+                .body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    })
+}
+
+/// Polls job `id` until `done(view)` (at most `secs` seconds); its last view.
+fn wait_for(
+    base: &str,
+    id: &str,
+    secs: u64,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (status, view) = call("GET", &format!("{base}/v1/jobs/{id}"), None);
+        assert_eq!(status, 200, "{view}");
+        if done(&view) {
+            return view;
+        }
+        assert!(Instant::now() < until, "job {id}: {view}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `vmig serve` on `port` over the data root `root`, the test Milvus's password allowed as
+/// `${VMIG_TEST_MILVUS_PASSWORD}`.
+fn serve_milvus(
+    port: u16,
+    root: &std::path::Path,
+    m: &vmig_testing::service::MilvusServer,
+) -> Child {
+    vmig_cmd(&[
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-root",
+        root.to_str().unwrap(),
+        "--allow-env",
+        "VMIG_TEST_MILVUS_PASSWORD",
+    ])
+    .env("VMIG_API_TOKEN", TOKEN)
+    .env("VMIG_TEST_MILVUS_PASSWORD", &m.password)
+    .env("VMIG_LOG", "info")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
+/// SIGTERM to `child`; it must exit 0. Its output.
+fn terminate(child: Child) -> String {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    text(&o)
+}
+
+#[test]
+fn a_job_interrupted_by_sigterm_resumes_when_the_server_starts_again_and_lands_once_in_milvus() {
+    let Some(m) = vmig_testing::service::milvus() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(common::sample(), root.path().join("sample.faiss")).unwrap();
+    let collection = vmig_testing::service::unique("serve_restart");
+    let job = format!(
+        r#"[source]
+type = "faiss"
+path = "sample.faiss"
+
+[sink]
+type = "milvus2"
+uri = "{}"
+user = "root"
+password = "${{VMIG_TEST_MILVUS_PASSWORD}}"
+collection = "{collection}"
+mode = "insert"
+batch_bytes = "20KiB"
+index = {{ type = "FLAT", metric = "L2" }}
+load = true
+
+[pipeline]
+batch_rows = 50
+flush_rows = 100
+max_rows_per_second = 400
+"#,
+        m.uri
+    );
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut first = serve_milvus(port, root.path(), &m);
+    wait_ready(&base, &mut first);
+    let (status, answer) = call("POST", &format!("{base}/v1/jobs?name=restart"), Some(&job));
+    assert_eq!(status, 201, "{answer}");
+    // Stopped once some rows are durable in Milvus, well before the end.
+    let view = wait_for(&base, "restart", 60, |v| {
+        v["rows_flushed"].as_u64() > Some(0)
+    });
+    assert_eq!(view["state"], "running", "{view}");
+    let out = terminate(first);
+    assert!(out.contains("vmig serve: stopped by SIGTERM"), "{out}");
+    assert!(
+        !out.contains(&m.password) || m.password == "Milvus",
+        "{out}"
+    );
+
+    // A new server runs it again by itself, from its saved progress, to the end.
+    let mut second = serve_milvus(port, root.path(), &m);
+    wait_ready(&base, &mut second);
+    let view = wait_for(&base, "restart", 120, |v| {
+        !matches!(v["state"].as_str(), Some("queued" | "running"))
+    });
+    assert_eq!(view["state"], "done", "{view}");
+    let again = view["rows_written"].as_u64().unwrap();
+    assert!(again > 0 && again < 2000, "resumed, not restarted: {view}");
+    // The CLI sees the same job in the same store (the default one next to a job file in the
+    // data root): two runs, the second resumed.
+    let file = common::write_job(root.path(), "restart", &job);
+    let status_out = vmig_cmd(&["status", file.to_str().unwrap(), "--json"])
+        .env("VMIG_TEST_MILVUS_PASSWORD", &m.password)
+        .output()
+        .unwrap();
+    assert!(status_out.status.success(), "{}", text(&status_out));
+    let runs: serde_json::Value = serde_json::from_slice(&status_out.stdout).unwrap();
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(2), "{runs}");
+    assert_eq!(runs["runs"][1]["resumed"], true, "{runs}");
+
+    // Verified over HTTP, row by row; and Milvus's count(*) (which counts a key twice if it
+    // is there twice) is the source's.
+    let (status, answer) = call("POST", &format!("{base}/v1/jobs/restart/verify"), None);
+    assert_eq!(status, 201, "{answer}");
+    let view = wait_for(&base, "restart.verify", 120, |v| {
+        !matches!(v["state"].as_str(), Some("queued" | "running"))
+    });
+    assert_eq!(view["state"], "done", "{view}");
+    for (key, want) in [
+        ("status", serde_json::json!("ok")),
+        ("source_rows", 2000.into()),
+        ("target_rows", 2000.into()),
+        ("missing", 0.into()),
+        ("extra", 0.into()),
+        ("changed", 0.into()),
+        ("duplicate_in_target", 0.into()),
+    ] {
+        assert_eq!(view["report"][key], want, "{key}: {view}");
+    }
+    if m.python.is_some() {
+        let out = m.pymilvus(&format!(
+            "c = Collection('{collection}')\nprint(c.query(expr='', output_fields=['count(*)'], consistency_level='Strong')[0]['count(*)'])"
+        ));
+        assert_eq!(out.trim(), "2000", "count(*) of {collection}");
+    }
+    terminate(second);
+    m.drop_collection(&collection);
+}

@@ -88,6 +88,16 @@ pub trait Observer: Send + Sync {
     fn written(&self, _rows: u64) {}
     /// A flush made rows durable.
     fn flushed(&self, _rows: u64) {}
+    /// The source's partitions, before [`Observer::started`]; `done[i]` says partition `i` was
+    /// finished by an earlier run and is not read again. The other partition calls name a
+    /// partition by its index in this list.
+    fn partitions(&self, _partitions: &[PartitionInfo], _done: &[bool]) {}
+    /// One batch of partition `index` went to the sink: `rows_read` source rows (before
+    /// filters) became `rows` rows of `bytes` bytes (Arrow's size of their values). Called
+    /// before [`Observer::written`], also for a batch the filters emptied.
+    fn partition_written(&self, _index: usize, _rows_read: u64, _rows: u64, _bytes: u64) {}
+    /// Partition `index` was read to its end (its last rows are durable at the next flush).
+    fn partition_read(&self, _index: usize) {}
 }
 
 /// An [`Observer`] that ignores everything.
@@ -619,6 +629,11 @@ impl<'a> Run<'a> {
         if let Some(resumed) = &self.report.resumed {
             observer.resumed(resumed);
         }
+        let done: Vec<bool> = partitions
+            .iter()
+            .map(|p| matches!(self.saved_state(&p.id), Some(PartitionState::Done)))
+            .collect();
+        observer.partitions(partitions, &done);
         observer.started(estimated);
 
         if let Some(leases) = &self.leases {
@@ -734,6 +749,7 @@ impl<'a> Run<'a> {
                     }
                     Some(Msg::Done { partition }) => {
                         self.finished.push(partition);
+                        observer.partition_read(partition);
                         if self.leases.is_some() {
                             // Other workers wait for the partitions this one holds: say at once
                             // that this one is done.
@@ -803,10 +819,12 @@ impl<'a> Run<'a> {
     ) -> Result<()> {
         self.report.rows_read += rows_read;
         let rows = batch.num_rows() as u64;
+        let bytes = data_bytes(&batch);
         let pending = self.pending.entry(partition).or_default();
         pending.rows_read += rows_read;
         pending.rows_written += rows;
-        pending.bytes_written += data_bytes(&batch);
+        pending.bytes_written += bytes;
+        observer.partition_written(partition, rows_read, rows, bytes);
         let sent = pending.rows_read;
         let replay = self.replay_left.get(&partition).copied().unwrap_or(0) > 0;
         if let Some(left) = self.replay_left.get_mut(&partition) {

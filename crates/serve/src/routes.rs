@@ -5,8 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
@@ -17,7 +21,9 @@ use utoipa::{OpenApi, ToSchema};
 use vmig::config::{Job, JobConfig, JobFormat};
 use vmig::registry;
 
-use crate::jobs::{JobRefusal, JobState, JobView, Jobs};
+use crate::jobs::{
+    Interrupted, JobKind, JobPage, JobRefusal, JobState, JobView, Jobs, PartitionView, Request,
+};
 use crate::{auth, paths, ServeOptions};
 
 /// The OpenAPI 3.1 document of the server, generated from the handlers below.
@@ -28,10 +34,13 @@ use crate::{auth, paths, ServeOptions};
         description = "Move vector data into Milvus 2.x: the REST API of `vmig serve`."
     ),
     paths(
-        healthz, readyz, plugins, plan, submit, list_jobs, get_job, cancel_job, resume_job,
-        metrics, openapi
+        healthz, readyz, plugins, plan, submit, list_jobs, get_job, delete_job, cancel_job,
+        resume_job, verify_job, job_events, all_events, metrics, openapi
     ),
-    components(schemas(Health, PluginList, PluginEntry, ApiError, JobView, JobState, Submitted)),
+    components(schemas(
+        Health, PluginList, PluginEntry, ApiError, JobView, JobState, JobKind, PartitionView,
+        JobPage, Submitted
+    )),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -119,19 +128,47 @@ struct App {
     jobs: Arc<Jobs>,
 }
 
-pub(crate) fn router(options: &ServeOptions, jobs: Arc<Jobs>) -> Router {
-    let app = App {
+fn app(options: &ServeOptions, jobs: Arc<Jobs>) -> App {
+    App {
         data_root: options.data_root.clone(),
         allow_env: Arc::new(options.allow_env.clone()),
         jobs,
-    };
+    }
+}
+
+/// Runs again the jobs an earlier server left unfinished, each checked again as a new
+/// submission is (the data root and allowed variables of this server).
+pub(crate) async fn recover(
+    options: &ServeOptions,
+    jobs: &Arc<Jobs>,
+    interrupted: Vec<Interrupted>,
+) {
+    let app = app(options, Arc::clone(jobs));
+    for Interrupted { id, text } in interrupted {
+        let checked = job_from_text(&app, text.0, &text.1)
+            .map(|mut job| {
+                if !id.ends_with(VERIFY_SUFFIX) {
+                    job.name = id.clone();
+                }
+                job
+            })
+            .map_err(|Refusal(_, message)| message);
+        jobs.restart(&id, checked).await;
+    }
+}
+
+pub(crate) fn router(options: &ServeOptions, jobs: Arc<Jobs>) -> Router {
+    let app = app(options, jobs);
     let protected = Router::new()
         .route("/v1/plugins", get(plugins))
         .route("/v1/plan", post(plan))
         .route("/v1/jobs", post(submit).get(list_jobs))
-        .route("/v1/jobs/{id}", get(get_job))
+        .route("/v1/jobs/{id}", get(get_job).delete(delete_job))
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/v1/jobs/{id}/resume", post(resume_job))
+        .route("/v1/jobs/{id}/verify", post(verify_job))
+        .route("/v1/jobs/{id}/events", get(job_events))
+        .route("/v1/events", get(all_events))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(
@@ -142,6 +179,7 @@ pub(crate) fn router(options: &ServeOptions, jobs: Arc<Jobs>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/", get(crate::page::index))
         .merge(protected)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route; see /openapi.json") })
         .layer(RequestBodyLimitLayer::new(options.max_body))
@@ -342,9 +380,14 @@ impl IntoResponse for JobRefusal {
     }
 }
 
-/// Whether `name` may be a job's id: 1 to 100 of `A-Z a-z 0-9 . _ -`.
+/// What ends the id of a job's verification: `<id>.verify`.
+const VERIFY_SUFFIX: &str = ".verify";
+
+/// Whether `name` may be a submitted job's id: 1 to 100 of `A-Z a-z 0-9 . _ -`, not ending in
+/// `.verify` (the ids of verifications).
 fn valid_name(name: &str) -> bool {
     (1..=100).contains(&name.len())
+        && !name.ends_with(VERIFY_SUFFIX)
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -402,7 +445,7 @@ async fn queue(app: &App, format: JobFormat, text: String, name: Option<String>)
     if !valid_name(&name) {
         return error(
             StatusCode::BAD_REQUEST,
-            format!("`{name}` cannot be a job's id: use 1 to 100 of A-Z a-z 0-9 . _ -"),
+            format!("`{name}` cannot be a job's id: use 1 to 100 of A-Z a-z 0-9 . _ -, not ending in `.verify`"),
         );
     }
     job.name = name;
@@ -410,8 +453,69 @@ async fn queue(app: &App, format: JobFormat, text: String, name: Option<String>)
         Ok(plan) => plan.to_json(&job),
         Err(e) => return error(StatusCode::BAD_REQUEST, vmig::redact::text(&e.to_string())),
     };
-    match app.jobs.submit(job, format, text) {
+    let request = Request {
+        job,
+        kind: JobKind::Migrate,
+        of: None,
+        text: (format, text),
+        plan: Some(plan.clone()),
+    };
+    match app.jobs.submit(request).await {
         Ok(view) => (StatusCode::CREATED, Json(Submitted { job: view, plan })).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Checks job `of`'s text again and queues its verification as job `<of>.verify`.
+async fn queue_verify(app: &App, of: String, format: JobFormat, text: String) -> Response {
+    let job = match job_from_text(app, format, &text) {
+        Ok(job) => job,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let mut job = job;
+    let id = format!("{of}{VERIFY_SUFFIX}");
+    let request = Request {
+        kind: JobKind::Verify,
+        of: Some(of),
+        text: (format, text),
+        plan: None,
+        job: {
+            job.name.clone_from(&id);
+            job
+        },
+    };
+    match app.jobs.submit(request).await {
+        Ok(view) => (
+            StatusCode::CREATED,
+            Json(Submitted {
+                job: view,
+                plan: serde_json::Value::Null,
+            }),
+        )
+            .into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Verifies a stopped job as a job of its own, `<id>.verify`: reads its source again and its
+/// target back and compares them row by row (`vmig verify`); the report is kept with that job
+/// (`GET /v1/jobs/<id>.verify`), which fails when they differ.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/verify",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the id of the job to verify")),
+    responses(
+        (status = 201, body = Submitted, description = "the verification, queued (its `plan` is null)"),
+        (status = 400, body = ApiError, description = "the job no longer passes this server's checks"),
+        (status = 401, body = ApiError),
+        (status = 404, body = ApiError),
+        (status = 409, body = ApiError, description = "the job is queued or running, is a verification, or its verification runs"),
+    )
+)]
+async fn verify_job(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match app.jobs.verifiable(&id) {
+        Ok((format, text)) => queue_verify(&app, id, format, text).await,
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -433,7 +537,10 @@ async fn queue(app: &App, format: JobFormat, text: String, name: Option<String>)
 )]
 async fn resume_job(State(app): State<App>, Path(id): Path<String>) -> Response {
     match app.jobs.resumable(&id) {
-        Ok((format, text)) => queue(&app, format, text, Some(id)).await,
+        Ok((JobKind::Verify, Some(of), (format, text))) => {
+            queue_verify(&app, of, format, text).await
+        }
+        Ok((_, _, (format, text))) => queue(&app, format, text, Some(id)).await,
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -456,18 +563,200 @@ async fn metrics(State(app): State<App>) -> Response {
         .into_response()
 }
 
-/// The jobs of this server (since it started), by id.
+/// `?state=&after=&limit=` of `GET /v1/jobs`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only jobs in this state.
+    state: Option<JobState>,
+    /// The page after this job (the `next` of the page before).
+    after: Option<String>,
+    /// At most this many jobs (1–1000; default 100).
+    limit: Option<usize>,
+}
+
+/// The largest page of `GET /v1/jobs`.
+const MAX_PAGE: usize = 1000;
+
+/// The jobs this server knows (those of earlier server processes on the same state store
+/// too), in the order they were submitted, a page at a time.
 #[utoipa::path(
     get,
     path = "/v1/jobs",
     security(("bearer" = [])),
-    responses((status = 200, body = Vec<JobView>), (status = 401, body = ApiError))
+    params(ListQuery),
+    responses(
+        (status = 200, body = JobPage),
+        (status = 400, body = ApiError, description = "a bad `state` or `limit`"),
+        (status = 401, body = ApiError),
+        (status = 404, body = ApiError, description = "no job `after`"),
+    )
 )]
-async fn list_jobs(State(app): State<App>) -> Json<Vec<JobView>> {
-    Json(app.jobs.list())
+async fn list_jobs(
+    State(app): State<App>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("{}; `state` is one of queued, running, done, failed, cancelled and `limit` 1 to {MAX_PAGE}", e.body_text()),
+            )
+        }
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("`limit` is 1 to {MAX_PAGE}, not {limit}"),
+        );
+    }
+    match app.jobs.list(query.state, query.after.as_deref(), limit) {
+        Ok(page) => Json(page).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
-/// One job: its state, rows so far, rate, error.
+/// Forgets a job that is not queued or running: it leaves this server's list. Its runs and
+/// saved progress stay in the state store (`vmig status` shows them, `vmig migrate` resumes
+/// it) and nothing of its output is touched.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the job's id")),
+    responses(
+        (status = 204, description = "forgotten"),
+        (status = 401, body = ApiError),
+        (status = 404, body = ApiError),
+        (status = 409, body = ApiError, description = "queued or running: cancel it first"),
+        (status = 503, body = ApiError, description = "the state store failed"),
+    )
+)]
+async fn delete_job(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match app.jobs.delete(&id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// How often the event streams look for changes.
+const EVENT_TICK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Server-sent events of one job: `event: job` with the job (as `GET /v1/jobs/{id}`) first as
+/// it is, then each time it changes; the stream ends after the job stopped (done, failed,
+/// cancelled) or was deleted.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the job's id")),
+    responses(
+        (status = 200, description = "`text/event-stream`: `event: job`, `data:` a JobView", content_type = "text/event-stream", body = String),
+        (status = 401, body = ApiError),
+        (status = 404, body = ApiError),
+    )
+)]
+async fn job_events(State(app): State<App>, Path(id): Path<String>) -> Response {
+    if let Err(refusal) = app.jobs.get(&id) {
+        return refusal.into_response();
+    }
+    let jobs = Arc::clone(&app.jobs);
+    let stream = futures::stream::unfold(
+        (jobs, id, String::new(), false),
+        |(jobs, id, last, over)| async move {
+            if over {
+                return None;
+            }
+            let mut first = last.is_empty();
+            loop {
+                if !first {
+                    tokio::time::sleep(EVENT_TICK).await;
+                }
+                first = false;
+                let Ok(view) = jobs.get(&id) else {
+                    return None;
+                };
+                let data = serde_json::to_string(&view).unwrap_or_default();
+                if data != last {
+                    let event = Event::default().event("job").data(data.clone());
+                    let over = view.state.is_final();
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(event),
+                        (jobs, id, data, over),
+                    ));
+                }
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// Server-sent events of every job: `event: job` with each job (as in `GET /v1/jobs`) first
+/// as it is, then each time one changes or a new one comes; `event: deleted` with `{"id": …}`
+/// when one is deleted. It does not end.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`text/event-stream`: `event: job` (a JobView) and `event: deleted`", content_type = "text/event-stream", body = String),
+        (status = 401, body = ApiError),
+    )
+)]
+async fn all_events(State(app): State<App>) -> Response {
+    let jobs = Arc::clone(&app.jobs);
+    let seen: BTreeMap<String, String> = BTreeMap::new();
+    let stream = futures::stream::unfold(
+        (jobs, seen, std::collections::VecDeque::<Event>::new(), true),
+        |(jobs, mut seen, mut ready, mut first)| async move {
+            loop {
+                if let Some(event) = ready.pop_front() {
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(event),
+                        (jobs, seen, ready, first),
+                    ));
+                }
+                if !first {
+                    tokio::time::sleep(EVENT_TICK).await;
+                }
+                first = false;
+                let now = jobs.all();
+                let ids: std::collections::BTreeSet<&str> =
+                    now.iter().map(|v| v.id.as_str()).collect();
+                let gone: Vec<String> = seen
+                    .keys()
+                    .filter(|id| !ids.contains(id.as_str()))
+                    .cloned()
+                    .collect();
+                for id in gone {
+                    seen.remove(&id);
+                    ready.push_back(
+                        Event::default()
+                            .event("deleted")
+                            .data(serde_json::json!({ "id": id }).to_string()),
+                    );
+                }
+                for view in now {
+                    let data = serde_json::to_string(&view).unwrap_or_default();
+                    if seen.get(&view.id) != Some(&data) {
+                        ready.push_back(Event::default().event("job").data(data.clone()));
+                        seen.insert(view.id, data);
+                    }
+                }
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// One job: its state, rows so far, rate, ETA, partitions, plan, error (a verification: its
+/// report).
 #[utoipa::path(
     get,
     path = "/v1/jobs/{id}",

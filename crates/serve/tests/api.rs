@@ -18,12 +18,20 @@ const TOKEN: &str = "test-token-0123456789abcdef";
 
 /// A server with `TOKEN` on a free loopback port; its address and the token that stops it.
 async fn start(options: impl FnOnce(SocketAddr) -> ServeOptions) -> (String, CancellationToken) {
+    let (base, stop, _) = start_joined(options).await;
+    (base, stop)
+}
+
+/// As [`start`], with the task serving (it ends once the server stopped its jobs).
+async fn start_joined(
+    options: impl FnOnce(SocketAddr) -> ServeOptions,
+) -> (String, CancellationToken, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
     let server = serve_on(listener, options(addr), stop.clone());
-    tokio::spawn(async move { server.await.unwrap() });
-    (format!("http://{addr}"), stop)
+    let task = tokio::spawn(async move { server.await.unwrap() });
+    (format!("http://{addr}"), stop, task)
 }
 
 fn with_token(addr: SocketAddr) -> ServeOptions {
@@ -128,10 +136,13 @@ async fn plugins_are_the_registry_and_the_document_lists_every_route() {
             "/metrics",
             "/openapi.json",
             "/readyz",
+            "/v1/events",
             "/v1/jobs",
             "/v1/jobs/{id}",
             "/v1/jobs/{id}/cancel",
+            "/v1/jobs/{id}/events",
             "/v1/jobs/{id}/resume",
+            "/v1/jobs/{id}/verify",
             "/v1/plan",
             "/v1/plugins"
         ]
@@ -143,10 +154,17 @@ async fn plugins_are_the_registry_and_the_document_lists_every_route() {
         .filter(|(path, ops)| ops.get("get").is_some() && !path.contains('{'));
     for (path, ops) in untemplated {
         let op = &ops["get"];
-        let (status, _) = get(&format!("{base}{path}"), Some(TOKEN)).await;
-        assert_eq!(status, StatusCode::OK, "{path}");
+        // The status only: an event stream does not end.
+        let status = |token: Option<&'static str>| {
+            let mut req = reqwest::Client::new().get(format!("{base}{path}"));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            async move { req.send().await.unwrap().status() }
+        };
+        assert_eq!(status(Some(TOKEN)).await, StatusCode::OK, "{path}");
         let protected = op["security"].as_array().is_some_and(|s| !s.is_empty());
-        let (status, _) = get(&format!("{base}{path}"), None).await;
+        let status = status(None).await;
         let want = if protected {
             StatusCode::UNAUTHORIZED
         } else {
@@ -465,7 +483,7 @@ async fn jobs_run_to_the_end_stop_and_resume_on_request() {
 
     // The list; unknown ids; a job's own [state] is refused.
     let (_, list) = get(&url, Some(TOKEN)).await;
-    let ids: Vec<&str> = list
+    let ids: Vec<&str> = list["jobs"]
         .as_array()
         .unwrap()
         .iter()
@@ -482,4 +500,297 @@ async fn jobs_run_to_the_end_stop_and_resume_on_request() {
         "a submitted job runs in the server's state store, by one process: drop `[state] url` and `[state] lease`"
     );
     stop.cancel();
+}
+
+/// The ids of a page of `GET /v1/jobs` with `query`, and its `next`.
+async fn page(base: &str, query: &str) -> (Vec<String>, Value) {
+    let (status, page) = get(&format!("{base}/v1/jobs{query}"), Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{query}: {page}");
+    let ids = page["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .collect();
+    (ids, page["next"].clone())
+}
+
+async fn send(method: reqwest::Method, url: &str) -> (StatusCode, Value) {
+    let r = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The `job` events of a finished stream, as JSON.
+fn job_events(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter(|e| e.lines().any(|l| l == "event: job"))
+        .map(|e| {
+            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            serde_json::from_str(data).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_outlive_their_server_and_are_listed_verified_watched_and_deleted() {
+    let root = data_root();
+    let options = |root: std::path::PathBuf| {
+        move |addr| ServeOptions {
+            data_root: Some(root),
+            ..with_token(addr)
+        }
+    };
+    let (base, stop, served) = start_joined(options(root.path().to_path_buf())).await;
+    let url = format!("{base}/v1/jobs");
+    let job = |out: &str, pipeline: &str| {
+        format!("[source]\ntype = \"faiss\"\npath = \"data/sample.faiss\"\n\n[sink]\ntype = \"files\"\npath = \"{out}\"\n\n[pipeline]\n{pipeline}\n")
+    };
+    let slow = "batch_rows = 50\nflush_rows = 100\nmax_rows_per_second = 400";
+    for (name, body) in [
+        ("books", job("books", "")),
+        ("slow", job("slow", slow)),
+        ("stopped", job("stopped", slow)),
+    ] {
+        let (status, answer) = post(&format!("{url}?name={name}"), "application/toml", &body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    assert_eq!(wait_end(&base, "books").await["state"], "done");
+    // `slow` has made rows durable; `stopped` is cancelled by a request.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while job_view(&base, "slow").await["rows_flushed"]
+        .as_u64()
+        .unwrap()
+        == 0
+    {
+        assert!(std::time::Instant::now() < until, "slow never flushed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, _) = send(reqwest::Method::POST, &format!("{url}/stopped/cancel")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(wait_end(&base, "stopped").await["state"], "cancelled");
+
+    // The server stops mid-job (as on SIGTERM), and a new one on the same data root knows every
+    // job: the interrupted one runs again by itself from its saved progress and ends with every
+    // row once; the one cancelled by a request stays cancelled.
+    stop.cancel();
+    served.await.unwrap();
+    assert!(!root.path().join("slow/manifest.json").exists());
+    let (base, stop, served) = start_joined(options(root.path().to_path_buf())).await;
+    let url = format!("{base}/v1/jobs");
+    let (ids, next) = page(&base, "").await;
+    assert_eq!(ids, ["books", "slow", "stopped"]);
+    assert_eq!(next, Value::Null);
+    assert_eq!(job_view(&base, "stopped").await["state"], "cancelled");
+    let view = wait_end(&base, "slow").await;
+    assert_eq!(view["state"], "done", "{view}");
+    assert_eq!(manifest_rows(&root.path().join("slow")), 2000);
+    let again = view["rows_written"].as_u64().unwrap();
+    assert!(again > 0 && again < 2000, "resumed, not restarted: {view}");
+    assert_eq!(view["progress"], 1.0, "{view}");
+    assert!(view["started_at"].is_string(), "{view}");
+    assert_eq!(view["plan"]["estimated_rows"], 2000, "{view}");
+    let parts = view["partitions"].as_array().unwrap();
+    assert!(!parts.is_empty(), "{view}");
+    assert!(parts.iter().all(|p| p["state"] == "done"), "{view}");
+    let store = vmig::state::StateStore::open("sqlite://.vmig/state.db", root.path())
+        .await
+        .unwrap();
+    let runs = store.runs("slow").await.unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(runs[1].resumed, "{runs:?}");
+
+    // Filters and pages, in the order of submission.
+    assert_eq!(page(&base, "?state=done").await.0, ["books", "slow"]);
+    assert_eq!(page(&base, "?state=cancelled").await.0, ["stopped"]);
+    let (ids, next) = page(&base, "?limit=1").await;
+    assert_eq!(
+        (ids, next),
+        (vec!["books".to_string()], Value::from("books"))
+    );
+    let (ids, next) = page(&base, "?limit=1&after=books").await;
+    assert_eq!((ids, next), (vec!["slow".to_string()], Value::from("slow")));
+    let (ids, next) = page(&base, "?limit=2&after=slow").await;
+    assert_eq!((ids, next), (vec!["stopped".to_string()], Value::Null));
+    let (status, answer) = get(&format!("{url}?state=bogus"), Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("`state` is one of queued, running, done, failed, cancelled"),
+        "{answer}"
+    );
+    let (status, answer) = get(&format!("{url}?limit=0"), Some(TOKEN)).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("`limit` is 1 to 1000, not 0"))
+    );
+    let (status, _) = get(&format!("{url}?after=nope"), Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A verification is a job of its own that keeps its report.
+    let (status, answer) = send(reqwest::Method::POST, &format!("{url}/books/verify")).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["job"]["id"], "books.verify");
+    assert_eq!(answer["job"]["kind"], "verify");
+    assert_eq!(answer["job"]["of"], "books");
+    let view = wait_end(&base, "books.verify").await;
+    assert_eq!(view["state"], "done", "{view}");
+    let report = &view["report"];
+    assert_eq!(
+        (
+            &report["status"],
+            &report["source_rows"],
+            &report["target_rows"],
+            &report["missing"],
+            &report["changed"]
+        ),
+        (
+            &Value::from("ok"),
+            &Value::from(2000),
+            &Value::from(2000),
+            &Value::from(0),
+            &Value::from(0)
+        ),
+        "{view}"
+    );
+    let (status, _) = send(reqwest::Method::POST, &format!("{url}/books.verify/verify")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, answer) = post(
+        &format!("{url}?name=x.verify"),
+        "application/toml",
+        &job("x", ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+
+    // Events of a running job: its state and rows as they change, until it ends.
+    let (status, _) = post(
+        &format!("{url}?name=watched"),
+        "application/toml",
+        &job("watched", "batch_rows = 100\nmax_rows_per_second = 2000"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let r = reqwest::Client::new()
+        .get(format!("{url}/watched/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let events = job_events(&r.text().await.unwrap());
+    assert!(events.len() >= 3, "{events:?}");
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last["state"].as_str(), last["rows_written"].as_u64()),
+        (Some("done"), Some(2000)),
+        "{last}"
+    );
+    assert!(events.iter().any(|e| e["state"] == "running"), "{events:?}");
+    let rows: Vec<u64> = events
+        .iter()
+        .map(|e| e["rows_written"].as_u64().unwrap())
+        .collect();
+    assert!(rows.windows(2).all(|w| w[0] <= w[1]), "{rows:?}");
+    // Every job's events: each known job once to begin with.
+    let mut r = reqwest::Client::new()
+        .get(format!("{base}/v1/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while job_events(&text).len() < 5 {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), r.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let ids: Vec<String> = job_events(&text)
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["books", "slow", "stopped", "books.verify", "watched"]);
+    drop(r);
+
+    // Deleting: not while running; a stopped job leaves the list, its runs stay in the store.
+    let (status, answer) = send(reqwest::Method::DELETE, &format!("{url}/books")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
+    let (status, _) = get(&format!("{url}/books"), Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        store.last_run("books").await.unwrap().unwrap().status,
+        vmig::state::RunStatus::Done
+    );
+    let (status, _) = send(reqwest::Method::DELETE, &format!("{url}/books")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = post(
+        &format!("{url}?name=busy"),
+        "application/toml",
+        &job("busy", slow),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, answer) = send(reqwest::Method::DELETE, &format!("{url}/busy")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("cancel it before deleting it"),
+        "{answer}"
+    );
+
+    // Metrics: bytes and failures per job.
+    let text = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("vmig_job_bytes_written_total{job=\"watched\"} "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("vmig_job_bytes_written_total{job=\"watched\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vmig_job_failures_total{job=\"watched\"} 0\n"),
+        "{text}"
+    );
+    stop.cancel();
+    served.await.unwrap();
+    // `busy` was running: the store keeps it for the next server.
+    let busy = store
+        .submissions()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "busy")
+        .unwrap();
+    assert!(
+        matches!(busy.status.as_str(), "running" | "queued"),
+        "{busy:?}"
+    );
+    assert!(store
+        .submissions()
+        .await
+        .unwrap()
+        .iter()
+        .all(|s| s.name != "books"));
 }

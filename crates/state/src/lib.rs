@@ -58,6 +58,7 @@
 //! | `vmig_partitions` | `job_name`, `part_key` (SHA-256 of the id, so ids of any length fit a key) | `partition_id`, `state` (`in_progress`/`done`, NULL when only counts are saved), `position` (JSON), `rows_read`, `rows_written`, `unconfirmed`, `bytes_written` (NULL when the checkpoint has no counts for it; `bytes_written` also in rows saved before schema version 3) |
 //! | `vmig_leases` | `job_name`, `unit_key` (SHA-256 of the partition id, or of the step) | `kind` (`partition`/`step`), `unit` (the partition id or step name: `setup`, `finish`), `owner` (the worker holding it), `lease_until` (epoch ms), `done`, `claims` (how often it was claimed: takeovers) |
 //! | `vmig_workers` | `job_name`, `worker` | `host`, `pid`, `sink` (the worker's own sink record), `started_at`, `seen_at` (last renewal or save) |
+//! | `vmig_submissions` | `name` | jobs submitted to `vmig serve` ([`Submission`]): `seq` (their order), `kind` (`migrate`/`verify`), `of_job` (the job a verification checks), `format`, `body` (the job as sent: secrets it holds included), `status` (the server's state of it), `error`, `plan`, `report` (JSON text), `submitted_at`, `updated_at` |
 //!
 //! Runs, checkpoints and partitions refer to their job's row (foreign keys).
 //!
@@ -73,7 +74,7 @@
 //! for MySQL's `ADD COLUMN`, which has no such clause, "duplicate column" taken as done).
 //!
 //! Version 1 holds jobs, runs and checkpoints; version 2 adds leases and workers; version 3
-//! adds each partition's `bytes_written`.
+//! adds each partition's `bytes_written`; version 4 the jobs submitted to `vmig serve`.
 //!
 //! # Several workers on one job (schema version 2)
 //!
@@ -97,6 +98,7 @@ mod checkpoints;
 mod db;
 mod leases;
 mod schema;
+mod submissions;
 
 use std::fmt;
 use std::path::Path;
@@ -111,6 +113,7 @@ pub use checkpoints::JobCheckpoints;
 use leases::insert_worker;
 pub use leases::{HeldUnit, JobWorker, WorkerRecord, MIN_LEASE};
 pub use schema::SCHEMA_VERSION;
+pub use submissions::Submission;
 pub use vmig_core::checkpoint::CheckpointStore;
 
 use db::{begin_write, on_pool, Backend, Failure, Pool, RowExt as _, Secrets};
@@ -120,7 +123,7 @@ pub const MAX_JOB_NAME: usize = 255;
 
 /// The longest error text kept with a run, in bytes; a longer one is cut (at a character
 /// boundary) and ends with `…`.
-const MAX_ERROR_BYTES: usize = 60_000;
+pub(crate) const MAX_ERROR_BYTES: usize = 60_000;
 
 /// The job state store: one database holding the jobs, runs and checkpoints of every job that
 /// names it. Cheap to clone (the connection pool is shared); `Debug` shows only the location.
@@ -297,7 +300,7 @@ pub(crate) fn short(fingerprint: &str) -> &str {
 }
 
 /// `s` cut to at most `max` bytes at a character boundary, ending with `…` when cut.
-fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }

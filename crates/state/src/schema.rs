@@ -6,7 +6,7 @@ use crate::db::{on_pool, Backend, Failure, Pool, RowExt as _};
 
 /// The schema version this build of vmig writes and understands. A database at a higher
 /// version was written by a newer vmig and is refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The table holding the schema version: one row, `id = 1`. Created before anything else, by
 /// every version of vmig, so it can never change shape.
@@ -107,6 +107,25 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[
         // Migration 3: the bytes each partition's durable rows hold (Arrow's size of their
         // values); NULL for partitions saved before it, read as 0.
         "ALTER TABLE vmig_partitions {add_column} bytes_written BIGINT NULL",
+    ],
+    &[
+        // Migration 4: jobs submitted to `vmig serve`, so a restarted server knows them. One
+        // row per job name (no foreign key: a queued job may never have run); `seq` orders
+        // them; `body` is the job as sent, `status` the server's word for where it is.
+        "CREATE TABLE IF NOT EXISTS vmig_submissions (\
+        name VARCHAR(255) NOT NULL PRIMARY KEY, \
+        seq BIGINT NOT NULL, \
+        kind VARCHAR(16) NOT NULL, \
+        of_job VARCHAR(255) NULL, \
+        format VARCHAR(8) NOT NULL, \
+        body {text} NOT NULL, \
+        status VARCHAR(16) NOT NULL, \
+        error {text} NULL, \
+        plan {text} NULL, \
+        report {text} NULL, \
+        submitted_at BIGINT NOT NULL, \
+        updated_at BIGINT NOT NULL)\
+        {table}",
     ],
 ];
 

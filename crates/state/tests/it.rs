@@ -15,7 +15,7 @@ use vmig_core::checkpoint::{
     resume, Checkpoint, CheckpointStore, JobFingerprint, PartitionProgress, PartitionState,
 };
 use vmig_core::{PartitionId, Position};
-use vmig_state::{JobIdentity, RunStatus, StateStore, SCHEMA_VERSION};
+use vmig_state::{JobIdentity, RunStatus, StateStore, Submission, SCHEMA_VERSION};
 use vmig_testing::database::TempDatabase;
 use vmig_testing::service::{mariadb_url, postgres_url};
 
@@ -431,6 +431,10 @@ async fn suite(url: &str, raw_url: &str, base: &Path, location: &str) {
     assert_eq!(recorded, started);
     assert_eq!(store.last_run("job-c").await.unwrap().as_ref(), runs.last());
 
+    // Submissions of a server: ordered, replaced by name, updated, forgotten; the job's runs
+    // stay when its submission is forgotten.
+    submissions(&store).await;
+
     // Reopening a current database changes nothing.
     let again = StateStore::open(url, base).await.unwrap();
     assert_eq!(
@@ -466,6 +470,77 @@ async fn suite(url: &str, raw_url: &str, base: &Path, location: &str) {
     assert_eq!(version(raw_url).await, SCHEMA_VERSION);
     assert_eq!(again.checkpoints("job-a").load().await.unwrap(), Some(last));
     assert_eq!(again.runs("job-a").await.unwrap().len(), 3);
+}
+
+/// The submissions part of [`suite`].
+async fn submissions(store: &StateStore) {
+    let sub = |name: &str, body: &str| Submission {
+        name: name.to_string(),
+        seq: 0,
+        kind: "migrate".into(),
+        of: None,
+        format: "toml".into(),
+        body: body.to_string(),
+        status: "queued".into(),
+        error: None,
+        plan: Some(r#"{"rows":1}"#.into()),
+        report: None,
+        submitted_at: std::time::UNIX_EPOCH,
+        updated_at: std::time::UNIX_EPOCH,
+    };
+    assert!(store.submissions().await.unwrap().is_empty());
+    let a = store
+        .submit(&sub("job-a", "[source]\ntype = 'x'\n"))
+        .await
+        .unwrap();
+    let b = store.submit(&sub("s-b", "{}")).await.unwrap();
+    assert!(b.seq > a.seq, "{a:?} {b:?}");
+    assert!(a.submitted_at > std::time::UNIX_EPOCH);
+    let mut v = sub("s-b.verify", "{}");
+    v.kind = "verify".into();
+    v.of = Some("s-b".into());
+    store.submit(&v).await.unwrap();
+    // Sent again, a job moves to the end of the order and keeps one row.
+    let a2 = store.submit(&sub("job-a", "changed")).await.unwrap();
+    let all = store.submissions().await.unwrap();
+    let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["s-b", "s-b.verify", "job-a"]);
+    assert_eq!(all[2], a2);
+    assert_eq!(all[2].body, "changed");
+    assert_eq!(all[1].of.as_deref(), Some("s-b"));
+    assert!(store
+        .set_submission_status("s-b", "failed", Some("boom"), None)
+        .await
+        .unwrap());
+    assert!(store
+        .set_submission_status("s-b.verify", "done", None, Some(r#"{"missing":0}"#))
+        .await
+        .unwrap());
+    assert!(!store
+        .set_submission_status("nope", "done", None, None)
+        .await
+        .unwrap());
+    let all = store.submissions().await.unwrap();
+    assert_eq!(
+        (all[0].status.as_str(), all[0].error.as_deref()),
+        ("failed", Some("boom"))
+    );
+    assert_eq!(all[1].report.as_deref(), Some(r#"{"missing":0}"#));
+    // A later state without a report keeps the report.
+    store
+        .set_submission_status("s-b.verify", "running", None, None)
+        .await
+        .unwrap();
+    let runs_before = store.runs("job-a").await.unwrap().len();
+    assert!(store.forget_submission("job-a").await.unwrap());
+    assert!(!store.forget_submission("job-a").await.unwrap());
+    let all = store.submissions().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].report.as_deref(), Some(r#"{"missing":0}"#));
+    assert_eq!(store.runs("job-a").await.unwrap().len(), runs_before);
+    for s in ["s-b", "s-b.verify"] {
+        store.forget_submission(s).await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -386,3 +386,48 @@ pub async fn pipeline(
     }
     Ok(pipeline)
 }
+
+/// What [`verify`] found, and by which key it compared.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The comparison's counts and first differences.
+    pub report: crate::verify::VerifyReport,
+    /// The primary key rows were matched by.
+    pub primary_key: String,
+}
+
+/// `vmig verify` of `job`: reads the source again (through the job's transformers) and the
+/// target back, and compares them row by row by primary key, keeping at most `max_examples`
+/// differences. Nothing is written.
+///
+/// # Errors
+/// When either side cannot be read, or the sink cannot be read back (e.g. NumPy staging files).
+pub async fn verify(job: &Job, max_examples: usize) -> crate::Result<Verified> {
+    let source = job.source.build(&job.ctx).await?;
+    let expected = crate::pipeline::output_schema(&source.schema(), &job.transforms)?;
+    let Some(target) = job.sink.open_target(&job.ctx, &expected).await? else {
+        return Err(crate::Error::config(
+            job.sink.plugin(),
+            "this sink cannot be read back, so there is nothing to verify against",
+        ));
+    };
+    let primary_key = target
+        .schema()
+        .metadata()
+        .get(crate::vector::META_PRIMARY_KEY)
+        .or_else(|| expected.metadata().get(crate::vector::META_PRIMARY_KEY))
+        .cloned()
+        .unwrap_or_else(|| "id".to_string());
+    let report = crate::verify::verify(
+        source.as_ref(),
+        &job.transforms,
+        target.as_ref(),
+        &primary_key,
+        max_examples,
+    )
+    .await?;
+    Ok(Verified {
+        report,
+        primary_key,
+    })
+}
