@@ -112,6 +112,14 @@ enum Command {
         /// Serve without tokens: refused unless `--listen` is a loopback address.
         #[arg(long)]
         insecure_no_auth: bool,
+        /// Serve HTTPS with this certificate chain (PEM, the server's own certificate first);
+        /// needs `--tls-key`. Without both, plain HTTP: keep it on loopback or behind a
+        /// TLS-terminating proxy.
+        #[arg(long, value_name = "FILE")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of `--tls-cert` (unencrypted PEM: PKCS#8, PKCS#1 or SEC1).
+        #[arg(long, value_name = "FILE")]
+        tls_key: Option<PathBuf>,
         /// The largest request body accepted (e.g. `1MiB`); larger ones get 413.
         #[arg(long, default_value = "1MiB")]
         max_body: vmig::size::ByteSize,
@@ -179,6 +187,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             token_file,
             insecure_no_auth,
+            tls_cert,
+            tls_key,
             max_body,
             data_root,
             allow_env,
@@ -186,7 +196,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_jobs,
         } => {
             let options = serve_options(listen, token_file, insecure_no_auth, max_body)?;
+            let tls = vmig_serve::TlsFiles::from_flags(tls_cert, tls_key)
+                .map_err(|m| vmig::Error::config("serve", m))?;
             let options = vmig_serve::ServeOptions {
+                tls,
                 data_root,
                 allow_env,
                 state,

@@ -7,7 +7,9 @@
 //! against every configured token in constant time ([`auth`]), and a server without a token
 //! refuses to start unless it listens on a loopback address *and* was told
 //! `insecure_no_auth` ([`ServeOptions::check`]). Request bodies are limited
-//! ([`ServeOptions::max_body`]) before any handler reads them.
+//! ([`ServeOptions::max_body`]) before any handler reads them. With [`ServeOptions::tls`] it
+//! serves HTTPS itself ([`TlsFiles`], rustls); without, it belongs on loopback or behind a
+//! TLS-terminating proxy, since the bearer token travels in a header.
 //!
 //! A submitted job is never a way into the server's machine: its `${VAR}`s expand only the
 //! variables `allow_env` names, and every local path its plugins name must lie inside
@@ -24,8 +26,10 @@
 
 pub mod auth;
 mod jobs;
+mod page;
 pub mod paths;
 mod routes;
+mod tls;
 
 use std::net::SocketAddr;
 
@@ -34,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 pub use auth::Tokens;
 pub use jobs::{JobState, JobView};
 pub use routes::{ApiDoc, Health, PluginEntry, PluginList};
+pub use tls::TlsFiles;
 
 /// The default largest request body: 1 MiB (a job is a few kilobytes).
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
@@ -59,6 +64,10 @@ pub struct ServeOptions {
     pub state: Option<String>,
     /// How many jobs run at once; the others wait in the order they came.
     pub max_jobs: usize,
+    /// Serve HTTPS with this certificate chain and key (PEM); `None`: plain HTTP, for loopback
+    /// or behind a TLS-terminating proxy (the bearer token is sent in a header, so it needs TLS
+    /// on any other network path).
+    pub tls: Option<TlsFiles>,
 }
 
 /// Why the server cannot start or stopped.
@@ -90,12 +99,14 @@ impl ServeOptions {
             allow_env: Vec::new(),
             state: None,
             max_jobs: 2,
+            tls: None,
         }
     }
 
     /// Refuses options that would expose the server: no token, unless the address is a
     /// loopback one and `insecure_no_auth` is set; a token with `insecure_no_auth` (which of
-    /// the two was meant is unclear); a body limit of 0.
+    /// the two was meant is unclear); a body limit of 0; TLS files that cannot be read or used
+    /// (missing, not PEM, no private key, a key that is not the certificate's).
     ///
     /// # Errors
     /// [`ServeError::Config`] saying what to change.
@@ -112,6 +123,9 @@ impl ServeOptions {
             return Err(ServeError::Config(
                 "the request body limit is 0; give a positive size".into(),
             ));
+        }
+        if let Some(files) = &self.tls {
+            tls::server_config(files)?;
         }
         match (self.tokens.is_empty(), self.insecure_no_auth) {
             (false, false) => Ok(()),
@@ -157,14 +171,17 @@ async fn open_jobs(options: &ServeOptions) -> Result<std::sync::Arc<jobs::Jobs>,
         }
         None => None,
     };
-    Ok(std::sync::Arc::new(jobs::Jobs::new(
-        store,
-        options.max_jobs,
-    )))
+    let (jobs, interrupted) = jobs::Jobs::open(store, options.max_jobs)
+        .await
+        .map_err(|e| ServeError::Config(format!("opening the state store: {e}")))?;
+    let jobs = std::sync::Arc::new(jobs);
+    // Jobs an earlier server left unfinished run again, in their order, from their progress.
+    routes::recover(options, &jobs, interrupted).await;
+    Ok(jobs)
 }
 
 /// Checks `options`, binds its address and serves until `shutdown` fires; requests in flight
-/// are finished first.
+/// are finished first. Over HTTPS when [`ServeOptions::tls`] is set.
 ///
 /// # Errors
 /// [`ServeError::Config`] from [`ServeOptions::check`]; [`ServeError::Io`] when the address
@@ -196,13 +213,25 @@ pub async fn serve_on(
     } else {
         format!("{} bearer token(s)", options.tokens.len())
     };
+    let tls = options.tls.as_ref().map(tls::server_config).transpose()?;
     let jobs = open_jobs(&options).await?;
     let app = routes::router(&options, std::sync::Arc::clone(&jobs));
-    tracing::info!(%listen, auth, "vmig serve: listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(|source| ServeError::Io { listen, source });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(url = %format_args!("{scheme}://{listen}"), auth, "vmig serve: listening");
+    if tls.is_none() && !listen.ip().is_loopback() {
+        tracing::warn!(
+            "vmig serve: plain HTTP off loopback: bearer tokens cross the network in clear unless a TLS-terminating proxy is in front; or give --tls-cert and --tls-key"
+        );
+    }
+    let served = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+        }
+        Some(config) => tls::serve(listener, app, config, shutdown).await,
+    }
+    .map_err(|source| ServeError::Io { listen, source });
     // Running jobs stop as after SIGINT: their progress is saved and recorded.
     jobs.cancel_all();
     jobs.wait_idle(std::time::Duration::from_secs(60)).await;
