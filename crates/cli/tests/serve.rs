@@ -299,3 +299,73 @@ max_rows_per_second = 400
     terminate(second);
     m.drop_collection(&collection);
 }
+
+#[test]
+fn an_elasticsearch_index_migrated_and_verified_over_http_into_milvus() {
+    let Some(m) = vmig_testing::service::milvus() else {
+        return;
+    };
+    let Some(es) = vmig_testing::service::elasticsearch() else {
+        return;
+    };
+    let index = vmig_testing::service::unique("serve_es").to_lowercase();
+    let docs = (0..600u32).map(|i| {
+        let v: Vec<String> = (0..8)
+            .map(|d| format!("{}", (i * 8 + d) as f32 / 7.0))
+            .collect();
+        (
+            format!("d{i}"),
+            format!(
+                "{{\"n\":{i},\"tag\":\"t{}\",\"v\":[{}]}}",
+                i % 5,
+                v.join(",")
+            ),
+        )
+    });
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(vmig_testing::es::create_and_load(
+            &es,
+            &index,
+            &vmig_testing::es::small_index(8),
+            docs,
+        ));
+    let root = tempfile::tempdir().unwrap();
+    let collection = vmig_testing::service::unique("serve_es");
+    let job = format!(
+        "[source]\ntype = \"elasticsearch\"\nurl = \"{es}\"\nindex = \"{index}\"\nslices = 2\nbatch_size = 100\n\n[sink]\ntype = \"milvus2\"\nuri = \"{}\"\nuser = \"root\"\npassword = \"${{VMIG_TEST_MILVUS_PASSWORD}}\"\ncollection = \"{collection}\"\nindex = {{ type = \"FLAT\", metric = \"L2\" }}\nload = true\n",
+        m.uri
+    );
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = serve_milvus(port, root.path(), &m);
+    wait_ready(&base, &mut server);
+    let (status, answer) = call("POST", &format!("{base}/v1/jobs?name=es"), Some(&job));
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["plan"]["estimated_rows"], 600, "{answer}");
+    let view = wait_for(&base, "es", 120, |v| {
+        !matches!(v["state"].as_str(), Some("queued" | "running"))
+    });
+    assert_eq!(view["state"], "done", "{view}");
+    assert_eq!(view["rows_written"], 600, "{view}");
+    assert_eq!(
+        view["partitions"].as_array().map(Vec::len),
+        Some(2),
+        "{view}"
+    );
+    let (status, answer) = call("POST", &format!("{base}/v1/jobs/es/verify"), None);
+    assert_eq!(status, 201, "{answer}");
+    let view = wait_for(&base, "es.verify", 120, |v| {
+        !matches!(v["state"].as_str(), Some("queued" | "running"))
+    });
+    assert_eq!(view["state"], "done", "{view}");
+    assert_eq!(view["report"]["status"], "ok", "{view}");
+    assert_eq!(view["report"]["target_rows"], 600, "{view}");
+    terminate(server);
+    m.drop_collection(&collection);
+    let url = format!("{es}/{index}");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { reqwest::Client::new().delete(url).send().await })
+        .unwrap();
+}
