@@ -146,12 +146,17 @@ impl ServeOptions {
 }
 
 /// The server's routes with authentication and the body limit, for `options`, with the jobs
-/// they run (their state store opened here).
+/// they run (their state store opened here). Its event streams end only with their job (the
+/// stream of every job never): [`serve_on`] also ends them when it stops.
 ///
 /// # Errors
 /// [`ServeError::Config`] when the state store cannot be opened.
 pub async fn router(options: &ServeOptions) -> Result<axum::Router, ServeError> {
-    Ok(routes::router(options, open_jobs(options).await?))
+    Ok(routes::router(
+        options,
+        open_jobs(options).await?,
+        CancellationToken::new(),
+    ))
 }
 
 async fn open_jobs(options: &ServeOptions) -> Result<std::sync::Arc<jobs::Jobs>, ServeError> {
@@ -216,7 +221,7 @@ pub async fn serve_on(
     };
     let tls = options.tls.as_ref().map(tls::server_config).transpose()?;
     let jobs = open_jobs(&options).await?;
-    let app = routes::router(&options, std::sync::Arc::clone(&jobs));
+    let app = routes::router(&options, std::sync::Arc::clone(&jobs), shutdown.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(url = %format_args!("{scheme}://{listen}"), auth, "vmig serve: listening");
     if tls.is_none() && !listen.ip().is_loopback() {

@@ -794,3 +794,26 @@ async fn jobs_outlive_their_server_and_are_listed_verified_watched_and_deleted()
         .iter()
         .all(|s| s.name != "books"));
 }
+
+#[tokio::test]
+async fn a_stopping_server_ends_its_event_streams() {
+    let (base, stop, served) = start_joined(with_token).await;
+    let mut r = reqwest::Client::new()
+        .get(format!("{base}/v1/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    stop.cancel();
+    // The stream ends, and so does the server, without the client letting go.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while r.chunk().await.unwrap().is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream outlived the server");
+    tokio::time::timeout(std::time::Duration::from_secs(10), served)
+        .await
+        .expect("the server waited for an event stream")
+        .unwrap();
+}
