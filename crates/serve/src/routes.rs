@@ -14,7 +14,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
+use futures::StreamExt as _;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{OpenApi, ToSchema};
@@ -39,7 +41,7 @@ use crate::{auth, paths, ServeOptions};
     ),
     components(schemas(
         Health, PluginList, PluginEntry, ApiError, JobView, JobState, JobKind, PartitionView,
-        JobPage, Submitted
+        JobPage, Submitted, JobBody, Component, ServerEvent, EventName
     )),
     modifiers(&BearerAuth)
 )]
@@ -120,19 +122,57 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// Answers in JSON (`{"error": …}`, as every other error) what axum and tower-http answer in
+/// plain text or with an empty body: a path or query that cannot be decoded (`400`), a method
+/// the route does not take (`405`, its `Allow` header kept), a body over `--max-body` (`413`).
+async fn json_errors(method: axum::http::Method, response: Response) -> Response {
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            format!("this route does not take {method}; the `Allow` header and /openapi.json say which methods it takes")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "the request body is over this server's limit (`--max-body`)".to_string()
+        }
+        _ if text.is_empty() => status.canonical_reason().unwrap_or_default().to_string(),
+        _ => text,
+    };
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let mut answer = error(status, message);
+    answer.headers_mut().extend(parts.headers);
+    answer
+}
+
 /// What the handlers share.
 #[derive(Debug, Clone)]
 struct App {
     data_root: Option<PathBuf>,
     allow_env: Arc<Vec<String>>,
     jobs: Arc<Jobs>,
+    /// Fires when the server stops: event streams end then (a stream that never ends would
+    /// keep a graceful shutdown waiting).
+    closing: CancellationToken,
 }
 
-fn app(options: &ServeOptions, jobs: Arc<Jobs>) -> App {
+fn app(options: &ServeOptions, jobs: Arc<Jobs>, closing: CancellationToken) -> App {
     App {
         data_root: options.data_root.clone(),
         allow_env: Arc::new(options.allow_env.clone()),
         jobs,
+        closing,
     }
 }
 
@@ -143,7 +183,7 @@ pub(crate) async fn recover(
     jobs: &Arc<Jobs>,
     interrupted: Vec<Interrupted>,
 ) {
-    let app = app(options, Arc::clone(jobs));
+    let app = app(options, Arc::clone(jobs), CancellationToken::new());
     for Interrupted { id, text } in interrupted {
         let checked = job_from_text(&app, text.0, &text.1)
             .map(|mut job| {
@@ -157,8 +197,12 @@ pub(crate) async fn recover(
     }
 }
 
-pub(crate) fn router(options: &ServeOptions, jobs: Arc<Jobs>) -> Router {
-    let app = app(options, jobs);
+pub(crate) fn router(
+    options: &ServeOptions,
+    jobs: Arc<Jobs>,
+    closing: CancellationToken,
+) -> Router {
+    let app = app(options, jobs, closing);
     let protected = Router::new()
         .route("/v1/plugins", get(plugins))
         .route("/v1/plan", post(plan))
@@ -183,6 +227,7 @@ pub(crate) fn router(options: &ServeOptions, jobs: Arc<Jobs>) -> Router {
         .merge(protected)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route; see /openapi.json") })
         .layer(RequestBodyLimitLayer::new(options.max_body))
+        .layer(middleware::map_response(json_errors))
 }
 
 /// Liveness: the process answers.
@@ -295,6 +340,42 @@ fn submitted_job(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Job, Ref
     job_from_text(app, format, text)
 }
 
+/// A job as `POST /v1/plan` and `POST /v1/jobs` take it, for the document: the tables of a job
+/// file. The body itself is parsed as `vmig plan` parses a job file (`vmig::config`); a job that
+/// has this shape can still be refused (`400`): whether its plugins exist, its options are
+/// theirs and its files lie in the data root is beyond a schema.
+#[derive(ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the request body in the OpenAPI document only"
+)]
+struct JobBody {
+    /// Where the rows come from (`GET /v1/plugins`: `sources`).
+    source: Component,
+    /// Rewrites applied in order (`[[transform]]`; `transforms` is accepted too).
+    transform: Option<Vec<Component>>,
+    /// Where the rows go (`GET /v1/plugins`: `sinks`).
+    sink: Component,
+    /// Runner settings (`batch_rows`, `flush_rows`, `max_rows_per_second`, …).
+    #[schema(value_type = Option<Object>)]
+    pipeline: Option<()>,
+    /// `name`: the job's id when `?name=` is not given (a submitted job may not set `url` or
+    /// `lease`: it runs in the server's state store).
+    #[schema(value_type = Option<Object>)]
+    state: Option<()>,
+}
+
+/// One `source`, `transform` or `sink` table of a job: the plugin and its options.
+#[derive(ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the request body in the OpenAPI document only"
+)]
+struct Component {
+    /// The plugin's name; its other keys are its options (its `example` in `GET /v1/plugins`).
+    r#type: String,
+}
+
 /// [`submitted_job`] of a job's text.
 fn job_from_text(app: &App, format: JobFormat, text: &str) -> Result<Job, Refusal> {
     let bad = |message: String| Refusal(StatusCode::BAD_REQUEST, vmig::redact::text(&message));
@@ -334,12 +415,14 @@ fn job_from_text(app: &App, format: JobFormat, text: &str) -> Result<Job, Refusa
     post,
     path = "/v1/plan",
     security(("bearer" = [])),
-    request_body(content = Object, description = "a job, as a job file's tables: JSON (`application/json`), TOML (`application/toml`) or YAML (`application/yaml`)"),
+    request_body(description = "a job, as a job file's tables: JSON (`application/json`, also without a `Content-Type`), TOML (`application/toml`) or YAML (`application/yaml`)", content(
+        (JobBody = "application/json"), (String = "application/toml"), (JobBody = "application/yaml")
+    )),
     responses(
         (status = 200, description = "the plan, as `vmig plan --json` prints it", body = Object),
         (status = 400, body = ApiError, description = "the job is not valid, names a local path outside the data root or a variable not allowed, or its source cannot be opened (the message `vmig plan` would print)"),
         (status = 401, body = ApiError),
-        (status = 413, description = "the body is over the limit"),
+        (status = 413, body = ApiError, description = "the body is over the limit (`--max-body`)"),
         (status = 415, body = ApiError, description = "not JSON, TOML or YAML"),
     )
 )]
@@ -359,8 +442,8 @@ async fn plan(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respon
 pub struct Submitted {
     /// The job as it stands (queued).
     pub job: JobView,
-    /// Its plan, as `POST /v1/plan` answers it.
-    #[schema(value_type = Object)]
+    /// Its plan, as `POST /v1/plan` answers it (null for a verification).
+    #[schema(value_type = Object, nullable)]
     pub plan: serde_json::Value,
 }
 
@@ -400,13 +483,16 @@ fn valid_name(name: &str) -> bool {
     post,
     path = "/v1/jobs",
     security(("bearer" = [])),
-    params(("name" = Option<String>, Query, description = "the job's id: 1–100 of A–Z a–z 0–9 . _ -")),
-    request_body(content = Object, description = "a job: JSON, TOML or YAML by Content-Type, as for /v1/plan"),
+    params(("name" = Option<String>, Query, min_length = 1, max_length = 100, pattern = r"^[A-Za-z0-9._-]+$", description = "the job's id: 1–100 of A–Z a–z 0–9 . _ -, not ending in `.verify`")),
+    request_body(description = "a job: JSON, TOML or YAML by Content-Type, as for /v1/plan", content(
+        (JobBody = "application/json"), (String = "application/toml"), (JobBody = "application/yaml")
+    )),
     responses(
         (status = 201, body = Submitted),
-        (status = 400, body = ApiError, description = "the job is not valid or cannot be planned (the message `vmig plan` would print)"),
+        (status = 400, body = ApiError, description = "the job is not valid or cannot be planned (the message `vmig plan` would print), or `name` is not an id"),
         (status = 401, body = ApiError),
         (status = 409, body = ApiError, description = "a job of that id is queued or running"),
+        (status = 413, body = ApiError, description = "the body is over the limit (`--max-body`)"),
         (status = 415, body = ApiError),
         (status = 503, body = ApiError, description = "the server has no state store"),
     )
@@ -507,10 +593,11 @@ async fn queue_verify(app: &App, of: String, format: JobFormat, text: String) ->
     params(("id" = String, Path, description = "the id of the job to verify")),
     responses(
         (status = 201, body = Submitted, description = "the verification, queued (its `plan` is null)"),
-        (status = 400, body = ApiError, description = "the job no longer passes this server's checks"),
+        (status = 400, body = ApiError, description = "the job no longer passes this server's checks, or `id` is not UTF-8 text once percent-decoded"),
         (status = 401, body = ApiError),
         (status = 404, body = ApiError),
         (status = 409, body = ApiError, description = "the job is queued or running, is a verification, or its verification runs"),
+        (status = 503, body = ApiError, description = "the state store failed"),
     )
 )]
 async fn verify_job(State(app): State<App>, Path(id): Path<String>) -> Response {
@@ -528,11 +615,12 @@ async fn verify_job(State(app): State<App>, Path(id): Path<String>) -> Response 
     security(("bearer" = [])),
     params(("id" = String, Path, description = "the job's id")),
     responses(
-        (status = 201, body = Submitted),
-        (status = 400, body = ApiError),
+        (status = 201, body = Submitted, description = "queued again (a verification's `plan` is null)"),
+        (status = 400, body = ApiError, description = "the job no longer passes this server's checks, or `id` is not UTF-8 text once percent-decoded"),
         (status = 401, body = ApiError),
         (status = 404, body = ApiError),
         (status = 409, body = ApiError, description = "not failed or cancelled"),
+        (status = 503, body = ApiError, description = "the state store failed"),
     )
 )]
 async fn resume_job(State(app): State<App>, Path(id): Path<String>) -> Response {
@@ -572,6 +660,7 @@ struct ListQuery {
     /// The page after this job (the `next` of the page before).
     after: Option<String>,
     /// At most this many jobs (1–1000; default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -628,6 +717,7 @@ async fn list_jobs(
     params(("id" = String, Path, description = "the job's id")),
     responses(
         (status = 204, description = "forgotten"),
+        (status = 400, body = ApiError, description = "`id` is not UTF-8 text once percent-decoded"),
         (status = 401, body = ApiError),
         (status = 404, body = ApiError),
         (status = 409, body = ApiError, description = "queued or running: cancel it first"),
@@ -639,6 +729,35 @@ async fn delete_job(State(app): State<App>, Path(id): Path<String>) -> Response 
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(refusal) => refusal.into_response(),
     }
+}
+
+/// One server-sent event of `GET /v1/jobs/{id}/events` and `GET /v1/events`, as an event
+/// source reads it (OpenAPI 3.1 describes each event of a `text/event-stream`).
+#[derive(ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the event streams in the OpenAPI document only"
+)]
+struct ServerEvent {
+    /// What happened.
+    event: EventName,
+    /// JSON: the job (a JobView) for `job`, `{"id": …}` for `deleted`.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+/// The `event:` of a server-sent event.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[expect(
+    dead_code,
+    reason = "describes the event streams in the OpenAPI document only"
+)]
+enum EventName {
+    /// A job as it is now: first each job as it is, then each change.
+    Job,
+    /// A job was deleted (`GET /v1/events` only).
+    Deleted,
 }
 
 /// How often the event streams look for changes.
@@ -653,7 +772,8 @@ const EVENT_TICK: std::time::Duration = std::time::Duration::from_millis(250);
     security(("bearer" = [])),
     params(("id" = String, Path, description = "the job's id")),
     responses(
-        (status = 200, description = "`text/event-stream`: `event: job`, `data:` a JobView", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream`: `event: job`, `data:` a JobView", content_type = "text/event-stream", body = ServerEvent),
+        (status = 400, body = ApiError, description = "`id` is not UTF-8 text once percent-decoded"),
         (status = 401, body = ApiError),
         (status = 404, body = ApiError),
     )
@@ -690,6 +810,7 @@ async fn job_events(State(app): State<App>, Path(id): Path<String>) -> Response 
             }
         },
     );
+    let stream = stream.take_until(app.closing.clone().cancelled_owned());
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
@@ -703,7 +824,7 @@ async fn job_events(State(app): State<App>, Path(id): Path<String>) -> Response 
     path = "/v1/events",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`text/event-stream`: `event: job` (a JobView) and `event: deleted`", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream`: `event: job` (a JobView) and `event: deleted`", content_type = "text/event-stream", body = ServerEvent),
         (status = 401, body = ApiError),
     )
 )]
@@ -750,6 +871,7 @@ async fn all_events(State(app): State<App>) -> Response {
             }
         },
     );
+    let stream = stream.take_until(app.closing.clone().cancelled_owned());
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
@@ -762,7 +884,12 @@ async fn all_events(State(app): State<App>) -> Response {
     path = "/v1/jobs/{id}",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "the job's id")),
-    responses((status = 200, body = JobView), (status = 401, body = ApiError), (status = 404, body = ApiError))
+    responses(
+        (status = 200, body = JobView),
+        (status = 400, body = ApiError, description = "`id` is not UTF-8 text once percent-decoded"),
+        (status = 401, body = ApiError),
+        (status = 404, body = ApiError),
+    )
 )]
 async fn get_job(State(app): State<App>, Path(id): Path<String>) -> Response {
     match app.jobs.get(&id) {
@@ -780,6 +907,7 @@ async fn get_job(State(app): State<App>, Path(id): Path<String>) -> Response {
     params(("id" = String, Path, description = "the job's id")),
     responses(
         (status = 202, body = JobView, description = "asked to stop; it stops at its next write"),
+        (status = 400, body = ApiError, description = "`id` is not UTF-8 text once percent-decoded"),
         (status = 401, body = ApiError),
         (status = 404, body = ApiError),
         (status = 409, body = ApiError, description = "not queued or running"),

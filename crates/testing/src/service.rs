@@ -9,7 +9,7 @@
 //! | `VMIG_S3_ACCESS_KEY`  | its access key                            |
 //! | `VMIG_S3_SECRET_KEY`  | its secret key                            |
 //! | `VMIG_S3_BUCKET`      | a bucket that exists (`vmig-test`)        |
-//! | `VMIG_PYTHON`         | a Python with faiss-cpu, numpy and pyarrow (`scripts/pyenv`) |
+//! | `VMIG_PYTHON`         | a Python with faiss-cpu, numpy, pyarrow and schemathesis (`scripts/pyenv`) |
 //! | `VMIG_MARIADB_URL`    | MariaDB (`scripts/mariadb start`): `mysql://vmig:vmigpass@127.0.0.1:13306/vmig`; the user may create databases named `vmig*` |
 //! | `VMIG_POSTGRES_URL`   | PostgreSQL 15 (`scripts/postgres start`): `postgres://postgres@127.0.0.1:15432/postgres`; trust auth, the user may create databases |
 //! | `VMIG_ES_URL`         | Elasticsearch-compatible server (`scripts/es start`) |
@@ -84,9 +84,13 @@ impl S3 {
     }
 }
 
-/// The Python interpreter with faiss-cpu, numpy and pyarrow, or `None` (see [`endpoint`]).
+/// The Python interpreter with faiss-cpu, numpy, pyarrow and schemathesis, or `None` (see
+/// [`endpoint`]).
 pub fn python() -> Option<String> {
-    endpoint("VMIG_PYTHON", "Python (faiss-cpu, numpy, pyarrow)")
+    endpoint(
+        "VMIG_PYTHON",
+        "Python (faiss-cpu, numpy, pyarrow, schemathesis)",
+    )
 }
 
 /// The MariaDB URL (`mysql://user:password@host:port/db`), or `None` (see [`endpoint`]).
