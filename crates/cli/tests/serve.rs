@@ -164,14 +164,21 @@ fn wait_for(
     }
 }
 
+/// Polls job `id` until it stopped (at most `secs` seconds); its last view.
+fn wait_end(base: &str, id: &str, secs: u64) -> serde_json::Value {
+    wait_for(base, id, secs, |v| {
+        !matches!(v["state"].as_str(), Some("queued" | "running"))
+    })
+}
+
 /// `vmig serve` on `port` over the data root `root`, the test Milvus's password allowed as
-/// `${VMIG_TEST_MILVUS_PASSWORD}`.
+/// `${VMIG_TEST_MILVUS_PASSWORD}`, once it answers.
 fn serve_milvus(
     port: u16,
     root: &std::path::Path,
     m: &vmig_testing::service::MilvusServer,
 ) -> Child {
-    vmig_cmd(&[
+    let mut child = vmig_cmd(&[
         "serve",
         "--listen",
         &format!("127.0.0.1:{port}"),
@@ -186,7 +193,9 @@ fn serve_milvus(
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .spawn()
-    .unwrap()
+    .unwrap();
+    wait_ready(&format!("http://127.0.0.1:{port}"), &mut child);
+    child
 }
 
 /// SIGTERM to `child`; it must exit 0. Its output.
@@ -234,8 +243,7 @@ max_rows_per_second = 400
     );
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut first = serve_milvus(port, root.path(), &m);
-    wait_ready(&base, &mut first);
+    let first = serve_milvus(port, root.path(), &m);
     let (status, answer) = call("POST", &format!("{base}/v1/jobs?name=restart"), Some(&job));
     assert_eq!(status, 201, "{answer}");
     // Stopped once some rows are durable in Milvus, well before the end.
@@ -251,11 +259,8 @@ max_rows_per_second = 400
     );
 
     // A new server runs it again by itself, from its saved progress, to the end.
-    let mut second = serve_milvus(port, root.path(), &m);
-    wait_ready(&base, &mut second);
-    let view = wait_for(&base, "restart", 120, |v| {
-        !matches!(v["state"].as_str(), Some("queued" | "running"))
-    });
+    let second = serve_milvus(port, root.path(), &m);
+    let view = wait_end(&base, "restart", 120);
     assert_eq!(view["state"], "done", "{view}");
     let again = view["rows_written"].as_u64().unwrap();
     assert!(again > 0 && again < 2000, "resumed, not restarted: {view}");
@@ -275,9 +280,7 @@ max_rows_per_second = 400
     // is there twice) is the source's.
     let (status, answer) = call("POST", &format!("{base}/v1/jobs/restart/verify"), None);
     assert_eq!(status, 201, "{answer}");
-    let view = wait_for(&base, "restart.verify", 120, |v| {
-        !matches!(v["state"].as_str(), Some("queued" | "running"))
-    });
+    let view = wait_end(&base, "restart.verify", 120);
     assert_eq!(view["state"], "done", "{view}");
     for (key, want) in [
         ("status", serde_json::json!("ok")),
@@ -338,14 +341,11 @@ fn an_elasticsearch_index_migrated_and_verified_over_http_into_milvus() {
     );
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = serve_milvus(port, root.path(), &m);
-    wait_ready(&base, &mut server);
+    let server = serve_milvus(port, root.path(), &m);
     let (status, answer) = call("POST", &format!("{base}/v1/jobs?name=es"), Some(&job));
     assert_eq!(status, 201, "{answer}");
     assert_eq!(answer["plan"]["estimated_rows"], 600, "{answer}");
-    let view = wait_for(&base, "es", 120, |v| {
-        !matches!(v["state"].as_str(), Some("queued" | "running"))
-    });
+    let view = wait_end(&base, "es", 120);
     assert_eq!(view["state"], "done", "{view}");
     assert_eq!(view["rows_written"], 600, "{view}");
     assert_eq!(
@@ -355,9 +355,7 @@ fn an_elasticsearch_index_migrated_and_verified_over_http_into_milvus() {
     );
     let (status, answer) = call("POST", &format!("{base}/v1/jobs/es/verify"), None);
     assert_eq!(status, 201, "{answer}");
-    let view = wait_for(&base, "es.verify", 120, |v| {
-        !matches!(v["state"].as_str(), Some("queued" | "running"))
-    });
+    let view = wait_end(&base, "es.verify", 120);
     assert_eq!(view["state"], "done", "{view}");
     assert_eq!(view["report"]["status"], "ok", "{view}");
     assert_eq!(view["report"]["target_rows"], 600, "{view}");

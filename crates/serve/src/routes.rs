@@ -539,13 +539,22 @@ async fn queue(app: &App, format: JobFormat, text: String, name: Option<String>)
         Ok(plan) => plan.to_json(&job),
         Err(e) => return error(StatusCode::BAD_REQUEST, vmig::redact::text(&e.to_string())),
     };
-    let request = Request {
-        job,
-        kind: JobKind::Migrate,
-        of: None,
-        text: (format, text),
-        plan: Some(plan.clone()),
-    };
+    accept(
+        app,
+        Request {
+            job,
+            kind: JobKind::Migrate,
+            of: None,
+            text: (format, text),
+            plan: Some(plan),
+        },
+    )
+    .await
+}
+
+/// Queues `request`: `201` with the job and its plan (null for a verification).
+async fn accept(app: &App, request: Request) -> Response {
+    let plan = request.plan.clone().unwrap_or(serde_json::Value::Null);
     match app.jobs.submit(request).await {
         Ok(view) => (StatusCode::CREATED, Json(Submitted { job: view, plan })).into_response(),
         Err(refusal) => refusal.into_response(),
@@ -554,33 +563,19 @@ async fn queue(app: &App, format: JobFormat, text: String, name: Option<String>)
 
 /// Checks job `of`'s text again and queues its verification as job `<of>.verify`.
 async fn queue_verify(app: &App, of: String, format: JobFormat, text: String) -> Response {
-    let job = match job_from_text(app, format, &text) {
+    let mut job = match job_from_text(app, format, &text) {
         Ok(job) => job,
         Err(refusal) => return refusal.into_response(),
     };
-    let mut job = job;
-    let id = format!("{of}{VERIFY_SUFFIX}");
+    job.name = format!("{of}{VERIFY_SUFFIX}");
     let request = Request {
+        job,
         kind: JobKind::Verify,
         of: Some(of),
         text: (format, text),
         plan: None,
-        job: {
-            job.name.clone_from(&id);
-            job
-        },
     };
-    match app.jobs.submit(request).await {
-        Ok(view) => (
-            StatusCode::CREATED,
-            Json(Submitted {
-                job: view,
-                plan: serde_json::Value::Null,
-            }),
-        )
-            .into_response(),
-        Err(refusal) => refusal.into_response(),
-    }
+    accept(app, request).await
 }
 
 /// Verifies a stopped job as a job of its own, `<id>.verify`: reads its source again and its

@@ -6,17 +6,19 @@
 //! watched, cancelled, resumed, and counted in `/metrics`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use vmig as _; // links every plugin, as the `vmig` binary does
-use vmig_serve::{serve_on, ServeError, ServeOptions, Tokens};
+use vmig_serve::{ServeError, ServeOptions, Tokens};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
-/// A server with `TOKEN` on a free loopback port; its address and the token that stops it.
+/// A server with `options` on a free loopback port; its address and the token that stops it.
 async fn start(options: impl FnOnce(SocketAddr) -> ServeOptions) -> (String, CancellationToken) {
     let (base, stop, _) = start_joined(options).await;
     (base, stop)
@@ -26,12 +28,13 @@ async fn start(options: impl FnOnce(SocketAddr) -> ServeOptions) -> (String, Can
 async fn start_joined(
     options: impl FnOnce(SocketAddr) -> ServeOptions,
 ) -> (String, CancellationToken, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let server = serve_on(listener, options(addr), stop.clone());
-    let task = tokio::spawn(async move { server.await.unwrap() });
-    (format!("http://{addr}"), stop, task)
+    let server = common::start(options).await;
+    let task = server.task;
+    (
+        server.base,
+        server.stop,
+        tokio::spawn(async move { task.await.unwrap().unwrap() }),
+    )
 }
 
 fn with_token(addr: SocketAddr) -> ServeOptions {
@@ -236,11 +239,7 @@ async fn a_server_without_a_token_starts_only_on_loopback_when_told() {
 
 /// A data root holding the shipped sample index (`data/sample.faiss`) and a symlink out of it.
 fn data_root() -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(root.path().join("data")).unwrap();
-    let sample =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sample.faiss");
-    std::fs::copy(sample, root.path().join("data/sample.faiss")).unwrap();
+    let root = common::sample_root();
     std::os::unix::fs::symlink("/etc", root.path().join("etc-link")).unwrap();
     root
 }
@@ -355,6 +354,19 @@ async fn without_a_data_root_no_local_path_is_allowed() {
     stop.cancel();
 }
 
+/// `GET /metrics` as text.
+async fn metrics(base: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn job_view(base: &str, id: &str) -> Value {
     let (status, view) = get(&format!("{base}/v1/jobs/{id}"), Some(TOKEN)).await;
     assert_eq!(status, StatusCode::OK, "{view}");
@@ -391,9 +403,7 @@ async fn jobs_run_to_the_end_stop_and_resume_on_request() {
     })
     .await;
     let url = format!("{base}/v1/jobs");
-    let job = |out: &str, pipeline: &str| {
-        format!("[source]\ntype = \"faiss\"\npath = \"data/sample.faiss\"\n\n[sink]\ntype = \"files\"\npath = \"{out}\"\n\n[pipeline]\n{pipeline}\n")
-    };
+    let job = common::sample_job;
 
     // A job runs to the end: 201 with its plan, then done with every row, in the data root.
     let (status, answer) = post(
@@ -465,15 +475,7 @@ async fn jobs_run_to_the_end_stop_and_resume_on_request() {
     );
 
     // Metrics: rows per job, jobs by state.
-    let text = reqwest::Client::new()
-        .get(format!("{base}/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&base).await;
     assert!(
         text.contains("vmig_job_rows_written_total{job=\"books\"} 2000\n"),
         "{text}"
@@ -548,9 +550,7 @@ async fn jobs_outlive_their_server_and_are_listed_verified_watched_and_deleted()
     };
     let (base, stop, served) = start_joined(options(root.path().to_path_buf())).await;
     let url = format!("{base}/v1/jobs");
-    let job = |out: &str, pipeline: &str| {
-        format!("[source]\ntype = \"faiss\"\npath = \"data/sample.faiss\"\n\n[sink]\ntype = \"files\"\npath = \"{out}\"\n\n[pipeline]\n{pipeline}\n")
-    };
+    let job = common::sample_job;
     let slow = "batch_rows = 50\nflush_rows = 100\nmax_rows_per_second = 400";
     for (name, body) in [
         ("books", job("books", "")),
@@ -752,15 +752,7 @@ async fn jobs_outlive_their_server_and_are_listed_verified_watched_and_deleted()
     );
 
     // Metrics: bytes and failures per job.
-    let text = reqwest::Client::new()
-        .get(format!("{base}/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&base).await;
     assert!(
         text.contains("vmig_job_bytes_written_total{job=\"watched\"} "),
         "{text}"

@@ -9,6 +9,8 @@
 //! it the test is skipped, loudly, except under `CI=true`, where it fails.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,7 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 use vmig as _; // links every plugin, as the `vmig` binary does
-use vmig_serve::{serve_on, ServeOptions, Tokens};
+use vmig_serve::{ServeOptions, Tokens};
 
 const TOKEN: &str = "browser-token-7f3a9c1e5b2d4086";
 
@@ -330,29 +332,13 @@ impl Drop for Relay {
 
 /// A server on a free loopback port; its address and the token that stops it.
 async fn start(options: impl FnOnce(SocketAddr) -> ServeOptions) -> (String, CancellationToken) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let server = serve_on(listener, options(addr), stop.clone());
-    tokio::spawn(async move { server.await.unwrap() });
-    (format!("http://{addr}"), stop)
-}
-
-/// A data root holding the shipped sample index (`data/sample.faiss`, 2000 rows), as api.rs
-/// makes it.
-fn data_root() -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(root.path().join("data")).unwrap();
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sample.faiss");
-    std::fs::copy(sample, root.path().join("data/sample.faiss")).unwrap();
-    root
+    let server = common::start(options).await;
+    (server.base, server.stop)
 }
 
 /// Submits the sample job `id` writing `files` to `id/`, its `[pipeline]` table `pipeline`.
 async fn submit(base: &str, id: &str, pipeline: &str) {
-    let body = format!(
-        "[source]\ntype = \"faiss\"\npath = \"data/sample.faiss\"\n\n[sink]\ntype = \"files\"\npath = \"{id}\"\n\n[pipeline]\n{pipeline}\n"
-    );
+    let body = common::sample_job(id, pipeline);
     let r = reqwest::Client::new()
         .post(format!("{base}/v1/jobs?name={id}"))
         .bearer_auth(TOKEN)
@@ -412,7 +398,7 @@ async fn the_status_page_follows_jobs_in_headless_chromium() {
         );
         return;
     };
-    let root = data_root();
+    let root = common::sample_root();
     let root_path = root.path().to_path_buf();
     let (base, stop) = start(move |addr| ServeOptions {
         data_root: Some(root_path),

@@ -15,13 +15,14 @@
 //! Needs `VMIG_PYTHON` (`scripts/services`): skipped, loudly, without it; failed on CI.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use vmig as _; // links every plugin, as the `vmig` binary does
-use vmig_serve::{serve_on, ServeOptions, Tokens};
+use vmig_serve::{ServeOptions, Tokens};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -54,21 +55,18 @@ async fn every_documented_route_answers_as_the_document_says() {
     let Some(python) = vmig_testing::service::python() else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(root.path().join("data")).unwrap();
-    let sample =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sample.faiss");
-    std::fs::copy(sample, root.path().join("data/sample.faiss")).unwrap();
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let options = ServeOptions {
-        data_root: Some(root.path().to_path_buf()),
+    let root = common::sample_root();
+    let data_root = root.path().to_path_buf();
+    let common::Server {
+        base,
+        stop,
+        task: server,
+        ..
+    } = common::start(|addr| ServeOptions {
+        data_root: Some(data_root),
         ..ServeOptions::new(addr, Tokens::new([TOKEN]).unwrap())
-    };
-    let server = tokio::spawn(serve_on(listener, options, stop.clone()));
-    let base = format!("http://{addr}");
+    })
+    .await;
 
     // Real data for the routes of a job: `books` runs to the end; `slow` is cancelled before it
     // does (resumed, it runs for about two seconds).
@@ -140,15 +138,16 @@ async fn every_documented_route_answers_as_the_document_says() {
 /// lists for the operation.
 #[tokio::test]
 async fn the_refusals_of_axum_are_json_and_documented_too() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let options = ServeOptions {
+    let common::Server {
+        base,
+        stop,
+        task: server,
+        ..
+    } = common::start(|addr| ServeOptions {
         max_body: 1 << 10,
         ..ServeOptions::new(addr, Tokens::new([TOKEN]).unwrap())
-    };
-    let server = tokio::spawn(serve_on(listener, options, stop.clone()));
-    let base = format!("http://{addr}");
+    })
+    .await;
     let client = reqwest::Client::new();
     let (_, doc) = send(client.get(format!("{base}/openapi.json"))).await;
 

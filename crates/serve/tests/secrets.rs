@@ -6,12 +6,12 @@
 //! values. The masking is `vmig_core::redact`'s (the one list of secret keys).
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
 use vmig as _; // links every plugin, as the `vmig` binary does
-use vmig_serve::{serve_on, ServeOptions, Tokens};
+use vmig_serve::{ServeOptions, Tokens};
 
 const TOKEN: &str = "secrets-token-0123456789abcdef";
 
@@ -115,21 +115,19 @@ async fn call(method: reqwest::Method, url: &str, body: Option<&str>) -> (u16, S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_route_event_metric_or_stored_record_shows_a_secret() {
     std::env::set_var("VMIG_SECRETS_TEST_PASSWORD", "FromEnv-Secret-77aa");
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(root.path().join("data")).unwrap();
-    let sample =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sample.faiss");
-    std::fs::copy(sample, root.path().join("data/sample.faiss")).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let options = ServeOptions {
-        data_root: Some(root.path().to_path_buf()),
+    let root = common::sample_root();
+    let data_root = root.path().to_path_buf();
+    let common::Server {
+        base,
+        stop,
+        task: server,
+        ..
+    } = common::start(|addr| ServeOptions {
+        data_root: Some(data_root),
         allow_env: vec!["VMIG_SECRETS_TEST_PASSWORD".into()],
         ..ServeOptions::new(addr, Tokens::new([TOKEN]).unwrap())
-    };
-    let server = tokio::spawn(serve_on(listener, options, stop.clone()));
-    let base = format!("http://{addr}");
+    })
+    .await;
     let port = closed_port();
     let mut seen = Seen(Vec::new());
     let mut accepted = Vec::new();
