@@ -51,3 +51,10 @@ def print_table(results, mib, baseline):
         cpu = statistics.median(c for _, c, _ in rs)
         rss = max(m for _, _, m in rs)
         print(f"{name:<26}{secs:>9.2f}{mib / secs:>9.0f}{base_secs / secs:>8.2f}{cpu:>8.2f}{rss:>14.0f}")
+
+
+def median_spread(values):
+    """(median, min, max, spread %) of values; spread is (max − min) / median."""
+    m = statistics.median(values)
+    lo, hi = min(values), max(values)
+    return m, lo, hi, 100 * (hi - lo) / m if m else float("nan")
