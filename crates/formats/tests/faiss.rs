@@ -103,10 +103,18 @@ fn expected(name: &str) -> (Vec<i64>, Vec<u8>) {
 fn every_supported_fixture_has_the_right_layout_and_rows() {
     let all = supported();
     assert!(
-        all.len() >= 20,
+        all.len() >= 34,
         "manifest lists {} supported fixtures",
         all.len()
     );
+    // Every type vmig reads has a fixture.
+    let fourccs: HashSet<&str> = all.iter().map(|f| f["fourcc"].as_str().unwrap()).collect();
+    for want in [
+        "IxF2", "IxFI", "IxFl", "IxMp", "IxM2", "IwFl", "IvFl", "IvFL", "IwFd", "IHNf", "IxRF",
+        "IBxF", "IBMp", "IBM2", "IBwF", "IBHf",
+    ] {
+        assert!(fourccs.contains(want), "no fixture for {want}");
+    }
     for f in all {
         let name = f["name"].as_str().unwrap();
         let bytes = fixture(name);
@@ -156,9 +164,29 @@ fn every_supported_fixture_has_the_right_layout_and_rows() {
             let got: Vec<(u64, u64)> = layout
                 .blocks
                 .iter()
-                .map(|b| (b.list_no.unwrap(), b.rows))
+                .filter_map(|b| Some((b.list_no?, b.rows)))
                 .collect();
             assert_eq!(got, want, "{name}");
+        }
+        // IndexIVFFlatDedup: one 1-row block per duplicate, after the lists.
+        let duplicates = f["duplicates"].as_u64().unwrap_or(0);
+        let tail: Vec<_> = layout
+            .blocks
+            .iter()
+            .skip_while(|b| b.list_no.is_some())
+            .filter(|_| layout.nlist.is_some())
+            .collect();
+        assert_eq!(tail.len() as u64, duplicates, "{name}");
+        assert!(tail.iter().all(|b| b.list_no.is_none() && b.rows == 1));
+        // Id maps over IVF indexes translate stored inner ids through the table.
+        let inner_ivf = f["inner"].as_str().is_some_and(|i| i.contains("IVF"));
+        assert_eq!(layout.id_map.is_some(), inner_ivf, "{name}");
+        if let Some(t) = layout.id_map {
+            assert_eq!(t.len, layout.ntotal, "{name}");
+            assert!(layout
+                .blocks
+                .iter()
+                .all(|b| matches!(b.ids, BlockIds::Mapped { .. })));
         }
 
         let (ids, vecs) = decode_all(&bytes, &layout);
@@ -299,7 +327,7 @@ fn unsupported_message(name: &str) -> String {
 #[test]
 fn refused_types_say_what_and_why() {
     let all = refused();
-    assert!(all.len() >= 9);
+    assert!(all.len() >= 8);
     for f in &all {
         let name = f["name"].as_str().unwrap();
         let msg = unsupported_message(name);
@@ -325,17 +353,14 @@ fn refused_types_say_what_and_why() {
             "IO_FLAG_SKIP_STORAGE",
         ),
         (
-            "idmap_ivf",
-            "IxMp",
-            "IndexIDMap over IndexIVFFlat",
-            "lookup table",
+            "refine_lossy",
+            "IxRF",
+            "IndexRefine (fourcc `IxRF`) whose refine index is IndexScalarQuantizer (fourcc `IxSQ`)",
+            "cannot be recovered",
         ),
-        ("binary_ivf", "IBwF", "IndexBinaryIVF", "not supported"),
     ] {
         let msg = unsupported_message(name);
-        if name != "idmap_ivf" {
-            assert!(msg.contains(&format!("`{fourcc}`")), "{name}: {msg}");
-        }
+        assert!(msg.contains(&format!("`{fourcc}`")), "{name}: {msg}");
         assert!(msg.contains(class), "{name}: {msg}");
         assert!(msg.contains(why), "{name}: {msg}");
     }
@@ -475,7 +500,15 @@ fn check_consistent(layout: &FaissLayout, bytes: &[u8]) {
             assert!(ids.end <= size);
         }
         let n = b.rows.min(3);
-        read_rows(&bytes, layout, i, 0..n).unwrap();
+        match read_rows(&bytes, layout, i, 0..n) {
+            Ok(_) => {}
+            // A corrupted inner id is found when it is translated, and located.
+            Err(Error::Data { location, message }) if matches!(b.ids, BlockIds::Mapped { .. }) => {
+                assert!(location.contains(" at byte "), "{location}");
+                assert!(message.contains("stores the inner id"), "{message}");
+            }
+            Err(e) => panic!("block {i}: {e}"),
+        }
     }
 }
 
@@ -681,5 +714,352 @@ fn a_list_size_past_ntotal_is_named() {
         err.to_string(),
         "invalid data at l.faiss at byte 275: inverted list 1 has size 1125899906842624, which takes the lists \
          past ntotal = 1000 entries"
+    );
+}
+
+fn stored_at(b: &vmig_formats::faiss::Block) -> u64 {
+    match b.ids {
+        BlockIds::Stored { offset } | BlockIds::Mapped { offset } => offset,
+        BlockIds::Implicit { .. } => panic!("implicit ids"),
+    }
+}
+
+/// The types added for issue #15 at the offsets Faiss's index_write.cpp gives them (d = 8).
+#[test]
+fn new_types_have_the_documented_layouts() {
+    // IwFd: fourcc + header (4 + 33), nlist and nprobe (16), IxF2 quantizer of 8 centroids
+    // (4 + 33 + 8 + 8·8·4 = 301), direct map (1 + 8): the instances table at 363, 140 ids
+    // (70 pairs), then `ilar` at 1491.
+    let bytes = fixture("ivf_dedup");
+    assert_eq!(&bytes[1491..1495], b"ilar");
+    let l = parse("ivf_dedup");
+    assert_eq!(
+        l.description,
+        "IndexIVFFlatDedup (nlist 8, quantizer IndexFlatL2)"
+    );
+    assert_eq!((l.ntotal, l.nlist), (370, Some(8)));
+    // ilar, nlist, code_size, `full`, 8 sizes.
+    assert_eq!(l.blocks[0].codes_offset, 1491 + 4 + 8 + 8 + 4 + 8 + 8 * 8);
+    let lists: Vec<_> = l.blocks.iter().filter(|b| b.list_no.is_some()).collect();
+    let dups: Vec<_> = l.blocks.iter().filter(|b| b.list_no.is_none()).collect();
+    assert_eq!((lists.len(), dups.len()), (8, 70));
+    let stored: u64 = lists.iter().map(|b| b.rows).sum();
+    assert_eq!(stored, 300);
+    for (j, b) in dups.iter().enumerate() {
+        // The duplicate id is the second of pair j; its codes are a stored entry's.
+        assert_eq!(stored_at(b), 363 + 8 + 16 * j as u64 + 8);
+        assert!(lists.iter().any(|s| {
+            b.codes_offset >= s.codes_offset
+                && b.codes_offset < s.codes_offset + s.rows * 32
+                && (b.codes_offset - s.codes_offset) % 32 == 0
+        }));
+    }
+    assert!(parse("ivf_dedup_nodup")
+        .blocks
+        .iter()
+        .all(|b| b.list_no.is_some()));
+
+    // IvFl / IvFL: header and quantizer (16 centroids) end at 610; then 16 vec<i64> of ids
+    // (list 0 empty, list 1 first), the direct map at 2738, the codes from 2747.
+    for (name, fourcc) in [("ivf_legacy_floats", "IvFl"), ("ivf_legacy_bytes", "IvFL")] {
+        let l = parse(name);
+        assert_eq!(l.fourcc, fourcc);
+        assert_eq!(
+            l.description,
+            "IndexIVFFlat (legacy format) (nlist 16, quantizer IndexFlatL2)"
+        );
+        assert_eq!(l.blocks[0].list_no, Some(1));
+        assert_eq!(stored_at(&l.blocks[0]), 610 + 8 + 8);
+        assert_eq!(l.blocks[0].codes_offset, 2747 + 8 + 8);
+        assert_eq!(l.blocks.len(), 7);
+    }
+
+    // IBHf: binary header (4 + 21), the graph, then the IBxF storage ending the file.
+    let l = parse("binary_hnsw");
+    assert_eq!(l.description, "IndexBinaryHNSW (storage IndexBinaryFlat)");
+    assert_eq!((l.dim, l.row_bytes, l.ntotal), (64, 8, 500));
+    assert_eq!(l.blocks[0].codes_offset, 75_826 - 500 * 8);
+    assert_eq!(l.blocks[0].ids, BlockIds::Implicit { first: 0 });
+    assert!(parse("binary_hnsw_empty").blocks.is_empty());
+
+    let l = parse("binary_ivf_lists");
+    assert_eq!(
+        l.description,
+        "IndexBinaryIVF (nlist 16, quantizer IndexBinaryFlat)"
+    );
+    assert_eq!(l.blocks.len(), 4);
+
+    // IxRF: the refine IxF2 ends 4 bytes (k_factor) before the end of the file.
+    let l = parse("refine_ivfpq");
+    assert_eq!(
+        l.description,
+        "IndexRefineFlat (base IndexIVFPQ, refine IndexFlatL2)"
+    );
+    assert_eq!(l.blocks[0].codes_offset, 26_218 - 4 - 400 * 32);
+    assert_eq!(l.blocks[0].ids, BlockIds::Implicit { first: 0 });
+    assert_eq!(
+        parse("refine_sq8").description,
+        "IndexRefineFlat (base IndexScalarQuantizer, refine IndexFlatIP)"
+    );
+    let l = parse("idmap_refine");
+    assert_eq!(
+        l.description,
+        "IndexIDMap over IndexRefineFlat (base IndexScalarQuantizer, refine IndexFlatL2)"
+    );
+    assert_eq!(
+        l.blocks[0].ids,
+        BlockIds::Stored {
+            offset: 9_876 - 1_600
+        }
+    );
+
+    // Id maps over IVF: the table is the file's last ntotal × 8 bytes.
+    let l = parse("idmap2_ivf");
+    assert_eq!(
+        l.description,
+        "IndexIDMap2 over IndexIVFFlat (nlist 8, quantizer IndexFlatL2)"
+    );
+    let t = l.id_map.unwrap();
+    assert_eq!(
+        (t.offset, t.len, t.class),
+        (29_304 - 4_800, 600, "IndexIDMap2")
+    );
+    assert_eq!(t.range(), 29_304 - 4_800..29_304);
+    let t = parse("binary_idmap_ivf").id_map.unwrap();
+    assert_eq!(
+        (t.offset, t.len, t.class),
+        (9_940 - 2_400, 300, "IndexBinaryIDMap")
+    );
+    assert_eq!(parse("idmap_ivf").nlist, Some(4));
+}
+
+fn data_error(bytes: &[u8], name: &str) -> (String, String) {
+    match parse_layout(&bytes, name) {
+        Err(Error::Data { location, message }) => (location, message),
+        Err(e) => panic!("{name}: expected a data error, got {e:?}"),
+        Ok(l) => panic!("{name}: parsed as {}", l.description),
+    }
+}
+
+fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
+    bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+fn get_i64(bytes: &[u8], at: usize) -> i64 {
+    i64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+#[test]
+fn corrupt_dedup_files_name_the_byte_and_the_field() {
+    let orig = fixture("ivf_dedup");
+
+    // Cut inside the instances table: ntotal (stored entries and duplicates) cannot fit.
+    let bytes = &orig[..363 + 8 + 100];
+    assert_eq!(
+        data_error(bytes, "d.faiss"),
+        (
+            "d.faiss at byte 8".to_string(),
+            "ntotal of the IndexIVFFlatDedup header = 370 cannot be right: each needs at least 16 \
+             bytes (an entry or a 16-byte (stored id, duplicate id) pair), so at most 27 fit in \
+             the 434 bytes left after byte 37 (the file ends at byte 471); the file is corrupted \
+             or truncated"
+                .to_string()
+        )
+    );
+    let mut bytes = orig.clone();
+    put_u64(&mut bytes, 363, 1 << 30);
+    assert_eq!(
+        data_error(&bytes, "d.faiss"),
+        (
+            "d.faiss at byte 371".to_string(),
+            "expected the instances table of the IndexIVFFlatDedup (vec<i64> of (stored id, \
+             duplicate id) pairs): 1073741824 elements of 8 bytes (8589934592 bytes), file ends \
+             at byte 13587"
+                .to_string()
+        )
+    );
+
+    let mut bytes = orig.clone();
+    put_u64(&mut bytes, 363, 139);
+    assert_eq!(
+        data_error(&bytes, "d.faiss"),
+        (
+            "d.faiss at byte 363".to_string(),
+            "the IndexIVFFlatDedup instances table holds 139 ids; they must come in (stored id, \
+             duplicate id) pairs"
+                .to_string()
+        )
+    );
+
+    // ntotal one more than the stored entries and the duplicates.
+    let mut bytes = orig.clone();
+    put_u64(&mut bytes, 8, 371);
+    let (location, message) = data_error(&bytes, "d.faiss");
+    assert_eq!(location, "d.faiss at byte 1511");
+    assert_eq!(
+        message,
+        "the inverted lists hold 300 entries in all but ntotal minus the duplicates is 301"
+    );
+
+    // A pair naming a stored id that no list holds.
+    let mut bytes = orig.clone();
+    put_u64(&mut bytes, 363 + 8 + 16 * 5, 7);
+    assert_eq!(
+        data_error(&bytes, "d.faiss"),
+        (
+            "d.faiss at byte 451".to_string(),
+            "entry 5 of the IndexIVFFlatDedup instances table says a duplicate repeats the stored \
+             id 7, but no inverted list holds id 7"
+                .to_string()
+        )
+    );
+
+    // A stored id held twice, which the table names: ambiguous.
+    let l = parse("ivf_dedup");
+    let key = get_i64(&orig, 363 + 8);
+    let victim = l
+        .blocks
+        .iter()
+        .find(|b| b.list_no.is_some() && get_i64(&orig, stored_at(b) as usize) != key)
+        .unwrap();
+    let at = stored_at(victim) as usize;
+    let mut bytes = orig.clone();
+    bytes[at..at + 8].copy_from_slice(&key.to_le_bytes());
+    let err = parse_layout(&bytes, "d.faiss").unwrap_err();
+    let Error::Unsupported { location, message } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        location == &format!("d.faiss at byte {at}")
+            || message.contains(&format!(
+                "entry 0 of inverted list {}",
+                victim.list_no.unwrap()
+            )),
+        "{location}: {message}"
+    );
+    assert!(
+        message.contains(&format!("stores id {key} twice")),
+        "{message}"
+    );
+    assert!(message.contains("cannot be known"), "{message}");
+}
+
+#[test]
+fn corrupt_legacy_binary_and_refine_files_name_the_byte_and_the_field() {
+    // Legacy IvFl: list 1 holds 20 ids, so its codes must be 20 × 8 floats.
+    let mut bytes = fixture("ivf_legacy_floats");
+    put_u64(&mut bytes, 2747 + 8, 161);
+    assert_eq!(
+        data_error(&bytes, "l.faiss"),
+        (
+            "l.faiss at byte 2755".to_string(),
+            "the codes of inverted list 1 hold 161 floats but the list has 20 ids, so 20 × 8 = \
+             160 were expected"
+                .to_string()
+        )
+    );
+    let mut bytes = fixture("ivf_legacy_bytes");
+    put_u64(&mut bytes, 2747 + 8, 641);
+    assert_eq!(
+        data_error(&bytes, "l.faiss").1,
+        "the codes of inverted list 1 hold 641 bytes but the list has 20 ids, so 20 × 32 = 640 \
+         were expected"
+    );
+    let mut bytes = fixture("ivf_legacy_floats");
+    put_u64(&mut bytes, 618, 300);
+    assert_eq!(
+        data_error(&bytes, "l.faiss"),
+        (
+            "l.faiss at byte 618".to_string(),
+            "inverted list 1 has 300 ids, which takes the lists past ntotal = 250 entries"
+                .to_string()
+        )
+    );
+    put_u64(&mut bytes, 618, 1_000_000);
+    assert_eq!(
+        data_error(&bytes, "l.faiss"),
+        (
+            "l.faiss at byte 626".to_string(),
+            "expected the ids of inverted list 1 (vec<i64>, legacy format): 1000000 elements of 8 \
+             bytes (8000000 bytes), file ends at byte 10875"
+                .to_string()
+        )
+    );
+    let bytes = fixture("ivf_legacy_floats");
+    // Truncated: ntotal is checked against what is left before any list is read.
+    assert_eq!(
+        data_error(&bytes[..700], "l.faiss"),
+        (
+            "l.faiss at byte 8".to_string(),
+            "ntotal of the IndexIVFFlat (legacy format) header = 250 cannot be right: each needs \
+             at least 40 bytes (a vector of d = 8 floats and its 8-byte id), so at most 16 fit \
+             in the 663 bytes left after byte 37 (the file ends at byte 700); the file is \
+             corrupted or truncated"
+                .to_string()
+        )
+    );
+
+    // IndexBinaryHNSW: the graph's levels array must have ntotal entries.
+    let mut bytes = fixture("binary_hnsw");
+    put_u64(&mut bytes, 141, 499);
+    assert_eq!(
+        data_error(&bytes, "h.faiss"),
+        (
+            "h.faiss at byte 141".to_string(),
+            "the HNSW levels array has 499 entries but ntotal is 500".to_string()
+        )
+    );
+
+    // IndexBinaryIVF: the lists' code size must be d / 8.
+    let mut bytes = fixture("binary_ivf_lists");
+    let at = bytes.windows(4).position(|w| w == b"ilar").unwrap() + 12;
+    put_u64(&mut bytes, at, 17);
+    assert_eq!(
+        data_error(&bytes, "b.faiss"),
+        (
+            format!("b.faiss at byte {at}"),
+            "the inverted lists have code_size 17; an IndexBinaryIVF of d = 128 bits stores d / 8 \
+             = 16 bytes per vector"
+                .to_string()
+        )
+    );
+
+    // IndexRefine: its ntotal must be its base index's.
+    let mut bytes = fixture("refine_ivfpq");
+    put_u64(&mut bytes, 8, 399);
+    assert_eq!(
+        data_error(&bytes, "r.faiss"),
+        (
+            "r.faiss at byte 37".to_string(),
+            "the IndexRefine has ntotal 399 but its base index (IndexIVFPQ) holds 400 vectors"
+                .to_string()
+        )
+    );
+
+    // An id map over IVF: an inner id outside the id map is found when it is translated.
+    let mut bytes = fixture("idmap2_ivf");
+    let l = parse("idmap2_ivf");
+    let at = stored_at(&l.blocks[0]) as usize;
+    put_u64(&mut bytes, at, 600);
+    let layout = parse_layout(&bytes, "m.faiss").unwrap();
+    let err = read_rows(&bytes, &layout, 0, 0..2).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid data at faiss index at byte {at}: entry 0 of inverted list 0 stores the \
+             inner id 600, but the id map of the IndexIDMap2 has 600 ids (inner ids 0..600): the \
+             file is corrupted, or remove_ids changed the index in a way its id map no longer \
+             describes"
+        )
+    );
+    let cut = bytes.len() - 100;
+    let (location, message) = data_error(&bytes[..cut], "m.faiss");
+    assert_eq!(location, format!("m.faiss at byte {}", 29_304 - 4_800));
+    assert_eq!(
+        message,
+        format!(
+            "expected the id map of the IndexIDMap2 (vec<i64>): 600 elements of 8 bytes (4800 \
+             bytes), file ends at byte {cut}"
+        )
     );
 }

@@ -1,8 +1,11 @@
 //! vmig source plugin `faiss`: reads the exact vectors and ids out of a Faiss index file, from a
 //! local path or from object storage (`s3://`, `gs://`, `az://`), without libfaiss.
 //!
-//! Supported: `IndexFlat*`, `IndexIDMap`/`IndexIDMap2` over a flat or HNSW-flat index,
-//! `IndexIVFFlat`, `IndexHNSWFlat`, `IndexBinaryFlat` and `IndexBinaryIDMap`/`IDMap2`. Lossy
+//! Supported: `IndexFlat*`, `IndexHNSWFlat`, `IndexIVFFlat` (also its legacy `IvFl`/`IvFL`
+//! formats), `IndexIVFFlatDedup` (duplicates restored), `IndexRefineFlat` (the refine index's
+//! exact vectors; the base index is skipped), `IndexBinaryFlat`, `IndexBinaryHNSW`,
+//! `IndexBinaryIVF`, and `IndexIDMap`/`IDMap2` / `IndexBinaryIDMap`/`IDMap2` over any of them —
+//! over an IVF index through its id map loaded once as a lookup table (8 bytes per row). Lossy
 //! types (PQ, SQ, …) are refused with an error naming the type and why — see
 //! [`vmig_formats::faiss`], which does the byte-level work.
 //!
@@ -64,7 +67,8 @@ pub struct FaissSourceConfig {
     pub vector_field: String,
     /// Rows per partition (a unit that can be read in parallel and resumed). Flat, HNSW and
     /// id-map indexes are split into row ranges of this size; IVF indexes into groups of whole
-    /// inverted lists of about this size (a larger list is split into row ranges). Default
+    /// inverted lists of about this size (a larger list is split into row ranges), then the
+    /// duplicates an `IndexIVFFlatDedup` restores into row ranges of their own. Default
     /// 1 048 576.
     #[serde(default = "default_partition_rows")]
     pub partition_rows: u64,
@@ -96,7 +100,7 @@ impl FaissSourceConfig {
 impl SourceConfig for FaissSourceConfig {
     const NAME: &'static str = "faiss";
     const SUMMARY: &'static str =
-        "Faiss index files (Flat, IDMap, IVFFlat, HNSWFlat, BinaryFlat), local or on S3/GCS/Azure, read exactly without libfaiss";
+        "Faiss index files (Flat, IDMap, IVFFlat, IVFFlatDedup, HNSWFlat, RefineFlat, BinaryFlat/HNSW/IVF), local or on S3/GCS/Azure, read exactly without libfaiss";
 
     fn example() -> Self {
         FaissSourceConfig::new("indexes/products.faiss")

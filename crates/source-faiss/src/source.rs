@@ -19,8 +19,8 @@ use vmig_core::{
     SourceStream,
 };
 use vmig_formats::faiss::{
-    first_non_finite, ids_from_le, implicit_ids, vectors_from_le, Block, BlockIds, FaissLayout,
-    VectorKind,
+    first_non_finite, ids_from_le, implicit_ids, map_ids, mapped_id_error, vectors_from_le, Block,
+    BlockIds, FaissLayout, VectorKind,
 };
 
 use crate::{FaissSourceConfig, OnNonFinite};
@@ -66,6 +66,9 @@ struct OpenIndex {
     io: RangeReader,
     partitions: Vec<Partition>,
     on_non_finite: OnNonFinite,
+    /// The id map that [`BlockIds::Mapped`] ids go through (an id map over an IVF index),
+    /// loaded by the first chunk that needs it: `ntotal × 8` bytes, kept while the source lives.
+    id_map: tokio::sync::OnceCell<Int64Array>,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +116,7 @@ impl FaissSource {
                 io,
                 partitions,
                 on_non_finite: config.on_non_finite,
+                id_map: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -185,7 +189,13 @@ fn plan_partitions(layout: &FaissLayout, rows_per: u64) -> Vec<Partition> {
         ));
         *group_rows = 0;
     };
+    let mut duplicates = Vec::new();
     for (i, b) in layout.blocks.iter().enumerate() {
+        if b.list_no.is_none() {
+            // The duplicates an IndexIVFFlatDedup restores (they follow the lists).
+            duplicates.push(i);
+            continue;
+        }
         if b.rows > rows_per {
             flush(&mut group, &mut group_rows, group_lists, &mut out);
             let mut start = 0;
@@ -220,7 +230,55 @@ fn plan_partitions(layout: &FaissLayout, rows_per: u64) -> Vec<Partition> {
         group_lists.2 += 1;
     }
     flush(&mut group, &mut group_rows, group_lists, &mut out);
+    plan_duplicates(layout, &duplicates, rows_per, &mut out);
     out
+}
+
+/// Partitions of at most `rows_per` rows over the blocks `duplicates` (the rows an
+/// `IndexIVFFlatDedup` restores from its instances table), named by their row range inside
+/// that section: `duplicates-<start>-<end>`.
+fn plan_duplicates(
+    layout: &FaissLayout,
+    duplicates: &[usize],
+    rows_per: u64,
+    out: &mut Vec<Partition>,
+) {
+    let mut group: Vec<Segment> = Vec::new();
+    let mut group_rows = 0u64;
+    let mut done = 0u64;
+    let mut flush = |group: &mut Vec<Segment>, group_rows: &mut u64, out: &mut Vec<Partition>| {
+        if group.is_empty() {
+            return;
+        }
+        let (a, b) = (done, done + *group_rows);
+        out.push(partition(
+            format!("duplicates-{a}-{b}"),
+            format!("IndexIVFFlatDedup duplicates {a}..{b} (restored from its instances table)"),
+            std::mem::take(group),
+        ));
+        done = b;
+        *group_rows = 0;
+    };
+    for &i in duplicates {
+        let Some(b) = layout.blocks.get(i) else {
+            continue;
+        };
+        let mut start = 0;
+        while start < b.rows {
+            let take = (b.rows - start).min(rows_per - group_rows);
+            group.push(Segment {
+                block: i,
+                start,
+                end: start + take,
+            });
+            group_rows += take;
+            start += take;
+            if group_rows >= rows_per {
+                flush(&mut group, &mut group_rows, out);
+            }
+        }
+    }
+    flush(&mut group, &mut group_rows, out);
 }
 
 #[async_trait]
@@ -396,6 +454,8 @@ impl Iterator for Planner {
 struct Chunk {
     plan: Vec<Vec<Piece>>,
     reads: Vec<(Range<u64>, Bytes)>,
+    /// The layout's id map, when a piece of this chunk has mapped ids.
+    id_map: Option<Int64Array>,
 }
 
 impl Chunk {
@@ -432,13 +492,46 @@ fn piece_ranges<'a>(layout: &'a FaissLayout, p: &Piece) -> Result<PieceRanges<'a
     Ok((b, codes, ids))
 }
 
+/// The layout's id map, read (once) in one ranged read.
+async fn load_id_map(inner: &OpenIndex) -> Result<Int64Array> {
+    let table = inner
+        .layout
+        .id_map
+        .ok_or_else(|| Error::data("faiss layout", "mapped ids without an id map"))?;
+    let ids = inner
+        .id_map
+        .get_or_try_init(|| async {
+            let data = inner
+                .io
+                .read_exact(&inner.display, vec![table.range()])
+                .await
+                .map_err(|e| match e {
+                    Error::Data { .. } => e,
+                    e => e.context(format!(
+                        "reading the id map of the {} in Faiss index `{}`",
+                        table.class, inner.display
+                    )),
+                })?;
+            ids_from_le(data.into_iter().next().unwrap_or_default())
+        })
+        .await?;
+    Ok(ids.clone())
+}
+
 async fn read_chunk(inner: Arc<OpenIndex>, plan: Vec<Vec<Piece>>) -> Result<Chunk> {
     let mut ranges = Vec::new();
+    let mut mapped = false;
     for p in plan.iter().flatten() {
-        let (_, codes, ids) = piece_ranges(&inner.layout, p)?;
+        let (b, codes, ids) = piece_ranges(&inner.layout, p)?;
+        mapped |= matches!(b.ids, BlockIds::Mapped { .. });
         ranges.push(codes);
         ranges.extend(ids);
     }
+    let id_map = if mapped {
+        Some(load_id_map(&inner).await?)
+    } else {
+        None
+    };
     ranges.retain(|r| r.start < r.end);
     ranges.sort_by_key(|r| r.start);
     let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
@@ -457,10 +550,15 @@ async fn read_chunk(inner: Arc<OpenIndex>, plan: Vec<Vec<Piece>>) -> Result<Chun
             e => e.context(format!("reading Faiss index `{}`", inner.display)),
         })?;
     let reads = merged.into_iter().zip(data).collect();
-    Ok(Chunk { plan, reads })
+    Ok(Chunk {
+        plan,
+        reads,
+        id_map,
+    })
 }
 
 fn piece_ids(
+    inner: &OpenIndex,
     chunk: &Chunk,
     block: &Block,
     p: &Piece,
@@ -468,6 +566,24 @@ fn piece_ids(
 ) -> Result<Int64Array> {
     match (block.ids, ids) {
         (BlockIds::Stored { .. }, Some(r)) => ids_from_le(chunk.slice(r)?),
+        (BlockIds::Mapped { .. }, Some(r)) => {
+            let stored = ids_from_le(chunk.slice(r)?)?;
+            let table = chunk.id_map.as_ref().ok_or_else(|| {
+                Error::data(
+                    "faiss chunk",
+                    "the id map was not loaded (internal planning error)",
+                )
+            })?;
+            map_ids(stored.values(), table.values()).map_err(|(k, value)| {
+                mapped_id_error(
+                    &inner.display,
+                    &inner.layout,
+                    p.block,
+                    p.start + k as u64,
+                    value,
+                )
+            })
+        }
         (BlockIds::Implicit { first }, _) => {
             let start = i64::try_from(p.start)
                 .ok()
@@ -475,7 +591,7 @@ fn piece_ids(
                 .ok_or_else(|| Error::data("faiss layout", "implicit ids overflow i64"))?;
             implicit_ids(start, p.rows() as usize)
         }
-        (BlockIds::Stored { .. }, None) => Err(Error::data(
+        (BlockIds::Stored { .. } | BlockIds::Mapped { .. }, None) => Err(Error::data(
             "faiss layout",
             "stored ids without a byte range",
         )),
@@ -493,7 +609,7 @@ fn decode_batch(inner: &OpenIndex, chunk: &Chunk, index: usize) -> Result<Source
     let mut parts = Vec::with_capacity(pieces.len());
     for p in pieces {
         let (block, codes, ids) = piece_ranges(layout, p)?;
-        let ids = piece_ids(chunk, block, p, ids)?;
+        let ids = piece_ids(inner, chunk, block, p, ids)?;
         parts.push((block, chunk.slice(codes)?, ids));
     }
     let (codes, ids) = if let [(_, codes, ids)] = parts.as_slice() {
@@ -615,6 +731,7 @@ mod tests {
                     b
                 })
                 .collect(),
+            id_map: None,
         }
     }
 
@@ -652,6 +769,44 @@ mod tests {
         );
         let total: u64 = p.iter().map(|p| p.info.estimated_rows.unwrap()).sum();
         assert_eq!(total, 19);
+    }
+
+    #[test]
+    fn dedup_duplicates_get_partitions_of_their_own() {
+        let mut l = layout(vec![
+            (Some(0), 3),
+            (Some(1), 2),
+            (None, 1),
+            (None, 1),
+            (None, 1),
+        ]);
+        l.blocks[4].rows = 3;
+        let p = plan_partitions(&l, 2);
+        let ids: Vec<_> = p.iter().map(|p| p.info.id.0.clone()).collect();
+        assert_eq!(
+            ids,
+            [
+                "list-0-rows-0-2",
+                "list-0-rows-2-3",
+                "lists-1-1",
+                "duplicates-0-2",
+                "duplicates-2-4",
+                "duplicates-4-5"
+            ]
+        );
+        let segs: Vec<Vec<(usize, u64, u64)>> = p[3..]
+            .iter()
+            .map(|p| {
+                p.segments
+                    .iter()
+                    .map(|s| (s.block, s.start, s.end))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            segs,
+            vec![vec![(2, 0, 1), (3, 0, 1)], vec![(4, 0, 2)], vec![(4, 2, 3)]]
+        );
     }
 
     /// The batches (block, start, end of each piece) a planner makes of `segments` (block, start,

@@ -221,6 +221,15 @@ async fn resuming_after_any_position_yields_exactly_the_rest() {
         ("hnsw_flat", 1000, 128),
         ("binary_idmap2", 100, 7),
         ("idmap_hnsw", 1_048_576, 50),
+        // Issue #15: duplicates restored after the lists, ids through an id map's table,
+        // binary lists, legacy lists, a refine index, a binary HNSW.
+        ("ivf_dedup", 100, 9),
+        ("idmap2_ivf", 200, 23),
+        ("binary_idmap_ivf", 120, 17),
+        ("binary_ivf_lists", 150, 11),
+        ("ivf_legacy_bytes", 100, 13),
+        ("refine_ivfpq", 150, 40),
+        ("binary_hnsw", 200, 31),
     ] {
         let src = build(json!({ "path": fixture_path(name), "partition_rows": partition_rows }))
             .await
@@ -484,4 +493,70 @@ async fn reads_from_s3() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("missing.faiss"), "{err}");
+}
+
+/// An IndexIVFFlatDedup: its lists grouped as for any IVF index, then its 70 duplicates in
+/// partitions of their own; resuming inside the duplicates yields exactly the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedup_duplicates_are_partitions_of_their_own() {
+    let src = build(json!({ "path": fixture_path("ivf_dedup"), "partition_rows": 30 }))
+        .await
+        .unwrap();
+    let parts = src.partitions().await.unwrap();
+    let ids: Vec<_> = parts.iter().map(|p| p.id.0.as_str()).collect();
+    // List sizes (manifest.json): 55, 26, 49, 39, 42, 25, 31, 33; then 70 duplicates.
+    assert_eq!(
+        &ids[ids.len() - 3..],
+        ["duplicates-0-30", "duplicates-30-60", "duplicates-60-70"]
+    );
+    assert_eq!(
+        parts.last().unwrap().description,
+        "IndexIVFFlatDedup duplicates 60..70 (restored from its instances table)"
+    );
+    let (want_ids, want_vecs) = expected("ivf_dedup");
+    let c = ctx(7);
+    let p = &parts[parts.len() - 2];
+    let full = read_partition(src.as_ref(), &p.id, None, &c).await.unwrap();
+    assert_eq!(full.ids, want_ids[300 + 30..300 + 60]);
+    assert!(full.vecs == want_vecs[(300 + 30) * 32..(300 + 60) * 32]);
+    let (pos, _, _) = &full.batches[1];
+    let rest = read_partition(src.as_ref(), &p.id, Some(pos), &c)
+        .await
+        .unwrap();
+    assert_eq!(rest.ids, want_ids[300 + 44..300 + 60]);
+    let (ids, vecs) = read_all(src.as_ref(), &c).await;
+    assert_eq!((ids, vecs), (want_ids, want_vecs));
+}
+
+/// An id map over an IVF index whose lists store an inner id outside the id map: the stream
+/// fails naming the file, the byte holding that inner id, the list and the id map's size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inner_id_outside_the_id_map_is_located() {
+    let bytes = std::fs::read(fixture_path("idmap2_ivf")).unwrap();
+    let layout = vmig_formats::faiss::parse_layout(&bytes, "x").unwrap();
+    let b = layout.blocks[2];
+    let vmig_formats::faiss::BlockIds::Mapped { offset } = b.ids else {
+        panic!("{:?}", b.ids)
+    };
+    let at = offset as usize + 5 * 8;
+    let mut bad = bytes.clone();
+    bad[at..at + 8].copy_from_slice(&(-3i64).to_le_bytes());
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("bad.faiss");
+    std::fs::write(&path, bad).unwrap();
+    let src = build(json!({ "path": path })).await.unwrap();
+    let p = &src.partitions().await.unwrap()[0];
+    let err = read_partition(src.as_ref(), &p.id, None, &ctx(1000))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "invalid data at {} at byte {at}: entry 5 of inverted list 2 stores the inner id -3, \
+             but the id map of the IndexIDMap2 has 600 ids (inner ids 0..600): the file is \
+             corrupted, or remove_ids changed the index in a way its id map no longer describes",
+            path.display()
+        )
+    );
 }

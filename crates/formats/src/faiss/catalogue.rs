@@ -1,7 +1,8 @@
 //! Names of Faiss fourccs and why vmig refuses the ones it does not read.
 
 const REEXPORT: &str = "Re-export the vectors from the source embeddings (or rebuild the index as \
-                        IndexFlat, IndexIDMap(IndexFlat), IndexIVFFlat or IndexHNSWFlat).";
+                        IndexFlat, IndexIDMap(IndexFlat), IndexIVFFlat, IndexHNSWFlat or \
+                        IndexRefineFlat).";
 
 /// The Faiss class written under `fourcc`, or `None` when vmig does not know the fourcc.
 pub fn class_name(fourcc: &[u8; 4]) -> Option<&'static str> {
@@ -71,6 +72,11 @@ pub fn class_name(fourcc: &[u8; 4]) -> Option<&'static str> {
         b"IBwF" => "IndexBinaryIVF",
         b"IBHf" => "IndexBinaryHNSW",
         b"IBFf" => "IndexBinaryFromFloat",
+        b"IBHc" => "IndexBinaryHNSWCagra",
+        b"IwPn" | b"IwP2" => "IndexIVFFlatPanorama",
+        b"IxFP" | b"IxFp" => "IndexFlatPanorama",
+        b"IxRP" => "IndexRefinePanorama",
+        b"IHfP" => "IndexHNSWFlatPanorama",
         b"IBHh" => "IndexBinaryHash",
         b"IBHm" => "IndexBinaryMultiHash",
         b"null" => "no index (fourcc `null`)",
@@ -112,22 +118,13 @@ pub fn refusal_reason(fourcc: &[u8; 4]) -> Option<String> {
         b"INSf" | b"INSp" | b"INSs" => later("NSG graph indexes are outside vmig's first scope"),
         b"INNf" => later("NNDescent graph indexes are outside vmig's first scope"),
         b"ISVD" => later("SVS indexes keep their data in an opaque blob"),
-        b"IvFl" | b"IvFL" => later(
-            "load it with faiss.read_index and save it again with faiss.write_index: current \
-             Faiss writes it as `IwFl`, which vmig reads",
-        ),
-        b"IwFd" => later("its deduplicated entries need a separate id table"),
-        b"IxRF" => later(
-            "save its refine index (faiss.downcast_index(index.refine_index)) on its own and \
-             read that",
-        ),
         b"IHNc" | b"IHc2" => later("HNSW-CAGRA indexes are outside vmig's first scope"),
-        b"IBwF" => later("binary IVF indexes are outside vmig's first scope"),
-        b"IBHf" => later(
-            "binary HNSW indexes are outside vmig's first scope; save index.storage on its own",
-        ),
         b"IBFf" => lossy("binarised float vectors"),
         b"IBHh" | b"IBHm" => later("binary hash indexes are outside vmig's first scope"),
+        b"IBHc" => later("binary HNSW-CAGRA indexes are outside vmig's first scope"),
+        b"IwPn" | b"IwP2" | b"IxFP" | b"IxFp" | b"IxRP" | b"IHfP" => {
+            later("Panorama indexes keep their vectors in a level-wise layout vmig does not read")
+        }
         _ => return None,
     })
 }
@@ -156,6 +153,12 @@ mod tests {
             .unwrap()
             .contains("cannot be recovered"));
         assert_eq!(refusal_reason(b"IxF2"), None);
+        // Read since issue #15 (an IxRF with a lossy refine index is refused by the parser).
+        for f in [b"IBHf", b"IBwF", b"IwFd", b"IvFl", b"IvFL", b"IxRF"] {
+            assert_eq!(refusal_reason(f), None, "{}", printable(f));
+            assert!(class_name(f).is_some());
+        }
+        assert!(refusal_reason(b"IwP2").unwrap().contains("Panorama"));
         assert_eq!(class_name(b"zzzz"), None);
         assert_eq!(printable(&[b'I', 0, 0xff, b'x']), "I\\x00\\xffx");
     }

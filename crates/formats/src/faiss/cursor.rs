@@ -206,6 +206,50 @@ impl<'a> Cursor<'a> {
         Ok((n, at))
     }
 
+    /// Reads `buf.len()` bytes at `offset`, leaving the cursor where it is.
+    pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8], what: &str) -> Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.size) {
+            return Err(self.data_err(
+                offset,
+                format!(
+                    "expected {what} ({} bytes), file ends at byte {}",
+                    buf.len(),
+                    self.size
+                ),
+            ));
+        }
+        self.r
+            .read_exact_at(offset, buf)
+            .map_err(|e| Error::from(e).context(format!("reading {} at byte {offset}", self.name)))
+    }
+
+    /// Calls `each(k, value)` for the `n` little-endian `i64`s at `offset`, read in 64 KiB pieces
+    /// without moving the cursor.
+    pub(crate) fn each_i64_at(
+        &self,
+        offset: u64,
+        n: u64,
+        what: &str,
+        mut each: impl FnMut(u64, i64) -> Result<()>,
+    ) -> Result<()> {
+        const PIECE: u64 = 8192;
+        let mut buf = vec![0u8; (n.min(PIECE) * 8) as usize];
+        let mut done = 0u64;
+        while done < n {
+            let take = (n - done).min(PIECE);
+            let bytes = &mut buf[..(take * 8) as usize];
+            self.read_at(offset.saturating_add(done * 8), bytes, what)?;
+            for (k, c) in bytes.chunks_exact(8).enumerate() {
+                let mut v = [0u8; 8];
+                v.copy_from_slice(c);
+                each(done + k as u64, i64::from_le_bytes(v))?;
+            }
+            done += take;
+        }
+        Ok(())
+    }
+
     /// Reads `n` little-endian `u64`s (the caller has checked that they fit in the file).
     pub(crate) fn u64s(&mut self, n: u64, what: &str) -> Result<Vec<u64>> {
         self.require(n.saturating_mul(8), what)?;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use vmig_core::vector::{binary_vector_array, f32_array_from_le, float_vector_array};
 use vmig_core::{Error, Result};
 
-use super::{Block, BlockIds, FaissLayout, ReadAt, VectorKind};
+use super::{Block, BlockIds, FaissLayout, IdMapTable, ReadAt, VectorKind};
 
 /// Ids stored as `n × i64` little-endian, without copying when `bytes` is 8-byte aligned.
 ///
@@ -46,6 +46,53 @@ pub fn implicit_ids(first: i64, rows: usize) -> Result<Int64Array> {
     Ok(Int64Array::from_iter_values(
         (0..rows as i64).map(|i| first + i),
     ))
+}
+
+/// Translates inner ids through an id map (see [`BlockIds::Mapped`]): `table[inner]` for each.
+///
+/// # Errors
+/// `(k, inner)` for the first inner id outside `0..table.len()`; the caller locates it with
+/// [`mapped_id_error`].
+pub fn map_ids(inner: &[i64], table: &[i64]) -> std::result::Result<Int64Array, (usize, i64)> {
+    let mut out = Vec::with_capacity(inner.len());
+    for (k, &i) in inner.iter().enumerate() {
+        let id = usize::try_from(i)
+            .ok()
+            .and_then(|i| table.get(i))
+            .ok_or((k, i))?;
+        out.push(*id);
+    }
+    Ok(Int64Array::from(out))
+}
+
+/// The error for an inner id that its id map does not cover: row `row` of block number `block`
+/// of the index in file `name` holds `inner`. Located at the byte holding it.
+pub fn mapped_id_error(
+    name: &str,
+    layout: &FaissLayout,
+    block: usize,
+    row: u64,
+    inner: i64,
+) -> Error {
+    let b = layout.blocks.get(block);
+    let at = b
+        .and_then(|b| b.ids_range(row..row + 1))
+        .map_or(0, |r| r.start);
+    let (class, len) = layout
+        .id_map
+        .map_or(("id map", 0), |t: IdMapTable| (t.class, t.len));
+    let place = match b.and_then(|b| b.list_no) {
+        Some(l) => format!("entry {row} of inverted list {l}"),
+        None => format!("row {row} of block {block}"),
+    };
+    Error::data(
+        format!("{name} at byte {at}"),
+        format!(
+            "{place} stores the inner id {inner}, but the id map of the {class} has {len} ids \
+             (inner ids 0..{len}): the file is corrupted, or remove_ids changed the index in a \
+             way its id map no longer describes"
+        ),
+    )
 }
 
 /// Vectors stored row-major as raw little-endian bytes: `dim` `f32`s per row (zero-copy when
@@ -149,6 +196,27 @@ pub fn read_rows(
         BlockIds::Stored { .. } => {
             let range = b.ids_range(rows).unwrap_or(0..0);
             ids_from_le(read_range(r, range)?)?
+        }
+        BlockIds::Mapped { .. } => {
+            let range = b.ids_range(rows.clone()).unwrap_or(0..0);
+            let inner = ids_from_le(read_range(r, range)?)?;
+            let table = layout
+                .id_map
+                .ok_or_else(|| Error::data("faiss layout", "mapped ids without an id map"))?;
+            let mut ids = Vec::with_capacity(n);
+            for (k, &i) in inner.values().iter().enumerate() {
+                let pos = u64::try_from(i)
+                    .ok()
+                    .filter(|&p| p < table.len)
+                    .ok_or_else(|| {
+                        mapped_id_error("faiss index", layout, block, rows.start + k as u64, i)
+                    })?;
+                let mut raw = [0u8; 8];
+                r.read_exact_at(table.offset + pos * 8, &mut raw)
+                    .map_err(|e| Error::from(e).context("reading the id map"))?;
+                ids.push(i64::from_le_bytes(raw));
+            }
+            Int64Array::from(ids)
         }
     };
     Ok(DecodedRows { ids, vectors })

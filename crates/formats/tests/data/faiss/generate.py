@@ -20,8 +20,13 @@ faiss itself loads back from the file (read_index + reconstruct_n / id_map / inv
     <name>.vecs.bin    expected vectors, raw little-endian float32 (or packed bits for binary
                        indexes), same order
 
-vmig's row order: flat / HNSW / IDMap in storage order; IVF grouped by inverted list (list 0
-first), entries of a list in stored order.
+vmig's row order: flat / HNSW / refine / IDMap in storage order; IVF grouped by inverted list
+(list 0 first), entries of a list in stored order, then (IndexIVFFlatDedup) the duplicates in the
+order of its instances table.
+
+Faiss no longer writes the legacy IVFFlat formats (`IvFl`, `IvFL`); those two fixtures are built
+here byte by byte from a real `IwFl` file (the layout of index_read.cpp's legacy branch), and
+faiss-cpu itself must load them back: the expected rows come from what faiss reads.
 
 manifest.json describes every fixture (what faiss says about it) for the tests.
 """
@@ -73,50 +78,81 @@ def expected_float(name, index_path, **info):
     record(name, idx, supported=True, binary=False, rows=len(ids), **extra, **info)
 
 
+def ivf_lists(ivf, dtype, width, extra, downcast=faiss.downcast_index):
+    """The entries of an IVF index's lists, list by list: (stored ids, codes as `dtype` rows)."""
+    invlists = faiss.downcast_InvertedLists(ivf.invlists)
+    all_ids, all_vecs, sizes = [], [], []
+    for lst in range(ivf.nlist):
+        n = invlists.list_size(lst)
+        sizes.append(int(n))
+        if n == 0:
+            continue
+        ids = faiss.rev_swig_ptr(invlists.get_ids(lst), n).copy()
+        codes = faiss.rev_swig_ptr(invlists.get_codes(lst), n * invlists.code_size).copy()
+        all_ids.append(ids.astype("int64"))
+        all_vecs.append(codes.view(dtype).reshape(n, width))
+    extra["nlist"] = int(ivf.nlist)
+    extra["list_sizes"] = sizes
+    extra["direct_map"] = int(ivf.direct_map.type)
+    extra["quantizer"] = type(downcast(ivf.quantizer)).__name__
+    if not all_ids:
+        return np.zeros(0, "int64"), np.zeros((0, width), dtype)
+    return np.concatenate(all_ids), np.concatenate(all_vecs)
+
+
 def float_rows(idx):
     idx = faiss.downcast_index(idx)
     extra = {}
     if isinstance(idx, (faiss.IndexIDMap, faiss.IndexIDMap2)):
         inner = faiss.downcast_index(idx.index)
-        ids = faiss.vector_to_array(idx.id_map).astype("int64")
-        vecs = inner.reconstruct_n(0, inner.ntotal) if inner.ntotal else np.zeros((0, idx.d), "float32")
+        id_map = faiss.vector_to_array(idx.id_map).astype("int64")
         extra["inner"] = type(inner).__name__
-        return ids, vecs, extra
+        ivf = faiss.try_extract_index_ivf(inner)
+        if ivf is not None:
+            # The inner IVF stores sequential inner ids; the id map translates them.
+            inner_ids, vecs = ivf_lists(ivf, "float32", ivf.d, extra)
+            return id_map[inner_ids], vecs, extra
+        vecs = inner.reconstruct_n(0, inner.ntotal) if inner.ntotal else np.zeros((0, idx.d), "float32")
+        return id_map, vecs, extra
+    if isinstance(idx, faiss.IndexRefine):
+        # Rows are the refine index's vectors, numbered 0..ntotal (IndexRefine has no ids).
+        refine = faiss.downcast_index(idx.refine_index)
+        extra["base"] = type(faiss.downcast_index(idx.base_index)).__name__
+        extra["refine"] = type(refine).__name__
+        n = refine.ntotal
+        vecs = refine.reconstruct_n(0, n) if n else np.zeros((0, idx.d), "float32")
+        return np.arange(n, dtype="int64"), vecs, extra
     ivf = faiss.try_extract_index_ivf(idx)
     if ivf is not None:
-        invlists = faiss.downcast_InvertedLists(ivf.invlists)
-        all_ids, all_vecs, sizes = [], [], []
-        for lst in range(ivf.nlist):
-            n = invlists.list_size(lst)
-            sizes.append(int(n))
-            if n == 0:
-                continue
-            ids = faiss.rev_swig_ptr(invlists.get_ids(lst), n).copy()
-            codes = faiss.rev_swig_ptr(invlists.get_codes(lst), n * invlists.code_size).copy()
-            all_ids.append(ids.astype("int64"))
-            all_vecs.append(codes.view("float32").reshape(n, ivf.d))
-        extra["nlist"] = int(ivf.nlist)
-        extra["list_sizes"] = sizes
-        extra["direct_map"] = int(ivf.direct_map.type)
-        extra["quantizer"] = type(faiss.downcast_index(ivf.quantizer)).__name__
-        if not all_ids:
-            return np.zeros(0, "int64"), np.zeros((0, ivf.d), "float32"), extra
-        return np.concatenate(all_ids), np.concatenate(all_vecs), extra
+        ids, vecs = ivf_lists(ivf, "float32", ivf.d, extra)
+        return ids, vecs, extra
     n = idx.ntotal
     vecs = idx.reconstruct_n(0, n) if n else np.zeros((0, idx.d), "float32")
     return np.arange(n, dtype="int64"), vecs, extra
 
 
-def expected_binary(name, index_path, **info):
-    idx = faiss.read_index_binary(index_path)
+def binary_rows(idx, info):
+    """(ids, packed rows) of a binary index as faiss holds them, in vmig's row order."""
+    idx = faiss.downcast_IndexBinary(idx)
     if isinstance(idx, (faiss.IndexBinaryIDMap, faiss.IndexBinaryIDMap2)):
         inner = faiss.downcast_IndexBinary(idx.index)
-        ids = faiss.vector_to_array(idx.id_map).astype("int64")
-        vecs = faiss.vector_to_array(inner.xb)
         info["inner"] = type(inner).__name__
-    else:
-        ids = np.arange(idx.ntotal, dtype="int64")
-        vecs = faiss.vector_to_array(idx.xb)
+        id_map = faiss.vector_to_array(idx.id_map).astype("int64")
+        inner_ids, vecs = binary_rows(inner, info)
+        info["inner"] = type(inner).__name__
+        return id_map[inner_ids], vecs
+    if isinstance(idx, faiss.IndexBinaryIVF):
+        return ivf_lists(idx, "uint8", idx.code_size, info, faiss.downcast_IndexBinary)
+    if isinstance(idx, faiss.IndexBinaryHNSW):
+        storage = faiss.downcast_IndexBinary(idx.storage)
+        info["storage"] = type(storage).__name__
+        return np.arange(idx.ntotal, dtype="int64"), faiss.vector_to_array(storage.xb)
+    return np.arange(idx.ntotal, dtype="int64"), faiss.vector_to_array(idx.xb)
+
+
+def expected_binary(name, index_path, **info):
+    idx = faiss.read_index_binary(index_path)
+    ids, vecs = binary_rows(idx, info)
     assert vecs.size == idx.ntotal * idx.code_size
     ids.astype("<i8").tofile(os.path.join(OUT, name + ".ids.i64"))
     vecs.astype("u1").tofile(os.path.join(OUT, name + ".vecs.bin"))
@@ -341,19 +377,235 @@ def main():
     idx = faiss.IndexIDMap(ivf)
     idx.add_with_ids(x[:100], sparse_ids(100))
     faiss.write_index(idx, path("idmap_ivf"))
-    refused("idmap_ivf", path("idmap_ivf"), fourcc="IxMp")
+    expected_float("idmap_ivf", path("idmap_ivf"), fourcc="IxMp")
 
     xb = rng.integers(0, 256, size=(200, 4), dtype="uint8")
     idx = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(32), 32, 4)
     idx.train(xb)
     idx.add(xb)
     faiss.write_index_binary(idx, path("binary_ivf"))
-    refused("binary_ivf", path("binary_ivf"), binary=True, fourcc="IBwF")
+    expected_binary("binary_ivf", path("binary_ivf"), fourcc="IBwF")
+
+    issue_15()
 
     manifest["fixtures"].sort(key=lambda f: f["name"])
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")
+
+
+# --- issue #15: the other lossless types ---------------------------------------------------------
+# A generator of its own, so the fixtures above keep their bytes.
+rng15 = np.random.default_rng(SEED + 15)
+
+
+def data15(n, d=D):
+    return rng15.standard_normal((n, d)).astype("float32")
+
+
+def ids63(n):
+    """Unique random non-negative 63-bit ids, unsorted."""
+    ids = np.unique(rng15.integers(0, 2**63 - 1, size=2 * n, dtype=np.int64))[:n]
+    assert len(ids) == n
+    rng15.shuffle(ids)
+    return ids.astype("int64")
+
+
+def clustered(n, centres, picked, noise=0.1):
+    return (centres[picked[rng15.integers(0, len(picked), n)]] + data15(n, centres.shape[1]) * noise).astype("float32")
+
+
+def ivf_prefix_len(idx):
+    """Bytes of fourcc + IVF header up to the end of its coarse quantizer (metric L2/IP)."""
+    assert idx.metric_type <= 1
+    return 4 + 33 + 16 + len(faiss.serialize_index(idx.quantizer))
+
+
+def write_legacy_ivfflat(src_path, dst_path, fourcc):
+    """Rewrites an `IwFl` file (direct map: none) in the legacy `IvFl` / `IvFL` layout:
+    fourcc, IVF header and quantizer, nlist × vec<i64> ids, the direct map, nlist × codes
+    (vec<f32> for `IvFl`, vec<u8> for `IvFL`)."""
+    idx = faiss.read_index(src_path)
+    raw = open(src_path, "rb").read()
+    q_end = ivf_prefix_len(idx)
+    assert raw[:4] == b"IwFl" and raw[q_end : q_end + 9] == b"\x00" + bytes(8)
+    assert raw[q_end + 9 : q_end + 13] == b"ilar"
+    invlists = faiss.downcast_InvertedLists(idx.invlists)
+    out = bytearray(fourcc.encode() + raw[4:q_end])
+    for lst in range(idx.nlist):
+        n = invlists.list_size(lst)
+        ids = faiss.rev_swig_ptr(invlists.get_ids(lst), n).astype("<i8") if n else np.zeros(0, "<i8")
+        out += np.uint64(n).tobytes() + ids.tobytes()
+    out += raw[q_end : q_end + 9]  # direct map: type 0, empty array
+    for lst in range(idx.nlist):
+        n = invlists.list_size(lst)
+        codes = faiss.rev_swig_ptr(invlists.get_codes(lst), n * invlists.code_size).tobytes() if n else b""
+        count = len(codes) // 4 if fourcc == "IvFl" else len(codes)
+        out += np.uint64(count).tobytes() + codes
+    with open(dst_path, "wb") as f:
+        f.write(out)
+
+
+def expected_dedup(name, index_path, x, ids, **info):
+    """An IndexIVFFlatDedup: the stored entries from faiss's lists, then one row per entry of
+    its instances table (which faiss does not expose to Python: read from the file, right
+    after the IVF header and its empty direct map), each checked against the data added."""
+    idx = faiss.read_index(index_path)
+    extra = {}
+    ivf = faiss.downcast_index(idx)
+    stored_ids, stored_vecs = ivf_lists(ivf, "float32", ivf.d, extra)
+    raw = open(index_path, "rb").read()
+    at = ivf_prefix_len(ivf) + 9
+    count = int(np.frombuffer(raw, "<u8", 1, at)[0])
+    tab = np.frombuffer(raw, "<i8", count, at + 8).reshape(-1, 2)
+    assert raw[at + 8 + 8 * count : at + 12 + 8 * count] == b"ilar"
+    by_id = {int(i): k for k, i in enumerate(ids)}
+    stored_at = {int(i): k for k, i in enumerate(stored_ids)}
+    dup_vecs = []
+    for key, dup in tab:
+        # The duplicate's vector is the one added with its id, bit for bit the stored one.
+        v = x[by_id[int(dup)]]
+        assert v.tobytes() == stored_vecs[stored_at[int(key)]].tobytes()
+        dup_vecs.append(v)
+    assert len(stored_ids) + len(tab) == idx.ntotal
+    all_ids = np.concatenate([stored_ids, tab[:, 1].astype("int64")])
+    all_vecs = np.concatenate([stored_vecs] + ([np.stack(dup_vecs)] if dup_vecs else []))
+    # Every id added comes out exactly once, with the vector added under it.
+    assert sorted(all_ids.tolist()) == sorted(int(i) for i in ids)
+    for i, v in zip(all_ids, all_vecs):
+        assert v.tobytes() == x[by_id[int(i)]].tobytes()
+    all_ids.astype("<i8").tofile(os.path.join(OUT, name + ".ids.i64"))
+    all_vecs.astype("<f4").tofile(os.path.join(OUT, name + ".vecs.bin"))
+    record(name, idx, supported=True, binary=False, rows=len(all_ids), duplicates=len(tab), **extra, **info)
+
+
+def issue_15():
+    # --- IndexBinaryHNSW -----------------------------------------------------------------------
+    xb = rng15.integers(0, 256, size=(500, 8), dtype="uint8")
+    idx = faiss.IndexBinaryHNSW(64, 16)
+    idx.add(xb)
+    faiss.write_index_binary(idx, path("binary_hnsw"))
+    expected_binary("binary_hnsw", path("binary_hnsw"), fourcc="IBHf")
+
+    idx = faiss.IndexBinaryHNSW(32, 8)
+    faiss.write_index_binary(idx, path("binary_hnsw_empty"))
+    expected_binary("binary_hnsw_empty", path("binary_hnsw_empty"), fourcc="IBHf")
+
+    # --- IndexBinaryIVF: 16 lists trained on 16 clusters, data from 5 of them (empty lists) --------
+    centres = rng15.integers(0, 256, size=(16, 16), dtype="uint8")
+    def near(picked, n):
+        rows = centres[rng15.choice(picked, n)].copy()
+        flips = rng15.integers(0, 256, size=rows.shape, dtype="uint8") & rng15.integers(0, 256, size=rows.shape, dtype="uint8") & rng15.integers(0, 256, size=rows.shape, dtype="uint8")
+        return rows ^ flips
+    quantizer = faiss.IndexBinaryFlat(128)
+    idx = faiss.IndexBinaryIVF(quantizer, 128, 16)
+    idx.cp.seed = SEED
+    idx.train(near(np.arange(16), 2000))
+    xb = near(np.array([1, 4, 5, 9, 14]), 400)
+    idx.add_with_ids(xb, ids63(400))
+    faiss.write_index_binary(idx, path("binary_ivf_lists"))
+    expected_binary("binary_ivf_lists", path("binary_ivf_lists"), fourcc="IBwF")
+
+    quantizer2 = faiss.IndexBinaryFlat(128)
+    inner = faiss.IndexBinaryIVF(quantizer2, 128, 8)
+    inner.cp.seed = SEED
+    inner.train(near(np.arange(16), 1000))
+    idx = faiss.IndexBinaryIDMap(inner)
+    idx.add_with_ids(near(np.arange(16), 300), ids63(300))
+    faiss.write_index_binary(idx, path("binary_idmap_ivf"))
+    expected_binary("binary_idmap_ivf", path("binary_idmap_ivf"), fourcc="IBMp")
+
+    # --- IndexIDMap2 over IndexIVFFlat, random 63-bit ids, added in three batches -----------------
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatL2(D), D, 8)
+    ivf.cp.seed = SEED
+    ivf.train(data15(800))
+    idx = faiss.IndexIDMap2(ivf)
+    ids = ids63(600)
+    x = data15(600)
+    for a, b in [(0, 100), (100, 350), (350, 600)]:
+        idx.add_with_ids(x[a:b], ids[a:b])
+    faiss.write_index(idx, path("idmap2_ivf"))
+    expected_float("idmap2_ivf", path("idmap2_ivf"), fourcc="IxM2")
+
+    # --- IndexIVFFlatDedup with real duplicates (some vectors three times) -------------------------
+    x = data15(300)
+    copies = rng15.choice(300, 60, replace=False)
+    again = copies[:10]
+    x = np.concatenate([x, x[copies], x[again]]).astype("float32")
+    ids = ids63(len(x))
+    q = faiss.IndexFlatL2(D)
+    idx = faiss.IndexIVFFlatDedup(q, D, 8)
+    idx.cp.seed = SEED
+    idx.train(data15(500))
+    idx.add_with_ids(x[:200], ids[:200])
+    idx.add_with_ids(x[200:], ids[200:])
+    assert idx.ntotal == len(x)
+    faiss.write_index(idx, path("ivf_dedup"))
+    expected_dedup("ivf_dedup", path("ivf_dedup"), x, ids, fourcc="IwFd")
+
+    q2 = faiss.IndexFlatIP(D)
+    idx = faiss.IndexIVFFlatDedup(q2, D, 4, faiss.METRIC_INNER_PRODUCT)
+    idx.cp.seed = SEED
+    idx.train(data15(200))
+    x = data15(50)
+    ids = np.arange(50, dtype="int64") * 11
+    idx.add_with_ids(x, ids)
+    faiss.write_index(idx, path("ivf_dedup_nodup"))
+    expected_dedup("ivf_dedup_nodup", path("ivf_dedup_nodup"), x, ids, fourcc="IwFd")
+
+    # --- legacy IvFl / IvFL, from an IwFl with empty lists and sparse ids --------------------------
+    centres = rng15.standard_normal((16, D)).astype("float32") * 20
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatL2(D), D, 16)
+    ivf.cp.seed = SEED
+    ivf.train(clustered(2000, centres, np.arange(16)))
+    ivf.add_with_ids(clustered(250, centres, np.array([0, 2, 3, 7, 8, 9, 11, 12, 15])), ids63(250))
+    tmp = os.path.join(OUT, "legacy_source.tmp")
+    faiss.write_index(ivf, tmp)
+    for name, fourcc in [("ivf_legacy_floats", "IvFl"), ("ivf_legacy_bytes", "IvFL")]:
+        write_legacy_ivfflat(tmp, path(name), fourcc)
+        expected_float(name, path(name), fourcc=fourcc)
+        # faiss read the legacy file back into the same lists as the original.
+        original, legacy = faiss.read_index(tmp), faiss.read_index(path(name))
+        a_ids, a_vecs, _ = float_rows(original)
+        b_ids, b_vecs, _ = float_rows(legacy)
+        assert (a_ids == b_ids).all() and a_vecs.tobytes() == b_vecs.tobytes()
+    os.remove(tmp)
+
+    # --- IndexRefineFlat over lossy bases ----------------------------------------------------------
+    base = faiss.index_factory(D, "IVF4,PQ4")
+    idx = faiss.IndexRefineFlat(base)
+    x = data15(400)
+    idx.train(x)
+    idx.add(x)
+    faiss.write_index(idx, path("refine_ivfpq"))
+    expected_float("refine_ivfpq", path("refine_ivfpq"), fourcc="IxRF")
+
+    base = faiss.IndexScalarQuantizer(D, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    idx = faiss.IndexRefineFlat(base)
+    x = data15(300)
+    idx.train(x)
+    idx.add(x)
+    faiss.write_index(idx, path("refine_sq8"))
+    expected_float("refine_sq8", path("refine_sq8"), fourcc="IxRF")
+
+    base = faiss.IndexScalarQuantizer(D, faiss.ScalarQuantizer.QT_8bit)
+    refine = faiss.IndexRefineFlat(base)
+    idx = faiss.IndexIDMap(refine)
+    x = data15(200)
+    idx.train(x)
+    idx.add_with_ids(x, ids63(200))
+    faiss.write_index(idx, path("idmap_refine"))
+    expected_float("idmap_refine", path("idmap_refine"), fourcc="IxMp")
+
+    # A refine index that is itself lossy: refused.
+    base = faiss.index_factory(D, "IVF4,PQ4")
+    sq = faiss.IndexScalarQuantizer(D, faiss.ScalarQuantizer.QT_8bit)
+    idx = faiss.IndexRefine(base, sq)
+    x = data15(300)
+    idx.train(x)
+    idx.add(x)
+    faiss.write_index(idx, path("refine_lossy"))
+    refused("refine_lossy", path("refine_lossy"), fourcc="IxRF")
 
 
 if __name__ == "__main__":
