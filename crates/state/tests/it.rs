@@ -686,6 +686,7 @@ async fn a_v1_sqlite_database_is_migrated_to_the_current_version() {
             "vmig_partitions",
             "vmig_runs",
             "vmig_state_version",
+            "vmig_submissions",
             "vmig_workers"
         ]
     );
