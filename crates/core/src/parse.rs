@@ -8,10 +8,21 @@
 //! (NumPy, Faiss flat storage) decode their own header first: their [`Parser::schema`] is `None`
 //! until it has been read.
 //!
-//! [`parse_all`] drives a parser over a sequence of chunks; it is what a source's read loop does,
-//! and what tests use.
+//! Two kinds of input access, one trait:
+//!
+//! * **Streaming** formats (NumPy, fvecs, JSON Lines, CSV, …) are fed their bytes in order with
+//!   [`Parser::decode`]. They say where the next unreturned row starts
+//!   ([`Parser::next_row_offset`]), so a reader can resume there after a restart
+//!   ([`Parser::seek`]).
+//! * **Random-access** formats (Parquet: the footer first, then column chunks) ask for byte
+//!   ranges through [`Parser::wanted`] and are given them with [`Parser::push_ranges`].
+//!
+//! [`parse_all`] drives a streaming parser over a sequence of chunks, and [`parse_bytes`] any
+//! parser over an input held in memory; they are what a source's read loop does, and what tests
+//! use.
 
 use std::fmt::Debug;
+use std::ops::Range;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -29,8 +40,66 @@ use crate::error::{Error, Result};
 /// loop.
 pub trait Parser: Send {
     /// The schema of every batch this parser returns, once known: formats with a header know it
-    /// only after the header has been decoded.
+    /// only after the header has been decoded, formats that infer it from a sample once the
+    /// sample has been read (or the input ended). With [`ParseInput::schema`] given, it is that
+    /// schema from the start.
     fn schema(&self) -> Option<SchemaRef>;
+
+    /// How this parser wants its input next. The default, for streaming formats, is always
+    /// [`Wanted::Stream`].
+    ///
+    /// # Errors
+    /// When the bytes pushed so far are not valid for the format.
+    fn wanted(&mut self) -> Result<Wanted> {
+        Ok(Wanted::Stream)
+    }
+
+    /// Gives a random-access parser the byte ranges it asked for with [`Wanted::Ranges`]
+    /// (`data[i]` holds `ranges[i]`). Streaming parsers refuse it.
+    ///
+    /// # Errors
+    /// When the bytes are not valid for the format, or the parser is a streaming one.
+    fn push_ranges(&mut self, ranges: Vec<Range<u64>>, data: Vec<bytes::Bytes>) -> Result<()> {
+        let _ = (ranges, data);
+        Err(Error::External(
+            "push_ranges called on a streaming parser (it wants its bytes in order)".into(),
+        ))
+    }
+
+    /// The number of rows in the whole input, when its header (or size) says so without reading
+    /// the rows: known once [`Parser::schema`] is. Sources use it for estimates and, for formats
+    /// whose ids are row numbers, to number the rows of the following inputs.
+    fn total_rows(&self) -> Option<u64> {
+        None
+    }
+
+    /// For streaming formats that can restart mid-input: the byte offset at which the first row
+    /// not yet returned by [`Parser::flush`]/[`Parser::finish`] starts. `None` (the default)
+    /// when the format cannot restart at a byte offset (then a resumed reader parses the input
+    /// from its start and drops the rows already delivered).
+    fn next_row_offset(&self) -> Option<u64> {
+        None
+    }
+
+    /// Resumes at `to`, a position this parser reported before: called once, on a parser built
+    /// with the planned schema ([`ParseInput::schema`]) and fed the input from its start until
+    /// [`Parser::schema`] became known (at once for formats that infer a schema, after the
+    /// header for formats that have one), before any batch was taken. Rows decoded but not yet
+    /// flushed are dropped; a streaming parser then expects the bytes from `to.offset` on, a
+    /// random-access one skips `to.rows` rows. The default refuses, which makes the reader parse
+    /// from the start and drop `to.rows` rows itself.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] when the format cannot resume this way; [`Error::Data`] when the
+    /// position does not fit the input (an offset past its end, or not at a row boundary the
+    /// format can check).
+    fn seek(&mut self, to: &ParsePosition) -> Result<()> {
+        let _ = to;
+        Err(Error::unsupported(
+            "parser",
+            "this parser resumes only by parsing from the start",
+        ))
+    }
 
     /// Consumes a prefix of `buf` and returns how many bytes were used. Fewer than `buf.len()`
     /// means a batch is full: call [`Parser::flush`], then feed the rest. A parser may keep a
@@ -54,6 +123,30 @@ pub trait Parser: Send {
     fn finish(&mut self) -> Result<Option<RecordBatch>>;
 }
 
+/// How a parser wants its input next (see [`Parser::wanted`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wanted {
+    /// The bytes that follow, in order, through [`Parser::decode`] (streaming formats).
+    Stream,
+    /// These byte ranges of the input, through [`Parser::push_ranges`].
+    Ranges(Vec<Range<u64>>),
+    /// A batch is ready: take it with [`Parser::flush`].
+    Batch,
+    /// The input has been read: call [`Parser::finish`].
+    Done,
+}
+
+/// Where a reader stands in one input: enough to resume it exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ParsePosition {
+    /// Rows of the input already delivered.
+    pub rows: u64,
+    /// The byte offset where the next row starts, for formats that can restart there
+    /// ([`Parser::next_row_offset`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
 /// What a parser is built for: the input it will be fed.
 #[derive(Debug, Clone)]
 pub struct ParseInput {
@@ -61,15 +154,51 @@ pub struct ParseInput {
     pub name: String,
     /// The most rows a batch may hold.
     pub batch_rows: usize,
+    /// The input's size in bytes, when known: random-access formats need it; fixed-size
+    /// record formats check it against their header before reading rows.
+    pub size: Option<u64>,
+    /// The number of rows before this input among all inputs of its source (files in sorted
+    /// order): formats whose rows have no id of their own number them from here.
+    pub first_row: u64,
+    /// The schema every batch must have, when already known (planned from the first input):
+    /// formats that infer a schema use it instead (and fail on a row that does not fit it);
+    /// formats with a header still read it, and fail naming the input when it describes another
+    /// schema.
+    pub schema: Option<SchemaRef>,
 }
 
 impl ParseInput {
-    /// An input named `name`, with batches of at most `batch_rows` rows (at least 1).
+    /// An input named `name`, with batches of at most `batch_rows` rows (at least 1), of unknown
+    /// size, numbered from row 0, schema to be read or inferred.
     pub fn new(name: impl Into<String>, batch_rows: usize) -> Self {
         Self {
             name: name.into(),
             batch_rows: batch_rows.max(1),
+            size: None,
+            first_row: 0,
+            schema: None,
         }
+    }
+
+    /// The same input with its size known.
+    #[must_use]
+    pub fn with_size(mut self, size: u64) -> Self {
+        self.size = Some(size);
+        self
+    }
+
+    /// The same input, its rows numbered from `first_row`.
+    #[must_use]
+    pub fn with_first_row(mut self, first_row: u64) -> Self {
+        self.first_row = first_row;
+        self
+    }
+
+    /// The same input, with the schema its batches must have.
+    #[must_use]
+    pub fn with_schema(mut self, schema: SchemaRef) -> Self {
+        self.schema = Some(schema);
+        self
     }
 
     /// The input's file name without directories and extension (`/d/vector.npy` → `vector`):
@@ -137,7 +266,56 @@ impl<C: ParserConfig> DynParserConfig for C {
     }
 }
 
-/// Feeds `chunks` to `parser` in order, as a source's read loop does, and returns every batch.
+/// Runs any parser, streaming or random-access, over an input held in memory and returns every
+/// batch: streaming parsers get `bytes` in chunks of `chunk` bytes, random-access ones the
+/// ranges they ask for.
+///
+/// # Errors
+/// As [`parse_all`]; a range outside `bytes`.
+pub fn parse_bytes(
+    parser: &mut dyn Parser,
+    bytes: &bytes::Bytes,
+    chunk: usize,
+) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    loop {
+        match parser.wanted()? {
+            Wanted::Stream => {
+                out.extend(parse_all(parser, bytes.chunks(chunk.max(1)))?);
+                return Ok(out);
+            }
+            Wanted::Ranges(ranges) => {
+                let data = ranges
+                    .iter()
+                    .map(|r| {
+                        let (start, end) = (usize::try_from(r.start), usize::try_from(r.end));
+                        match (start, end) {
+                            (Ok(s), Ok(e)) if s <= e && e <= bytes.len() => Ok(bytes.slice(s..e)),
+                            _ => Err(Error::External(
+                                format!(
+                                    "a parser asked for bytes {}..{} of a {}-byte input",
+                                    r.start,
+                                    r.end,
+                                    bytes.len()
+                                )
+                                .into(),
+                            )),
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                parser.push_ranges(ranges, data)?;
+            }
+            Wanted::Batch => out.extend(parser.flush()?),
+            Wanted::Done => {
+                out.extend(parser.finish()?);
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// Feeds `chunks` to a streaming `parser` in order, as a source's read loop does, and returns
+/// every batch.
 ///
 /// # Errors
 /// The parser's errors; an error when a parser neither consumes bytes nor yields a batch (a

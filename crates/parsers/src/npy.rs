@@ -14,7 +14,7 @@ use arrow::datatypes::{
 use arrow::record_batch::RecordBatch;
 use npyz::{DType, Endianness, NpyHeader, Order, TypeChar};
 use serde::{Deserialize, Serialize};
-use vmig_core::parse::{ParseInput, Parser, ParserConfig};
+use vmig_core::parse::{ParseInput, ParsePosition, Parser, ParserConfig};
 use vmig_core::vector;
 use vmig_core::{Error, Result};
 
@@ -390,7 +390,21 @@ impl Parser for NpyParser {
             // The fixed prefix (magic, version, length) is at most 12 bytes; then the rest.
             let need = self.header_len()?.unwrap_or(12);
             if self.header.len() >= need {
-                self.layout = Some(self.read_header()?);
+                let layout = self.read_header()?;
+                if let Some(planned) = &self.input.schema {
+                    if planned.fields() != layout.schema.fields() {
+                        return Err(Error::data(
+                            self.at(0),
+                            format!(
+                                "the header describes the column {:?}, but the job's schema \
+                                 (planned from its first file) is {:?}",
+                                layout.schema.fields(),
+                                planned.fields()
+                            ),
+                        ));
+                    }
+                }
+                self.layout = Some(layout);
                 break;
             }
             let take = (need - self.header.len()).min(buf.len() - used);
@@ -421,6 +435,38 @@ impl Parser for NpyParser {
         }
         self.data.extend_from_slice(&rest[..take]);
         Ok(used + take)
+    }
+
+    fn total_rows(&self) -> Option<u64> {
+        self.layout.as_ref().map(|l| l.rows)
+    }
+
+    fn next_row_offset(&self) -> Option<u64> {
+        let layout = self.layout.as_ref()?;
+        Some(layout.data_start + self.rows_out * layout.row_bytes as u64)
+    }
+
+    fn seek(&mut self, to: &ParsePosition) -> Result<()> {
+        let Some(layout) = &self.layout else {
+            return Err(Error::unsupported(
+                self.input.name.clone(),
+                "seek before the NumPy header was read",
+            ));
+        };
+        let expected = layout.data_start + to.rows.saturating_mul(layout.row_bytes as u64);
+        if to.rows > layout.rows || to.offset != Some(expected) {
+            return Err(Error::data(
+                self.at(to.offset.unwrap_or(0)),
+                format!(
+                    "cannot resume after row {} at this offset: row {} of this file starts at \
+                     byte {expected} and the file has {} rows (was it replaced since?)",
+                    to.rows, to.rows, layout.rows
+                ),
+            ));
+        }
+        self.rows_out = to.rows;
+        self.data.clear();
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<Option<RecordBatch>> {

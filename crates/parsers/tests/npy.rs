@@ -382,3 +382,32 @@ fn the_registry_lists_npy_with_its_extension() {
     assert!(registry::parser_for_path("a/b.npz").unwrap().is_none());
     assert!(registry::parser_for_path("noext").unwrap().is_none());
 }
+
+#[test]
+fn npy_passes_the_parser_conformance_check_and_resumes_at_every_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = dir.path().join("unit");
+    let batch = sample();
+    let mut w = NumpyWriter::create(&unit, &batch.schema()).unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
+    for field in batch.schema().fields() {
+        let path = unit.join(format!("{}.npy", field.name()));
+        let bytes = std::fs::read(&path).unwrap();
+        let name = path.display().to_string();
+        let build = |input: &ParseInput| -> Box<dyn Parser> {
+            vmig_core::registry::parse_parser("npy", serde_json::json!({}))
+                .unwrap()
+                .build(input)
+                .unwrap()
+        };
+        let report = vmig_testing::parsers::check_parser(&build, &name, &bytes, 7);
+        assert!(report.seeks, "{name}: npy resumes at a byte offset");
+        assert_eq!(report.rows.num_rows(), batch.num_rows(), "{name}");
+        assert_eq!(
+            report.resumed_at.len(),
+            batch.num_rows().div_ceil(7) - 1,
+            "{name}: resumed after every batch but the last"
+        );
+    }
+}

@@ -7,6 +7,7 @@
 //! * [`mock`]: an in-memory source and sink for pipeline tests.
 //! * [`conformance`]: the source and sink contract checks every plugin's tests run, and the
 //!   shared readers (`read_all`, `open_partition`, `read_partition`).
+//! * [`parsers`]: the parser conformance check (chunking, batch sizes, resuming at every batch).
 //! * [`compare`]: helpers for bit-exact comparisons of migrated rows (vector bytes).
 //! * [`process`]: running a command and stopping it with a signal mid-run.
 //! * [`secrets`]: checks that a configuration's `Debug` and JSON show no secret.
@@ -25,6 +26,7 @@ pub mod gen;
 #[cfg(feature = "milvus1")]
 pub mod milvus1;
 pub mod mock;
+pub mod parsers;
 pub mod process;
 pub mod secrets;
 pub mod service;
