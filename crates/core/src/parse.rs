@@ -81,18 +81,20 @@ pub trait Parser: Send {
         None
     }
 
-    /// Resumes at `to`, a position this parser reported before: called once, on a parser built
-    /// with the planned schema ([`ParseInput::schema`]) and fed the input from its start until
-    /// [`Parser::schema`] became known (at once for formats that infer a schema, after the
-    /// header for formats that have one), before any batch was taken. Rows decoded but not yet
-    /// flushed are dropped; a streaming parser then expects the bytes from `to.offset` on, a
-    /// random-access one skips `to.rows` rows. The default refuses, which makes the reader parse
-    /// from the start and drop `to.rows` rows itself.
+    /// Resumes at `to`: a position this parser reported before, or — with `offset: None` — a
+    /// row count alone (a source splitting a large input into row ranges asks for that when
+    /// [`Parser::total_rows`] is known). Called once, on a parser fed the input from its start
+    /// until [`Parser::schema`] became known (at once when built with a planned schema,
+    /// [`ParseInput::schema`]; after the header for formats that have one), before any batch was
+    /// taken. Rows decoded but not yet flushed are dropped; a streaming parser then expects the
+    /// bytes from [`Parser::next_row_offset`] on (which the seek sets), a random-access one
+    /// asks for what it needs. The default refuses, which makes the reader parse from the
+    /// start and drop `to.rows` rows itself.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] when the format cannot resume this way; [`Error::Data`] when the
-    /// position does not fit the input (an offset past its end, or not at a row boundary the
-    /// format can check).
+    /// [`Error::Unsupported`] when the format cannot resume this way (for instance at a row
+    /// count without an offset); [`Error::Data`] when the position does not fit the input (an
+    /// offset past its end, or not at a row boundary the format can check).
     fn seek(&mut self, to: &ParsePosition) -> Result<()> {
         let _ = to;
         Err(Error::unsupported(

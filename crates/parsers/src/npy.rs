@@ -454,7 +454,9 @@ impl Parser for NpyParser {
             ));
         };
         let expected = layout.data_start + to.rows.saturating_mul(layout.row_bytes as u64);
-        if to.rows > layout.rows || to.offset != Some(expected) {
+        // An offset, when given, must be where that row starts; without one the row count
+        // alone places it (a source splitting a file into row ranges).
+        if to.rows > layout.rows || to.offset.is_some_and(|o| o != expected) {
             return Err(Error::data(
                 self.at(to.offset.unwrap_or(0)),
                 format!(

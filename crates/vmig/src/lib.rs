@@ -9,12 +9,13 @@
 //! |------------------|-------------------------------------------|-----------------------|
 //! | `source-faiss`   | source `faiss`                            | `vmig-source-faiss`   |
 //! | `source-es`      | sources `elasticsearch`, `opensearch`     | `vmig-source-es`      |
+//! | `source-files`   | source `files` (enables `parsers`)        | `vmig-source-files`   |
 //! | `source-milvus1` | source `milvus1`                          | `vmig-source-milvus1` |
 //! | `source-milvus2` | source `milvus2`                          | `vmig-source-milvus2` |
 //! | `sink-files`     | sink `files`                              | `vmig-sink-files`     |
 //! | `sink-milvus2`   | sink `milvus2`                            | `vmig-sink-milvus2`   |
 //! | `transforms`     | transformers `select`, `drop`, `rename`, `cast`, `collection`, `filter` | `vmig-transforms` |
-//! | `parsers`        | parser `npy`                              | `vmig-parsers`        |
+//! | `parsers`        | parsers `npy`, `parquet`, `json`, `csv`, `tsv`, `fvecs`, `ivecs`, `bvecs`, `fbin`, `u8bin`, `i8bin` | `vmig-parsers` |
 //!
 //! ```toml
 //! [dependencies]
@@ -49,6 +50,8 @@ pub use vmig_sink_milvus2 as sink_milvus2;
 pub use vmig_source_es as source_es;
 #[cfg(feature = "source-faiss")]
 pub use vmig_source_faiss as source_faiss;
+#[cfg(feature = "source-files")]
+pub use vmig_source_files as source_files;
 #[cfg(feature = "source-milvus1")]
 pub use vmig_source_milvus1 as source_milvus1;
 #[cfg(feature = "source-milvus2")]
