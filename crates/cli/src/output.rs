@@ -121,12 +121,14 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("VMIG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    // A program that runs several commands in one process (`vmig_cli::main_from`) keeps the
+    // first command's log settings.
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| RedactedStderr)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .try_init();
 }
 
 #[cfg(test)]

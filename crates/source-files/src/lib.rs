@@ -270,7 +270,11 @@ impl SourceConfig for FilesSourceConfig {
             path = %path,
             format = %format,
             row_sets = sets.len(),
-            rows = ?sets.iter().map(|s| s.total_rows).sum::<Option<u64>>(),
+            rows = %sets
+                .iter()
+                .map(|s| s.total_rows)
+                .sum::<Option<u64>>()
+                .map_or_else(|| "not known before reading".to_string(), |n| n.to_string()),
         );
         Ok(Box::new(FilesSource::new(
             schema,
