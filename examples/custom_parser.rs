@@ -192,9 +192,10 @@ impl Parser for VrecParser {
         let mut values = Vec::with_capacity(n * dim);
         for r in self.rows.chunks_exact(record) {
             let (id, v) = r.split_at(8);
-            ids.push(i64::from_le_bytes(id.try_into().map_err(|_| {
-                Error::data(self.input.name.clone(), "short id")
-            })?));
+            ids.push(i64::from_le_bytes(
+                id.try_into()
+                    .map_err(|_| Error::data(self.input.name.clone(), "short id"))?,
+            ));
             values.extend(
                 v.chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
@@ -218,8 +219,7 @@ impl Parser for VrecParser {
             ));
         }
         if !self.pending.is_empty() {
-            let at = self.next_row_offset().unwrap_or(0)
-                + self.rows.len() as u64;
+            let at = self.next_row_offset().unwrap_or(0) + self.rows.len() as u64;
             return Err(Error::data(
                 format!("{} at byte {at}", self.input.name),
                 "the file ends inside a record: it is truncated",
@@ -230,7 +230,12 @@ impl Parser for VrecParser {
 }
 
 /// Writes `rows` records of dimension `dim` with ids from `first_id`; returns them.
-fn write_vrec(path: &Path, first_id: i64, rows: usize, dim: usize) -> std::io::Result<Vec<(i64, Vec<u32>)>> {
+fn write_vrec(
+    path: &Path,
+    first_id: i64,
+    rows: usize,
+    dim: usize,
+) -> std::io::Result<Vec<(i64, Vec<u32>)>> {
     let mut bytes = b"VREC".to_vec();
     bytes.extend_from_slice(&(dim as u32).to_le_bytes());
     let mut written = Vec::new();
@@ -297,7 +302,9 @@ fn self_check() -> std::result::Result<(), Box<dyn std::error::Error>> {
         if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
             continue;
         }
-        for batch in ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path)?)?.build()? {
+        for batch in
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path)?)?.build()?
+        {
             let batch = batch?;
             let ids = batch.column(0).as_primitive::<Int64Type>();
             let vectors = batch.column(1).as_list::<i32>();

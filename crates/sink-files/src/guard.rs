@@ -10,6 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 use vmig_core::process::{is_gone, this_host, utc};
 use vmig_core::{Error, Result};
+use vmig_formats::staging::manifest::ManifestListing;
 
 use crate::manifest::MANIFEST;
 use crate::resume::{RecordUnit, ResumeRecord};
@@ -484,28 +485,6 @@ pub(crate) fn unit_name(name: &str) -> Option<UnitName<'_>> {
     })
 }
 
-/// A `manifest.json` as far as the sink needs to read it back: which run wrote it and which
-/// files it lists. Any other key is ignored, so every manifest version reads.
-#[derive(Debug, Clone, Deserialize)]
-struct ManifestFiles {
-    vmig_manifest: u32,
-    #[serde(default)]
-    run_id: Option<String>,
-    files: Vec<ManifestUnit>,
-    #[serde(default)]
-    total_rows: u64,
-    #[serde(default)]
-    total_bytes: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct ManifestUnit {
-    path: String,
-    #[serde(default)]
-    partition: Option<String>,
-    files: Vec<String>,
-}
-
 /// Output of an earlier vmig run, as its manifest lists it: the only files a run may replace.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Previous {
@@ -528,7 +507,7 @@ impl Previous {
     /// # Errors
     /// When it is not one (it is then not vmig's), or when it lists a path outside the target.
     pub(crate) fn parse(bytes: &[u8], target: &str, name: &str) -> Result<Previous> {
-        let m: ManifestFiles = serde_json::from_slice(bytes).map_err(|e| {
+        let m = ManifestListing::parse(bytes).map_err(|e| {
             Error::config(
                 PLUGIN,
                 format!(

@@ -11,7 +11,7 @@ use vmig_core::{Error, Result};
 use vmig_formats::staging::StagingFormat;
 
 /// The manifest's file name, in the target and in a run directory.
-pub(crate) const MANIFEST: &str = "manifest.json";
+pub(crate) use vmig_formats::staging::manifest::MANIFEST;
 
 /// One finished import unit of the output, as the manifest lists it.
 #[derive(Debug, Clone, Serialize)]

@@ -19,8 +19,10 @@
 //! crate gets listing, object storage, partitions and exact resume for free.
 //!
 //! * **Files** are read in sorted path order. A directory is listed recursively, skipping
-//!   hidden entries (`.x`, `_SUCCESS`) and files of other formats; a glob keeps `*`/`?` within
-//!   one path segment (`**` crosses them). All files must be of one format.
+//!   hidden entries (`.x`, `_SUCCESS`) and files of other formats — or, when it holds vmig's own
+//!   `manifest.json` (the `files` sink's output), exactly the files the manifest lists, in its
+//!   format; a glob keeps `*`/`?` within one path segment (`**` crosses them). All files must be
+//!   of one format.
 //! * **Schema**: read from the first file (its header, or its parser's sample); every other
 //!   file is parsed against that planned schema and fails naming itself when it differs.
 //! * **Partitions**: one per file — or per NumPy directory, whose `<field>.npy` files are the
@@ -197,10 +199,12 @@ impl SourceConfig for FilesSourceConfig {
                 .is_some_and(|p| p.name == format),
             None => registry::parser_for_path(rel).ok().flatten().is_some(),
         };
-        let files = list::list(&path, &self.storage, &keep).await?;
-        let format = match named {
-            Some(f) => f,
-            None => format_of_files(&files)?,
+        let listing = list::list(&path, &self.storage, &keep).await?;
+        let files = listing.files;
+        let format = match (named, listing.manifest_format) {
+            (Some(f), _) => f,
+            (None, Some(f)) => f,
+            (None, None) => format_of_files(&files)?,
         };
         let parser: Arc<dyn DynParserConfig> = Arc::from(self.parser_config(&format)?);
         let mut sets = row_sets(&format, files);

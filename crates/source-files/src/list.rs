@@ -11,6 +11,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use vmig_core::store::{resolve, StorageOptions, StoreLocation};
 use vmig_core::{Error, Result};
+use vmig_formats::staging::manifest::{ManifestListing, MANIFEST};
 
 /// What identifies one version of a file: its size and, when the store gives them, its ETag
 /// (object stores; for local files object_store derives one from inode, mtime and size) and
@@ -94,9 +95,10 @@ pub async fn list(
     path: &str,
     options: &StorageOptions,
     keep: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<Vec<InputFile>> {
+) -> Result<Listing> {
     let (base, pattern) = split_glob(path);
     let base_location = resolve(base, options)?;
+    let mut manifest_format = None;
     let mut files = match &pattern {
         Some(pattern) => {
             let glob = matcher(pattern)?;
@@ -116,11 +118,19 @@ pub async fn list(
                     .to_string();
                 vec![(rel, meta)]
             }
-            None => list_under(&base_location)
-                .await?
-                .into_iter()
-                .filter(|(rel, _)| !rel.split('/').any(hidden) && keep(rel))
-                .collect(),
+            None => {
+                let all = list_under(&base_location).await?;
+                match manifest_of(&base_location, &all).await? {
+                    Some((listing, format)) => {
+                        manifest_format = Some(format);
+                        listing
+                    }
+                    None => all
+                        .into_iter()
+                        .filter(|(rel, _)| !rel.split('/').any(hidden) && keep(rel))
+                        .collect(),
+                }
+            }
         },
     };
     files.sort_by(|a, b| a.0.cmp(&b.0));
@@ -134,14 +144,84 @@ pub async fn list(
             },
         ));
     }
-    Ok(files
-        .into_iter()
-        .map(|(rel, meta)| InputFile {
-            location: child(&base_location, &rel, &meta.location),
-            version: FileVersion::of(&meta),
-            rel,
-        })
-        .collect())
+    Ok(Listing {
+        files: files
+            .into_iter()
+            .map(|(rel, meta)| InputFile {
+                location: child(&base_location, &rel, &meta.location),
+                version: FileVersion::of(&meta),
+                rel,
+            })
+            .collect(),
+        manifest_format,
+    })
+}
+
+/// What [`list`] found.
+#[derive(Debug)]
+pub struct Listing {
+    /// The files, sorted by path.
+    pub files: Vec<InputFile>,
+    /// When the directory is vmig's staging output: the parser of the format its manifest names.
+    pub manifest_format: Option<String>,
+}
+
+/// When `all` (a directory's listing) holds vmig's `manifest.json`: exactly the files it lists
+/// (a directory of vmig's staging output holds nothing else worth reading, and its manifest is
+/// what says which files are complete), and the parser of its format.
+///
+/// # Errors
+/// When the manifest lists a file that is missing, or names an unknown format.
+async fn manifest_of(
+    base: &StoreLocation,
+    all: &[(String, ObjectMeta)],
+) -> Result<Option<(Vec<(String, ObjectMeta)>, String)>> {
+    let Some((_, meta)) = all.iter().find(|(rel, _)| rel == MANIFEST) else {
+        return Ok(None);
+    };
+    let bytes = base
+        .store
+        .get(&meta.location)
+        .await
+        .map_err(|e| Error::from(e).context(format!("cannot read `{}/{MANIFEST}`", base.display)))?
+        .bytes()
+        .await?;
+    // Not vmig's: an ordinary JSON file among the others.
+    let Ok(manifest) = ManifestListing::parse(&bytes) else {
+        return Ok(None);
+    };
+    let format = match manifest.format.as_deref() {
+        Some("parquet") => "parquet",
+        Some("numpy") => "npy",
+        Some("json") => "json",
+        other => {
+            return Err(Error::config(
+                "files",
+                format!(
+                    "`{}/{MANIFEST}` is vmig's but names the format {other:?}, which this version does not read; set `format` and name the files with a glob",
+                    base.display
+                ),
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for file in manifest.all_files() {
+        match all.iter().find(|(rel, _)| rel == file) {
+            Some(found) => out.push(found.clone()),
+            None => {
+                return Err(Error::data(
+                    format!("{}/{MANIFEST}", base.display),
+                    format!("it lists `{file}`, which is missing: the output is incomplete (was it moved or partly deleted?)"),
+                ))
+            }
+        }
+    }
+    tracing::info!(
+        message = "Reading vmig staging output as its manifest lists it.",
+        path = %base.display,
+        files = out.len(),
+    );
+    Ok(Some((out, format.to_string())))
 }
 
 /// The fixed prefix of `path` before its first glob segment, and the glob (relative to it).

@@ -43,6 +43,7 @@ use vmig_core::{Error, Result};
 
 mod file;
 mod json;
+pub mod manifest;
 mod npy;
 mod pq;
 mod rotate;

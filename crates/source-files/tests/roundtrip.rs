@@ -1,0 +1,257 @@
+//! Round trips through the real sink and source: rows → `files` sink (vmig's staging output in
+//! each format) → `files` source → `files` sink (Parquet) → the same rows, every value and
+//! vector bit; and milvus-migration's dump layouts (per-segment `id.npy`/`data.npy`, row-based
+//! ES JSON) written by real NumPy / Python's json module, read as milvus-migration wrote them.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::concat_batches;
+use arrow::datatypes::Int64Type;
+use vmig_core::pipeline::{NoProgress, Pipeline};
+use vmig_core::registry::{self, BuildContext};
+use vmig_core::Source;
+use vmig_parsers as _;
+use vmig_sink_files as _;
+use vmig_source_files as _;
+use vmig_testing::compare::{parquet_dir_batches, same_values};
+use vmig_testing::mock::MockSource;
+
+async fn source(config: serde_json::Value) -> Box<dyn Source> {
+    registry::parse_source("files", config)
+        .unwrap()
+        .build(&BuildContext::default())
+        .await
+        .unwrap()
+}
+
+async fn run(source: Box<dyn Source>, sink: serde_json::Value) -> u64 {
+    let sink = registry::parse_sink("files", sink)
+        .unwrap()
+        .build(&BuildContext::default())
+        .await
+        .unwrap();
+    Pipeline::new(source, sink)
+        .run(Arc::new(NoProgress))
+        .await
+        .unwrap()
+        .rows_written
+}
+
+fn sorted_by_id(batch: &RecordBatch) -> RecordBatch {
+    let ids = batch
+        .column_by_name("id")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let order = arrow::compute::sort_to_indices(ids, None, None).unwrap();
+    arrow::compute::take_record_batch(batch, &order).unwrap()
+}
+
+/// Every column of `want` is in `dir`'s Parquet output with the same values.
+fn assert_parquet_holds(dir: &Path, want: &RecordBatch, what: &str) {
+    let got = parquet_dir_batches(dir);
+    assert!(!got.is_empty(), "{what}: no output");
+    let got = sorted_by_id(&concat_batches(&got[0].schema(), &got).unwrap());
+    let want = sorted_by_id(want);
+    assert_eq!(got.num_rows(), want.num_rows(), "{what}: row count");
+    for field in want.schema().fields() {
+        let name = field.name();
+        let column = got
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("{what}: no column {name} in {:?}", got.schema()));
+        assert!(
+            same_values(column.as_ref(), want.column_by_name(name).unwrap().as_ref()),
+            "{what}: column {name} differs"
+        );
+    }
+}
+
+/// The sample rows, without their nullable column for formats that hold no nulls.
+fn sample(nulls: bool) -> Vec<RecordBatch> {
+    (0..3)
+        .map(|i| {
+            let b = vmig_testing::gen::sample_batch(i, i as i64 * 400, 400, 8);
+            if nulls {
+                return b;
+            }
+            let keep: Vec<usize> = (0..b.num_columns())
+                .filter(|&c| !b.schema().field(c).is_nullable())
+                .collect();
+            b.project(&keep).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staging_output_of_every_format_reads_back_identically() {
+    for (format, nulls) in [("parquet", true), ("json", true), ("numpy", false)] {
+        let batches = sample(nulls);
+        let schema = batches[0].schema();
+        let want = concat_batches(&schema, &batches).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged");
+        let mock = MockSource {
+            schema: schema.clone(),
+            partitions: batches.iter().map(|b| vec![b.clone()]).collect(),
+            fail_at: None,
+            target_partitions: Vec::new(),
+        };
+        // Small files, so that the source reads several.
+        let written = run(
+            Box::new(mock),
+            serde_json::json!({ "path": &staged, "format": format, "max_file_size": "16KiB" }),
+        )
+        .await;
+        assert_eq!(written, want.num_rows() as u64, "{format}");
+
+        let source = source(serde_json::json!({ "path": &staged })).await;
+        let parts = source.partitions().await.unwrap();
+        assert!(parts.len() > 1, "{format}: {} partitions", parts.len());
+        let out = dir.path().join("out");
+        let copied = run(
+            source,
+            serde_json::json!({ "path": &out, "format": "parquet" }),
+        )
+        .await;
+        assert_eq!(copied, want.num_rows() as u64, "{format}");
+        assert_parquet_holds(&out, &want, format);
+    }
+}
+
+/// milvus-migration's Faiss / Milvus 1.x dump: `<outputDir>/tables/<collection>/<segment>/`
+/// holding `id.npy` (int64) and `data.npy` (float32, rows × dim), and a `meta.json` at the top,
+/// written here by real NumPy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_milvus_migration_numpy_dump_loads() {
+    let Some(python) = vmig_testing::service::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import json, os, sys
+import numpy as np
+out = sys.argv[1]
+rng = np.random.default_rng(5)
+first = 0
+for seg, n in (("1700000000000000", 30), ("1700000000000001", 0), ("1700000000000002", 17)):
+    d = os.path.join(out, "tables", "books", seg)
+    os.makedirs(d)
+    np.save(os.path.join(d, "id.npy"), np.arange(first, first + n, dtype=np.int64) * 3)
+    v = rng.standard_normal((n, 16)).astype(np.float32)
+    if n:
+        v[0, 0] = -0.0
+        v[0, 1] = np.frombuffer(np.uint32(1).tobytes(), dtype=np.float32)[0]
+    np.save(os.path.join(d, "data.npy"), v)
+    first += n
+with open(os.path.join(out, "meta.json"), "w") as f:
+    json.dump({"note": "what milvus-migration writes next to tables/"}, f)
+ids = np.concatenate([np.load(os.path.join(out, "tables", "books", s, "id.npy")) for s in sorted(os.listdir(os.path.join(out, "tables", "books")))])
+vecs = np.concatenate([np.load(os.path.join(out, "tables", "books", s, "data.npy")).reshape(-1, 16) for s in sorted(os.listdir(os.path.join(out, "tables", "books")))])
+np.save(os.path.join(out, "expected-ids.npy"), ids)
+np.save(os.path.join(out, "expected-vectors.npy"), vecs)
+"#;
+    vmig_testing::process::python(&python, script, &[dir.path()]);
+    let collection = dir.path().join("tables/books");
+    let source = source(serde_json::json!({ "path": &collection })).await;
+    let names: Vec<String> = source
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["data", "id"]);
+    assert_eq!(source.partitions().await.unwrap().len(), 3);
+    let out = dir.path().join("out");
+    assert_eq!(
+        run(
+            source,
+            serde_json::json!({ "path": &out, "format": "parquet" })
+        )
+        .await,
+        47
+    );
+    // The expectation comes from NumPy reading the same files back.
+    let expected = |name: &str| {
+        let parser = registry::parse_parser("npy", serde_json::json!({})).unwrap();
+        let bytes = std::fs::read(dir.path().join(name)).unwrap();
+        let mut p = parser
+            .build(&vmig_core::ParseInput::new(name, 1000))
+            .unwrap();
+        let b = vmig_core::parse::parse_all(p.as_mut(), [bytes.as_slice()]).unwrap();
+        b[0].column(0).clone()
+    };
+    let want = RecordBatch::try_from_iter([
+        ("id", expected("expected-ids.npy")),
+        ("data", expected("expected-vectors.npy")),
+    ])
+    .unwrap();
+    assert_parquet_holds(&out, &want, "milvus-migration numpy dump");
+}
+
+/// milvus-migration's Elasticsearch dump: `<outputDir>/<index>/data_<task>_<n>.json`, each
+/// `{"rows":[{"_id": …, <_source fields>}, …]}` (core/transform/es/parser/data_parser.go), here
+/// written by Python's json module.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_milvus_migration_es_json_dump_loads() {
+    let Some(python) = vmig_testing::service::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import json, os, sys
+out = os.path.join(sys.argv[1], "products")
+os.makedirs(out)
+n = 0
+for task, part, rows in ((1, 1, 20), (1, 2, 5), (2, 3, 12)):
+    docs = []
+    for _ in range(rows):
+        docs.append({"_id": n, "title": f"item {n} ✓", "price": n * 1.5, "embedding": [n + 0.1, -0.0, 1e-45, 0.1]})
+        n += 1
+    with open(os.path.join(out, f"data_{task}_{part}.json"), "w") as f:
+        f.write(json.dumps({"rows": docs}, ensure_ascii=False))
+"#;
+    vmig_testing::process::python(&python, script, &[dir.path()]);
+    let source = source(serde_json::json!({ "path": dir.path().join("products") })).await;
+    assert_eq!(source.partitions().await.unwrap().len(), 3);
+    let out = dir.path().join("out");
+    assert_eq!(
+        run(
+            source,
+            serde_json::json!({ "path": &out, "format": "parquet" })
+        )
+        .await,
+        37
+    );
+    let got = parquet_dir_batches(&out);
+    let got = concat_batches(&got[0].schema(), &got).unwrap();
+    let ids = got
+        .column_by_name("_id")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let mut ids: Vec<i64> = ids.values().to_vec();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..37).collect::<Vec<i64>>());
+    // The JSON decimals become the nearest float32, as Milvus reads them.
+    let emb = got.column_by_name("embedding").unwrap();
+    let emb = arrow::compute::cast(
+        emb,
+        &arrow::datatypes::DataType::List(Arc::new(arrow::datatypes::Field::new(
+            "item",
+            arrow::datatypes::DataType::Float32,
+            true,
+        ))),
+    )
+    .unwrap();
+    let first = emb.as_list::<i32>().value(0);
+    let bits: Vec<u32> = first
+        .as_primitive::<arrow::datatypes::Float32Type>()
+        .values()
+        .iter()
+        .map(|x| x.to_bits())
+        .collect();
+    assert_eq!(bits[1], (-0.0f32).to_bits());
+    assert_eq!(bits[2], 1, "1e-45 is the smallest subnormal float32");
+    assert_eq!(bits[3], 0.1f32.to_bits());
+}
