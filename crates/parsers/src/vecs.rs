@@ -669,7 +669,9 @@ impl Parser for VecsParser {
         let shape = layout.shape;
         let expected = shape.offset_of(to.rows);
         let past_end = shape.rows.is_some_and(|rows| to.rows > rows);
-        if past_end || to.offset != Some(expected) {
+        // Without an offset the row count alone places the row (a source splitting the file
+        // into row ranges); with one it must be where that row starts.
+        if past_end || to.offset.is_some_and(|o| o != expected) {
             let location = match to.offset {
                 Some(offset) => self.at(offset),
                 None => self.input.name.clone(),

@@ -664,15 +664,23 @@ fn seek_refuses_a_position_that_is_not_a_record_boundary_of_this_file() {
         e.contains("r/a.fvecs at byte 176") && e.contains("row 11"),
         "{e}"
     );
-    let e = resumed(ParsePosition {
+    // A row count alone places the row (a source splitting the file into row ranges) ...
+    let p = resumed(ParsePosition {
         rows: 4,
+        offset: None,
+    })
+    .unwrap();
+    assert_eq!(p.next_row_offset(), Some(64));
+    // ... unless it is past the end.
+    let e = resumed(ParsePosition {
+        rows: 11,
         offset: None,
     })
     .err()
     .unwrap()
     .to_string();
     assert!(
-        e.starts_with("invalid data at r/a.fvecs: cannot resume after row 4"),
+        e.starts_with("invalid data at r/a.fvecs: cannot resume after row 11"),
         "{e}"
     );
     // The right position reads on from there.
