@@ -120,14 +120,19 @@ fn plugins_lists_every_linked_plugin() {
     assert_eq!(names("parsers"), registered(reg));
     vmig::check_registry().unwrap();
     assert!(names("sources").contains(&"faiss".to_string()));
-    assert!(names("parsers").contains(&"npy".to_string()));
+    for parser in ["npy", "parquet", "json", "csv", "tsv", "fvecs", "fbin"] {
+        assert!(names("parsers").contains(&parser.to_string()), "{parser}");
+    }
+    assert!(names("sources").contains(&"files".to_string()));
     let human = vmig(&["plugins", "--examples"]);
     let out = String::from_utf8_lossy(&human.stdout);
+    let parsers = out.split("parsers:\n").nth(1).unwrap_or_default();
     assert!(
         out.contains("faiss")
             && out.contains("type = \"files\"")
-            && out.contains("parsers:\n  npy")
-            && out.contains("format = \"npy\""),
+            && parsers.contains("\n  npy ")
+            && parsers.contains("format = \"npy\"")
+            && parsers.contains("format = \"parquet\""),
         "{out}"
     );
 }
