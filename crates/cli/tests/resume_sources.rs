@@ -2,7 +2,8 @@
 //! collection (the real Milvus 2.3.5 of `scripts/milvus`) into Parquet files, stopped by a signal
 //! and killed with `SIGKILL` at random instants, resumed until done; `vmig verify` must find the
 //! output equal to the collection, and the rows must be the shipped sample index's, bit for bit.
-//! Skips loudly without Milvus; fails under `CI=true`.
+//! Skips loudly without Milvus; fails under `CI=true`. Data files (the `files` source) the same
+//! way, without a server.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -82,4 +83,74 @@ fn milvus2_source_resumes_after_a_stop_and_kills() {
         "the copied rows differ from the index's"
     );
     m.drop_collection(&collection);
+}
+
+/// fvecs files through the `files` source into Parquet, slowly, stopped by SIGINT and killed
+/// with SIGKILL at random instants, resumed until done: every row once, bit for bit, with the
+/// ids numbering rows across the files — resumes land mid-file (a byte offset) and mid-range
+/// (files split into row ranges).
+#[test]
+fn files_source_resumes_after_a_stop_and_kills() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let (dim, rows) = (16usize, 700usize);
+    let mut want = std::collections::BTreeMap::new();
+    for f in 0..3 {
+        let mut bytes = Vec::new();
+        for r in 0..rows {
+            let id = (f * rows + r) as i64;
+            bytes.extend_from_slice(&(dim as i32).to_le_bytes());
+            let bits: Vec<u32> = (0..dim)
+                .map(|c| match (r + c) % 4 {
+                    0 => 0x8000_0000, // -0.0
+                    1 => 0x0000_0001, // the smallest subnormal
+                    _ => (id as f32 * 0.25 + c as f32).to_bits(),
+                })
+                .collect();
+            for b in &bits {
+                bytes.extend_from_slice(&b.to_le_bytes());
+            }
+            want.insert(id, bits);
+        }
+        std::fs::write(data.join(format!("base-{f}.fvecs")), bytes).unwrap();
+    }
+    let out = dir.path().join("out");
+    let job = write_job(
+        dir.path(),
+        "fvecs",
+        &format!(
+            "[source]\ntype = \"files\"\npath = \"{}/*.fvecs\"\npartition_rows = 300\n\n[sink]\ntype = \"files\"\npath = \"{}\"\nmax_file_size = \"64KiB\"\n\n[pipeline]\nbatch_rows = 50\nflush_rows = 100\nmax_rows_per_second = 250\ncheckpoint_interval = \"1s\"\n",
+            data.display(),
+            out.display()
+        ),
+    );
+    let job = job.to_str().unwrap().to_string();
+    let mut c = common::vmig_cmd(&["migrate", &job, "--progress", "log"]);
+    c.env("VMIG_LOG", "info");
+    let o = vmig_testing::process::signal_after(c, "Started", Duration::from_millis(1500), "INT");
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    let killed = vmig_testing::process::kill_until_done(
+        || {
+            let mut c = common::vmig_cmd(&["migrate", &job, "--json", "--progress", "log"]);
+            c.env("VMIG_LOG", "info");
+            c
+        },
+        6,
+        Duration::from_millis(1500),
+        23,
+    );
+    assert!(killed.last.status.success(), "{}", text(&killed.last));
+    let summary: serde_json::Value = serde_json::from_slice(&killed.last.stdout).unwrap();
+    assert!(
+        summary["resumed"]["rows_written"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    let verify = common::vmig_cmd(&["verify", &job, "--json"])
+        .output()
+        .unwrap();
+    assert_verify_clean(&verify, 2100);
+    let got = parquet_rows(&out);
+    assert_eq!(got.len(), 2100);
+    assert!(got == want, "the copied rows differ from the files'");
 }
