@@ -269,8 +269,10 @@ impl<C: ParserConfig> DynParserConfig for C {
 }
 
 /// Runs any parser, streaming or random-access, over an input held in memory and returns every
-/// batch: streaming parsers get `bytes` in chunks of `chunk` bytes, random-access ones the
-/// ranges they ask for.
+/// batch: streamed bytes go in chunks of `chunk` bytes, random-access parsers get the ranges
+/// they ask for. A parser may start streaming (its header) and then ask for ranges (a NumPy
+/// array stored column by column): [`Parser::wanted`] is asked again whenever `decode` stops
+/// short.
 ///
 /// # Errors
 /// As [`parse_all`]; a range outside `bytes`.
@@ -279,12 +281,30 @@ pub fn parse_bytes(
     bytes: &bytes::Bytes,
     chunk: usize,
 ) -> Result<Vec<RecordBatch>> {
+    let chunk = chunk.max(1);
     let mut out = Vec::new();
+    let mut offset = 0usize;
     loop {
         match parser.wanted()? {
             Wanted::Stream => {
-                out.extend(parse_all(parser, bytes.chunks(chunk.max(1)))?);
-                return Ok(out);
+                if offset >= bytes.len() {
+                    out.extend(parser.finish()?);
+                    return Ok(out);
+                }
+                let end = bytes.len().min(offset + chunk);
+                let used = parser.decode(&bytes[offset..end])?;
+                offset += used;
+                if offset < end {
+                    match parser.flush()? {
+                        Some(batch) => out.push(batch),
+                        None if used == 0 && matches!(parser.wanted()?, Wanted::Stream) => {
+                            return Err(Error::External(
+                                "the parser neither consumed input nor returned rows".into(),
+                            ))
+                        }
+                        None => {}
+                    }
+                }
             }
             Wanted::Ranges(ranges) => {
                 let data = ranges

@@ -14,7 +14,7 @@ use arrow::datatypes::{
 use arrow::record_batch::RecordBatch;
 use npyz::{DType, Endianness, NpyHeader, Order, TypeChar};
 use serde::{Deserialize, Serialize};
-use vmig_core::parse::{ParseInput, ParsePosition, Parser, ParserConfig};
+use vmig_core::parse::{ParseInput, ParsePosition, Parser, ParserConfig, Wanted};
 use vmig_core::vector;
 use vmig_core::{Error, Result};
 
@@ -25,8 +25,9 @@ use vmig_core::{Error, Result};
 /// → `BinaryVector(8 × width)`. Scalars: `bool`, `int8`…`int64`, `uint8`…`uint64`,
 /// `float16`/`32`/`64`, fixed-width Unicode `<U{n}` (→ text, trailing NULs removed as NumPy
 /// does) and bytes `|S{n}` (→ binary, likewise). Either byte order. Object (pickled),
-/// structured, complex and date/time arrays, more than two dimensions, and 2-D arrays in
-/// Fortran order are refused naming the file.
+/// structured, complex and date/time arrays and more than two dimensions are refused naming
+/// the file. 2-D arrays in C order are streamed; in Fortran order (column by column) they are
+/// read by random access, each batch gathered from one range per column.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NpyParserConfig {
@@ -100,6 +101,9 @@ struct Layout {
     rows: u64,
     /// Byte offset of the first row in the file.
     data_start: u64,
+    /// A 2-D array stored column by column (Fortran order): read by random access, each batch
+    /// gathered from one range per column.
+    fortran: bool,
 }
 
 /// The push decoder of one `.npy` input ([`NpyParserConfig`] says what it accepts).
@@ -114,6 +118,8 @@ pub struct NpyParser {
     data: Vec<u8>,
     /// Rows returned by `flush` so far.
     rows_out: u64,
+    /// A batch gathered from a Fortran-order array's ranges, not yet taken by `flush`.
+    gathered: Option<RecordBatch>,
 }
 
 /// `\x93NUMPY`.
@@ -129,6 +135,7 @@ impl NpyParser {
             layout: None,
             data: Vec::new(),
             rows_out: 0,
+            gathered: None,
         }
     }
 
@@ -202,16 +209,7 @@ impl NpyParser {
         let shape = header.shape();
         let (rows, width) = match shape {
             [rows] => (*rows, 1),
-            [rows, width] => {
-                if header.order() == Order::Fortran && *rows > 1 && *width > 1 {
-                    return Err(refuse(
-                        "a 2-D array in Fortran order cannot be read row by row; save it in C order \
-                         (numpy.ascontiguousarray) and try again"
-                            .into(),
-                    ));
-                }
-                (*rows, *width)
-            }
+            [rows, width] => (*rows, *width),
             _ => {
                 return Err(refuse(format!(
                     "an array of shape {shape:?}; vmig reads 1-D (a scalar column) and 2-D (vectors) arrays"
@@ -236,7 +234,9 @@ impl NpyParser {
             return Err(refuse("a 2-D array with a second dimension of 0".into()));
         }
         let row_bytes = element.size() * width;
+        let fortran = header.order() == Order::Fortran && shape.len() == 2 && width > 1 && rows > 1;
         Ok(Layout {
+            fortran,
             schema: Arc::new(Schema::new(vec![field])),
             element,
             big_endian: ty.endianness() == Endianness::Big,
@@ -414,7 +414,8 @@ impl Parser for NpyParser {
             self.header.extend_from_slice(&buf[used..used + take]);
             used += take;
         }
-        let Some(layout) = &self.layout else {
+        let Some(layout) = self.layout.as_ref().filter(|l| !l.fortran) else {
+            // A Fortran-order array's rows are read by random access (`wanted`).
             return Ok(used);
         };
         let total = layout.rows.saturating_mul(layout.row_bytes as u64);
@@ -437,12 +438,96 @@ impl Parser for NpyParser {
         Ok(used + take)
     }
 
+    fn wanted(&mut self) -> Result<Wanted> {
+        let Some(layout) = self.layout.as_ref().filter(|l| l.fortran) else {
+            return Ok(Wanted::Stream);
+        };
+        if self.gathered.is_some() {
+            return Ok(Wanted::Batch);
+        }
+        if self.rows_out >= layout.rows {
+            return Ok(Wanted::Done);
+        }
+        let element = layout.element.size() as u64;
+        let end = layout.data_start + layout.rows * layout.row_bytes as u64;
+        match self.input.size {
+            Some(size) if size != end => {
+                return Err(Error::data(
+                    self.at(size.min(end)),
+                    format!(
+                        "the file has {size} bytes but its header's {} rows of {} bytes end at byte {end}; it is {}",
+                        layout.rows,
+                        layout.row_bytes,
+                        if size < end { "truncated" } else { "not a valid .npy file" }
+                    ),
+                ))
+            }
+            Some(_) => {}
+            None => {
+                return Err(Error::config(
+                    "npy",
+                    format!(
+                        "{}: a Fortran-order array is read by random access, which needs the file's size",
+                        self.input.name
+                    ),
+                ))
+            }
+        }
+        // One range per column: rows rows_out.. of column c start at element c·rows + rows_out.
+        let n = (layout.rows - self.rows_out).min(self.input.batch_rows as u64);
+        let ranges = (0..layout.width as u64)
+            .map(|c| {
+                let start = layout.data_start + (c * layout.rows + self.rows_out) * element;
+                start..start + n * element
+            })
+            .collect();
+        Ok(Wanted::Ranges(ranges))
+    }
+
+    fn push_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+        data: Vec<bytes::Bytes>,
+    ) -> Result<()> {
+        let Some(layout) = self.layout.as_ref().filter(|l| l.fortran) else {
+            return Err(Error::External(
+                "push_ranges called on a C-order .npy parser (it wants its bytes in order)".into(),
+            ));
+        };
+        let element = layout.element.size();
+        let n = data.first().map_or(0, |d| d.len() / element);
+        if data.len() != layout.width
+            || ranges.len() != data.len()
+            || data.iter().any(|d| d.len() != n * element)
+        {
+            return Err(Error::External(
+                format!(
+                    "{}: the ranges given are not the {} columns of {n} elements asked for",
+                    self.input.name, layout.width
+                )
+                .into(),
+            ));
+        }
+        // Column-major ranges into row-major rows.
+        let mut rows = vec![0u8; n * layout.row_bytes];
+        for (c, column) in data.iter().enumerate() {
+            for (r, value) in column.chunks_exact(element).enumerate() {
+                let at = r * layout.row_bytes + c * element;
+                rows[at..at + element].copy_from_slice(value);
+            }
+        }
+        let column = self.column(layout, &rows, self.rows_out)?;
+        self.gathered = Some(RecordBatch::try_new(layout.schema.clone(), vec![column])?);
+        Ok(())
+    }
+
     fn total_rows(&self) -> Option<u64> {
         self.layout.as_ref().map(|l| l.rows)
     }
 
     fn next_row_offset(&self) -> Option<u64> {
-        let layout = self.layout.as_ref()?;
+        // A Fortran-order array's next row is spread over every column: no one offset.
+        let layout = self.layout.as_ref().filter(|l| !l.fortran)?;
         Some(layout.data_start + self.rows_out * layout.row_bytes as u64)
     }
 
@@ -454,9 +539,14 @@ impl Parser for NpyParser {
             ));
         };
         let expected = layout.data_start + to.rows.saturating_mul(layout.row_bytes as u64);
-        // An offset, when given, must be where that row starts; without one the row count
-        // alone places it (a source splitting a file into row ranges).
-        if to.rows > layout.rows || to.offset.is_some_and(|o| o != expected) {
+        // An offset, when given, must be where that row starts (a Fortran-order array reports
+        // none); without one the row count alone places it (a source splitting a file into row
+        // ranges).
+        let offset_fits = match to.offset {
+            None => true,
+            Some(o) => !layout.fortran && o == expected,
+        };
+        if to.rows > layout.rows || !offset_fits {
             return Err(Error::data(
                 self.at(to.offset.unwrap_or(0)),
                 format!(
@@ -468,10 +558,15 @@ impl Parser for NpyParser {
         }
         self.rows_out = to.rows;
         self.data.clear();
+        self.gathered = None;
         Ok(())
     }
 
     fn flush(&mut self) -> Result<Option<RecordBatch>> {
+        if let Some(batch) = self.gathered.take() {
+            self.rows_out += batch.num_rows() as u64;
+            return Ok(Some(batch));
+        }
         let Some(layout) = &self.layout else {
             return Ok(None);
         };

@@ -121,8 +121,8 @@ async fn staging_output_of_every_format_reads_back_identically() {
 }
 
 /// milvus-migration's Faiss / Milvus 1.x dump: `<outputDir>/tables/<collection>/<segment>/`
-/// holding `id.npy` (int64) and `data.npy` (float32, rows × dim), and a `meta.json` at the top,
-/// written here by real NumPy.
+/// holding `id.npy` (int64) and `data.npy` (float32, rows × dim; one of them in Fortran order),
+/// and a `meta.json` at the top, written here by real NumPy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_milvus_migration_numpy_dump_loads() {
     let Some(python) = vmig_testing::service::python() else {
@@ -143,7 +143,8 @@ for seg, n in (("1700000000000000", 30), ("1700000000000001", 0), ("170000000000
     if n:
         v[0, 0] = -0.0
         v[0, 1] = np.frombuffer(np.uint32(1).tobytes(), dtype=np.float32)[0]
-    np.save(os.path.join(d, "data.npy"), v)
+    # The last segment's vectors column by column (Fortran order), as a transposed array saves.
+    np.save(os.path.join(d, "data.npy"), np.asfortranarray(v) if seg.endswith("2") else v)
     first += n
 with open(os.path.join(out, "meta.json"), "w") as f:
     json.dump({"note": "what milvus-migration writes next to tables/"}, f)
