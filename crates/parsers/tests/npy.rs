@@ -438,9 +438,14 @@ for name, a in (("f4", rng.standard_normal((23, 6)).astype("<f4")),
                 .build(input)
                 .unwrap()
         };
-        let report = vmig_testing::parsers::check_parser(&build, &format!("{name}-f.npy"), &f_bytes, 5);
+        let report =
+            vmig_testing::parsers::check_parser(&build, &format!("{name}-f.npy"), &f_bytes, 5);
         assert!(report.seeks, "{name}");
-        assert_eq!(report.resumed_at.len(), 4, "{name}: resumed after every batch but the last");
+        assert_eq!(
+            report.resumed_at.len(),
+            4,
+            "{name}: resumed after every batch but the last"
+        );
         assert_eq!(report.rows.num_rows(), 23);
         assert_eq!(
             report.rows.column(0).to_data(),
