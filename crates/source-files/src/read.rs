@@ -366,7 +366,7 @@ impl RowSetReader {
             if let Some(b) = &batch {
                 self.rows += b.num_rows() as u64;
             }
-            return Ok(batch.map(|b| self.with_schema(vec![b])).transpose()?);
+            return batch.map(|b| self.with_schema(vec![b])).transpose();
         }
         let mut ended = Vec::new();
         for (i, reader) in self.readers.iter_mut().enumerate() {

@@ -4,13 +4,13 @@
 //! checkpoint).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
 use arrow::compute::concat_batches;
-use arrow::datatypes::Int64Type;
-use vmig_core::registry::{self, BuildContext};
-use vmig_core::Source;
+use common::{build, sorted_by_id};
 use vmig_formats::staging::NumpyWriter;
 use vmig_parsers as _;
 use vmig_source_files as _;
@@ -30,22 +30,6 @@ fn write_numpy_dir(dir: &Path, batch: &RecordBatch) {
     let mut w = NumpyWriter::create(dir, &batch.schema()).unwrap();
     w.write(batch).unwrap();
     w.finish().unwrap();
-}
-
-async fn build(config: serde_json::Value) -> vmig_core::Result<Box<dyn Source>> {
-    registry::parse_source("files", config)?
-        .build(&BuildContext::default())
-        .await
-}
-
-/// Rows sorted by the `id` column.
-fn sorted_by_id(batch: &RecordBatch) -> RecordBatch {
-    let ids = batch
-        .column_by_name("id")
-        .unwrap()
-        .as_primitive::<Int64Type>();
-    let order = arrow::compute::sort_to_indices(ids, None, None).unwrap();
-    arrow::compute::take_record_batch(batch, &order).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,21 +241,18 @@ async fn numpy_directories_must_agree() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_a_glob_from_s3() {
-    use object_store::aws::AmazonS3Builder;
-    use object_store::{ObjectStore, ObjectStoreExt};
+    use object_store::ObjectStoreExt;
     let Some(s3) = vmig_testing::service::S3::from_env() else {
         return;
     };
-    let store = AmazonS3Builder::new()
-        .with_endpoint(&s3.endpoint)
-        .with_access_key_id(&s3.access_key)
-        .with_secret_access_key(&s3.secret_key)
-        .with_bucket_name(&s3.bucket)
-        .with_region("us-east-1")
-        .with_allow_http(true)
-        .build()
-        .unwrap();
     let prefix = format!("files-source-{}", std::process::id());
+    // The bucket through the same resolver the source uses.
+    let bucket = vmig_core::store::resolve(
+        &format!("s3://{}/{prefix}", s3.bucket),
+        &s3.storage_options(),
+    )
+    .unwrap();
+    let store = &bucket.store;
     let local = tempfile::tempdir().unwrap();
     let mut want = Vec::new();
     for (i, seg) in ["s1", "s2"].iter().enumerate() {
@@ -281,7 +262,7 @@ async fn reads_a_glob_from_s3() {
         for f in ["id.npy", "vector.npy"] {
             let bytes = std::fs::read(dir.join(f)).unwrap();
             store
-                .put(&format!("{prefix}/{seg}/{f}").into(), bytes.into())
+                .put(&bucket.path.clone().join(*seg).join(f), bytes.into())
                 .await
                 .unwrap();
         }
@@ -308,10 +289,9 @@ async fn reads_a_glob_from_s3() {
     for seg in ["s1", "s2"] {
         for f in ["id.npy", "vector.npy"] {
             store
-                .delete(&format!("{prefix}/{seg}/{f}").into())
+                .delete(&bucket.path.clone().join(seg).join(f))
                 .await
                 .unwrap();
         }
     }
-    let _: &dyn ObjectStore = &store;
 }

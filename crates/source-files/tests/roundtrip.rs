@@ -4,12 +4,15 @@
 //! ES JSON) written by real NumPy / Python's json module, read as milvus-migration wrote them.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::Int64Type;
+use common::sorted_by_id;
 use vmig_core::pipeline::{NoProgress, Pipeline};
 use vmig_core::registry::{self, BuildContext};
 use vmig_core::Source;
@@ -20,11 +23,7 @@ use vmig_testing::compare::{parquet_dir_batches, same_values};
 use vmig_testing::mock::MockSource;
 
 async fn source(config: serde_json::Value) -> Box<dyn Source> {
-    registry::parse_source("files", config)
-        .unwrap()
-        .build(&BuildContext::default())
-        .await
-        .unwrap()
+    common::build(config).await.unwrap()
 }
 
 async fn run(source: Box<dyn Source>, sink: serde_json::Value) -> u64 {
@@ -38,15 +37,6 @@ async fn run(source: Box<dyn Source>, sink: serde_json::Value) -> u64 {
         .await
         .unwrap()
         .rows_written
-}
-
-fn sorted_by_id(batch: &RecordBatch) -> RecordBatch {
-    let ids = batch
-        .column_by_name("id")
-        .unwrap()
-        .as_primitive::<Int64Type>();
-    let order = arrow::compute::sort_to_indices(ids, None, None).unwrap();
-    arrow::compute::take_record_batch(batch, &order).unwrap()
 }
 
 /// Every column of `want` is in `dir`'s Parquet output with the same values.
