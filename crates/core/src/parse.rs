@@ -73,6 +73,14 @@ pub trait Parser: Send {
         None
     }
 
+    /// The rows of each unit the format reads independently (Parquet's row groups), in order,
+    /// when known (after the header or footer): a source splitting a large input into row
+    /// ranges puts its boundaries between them, so no unit is decoded by two partitions. `None`
+    /// (the default) when rows can be split anywhere.
+    fn row_groups(&self) -> Option<Vec<u64>> {
+        None
+    }
+
     /// For streaming formats that can restart mid-input: the byte offset at which the first row
     /// not yet returned by [`Parser::flush`]/[`Parser::finish`] starts. `None` (the default)
     /// when the format cannot restart at a byte offset (then a resumed reader parses the input

@@ -1094,6 +1094,15 @@ impl Parser for ParquetParser {
         pushed.map_err(|e| self.decode_error(e))
     }
 
+    fn row_groups(&self) -> Option<Vec<u64>> {
+        self.metadata().map(|m| {
+            m.row_groups()
+                .iter()
+                .map(|rg| u64::try_from(rg.num_rows()).unwrap_or(0))
+                .collect()
+        })
+    }
+
     fn total_rows(&self) -> Option<u64> {
         self.file.as_ref().map(|f| f.total)
     }

@@ -29,7 +29,8 @@
 //!   columns of one set of rows (Milvus's NumPy layout, as vmig and milvus-migration write
 //!   it). A file whose row count its format knows without reading (NumPy, Parquet, fbin, …)
 //!   and which holds more than `partition_rows` rows is split into row ranges, when the
-//!   parser can start at a row.
+//!   parser can start at a row — for Parquet, ranges of whole row groups
+//!   ([`vmig_core::Parser::row_groups`]), so no row group is decoded twice.
 //! * **Exactness**: every file's size and version (ETag, modification time) is recorded when
 //!   the job is planned and checked when a partition starts, when it ends and when it resumes:
 //!   a file that changed is an error naming it, never a silent mix of two versions.
@@ -220,6 +221,7 @@ impl SourceConfig for FilesSourceConfig {
         let splittable = probe.splittable;
         sets[0].schemas = probe.schemas.clone();
         sets[0].total_rows = probe.total_rows;
+        sets[0].row_groups = probe.row_groups.clone();
         let first_names: Arc<[String]> = first.files.iter().map(file_name).collect();
         let planned: Arc<[SchemaRef]> = probe.schemas.clone().into();
 
@@ -244,6 +246,7 @@ impl SourceConfig for FilesSourceConfig {
             for (set, probe) in sets[1..].iter_mut().zip(rest) {
                 set.schemas = probe.schemas;
                 set.total_rows = probe.total_rows;
+                set.row_groups = probe.row_groups;
             }
         } else {
             for set in &mut sets[1..] {
@@ -331,6 +334,7 @@ fn row_sets(format: &str, files: Vec<InputFile>) -> Vec<RowSet> {
         schemas: Vec::new(),
         total_rows: None,
         first_row: 0,
+        row_groups: None,
     };
     if format != "npy" {
         return files
@@ -396,6 +400,8 @@ fn match_schemas(set: &RowSet, first: &[String], planned: &[SchemaRef]) -> Resul
 struct Probe {
     schemas: Vec<SchemaRef>,
     total_rows: Option<u64>,
+    /// A single file's row groups, if its format has them.
+    row_groups: Option<Vec<u64>>,
     /// Whether the parser resumes at a row count alone (so large files can be split).
     splittable: bool,
 }
@@ -430,9 +436,14 @@ async fn probe_set(
         let mut schemas = Vec::new();
         let mut totals = Vec::new();
         let mut splittable = true;
+        let single = readers.len() == 1;
+        let mut row_groups = None;
         for (name, mut reader) in readers {
             schemas.push(reader.read_schema()?);
             totals.push((name, reader.total_rows()));
+            if single {
+                row_groups = reader.row_groups();
+            }
             splittable &= matches!(
                 reader.resume(&ParsePosition {
                     rows: 0,
@@ -460,6 +471,7 @@ async fn probe_set(
         Ok(Probe {
             schemas,
             total_rows,
+            row_groups,
             splittable,
         })
     })

@@ -91,6 +91,11 @@ impl FileReader {
         self.parser.total_rows()
     }
 
+    /// The rows of each of the file's independently read units, when the format has them.
+    pub(crate) fn row_groups(&self) -> Option<Vec<u64>> {
+        self.parser.row_groups()
+    }
+
     /// Feeds the parser until it knows its schema (its header, or its schema sample), without
     /// taking any batch, reading small chunks.
     pub(crate) fn read_schema(&mut self) -> Result<SchemaRef> {

@@ -35,6 +35,9 @@ pub(crate) struct RowSet {
     pub total_rows: Option<u64>,
     /// Rows in the row sets before this one (for formats that number rows).
     pub first_row: u64,
+    /// The rows of each unit the format reads independently (Parquet row groups) of a
+    /// single-file row set, when it has them: row ranges are cut between them.
+    pub row_groups: Option<Vec<u64>>,
 }
 
 /// Where a partition resumes: rows of its row set already delivered (counted from the start
@@ -98,9 +101,9 @@ impl FilesSource {
             };
             match set.total_rows {
                 Some(total) if splittable && total > partition_rows => {
+                    let ends = range_ends(total, partition_rows, set.row_groups.as_deref());
                     let mut start = 0;
-                    while start < total {
-                        let end = total.min(start + partition_rows);
+                    for end in ends {
                         partitions.push(Partition {
                             info: PartitionInfo {
                                 id: PartitionId::new(format!("{}#{start}..{end}", set.key)),
@@ -135,6 +138,37 @@ impl FilesSource {
             }),
         }
     }
+}
+
+/// Where the row ranges of a set of `total` rows end: every `partition_rows` rows or, for a
+/// format with row groups, after as many whole groups as fit in `partition_rows` (at least
+/// one), so that no group is read by two partitions.
+fn range_ends(total: u64, partition_rows: u64, groups: Option<&[u64]>) -> Vec<u64> {
+    let mut ends = Vec::new();
+    match groups.filter(|g| g.iter().sum::<u64>() == total) {
+        Some(groups) => {
+            let (mut end, mut in_range) = (0u64, 0u64);
+            for &rows in groups {
+                if in_range > 0 && in_range + rows > partition_rows {
+                    ends.push(end);
+                    in_range = 0;
+                }
+                end += rows;
+                in_range += rows;
+            }
+            if in_range > 0 {
+                ends.push(end);
+            }
+        }
+        None => {
+            let mut end = 0;
+            while end < total {
+                end = total.min(end + partition_rows);
+                ends.push(end);
+            }
+        }
+    }
+    ends
 }
 
 #[async_trait]
@@ -324,4 +358,21 @@ fn check_versions(set: &RowSet, handle: &Handle) -> Result<Vec<FileVersion>> {
         out.push(now);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range_ends;
+
+    #[test]
+    fn ranges_end_between_row_groups_when_there_are_some() {
+        assert_eq!(range_ends(10, 4, None), [4, 8, 10]);
+        // Groups of 3, 3, 3, 1 rows and at most 4 rows a range: whole groups only.
+        assert_eq!(range_ends(10, 4, Some(&[3, 3, 3, 1])), [3, 6, 10]);
+        // A group larger than a range is a range of its own.
+        assert_eq!(range_ends(10, 4, Some(&[1, 7, 2])), [1, 8, 10]);
+        assert_eq!(range_ends(10, 100, Some(&[5, 5])), [10]);
+        // Groups that do not add up to the rows are ignored.
+        assert_eq!(range_ends(10, 4, Some(&[3, 3])), [4, 8, 10]);
+    }
 }
