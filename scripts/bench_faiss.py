@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 
-from benchlib import print_table, run
+from benchlib import print_table, rounds
 
 BASELINE = r'''
 import sys, faiss, numpy as np, pyarrow as pa, pyarrow.parquet as pq
@@ -78,23 +78,17 @@ def main():
         "vmig (state)": [a.vmig, "-q", "migrate", job, "--progress", "none", "--restart"],
         "python (faiss + pyarrow)": [sys.executable, "-c", BASELINE, index, os.path.join(out, "python.parquet")],
     }
-    results = {k: [] for k in cmds}
     subprocess.run(["cat", index], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
-    for r in range(a.runs):
-        order = list(cmds)
+
+    def order(r):
+        # The two vmig runs swap places every other round, so neither always follows cp.
+        names = list(cmds)
         if r % 2:
-            # The two vmig runs swap places every other round, so neither always follows cp.
-            i, j = order.index("vmig (--state none)"), order.index("vmig (state)")
-            order[i], order[j] = order[j], order[i]
-        for name in order:
-            cmd = cmds[name]
-            shutil.rmtree(out, ignore_errors=True)
-            os.makedirs(out)
-            # Write back the previous command's output first, so that no command pays for the
-            # one before it (the 1 GiB of dirty pages it left).
-            os.sync()
-            results[name].append(run(cmd))
-            print(f"run {r + 1} {name}: {results[name][-1][0]:.2f}s", file=sys.stderr)
+            i, j = names.index("vmig (--state none)"), names.index("vmig (state)")
+            names[i], names[j] = names[j], names[i]
+        return names
+
+    results = rounds(cmds, out, a.runs, order=order)
     mib = size / (1 << 20)
     print(f"\nFaiss IVFFlat {mib:.0f} MiB -> uncompressed Parquet, median of {a.runs} runs, {os.cpu_count()} cores\n")
     print_table(results, mib, "cp")

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 
-from benchlib import print_table, run
+from benchlib import print_table, rounds
 
 DIM = 128
 
@@ -98,15 +98,8 @@ def main():
             f"python ({'numpy' if kind == 'fvecs' else 'pyarrow'} + pyarrow)": [
                 sys.executable, "-c", baseline, src, os.path.join(out, "python.parquet")],
         }
-        results = {k: [] for k in cmds}
         subprocess.run(["cat", src], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
-        for r in range(a.runs):
-            for name, cmd in cmds.items():
-                shutil.rmtree(out, ignore_errors=True)
-                os.makedirs(out)
-                os.sync()
-                results[name].append(run(cmd))
-                print(f"run {r + 1} {kind} {name}: {results[name][-1][0]:.2f}s", file=sys.stderr)
+        results = rounds(cmds, out, a.runs, label=f"{kind} ")
         mib = size / (1 << 20)
         print(f"\n{kind} {mib:.0f} MiB (d={DIM}) -> uncompressed Parquet, median of {a.runs} runs, {os.cpu_count()} cores\n")
         print_table(results, mib, "cp")

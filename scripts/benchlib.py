@@ -2,8 +2,10 @@
 its wall time, CPU time (user + system, from wait4's rusage) and peak RSS or output."""
 
 import os
+import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -20,6 +22,22 @@ def run(cmd):
     if status != 0:
         raise SystemExit(f"{cmd[0]} failed ({status}):\n{err}")
     return secs, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+
+
+def rounds(cmds, out, runs, label="", order=None):
+    """Runs every command of cmds ({name: argv}) runs times, interleaved round by round (in the
+    order order(round) gives, default cmds' order), each into a fresh empty directory out after
+    writing back the previous command's dirty pages (so no command pays for the one before it);
+    returns {name: [run(cmd) results]}."""
+    results = {k: [] for k in cmds}
+    for r in range(runs):
+        for name in (order(r) if order else list(cmds)):
+            shutil.rmtree(out, ignore_errors=True)
+            os.makedirs(out)
+            os.sync()
+            results[name].append(run(cmds[name]))
+            print(f"run {r + 1} {label}{name}: {results[name][-1][0]:.2f}s", file=sys.stderr)
+    return results
 
 
 def run_measured(cmd):
