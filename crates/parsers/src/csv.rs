@@ -49,7 +49,8 @@ use vmig_core::types::MilvusType;
 use vmig_core::{Error, Result};
 
 use super::json::{
-    is_json_number, parse_fields, quote, sample_rows, show_byte, Origin, Plan, Stats, TypeSpec,
+    is_json_number, location, parse_fields, quote, sample_rows, show_byte, Origin, Plan, Progress,
+    RowText, Stats, TypeSpec,
 };
 
 /// Options of the `csv` format (see the module docs).
@@ -122,6 +123,39 @@ fn vector_separator(plugin: &str, sep: Option<&String>) -> Result<Option<String>
     }
 }
 
+/// The checked options of either format.
+#[derive(Debug)]
+struct Options {
+    delim: u8,
+    sep: Option<String>,
+    sample_rows: usize,
+    specs: BTreeMap<String, TypeSpec>,
+}
+
+impl CsvParserConfig {
+    /// The options checked, errors naming the format `plugin`.
+    fn options(&self, plugin: &str) -> Result<Options> {
+        Ok(Options {
+            delim: delimiter(plugin, self.delimiter.as_deref())?,
+            sep: vector_separator(plugin, self.vector_separator.as_ref())?,
+            sample_rows: sample_rows(plugin, self.sample_rows)?,
+            specs: parse_fields(plugin, &self.fields)?,
+        })
+    }
+}
+
+impl TsvParserConfig {
+    /// These options as `csv` options with a tab delimiter.
+    fn as_csv(&self) -> CsvParserConfig {
+        CsvParserConfig {
+            delimiter: Some("\t".into()),
+            vector_separator: self.vector_separator.clone(),
+            sample_rows: self.sample_rows,
+            fields: self.fields.clone(),
+        }
+    }
+}
+
 impl ParserConfig for CsvParserConfig {
     const NAME: &'static str = "csv";
     const SUMMARY: &'static str =
@@ -136,21 +170,11 @@ impl ParserConfig for CsvParserConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        delimiter(Self::NAME, self.delimiter.as_deref())?;
-        vector_separator(Self::NAME, self.vector_separator.as_ref())?;
-        sample_rows(Self::NAME, self.sample_rows)?;
-        parse_fields(Self::NAME, &self.fields)?;
-        Ok(())
+        self.options(Self::NAME).map(drop)
     }
 
     fn build(&self, input: &ParseInput) -> Result<Box<dyn Parser>> {
-        Ok(Box::new(CsvParser::new(
-            input,
-            delimiter(Self::NAME, self.delimiter.as_deref())?,
-            vector_separator(Self::NAME, self.vector_separator.as_ref())?,
-            sample_rows(Self::NAME, self.sample_rows)?,
-            parse_fields(Self::NAME, &self.fields)?,
-        )))
+        Ok(Box::new(CsvParser::new(input, self.options(Self::NAME)?)))
     }
 }
 
@@ -168,19 +192,13 @@ impl ParserConfig for TsvParserConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        vector_separator(Self::NAME, self.vector_separator.as_ref())?;
-        sample_rows(Self::NAME, self.sample_rows)?;
-        parse_fields(Self::NAME, &self.fields)?;
-        Ok(())
+        self.as_csv().options(Self::NAME).map(drop)
     }
 
     fn build(&self, input: &ParseInput) -> Result<Box<dyn Parser>> {
         Ok(Box::new(CsvParser::new(
             input,
-            b'\t',
-            vector_separator(Self::NAME, self.vector_separator.as_ref())?,
-            sample_rows(Self::NAME, self.sample_rows)?,
-            parse_fields(Self::NAME, &self.fields)?,
+            self.as_csv().options(Self::NAME)?,
         )))
     }
 }
@@ -440,6 +458,16 @@ struct Rec {
     line: Option<u64>,
 }
 
+impl Rec {
+    fn at<'a>(&self, name: &'a str) -> RecAt<'a> {
+        RecAt {
+            name,
+            start: self.start,
+            line: self.line,
+        }
+    }
+}
+
 /// Where a record sits, for messages.
 struct RecAt<'a> {
     name: &'a str,
@@ -449,10 +477,7 @@ struct RecAt<'a> {
 
 impl RecAt<'_> {
     fn loc(&self) -> String {
-        match self.line {
-            Some(l) => format!("{}, line {l}, byte {}", self.name, self.start),
-            None => format!("{}, byte {}", self.name, self.start),
-        }
+        location(self.name, self.start, self.line)
     }
 
     fn column(&self, header: &[String], c: usize) -> String {
@@ -545,39 +570,23 @@ pub struct CsvParser {
     map: Vec<usize>,
     plan: Option<Plan>,
     sample: Vec<Rec>,
-    /// Rows read and not yet flushed.
-    pending: usize,
-    rows_out: u64,
-    /// The offset after the last complete row.
-    last_end: u64,
-    /// The offset after the last returned row.
-    flushed_end: u64,
-    resumed_at: Option<u64>,
+    /// Rows read and returned, and where to resume.
+    progress: Progress,
 }
 
 impl CsvParser {
-    fn new(
-        input: &ParseInput,
-        delim: u8,
-        sep: Option<String>,
-        sample_rows: usize,
-        specs: BTreeMap<String, TypeSpec>,
-    ) -> Self {
+    fn new(input: &ParseInput, options: Options) -> Self {
         CsvParser {
             input: input.clone(),
-            sep,
-            sample_rows: sample_rows.min(input.batch_rows),
-            specs,
-            split: Splitter::new(delim),
+            sep: options.sep,
+            sample_rows: options.sample_rows.min(input.batch_rows),
+            specs: options.specs,
+            split: Splitter::new(options.delim),
             header: None,
             map: Vec::new(),
             plan: None,
             sample: Vec::new(),
-            pending: 0,
-            rows_out: 0,
-            last_end: 0,
-            flushed_end: 0,
-            resumed_at: None,
+            progress: Progress::default(),
         }
     }
 
@@ -628,6 +637,7 @@ impl CsvParser {
         if self.header.is_none() {
             return self.read_header();
         }
+        // Built from the fields (not `self.at()`), as `self.plan` is borrowed below.
         let at = RecAt {
             name: &self.input.name,
             start: self.split.start,
@@ -643,14 +653,8 @@ impl CsvParser {
                 &at,
                 self.sep.as_deref(),
             )
-            .map_err(|e| match (e, self.resumed_at) {
-                (Error::Data { location, message }, Some(r)) => Error::data(
-                    location,
-                    format!("{message} (reading resumed at byte {r}: was the file changed since the checkpoint?)"),
-                ),
-                (e, _) => e,
-            })?;
-            self.resumed_at = None;
+            .map_err(|e| self.progress.resumed_error(e))?;
+            self.progress.resumed_at = None;
         } else {
             check_width(&self.split.ends, header, &at)?;
             self.sample.push(Rec {
@@ -660,8 +664,8 @@ impl CsvParser {
                 line: self.split.start_line,
             });
         }
-        self.pending += 1;
-        self.last_end = self.split.pos;
+        self.progress.pending += 1;
+        self.progress.last_end = self.split.pos;
         if self.plan.is_none() && self.sample.len() >= self.sample_rows {
             self.infer()?;
         }
@@ -783,11 +787,7 @@ impl CsvParser {
         let sep = self.sep.as_deref();
         let mut stats: Vec<Stats> = header.iter().map(|h| Stats::new(h)).collect();
         for rec in &self.sample {
-            let at = RecAt {
-                name,
-                start: rec.start,
-                line: rec.line,
-            };
+            let at = rec.at(name);
             for (c, cell) in cells(&rec.data, &rec.ends, &at, header)?
                 .into_iter()
                 .enumerate()
@@ -795,25 +795,10 @@ impl CsvParser {
                 stats[c].observe_text(cell, rec.line.unwrap_or(0), sep);
             }
         }
-        let mut columns = Vec::with_capacity(stats.len());
-        for s in &mut stats {
-            let (kind, nullable) =
-                s.resolve(self.specs.get(&s.name).copied(), true)
-                    .map_err(|m| {
-                        Error::data(
-                            format!("{name}, column `{}`", s.name),
-                            format!("{m} (seen in the first {n} rows)"),
-                        )
-                    })?;
-            columns.push((std::mem::take(&mut s.name), kind, nullable));
-        }
+        let columns = Stats::columns(&mut stats, &self.specs, true, name, "column", n)?;
         let mut plan = Plan::from_columns(columns, Origin::Sample(n))?;
         for rec in std::mem::take(&mut self.sample) {
-            let at = RecAt {
-                name,
-                start: rec.start,
-                line: rec.line,
-            };
+            let at = rec.at(name);
             push_record(
                 &mut plan,
                 &self.map,
@@ -828,103 +813,60 @@ impl CsvParser {
     }
 }
 
+impl RowText for CsvParser {
+    fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    fn batch_rows(&self) -> usize {
+        self.input.batch_rows
+    }
+
+    fn scan(&mut self, buf: &[u8]) -> Result<(usize, bool)> {
+        self.split.feed(buf).map_err(|e| self.split_error(e))
+    }
+
+    fn row(&mut self) -> Result<()> {
+        self.record()?;
+        self.split.next_record();
+        Ok(())
+    }
+}
+
 impl Parser for CsvParser {
     fn schema(&self) -> Option<SchemaRef> {
         self.plan.as_ref().map(|p| p.schema.clone())
     }
 
     fn next_row_offset(&self) -> Option<u64> {
-        Some(if self.rows_out == 0 {
-            0
-        } else {
-            self.flushed_end
-        })
+        self.progress.next_row_offset()
     }
 
     fn seek(&mut self, to: &ParsePosition) -> Result<()> {
-        let name = self.input.name.clone();
-        if self.header.is_none() || self.plan.is_none() {
-            return Err(Error::unsupported(
-                name,
-                "seek before the header and schema are known",
-            ));
-        }
-        let offset = match (to.rows, to.offset) {
-            (0, None | Some(0)) => 0,
-            (_, None) => {
-                return Err(Error::unsupported(
-                    name,
-                    "the resume position has no byte offset",
-                ))
-            }
-            (0, Some(o)) => {
-                return Err(Error::data(
-                    format!("{name}, byte {o}"),
-                    "a position before the first row must be at byte 0",
-                ))
-            }
-            (_, Some(o)) => o,
-        };
-        if let Some(plan) = &mut self.plan {
-            plan.clear();
-        }
+        let known = ("the header", self.header.is_some());
+        let offset = self
+            .progress
+            .seek(&self.input.name, to, self.plan.as_mut(), known)?;
         self.sample.clear();
-        self.pending = 0;
-        self.rows_out = to.rows;
         self.split.restart(offset);
-        self.last_end = offset;
-        self.flushed_end = offset;
         if to.rows == 0 {
             // From the start: the header is read again.
             self.header = None;
-            self.resumed_at = None;
-        } else {
-            self.resumed_at = Some(offset);
         }
         Ok(())
     }
 
     fn decode(&mut self, buf: &[u8]) -> Result<usize> {
-        let full = self.input.batch_rows;
-        if self.pending >= full {
-            return Ok(0);
-        }
-        let mut i = 0;
-        while i < buf.len() {
-            let (used, done) = self
-                .split
-                .feed(&buf[i..])
-                .map_err(|e| self.split_error(e))?;
-            i += used;
-            if done {
-                self.record()?;
-                self.split.next_record();
-                if self.pending >= full {
-                    return Ok(i);
-                }
-            }
-        }
-        Ok(i)
+        self.decode_rows(buf)
     }
 
     fn flush(&mut self) -> Result<Option<RecordBatch>> {
-        let Some(plan) = &mut self.plan else {
-            return Ok(None);
-        };
-        if self.pending == 0 {
-            return Ok(None);
-        }
-        let batch = plan.take_batch()?;
-        self.rows_out += self.pending as u64;
-        self.pending = 0;
-        self.flushed_end = self.last_end;
-        Ok(batch)
+        self.progress.flush(self.plan.as_mut())
     }
 
     fn finish(&mut self) -> Result<Option<RecordBatch>> {
         if self.split.finish().map_err(|e| self.split_error(e))? {
-            self.record()?;
-            self.split.next_record();
+            self.row()?;
         }
         if self.header.is_none() {
             return Err(Error::data(

@@ -63,11 +63,13 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BooleanBufferBuilder, BooleanBuilder, FixedSizeBinaryArray, FixedSizeListArray,
-    Float16Array, Float32Array, Float32Builder, Float64Builder, Int16Builder, Int32Builder,
-    Int64Builder, Int8Builder, ListArray, RecordBatchOptions, StringBuilder,
+    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder,
+    ListArray, PrimitiveArray, RecordBatchOptions, StringBuilder,
 };
 use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, Float16Type, Float32Type, Schema, SchemaRef,
+};
 use arrow::record_batch::RecordBatch;
 use half::f16;
 use serde::de::IgnoredAny;
@@ -155,11 +157,7 @@ impl ParserConfig for JsonParserConfig {
             specs,
             plan,
             sample: Vec::new(),
-            pending: 0,
-            rows_out: 0,
-            last_row_end: 0,
-            flushed_end: 0,
-            resumed_at: None,
+            progress: Progress::default(),
             top: Top::Start,
             in_obj: false,
             detecting: false,
@@ -547,6 +545,32 @@ impl Stats {
             Cat::Array => self.array_kind(),
         };
         Ok(nullable(kind, self.nulls))
+    }
+
+    /// The columns of the sampled `stats` (all of `n` rows of the input `name`), each
+    /// [`Stats::resolve`]d with its type in `specs`; an error names the input and the `what`
+    /// (`field` or `column`).
+    pub(crate) fn columns(
+        stats: &mut [Stats],
+        specs: &BTreeMap<String, TypeSpec>,
+        text_cells: bool,
+        name: &str,
+        what: &str,
+        n: usize,
+    ) -> Result<Vec<(String, MilvusField, bool)>> {
+        let mut columns = Vec::with_capacity(stats.len());
+        for s in stats {
+            let (kind, nullable) =
+                s.resolve(specs.get(&s.name).copied(), text_cells)
+                    .map_err(|m| {
+                        Error::data(
+                            format!("{name}, {what} `{}`", s.name),
+                            format!("{m} (seen in the first {n} rows)"),
+                        )
+                    })?;
+            columns.push((std::mem::take(&mut s.name), kind, nullable));
+        }
+        Ok(columns)
     }
 
     fn array_kind(&self) -> MilvusField {
@@ -941,8 +965,8 @@ impl Builder {
             Builder::Int16(b) => b.append_value(int_in(json_int(raw)?, "Int16")?),
             Builder::Int32(b) => b.append_value(int_in(json_int(raw)?, "Int32")?),
             Builder::Int64(b) => b.append_value(json_int(raw)?),
-            Builder::Float(b) => b.append_value(number_f32(raw)?),
-            Builder::Double(b) => b.append_value(number_f64(raw)?),
+            Builder::Float(b) => b.append_value(number(raw)?),
+            Builder::Double(b) => b.append_value(number(raw)?),
             Builder::Text(b) if kind.kind == MilvusType::Json => {
                 b.append_value(json_text(raw)?.as_ref());
             }
@@ -1004,8 +1028,8 @@ impl Builder {
             Builder::Int16(b) => b.append_value(int_in(text_int(t)?, "Int16")?),
             Builder::Int32(b) => b.append_value(int_in(text_int(t)?, "Int32")?),
             Builder::Int64(b) => b.append_value(text_int(t)?),
-            Builder::Float(b) => b.append_value(text_f32(t)?),
-            Builder::Double(b) => b.append_value(text_f64(t)?),
+            Builder::Float(b) => b.append_value(text_float(t)?),
+            Builder::Double(b) => b.append_value(text_float(t)?),
             Builder::Text(b) if kind.kind == MilvusType::Json => {
                 serde_json::from_str::<IgnoredAny>(cell)
                     .map_err(|e| format!("{} is not JSON text: {}", quote(cell), bare(&e)))?;
@@ -1033,14 +1057,14 @@ impl Builder {
         let (n, want, unit) = match self {
             Builder::F32 { dim, values } => {
                 let n = for_each_number(text, sep, |tok| {
-                    values.push(number_f32(tok)?);
+                    values.push(number::<f32>(tok)?);
                     Ok(())
                 })?;
                 (n, *dim, "values")
             }
             Builder::F16 { dim, values } => {
                 let n = for_each_number(text, sep, |tok| {
-                    values.push(f16::from_f32(number_f32(tok)?));
+                    values.push(f16::from_f32(number::<f32>(tok)?));
                     Ok(())
                 })?;
                 (n, *dim, "values")
@@ -1052,7 +1076,7 @@ impl Builder {
             } => {
                 let n = for_each_number(text, sep, |tok| {
                     // Milvus keeps a float32's upper half (Float32ToBFloat16Bytes).
-                    let half = (number_f32(tok)?.to_bits() >> 16) as u16;
+                    let half = (number::<f32>(tok)?.to_bits() >> 16) as u16;
                     values.extend_from_slice(&half.to_le_bytes());
                     Ok(())
                 })?;
@@ -1111,22 +1135,10 @@ impl Builder {
                 Arc::new(ListArray::try_new(item_field, offsets, values, nulls)?)
             }
             Builder::F32 { dim, values } => {
-                let values = Arc::new(Float32Array::from(std::mem::take(values)));
-                Arc::new(FixedSizeListArray::try_new(
-                    list_item(data_type, DataType::Float32),
-                    *dim as i32,
-                    values,
-                    None,
-                )?)
+                fixed_size_list::<Float32Type>(data_type, *dim, std::mem::take(values))?
             }
             Builder::F16 { dim, values } => {
-                let values = Arc::new(Float16Array::from(std::mem::take(values)));
-                Arc::new(FixedSizeListArray::try_new(
-                    list_item(data_type, DataType::Float16),
-                    *dim as i32,
-                    values,
-                    None,
-                )?)
+                fixed_size_list::<Float16Type>(data_type, *dim, std::mem::take(values))?
             }
             Builder::Bytes { dim, bf16, values } => {
                 let width = if *bf16 { *dim * 2 } else { *dim / 8 };
@@ -1161,6 +1173,21 @@ impl Builder {
 }
 
 /// The item field of a fixed-size list column of `data_type` (the planned one when it is one).
+/// `values` as a fixed-size list of `dim` values of `T` a row, of `data_type`.
+fn fixed_size_list<T: ArrowPrimitiveType>(
+    data_type: &DataType,
+    dim: usize,
+    values: Vec<T::Native>,
+) -> Result<ArrayRef> {
+    let values = Arc::new(PrimitiveArray::<T>::new(ScalarBuffer::from(values), None));
+    Ok(Arc::new(FixedSizeListArray::try_new(
+        list_item(data_type, T::DATA_TYPE),
+        dim as i32,
+        values,
+        None,
+    )?))
+}
+
 fn list_item(data_type: &DataType, item: DataType) -> Arc<Field> {
     match data_type {
         DataType::FixedSizeList(f, _) if f.data_type() == &item => f.clone(),
@@ -1283,31 +1310,42 @@ fn int_in<T: TryFrom<i64>>(v: i64, name: &str) -> std::result::Result<T, String>
     T::try_from(v).map_err(|_| format!("{v} does not fit {name}"))
 }
 
-/// A JSON number as the nearest `f32` (never through `f64`); out of range fails.
-pub(crate) fn number_f32(tok: &str) -> std::result::Result<f32, String> {
-    if !is_json_number(tok) {
-        return Err(expected("a number", tok));
+/// `f32` or `f64`, as parsed from text.
+trait Float: std::str::FromStr + Copy {
+    /// How messages name the type's range.
+    const RANGE: &'static str;
+    fn is_infinite(self) -> bool;
+}
+
+impl Float for f32 {
+    const RANGE: &'static str = "a 32-bit float (±3.4028235e38)";
+    fn is_infinite(self) -> bool {
+        f32::is_infinite(self)
     }
-    let v = tok.parse::<f32>().map_err(|_| expected("a number", tok))?;
-    if v.is_infinite() {
-        return Err(format!(
-            "{tok} is beyond the range of a 32-bit float (±3.4028235e38)"
-        ));
+}
+
+impl Float for f64 {
+    const RANGE: &'static str = "a 64-bit float (±1.7976931348623157e308)";
+    fn is_infinite(self) -> bool {
+        f64::is_infinite(self)
+    }
+}
+
+/// `v`, the value of the text `t`, unless it overflowed to infinity (`t` does not spell it).
+fn in_range<T: Float>(v: T, t: &str, spelled: bool) -> std::result::Result<T, String> {
+    if v.is_infinite() && !spelled {
+        return Err(format!("{t} is beyond the range of {}", T::RANGE));
     }
     Ok(v)
 }
 
-fn number_f64(tok: &str) -> std::result::Result<f64, String> {
+/// A JSON number as the nearest `T` (an `f32` never through `f64`); out of range fails.
+fn number<T: Float>(tok: &str) -> std::result::Result<T, String> {
     if !is_json_number(tok) {
         return Err(expected("a number", tok));
     }
-    let v = tok.parse::<f64>().map_err(|_| expected("a number", tok))?;
-    if v.is_infinite() {
-        return Err(format!(
-            "{tok} is beyond the range of a 64-bit float (±1.7976931348623157e308)"
-        ));
-    }
-    Ok(v)
+    let v = tok.parse::<T>().map_err(|_| expected("a number", tok))?;
+    in_range(v, tok, false)
 }
 
 /// Whether a CSV float cell spells infinity or NaN itself (which Rust's parser reads).
@@ -1315,28 +1353,12 @@ fn spells_non_finite(t: &str) -> bool {
     t.bytes().any(|c| matches!(c, b'i' | b'I' | b'n' | b'N'))
 }
 
-fn text_f32(t: &str) -> std::result::Result<f32, String> {
+/// A CSV float cell (which may spell `inf` or `nan`) as the nearest `T`; out of range fails.
+fn text_float<T: Float>(t: &str) -> std::result::Result<T, String> {
     let v = t
-        .parse::<f32>()
+        .parse::<T>()
         .map_err(|_| format!("expected a number, found {}", quote(t)))?;
-    if v.is_infinite() && !spells_non_finite(t) {
-        return Err(format!(
-            "{t} is beyond the range of a 32-bit float (±3.4028235e38)"
-        ));
-    }
-    Ok(v)
-}
-
-fn text_f64(t: &str) -> std::result::Result<f64, String> {
-    let v = t
-        .parse::<f64>()
-        .map_err(|_| format!("expected a number, found {}", quote(t)))?;
-    if v.is_infinite() && !spells_non_finite(t) {
-        return Err(format!(
-            "{t} is beyond the range of a 64-bit float (±1.7976931348623157e308)"
-        ));
-    }
-    Ok(v)
+    in_range(v, t, spells_non_finite(t))
 }
 
 /// The content of a JSON string value, unescaped (`None` when `raw` is not a string).
@@ -1497,14 +1519,10 @@ impl RowAt<'_> {
     /// The location of byte `off` of the row `text`.
     fn loc(&self, text: &[u8], off: usize) -> String {
         let off = off.min(text.len());
-        let byte = self.start + off as u64;
-        match self.line {
-            Some(l) => {
-                let line = l + text[..off].iter().filter(|c| **c == b'\n').count() as u64;
-                format!("{}, line {line}, byte {byte}", self.name)
-            }
-            None => format!("{}, byte {byte}", self.name),
-        }
+        let line = self
+            .line
+            .map(|l| l + text[..off].iter().filter(|c| **c == b'\n').count() as u64);
+        location(self.name, self.start + off as u64, line)
     }
 }
 
@@ -1616,6 +1634,159 @@ fn rows_prefix(obj: &[u8]) -> Prefix {
     Prefix::Yes
 }
 
+/// Where a row-by-row text parser (`json`, `csv`, `tsv`) is: rows read and returned, and the
+/// byte offsets a reader resumes at ([`Parser::next_row_offset`], [`Parser::seek`]).
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// Rows read and not yet flushed (in the plan's builders, or in the sample).
+    pub(crate) pending: usize,
+    /// Rows returned so far (including those before a resume point).
+    rows_out: u64,
+    /// The offset after the last complete row.
+    pub(crate) last_end: u64,
+    /// The offset after the last returned row.
+    flushed_end: u64,
+    /// Set by `seek` until a row was read: errors then suggest the file changed.
+    pub(crate) resumed_at: Option<u64>,
+}
+
+impl Progress {
+    /// Whether a whole batch of `batch_rows` rows is pending (decode takes no more bytes).
+    pub(crate) fn full(&self, batch_rows: usize) -> bool {
+        self.pending >= batch_rows
+    }
+
+    /// [`Parser::next_row_offset`]: the byte after the last returned row (0 before any).
+    pub(crate) fn next_row_offset(&self) -> Option<u64> {
+        Some(if self.rows_out == 0 {
+            0
+        } else {
+            self.flushed_end
+        })
+    }
+
+    /// [`Parser::seek`] of the input `name` to `to`: checks that the schema (`plan`) and what
+    /// comes before it are `known` (`(what, whether)`) and the position, drops the rows built
+    /// in `plan`, and returns the offset to read on from.
+    pub(crate) fn seek(
+        &mut self,
+        name: &str,
+        to: &ParsePosition,
+        plan: Option<&mut Plan>,
+        known: (&str, bool),
+    ) -> Result<u64> {
+        let (Some(plan), (_, true)) = (plan, known) else {
+            return Err(Error::unsupported(
+                name,
+                format!("seek before {} and schema are known", known.0),
+            ));
+        };
+        let offset = match (to.rows, to.offset) {
+            (0, None | Some(0)) => 0,
+            (_, None) => {
+                return Err(Error::unsupported(
+                    name,
+                    "the resume position has no byte offset",
+                ))
+            }
+            (0, Some(o)) => {
+                return Err(Error::data(
+                    format!("{name}, byte {o}"),
+                    "a position before the first row must be at byte 0",
+                ))
+            }
+            (_, Some(o)) => o,
+        };
+        plan.clear();
+        self.pending = 0;
+        self.rows_out = to.rows;
+        self.last_end = offset;
+        self.flushed_end = offset;
+        self.resumed_at = (to.rows != 0).then_some(offset);
+        Ok(offset)
+    }
+
+    /// [`Parser::flush`]: the pending rows of `plan` (none before the schema is known).
+    pub(crate) fn flush(&mut self, plan: Option<&mut Plan>) -> Result<Option<RecordBatch>> {
+        let Some(plan) = plan else {
+            return Ok(None);
+        };
+        if self.pending == 0 {
+            return Ok(None);
+        }
+        let batch = plan.take_batch()?;
+        self.rows_out += self.pending as u64;
+        self.pending = 0;
+        self.flushed_end = self.last_end;
+        Ok(batch)
+    }
+
+    /// `message`, asking whether the file changed when reading just resumed.
+    pub(crate) fn resumed_message(&self, message: String) -> String {
+        match self.resumed_at {
+            Some(r) => format!(
+                "{message} (reading resumed at byte {r}: was the file changed since the checkpoint?)"
+            ),
+            None => message,
+        }
+    }
+
+    /// A data error in the first row after a resume, with [`Progress::resumed_message`].
+    pub(crate) fn resumed_error(&self, e: Error) -> Error {
+        match e {
+            Error::Data { location, message } => {
+                Error::data(location, self.resumed_message(message))
+            }
+            e => e,
+        }
+    }
+}
+
+/// A text parser that finds its rows in the bytes itself (`json`, `csv`, `tsv`);
+/// [`RowText::decode_rows`] is its [`Parser::decode`].
+pub(crate) trait RowText {
+    /// Where the parser is.
+    fn progress(&self) -> &Progress;
+
+    /// The most rows a batch holds.
+    fn batch_rows(&self) -> usize;
+
+    /// Reads bytes from the front of `buf` (at least one): how many, and whether a row ended
+    /// with them.
+    fn scan(&mut self, buf: &[u8]) -> Result<(usize, bool)>;
+
+    /// Takes the row that just ended.
+    fn row(&mut self) -> Result<()>;
+
+    /// [`Parser::decode`]: scans `buf` row by row until it ends or a batch is full.
+    fn decode_rows(&mut self, buf: &[u8]) -> Result<usize> {
+        let full = self.batch_rows();
+        if self.progress().full(full) {
+            return Ok(0);
+        }
+        let mut i = 0;
+        while i < buf.len() {
+            let (used, ended) = self.scan(&buf[i..])?;
+            i += used;
+            if ended {
+                self.row()?;
+                if self.progress().full(full) {
+                    return Ok(i);
+                }
+            }
+        }
+        Ok(i)
+    }
+}
+
+/// `name, line l, byte b` (without the line when it is unknown, after a resume).
+pub(crate) fn location(name: &str, byte: u64, line: Option<u64>) -> String {
+    match line {
+        Some(l) => format!("{name}, line {l}, byte {byte}"),
+        None => format!("{name}, byte {byte}"),
+    }
+}
+
 /// A sampled row, kept until the schema is inferred.
 #[derive(Debug)]
 struct SampleRow {
@@ -1636,16 +1807,8 @@ pub struct JsonParser {
     specs: BTreeMap<String, TypeSpec>,
     plan: Option<Plan>,
     sample: Vec<SampleRow>,
-    /// Rows read and not yet flushed (in the plan's builders, or in the sample).
-    pending: usize,
-    /// Rows returned so far (including those before a resume point).
-    rows_out: u64,
-    /// The offset after the last complete row.
-    last_row_end: u64,
-    /// The offset after the last returned row.
-    flushed_end: u64,
-    /// Set by `seek` until a row was read: errors then suggest the file changed.
-    resumed_at: Option<u64>,
+    /// Rows read and returned, and where to resume.
+    progress: Progress,
     // The scanner.
     top: Top,
     in_obj: bool,
@@ -1670,21 +1833,15 @@ impl JsonParser {
     }
 
     fn loc(&self, byte: u64, line: Option<u64>) -> String {
-        match line {
-            Some(l) => format!("{}, line {l}, byte {byte}", self.input.name),
-            None => format!("{}, byte {byte}", self.input.name),
-        }
+        location(&self.input.name, byte, line)
     }
 
     /// An error in the file's structure at byte `at` (the current line).
     fn structure(&self, at: u64, message: String) -> Error {
-        let message = match self.resumed_at {
-            Some(r) => format!(
-                "{message} (reading resumed at byte {r}: was the file changed since the checkpoint?)"
-            ),
-            None => message,
-        };
-        Error::data(self.loc(at, self.cur_line()), message)
+        Error::data(
+            self.loc(at, self.cur_line()),
+            self.progress.resumed_message(message),
+        )
     }
 
     fn unexpected(&self, b: u8, at: u64) -> Error {
@@ -1844,7 +2001,7 @@ impl JsonParser {
         self.in_obj = false;
         self.detecting = false;
         self.top = Top::AfterRow;
-        self.last_row_end = self.pos;
+        self.progress.last_end = self.pos;
         let text = std::mem::take(&mut self.obj);
         let at = RowAt {
             name: &self.input.name,
@@ -1855,13 +2012,7 @@ impl JsonParser {
             let done = push_json_row(plan, &text, &at);
             self.obj = text;
             self.obj.clear();
-            done.map_err(|e| match (e, self.resumed_at) {
-                (Error::Data { location, message }, Some(r)) => Error::data(
-                    location,
-                    format!("{message} (reading resumed at byte {r}: was the file changed since the checkpoint?)"),
-                ),
-                (e, _) => e,
-            })?;
+            done.map_err(|e| self.progress.resumed_error(e))?;
         } else {
             self.sample.push(SampleRow {
                 text,
@@ -1869,12 +2020,12 @@ impl JsonParser {
                 line: self.obj_line,
             });
             if self.sample.len() >= self.sample_rows {
-                self.pending += 1;
+                self.progress.pending += 1;
                 return self.infer();
             }
         }
-        self.resumed_at = None;
-        self.pending += 1;
+        self.progress.resumed_at = None;
+        self.progress.pending += 1;
         Ok(())
     }
 
@@ -1915,19 +2066,10 @@ impl JsonParser {
                 stats.push(Stats::new(field));
             }
         }
-        let mut columns = Vec::with_capacity(stats.len());
         for s in &mut stats {
             s.rows_seen(n);
-            let (kind, nullable) =
-                s.resolve(self.specs.get(&s.name).copied(), false)
-                    .map_err(|m| {
-                        Error::data(
-                            format!("{name}, field `{}`", s.name),
-                            format!("{m} (seen in the first {n} rows)"),
-                        )
-                    })?;
-            columns.push((std::mem::take(&mut s.name), kind, nullable));
         }
+        let columns = Stats::columns(&mut stats, &self.specs, false, name, "field", n)?;
         if columns.is_empty() {
             return Err(Error::data(
                 name,
@@ -1962,6 +2104,28 @@ pub(crate) fn show_byte(b: u8) -> String {
     }
 }
 
+impl RowText for JsonParser {
+    fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    fn batch_rows(&self) -> usize {
+        self.input.batch_rows
+    }
+
+    fn scan(&mut self, buf: &[u8]) -> Result<(usize, bool)> {
+        match buf.first() {
+            Some(_) if self.in_obj && !self.detecting => Ok(self.scan_object(buf)),
+            Some(&b) => Ok((1, self.step(b)?)),
+            None => Ok((0, false)),
+        }
+    }
+
+    fn row(&mut self) -> Result<()> {
+        self.row_done()
+    }
+}
+
 impl Parser for JsonParser {
     fn schema(&self) -> Option<SchemaRef> {
         // With the planned schema and a detected layout, the layout must be read first, so
@@ -1971,101 +2135,37 @@ impl Parser for JsonParser {
     }
 
     fn next_row_offset(&self) -> Option<u64> {
-        Some(if self.rows_out == 0 {
-            0
-        } else {
-            self.flushed_end
-        })
+        self.progress.next_row_offset()
     }
 
     fn seek(&mut self, to: &ParsePosition) -> Result<()> {
-        let name = self.input.name.clone();
-        if self.layout.is_none() || self.plan.is_none() {
-            return Err(Error::unsupported(
-                name,
-                "seek before the file's layout and schema are known",
-            ));
-        }
-        let offset = match (to.rows, to.offset) {
-            (0, None | Some(0)) => 0,
-            (_, None) => {
-                return Err(Error::unsupported(
-                    name,
-                    "the resume position has no byte offset",
-                ))
-            }
-            (0, Some(o)) => {
-                return Err(Error::data(
-                    format!("{name}, byte {o}"),
-                    "a position before the first row must be at byte 0",
-                ))
-            }
-            (_, Some(o)) => o,
-        };
-        if let Some(plan) = &mut self.plan {
-            plan.clear();
-        }
+        let known = ("the file's layout", self.layout.is_some());
+        let offset = self
+            .progress
+            .seek(&self.input.name, to, self.plan.as_mut(), known)?;
         self.sample.clear();
-        self.pending = 0;
-        self.rows_out = to.rows;
         self.in_obj = false;
         self.detecting = false;
         self.depth = 0;
         self.obj.clear();
         self.pos = offset;
-        self.last_row_end = offset;
-        self.flushed_end = offset;
         if to.rows == 0 {
             self.top = Top::Start;
             self.line = 1;
             self.lines_known = true;
-            self.resumed_at = None;
         } else {
             self.top = Top::AfterRow;
             self.lines_known = false;
-            self.resumed_at = Some(offset);
         }
         Ok(())
     }
 
     fn decode(&mut self, buf: &[u8]) -> Result<usize> {
-        let full = self.input.batch_rows;
-        if self.pending >= full {
-            return Ok(0);
-        }
-        let mut i = 0;
-        while i < buf.len() {
-            let closed = if self.in_obj && !self.detecting {
-                let (used, closed) = self.scan_object(&buf[i..]);
-                i += used;
-                closed
-            } else {
-                let closed = self.step(buf[i])?;
-                i += 1;
-                closed
-            };
-            if closed {
-                self.row_done()?;
-                if self.pending >= full {
-                    return Ok(i);
-                }
-            }
-        }
-        Ok(i)
+        self.decode_rows(buf)
     }
 
     fn flush(&mut self) -> Result<Option<RecordBatch>> {
-        let Some(plan) = &mut self.plan else {
-            return Ok(None);
-        };
-        if self.pending == 0 {
-            return Ok(None);
-        }
-        let batch = plan.take_batch()?;
-        self.rows_out += self.pending as u64;
-        self.pending = 0;
-        self.flushed_end = self.last_row_end;
-        Ok(batch)
+        self.progress.flush(self.plan.as_mut())
     }
 
     fn finish(&mut self) -> Result<Option<RecordBatch>> {

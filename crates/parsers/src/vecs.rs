@@ -123,6 +123,14 @@ struct Format {
 }
 
 impl Format {
+    const fn new(name: &'static str, framing: Framing, component: Component) -> Format {
+        Format {
+            name,
+            framing,
+            component,
+        }
+    }
+
     /// Bytes read before the dimension is known: the first record's prefix, or the header.
     fn header_len(self) -> usize {
         match self.framing {
@@ -140,36 +148,12 @@ impl Format {
     }
 }
 
-const FVECS: Format = Format {
-    name: "fvecs",
-    framing: Framing::PerRecord,
-    component: Component::F32,
-};
-const IVECS: Format = Format {
-    name: "ivecs",
-    framing: Framing::PerRecord,
-    component: Component::I32,
-};
-const BVECS: Format = Format {
-    name: "bvecs",
-    framing: Framing::PerRecord,
-    component: Component::U8,
-};
-const FBIN: Format = Format {
-    name: "fbin",
-    framing: Framing::Header,
-    component: Component::F32,
-};
-const U8BIN: Format = Format {
-    name: "u8bin",
-    framing: Framing::Header,
-    component: Component::U8,
-};
-const I8BIN: Format = Format {
-    name: "i8bin",
-    framing: Framing::Header,
-    component: Component::I8,
-};
+const FVECS: Format = Format::new("fvecs", Framing::PerRecord, Component::F32);
+const IVECS: Format = Format::new("ivecs", Framing::PerRecord, Component::I32);
+const BVECS: Format = Format::new("bvecs", Framing::PerRecord, Component::U8);
+const FBIN: Format = Format::new("fbin", Framing::Header, Component::F32);
+const U8BIN: Format = Format::new("u8bin", Framing::Header, Component::U8);
+const I8BIN: Format = Format::new("i8bin", Framing::Header, Component::I8);
 
 /// Defines one format's configuration type: the same two options for all six.
 macro_rules! vecs_config {

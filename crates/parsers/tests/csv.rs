@@ -4,38 +4,23 @@
 //! breaks included); bad input fails naming file, line and column.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::concat_batches;
-use arrow::datatypes::{Float32Type, Float64Type, Int64Type, SchemaRef};
+use arrow::datatypes::{Float64Type, Int64Type, SchemaRef};
 use serde_json::json;
-use vmig_core::parse::{parse_all, ParseInput, ParsePosition, Parser};
+use vmig_core::parse::{parse_all, ParseInput, ParsePosition};
 use vmig_core::registry;
 use vmig_core::types::milvus_field;
 use vmig_parsers as _;
 
-/// A parser from the registry for `name` (by extension) with `options`.
-fn parser(name: &str, options: &serde_json::Value, input: ParseInput) -> Box<dyn Parser> {
-    let plugin = registry::parser_for_path(name)
-        .unwrap()
-        .expect("a parser claims the extension");
-    plugin
-        .parse(options.clone())
-        .unwrap()
-        .build(&input)
-        .unwrap()
-}
-
+/// Every row of `bytes` as `name`, in batches of at most `batch_rows`: the same in 1-byte,
+/// 5-byte and whole chunks.
 fn read(name: &str, bytes: &[u8], options: &serde_json::Value, batch_rows: usize) -> RecordBatch {
     let mut reference: Option<RecordBatch> = None;
-    for chunk in [1, 5, bytes.len().max(1)] {
-        let mut p = parser(name, options, ParseInput::new(name, batch_rows));
-        let batches = parse_all(p.as_mut(), bytes.chunks(chunk)).unwrap();
-        let schema = p.schema().expect("schema known at the end");
-        for b in &batches {
-            assert!(b.num_rows() <= batch_rows);
-            assert_eq!(b.schema(), schema);
-        }
-        let all = concat_batches(&schema, &batches).unwrap();
+    for chunk in [1, 5, bytes.len()] {
+        let input = ParseInput::new(name, batch_rows);
+        let all = common::read(bytes, options.clone(), input, chunk);
         match &reference {
             Some(r) => assert_eq!(&all, r, "{chunk}-byte chunks"),
             None => reference = Some(all),
@@ -45,10 +30,7 @@ fn read(name: &str, bytes: &[u8], options: &serde_json::Value, batch_rows: usize
 }
 
 fn error(name: &str, bytes: &[u8], options: &serde_json::Value) -> String {
-    let mut p = parser(name, options, ParseInput::new(name, 100));
-    parse_all(p.as_mut(), bytes.chunks(3))
-        .expect_err("must fail")
-        .to_string()
+    common::error(bytes, options.clone(), ParseInput::new(name, 100), 3)
 }
 
 /// `name:Type` for each field (`?` when nullable), as Milvus types.
@@ -60,16 +42,6 @@ fn types(schema: &SchemaRef) -> Vec<String> {
             let t = milvus_field(f).unwrap();
             format!("{}:{t}{}", f.name(), if f.is_nullable() { "?" } else { "" })
         })
-        .collect()
-}
-
-fn vector_bits(col: &dyn Array, row: usize) -> Vec<u32> {
-    col.as_fixed_size_list()
-        .value(row)
-        .as_primitive::<Float32Type>()
-        .values()
-        .iter()
-        .map(|v| v.to_bits())
         .collect()
 }
 
@@ -110,11 +82,11 @@ fn quoting_line_breaks_and_inferred_types() {
     assert!(score.is_null(1));
     assert_eq!(score.value(3), 1000.0);
     assert_eq!(
-        vector_bits(got.column(4).as_ref(), 0),
+        common::f32_bits(got.column(4).as_ref(), 0),
         [0x3dcc_cccd, 1, 0x8000_0000]
     );
-    assert_eq!(vector_bits(got.column(4).as_ref(), 1)[0], 0x7f7f_ffff);
-    assert_eq!(vector_bits(got.column(4).as_ref(), 2)[0], 0x3f80_0001);
+    assert_eq!(common::f32_bits(got.column(4).as_ref(), 1)[0], 0x7f7f_ffff);
+    assert_eq!(common::f32_bits(got.column(4).as_ref(), 2)[0], 0x3f80_0001);
     let doc = got.column(6).as_string::<i32>();
     assert_eq!(doc.value(0), "{\"a\": 1}");
     assert!(doc.is_null(2));
@@ -151,7 +123,7 @@ fn fields_separators_and_delimiters() {
         ]
     );
     assert_eq!(
-        vector_bits(got.column(1).as_ref(), 0),
+        common::f32_bits(got.column(1).as_ref(), 0),
         [0.1f32.to_bits(), 0.2f32.to_bits(), 0.3f32.to_bits()]
     );
     assert_eq!(got.column(3).as_fixed_size_binary().value(0), &[255, 1]);
@@ -165,7 +137,7 @@ fn fields_separators_and_delimiters() {
     assert_eq!(types(&got.schema()), ["a:Int32?", "b:Int64?"]);
     // Every column typed by `fields`: no sample (nullable only with `?`).
     let options = json!({"fields": {"a": "int64", "b": "varchar", "c": "double?"}});
-    let mut p = parser("w.tsv", &options, ParseInput::new("w.tsv", 10));
+    let mut p = common::parser(options, &ParseInput::new("w.tsv", 10));
     p.decode(b"a\tb\tc\n").unwrap();
     assert_eq!(
         types(&p.schema().expect("known after the header")),
@@ -179,10 +151,6 @@ fn fields_separators_and_delimiters() {
 
 #[test]
 fn python_csv_and_tsv_files_read_back_exactly() {
-    let Some(python) = python() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
     let script = r#"
 import csv, json, random, struct, sys
 d = sys.argv[1]
@@ -206,7 +174,9 @@ for fname, delim in (("t.csv", ","), ("t.tsv", "\t")):
 for r in rows:
     print(r[0], r[1].encode("utf-8").hex(), repr(r[2]), r[3], " ".join(struct.pack("<f", v).hex() for v in r[5]))
 "#;
-    let out = vmig_testing::process::python(&python, script, &[dir.path()]);
+    let Some((dir, out)) = common::python_fixture("csv", script) else {
+        return;
+    };
     let read_file = |file: &str| {
         let path = dir.path().join(file);
         let bytes = std::fs::read(&path).unwrap();
@@ -230,7 +200,7 @@ for r in rows:
         let id = csv.column(0).as_primitive::<Int64Type>().value(row);
         assert_eq!(id.to_string(), parts[0]);
         let name = csv.column(1).as_string::<i32>().value(row);
-        assert_eq!(hex(name.as_bytes()), parts[1], "row {row}");
+        assert_eq!(common::hex(name.as_bytes()), parts[1], "row {row}");
         let score = csv.column(2).as_primitive::<Float64Type>();
         if parts[2] == "None" {
             assert!(score.is_null(row));
@@ -239,60 +209,20 @@ for r in rows:
         }
         let flag = csv.column(3).as_boolean().value(row);
         assert_eq!(if flag { "True" } else { "False" }, parts[3]);
-        let have: Vec<String> = vector_bits(csv.column(4).as_ref(), row)
+        let have: Vec<String> = common::f32_bits(csv.column(4).as_ref(), row)
             .iter()
-            .map(|b| hex(&b.to_le_bytes()))
+            .map(|b| common::hex(&b.to_le_bytes()))
             .collect();
         assert_eq!(have.join(" "), parts[4], "row {row}");
     }
     assert_eq!(
-        vector_bits(csv.column(4).as_ref(), 0),
+        common::f32_bits(csv.column(4).as_ref(), 0),
         [0x3dcc_cccd, 1, 0x8000_0000]
     );
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A Python 3 (only its standard library is used): `VMIG_PYTHON`, else `python3` on the
-/// path. Missing, the test is skipped loudly — or fails when `CI=true`.
-fn python() -> Option<String> {
-    if let Some(p) = std::env::var("VMIG_PYTHON").ok().filter(|p| !p.is_empty()) {
-        return Some(p);
-    }
-    let found = std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if found {
-        return Some("python3".into());
-    }
-    assert!(
-        !vmig_testing::service::is_ci(),
-        "CI=true but no python3 is on the path (nor VMIG_PYTHON set)"
-    );
-    eprintln!("SKIPPED: no python3 on the path (nor VMIG_PYTHON), so Python's csv files cannot be written");
-    None
-}
-
 fn check(format: &str, name: &str, bytes: &[u8], rows: usize) -> RecordBatch {
-    let format = format.to_string();
-    let build = move |input: &ParseInput| -> Box<dyn Parser> {
-        registry::parse_parser(&format, json!({}))
-            .unwrap()
-            .build(input)
-            .unwrap()
-    };
-    let report = vmig_testing::parsers::check_parser(&build, name, bytes, 7);
-    assert!(report.seeks, "{name}: csv resumes at a byte offset");
-    assert_eq!(report.rows.num_rows(), rows, "{name}");
-    assert_eq!(
-        report.resumed_at.len(),
-        rows.div_ceil(7) - 1,
-        "{name}: resumed after every batch but the last"
-    );
-    report.rows
+    common::check(format, json!({}), name, bytes, (7, rows)).rows
 }
 
 fn fixture(delim: char) -> String {
@@ -338,7 +268,7 @@ fn csv_and_tsv_pass_the_parser_conformance_check_and_resume_at_every_batch() {
 fn resuming_after_quoted_line_breaks_starts_at_the_next_record() {
     let text = fixture(',');
     let bytes = text.as_bytes();
-    let mut p = parser("r.csv", &json!({}), ParseInput::new("r.csv", 7));
+    let mut p = common::parser(json!({}), &ParseInput::new("r.csv", 7));
     let used = p.decode(bytes).unwrap();
     let batch = p.flush().unwrap().unwrap();
     let offset = p.next_row_offset().unwrap() as usize;
@@ -348,10 +278,9 @@ fn resuming_after_quoted_line_breaks_starts_at_the_next_record() {
         "{}",
         &text[offset..offset + 10]
     );
-    let mut q = parser(
-        "r.csv",
-        &json!({}),
-        ParseInput::new("r.csv", 7).with_schema(batch.schema()),
+    let mut q = common::parser(
+        json!({}),
+        &ParseInput::new("r.csv", 7).with_schema(batch.schema()),
     );
     let header = text.find('\n').unwrap() + 1;
     q.decode(&bytes[..header]).unwrap();
@@ -440,10 +369,9 @@ fn bad_input_fails_naming_file_line_and_column() {
         "{e}"
     );
     let planned = read("p.csv", b"a,b\n1,2\n", &none, 5).schema();
-    let mut p = parser(
-        "q.csv",
-        &none,
-        ParseInput::new("q.csv", 5).with_schema(planned),
+    let mut p = common::parser(
+        none.clone(),
+        &ParseInput::new("q.csv", 5).with_schema(planned),
     );
     let e = parse_all(p.as_mut(), [&b"a,c\n1,2\n"[..]])
         .unwrap_err()

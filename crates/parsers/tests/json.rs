@@ -5,16 +5,17 @@
 //! field.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array,
-    Int64Array, Int8Array, ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, Float32Array, Float64Array, ListArray, ListBuilder, RecordBatch,
+    StringArray, StringBuilder,
 };
-use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Float16Type, Float32Type, Int64Type, Schema, SchemaRef};
 use serde_json::json;
-use vmig_core::parse::{parse_all, ParseInput, Parser};
+use vmig_core::parse::{parse_all, ParseInput};
 use vmig_core::registry;
 use vmig_core::vector::{
     binary_vector_array, binary_vector_field, float_vector_array, float_vector_field, json_field,
@@ -22,57 +23,14 @@ use vmig_core::vector::{
 use vmig_formats::staging::JsonWriter;
 use vmig_parsers as _;
 
-/// A `json` parser from the registry, chosen by `name`'s extension, with `options`.
-fn parser(name: &str, options: &serde_json::Value, input: ParseInput) -> Box<dyn Parser> {
-    let plugin = registry::parser_for_path(name)
-        .unwrap()
-        .expect("a parser claims the extension");
-    assert_eq!(plugin.name, "json");
-    plugin
-        .parse(options.clone())
-        .unwrap()
-        .build(&input)
-        .unwrap()
-}
-
-/// Every row of `bytes`, fed `chunk` bytes at a time in batches of at most `batch_rows`.
-fn read_with(
-    name: &str,
-    bytes: &[u8],
-    options: &serde_json::Value,
-    input: ParseInput,
-    chunk: usize,
-) -> RecordBatch {
-    let batch_rows = input.batch_rows;
-    let mut p = parser(name, options, input);
-    let batches = parse_all(p.as_mut(), bytes.chunks(chunk)).unwrap();
-    let schema = p.schema().expect("schema known at the end");
-    for b in &batches {
-        assert!(b.num_rows() <= batch_rows, "batch of {} rows", b.num_rows());
-        assert_eq!(b.schema(), schema);
-    }
-    concat_batches(&schema, &batches).unwrap()
-}
-
+/// Every row of `bytes` as `name`, fed 7 bytes at a time in batches of at most `batch_rows`.
 fn read(name: &str, bytes: &[u8], options: &serde_json::Value, batch_rows: usize) -> RecordBatch {
-    read_with(name, bytes, options, ParseInput::new(name, batch_rows), 7)
+    common::read(bytes, options.clone(), ParseInput::new(name, batch_rows), 7)
 }
 
 /// The error of reading `bytes` as `name`.
 fn error(name: &str, bytes: &[u8], options: &serde_json::Value, chunk: usize) -> String {
-    let mut p = parser(name, options, ParseInput::new(name, 100));
-    parse_all(p.as_mut(), bytes.chunks(chunk))
-        .expect_err("must fail")
-        .to_string()
-}
-
-fn bits(col: &dyn Array, row: usize) -> Vec<u32> {
-    let list = col.as_fixed_size_list().value(row);
-    list.as_primitive::<Float32Type>()
-        .values()
-        .iter()
-        .map(|v| v.to_bits())
-        .collect()
+    common::error(bytes, options.clone(), ParseInput::new(name, 100), chunk)
 }
 
 /// A batch of every kind of column vmig's JSON staging writer writes.
@@ -106,18 +64,8 @@ fn staging_batch() -> RecordBatch {
         Some(r#""just a string""#),
         Some("{}"),
     ];
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(
-            (0..rows as i64).map(|i| i * 1_000_000_007 - (1 << 40)),
-        )),
-        Arc::new(BooleanArray::from_iter((0..rows).map(|i| Some(i % 3 == 0)))),
-        Arc::new(Int8Array::from_iter_values((0..rows).map(|i| i as i8 - 20))),
-        Arc::new(Int16Array::from_iter_values(
-            (0..rows).map(|i| i as i16 * -311),
-        )),
-        Arc::new(Int32Array::from_iter_values(
-            (0..rows).map(|i| i as i32 * 70_001),
-        )),
+    let (mut fields, mut columns) = common::id_and_int_columns(rows);
+    let more: Vec<ArrayRef> = vec![
         Arc::new(Float32Array::from_iter_values(
             (0..rows).map(|i| specials[i % 7]),
         )),
@@ -154,13 +102,9 @@ fn staging_batch() -> RecordBatch {
         Arc::new(float_vector_array(Float32Array::from(vectors), 5).unwrap()),
         Arc::new(binary_vector_array(bits.into(), 2).unwrap()),
     ];
+    columns.extend(more);
     let list = |item: DataType| DataType::List(Arc::new(Field::new_list_field(item, true)));
-    let schema = Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("flag", DataType::Boolean, false),
-        Field::new("tiny", DataType::Int8, false),
-        Field::new("small", DataType::Int16, false),
-        Field::new("mid", DataType::Int32, false),
+    fields.extend([
         Field::new("score", DataType::Float32, false),
         Field::new("ratio", DataType::Float64, true),
         Field::new("title", DataType::Utf8, false),
@@ -172,7 +116,7 @@ fn staging_batch() -> RecordBatch {
         float_vector_field("vector", 5),
         binary_vector_field("bits", 16).unwrap(),
     ]);
-    RecordBatch::try_new(Arc::new(schema), columns).unwrap()
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
 }
 
 fn staging_bytes(batch: &RecordBatch) -> Vec<u8> {
@@ -198,11 +142,11 @@ fn vmig_json_staging_reads_back_to_the_batch_it_was_written_from() {
     for (chunk, batch_rows) in [(1, 3), (7, 16), (4096, 40), (bytes.len(), 1000)] {
         // With the job's schema (as every file after the first is read).
         let input = ParseInput::new(name, batch_rows).with_schema(batch.schema());
-        let got = read_with(name, &bytes, &json!({}), input, chunk);
+        let got = common::read(&bytes, json!({}), input, chunk);
         assert_eq!(got, batch, "planned schema, {chunk}-byte chunks");
         // Inferred, with `fields` for what JSON cannot tell apart: the very same batch.
         let input = ParseInput::new(name, batch_rows.max(16));
-        let got = read_with(name, &bytes, &staging_fields(), input, chunk);
+        let got = common::read(&bytes, staging_fields(), input, chunk);
         assert_eq!(got.schema(), batch.schema(), "inferred schema");
         assert_eq!(got, batch, "inferred, {chunk}-byte chunks");
     }
@@ -216,7 +160,10 @@ fn vmig_json_staging_reads_back_to_the_batch_it_was_written_from() {
     );
     assert_eq!(score.value(2).to_bits(), 0x8000_0000, "-0.0 keeps its sign");
     assert_eq!(score.value(3).to_bits(), f32::MAX.to_bits());
-    assert_eq!(bits(got.column(13).as_ref(), 0)[0], (-0.1f32).to_bits());
+    assert_eq!(
+        common::f32_bits(got.column(13).as_ref(), 0)[0],
+        (-0.1f32).to_bits()
+    );
     // The JSON field keeps the object's text exactly as written, and a string's JSON text.
     let doc = got.column(9).as_string::<i32>();
     assert_eq!(doc.value(0), r#"{"a": 1, "nested": {"x": [1, 2.50]}}"#);
@@ -276,7 +223,7 @@ fn floats_are_the_nearest_f32_to_the_decimal_never_rounded_twice() {
     let options = json!({"fields": {"f": "float"}});
     let got = read("exact.jsonl", text.as_bytes(), &options, 10);
     assert_eq!(
-        bits(got.column(0).as_ref(), 0),
+        common::f32_bits(got.column(0).as_ref(), 0),
         [
             0x3dcc_cccd,
             0x0000_0001,
@@ -286,7 +233,7 @@ fn floats_are_the_nearest_f32_to_the_decimal_never_rounded_twice() {
         ]
     );
     assert_eq!(
-        bits(got.column(0).as_ref(), 1),
+        common::f32_bits(got.column(0).as_ref(), 1),
         [
             0x0000_0001, // 7.1e-46 is above half the smallest subnormal (1.4e-45): rounds up
             0x8080_0000, // -FLT_MIN
@@ -401,10 +348,6 @@ fn the_three_layouts_give_identical_batches() {
 
 #[test]
 fn python_json_files_in_every_layout_read_identically_and_exactly() {
-    let Some(python) = python() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
     let script = r#"
 import json, random, struct, sys
 d = sys.argv[1]
@@ -431,7 +374,9 @@ with open(d + "/pretty.json", "w", encoding="utf-8") as f:
 for r in rows:
     print(" ".join(struct.pack("<f", v).hex() for v in r["vector"]), repr(r["score"]))
 "#;
-    let out = vmig_testing::process::python(&python, script, &[dir.path()]);
+    let Some((dir, out)) = common::python_fixture("json", script) else {
+        return;
+    };
     let read_file = |file: &str| {
         let path = dir.path().join(file);
         let bytes = std::fs::read(&path).unwrap();
@@ -457,9 +402,9 @@ for r in rows:
     for (row, line) in out.lines().enumerate() {
         let (vector, score) = line.rsplit_once(' ').unwrap();
         let want: Vec<String> = vector.split(' ').map(String::from).collect();
-        let have: Vec<String> = bits(lines.column(1).as_ref(), row)
+        let have: Vec<String> = common::f32_bits(lines.column(1).as_ref(), row)
             .iter()
-            .map(|b| hex(&b.to_le_bytes()))
+            .map(|b| common::hex(&b.to_le_bytes()))
             .collect();
         assert_eq!(have, want, "row {row}");
         let s = lines
@@ -471,59 +416,25 @@ for r in rows:
             format!("näme \"{row}\"\n\t\\ ✓")
         );
     }
-    let v = bits(lines.column(1).as_ref(), 0)[1];
+    let v = common::f32_bits(lines.column(1).as_ref(), 0)[1];
     assert_eq!(v, 0x3dcc_cccd, "0.1");
-    assert_eq!(bits(lines.column(1).as_ref(), 1)[1], 1, "1e-45");
-    assert_eq!(bits(lines.column(1).as_ref(), 2)[1], 0x8000_0000, "-0.0");
-    assert_eq!(bits(lines.column(1).as_ref(), 3)[1], 0x7f7f_ffff, "FLT_MAX");
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A Python 3 (only its standard library is used): `VMIG_PYTHON`, else `python3` on the
-/// path. Missing, the test is skipped loudly — or fails when `CI=true`.
-fn python() -> Option<String> {
-    if let Some(p) = std::env::var("VMIG_PYTHON").ok().filter(|p| !p.is_empty()) {
-        return Some(p);
-    }
-    let found = std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if found {
-        return Some("python3".into());
-    }
-    assert!(
-        !vmig_testing::service::is_ci(),
-        "CI=true but no python3 is on the path (nor VMIG_PYTHON set)"
+    assert_eq!(common::f32_bits(lines.column(1).as_ref(), 1)[1], 1, "1e-45");
+    assert_eq!(
+        common::f32_bits(lines.column(1).as_ref(), 2)[1],
+        0x8000_0000,
+        "-0.0"
     );
-    eprintln!("SKIPPED: no python3 on the path (nor VMIG_PYTHON), so Python's json files cannot be written");
-    None
-}
-
-/// The build function check_parser needs, for the `json` format with `options`.
-fn builder(options: serde_json::Value) -> impl Fn(&ParseInput) -> Box<dyn Parser> {
-    move |input: &ParseInput| {
-        registry::parse_parser("json", options.clone())
-            .unwrap()
-            .build(input)
-            .unwrap()
-    }
+    assert_eq!(
+        common::f32_bits(lines.column(1).as_ref(), 3)[1],
+        0x7f7f_ffff,
+        "FLT_MAX"
+    );
 }
 
 fn check(name: &str, bytes: &[u8], options: serde_json::Value, rows: usize) -> SchemaRef {
-    let build = builder(options);
-    let report = vmig_testing::parsers::check_parser(&build, name, bytes, 7);
-    assert!(report.seeks, "{name}: json resumes at a byte offset");
-    assert_eq!(report.rows.num_rows(), rows, "{name}");
-    assert_eq!(
-        report.resumed_at.len(),
-        rows.div_ceil(7) - 1,
-        "{name}: resumed after every batch but the last"
-    );
-    report.rows.schema()
+    common::check("json", options, name, bytes, (7, rows))
+        .rows
+        .schema()
 }
 
 #[test]
@@ -566,7 +477,7 @@ fn resuming_reads_the_rest_of_the_file_from_the_offset() {
     let bytes = text.as_bytes();
     let name = "r.jsonl";
     // Read the first batch and note the offset after it.
-    let mut p = parser(name, &json!({}), ParseInput::new(name, 4));
+    let mut p = common::parser(json!({}), &ParseInput::new(name, 4));
     let used = p.decode(bytes).unwrap();
     let batch = p.flush().unwrap().unwrap();
     assert_eq!(batch.num_rows(), 4);
@@ -582,7 +493,7 @@ fn resuming_reads_the_rest_of_the_file_from_the_offset() {
     assert!(used >= offset as usize);
     // A new parser with the planned schema resumes there.
     let input = ParseInput::new(name, 4).with_schema(batch.schema());
-    let mut q = parser(name, &json!({}), input);
+    let mut q = common::parser(json!({}), &input);
     q.decode(&bytes[..1]).unwrap();
     assert!(q.schema().is_none(), "`{{` may still begin `{{\"rows\": [`");
     q.decode(&bytes[1..3]).unwrap();
@@ -600,10 +511,9 @@ fn resuming_reads_the_rest_of_the_file_from_the_offset() {
         .collect();
     assert_eq!(ids, [4, 5, 6, 7, 8, 9]);
     // Resuming at an offset that is not a row's end fails, naming the resume.
-    let mut q = parser(
-        name,
-        &json!({}),
-        ParseInput::new(name, 4).with_schema(batch.schema()),
+    let mut q = common::parser(
+        json!({}),
+        &ParseInput::new(name, 4).with_schema(batch.schema()),
     );
     q.decode(&bytes[..3]).unwrap();
     q.seek(&vmig_core::parse::ParsePosition {

@@ -3,52 +3,38 @@
 //! naming the file and the byte.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array,
-    Int64Array, Int8Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, Float32Array, Float64Array, RecordBatch, StringArray,
 };
-use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema};
-use vmig_core::parse::{parse_all, ParseInput, Parser};
+use vmig_core::parse::{parse_all, ParseInput};
 use vmig_core::registry;
 use vmig_core::vector::{binary_vector_array, binary_vector_field, float_vector_array};
 use vmig_formats::staging::NumpyWriter;
 use vmig_parsers as _;
 
-/// A parser for `name` from the registry, chosen by extension, with `options`.
-fn parser(name: &str, options: serde_json::Value, batch_rows: usize) -> Box<dyn Parser> {
-    let plugin = registry::parser_for_path(name)
-        .unwrap()
-        .expect("a parser claims .npy");
-    assert_eq!(plugin.name, "npy");
-    assert_eq!(plugin.package, "vmig-parsers");
-    plugin
-        .parse(options)
-        .unwrap()
-        .build(&ParseInput::new(name, batch_rows))
-        .unwrap()
-}
-
 /// Every batch of `bytes` fed `chunk` bytes at a time, concatenated.
 fn read(name: &str, bytes: &[u8], chunk: usize, batch_rows: usize) -> RecordBatch {
-    let mut p = parser(name, serde_json::json!({}), batch_rows);
-    let batches = parse_all(p.as_mut(), bytes.chunks(chunk)).unwrap();
-    for b in &batches {
-        assert!(b.num_rows() <= batch_rows, "batch of {} rows", b.num_rows());
-        assert_eq!(Some(b.schema()), p.schema());
-    }
-    let schema = p.schema().expect("schema known after the header");
-    concat_batches(&schema, &batches).unwrap()
+    common::read(
+        bytes,
+        serde_json::json!({}),
+        ParseInput::new(name, batch_rows),
+        chunk,
+    )
 }
 
 /// The error text of reading `bytes` as `name`.
 fn error(name: &str, bytes: &[u8], chunk: usize) -> String {
-    let mut p = parser(name, serde_json::json!({}), 10);
-    parse_all(p.as_mut(), bytes.chunks(chunk))
-        .expect_err("must fail")
-        .to_string()
+    common::error(
+        bytes,
+        serde_json::json!({}),
+        ParseInput::new(name, 10),
+        chunk,
+    )
 }
 
 fn sample() -> RecordBatch {
@@ -63,39 +49,34 @@ fn sample() -> RecordBatch {
         })
         .collect();
     let bits: Vec<u8> = (0..rows * 2).map(|i| (i * 37 % 256) as u8).collect();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(
-            (0..rows as i64).map(|i| i * 1_000_000_007 - (1 << 40)),
-        )),
+    let (mut fields, mut columns) = common::id_and_int_columns(rows);
+    let more: Vec<ArrayRef> = vec![
         Arc::new(float_vector_array(Float32Array::from(vectors), dim).unwrap()),
         Arc::new(binary_vector_array(bits.into(), 2).unwrap()),
         Arc::new(StringArray::from_iter_values(
             (0..rows).map(|i| format!("título {i} ✓ 𝄞").repeat(i % 3)),
         )),
-        Arc::new(BooleanArray::from_iter((0..rows).map(|i| Some(i % 3 == 0)))),
-        Arc::new(Int8Array::from_iter_values((0..rows).map(|i| i as i8 - 20))),
-        Arc::new(Int16Array::from_iter_values(
-            (0..rows).map(|i| i as i16 * -311),
-        )),
-        Arc::new(Int32Array::from_iter_values(
-            (0..rows).map(|i| i as i32 * 70_001),
-        )),
         Arc::new(Float64Array::from_iter_values(
             (0..rows).map(|i| 1.0 / (i as f64 + 0.5)),
         )),
     ];
-    let schema = Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
+    columns.extend(more);
+    fields.extend([
         vmig_core::vector::float_vector_field("vector", dim),
         binary_vector_field("bits", 16).unwrap(),
         Field::new("title", DataType::Utf8, false),
-        Field::new("flag", DataType::Boolean, false),
-        Field::new("tiny", DataType::Int8, false),
-        Field::new("small", DataType::Int16, false),
-        Field::new("mid", DataType::Int32, false),
         Field::new("score", DataType::Float64, false),
     ]);
-    RecordBatch::try_new(Arc::new(schema), columns).unwrap()
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// [`sample`] written by vmig's NumPy staging writer to `dir` (one `.npy` file a column).
+fn write_sample(dir: &std::path::Path) -> RecordBatch {
+    let batch = sample();
+    let mut w = NumpyWriter::create(dir, &batch.schema()).unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
+    batch
 }
 
 /// The stored bytes of one value of `col` at `row` (floats by their bits, little-endian).
@@ -119,18 +100,14 @@ fn raw(col: &dyn Array, row: usize) -> Vec<u8> {
 }
 
 fn cell(col: &dyn Array, row: usize) -> String {
-    hex(&raw(col, row))
+    common::hex(&raw(col, row))
 }
 
 #[test]
 fn vmig_numpy_staging_reads_back_bit_exactly_in_any_chunking() {
     let dir = tempfile::tempdir().unwrap();
     let unit = dir.path().join("unit");
-    let batch = sample();
-    let mut w = NumpyWriter::create(&unit, &batch.schema()).unwrap();
-    w.write(&batch).unwrap();
-    w.finish().unwrap();
-
+    let batch = write_sample(&unit);
     for (i, field) in batch.schema().fields().iter().enumerate() {
         let path = unit.join(format!("{}.npy", field.name()));
         let bytes = std::fs::read(&path).unwrap();
@@ -160,15 +137,11 @@ fn vmig_numpy_staging_reads_back_bit_exactly_in_any_chunking() {
 #[test]
 fn the_field_option_names_the_column() {
     let dir = tempfile::tempdir().unwrap();
-    let batch = sample();
-    let mut w = NumpyWriter::create(dir.path(), &batch.schema()).unwrap();
-    w.write(&batch).unwrap();
-    w.finish().unwrap();
+    write_sample(dir.path());
     let path = dir.path().join("vector.npy");
-    let mut p = parser(
-        &path.display().to_string(),
+    let mut p = common::parser(
         serde_json::json!({"field": "embedding"}),
-        100,
+        &ParseInput::new(path.display().to_string(), 100),
     );
     let batches = parse_all(p.as_mut(), [std::fs::read(&path).unwrap().as_slice()]).unwrap();
     assert_eq!(batches[0].schema().field(0).name(), "embedding");
@@ -287,10 +260,6 @@ fn fortran_order_is_fine_for_one_dimension_and_single_rows() {
 /// 1-D Fortran order, NPY v2.0 — read back equal to what NumPy itself prints.
 #[test]
 fn files_written_by_numpy_read_back_exactly() {
-    let Some(python) = vmig_testing::service::python() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
     let script = r#"
 import sys, numpy as np
 d = sys.argv[1]
@@ -320,7 +289,9 @@ for k, a in list(arrays.items()) + [("v2", arrays["i8"])]:
   else:
     print(k, "b", "".join("1" if x else "0" for x in flat))
 "#;
-    let out = vmig_testing::process::python(&python, script, &[dir.path()]);
+    let Some((dir, out)) = common::python_fixture("numpy", script) else {
+        return;
+    };
     let mut checked = 0;
     for line in out.lines() {
         let mut parts = line.splitn(3, ' ');
@@ -340,11 +311,11 @@ for k, a in list(arrays.items()) + [("v2", arrays["i8"])]:
         assert_eq!(got.num_rows(), 9, "{name}");
         let have = match kind {
             "U" => (0..9)
-                .map(|r| hex(col.as_string::<i32>().value(r).as_bytes()))
+                .map(|r| common::hex(col.as_string::<i32>().value(r).as_bytes()))
                 .collect::<Vec<_>>()
                 .join("|"),
             "S" => (0..9)
-                .map(|r| hex(col.as_binary::<i32>().value(r)))
+                .map(|r| common::hex(col.as_binary::<i32>().value(r)))
                 .collect::<Vec<_>>()
                 .join("|"),
             "b" => (0..9)
@@ -357,10 +328,6 @@ for k, a in list(arrays.items()) + [("v2", arrays["i8"])]:
         checked += 1;
     }
     assert_eq!(checked, 10, "{out}");
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
@@ -381,27 +348,17 @@ fn the_registry_lists_npy_with_its_extension() {
 fn npy_passes_the_parser_conformance_check_and_resumes_at_every_batch() {
     let dir = tempfile::tempdir().unwrap();
     let unit = dir.path().join("unit");
-    let batch = sample();
-    let mut w = NumpyWriter::create(&unit, &batch.schema()).unwrap();
-    w.write(&batch).unwrap();
-    w.finish().unwrap();
+    let batch = write_sample(&unit);
     for field in batch.schema().fields() {
         let path = unit.join(format!("{}.npy", field.name()));
         let bytes = std::fs::read(&path).unwrap();
         let name = path.display().to_string();
-        let build = |input: &ParseInput| -> Box<dyn Parser> {
-            vmig_core::registry::parse_parser("npy", serde_json::json!({}))
-                .unwrap()
-                .build(input)
-                .unwrap()
-        };
-        let report = vmig_testing::parsers::check_parser(&build, &name, &bytes, 7);
-        assert!(report.seeks, "{name}: npy resumes at a byte offset");
-        assert_eq!(report.rows.num_rows(), batch.num_rows(), "{name}");
-        assert_eq!(
-            report.resumed_at.len(),
-            batch.num_rows().div_ceil(7) - 1,
-            "{name}: resumed after every batch but the last"
+        common::check(
+            "npy",
+            serde_json::json!({}),
+            &name,
+            &bytes,
+            (7, batch.num_rows()),
         );
     }
 }
@@ -411,10 +368,6 @@ fn npy_passes_the_parser_conformance_check_and_resumes_at_every_batch() {
 /// resuming after every batch; a truncated one fails naming the file and its size.
 #[test]
 fn fortran_order_arrays_read_like_c_order_ones() {
-    let Some(python) = vmig_testing::service::python() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
     let script = r#"
 import sys, numpy as np
 d = sys.argv[1]
@@ -427,26 +380,21 @@ for name, a in (("f4", rng.standard_normal((23, 6)).astype("<f4")),
     np.save(f"{d}/{name}-f.npy", np.asfortranarray(a))
     assert np.load(f"{d}/{name}-f.npy").flags.f_contiguous
 "#;
-    vmig_testing::process::python(&python, script, &[dir.path()]);
+    let Some((dir, _)) = common::python_fixture("numpy", script) else {
+        return;
+    };
     for name in ["f4", "f2", "u1"] {
         let c_bytes = std::fs::read(dir.path().join(format!("{name}-c.npy"))).unwrap();
         let f_bytes = std::fs::read(dir.path().join(format!("{name}-f.npy"))).unwrap();
         let c_rows = read(&format!("{name}.npy"), &c_bytes, 4096, 5);
-        let build = |input: &ParseInput| -> Box<dyn Parser> {
-            registry::parse_parser("npy", serde_json::json!({"field": "v"}))
-                .unwrap()
-                .build(input)
-                .unwrap()
-        };
-        let report =
-            vmig_testing::parsers::check_parser(&build, &format!("{name}-f.npy"), &f_bytes, 5);
-        assert!(report.seeks, "{name}");
-        assert_eq!(
-            report.resumed_at.len(),
-            4,
-            "{name}: resumed after every batch but the last"
+        let options = serde_json::json!({"field": "v"});
+        let report = common::check(
+            "npy",
+            options.clone(),
+            &format!("{name}-f.npy"),
+            &f_bytes,
+            (5, 23),
         );
-        assert_eq!(report.rows.num_rows(), 23);
         assert_eq!(
             report.rows.column(0).to_data(),
             c_rows.column(0).to_data(),
@@ -454,7 +402,10 @@ for name, a in (("f4", rng.standard_normal((23, 6)).astype("<f4")),
         );
         // Truncated by one byte: its size no longer fits the header.
         let short = bytes::Bytes::copy_from_slice(&f_bytes[..f_bytes.len() - 1]);
-        let mut p = build(&ParseInput::new("t.npy", 5).with_size(short.len() as u64));
+        let mut p = common::parser(
+            options,
+            &ParseInput::new("t.npy", 5).with_size(short.len() as u64),
+        );
         let e = vmig_core::parse::parse_bytes(p.as_mut(), &short, 4096)
             .unwrap_err()
             .to_string();

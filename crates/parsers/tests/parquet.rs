@@ -3,6 +3,8 @@
 //! every batch resumable; broken or mismatched files fail naming the file, field and row.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -287,12 +289,7 @@ fn vmig_staging_parquet_passes_the_conformance_check_and_resumes_at_every_batch(
         "row groups of {:?} rows",
         groups.iter().map(|g| g.rows).collect::<Vec<_>>()
     );
-    let build = |input: &ParseInput| -> Box<dyn Parser> {
-        registry::parse_parser("parquet", serde_json::json!({}))
-            .unwrap()
-            .build(input)
-            .unwrap()
-    };
+    let build = common::builder("parquet", serde_json::json!({}));
     let report = vmig_testing::parsers::check_parser(&build, "staged.parquet", &bytes, batch_rows);
     assert!(report.seeks, "parquet resumes by itself");
     assert_eq!(report.rows, batch);
@@ -854,51 +851,14 @@ fn a_file_must_have_the_planned_schema() {
     );
 }
 
-/// The python interpreter that has pyarrow: `$VMIG_PYTHON`, else `python3`.
-fn pyarrow_python() -> Option<String> {
-    let candidates = std::env::var("VMIG_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .into_iter()
-        .chain(["python3".to_string()]);
-    for python in candidates {
-        let ok = std::process::Command::new(&python)
-            .args(["-c", "import pyarrow"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Some(python);
-        }
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "CI=true but neither $VMIG_PYTHON nor python3 can import pyarrow (see scripts/pyenv)"
-        );
-    }
-    eprintln!(
-        "SKIPPED: neither $VMIG_PYTHON nor python3 can import pyarrow, so the pyarrow fixture \
-         test cannot run (see scripts/pyenv)"
-    );
-    None
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A file written by pyarrow (list and fixed-size-list float32 vectors, float16 and binary
 /// vectors, a `$meta` column, strings with nulls, zstd, several row groups) reads back as
 /// pyarrow itself reports the values.
 #[test]
 fn files_written_by_pyarrow_read_back_exactly() {
-    let Some(python) = pyarrow_python() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("py.parquet");
     let script = r#"
 import sys, struct, pyarrow as pa, pyarrow.parquet as pq
-path = sys.argv[1]
+path = sys.argv[1] + "/py.parquet"
 rows, dim = 23, 5
 f32 = [0x80000000, 0x00000001, 0x7fc01234, 0xff800001, 0x7f7fffff, 0xff800000]
 def f32_bits(i):
@@ -926,7 +886,10 @@ print("title", "|".join("-" if v is None else v.encode().hex() for v in title.to
 print("meta", "|".join(v.encode().hex() for v in meta.to_pylist()))
 print("row_groups", pq.ParquetFile(path).metadata.num_row_groups)
 "#;
-    let out = vmig_testing::process::python(&python, script, &[&path]);
+    let Some((dir, out)) = common::python_fixture("pyarrow", script) else {
+        return;
+    };
+    let path = dir.path().join("py.parquet");
     let want: std::collections::HashMap<&str, &str> =
         out.lines().map(|l| l.split_once(' ').unwrap()).collect();
     assert_eq!(want["row_groups"], "4");
@@ -949,11 +912,11 @@ print("row_groups", pq.ParquetFile(path).metadata.num_row_groups)
         let width = data.data_type().primitive_width().unwrap();
         data.buffers()[0][data.offset() * width..(data.offset() + data.len()) * width].to_vec()
     };
-    assert_eq!(hex(&raw(got.column(1).as_ref())), want["vector"]);
-    assert_eq!(hex(&raw(got.column(2).as_ref())), want["vector"]);
-    assert_eq!(hex(&raw(got.column(3).as_ref())), want["half"]);
+    assert_eq!(common::hex(&raw(got.column(1).as_ref())), want["vector"]);
+    assert_eq!(common::hex(&raw(got.column(2).as_ref())), want["vector"]);
+    assert_eq!(common::hex(&raw(got.column(3).as_ref())), want["half"]);
     assert_eq!(
-        hex(got.column(4).as_fixed_size_binary().values()),
+        common::hex(got.column(4).as_fixed_size_binary().values()),
         want["bits"]
     );
     let ids: Vec<u8> = got
@@ -963,7 +926,7 @@ print("row_groups", pq.ParquetFile(path).metadata.num_row_groups)
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    assert_eq!(hex(&ids), want["id"]);
+    assert_eq!(common::hex(&ids), want["id"]);
     let text = |col: &dyn Array| {
         let s = col.as_string::<i32>();
         (0..s.len())
@@ -971,7 +934,7 @@ print("row_groups", pq.ParquetFile(path).metadata.num_row_groups)
                 if s.is_null(i) {
                     "-".to_string()
                 } else {
-                    hex(s.value(i).as_bytes())
+                    common::hex(s.value(i).as_bytes())
                 }
             })
             .collect::<Vec<_>>()

@@ -4,12 +4,14 @@
 //! chunking; ids continue across files; broken files fail naming the file, the byte and the row.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, FixedSizeListArray, Int32Array, RecordBatch};
 use arrow::compute::{cast_with_options, concat_batches, CastOptions};
 use arrow::datatypes::{DataType, Field, Float32Type, Int32Type, Int8Type, UInt8Type};
-use vmig_core::parse::{parse_all, ParseInput, ParsePosition, Parser};
+use vmig_core::parse::{parse_all, ParseInput, ParsePosition};
 use vmig_core::registry;
 use vmig_core::vector::{float_vector_type, vector_info, VectorType, META_PRIMARY_KEY};
 use vmig_parsers as _;
@@ -158,35 +160,14 @@ fn row_bits(col: &dyn Array, row: usize) -> Vec<u32> {
     }
 }
 
-/// A parser for `name` chosen by its extension through the registry.
-fn parser(name: &str, options: serde_json::Value, input: ParseInput) -> Box<dyn Parser> {
-    let plugin = registry::parser_for_path(name)
-        .unwrap()
-        .unwrap_or_else(|| panic!("no parser claims {name}"));
-    assert_eq!(plugin.package, "vmig-parsers");
-    plugin.parse(options).unwrap().build(&input).unwrap()
-}
-
 /// Every batch of `bytes` fed `chunk` bytes at a time, concatenated.
-fn read(name: &str, bytes: &[u8], chunk: usize, input: ParseInput) -> RecordBatch {
-    let batch_rows = input.batch_rows;
-    let mut p = parser(name, serde_json::json!({}), input);
-    let batches = parse_all(p.as_mut(), bytes.chunks(chunk.max(1))).unwrap();
-    let schema = p.schema().expect("schema known after the input");
-    for b in &batches {
-        assert!(b.num_rows() <= batch_rows, "batch of {} rows", b.num_rows());
-        assert_eq!(b.schema(), schema);
-    }
-    concat_batches(&schema, &batches).unwrap()
+fn read(bytes: &[u8], chunk: usize, input: ParseInput) -> RecordBatch {
+    common::read(bytes, serde_json::json!({}), input, chunk)
 }
 
 /// The error text of reading `bytes` as `input` (named like a file of the format).
 fn error(bytes: &[u8], chunk: usize, input: ParseInput) -> String {
-    let name = input.name.clone();
-    let mut p = parser(&name, serde_json::json!({}), input);
-    parse_all(p.as_mut(), bytes.chunks(chunk.max(1)))
-        .expect_err("must fail")
-        .to_string()
+    common::error(bytes, serde_json::json!({}), input, chunk)
 }
 
 fn ids(batch: &RecordBatch) -> Vec<i64> {
@@ -216,7 +197,7 @@ fn every_format_reads_back_bit_exactly_in_any_chunking() {
             if sized {
                 input = input.with_size(bytes.len() as u64);
             }
-            let got = read(&name, &bytes, chunk, input);
+            let got = read(&bytes, chunk, input);
             let context = format!("{format}, {chunk}-byte chunks, batches of {batch_rows}");
             assert_eq!(got.num_rows(), rows, "{context}");
             assert_eq!(
@@ -265,20 +246,13 @@ fn every_format_passes_the_parser_conformance_check_and_resumes_at_every_batch()
     let (rows, dim, batch_rows) = (53, 6, 7);
     for (format, texmex, comp) in FORMATS {
         let bytes = file(texmex, comp, &sample(comp, rows, dim), dim);
-        let build = |input: &ParseInput| -> Box<dyn Parser> {
-            registry::parse_parser(format, serde_json::json!({}))
-                .unwrap()
-                .build(input)
-                .unwrap()
-        };
         let name = format!("x.{format}");
-        let report = vmig_testing::parsers::check_parser(&build, &name, &bytes, batch_rows);
-        assert!(report.seeks, "{format} resumes at a byte offset");
-        assert_eq!(report.rows.num_rows(), rows, "{format}");
-        assert_eq!(
-            report.resumed_at.len(),
-            rows.div_ceil(batch_rows) - 1,
-            "{format}: resumed after every batch but the last"
+        let report = common::check(
+            format,
+            serde_json::json!({}),
+            &name,
+            &bytes,
+            (batch_rows, rows),
         );
         let record = dim * comp.size() + if texmex { 4 } else { 0 };
         let start = if texmex { 0 } else { 8 };
@@ -303,7 +277,7 @@ fn total_rows_comes_from_the_header_or_the_size() {
             if sized {
                 input = input.with_size(bytes.len() as u64);
             }
-            let mut p = parser(&name, serde_json::json!({}), input);
+            let mut p = common::parser(serde_json::json!({}), &input);
             assert_eq!(p.total_rows(), None);
             assert_eq!(p.next_row_offset(), None);
             let used = p.decode(&bytes[..9]).unwrap();
@@ -329,7 +303,7 @@ fn ids_continue_across_files_and_the_columns_are_named_by_options() {
             let input = ParseInput::new(&name, 2)
                 .with_size(bytes.len() as u64)
                 .with_first_row(first_row);
-            let mut p = parser(&name, options.clone(), input);
+            let mut p = common::parser(options.clone(), &input);
             let batches = parse_all(p.as_mut(), [bytes.as_slice()]).unwrap();
             first_row += p.total_rows().unwrap();
             let schema = p.schema().unwrap();
@@ -426,7 +400,7 @@ fn a_truncated_texmex_file_fails_before_any_row_when_its_size_is_known() {
     let cut = &whole[..whole.len() - 5];
     // Size known: the first 4 bytes are enough to see it.
     let input = ParseInput::new("v/a.fvecs", 1).with_size(cut.len() as u64);
-    let mut p = parser("v/a.fvecs", serde_json::json!({}), input);
+    let mut p = common::parser(serde_json::json!({}), &input);
     let e = p.decode(&cut[..4]).unwrap_err().to_string();
     assert_eq!(
         e,
@@ -435,11 +409,7 @@ fn a_truncated_texmex_file_fails_before_any_row_when_its_size_is_known() {
          says); the last record has only 11 bytes"
     );
     // Size unknown: the rows before the cut are read, then the end fails.
-    let mut p = parser(
-        "v/a.fvecs",
-        serde_json::json!({}),
-        ParseInput::new("v/a.fvecs", 2),
-    );
+    let mut p = common::parser(serde_json::json!({}), &ParseInput::new("v/a.fvecs", 2));
     let mut rows = 0;
     let mut rest = cut;
     while !rest.is_empty() {
@@ -484,7 +454,7 @@ fn a_big_ann_file_whose_size_disagrees_with_its_header_fails_at_once() {
         ),
     ] {
         let input = ParseInput::new("b/x.fbin", 1).with_size(bytes.len() as u64);
-        let mut p = parser("b/x.fbin", serde_json::json!({}), input);
+        let mut p = common::parser(serde_json::json!({}), &input);
         assert_eq!(
             p.decode(bytes).unwrap_err().to_string(),
             format!(
@@ -552,12 +522,7 @@ fn a_big_ann_file_with_fewer_or_more_rows_than_its_header_fails_at_the_end() {
     );
     // A header of 0 rows is a valid, empty file.
     let empty = [0u32.to_le_bytes(), 7u32.to_le_bytes()].concat();
-    let got = read(
-        "e.fbin",
-        &empty,
-        3,
-        ParseInput::new("e.fbin", 3).with_size(8),
-    );
+    let got = read(&empty, 3, ParseInput::new("e.fbin", 3).with_size(8));
     assert_eq!(got.num_rows(), 0);
     assert_eq!(vector_info(got.schema().field(1)).unwrap().dim, 7);
 }
@@ -593,7 +558,6 @@ fn zero_negative_and_absurd_dimensions_fail() {
 fn a_file_of_another_dimension_than_the_planned_schema_fails_naming_both() {
     for (format, texmex, comp) in FORMATS {
         let planned = read(
-            &format!("a.{format}"),
             &file(texmex, comp, &sample(comp, 2, 5), 5),
             100,
             ParseInput::new(format!("a.{format}"), 10),
@@ -614,10 +578,10 @@ fn a_file_of_another_dimension_than_the_planned_schema_fails_naming_both() {
         // The same dimension is fine.
         let same = file(texmex, comp, &sample(comp, 3, 5), 5);
         let input = ParseInput::new(&name, 10).with_schema(planned);
-        assert_eq!(read(&name, &same, 3, input).num_rows(), 3);
+        assert_eq!(read(&same, 3, input).num_rows(), 3);
     }
     // Another format with the same dimension: the columns differ.
-    let planned = read("a.fvecs", &fvecs(1, 2), 100, ParseInput::new("a.fvecs", 1)).schema();
+    let planned = read(&fvecs(1, 2), 100, ParseInput::new("a.fvecs", 1)).schema();
     let b = file(true, Comp::U8, &sample(Comp::U8, 1, 2), 2);
     assert_eq!(
         error(&b, 100, ParseInput::new("b.bvecs", 1).with_schema(planned)),
@@ -631,12 +595,12 @@ fn a_file_of_another_dimension_than_the_planned_schema_fails_naming_both() {
 #[test]
 fn seek_refuses_a_position_that_is_not_a_record_boundary_of_this_file() {
     let bytes = fvecs(10, 3); // records of 16 bytes
-    let planned = read("a.fvecs", &bytes, 100, ParseInput::new("a.fvecs", 4)).schema();
+    let planned = read(&bytes, 100, ParseInput::new("a.fvecs", 4)).schema();
     let resumed = |pos: ParsePosition| {
         let input = ParseInput::new("r/a.fvecs", 4)
             .with_size(bytes.len() as u64)
             .with_schema(planned.clone());
-        let mut p = parser("r/a.fvecs", serde_json::json!({}), input);
+        let mut p = common::parser(serde_json::json!({}), &input);
         assert_eq!(p.decode(&bytes[..4]).unwrap(), 4);
         p.seek(&pos).map(|()| p)
     };
@@ -695,9 +659,9 @@ fn seek_refuses_a_position_that_is_not_a_record_boundary_of_this_file() {
 
     // An fbin file's rows start after its header.
     let bin = fbin(6, 2);
-    let planned = read("a.fbin", &bin, 100, ParseInput::new("a.fbin", 4)).schema();
+    let planned = read(&bin, 100, ParseInput::new("a.fbin", 4)).schema();
     let input = ParseInput::new("a.fbin", 4).with_schema(planned);
-    let mut p = parser("a.fbin", serde_json::json!({}), input);
+    let mut p = common::parser(serde_json::json!({}), &input);
     assert!(
         p.seek(&ParsePosition {
             rows: 0,
@@ -729,11 +693,11 @@ fn an_empty_texmex_file_has_no_rows_only_when_the_schema_is_planned() {
         "invalid data at e/0.fvecs at byte 0: the file is empty: a .fvecs file without records \
          has no dimension to plan the job's schema from"
     );
-    let planned = read("a.fvecs", &fvecs(1, 2), 100, ParseInput::new("a.fvecs", 1)).schema();
+    let planned = read(&fvecs(1, 2), 100, ParseInput::new("a.fvecs", 1)).schema();
     let input = ParseInput::new("e/1.fvecs", 3)
         .with_size(0)
         .with_schema(planned.clone());
-    let mut p = parser("e/1.fvecs", serde_json::json!({}), input);
+    let mut p = common::parser(serde_json::json!({}), &input);
     assert!(parse_all(p.as_mut(), []).unwrap().is_empty());
     assert_eq!(p.schema(), Some(planned));
     assert_eq!(p.total_rows(), Some(0));
@@ -756,7 +720,6 @@ fn integer_components_cast_to_float_vectors() {
     for (format, texmex, comp) in FORMATS.into_iter().filter(|f| f.2 != Comp::F32) {
         let want = sample(comp, 4, 3);
         let got = read(
-            &format!("c.{format}"),
             &file(texmex, comp, &want, 3),
             100,
             ParseInput::new(format!("c.{format}"), 10),
@@ -796,40 +759,11 @@ fn integer_components_cast_to_float_vectors() {
     assert_eq!(values.values().to_vec(), vec![16_777_216.0, -16_777_220.0]);
 }
 
-/// The Python interpreter with NumPy: `VMIG_PYTHON`, else `python3` when it imports numpy.
-/// Missing, the test is skipped loudly — or fails under `CI=true`.
-fn numpy_python() -> Option<String> {
-    let candidates = std::env::var("VMIG_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .into_iter()
-        .chain(["python3".to_string()]);
-    for python in candidates {
-        let ok = std::process::Command::new(&python)
-            .args(["-c", "import numpy"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Some(python);
-        }
-    }
-    assert!(
-        !vmig_testing::service::is_ci(),
-        "CI=true but no Python with NumPy (set VMIG_PYTHON, see scripts/pyenv)"
-    );
-    eprintln!("SKIPPED: no Python with NumPy (set VMIG_PYTHON, see scripts/pyenv)");
-    None
-}
-
 /// Files written by NumPy in the layouts the TEXMEX and big-ann-benchmarks pages document
 /// (`tofile` of the prefixed records; the `u32` header then the rows) read back equal to the
 /// bytes NumPy holds, NaN payloads included.
 #[test]
 fn files_written_by_numpy_read_back_exactly() {
-    let Some(python) = numpy_python() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
     let script = r#"
 import sys, numpy as np
 d = sys.argv[1]
@@ -856,7 +790,9 @@ bin(f"{d}/a.i8bin", s, "i1")
 for ext, a in [("fvecs", x), ("fbin", x), ("ivecs", i), ("bvecs", u), ("u8bin", u), ("i8bin", s)]:
     print(ext, a.shape[0], a.shape[1], a.tobytes().hex())
 "#;
-    let out = vmig_testing::process::python(&python, script, &[dir.path()]);
+    let Some((dir, out)) = common::python_fixture("numpy", script) else {
+        return;
+    };
     let mut checked = 0;
     for line in out.lines() {
         let mut parts = line.split(' ');
@@ -870,7 +806,7 @@ for ext, a in [("fvecs", x), ("fbin", x), ("ivecs", i), ("bvecs", u), ("u8bin", 
         let bytes = std::fs::read(&path).unwrap();
         let name = path.display().to_string();
         let input = ParseInput::new(&name, 100).with_size(bytes.len() as u64);
-        let got = read(&name, &bytes, 64 * 1024, input);
+        let got = read(&bytes, 64 * 1024, input);
         assert_eq!(got.num_rows(), rows, "{ext}");
         let (_, _, comp) = FORMATS.into_iter().find(|f| f.0 == ext).unwrap();
         let want: Vec<u8> = (0..hex.len())
