@@ -1,12 +1,11 @@
 """Driver for scripts/bench-faiss (see there). Each measured command runs as its own child
 process so its peak RSS and CPU time come from the kernel (wait4 rusage)."""
-import argparse
 import os
 import shutil
 import subprocess
 import sys
 
-from benchlib import print_table, rounds
+from benchlib import args, print_table, rounds
 
 BASELINE = r'''
 import sys, faiss, numpy as np, pyarrow as pa, pyarrow.parquet as pq
@@ -51,13 +50,7 @@ def generate(path, gib):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--vmig", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--gib", type=float, default=1.0)
-    ap.add_argument("--runs", type=int, default=3)
-    a = ap.parse_args()
-    os.makedirs(a.work, exist_ok=True)
+    a = args()
     index = os.path.join(a.work, f"ivfflat-{a.gib:g}gib.faiss")
     if not os.path.exists(index):
         # In a child process: a fork of a driver that had faiss's 1.5 GB in memory would report

@@ -1,12 +1,11 @@
 """Driver for scripts/bench-files (see there). Each measured command runs as its own child
 process so its peak RSS and CPU time come from the kernel (wait4 rusage)."""
-import argparse
 import os
 import shutil
 import subprocess
 import sys
 
-from benchlib import print_table, rounds
+from benchlib import args, print_table, rounds
 
 DIM = 128
 
@@ -75,13 +74,7 @@ def generate(kind, path, gib):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--vmig", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--gib", type=float, default=1.0)
-    ap.add_argument("--runs", type=int, default=3)
-    a = ap.parse_args()
-    os.makedirs(a.work, exist_ok=True)
+    a = args()
     for kind, baseline in (("fvecs", PY_FVECS), ("parquet", PY_PARQUET)):
         src = os.path.join(a.work, f"input-{a.gib:g}gib.{kind}")
         if not os.path.exists(src):

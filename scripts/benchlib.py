@@ -24,6 +24,21 @@ def run(cmd):
     return secs, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
 
 
+def args():
+    """The arguments every bench driver takes: --vmig (the binary), --work (its directory,
+    created), --gib (input size) and --runs."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vmig", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--gib", type=float, default=1.0)
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    return a
+
+
 def rounds(cmds, out, runs, label="", order=None):
     """Runs every command of cmds ({name: argv}) runs times, interleaved round by round (in the
     order order(round) gives, default cmds' order), each into a fresh empty directory out after

@@ -64,6 +64,7 @@ use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
 
+use crate::vecs::describe;
 use arrow::array::{ArrayRef, FixedSizeListArray, Int64Array, PrimitiveArray};
 use arrow::buffer::{Buffer, ScalarBuffer};
 use arrow::datatypes::{
@@ -606,16 +607,6 @@ fn list_datasets(file: &h5::File) -> String {
     } else {
         listed.join(", ")
     }
-}
-
-/// `` `id` Int64, `vector` FixedSizeList(…) ``: a schema's columns, for messages.
-fn describe(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| format!("`{}` {}", f.name(), f.data_type()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Parser for Hdf5Parser {

@@ -535,8 +535,9 @@ fn list_type(component: Component, dim: usize) -> DataType {
     )
 }
 
-/// `id Int64, vector FixedSizeList(…)`: a schema's columns, for messages.
-fn describe(schema: &Schema) -> String {
+/// `` `id` Int64, `vector` FixedSizeList(…) ``: a schema's columns, for messages (also the
+/// `hdf5` parser's).
+pub(crate) fn describe(schema: &Schema) -> String {
     schema
         .fields()
         .iter()
