@@ -19,9 +19,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Float32Array, Int64Array, RecordBatch};
+use arrow::array::{AsArray, Float32Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, Schema, SchemaRef};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use vmig::parse::{ParseInput, ParsePosition, Parser, ParserConfig};
 use vmig::vector::{float_vector_array, float_vector_field};
@@ -297,27 +296,18 @@ fn self_check() -> std::result::Result<(), Box<dyn std::error::Error>> {
     }
 
     let mut got = Vec::new();
-    for entry in std::fs::read_dir(output.path().join("out"))? {
-        let path = entry?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
-            continue;
-        }
-        for batch in
-            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path)?)?.build()?
-        {
-            let batch = batch?;
-            let ids = batch.column(0).as_primitive::<Int64Type>();
-            let vectors = batch.column(1).as_list::<i32>();
-            for r in 0..batch.num_rows() {
-                let v = vectors.value(r);
-                let bits = v
-                    .as_primitive::<Float32Type>()
-                    .values()
-                    .iter()
-                    .map(|x| x.to_bits())
-                    .collect();
-                got.push((ids.value(r), bits));
-            }
+    for batch in vmig_examples::parquet_batches(&output.path().join("out"))? {
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        let vectors = batch.column(1).as_list::<i32>();
+        for r in 0..batch.num_rows() {
+            let bits = vectors
+                .value(r)
+                .as_primitive::<Float32Type>()
+                .values()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect();
+            got.push((ids.value(r), bits));
         }
     }
     got.sort();

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, FixedSizeListArray, Float32Array};
 use arrow::datatypes::{Float32Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use vmig::config::Job;
 use vmig::pipeline::{NoProgress, Pipeline};
@@ -105,27 +104,18 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     println!("normalized and wrote {} rows", report.rows_written);
 
     let mut checked = 0;
-    for entry in std::fs::read_dir(out.path())? {
-        let path = entry?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
-            continue;
-        }
-        for batch in
-            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path)?)?.build()?
-        {
-            let batch = batch?;
-            let list = batch.column(1).as_list::<i32>();
-            for r in 0..list.len() {
-                let v = list.value(r);
-                let norm: f32 = v
-                    .as_primitive::<Float32Type>()
-                    .values()
-                    .iter()
-                    .map(|x| x * x)
-                    .sum();
-                assert!((norm - 1.0).abs() < 1e-4, "row {r} has squared norm {norm}");
-                checked += 1;
-            }
+    for batch in vmig_examples::parquet_batches(out.path())? {
+        let list = batch.column(1).as_list::<i32>();
+        for r in 0..list.len() {
+            let v = list.value(r);
+            let norm: f32 = v
+                .as_primitive::<Float32Type>()
+                .values()
+                .iter()
+                .map(|x| x * x)
+                .sum();
+            assert!((norm - 1.0).abs() < 1e-4, "row {r} has squared norm {norm}");
+            checked += 1;
         }
     }
     assert_eq!(checked, 2000);

@@ -8,9 +8,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatchReader};
+use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use vmig::pipeline::{NoProgress, Pipeline};
 use vmig::registry::{parse_sink, parse_source};
 use vmig::BuildContext;
@@ -46,26 +45,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Check: every id 1_000_000 + 3i (i < 2000) is present exactly once.
     let mut ids = BTreeSet::new();
     let mut rows = 0usize;
-    for entry in std::fs::read_dir(out.path())? {
-        let path = entry?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
-            continue;
-        }
-        let reader =
-            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path)?)?.build()?;
-        assert!(reader.schema().field_with_name("vector").is_ok());
-        for batch in reader {
-            let batch = batch?;
-            rows += batch.num_rows();
-            ids.extend(
-                batch
-                    .column(0)
-                    .as_primitive::<Int64Type>()
-                    .values()
-                    .iter()
-                    .copied(),
-            );
-        }
+    for batch in vmig_examples::parquet_batches(out.path())? {
+        assert!(batch.schema().field_with_name("vector").is_ok());
+        rows += batch.num_rows();
+        ids.extend(
+            batch
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .values()
+                .iter()
+                .copied(),
+        );
     }
     let expected: BTreeSet<i64> = (0..2000).map(|i| 1_000_000 + 3 * i).collect();
     assert_eq!(rows, 2000, "row count");

@@ -9,12 +9,35 @@
 //!   `vmig plugins` and reads such files with the `files` source.
 //!
 //! The first two run against `examples/data/sample.faiss` and write to a temporary directory, so CI runs
-//! them on every change. This library part only holds shared paths.
+//! them on every change. This library part only holds shared paths and the read-back of Parquet output.
 #![warn(missing_docs)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// `examples/data`, where the sample index and job files live.
 pub fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+/// Every row of the Parquet files directly in `dir` (what the `files` sink wrote there), as the
+/// batches the parquet crate reads back.
+///
+/// # Errors
+/// When `dir` cannot be listed or a file cannot be read as Parquet.
+pub fn parquet_batches(dir: &Path) -> Result<Vec<RecordBatch>, Box<dyn std::error::Error>> {
+    let mut batches = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
+            continue;
+        }
+        let file = std::fs::File::open(&path)?;
+        for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
+            batches.push(batch?);
+        }
+    }
+    Ok(batches)
 }
