@@ -151,6 +151,17 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         max_jobs: usize,
     },
+    /// Print the vmig job equivalent to a milvus-migration config file (`migration.yaml`), with
+    /// a comment per key saying what it became, or why it is ignored. Secrets are written as
+    /// `${VMIG_…}` references, never copied. `migrate`, `plan`, `verify` and `status` take such
+    /// a file directly too.
+    Convert {
+        /// The milvus-migration config file.
+        config: PathBuf,
+        /// The job-file format to print.
+        #[arg(long, value_enum, default_value_t = ConvertFormat::Toml)]
+        format: ConvertFormat,
+    },
     /// List the sources, transformers and sinks this binary contains.
     Plugins {
         /// Print as JSON, with each plugin's example configuration.
@@ -175,6 +186,15 @@ enum ProgressMode {
     None,
 }
 
+/// The job-file format `vmig convert` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ConvertFormat {
+    /// TOML.
+    Toml,
+    /// YAML.
+    Yaml,
+}
+
 /// Runs `vmig` with the process's arguments: what the `vmig` binary's `main` is.
 pub fn main() -> ExitCode {
     main_from(std::env::args_os())
@@ -195,7 +215,10 @@ where
         Command::Migrate { json, .. }
         | Command::Plan { json, .. }
         | Command::Status { json, .. } => *json,
-        Command::Verify { .. } | Command::Plugins { .. } | Command::Serve { .. } => false,
+        Command::Verify { .. }
+        | Command::Plugins { .. }
+        | Command::Serve { .. }
+        | Command::Convert { .. } => false,
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -206,6 +229,7 @@ where
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plugins { json, examples } => plan::print_plugins(json, examples),
+        Command::Convert { config, format } => convert(&config, format),
         Command::Serve {
             listen,
             token_file,
@@ -347,8 +371,53 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Loads a job file, or a milvus-migration config translated into a job
+/// ([`vmig_compat::is_migration_file`]: YAML with a top-level `dumper`); the keys the
+/// translation ignored are logged.
 fn load(config: &Path) -> anyhow::Result<Job> {
-    Ok(Job::from_path(config)?)
+    if !vmig_compat::is_migration_file(config)? {
+        return Ok(Job::from_path(config)?);
+    }
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    let translation = vmig_compat::translate_file(config, &cwd)?;
+    tracing::info!(
+        "{} is a milvus-migration config (workMode {}); running its translation (`vmig convert` prints it)",
+        config.display(),
+        translation.work_mode
+    );
+    for note in translation.ignored() {
+        tracing::info!("{}: ignored: {}", note.key, note.text);
+    }
+    let mut job = Job::from_config(translation.job, vmig_compat::base_dir(config))?;
+    if job.state.name.is_none() {
+        if let Some(stem) = config.file_stem().and_then(|s| s.to_str()) {
+            job.name = stem.to_string();
+        }
+    }
+    Ok(job)
+}
+
+/// `vmig convert`: the translated job on stdout.
+fn convert(config: &Path, format: ConvertFormat) -> anyhow::Result<()> {
+    if !vmig_compat::is_migration_file(config)? {
+        return Err(vmig::Error::config(
+            vmig_compat::COMPONENT,
+            format!(
+                "{} is not a milvus-migration config (a .yaml/.yml file with a top-level `dumper`)",
+                config.display()
+            ),
+        )
+        .into());
+    }
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    let translation = vmig_compat::translate_file(config, &cwd)?;
+    let format = match format {
+        ConvertFormat::Toml => vmig_compat::OutputFormat::Toml,
+        ConvertFormat::Yaml => vmig_compat::OutputFormat::Yaml,
+    };
+    let text = vmig_compat::render(&translation, &config.display().to_string(), format)?;
+    output::out(&format!("{}\n", text.trim_end()));
+    Ok(())
 }
 
 /// How `vmig migrate` was asked to run.

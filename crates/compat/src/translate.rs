@@ -1,0 +1,809 @@
+//! `migration.yaml` → vmig job: what milvus-migration would have done, in vmig's plugins.
+//!
+//! Faiss and Milvus 1.x (`dumper.worker.workMode` `faiss`, `milvus1x`):
+//!
+//! * source: the `faiss` source on `source.{local,remote}.faissFile`; the `milvus1` source on the
+//!   storage root above `source.{local,remote}.tablesDir` (which is `<root>/db/tables`), its meta
+//!   from `meta.sqliteFile` or `meta.mysqlUrl` (a Go DSN, rewritten as a `mysql://` URL).
+//!   `source.remote` becomes an object-store URL and `storage` options.
+//! * transforms: `rename` `vector` → `data`, and for Faiss `collection` =
+//!   `target.create.collection.name`: the collection milvus-migration creates has `id` (Int64
+//!   primary key) and `data` (the vector).
+//! * sink: `target.mode: remote` → the `milvus2` sink in bulk mode, NumPy files (milvus-migration's
+//!   format, which Milvus 2.2 imports) staged under `<bucket>/<outputDir>/migration` with
+//!   `target.remote`'s credentials; the collection as milvus-migration creates it (description
+//!   "Migration from Milvus1.x", consistency Bounded, `shardsNum` shards, appended to when it
+//!   exists). `target.mode: local` → the `files` sink writing the same NumPy files to
+//!   `<target.local.outputDir>/migration`: what milvus-migration's `dump` writes there.
+//!
+//! Relative local paths resolve against the working directory given, as milvus-migration's do.
+
+use std::path::Path;
+
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde_json::{json, Map, Value};
+use vmig_core::config::{ComponentConfig, JobConfig};
+use vmig_core::{Error, Result};
+
+use crate::model::{MigrationConfig, SourceRemote, Target, TargetRemote};
+use crate::{Note, Secret, Section, Translation, COMPONENT};
+
+/// What the notes say about work vmig does better than milvus-migration did.
+const FAISS_BETTER: &str = "vmig reads every index type's vectors, Flat included (milvus-migration dumped Flat indexes empty)";
+const MILVUS1_BETTER: &str = "vmig leaves out exactly the rows deleted_docs marks deleted (milvus-migration mishandled 1.x deletes)";
+
+/// The translation under way.
+struct Builder {
+    notes: Vec<Note>,
+    secrets: Vec<Secret>,
+    source: Map<String, Value>,
+    transforms: Vec<ComponentConfig>,
+}
+
+impl Builder {
+    fn note(&mut self, key: &str, section: Section, text: impl Into<String>) {
+        self.notes.push(Note {
+            key: key.to_string(),
+            section,
+            text: text.into(),
+        });
+    }
+
+    fn ignore(&mut self, key: &str, present: bool, why: &str) {
+        if present {
+            self.note(key, Section::Ignored, why);
+        }
+    }
+
+    fn secret(
+        &mut self,
+        key: &str,
+        section: Section,
+        option: &[&str],
+        env: &str,
+        rendered: String,
+    ) {
+        self.secrets.push(Secret {
+            key: key.to_string(),
+            section,
+            option: option.iter().map(|s| s.to_string()).collect(),
+            env: env.to_string(),
+            rendered,
+        });
+    }
+}
+
+fn bad(message: impl Into<String>) -> Error {
+    Error::config(COMPONENT, message)
+}
+
+fn non_empty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Translates a parsed `migration.yaml` into a vmig job; relative local paths resolve against
+/// `cwd` (milvus-migration's working directory).
+///
+/// # Errors
+/// [`Error::Config`] for what milvus-migration itself refuses (an unknown `workMode`, a
+/// missing `source.mode`, …; the same key named), and for what vmig does not translate yet
+/// (the `elasticsearch` and `milvus2x` work modes, `meta.mode` `mock`/`local`/`remote`).
+pub fn translate(config: &MigrationConfig, cwd: &Path) -> Result<Translation> {
+    let mut b = Builder {
+        notes: Vec::new(),
+        secrets: Vec::new(),
+        source: Map::new(),
+        transforms: Vec::new(),
+    };
+    let worker = &config.dumper.worker;
+    let mode = worker.work_mode.trim().to_string();
+    b.note(
+        "dumper.worker.workMode",
+        Section::Source,
+        format!("`{mode}`: the source plugin below"),
+    );
+    b.ignore(
+        "dumper.worker.limit",
+        worker.limit.is_some(),
+        "vmig reads partitions in parallel as [pipeline] concurrency says",
+    );
+    b.ignore(
+        "dumper.worker.reader.bufferSize",
+        worker
+            .reader
+            .as_ref()
+            .is_some_and(|r| r.buffer_size.is_some()),
+        "vmig sizes its reads itself (bounded memory)",
+    );
+    b.ignore(
+        "dumper.worker.writer.bufferSize",
+        worker
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.buffer_size.is_some()),
+        "vmig sizes its staging files with max_file_size",
+    );
+    b.ignore(
+        "loader.worker.limit",
+        config
+            .loader
+            .as_ref()
+            .and_then(|l| l.worker.as_ref())
+            .is_some_and(|w| w.limit.is_some()),
+        "vmig imports each staged file as soon as it is complete, one import at a time per flush",
+    );
+    let (source_kind, collection) = match mode.as_str() {
+        "faiss" => ("faiss", faiss(config, cwd, &mut b)?),
+        "milvus1x" => ("milvus1", milvus1x(config, cwd, &mut b)?),
+        "elasticsearch" | "milvus2x" => {
+            return Err(bad(format!(
+                "dumper.worker.workMode `{mode}` is not translated yet; write a vmig job (`vmig plugins --examples`)"
+            )))
+        }
+        other => {
+            return Err(bad(format!(
+                "dumper.worker.workMode: `{other}` is not one of faiss, milvus1x, elasticsearch, milvus2x"
+            )))
+        }
+    };
+    b.transforms.push(ComponentConfig {
+        kind: "rename".into(),
+        options: map(json!({ "fields": { "vector": "data" } })),
+    });
+    b.note(
+        "(milvus-migration's schema)",
+        Section::Transform,
+        "the collection milvus-migration creates has `id` (Int64 primary key) and `data` (the vector)",
+    );
+    if let Some(name) = &collection {
+        b.transforms.push(ComponentConfig {
+            kind: "collection".into(),
+            options: map(json!({ "name": name })),
+        });
+        b.note(
+            "target.create.collection.name",
+            Section::Transform,
+            "the target collection",
+        );
+    }
+    let target = config
+        .target
+        .as_ref()
+        .ok_or_else(|| bad("target.mode: missing (milvus-migration needs `local` or `remote`)"))?;
+    let sink = sink(target, &mode, cwd, &mut b)?;
+    let source = ComponentConfig {
+        kind: source_kind.into(),
+        options: std::mem::take(&mut b.source),
+    };
+    Ok(Translation {
+        job: JobConfig {
+            source,
+            transform: b.transforms,
+            sink,
+            pipeline: Default::default(),
+            state: Default::default(),
+        },
+        notes: b.notes,
+        secrets: b.secrets,
+        work_mode: mode,
+    })
+}
+
+fn map(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// `p` as an absolute path: relative ones joined to `cwd` (a leading `./` dropped).
+fn local_path(cwd: &Path, p: &str) -> String {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        return p.to_string();
+    }
+    let p = p.strip_prefix("./").unwrap_or(p);
+    cwd.join(p).display().to_string()
+}
+
+/// `source.mode`: `local` or `remote`.
+fn source_mode(config: &MigrationConfig, b: &mut Builder) -> Result<String> {
+    let mode = config
+        .source
+        .as_ref()
+        .and_then(|s| non_empty(&s.mode))
+        .unwrap_or_default()
+        .to_string();
+    match mode.as_str() {
+        "local" | "remote" => {
+            b.note(
+                "source.mode",
+                Section::Source,
+                format!("`{mode}`: a local path or an object-store URL"),
+            );
+            Ok(mode)
+        }
+        "" => Err(bad(
+            "source.mode: missing (milvus-migration needs `local` or `remote`)",
+        )),
+        other => Err(bad(format!(
+            "source.mode: `{other}` is not `local` or `remote`"
+        ))),
+    }
+}
+
+fn faiss(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Result<Option<String>> {
+    let mode = source_mode(config, b)?;
+    let source = config.source.as_ref();
+    if mode == "local" {
+        let file = source
+            .and_then(|s| s.local.as_ref())
+            .and_then(|l| non_empty(&l.faiss_file))
+            .ok_or_else(|| bad("source.local.faissFile: missing"))?;
+        b.source.insert("path".into(), local_path(cwd, file).into());
+        b.note(
+            "source.local.faissFile",
+            Section::Source,
+            format!("path; {FAISS_BETTER}"),
+        );
+    } else {
+        let remote = source
+            .and_then(|s| s.remote.as_ref())
+            .ok_or_else(|| bad("source.remote: missing (source.mode is `remote`)"))?;
+        let file =
+            non_empty(&remote.faiss_file).ok_or_else(|| bad("source.remote.faissFile: missing"))?;
+        source_store(remote, file, b)?;
+        b.note(
+            "source.remote.faissFile",
+            Section::Source,
+            format!("path, in the bucket; {FAISS_BETTER}"),
+        );
+    }
+    if let Some(meta) = &config.meta {
+        if meta.mode.is_some() {
+            b.note(
+                "meta",
+                Section::Ignored,
+                "milvus-migration reads no meta in faiss mode",
+            );
+        }
+    }
+    let create = config
+        .target
+        .as_ref()
+        .and_then(|t| t.create.as_ref())
+        .map(|c| &c.collection);
+    let name = create.and_then(|c| non_empty(&c.name)).ok_or_else(|| {
+        bad("target.create.collection.name: missing (faiss mode creates this collection)")
+    })?;
+    let create = create.ok_or_else(|| bad("target.create.collection: missing"))?;
+    match create.dim {
+        Some(d) if d > 0 => b.note(
+            "target.create.collection.dim",
+            Section::Ignored,
+            "vmig takes the dimension from the index itself",
+        ),
+        _ => return Err(bad("target.create.collection.dim: missing or not positive (it must be the index's dimension)")),
+    }
+    match non_empty(&create.metric_type) {
+        Some("L2" | "IP") => b.note(
+            "target.create.collection.metricType",
+            Section::Ignored,
+            "milvus-migration creates the collection without an index, so the metric is only checked (L2 or IP); vmig builds no index either",
+        ),
+        Some(other) => {
+            return Err(bad(format!(
+                "target.create.collection.metricType: `{other}` is not L2 or IP"
+            )))
+        }
+        None => return Err(bad("target.create.collection.metricType: missing (L2 or IP)")),
+    }
+    Ok(Some(name.to_string()))
+}
+
+fn milvus1x(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Result<Option<String>> {
+    let mode = source_mode(config, b)?;
+    let source = config.source.as_ref();
+    let root = |dir: &str, key: &str| -> Result<String> {
+        let trimmed = dir.trim_end_matches('/');
+        match trimmed.strip_suffix("db/tables") {
+            Some(root) => Ok(root.trim_end_matches('/').to_string()),
+            None => Err(bad(format!(
+                "{key}: vmig reads the Milvus 1.x storage root, so the tables directory must be its `db/tables`"
+            ))),
+        }
+    };
+    if mode == "local" {
+        let dir = source
+            .and_then(|s| s.local.as_ref())
+            .and_then(|l| non_empty(&l.tables_dir))
+            .ok_or_else(|| bad("source.local.tablesDir: missing"))?;
+        let root = root(dir, "source.local.tablesDir")?;
+        let root = if root.is_empty() {
+            "/".to_string()
+        } else {
+            root
+        };
+        b.source
+            .insert("path".into(), local_path(cwd, &root).into());
+        b.note(
+            "source.local.tablesDir",
+            Section::Source,
+            format!("path: the storage root above db/tables; {MILVUS1_BETTER}"),
+        );
+    } else {
+        let remote = source
+            .and_then(|s| s.remote.as_ref())
+            .ok_or_else(|| bad("source.remote: missing (source.mode is `remote`)"))?;
+        let dir =
+            non_empty(&remote.tables_dir).ok_or_else(|| bad("source.remote.tablesDir: missing"))?;
+        let root = root(dir, "source.remote.tablesDir")?;
+        source_store(remote, &root, b)?;
+        b.note(
+            "source.remote.tablesDir",
+            Section::Source,
+            format!("path: the storage root above db/tables, in the bucket; {MILVUS1_BETTER}"),
+        );
+    }
+    let meta = config.meta.as_ref();
+    let meta_mode = meta.and_then(|m| non_empty(&m.mode)).unwrap_or_default();
+    match meta_mode {
+        "sqlite" => {
+            let file = meta
+                .and_then(|m| non_empty(&m.sqlite_file))
+                .ok_or_else(|| bad("meta.sqliteFile: missing (meta.mode is `sqlite`)"))?;
+            b.source.insert("meta".into(), local_path(cwd, file).into());
+            b.note("meta.sqliteFile", Section::Source, "meta");
+        }
+        "mysql" => {
+            let dsn = meta
+                .and_then(|m| non_empty(&m.mysql_url))
+                .ok_or_else(|| bad("meta.mysqlUrl: missing (meta.mode is `mysql`)"))?;
+            let dsn = GoDsn::parse(dsn)?;
+            b.source.insert("meta".into(), dsn.url(dsn.password.as_deref().map(encode)).into());
+            if dsn.password.is_some() {
+                // The whole URL: printed output masks every URL user-info, a reference too.
+                let env = "VMIG_META_MYSQL_URL";
+                b.secret("meta.mysqlUrl", Section::Source, &["meta"], env, format!("${{{env}}}"));
+            }
+            let mut text = "meta, as a mysql:// URL".to_string();
+            if !dsn.params.is_empty() {
+                text.push_str(" (the DSN's parameters are connection settings vmig chooses itself)");
+            }
+            b.note("meta.mysqlUrl", Section::Source, text);
+        }
+        "" => return Err(bad("meta.mode: missing (milvus1x mode needs `sqlite` or `mysql`)")),
+        "mock" | "local" | "remote" => {
+            return Err(bad(format!(
+                "meta.mode `{meta_mode}` (a meta.json written by milvus-migration) is not translated yet; point vmig at the 1.x meta itself with `sqlite` (meta.sqliteFile) or `mysql` (meta.mysqlUrl)"
+            )))
+        }
+        other => {
+            return Err(bad(format!(
+                "meta.mode: `{other}` is not one of sqlite, mysql, mock, local, remote"
+            )))
+        }
+    }
+    b.note("meta.mode", Section::Source, format!("`{meta_mode}`"));
+    if config.target.as_ref().is_some_and(|t| t.create.is_some()) {
+        b.note(
+            "target.create",
+            Section::Ignored,
+            "milvus-migration reads it in faiss mode only; each 1.x collection keeps its name",
+        );
+    }
+    Ok(None)
+}
+
+/// The object-store options of a `remote` block, milvus-migration's way: `aws` (MinIO too),
+/// `ali`, `tc` and `gcp` through their S3 APIs with `ak`/`sk`, `azure` with the account name and
+/// key; `useIAM` uses the cloud's ambient credentials.
+struct Store<'a> {
+    prefix: &'a str,
+    cloud: Option<&'a str>,
+    endpoint: Option<&'a str>,
+    region: Option<&'a str>,
+    bucket: Option<&'a str>,
+    ak: Option<&'a str>,
+    sk: Option<&'a str>,
+    use_ssl: Option<bool>,
+    use_iam: Option<bool>,
+    check_bucket: Option<bool>,
+}
+
+impl Store<'_> {
+    /// The URL of `path` in the bucket and the `storage` options; notes and secrets go to `b`
+    /// under `section` with environment names starting `env`.
+    fn resolve(
+        &self,
+        path: &str,
+        section: Section,
+        env: &str,
+        b: &mut Builder,
+    ) -> Result<(String, Map<String, Value>)> {
+        let p = self.prefix;
+        let bucket = self
+            .bucket
+            .ok_or_else(|| bad(format!("{p}.bucket: missing")))?;
+        let cloud = self.cloud.unwrap_or("aws");
+        let azure = match cloud {
+            "aws" | "ali" | "tc" | "gcp" => false,
+            "azure" | "az" => true,
+            other => {
+                return Err(bad(format!(
+                    "{p}.cloud: `{other}` is not one of aws, gcp, ali, tc, azure"
+                )))
+            }
+        };
+        let path = path.trim_start_matches('/');
+        let url = format!("{}://{bucket}/{path}", if azure { "az" } else { "s3" });
+        let url = url.trim_end_matches('/').to_string();
+        b.note(&format!("{p}.bucket"), section, "the bucket in the URL");
+        b.note(
+            &format!("{p}.cloud"),
+            section,
+            format!(
+                "`{cloud}`: {}",
+                if azure {
+                    "an az:// URL"
+                } else {
+                    "an s3:// URL (the cloud's S3 API)"
+                }
+            ),
+        );
+        let mut storage = Map::new();
+        let iam = self.use_iam.unwrap_or(false);
+        let (id_key, secret_key) = if azure {
+            ("azure_storage_account_name", "azure_storage_account_key")
+        } else {
+            ("aws_access_key_id", "aws_secret_access_key")
+        };
+        if !azure {
+            let ssl = self.use_ssl.unwrap_or(false);
+            let endpoint = match (self.endpoint, cloud) {
+                (Some(e), _) if e.contains("://") => Some(e.to_string()),
+                (Some(e), _) => Some(format!("{}://{e}", if ssl { "https" } else { "http" })),
+                (None, "gcp") => Some("https://storage.googleapis.com".to_string()),
+                (None, _) => None,
+            };
+            if let Some(e) = endpoint {
+                storage.insert("aws_endpoint".into(), e.into());
+                b.note(&format!("{p}.endpoint"), section, "storage.aws_endpoint");
+            }
+            b.ignore(
+                &format!("{p}.useSSL"),
+                self.use_ssl.is_some(),
+                "the endpoint's scheme (https or http) says it",
+            );
+            if let Some(r) = self.region {
+                storage.insert("aws_region".into(), r.into());
+                b.note(&format!("{p}.region"), section, "storage.aws_region");
+            }
+            if matches!(cloud, "ali" | "tc") {
+                storage.insert("aws_virtual_hosted_style_request".into(), "true".into());
+            }
+        } else {
+            b.ignore(
+                &format!("{p}.endpoint"),
+                self.endpoint.is_some(),
+                "Azure's endpoint follows from the account",
+            );
+            b.ignore(
+                &format!("{p}.region"),
+                self.region.is_some(),
+                "Azure needs no region",
+            );
+            b.ignore(
+                &format!("{p}.useSSL"),
+                self.use_ssl.is_some(),
+                "Azure is always HTTPS",
+            );
+        }
+        if iam {
+            b.note(&format!("{p}.useIAM"), section, "no keys: the cloud's ambient credentials (instance role, workload identity, environment)");
+            b.ignore(&format!("{p}.ak"), self.ak.is_some(), "useIAM is true");
+            b.ignore(&format!("{p}.sk"), self.sk.is_some(), "useIAM is true");
+        } else {
+            for (key, option, value, suffix) in [
+                ("ak", id_key, self.ak, "AK"),
+                ("sk", secret_key, self.sk, "SK"),
+            ] {
+                if let Some(v) = value {
+                    storage.insert(option.into(), v.into());
+                    let var = format!("{env}_{suffix}");
+                    b.secret(
+                        &format!("{p}.{key}"),
+                        section,
+                        &["storage", option],
+                        &var,
+                        format!("${{{var}}}"),
+                    );
+                    b.note(&format!("{p}.{key}"), section, format!("storage.{option}"));
+                }
+            }
+        }
+        b.ignore(
+            &format!("{p}.checkBucket"),
+            self.check_bucket.is_some(),
+            "vmig never creates buckets; a missing one fails before anything is written",
+        );
+        Ok((url, storage))
+    }
+}
+
+fn source_store(r: &SourceRemote, path: &str, b: &mut Builder) -> Result<()> {
+    let store = Store {
+        prefix: "source.remote",
+        cloud: non_empty(&r.cloud),
+        endpoint: non_empty(&r.endpoint),
+        region: non_empty(&r.region),
+        bucket: non_empty(&r.bucket),
+        ak: non_empty(&r.ak),
+        sk: non_empty(&r.sk),
+        use_ssl: r.use_ssl,
+        use_iam: r.use_iam,
+        check_bucket: r.check_bucket,
+    };
+    let (url, storage) = store.resolve(path, Section::Source, "VMIG_SOURCE", b)?;
+    b.source.insert("path".into(), url.into());
+    if !storage.is_empty() {
+        b.source.insert("storage".into(), Value::Object(storage));
+    }
+    Ok(())
+}
+
+fn target_store(r: &TargetRemote) -> Store<'_> {
+    Store {
+        prefix: "target.remote",
+        cloud: non_empty(&r.cloud),
+        endpoint: non_empty(&r.endpoint),
+        region: non_empty(&r.region),
+        bucket: non_empty(&r.bucket),
+        ak: non_empty(&r.ak),
+        sk: non_empty(&r.sk),
+        use_ssl: r.use_ssl,
+        use_iam: r.use_iam,
+        check_bucket: r.check_bucket,
+    }
+}
+
+/// `target.*` → the `[sink]`.
+fn sink(target: &Target, work_mode: &str, cwd: &Path, b: &mut Builder) -> Result<ComponentConfig> {
+    let mode = non_empty(&target.mode).unwrap_or_default();
+    let create = target.create.as_ref().map(|c| &c.collection);
+    let mut options = Map::new();
+    let kind = match mode {
+        "local" => {
+            let dir = target
+                .local
+                .as_ref()
+                .and_then(|l| non_empty(&l.output_dir))
+                .unwrap_or_default();
+            let path = Path::new(&local_path(cwd, dir)).join("migration");
+            options.insert("path".into(), path.display().to_string().into());
+            options.insert("format".into(), "numpy".into());
+            b.note("target.mode", Section::Sink, "`local`: the `files` sink writes the NumPy files milvus-migration's `dump` writes, and imports nothing");
+            b.note(
+                "target.local.outputDir",
+                Section::Sink,
+                "path, with milvus-migration's `migration` folder",
+            );
+            if target.milvus2x.is_some() {
+                b.note(
+                    "target.milvus2x",
+                    Section::Ignored,
+                    "target.mode is local: nothing is loaded into Milvus",
+                );
+            }
+            if target.remote.is_some() {
+                b.note("target.remote", Section::Ignored, "target.mode is local");
+            }
+            "files"
+        }
+        "remote" => {
+            let remote = target
+                .remote
+                .as_ref()
+                .ok_or_else(|| bad("target.remote: missing (target.mode is `remote`)"))?;
+            let out = non_empty(&remote.output_dir).unwrap_or_default();
+            let stage_path = format!("{}/migration", out.trim_matches('/'));
+            let (stage, storage) =
+                target_store(remote).resolve(&stage_path, Section::Sink, "VMIG_TARGET", b)?;
+            let milvus = target
+                .milvus2x
+                .as_ref()
+                .ok_or_else(|| bad("target.milvus2x: missing (the Milvus 2.x to load into)"))?;
+            let endpoint = non_empty(&milvus.endpoint)
+                .ok_or_else(|| bad("target.milvus2x.endpoint: missing"))?;
+            let uri = if endpoint.contains("://") {
+                endpoint.to_string()
+            } else {
+                format!("http://{endpoint}")
+            };
+            options.insert("uri".into(), uri.into());
+            b.note("target.milvus2x.endpoint", Section::Sink, "uri");
+            if let Some(user) = non_empty(&milvus.username) {
+                options.insert("user".into(), user.into());
+                b.note("target.milvus2x.username", Section::Sink, "user");
+            }
+            if let Some(pw) = non_empty(&milvus.password) {
+                options.insert("password".into(), pw.into());
+                let env = "VMIG_MILVUS_PASSWORD";
+                b.secret(
+                    "target.milvus2x.password",
+                    Section::Sink,
+                    &["password"],
+                    env,
+                    format!("${{{env}}}"),
+                );
+                b.note("target.milvus2x.password", Section::Sink, "password");
+            }
+            if let Some(db) = non_empty(&milvus.database) {
+                options.insert("db".into(), db.into());
+                b.note("target.milvus2x.database", Section::Sink, "db");
+            }
+            b.ignore(
+                "target.milvus2x.grpc",
+                milvus.grpc.is_some(),
+                "vmig sizes its requests below Milvus's limits itself (batch_bytes)",
+            );
+            b.ignore(
+                "target.milvus2x.writeMode",
+                milvus.write_mode.is_some(),
+                "milvus-migration reads it in milvus2x mode only; this mode bulk-imports",
+            );
+            options.insert("mode".into(), "bulk".into());
+            options.insert("bulk_format".into(), "numpy".into());
+            options.insert("stage".into(), stage.into());
+            if !storage.is_empty() {
+                options.insert("storage".into(), Value::Object(storage));
+            }
+            b.note("target.mode", Section::Sink, "`remote`: the `milvus2` sink bulk-imports NumPy files staged in target.remote's bucket (as milvus-migration's `load`), resumably");
+            b.note(
+                "target.remote.outputDir",
+                Section::Sink,
+                "stage, with milvus-migration's `migration` folder",
+            );
+            options.insert("if_exists".into(), "append".into());
+            options.insert("consistency_level".into(), "bounded".into());
+            options.insert("description".into(), "Migration from Milvus1.x".into());
+            b.note(
+                "(milvus-migration's collection)",
+                Section::Sink,
+                "an existing collection is appended to; a new one is created Bounded, described \"Migration from Milvus1.x\", as milvus-migration creates it",
+            );
+            "milvus2"
+        }
+        "" => {
+            return Err(bad(
+                "target.mode: missing (milvus-migration needs `local` or `remote`)",
+            ))
+        }
+        other => {
+            return Err(bad(format!(
+                "target.mode: `{other}` is not `local` or `remote`"
+            )))
+        }
+    };
+    if work_mode == "faiss" {
+        if let Some(shards) = create.and_then(|c| c.shards_num).filter(|s| *s > 0) {
+            if kind == "milvus2" {
+                let shards = i32::try_from(shards)
+                    .map_err(|_| bad("target.create.collection.shardsNum: too large"))?;
+                options.insert("shards".into(), shards.into());
+                b.note(
+                    "target.create.collection.shardsNum",
+                    Section::Sink,
+                    "shards",
+                );
+            } else {
+                b.note(
+                    "target.create.collection.shardsNum",
+                    Section::Ignored,
+                    "target.mode is local: no collection is created",
+                );
+            }
+        }
+    }
+    Ok(ComponentConfig {
+        kind: kind.into(),
+        options,
+    })
+}
+
+/// Percent-encodes a URL user-info part.
+fn encode(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+/// A Go MySQL DSN: `[user[:password]@][net[(addr)]]/dbname[?param=value&…]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GoDsn {
+    pub(crate) user: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) addr: String,
+    pub(crate) db: String,
+    pub(crate) params: String,
+}
+
+impl GoDsn {
+    /// Parses a DSN as go-sql-driver/mysql does: the user-info ends at the last `@` before the
+    /// last `/`, the password at the first `:`. Errors never show the DSN (it holds a password).
+    pub(crate) fn parse(dsn: &str) -> Result<GoDsn> {
+        let (head, tail) = dsn.rsplit_once('/').ok_or_else(|| {
+            bad("meta.mysqlUrl: not a Go MySQL DSN (`user:password@tcp(host:port)/db`): no `/db`")
+        })?;
+        let (db, params) = match tail.split_once('?') {
+            Some((db, params)) => (db, params),
+            None => (tail, ""),
+        };
+        let (userinfo, net) = match head.rsplit_once('@') {
+            Some((u, n)) => (Some(u), n),
+            None => (None, head),
+        };
+        let (user, password) = match userinfo {
+            Some(u) => match u.split_once(':') {
+                Some((user, pw)) => (Some(user.to_string()), Some(pw.to_string())),
+                None => (Some(u.to_string()), None),
+            },
+            None => (None, None),
+        };
+        let addr = match net {
+            "" | "tcp" => "127.0.0.1:3306".to_string(),
+            n => match n.strip_prefix("tcp(").and_then(|a| a.strip_suffix(')')) {
+                Some(a) if a.contains(':') => a.to_string(),
+                Some(a) => format!("{a}:3306"),
+                None => {
+                    return Err(bad(
+                        "meta.mysqlUrl: only `tcp(host:port)` addresses are supported (not unix sockets)",
+                    ))
+                }
+            },
+        };
+        Ok(GoDsn {
+            user,
+            password,
+            addr,
+            db: db.to_string(),
+            params: params.to_string(),
+        })
+    }
+
+    /// `mysql://user:password@addr/db`, with `password` as given (encoded, or a `${VAR}`).
+    pub(crate) fn url(&self, password: Option<String>) -> String {
+        let userinfo = match (&self.user, password) {
+            (Some(u), Some(p)) => format!("{}:{p}@", encode(u)),
+            (Some(u), None) => format!("{}@", encode(u)),
+            (None, _) => String::new(),
+        };
+        format!("mysql://{userinfo}{}/{}", self.addr, self.db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_dsns() {
+        let d = GoDsn::parse(
+            "user:p@ss:w@tcp(localhost:3306)/milvus?charset=utf8mb4&parseTime=True&loc=Local",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(d.user.as_deref(), Some("user"));
+        assert_eq!(d.password.as_deref(), Some("p@ss:w"));
+        assert_eq!(d.addr, "localhost:3306");
+        assert_eq!(d.db, "milvus");
+        assert_eq!(
+            d.url(Some(encode("p@ss:w"))),
+            "mysql://user:p%40ss%3Aw@localhost:3306/milvus"
+        );
+        let d = GoDsn::parse("root@/milvus").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(d.url(None), "mysql://root@127.0.0.1:3306/milvus");
+        let e = GoDsn::parse("u:secretpw@unix(/tmp/s)/m")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(e, "invalid `migration.yaml` configuration: meta.mysqlUrl: only `tcp(host:port)` addresses are supported (not unix sockets)");
+    }
+}
