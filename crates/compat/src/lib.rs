@@ -146,6 +146,73 @@ pub fn translate_file(path: &Path, cwd: &Path) -> Result<Translation> {
     translate(&config, cwd).map_err(in_file)
 }
 
+/// milvus-migration's three commands: `start` (dump, then load), `dump` (stage the files only,
+/// to the target's `outputDir`), `load` (import what `dump` staged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The whole migration: the translated job as it is.
+    Start,
+    /// Only the staging: the job's sink replaced by the `files` sink writing the NumPy files
+    /// milvus-migration stages, where it stages them.
+    Dump,
+    /// Only the import: the `files` source reading what `dump` wrote, into the translated
+    /// job's Milvus sink.
+    Load,
+}
+
+impl Step {
+    /// The command's name (`start`, `dump`, `load`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Start => "start",
+            Step::Dump => "dump",
+            Step::Load => "load",
+        }
+    }
+}
+
+/// Reads and translates the milvus-migration config at `path` for `step`
+/// ([`translate_file`] then [`translate::for_step`]).
+///
+/// # Errors
+/// As [`translate_file`]; and when the work mode has nothing for `step` to do (e.g. `load`
+/// with `target.mode: local`, which imports nothing).
+pub fn translate_file_step(path: &Path, cwd: &Path, step: Step) -> Result<Translation> {
+    let t = translate_file(path, cwd)?;
+    translate::for_step(t, step).map_err(|e| match e {
+        Error::Config { message, .. } => {
+            Error::config(COMPONENT, format!("{}: {message}", path.display()))
+        }
+        other => other,
+    })
+}
+
+/// The config file milvus-migration's commands read without `-c`: `./migration.yaml`, then
+/// `./configs/migration.yaml`, under `cwd`.
+///
+/// # Errors
+/// [`Error::Config`] naming both places when neither exists.
+pub fn default_config_file(cwd: &Path) -> Result<PathBuf> {
+    let candidates = [
+        cwd.join("migration.yaml"),
+        cwd.join("configs").join("migration.yaml"),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            Error::config(
+                COMPONENT,
+                format!(
+                    "no config file: give one with -c FILE, or put it at {} or {}",
+                    candidates[0].display(),
+                    candidates[1].display()
+                ),
+            )
+        })
+}
+
 /// The directory a translated job's state lives next to: the config file's.
 pub fn base_dir(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).unwrap_or_default()

@@ -26,7 +26,7 @@ use vmig_core::config::{ComponentConfig, JobConfig};
 use vmig_core::{Error, Result};
 
 use crate::model::{MigrationConfig, SourceRemote, Target, TargetRemote};
-use crate::{Note, Secret, Section, Translation, COMPONENT};
+use crate::{Note, Secret, Section, Step, Translation, COMPONENT};
 
 /// What the notes say about work vmig does better than milvus-migration did.
 const FAISS_BETTER: &str = "vmig reads every index type's vectors, Flat included (milvus-migration dumped Flat indexes empty)";
@@ -709,6 +709,119 @@ fn sink(target: &Target, work_mode: &str, cwd: &Path, b: &mut Builder) -> Result
         kind: kind.into(),
         options,
     })
+}
+
+/// The translation of `t` for one of milvus-migration's commands ([`Step`]).
+///
+/// * `start`: `t` as it is.
+/// * `dump`: with a `milvus2` sink in bulk mode, the sink becomes the `files` sink writing the
+///   staging format into the stage (`<bucket>/<outputDir>/migration`) with the same storage
+///   options; with the `files` sink (`target.mode: local`), `t` as it is — that is all `start`
+///   does there too.
+/// * `load`: the `files` source reading that stage (the files `dump` wrote, their
+///   `manifest.json`) into the `milvus2` sink, which stages its own import files beside it
+///   (`…/migration-load`); only the `collection` transform stays (the others ran at `dump`).
+pub(crate) fn for_step(mut t: Translation, step: Step) -> Result<Translation> {
+    if step == Step::Start {
+        return Ok(t);
+    }
+    let mode = t.work_mode.clone();
+    if t.job.sink.kind == "files" {
+        return match step {
+            Step::Load => Err(bad(
+                "target.mode is `local`: milvus-migration's `load` has nothing to import there (use `target.mode: remote` with target.milvus2x)",
+            )),
+            _ => Ok(t),
+        };
+    }
+    let Some(stage) = t
+        .job
+        .sink
+        .options
+        .get("stage")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return Err(bad(format!(
+            "workMode `{mode}` copies straight into Milvus: there is nothing to {}; use `start`",
+            step.as_str()
+        )));
+    };
+    let format = t
+        .job
+        .sink
+        .options
+        .get("bulk_format")
+        .and_then(Value::as_str)
+        .unwrap_or("numpy")
+        .to_string();
+    let storage = t.job.sink.options.get("storage").cloned();
+    let mut files = Map::new();
+    files.insert("path".into(), stage.clone().into());
+    if let Some(s) = &storage {
+        files.insert("storage".into(), s.clone());
+    }
+    match step {
+        Step::Dump => {
+            files.insert("format".into(), format.into());
+            // Only the stage's credentials stay; the Milvus password has no place here.
+            t.secrets.retain(|s| {
+                s.section != Section::Sink || s.option.first().is_some_and(|o| o == "storage")
+            });
+            t.job.sink = ComponentConfig {
+                kind: "files".into(),
+                options: files,
+            };
+            t.notes.push(Note {
+                key: "(dump)".into(),
+                section: Section::Sink,
+                text: "milvus-migration's `dump`: the files sink stages the files where `load` finds them, and nothing is imported".into(),
+            });
+        }
+        Step::Load => {
+            files.insert(
+                "format".into(),
+                if format == "numpy" {
+                    "npy"
+                } else {
+                    format.as_str()
+                }
+                .into(),
+            );
+            // The stage's credentials now serve the source too (the same variables).
+            let mut moved: Vec<Secret> = t
+                .secrets
+                .iter()
+                .filter(|s| {
+                    s.section == Section::Sink && s.option.first().is_some_and(|o| o == "storage")
+                })
+                .cloned()
+                .map(|mut s| {
+                    s.section = Section::Source;
+                    s
+                })
+                .collect();
+            t.secrets.retain(|s| s.section != Section::Source);
+            t.secrets.append(&mut moved);
+            t.job.source = ComponentConfig {
+                kind: "files".into(),
+                options: files,
+            };
+            t.job.transform.retain(|c| c.kind == "collection");
+            t.job
+                .sink
+                .options
+                .insert("stage".into(), format!("{stage}-load").into());
+            t.notes.retain(|n| n.section != Section::Source);
+            t.notes.push(Note {
+                key: "(load)".into(),
+                section: Section::Source,
+                text: "milvus-migration's `load`: the files source reads what `dump` staged (its manifest.json); vmig's milvus2 sink imports them through a stage of its own beside it".into(),
+            });
+        }
+        Step::Start => {}
+    }
+    Ok(t)
 }
 
 /// Percent-encodes a URL user-info part.
