@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 use vmig_core::config::{ComponentConfig, JobConfig};
 use vmig_core::{Error, Result};
 
-use crate::model::{MigrationConfig, SourceRemote, Target, TargetRemote};
+use crate::model::{Meta, MigrationConfig, Milvus2x, SourceRemote, Target, TargetRemote};
 use crate::{Note, Secret, Section, Step, Translation, COMPONENT};
 
 /// What the notes say about work vmig does better than milvus-migration did.
@@ -73,6 +73,70 @@ impl Builder {
     }
 }
 
+/// The collection milvus-migration creates in a work mode, and the files it stages.
+#[derive(Debug, Default)]
+struct Props {
+    /// The staging format: `numpy` (Faiss, 1.x) or `json` (Elasticsearch).
+    format: &'static str,
+    /// The new collection's description; `None`: the source collection's.
+    description: Option<&'static str>,
+    /// Its shards; `None`: the source collection's (else 1).
+    shards: Option<i32>,
+    /// Its consistency level (vmig's spelling); `None`: the source's (else Bounded).
+    consistency: Option<&'static str>,
+    /// Its dynamic field; `None`: as the source's.
+    dynamic: Option<bool>,
+    /// The primary-key field, when it is not `id`.
+    primary_key: Option<String>,
+    /// `Some(true)`: Milvus generates the keys; `Some(false)`: the source's are kept.
+    auto_id: Option<bool>,
+}
+
+/// The staging format of Faiss and Milvus 1.x: milvus-migration's NumPy files.
+const NUMPY: &str = "numpy";
+
+/// `meta.milvus.consistencyLevel` → the `milvus2` sink's `consistency_level`.
+fn consistency(key: &str, level: &str) -> Result<&'static str> {
+    Ok(match level {
+        "Strong" => "Strong",
+        "Session" => "Session",
+        "Bounded" => "Bounded",
+        "Eventually" => "Eventually",
+        "Customized" => "Customized",
+        other => {
+            return Err(bad(format!(
+                "{key}: `{other}` is not one of Strong, Session, Bounded, Eventually, Customized"
+            )))
+        }
+    })
+}
+
+/// `meta.milvus.shardNum`: 1..=16 as milvus-migration allows; `None` when not positive (then
+/// the mode's default applies).
+fn shard_num(n: Option<i64>) -> Result<Option<i32>> {
+    match n {
+        Some(n) if n > 16 => Err(bad(format!(
+            "meta.milvus.shardNum: {n}; milvus-migration allows at most 16"
+        ))),
+        Some(n) if n > 0 => Ok(Some(n as i32)),
+        _ => Ok(None),
+    }
+}
+
+/// A Milvus collection name: letters, digits and `_`, not starting with a digit.
+fn check_collection_name(key: &str, name: &str) -> Result<()> {
+    let ok = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !name.is_empty();
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "{key}: `{name}` is not a Milvus collection name (letters, digits, `_`; not starting with a digit); set meta.milvus.collection"
+        )))
+    }
+}
+
 fn bad(message: impl Into<String>) -> Error {
     Error::config(COMPONENT, message)
 }
@@ -107,14 +171,16 @@ pub fn translate(config: &MigrationConfig, cwd: &Path) -> Result<Translation> {
         worker.limit.is_some(),
         "vmig reads partitions in parallel as [pipeline] concurrency says",
     );
-    b.ignore(
-        "dumper.worker.reader.bufferSize",
-        worker
-            .reader
-            .as_ref()
-            .is_some_and(|r| r.buffer_size.is_some()),
-        "vmig sizes its reads itself (bounded memory)",
-    );
+    if matches!(mode.as_str(), "faiss" | "milvus1x") {
+        b.ignore(
+            "dumper.worker.reader.bufferSize",
+            worker
+                .reader
+                .as_ref()
+                .is_some_and(|r| r.buffer_size.is_some()),
+            "vmig sizes its reads itself (bounded memory)",
+        );
+    }
     b.ignore(
         "dumper.worker.writer.bufferSize",
         worker
@@ -132,45 +198,29 @@ pub fn translate(config: &MigrationConfig, cwd: &Path) -> Result<Translation> {
             .is_some_and(|w| w.limit.is_some()),
         "vmig imports each staged file as soon as it is complete, one import at a time per flush",
     );
-    let (source_kind, collection) = match mode.as_str() {
+    let (source_kind, props) = match mode.as_str() {
         "faiss" => ("faiss", faiss(config, cwd, &mut b)?),
         "milvus1x" => ("milvus1", milvus1x(config, cwd, &mut b)?),
-        "elasticsearch" | "milvus2x" => {
-            return Err(bad(format!(
-                "dumper.worker.workMode `{mode}` is not translated yet; write a vmig job (`vmig plugins --examples`)"
-            )))
-        }
+        "elasticsearch" => ("elasticsearch", elasticsearch(config, cwd, &mut b)?),
+        "milvus2x" => ("milvus2", milvus2x(config, &mut b)?),
         other => {
             return Err(bad(format!(
                 "dumper.worker.workMode: `{other}` is not one of faiss, milvus1x, elasticsearch, milvus2x"
             )))
         }
     };
-    b.transforms.push(ComponentConfig {
-        kind: "rename".into(),
-        options: map(json!({ "fields": { "vector": "data" } })),
-    });
-    b.note(
-        "(milvus-migration's schema)",
-        Section::Transform,
-        "the collection milvus-migration creates has `id` (Int64 primary key) and `data` (the vector)",
-    );
-    if let Some(name) = &collection {
-        b.transforms.push(ComponentConfig {
-            kind: "collection".into(),
-            options: map(json!({ "name": name })),
-        });
-        b.note(
-            "target.create.collection.name",
-            Section::Transform,
-            "the target collection",
-        );
-    }
-    let target = config
-        .target
-        .as_ref()
-        .ok_or_else(|| bad("target.mode: missing (milvus-migration needs `local` or `remote`)"))?;
-    let sink = sink(target, &mode, cwd, &mut b)?;
+    let target = config.target.as_ref().ok_or_else(|| {
+        bad(if mode == "milvus2x" {
+            "target.milvus2x: missing (the Milvus 2.x to copy into)"
+        } else {
+            "target.mode: missing (milvus-migration needs `local` or `remote`)"
+        })
+    })?;
+    let sink = if mode == "milvus2x" {
+        milvus2x_sink(target, &props, &mut b)?
+    } else {
+        sink(target, &props, cwd, &mut b)?
+    };
     let source = ComponentConfig {
         kind: source_kind.into(),
         options: std::mem::take(&mut b.source),
@@ -232,7 +282,57 @@ fn source_mode(config: &MigrationConfig, b: &mut Builder) -> Result<String> {
     }
 }
 
-fn faiss(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Result<Option<String>> {
+/// The transforms that give Faiss and 1.x data milvus-migration's schema: `vector` → `data`
+/// (checked to have `dim` dimensions when given, at plan time), and the collection name.
+fn id_and_data(b: &mut Builder, collection: Option<&str>, dim: Option<usize>) {
+    if let Some(dim) = dim {
+        b.transforms.push(ComponentConfig {
+            kind: "cast".into(),
+            options: map(
+                json!({ "fields": { "vector": "float_vector" }, "dims": { "vector": dim } }),
+            ),
+        });
+        b.note(
+            "target.create.collection.dim",
+            Section::Transform,
+            "checked against the index's dimension before anything is written (milvus-migration trusted it)",
+        );
+    }
+    b.transforms.push(ComponentConfig {
+        kind: "rename".into(),
+        options: map(json!({ "fields": { "vector": "data" } })),
+    });
+    b.note(
+        "(milvus-migration's schema)",
+        Section::Transform,
+        "the collection milvus-migration creates has `id` (Int64 primary key) and `data` (the vector)",
+    );
+    if let Some(name) = collection {
+        b.transforms.push(ComponentConfig {
+            kind: "collection".into(),
+            options: map(json!({ "name": name })),
+        });
+        b.note(
+            "target.create.collection.name",
+            Section::Transform,
+            "the target collection",
+        );
+    }
+}
+
+/// What milvus-migration creates for Faiss and 1.x data: described "Migration from
+/// Milvus1.x", Bounded, NumPy files staged.
+fn id_and_data_props(shards: Option<i32>) -> Props {
+    Props {
+        format: NUMPY,
+        description: Some("Migration from Milvus1.x"),
+        shards,
+        consistency: Some("Bounded"),
+        ..Props::default()
+    }
+}
+
+fn faiss(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Result<Props> {
     let mode = source_mode(config, b)?;
     let source = config.source.as_ref();
     if mode == "local" {
@@ -277,14 +377,10 @@ fn faiss(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Result<Option
         bad("target.create.collection.name: missing (faiss mode creates this collection)")
     })?;
     let create = create.ok_or_else(|| bad("target.create.collection: missing"))?;
-    match create.dim {
-        Some(d) if d > 0 => b.note(
-            "target.create.collection.dim",
-            Section::Ignored,
-            "vmig takes the dimension from the index itself",
-        ),
-        _ => return Err(bad("target.create.collection.dim: missing or not positive (it must be the index's dimension)")),
-    }
+    let dim = match create.dim {
+        Some(d) if d > 0 && d <= 32_768 => d as usize,
+        _ => return Err(bad("target.create.collection.dim: missing or not between 1 and 32768 (it must be the index's dimension)")),
+    };
     match non_empty(&create.metric_type) {
         Some("L2" | "IP") => b.note(
             "target.create.collection.metricType",
@@ -298,10 +394,23 @@ fn faiss(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Result<Option
         }
         None => return Err(bad("target.create.collection.metricType: missing (L2 or IP)")),
     }
-    Ok(Some(name.to_string()))
+    let shards = create
+        .shards_num
+        .filter(|s| *s > 0)
+        .map(|s| i32::try_from(s).map_err(|_| bad("target.create.collection.shardsNum: too large")))
+        .transpose()?;
+    if shards.is_some() {
+        b.note(
+            "target.create.collection.shardsNum",
+            Section::Sink,
+            "shards (of a new collection)",
+        );
+    }
+    id_and_data(b, Some(name), Some(dim));
+    Ok(id_and_data_props(shards))
 }
 
-fn milvus1x(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Result<Option<String>> {
+fn milvus1x(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Result<Props> {
     let mode = source_mode(config, b)?;
     let source = config.source.as_ref();
     let root = |dir: &str, key: &str| -> Result<String> {
@@ -392,7 +501,8 @@ fn milvus1x(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Result<Opt
             "milvus-migration reads it in faiss mode only; each 1.x collection keeps its name",
         );
     }
-    Ok(None)
+    id_and_data(b, None, None);
+    Ok(id_and_data_props(None))
 }
 
 /// The object-store options of a `remote` block, milvus-migration's way: `aws` (MinIO too),
@@ -568,9 +678,8 @@ fn target_store(r: &TargetRemote) -> Store<'_> {
 }
 
 /// `target.*` → the `[sink]`.
-fn sink(target: &Target, work_mode: &str, cwd: &Path, b: &mut Builder) -> Result<ComponentConfig> {
+fn sink(target: &Target, props: &Props, cwd: &Path, b: &mut Builder) -> Result<ComponentConfig> {
     let mode = non_empty(&target.mode).unwrap_or_default();
-    let create = target.create.as_ref().map(|c| &c.collection);
     let mut options = Map::new();
     let kind = match mode {
         "local" => {
@@ -581,8 +690,8 @@ fn sink(target: &Target, work_mode: &str, cwd: &Path, b: &mut Builder) -> Result
                 .unwrap_or_default();
             let path = Path::new(&local_path(cwd, dir)).join("migration");
             options.insert("path".into(), path.display().to_string().into());
-            options.insert("format".into(), "numpy".into());
-            b.note("target.mode", Section::Sink, "`local`: the `files` sink writes the NumPy files milvus-migration's `dump` writes, and imports nothing");
+            options.insert("format".into(), props.format.into());
+            b.note("target.mode", Section::Sink, format!("`local`: the `files` sink writes the {} files milvus-migration's `dump` writes, and imports nothing", if props.format == NUMPY { "NumPy" } else { "JSON" }));
             b.note(
                 "target.local.outputDir",
                 Section::Sink,
@@ -613,65 +722,25 @@ fn sink(target: &Target, work_mode: &str, cwd: &Path, b: &mut Builder) -> Result
                 .milvus2x
                 .as_ref()
                 .ok_or_else(|| bad("target.milvus2x: missing (the Milvus 2.x to load into)"))?;
-            let endpoint = non_empty(&milvus.endpoint)
-                .ok_or_else(|| bad("target.milvus2x.endpoint: missing"))?;
-            let uri = if endpoint.contains("://") {
-                endpoint.to_string()
-            } else {
-                format!("http://{endpoint}")
-            };
-            options.insert("uri".into(), uri.into());
-            b.note("target.milvus2x.endpoint", Section::Sink, "uri");
-            if let Some(user) = non_empty(&milvus.username) {
-                options.insert("user".into(), user.into());
-                b.note("target.milvus2x.username", Section::Sink, "user");
-            }
-            if let Some(pw) = non_empty(&milvus.password) {
-                options.insert("password".into(), pw.into());
-                let env = "VMIG_MILVUS_PASSWORD";
-                b.secret(
-                    "target.milvus2x.password",
-                    Section::Sink,
-                    &["password"],
-                    env,
-                    format!("${{{env}}}"),
-                );
-                b.note("target.milvus2x.password", Section::Sink, "password");
-            }
-            if let Some(db) = non_empty(&milvus.database) {
-                options.insert("db".into(), db.into());
-                b.note("target.milvus2x.database", Section::Sink, "db");
-            }
-            b.ignore(
-                "target.milvus2x.grpc",
-                milvus.grpc.is_some(),
-                "vmig sizes its requests below Milvus's limits itself (batch_bytes)",
-            );
+            connection(milvus, "target.milvus2x", Section::Sink, &mut options, b)?;
             b.ignore(
                 "target.milvus2x.writeMode",
                 milvus.write_mode.is_some(),
                 "milvus-migration reads it in milvus2x mode only; this mode bulk-imports",
             );
             options.insert("mode".into(), "bulk".into());
-            options.insert("bulk_format".into(), "numpy".into());
+            options.insert("bulk_format".into(), props.format.into());
             options.insert("stage".into(), stage.into());
             if !storage.is_empty() {
                 options.insert("storage".into(), Value::Object(storage));
             }
-            b.note("target.mode", Section::Sink, "`remote`: the `milvus2` sink bulk-imports NumPy files staged in target.remote's bucket (as milvus-migration's `load`), resumably");
+            b.note("target.mode", Section::Sink, format!("`remote`: the `milvus2` sink bulk-imports {} files staged in target.remote's bucket (as milvus-migration's `load`), resumably", if props.format == NUMPY { "NumPy" } else { "JSON" }));
             b.note(
                 "target.remote.outputDir",
                 Section::Sink,
                 "stage, with milvus-migration's `migration` folder",
             );
-            options.insert("if_exists".into(), "append".into());
-            options.insert("consistency_level".into(), "bounded".into());
-            options.insert("description".into(), "Migration from Milvus1.x".into());
-            b.note(
-                "(milvus-migration's collection)",
-                Section::Sink,
-                "an existing collection is appended to; a new one is created Bounded, described \"Migration from Milvus1.x\", as milvus-migration creates it",
-            );
+            collection_options(&mut options, props, b);
             "milvus2"
         }
         "" => {
@@ -685,26 +754,6 @@ fn sink(target: &Target, work_mode: &str, cwd: &Path, b: &mut Builder) -> Result
             )))
         }
     };
-    if work_mode == "faiss" {
-        if let Some(shards) = create.and_then(|c| c.shards_num).filter(|s| *s > 0) {
-            if kind == "milvus2" {
-                let shards = i32::try_from(shards)
-                    .map_err(|_| bad("target.create.collection.shardsNum: too large"))?;
-                options.insert("shards".into(), shards.into());
-                b.note(
-                    "target.create.collection.shardsNum",
-                    Section::Sink,
-                    "shards",
-                );
-            } else {
-                b.note(
-                    "target.create.collection.shardsNum",
-                    Section::Ignored,
-                    "target.mode is local: no collection is created",
-                );
-            }
-        }
-    }
     Ok(ComponentConfig {
         kind: kind.into(),
         options,
@@ -822,6 +871,619 @@ pub(crate) fn for_step(mut t: Translation, step: Step) -> Result<Translation> {
         Step::Start => {}
     }
     Ok(t)
+}
+
+/// A `milvus2x` block (`source.milvus2x`, `target.milvus2x`) → `uri`, `user`, `password`,
+/// `db` of a `milvus2` source or sink. A bare `host:port` endpoint is plain `http://` (as
+/// milvus-migration dials it); write `https://host:port` for TLS.
+fn connection(
+    m: &Milvus2x,
+    key: &str,
+    section: Section,
+    options: &mut Map<String, Value>,
+    b: &mut Builder,
+) -> Result<()> {
+    let endpoint = non_empty(&m.endpoint).ok_or_else(|| bad(format!("{key}.endpoint: missing")))?;
+    let uri = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    };
+    options.insert("uri".into(), uri.into());
+    b.note(
+        &format!("{key}.endpoint"),
+        section,
+        "uri (a bare host:port is plain http://, as milvus-migration dials it)",
+    );
+    if let Some(user) = non_empty(&m.username) {
+        options.insert("user".into(), user.into());
+        b.note(&format!("{key}.username"), section, "user");
+    }
+    if let Some(pw) = non_empty(&m.password) {
+        options.insert("password".into(), pw.into());
+        let env = if section == Section::Source {
+            "VMIG_SOURCE_MILVUS_PASSWORD"
+        } else {
+            "VMIG_MILVUS_PASSWORD"
+        };
+        b.secret(
+            &format!("{key}.password"),
+            section,
+            &["password"],
+            env,
+            format!("${{{env}}}"),
+        );
+        b.note(&format!("{key}.password"), section, "password");
+    }
+    if let Some(db) = non_empty(&m.database) {
+        options.insert("db".into(), db.into());
+        b.note(&format!("{key}.database"), section, "db");
+    }
+    b.ignore(
+        &format!("{key}.grpc"),
+        m.grpc.is_some(),
+        "vmig sizes its requests below Milvus's limits itself (batch_bytes, batch_size)",
+    );
+    Ok(())
+}
+
+/// `dumper.worker.reader.bufferSize` → the source's `batch_size`, at most `max`.
+fn buffer_size(config: &MigrationConfig, max: i64, b: &mut Builder) {
+    let Some(n) = config
+        .dumper
+        .worker
+        .reader
+        .as_ref()
+        .and_then(|r| r.buffer_size)
+        .filter(|n| *n > 0)
+    else {
+        return;
+    };
+    let n = n.min(max);
+    b.source.insert("batch_size".into(), n.into());
+    b.note(
+        "dumper.worker.reader.bufferSize",
+        Section::Source,
+        format!("batch_size (rows per request, at most {max})"),
+    );
+}
+
+/// `meta.mode` of the work modes that read their meta from this file: `config`.
+fn config_meta<'a>(config: &'a MigrationConfig, mode: &str) -> Result<&'a Meta> {
+    let meta = config.meta.as_ref().ok_or_else(|| {
+        bad(format!(
+            "meta: missing (workMode {mode} reads meta.mode `config`)"
+        ))
+    })?;
+    match non_empty(&meta.mode).unwrap_or_default() {
+        "config" => Ok(meta),
+        "" => Err(bad("meta.mode: missing (`config`)")),
+        "mock" | "local" | "remote" => Err(bad(format!(
+            "meta.mode `{}` (a meta file) is not translated yet for workMode {mode}; put the meta in this file with meta.mode `config`",
+            non_empty(&meta.mode).unwrap_or_default()
+        ))),
+        other => Err(bad(format!("meta.mode: `{other}` is not `config` (workMode {mode})"))),
+    }
+}
+
+/// The `meta.milvus` block: collection name (else `default`), shards, consistency, dynamic
+/// field, autoId.
+fn meta_milvus(
+    meta: &Meta,
+    default_name: Option<&str>,
+    b: &mut Builder,
+) -> Result<(Option<String>, Props)> {
+    let mut props = Props::default();
+    let m = meta.milvus.as_ref();
+    let name = m.and_then(|m| non_empty(&m.collection));
+    let name = match (name, default_name) {
+        (Some(n), _) => {
+            check_collection_name("meta.milvus.collection", n)?;
+            b.note(
+                "meta.milvus.collection",
+                Section::Transform,
+                "the target collection",
+            );
+            Some(n.to_string())
+        }
+        (None, Some(d)) => Some(d.to_string()),
+        (None, None) => None,
+    };
+    let Some(m) = m else {
+        return Ok((name, props));
+    };
+    props.shards = shard_num(m.shard_num)?;
+    if props.shards.is_some() {
+        b.note(
+            "meta.milvus.shardNum",
+            Section::Sink,
+            "shards (of a new collection)",
+        );
+    }
+    if let Some(level) = non_empty(&m.consistency_level) {
+        props.consistency = Some(consistency("meta.milvus.consistencyLevel", level)?);
+        b.note(
+            "meta.milvus.consistencyLevel",
+            Section::Sink,
+            "consistency_level (of a new collection)",
+        );
+    }
+    if let Some(close) = m.close_dynamic_field {
+        props.dynamic = Some(!close);
+        b.note(
+            "meta.milvus.closeDynamicField",
+            Section::Sink,
+            "dynamic_field, negated (of a new collection)",
+        );
+    }
+    match non_empty(&m.auto_id) {
+        None => {}
+        Some("true") => props.auto_id = Some(true),
+        Some("false") => props.auto_id = Some(false),
+        Some(other) => {
+            return Err(bad(format!(
+                "meta.milvus.autoId: `{other}` is not \"\", \"true\" or \"false\""
+            )))
+        }
+    }
+    if props.auto_id.is_some() {
+        b.note(
+            "meta.milvus.autoId",
+            Section::Sink,
+            "auto_id: `true` lets the target generate new keys, `false` keeps the source's",
+        );
+    }
+    Ok((name, props))
+}
+
+/// The ES types milvus-migration migrates (`meta.fields[].type`) → the `cast` type.
+fn es_cast_type(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "text" | "string" | "keyword" => "varchar",
+        "long" => "int64",
+        "integer" => "int32",
+        "short" => "int16",
+        "byte" => "int8",
+        "boolean" => "bool",
+        "double" => "float64",
+        "float" | "half_float" | "scaled_float" => "float32",
+        "dense_vector" => "float_vector",
+        "object" => "json",
+        _ => return None,
+    })
+}
+
+/// `workMode: elasticsearch` with `meta.mode: config`.
+fn elasticsearch(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Result<Props> {
+    let meta = config_meta(config, "elasticsearch")?;
+    b.note(
+        "meta.mode",
+        Section::Source,
+        "`config`: the index and fields below",
+    );
+    let index = non_empty(&meta.index).ok_or_else(|| bad("meta.index: missing"))?;
+    b.source.insert("index".into(), index.into());
+    b.note("meta.index", Section::Source, "index");
+    b.ignore(
+        "meta.version",
+        meta.version.is_some(),
+        "vmig asks the server its version",
+    );
+    let fields = meta
+        .fields
+        .as_deref()
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| {
+            bad(format!(
+                "meta.fields: missing or empty (the fields of `{index}` to migrate)"
+            ))
+        })?;
+    let mut pk: Option<(&str, &str)> = None;
+    let mut names = Vec::new();
+    let mut casts = Map::new();
+    let mut dims = Map::new();
+    let mut lengths = Map::new();
+    let mut vectors = 0;
+    for (i, f) in fields.iter().enumerate() {
+        let key = format!("meta.fields[{i}]");
+        let name = non_empty(&f.name).ok_or_else(|| bad(format!("{key}.name: missing")))?;
+        let kind = non_empty(&f.kind).ok_or_else(|| bad(format!("{key}.type: missing")))?;
+        let cast = es_cast_type(kind).ok_or_else(|| {
+            bad(format!(
+                "{key}.type: `{kind}` is not a type milvus-migration migrates (text, string, keyword, long, integer, short, byte, boolean, double, float, half_float, scaled_float, dense_vector, object); vmig's own elasticsearch source reads more: write a vmig job"
+            ))
+        })?;
+        if names.contains(&name) {
+            return Err(bad(format!("{key}.name: `{name}` is given twice")));
+        }
+        if f.pk == Some(true) {
+            if let Some((other, _)) = pk {
+                return Err(bad(format!(
+                    "{key}.pk: `{other}` is the primary key already; there is one"
+                )));
+            }
+            if !matches!(kind, "keyword" | "long") {
+                return Err(bad(format!(
+                    "{key}.pk: the primary key must be of type keyword or long, not {kind}"
+                )));
+            }
+            pk = Some((name, kind));
+        }
+        if cast == "float_vector" {
+            vectors += 1;
+            match f.dims {
+                Some(d) if d > 0 && d <= 32_768 => {
+                    dims.insert(name.into(), d.into());
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "{key}.dims: missing or not between 1 and 32768 (dense_vector `{name}`)"
+                    )))
+                }
+            }
+        }
+        if cast == "varchar" {
+            let len = match f.max_len {
+                None | Some(0) => 65_535,
+                Some(n) if (1..=65_535).contains(&n) => n,
+                Some(n) => {
+                    return Err(bad(format!(
+                        "{key}.maxLen: {n}; Milvus allows at most 65535"
+                    )))
+                }
+            };
+            lengths.insert(name.into(), len.into());
+        }
+        casts.insert(name.into(), cast.into());
+        names.push(name);
+    }
+    if vectors == 0 {
+        return Err(bad(
+            "meta.fields: no dense_vector field; a Milvus collection needs one",
+        ));
+    }
+    b.note("meta.fields", Section::Transform, "the fields, their order and types (cast), dense_vector dims (checked against the mapping at plan time), maxLen (max_length, every value checked)");
+    let pk_name = pk.map(|(n, _)| n).unwrap_or("_id");
+    let mut selected: Vec<&str> = Vec::new();
+    if pk.is_none() {
+        selected.push("_id");
+        lengths.insert("_id".into(), 65_535.into());
+        casts.insert("_id".into(), "varchar".into());
+    }
+    selected.extend(names.iter().copied());
+    let es_fields: Vec<&str> = names.iter().copied().filter(|n| *n != "_id").collect();
+    b.source.insert("fields".into(), json!(es_fields));
+    b.source.insert(
+        "pk".into(),
+        if pk_name == "_id" { "_id" } else { pk_name }.into(),
+    );
+    b.source.insert("id_column".into(), "_id".into());
+    b.note(
+        "(milvus-migration's primary key)",
+        Section::Source,
+        if pk.is_none() {
+            "no field has pk: true, so `_id` (VarChar, max_length 65535) is the primary key, as milvus-migration makes it".to_string()
+        } else {
+            format!("`{pk_name}` (pk: true) is the primary key")
+        },
+    );
+    buffer_size(config, 10_000, b);
+    b.transforms.push(ComponentConfig {
+        kind: "select".into(),
+        options: map(json!({ "fields": selected })),
+    });
+    let mut cast = Map::new();
+    cast.insert("fields".into(), Value::Object(casts));
+    cast.insert("dims".into(), Value::Object(dims));
+    cast.insert("max_length".into(), Value::Object(lengths));
+    b.transforms.push(ComponentConfig {
+        kind: "cast".into(),
+        options: cast,
+    });
+    let (name, mut props) = meta_milvus(meta, Some(index), b)?;
+    if meta
+        .milvus
+        .as_ref()
+        .and_then(|m| non_empty(&m.collection))
+        .is_none()
+    {
+        check_collection_name("meta.index", index)?;
+    }
+    if props.auto_id == Some(true) {
+        return Err(bad("meta.milvus.autoId: milvus-migration keeps Elasticsearch's keys (autoId is a milvus2x setting)"));
+    }
+    props.auto_id = None;
+    if let Some(name) = name {
+        b.transforms.push(ComponentConfig {
+            kind: "collection".into(),
+            options: map(json!({ "name": name })),
+        });
+    }
+    props.format = "json";
+    props.description = Some("Migration from Elasticsearch");
+    props.shards = props.shards.or(Some(2));
+    props.dynamic = Some(props.dynamic.unwrap_or(true));
+    props.primary_key = Some(pk_name.to_string());
+    es_connection(config, cwd, b)?;
+    Ok(props)
+}
+
+/// `source.es` → the elasticsearch source's connection options, as milvus-migration reads them:
+/// `cloudId` + `apiKey`; else `urls` with `serviceToken`, or else `username`/`password`/`cert`.
+fn es_connection(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Result<()> {
+    let es = config
+        .source
+        .as_ref()
+        .and_then(|s| s.es.as_ref())
+        .ok_or_else(|| bad("source.es: missing (the Elasticsearch to read)"))?;
+    let ignored_with = |b: &mut Builder, keys: &[(&str, bool)], why: &str| {
+        for (k, present) in keys {
+            b.ignore(&format!("source.es.{k}"), *present, why);
+        }
+    };
+    if let Some(cloud) = non_empty(&es.cloud_id) {
+        let key = non_empty(&es.api_key)
+            .ok_or_else(|| bad("source.es.apiKey: missing (cloudId needs it)"))?;
+        b.source.insert("cloud_id".into(), cloud.into());
+        b.note("source.es.cloudId", Section::Source, "cloud_id");
+        b.source.insert("api_key".into(), key.into());
+        b.secret(
+            "source.es.apiKey",
+            Section::Source,
+            &["api_key"],
+            "VMIG_ES_API_KEY",
+            "${VMIG_ES_API_KEY}".into(),
+        );
+        b.note("source.es.apiKey", Section::Source, "api_key");
+        let why = "cloudId is set (milvus-migration then reads only cloudId and apiKey)";
+        ignored_with(
+            b,
+            &[
+                ("urls", es.urls.as_ref().is_some_and(|u| !u.is_empty())),
+                ("username", non_empty(&es.username).is_some()),
+                ("password", non_empty(&es.password).is_some()),
+                ("serviceToken", non_empty(&es.service_token).is_some()),
+                ("cert", non_empty(&es.cert).is_some()),
+                ("fingerprint", non_empty(&es.fingerprint).is_some()),
+            ],
+            why,
+        );
+        return Ok(());
+    }
+    let urls: Vec<&str> = es
+        .urls
+        .iter()
+        .flatten()
+        .map(|u| u.trim())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err(bad("source.es.urls: missing (or give source.es.cloudId)"));
+    }
+    b.source.insert("url".into(), json!(urls));
+    b.note(
+        "source.es.urls",
+        Section::Source,
+        "url (tried in turn when a node is unreachable)",
+    );
+    b.ignore(
+        "source.es.apiKey",
+        non_empty(&es.api_key).is_some(),
+        "milvus-migration reads apiKey only with cloudId",
+    );
+    if let Some(token) = non_empty(&es.service_token) {
+        b.source.insert("bearer_token".into(), token.into());
+        b.secret(
+            "source.es.serviceToken",
+            Section::Source,
+            &["bearer_token"],
+            "VMIG_ES_SERVICE_TOKEN",
+            "${VMIG_ES_SERVICE_TOKEN}".into(),
+        );
+        b.note(
+            "source.es.serviceToken",
+            Section::Source,
+            "bearer_token (a service token is sent as `Authorization: Bearer`)",
+        );
+        let why = "serviceToken is set (milvus-migration then ignores username, password, cert and fingerprint)";
+        ignored_with(
+            b,
+            &[
+                ("username", non_empty(&es.username).is_some()),
+                ("password", non_empty(&es.password).is_some()),
+                ("cert", non_empty(&es.cert).is_some()),
+                ("fingerprint", non_empty(&es.fingerprint).is_some()),
+            ],
+            why,
+        );
+        return Ok(());
+    }
+    if let Some(user) = non_empty(&es.username) {
+        b.source.insert("username".into(), user.into());
+        b.note("source.es.username", Section::Source, "username");
+    }
+    if let Some(pw) = non_empty(&es.password) {
+        b.source.insert("password".into(), pw.into());
+        b.secret(
+            "source.es.password",
+            Section::Source,
+            &["password"],
+            "VMIG_ES_PASSWORD",
+            "${VMIG_ES_PASSWORD}".into(),
+        );
+        b.note("source.es.password", Section::Source, "password");
+    }
+    if let Some(cert) = non_empty(&es.cert) {
+        b.source
+            .insert("ca_cert".into(), local_path(cwd, cert).into());
+        b.note(
+            "source.es.cert",
+            Section::Source,
+            "ca_cert (the CA's PEM file)",
+        );
+    }
+    if non_empty(&es.fingerprint).is_some() {
+        return Err(bad(
+            "source.es.fingerprint: vmig does not pin a certificate by its fingerprint yet; give the CA certificate's PEM file as source.es.cert instead",
+        ));
+    }
+    Ok(())
+}
+
+/// `workMode: milvus2x`: `meta.collection` (and `meta.fields`) of `source.milvus2x`.
+fn milvus2x(config: &MigrationConfig, b: &mut Builder) -> Result<Props> {
+    let meta = config_meta(config, "milvus2x")?;
+    b.note(
+        "meta.mode",
+        Section::Source,
+        "`config`: the collection below",
+    );
+    let collection = non_empty(&meta.collection)
+        .ok_or_else(|| bad("meta.collection: missing (the source collection)"))?;
+    b.source.insert("collection".into(), collection.into());
+    b.note("meta.collection", Section::Source, "collection");
+    b.ignore(
+        "meta.version",
+        meta.version.is_some(),
+        "vmig asks the server its version",
+    );
+    b.ignore(
+        "meta.index",
+        meta.index.is_some(),
+        "milvus-migration reads it in elasticsearch mode only",
+    );
+    let source = config
+        .source
+        .as_ref()
+        .and_then(|s| s.milvus2x.as_ref())
+        .ok_or_else(|| bad("source.milvus2x: missing (the Milvus 2.x to copy from)"))?;
+    let mut options = Map::new();
+    connection(source, "source.milvus2x", Section::Source, &mut options, b)?;
+    b.ignore(
+        "source.milvus2x.writeMode",
+        source.write_mode.is_some(),
+        "a target setting",
+    );
+    b.source.extend(options);
+    buffer_size(config, 16_384, b);
+    if let Some(fields) = meta.fields.as_deref().filter(|f| !f.is_empty()) {
+        let mut names = Vec::new();
+        for (i, f) in fields.iter().enumerate() {
+            let name =
+                non_empty(&f.name).ok_or_else(|| bad(format!("meta.fields[{i}].name: missing")))?;
+            if f.kind.is_some() || f.dims.is_some() || f.max_len.is_some() || f.pk.is_some() {
+                b.note(&format!("meta.fields[{i}]"), Section::Ignored, "in milvus2x mode only the name counts; the type comes from the source collection (as milvus-migration reads it)");
+            }
+            names.push(name);
+        }
+        b.transforms.push(ComponentConfig {
+            kind: "select".into(),
+            options: map(json!({ "fields": names })),
+        });
+        b.note(
+            "meta.fields",
+            Section::Transform,
+            "select: only these fields are copied (the primary key and a vector among them)",
+        );
+    }
+    let (name, props) = meta_milvus(meta, None, b)?;
+    if let Some(name) = name {
+        b.transforms.push(ComponentConfig {
+            kind: "collection".into(),
+            options: map(json!({ "name": name })),
+        });
+    }
+    if props.auto_id == Some(false) {
+        b.source.insert("ids".into(), "keep".into());
+    }
+    Ok(props)
+}
+
+/// `target.milvus2x` of the milvus2x work mode: the `milvus2` sink inserting (or upserting, by
+/// `writeMode`) straight into it, as milvus-migration does; no files are staged.
+fn milvus2x_sink(target: &Target, props: &Props, b: &mut Builder) -> Result<ComponentConfig> {
+    let milvus = target
+        .milvus2x
+        .as_ref()
+        .ok_or_else(|| bad("target.milvus2x: missing (the Milvus 2.x to copy into)"))?;
+    let mut options = Map::new();
+    connection(milvus, "target.milvus2x", Section::Sink, &mut options, b)?;
+    let mode = match non_empty(&milvus.write_mode) {
+        None | Some("insert") => "insert",
+        Some("upsert") => "upsert",
+        Some(other) => {
+            return Err(bad(format!(
+                "target.milvus2x.writeMode: `{other}` is not `insert` or `upsert`"
+            )))
+        }
+    };
+    options.insert("mode".into(), mode.into());
+    b.note(
+        "target.milvus2x.writeMode",
+        Section::Sink,
+        format!("mode `{mode}`: rows go straight into the collection (no staged files), as milvus-migration's milvus2x mode does"),
+    );
+    b.ignore(
+        "target.mode",
+        target.mode.is_some(),
+        "milvus2x mode copies straight into target.milvus2x",
+    );
+    b.ignore(
+        "target.remote",
+        target.remote.is_some(),
+        "milvus2x mode stages no files",
+    );
+    b.ignore(
+        "target.local",
+        target.local.is_some(),
+        "milvus2x mode stages no files",
+    );
+    b.ignore(
+        "target.create",
+        target.create.is_some(),
+        "milvus-migration reads it in faiss mode only",
+    );
+    collection_options(&mut options, props, b);
+    Ok(ComponentConfig {
+        kind: "milvus2".into(),
+        options,
+    })
+}
+
+/// The new collection's settings and the append rule, as milvus-migration creates it.
+fn collection_options(options: &mut Map<String, Value>, props: &Props, b: &mut Builder) {
+    options.insert("if_exists".into(), "append".into());
+    let mut said =
+        vec!["an existing collection is appended to (as milvus-migration does)".to_string()];
+    if let Some(d) = props.description {
+        options.insert("description".into(), d.into());
+        said.push(format!("a new one is described {d:?}"));
+    }
+    if let Some(c) = props.consistency {
+        options.insert("consistency_level".into(), c.into());
+        said.push(format!("consistency {c}"));
+    }
+    if let Some(n) = props.shards {
+        options.insert("shards".into(), n.into());
+        said.push(format!("{n} shards"));
+    }
+    if let Some(d) = props.dynamic {
+        options.insert("dynamic_field".into(), d.into());
+        said.push(format!("dynamic field {}", if d { "on" } else { "off" }));
+    }
+    if let Some(pk) = &props.primary_key {
+        options.insert("primary_key".into(), pk.clone().into());
+        said.push(format!("primary key `{pk}`"));
+    }
+    if let Some(a) = props.auto_id {
+        options.insert("auto_id".into(), a.into());
+        said.push(format!("auto_id {a}"));
+    }
+    b.note(
+        "(milvus-migration's collection)",
+        Section::Sink,
+        said.join("; "),
+    );
 }
 
 /// Percent-encodes a URL user-info part.

@@ -122,12 +122,17 @@ fn faiss_readme_config_becomes_a_bulk_import_of_id_and_data() {
         json!(t.job.source.options),
         json!({"path": "/data/faiss.index"})
     );
-    assert_eq!(kinds(&t), ["rename", "collection"]);
+    assert_eq!(kinds(&t), ["cast", "rename", "collection"]);
+    // The dimension is checked against the index at plan time.
     assert_eq!(
         json!(t.job.transform[0].options),
+        json!({"fields": {"vector": "float_vector"}, "dims": {"vector": 256}})
+    );
+    assert_eq!(
+        json!(t.job.transform[1].options),
         json!({"fields": {"vector": "data"}})
     );
-    assert_eq!(json!(t.job.transform[1].options), json!({"name": "test"}));
+    assert_eq!(json!(t.job.transform[2].options), json!({"name": "test"}));
     assert_eq!(t.job.sink.kind, "milvus2");
     assert_eq!(
         json!(t.job.sink.options),
@@ -145,7 +150,7 @@ fn faiss_readme_config_becomes_a_bulk_import_of_id_and_data() {
                 "aws_secret_access_key": "s3cr3t-sk-value",
             },
             "if_exists": "append",
-            "consistency_level": "bounded",
+            "consistency_level": "Bounded",
             "description": "Migration from Milvus1.x",
             "shards": 2,
         })
@@ -158,7 +163,6 @@ fn faiss_readme_config_becomes_a_bulk_import_of_id_and_data() {
             "dumper.worker.reader.bufferSize",
             "dumper.worker.writer.bufferSize",
             "loader.worker.limit",
-            "target.create.collection.dim",
             "target.create.collection.metricType",
             "target.remote.useSSL",
             "target.remote.checkBucket",
@@ -367,4 +371,354 @@ fn detection_needs_a_top_level_dumper() {
     assert!(!vmig_compat::is_migration_config(
         "[source]\ntype = 'faiss'\n"
     ));
+}
+
+/// README_ES.md's example, as it stands (its comments too).
+const ES_README: &str = "
+dumper:
+  worker:
+    workMode: elasticsearch   # migration mode: elasticsearch, faiss, milvus1x
+    reader:
+      bufferSize: 2500      # es data total rows in each time read from es.
+meta:
+  mode: config            #config: will read meta config from this config itself.
+  index: test_es_index    #es index
+  fields:                 # es index fields of need migrate to milvus2x
+    - name: id            #field name
+      type: long
+      pk: true            #set pk=true will use this field as milvus collection primary key
+    - name: data
+      type: dense_vector  #dense_vector field have to migrate field.
+      dims: 512           #vector dims
+    - name: other_field
+      type: keyword
+      maxLen: 60          #as milvus collection Varchar type filed maxLen property.
+  milvus:               #optional configuration
+    collection: rename_test_name  #if not exits, will use es index as collection name.
+    closeDynamicField: false
+    shardNum: 2
+    consistencyLevel: Customized
+source:               # es connect configuration
+  es:
+    urls:
+      - http://localhost:9200
+    username: elastic
+    password: es-pa55w0rd
+target:
+  mode: remote
+  remote:
+    outputDir: migration/test/xx   # temp storage source data, cannot start with '/'
+    cloud: aws                    #cloud includes: aws(s3,minio), gcp, ali(oss)
+    endpoint: localhost:9000     # here is the minio server endpoint
+    region: ap-southeast-1       # region, if local server needn't it
+    bucket: a-bucket      # bucket name, need same with milvus2.x bucket name
+    ak: minioadmin        # ak/sk, if useIAM=false, need ak/sk
+    sk: minioadmin-sk
+    useIAM: false         #if useIAM=true, not need ak/sk.
+    useSSL: false
+    checkBucket: true     #if bucket not exits will create bucket when set checkBucket=true
+
+  milvus2x:
+    endpoint: localhost:19530
+    username: root
+    password: milvus-pw
+";
+
+/// README_2X.md's example, with its optional `meta.fields` and `meta.milvus`.
+const MILVUS2X_README: &str = "
+dumper:
+  worker:
+    workMode: milvus2x      # work mode：milvus2x->milvus2x
+    reader:
+      bufferSize: 500       # Read source data rows in each time read from Source Milvus.
+
+meta:                       # meta part
+  mode: config              # 'config' mode means will get meta config from this config file itself.
+  version: 2.3.0            #  Source Milvus version
+  collection: src_coll_name # migrate data from this source collection
+  fields:
+    - name: id
+    - name: title_vector
+    - name: reading_time
+  milvus:
+    collection: target_coll_name
+    closeDynamicField: false
+    shardNum: 2
+    consistencyLevel: Customized
+    autoId: \"false\"
+
+source:                     # source milvus connection info
+  milvus2x:
+    endpoint: old-milvus:19530
+    username: root
+    password: old-pw-secret
+    grpc:
+      maxCallRecvMsgSize: 67108864
+      maxCallSendMsgSize: 268435456
+
+target:                    # target milvus collection info
+  milvus2x:
+    endpoint: new-milvus:19530
+    username: root
+    password: new-pw-secret
+";
+
+#[test]
+fn es_readme_config_selects_casts_and_keys_the_fields_as_milvus_migration_creates_them() {
+    let t = tr(ES_README);
+    assert_eq!(t.work_mode, "elasticsearch");
+    assert_eq!(t.job.source.kind, "elasticsearch");
+    assert_eq!(
+        json!(t.job.source.options),
+        json!({
+            "index": "test_es_index",
+            "fields": ["id", "data", "other_field"],
+            "pk": "id",
+            "id_column": "_id",
+            "batch_size": 2500,
+            "url": ["http://localhost:9200"],
+            "username": "elastic",
+            "password": "es-pa55w0rd",
+        })
+    );
+    assert_eq!(kinds(&t), ["select", "cast", "collection"]);
+    assert_eq!(
+        json!(t.job.transform[0].options),
+        json!({"fields": ["id", "data", "other_field"]})
+    );
+    assert_eq!(
+        json!(t.job.transform[1].options),
+        json!({
+            "fields": {"id": "int64", "data": "float_vector", "other_field": "varchar"},
+            "dims": {"data": 512},
+            "max_length": {"other_field": 60},
+        })
+    );
+    assert_eq!(
+        json!(t.job.transform[2].options),
+        json!({"name": "rename_test_name"})
+    );
+    assert_eq!(t.job.sink.kind, "milvus2");
+    let sink = json!(t.job.sink.options);
+    assert_eq!(sink["bulk_format"], "json");
+    assert_eq!(sink["stage"], "s3://a-bucket/migration/test/xx/migration");
+    assert_eq!(sink["description"], "Migration from Elasticsearch");
+    assert_eq!(sink["consistency_level"], "Customized");
+    assert_eq!(sink["shards"], 2);
+    assert_eq!(sink["dynamic_field"], true);
+    assert_eq!(sink["primary_key"], "id");
+    assert_eq!(sink["if_exists"], "append");
+    let secrets: Vec<&str> = t.secrets.iter().map(|s| s.env.as_str()).collect();
+    assert_eq!(
+        secrets,
+        [
+            "VMIG_ES_PASSWORD",
+            "VMIG_TARGET_AK",
+            "VMIG_TARGET_SK",
+            "VMIG_MILVUS_PASSWORD"
+        ]
+    );
+    let out = render(&t, "migration.yaml", OutputFormat::Toml).unwrap();
+    for secret in ["es-pa55w0rd", "minioadmin-sk", "milvus-pw"] {
+        assert!(!out.contains(secret), "{secret} in\n{out}");
+    }
+}
+
+#[test]
+fn es_without_a_pk_field_keys_on_underscore_id_and_defaults_as_milvus_migration() {
+    let text = ES_README
+        .replace("      pk: true            #set pk=true will use this field as milvus collection primary key\n", "")
+        .replace("  milvus:               #optional configuration\n    collection: rename_test_name  #if not exits, will use es index as collection name.\n    closeDynamicField: false\n    shardNum: 2\n    consistencyLevel: Customized\n", "");
+    let t = tr(&text);
+    assert_eq!(t.job.source.options["pk"], "_id");
+    assert_eq!(
+        json!(t.job.transform[0].options),
+        json!({"fields": ["_id", "id", "data", "other_field"]})
+    );
+    assert_eq!(t.job.transform[1].options["max_length"]["_id"], 65535);
+    assert_eq!(
+        json!(t.job.transform[2].options),
+        json!({"name": "test_es_index"})
+    );
+    let sink = json!(t.job.sink.options);
+    assert_eq!(sink["primary_key"], "_id");
+    assert_eq!(sink["shards"], 2, "milvus-migration's default");
+    assert_eq!(sink["dynamic_field"], true);
+    assert_eq!(sink.get("consistency_level"), None);
+}
+
+#[test]
+fn es_configs_milvus_migration_refuses_are_refused_naming_the_key() {
+    let e = |from: &str, to: &str| err(&ES_README.replace(from, to));
+    assert_eq!(
+        e("dims: 512", "dims: 0"),
+        "invalid `migration.yaml` configuration: meta.fields[1].dims: missing or not between 1 and 32768 (dense_vector `data`)"
+    );
+    assert!(e("type: long", "type: date")
+        .contains("meta.fields[0].type: `date` is not a type milvus-migration migrates"));
+    assert_eq!(
+        e("type: long", "type: double"),
+        "invalid `migration.yaml` configuration: meta.fields[0].pk: the primary key must be of type keyword or long, not double"
+    );
+    assert_eq!(
+        e("maxLen: 60", "maxLen: 70000"),
+        "invalid `migration.yaml` configuration: meta.fields[2].maxLen: 70000; Milvus allows at most 65535"
+    );
+    assert_eq!(
+        e("shardNum: 2", "shardNum: 17"),
+        "invalid `migration.yaml` configuration: meta.milvus.shardNum: 17; milvus-migration allows at most 16"
+    );
+    assert!(e("consistencyLevel: Customized", "consistencyLevel: Eventual")
+        .contains("meta.milvus.consistencyLevel: `Eventual` is not one of Strong, Session, Bounded, Eventually, Customized"));
+    assert!(e(
+        "    username: elastic\n",
+        "    username: elastic\n    fingerprint: AB:CD\n"
+    )
+    .contains("source.es.fingerprint: vmig does not pin a certificate by its fingerprint yet"));
+    assert!(e("collection: rename_test_name", "collection: rename-test")
+        .contains("meta.milvus.collection: `rename-test` is not a Milvus collection name"));
+    assert!(e("    - name: data\n      type: dense_vector  #dense_vector field have to migrate field.\n      dims: 512           #vector dims\n", "")
+        .contains("meta.fields: no dense_vector field"));
+}
+
+#[test]
+fn es_cloud_and_service_token_auth_follow_milvus_migrations_precedence() {
+    let cloud = tr(&ES_README.replace(
+        "    urls:\n      - http://localhost:9200\n",
+        "    cloudId: my-deployment:ZXUtY2VudHJhbC0x\n    apiKey: a2V5LWlkOmtleQ==\n    urls:\n      - http://localhost:9200\n",
+    ));
+    let o = json!(cloud.job.source.options);
+    assert_eq!(o["cloud_id"], "my-deployment:ZXUtY2VudHJhbC0x");
+    assert_eq!(o["api_key"], "a2V5LWlkOmtleQ==");
+    assert_eq!(o.get("url"), None);
+    assert_eq!(o.get("username"), None);
+    let ignored: Vec<&str> = cloud.ignored().map(|n| n.key.as_str()).collect();
+    assert!(ignored.contains(&"source.es.urls") && ignored.contains(&"source.es.password"));
+
+    let token = tr(&ES_README.replace(
+        "    username: elastic\n",
+        "    serviceToken: AAEAAWVsYXN0aWMvZmxlZXQtc2VydmVyL3Rva2VuMTo\n    username: elastic\n    cert: certs/http_ca.crt\n",
+    ));
+    let o = json!(token.job.source.options);
+    assert_eq!(
+        o["bearer_token"],
+        "AAEAAWVsYXN0aWMvZmxlZXQtc2VydmVyL3Rva2VuMTo"
+    );
+    assert_eq!(o.get("username"), None);
+    assert_eq!(o.get("ca_cert"), None);
+
+    let cert = tr(&ES_README.replace(
+        "    username: elastic\n",
+        "    username: elastic\n    cert: certs/http_ca.crt\n",
+    ));
+    assert_eq!(
+        cert.job.source.options["ca_cert"],
+        "/work/certs/http_ca.crt"
+    );
+}
+
+#[test]
+fn milvus2x_readme_config_copies_the_selected_fields_straight_into_the_target() {
+    let t = tr(MILVUS2X_README);
+    assert_eq!(t.job.source.kind, "milvus2");
+    assert_eq!(
+        json!(t.job.source.options),
+        json!({
+            "collection": "src_coll_name",
+            "uri": "http://old-milvus:19530",
+            "user": "root",
+            "password": "old-pw-secret",
+            "batch_size": 500,
+            "ids": "keep",
+        })
+    );
+    assert_eq!(kinds(&t), ["select", "collection"]);
+    assert_eq!(
+        json!(t.job.transform[0].options),
+        json!({"fields": ["id", "title_vector", "reading_time"]})
+    );
+    assert_eq!(t.job.transform[1].options["name"], "target_coll_name");
+    assert_eq!(
+        json!(t.job.sink.options),
+        json!({
+            "uri": "http://new-milvus:19530",
+            "user": "root",
+            "password": "new-pw-secret",
+            "mode": "insert",
+            "if_exists": "append",
+            "consistency_level": "Customized",
+            "shards": 2,
+            "dynamic_field": true,
+            "auto_id": false,
+        })
+    );
+    let ignored: Vec<&str> = t.ignored().map(|n| n.key.as_str()).collect();
+    assert!(ignored.contains(&"meta.version"), "{ignored:?}");
+    assert!(ignored.contains(&"source.milvus2x.grpc"), "{ignored:?}");
+    let secrets: Vec<&str> = t.secrets.iter().map(|s| s.env.as_str()).collect();
+    assert_eq!(
+        secrets,
+        ["VMIG_SOURCE_MILVUS_PASSWORD", "VMIG_MILVUS_PASSWORD"]
+    );
+    let up = tr(&MILVUS2X_README.replace(
+        "    password: new-pw-secret\n",
+        "    password: new-pw-secret\n    writeMode: upsert\n",
+    ));
+    assert_eq!(up.job.sink.options["mode"], "upsert");
+    assert!(
+        err(&MILVUS2X_README.replace("autoId: \"false\"", "autoId: \"maybe\""))
+            .contains("meta.milvus.autoId: `maybe`")
+    );
+}
+
+#[test]
+fn steps_dump_and_load_split_a_remote_job_at_its_stage() {
+    use vmig_compat::Step;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("migration.yaml");
+    std::fs::write(&file, ES_README).unwrap();
+    let dump = vmig_compat::translate_file_step(&file, dir.path(), Step::Dump).unwrap();
+    assert_eq!(dump.job.source.kind, "elasticsearch");
+    assert_eq!(dump.job.sink.kind, "files");
+    assert_eq!(
+        dump.job.sink.options["path"],
+        "s3://a-bucket/migration/test/xx/migration"
+    );
+    assert_eq!(dump.job.sink.options["format"], "json");
+    assert_eq!(kinds(&dump), ["select", "cast", "collection"]);
+    let envs: Vec<&str> = dump.secrets.iter().map(|s| s.env.as_str()).collect();
+    assert_eq!(
+        envs,
+        ["VMIG_ES_PASSWORD", "VMIG_TARGET_AK", "VMIG_TARGET_SK"]
+    );
+
+    let load = vmig_compat::translate_file_step(&file, dir.path(), Step::Load).unwrap();
+    assert_eq!(load.job.source.kind, "files");
+    assert_eq!(
+        load.job.source.options["path"],
+        "s3://a-bucket/migration/test/xx/migration"
+    );
+    assert_eq!(load.job.source.options["format"], "json");
+    assert_eq!(kinds(&load), ["collection"]);
+    assert_eq!(load.job.sink.kind, "milvus2");
+    assert_eq!(
+        load.job.sink.options["stage"],
+        "s3://a-bucket/migration/test/xx/migration-load"
+    );
+    assert_eq!(load.job.sink.options["primary_key"], "id");
+    let envs: Vec<&str> = load.secrets.iter().map(|s| s.env.as_str()).collect();
+    assert_eq!(
+        envs,
+        [
+            "VMIG_TARGET_AK",
+            "VMIG_TARGET_SK",
+            "VMIG_MILVUS_PASSWORD",
+            "VMIG_TARGET_AK",
+            "VMIG_TARGET_SK"
+        ]
+    );
+
+    std::fs::write(&file, MILVUS2X_README).unwrap();
+    let e = vmig_compat::translate_file_step(&file, dir.path(), Step::Dump).unwrap_err();
+    assert!(e.to_string().contains("workMode `milvus2x` copies straight into Milvus: there is nothing to dump; use `start`"), "{e}");
 }

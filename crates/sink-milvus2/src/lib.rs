@@ -191,14 +191,21 @@ pub enum IfExists {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Consistency {
     /// Strong.
+    #[serde(alias = "strong")]
     Strong,
     /// Session.
+    #[serde(alias = "session")]
     Session,
     /// Bounded staleness (Milvus's default).
     #[default]
+    #[serde(alias = "bounded")]
     Bounded,
     /// Eventually.
+    #[serde(alias = "eventually")]
     Eventually,
+    /// Customized: each search or query gives its own guarantee timestamp.
+    #[serde(alias = "customized")]
+    Customized,
 }
 
 impl Consistency {
@@ -208,6 +215,7 @@ impl Consistency {
             Consistency::Session => ConsistencyLevel::Session,
             Consistency::Bounded => ConsistencyLevel::Bounded,
             Consistency::Eventually => ConsistencyLevel::Eventually,
+            Consistency::Customized => ConsistencyLevel::Customized,
         }
     }
 }

@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Schema, Schema
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{array_value_to_string, FormatOptions};
 use serde::{Deserialize, Serialize};
-use vmig_core::vector::{float_vector_type, META_DIM, META_TYPE};
+use vmig_core::vector::{float_vector_type, META_DIM, META_METRIC, META_PRIMARY_KEY, META_TYPE};
 use vmig_core::{Error, Result, TransformConfig, Transformer};
 
 use crate::field_index;
@@ -66,6 +66,12 @@ pub struct CastConfig {
     /// fixed-size list or a `vmig.dim` metadata value that disagrees is refused at plan time.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dims: BTreeMap<String, usize>,
+    /// Field name → Milvus `max_length` (bytes, 1..=65535), for fields cast to `varchar`
+    /// (`max_length = { title = 512 }`): the field's `vmig.max_length` metadata, which the
+    /// `milvus2` sink creates the VarChar field with (unless its `varchar_max_length` says
+    /// otherwise) and which every value must fit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_length: BTreeMap<String, u32>,
 }
 
 impl TransformConfig for CastConfig {
@@ -79,6 +85,7 @@ impl TransformConfig for CastConfig {
                 ("id".into(), CastTarget::Int64),
             ]),
             dims: BTreeMap::from([("vector".into(), 128)]),
+            max_length: BTreeMap::new(),
         }
     }
     fn build(&self) -> Result<Box<dyn Transformer>> {
@@ -105,9 +112,24 @@ impl TransformConfig for CastConfig {
                 ));
             }
         }
+        for (name, &len) in &self.max_length {
+            if self.fields.get(name) != Some(&CastTarget::Varchar) {
+                return Err(Error::config(
+                    "cast",
+                    format!("`max_length` names field `{name}`, which `fields` does not cast to \"varchar\""),
+                ));
+            }
+            if !(1..=MAX_VARCHAR_LENGTH).contains(&len) {
+                return Err(Error::config(
+                    "cast",
+                    format!("`max_length.{name}` is {len}; Milvus allows 1..={MAX_VARCHAR_LENGTH}"),
+                ));
+            }
+        }
         Ok(Box::new(Cast {
             fields: self.fields.clone(),
             dims: self.dims.clone(),
+            max_length: self.max_length.clone(),
         }))
     }
 }
@@ -116,7 +138,14 @@ impl TransformConfig for CastConfig {
 struct Cast {
     fields: BTreeMap<String, CastTarget>,
     dims: BTreeMap<String, usize>,
+    max_length: BTreeMap<String, u32>,
 }
+
+/// The longest Milvus VarChar, in bytes.
+const MAX_VARCHAR_LENGTH: u32 = 65_535;
+
+/// The `vmig.max_length` metadata key (the milvus2 sink's VarChar `max_length`).
+const META_MAX_LENGTH: &str = "vmig.max_length";
 
 /// The dimension of a float vector cast from `field`, decided at plan time (see [`CastConfig`]).
 fn planned_dim(field: &Field, explicit: Option<usize>) -> Result<usize> {
@@ -157,7 +186,12 @@ fn planned_dim(field: &Field, explicit: Option<usize>) -> Result<usize> {
     }
 }
 
-fn target_field(field: &Field, target: CastTarget, dim: Option<usize>) -> Result<Field> {
+fn target_field(
+    field: &Field,
+    target: CastTarget,
+    dim: Option<usize>,
+    max_length: Option<u32>,
+) -> Result<Field> {
     let data_type = match target {
         CastTarget::Bool => DataType::Boolean,
         CastTarget::Int8 => DataType::Int8,
@@ -177,12 +211,23 @@ fn target_field(field: &Field, target: CastTarget, dim: Option<usize>) -> Result
             field.data_type()
         )));
     }
+    // What describes the value (its vector type and dimension, text length, list capacity)
+    // goes; what describes the field's role (primary key, metric of a vector that stays one)
+    // stays.
     let mut metadata: HashMap<String, String> = field
         .metadata()
         .iter()
-        .filter(|(k, _)| !k.starts_with("vmig."))
+        .filter(|(k, _)| match k.as_str() {
+            META_PRIMARY_KEY => true,
+            META_METRIC => target == CastTarget::FloatVector,
+            META_MAX_LENGTH => target == CastTarget::Varchar && max_length.is_none(),
+            k => !k.starts_with("vmig."),
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    if let Some(len) = max_length {
+        metadata.insert(META_MAX_LENGTH.into(), len.to_string());
+    }
     match target {
         CastTarget::Json => {
             metadata.insert(META_TYPE.into(), "json".into());
@@ -206,7 +251,8 @@ impl Cast {
         for (name, target) in &self.fields {
             let i = field_index(input, name, "cast")?;
             let dim = self.dims.get(name).copied();
-            fields[i] = Arc::new(target_field(&fields[i], *target, dim)?);
+            let max_length = self.max_length.get(name).copied();
+            fields[i] = Arc::new(target_field(&fields[i], *target, dim, max_length)?);
         }
         Ok(Schema::new_with_metadata(fields, input.metadata().clone()))
     }
@@ -318,9 +364,31 @@ impl Transformer for Cast {
             if *target == CastTarget::Json {
                 check_json(name, &columns[i])?;
             }
+            if let Some(&len) = self.max_length.get(name) {
+                check_max_length(name, &columns[i], len)?;
+            }
         }
         Ok(RecordBatch::try_new(schema, columns)?)
     }
+}
+
+/// Fails on the first value of `array` (Utf8) longer than `max` bytes, naming field and row.
+fn check_max_length(name: &str, array: &ArrayRef, max: u32) -> Result<()> {
+    let strings = array.as_string::<i32>();
+    for (row, value) in strings.iter().enumerate() {
+        if let Some(text) = value {
+            if text.len() > max as usize {
+                return Err(Error::data(
+                    format!("field `{name}`, row {row} of the batch"),
+                    format!(
+                        "{} bytes, longer than its max_length {max}; raise `max_length.{name}` (at most {MAX_VARCHAR_LENGTH})",
+                        text.len()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_json(name: &str, array: &ArrayRef) -> Result<()> {

@@ -417,3 +417,66 @@ fn filter_combines_conditions_with_sql_null_semantics() {
         "invalid `filter` configuration: `IsNull` on `id` takes no value"
     );
 }
+
+#[test]
+fn cast_keeps_a_vectors_metric_and_sets_and_enforces_varchar_max_length() {
+    let cast = t(
+        "cast",
+        json!({"fields": {"v": "float_vector"}, "dims": {"v": 2}}),
+    );
+    let b = list_batch(
+        vec![Some(vec![Some(1.0), Some(2.0)])],
+        &[("vmig.metric", "IP"), ("vmig.max_capacity", "9")],
+    );
+    let planned = cast.output_schema(&b.schema()).unwrap();
+    let meta = planned.field(0).metadata();
+    assert_eq!(meta.get("vmig.metric").map(String::as_str), Some("IP"));
+    assert_eq!(meta.get("vmig.max_capacity"), None);
+
+    let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Int64, true)]));
+    let b = RecordBatch::try_new(
+        schema,
+        vec![Arc::new(Int64Array::from(vec![Some(7), Some(123_456), None])) as ArrayRef],
+    )
+    .unwrap();
+    let fits = t(
+        "cast",
+        json!({"fields": {"s": "varchar"}, "max_length": {"s": 6}}),
+    );
+    let planned = fits.output_schema(&b.schema()).unwrap();
+    assert_eq!(
+        planned
+            .field(0)
+            .metadata()
+            .get("vmig.max_length")
+            .map(String::as_str),
+        Some("6")
+    );
+    let out = fits.transform(b.clone()).unwrap();
+    let got: Vec<Option<&str>> = out.column(0).as_string::<i32>().iter().collect();
+    assert_eq!(got, vec![Some("7"), Some("123456"), None]);
+
+    let short = t(
+        "cast",
+        json!({"fields": {"s": "varchar"}, "max_length": {"s": 5}}),
+    );
+    let err = short.transform(b).unwrap_err().to_string();
+    assert!(
+        err.contains("field `s`, row 1") && err.contains("6 bytes, longer than its max_length 5"),
+        "{err}"
+    );
+    let err = build_transform(
+        "cast",
+        json!({"fields": {"s": "int64"}, "max_length": {"s": 5}}),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("does not cast to \"varchar\""), "{err}");
+    let err = build_transform(
+        "cast",
+        json!({"fields": {"s": "varchar"}, "max_length": {"s": 70000}}),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("Milvus allows 1..=65535"), "{err}");
+}
