@@ -162,6 +162,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ConvertFormat::Toml)]
         format: ConvertFormat,
     },
+    /// milvus-migration's `start`: run its config file (`-c`, else ./migration.yaml, else
+    /// ./configs/migration.yaml) as `vmig migrate` runs it: stage, then import.
+    Start(CompatRun),
+    /// milvus-migration's `dump`: only stage the files (to the target's `outputDir`), importing
+    /// nothing; `load` imports them.
+    Dump(CompatRun),
+    /// milvus-migration's `load`: import what `dump` staged, through the files source.
+    Load(CompatRun),
     /// List the sources, transformers and sinks this binary contains.
     Plugins {
         /// Print as JSON, with each plugin's example configuration.
@@ -215,6 +223,7 @@ where
         Command::Migrate { json, .. }
         | Command::Plan { json, .. }
         | Command::Status { json, .. } => *json,
+        Command::Start(a) | Command::Dump(a) | Command::Load(a) => a.json,
         Command::Verify { .. }
         | Command::Plugins { .. }
         | Command::Serve { .. }
@@ -230,6 +239,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plugins { json, examples } => plan::print_plugins(json, examples),
         Command::Convert { config, format } => convert(&config, format),
+        Command::Start(args) => compat_run(vmig_compat::Step::Start, args, cli.quiet),
+        Command::Dump(args) => compat_run(vmig_compat::Step::Dump, args, cli.quiet),
+        Command::Load(args) => compat_run(vmig_compat::Step::Load, args, cli.quiet),
         Command::Serve {
             listen,
             token_file,
@@ -418,6 +430,75 @@ fn convert(config: &Path, format: ConvertFormat) -> anyhow::Result<()> {
     let text = vmig_compat::render(&translation, &config.display().to_string(), format)?;
     output::out(&format!("{}\n", text.trim_end()));
     Ok(())
+}
+
+/// The arguments of `vmig start|dump|load`, milvus-migration's commands.
+#[derive(Debug, clap::Args)]
+struct CompatRun {
+    /// The milvus-migration config file; default ./migration.yaml, then
+    /// ./configs/migration.yaml (where milvus-migration looks).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print a machine-readable summary (or error) as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Progress display.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
+    /// The state store (as for `migrate`).
+    #[arg(long, value_name = "URL")]
+    state: Option<String>,
+    /// Forget the saved progress of this command's job and run it from the start.
+    #[arg(long)]
+    restart: bool,
+}
+
+/// Runs `vmig start|dump|load`: the config's translation for `step`, as `vmig migrate` runs a
+/// job. The jobs are named after the file (`migration`, `migration-dump`, `migration-load`), so
+/// `start` and `vmig migrate migration.yaml` share their progress, and `dump` and `load` each
+/// resume on their own.
+fn compat_run(step: vmig_compat::Step, args: CompatRun, quiet: bool) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    let config = match args.config {
+        Some(c) => c,
+        None => vmig_compat::default_config_file(&cwd)?,
+    };
+    let translation = vmig_compat::translate_file_step(&config, &cwd, step)?;
+    tracing::info!(
+        "{}: milvus-migration `{}` (workMode {}) as a vmig job (`vmig convert` prints the whole migration)",
+        config.display(),
+        step.as_str(),
+        translation.work_mode
+    );
+    for note in translation.ignored() {
+        tracing::info!("{}: ignored: {}", note.key, note.text);
+    }
+    let mut job = Job::from_config(translation.job, vmig_compat::base_dir(&config))?;
+    if job.state.name.is_none() {
+        let stem = config
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("migration");
+        job.name = match step {
+            vmig_compat::Step::Start => stem.to_string(),
+            other => format!("{stem}-{}", other.as_str()),
+        };
+    }
+    let mode = match args.progress {
+        ProgressMode::Auto if quiet => ProgressMode::None,
+        ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Bar,
+        ProgressMode::Auto => ProgressMode::Log,
+        other => other,
+    };
+    let how = Migrate {
+        mode,
+        state: args.state,
+        restart: args.restart,
+        worker: false,
+        config,
+    };
+    let outcome = runtime()?.block_on(migrate(job, how))?;
+    print_summary(&outcome, args.json)
 }
 
 /// How `vmig migrate` was asked to run.

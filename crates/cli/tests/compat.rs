@@ -2,6 +2,8 @@
 //! needed, and `vmig convert`'s output.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -137,4 +139,282 @@ fn a_typo_is_an_error_naming_the_key_with_exit_2() {
         stderr.contains("invalid `migration.yaml` configuration: migration.yaml: unknown key `target.create.collection.shardsNums` (did you mean `shardsNum`?)"),
         "{stderr}"
     );
+}
+
+/// The S3-backed Milvus 2.3.5 (`VMIG_MILVUS_S3_*`, started by scripts/services): the one whose
+/// bucket a `target.remote` can stage in, as milvus-migration's users point it at Milvus's own.
+struct S3Milvus {
+    server: vmig_testing::service::MilvusServer,
+    endpoint: String,
+    bucket: String,
+    ak: String,
+    sk: String,
+}
+
+fn s3_milvus() -> Option<S3Milvus> {
+    let uri = vmig_testing::service::endpoint(
+        "VMIG_MILVUS_S3_URI",
+        "Milvus 2.3.5 with S3 storage (scripts/services start)",
+    )?;
+    let get = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    Some(S3Milvus {
+        server: vmig_testing::service::MilvusServer {
+            uri,
+            user: get("VMIG_MILVUS_S3_USER", "root"),
+            password: get("VMIG_MILVUS_S3_PASSWORD", "Milvus"),
+            python: std::env::var("VMIG_MILVUS_PYTHON")
+                .ok()
+                .filter(|p| !p.is_empty()),
+        },
+        endpoint: get("VMIG_MILVUS_S3_ENDPOINT", "http://127.0.0.1:19100"),
+        bucket: get("VMIG_MILVUS_S3_BUCKET", "milvus-bucket"),
+        ak: get("VMIG_MILVUS_S3_ACCESS_KEY", "test"),
+        sk: get("VMIG_MILVUS_S3_SECRET_KEY", "testsecret"),
+    })
+}
+
+impl S3Milvus {
+    /// `host:port` of the Milvus gRPC endpoint, as milvus-migration's configs write it.
+    fn host_port(&self) -> &str {
+        self.server
+            .uri
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+    }
+
+    /// An IVF_FLAT index on `field` and a load, so that `vmig verify` can query `collection`
+    /// (milvus-migration builds no index either).
+    fn index_and_load(&self, collection: &str, field: &str) {
+        self.server.pymilvus(&format!(
+            "c = Collection('{collection}')\nc.create_index('{field}', {{'index_type': 'IVF_FLAT', 'metric_type': 'L2', 'params': {{'nlist': 16}}}})\nc.load()\nprint(c.num_entities)"
+        ));
+    }
+
+    /// (id, first vector component bits, other_field) of every row of `collection`.
+    fn describe(&self, collection: &str) -> String {
+        self.server.pymilvus(&format!(
+            "c = Collection('{collection}')\nprint([(f.name, f.dtype.name, f.is_primary, f.params) for f in c.schema.fields], c.schema.enable_dynamic_field, c.description, c.num_shards if hasattr(c, 'num_shards') else '')"
+        ))
+    }
+}
+
+/// README_ES.md's example with hosts, bucket and index pointed at the test services.
+fn es_config(es: &str, m: &S3Milvus, index: &str, collection: &str, output: &str) -> String {
+    format!(
+        "dumper:
+  worker:
+    workMode: elasticsearch   # migration mode: elasticsearch, faiss, milvus1x
+    reader:
+      bufferSize: 250      # es data total rows in each time read from es.
+meta:
+  mode: config            #config: will read meta config from this config itself.
+  index: {index}    #es index
+  fields:                 # es index fields of need migrate to milvus2x
+    - name: id            #field name
+      type: long
+      pk: true            #set pk=true will use this field as milvus collection primary key
+    - name: data
+      type: dense_vector  #dense_vector field have to migrate field.
+      dims: 16           #vector dims
+    - name: other_field
+      type: keyword
+      maxLen: 60          #as milvus collection Varchar type filed maxLen property.
+  milvus:               #optional configuration
+    collection: {collection}  #if not exits, will use es index as collection name.
+    closeDynamicField: false
+    shardNum: 2
+    consistencyLevel: Customized
+source:               # es connect configuration
+  es:
+    urls:
+      - {es}
+target:
+  mode: remote
+  remote:
+    outputDir: {output}   # temp storage source data, cannot start with '/'
+    cloud: aws                    #cloud includes: aws(s3,minio), gcp, ali(oss)
+    endpoint: {endpoint}     # here is the minio server endpoint
+    region: us-east-1       # region, if local server needn't it
+    bucket: {bucket}      # bucket name, need same with milvus2.x bucket name
+    ak: {ak}        # ak/sk, if useIAM=false, need ak/sk
+    sk: {sk}
+    useIAM: false         #if useIAM=true, not need ak/sk.
+    useSSL: false
+    checkBucket: true     #if bucket not exits will create bucket when set checkBucket=true
+
+  milvus2x:
+    endpoint: {milvus}
+    username: {user}
+    password: {password}
+",
+        endpoint = m.endpoint.trim_start_matches("http://"),
+        bucket = m.bucket,
+        ak = m.ak,
+        sk = m.sk,
+        milvus = m.host_port(),
+        user = m.server.user,
+        password = m.server.password,
+    )
+}
+
+/// README_2X.md's example (with its optional `meta.fields` and `meta.milvus`) copying
+/// `collection` into `target` on the same server.
+fn milvus2x_config(m: &S3Milvus, collection: &str, target: &str) -> String {
+    format!(
+        "dumper:
+  worker:
+    workMode: milvus2x      # work mode：milvus2x->milvus2x
+    reader:
+      bufferSize: 500       # Read source data rows in each time read from Source Milvus.
+
+meta:                       # meta part
+  mode: config              # 'config' mode means will get meta config from this config file itself.
+  version: 2.3.0            #  Source Milvus version
+  collection: {collection} # migrate data from this source collection
+  fields:
+    - name: id
+    - name: data
+  milvus:
+    collection: {target}
+    shardNum: 1
+    consistencyLevel: Strong
+
+source:                     # source milvus connection info
+  milvus2x:
+    endpoint: {milvus}
+    username: {user}
+    password: {password}
+
+target:                    # target milvus collection info
+  milvus2x:
+    endpoint: {milvus}
+    username: {user}
+    password: {password}
+",
+        milvus = m.host_port(),
+        user = m.server.user,
+        password = m.server.password,
+    )
+}
+
+#[test]
+fn es_and_milvus2x_configs_run_end_to_end_into_real_milvus_and_verify() {
+    let (Some(es), Some(m)) = (vmig_testing::service::elasticsearch(), s3_milvus()) else {
+        return;
+    };
+    let index = vmig_testing::service::unique("compat_es").to_lowercase();
+    let mapping = serde_json::json!({
+        "settings": { "number_of_shards": 2, "number_of_replicas": 0 },
+        "mappings": { "properties": {
+            "id": { "type": "long" },
+            "data": { "type": "dense_vector", "dims": 16, "index": true, "similarity": "l2_norm" },
+            "other_field": { "type": "keyword" },
+            "not_migrated": { "type": "text" }
+        }}
+    });
+    let rows = 600;
+    let vectors = vmig_testing::gen::vectors(16, rows, 16);
+    let docs = vectors.chunks(16).enumerate().map(|(i, v)| {
+        let v: Vec<String> = v.iter().map(|f| format!("{f}")).collect();
+        (
+            format!("doc-{i}"),
+            format!(
+                "{{\"id\":{},\"data\":[{}],\"other_field\":\"k{}\",\"not_migrated\":\"x\"}}",
+                1_000_000 + i,
+                v.join(","),
+                i % 13
+            ),
+        )
+    });
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(vmig_testing::es::create_and_load(
+            &es, &index, &mapping, docs,
+        ));
+
+    let dir = tempfile::tempdir().unwrap();
+    let started = vmig_testing::service::unique("compat_es_start");
+    let out = vmig_testing::service::unique("compat-out");
+    std::fs::create_dir(dir.path().join("configs")).unwrap();
+    // `vmig start` without -c reads ./configs/migration.yaml, as milvus-migration does.
+    std::fs::write(
+        dir.path().join("configs/migration.yaml"),
+        es_config(&es, &m, &index, &started, &out),
+    )
+    .unwrap();
+    let o = vmig_in(dir.path(), &["start", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["rows_written"], rows as u64, "{summary}");
+    assert!(
+        !text(&o).contains(&m.sk),
+        "the stage's secret key is never printed"
+    );
+    let described = m.describe(&started);
+    for want in [
+        "('id', 'INT64', True",
+        "('data', 'FLOAT_VECTOR', False, {'dim': 16})",
+        "('other_field', 'VARCHAR', False, {'max_length': 60})",
+        "True Migration from Elasticsearch 2",
+    ] {
+        assert!(described.contains(want), "{want} not in {described}");
+    }
+    assert!(!described.contains("not_migrated"), "{described}");
+    m.index_and_load(&started, "data");
+    let v = vmig_in(dir.path(), &["verify", "configs/migration.yaml", "--json"]);
+    common::assert_verify_clean(&v, rows as u64);
+
+    // dump, then load, into another collection: the same rows.
+    let split = vmig_testing::service::unique("compat_es_split");
+    let split_out = vmig_testing::service::unique("compat-split");
+    std::fs::write(
+        dir.path().join("split.yaml"),
+        es_config(&es, &m, &index, &split, &split_out),
+    )
+    .unwrap();
+    let o = vmig_in(dir.path(), &["dump", "-c", "split.yaml", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let described = m
+        .server
+        .pymilvus(&format!("print(utility.has_collection('{split}'))"));
+    assert_eq!(described.trim(), "False", "dump imports nothing");
+    let o = vmig_in(dir.path(), &["load", "--config", "split.yaml", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["rows_written"], rows as u64, "{summary}");
+    m.index_and_load(&split, "data");
+    let v = vmig_in(dir.path(), &["verify", "split.yaml", "--json"]);
+    common::assert_verify_clean(&v, rows as u64);
+
+    // milvus2x: the first collection's id and data into a third.
+    let copied = vmig_testing::service::unique("compat_m2_copy");
+    std::fs::write(
+        dir.path().join("m2.yaml"),
+        milvus2x_config(&m, &started, &copied),
+    )
+    .unwrap();
+    let o = vmig_in(dir.path(), &["start", "-c", "m2.yaml", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let described = m.describe(&copied);
+    assert!(!described.contains("other_field"), "{described}");
+    assert!(
+        described.contains("('data', 'FLOAT_VECTOR', False, {'dim': 16})"),
+        "{described}"
+    );
+    m.index_and_load(&copied, "data");
+    let v = vmig_in(dir.path(), &["verify", "m2.yaml", "--json"]);
+    common::assert_verify_clean(&v, rows as u64);
+
+    for c in [&started, &split, &copied] {
+        m.server.drop_collection(c);
+    }
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async {
+            reqwest::Client::new()
+                .delete(format!("{es}/{index}"))
+                .send()
+                .await
+        })
+        .unwrap();
 }

@@ -806,7 +806,13 @@ pub(crate) fn for_step(mut t: Translation, step: Step) -> Result<Translation> {
         .to_string();
     let storage = t.job.sink.options.get("storage").cloned();
     let mut files = Map::new();
-    files.insert("path".into(), stage.clone().into());
+    // The trailing `/` says "a directory" to the files source.
+    let dir = if step == Step::Load {
+        format!("{}/", stage.trim_end_matches('/'))
+    } else {
+        stage.clone()
+    };
+    files.insert("path".into(), dir.into());
     if let Some(s) = &storage {
         files.insert("storage".into(), s.clone());
     }

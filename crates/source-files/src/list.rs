@@ -108,7 +108,13 @@ pub async fn list(
                 .filter(|(rel, _)| glob.is_match(rel.as_str()))
                 .collect::<Vec<_>>()
         }
-        None => match head(&base_location).await? {
+        // A path ending in `/` is a directory: listed without asking the store whether an
+        // object has that name (some S3 servers answer that question with an error).
+        None => match if base.ends_with('/') {
+            None
+        } else {
+            head(&base_location).await?
+        } {
             Some(meta) => {
                 let rel = base_location
                     .display

@@ -255,6 +255,8 @@ impl Transformer for SetCollection {
 
     fn transform(&self, batch: RecordBatch) -> Result<RecordBatch> {
         let schema = self.output_schema(&batch.schema())?;
-        Ok(batch.with_schema(schema)?)
+        // Not `with_schema`: that refuses a changed metadata value, and a source that names
+        // its collection (the milvus2 source) gives one here.
+        Ok(RecordBatch::try_new(schema, batch.columns().to_vec())?)
     }
 }

@@ -337,6 +337,11 @@ fn collection_sets_the_target_name() {
     let c = t("collection", json!({"name": "books_2024"}));
     let out = c.transform(sample_batch(1, 0, 2, 4)).unwrap();
     assert_eq!(out.schema().metadata()[META_COLLECTION], "books_2024");
+    // A batch that names its source collection is renamed too.
+    let again = t("collection", json!({"name": "books_2025"}));
+    let out = again.transform(out).unwrap();
+    assert_eq!(out.schema().metadata()[META_COLLECTION], "books_2025");
+    assert_eq!(out.num_rows(), 2);
     assert_eq!(build_transform("collection", json!({"name": "9books"})).unwrap_err().to_string(), "invalid `collection` configuration: `9books` is not a valid Milvus collection name (letters, digits and _, starting with a letter or _, at most 255)");
     assert_eq!(build_transform("collection", json!({"name": "bad-name"})).unwrap_err().to_string(), "invalid `collection` configuration: `bad-name` is not a valid Milvus collection name (letters, digits and _, starting with a letter or _, at most 255)");
 }
