@@ -418,3 +418,89 @@ fn es_and_milvus2x_configs_run_end_to_end_into_real_milvus_and_verify() {
         })
         .unwrap();
 }
+
+#[test]
+fn faiss_remote_config_bulk_imports_into_real_milvus_and_verifies() {
+    let Some(m) = s3_milvus() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let local = faiss_local(dir.path());
+    let collection = vmig_testing::service::unique("compat_faiss");
+    let out = vmig_testing::service::unique("compat-faiss");
+    // README_FAISS.md's remote target, pointed at the S3-backed Milvus and its bucket.
+    let config = std::fs::read_to_string(&local)
+        .unwrap()
+        .replace(
+            "target:
+  mode: local
+  local:
+    outputDir: output/
+
+  milvus2x: # milvus2x connect info
+    endpoint: xxxxxx:19530
+    username: xxxxx
+    password: n0t-shown-pw
+",
+            &format!(
+                "target:
+  mode: remote
+  remote:
+    outputDir: {out}
+    cloud: aws
+    endpoint: {endpoint}
+    region: us-east-1
+    bucket: {bucket}
+    ak: {ak}
+    sk: {sk}
+    useIAM: false
+    useSSL: false
+    checkBucket: true
+
+  milvus2x: # milvus2x connect info
+    endpoint: {milvus}
+    username: {user}
+    password: {password}
+",
+                endpoint = m.endpoint.trim_start_matches("http://"),
+                bucket = m.bucket,
+                ak = m.ak,
+                sk = m.sk,
+                milvus = m.host_port(),
+                user = m.server.user,
+                password = m.server.password,
+            ),
+        )
+        .replace("name: test", &format!("name: {collection}"));
+    std::fs::write(&local, config).unwrap();
+    let o = vmig_in(dir.path(), &["start", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let described = m.describe(&collection);
+    for want in [
+        "('id', 'INT64', True",
+        "('data', 'FLOAT_VECTOR', False, {'dim': 64})",
+        "Migration from Milvus1.x 2",
+    ] {
+        assert!(described.contains(want), "{want} not in {described}");
+    }
+    m.index_and_load(&collection, "data");
+    let v = vmig_in(dir.path(), &["verify", "migration.yaml", "--json"]);
+    let report = common::assert_verify_clean(&v, 2000);
+    assert_eq!(report["target_rows"], 2000);
+
+    // A dimension that is not the index's is refused before anything is written.
+    let wrong = std::fs::read_to_string(&local)
+        .unwrap()
+        .replace("dim: 64", "dim: 128");
+    std::fs::write(&local, wrong).unwrap();
+    let o = vmig_in(dir.path(), &["plan", "migration.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "`dims` gives field `vector` 128 dimensions, but it is a fixed-size list of 64 values"
+        ),
+        "{}",
+        text(&o)
+    );
+    m.server.drop_collection(&collection);
+}
