@@ -32,6 +32,8 @@ use crate::{Note, Secret, Section, Step, Translation, COMPONENT};
 const FAISS_BETTER: &str = "vmig reads every index type's vectors, Flat included (milvus-migration dumped Flat indexes empty)";
 const MILVUS1_BETTER: &str = "vmig leaves out exactly the rows deleted_docs marks deleted (milvus-migration mishandled 1.x deletes)";
 
+const ES_BETTER: &str = "vmig retries failed requests (429, 5xx, timeouts) and reopens an expired scroll or point in time where it stopped (milvus-migration read without retries)";
+
 /// The translation under way.
 struct Builder {
     notes: Vec<Note>,
@@ -1069,7 +1071,7 @@ fn elasticsearch(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Resul
     );
     let index = non_empty(&meta.index).ok_or_else(|| bad("meta.index: missing"))?;
     b.source.insert("index".into(), index.into());
-    b.note("meta.index", Section::Source, "index");
+    b.note("meta.index", Section::Source, format!("index; {ES_BETTER}"));
     b.ignore(
         "meta.version",
         meta.version.is_some(),

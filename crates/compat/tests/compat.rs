@@ -696,7 +696,7 @@ fn steps_dump_and_load_split_a_remote_job_at_its_stage() {
     assert_eq!(load.job.source.kind, "files");
     assert_eq!(
         load.job.source.options["path"],
-        "s3://a-bucket/migration/test/xx/migration"
+        "s3://a-bucket/migration/test/xx/migration/"
     );
     assert_eq!(load.job.source.options["format"], "json");
     assert_eq!(kinds(&load), ["collection"]);
@@ -721,4 +721,42 @@ fn steps_dump_and_load_split_a_remote_job_at_its_stage() {
     std::fs::write(&file, MILVUS2X_README).unwrap();
     let e = vmig_compat::translate_file_step(&file, dir.path(), Step::Dump).unwrap_err();
     assert!(e.to_string().contains("workMode `milvus2x` copies straight into Milvus: there is nothing to dump; use `start`"), "{e}");
+}
+
+/// `vmig convert`'s output for each work mode's README config, checked into
+/// `tests/golden/`: a change of the translation shows up as a diff there. `VMIG_BLESS=1`
+/// rewrites the files.
+#[test]
+fn convert_output_of_each_work_mode_matches_its_golden_file() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let bless = std::env::var("VMIG_BLESS").is_ok_and(|v| v == "1");
+    for (name, config) in [
+        ("faiss", FAISS_README),
+        ("milvus1x-mysql", MILVUS1_MYSQL),
+        ("elasticsearch", ES_README),
+        ("milvus2x", MILVUS2X_README),
+    ] {
+        let t = tr(config);
+        for (ext, format) in [("toml", OutputFormat::Toml), ("yaml", OutputFormat::Yaml)] {
+            let out = render(&t, "migration.yaml", format).unwrap();
+            let path = golden.join(format!("{name}.{ext}"));
+            if bless {
+                std::fs::create_dir_all(&golden).unwrap();
+                std::fs::write(&path, &out).unwrap();
+                continue;
+            }
+            let want = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e} (VMIG_BLESS=1 writes it)", path.display()));
+            assert_eq!(out, want, "{name}.{ext} differs; VMIG_BLESS=1 rewrites it");
+            // What it says parses as a vmig job.
+            match format {
+                OutputFormat::Toml => {
+                    let _: toml::Value = toml::from_str(&out).unwrap();
+                }
+                OutputFormat::Yaml => {
+                    let _: serde_yaml_ng::Value = serde_yaml_ng::from_str(&out).unwrap();
+                }
+            }
+        }
+    }
 }
