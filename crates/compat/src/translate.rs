@@ -6,7 +6,8 @@
 //!   storage root above `source.{local,remote}.tablesDir` (which is `<root>/db/tables`), its meta
 //!   from `meta.sqliteFile` or `meta.mysqlUrl` (a Go DSN, rewritten as a `mysql://` URL).
 //!   `source.remote` becomes an object-store URL and `storage` options.
-//! * transforms: `rename` `vector` → `data`, and for Faiss `collection` =
+//! * transforms: for Faiss a `cast` checking `target.create.collection.dim` against the index at
+//!   plan time; `rename` `vector` → `data`, and for Faiss `collection` =
 //!   `target.create.collection.name`: the collection milvus-migration creates has `id` (Int64
 //!   primary key) and `data` (the vector).
 //! * sink: `target.mode: remote` → the `milvus2` sink in bulk mode, NumPy files (milvus-migration's
@@ -15,6 +16,18 @@
 //!   "Migration from Milvus1.x", consistency Bounded, `shardsNum` shards, appended to when it
 //!   exists). `target.mode: local` → the `files` sink writing the same NumPy files to
 //!   `<target.local.outputDir>/migration`: what milvus-migration's `dump` writes there.
+//!
+//! Elasticsearch (`meta.mode: config`): the `elasticsearch` source reading `meta.index`'s listed
+//! fields with `source.es`'s connection; `select` (milvus-migration's order: `_id` first when no
+//! field has `pk: true`), `cast` to each field's type (`dims`, `maxLen` as `max_length`),
+//! `collection`; JSON files staged (as milvus-migration's ES dump writes them); the collection
+//! described "Migration from Elasticsearch", 2 shards, dynamic field on unless closed.
+//!
+//! Milvus 2.x (`meta.mode: config`): the `milvus2` source on `meta.collection` of
+//! `source.milvus2x`, `select` of `meta.fields`' names, `collection`; the `milvus2` sink
+//! inserting (or upserting: `target.milvus2x.writeMode`) straight into `target.milvus2x`.
+//!
+//! [`for_step`] cuts a translation into milvus-migration's `dump` and `load` at its stage.
 //!
 //! Relative local paths resolve against the working directory given, as milvus-migration's do.
 
