@@ -496,12 +496,34 @@ fn milvus1x(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Result<Pro
             }
             b.note("meta.mysqlUrl", Section::Source, text);
         }
-        "" => return Err(bad("meta.mode: missing (milvus1x mode needs `sqlite` or `mysql`)")),
-        "mock" | "local" | "remote" => {
-            return Err(bad(format!(
-                "meta.mode `{meta_mode}` (a meta.json written by milvus-migration) is not translated yet; point vmig at the 1.x meta itself with `sqlite` (meta.sqliteFile) or `mysql` (meta.mysqlUrl)"
-            )))
+        "mock" | "local" => {
+            let (key, file) = if meta_mode == "mock" {
+                ("meta.mockFile", meta.and_then(|m| non_empty(&m.mock_file)))
+            } else {
+                ("meta.localFile", meta.and_then(|m| non_empty(&m.local_file)))
+            };
+            let file = file.ok_or_else(|| bad(format!("{key}: missing (meta.mode is `{meta_mode}`)")))?;
+            b.source.insert("meta".into(), local_path(cwd, file).into());
+            b.note(key, Section::Source, "meta: milvus-migration's meta.json (the collections and segments its `export` listed)");
         }
+        "remote" => {
+            let file = meta
+                .and_then(|m| non_empty(&m.remote_meta_file))
+                .ok_or_else(|| bad("meta.remoteMetaFile: missing (meta.mode is `remote`)"))?;
+            let path = b.source.get("path").and_then(Value::as_str).unwrap_or_default().to_string();
+            // The bucket of source.remote: `path` is `s3://<bucket>/<root>` (or `az://`).
+            let bucket = ["s3://", "az://"].iter().find_map(|scheme| {
+                let rest = path.strip_prefix(scheme)?;
+                Some(format!("{scheme}{}", rest.split('/').next().unwrap_or_default()))
+            });
+            let Some(bucket) = bucket else {
+                return Err(bad("meta.remoteMetaFile: needs source.mode `remote` (the file is read from source.remote's bucket)"));
+            };
+            let url = format!("{bucket}/{}", file.trim_start_matches('/'));
+            b.source.insert("meta".into(), url.into());
+            b.note("meta.remoteMetaFile", Section::Source, "meta: milvus-migration's meta.json, in source.remote's bucket");
+        }
+        "" => return Err(bad("meta.mode: missing (milvus1x mode needs `sqlite`, `mysql`, `mock`, `local` or `remote`)")),
         other => {
             return Err(bad(format!(
                 "meta.mode: `{other}` is not one of sqlite, mysql, mock, local, remote"

@@ -266,7 +266,11 @@ fn what_milvus_migration_refuses_is_refused_naming_the_key() {
     );
     assert_eq!(
         err(&MILVUS1_MYSQL.replace("mode: mysql", "mode: mock")),
-        "invalid `migration.yaml` configuration: meta.mode `mock` (a meta.json written by milvus-migration) is not translated yet; point vmig at the 1.x meta itself with `sqlite` (meta.sqliteFile) or `mysql` (meta.mysqlUrl)"
+        "invalid `migration.yaml` configuration: meta.mockFile: missing (meta.mode is `mock`)"
+    );
+    assert_eq!(
+        err(&MILVUS1_MYSQL.replace("mode: mysql", "mode: remote\n  remoteMetaFile: meta/meta.json")),
+        "invalid `migration.yaml` configuration: meta.remoteMetaFile: needs source.mode `remote` (the file is read from source.remote's bucket)"
     );
     assert_eq!(
         err(&FAISS_README.replace("limit: 20\n    workMode", "limit: twenty\n    workMode")),
@@ -759,4 +763,20 @@ fn convert_output_of_each_work_mode_matches_its_golden_file() {
             }
         }
     }
+}
+
+#[test]
+fn milvus1x_meta_json_modes_read_milvus_migrations_meta_file() {
+    let mock = tr(&MILVUS1_MYSQL.replace("mode: mysql", "mode: mock\n  mockFile: testfiles/meta.json"));
+    assert_eq!(mock.job.source.options["meta"], "/work/testfiles/meta.json");
+    let local = tr(&MILVUS1_MYSQL.replace("mode: mysql", "mode: local\n  localFile: /exports/meta.json"));
+    assert_eq!(local.job.source.options["meta"], "/exports/meta.json");
+    let remote = tr(&MILVUS1_MYSQL
+        .replace("mode: mysql", "mode: remote\n  remoteMetaFile: exports/meta.json")
+        .replace(
+            "  mode: local\n  local:\n    tablesDir: /db/tables/\n",
+            "  mode: remote\n  remote:\n    cloud: aws\n    endpoint: 127.0.0.1:9000\n    region: us-east-1\n    bucket: old-milvus\n    ak: src-ak\n    sk: src-sk-secret\n    useIAM: false\n    tablesDir: milvus/db/tables/\n",
+        ));
+    assert_eq!(remote.job.source.options["path"], "s3://old-milvus/milvus");
+    assert_eq!(remote.job.source.options["meta"], "s3://old-milvus/exports/meta.json");
 }

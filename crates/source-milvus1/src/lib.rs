@@ -72,8 +72,10 @@ pub struct Milvus1SourceConfig {
     /// directory (relative paths resolve against the job file) or an object-store URL
     /// (`s3://bucket/prefix`, `gs://…`, `az://…`).
     pub path: String,
-    /// Where the meta lives: a `mysql://user:password@host:port/db` URL, or a SQLite file (path
-    /// or URL). Default: `<path>/db/meta.sqlite`. The user-info is masked when printed.
+    /// Where the meta lives: a `mysql://user:password@host:port/db` URL, a SQLite file (path
+    /// or URL), or milvus-migration's `meta.json` (a path or URL ending in `.json`: the
+    /// collections and segments its `export` lists; no partitions). Default:
+    /// `<path>/db/meta.sqlite`. The user-info is masked when printed.
     #[serde(default, serialize_with = "vmig_core::redact::serialize_redacted")]
     pub meta: Option<String>,
     /// Collections to read (`Tables.table_id`). Default: every live collection. Several
@@ -225,6 +227,10 @@ impl SourceConfig for Milvus1SourceConfig {
             Some(m) if is_mysql(m) => {
                 let url = m.replacen("mariadb://", "mysql://", 1);
                 meta::load_mysql(&url).await?
+            }
+            Some(m) if m.ends_with(".json") => {
+                let loc = vmig_core::store::resolve(&ctx.resolve(m), &self.storage)?;
+                meta::load_json(&loc).await?
             }
             Some(m) => {
                 let loc = vmig_core::store::resolve(&ctx.resolve(m), &self.storage)?;

@@ -150,3 +150,75 @@ pub(crate) async fn load_sqlite(location: &StoreLocation) -> Result<Meta> {
     drop(tmp);
     Ok(meta)
 }
+
+/// milvus-migration's `meta.json` (what its `export` command writes, and what its `meta.mode`
+/// `mock`/`local`/`remote` read): the collections with their segments.
+#[derive(Debug, serde::Deserialize)]
+struct MetaJson {
+    collections: Vec<JsonCollection>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct JsonCollection {
+    collection: String,
+    metric: i64,
+    dim: i64,
+    #[serde(default)]
+    segments: Vec<JsonSegment>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct JsonSegment {
+    collection: String,
+    segment: String,
+    rows: i64,
+}
+
+/// Reads the meta from milvus-migration's `meta.json` (local or in an object store): each
+/// collection a live table, each segment its raw data. The file describes no partitions: a
+/// segment listed under another table than its collection is refused.
+pub(crate) async fn load_json(location: &StoreLocation) -> Result<Meta> {
+    let shown = location.display.clone();
+    let bytes = match location.store.get(&location.path).await {
+        Ok(r) => r.bytes().await?,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(Error::data(shown, "the meta.json file does not exist"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let json: MetaJson = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::data(
+            shown.clone(),
+            format!("not a milvus-migration meta.json ({{\"collections\": [{{\"collection\", \"metric\", \"dim\", \"segments\": [...]}}]}}): {e}"),
+        )
+    })?;
+    let mut meta = Meta::default();
+    for c in json.collections {
+        for s in &c.segments {
+            if s.collection != c.collection {
+                return Err(Error::data(
+                    shown,
+                    format!(
+                        "segment {} of collection `{}` is listed under table `{}`: a meta.json does not describe partitions; read the Milvus 1.x meta itself (a SQLite file or a mysql:// URL)",
+                        s.segment, c.collection, s.collection
+                    ),
+                ));
+            }
+            meta.files.push(FileRow {
+                table_id: c.collection.clone(),
+                segment_id: s.segment.clone(),
+                file_type: 1,
+                row_count: s.rows,
+            });
+        }
+        meta.tables.push(TableRow {
+            table_id: c.collection,
+            state: 0,
+            dimension: c.dim,
+            metric_type: c.metric,
+            owner_table: String::new(),
+            partition_tag: String::new(),
+        });
+    }
+    Ok(meta)
+}

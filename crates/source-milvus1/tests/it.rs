@@ -735,3 +735,49 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+#[tokio::test]
+async fn milvus_migrations_meta_json_lists_the_collections_and_segments_to_read() {
+    let mut g = Milvus1Gen::new(21);
+    let vecs = g.collection("vecs", 16, Metric::Ip);
+    let a = g.segment(vecs, 40, &[3, 9], FileType::Raw);
+    let b = g.segment(vecs, 25, &[], FileType::ToIndex);
+    let dir = fixture(&g).await;
+    // The shape of milvus-migration's testfiles/milvus1x/test1w/meta.json.
+    let meta = dir.path().join("meta.json");
+    let write = |segments: serde_json::Value| {
+        std::fs::write(
+            &meta,
+            json!({"collections": [{"collection": "vecs", "metric": 2, "rows": 65, "dim": 16,
+                "segments": segments}], "rows": 65})
+            .to_string(),
+        )
+        .unwrap();
+    };
+    write(json!([
+        {"collection": "vecs", "segment": a, "dim": 16, "rows": 40, "fileSize": 0},
+        {"collection": "vecs", "segment": b, "dim": 16, "rows": 25, "fileSize": 0},
+    ]));
+    let source = build(json!({ "path": root(&dir), "meta": meta.display().to_string() }))
+        .await
+        .unwrap();
+    assert_eq!(source.schema().metadata()[META_METRIC], "IP");
+    assert_eq!(source.schema().metadata()[META_COLLECTION], "vecs");
+    let got = read_all(source.as_ref(), 16).await.unwrap();
+    assert_eq!(got, expected(&g, "vecs"));
+    assert_eq!(got[""].len(), 40 - 2 + 25);
+
+    // A segment of another table (a partition) cannot be described by a meta.json.
+    write(json!([{"collection": "1590000000007919", "segment": a, "dim": 16, "rows": 40}]));
+    let err = build(json!({ "path": root(&dir), "meta": meta.display().to_string() }))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("a meta.json does not describe partitions"), "{err}");
+    std::fs::write(&meta, "{\"tables\": []}").unwrap();
+    let err = build(json!({ "path": root(&dir), "meta": meta.display().to_string() }))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a milvus-migration meta.json") && err.contains("meta.json"), "{err}");
+}
