@@ -76,6 +76,10 @@ enum Command {
         /// Needs a MySQL/MariaDB or PostgreSQL state store. `[state] lease` implies it.
         #[arg(long)]
         worker: bool,
+        /// For a milvus-migration milvus1x config over several Milvus 1.x collections: the
+        /// collection whose job this is (each is a job of its own).
+        #[arg(long, value_name = "NAME")]
+        collection: Option<String>,
     },
     /// Show every run of the job described by CONFIG and its saved progress.
     Status {
@@ -87,6 +91,10 @@ enum Command {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+        /// For a milvus-migration milvus1x config over several Milvus 1.x collections: the
+        /// collection whose job this is (each is a job of its own).
+        #[arg(long, value_name = "NAME")]
+        collection: Option<String>,
     },
     /// Show what CONFIG would do: source schema, target schema after transforms, partitions.
     /// Writes nothing.
@@ -96,6 +104,10 @@ enum Command {
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
+        /// For a milvus-migration milvus1x config over several Milvus 1.x collections: the
+        /// collection whose job this is (each is a job of its own).
+        #[arg(long, value_name = "NAME")]
+        collection: Option<String>,
     },
     /// Compare the target with the source after a migration: row counts, then every row's primary
     /// key and a hash of all its values (vectors bit for bit). Exits 1 on any difference.
@@ -108,6 +120,10 @@ enum Command {
         /// How many differing keys to show.
         #[arg(long, default_value_t = 10)]
         examples: usize,
+        /// For a milvus-migration milvus1x config over several Milvus 1.x collections: the
+        /// collection whose job this is (each is a job of its own).
+        #[arg(long, value_name = "NAME")]
+        collection: Option<String>,
     },
     /// Serve the REST API (docs/serve.md): health probes, the plugin list and the OpenAPI
     /// document today; every route but /healthz and /readyz needs `Authorization: Bearer
@@ -161,6 +177,10 @@ enum Command {
         /// The job-file format to print.
         #[arg(long, value_enum, default_value_t = ConvertFormat::Toml)]
         format: ConvertFormat,
+        /// For a milvus1x config over several Milvus 1.x collections: the collection whose
+        /// job to print (each is a job of its own).
+        #[arg(long, value_name = "NAME")]
+        collection: Option<String>,
     },
     /// milvus-migration's `start`: run its config file (`-c`, else ./migration.yaml, else
     /// ./configs/migration.yaml) as `vmig migrate` runs it: stage, then import.
@@ -238,7 +258,11 @@ where
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plugins { json, examples } => plan::print_plugins(json, examples),
-        Command::Convert { config, format } => convert(&config, format),
+        Command::Convert {
+            config,
+            format,
+            collection,
+        } => convert(&config, format, collection.as_deref()),
         Command::Start(args) => compat_run(vmig_compat::Step::Start, args, cli.quiet),
         Command::Dump(args) => compat_run(vmig_compat::Step::Dump, args, cli.quiet),
         Command::Load(args) => compat_run(vmig_compat::Step::Load, args, cli.quiet),
@@ -271,20 +295,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             json,
             examples,
+            collection,
         } => {
-            let job = load(&config)?;
+            let job = load(&config, collection.as_deref())?;
             runtime()?.block_on(read_only(verify::run(job, json, examples)))
         }
-        Command::Plan { config, json } => {
-            let job = load(&config)?;
+        Command::Plan {
+            config,
+            json,
+            collection,
+        } => {
+            let job = load(&config, collection.as_deref())?;
             runtime()?.block_on(read_only(plan::print_plan(&job, json)))
         }
         Command::Status {
             config,
             state,
             json,
+            collection,
         } => {
-            let job = load(&config)?;
+            let job = load(&config, collection.as_deref())?;
             runtime()?.block_on(read_only(status::print(job, state, json)))
         }
         Command::Migrate {
@@ -294,8 +324,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             state,
             restart,
             worker,
+            collection,
         } => {
-            let job = load(&config)?;
+            let job = load(&config, collection.as_deref())?;
             let mode = match progress {
                 ProgressMode::Auto if cli.quiet => ProgressMode::None,
                 ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Bar,
@@ -385,32 +416,135 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Loads a job file, or a milvus-migration config translated into a job
 /// ([`vmig_compat::is_migration_file`]: YAML with a top-level `dumper`); the keys the
-/// translation ignored are logged.
-fn load(config: &Path) -> anyhow::Result<Job> {
+/// translation ignored are logged. A milvus1x config over several 1.x collections is one job
+/// per collection ([`compat_jobs`]): `collection` picks one, and is required then.
+fn load(config: &Path, collection: Option<&str>) -> anyhow::Result<Job> {
     if !vmig_compat::is_migration_file(config)? {
+        if let Some(c) = collection {
+            return Err(vmig::Error::config(
+                "job",
+                format!("--collection {c}: only a milvus-migration config (milvus1x) has one job per collection; {} is a vmig job", config.display()),
+            )
+            .into());
+        }
         return Ok(Job::from_path(config)?);
     }
+    let mut jobs = runtime()?.block_on(compat_jobs(config, vmig_compat::Step::Start))?;
+    let names: Vec<String> = jobs.iter().filter_map(|(c, _)| c.clone()).collect();
+    match collection {
+        None if jobs.len() == 1 => Ok(jobs.remove(0).1),
+        None => Err(vmig::Error::config(
+            vmig_compat::COMPONENT,
+            format!(
+                "{} migrates {} Milvus 1.x collections ({}), each into a collection of its own, one job each: `vmig start|dump|load -c {}` runs them all; give --collection NAME to plan, migrate, verify or see the status of one",
+                config.display(),
+                names.len(),
+                names.join(", "),
+                config.display()
+            ),
+        )
+        .into()),
+        Some(c) => match jobs.into_iter().find(|(name, _)| name.as_deref() == Some(c)) {
+            Some((_, job)) => Ok(job),
+            None => Err(vmig::Error::config(
+                vmig_compat::COMPONENT,
+                format!(
+                    "--collection {c}: {} has no such Milvus 1.x collection to migrate{}",
+                    config.display(),
+                    if names.is_empty() { String::new() } else { format!(" (it has {})", names.join(", ")) }
+                ),
+            )
+            .into()),
+        },
+    }
+}
+
+/// The vmig jobs of milvus-migration's config at `config` for `step`: one, or for a milvus1x
+/// config whose 1.x meta lists several live collections (and no `collections` option), one per
+/// collection ([`vmig_compat::for_collection`]), each with its collection's name. Jobs are named
+/// after the file (`migration`), the collection (`migration-books`) and the step
+/// (`migration-books-dump`), so each resumes on its own.
+async fn compat_jobs(
+    config: &Path,
+    step: vmig_compat::Step,
+) -> anyhow::Result<Vec<(Option<String>, Job)>> {
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let translation = vmig_compat::translate_file(config, &cwd)?;
     tracing::info!(
-        "{} is a milvus-migration config (workMode {}); running its translation (`vmig convert` prints it)",
+        "{} is a milvus-migration config (workMode {}); running its `{}` as vmig jobs (`vmig convert` prints them)",
         config.display(),
-        translation.work_mode
+        translation.work_mode,
+        step.as_str()
     );
     for note in translation.ignored() {
         tracing::info!("{}: ignored: {}", note.key, note.text);
     }
-    let mut job = Job::from_config(translation.job, vmig_compat::base_dir(config))?;
-    if job.state.name.is_none() {
-        if let Some(stem) = config.file_stem().and_then(|s| s.to_str()) {
-            job.name = stem.to_string();
+    let base = vmig_compat::base_dir(config);
+    let collections = compat_collections(&translation, &base).await?;
+    let parts: Vec<(Option<String>, vmig_compat::Translation)> = if collections.len() > 1 {
+        collections
+            .iter()
+            .map(|c| {
+                (
+                    Some(c.clone()),
+                    vmig_compat::for_collection(&translation, c),
+                )
+            })
+            .collect()
+    } else {
+        vec![(None, translation)]
+    };
+    let stem = config
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("migration")
+        .to_string();
+    let mut jobs = Vec::new();
+    for (collection, t) in parts {
+        let t = vmig_compat::for_step(t, step).map_err(|e| match e {
+            vmig::Error::Config { message, .. } => vmig::Error::config(
+                vmig_compat::COMPONENT,
+                format!("{}: {message}", config.display()),
+            ),
+            other => other,
+        })?;
+        let mut job = Job::from_config(t.job, base.clone())?;
+        if job.state.name.is_none() {
+            let mut name = stem.clone();
+            if let Some(c) = &collection {
+                name = format!("{name}-{c}");
+            }
+            if step != vmig_compat::Step::Start {
+                name = format!("{name}-{}", step.as_str());
+            }
+            job.name = name;
         }
+        jobs.push((collection, job));
     }
-    Ok(job)
+    Ok(jobs)
 }
 
-/// `vmig convert`: the translated job on stdout.
-fn convert(config: &Path, format: ConvertFormat) -> anyhow::Result<()> {
+/// The live Milvus 1.x collections a milvus1x translation reads (from its 1.x meta), when it
+/// does not name them; empty for other work modes.
+async fn compat_collections(
+    t: &vmig_compat::Translation,
+    base: &Path,
+) -> anyhow::Result<Vec<String>> {
+    if t.job.source.kind != "milvus1" || t.job.source.options.contains_key("collections") {
+        return Ok(Vec::new());
+    }
+    let config: vmig::source_milvus1::Milvus1SourceConfig =
+        serde_json::from_value(serde_json::Value::Object(t.job.source.options.clone()))
+            .map_err(|e| vmig::Error::config("milvus1", e.to_string()))?;
+    let ctx = vmig::registry::BuildContext {
+        base_dir: base.to_path_buf(),
+    };
+    Ok(config.live_collections(&ctx).await?)
+}
+
+/// `vmig convert`: the translated job on stdout; for a milvus1x config over several 1.x
+/// collections, the job of `collection` (required then).
+fn convert(config: &Path, format: ConvertFormat, collection: Option<&str>) -> anyhow::Result<()> {
     if !vmig_compat::is_migration_file(config)? {
         return Err(vmig::Error::config(
             vmig_compat::COMPONENT,
@@ -422,7 +556,38 @@ fn convert(config: &Path, format: ConvertFormat) -> anyhow::Result<()> {
         .into());
     }
     let cwd = std::env::current_dir().context("reading the working directory")?;
-    let translation = vmig_compat::translate_file(config, &cwd)?;
+    let mut translation = vmig_compat::translate_file(config, &cwd)?;
+    let base = vmig_compat::base_dir(config);
+    let collections = runtime()?.block_on(compat_collections(&translation, &base))?;
+    match collection {
+        Some(c) if collections.iter().any(|n| n == c) => {
+            translation = vmig_compat::for_collection(&translation, c);
+        }
+        Some(c) => {
+            return Err(vmig::Error::config(
+                vmig_compat::COMPONENT,
+                format!(
+                    "--collection {c}: {} has no such Milvus 1.x collection to migrate{}",
+                    config.display(),
+                    if collections.len() > 1 { format!(" (it has {})", collections.join(", ")) } else { String::new() }
+                ),
+            )
+            .into())
+        }
+        None if collections.len() > 1 => {
+            return Err(vmig::Error::config(
+                vmig_compat::COMPONENT,
+                format!(
+                    "{} migrates {} Milvus 1.x collections ({}), one job each: give --collection NAME to print one",
+                    config.display(),
+                    collections.len(),
+                    collections.join(", ")
+                ),
+            )
+            .into())
+        }
+        None => {}
+    }
     let format = match format {
         ConvertFormat::Toml => vmig_compat::OutputFormat::Toml,
         ConvertFormat::Yaml => vmig_compat::OutputFormat::Yaml,
@@ -453,52 +618,57 @@ struct CompatRun {
     restart: bool,
 }
 
-/// Runs `vmig start|dump|load`: the config's translation for `step`, as `vmig migrate` runs a
-/// job. The jobs are named after the file (`migration`, `migration-dump`, `migration-load`), so
-/// `start` and `vmig migrate migration.yaml` share their progress, and `dump` and `load` each
-/// resume on their own.
+/// Runs `vmig start|dump|load`: the config's translation for `step` ([`compat_jobs`]), each
+/// job as `vmig migrate` runs one, in turn; with several (one per Milvus 1.x collection) a job
+/// an earlier run finished is skipped, so a re-run goes on where the failed one stopped.
 fn compat_run(step: vmig_compat::Step, args: CompatRun, quiet: bool) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let config = match args.config {
         Some(c) => c,
         None => vmig_compat::default_config_file(&cwd)?,
     };
-    let translation = vmig_compat::translate_file_step(&config, &cwd, step)?;
-    tracing::info!(
-        "{}: milvus-migration `{}` (workMode {}) as a vmig job (`vmig convert` prints the whole migration)",
-        config.display(),
-        step.as_str(),
-        translation.work_mode
-    );
-    for note in translation.ignored() {
-        tracing::info!("{}: ignored: {}", note.key, note.text);
-    }
-    let mut job = Job::from_config(translation.job, vmig_compat::base_dir(&config))?;
-    if job.state.name.is_none() {
-        let stem = config
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("migration");
-        job.name = match step {
-            vmig_compat::Step::Start => stem.to_string(),
-            other => format!("{stem}-{}", other.as_str()),
-        };
-    }
+    let rt = runtime()?;
+    let jobs = rt.block_on(compat_jobs(&config, step))?;
+    let several = jobs.len() > 1;
     let mode = match args.progress {
         ProgressMode::Auto if quiet => ProgressMode::None,
         ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Bar,
         ProgressMode::Auto => ProgressMode::Log,
         other => other,
     };
-    let how = Migrate {
-        mode,
-        state: args.state,
-        restart: args.restart,
-        worker: false,
-        config,
-    };
-    let outcome = runtime()?.block_on(migrate(job, how))?;
-    print_summary(&outcome, args.json)
+    for (i, (collection, job)) in jobs.into_iter().enumerate() {
+        let name = job.name.clone();
+        if let Some(c) = &collection {
+            output::err_line(&format!(
+                "Milvus 1.x collection {c} ({} of its collections), job `{name}`",
+                i + 1
+            ));
+        }
+        let how = Migrate {
+            mode,
+            state: args.state.clone(),
+            restart: args.restart,
+            worker: false,
+            config: config.clone(),
+        };
+        match rt.block_on(migrate(job, how)) {
+            Ok(outcome) => print_summary(&outcome, args.json)?,
+            // Another collection's job finished in an earlier run: go on with the rest.
+            Err(e)
+                if several
+                    && e.chain().any(|c| {
+                        matches!(
+                            c.downcast_ref::<vmig::jobs::JobError>(),
+                            Some(vmig::jobs::JobError::Refused(r)) if r.finished
+                        )
+                    }) =>
+            {
+                output::err_line(&format!("job `{name}` already finished; skipped"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// How `vmig migrate` was asked to run.

@@ -171,6 +171,51 @@ impl Step {
     }
 }
 
+/// `t` (a `milvus1x` translation, before [`for_step`]) for one Milvus 1.x collection: its source
+/// reads only `name`, the target collection is named `name` (as milvus-migration names it),
+/// and its staged files go to `<stage>/<name>` — milvus-migration migrates each 1.x collection
+/// to a collection of its own, so a 1.x server with several collections is one job per
+/// collection. Other work modes are returned unchanged.
+pub fn for_collection(t: &Translation, name: &str) -> Translation {
+    let mut t = t.clone();
+    if t.job.source.kind != "milvus1" {
+        return t;
+    }
+    t.job
+        .source
+        .options
+        .insert("collections".into(), serde_json::json!([name]));
+    t.job.transform.retain(|c| c.kind != "collection");
+    t.job.transform.push(vmig_core::config::ComponentConfig {
+        kind: "collection".into(),
+        options: serde_json::json!({ "name": name })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    });
+    for key in ["stage", "path"] {
+        if let Some(serde_json::Value::String(p)) = t.job.sink.options.get_mut(key) {
+            *p = format!("{}/{name}", p.trim_end_matches('/'));
+        }
+    }
+    t.notes.push(Note {
+        key: "(one job per 1.x collection)".into(),
+        section: Section::Transform,
+        text: format!("collection `{name}`: read alone, into the collection of the same name, staged under its own folder"),
+    });
+    t
+}
+
+/// The translation of `t` for one of milvus-migration's commands: `start` as it is, `dump` with
+/// the files sink writing the stage, `load` with the files source reading it.
+///
+/// # Errors
+/// When the work mode has nothing for `step` to do (`load` with `target.mode: local`, `dump`
+/// or `load` of the milvus2x mode, which copies straight into Milvus).
+pub fn for_step(t: Translation, step: Step) -> Result<Translation> {
+    translate::for_step(t, step)
+}
+
 /// Reads and translates the milvus-migration config at `path` for `step`
 /// ([`translate_file`] then [`translate::for_step`]).
 ///

@@ -767,9 +767,13 @@ fn convert_output_of_each_work_mode_matches_its_golden_file() {
 
 #[test]
 fn milvus1x_meta_json_modes_read_milvus_migrations_meta_file() {
-    let mock = tr(&MILVUS1_MYSQL.replace("mode: mysql", "mode: mock\n  mockFile: testfiles/meta.json"));
+    let mock =
+        tr(&MILVUS1_MYSQL.replace("mode: mysql", "mode: mock\n  mockFile: testfiles/meta.json"));
     assert_eq!(mock.job.source.options["meta"], "/work/testfiles/meta.json");
-    let local = tr(&MILVUS1_MYSQL.replace("mode: mysql", "mode: local\n  localFile: /exports/meta.json"));
+    let local = tr(&MILVUS1_MYSQL.replace(
+        "mode: mysql",
+        "mode: local\n  localFile: /exports/meta.json",
+    ));
     assert_eq!(local.job.source.options["meta"], "/exports/meta.json");
     let remote = tr(&MILVUS1_MYSQL
         .replace("mode: mysql", "mode: remote\n  remoteMetaFile: exports/meta.json")
@@ -778,5 +782,8 @@ fn milvus1x_meta_json_modes_read_milvus_migrations_meta_file() {
             "  mode: remote\n  remote:\n    cloud: aws\n    endpoint: 127.0.0.1:9000\n    region: us-east-1\n    bucket: old-milvus\n    ak: src-ak\n    sk: src-sk-secret\n    useIAM: false\n    tablesDir: milvus/db/tables/\n",
         ));
     assert_eq!(remote.job.source.options["path"], "s3://old-milvus/milvus");
-    assert_eq!(remote.job.source.options["meta"], "s3://old-milvus/exports/meta.json");
+    assert_eq!(
+        remote.job.source.options["meta"],
+        "s3://old-milvus/exports/meta.json"
+    );
 }

@@ -222,6 +222,35 @@ impl SourceConfig for Milvus1SourceConfig {
 
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>> {
         self.validate()?;
+        let (root, meta) = self.load_meta(ctx).await?;
+        let source = Milvus1Source::new(self, root, meta)?;
+        source.check_files().await?;
+        Ok(Box::new(source))
+    }
+}
+
+impl Milvus1SourceConfig {
+    /// The live collections (not partitions, not dropped) its meta lists, in meta order —
+    /// what a job without `collections` would read, for callers that run one job per
+    /// collection (milvus-migration's `milvus1x` mode migrates each to its own collection).
+    ///
+    /// # Errors
+    /// When the meta cannot be read.
+    pub async fn live_collections(&self, ctx: &BuildContext) -> Result<Vec<String>> {
+        let (_, meta) = self.load_meta(ctx).await?;
+        Ok(meta
+            .tables
+            .into_iter()
+            .filter(|t| t.state == 0 && t.owner_table.is_empty())
+            .map(|t| t.table_id)
+            .collect())
+    }
+
+    /// The storage root and the meta, from wherever `meta` says.
+    async fn load_meta(
+        &self,
+        ctx: &BuildContext,
+    ) -> Result<(vmig_core::store::StoreLocation, meta::Meta)> {
         let root = vmig_core::store::resolve(&ctx.resolve(&self.path), &self.storage)?;
         let meta = match self.meta.as_deref() {
             Some(m) if is_mysql(m) => {
@@ -238,9 +267,7 @@ impl SourceConfig for Milvus1SourceConfig {
             }
             None => meta::load_sqlite(&root.child("db").child("meta.sqlite")).await?,
         };
-        let source = Milvus1Source::new(self, root, meta)?;
-        source.check_files().await?;
-        Ok(Box::new(source))
+        Ok((root, meta))
     }
 }
 

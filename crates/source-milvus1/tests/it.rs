@@ -773,11 +773,17 @@ async fn milvus_migrations_meta_json_lists_the_collections_and_segments_to_read(
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("a meta.json does not describe partitions"), "{err}");
+    assert!(
+        err.contains("a meta.json does not describe partitions"),
+        "{err}"
+    );
     std::fs::write(&meta, "{\"tables\": []}").unwrap();
     let err = build(json!({ "path": root(&dir), "meta": meta.display().to_string() }))
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("not a milvus-migration meta.json") && err.contains("meta.json"), "{err}");
+    assert!(
+        err.contains("not a milvus-migration meta.json") && err.contains("meta.json"),
+        "{err}"
+    );
 }

@@ -77,6 +77,8 @@ pub struct Refused {
     pub message: String,
     /// Another process runs the job (exit 1: retrying later may work).
     pub busy: bool,
+    /// The job already finished: nothing is left to do without `--restart`.
+    pub finished: bool,
 }
 
 impl fmt::Display for Refused {
@@ -191,6 +193,7 @@ pub async fn begin(
                 store.location()
             ),
             busy: true,
+            finished: false,
         }
         .into());
     }
@@ -231,6 +234,7 @@ pub async fn begin(
                     store.location()
                 ),
                 busy: false,
+                finished: false,
             }
             .into());
         }
@@ -249,6 +253,7 @@ pub async fn begin(
                     last.ended_at.map_or_else(|| "?".to_string(), when)
                 ),
                 busy: false,
+                finished: true,
             }
             .into());
         }
@@ -263,6 +268,7 @@ pub async fn begin(
                 store.location()
             ),
             busy: false,
+            finished: false,
         }
         .into());
     }
