@@ -166,6 +166,11 @@ enum Command {
         /// How many submitted jobs run at once; the others wait in the order they came.
         #[arg(long, default_value_t = 2)]
         max_jobs: usize,
+        /// A milvus-migration config (`migration.yaml`): also answer that tool's REST routes
+        /// (`/api/v1/healthy`, `start`, `dump`, `load`, `get_job`; token needed), running the
+        /// file's translation, read again on each request, as jobs of this server.
+        #[arg(long, value_name = "FILE")]
+        compat_config: Option<PathBuf>,
     },
     /// Print the vmig job equivalent to a milvus-migration config file (`migration.yaml`), with
     /// a comment per key saying what it became, or why it is ignored. Secrets are written as
@@ -277,6 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             allow_env,
             state,
             max_jobs,
+            compat_config,
         } => {
             let options = serve_options(listen, token_file, insecure_no_auth, max_body)?;
             let tls = vmig_serve::TlsFiles::from_flags(tls_cert, tls_key)
@@ -287,6 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 allow_env,
                 state,
                 max_jobs,
+                compat_config,
                 ..options
             };
             runtime()?.block_on(serve(options))

@@ -232,6 +232,61 @@ pub fn translate_file_step(path: &Path, cwd: &Path, step: Step) -> Result<Transl
     })
 }
 
+/// Narrows `t` (translated for `step`) to the collections `names`, as the `collectionNames` of
+/// milvus-migration's `POST /api/v1/dump` and `/load` (its `--col`) narrow its run. There they
+/// select Milvus 1.x collections (`Tables.table_id`, each of which must exist) and nothing else:
+/// `start` has no such field, and the other work modes ignore it. vmig honours it where it can
+/// and refuses it everywhere else rather than ignore it: `dump` in `milvus1x` mode reads only
+/// those collections (the `milvus1` source's `collections`); nothing is done for none.
+///
+/// # Errors
+/// [`Error::Config`] for names given to `start`, to `load` (vmig's `load` imports all that `dump`
+/// staged), to a work mode other than `milvus1x`, or with an empty name.
+pub fn select_collections(t: &mut Translation, step: Step, names: &[String]) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let refuse = |why: String| Err(Error::config(COMPONENT, format!("collectionNames: {why}")));
+    if t.work_mode != "milvus1x" {
+        return refuse(format!(
+            "it selects Milvus 1.x collections (workMode `milvus1x`); workMode `{}` has none to select (milvus-migration ignored it there): send the request without it",
+            t.work_mode
+        ));
+    }
+    match step {
+        Step::Start => {
+            return refuse(
+                "milvus-migration's `start` takes no collections: use `dump` with collectionNames, then `load`".into(),
+            )
+        }
+        Step::Load => {
+            return refuse(
+                "vmig's `load` imports everything `dump` staged: choose the collections at `dump`".into(),
+            )
+        }
+        Step::Dump => {}
+    }
+    if names.iter().any(|n| n.trim().is_empty()) {
+        return refuse("an empty name".into());
+    }
+    if t.job.source.kind != "milvus1" {
+        return refuse(format!(
+            "the translated job reads `{}`, not Milvus 1.x",
+            t.job.source.kind
+        ));
+    }
+    t.job.source.options.insert(
+        "collections".into(),
+        serde_json::Value::Array(names.iter().cloned().map(Into::into).collect()),
+    );
+    t.notes.push(Note {
+        key: "collectionNames".into(),
+        section: Section::Source,
+        text: format!("collections: only {}", names.join(", ")),
+    });
+    Ok(())
+}
+
 /// The config file milvus-migration's commands read without `-c`: `./migration.yaml`, then
 /// `./configs/migration.yaml`, under `cwd`.
 ///

@@ -787,3 +787,40 @@ fn milvus1x_meta_json_modes_read_milvus_migrations_meta_file() {
         "s3://old-milvus/exports/meta.json"
     );
 }
+
+#[test]
+fn collection_names_select_1x_collections_at_dump_and_are_refused_elsewhere() {
+    use vmig_compat::{select_collections, Step};
+    let names = vec!["books".to_string(), "films".to_string()];
+
+    let mut dump = tr(MILVUS1_MYSQL);
+    select_collections(&mut dump, Step::Dump, &names).unwrap();
+    assert_eq!(dump.job.source.kind, "milvus1");
+    assert_eq!(
+        dump.job.source.options["collections"],
+        json!(["books", "films"])
+    );
+
+    // None given: the translation is untouched (every live collection, as milvus-migration).
+    let mut all = tr(MILVUS1_MYSQL);
+    select_collections(&mut all, Step::Dump, &[]).unwrap();
+    assert!(!all.job.source.options.contains_key("collections"));
+
+    let refused = |text: &str, step: Step, names: &[String]| {
+        let mut t = tr(text);
+        match select_collections(&mut t, step, names) {
+            Ok(()) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert_eq!(
+        refused(MILVUS1_MYSQL, Step::Load, &names),
+        "invalid `migration.yaml` configuration: collectionNames: vmig's `load` imports everything `dump` staged: choose the collections at `dump`"
+    );
+    assert_eq!(
+        refused(FAISS_README, Step::Dump, &names),
+        "invalid `migration.yaml` configuration: collectionNames: it selects Milvus 1.x collections (workMode `milvus1x`); workMode `faiss` has none to select (milvus-migration ignored it there): send the request without it"
+    );
+    assert!(refused(MILVUS1_MYSQL, Step::Start, &names).contains("`start` takes no collections"));
+    assert!(refused(MILVUS1_MYSQL, Step::Dump, &[" ".to_string()]).ends_with("an empty name"));
+}

@@ -23,6 +23,8 @@ use vmig::pipeline::Observer;
 use vmig::state::{StateStore, Submission};
 use vmig::PartitionInfo;
 
+use crate::compat::CompatJob;
+
 /// Where a submitted job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -188,7 +190,7 @@ struct Entry {
     /// Cancelled by a request (not by the server stopping).
     cancelled_by_request: AtomicBool,
     /// The job as it was submitted, to run it again.
-    submitted_as: (JobFormat, String),
+    submitted_as: JobText,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -200,7 +202,7 @@ impl Entry {
         id: String,
         kind: JobKind,
         of: Option<String>,
-        submitted_as: (JobFormat, String),
+        submitted_as: JobText,
         plan: Option<serde_json::Value>,
     ) -> Entry {
         Entry {
@@ -354,8 +356,38 @@ impl Observer for Entry {
     }
 }
 
-/// A job's text as it was sent, and its format.
-pub(crate) type JobText = (JobFormat, String);
+/// What a job was submitted as, kept (in the store too) to run it again.
+#[derive(Debug, Clone)]
+pub(crate) enum JobText {
+    /// A job's text as it was sent, and its format (`POST /v1/jobs`).
+    Sent(JobFormat, String),
+    /// A step of the server's milvus-migration config (`POST /api/v1/start|dump|load`):
+    /// translated again from the file each time it runs.
+    Compat(CompatJob),
+}
+
+/// The store's format word of a [`JobText::Compat`] (its body: the [`CompatJob`] as JSON).
+const COMPAT_FORMAT: &str = "migration.yaml";
+
+impl JobText {
+    /// The store's format word and body.
+    fn stored(&self) -> (&'static str, String) {
+        match self {
+            JobText::Sent(format, text) => (format_word(*format), text.clone()),
+            JobText::Compat(c) => (COMPAT_FORMAT, serde_json::to_string(c).unwrap_or_default()),
+        }
+    }
+
+    /// The text the store kept as `format` and `body`.
+    fn from_stored(format: &str, body: String) -> JobText {
+        if format == COMPAT_FORMAT {
+            if let Ok(c) = serde_json::from_str(&body) {
+                return JobText::Compat(c);
+            }
+        }
+        JobText::Sent(format_of(format), body)
+    }
+}
 
 /// A per-job counter of `/metrics`: its name, help text and value.
 type Counter = (&'static str, &'static str, fn(&Entry) -> u64);
@@ -384,8 +416,8 @@ pub(crate) struct Request {
     pub kind: JobKind,
     /// The job a verification checks.
     pub of: Option<String>,
-    /// The job's text as it was sent.
-    pub text: (JobFormat, String),
+    /// The job as it was sent.
+    pub text: JobText,
     /// Its plan, as shown when it was accepted.
     pub plan: Option<serde_json::Value>,
 }
@@ -395,8 +427,8 @@ pub(crate) struct Request {
 pub(crate) struct Interrupted {
     /// Its id.
     pub id: String,
-    /// Its text as it was sent.
-    pub text: (JobFormat, String),
+    /// The job as it was sent.
+    pub text: JobText,
 }
 
 /// One page of `GET /v1/jobs`.
@@ -471,7 +503,7 @@ impl Jobs {
                 } else {
                     JobKind::Migrate
                 };
-                let text = (format_of(&s.format), s.body);
+                let text = JobText::from_stored(&s.format, s.body);
                 let plan = s.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
                 let mut entry = Entry::new(s.name.clone(), kind, s.of, text.clone(), plan);
                 entry.submitted = s.submitted_at;
@@ -508,14 +540,15 @@ impl Jobs {
             vmig::redact::json(&mut p);
             p
         });
+        let (format, body) = request.text.stored();
         let saved = store
             .submit(&Submission {
                 name: id.clone(),
                 seq: 0,
                 kind: request.kind.as_str().into(),
                 of: request.of.clone(),
-                format: format_word(request.text.0).into(),
-                body: request.text.1.clone(),
+                format: format.into(),
+                body,
                 status: JobState::Queued.as_str().into(),
                 error: None,
                 plan: plan.as_ref().map(ToString::to_string),
@@ -736,7 +769,7 @@ impl Jobs {
 
     /// The text of migration `id`, to verify it: refused while it is queued or running (its
     /// target is still changing).
-    pub(crate) fn verifiable(&self, id: &str) -> Result<(JobFormat, String), JobRefusal> {
+    pub(crate) fn verifiable(&self, id: &str) -> Result<JobText, JobRefusal> {
         let entries = lock(&self.entries);
         let (_, entry) = entries.get(id).ok_or_else(|| unknown(id))?;
         if entry.kind != JobKind::Migrate {

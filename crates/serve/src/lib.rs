@@ -22,10 +22,13 @@
 //! types — never written by hand). Jobs run through the library's job lifecycle
 //! ([`vmig::jobs`]) into the server's state store, at most `max_jobs` at once, and are kept
 //! there as submissions, so a restarted server lists them and resumes those it left
-//! unfinished (docs/serve.md).
+//! unfinished (docs/serve.md). With [`ServeOptions::compat_config`] it also answers
+//! milvus-migration's routes (`/api/v1/healthy`, `start`, `dump`, `load`, `get_job`), running
+//! that tool's `migration.yaml`, translated by vmig-compat, as jobs of the same queue.
 #![warn(missing_docs)]
 
 pub mod auth;
+mod compat;
 mod jobs;
 mod page;
 pub mod paths;
@@ -37,6 +40,7 @@ use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::Tokens;
+pub use compat::{JobInfo, JobResponse, JobStatus};
 pub use jobs::{JobState, JobView};
 pub use routes::{ApiDoc, Health, PluginEntry, PluginList};
 pub use tls::TlsFiles;
@@ -69,6 +73,10 @@ pub struct ServeOptions {
     /// or behind a TLS-terminating proxy (the bearer token is sent in a header, so it needs TLS
     /// on any other network path).
     pub tls: Option<TlsFiles>,
+    /// A milvus-migration `migration.yaml`: the server also answers that tool's REST routes
+    /// (`/api/v1/healthy`, `start`, `dump`, `load`, `get_job`), running the file's translation
+    /// (read again on each request) as its jobs; `None`: those routes are not served (`404`).
+    pub compat_config: Option<std::path::PathBuf>,
 }
 
 /// Why the server cannot start or stopped.
@@ -101,6 +109,7 @@ impl ServeOptions {
             state: None,
             max_jobs: 2,
             tls: None,
+            compat_config: None,
         }
     }
 
@@ -118,6 +127,23 @@ impl ServeOptions {
                     "the data root {} is not a directory",
                     root.display()
                 )));
+            }
+        }
+        if let Some(file) = &self.compat_config {
+            match vmig_compat::is_migration_file(file) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(ServeError::Config(format!(
+                        "the milvus-migration config {} is not one (a `.yaml` file with a top-level `dumper`)",
+                        file.display()
+                    )))
+                }
+                Err(vmig::Error::Config { message, .. }) => {
+                    return Err(ServeError::Config(format!(
+                        "the milvus-migration config: {message}"
+                    )))
+                }
+                Err(e) => return Err(ServeError::Config(e.to_string())),
             }
         }
         if self.max_body == 0 {

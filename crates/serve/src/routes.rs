@@ -24,9 +24,10 @@ use vmig::config::{Job, JobConfig, JobFormat};
 use vmig::registry;
 
 use crate::jobs::{
-    Interrupted, JobKind, JobPage, JobRefusal, JobState, JobView, Jobs, PartitionView, Request,
+    Interrupted, JobKind, JobPage, JobRefusal, JobState, JobText, JobView, Jobs, PartitionView,
+    Request,
 };
-use crate::{auth, paths, ServeOptions};
+use crate::{auth, compat, paths, ServeOptions};
 
 /// The OpenAPI 3.1 document of the server, generated from the handlers below.
 #[derive(Debug, OpenApi)]
@@ -37,11 +38,14 @@ use crate::{auth, paths, ServeOptions};
     ),
     paths(
         healthz, readyz, plugins, plan, submit, list_jobs, get_job, delete_job, cancel_job,
-        resume_job, verify_job, job_events, all_events, metrics, openapi
+        resume_job, verify_job, job_events, all_events, metrics, openapi, compat::healthy,
+        compat::start, compat::dump, compat::load, compat::get_job
     ),
     components(schemas(
         Health, PluginList, PluginEntry, ApiError, JobView, JobState, JobKind, PartitionView,
-        JobPage, Submitted, JobBody, Component, ServerEvent, EventName
+        JobPage, Submitted, JobBody, Component, ServerEvent, EventName, compat::StartParam,
+        compat::DumpParam, compat::JobResponse, compat::JobStatus, compat::JobInfo,
+        compat::HealthyAnswer, compat::JobAnswer, compat::JobInfoAnswer
     )),
     modifiers(&BearerAuth)
 )]
@@ -104,7 +108,7 @@ pub struct ApiError {
 
 /// A request refused, with its status and message.
 #[derive(Debug)]
-struct Refusal(StatusCode, String);
+pub(crate) struct Refusal(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
@@ -158,13 +162,15 @@ async fn json_errors(method: axum::http::Method, response: Response) -> Response
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
-struct App {
-    data_root: Option<PathBuf>,
+pub(crate) struct App {
+    pub(crate) data_root: Option<PathBuf>,
     allow_env: Arc<Vec<String>>,
-    jobs: Arc<Jobs>,
+    pub(crate) jobs: Arc<Jobs>,
     /// Fires when the server stops: event streams end then (a stream that never ends would
     /// keep a graceful shutdown waiting).
-    closing: CancellationToken,
+    pub(crate) closing: CancellationToken,
+    /// The milvus-migration config of the `/api/v1` routes (`--compat-config`).
+    pub(crate) compat: Option<Arc<PathBuf>>,
 }
 
 fn app(options: &ServeOptions, jobs: Arc<Jobs>, closing: CancellationToken) -> App {
@@ -173,6 +179,10 @@ fn app(options: &ServeOptions, jobs: Arc<Jobs>, closing: CancellationToken) -> A
         allow_env: Arc::new(options.allow_env.clone()),
         jobs,
         closing,
+        compat: options
+            .compat_config
+            .clone()
+            .map(|p| Arc::new(std::path::absolute(&p).unwrap_or(p))),
     }
 }
 
@@ -185,7 +195,7 @@ pub(crate) async fn recover(
 ) {
     let app = app(options, Arc::clone(jobs), CancellationToken::new());
     for Interrupted { id, text } in interrupted {
-        let checked = job_from_text(&app, text.0, &text.1)
+        let checked = job_of(&app, &text)
             .map(|mut job| {
                 if !id.ends_with(VERIFY_SUFFIX) {
                     job.name = id.clone();
@@ -215,6 +225,7 @@ pub(crate) fn router(
         .route("/v1/events", get(all_events))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .merge(compat::routes(app.compat.is_some()))
         .route_layer(middleware::from_fn_with_state(
             options.tokens.clone(),
             auth::require_token,
@@ -453,13 +464,19 @@ struct SubmitQuery {
     name: Option<String>,
 }
 
+impl From<JobRefusal> for Refusal {
+    fn from(refusal: JobRefusal) -> Refusal {
+        match refusal {
+            JobRefusal::Unknown(m) => Refusal(StatusCode::NOT_FOUND, m),
+            JobRefusal::Conflict(m) => Refusal(StatusCode::CONFLICT, m),
+            JobRefusal::Unavailable(m) => Refusal(StatusCode::SERVICE_UNAVAILABLE, m),
+        }
+    }
+}
+
 impl IntoResponse for JobRefusal {
     fn into_response(self) -> Response {
-        match self {
-            JobRefusal::Unknown(m) => error(StatusCode::NOT_FOUND, m),
-            JobRefusal::Conflict(m) => error(StatusCode::CONFLICT, m),
-            JobRefusal::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, m),
-        }
+        Refusal::from(self).into_response()
     }
 }
 
@@ -510,60 +527,88 @@ async fn submit(
     let Ok(text) = String::from_utf8(body.to_vec()) else {
         return error(StatusCode::BAD_REQUEST, "the job is not UTF-8 text");
     };
-    queue(&app, format, text, query.name).await
+    queue(&app, JobText::Sent(format, text), query.name).await
+}
+
+/// The job `text` stands for, checked as a new submission is: a sent job's text parsed
+/// ([`job_from_text`]), a milvus-migration step translated again from its file
+/// ([`compat::job`]).
+pub(crate) fn job_of(app: &App, text: &JobText) -> Result<Job, Refusal> {
+    match text {
+        JobText::Sent(format, text) => job_from_text(app, *format, text),
+        JobText::Compat(c) => {
+            compat::job(app, c).map_err(|message| Refusal(StatusCode::BAD_REQUEST, message))
+        }
+    }
 }
 
 /// Checks, names, plans and queues the job `text`; the answer of `POST /v1/jobs`.
-async fn queue(app: &App, format: JobFormat, text: String, name: Option<String>) -> Response {
-    let mut job = match job_from_text(app, format, &text) {
+async fn queue(app: &App, text: JobText, name: Option<String>) -> Response {
+    let job = match job_of(app, &text) {
         Ok(job) => job,
         Err(refusal) => return refusal.into_response(),
     };
+    match enqueue(app, job, text, name).await {
+        Ok((view, plan)) => {
+            (StatusCode::CREATED, Json(Submitted { job: view, plan })).into_response()
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Names (`name`, else `[state] name`, else a new id), plans and queues the checked `job`
+/// submitted as `text`: the job as it stands and its plan.
+pub(crate) async fn enqueue(
+    app: &App,
+    mut job: Job,
+    text: JobText,
+    name: Option<String>,
+) -> Result<(JobView, serde_json::Value), Refusal> {
     if job.state.url.is_some() || job.state.lease.is_some() {
-        return error(
+        return Err(Refusal(
             StatusCode::BAD_REQUEST,
-            "a submitted job runs in the server's state store, by one process: drop `[state] url` and `[state] lease`",
-        );
+            "a submitted job runs in the server's state store, by one process: drop `[state] url` and `[state] lease`".into(),
+        ));
     }
     let name = name
         .or_else(|| job.state.name.clone())
         .unwrap_or_else(|| format!("job-{}", &vmig::ids::new_run_id()[..8]));
     if !valid_name(&name) {
-        return error(
+        return Err(Refusal(
             StatusCode::BAD_REQUEST,
             format!("`{name}` cannot be a job's id: use 1 to 100 of A-Z a-z 0-9 . _ -, not ending in `.verify`"),
-        );
+        ));
     }
     job.name = name;
-    let plan = match vmig::plan::plan(&job).await {
-        Ok(plan) => plan.to_json(&job),
-        Err(e) => return error(StatusCode::BAD_REQUEST, vmig::redact::text(&e.to_string())),
-    };
+    let plan = vmig::plan::plan(&job)
+        .await
+        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, vmig::redact::text(&e.to_string())))?;
+    let plan = plan.to_json(&job);
     accept(
         app,
         Request {
             job,
             kind: JobKind::Migrate,
             of: None,
-            text: (format, text),
+            text,
             plan: Some(plan),
         },
     )
     .await
 }
 
-/// Queues `request`: `201` with the job and its plan (null for a verification).
-async fn accept(app: &App, request: Request) -> Response {
+/// Queues `request`: the job as it stands and its plan (null for a verification).
+async fn accept(app: &App, request: Request) -> Result<(JobView, serde_json::Value), Refusal> {
     let plan = request.plan.clone().unwrap_or(serde_json::Value::Null);
     match app.jobs.submit(request).await {
-        Ok(view) => (StatusCode::CREATED, Json(Submitted { job: view, plan })).into_response(),
-        Err(refusal) => refusal.into_response(),
+        Ok(view) => Ok((view, plan)),
+        Err(refusal) => Err(Refusal::from(refusal)),
     }
 }
 
-/// Checks job `of`'s text again and queues its verification as job `<of>.verify`.
-async fn queue_verify(app: &App, of: String, format: JobFormat, text: String) -> Response {
-    let mut job = match job_from_text(app, format, &text) {
+/// Checks job `of` again and queues its verification as job `<of>.verify`.
+async fn queue_verify(app: &App, of: String, text: JobText) -> Response {
+    let mut job = match job_of(app, &text) {
         Ok(job) => job,
         Err(refusal) => return refusal.into_response(),
     };
@@ -572,10 +617,15 @@ async fn queue_verify(app: &App, of: String, format: JobFormat, text: String) ->
         job,
         kind: JobKind::Verify,
         of: Some(of),
-        text: (format, text),
+        text,
         plan: None,
     };
-    accept(app, request).await
+    match accept(app, request).await {
+        Ok((view, plan)) => {
+            (StatusCode::CREATED, Json(Submitted { job: view, plan })).into_response()
+        }
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
 /// Verifies a stopped job as a job of its own, `<id>.verify`: reads its source again and its
@@ -597,7 +647,7 @@ async fn queue_verify(app: &App, of: String, format: JobFormat, text: String) ->
 )]
 async fn verify_job(State(app): State<App>, Path(id): Path<String>) -> Response {
     match app.jobs.verifiable(&id) {
-        Ok((format, text)) => queue_verify(&app, id, format, text).await,
+        Ok(text) => queue_verify(&app, id, text).await,
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -620,10 +670,8 @@ async fn verify_job(State(app): State<App>, Path(id): Path<String>) -> Response 
 )]
 async fn resume_job(State(app): State<App>, Path(id): Path<String>) -> Response {
     match app.jobs.resumable(&id) {
-        Ok((JobKind::Verify, Some(of), (format, text))) => {
-            queue_verify(&app, of, format, text).await
-        }
-        Ok((_, _, (format, text))) => queue(&app, format, text, Some(id)).await,
+        Ok((JobKind::Verify, Some(of), text)) => queue_verify(&app, of, text).await,
+        Ok((_, _, text)) => queue(&app, text, Some(id)).await,
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -915,7 +963,8 @@ async fn cancel_job(State(app): State<App>, Path(id): Path<String>) -> Response 
     }
 }
 
-/// This document.
+/// This document. The milvus-migration routes (`/api/v1/…`) are in it only when the server
+/// serves them (`--compat-config`).
 #[utoipa::path(
     get,
     path = "/openapi.json",
@@ -925,6 +974,12 @@ async fn cancel_job(State(app): State<App>, Path(id): Path<String>) -> Response 
         (status = 401, body = ApiError),
     )
 )]
-async fn openapi() -> Response {
-    Json(ApiDoc::openapi()).into_response()
+async fn openapi(State(app): State<App>) -> Response {
+    let mut doc = ApiDoc::openapi();
+    if app.compat.is_none() {
+        doc.paths
+            .paths
+            .retain(|path, _| !compat::is_compat_path(path));
+    }
+    Json(doc).into_response()
 }

@@ -57,6 +57,18 @@ async fn every_documented_route_answers_as_the_document_says() {
     };
     let root = common::sample_root();
     let data_root = root.path().to_path_buf();
+    // milvus-migration's routes too, on a config whose index is missing: each `start` and `dump`
+    // is translated, checked and refused at its plan (`code` 500) rather than run hundreds of
+    // times; `load` is refused by the translation (local mode).
+    let compat = root.path().join("migration.yaml");
+    std::fs::write(
+        &compat,
+        format!(
+            "dumper:\n  worker:\n    workMode: faiss\nsource:\n  mode: local\n  local:\n    faissFile: {root}/data/missing.faiss\ntarget:\n  mode: local\n  local:\n    outputDir: {root}/output/\n  create:\n    collection:\n      name: test\n      dim: 64\n      metricType: L2\n",
+            root = root.path().display()
+        ),
+    )
+    .unwrap();
     let common::Server {
         base,
         stop,
@@ -64,6 +76,7 @@ async fn every_documented_route_answers_as_the_document_says() {
         ..
     } = common::start(|addr| ServeOptions {
         data_root: Some(data_root),
+        compat_config: Some(compat),
         ..ServeOptions::new(addr, Tokens::new([TOKEN]).unwrap())
     })
     .await;
@@ -91,6 +104,20 @@ async fn every_documented_route_answers_as_the_document_says() {
     let (status, answer) = send(client.post(format!("{base}/v1/jobs/slow/cancel"))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(wait_end(&base, "slow").await, "cancelled");
+
+    // The compat config translates; its job is refused at the plan, naming the index.
+    let (status, answer) = send(
+        client
+            .post(format!("{base}/api/v1/start"))
+            .json(&serde_json::json!({"async": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["code"], 500, "{answer}");
+    assert!(
+        answer["msg"].as_str().unwrap().contains("missing.faiss"),
+        "{answer}"
+    );
 
     let work = tempfile::tempdir().unwrap();
     let started = Instant::now();
