@@ -504,3 +504,121 @@ fn faiss_remote_config_bulk_imports_into_real_milvus_and_verifies() {
     );
     m.server.drop_collection(&collection);
 }
+
+#[test]
+fn milvus1x_config_over_two_collections_migrates_each_into_its_own_and_verifies() {
+    use vmig_testing::milvus1::{FileType, Metric, Milvus1Gen};
+    let Some(m) = s3_milvus() else {
+        return;
+    };
+    let suffix = vmig_testing::service::unique("c");
+    let (books, films) = (format!("books_{suffix}"), format!("films_{suffix}"));
+    let mut g = Milvus1Gen::new(5);
+    let b = g.collection(&books, 8, Metric::L2);
+    g.segment(b, 60, &[4, 9, 4], FileType::Raw);
+    let p = g.partition(b, "p2023");
+    g.segment(p, 30, &[0], FileType::ToIndex);
+    let f = g.collection(&films, 16, Metric::Ip);
+    g.segment(f, 45, &[], FileType::Raw);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("milvus");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(g.write_dir(&root))
+        .unwrap();
+    let out = vmig_testing::service::unique("compat-1x");
+    // README_1X.md's sqlite form, pointed at the generated 1.x root and the S3-backed Milvus.
+    std::fs::write(
+        dir.path().join("migration.yaml"),
+        format!(
+            "dumper:
+  worker:
+    limit: 2
+    workMode: milvus1x
+    reader:
+      bufferSize: 1024
+    writer:
+      bufferSize: 1024
+loader:
+  worker:
+    limit: 2
+meta:
+  mode: sqlite
+  sqliteFile: ./milvus/db/meta.sqlite
+source:
+  mode: local
+  local:
+    tablesDir: ./milvus/db/tables/
+target:
+  mode: remote
+  remote:
+    outputDir: {out}
+    cloud: aws
+    endpoint: {endpoint}
+    region: us-east-1
+    bucket: {bucket}
+    ak: {ak}
+    sk: {sk}
+    useIAM: false
+    useSSL: false
+    checkBucket: true
+  milvus2x:
+    endpoint: {milvus}
+    username: {user}
+    password: {password}
+",
+            endpoint = m.endpoint.trim_start_matches("http://"),
+            bucket = m.bucket,
+            ak = m.ak,
+            sk = m.sk,
+            milvus = m.host_port(),
+            user = m.server.user,
+            password = m.server.password,
+        ),
+    )
+    .unwrap();
+    // One job per collection: plan names them and asks for one.
+    let o = vmig_in(dir.path(), &["plan", "migration.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "migrates 2 Milvus 1.x collections ({books}, {films})"
+        )),
+        "{}",
+        text(&o)
+    );
+    let o = vmig_in(dir.path(), &["start", "-c", "migration.yaml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    for (name, rows, dim) in [(&books, 60 - 2 + 30 - 1, 8), (&films, 45, 16)] {
+        let described = m.describe(name);
+        assert!(
+            described.contains(&format!(
+                "('data', 'FLOAT_VECTOR', False, {{'dim': {dim}}})"
+            )),
+            "{described}"
+        );
+        m.index_and_load(name, "data");
+        let v = vmig_in(
+            dir.path(),
+            &["verify", "migration.yaml", "--collection", name, "--json"],
+        );
+        common::assert_verify_clean(&v, rows);
+    }
+    let partitions = m.server.pymilvus(&format!(
+        "print(sorted(p.name for p in Collection('{books}').partitions), Collection('{books}').partition('p2023').num_entities)"
+    ));
+    assert_eq!(partitions.trim(), "['_default', 'p2023'] 29");
+    // A second start finds both jobs finished and skips them.
+    let o = vmig_in(dir.path(), &["start", "-c", "migration.yaml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "job `migration-{films}` already finished; skipped"
+        )),
+        "{}",
+        text(&o)
+    );
+    for c in [&books, &films] {
+        m.server.drop_collection(c);
+    }
+}
