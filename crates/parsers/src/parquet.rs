@@ -263,6 +263,23 @@ struct Opened {
     schema_metadata: Metadata,
     /// With `schema`: per column, how it is fitted to it.
     fits: Vec<Fit>,
+    /// Vector columns read by [`crate::parquet_fast`], not the push decoder.
+    fast: Vec<FastColumn>,
+}
+
+/// A vector column read page by page ([`crate::parquet_fast`]), falling back to arrow-rs's
+/// reader for a row group it cannot read.
+#[derive(Debug)]
+struct FastColumn {
+    /// Its output column.
+    out: usize,
+    /// Its top-level column in the file.
+    root: usize,
+    /// Its Parquet leaf column.
+    leaf: usize,
+    elem: crate::parquet_fast::Elem,
+    /// The list column of the row group being read: (row group, its rows as read).
+    rows: Option<(usize, ArrayRef)>,
 }
 
 /// The push decoder of one Parquet input ([`ParquetParserConfig`] says what it reads).
@@ -291,6 +308,8 @@ pub struct ParquetParser {
     flushed: bool,
     /// Whether every selected row has been decoded.
     done: bool,
+    /// The column chunks asked for the fast columns, not yet pushed.
+    fast_wait: Option<Vec<Range<u64>>>,
 }
 
 /// The first request: the file's last bytes, footer and metadata for most files.
@@ -343,6 +362,7 @@ impl ParquetParser {
             pending: None,
             flushed: false,
             done: false,
+            fast_wait: None,
         })
     }
 
@@ -505,18 +525,53 @@ impl ParquetParser {
                 "the Parquet schema's top-level columns do not map one to one to Arrow fields",
             ));
         }
-        let mask = ProjectionMask::roots(descriptor, selected.iter().copied());
-        // A decoded batch holds the selected columns in file order.
-        let mut in_file = selected.clone();
+        let plans = selected
+            .iter()
+            .map(|&i| self.plan(arrow.fields()[i].clone()))
+            .collect::<Result<Vec<_>>>()?;
+        // Vector columns of one leaf read by the fast path, as long as another column is read
+        // by the push decoder (which gives the batches their rows).
+        let mut fast: Vec<FastColumn> = Vec::new();
+        for (out, (&root, plan)) in selected.iter().zip(&plans).enumerate() {
+            let item = match plan.source.data_type() {
+                DataType::List(item) | DataType::LargeList(item) => item.data_type(),
+                _ => continue,
+            };
+            let elem = match (plan.kind, item) {
+                (Kind::Float32, DataType::Float32) => crate::parquet_fast::Elem::F32,
+                (Kind::Float16, DataType::Float16) => crate::parquet_fast::Elem::F16,
+                (Kind::Binary | Kind::BFloat16, DataType::UInt8) => crate::parquet_fast::Elem::U8,
+                _ => continue,
+            };
+            let leaves: Vec<usize> = (0..descriptor.num_columns())
+                .filter(|&l| descriptor.get_column_root_idx(l) == root)
+                .collect();
+            if let [leaf] = leaves[..] {
+                fast.push(FastColumn {
+                    out,
+                    root,
+                    leaf,
+                    elem,
+                    rows: None,
+                });
+            }
+        }
+        if fast.len() == selected.len() {
+            fast.clear();
+        }
+        let decoded: Vec<usize> = selected
+            .iter()
+            .copied()
+            .filter(|r| !fast.iter().any(|f| f.root == *r))
+            .collect();
+        let mask = ProjectionMask::roots(descriptor, decoded.iter().copied());
+        // A decoded batch holds the decoded columns in file order.
+        let mut in_file = decoded.clone();
         in_file.sort_unstable();
         let order = selected
             .iter()
             .map(|i| in_file.binary_search(i).unwrap_or(0))
             .collect();
-        let plans = selected
-            .iter()
-            .map(|&i| self.plan(arrow.fields()[i].clone()))
-            .collect::<Result<Vec<_>>>()?;
         let row_groups: Vec<u64> = metadata
             .row_groups()
             .iter()
@@ -538,6 +593,7 @@ impl ParquetParser {
             total,
             schema_metadata,
             fits: Vec::new(),
+            fast,
         });
         self.check_skip()?;
         self.try_schema()
@@ -823,16 +879,49 @@ impl ParquetParser {
         };
         let mut plans = file.plans.clone();
         let mut columns = Vec::with_capacity(plans.len());
-        for (plan, &j) in plans.iter_mut().zip(&file.order) {
-            let array = batch.column(j);
+        let (group, group_start) = self.row_group_at(first).unwrap_or((0, first));
+        let n = batch.num_rows();
+        for (i, (plan, &j)) in plans.iter_mut().zip(&file.order).enumerate() {
+            let fast = file.fast.iter().find(|f| f.out == i);
+            let array = match fast {
+                Some(f) => match &f.rows {
+                    Some((g, rows)) if *g == group => {
+                        let offset = usize::try_from(first - group_start).unwrap_or(usize::MAX);
+                        if offset.saturating_add(n) > rows.len() {
+                            return Err(Error::External(
+                                "parquet: a batch beyond its row group's vectors".into(),
+                            ));
+                        }
+                        rows.slice(offset, n)
+                    }
+                    _ => {
+                        return Err(Error::External(
+                            "parquet: a batch before its row group's vectors were read".into(),
+                        ))
+                    }
+                },
+                None => batch.column(j).clone(),
+            };
             columns.push(if plan.kind == Kind::Plain {
-                array.clone()
+                array
             } else {
-                self.vector_column(plan, array, first)?
+                self.vector_column(plan, &array, first)?
             });
         }
+        let group_end = self.row_group_at(first).map(|(g, s)| {
+            s + self
+                .file
+                .as_ref()
+                .and_then(|f| f.row_groups.get(g).copied())
+                .unwrap_or(0)
+        });
         if let Some(file) = self.file.as_mut() {
             file.plans = plans;
+            if group_end.is_some_and(|end| first + n as u64 >= end) {
+                for f in &mut file.fast {
+                    f.rows = None;
+                }
+            }
         }
         self.try_schema()?;
         let (Some(schema), Some(file)) = (self.schema.clone(), self.file.as_ref()) else {
@@ -945,6 +1034,137 @@ impl ParquetParser {
         })
     }
 
+    /// The row group holding the file's row `row`, and its first row.
+    fn row_group_at(&self, row: u64) -> Option<(usize, u64)> {
+        let file = self.file.as_ref()?;
+        let mut start = 0u64;
+        for (g, &rows) in file.row_groups.iter().enumerate() {
+            if row < start + rows {
+                return Some((g, start));
+            }
+            start += rows;
+        }
+        None
+    }
+
+    /// The column chunks the fast columns still need for the row group of the next row, if
+    /// any (those inside the file's tail are read from it at once).
+    fn fast_needs(&mut self) -> Result<Option<Vec<Range<u64>>>> {
+        let Some(file) = self.file.as_ref() else {
+            return Ok(None);
+        };
+        if file.fast.is_empty() || self.done {
+            return Ok(None);
+        }
+        let Some((group, _)) = self.row_group_at(self.next_row) else {
+            return Ok(None);
+        };
+        let metadata = file.reader.metadata().clone();
+        let mut wanted = Vec::new();
+        let mut from_tail = Vec::new();
+        for f in file
+            .fast
+            .iter()
+            .filter(|f| !matches!(&f.rows, Some((g, _)) if *g == group))
+        {
+            let (start, len) = metadata.row_group(group).column(f.leaf).byte_range();
+            let range = start..start + len;
+            let held = self.tail.iter().find_map(|(r, d)| {
+                (r.start <= range.start && range.end <= r.end).then(|| {
+                    let at = (range.start - r.start) as usize;
+                    d.slice(at..at + len as usize)
+                })
+            });
+            match held {
+                Some(data) => from_tail.push((range, data)),
+                None => wanted.push(range),
+            }
+        }
+        if !from_tail.is_empty() {
+            self.fast_read(&from_tail)?;
+        }
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        self.fast_wait = Some(wanted.clone());
+        Ok(Some(wanted))
+    }
+
+    /// Reads the fast columns' chunks of the row group of the next row from `chunks`.
+    fn fast_read(&mut self, chunks: &[(Range<u64>, bytes::Bytes)]) -> Result<()> {
+        let Some((group, _)) = self.row_group_at(self.next_row) else {
+            return Ok(());
+        };
+        let Some(file) = self.file.as_ref() else {
+            return Ok(());
+        };
+        let metadata = file.reader.metadata().clone();
+        let rows =
+            usize::try_from(file.row_groups.get(group).copied().unwrap_or(0)).unwrap_or(usize::MAX);
+        let mut read = Vec::new();
+        for (k, f) in file.fast.iter().enumerate() {
+            let meta = metadata.row_group(group).column(f.leaf);
+            let (start, len) = meta.byte_range();
+            let Some((_, data)) = chunks.iter().find(|(r, _)| *r == (start..start + len)) else {
+                continue;
+            };
+            let array =
+                match crate::parquet_fast::read_chunk(start, data.clone(), meta, rows, f.elem) {
+                    Some(array) => array,
+                    None => self.fast_fallback(group, f.root, start, data.clone(), rows)?,
+                };
+            read.push((k, array));
+        }
+        if let Some(file) = self.file.as_mut() {
+            for (k, array) in read {
+                if let Some(f) = file.fast.get_mut(k) {
+                    f.rows = Some((group, array));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the column `root` of row group `group` with arrow-rs's reader (the chunk did not
+    /// suit the fast path): a list column of every row of the row group.
+    fn fast_fallback(
+        &self,
+        group: usize,
+        root: usize,
+        start: u64,
+        data: bytes::Bytes,
+        rows: usize,
+    ) -> Result<ArrayRef> {
+        let Some(file) = self.file.as_ref() else {
+            return Err(Error::External("parquet batch before the footer".into()));
+        };
+        let descriptor = file.reader.metadata().file_metadata().schema_descr();
+        let mut decoder = ParquetPushDecoderBuilder::new_with_metadata(file.reader.clone())
+            .with_batch_size(rows.max(1))
+            .with_projection(ProjectionMask::roots(descriptor, [root]))
+            .with_row_group_selections(vec![RowGroupSelection::new(group, None)])
+            .build()?;
+        let end = start + data.len() as u64;
+        decoder
+            .push_ranges(vec![start..end], vec![data])
+            .map_err(|e| self.decode_error(e))?;
+        let mut arrays = Vec::new();
+        loop {
+            match decoder.try_decode() {
+                Ok(DecodeResult::Data(batch)) => arrays.push(batch.column(0).clone()),
+                Ok(DecodeResult::Finished) => break,
+                Ok(DecodeResult::NeedsData(_)) => {
+                    return Err(Error::External(
+                        "parquet: a vector column chunk asked for more bytes".into(),
+                    ))
+                }
+                Err(e) => return Err(self.decode_error(e)),
+            }
+        }
+        let arrays: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
+        Ok(arrow::compute::concat(&arrays)?)
+    }
+
     fn decode_error(&self, e: ::parquet::errors::ParquetError) -> Error {
         Error::data(
             self.at_row(self.next_row),
@@ -1034,6 +1254,9 @@ impl Parser for ParquetParser {
             if self.decoder.is_none() {
                 self.build_decoder()?;
             }
+            if let Some(ranges) = self.fast_needs()? {
+                return Ok(Wanted::Ranges(ranges));
+            }
             let Some(decoder) = self.decoder.as_mut() else {
                 return Err(Error::External("parquet decoder missing".into()));
             };
@@ -1086,6 +1309,11 @@ impl Parser for ParquetParser {
         }
         if self.decoder.is_none() {
             self.build_decoder()?;
+        }
+        if self.fast_wait.as_ref() == Some(&ranges) {
+            self.fast_wait = None;
+            let pushed: Vec<_> = ranges.into_iter().zip(data).collect();
+            return self.fast_read(&pushed);
         }
         let pushed = match self.decoder.as_mut() {
             Some(decoder) => decoder.push_ranges(ranges, data),
