@@ -539,8 +539,6 @@ impl ParquetParser {
             };
             let elem = match (plan.kind, item) {
                 (Kind::Float32, DataType::Float32) => crate::parquet_fast::Elem::F32,
-                (Kind::Float16, DataType::Float16) => crate::parquet_fast::Elem::F16,
-                (Kind::Binary | Kind::BFloat16, DataType::UInt8) => crate::parquet_fast::Elem::U8,
                 _ => continue,
             };
             let leaves: Vec<usize> = (0..descriptor.num_columns())

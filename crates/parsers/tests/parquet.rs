@@ -988,3 +988,118 @@ fn the_registry_lists_parquet_with_its_extension() {
          chunks): drive the parser with wanted/push_ranges, not decode"
     );
 }
+
+/// `batch` written with v2 data pages, small pages, dictionary encoding as asked and `compression`.
+fn v2_writer(
+    batch: &RecordBatch,
+    rows_per_group: usize,
+    compression: Compression,
+    dictionary: bool,
+) -> Vec<u8> {
+    let props = WriterProperties::builder()
+        .set_writer_version(parquet::file::properties::WriterVersion::PARQUET_2_0)
+        .set_max_row_group_row_count(Some(rows_per_group))
+        .set_compression(compression)
+        .set_dictionary_enabled(dictionary)
+        .set_data_page_size_limit(200)
+        .set_write_batch_size(7)
+        .build();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+    out
+}
+
+#[test]
+fn v2_dictionary_and_compressed_pages_read_bit_exactly_and_resume() {
+    let (rows, dim) = (90, 5);
+    let batch = list_vectors(rows, dim);
+    let want: Vec<u32> = (0..rows * dim).map(|i| awkward_f32(i).to_bits()).collect();
+    for compression in [
+        Compression::UNCOMPRESSED,
+        Compression::ZSTD(ZstdLevel::default()),
+    ] {
+        for dictionary in [false, true] {
+            let bytes = v2_writer(&batch, 40, compression, dictionary);
+            let got = read("v2.parquet", &bytes, 7);
+            assert_eq!(f32_bits(got.column(1).as_ref()), want, "{compression:?}");
+            assert_eq!(got.column(0), batch.column(0));
+            // Resumed inside the second row group.
+            let input = ParseInput::new("v2.parquet", 7).with_size(bytes.len() as u64);
+            let mut p = parser(serde_json::json!({}), &input).unwrap();
+            p.seek(&ParsePosition {
+                rows: 47,
+                offset: None,
+            })
+            .unwrap();
+            let (_, batches) = drive(p.as_mut(), &bytes);
+            let got = concat_batches(&batches[0].schema(), &batches).unwrap();
+            assert_eq!(got.num_rows(), rows - 47);
+            assert_eq!(f32_bits(got.column(1).as_ref()), want[47 * dim..].to_vec());
+        }
+    }
+}
+
+#[test]
+fn ragged_and_null_vectors_in_v2_pages_fail_as_in_v1_pages() {
+    let item = Arc::new(Field::new_list_field(DataType::Float32, true));
+    let two_columns = |lengths: Vec<usize>, values: Float32Array, nulls: Option<NullBuffer>| {
+        let rows = lengths.len();
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("v", DataType::List(item.clone()), true),
+        ]);
+        let list = ListArray::new(
+            item.clone(),
+            OffsetBuffer::from_lengths(lengths),
+            Arc::new(values),
+            nulls,
+        );
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+                Arc::new(list),
+            ],
+        )
+        .unwrap();
+        v2_writer(&batch, 6, Compression::SNAPPY, true)
+    };
+    let mut lengths = vec![4; 20];
+    lengths[13] = 3;
+    lengths[14] = 5;
+    let values = Float32Array::from_iter_values((0..80).map(|i| i as f32));
+    assert_eq!(
+        error(
+            serde_json::json!({}),
+            ParseInput::new("ragged.parquet", 5),
+            &two_columns(lengths, values, None)
+        ),
+        "invalid data at ragged.parquet, row 13: float vector `v` has 3 values in this row, but 4 \
+         (from the file's first row); every vector of a field must have the same dimension"
+    );
+    let mut lengths = vec![4; 20];
+    lengths[7] = 0;
+    let values = Float32Array::from_iter_values((0..76).map(|i| i as f32));
+    let nulls = NullBuffer::from_iter((0..20).map(|i| i != 7));
+    assert_eq!(
+        error(
+            serde_json::json!({}),
+            ParseInput::new("null.parquet", 50),
+            &two_columns(lengths, values, Some(nulls))
+        ),
+        "invalid data at null.parquet, row 7: float vector `v` is null; Milvus vectors are never \
+         null (drop or fill these rows first)"
+    );
+    let holes = Float32Array::from_iter((0..80).map(|i| (i != 41).then_some(i as f32)));
+    assert_eq!(
+        error(
+            serde_json::json!({}),
+            ParseInput::new("holes.parquet", 5),
+            &two_columns(vec![4; 20], holes, None)
+        ),
+        "invalid data at holes.parquet, row 10: float vector `v` holds a null at position 1 of 4; \
+         vectors cannot hold nulls"
+    );
+}
