@@ -1144,7 +1144,7 @@ impl ParquetParser {
             .build()?;
         let end = start + data.len() as u64;
         decoder
-            .push_ranges(vec![start..end], vec![data])
+            .push_ranges(std::iter::once(start..end).collect(), vec![data])
             .map_err(|e| self.decode_error(e))?;
         let mut arrays = Vec::new();
         loop {
