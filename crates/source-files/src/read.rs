@@ -7,15 +7,20 @@ use std::ops::Range;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 use vmig_core::parse::{ParsePosition, Parser, Wanted};
+use vmig_core::ranges::read_ahead;
 use vmig_core::ranges::RangeReader;
-use vmig_core::source::AbortOnDrop;
 use vmig_core::{Error, Result};
 
 /// Bytes read per request while a parser reads its header or schema sample: small, since most
 /// headers are tiny and a sample is a few hundred KiB at most.
 const PROBE_CHUNK: u64 = 256 * 1024;
+
+/// A file's chunks, each with its byte range, in order.
+type Chunks = std::pin::Pin<Box<dyn Stream<Item = Result<(Range<u64>, Bytes)>> + Send>>;
 
 /// One parser fed one file.
 pub(crate) struct FileReader {
@@ -28,8 +33,9 @@ pub(crate) struct FileReader {
     buf: Bytes,
     /// Offset of the first byte after `buf` (the next read starts there).
     next_read: u64,
-    /// The read of the next chunk, started ahead.
-    ahead: Option<(Range<u64>, AbortOnDrop<Result<Bytes>>)>,
+    /// The chunks from `next_read` on, read ahead ([`read_ahead`]); started on the first
+    /// fill after a seek.
+    chunks: Option<Chunks>,
     chunk: u64,
     finished: bool,
     /// Rows this parser returned so far (of the file, including skipped ones).
@@ -65,7 +71,7 @@ impl FileReader {
             handle,
             buf: Bytes::new(),
             next_read: 0,
-            ahead: None,
+            chunks: None,
             chunk,
             finished: false,
             rows: 0,
@@ -103,6 +109,8 @@ impl FileReader {
         self.chunk = PROBE_CHUNK;
         let out = self.read_schema_inner();
         self.chunk = saved;
+        // The rest of the file is read in full-size chunks.
+        self.chunks = None;
         out
     }
 
@@ -114,7 +122,7 @@ impl FileReader {
             match self.parser.wanted()? {
                 Wanted::Stream => {
                     if self.buf.is_empty() {
-                        if self.next_read >= self.size && self.ahead.is_none() {
+                        if self.next_read >= self.size {
                             // The whole input was needed to infer the schema (a small file):
                             // its end is part of the sample. Only a probe gets here (a reader
                             // that resumes has the planned schema from the start).
@@ -160,7 +168,7 @@ impl FileReader {
                         ));
                     }
                     self.buf = Bytes::new();
-                    self.ahead = None;
+                    self.chunks = None;
                     self.next_read = offset;
                 }
                 self.rows = to.rows;
@@ -201,7 +209,7 @@ impl FileReader {
             match self.parser.wanted()? {
                 Wanted::Stream => {
                     if self.buf.is_empty() {
-                        if self.next_read >= self.size && self.ahead.is_none() {
+                        if self.next_read >= self.size {
                             self.finished = true;
                             let last = self.parser.finish()?;
                             return Ok(self.counted(last));
@@ -275,45 +283,38 @@ impl FileReader {
         self.parser.push_ranges(ranges, data)
     }
 
-    /// Makes `buf` the next chunk of the file (it must be empty), and starts reading the one
-    /// after it.
+    /// Makes `buf` the next chunk of the file (it must be empty); the chunks after it are read
+    /// ahead.
     fn fill(&mut self) -> Result<()> {
-        let (range, read) = match self.ahead.take() {
-            Some(ahead) => ahead,
-            None => {
-                let range = self.next_range();
-                let read = self.start_read(range.clone());
-                (range, read)
-            }
+        if self.chunks.is_none() {
+            let plans: Vec<Range<u64>> = (self.next_read..self.size)
+                .step_by(usize::try_from(self.chunk).unwrap_or(usize::MAX).max(1))
+                .map(|start| start..self.size.min(start.saturating_add(self.chunk)))
+                .collect();
+            let (io, name) = (self.io.clone(), self.name.clone());
+            self.chunks = Some(Box::pin(read_ahead(
+                plans,
+                CancellationToken::new(),
+                move |range: Range<u64>| {
+                    let (io, name) = (io.clone(), name.clone());
+                    async move {
+                        let data = io.read_exact(&name, vec![range.clone()]).await?;
+                        Ok((range, data.into_iter().next().unwrap_or_default()))
+                    }
+                },
+                |chunk| std::iter::once(Ok(chunk)),
+            )));
+        }
+        let next = match self.chunks.as_mut() {
+            Some(chunks) => self.handle.block_on(chunks.next()),
+            None => None,
         };
+        let (range, data) = next.ok_or_else(|| {
+            Error::External(format!("{}: read past the end of the file", self.name).into())
+        })??;
         self.next_read = range.end;
-        let data = self.handle.block_on(read)?;
-        if data.len() as u64 != range.end - range.start {
-            return Err(Error::data(
-                format!("{} at byte {}", self.name, range.start),
-                format!(
-                    "expected {} bytes but read {} (did the file change while it was read?)",
-                    range.end - range.start,
-                    data.len()
-                ),
-            ));
-        }
-        if self.next_read < self.size {
-            let next = self.next_range();
-            self.ahead = Some((next.clone(), self.start_read(next)));
-        }
         self.buf = data;
         Ok(())
-    }
-
-    fn next_range(&self) -> Range<u64> {
-        self.next_read..self.size.min(self.next_read.saturating_add(self.chunk))
-    }
-
-    fn start_read(&self, range: Range<u64>) -> AbortOnDrop<Result<Bytes>> {
-        let _runtime = self.handle.enter();
-        let io = self.io.clone();
-        AbortOnDrop::spawn(async move { io.read_range(range).await })
     }
 }
 

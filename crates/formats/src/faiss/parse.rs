@@ -433,22 +433,38 @@ fn skipped_storage(cur: &Cursor<'_>, at: u64, class: &str, fourcc: &str) -> Erro
     )
 }
 
-fn parse_hnsw_flat(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
-    let class = "IndexHNSWFlat";
-    let h = float_header(cur, class)?;
-    skip_hnsw_graph(cur, h.ntotal, h.ntotal_at, class)?;
+/// What [`hnsw_storage`] checks the storage index of an HNSW index against.
+struct HnswStorage<'a> {
+    class: &'a str,
+    fourcc: &'a str,
+    /// What the storage's fourcc is, for a file that ends before it.
+    what: &'a str,
+    /// The flat index types the storage may be.
+    expected: &'a str,
+    ntotal: u64,
+    d: usize,
+}
+
+/// The flat storage index that follows an HNSW graph (parsed by `parse`): it holds the vectors
+/// exactly, so it must be there (not skipped at save time), flat, and of the HNSW index's
+/// `ntotal` and `d`.
+fn hnsw_storage(
+    cur: &mut Cursor<'_>,
+    h: HnswStorage<'_>,
+    parse: impl FnOnce(&mut Cursor<'_>) -> Result<Parsed>,
+) -> Result<Parsed> {
     let st_at = cur.pos();
-    let next = cur.peek_fourcc("4-byte fourcc of the HNSW storage index")?;
+    let next = cur.peek_fourcc(h.what)?;
     if &next == b"null" {
-        return Err(skipped_storage(cur, st_at, class, "IHNf"));
+        return Err(skipped_storage(cur, st_at, h.class, h.fourcc));
     }
-    let inner = parse_float(cur, depth + 1)?;
+    let inner = parse(cur)?;
     if inner.shape != Shape::Flat {
         return Err(cur.unsupported(
             st_at,
             format!(
-                "IndexHNSWFlat whose storage is {} is not supported (expected IndexFlatL2 or IndexFlatIP)",
-                inner.description
+                "{} whose storage is {} is not supported (expected {})",
+                h.class, inner.description, h.expected
             ),
         ));
     }
@@ -456,11 +472,30 @@ fn parse_hnsw_flat(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
         return Err(cur.data_err(
             st_at,
             format!(
-                "IndexHNSWFlat has ntotal {} and d {} but its storage {} has ntotal {} and d {}",
-                h.ntotal, h.d, inner.description, inner.ntotal, inner.dim
+                "{} has ntotal {} and d {} but its storage {} has ntotal {} and d {}",
+                h.class, h.ntotal, h.d, inner.description, inner.ntotal, inner.dim
             ),
         ));
     }
+    Ok(inner)
+}
+
+fn parse_hnsw_flat(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
+    let class = "IndexHNSWFlat";
+    let h = float_header(cur, class)?;
+    skip_hnsw_graph(cur, h.ntotal, h.ntotal_at, class)?;
+    let inner = hnsw_storage(
+        cur,
+        HnswStorage {
+            class,
+            fourcc: "IHNf",
+            what: "4-byte fourcc of the HNSW storage index",
+            expected: "IndexFlatL2 or IndexFlatIP",
+            ntotal: h.ntotal,
+            d: h.d,
+        },
+        |cur| parse_float(cur, depth + 1),
+    )?;
     Ok(Parsed {
         fourcc: *b"IHNf",
         class,
@@ -1438,30 +1473,18 @@ fn parse_binary_hnsw(cur: &mut Cursor<'_>, depth: usize) -> Result<Parsed> {
     let class = "IndexBinaryHNSW";
     let h = binary_header(cur, class)?;
     skip_hnsw_graph(cur, h.ntotal, h.ntotal_at, class)?;
-    let st_at = cur.pos();
-    let next = cur.peek_fourcc("4-byte fourcc of the binary HNSW storage index")?;
-    if &next == b"null" {
-        return Err(skipped_storage(cur, st_at, class, "IBHf"));
-    }
-    let inner = parse_binary(cur, depth + 1)?;
-    if inner.shape != Shape::Flat {
-        return Err(cur.unsupported(
-            st_at,
-            format!(
-                "IndexBinaryHNSW whose storage is {} is not supported (expected IndexBinaryFlat)",
-                inner.description
-            ),
-        ));
-    }
-    if inner.ntotal != h.ntotal || inner.dim != h.d {
-        return Err(cur.data_err(
-            st_at,
-            format!(
-                "IndexBinaryHNSW has ntotal {} and d {} but its storage {} has ntotal {} and d {}",
-                h.ntotal, h.d, inner.description, inner.ntotal, inner.dim
-            ),
-        ));
-    }
+    let inner = hnsw_storage(
+        cur,
+        HnswStorage {
+            class,
+            fourcc: "IBHf",
+            what: "4-byte fourcc of the binary HNSW storage index",
+            expected: "IndexBinaryFlat",
+            ntotal: h.ntotal,
+            d: h.d,
+        },
+        |cur| parse_binary(cur, depth + 1),
+    )?;
     Ok(Parsed {
         fourcc: *b"IBHf",
         class,
