@@ -312,6 +312,20 @@ impl BufferPool {
         Bytes::from_owner(Pooled { buf, pool: self })
     }
 
+    /// `buf`'s contents as an Arrow buffer that gives the buffer back to this pool when the
+    /// last array using it is dropped: how a parser hands out a batch's values without the
+    /// allocator keeping every batch's memory once the sink drops it. A `buf` not aligned to
+    /// `align` bytes (allocators align such buffers to 16; Arrow needs a value's width) is
+    /// copied into an aligned buffer instead.
+    pub fn arrow_buffer(&'static self, buf: Vec<u8>, align: usize) -> arrow::buffer::Buffer {
+        if !(buf.as_ptr() as usize).is_multiple_of(align.max(1)) {
+            let copy = arrow::buffer::Buffer::from_slice_ref(&buf);
+            self.give_back(buf);
+            return copy;
+        }
+        arrow::buffer::Buffer::from(self.bytes(buf))
+    }
+
     /// Frees every idle buffer (the pipeline runner does at the end of a job). Buffers still
     /// lent out come back later as usual.
     pub fn clear(&self) {

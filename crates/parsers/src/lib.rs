@@ -28,6 +28,7 @@ mod hdf5;
 mod json;
 mod npy;
 mod parquet;
+mod parquet_fast;
 mod vecs;
 
 pub use self::csv::*;

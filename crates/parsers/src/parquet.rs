@@ -4,11 +4,19 @@
 //! Parquet is read by random access ([`vmig_core::parse::Wanted::Ranges`]): first the file's
 //! last 64 KiB (the footer, in one request for most files; a larger footer is asked for
 //! exactly), then, row group after row group, the column chunks of the columns read (those
-//! inside the last 64 KiB are not asked for again, so a small file takes one request). Memory
-//! stays bounded by one row group's chunks of those columns plus that tail; the whole file is
-//! never requested.
-//! Decoding is parquet's own push decoder (`parquet::arrow::push_decoder`), so every encoding,
-//! compression (snappy, zstd, lz4, uncompressed) and nesting it reads is read here.
+//! inside the last 64 KiB are not asked for again, so a small file takes one request); the
+//! whole file is never requested.
+//!
+//! Vector columns (a list of `float32`, `float16` or `uint8` in one leaf column, read alongside
+//! at least one other column) are read page by page (`parquet_fast`): their column chunk is
+//! asked for in windows of about one batch of rows, their values copied or looked up in the
+//! dictionary straight into batch-sized arrays, so their memory is bounded by the batch size
+//! (and the largest page), whatever the row group's size. A chunk that path declines (another
+//! encoding, a null, a ragged row) is read on by arrow-rs from the first row not yet returned.
+//! Every other column is decoded by parquet's own push decoder
+//! (`parquet::arrow::push_decoder`), which holds its column chunks of one row group at a time;
+//! so every encoding, compression (snappy, zstd, lz4, uncompressed) and nesting it reads is
+//! read here.
 //!
 //! # Which Arrow columns come out
 //!
@@ -263,6 +271,67 @@ struct Opened {
     schema_metadata: Metadata,
     /// With `schema`: per column, how it is fitted to it.
     fits: Vec<Fit>,
+    /// Vector columns read by [`crate::parquet_fast`], not the push decoder.
+    fast: Vec<FastColumn>,
+}
+
+/// A vector column read page by page ([`crate::parquet_fast`]), falling back to arrow-rs's
+/// reader for the rest of a row group it cannot read.
+#[derive(Debug)]
+struct FastColumn {
+    /// Its output column.
+    out: usize,
+    /// Its top-level column in the file.
+    root: usize,
+    /// Its Parquet leaf column.
+    leaf: usize,
+    elem: crate::parquet_fast::Elem,
+    /// The row group being read.
+    group: Option<FastGroup>,
+}
+
+/// Where a [`FastColumn`] stands in one row group.
+#[derive(Debug)]
+struct FastGroup {
+    /// The row group.
+    index: usize,
+    /// Its rows.
+    rows: usize,
+    /// Its rows handed out or skipped (from its first row).
+    taken: usize,
+    read: FastRead,
+}
+
+/// How a [`FastGroup`] is read.
+#[derive(Debug)]
+enum FastRead {
+    /// Page by page.
+    Pages(Box<crate::parquet_fast::ChunkStream>),
+    /// By arrow-rs's reader of that column alone, from the row the page-by-page read stopped
+    /// at (a chunk it declined: another encoding, a null, a ragged row).
+    Arrow {
+        decoder: Box<ParquetPushDecoder>,
+        ready: crate::parquet_fast::Ready,
+    },
+}
+
+impl FastRead {
+    fn ready(&mut self) -> &mut crate::parquet_fast::Ready {
+        match self {
+            FastRead::Pages(stream) => stream.ready(),
+            FastRead::Arrow { ready, .. } => ready,
+        }
+    }
+}
+
+/// What a vector column read page by page needs before the next batch.
+enum FastNeed {
+    /// Nothing: its rows are ready.
+    Nothing,
+    /// These bytes.
+    Bytes(Vec<Range<u64>>),
+    /// Its chunk was declined: read on with arrow-rs.
+    Declined,
 }
 
 /// The push decoder of one Parquet input ([`ParquetParserConfig`] says what it reads).
@@ -291,6 +360,10 @@ pub struct ParquetParser {
     flushed: bool,
     /// Whether every selected row has been decoded.
     done: bool,
+    /// The bytes a fast column asked for (that column and the ranges), not yet pushed.
+    fast_wait: Option<(usize, Vec<Range<u64>>)>,
+    /// A batch decoded by the push decoder, waiting for the rows of the fast columns.
+    raw: Option<RecordBatch>,
 }
 
 /// The first request: the file's last bytes, footer and metadata for most files.
@@ -343,6 +416,8 @@ impl ParquetParser {
             pending: None,
             flushed: false,
             done: false,
+            fast_wait: None,
+            raw: None,
         })
     }
 
@@ -505,18 +580,53 @@ impl ParquetParser {
                 "the Parquet schema's top-level columns do not map one to one to Arrow fields",
             ));
         }
-        let mask = ProjectionMask::roots(descriptor, selected.iter().copied());
-        // A decoded batch holds the selected columns in file order.
-        let mut in_file = selected.clone();
+        let plans = selected
+            .iter()
+            .map(|&i| self.plan(arrow.fields()[i].clone()))
+            .collect::<Result<Vec<_>>>()?;
+        // Vector columns of one leaf read by the fast path, as long as another column is read
+        // by the push decoder (which gives the batches their rows).
+        let mut fast: Vec<FastColumn> = Vec::new();
+        for (out, (&root, plan)) in selected.iter().zip(&plans).enumerate() {
+            let item = match plan.source.data_type() {
+                DataType::List(item) | DataType::LargeList(item) => item.data_type(),
+                _ => continue,
+            };
+            let elem = match (plan.kind, item) {
+                (Kind::Float32, DataType::Float32) => crate::parquet_fast::Elem::F32,
+                (Kind::Float16, DataType::Float16) => crate::parquet_fast::Elem::F16,
+                (Kind::Binary | Kind::BFloat16, DataType::UInt8) => crate::parquet_fast::Elem::U8,
+                _ => continue,
+            };
+            let leaves: Vec<usize> = (0..descriptor.num_columns())
+                .filter(|&l| descriptor.get_column_root_idx(l) == root)
+                .collect();
+            if let [leaf] = leaves[..] {
+                fast.push(FastColumn {
+                    out,
+                    root,
+                    leaf,
+                    elem,
+                    group: None,
+                });
+            }
+        }
+        if fast.len() == selected.len() {
+            fast.clear();
+        }
+        let decoded: Vec<usize> = selected
+            .iter()
+            .copied()
+            .filter(|r| !fast.iter().any(|f| f.root == *r))
+            .collect();
+        let mask = ProjectionMask::roots(descriptor, decoded.iter().copied());
+        // A decoded batch holds the decoded columns in file order.
+        let mut in_file = decoded.clone();
         in_file.sort_unstable();
         let order = selected
             .iter()
             .map(|i| in_file.binary_search(i).unwrap_or(0))
             .collect();
-        let plans = selected
-            .iter()
-            .map(|&i| self.plan(arrow.fields()[i].clone()))
-            .collect::<Result<Vec<_>>>()?;
         let row_groups: Vec<u64> = metadata
             .row_groups()
             .iter()
@@ -538,6 +648,7 @@ impl ParquetParser {
             total,
             schema_metadata,
             fits: Vec::new(),
+            fast,
         });
         self.check_skip()?;
         self.try_schema()
@@ -816,19 +927,25 @@ impl ParquetParser {
     }
 
     /// Converts a decoded batch: vectors checked and made fixed-size, columns in output order.
-    fn convert(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+    /// `fast` holds the batch's rows of the fast columns, in the order of [`Opened::fast`].
+    fn convert(&mut self, batch: &RecordBatch, fast: Vec<ArrayRef>) -> Result<RecordBatch> {
         let first = self.next_row;
         let Some(file) = self.file.as_ref() else {
             return Err(Error::External("parquet batch before the footer".into()));
         };
         let mut plans = file.plans.clone();
         let mut columns = Vec::with_capacity(plans.len());
-        for (plan, &j) in plans.iter_mut().zip(&file.order) {
-            let array = batch.column(j);
+        for (i, (plan, &j)) in plans.iter_mut().zip(&file.order).enumerate() {
+            let array = match file.fast.iter().position(|f| f.out == i) {
+                Some(k) => fast.get(k).cloned().ok_or_else(|| {
+                    Error::External("parquet: a batch without its fast column".into())
+                })?,
+                None => batch.column(j).clone(),
+            };
             columns.push(if plan.kind == Kind::Plain {
-                array.clone()
+                array
             } else {
-                self.vector_column(plan, array, first)?
+                self.vector_column(plan, &array, first)?
             });
         }
         if let Some(file) = self.file.as_mut() {
@@ -945,6 +1062,231 @@ impl ParquetParser {
         })
     }
 
+    /// The row group holding the file's row `row`, and its first row.
+    fn row_group_at(&self, row: u64) -> Option<(usize, u64)> {
+        let file = self.file.as_ref()?;
+        let mut start = 0u64;
+        for (g, &rows) in file.row_groups.iter().enumerate() {
+            if row < start + rows {
+                return Some((g, start));
+            }
+            start += rows;
+        }
+        None
+    }
+
+    /// Makes the fast columns ready to hand out the `n` rows from the next row; the bytes
+    /// one of them needs first, if any (bytes inside the file's tail are taken from it).
+    fn fast_fill(&mut self, n: usize) -> Result<Option<Vec<Range<u64>>>> {
+        let count = self.file.as_ref().map_or(0, |f| f.fast.len());
+        for k in 0..count {
+            loop {
+                match self.fast_step(k, n)? {
+                    FastNeed::Nothing => break,
+                    FastNeed::Declined => self.fast_decline(k)?,
+                    FastNeed::Bytes(ranges) => match self.held_in_tail(&ranges) {
+                        Some(data) => self.fast_push(k, ranges, data)?,
+                        None => {
+                            self.fast_wait = Some((k, ranges.clone()));
+                            return Ok(Some(ranges));
+                        }
+                    },
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// One step of fast column `k` towards `n` ready rows from the next row.
+    fn fast_step(&mut self, k: usize, n: usize) -> Result<FastNeed> {
+        let Some((group, group_start)) = self.row_group_at(self.next_row) else {
+            return Err(Error::External(
+                "parquet: a batch after the last row group".into(),
+            ));
+        };
+        let Some(file) = self.file.as_ref() else {
+            return Ok(FastNeed::Nothing);
+        };
+        let Some(f) = file.fast.get(k) else {
+            return Ok(FastNeed::Nothing);
+        };
+        if f.group.as_ref().is_none_or(|g| g.index != group) {
+            // The first batch of this row group: its reading starts at the next row.
+            let offset = usize::try_from(self.next_row - group_start).unwrap_or(usize::MAX);
+            let rows = usize::try_from(file.row_groups.get(group).copied().unwrap_or(0))
+                .unwrap_or(usize::MAX);
+            let meta = file.reader.metadata().row_group(group).column(f.leaf);
+            let batch_rows = self.input.batch_rows.max(1);
+            let read =
+                match crate::parquet_fast::ChunkStream::new(meta, rows, f.elem, offset, batch_rows)
+                {
+                    Some(stream) => FastRead::Pages(Box::new(stream)),
+                    None => FastRead::Arrow {
+                        decoder: Box::new(self.arrow_column(k, group, offset)?),
+                        ready: Default::default(),
+                    },
+                };
+            if let Some(f) = self.file.as_mut().and_then(|file| file.fast.get_mut(k)) {
+                f.group = Some(FastGroup {
+                    index: group,
+                    rows,
+                    taken: offset,
+                    read,
+                });
+            }
+        }
+        let Some(g) = self
+            .file
+            .as_mut()
+            .and_then(|file| file.fast.get_mut(k))
+            .and_then(|f| f.group.as_mut())
+        else {
+            return Ok(FastNeed::Nothing);
+        };
+        match &mut g.read {
+            FastRead::Pages(stream) => Ok(match stream.fill(n) {
+                crate::parquet_fast::Step::Need(range) => FastNeed::Bytes(vec![range]),
+                crate::parquet_fast::Step::Ready => FastNeed::Nothing,
+                crate::parquet_fast::Step::Declined => FastNeed::Declined,
+            }),
+            FastRead::Arrow { decoder, ready } => {
+                let decoded = loop {
+                    if ready.rows() >= n {
+                        break Ok(FastNeed::Nothing);
+                    }
+                    match decoder.try_decode() {
+                        Ok(DecodeResult::NeedsData(ranges)) => break Ok(FastNeed::Bytes(ranges)),
+                        Ok(DecodeResult::Data(batch)) => ready.push(batch.column(0).clone()),
+                        Ok(DecodeResult::Finished) => break Ok(FastNeed::Nothing),
+                        Err(e) => break Err(e),
+                    }
+                };
+                decoded.map_err(|e| self.decode_error(e))
+            }
+        }
+    }
+
+    /// Fast column `k` reads the rest of its row group with arrow-rs.
+    fn fast_decline(&mut self, k: usize) -> Result<()> {
+        let Some(g) = self
+            .file
+            .as_ref()
+            .and_then(|f| f.fast.get(k))
+            .and_then(|f| f.group.as_ref())
+        else {
+            return Ok(());
+        };
+        let (group, taken) = (g.index, g.taken);
+        let decoder = self.arrow_column(k, group, taken)?;
+        if let Some(g) = self
+            .file
+            .as_mut()
+            .and_then(|f| f.fast.get_mut(k))
+            .and_then(|f| f.group.as_mut())
+        {
+            g.read = FastRead::Arrow {
+                decoder: Box::new(decoder),
+                ready: Default::default(),
+            };
+        }
+        Ok(())
+    }
+
+    /// arrow-rs's reader of fast column `k` alone in row group `group`, from its row `from`.
+    fn arrow_column(&self, k: usize, group: usize, from: usize) -> Result<ParquetPushDecoder> {
+        let Some(file) = self.file.as_ref() else {
+            return Err(Error::External("parquet batch before the footer".into()));
+        };
+        let root = file.fast.get(k).map_or(0, |f| f.root);
+        let rows =
+            usize::try_from(file.row_groups.get(group).copied().unwrap_or(0)).unwrap_or(usize::MAX);
+        let descriptor = file.reader.metadata().file_metadata().schema_descr();
+        let selection = (from > 0).then(|| {
+            RowSelection::from(vec![
+                RowSelector::skip(from),
+                RowSelector::select(rows.saturating_sub(from)),
+            ])
+        });
+        let mut decoder = ParquetPushDecoderBuilder::new_with_metadata(file.reader.clone())
+            .with_batch_size(self.input.batch_rows.max(1))
+            .with_projection(ProjectionMask::roots(descriptor, [root]))
+            .with_row_group_selections(vec![RowGroupSelection::new(group, selection)])
+            .build()?;
+        let (ranges, data) = self.tail.iter().cloned().unzip();
+        decoder
+            .push_ranges(ranges, data)
+            .map_err(|e| self.decode_error(e))?;
+        Ok(decoder)
+    }
+
+    /// The bytes of `ranges` when the file's tail holds them all.
+    fn held_in_tail(&self, ranges: &[Range<u64>]) -> Option<Vec<bytes::Bytes>> {
+        ranges
+            .iter()
+            .map(|range| {
+                self.tail.iter().find_map(|(r, d)| {
+                    (r.start <= range.start && range.end <= r.end).then(|| {
+                        let at = (range.start - r.start) as usize;
+                        d.slice(at..at + (range.end - range.start) as usize)
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Gives fast column `k` the bytes it asked for.
+    fn fast_push(
+        &mut self,
+        k: usize,
+        ranges: Vec<Range<u64>>,
+        data: Vec<bytes::Bytes>,
+    ) -> Result<()> {
+        let Some(g) = self
+            .file
+            .as_mut()
+            .and_then(|f| f.fast.get_mut(k))
+            .and_then(|f| f.group.as_mut())
+        else {
+            return Ok(());
+        };
+        let pushed = match &mut g.read {
+            FastRead::Pages(stream) => {
+                for (range, data) in ranges.into_iter().zip(data) {
+                    stream.push(range, data);
+                }
+                Ok(())
+            }
+            FastRead::Arrow { decoder, .. } => decoder.push_ranges(ranges, data),
+        };
+        pushed.map_err(|e| self.decode_error(e))
+    }
+
+    /// Takes the `n` rows from the next row of every fast column (made ready by
+    /// [`Self::fast_fill`]); a row group's reading ends with its last row.
+    fn fast_take(&mut self, n: usize) -> Result<Vec<ArrayRef>> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut arrays = Vec::with_capacity(file.fast.len());
+        for f in &mut file.fast {
+            let taken = f.group.as_mut().and_then(|g| {
+                let array = g.read.ready().take(n)?;
+                g.taken += n;
+                Some((array, g.taken >= g.rows))
+            });
+            let Some((array, ended)) = taken else {
+                return Err(Error::External(
+                    "parquet: a batch beyond its row group's vectors".into(),
+                ));
+            };
+            if ended {
+                f.group = None;
+            }
+            arrays.push(array);
+        }
+        Ok(arrays)
+    }
+
     fn decode_error(&self, e: ::parquet::errors::ParquetError) -> Error {
         Error::data(
             self.at_row(self.next_row),
@@ -1034,6 +1376,18 @@ impl Parser for ParquetParser {
             if self.decoder.is_none() {
                 self.build_decoder()?;
             }
+            if let Some(batch) = self.raw.take() {
+                let n = batch.num_rows();
+                if let Some(ranges) = self.fast_fill(n)? {
+                    self.raw = Some(batch);
+                    return Ok(Wanted::Ranges(ranges));
+                }
+                let fast = self.fast_take(n)?;
+                let converted = self.convert(&batch, fast)?;
+                self.next_row += n as u64;
+                self.pending = Some(converted);
+                continue;
+            }
             let Some(decoder) = self.decoder.as_mut() else {
                 return Err(Error::External("parquet decoder missing".into()));
             };
@@ -1043,7 +1397,12 @@ impl Parser for ParquetParser {
                     if batch.num_rows() == 0 {
                         continue;
                     }
-                    let converted = self.convert(&batch)?;
+                    if self.file.as_ref().is_some_and(|f| !f.fast.is_empty()) {
+                        // Converted once the fast columns have its rows.
+                        self.raw = Some(batch);
+                        continue;
+                    }
+                    let converted = self.convert(&batch, Vec::new())?;
                     self.next_row += batch.num_rows() as u64;
                     self.pending = Some(converted);
                 }
@@ -1087,6 +1446,13 @@ impl Parser for ParquetParser {
         if self.decoder.is_none() {
             self.build_decoder()?;
         }
+        if let Some((k, wait)) = &self.fast_wait {
+            if *wait == ranges {
+                let k = *k;
+                self.fast_wait = None;
+                return self.fast_push(k, ranges, data);
+            }
+        }
         let pushed = match self.decoder.as_mut() {
             Some(decoder) => decoder.push_ranges(ranges, data),
             None => return Ok(()),
@@ -1115,6 +1481,13 @@ impl Parser for ParquetParser {
         }
         self.pending = None;
         self.decoder = None;
+        self.raw = None;
+        self.fast_wait = None;
+        if let Some(file) = self.file.as_mut() {
+            for f in &mut file.fast {
+                f.group = None;
+            }
+        }
         self.done = false;
         self.skip = to.rows;
         self.next_row = to.rows;

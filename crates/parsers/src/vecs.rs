@@ -57,11 +57,12 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, FixedSizeListArray, Float32Array, Int32Array, Int64Array, Int8Array, UInt8Array,
 };
-use arrow::buffer::{Buffer, MutableBuffer, ScalarBuffer};
+use arrow::buffer::ScalarBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 use vmig_core::parse::{ParseInput, ParsePosition, Parser, ParserConfig};
+use vmig_core::ranges::BufferPool;
 use vmig_core::vector::{self, META_PRIMARY_KEY};
 use vmig_core::{Error, Result};
 
@@ -308,7 +309,7 @@ pub struct VecsParser {
     head_len: usize,
     layout: Option<Layout>,
     /// Component bytes of the current batch's complete rows, prefixes stripped.
-    values: MutableBuffer,
+    values: Vec<u8>,
     /// An incomplete record (prefix included), at most one record's bytes.
     partial: Vec<u8>,
     /// Rows returned by `flush` so far (or skipped by `seek`).
@@ -327,7 +328,7 @@ impl VecsParser {
             head: [0; 8],
             head_len: 0,
             layout: None,
-            values: MutableBuffer::new(0),
+            values: Vec::new(),
             partial: Vec::new(),
             rows_out: 0,
             empty: false,
@@ -599,7 +600,9 @@ impl Parser for VecsParser {
                 } else {
                     fit.min((8 << 20) / shape.row_bytes as u64 + 1)
                 };
-                self.values.reserve(rows as usize * shape.row_bytes);
+                // From the reusable buffers: the sink drops batches in the order they were made,
+                // and a new buffer each time would leave the allocator holding many of them.
+                self.values = BufferPool::global().take(rows as usize * shape.row_bytes);
             }
             let rest = &buf[used..];
             if !self.partial.is_empty() || rest.len() < shape.record_bytes {
@@ -699,15 +702,16 @@ impl Parser for VecsParser {
                 ))
             }
         };
-        let mut bytes = std::mem::replace(&mut self.values, MutableBuffer::new(0));
+        let mut bytes = std::mem::take(&mut self.values);
         let size = self.format.component.size();
         if cfg!(target_endian = "big") && size > 1 {
-            for component in bytes.as_slice_mut().chunks_exact_mut(size) {
+            for component in bytes.chunks_exact_mut(size) {
                 component.reverse();
             }
         }
-        // A `MutableBuffer` is 64-byte aligned, so the typed views below never copy or panic.
-        let buffer = Buffer::from(bytes);
+        // Aligned to the component size (copied otherwise), so the typed views below never
+        // panic.
+        let buffer = BufferPool::global().arrow_buffer(bytes, size);
         let len = rows * shape.dim;
         let values: ArrayRef = match self.format.component {
             Component::F32 => Arc::new(Float32Array::new(ScalarBuffer::new(buffer, 0, len), None)),

@@ -988,3 +988,283 @@ fn the_registry_lists_parquet_with_its_extension() {
          chunks): drive the parser with wanted/push_ranges, not decode"
     );
 }
+
+/// `batch` written with v2 data pages, small pages, dictionary encoding as asked and `compression`.
+fn v2_writer(
+    batch: &RecordBatch,
+    rows_per_group: usize,
+    compression: Compression,
+    dictionary: bool,
+) -> Vec<u8> {
+    let props = WriterProperties::builder()
+        .set_writer_version(parquet::file::properties::WriterVersion::PARQUET_2_0)
+        .set_max_row_group_row_count(Some(rows_per_group))
+        .set_compression(compression)
+        .set_dictionary_enabled(dictionary)
+        .set_data_page_size_limit(200)
+        .set_write_batch_size(7)
+        .build();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+    out
+}
+
+#[test]
+fn v2_dictionary_and_compressed_pages_read_bit_exactly_and_resume() {
+    let (rows, dim) = (90, 5);
+    let batch = list_vectors(rows, dim);
+    let want: Vec<u32> = (0..rows * dim).map(|i| awkward_f32(i).to_bits()).collect();
+    for compression in [
+        Compression::UNCOMPRESSED,
+        Compression::ZSTD(ZstdLevel::default()),
+    ] {
+        for dictionary in [false, true] {
+            let bytes = v2_writer(&batch, 40, compression, dictionary);
+            let got = read("v2.parquet", &bytes, 7);
+            assert_eq!(f32_bits(got.column(1).as_ref()), want, "{compression:?}");
+            assert_eq!(got.column(0), batch.column(0));
+            // Resumed inside the second row group.
+            let input = ParseInput::new("v2.parquet", 7).with_size(bytes.len() as u64);
+            let mut p = parser(serde_json::json!({}), &input).unwrap();
+            p.seek(&ParsePosition {
+                rows: 47,
+                offset: None,
+            })
+            .unwrap();
+            let (_, batches) = drive(p.as_mut(), &bytes);
+            let got = concat_batches(&batches[0].schema(), &batches).unwrap();
+            assert_eq!(got.num_rows(), rows - 47);
+            assert_eq!(f32_bits(got.column(1).as_ref()), want[47 * dim..].to_vec());
+        }
+    }
+}
+
+#[test]
+fn ragged_and_null_vectors_in_v2_pages_fail_as_in_v1_pages() {
+    let item = Arc::new(Field::new_list_field(DataType::Float32, true));
+    let two_columns = |lengths: Vec<usize>, values: Float32Array, nulls: Option<NullBuffer>| {
+        let rows = lengths.len();
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("v", DataType::List(item.clone()), true),
+        ]);
+        let list = ListArray::new(
+            item.clone(),
+            OffsetBuffer::from_lengths(lengths),
+            Arc::new(values),
+            nulls,
+        );
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+                Arc::new(list),
+            ],
+        )
+        .unwrap();
+        v2_writer(&batch, 6, Compression::SNAPPY, true)
+    };
+    let mut lengths = vec![4; 20];
+    lengths[13] = 3;
+    lengths[14] = 5;
+    let values = Float32Array::from_iter_values((0..80).map(|i| i as f32));
+    assert_eq!(
+        error(
+            serde_json::json!({}),
+            ParseInput::new("ragged.parquet", 5),
+            &two_columns(lengths, values, None)
+        ),
+        "invalid data at ragged.parquet, row 13: float vector `v` has 3 values in this row, but 4 \
+         (from the file's first row); every vector of a field must have the same dimension"
+    );
+    let mut lengths = vec![4; 20];
+    lengths[7] = 0;
+    let values = Float32Array::from_iter_values((0..76).map(|i| i as f32));
+    let nulls = NullBuffer::from_iter((0..20).map(|i| i != 7));
+    assert_eq!(
+        error(
+            serde_json::json!({}),
+            ParseInput::new("null.parquet", 50),
+            &two_columns(lengths, values, Some(nulls))
+        ),
+        "invalid data at null.parquet, row 7: float vector `v` is null; Milvus vectors are never \
+         null (drop or fill these rows first)"
+    );
+    let holes = Float32Array::from_iter((0..80).map(|i| (i != 41).then_some(i as f32)));
+    assert_eq!(
+        error(
+            serde_json::json!({}),
+            ParseInput::new("holes.parquet", 5),
+            &two_columns(vec![4; 20], holes, None)
+        ),
+        "invalid data at holes.parquet, row 10: float vector `v` holds a null at position 1 of 4; \
+         vectors cannot hold nulls"
+    );
+}
+
+/// One row group of `rows` rows: ids, float32 vectors of `dim` (a null inside row `hole`'s
+/// vector, if any), uint8 binary vectors of 4 bytes and float16 vectors of 3, small pages.
+fn one_big_row_group(rows: usize, dim: usize, hole: Option<usize>) -> (RecordBatch, Vec<u8>) {
+    let item = |t: DataType| Arc::new(Field::new_list_field(t, true));
+    let list = |t: DataType, len: usize, values: ArrayRef| -> ArrayRef {
+        Arc::new(ListArray::new(
+            item(t),
+            OffsetBuffer::from_lengths((0..rows).map(|_| len)),
+            values,
+            None,
+        ))
+    };
+    let floats = Float32Array::from_iter(
+        (0..rows * dim).map(|i| (hole.map(|h| h * dim + 2) != Some(i)).then(|| awkward_f32(i))),
+    );
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("vector", DataType::List(item(DataType::Float32)), true),
+        Field::new("bits", DataType::List(item(DataType::UInt8)), true),
+        Field::new("half", DataType::List(item(DataType::Float16)), true),
+    ]);
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+            list(DataType::Float32, dim, Arc::new(floats)),
+            list(
+                DataType::UInt8,
+                4,
+                Arc::new(UInt8Array::from_iter_values(
+                    (0..rows * 4).map(|i| (i * 37 % 256) as u8),
+                )),
+            ),
+            list(
+                DataType::Float16,
+                3,
+                Arc::new(Float16Array::from_iter_values(
+                    (0..rows * 3).map(awkward_f16),
+                )),
+            ),
+        ],
+    )
+    .unwrap();
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(rows))
+        .set_data_page_size_limit(16 * 1024)
+        // Dictionary pages stay small too: the writer falls back to PLAIN once it is full.
+        .set_dictionary_page_size_limit(16 * 1024)
+        .build();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    (batch, out)
+}
+
+#[test]
+fn a_large_row_group_is_read_in_bounded_windows_and_batches_bit_exactly() {
+    let (rows, dim) = (20_000, 16);
+    let (batch, bytes) = one_big_row_group(rows, dim, None);
+    let spans = row_groups(&bytes);
+    assert_eq!(spans.len(), 1);
+    let chunk = spans[0].bytes.end - spans[0].bytes.start;
+    assert!(chunk > 1_300_000, "a row group of {chunk} bytes");
+    for skip in [0u64, 12_345] {
+        let input = ParseInput::new("big.parquet", 500).with_size(bytes.len() as u64);
+        let mut p = parser(serde_json::json!({}), &input).unwrap();
+        if skip > 0 {
+            // The footer first, then a resume inside the row group.
+            while p.total_rows().is_none() {
+                let Wanted::Ranges(ranges) = p.wanted().unwrap() else {
+                    panic!("footer first")
+                };
+                let data = ranges
+                    .iter()
+                    .map(|r| Bytes::copy_from_slice(&bytes[r.start as usize..r.end as usize]))
+                    .collect();
+                p.push_ranges(ranges, data).unwrap();
+            }
+            p.seek(&ParsePosition {
+                rows: skip,
+                offset: None,
+            })
+            .unwrap();
+        }
+        let (asked, batches) = drive(p.as_mut(), &bytes);
+        // The vector column (about 1.3 MB) is asked for in windows of about a batch (at least
+        // 256 KiB): never whole.
+        let largest = asked.iter().map(|r| r.end - r.start).max().unwrap();
+        assert!(
+            largest < 400 * 1024,
+            "a request of {largest} bytes: {asked:?}"
+        );
+        assert!(batches.iter().all(|b| b.num_rows() <= 500));
+        let got = concat_batches(&batches[0].schema(), &batches).unwrap();
+        let skip = skip as usize;
+        let want = batch.slice(skip, rows - skip);
+        assert_eq!(got.num_rows(), rows - skip);
+        assert_eq!(got.column(0), want.column(0));
+        let want_bits: Vec<u32> = (skip * dim..rows * dim)
+            .map(|i| awkward_f32(i).to_bits())
+            .collect();
+        assert_eq!(f32_bits(got.column(1).as_ref()), want_bits, "skip {skip}");
+        assert_eq!(
+            got.schema().field(2),
+            &binary_vector_field("bits", 32).unwrap()
+        );
+        let bits: Vec<u8> = (skip * 4..rows * 4).map(|i| (i * 37 % 256) as u8).collect();
+        assert_eq!(
+            got.column(2).as_fixed_size_binary().values().as_slice(),
+            &bits[..]
+        );
+        let half: Vec<u16> = got
+            .column(3)
+            .as_fixed_size_list()
+            .values()
+            .as_primitive::<arrow::datatypes::Float16Type>()
+            .values()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        let want_half: Vec<u16> = (skip * 3..rows * 3)
+            .map(|i| awkward_f16(i).to_bits())
+            .collect();
+        assert_eq!(half, want_half);
+    }
+}
+
+#[test]
+fn a_null_late_in_a_row_group_fails_at_its_row_after_the_rows_before_it() {
+    // The page-by-page read declines at the page with the null and arrow-rs reads on from the
+    // first row not yet returned: the rows before come out, then the error names the row.
+    let (rows, dim) = (20_000, 16);
+    let (batch, bytes) = one_big_row_group(rows, dim, Some(15_123));
+    let input = ParseInput::new("hole.parquet", 500).with_size(bytes.len() as u64);
+    let mut p = parser(serde_json::json!({}), &input).unwrap();
+    let mut got = Vec::new();
+    let err = loop {
+        match p.wanted() {
+            Ok(Wanted::Ranges(ranges)) => {
+                let data = ranges
+                    .iter()
+                    .map(|r| Bytes::copy_from_slice(&bytes[r.start as usize..r.end as usize]))
+                    .collect();
+                p.push_ranges(ranges, data).unwrap();
+            }
+            Ok(Wanted::Batch) => got.extend(p.flush().unwrap()),
+            Ok(other) => panic!("ended without the error: {other:?}"),
+            Err(e) => break e.to_string(),
+        }
+    };
+    assert_eq!(
+        err,
+        "invalid data at hole.parquet, row 15123: float vector `vector` holds a null at \
+         position 2 of 16; vectors cannot hold nulls"
+    );
+    let got = concat_batches(&got[0].schema(), &got).unwrap();
+    assert_eq!(got.num_rows(), 15_000);
+    assert_eq!(got.column(0), batch.slice(0, 15_000).column(0));
+    let want: Vec<u32> = (0..15_000 * dim)
+        .map(|i| awkward_f32(i).to_bits())
+        .collect();
+    assert_eq!(f32_bits(got.column(1).as_ref()), want);
+}

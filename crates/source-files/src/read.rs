@@ -270,12 +270,32 @@ impl FileReader {
             ));
         }
         let data = match &self.io {
-            // Random-access formats ask for large ranges (a Parquet row group's column chunks,
-            // tens of MiB) that they keep until decoded: read into buffers of their own, freed
-            // when the parser drops them, rather than into the pool of reusable read buffers,
-            // which would keep one such buffer idle per reader and double the memory.
-            RangeReader::Local(file) => read_local_ranges(file.path(), &ranges)
-                .map_err(|e| Error::from(e).context(format!("cannot read `{}`", self.name)))?,
+            // Into the reusable read buffers (vmig_core::ranges::BufferPool): Parquet asks for
+            // windows of about a batch of its vector columns and for its other columns' chunks;
+            // a fresh allocation each time would leave the allocator holding many of them. The
+            // pool keeps a bounded amount idle and frees the rest.
+            RangeReader::Local(file) => {
+                let data = ranges
+                    .iter()
+                    .map(|r| file.read_range(r.clone()))
+                    .collect::<Result<Vec<_>>>()?;
+                if let Some((r, d)) = ranges
+                    .iter()
+                    .zip(&data)
+                    .find(|(r, d)| d.len() as u64 != r.end - r.start)
+                {
+                    return Err(Error::data(
+                        format!("{} at byte {}", self.name, r.start),
+                        format!(
+                            "expected {} bytes but read {} (did the file change while it was \
+                             read?)",
+                            r.end - r.start,
+                            d.len()
+                        ),
+                    ));
+                }
+                data
+            }
             RangeReader::Store { .. } => self
                 .handle
                 .block_on(self.io.read_exact(&self.name, ranges.clone()))?,
@@ -316,24 +336,6 @@ impl FileReader {
         self.buf = data;
         Ok(())
     }
-}
-
-/// Reads each of `ranges` of the local file `path` in full into a buffer of its own (this runs
-/// on the reader's blocking thread).
-fn read_local_ranges(path: &std::path::Path, ranges: &[Range<u64>]) -> std::io::Result<Vec<Bytes>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path)?;
-    ranges
-        .iter()
-        .map(|r| {
-            let len = usize::try_from(r.end - r.start)
-                .map_err(|_| std::io::Error::other("a range larger than memory"))?;
-            let mut buf = vec![0u8; len];
-            file.seek(SeekFrom::Start(r.start))?;
-            file.read_exact(&mut buf)?;
-            Ok(Bytes::from(buf))
-        })
-        .collect()
 }
 
 /// The readers of one row set, zipped: every batch has the columns of each file side by side.
