@@ -438,12 +438,27 @@ fn load(config: &Path, collection: Option<&str>) -> anyhow::Result<Job> {
     }
     let mut jobs = runtime()?.block_on(compat_jobs(config, vmig_compat::Step::Start))?;
     let names: Vec<String> = jobs.iter().filter_map(|(c, _)| c.clone()).collect();
+    let index = part_index(config, &names, jobs.len(), collection)?;
+    Ok(jobs.swap_remove(index).1)
+}
+
+/// Which of a config's `count` jobs (named `names` when several) `collection` picks: the only
+/// one without it; the one it names among several.
+///
+/// # Errors
+/// [`vmig::Error::Config`] when there are several and `collection` is missing or names none.
+fn part_index(
+    config: &Path,
+    names: &[String],
+    count: usize,
+    collection: Option<&str>,
+) -> anyhow::Result<usize> {
     match collection {
-        None if jobs.len() == 1 => Ok(jobs.remove(0).1),
+        None if count == 1 => Ok(0),
         None => Err(vmig::Error::config(
             vmig_compat::COMPONENT,
             format!(
-                "{} migrates {} Milvus 1.x collections ({}), each into a collection of its own, one job each: `vmig start|dump|load -c {}` runs them all; give --collection NAME to plan, migrate, verify or see the status of one",
+                "{} is {} jobs, one per target collection ({}): `vmig start|dump|load -c {}` runs them all; give --collection NAME to plan, migrate, verify, convert or see the status of one",
                 config.display(),
                 names.len(),
                 names.join(", "),
@@ -451,63 +466,53 @@ fn load(config: &Path, collection: Option<&str>) -> anyhow::Result<Job> {
             ),
         )
         .into()),
-        Some(c) => match jobs.into_iter().find(|(name, _)| name.as_deref() == Some(c)) {
-            Some((_, job)) => Ok(job),
-            None => Err(vmig::Error::config(
+        Some(c) => names.iter().position(|n| n == c).ok_or_else(|| {
+            vmig::Error::config(
                 vmig_compat::COMPONENT,
                 format!(
-                    "--collection {c}: {} has no such Milvus 1.x collection to migrate{}",
+                    "--collection {c}: {} has no job into a collection of that name{}",
                     config.display(),
                     if names.is_empty() { String::new() } else { format!(" (it has {})", names.join(", ")) }
                 ),
             )
-            .into()),
-        },
+            .into()
+        }),
     }
 }
 
-/// The vmig jobs of milvus-migration's config at `config` for `step`: one, or for a milvus1x
-/// config whose 1.x meta lists several live collections (and no `collections` option), one per
-/// collection ([`vmig_compat::for_collection`]), each with its collection's name. Jobs are named
-/// after the file (`migration`), the collection (`migration-books`) and the step
-/// (`migration-books-dump`), so each resumes on its own.
+/// The vmig jobs of milvus-migration's config at `config` for `step`: one, or one per Milvus
+/// 1.x collection or per index of an Elasticsearch meta file ([`vmig::compat::translations`]),
+/// each with its part's name (the target collection). Jobs are named after the file
+/// (`migration`), the part (`migration-books`) and the step (`migration-books-dump`), so each
+/// resumes on its own.
 async fn compat_jobs(
     config: &Path,
     step: vmig_compat::Step,
 ) -> anyhow::Result<Vec<(Option<String>, Job)>> {
     let cwd = std::env::current_dir().context("reading the working directory")?;
-    let translation = vmig_compat::translate_file(config, &cwd)?;
-    tracing::info!(
-        "{} is a milvus-migration config (workMode {}); running its `{}` as vmig jobs (`vmig convert` prints them)",
-        config.display(),
-        translation.work_mode,
-        step.as_str()
-    );
-    for note in translation.ignored() {
-        tracing::info!("{}: ignored: {}", note.key, note.text);
+    let translations = vmig::compat::translations(config, &cwd).await?;
+    if let Some(first) = translations.first() {
+        tracing::info!(
+            "{} is a milvus-migration config (workMode {}); running its `{}` as {} vmig job(s) (`vmig convert` prints them)",
+            config.display(),
+            first.work_mode,
+            step.as_str(),
+            translations.len()
+        );
+        for note in first.ignored() {
+            tracing::info!("{}: ignored: {}", note.key, note.text);
+        }
     }
     let base = vmig_compat::base_dir(config);
-    let collections = compat_collections(&translation, &base).await?;
-    let parts: Vec<(Option<String>, vmig_compat::Translation)> = if collections.len() > 1 {
-        collections
-            .iter()
-            .map(|c| {
-                (
-                    Some(c.clone()),
-                    vmig_compat::for_collection(&translation, c),
-                )
-            })
-            .collect()
-    } else {
-        vec![(None, translation)]
-    };
+    let several = translations.len() > 1;
     let stem = config
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("migration")
         .to_string();
     let mut jobs = Vec::new();
-    for (collection, t) in parts {
+    for t in translations {
+        let part = if several { t.part.clone() } else { None };
         let t = vmig_compat::for_step(t, step).map_err(|e| match e {
             vmig::Error::Config { message, .. } => vmig::Error::config(
                 vmig_compat::COMPONENT,
@@ -518,7 +523,7 @@ async fn compat_jobs(
         let mut job = Job::from_config(t.job, base.clone())?;
         if job.state.name.is_none() {
             let mut name = stem.clone();
-            if let Some(c) = &collection {
+            if let Some(c) = &part {
                 name = format!("{name}-{c}");
             }
             if step != vmig_compat::Step::Start {
@@ -526,27 +531,9 @@ async fn compat_jobs(
             }
             job.name = name;
         }
-        jobs.push((collection, job));
+        jobs.push((part, job));
     }
     Ok(jobs)
-}
-
-/// The live Milvus 1.x collections a milvus1x translation reads (from its 1.x meta), when it
-/// does not name them; empty for other work modes.
-async fn compat_collections(
-    t: &vmig_compat::Translation,
-    base: &Path,
-) -> anyhow::Result<Vec<String>> {
-    if t.job.source.kind != "milvus1" || t.job.source.options.contains_key("collections") {
-        return Ok(Vec::new());
-    }
-    let config: vmig::source_milvus1::Milvus1SourceConfig =
-        serde_json::from_value(serde_json::Value::Object(t.job.source.options.clone()))
-            .map_err(|e| vmig::Error::config("milvus1", e.to_string()))?;
-    let ctx = vmig::registry::BuildContext {
-        base_dir: base.to_path_buf(),
-    };
-    Ok(config.live_collections(&ctx).await?)
 }
 
 /// `vmig convert`: the translated job on stdout; for a milvus1x config over several 1.x
@@ -563,38 +550,10 @@ fn convert(config: &Path, format: ConvertFormat, collection: Option<&str>) -> an
         .into());
     }
     let cwd = std::env::current_dir().context("reading the working directory")?;
-    let mut translation = vmig_compat::translate_file(config, &cwd)?;
-    let base = vmig_compat::base_dir(config);
-    let collections = runtime()?.block_on(compat_collections(&translation, &base))?;
-    match collection {
-        Some(c) if collections.iter().any(|n| n == c) => {
-            translation = vmig_compat::for_collection(&translation, c);
-        }
-        Some(c) => {
-            return Err(vmig::Error::config(
-                vmig_compat::COMPONENT,
-                format!(
-                    "--collection {c}: {} has no such Milvus 1.x collection to migrate{}",
-                    config.display(),
-                    if collections.len() > 1 { format!(" (it has {})", collections.join(", ")) } else { String::new() }
-                ),
-            )
-            .into())
-        }
-        None if collections.len() > 1 => {
-            return Err(vmig::Error::config(
-                vmig_compat::COMPONENT,
-                format!(
-                    "{} migrates {} Milvus 1.x collections ({}), one job each: give --collection NAME to print one",
-                    config.display(),
-                    collections.len(),
-                    collections.join(", ")
-                ),
-            )
-            .into())
-        }
-        None => {}
-    }
+    let mut translations = runtime()?.block_on(vmig::compat::translations(config, &cwd))?;
+    let names: Vec<String> = translations.iter().filter_map(|t| t.part.clone()).collect();
+    let index = part_index(config, &names, translations.len(), collection)?;
+    let translation = translations.swap_remove(index);
     let format = match format {
         ConvertFormat::Toml => vmig_compat::OutputFormat::Toml,
         ConvertFormat::Yaml => vmig_compat::OutputFormat::Yaml,
@@ -643,11 +602,12 @@ fn compat_run(step: vmig_compat::Step, args: CompatRun, quiet: bool) -> anyhow::
         ProgressMode::Auto => ProgressMode::Log,
         other => other,
     };
+    let count = jobs.len();
     for (i, (collection, job)) in jobs.into_iter().enumerate() {
         let name = job.name.clone();
         if let Some(c) = &collection {
             output::err_line(&format!(
-                "Milvus 1.x collection {c} ({} of its collections), job `{name}`",
+                "collection {c} (job {} of {count}), job `{name}`",
                 i + 1
             ));
         }

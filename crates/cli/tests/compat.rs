@@ -582,7 +582,7 @@ target:
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
         text(&o).contains(&format!(
-            "migrates 2 Milvus 1.x collections ({books}, {films})"
+            "is 2 jobs, one per target collection ({books}, {films})"
         )),
         "{}",
         text(&o)
@@ -620,5 +620,250 @@ target:
     );
     for c in [&books, &films] {
         m.server.drop_collection(c);
+    }
+}
+
+/// Writes `bytes` to `s3://<bucket>/<key>` on the S3 test server (pyarrow's S3 filesystem).
+fn put_s3(m: &S3Milvus, key: &str, bytes: &[u8]) {
+    let python = vmig_testing::service::python().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("object");
+    std::fs::write(&local, bytes).unwrap();
+    let script = r#"
+import sys
+from pyarrow import fs
+endpoint, key, secret, bucket, name, local = sys.argv[1:7]
+s3 = fs.S3FileSystem(access_key=key, secret_key=secret, endpoint_override=endpoint, scheme="http", region="us-east-1")
+with s3.open_output_stream(f"{bucket}/{name}") as out, open(local, "rb") as f:
+    out.write(f.read())
+"#;
+    vmig_testing::process::python(
+        &python,
+        script,
+        &[
+            m.endpoint.trim_start_matches("http://"),
+            &m.ak,
+            &m.sk,
+            &m.bucket,
+            key,
+            local.to_str().unwrap(),
+        ],
+    );
+}
+
+#[test]
+fn es_meta_file_in_the_bucket_runs_one_job_per_index_into_real_milvus_and_verifies() {
+    let (Some(es), Some(m)) = (vmig_testing::service::elasticsearch(), s3_milvus()) else {
+        return;
+    };
+    // Two indexes: `books` keyed by its `id` field into a collection named in the meta file,
+    // `notes` keyed by `_id` into the collection of its own name.
+    let books = vmig_testing::service::unique("cm_books").to_lowercase();
+    let notes = vmig_testing::service::unique("cm_notes").to_lowercase();
+    let books_target = vmig_testing::service::unique("cm_lib");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (book_rows, note_rows) = (240, 130);
+    let book_vectors = vmig_testing::gen::vectors(21, book_rows, 16);
+    let note_vectors = vmig_testing::gen::vectors(22, note_rows, 8);
+    let floats = |v: &[f32]| {
+        v.iter()
+            .map(|f| format!("{f}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    rt.block_on(vmig_testing::es::create_and_load(
+        &es,
+        &books,
+        &serde_json::json!({ "mappings": { "properties": {
+            "id": { "type": "long" },
+            "data": { "type": "dense_vector", "dims": 16, "similarity": "l2_norm" },
+            "title": { "type": "keyword" }
+        }}}),
+        book_vectors.chunks(16).enumerate().map(|(i, v)| {
+            (
+                format!("b{i}"),
+                format!(
+                    "{{\"id\":{},\"data\":[{}],\"title\":\"t{i}\"}}",
+                    5_000 + i,
+                    floats(v)
+                ),
+            )
+        }),
+    ));
+    rt.block_on(vmig_testing::es::create_and_load(
+        &es,
+        &notes,
+        &serde_json::json!({ "mappings": { "properties": {
+            "emb": { "type": "dense_vector", "dims": 8, "similarity": "l2_norm" },
+            "n": { "type": "integer" }
+        }}}),
+        note_vectors.chunks(8).enumerate().map(|(i, v)| {
+            (
+                format!("note-{i}"),
+                format!("{{\"emb\":[{}],\"n\":{i}}}", floats(v)),
+            )
+        }),
+    ));
+    // As Go's json.Marshal writes milvus-migration's estype.MetaJSON: every key, zero values
+    // and its bookkeeping included.
+    let meta = serde_json::json!({
+        "indexs": [
+            {
+                "index": books, "rows": book_rows,
+                "fields": [
+                    { "type": "long", "name": "id", "dims": 0, "maxLen": 0, "pk": true },
+                    { "type": "dense_vector", "name": "data", "dims": 16, "maxLen": 0, "pk": false },
+                    { "type": "keyword", "name": "title", "dims": 0, "maxLen": 32, "pk": false }
+                ],
+                "milvus": { "collection": books_target, "dims": 0, "shardNum": 1,
+                    "closeDynamicField": true, "consistencyLevel": "Strong", "loadData": false,
+                    "createIndex": false, "autoId": "", "pkName": "" },
+                "InnerPkField": null, "InnerPkType": null
+            },
+            {
+                "index": notes, "rows": note_rows,
+                "fields": [
+                    { "type": "dense_vector", "name": "emb", "dims": 8, "maxLen": 0, "pk": false },
+                    { "type": "integer", "name": "n", "dims": 0, "maxLen": 0, "pk": false }
+                ],
+                "milvus": null,
+                "InnerPkField": null, "InnerPkType": null
+            }
+        ],
+        "version": "8.11.0"
+    });
+    let meta_key = format!("{}/es-meta.json", vmig_testing::service::unique("cm-meta"));
+    put_s3(&m, &meta_key, meta.to_string().as_bytes());
+    let out = vmig_testing::service::unique("cm-out");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("migration.yaml"),
+        format!(
+            "dumper:
+  worker:
+    workMode: elasticsearch
+meta:
+  mode: remote
+  remoteMetaFile: {meta_key}
+source:
+  es:
+    urls:
+      - {es}
+  remote:
+    cloud: aws
+    endpoint: {endpoint}
+    region: us-east-1
+    bucket: {bucket}
+    ak: {ak}
+    sk: {sk}
+    useIAM: false
+target:
+  mode: remote
+  remote:
+    outputDir: {out}
+    cloud: aws
+    endpoint: {endpoint}
+    region: us-east-1
+    bucket: {bucket}
+    ak: {ak}
+    sk: {sk}
+    useIAM: false
+  milvus2x:
+    endpoint: {milvus}
+    username: {user}
+    password: {password}
+",
+            endpoint = m.endpoint.trim_start_matches("http://"),
+            bucket = m.bucket,
+            ak = m.ak,
+            sk = m.sk,
+            milvus = m.host_port(),
+            user = m.server.user,
+            password = m.server.password,
+        ),
+    )
+    .unwrap();
+    // Two jobs: plan names them and asks for one; convert prints the one asked for.
+    let o = vmig_in(dir.path(), &["plan", "migration.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "is 2 jobs, one per target collection ({books_target}, {notes})"
+        )),
+        "{}",
+        text(&o)
+    );
+    let o = vmig_in(
+        dir.path(),
+        &["convert", "migration.yaml", "--collection", &notes],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let converted = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        converted.contains(&format!("index = \"{notes}\"")),
+        "{converted}"
+    );
+    assert!(converted.contains("indexs[1].fields"), "{converted}");
+    assert!(!converted.contains(&m.sk), "{converted}");
+
+    let o = vmig_in(dir.path(), &["start", "-c", "migration.yaml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains(&m.sk), "{}", text(&o));
+    let described = m.describe(&books_target);
+    for want in [
+        "('id', 'INT64', True",
+        "('data', 'FLOAT_VECTOR', False, {'dim': 16})",
+        "('title', 'VARCHAR', False, {'max_length': 32})",
+        "False Migration from Elasticsearch 1",
+    ] {
+        assert!(described.contains(want), "{want} not in {described}");
+    }
+    let described = m.describe(&notes);
+    for want in [
+        "('_id', 'VARCHAR', True, {'max_length': 65535})",
+        "('emb', 'FLOAT_VECTOR', False, {'dim': 8})",
+        "('n', 'INT32', False",
+        "True Migration from Elasticsearch 2",
+    ] {
+        assert!(described.contains(want), "{want} not in {described}");
+    }
+    for (collection, vector, rows) in [
+        (&books_target, "data", book_rows),
+        (&notes, "emb", note_rows),
+    ] {
+        m.index_and_load(collection, vector);
+        let v = vmig_in(
+            dir.path(),
+            &[
+                "verify",
+                "migration.yaml",
+                "--collection",
+                collection,
+                "--json",
+            ],
+        );
+        common::assert_verify_clean(&v, rows as u64);
+    }
+    // A second start finds both finished.
+    let o = vmig_in(dir.path(), &["start", "-c", "migration.yaml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "job `migration-{notes}` already finished; skipped"
+        )),
+        "{}",
+        text(&o)
+    );
+    for c in [&books_target, &notes] {
+        m.server.drop_collection(c);
+    }
+    for index in [&books, &notes] {
+        rt.block_on(async {
+            reqwest::Client::new()
+                .delete(format!("{es}/{index}"))
+                .send()
+                .await
+        })
+        .unwrap();
     }
 }

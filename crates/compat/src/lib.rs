@@ -29,12 +29,13 @@ mod translate;
 
 use std::path::{Path, PathBuf};
 
+use object_store::ObjectStoreExt;
 use vmig_core::config::JobConfig;
 use vmig_core::{Error, Result};
 
 pub use model::MigrationConfig;
 pub use render::{render, OutputFormat};
-pub use translate::translate;
+pub use translate::{es_meta_file, translate, translate_es_meta, MetaFile};
 
 /// The component name of this crate's [`Error::Config`]s: "invalid `migration.yaml`
 /// configuration: …".
@@ -90,6 +91,10 @@ pub struct Translation {
     pub secrets: Vec<Secret>,
     /// The work mode (`faiss`, `milvus1x`, …).
     pub work_mode: String,
+    /// When the config is several vmig jobs, the one this is: the target collection of one
+    /// Milvus 1.x collection ([`for_collection`]) or of one index of an Elasticsearch meta file
+    /// ([`translate_es_meta`]). `None` when the config is one job.
+    pub part: Option<String>,
 }
 
 impl Translation {
@@ -146,6 +151,70 @@ pub fn translate_file(path: &Path, cwd: &Path) -> Result<Translation> {
     translate(&config, cwd).map_err(in_file)
 }
 
+/// The largest Elasticsearch meta file read: a few kilobytes per index in practice.
+const META_FILE_LIMIT: u64 = 16 << 20;
+
+/// Every vmig job of the milvus-migration config at `path`: one, or for an `elasticsearch`
+/// config whose meta is in a file ([`es_meta_file`]: local, or in `source.remote`'s bucket),
+/// one per index ([`translate_es_meta`]). The jobs of a Milvus 1.x server's collections are
+/// listed from its meta by the caller ([`for_collection`]), which needs the `milvus1` source.
+///
+/// # Errors
+/// As [`translate_file`]; the meta file's, naming it (unreadable, over 16 MiB, not a meta file).
+pub async fn translate_file_jobs(path: &Path, cwd: &Path) -> Result<Vec<Translation>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::config(COMPONENT, format!("cannot read {}: {e}", path.display())))?;
+    let in_file = |e: Error| match e {
+        Error::Config { message, .. } => {
+            Error::config(COMPONENT, format!("{}: {message}", path.display()))
+        }
+        other => other,
+    };
+    let config = parse(&text).map_err(in_file)?;
+    let Some(meta_file) = es_meta_file(&config, cwd).map_err(in_file)? else {
+        return Ok(vec![translate(&config, cwd).map_err(in_file)?]);
+    };
+    let display = meta_file.display();
+    let unreadable = |e: &dyn std::fmt::Display| {
+        Error::config(
+            COMPONENT,
+            format!(
+                "{}: cannot read the meta file {display}: {}",
+                path.display(),
+                vmig_core::redact::text(&e.to_string())
+            ),
+        )
+    };
+    let bytes = match &meta_file {
+        MetaFile::Local(p) => {
+            let size = std::fs::metadata(p).map_err(|e| unreadable(&e))?.len();
+            if size > META_FILE_LIMIT {
+                return Err(unreadable(&format!(
+                    "{size} bytes; a meta file is at most 16 MiB"
+                )));
+            }
+            std::fs::read(p).map_err(|e| unreadable(&e))?
+        }
+        MetaFile::Remote { url, storage } => {
+            let location = vmig_core::store::resolve(url, storage)?;
+            let got = location
+                .store
+                .get(&location.path)
+                .await
+                .map_err(|e| unreadable(&e))?;
+            if got.meta.size > META_FILE_LIMIT {
+                return Err(unreadable(&format!(
+                    "{} bytes; a meta file is at most 16 MiB",
+                    got.meta.size
+                )));
+            }
+            got.bytes().await.map_err(|e| unreadable(&e))?.to_vec()
+        }
+    };
+    let text = String::from_utf8(bytes).map_err(|e| unreadable(&e))?;
+    translate_es_meta(&config, cwd, &display, &text).map_err(in_file)
+}
+
 /// milvus-migration's three commands: `start` (dump, then load), `dump` (stage the files only,
 /// to the target's `outputDir`), `load` (import what `dump` staged).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,17 +262,24 @@ pub fn for_collection(t: &Translation, name: &str) -> Translation {
             .cloned()
             .unwrap_or_default(),
     });
-    for key in ["stage", "path"] {
-        if let Some(serde_json::Value::String(p)) = t.job.sink.options.get_mut(key) {
-            *p = format!("{}/{name}", p.trim_end_matches('/'));
-        }
-    }
+    stage_apart(&mut t.job, name);
     t.notes.push(Note {
         key: "(one job per 1.x collection)".into(),
         section: Section::Transform,
         text: format!("collection `{name}`: read alone, into the collection of the same name, staged under its own folder"),
     });
+    t.part = Some(name.to_string());
     t
+}
+
+/// Puts the files `job` stages (the sink's `stage` or `path`) in a folder `name` of their own,
+/// so that the jobs of one config never share a stage.
+pub(crate) fn stage_apart(job: &mut JobConfig, name: &str) {
+    for key in ["stage", "path"] {
+        if let Some(serde_json::Value::String(p)) = job.sink.options.get_mut(key) {
+            *p = format!("{}/{name}", p.trim_end_matches('/'));
+        }
+    }
 }
 
 /// The translation of `t` for one of milvus-migration's commands: `start` as it is, `dump` with
@@ -328,13 +404,30 @@ pub fn base_dir(path: &Path) -> PathBuf {
 pub fn parse(text: &str) -> Result<MigrationConfig> {
     let yaml: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(text).map_err(|e| Error::config(COMPONENT, e.to_string()))?;
-    let mut value =
-        serde_json::to_value(yaml).map_err(|e| Error::config(COMPONENT, e.to_string()))?;
+    let value = serde_json::to_value(yaml).map_err(|e| Error::config(COMPONENT, e.to_string()))?;
     register_secrets(&value);
+    from_value(value)
+}
+
+/// Parses the text of milvus-migration's Elasticsearch meta file (JSON; `meta.mode`
+/// `mock`/`local`/`remote`), its keys matched without regard to case as Go's `encoding/json`
+/// matches them.
+///
+/// # Errors
+/// [`Error::Config`] naming the key, as [`parse`]; JSON syntax with its line and column.
+pub fn parse_es_meta(text: &str) -> Result<model::EsMetaFile> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::config(COMPONENT, e.to_string()))?;
+    from_value(value)
+}
+
+/// `value` as a `T`, keys matched without regard to case; an unknown key named with its whole
+/// path and a "did you mean".
+fn from_value<T: serde::de::DeserializeOwned>(mut value: serde_json::Value) -> Result<T> {
     // Each round either succeeds, fails for good, or rewrites one key's case; a file has fewer
     // keys than this.
     for _ in 0..10_000 {
-        match serde_path_to_error::deserialize::<_, MigrationConfig>(value.clone()) {
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
             Ok(config) => return Ok(config),
             Err(e) => {
                 let mut path: Vec<String> = e

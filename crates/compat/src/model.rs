@@ -86,7 +86,7 @@ pub struct LoaderWorker {
 }
 
 /// `meta`.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Meta {
     /// `meta.mode`: `mock`, `local`, `config`, `sqlite`, `mysql` or `remote`.
@@ -404,4 +404,79 @@ pub struct CreateCollection {
     /// `metricType`: `L2` or `IP`.
     #[serde(default)]
     pub metric_type: Option<String>,
+}
+
+/// milvus-migration's Elasticsearch meta file (`meta.mode` `mock`/`local`: `meta.mockFile` or
+/// `meta.localFile`; `remote`: `meta.remoteMetaFile` in `source.remote`'s bucket), its
+/// `estype.MetaJSON`: `{"indexs": [...], "version": "…"}`, one item per index to migrate.
+/// Its keys match without regard to case, as Go's `encoding/json` matches them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EsMetaFile {
+    /// `indexs` (sic): the indexes, each migrated to a collection of its own.
+    #[serde(default)]
+    pub indexs: Option<Vec<EsMetaIndex>>,
+    /// `version`: the Elasticsearch version (vmig asks the server).
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// One item of an [`EsMetaFile`]'s `indexs` (milvus-migration's `estype.IdxCfg`): what
+/// `meta.index`, `meta.fields` and `meta.milvus` say in `meta.mode: config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EsMetaIndex {
+    /// `index`: the Elasticsearch index.
+    #[serde(default)]
+    pub index: Option<String>,
+    /// `rows`: informational (vmig counts the rows itself).
+    #[serde(default)]
+    pub rows: Option<i64>,
+    /// `fields`: as `meta.fields`.
+    #[serde(default)]
+    pub fields: Option<Vec<MetaField>>,
+    /// `milvus`: as `meta.milvus`, plus the keys Go's `milvustype.MilvusCfg` also writes.
+    #[serde(default)]
+    pub milvus: Option<EsMetaMilvus>,
+    /// `InnerPkField`: milvus-migration's own bookkeeping, written by Go's `json.Marshal`
+    /// (`null`); ignored.
+    #[serde(default, rename = "InnerPkField")]
+    pub inner_pk_field: Option<serde_json::Value>,
+    /// `InnerPkType`: as `InnerPkField`.
+    #[serde(default, rename = "InnerPkType")]
+    pub inner_pk_type: Option<serde_json::Value>,
+}
+
+/// `milvus` of an [`EsMetaIndex`]: every key of Go's `milvustype.MilvusCfg` (a file written by
+/// `json.Marshal` has them all).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EsMetaMilvus {
+    /// `collection`: the target collection (else the index's name).
+    #[serde(default)]
+    pub collection: Option<String>,
+    /// `dims`: not read for Elasticsearch (each field's `dims` is).
+    #[serde(default)]
+    pub dims: Option<i64>,
+    /// `shardNum`.
+    #[serde(default)]
+    pub shard_num: Option<i64>,
+    /// `closeDynamicField`.
+    #[serde(default)]
+    pub close_dynamic_field: Option<bool>,
+    /// `consistencyLevel`.
+    #[serde(default)]
+    pub consistency_level: Option<String>,
+    /// `loadData`: not read by milvus-migration's Elasticsearch mode.
+    #[serde(default)]
+    pub load_data: Option<bool>,
+    /// `createIndex`: as `loadData`.
+    #[serde(default)]
+    pub create_index: Option<bool>,
+    /// `autoId`: as `meta.milvus.autoId`.
+    #[serde(default)]
+    pub auto_id: Option<String>,
+    /// `pkName`: not read for Elasticsearch (a field's `pk` is).
+    #[serde(default)]
+    pub pk_name: Option<String>,
 }

@@ -31,14 +31,16 @@
 //!
 //! Relative local paths resolve against the working directory given, as milvus-migration's do.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
 use vmig_core::config::{ComponentConfig, JobConfig};
 use vmig_core::{Error, Result};
 
-use crate::model::{Meta, MigrationConfig, Milvus2x, SourceRemote, Target, TargetRemote};
+use crate::model::{
+    EsMetaIndex, Meta, MetaMilvus, MigrationConfig, Milvus2x, SourceRemote, Target, TargetRemote,
+};
 use crate::{Note, Secret, Section, Step, Translation, COMPONENT};
 
 /// What the notes say about work vmig does better than milvus-migration did.
@@ -251,6 +253,7 @@ pub fn translate(config: &MigrationConfig, cwd: &Path) -> Result<Translation> {
         notes: b.notes,
         secrets: b.secrets,
         work_mode: mode,
+        part: None,
     })
 }
 
@@ -679,7 +682,16 @@ impl Store<'_> {
 }
 
 fn source_store(r: &SourceRemote, path: &str, b: &mut Builder) -> Result<()> {
-    let store = Store {
+    let (url, storage) = remote_store(r).resolve(path, Section::Source, "VMIG_SOURCE", b)?;
+    b.source.insert("path".into(), url.into());
+    if !storage.is_empty() {
+        b.source.insert("storage".into(), Value::Object(storage));
+    }
+    Ok(())
+}
+
+fn remote_store(r: &SourceRemote) -> Store<'_> {
+    Store {
         prefix: "source.remote",
         cloud: non_empty(&r.cloud),
         endpoint: non_empty(&r.endpoint),
@@ -690,13 +702,7 @@ fn source_store(r: &SourceRemote, path: &str, b: &mut Builder) -> Result<()> {
         use_ssl: r.use_ssl,
         use_iam: r.use_iam,
         check_bucket: r.check_bucket,
-    };
-    let (url, storage) = store.resolve(path, Section::Source, "VMIG_SOURCE", b)?;
-    b.source.insert("path".into(), url.into());
-    if !storage.is_empty() {
-        b.source.insert("storage".into(), Value::Object(storage));
     }
-    Ok(())
 }
 
 fn target_store(r: &TargetRemote) -> Store<'_> {
@@ -1001,12 +1007,261 @@ fn config_meta<'a>(config: &'a MigrationConfig, mode: &str) -> Result<&'a Meta> 
     match non_empty(&meta.mode).unwrap_or_default() {
         "config" => Ok(meta),
         "" => Err(bad("meta.mode: missing (`config`)")),
+        "mock" | "local" | "remote" if mode == "elasticsearch" => Err(bad(format!(
+            "meta.mode `{}` keeps the indexes in a meta file, one job per index: read with vmig_compat::translate_file_jobs (as vmig's commands and server do)",
+            non_empty(&meta.mode).unwrap_or_default()
+        ))),
         "mock" | "local" | "remote" => Err(bad(format!(
-            "meta.mode `{}` (a meta file) is not translated yet for workMode {mode}; put the meta in this file with meta.mode `config`",
+            "meta.mode `{}` (a meta file) is milvus-migration's for workModes milvus1x and elasticsearch; workMode {mode} reads meta.mode `config`",
             non_empty(&meta.mode).unwrap_or_default()
         ))),
         other => Err(bad(format!("meta.mode: `{other}` is not `config` (workMode {mode})"))),
     }
+}
+
+/// Where an Elasticsearch config's meta file is (`meta.mode` `mock`, `local` or `remote`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaFile {
+    /// `meta.mockFile` or `meta.localFile`, resolved against the working directory.
+    Local(PathBuf),
+    /// `meta.remoteMetaFile` in `source.remote`'s bucket: its URL and the storage options
+    /// (credentials included) to read it with.
+    Remote {
+        /// `s3://bucket/key` or `az://container/key`.
+        url: String,
+        /// The object-store options (`vmig_core::store::StorageOptions`).
+        storage: vmig_core::store::StorageOptions,
+    },
+}
+
+impl MetaFile {
+    /// The file's path or URL, for messages (no credentials).
+    pub fn display(&self) -> String {
+        match self {
+            MetaFile::Local(p) => p.display().to_string(),
+            MetaFile::Remote { url, .. } => url.clone(),
+        }
+    }
+}
+
+/// The meta file of an `elasticsearch` config whose `meta.mode` is `mock`, `local` or `remote`;
+/// `None` for every other config (the meta is in the file itself, or elsewhere).
+///
+/// # Errors
+/// [`Error::Config`] when the mode's key is missing (`meta.localFile`, …), or `remote` has no
+/// `source.remote` bucket.
+pub fn es_meta_file(config: &MigrationConfig, cwd: &Path) -> Result<Option<MetaFile>> {
+    if config.dumper.worker.work_mode.trim() != "elasticsearch" {
+        return Ok(None);
+    }
+    let Some(meta) = config.meta.as_ref() else {
+        return Ok(None);
+    };
+    let local = |key: &str, file: &Option<String>| {
+        non_empty(file)
+            .map(|f| Some(MetaFile::Local(PathBuf::from(local_path(cwd, f)))))
+            .ok_or_else(|| {
+                bad(format!(
+                    "{key}: missing (meta.mode is `{}`)",
+                    non_empty(&meta.mode).unwrap_or_default()
+                ))
+            })
+    };
+    match non_empty(&meta.mode).unwrap_or_default() {
+        "mock" => local("meta.mockFile", &meta.mock_file),
+        "local" => local("meta.localFile", &meta.local_file),
+        "remote" => {
+            let key = non_empty(&meta.remote_meta_file)
+                .ok_or_else(|| bad("meta.remoteMetaFile: missing (meta.mode is `remote`)"))?;
+            let remote = config
+                .source
+                .as_ref()
+                .and_then(|s| s.remote.as_ref())
+                .ok_or_else(|| bad("meta.remoteMetaFile: needs source.remote (the file is read from its bucket)"))?;
+            let mut scratch = Builder {
+                notes: Vec::new(),
+                secrets: Vec::new(),
+                source: Map::new(),
+                transforms: Vec::new(),
+            };
+            let (url, storage) =
+                remote_store(remote).resolve(key, Section::Source, "VMIG_SOURCE", &mut scratch)?;
+            let storage = storage
+                .into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
+                .collect();
+            Ok(Some(MetaFile::Remote { url, storage }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The jobs of an `elasticsearch` config whose meta is in a file ([`es_meta_file`]), from the
+/// file's `text`: one per item of its `indexs`, each translated as `meta.mode: config` with that
+/// item's `index`, `fields` and `milvus` (milvus-migration migrates each index to a collection
+/// of its own), its [`Translation::part`] the target collection and its staged files in a
+/// folder of that name. `file` names the file in messages and notes.
+///
+/// # Errors
+/// [`Error::Config`]: the file's JSON or keys (an unknown one named with its path, e.g.
+/// `indexs[0].milvus.shardsNums`), no index, an item [`translate()`] refuses (named
+/// `indexs[N].fields[M]…`), two items into one collection.
+pub fn translate_es_meta(
+    config: &MigrationConfig,
+    cwd: &Path,
+    file: &str,
+    text: &str,
+) -> Result<Vec<Translation>> {
+    let in_file = |e: Error| match e {
+        Error::Config { message, .. } => bad(format!("meta file {file}: {message}")),
+        other => other,
+    };
+    let parsed = crate::parse_es_meta(text).map_err(in_file)?;
+    let indexes = parsed.indexs.as_deref().unwrap_or_default();
+    if indexes.is_empty() {
+        return Err(bad(format!(
+            "meta file {file}: indexs: missing or empty (the indexes to migrate)"
+        )));
+    }
+    let meta = config.meta.clone().unwrap_or_default();
+    let mode = non_empty(&meta.mode).unwrap_or_default().to_string();
+    let mut jobs: Vec<Translation> = Vec::new();
+    for (i, index) in indexes.iter().enumerate() {
+        let item = format!("indexs[{i}]");
+        let mut one = config.clone();
+        one.meta = Some(Meta {
+            mode: Some("config".into()),
+            version: parsed.version.clone(),
+            index: index.index.clone(),
+            fields: index.fields.clone(),
+            milvus: index.milvus.as_ref().map(|m| MetaMilvus {
+                collection: m.collection.clone(),
+                close_dynamic_field: m.close_dynamic_field,
+                shard_num: m.shard_num,
+                consistency_level: m.consistency_level.clone(),
+                auto_id: m.auto_id.clone(),
+            }),
+            ..Meta::default()
+        });
+        let renamed = |key: &str| match key.strip_prefix("meta.") {
+            Some("version") => "version".to_string(),
+            Some(rest) => format!("{item}.{rest}"),
+            None => key.to_string(),
+        };
+        let mut t = translate(&one, cwd).map_err(|e| match e {
+            Error::Config { message, .. } => {
+                let message = match message.strip_prefix("meta.") {
+                    Some(rest) => format!("{item}.{rest}"),
+                    None => format!("{item}: {message}"),
+                };
+                bad(format!("meta file {file}: {message}"))
+            }
+            other => other,
+        })?;
+        t.notes.retain(|n| n.key != "meta.mode");
+        for note in &mut t.notes {
+            note.key = renamed(&note.key);
+        }
+        es_meta_notes(&mut t, &mode, file, &item, index);
+        let collection = t
+            .job
+            .transform
+            .iter()
+            .rev()
+            .find(|c| c.kind == "collection")
+            .and_then(|c| c.options.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let Some(j) = jobs
+            .iter()
+            .position(|o| o.part.as_deref() == Some(&collection))
+        {
+            return Err(bad(format!(
+                "meta file {file}: {item}: its collection `{collection}` is indexs[{j}]'s too; give one of them milvus.collection (vmig migrates each index to a collection of its own, as milvus-migration does)"
+            )));
+        }
+        crate::stage_apart(&mut t.job, &collection);
+        t.part = Some(collection);
+        jobs.push(t);
+    }
+    Ok(jobs)
+}
+
+/// The notes of the meta file's own keys (the translated ones were renamed to `indexs[N].…`).
+fn es_meta_notes(t: &mut Translation, mode: &str, file: &str, item: &str, index: &EsMetaIndex) {
+    let mut notes = vec![Note {
+        key: "meta.mode".into(),
+        section: Section::Source,
+        text: format!(
+            "`{mode}`: the indexes of the meta file {file}, one job each (this is {item})"
+        ),
+    }];
+    let key = match mode {
+        "mock" => "meta.mockFile",
+        "local" => "meta.localFile",
+        _ => "meta.remoteMetaFile",
+    };
+    notes.push(Note {
+        key: key.into(),
+        section: Section::Source,
+        text: format!("read when the job is translated: {file}"),
+    });
+    if mode == "remote" {
+        notes.push(Note {
+            key: "source.remote".into(),
+            section: Section::Ignored,
+            text: "only the bucket the meta file is read from".into(),
+        });
+    }
+    let mut ignore = |key: &str, present: bool, why: &str| {
+        if present {
+            notes.push(Note {
+                key: format!("{item}.{key}"),
+                section: Section::Ignored,
+                text: why.into(),
+            });
+        }
+    };
+    ignore(
+        "rows",
+        index.rows.is_some(),
+        "vmig counts the rows itself (vmig plan estimates them)",
+    );
+    ignore(
+        "InnerPkField",
+        index.inner_pk_field.as_ref().is_some_and(|v| !v.is_null()),
+        "milvus-migration's own bookkeeping",
+    );
+    ignore(
+        "InnerPkType",
+        index.inner_pk_type.as_ref().is_some_and(|v| !v.is_null()),
+        "milvus-migration's own bookkeeping",
+    );
+    if let Some(m) = &index.milvus {
+        ignore(
+            "milvus.dims",
+            m.dims.is_some_and(|d| d != 0),
+            "each dense_vector field's dims is the dimension",
+        );
+        ignore(
+            "milvus.pkName",
+            non_empty(&m.pk_name).is_some(),
+            "the field with pk: true is the primary key",
+        );
+        ignore(
+            "milvus.loadData",
+            m.load_data == Some(true),
+            "milvus-migration's elasticsearch mode does not read it; vmig leaves loading to you",
+        );
+        ignore(
+            "milvus.createIndex",
+            m.create_index == Some(true),
+            "milvus-migration's elasticsearch mode does not read it; vmig copies data, not indexes",
+        );
+    }
+    notes.append(&mut t.notes);
+    t.notes = notes;
 }
 
 /// The `meta.milvus` block: collection name (else `default`), shards, consistency, dynamic

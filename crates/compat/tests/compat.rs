@@ -734,13 +734,22 @@ fn steps_dump_and_load_split_a_remote_job_at_its_stage() {
 fn convert_output_of_each_work_mode_matches_its_golden_file() {
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let bless = std::env::var("VMIG_BLESS").is_ok_and(|v| v == "1");
-    for (name, config) in [
+    let mut translations: Vec<(&str, Translation)> = [
         ("faiss", FAISS_README),
         ("milvus1x-mysql", MILVUS1_MYSQL),
         ("elasticsearch", ES_README),
         ("milvus2x", MILVUS2X_README),
-    ] {
-        let t = tr(config);
+    ]
+    .into_iter()
+    .map(|(name, config)| (name, tr(config)))
+    .collect();
+    // The first index of an Elasticsearch meta file (`meta.mode: local`).
+    let config = parse(&es_meta_config("  mode: local\n  localFile: meta.json")).unwrap();
+    let mut jobs =
+        vmig_compat::translate_es_meta(&config, Path::new("/work"), "meta.json", ES_META_FILE)
+            .unwrap();
+    translations.push(("elasticsearch-meta-file", jobs.remove(0)));
+    for (name, t) in translations {
         for (ext, format) in [("toml", OutputFormat::Toml), ("yaml", OutputFormat::Yaml)] {
             let out = render(&t, "migration.yaml", format).unwrap();
             let path = golden.join(format!("{name}.{ext}"));
@@ -823,4 +832,168 @@ fn collection_names_select_1x_collections_at_dump_and_are_refused_elsewhere() {
     );
     assert!(refused(MILVUS1_MYSQL, Step::Start, &names).contains("`start` takes no collections"));
     assert!(refused(MILVUS1_MYSQL, Step::Dump, &[" ".to_string()]).ends_with("an empty name"));
+}
+
+/// ES_README with its meta in a local file: `meta.mode: local` + `localFile`.
+fn es_meta_config(mode_lines: &str) -> String {
+    let start = ES_README.find("meta:").unwrap();
+    let end = ES_README.find("source:").unwrap();
+    format!(
+        "{}meta:\n{mode_lines}\n{}",
+        &ES_README[..start],
+        &ES_README[end..]
+    )
+}
+
+/// A meta file as Go's json.Marshal writes milvus-migration's estype.MetaJSON.
+const ES_META_FILE: &str = r#"{"indexs":[
+ {"index":"books","rows":10,"fields":[
+   {"type":"long","name":"id","dims":0,"maxLen":0,"pk":true},
+   {"type":"dense_vector","name":"data","dims":16,"maxLen":0,"pk":false},
+   {"type":"keyword","name":"title","dims":0,"maxLen":32,"pk":false}],
+  "milvus":{"collection":"library","dims":0,"shardNum":1,"closeDynamicField":true,"consistencyLevel":"Strong","loadData":true,"createIndex":false,"autoId":"","pkName":""},
+  "InnerPkField":null,"InnerPkType":null},
+ {"index":"notes","rows":0,"fields":[
+   {"type":"dense_vector","name":"emb","dims":8,"maxLen":0,"pk":false}],
+  "milvus":null,"InnerPkField":null,"InnerPkType":null}],
+ "version":"8.11.0"}"#;
+
+fn es_meta_jobs(meta: &str) -> vmig_core::Result<Vec<Translation>> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("meta.json"), meta).unwrap();
+    let file = dir.path().join("migration.yaml");
+    std::fs::write(
+        &file,
+        es_meta_config("  mode: local\n  localFile: ./meta.json"),
+    )
+    .unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(vmig_compat::translate_file_jobs(&file, dir.path()))
+}
+
+#[test]
+fn es_meta_file_is_one_job_per_index_each_translated_as_its_config_mode() {
+    let jobs = es_meta_jobs(ES_META_FILE).unwrap();
+    assert_eq!(jobs.len(), 2);
+    let (books, notes) = (&jobs[0], &jobs[1]);
+    assert_eq!(books.part.as_deref(), Some("library"));
+    assert_eq!(notes.part.as_deref(), Some("notes"));
+    assert_eq!(books.job.source.options["index"], "books");
+    assert_eq!(books.job.source.options["pk"], "id");
+    assert_eq!(notes.job.source.options["index"], "notes");
+    assert_eq!(notes.job.source.options["pk"], "_id");
+    assert_eq!(kinds(books), ["select", "cast", "collection"]);
+    let cast = &books.job.transform[1].options;
+    assert_eq!(cast["dims"]["data"], 16);
+    assert_eq!(cast["max_length"]["title"], 32);
+    assert_eq!(books.job.transform[2].options["name"], "library");
+    assert_eq!(notes.job.transform[2].options["name"], "notes");
+    let sink = &books.job.sink.options;
+    assert_eq!(sink["shards"], 1, "{sink:?}");
+    assert_eq!(sink["consistency_level"], "Strong", "{sink:?}");
+    assert_eq!(sink["dynamic_field"], false, "{sink:?}");
+    // Each job stages into a folder of its own.
+    let stage = |t: &Translation| t.job.sink.options["stage"].as_str().unwrap().to_string();
+    assert!(stage(books).ends_with("/library"), "{}", stage(books));
+    assert!(stage(notes).ends_with("/notes"), "{}", stage(notes));
+    // Notes name the file's keys by their place in it.
+    let keys: Vec<&str> = books.notes.iter().map(|n| n.key.as_str()).collect();
+    for want in [
+        "meta.mode",
+        "meta.localFile",
+        "indexs[0].fields",
+        "indexs[0].milvus.collection",
+        "indexs[0].rows",
+        "indexs[0].milvus.loadData",
+    ] {
+        assert!(keys.contains(&want), "{want} not in {keys:?}");
+    }
+    assert!(
+        notes.notes.iter().any(|n| n.key == "indexs[1].index"),
+        "{:?}",
+        notes.notes
+    );
+    // Rendered as a job that parses, with no secret.
+    let out = render(books, "migration.yaml", OutputFormat::Toml).unwrap();
+    let _: toml::Value = toml::from_str(&out).unwrap();
+    assert!(
+        !out.contains("minioadmin-sk") && !out.contains("es-pa55w0rd"),
+        "{out}"
+    );
+}
+
+#[test]
+fn es_meta_file_errors_name_the_file_and_the_key_in_it() {
+    let e = |meta: &str| match es_meta_jobs(meta) {
+        Ok(_) => panic!("accepted {meta}"),
+        Err(e) => e.to_string(),
+    };
+    let m = e(&ES_META_FILE.replace("shardNum", "shardsNums"));
+    assert!(
+        m.contains(
+            "meta.json: unknown key `indexs[0].milvus.shardsNums` (did you mean `shardNum`?)"
+        ),
+        "{m}"
+    );
+    // Keys match without regard to case, as Go's encoding/json matches them.
+    assert_eq!(
+        es_meta_jobs(
+            &ES_META_FILE
+                .replace("\"Index\"", "\"index\"")
+                .replace("\"fields\"", "\"Fields\"")
+        )
+        .unwrap()
+        .len(),
+        2
+    );
+    let m = e(&ES_META_FILE.replace("\"dims\":8", "\"dims\":0"));
+    assert!(
+        m.contains("meta.json: indexs[1].fields[0].dims: missing or not between 1 and 32768 (dense_vector `emb`)"),
+        "{m}"
+    );
+    let m = e(&ES_META_FILE.replace("\"collection\":\"library\"", "\"collection\":\"notes\""));
+    assert!(
+        m.contains("indexs[1]: its collection `notes` is indexs[0]'s too; give one of them milvus.collection"),
+        "{m}"
+    );
+    let m = e(r#"{"indexs": [], "version": "7"}"#);
+    assert!(
+        m.contains("meta.json: indexs: missing or empty (the indexes to migrate)"),
+        "{m}"
+    );
+    let m = e("{not json");
+    assert!(
+        m.contains("meta.json: key must be a string at line 1 column 2"),
+        "{m}"
+    );
+    // A missing file names it.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("migration.yaml");
+    std::fs::write(&file, es_meta_config("  mode: mock\n  mockFile: gone.json")).unwrap();
+    let m = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(vmig_compat::translate_file_jobs(&file, dir.path()))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        m.contains(&format!(
+            "cannot read the meta file {}: No such file or directory",
+            dir.path().join("gone.json").display()
+        )),
+        "{m}"
+    );
+    // `translate` alone cannot read it and says what does.
+    let m = err(&es_meta_config("  mode: local\n  localFile: meta.json"));
+    assert!(
+        m.contains("meta.mode `local` keeps the indexes in a meta file, one job per index"),
+        "{m}"
+    );
+    // milvus2x has no meta file.
+    let m = err(&MILVUS2X_README.replace("mode: config", "mode: local\n  localFile: x.json"));
+    assert!(
+        m.contains("workMode milvus2x reads meta.mode `config`"),
+        "{m}"
+    );
 }

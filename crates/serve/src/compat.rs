@@ -19,7 +19,7 @@
 //! cannot bind, too). A refusal of the bearer-token check stays vmig's `401` `{"error": …}`.
 
 use std::hash::{BuildHasher, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 use vmig::config::Job;
-use vmig_compat::Step;
+use vmig_compat::{Step, Translation};
 
 use crate::jobs::{JobState, JobText, JobView};
 use crate::paths;
@@ -50,6 +50,10 @@ pub(crate) struct CompatJob {
     /// The request's `collectionNames` ([`vmig_compat::select_collections`]).
     #[serde(default)]
     pub collection_names: Vec<String>,
+    /// Which of the config's jobs this is, when it is several (one per Milvus 1.x collection
+    /// or per index of an Elasticsearch meta file): its [`vmig_compat::Translation::part`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
 }
 
 impl CompatJob {
@@ -61,20 +65,85 @@ impl CompatJob {
     }
 }
 
-/// The job `c` stands for: the config translated for its step and collections, checked as a
-/// submitted job (every local path inside the data root). Errors are messages, secrets
+/// The jobs of the config `file` for `step` and the request's `names` (`collectionNames`):
+/// every part of the config ([`vmig::compat::translations`]) translated for `step`, those of
+/// the named Milvus 1.x collections only when `names` are given. Errors are messages, secrets
 /// masked.
-pub(crate) fn job(app: &App, c: &CompatJob) -> Result<Job, String> {
-    let masked = |e: vmig::Error| vmig::redact::text(&e.to_string());
-    let step = c.step()?;
+async fn parts(file: &Path, step: Step, names: &[String]) -> Result<Vec<Translation>, String> {
+    let masked = |e: &vmig::Error| vmig::redact::text(&e.to_string());
+    let in_file = |e: vmig::Error| match e {
+        vmig::Error::Config { message, .. } => masked(&vmig::Error::config(
+            vmig_compat::COMPONENT,
+            format!("{}: {message}", file.display()),
+        )),
+        other => masked(&other),
+    };
     let cwd = std::env::current_dir()
         .map_err(|e| format!("reading the server's working directory: {e}"))?;
-    let mut t = vmig_compat::translate_file_step(&c.file, &cwd, step).map_err(masked)?;
-    vmig_compat::select_collections(&mut t, step, &c.collection_names).map_err(masked)?;
+    let mut all = vmig::compat::translations(file, &cwd)
+        .await
+        .map_err(|e| masked(&e))?;
+    if !names.is_empty() {
+        let split = all.len() > 1 && all.iter().all(|t| t.part.is_some());
+        if split {
+            // One job per 1.x collection already: keep the named ones (the rules of
+            // `select_collections`, checked on one of them, say whether names may be given).
+            let mut probe = all[0].clone();
+            vmig_compat::select_collections(&mut probe, step, names).map_err(|e| masked(&e))?;
+            let have: Vec<String> = all.iter().filter_map(|t| t.part.clone()).collect();
+            if let Some(missing) = names.iter().find(|n| !have.contains(n)) {
+                return Err(format!(
+                    "collectionNames: `{missing}` is not a live collection of the Milvus 1.x meta (it has {})",
+                    have.join(", ")
+                ));
+            }
+            all.retain(|t| t.part.as_ref().is_some_and(|p| names.contains(p)));
+        } else {
+            for t in &mut all {
+                vmig_compat::select_collections(t, step, names).map_err(|e| masked(&e))?;
+            }
+        }
+    }
+    all.into_iter()
+        .map(|t| vmig_compat::for_step(t, step).map_err(in_file))
+        .collect()
+}
+
+/// The job of translation `t`, checked as a submitted job (every local path inside the data
+/// root).
+fn checked(app: &App, t: Translation) -> Result<Job, String> {
+    let masked = |e: vmig::Error| vmig::redact::text(&e.to_string());
     let base = app.data_root.clone().unwrap_or_default();
     let job = Job::from_config(t.job, base).map_err(masked)?;
     paths::check_job(&job, app.data_root.as_deref()).map_err(|m| vmig::redact::text(&m))?;
     Ok(job)
+}
+
+/// The job `c` stands for: the config translated again for its step, collections and part,
+/// checked as a submitted job. Errors are messages, secrets masked.
+pub(crate) async fn job(app: &App, c: &CompatJob) -> Result<Job, String> {
+    let step = c.step()?;
+    let mut all = parts(&c.file, step, &c.collection_names).await?;
+    let t = match &c.part {
+        Some(part) => all
+            .into_iter()
+            .find(|t| t.part.as_ref() == Some(part))
+            .ok_or_else(|| {
+                format!(
+                    "{} no longer has a job into collection `{part}` (its meta changed since the job was submitted)",
+                    c.file.display()
+                )
+            })?,
+        None if all.len() == 1 => all.remove(0),
+        None => {
+            return Err(format!(
+                "{} is {} jobs now, one per collection (its meta changed since the job was submitted): submit it again",
+                c.file.display(),
+                all.len()
+            ))
+        }
+    };
+    checked(app, t)
 }
 
 /// The routes, when the server has a milvus-migration config; none without (they get `404`).
@@ -425,44 +494,146 @@ async fn run_step(app: &App, headers: &HeaderMap, body: &[u8], step: Step) -> Re
         let m = "this server has no milvus-migration config (`--compat-config`)".to_string();
         return envelope(StatusCode::OK, Err((m, Value::Null)), &request_id);
     };
-    let text = CompatJob {
-        file: file.clone(),
-        step: step.as_str().into(),
-        collection_names: params.collection_names,
-    };
     let id = new_id(&format!("{}_", step.as_str()));
-    let submitted = match job(app, &text) {
-        Ok(job) => enqueue(app, job, JobText::Compat(text), Some(id.clone()))
-            .await
-            .map_err(|Refusal(_, m)| m),
-        Err(m) => Err(m),
+    let all = match parts(file, step, &params.collection_names).await {
+        Ok(all) => all,
+        Err(m) => return refused(step, m, &request_id),
     };
-    if let Err(m) = submitted {
-        tracing::info!(step = step.as_str(), "milvus-migration route refused: {m}");
-        return envelope(StatusCode::OK, Err((m, Value::Null)), &request_id);
+    let several = all.len() > 1;
+    // Every job checked and planned before any is queued: a refusal queues nothing.
+    let mut ready = Vec::new();
+    for t in all {
+        let part = if several { t.part.clone() } else { None };
+        let job = match checked(app, t) {
+            Ok(job) => job,
+            Err(m) => return refused(step, m, &request_id),
+        };
+        if several {
+            if let Err(e) = vmig::plan::plan(&job).await {
+                let m = format!(
+                    "collection `{}`: {}",
+                    part.as_deref().unwrap_or_default(),
+                    vmig::redact::text(&e.to_string())
+                );
+                return refused(step, m, &request_id);
+            }
+        }
+        let text = CompatJob {
+            file: file.clone(),
+            step: step.as_str().into(),
+            collection_names: params.collection_names.clone(),
+            part: part.clone(),
+        };
+        let name = match &part {
+            Some(p) => format!("{id}-{p}"),
+            None => id.clone(),
+        };
+        ready.push((name, job, text));
+    }
+    let mut queued: Vec<String> = Vec::new();
+    for (name, job, text) in ready {
+        if let Err(Refusal(_, m)) =
+            enqueue(app, job, JobText::Compat(text), Some(name.clone())).await
+        {
+            let m = if queued.is_empty() {
+                m
+            } else {
+                format!(
+                    "{m} (job `{name}`; these of the same request were queued and run: {})",
+                    queued.join(", ")
+                )
+            };
+            return refused(step, m, &request_id);
+        }
+        queued.push(name);
     }
     let data = json!(JobResponse { job_id: id.clone() });
     if params.asynchronous {
         return envelope(StatusCode::OK, Ok(data), &request_id);
     }
     let result = match wait(app, &id).await {
-        Ok(view) => match view.state {
-            JobState::Done => Ok(data),
-            _ => Err((job_info(&view).msg, data)),
-        },
+        Ok(info) if info.job_status == JobStatus::Success => Ok(data),
+        Ok(info) => Err((info.msg, data)),
         Err(m) => Err((m, data)),
     };
     envelope(StatusCode::OK, result, &request_id)
 }
 
-/// Waits until job `id` stopped: how it stands then; an error when it was deleted meanwhile or
-/// the server stops first.
-async fn wait(app: &App, id: &str) -> Result<JobView, String> {
+/// The answer to a request that queued nothing.
+fn refused(step: Step, m: String, request_id: &str) -> Response {
+    tracing::info!(step = step.as_str(), "milvus-migration route refused: {m}");
+    envelope(StatusCode::OK, Err((m, Value::Null)), request_id)
+}
+
+/// Job `id` as milvus-migration's `JobInfo`: a job of this server, or the jobs `<id>-<part>`
+/// one request queued for a config of several parts, as one (failed when one failed, running
+/// while one runs, done when all are; their tasks summed, the mean of their percents). `None`
+/// when there is no such job.
+fn info(app: &App, id: &str) -> Option<JobInfo> {
+    if let Ok(view) = app.jobs.get(id) {
+        return Some(job_info(&view));
+    }
+    let prefix = format!("{id}-");
+    let parts: Vec<JobInfo> = app
+        .jobs
+        .all()
+        .iter()
+        .filter(|v| v.id.starts_with(&prefix) && !v.id.ends_with(crate::routes::VERIFY_SUFFIX))
+        .map(job_info)
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let has = |s: JobStatus| parts.iter().any(|p| p.job_status == s);
+    let job_status = if has(JobStatus::Fail) {
+        JobStatus::Fail
+    } else if parts.iter().all(|p| p.job_status == JobStatus::Success) {
+        JobStatus::Success
+    } else if has(JobStatus::Running) || has(JobStatus::Success) {
+        JobStatus::Running
+    } else {
+        JobStatus::Init
+    };
+    let msg = parts
+        .iter()
+        .filter(|p| !p.msg.is_empty())
+        .map(|p| format!("{}: {}", p.job_id, p.msg))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mean = parts.iter().map(|p| u64::from(p.job_process)).sum::<u64>() / parts.len() as u64;
+    Some(JobInfo {
+        job_id: id.to_string(),
+        job_status,
+        job_process: if job_status == JobStatus::Success {
+            100
+        } else {
+            (mean as u32).min(99)
+        },
+        msg,
+        total_tasks: parts.iter().map(|p| p.total_tasks).sum(),
+        finish_tasks: parts.iter().map(|p| p.finish_tasks).sum(),
+    })
+}
+
+/// Waits until job `id` ([`info`]: one job, or the jobs of one request) stopped: how it
+/// stands then; an error when it was deleted meanwhile or the server stops first.
+async fn wait(app: &App, id: &str) -> Result<JobInfo, String> {
     loop {
-        match app.jobs.get(id) {
-            Ok(view) if view.state.is_final() => return Ok(view),
-            Ok(_) => {}
-            Err(_) => {
+        match info(app, id) {
+            Some(i) if matches!(i.job_status, JobStatus::Success | JobStatus::Fail) => {
+                // A failed part ends the wait only once no other part still runs.
+                let running = i.job_status == JobStatus::Fail
+                    && app
+                        .jobs
+                        .all()
+                        .iter()
+                        .any(|v| v.id.starts_with(&format!("{id}-")) && !v.state.is_final());
+                if !running {
+                    return Ok(i);
+                }
+            }
+            Some(_) => {}
+            None => {
                 return Err(format!(
                     "job `{id}` was deleted while this request waited for it"
                 ))
@@ -546,9 +717,9 @@ pub(crate) async fn get_job(
         }
         Err(e) => return bad(e.body_text()),
     };
-    let result = match app.jobs.get(&id) {
-        Ok(view) => Ok(json!(job_info(&view))),
-        Err(_) => Err((format!("no job `{id}` on this server"), Value::Null)),
+    let result = match info(&app, &id) {
+        Some(info) => Ok(json!(info)),
+        None => Err((format!("no job `{id}` on this server"), Value::Null)),
     };
     envelope(StatusCode::OK, result, &request_id)
 }

@@ -196,6 +196,7 @@ pub(crate) async fn recover(
     let app = app(options, Arc::clone(jobs), CancellationToken::new());
     for Interrupted { id, text } in interrupted {
         let checked = job_of(&app, &text)
+            .await
             .map(|mut job| {
                 if !id.ends_with(VERIFY_SUFFIX) {
                     job.name = id.clone();
@@ -481,7 +482,7 @@ impl IntoResponse for JobRefusal {
 }
 
 /// What ends the id of a job's verification: `<id>.verify`.
-const VERIFY_SUFFIX: &str = ".verify";
+pub(crate) const VERIFY_SUFFIX: &str = ".verify";
 
 /// Whether `name` may be a submitted job's id: 1 to 100 of `A-Z a-z 0-9 . _ -`, not ending in
 /// `.verify` (the ids of verifications).
@@ -533,18 +534,18 @@ async fn submit(
 /// The job `text` stands for, checked as a new submission is: a sent job's text parsed
 /// ([`job_from_text`]), a milvus-migration step translated again from its file
 /// ([`compat::job`]).
-pub(crate) fn job_of(app: &App, text: &JobText) -> Result<Job, Refusal> {
+pub(crate) async fn job_of(app: &App, text: &JobText) -> Result<Job, Refusal> {
     match text {
         JobText::Sent(format, text) => job_from_text(app, *format, text),
-        JobText::Compat(c) => {
-            compat::job(app, c).map_err(|message| Refusal(StatusCode::BAD_REQUEST, message))
-        }
+        JobText::Compat(c) => compat::job(app, c)
+            .await
+            .map_err(|message| Refusal(StatusCode::BAD_REQUEST, message)),
     }
 }
 
 /// Checks, names, plans and queues the job `text`; the answer of `POST /v1/jobs`.
 async fn queue(app: &App, text: JobText, name: Option<String>) -> Response {
-    let job = match job_of(app, &text) {
+    let job = match job_of(app, &text).await {
         Ok(job) => job,
         Err(refusal) => return refusal.into_response(),
     };
@@ -608,7 +609,7 @@ async fn accept(app: &App, request: Request) -> Result<(JobView, serde_json::Val
 
 /// Checks job `of` again and queues its verification as job `<of>.verify`.
 async fn queue_verify(app: &App, of: String, text: JobText) -> Response {
-    let mut job = match job_of(app, &text) {
+    let mut job = match job_of(app, &text).await {
         Ok(job) => job,
         Err(refusal) => return refusal.into_response(),
     };

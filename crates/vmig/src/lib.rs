@@ -22,6 +22,8 @@
 //! vmig = { version = "0.1", default-features = false, features = ["source-faiss", "sink-files"] }
 //! ```
 //!
+//! [`compat`] turns zilliztech/milvus-migration's `migration.yaml` into vmig jobs.
+//!
 //! [`jobs`] is the job lifecycle with a state store — which store, resume, refuse or start over,
 //! recording the run — that `vmig migrate` follows and any other runner of jobs should follow too.
 //!
@@ -37,6 +39,7 @@
 pub use vmig_core::*;
 pub use vmig_state as state;
 
+pub mod compat;
 pub mod jobs;
 pub mod plan;
 
