@@ -11,7 +11,9 @@
 //! submitted job (the data root), planned, recorded in the state store, listed by `/v1/jobs`,
 //! cancellable and resumable. Its id is milvus-migration's: `start_`, `dump_` or `load_` and 21
 //! letters and digits. `async: false` answers once the job stopped, as milvus-migration's
-//! server does.
+//! server does. A config of several jobs (one per Milvus 1.x collection or per index of an
+//! Elasticsearch meta file: [`vmig::compat::translations`]) is queued as jobs `<id>-<collection>`,
+//! all planned before any is queued, and `get_job` answers for them as one.
 //!
 //! Every answer is HTTP 200 with the envelope, `code` 0 or 500 and the error in `msg`, as
 //! milvus-migration answers; a body that is not the documented JSON, and a `get_job` without a
@@ -579,7 +581,9 @@ fn info(app: &App, id: &str) -> Option<JobInfo> {
         .all()
         .iter()
         .filter(|v| v.id.starts_with(&prefix) && !v.id.ends_with(crate::routes::VERIFY_SUFFIX))
-        .map(job_info)
+        // The whole view (the list's leaves the partitions out).
+        .filter_map(|v| app.jobs.get(&v.id).ok())
+        .map(|v| job_info(&v))
         .collect();
     if parts.is_empty() {
         return None;

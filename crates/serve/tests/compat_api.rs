@@ -480,3 +480,170 @@ async fn a_compat_config_that_is_not_one_refuses_the_start() {
         assert!(e.contains(&expected), "{e}");
     }
 }
+
+/// `(id, vector bytes)` of every row of the NumPy units (`part-*/id.npy`, `part-*/data.npy`)
+/// under `dir`, by id.
+fn id_and_data(dir: &Path) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    parts.sort();
+    assert!(!parts.is_empty(), "no unit in {}", dir.display());
+    for part in parts {
+        let (_, id_shape, ids) = npy(&part.join("id.npy"));
+        let (vec_type, vec_shape, vecs) = npy(&part.join("data.npy"));
+        assert_eq!(vec_type, "<f4");
+        assert_eq!(vec_shape[0], id_shape[0]);
+        let width = vec_shape[1] * 4;
+        for (i, id) in ids.chunks_exact(8).enumerate() {
+            let id = i64::from_le_bytes(id.try_into().unwrap());
+            out.push((id, vecs[i * width..(i + 1) * width].to_vec()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// README_1X.md's sqlite form over the 1.x root `root/milvus`, staging to `root/<output>`.
+fn config_1x(root: &Path, output: &str) -> String {
+    format!(
+        "dumper:
+  worker:
+    workMode: milvus1x
+meta:
+  mode: sqlite
+  sqliteFile: {root}/milvus/db/meta.sqlite
+source:
+  mode: local
+  local:
+    tablesDir: {root}/milvus/db/tables/
+target:
+  mode: local
+  local:
+    outputDir: {root}/{output}/
+",
+        root = root.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_of_two_collections_is_two_jobs_under_one_id_each_cancellable_and_resumable() {
+    use vmig_testing::milvus1::{FileType, Metric, Milvus1Gen};
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().canonicalize().unwrap();
+    let mut g = Milvus1Gen::new(11);
+    let books = g.collection("books", 32, Metric::L2);
+    g.segment(books, 60_000, &[5, 70], FileType::Raw);
+    let films = g.collection("films", 8, Metric::Ip);
+    g.segment(films, 500, &[], FileType::Raw);
+    g.write_dir(&root_path.join("milvus")).await.unwrap();
+    let expected = |name: &str| -> Vec<(i64, Vec<u8>)> {
+        let mut rows: Vec<(i64, Vec<u8>)> = g.expected(name)[""]
+            .iter()
+            .map(|r| (r.id, r.vector.clone()))
+            .collect();
+        rows.sort();
+        rows
+    };
+    let file = root_path.join("migration.yaml");
+    std::fs::write(&file, config_1x(&root_path, "out")).unwrap();
+    // One job at a time: `films` waits behind `books`.
+    let (data_root, compat) = (root_path.clone(), file.clone());
+    let server = common::start(|addr| ServeOptions {
+        data_root: Some(data_root),
+        compat_config: Some(compat),
+        max_jobs: 1,
+        ..ServeOptions::new(addr, Tokens::new([TOKEN]).unwrap())
+    })
+    .await;
+    let mut c = Client {
+        base: server.base.clone(),
+        http: reqwest::Client::new(),
+        seen: Vec::new(),
+    };
+
+    let (_, answer) = c.post("/api/v1/start", r#"{"async": true}"#).await;
+    assert_eq!(answer["code"], 0, "{answer}");
+    let id = answer["data"]["jobId"].as_str().unwrap().to_string();
+    // The queued part is cancelled through /v1/jobs, as any job.
+    let (status, view) = c.post(&format!("/v1/jobs/{id}-films/cancel"), "").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{view}");
+    assert_eq!(view["state"], "queued", "{view}");
+    assert_eq!(
+        c.until_stopped(&format!("{id}-films")).await["jobStatus"],
+        "fail"
+    );
+    // The request's job fails as soon as a part did, saying which and how to go on.
+    let (_, answer) = c.get(&format!("/api/v1/get_job?jobId={id}")).await;
+    let info = &answer["data"];
+    assert_eq!(info["jobId"], id.as_str(), "{answer}");
+    assert_eq!(info["jobStatus"], "fail", "{answer}");
+    assert!(
+        info["msg"].as_str().unwrap().contains(&format!(
+            "{id}-films: job `{id}-films` was cancelled (POST /v1/jobs/{id}-films/cancel); POST /v1/jobs/{id}-films/resume runs it on"
+        )),
+        "{answer}"
+    );
+    assert_eq!(
+        c.until_stopped(&format!("{id}-books")).await["jobStatus"],
+        "success"
+    );
+    assert_eq!(
+        id_and_data(&root_path.join("out/migration/books")),
+        expected("books")
+    );
+    assert!(!root_path.join("out/migration/films").exists());
+    // Resumed, it runs (translated again from the config, as the part it is).
+    let (status, view) = c.post(&format!("/v1/jobs/{id}-films/resume"), "").await;
+    assert_eq!(status, StatusCode::CREATED, "{view}");
+    assert_eq!(
+        view["plan"]["source"]["config"]["collections"],
+        json!(["films"]),
+        "{view}"
+    );
+    let info = c.until_stopped(&id).await;
+    assert_eq!(info["jobStatus"], "success", "{info}");
+    assert_eq!(info["jobProcess"], 100, "{info}");
+    assert_eq!(info["msg"], "", "{info}");
+    let total = info["totalTasks"].as_u64().unwrap();
+    assert!(total >= 2, "{info}");
+    assert_eq!(info["finishTasks"].as_u64(), Some(total), "{info}");
+    assert_eq!(
+        id_and_data(&root_path.join("out/migration/films")),
+        expected("films")
+    );
+
+    // dump with collectionNames: only those, synchronously; a name the meta lacks is refused.
+    std::fs::write(&file, config_1x(&root_path, "out2")).unwrap();
+    let (_, answer) = c
+        .post(
+            "/api/v1/dump",
+            r#"{"async": false, "collectionNames": ["films"]}"#,
+        )
+        .await;
+    assert_eq!(
+        (&answer["code"], &answer["msg"]),
+        (&json!(0), &json!("success")),
+        "{answer}"
+    );
+    assert_eq!(
+        id_and_data(&root_path.join("out2/migration/films")),
+        expected("films")
+    );
+    assert!(!root_path.join("out2/migration/books").exists());
+    let (_, answer) = c
+        .post("/api/v1/dump", r#"{"collectionNames": ["films", "nope"]}"#)
+        .await;
+    assert_eq!(answer["code"], 500, "{answer}");
+    assert_eq!(
+        answer["msg"],
+        "collectionNames: `nope` is not a live collection of the Milvus 1.x meta (it has books, films)",
+        "{answer}"
+    );
+    assert!(answer["data"].is_null(), "{answer}");
+    server.stop.cancel();
+    server.task.await.unwrap().unwrap();
+}
