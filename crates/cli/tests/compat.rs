@@ -182,6 +182,37 @@ impl S3Milvus {
             .trim_end_matches('/')
     }
 
+    /// README_1X.md's `target` block: bulk import staged under `out` in this server's bucket.
+    fn remote_target(&self, out: &str) -> String {
+        format!(
+            "target:
+  mode: remote
+  remote:
+    outputDir: {out}
+    cloud: aws
+    endpoint: {endpoint}
+    region: us-east-1
+    bucket: {bucket}
+    ak: {ak}
+    sk: {sk}
+    useIAM: false
+    useSSL: false
+    checkBucket: true
+  milvus2x:
+    endpoint: {milvus}
+    username: {user}
+    password: {password}
+",
+            endpoint = self.endpoint.trim_start_matches("http://"),
+            bucket = self.bucket,
+            ak = self.ak,
+            sk = self.sk,
+            milvus = self.host_port(),
+            user = self.server.user,
+            password = self.server.password,
+        )
+    }
+
     /// An IVF_FLAT index on `field` and a load, so that `vmig verify` can query `collection`
     /// (milvus-migration builds no index either).
     fn index_and_load(&self, collection: &str, field: &str) {
@@ -549,31 +580,8 @@ source:
   mode: local
   local:
     tablesDir: ./milvus/db/tables/
-target:
-  mode: remote
-  remote:
-    outputDir: {out}
-    cloud: aws
-    endpoint: {endpoint}
-    region: us-east-1
-    bucket: {bucket}
-    ak: {ak}
-    sk: {sk}
-    useIAM: false
-    useSSL: false
-    checkBucket: true
-  milvus2x:
-    endpoint: {milvus}
-    username: {user}
-    password: {password}
-",
-            endpoint = m.endpoint.trim_start_matches("http://"),
-            bucket = m.bucket,
-            ak = m.ak,
-            sk = m.sk,
-            milvus = m.host_port(),
-            user = m.server.user,
-            password = m.server.password,
+{target}",
+            target = m.remote_target(&out),
         ),
     )
     .unwrap();
@@ -757,29 +765,12 @@ source:
     ak: {ak}
     sk: {sk}
     useIAM: false
-target:
-  mode: remote
-  remote:
-    outputDir: {out}
-    cloud: aws
-    endpoint: {endpoint}
-    region: us-east-1
-    bucket: {bucket}
-    ak: {ak}
-    sk: {sk}
-    useIAM: false
-  milvus2x:
-    endpoint: {milvus}
-    username: {user}
-    password: {password}
-",
+{target}",
             endpoint = m.endpoint.trim_start_matches("http://"),
             bucket = m.bucket,
             ak = m.ak,
             sk = m.sk,
-            milvus = m.host_port(),
-            user = m.server.user,
-            password = m.server.password,
+            target = m.remote_target(&out),
         ),
     )
     .unwrap();

@@ -139,16 +139,25 @@ pub fn is_migration_file(path: &Path) -> Result<bool> {
 /// # Errors
 /// As [`parse`] and [`translate()`], the message prefixed with the file's name.
 pub fn translate_file(path: &Path, cwd: &Path) -> Result<Translation> {
+    let config = read_config(path)?;
+    translate(&config, cwd).map_err(in_file(path))
+}
+
+/// Reads and parses the config file at `path` ([`parse`]), errors prefixed with its name.
+fn read_config(path: &Path) -> Result<MigrationConfig> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::config(COMPONENT, format!("cannot read {}: {e}", path.display())))?;
-    let in_file = |e: Error| match e {
+    parse(&text).map_err(in_file(path))
+}
+
+/// A config error about the file at `path`: its message prefixed with the file's name.
+fn in_file(path: &Path) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
         Error::Config { message, .. } => {
             Error::config(COMPONENT, format!("{}: {message}", path.display()))
         }
         other => other,
-    };
-    let config = parse(&text).map_err(in_file)?;
-    translate(&config, cwd).map_err(in_file)
+    }
 }
 
 /// The largest Elasticsearch meta file read: a few kilobytes per index in practice.
@@ -162,17 +171,9 @@ const META_FILE_LIMIT: u64 = 16 << 20;
 /// # Errors
 /// As [`translate_file`]; the meta file's, naming it (unreadable, over 16 MiB, not a meta file).
 pub async fn translate_file_jobs(path: &Path, cwd: &Path) -> Result<Vec<Translation>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::config(COMPONENT, format!("cannot read {}: {e}", path.display())))?;
-    let in_file = |e: Error| match e {
-        Error::Config { message, .. } => {
-            Error::config(COMPONENT, format!("{}: {message}", path.display()))
-        }
-        other => other,
-    };
-    let config = parse(&text).map_err(in_file)?;
-    let Some(meta_file) = es_meta_file(&config, cwd).map_err(in_file)? else {
-        return Ok(vec![translate(&config, cwd).map_err(in_file)?]);
+    let config = read_config(path)?;
+    let Some(meta_file) = es_meta_file(&config, cwd).map_err(in_file(path))? else {
+        return Ok(vec![translate(&config, cwd).map_err(in_file(path))?]);
     };
     let display = meta_file.display();
     let unreadable = |e: &dyn std::fmt::Display| {
@@ -212,7 +213,7 @@ pub async fn translate_file_jobs(path: &Path, cwd: &Path) -> Result<Vec<Translat
         }
     };
     let text = String::from_utf8(bytes).map_err(|e| unreadable(&e))?;
-    translate_es_meta(&config, cwd, &display, &text).map_err(in_file)
+    translate_es_meta(&config, cwd, &display, &text).map_err(in_file(path))
 }
 
 /// milvus-migration's three commands: `start` (dump, then load), `dump` (stage the files only,
@@ -300,12 +301,7 @@ pub fn for_step(t: Translation, step: Step) -> Result<Translation> {
 /// with `target.mode: local`, which imports nothing).
 pub fn translate_file_step(path: &Path, cwd: &Path, step: Step) -> Result<Translation> {
     let t = translate_file(path, cwd)?;
-    translate::for_step(t, step).map_err(|e| match e {
-        Error::Config { message, .. } => {
-            Error::config(COMPONENT, format!("{}: {message}", path.display()))
-        }
-        other => other,
-    })
+    translate::for_step(t, step).map_err(in_file(path))
 }
 
 /// Narrows `t` (translated for `step`) to the collections `names`, as the `collectionNames` of
