@@ -1611,19 +1611,39 @@ fn es_connection(config: &MigrationConfig, cwd: &Path, b: &mut Builder) -> Resul
         );
         b.note("source.es.password", Section::Source, "password");
     }
+    let fingerprint = non_empty(&es.fingerprint);
     if let Some(cert) = non_empty(&es.cert) {
-        b.source
-            .insert("ca_cert".into(), local_path(cwd, cert).into());
-        b.note(
-            "source.es.cert",
-            Section::Source,
-            "ca_cert (the CA's PEM file)",
-        );
+        if fingerprint.is_some() {
+            // go-elasticsearch dials TLS itself when CertificateFingerprint is set, and the CA
+            // pool built from CACert is then never consulted.
+            b.ignore(
+                "source.es.cert",
+                true,
+                "fingerprint is set (go-elasticsearch then trusts the server by the fingerprint alone and does not use the CA file)",
+            );
+        } else {
+            b.source
+                .insert("ca_cert".into(), local_path(cwd, cert).into());
+            b.note(
+                "source.es.cert",
+                Section::Source,
+                "ca_cert (the CA's PEM file)",
+            );
+        }
     }
-    if non_empty(&es.fingerprint).is_some() {
-        return Err(bad(
-            "source.es.fingerprint: vmig does not pin a certificate by its fingerprint yet; give the CA certificate's PEM file as source.es.cert instead",
-        ));
+    if let Some(fp) = fingerprint {
+        let digits = fp.chars().filter(|c| *c != ':').collect::<Vec<_>>();
+        if digits.len() != 64 || !digits.iter().all(char::is_ascii_hexdigit) {
+            return Err(bad(
+                "source.es.fingerprint: not a SHA-256 certificate fingerprint (64 hex digits, colons allowed, as Elasticsearch prints it at first start)",
+            ));
+        }
+        b.source.insert("ca_fingerprint".into(), fp.into());
+        b.note(
+            "source.es.fingerprint",
+            Section::Source,
+            "ca_fingerprint (the server is trusted when a certificate of the chain it presents has this SHA-256; as in go-elasticsearch, chain and host name are then not checked)",
+        );
     }
     Ok(())
 }

@@ -574,11 +574,13 @@ fn es_configs_milvus_migration_refuses_are_refused_naming_the_key() {
     );
     assert!(e("consistencyLevel: Customized", "consistencyLevel: Eventual")
         .contains("meta.milvus.consistencyLevel: `Eventual` is not one of Strong, Session, Bounded, Eventually, Customized"));
-    assert!(e(
-        "    username: elastic\n",
-        "    username: elastic\n    fingerprint: AB:CD\n"
-    )
-    .contains("source.es.fingerprint: vmig does not pin a certificate by its fingerprint yet"));
+    assert_eq!(
+        e(
+            "    username: elastic\n",
+            "    username: elastic\n    fingerprint: AB:CD\n"
+        ),
+        "invalid `migration.yaml` configuration: source.es.fingerprint: not a SHA-256 certificate fingerprint (64 hex digits, colons allowed, as Elasticsearch prints it at first start)"
+    );
     assert!(e("collection: rename_test_name", "collection: rename-test")
         .contains("meta.milvus.collection: `rename-test` is not a Milvus collection name"));
     assert!(e("    - name: data\n      type: dense_vector  #dense_vector field have to migrate field.\n      dims: 512           #vector dims\n", "")
@@ -619,6 +621,56 @@ fn es_cloud_and_service_token_auth_follow_milvus_migrations_precedence() {
         cert.job.source.options["ca_cert"],
         "/work/certs/http_ca.crt"
     );
+    assert_eq!(cert.job.source.options.get("ca_fingerprint"), None);
+}
+
+#[test]
+fn es_fingerprint_becomes_the_pin_and_like_go_elasticsearch_overrides_cert() {
+    const FP: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    let pinned = tr(&ES_README.replace(
+        "    username: elastic\n",
+        &format!("    username: elastic\n    fingerprint: {FP}\n"),
+    ));
+    let o = json!(pinned.job.source.options);
+    assert_eq!(o["ca_fingerprint"], FP);
+    assert_eq!(o["username"], "elastic");
+    assert_eq!(o.get("ca_cert"), None);
+    let note = pinned
+        .notes
+        .iter()
+        .find(|n| n.key == "source.es.fingerprint")
+        .expect("a note for the fingerprint");
+    assert!(note.text.starts_with("ca_fingerprint ("), "{}", note.text);
+
+    // As Elasticsearch prints it: upper case with colons.
+    let colons = FP
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    let both = tr(&ES_README.replace(
+        "    username: elastic\n",
+        &format!("    username: elastic\n    cert: certs/http_ca.crt\n    fingerprint: {colons}\n"),
+    ));
+    let o = json!(both.job.source.options);
+    assert_eq!(o["ca_fingerprint"], colons.as_str());
+    assert_eq!(o.get("ca_cert"), None, "go-elasticsearch ignores cert then");
+    let ignored: Vec<&str> = both
+        .ignored()
+        .map(|n| n.key.as_str())
+        .filter(|k| k.starts_with("source."))
+        .collect();
+    assert_eq!(ignored, ["source.es.cert"]);
+
+    // serviceToken still wins over cert and fingerprint, as before.
+    let token = tr(&ES_README.replace(
+        "    username: elastic\n",
+        &format!("    serviceToken: AAEAAWVsYXN0aWMvZmxlZXQtc2VydmVyL3Rva2VuMTo\n    fingerprint: {FP}\n"),
+    ));
+    assert_eq!(token.job.source.options.get("ca_fingerprint"), None);
+    assert!(token.ignored().any(|n| n.key == "source.es.fingerprint"));
 }
 
 #[test]

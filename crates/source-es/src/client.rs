@@ -109,6 +109,9 @@ pub enum HttpError {
     },
     /// No answer (connection refused/reset, timeout), after all retries.
     Transport(String),
+    /// The server's TLS certificate was refused (not trusted, or not the one `ca_fingerprint`
+    /// pins): not retried, trying again cannot change it.
+    Certificate(String),
 }
 
 impl fmt::Display for HttpError {
@@ -120,7 +123,7 @@ impl fmt::Display for HttpError {
                 kind,
                 reason,
             } => write!(f, "{node} answered HTTP {status}: {kind}: {reason}"),
-            HttpError::Transport(m) => f.write_str(m),
+            HttpError::Transport(m) | HttpError::Certificate(m) => f.write_str(m),
         }
     }
 }
@@ -131,6 +134,7 @@ impl HttpError {
         match self {
             HttpError::Status { status, .. } => matches!(status.as_u16(), 429 | 502..=504),
             HttpError::Transport(_) => true,
+            HttpError::Certificate(_) => false,
         }
     }
 
@@ -138,7 +142,7 @@ impl HttpError {
     fn gave_up(mut self, why: GaveUp) -> HttpError {
         match &mut self {
             HttpError::Status { reason, .. } => *reason = format!("{reason} ({why})"),
-            HttpError::Transport(m) => *m = format!("{m} ({why})"),
+            HttpError::Transport(m) | HttpError::Certificate(m) => *m = format!("{m} ({why})"),
         }
         self
     }
@@ -153,7 +157,7 @@ impl HttpError {
                     || (kind.contains("search_phase_execution")
                         && reason.contains("search context"))
             }
-            HttpError::Transport(_) => false,
+            HttpError::Transport(_) | HttpError::Certificate(_) => false,
         }
     }
 
@@ -183,6 +187,7 @@ impl HttpError {
                 message: format!("{what}: {m}"),
                 source: None,
             },
+            HttpError::Certificate(m) => Error::config("elasticsearch", format!("{what}: {m}")),
         }
     }
 }
@@ -252,7 +257,8 @@ impl Client {
     /// Builds the client from a validated configuration (no I/O).
     ///
     /// # Errors
-    /// When a URL does not parse or the CA certificate cannot be read.
+    /// When a URL does not parse, the CA certificate cannot be read or `ca_fingerprint` is not a
+    /// SHA-256.
     pub fn new(config: &EsSourceConfig) -> Result<Client> {
         let mut raw_urls: Vec<String> = config.url.as_slice().to_vec();
         if let Some(id) = &config.cloud_id {
@@ -334,6 +340,13 @@ impl Client {
             tracing::warn!(message = "TLS certificate verification is OFF (`insecure = true`).");
             builder = builder.danger_accept_invalid_certs(true);
         }
+        if let Some(text) = &config.ca_fingerprint {
+            // Validation refuses it next to `ca_cert` and `insecure`, which this configuration
+            // would silently override.
+            let pin = crate::pin::Fingerprint::parse("elasticsearch", text)?;
+            builder =
+                builder.use_preconfigured_tls(crate::pin::pinned_tls_config("elasticsearch", pin)?);
+        }
         let http = builder
             .build()
             .map_err(|e| Error::config("elasticsearch", format!("HTTP client: {e}")))?;
@@ -389,9 +402,14 @@ impl Client {
                         Err(e) => HttpError::Transport(transport_message(&e)),
                     }
                 }
-                Err(e) => HttpError::Transport(transport_message(&e)),
+                Err(e) => match crate::pin::certificate_refusal(&e) {
+                    Some(why) => HttpError::Certificate(format!("{}: {why}", node_name(base))),
+                    None => HttpError::Transport(transport_message(&e)),
+                },
             };
-            if matches!(err, HttpError::Transport(_)) && self.urls.len() > 1 {
+            if matches!(err, HttpError::Transport(_) | HttpError::Certificate(_))
+                && self.urls.len() > 1
+            {
                 self.next.fetch_add(1, Ordering::Relaxed);
             }
             Err(err)

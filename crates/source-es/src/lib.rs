@@ -36,6 +36,7 @@
 pub mod client;
 pub mod decode;
 pub mod mapping;
+pub mod pin;
 mod source;
 
 use std::collections::BTreeMap;
@@ -225,6 +226,14 @@ pub struct EsSourceConfig {
     /// A PEM file with the CA certificate(s) to trust, for clusters with their own CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<String>,
+    /// The SHA-256 fingerprint of a certificate to trust (64 hex digits, colons allowed: the
+    /// `AB:CD:…` Elasticsearch prints for its HTTP CA at first start). The server is accepted
+    /// when a certificate of the chain it presents has that fingerprint; this pin *replaces*
+    /// chain, host name and date verification, as go-elasticsearch's `CertificateFingerprint`
+    /// does (see [`pin`]). Not with `insecure` (contradictory) nor with `ca_cert` (give one way
+    /// of trusting the server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_fingerprint: Option<String>,
     /// Accept any TLS certificate (never in production). Default false.
     #[serde(default)]
     pub insecure: bool,
@@ -290,6 +299,7 @@ impl EsSourceConfig {
             api_key: None,
             bearer_token: None,
             ca_cert: None,
+            ca_fingerprint: None,
             insecure: false,
             retry: RetryConfig::default(),
             max_retries: None,
@@ -341,6 +351,15 @@ impl EsSourceConfig {
         }
         if let Some(id) = &self.cloud_id {
             client::cloud_id_url(id)?;
+        }
+        if let Some(fp) = &self.ca_fingerprint {
+            pin::Fingerprint::parse(plugin, fp)?;
+            if self.insecure {
+                return bad("`ca_fingerprint` pins the server's certificate and `insecure = true` accepts any certificate: give only one (the pin)".into());
+            }
+            if self.ca_cert.is_some() {
+                return bad("give either `ca_cert` (verify the server's chain and host name against that CA) or `ca_fingerprint` (trust the server whose chain holds a certificate with that SHA-256, without other checks), not both".into());
+            }
         }
         if self.pk.is_empty() || self.id_column.is_empty() {
             return bad("`pk` and `id_column` must not be empty".into());
@@ -473,7 +492,7 @@ mod tests {
         let bad: std::result::Result<EsSourceConfig, _> = serde_json::from_value(
             serde_json::json!({"url": "http://x", "index": "i", "sliecs": 2}),
         );
-        assert_eq!(bad.unwrap_err().to_string(), "unknown field `sliecs`, expected one of `url`, `cloud_id`, `index`, `query`, `fields`, `arrays`, `batch_size`, `slices`, `method`, `keep_alive`, `pk`, `id_column`, `dates`, `sparse_keys`, `on_unknown_type`, `on_invalid`, `defaults`, `dims`, `username`, `password`, `api_key`, `bearer_token`, `ca_cert`, `insecure`, `retry`, `max_retries`, `request_timeout_secs`");
+        assert_eq!(bad.unwrap_err().to_string(), "unknown field `sliecs`, expected one of `url`, `cloud_id`, `index`, `query`, `fields`, `arrays`, `batch_size`, `slices`, `method`, `keep_alive`, `pk`, `id_column`, `dates`, `sparse_keys`, `on_unknown_type`, `on_invalid`, `defaults`, `dims`, `username`, `password`, `api_key`, `bearer_token`, `ca_cert`, `ca_fingerprint`, `insecure`, `retry`, `max_retries`, `request_timeout_secs`");
         let many: EsSourceConfig = serde_json::from_value(
             serde_json::json!({"url": ["http://a", "http://b"], "index": "i"}),
         )
