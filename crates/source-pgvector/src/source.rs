@@ -244,6 +244,7 @@ async fn split(conn: &mut PgConnection, inner: &Inner) -> Result<Vec<Part>> {
         }]
     };
     let (lo, hi, unit) = match &plan.key {
+        Key::Int(k) if n <= 1 => return Ok(all(&format!("all rows by {k}"))),
         Key::Int(k) => {
             let q = quote_ident(k);
             let sql = format!(
