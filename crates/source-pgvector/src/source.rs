@@ -620,7 +620,7 @@ impl Reader {
 
     /// Runs one page, reconnecting and asking again (after the same key) on transient errors.
     async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<PgRow>> {
-        let policy = self.inner.config.retry.clone();
+        let policy = self.inner.config.retry;
         let mut attempt = 1u32;
         let mut delay = policy.initial_backoff;
         let started = tokio::time::Instant::now();
@@ -634,7 +634,7 @@ impl Reader {
                         Param::Int(v) => args.add(*v),
                         Param::Text(v) => args.add(v.as_str()),
                     }
-                    .map_err(|e| Error::External(e))?;
+                    .map_err(Error::External)?;
                 }
                 sqlx::query_with(sql, args)
                     .fetch_all(conn)

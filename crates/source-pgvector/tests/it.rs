@@ -2,6 +2,8 @@
 //! start`, `VMIG_POSTGRES_URL`): every test makes its own database and `CREATE EXTENSION vector`
 //! in it. Skips loudly without the server; fails under `CI=true`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use arrow::array::{
     Array, AsArray, BooleanArray, FixedSizeBinaryArray, Float32Array, Float64Array, Int16Array,
     Int32Array, Int64Array, ListArray, MapArray, StringArray,
