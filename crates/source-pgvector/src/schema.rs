@@ -691,3 +691,37 @@ async fn resolve_key(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_and_metrics_mapped() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_ident("Items"), "\"Items\"");
+        assert_eq!(metric_of_opclass("vector_l2_ops"), Some("L2"));
+        assert_eq!(metric_of_opclass("halfvec_ip_ops"), Some("IP"));
+        assert_eq!(metric_of_opclass("sparsevec_cosine_ops"), Some("COSINE"));
+        assert_eq!(metric_of_opclass("bit_hamming_ops"), Some("HAMMING"));
+        assert_eq!(metric_of_opclass("vector_l1_ops"), None);
+    }
+
+    #[test]
+    fn types_map_as_the_table_says() {
+        let c = PgvectorSourceConfig::table("postgres://h/db", "t");
+        let col = |t: &str, e: &str, m: i32| classify("c", t, e, t, m, true, &c).unwrap();
+        assert_eq!(
+            col("vector", "", 3).unwrap().field.data_type(),
+            &vmig_core::vector::float_vector_type(3)
+        );
+        assert_eq!(
+            col("varchar", "", 24).unwrap().field.metadata()[META_MAX_LENGTH],
+            "20"
+        );
+        assert_eq!(col("numeric", "", -1).unwrap().select, "\"c\"::float8");
+        assert!(col("point", "", -1).is_none());
+        assert!(col("_numeric", "numeric", -1).is_none());
+        assert!(classify("c", "bit", "", "bit(12)", 12, false, &c).is_err());
+    }
+}
