@@ -90,7 +90,7 @@ fn a_pgvector_table_migrates_into_milvus_and_verifies() {
         dir.path(),
         "milvus",
         &format!(
-            "[source]\n{}\n[sink]\ntype = \"milvus2\"\nuri = \"{}\"\nuser = \"{}\"\npassword = \"${{VMIG_TEST_MILVUS_PASSWORD}}\"\ncollection = \"{collection}\"\nmode = \"insert\"\nload = true\n",
+            "[source]\n{}\n[sink]\ntype = \"milvus2\"\nuri = \"{}\"\nuser = \"{}\"\npassword = \"${{VMIG_TEST_MILVUS_PASSWORD}}\"\ncollection = \"{collection}\"\nmode = \"insert\"\nindex = {{ type = \"IVF_FLAT\", metric = \"L2\", params = {{ nlist = 16 }} }}\nload = true\n",
             source(&db, "columns = [\"id\", \"vector\", \"title\"]\n"),
             m.uri,
             m.user
