@@ -74,7 +74,10 @@ fn a_pgvector_table_migrates_to_parquet_row_by_row() {
     for (id, bits) in &rows {
         assert_eq!(bits, &expected(*id), "row {id}");
     }
-    assert_eq!(rows.keys().copied().collect::<Vec<_>>(), (1..=ROWS).collect::<Vec<_>>());
+    assert_eq!(
+        rows.keys().copied().collect::<Vec<_>>(),
+        (1..=ROWS).collect::<Vec<_>>()
+    );
     rt.block_on(db.drop_now());
 }
 
