@@ -477,6 +477,14 @@ async fn login_failures_and_unreachable_servers_name_the_server_not_the_password
     assert!(!text.contains("Sup3rSecretPw"), "{text}");
     assert!(err.is_config_error());
 
+    // libpq's sslmode is honoured: the test server has no TLS, so `require` fails, saying so.
+    let mut tls = url::Url::parse(&base).unwrap();
+    tls.set_query(Some("sslmode=require"));
+    let mut c = PgvectorSourceConfig::table(tls.as_str(), "items");
+    c.retry.max_attempts = 1;
+    let text = PgvectorSource::connect(c).await.unwrap_err().to_string();
+    assert!(text.contains("TLS") && text.contains(&server), "{text}");
+
     let mut c = PgvectorSourceConfig::table("postgres://u:Sup3rSecretPw@127.0.0.1:1/db", "items");
     c.retry.max_attempts = 1;
     let err = PgvectorSource::connect(c).await.unwrap_err();
