@@ -383,6 +383,7 @@ impl Source for PgvectorSource {
             cancel: ctx.cancel.clone(),
             done: false,
             end_block: None,
+            window: None,
         };
         let stream = futures::stream::unfold(reader, |mut r| async move {
             if r.done {
@@ -412,6 +413,8 @@ struct Reader {
     done: bool,
     /// For ctid ranges: the first block not to read (learnt when the stream starts).
     end_block: Option<i64>,
+    /// For ctid ranges: blocks per page (learnt when the stream starts).
+    window: Option<i64>,
 }
 
 enum Param {
@@ -515,7 +518,14 @@ impl Reader {
                 if start >= end {
                     return Ok(None);
                 }
-                let window = self.blocks_per_page().await?.max(1);
+                let window = match self.window {
+                    Some(w) => w,
+                    None => {
+                        let w = self.blocks_per_page().await?.max(1);
+                        self.window = Some(w);
+                        w
+                    }
+                };
                 let stop = start.saturating_add(window).min(end);
                 params.push(Param::Text(format!("({start},0)")));
                 params.push(Param::Text(format!("({stop},0)")));
