@@ -12,6 +12,7 @@
 //! | `source-files`   | source `files` (enables `parsers`)        | `vmig-source-files`   |
 //! | `source-milvus1` | source `milvus1`                          | `vmig-source-milvus1` |
 //! | `source-milvus2` | source `milvus2`                          | `vmig-source-milvus2` |
+//! | `source-pgvector`| source `pgvector`                         | `vmig-source-pgvector`|
 //! | `sink-files`     | sink `files`                              | `vmig-sink-files`     |
 //! | `sink-milvus2`   | sink `milvus2`                            | `vmig-sink-milvus2`   |
 //! | `transforms`     | transformers `select`, `drop`, `rename`, `cast`, `collection`, `filter` | `vmig-transforms` |
@@ -59,6 +60,8 @@ pub use vmig_source_files as source_files;
 pub use vmig_source_milvus1 as source_milvus1;
 #[cfg(feature = "source-milvus2")]
 pub use vmig_source_milvus2 as source_milvus2;
+#[cfg(feature = "source-pgvector")]
+pub use vmig_source_pgvector as source_pgvector;
 #[cfg(feature = "transforms")]
 pub use vmig_transforms as transforms;
 
