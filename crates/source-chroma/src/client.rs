@@ -109,7 +109,7 @@ impl Client {
         Ok(Client {
             http,
             base,
-            retry: cfg.retry.clone(),
+            retry: cfg.retry,
         })
     }
 

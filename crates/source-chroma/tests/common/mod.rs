@@ -42,6 +42,17 @@ pub async fn recreate(url: &str, name: &str, space: &str) -> String {
         .to_string()
 }
 
+/// The id of an existing collection.
+pub async fn collection_id(url: &str, name: &str) -> String {
+    let v: Value = reqwest::get(format!("{}/{name}", base(url)))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
 /// One inserted row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
