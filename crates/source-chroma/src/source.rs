@@ -241,10 +241,17 @@ impl ChromaSource {
                 json_keys.push(k.clone());
             }
         }
+        // Nullable columns carry `milvus.nullable`, so the milvus2 sink creates them nullable on
+        // Milvus 2.5+ (older versions have no nullable fields: a null then stops the job there).
+        let nullable = |f: Field| {
+            let mut m = f.metadata().clone();
+            m.insert("milvus.nullable".to_string(), "true".to_string());
+            f.with_metadata(m)
+        };
         let mut fields = vec![
             Field::new("id", DataType::Utf8, false),
             vector::float_vector_field("embedding", dim),
-            Field::new("document", DataType::Utf8, true),
+            nullable(Field::new("document", DataType::Utf8, true)),
         ];
         for (k, kind) in &typed {
             let dt = match kind {
@@ -253,7 +260,7 @@ impl ChromaSource {
                 Kind::Bool => DataType::Boolean,
                 Kind::Str | Kind::Json => DataType::Utf8,
             };
-            fields.push(Field::new(k, dt, true));
+            fields.push(nullable(Field::new(k, dt, true)));
         }
         let mut meta = std::collections::HashMap::new();
         meta.insert(META_METRIC.to_string(), metric.clone());
@@ -263,7 +270,7 @@ impl ChromaSource {
         let json_column = match cfg.metadata_mode {
             MetadataMode::Columns if json_keys.is_empty() => false,
             MetadataMode::Columns | MetadataMode::Json => {
-                fields.push(vector::json_field("metadata", true));
+                fields.push(nullable(vector::json_field("metadata", true)));
                 true
             }
             MetadataMode::Dynamic => {

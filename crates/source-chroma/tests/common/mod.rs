@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 
 use arrow::array::{
-    Array, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int64Array,
-    RecordBatch, StringArray,
+    Array, AsArray, BooleanArray, Float32Array, Float64Array, Int64Array, RecordBatch,
 };
 use rand::{RngExt, SeedableRng};
 use serde_json::{json, Map, Value};
@@ -166,25 +165,28 @@ pub fn rows(n: usize, dim: usize, seed: u64) -> Vec<Row> {
         .collect()
 }
 
-/// The source's batches as rows: typed metadata columns and the JSON column merged back into
-/// one map.
+/// Batches as rows, columns found by name (vectors as fixed-size or variable lists, so Parquet
+/// files and a Milvus read-back work too): typed metadata columns and the JSON column
+/// (`metadata` or `$meta`) merged back into one map.
 pub fn batch_rows(batches: &[RecordBatch]) -> Vec<Row> {
     let mut out = Vec::new();
     for b in batches {
         let schema = b.schema();
-        let ids = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
-        let vecs = b
-            .column(1)
-            .as_any()
-            .downcast_ref::<FixedSizeListArray>()
-            .unwrap();
-        let docs = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+        let ids = b.column_by_name("id").unwrap().as_string::<i32>();
+        let vecs = b.column_by_name("embedding").unwrap();
+        let docs = b.column_by_name("document");
         for r in 0..b.num_rows() {
-            let v = vecs.value(r);
+            let v = match vecs.as_fixed_size_list_opt() {
+                Some(f) => f.value(r),
+                None => vecs.as_list::<i32>().value(r),
+            };
             let v = v.as_any().downcast_ref::<Float32Array>().unwrap();
             let mut meta = BTreeMap::new();
-            for c in 3..b.num_columns() {
+            for c in 0..b.num_columns() {
                 let name = schema.field(c).name().clone();
+                if ["id", "embedding", "document"].contains(&name.as_str()) {
+                    continue;
+                }
                 let col = b.column(c);
                 if col.is_null(r) {
                     continue;
@@ -209,7 +211,9 @@ pub fn batch_rows(batches: &[RecordBatch]) -> Vec<Row> {
             out.push(Row {
                 id: ids.value(r).to_string(),
                 embedding: v.values().to_vec(),
-                document: (!docs.is_null(r)).then(|| docs.value(r).to_string()),
+                document: docs
+                    .filter(|d| !d.is_null(r))
+                    .map(|d| d.as_string::<i32>().value(r).to_string()),
                 meta,
             });
         }
