@@ -15,7 +15,8 @@ const ROWS: usize = 700;
 /// Creates (again) collection `name` (space `ip`, dimension 8) holding ROWS rows with a
 /// document each and int/str/bool metadata (every 4th row without metadata).
 async fn fill(url: &str, name: &str) {
-    let base = format!("{url}/api/v2/tenants/default_tenant/databases/default_database/collections");
+    let base =
+        format!("{url}/api/v2/tenants/default_tenant/databases/default_database/collections");
     let http = reqwest::Client::new();
     let _ = http.delete(format!("{base}/{name}")).send().await;
     let created: Value = http
