@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::Value;
 use vmig_core::{Error, Result, RetryConfig};
 
-use crate::{ChromaSourceConfig, TokenHeader, PLUGIN};
+use crate::{AuthHeader, ChromaSourceConfig, PLUGIN};
 
 /// A connection to one Chroma server. Credentials live only in the client's default headers.
 pub(crate) struct Client {
@@ -69,11 +69,11 @@ impl Client {
             headers.insert(AUTHORIZATION, header(format!("Basic {b}"))?);
         }
         if let Some(t) = &cfg.token {
-            match cfg.token_header {
-                TokenHeader::Authorization => {
+            match cfg.auth_header {
+                AuthHeader::Authorization => {
                     headers.insert(AUTHORIZATION, header(format!("Bearer {t}"))?);
                 }
-                TokenHeader::XChromaToken => {
+                AuthHeader::XChromaToken => {
                     headers.insert(
                         HeaderName::from_static("x-chroma-token"),
                         header(t.clone())?,
@@ -181,7 +181,7 @@ impl Client {
             Err(match status.as_u16() {
                 401 | 403 => Error::config(
                     PLUGIN,
-                    format!("{msg} (check `token` and `token_header`, or `username`/`password`)"),
+                    format!("{msg} (check `token` and `auth_header`, or `username`/`password`)"),
                 ),
                 429 | 502..=504 => Error::Transient {
                     message: msg,

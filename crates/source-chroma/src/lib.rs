@@ -49,7 +49,7 @@ pub(crate) const PLUGIN: &str = "chroma";
 /// Which header carries `token`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TokenHeader {
+pub enum AuthHeader {
     /// `Authorization: Bearer <token>` (Chroma's default).
     #[default]
     Authorization,
@@ -112,9 +112,10 @@ pub struct ChromaSourceConfig {
         serialize_with = "vmig_core::redact::serialize_secret"
     )]
     pub token: Option<String>,
-    /// `authorization` (default: `Authorization: Bearer <token>`) or `x_chroma_token`.
+    /// `authorization` (default: `Authorization: Bearer <token>`) or `x_chroma_token`. (Not
+    /// named `*token*`, which `vmig plan` would redact.)
     #[serde(default)]
-    pub token_header: TokenHeader,
+    pub auth_header: AuthHeader,
     /// Basic-auth user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -173,7 +174,7 @@ impl ChromaSourceConfig {
             metadata_scan_rows: None,
             dim: None,
             token: None,
-            token_header: TokenHeader::Authorization,
+            auth_header: AuthHeader::Authorization,
             username: None,
             password: None,
             ca_cert: None,

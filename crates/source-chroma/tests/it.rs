@@ -239,17 +239,17 @@ async fn refused_token_is_a_clear_configuration_error() {
     });
     for (header, expect) in [
         (
-            vmig_source_chroma::TokenHeader::Authorization,
+            vmig_source_chroma::AuthHeader::Authorization,
             "authorization: bearer wrong-token",
         ),
         (
-            vmig_source_chroma::TokenHeader::XChromaToken,
+            vmig_source_chroma::AuthHeader::XChromaToken,
             "x-chroma-token: wrong-token",
         ),
     ] {
         let mut cfg = config(&format!("http://{addr}"), "c");
         cfg.token = Some("wrong-token".into());
-        cfg.token_header = header;
+        cfg.auth_header = header;
         let err = ChromaSource::connect(cfg).await.unwrap_err();
         assert!(err.is_config_error(), "{err}");
         let msg = err.to_string();
