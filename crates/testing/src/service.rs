@@ -14,6 +14,7 @@
 //! | `VMIG_POSTGRES_URL`   | PostgreSQL 15 (`scripts/postgres start`): `postgres://postgres@127.0.0.1:15432/postgres`; trust auth, the user may create databases |
 //! | `VMIG_ES_URL`         | Elasticsearch-compatible server (`scripts/es start`) |
 //! | `VMIG_OPENSEARCH_URL` | OpenSearch-compatible server (`scripts/es start`) |
+//! | `VMIG_CHROMA_URL`     | the real Chroma 1.5.9 server (`scripts/chroma start`), e.g. `http://127.0.0.1:18000` |
 //! | `VMIG_MILVUS_URI`, `VMIG_MILVUS_USER`, `VMIG_MILVUS_PASSWORD` | Milvus 2.x ([`milvus`]; user and password default to `root` / `Milvus`) |
 //! | `VMIG_MILVUS_PYTHON`  | a Python with pymilvus ([`MilvusServer::pymilvus`]) |
 

@@ -9,6 +9,7 @@
 //! |------------------|-------------------------------------------|-----------------------|
 //! | `source-faiss`   | source `faiss`                            | `vmig-source-faiss`   |
 //! | `source-es`      | sources `elasticsearch`, `opensearch`     | `vmig-source-es`      |
+//! | `source-chroma`  | source `chroma`                           | `vmig-source-chroma`  |
 //! | `source-files`   | source `files` (enables `parsers`)        | `vmig-source-files`   |
 //! | `source-milvus1` | source `milvus1`                          | `vmig-source-milvus1` |
 //! | `source-milvus2` | source `milvus2`                          | `vmig-source-milvus2` |
@@ -50,6 +51,8 @@ pub use vmig_parsers as parsers;
 pub use vmig_sink_files as sink_files;
 #[cfg(feature = "sink-milvus2")]
 pub use vmig_sink_milvus2 as sink_milvus2;
+#[cfg(feature = "source-chroma")]
+pub use vmig_source_chroma as source_chroma;
 #[cfg(feature = "source-es")]
 pub use vmig_source_es as source_es;
 #[cfg(feature = "source-faiss")]
