@@ -193,7 +193,8 @@ enum Command {
     /// milvus-migration's `dump`: only stage the files (to the target's `outputDir`), importing
     /// nothing; `load` imports them.
     Dump(CompatRun),
-    /// milvus-migration's `load`: import what `dump` staged, through the files source.
+    /// milvus-migration's `load`: import what `dump` staged, through the files source, keeping
+    /// the partition each staged unit names (e.g. a Milvus 1.x partition).
     Load(CompatRun),
     /// List the sources, transformers and sinks this binary contains.
     Plugins {

@@ -536,12 +536,15 @@ fn faiss_remote_config_bulk_imports_into_real_milvus_and_verifies() {
     m.server.drop_collection(&collection);
 }
 
-#[test]
-fn milvus1x_config_over_two_collections_migrates_each_into_its_own_and_verifies() {
+/// Two Milvus 1.x collections under `dir/milvus` — `books_<unique>` (dim 8, L2; segments with
+/// deletes, and partition `p2023`: 30 rows, 1 deleted) and `films_<unique>` (dim 16, IP) — and
+/// `dir/migration.yaml`, README_1X.md's sqlite form pointed at them and at the S3-backed Milvus.
+/// Returns the generator (whose `expected` gives the rows) and the two collection names.
+fn milvus1x_two_collections(
+    m: &S3Milvus,
+    dir: &Path,
+) -> (vmig_testing::milvus1::Milvus1Gen, String, String) {
     use vmig_testing::milvus1::{FileType, Metric, Milvus1Gen};
-    let Some(m) = s3_milvus() else {
-        return;
-    };
     let suffix = vmig_testing::service::unique("c");
     let (books, films) = (format!("books_{suffix}"), format!("films_{suffix}"));
     let mut g = Milvus1Gen::new(5);
@@ -551,8 +554,7 @@ fn milvus1x_config_over_two_collections_migrates_each_into_its_own_and_verifies(
     g.segment(p, 30, &[0], FileType::ToIndex);
     let f = g.collection(&films, 16, Metric::Ip);
     g.segment(f, 45, &[], FileType::Raw);
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("milvus");
+    let root = dir.join("milvus");
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(g.write_dir(&root))
@@ -560,7 +562,7 @@ fn milvus1x_config_over_two_collections_migrates_each_into_its_own_and_verifies(
     let out = vmig_testing::service::unique("compat-1x");
     // README_1X.md's sqlite form, pointed at the generated 1.x root and the S3-backed Milvus.
     std::fs::write(
-        dir.path().join("migration.yaml"),
+        dir.join("migration.yaml"),
         format!(
             "dumper:
   worker:
@@ -585,6 +587,16 @@ source:
         ),
     )
     .unwrap();
+    (g, books, films)
+}
+
+#[test]
+fn milvus1x_config_over_two_collections_migrates_each_into_its_own_and_verifies() {
+    let Some(m) = s3_milvus() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_, books, films) = milvus1x_two_collections(&m, dir.path());
     // One job per collection: plan names them and asks for one.
     let o = vmig_in(dir.path(), &["plan", "migration.yaml"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -856,5 +868,68 @@ source:
                 .await
         })
         .unwrap();
+    }
+}
+
+/// milvus-migration's `dump` then `load` over the same two 1.x collections: `dump` stages each
+/// collection and imports nothing; `load` imports what it staged, and the rows of 1.x partition
+/// `p2023` arrive in Milvus partition `p2023` — exactly those rows, ids and vector bits — and
+/// the collection's own rows in `_default`, as `start` puts them.
+#[test]
+fn milvus1x_dump_then_load_keeps_the_partition() {
+    let Some(m) = s3_milvus() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (g, books, films) = milvus1x_two_collections(&m, dir.path());
+    let o = vmig_in(dir.path(), &["dump", "-c", "migration.yaml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let exists = m.server.pymilvus(&format!(
+        "print(utility.has_collection('{books}'), utility.has_collection('{films}'))"
+    ));
+    assert_eq!(exists.trim(), "False False", "dump imports nothing");
+    let o = vmig_in(dir.path(), &["load", "-c", "migration.yaml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    for (name, rows, dim) in [(&books, 60 - 2 + 30 - 1, 8), (&films, 45, 16)] {
+        let described = m.describe(name);
+        assert!(
+            described.contains(&format!(
+                "('data', 'FLOAT_VECTOR', False, {{'dim': {dim}}})"
+            )),
+            "{described}"
+        );
+        m.index_and_load(name, "data");
+        let v = vmig_in(
+            dir.path(),
+            &["verify", "migration.yaml", "--collection", name, "--json"],
+        );
+        common::assert_verify_clean(&v, rows);
+    }
+    let partitions = m.server.pymilvus(&format!(
+        "print(sorted(p.name for p in Collection('{books}').partitions), Collection('{books}').partition('p2023').num_entities)"
+    ));
+    assert_eq!(partitions.trim(), "['_default', 'p2023'] 29");
+    // Each Milvus partition holds exactly the rows of its 1.x partition (tag `""`: the
+    // collection's own segments): ids and the bytes of every vector.
+    let expected = g.expected(&books);
+    for (partition, tag, rows) in [("p2023", "p2023", 29), ("_default", "", 58)] {
+        let got = m.server.pymilvus(&format!(
+            "import struct\nrows = Collection('{books}').query(expr='id >= 0', partition_names=['{partition}'], output_fields=['id', 'data'], consistency_level='Strong')\nfor r in sorted(rows, key=lambda r: r['id']):\n    print(r['id'], struct.pack('<%df' % len(r['data']), *r['data']).hex())"
+        ));
+        let got: Vec<&str> = got.lines().collect();
+        let mut want: Vec<(i64, String)> = expected[tag]
+            .iter()
+            .map(|r| {
+                let hex: String = r.vector.iter().map(|b| format!("{b:02x}")).collect();
+                (r.id, hex)
+            })
+            .collect();
+        want.sort();
+        let want: Vec<String> = want.iter().map(|(id, v)| format!("{id} {v}")).collect();
+        assert_eq!(want.len(), rows, "{partition}");
+        assert_eq!(got, want, "rows of partition {partition}");
+    }
+    for c in [&books, &films] {
+        m.server.drop_collection(c);
     }
 }

@@ -813,6 +813,9 @@ fn sink(target: &Target, props: &Props, cwd: &Path, b: &mut Builder) -> Result<C
 /// * `load`: the `files` source reading that stage (the files `dump` wrote, their
 ///   `manifest.json`) into the `milvus2` sink, which stages its own import files beside it
 ///   (`…/migration-load`); only the `collection` transform stays (the others ran at `dump`).
+///   The files source keeps the target partition the manifest gives each unit (its default
+///   `partitions = "manifest"`), so the rows of a Milvus 1.x partition that `dump` staged go
+///   into the partition of the same name, as with `start`.
 pub(crate) fn for_step(mut t: Translation, step: Step) -> Result<Translation> {
     if step == Step::Start {
         return Ok(t);
@@ -914,7 +917,7 @@ pub(crate) fn for_step(mut t: Translation, step: Step) -> Result<Translation> {
             t.notes.push(Note {
                 key: "(load)".into(),
                 section: Section::Source,
-                text: "milvus-migration's `load`: the files source reads what `dump` staged (its manifest.json); vmig's milvus2 sink imports them through a stage of its own beside it".into(),
+                text: "milvus-migration's `load`: the files source reads what `dump` staged (its manifest.json), keeping the partition the manifest gives each unit (e.g. a Milvus 1.x partition), so those rows go into the partition of the same name; vmig's milvus2 sink imports them through a stage of its own beside it".into(),
             });
         }
         Step::Start => {}

@@ -7,6 +7,7 @@
 //! type = "files"
 //! path = "s3://bucket/embeddings/*.parquet"   # a file, a directory, or a glob
 //! format = "parquet"                          # optional: inferred from the extension
+//! # partitions = "none"                       # optional: ignore the partitions of vmig's manifest
 //! # any option of the format's parser sits next to it, e.g. for json:
 //! # fields = { id = "int64", emb = "float_vector" }
 //! ```
@@ -31,6 +32,18 @@
 //!   and which holds more than `partition_rows` rows is split into row ranges, when the
 //!   parser can start at a row — for Parquet, ranges of whole row groups
 //!   ([`vmig_core::Parser::row_groups`]), so no row group is decoded twice.
+//! * **Target partitions**: a directory read through vmig's `manifest.json` keeps the
+//!   partitions it was written with: the rows of a unit whose manifest entry carries
+//!   `"partition": "<name>"` (the `files` sink's `<path>/<name>/…` folders, e.g. a Milvus 1.x
+//!   partition staged by `vmig dump`) get `<name>` as their
+//!   [`vmig_core::PartitionInfo::target_partition`], so the sink writes them into the target's
+//!   partition of that name; rows of units without one go to its default partition. This is on
+//!   by default, so that reading a vmig dump back reproduces it; `partitions = "none"` puts
+//!   every row in the default partition. Units of different partitions are never one row set
+//!   (a NumPy directory whose files the manifest gives different partitions is an error), and
+//!   every row range split from a unit keeps its partition. Files read without a manifest (a
+//!   single file, a glob, a directory without one) have no target partition. `vmig plan` shows
+//!   the partition in each partition's description (``… → partition `<name>` ``).
 //! * **Exactness**: every file's size and version (ETag, modification time) is recorded when
 //!   the job is planned and checked when a partition starts, when it ends and when it resumes:
 //!   a file that changed is an error naming it, never a silent mix of two versions.
@@ -95,6 +108,11 @@ pub struct FilesSourceConfig {
     /// say (vmig's Parquet keeps it), else the sink's default (`id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_key: Option<String>,
+    /// Where the rows' target partitions come from (see the crate docs): `"manifest"` (the
+    /// default) keeps the partition vmig's `manifest.json` gives each unit; `"none"` puts
+    /// every row in the sink's default partition.
+    #[serde(default, skip_serializing_if = "Partitions::is_default")]
+    pub partitions: Partitions,
     /// Every other key is an option of the format's parser (checked by it when the job is
     /// loaded).
     #[serde(flatten)]
@@ -103,6 +121,25 @@ pub struct FilesSourceConfig {
 
 fn default_partition_rows() -> u64 {
     1 << 20
+}
+
+/// Where the `files` source takes its rows' target partitions from (its `partitions` option).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Partitions {
+    /// From vmig's `manifest.json`, when a directory is read through one: the rows of a unit
+    /// with `"partition": "<name>"` go to partition `<name>` of the target; other rows (and
+    /// files read without a manifest) to its default partition.
+    #[default]
+    Manifest,
+    /// None: every row goes to the target's default partition.
+    None,
+}
+
+impl Partitions {
+    fn is_default(&self) -> bool {
+        *self == Partitions::default()
+    }
 }
 
 impl FilesSourceConfig {
@@ -114,6 +151,7 @@ impl FilesSourceConfig {
             storage: BTreeMap::new(),
             partition_rows: default_partition_rows(),
             primary_key: None,
+            partitions: Partitions::default(),
             parser: serde_json::Map::new(),
         }
     }
@@ -208,7 +246,11 @@ impl SourceConfig for FilesSourceConfig {
             (None, None) => format_of_files(&files)?,
         };
         let parser: Arc<dyn DynParserConfig> = Arc::from(self.parser_config(&format)?);
-        let mut sets = row_sets(&format, files);
+        let partitions = match self.partitions {
+            Partitions::Manifest => listing.manifest_partitions.unwrap_or_default(),
+            Partitions::None => BTreeMap::new(),
+        };
+        let mut sets = row_sets(&format, files, &partitions)?;
         let handle = Handle::current();
 
         // The first row set gives the schema.
@@ -277,6 +319,13 @@ impl SourceConfig for FilesSourceConfig {
             path = %path,
             format = %format,
             row_sets = sets.len(),
+            target_partitions = %sets
+                .iter()
+                .filter_map(|s| s.partition.as_deref())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(","),
             rows = %sets
                 .iter()
                 .map(|s| s.total_rows)
@@ -326,15 +375,28 @@ fn format_of_files(files: &[InputFile]) -> Result<String> {
 }
 
 /// Groups files into row sets: the `.npy` files of one directory together (Milvus's NumPy
-/// layout: one file per field), every other file alone.
-fn row_sets(format: &str, files: Vec<InputFile>) -> Vec<RowSet> {
-    let set = |key: String, files: Vec<InputFile>| RowSet {
-        key,
-        files,
-        schemas: Vec::new(),
-        total_rows: None,
-        first_row: 0,
-        row_groups: None,
+/// layout: one file per field), every other file alone. Each set takes the target partition
+/// `partitions` gives its files (by `rel`).
+///
+/// # Errors
+/// When the files of one NumPy directory are given different partitions: a row set's rows
+/// all go to one partition, and those of two partitions are never read as one.
+fn row_sets(
+    format: &str,
+    files: Vec<InputFile>,
+    partitions: &BTreeMap<String, String>,
+) -> Result<Vec<RowSet>> {
+    let set = |key: String, files: Vec<InputFile>| -> Result<RowSet> {
+        let partition = partition_of(&key, &files, partitions)?;
+        Ok(RowSet {
+            key,
+            files,
+            schemas: Vec::new(),
+            total_rows: None,
+            first_row: 0,
+            row_groups: None,
+            partition,
+        })
     };
     if format != "npy" {
         return files
@@ -363,6 +425,41 @@ fn row_sets(format: &str, files: Vec<InputFile>) -> Vec<RowSet> {
             set(key, files)
         })
         .collect()
+}
+
+/// The one target partition of the files of row set `key` (`None` for files without one).
+fn partition_of(
+    key: &str,
+    files: &[InputFile],
+    partitions: &BTreeMap<String, String>,
+) -> Result<Option<String>> {
+    let mut found: Option<(&InputFile, Option<&String>)> = None;
+    for f in files {
+        let p = partitions.get(&f.rel);
+        match found {
+            None => found = Some((f, p)),
+            Some((first, q)) if q != p => {
+                let name = |p: Option<&String>| {
+                    p.map_or_else(
+                        || "no partition".to_string(),
+                        |p| format!("partition `{p}`"),
+                    )
+                };
+                return Err(Error::data(
+                    key.to_string(),
+                    format!(
+                        "the manifest puts `{}` in {} but `{}` in {}: the files of one NumPy directory are the columns of one set of rows, which belong in one partition",
+                        first.rel,
+                        name(q),
+                        f.rel,
+                        name(p)
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(found.and_then(|(_, p)| p.cloned()))
 }
 
 fn file_name(f: &InputFile) -> String {

@@ -1,6 +1,7 @@
 //! Finding the input files: one file, a directory (recursively) or a glob, local or in an
 //! object store, in sorted order, each with the size and version it had when it was listed.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::TryStreamExt;
@@ -99,6 +100,7 @@ pub async fn list(
     let (base, pattern) = split_glob(path);
     let base_location = resolve(base, options)?;
     let mut manifest_format = None;
+    let mut manifest_partitions = None;
     let mut files = match &pattern {
         Some(pattern) => {
             let glob = matcher(pattern)?;
@@ -127,9 +129,10 @@ pub async fn list(
             None => {
                 let all = list_under(&base_location).await?;
                 match manifest_of(&base_location, &all).await? {
-                    Some((listing, format)) => {
-                        manifest_format = Some(format);
-                        listing
+                    Some(found) => {
+                        manifest_format = Some(found.format);
+                        manifest_partitions = Some(found.partitions);
+                        found.files
                     }
                     None => all
                         .into_iter()
@@ -160,6 +163,7 @@ pub async fn list(
             })
             .collect(),
         manifest_format,
+        manifest_partitions,
     })
 }
 
@@ -170,18 +174,35 @@ pub struct Listing {
     pub files: Vec<InputFile>,
     /// When the directory is vmig's staging output: the parser of the format its manifest names.
     pub manifest_format: Option<String>,
+    /// When the directory is vmig's staging output: the target partition of each listed file
+    /// (by its `rel`) whose manifest unit names one (`"partition": "<name>"`); files of units
+    /// without one are absent.
+    pub manifest_partitions: Option<BTreeMap<String, String>>,
+}
+
+/// What [`manifest_of`] found in vmig's `manifest.json`.
+struct ManifestFound {
+    /// Exactly the files it lists, with their listings.
+    files: Vec<(String, ObjectMeta)>,
+    /// The parser of the format it names.
+    format: String,
+    /// The target partition of each file (by its path relative to the directory) whose unit
+    /// names one.
+    partitions: BTreeMap<String, String>,
 }
 
 /// When `all` (a directory's listing) holds vmig's `manifest.json`: exactly the files it lists
 /// (a directory of vmig's staging output holds nothing else worth reading, and its manifest is
-/// what says which files are complete), and the parser of its format.
+/// what says which files are complete), the parser of its format and the target partition of
+/// each unit's files.
 ///
 /// # Errors
-/// When the manifest lists a file that is missing, or names an unknown format.
+/// When the manifest lists a file that is missing, lists one file in two units of different
+/// partitions, or names an unknown format.
 async fn manifest_of(
     base: &StoreLocation,
     all: &[(String, ObjectMeta)],
-) -> Result<Option<(Vec<(String, ObjectMeta)>, String)>> {
+) -> Result<Option<ManifestFound>> {
     let Some((_, meta)) = all.iter().find(|(rel, _)| rel == MANIFEST) else {
         return Ok(None);
     };
@@ -210,6 +231,22 @@ async fn manifest_of(
             ))
         }
     };
+    let mut partitions: BTreeMap<String, String> = BTreeMap::new();
+    for unit in &manifest.files {
+        let Some(p) = &unit.partition else {
+            continue;
+        };
+        for file in &unit.files {
+            if let Some(other) = partitions.insert(file.clone(), p.clone()) {
+                if &other != p {
+                    return Err(Error::data(
+                        format!("{}/{MANIFEST}", base.display),
+                        format!("it lists `{file}` in partition `{other}` and in partition `{p}`: one file's rows belong in one partition"),
+                    ));
+                }
+            }
+        }
+    }
     let mut out = Vec::new();
     for file in manifest.all_files() {
         match all.iter().find(|(rel, _)| rel == file) {
@@ -227,7 +264,11 @@ async fn manifest_of(
         path = %base.display,
         files = out.len(),
     );
-    Ok(Some((out, format.to_string())))
+    Ok(Some(ManifestFound {
+        files: out,
+        format: format.to_string(),
+        partitions,
+    }))
 }
 
 /// The fixed prefix of `path` before its first glob segment, and the glob (relative to it).

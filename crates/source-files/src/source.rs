@@ -38,6 +38,9 @@ pub(crate) struct RowSet {
     /// The rows of each unit the format reads independently (Parquet row groups) of a
     /// single-file row set, when it has them: row ranges are cut between them.
     pub row_groups: Option<Vec<u64>>,
+    /// The target partition of its rows: the one vmig's manifest gives its unit, when the
+    /// directory is read through one (and `partitions = "manifest"`).
+    pub partition: Option<String>,
 }
 
 /// Where a partition resumes: rows of its row set already delivered (counted from the start
@@ -80,7 +83,7 @@ struct Inner {
 impl FilesSource {
     /// Splits `sets` into partitions: a row set whose rows are known and more than
     /// `partition_rows` becomes row ranges of that size when `splittable` (its parser resumes
-    /// at a row count).
+    /// at a row count). Every partition of a row set has the set's target partition.
     pub(crate) fn new(
         schema: SchemaRef,
         parser: Arc<dyn DynParserConfig>,
@@ -91,7 +94,7 @@ impl FilesSource {
         let mut partitions = Vec::new();
         for (i, set) in sets.iter().enumerate() {
             let bytes: u64 = set.files.iter().map(|f| f.version.size).sum();
-            let described = match set.files.as_slice() {
+            let mut described = match set.files.as_slice() {
                 [one] => format!("{} ({bytes} bytes)", one.location.display),
                 many => format!(
                     "{} files of {} ({bytes} bytes)",
@@ -99,6 +102,9 @@ impl FilesSource {
                     set.key.trim_end_matches('/')
                 ),
             };
+            if let Some(p) = &set.partition {
+                described = format!("{described} → partition `{p}`");
+            }
             match set.total_rows {
                 Some(total) if splittable && total > partition_rows => {
                     let ends = range_ends(total, partition_rows, set.row_groups.as_deref());
@@ -109,7 +115,7 @@ impl FilesSource {
                                 id: PartitionId::new(format!("{}#{start}..{end}", set.key)),
                                 estimated_rows: Some(end - start),
                                 description: format!("rows {start}..{end} of {described}"),
-                                target_partition: None,
+                                target_partition: set.partition.clone(),
                             },
                             set: i,
                             rows: Some(start..end),
@@ -122,7 +128,7 @@ impl FilesSource {
                         id: PartitionId::new(set.key.clone()),
                         estimated_rows: total,
                         description: described,
-                        target_partition: None,
+                        target_partition: set.partition.clone(),
                     },
                     set: i,
                     rows: None,

@@ -19,7 +19,8 @@ use vmig_core::Source;
 use vmig_parsers as _;
 use vmig_sink_files as _;
 use vmig_source_files as _;
-use vmig_testing::compare::{parquet_dir_batches, same_values};
+use vmig_testing::compare::{float_bits, parquet_dir_batches, same_values};
+use vmig_testing::conformance::{check_source, read_all, read_all_rows};
 use vmig_testing::mock::MockSource;
 
 async fn source(config: serde_json::Value) -> Box<dyn Source> {
@@ -245,4 +246,217 @@ for task, part, rows in ((1, 1, 20), (1, 2, 5), (2, 3, 12)):
     assert_eq!(bits[1], (-0.0f32).to_bits());
     assert_eq!(bits[2], 1, "1e-45 is the smallest subnormal float32");
     assert_eq!(bits[3], 0.1f32.to_bits());
+}
+
+/// Rows of two named target partitions and of none, written by the `files` sink: target
+/// partition (`None` for the default one) → the batches of its rows.
+fn partitioned_rows(nulls: bool) -> Vec<(Option<&'static str>, Vec<RecordBatch>)> {
+    let batch = |seed, first, rows| {
+        let b = vmig_testing::gen::sample_batch(seed, first, rows, 8);
+        if nulls {
+            return b;
+        }
+        let keep: Vec<usize> = (0..b.num_columns())
+            .filter(|&c| !b.schema().field(c).is_nullable())
+            .collect();
+        b.project(&keep).unwrap()
+    };
+    vec![
+        (Some("p2023"), vec![batch(1, 0, 150), batch(2, 150, 130)]),
+        (Some("p2024"), vec![batch(3, 1000, 190)]),
+        (None, vec![batch(4, 5000, 170)]),
+    ]
+}
+
+/// Stages `rows` with the `files` sink in `format` (small files and row groups, so that each
+/// partition is several units and large units split) at `dir`.
+async fn stage_partitioned(
+    dir: &Path,
+    format: &str,
+    rows: &[(Option<&'static str>, Vec<RecordBatch>)],
+) {
+    let mock = MockSource {
+        schema: rows[0].1[0].schema(),
+        partitions: rows.iter().map(|(_, b)| b.clone()).collect(),
+        fail_at: None,
+        target_partitions: rows.iter().map(|(p, _)| p.map(str::to_string)).collect(),
+    };
+    let total: usize = rows
+        .iter()
+        .flat_map(|(_, b)| b.iter().map(RecordBatch::num_rows))
+        .sum();
+    let written = run(
+        Box::new(mock),
+        serde_json::json!({
+            "path": dir, "format": format, "max_file_size": "48KiB", "row_group_size": "2KiB"
+        }),
+    )
+    .await;
+    assert_eq!(written, total as u64, "{format}");
+}
+
+/// Reads every partition of `source` and returns, per target partition, its rows in id order
+/// (and checks that every partition of the source says where its rows go in its description).
+async fn rows_by_target(
+    source: &dyn Source,
+    what: &str,
+) -> std::collections::BTreeMap<Option<String>, RecordBatch> {
+    let mut by_target: std::collections::BTreeMap<Option<String>, Vec<RecordBatch>> =
+        Default::default();
+    for (info, batch) in read_all(source, 64).await.unwrap() {
+        match &info.target_partition {
+            Some(p) => assert!(
+                info.description.ends_with(&format!(" → partition `{p}`")),
+                "{what}: {info:?}"
+            ),
+            None => assert!(
+                !info.description.contains("→ partition"),
+                "{what}: {info:?}"
+            ),
+        }
+        by_target
+            .entry(info.target_partition.clone())
+            .or_default()
+            .push(batch);
+    }
+    by_target
+        .into_iter()
+        .map(|(p, b)| {
+            (
+                p,
+                sorted_by_id(&concat_batches(&source.schema(), &b).unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// `got` holds exactly the rows of `want`: the same ids, the same vector bits and every other
+/// value the same.
+fn assert_same_rows(got: &RecordBatch, want: &[RecordBatch], what: &str) {
+    let want = sorted_by_id(&concat_batches(&want[0].schema(), want).unwrap());
+    let ids = |b: &RecordBatch| -> Vec<i64> {
+        b.column_by_name("id")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec()
+    };
+    assert_eq!(ids(got), ids(&want), "{what}: ids");
+    assert_eq!(
+        float_bits(got, "vector"),
+        float_bits(&want, "vector"),
+        "{what}: vector bits"
+    );
+    for field in want.schema().fields() {
+        let name = field.name();
+        assert!(
+            same_values(
+                got.column_by_name(name).unwrap().as_ref(),
+                want.column_by_name(name).unwrap().as_ref()
+            ),
+            "{what}: column {name} differs"
+        );
+    }
+}
+
+/// vmig's staging output of a source with target partitions reads back with them: each unit's
+/// `partition` (from `manifest.json`) is the target partition of the row sets and row ranges
+/// made of it, holding exactly the rows written to it; `partitions = "none"` drops them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staging_output_keeps_its_target_partitions() {
+    for (format, nulls) in [("parquet", true), ("numpy", false), ("json", true)] {
+        let rows = partitioned_rows(nulls);
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged");
+        stage_partitioned(&staged, format, &rows).await;
+
+        for partition_rows in [1 << 20, 40] {
+            let what = format!("{format}, partition_rows {partition_rows}");
+            let source = source(serde_json::json!({
+                "path": &staged, "partition_rows": partition_rows
+            }))
+            .await;
+            let parts = source.partitions().await.unwrap();
+            for p in &parts {
+                // The sink puts a partition's units in its folder: a partition id (the unit's
+                // path) says which partition the manifest gave it.
+                let folder = p.id.0.split_once('/').map(|(f, _)| f);
+                let want = folder.filter(|f| ["p2023", "p2024"].contains(f));
+                assert_eq!(p.target_partition.as_deref(), want, "{what}: {p:?}");
+            }
+            let targets: std::collections::BTreeSet<_> =
+                parts.iter().map(|p| p.target_partition.clone()).collect();
+            assert_eq!(
+                targets,
+                [None, Some("p2023".into()), Some("p2024".into())].into(),
+                "{what}"
+            );
+            if partition_rows == 40 && format != "json" {
+                // Units of more rows were split into row ranges, which keep their partition.
+                let split: Vec<_> = parts.iter().filter(|p| p.id.0.contains('#')).collect();
+                assert!(
+                    split.iter().any(|p| p.target_partition.is_some()),
+                    "{what}: no named partition was split: {parts:#?}"
+                );
+            }
+            let got = rows_by_target(source.as_ref(), &what).await;
+            assert_eq!(got.len(), rows.len(), "{what}");
+            for (target, want) in &rows {
+                let target = target.map(str::to_string);
+                assert_same_rows(&got[&target], want, &format!("{what}, {target:?}"));
+            }
+            if partition_rows == 40 {
+                // Resume at every position keeps the rows of every partition exact.
+                check_source(source.as_ref(), 16).await;
+            }
+        }
+
+        let source = source(serde_json::json!({ "path": &staged, "partitions": "none" })).await;
+        let parts = source.partitions().await.unwrap();
+        assert!(
+            parts.iter().all(|p| p.target_partition.is_none()),
+            "{format}: {parts:#?}"
+        );
+        let all: Vec<RecordBatch> = rows.iter().flat_map(|(_, b)| b.clone()).collect();
+        let got = rows_by_target(source.as_ref(), format).await;
+        assert_eq!(got.len(), 1, "{format}");
+        assert_same_rows(&got[&None], &all, &format!("{format}, partitions = none"));
+    }
+}
+
+/// A manifest that gives the `.npy` files of one unit directory two partitions is refused: the
+/// rows of one set belong in one partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_numpy_unit_split_across_partitions_is_refused() {
+    let rows = partitioned_rows(false);
+    let dir = tempfile::tempdir().unwrap();
+    let staged = dir.path().join("staged");
+    stage_partitioned(&staged, "numpy", &rows).await;
+    let path = staged.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let units = manifest["files"].as_array_mut().unwrap();
+    let i = units
+        .iter()
+        .position(|u| u["partition"] == "p2023")
+        .unwrap();
+    let mut other = units[i].clone();
+    let files = units[i]["files"].as_array_mut().unwrap();
+    let rest = files.split_off(1);
+    other["files"] = rest.into();
+    other["partition"] = "p2024".into();
+    units.insert(i + 1, other);
+    std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let e = common::build(serde_json::json!({ "path": &staged }))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("partition `p2023`") && e.contains("partition `p2024`"),
+        "{e}"
+    );
+    // Without partitions, the same files are one row set again.
+    let source = source(serde_json::json!({ "path": &staged, "partitions": "none" })).await;
+    let got = read_all_rows(source.as_ref(), 1000).await.unwrap();
+    assert_eq!(got.num_rows(), 640);
 }
