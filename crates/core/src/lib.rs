@@ -20,6 +20,8 @@ pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod ids;
 pub mod lease;
 pub mod parse;

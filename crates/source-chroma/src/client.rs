@@ -85,24 +85,7 @@ impl Client {
             .default_headers(headers)
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(cfg.request_timeout_secs.max(1)));
-        if let Some(path) = &cfg.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::config(PLUGIN, format!("cannot read `ca_cert` `{path}`: {e}"))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::config(
-                    PLUGIN,
-                    format!("`ca_cert` `{path}` holds no PEM certificate: {e}"),
-                )
-            })?;
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
-        }
-        if cfg.insecure {
-            tracing::warn!(message = "TLS certificate verification is OFF (`insecure = true`).");
-            builder = builder.danger_accept_invalid_certs(true);
-        }
+        builder = vmig_core::http::trust(builder, PLUGIN, cfg.ca_cert.as_deref(), cfg.insecure)?;
         let http = builder
             .build()
             .map_err(|e| Error::config(PLUGIN, format!("HTTP client: {e}")))?;

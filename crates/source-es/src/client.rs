@@ -319,27 +319,12 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(config.request_timeout_secs.max(1)))
             .pool_max_idle_per_host(32);
-        if let Some(path) = &config.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::config(
-                    "elasticsearch",
-                    format!("cannot read `ca_cert` `{path}`: {e}"),
-                )
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::config(
-                    "elasticsearch",
-                    format!("`ca_cert` `{path}` holds no PEM certificate: {e}"),
-                )
-            })?;
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
-        }
-        if config.insecure {
-            tracing::warn!(message = "TLS certificate verification is OFF (`insecure = true`).");
-            builder = builder.danger_accept_invalid_certs(true);
-        }
+        builder = vmig_core::http::trust(
+            builder,
+            "elasticsearch",
+            config.ca_cert.as_deref(),
+            config.insecure,
+        )?;
         if let Some(text) = &config.ca_fingerprint {
             // Validation refuses it next to `ca_cert` and `insecure`, which this configuration
             // would silently override.
