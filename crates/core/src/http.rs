@@ -1,6 +1,7 @@
 //! The TLS trust settings of HTTP plugins (feature `http`): `ca_cert` (a PEM bundle of CAs to
 //! trust besides the system's) and `insecure` (no certificate verification, loudly), applied the
-//! same way, with the same messages, by every source that speaks HTTP through reqwest.
+//! same way, with the same messages, by every source that speaks HTTP through reqwest; and the
+//! one rendering of a reqwest transport error ([`transport_message`]).
 
 use crate::{Error, Result};
 
@@ -39,6 +40,20 @@ pub fn trust(
         builder = builder.danger_accept_invalid_certs(true);
     }
     Ok(builder)
+}
+
+/// A reqwest transport error with every cause in its chain (`error sending request: … :
+/// Connection refused`), since reqwest's own message stops at the outermost one. The URL it names
+/// never holds credentials: reqwest strips them.
+pub fn transport_message(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
 }
 
 #[cfg(test)]

@@ -144,7 +144,7 @@ impl Client {
             let resp = req.send().await.map_err(|e| Error::Transient {
                 message: format!(
                     "{what}: cannot reach the Chroma server at {server} ({}); is it running, and is `url` right?",
-                    transport_message(&e)
+                    vmig_core::http::transport_message(&e)
                 ),
                 source: None,
             })?;
@@ -152,7 +152,7 @@ impl Client {
             let bytes = resp.bytes().await.map_err(|e| Error::Transient {
                 message: format!(
                     "{what}: reading the answer of {server}: {}",
-                    transport_message(&e)
+                    vmig_core::http::transport_message(&e)
                 ),
                 source: None,
             })?;
@@ -182,15 +182,4 @@ impl Client {
         };
         self.retry.run(&format!("Chroma {what}"), attempt).await
     }
-}
-
-fn transport_message(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
 }

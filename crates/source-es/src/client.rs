@@ -384,12 +384,12 @@ impl Client {
                     match resp.bytes().await {
                         Ok(b) if status.is_success() => return Ok(b),
                         Ok(b) => status_error(node_name(base), status, &b),
-                        Err(e) => HttpError::Transport(transport_message(&e)),
+                        Err(e) => HttpError::Transport(vmig_core::http::transport_message(&e)),
                     }
                 }
                 Err(e) => match crate::pin::certificate_refusal(&e) {
                     Some(why) => HttpError::Certificate(format!("{}: {why}", node_name(base))),
-                    None => HttpError::Transport(transport_message(&e)),
+                    None => HttpError::Transport(vmig_core::http::transport_message(&e)),
                 },
             };
             if matches!(err, HttpError::Transport(_) | HttpError::Certificate(_))
@@ -450,18 +450,6 @@ fn url_decode(s: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
-}
-
-fn transport_message(e: &reqwest::Error) -> String {
-    // reqwest's message names the URL, which never holds credentials (they are stripped).
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
 }
 
 fn status_error(node: String, status: StatusCode, body: &[u8]) -> HttpError {
