@@ -590,6 +590,30 @@ source:
     (g, books, films)
 }
 
+/// The two collections of [`milvus1x_two_collections`] in Milvus: their vector fields, `vmig
+/// verify` clean for each, and `books`' 1.x partition `p2023` as a Milvus partition of 29 rows.
+fn assert_two_milvus1x_collections_verify(m: &S3Milvus, dir: &Path, books: &str, films: &str) {
+    for (name, rows, dim) in [(books, 60 - 2 + 30 - 1, 8), (films, 45, 16)] {
+        let described = m.describe(name);
+        assert!(
+            described.contains(&format!(
+                "('data', 'FLOAT_VECTOR', False, {{'dim': {dim}}})"
+            )),
+            "{described}"
+        );
+        m.index_and_load(name, "data");
+        let v = vmig_in(
+            dir,
+            &["verify", "migration.yaml", "--collection", name, "--json"],
+        );
+        common::assert_verify_clean(&v, rows);
+    }
+    let partitions = m.server.pymilvus(&format!(
+        "print(sorted(p.name for p in Collection('{books}').partitions), Collection('{books}').partition('p2023').num_entities)"
+    ));
+    assert_eq!(partitions.trim(), "['_default', 'p2023'] 29");
+}
+
 #[test]
 fn milvus1x_config_over_two_collections_migrates_each_into_its_own_and_verifies() {
     let Some(m) = s3_milvus() else {
@@ -609,25 +633,7 @@ fn milvus1x_config_over_two_collections_migrates_each_into_its_own_and_verifies(
     );
     let o = vmig_in(dir.path(), &["start", "-c", "migration.yaml"]);
     assert!(o.status.success(), "{}", text(&o));
-    for (name, rows, dim) in [(&books, 60 - 2 + 30 - 1, 8), (&films, 45, 16)] {
-        let described = m.describe(name);
-        assert!(
-            described.contains(&format!(
-                "('data', 'FLOAT_VECTOR', False, {{'dim': {dim}}})"
-            )),
-            "{described}"
-        );
-        m.index_and_load(name, "data");
-        let v = vmig_in(
-            dir.path(),
-            &["verify", "migration.yaml", "--collection", name, "--json"],
-        );
-        common::assert_verify_clean(&v, rows);
-    }
-    let partitions = m.server.pymilvus(&format!(
-        "print(sorted(p.name for p in Collection('{books}').partitions), Collection('{books}').partition('p2023').num_entities)"
-    ));
-    assert_eq!(partitions.trim(), "['_default', 'p2023'] 29");
+    assert_two_milvus1x_collections_verify(&m, dir.path(), &books, &films);
     // A second start finds both jobs finished and skips them.
     let o = vmig_in(dir.path(), &["start", "-c", "migration.yaml"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -890,25 +896,7 @@ fn milvus1x_dump_then_load_keeps_the_partition() {
     assert_eq!(exists.trim(), "False False", "dump imports nothing");
     let o = vmig_in(dir.path(), &["load", "-c", "migration.yaml"]);
     assert!(o.status.success(), "{}", text(&o));
-    for (name, rows, dim) in [(&books, 60 - 2 + 30 - 1, 8), (&films, 45, 16)] {
-        let described = m.describe(name);
-        assert!(
-            described.contains(&format!(
-                "('data', 'FLOAT_VECTOR', False, {{'dim': {dim}}})"
-            )),
-            "{described}"
-        );
-        m.index_and_load(name, "data");
-        let v = vmig_in(
-            dir.path(),
-            &["verify", "migration.yaml", "--collection", name, "--json"],
-        );
-        common::assert_verify_clean(&v, rows);
-    }
-    let partitions = m.server.pymilvus(&format!(
-        "print(sorted(p.name for p in Collection('{books}').partitions), Collection('{books}').partition('p2023').num_entities)"
-    ));
-    assert_eq!(partitions.trim(), "['_default', 'p2023'] 29");
+    assert_two_milvus1x_collections_verify(&m, dir.path(), &books, &films);
     // Each Milvus partition holds exactly the rows of its 1.x partition (tag `""`: the
     // collection's own segments): ids and the bytes of every vector.
     let expected = g.expected(&books);
