@@ -103,6 +103,17 @@ pub(crate) fn pg_error(e: sqlx::Error, server: &str, what: &str) -> Error {
                 )))))
             }
         }
+        // sqlx reports a refused certificate as an I/O error carrying rustls's: not transient.
+        sqlx::Error::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+        {
+            Error::config(
+                PLUGIN,
+                text(format!("TLS with PostgreSQL at {server} failed ({e}); check `sslmode` and `sslrootcert` in `url`")),
+            )
+        }
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => Error::Transient {
             message: text(format!(
                 "{what}: PostgreSQL at {server} cannot be reached ({e}); is the server running and the host and port in `url` right?"
@@ -141,6 +152,12 @@ async fn connect(
     server: &str,
     timeout: Duration,
 ) -> Result<PgConnection> {
+    // sqlx's TLS (any `sslmode` but `disable`, `prefer` included) takes rustls's process-wide
+    // provider, which panics when the build links two (ring and aws-lc-rs, as vmig's does) and
+    // none is installed: install ring, as reqwest picks it, unless one already is.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
     let mut conn = tokio::time::timeout(timeout, PgConnection::connect_with(options))
         .await
         .map_err(|_| Error::Transient {

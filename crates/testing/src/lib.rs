@@ -27,6 +27,7 @@ pub mod gen;
 pub mod milvus1;
 pub mod mock;
 pub mod parsers;
+pub mod pg_server;
 pub mod process;
 pub mod secrets;
 pub mod service;
