@@ -162,10 +162,11 @@ impl Client {
             let text: String = String::from_utf8_lossy(&bytes).chars().take(400).collect();
             let msg = format!("{what}: {server} answered HTTP {status}: {text}");
             Err(match status.as_u16() {
-                401 | 403 => Error::config(
-                    PLUGIN,
-                    format!("{msg} (check `token` and `auth_header`, or `username`/`password`)"),
-                ),
+                // The server's verdict on the credentials: not retried, and (unlike a job
+                // file vmig itself finds wrong) exit code 1, as for an unreachable server.
+                401 | 403 => Error::External(Box::new(std::io::Error::other(format!(
+                    "{msg} (check `token` and `auth_header`, or `username`/`password`)"
+                )))),
                 429 | 502..=504 => Error::Transient {
                     message: msg,
                     source: None,

@@ -219,24 +219,7 @@ async fn missing_collection_and_unreachable_server_say_what_to_do() {
 /// A server that answers every request with 401, as Chroma does with auth on and a wrong token.
 #[tokio::test]
 async fn refused_token_is_a_clear_configuration_error() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let seen2 = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let mut buf = vec![0u8; 8192];
-            let n = s.read(&mut buf).await.unwrap_or(0);
-            *seen2.lock().unwrap() = String::from_utf8_lossy(&buf[..n]).to_string();
-            let body = r#"{"error":"Unauthorized","message":"Unauthorized"}"#;
-            let resp = format!(
-                "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(resp.as_bytes()).await;
-        }
-    });
+    let (server, seen) = vmig_testing::chroma::unauthorized_server();
     for (header, expect) in [
         (
             vmig_source_chroma::AuthHeader::Authorization,
@@ -247,11 +230,12 @@ async fn refused_token_is_a_clear_configuration_error() {
             "x-chroma-token: wrong-token",
         ),
     ] {
-        let mut cfg = config(&format!("http://{addr}"), "c");
+        let mut cfg = config(&server, "c");
         cfg.token = Some("wrong-token".into());
         cfg.auth_header = header;
         let err = ChromaSource::connect(cfg).await.unwrap_err();
-        assert!(err.is_config_error(), "{err}");
+        // Not retried, and not a job-file error (exit code 1, issue #17).
+        assert!(!err.is_config_error() && !err.is_retryable(), "{err}");
         let msg = err.to_string();
         assert!(
             msg.contains("401") && msg.contains("check `token`"),

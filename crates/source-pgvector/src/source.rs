@@ -73,10 +73,11 @@ pub(crate) fn pg_error(e: sqlx::Error, server: &str, what: &str) -> Error {
             let code = db.code().map(|c| c.to_string()).unwrap_or_default();
             let msg = db.message().to_string();
             if code.starts_with("28") {
-                Error::config(
-                    PLUGIN,
-                    text(format!("PostgreSQL at {server} refused the login: {msg} (SQLSTATE {code}); check the user and password in `url`")),
-                )
+                // The server's verdict, not a fault vmig can see in the job file: exit code 1,
+                // as for an unreachable server (issue #17), not retried.
+                Error::External(Box::new(std::io::Error::other(text(format!(
+                    "PostgreSQL at {server} refused the login: {msg} (SQLSTATE {code}); check the user and password in `url`"
+                )))))
             } else if code == "3D000" {
                 Error::config(
                     PLUGIN,

@@ -475,7 +475,8 @@ async fn login_failures_and_unreachable_servers_name_the_server_not_the_password
         "{text}"
     );
     assert!(!text.contains("Sup3rSecretPw"), "{text}");
-    assert!(err.is_config_error());
+    // Not retried, and not a job-file error (exit code 1, issue #17).
+    assert!(!err.is_config_error() && !err.is_retryable(), "{text}");
 
     // libpq's sslmode is honoured: the test server has no TLS, so `require` fails, saying so.
     let mut tls = url::Url::parse(&base).unwrap();

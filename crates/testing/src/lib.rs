@@ -9,13 +9,17 @@
 //!   shared readers (`read_all`, `open_partition`, `read_partition`).
 //! * [`parsers`]: the parser conformance check (chunking, batch sizes, resuming at every batch).
 //! * [`compare`]: helpers for bit-exact comparisons of migrated rows (vector bytes).
+//! * [`pg_server`]: a PostgreSQL server of one test's own (stop, restart, TLS).
 //! * [`process`]: running a command and stopping it with a signal mid-run.
 //! * [`secrets`]: checks that a configuration's `Debug` and JSON show no secret.
+//! * `chroma` (feature `chroma`): collections on the real Chroma server, and its rows compared.
 //! * `es` (feature `es`): creating and loading indexes on the Elasticsearch/OpenSearch
 //!   stand-ins.
 //! * `milvus1` (feature `milvus1`): a generator of Milvus 1.x data directories.
 #![warn(missing_docs)]
 
+#[cfg(feature = "chroma")]
+pub mod chroma;
 pub mod compare;
 pub mod conformance;
 #[cfg(feature = "sql")]
