@@ -141,12 +141,23 @@ impl Client {
             if let Some(p) = &payload {
                 req = req.header(CONTENT_TYPE, "application/json").body(p.clone());
             }
-            let resp = req.send().await.map_err(|e| Error::Transient {
-                message: format!(
-                    "{what}: cannot reach the Chroma server at {server} ({}); is it running, and is `url` right?",
-                    vmig_core::http::transport_message(&e)
-                ),
-                source: None,
+            let resp = req.send().await.map_err(|e| {
+                match vmig_core::http::refused_certificate(&e) {
+                    // Not transient: no retry trusts the certificate.
+                    Some(why) => Error::config(
+                        PLUGIN,
+                        format!(
+                            "{what}: the TLS certificate of the Chroma server at {server} is refused ({why}); give the PEM file of its CA as `ca_cert` (or, for a test server only, `insecure = true`)"
+                        ),
+                    ),
+                    None => Error::Transient {
+                        message: format!(
+                            "{what}: cannot reach the Chroma server at {server} ({}); is it running, and is `url` right?",
+                            vmig_core::http::transport_message(&e)
+                        ),
+                        source: None,
+                    },
+                }
             })?;
             let status = resp.status();
             let bytes = resp.bytes().await.map_err(|e| Error::Transient {

@@ -609,24 +609,6 @@ async fn a_server_restart_mid_read_is_retried_and_every_row_read_once() {
     assert_eight_d(&all);
 }
 
-/// A CA and a server certificate for `127.0.0.1` made here (rcgen): the CA's PEM, and the
-/// server's certificate and key as PEM.
-fn test_pki() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "vmig test PostgreSQL CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, "127.0.0.1");
-    let leaf = leaf.signed_by(&key, &issuer).unwrap();
-    (ca_cert.pem(), leaf.pem(), key.serialize_pem())
-}
-
 /// libpq's `sslmode` against a real PostgreSQL with `ssl = on` and a certificate for
 /// `127.0.0.1` from a CA of the test's own: `disable` reads in clear, `require` encrypts without
 /// checking the certificate, `verify-ca` and `verify-full` check it against `sslrootcert`; the
@@ -635,7 +617,9 @@ fn test_pki() -> (String, String, String) {
 /// what to check.
 #[tokio::test]
 async fn sslmodes_against_a_tls_server() {
-    let (ca, cert, key) = test_pki();
+    // A CA and a certificate for 127.0.0.1 only, made here.
+    let pki = vmig_testing::tls::TestPki::new(&["127.0.0.1"]);
+    let (ca, cert, key) = (pki.ca_pem, pki.cert_pem, pki.key_pem);
     let Some(pg) = vmig_testing::pg_server::PgServer::start(
         TLS_PORT,
         &[

@@ -15,6 +15,7 @@
 //! * `chroma` (feature `chroma`): collections on the real Chroma server, and its rows compared.
 //! * `es` (feature `es`): creating and loading indexes on the Elasticsearch/OpenSearch
 //!   stand-ins.
+//! * `tls` (feature `tls`): a test CA and server certificate, and a TLS-terminating proxy.
 //! * `milvus1` (feature `milvus1`): a generator of Milvus 1.x data directories.
 #![warn(missing_docs)]
 
@@ -35,3 +36,5 @@ pub mod pg_server;
 pub mod process;
 pub mod secrets;
 pub mod service;
+#[cfg(feature = "tls")]
+pub mod tls;

@@ -4,11 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{
-    Array, AsArray, BooleanArray, Float32Array, Float64Array, Int64Array, RecordBatch,
-};
+use arrow::array::RecordBatch;
 use rand::{RngExt, SeedableRng};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use vmig_source_chroma::{ChromaSource, ChromaSourceConfig};
 
 pub use vmig_testing::chroma::{add, assert_rows_eq, batch_rows, count, recreate, url, Row};
