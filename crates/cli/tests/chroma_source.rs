@@ -31,7 +31,10 @@ async fn fill(url: &str, name: &str) {
             } else {
                 [
                     ("n".to_string(), json!(i)),
-                    ("lang".to_string(), json!(if i % 2 == 0 { "en" } else { "fr" })),
+                    (
+                        "lang".to_string(),
+                        json!(if i % 2 == 0 { "en" } else { "fr" }),
+                    ),
                     ("ok".to_string(), json!(i % 3 == 0)),
                 ]
                 .into_iter()
@@ -170,7 +173,9 @@ fn a_killed_migration_resumes_to_exactly_the_collection() {
     );
     migrate_killed_at(&job, &[], &[600, 3000]);
     chroma::assert_same_rows(parquet_rows(&out), want, "resumed parquet vs inserted");
-    let v = vmig_cmd(&["verify", job.to_str().unwrap(), "--json"]).output().unwrap();
+    let v = vmig_cmd(&["verify", job.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
     assert_verify_clean(&v, 6000);
 }
 
@@ -208,7 +213,10 @@ fn a_refused_token_and_an_unreachable_server_exit_1_saying_why() {
         assert!(!text.contains("Sup3rSecretTok"), "{name}: {text}");
     }
     assert!(
-        seen.lock().unwrap().to_lowercase().contains("authorization: bearer sup3rsecrettok"),
+        seen.lock()
+            .unwrap()
+            .to_lowercase()
+            .contains("authorization: bearer sup3rsecrettok"),
         "the token was not sent"
     );
 }

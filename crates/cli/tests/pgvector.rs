@@ -122,14 +122,22 @@ fn a_pgvector_table_migrates_into_milvus_and_verifies() {
 /// `score double precision`, `flag boolean`) holding the rows of
 /// `vmig_testing::gen::sample_batch(seed, 1, rows, 8)`, loaded with `COPY` from their text form
 /// (floats as shortest round-trip decimals, so PostgreSQL parses the very same bits).
-fn sample_database(base: &str, rows: usize, seed: u64) -> (tokio::runtime::Runtime, TempDatabase, RecordBatch) {
+fn sample_database(
+    base: &str,
+    rows: usize,
+    seed: u64,
+) -> (tokio::runtime::Runtime, TempDatabase, RecordBatch) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(TempDatabase::create(base, "vmig_cli_pgv"));
     let batch = vmig_testing::gen::sample_batch(seed, 1, rows, 8);
-    let ids = batch.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+    let ids = batch
+        .column(0)
+        .as_primitive::<arrow::datatypes::Int64Type>();
     let vectors = batch.column(1).as_fixed_size_list();
     let titles = batch.column(2).as_string::<i32>();
-    let scores = batch.column(3).as_primitive::<arrow::datatypes::Float64Type>();
+    let scores = batch
+        .column(3)
+        .as_primitive::<arrow::datatypes::Float64Type>();
     let flags = batch.column(4).as_boolean();
     let mut tsv = String::new();
     for r in 0..rows {
@@ -140,7 +148,11 @@ fn sample_database(base: &str, rows: usize, seed: u64) -> (tokio::runtime::Runti
             .iter()
             .map(|x| format!("{x:?}"))
             .collect();
-        let title = if titles.is_null(r) { "\\N" } else { titles.value(r) };
+        let title = if titles.is_null(r) {
+            "\\N"
+        } else {
+            titles.value(r)
+        };
         tsv.push_str(&format!(
             "{}\t[{}]\t{title}\t{:?}\t{}\n",
             ids.value(r),
@@ -183,7 +195,10 @@ fn assert_parquet_is(dir: &std::path::Path, want: &RecordBatch) {
     let ids = ids.as_primitive::<arrow::datatypes::Int64Type>();
     // `want` numbers its rows 1..=n: sorted ids equal to it means none is missing or twice.
     let want_ids = want.column(0).as_primitive::<arrow::datatypes::Int64Type>();
-    assert!(ids.values() == want_ids.values(), "ids differ (a row missing or twice)");
+    assert!(
+        ids.values() == want_ids.values(),
+        "ids differ (a row missing or twice)"
+    );
     let got_v = sorted.column_by_name("vector").unwrap();
     for r in 0..want.num_rows() {
         assert_eq!(

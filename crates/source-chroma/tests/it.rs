@@ -287,12 +287,15 @@ async fn tls_through_a_terminating_proxy_with_ca_cert_or_insecure() {
     let got = batch_rows(&read_all(&connect(cfg).await, 50).await);
     assert_rows_eq(&got, &want, "insecure");
     // Not trusted: a configuration error at once (the default retry policy would wait 12 s).
-    let err = ChromaSource::connect(config(&proxy, name)).await.unwrap_err();
+    let err = ChromaSource::connect(config(&proxy, name))
+        .await
+        .unwrap_err();
     assert!(err.is_config_error(), "{err}");
     let err = err.to_string();
     assert!(
-        err.contains(&format!("the TLS certificate of the Chroma server at {proxy} is refused (UnknownIssuer)"))
-            && err.contains("`ca_cert`"),
+        err.contains(&format!(
+            "the TLS certificate of the Chroma server at {proxy} is refused (UnknownIssuer)"
+        )) && err.contains("`ca_cert`"),
         "{err}"
     );
 }

@@ -627,7 +627,10 @@ async fn sslmodes_against_a_tls_server() {
             ("ssl_cert_file", "server.crt"),
             ("ssl_key_file", "server.key"),
         ],
-        &[("server.crt", cert.as_bytes()), ("server.key", key.as_bytes())],
+        &[
+            ("server.crt", cert.as_bytes()),
+            ("server.key", key.as_bytes()),
+        ],
     ) else {
         return;
     };
@@ -646,30 +649,43 @@ async fn sslmodes_against_a_tls_server() {
             let s = PgvectorSource::connect(c).await?;
             let all = read_all_rows(&s, 10).await?;
             assert_eq!(all.num_rows(), 1, "{url}");
-            let ssl = all.column(2).as_any().downcast_ref::<BooleanArray>().unwrap();
+            let ssl = all
+                .column(2)
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .unwrap();
             Ok::<bool, vmig_core::Error>(ssl.value(0))
         }
     };
-    assert!(!encrypted("sslmode=disable".into(), "127.0.0.1").await.unwrap());
-    assert!(encrypted("sslmode=require".into(), "127.0.0.1").await.unwrap());
+    assert!(!encrypted("sslmode=disable".into(), "127.0.0.1")
+        .await
+        .unwrap());
+    assert!(encrypted("sslmode=require".into(), "127.0.0.1")
+        .await
+        .unwrap());
     assert!(
         encrypted(format!("sslmode=verify-ca&sslrootcert={root}"), "127.0.0.1")
             .await
             .unwrap()
     );
-    assert!(
-        encrypted(format!("sslmode=verify-full&sslrootcert={root}"), "127.0.0.1")
-            .await
-            .unwrap()
-    );
-    let err = encrypted(format!("sslmode=verify-full&sslrootcert={root}"), "localhost")
-        .await
-        .unwrap_err();
+    assert!(encrypted(
+        format!("sslmode=verify-full&sslrootcert={root}"),
+        "127.0.0.1"
+    )
+    .await
+    .unwrap());
+    let err = encrypted(
+        format!("sslmode=verify-full&sslrootcert={root}"),
+        "localhost",
+    )
+    .await
+    .unwrap_err();
     let text = err.to_string();
     assert!(err.is_config_error(), "{text}");
     assert!(
-        text.contains(&format!("TLS with PostgreSQL at localhost:{TLS_PORT}/postgres failed"))
-            && text.contains("not valid for name")
+        text.contains(&format!(
+            "TLS with PostgreSQL at localhost:{TLS_PORT}/postgres failed"
+        )) && text.contains("not valid for name")
             && text.contains("check `sslmode` and `sslrootcert`"),
         "{text}"
     );

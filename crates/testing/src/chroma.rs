@@ -113,7 +113,9 @@ pub fn batch_rows(batches: &[RecordBatch]) -> Vec<Row> {
         let schema = b.schema();
         let ids = b.column_by_name("id").expect("an `id` column");
         let ids = ids.as_string::<i32>();
-        let vecs = b.column_by_name("embedding").expect("an `embedding` column");
+        let vecs = b
+            .column_by_name("embedding")
+            .expect("an `embedding` column");
         let docs = b.column_by_name("document");
         for r in 0..b.num_rows() {
             let v = match vecs.as_fixed_size_list_opt() {
@@ -216,7 +218,9 @@ pub fn unauthorized_server() -> (String, std::sync::Arc<std::sync::Mutex<String>
         for mut s in listener.incoming().map_while(Result::ok) {
             let mut buf = vec![0u8; 16384];
             let n = s.read(&mut buf).unwrap_or(0);
-            *last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            *last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
                 String::from_utf8_lossy(&buf[..n]).to_string();
             let body = r#"{"error":"Unauthorized","message":"Unauthorized"}"#;
             let resp = format!(

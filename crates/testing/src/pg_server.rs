@@ -20,8 +20,10 @@ pub struct PgServer {
 }
 
 fn bin_dir() -> PathBuf {
-    std::env::var("VMIG_PG_BIN")
-        .map_or_else(|_| PathBuf::from("/usr/lib/postgresql/15/bin"), PathBuf::from)
+    std::env::var("VMIG_PG_BIN").map_or_else(
+        |_| PathBuf::from("/usr/lib/postgresql/15/bin"),
+        PathBuf::from,
+    )
 }
 
 impl PgServer {
@@ -60,18 +62,21 @@ impl PgServer {
             run(Command::new("chown").arg(user).arg(&server.dir));
         }
         let data = server.data();
-        server.as_server("initdb", &[
-            "-D",
-            path_str(&data),
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "--no-sync",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ]);
+        server.as_server(
+            "initdb",
+            &[
+                "-D",
+                path_str(&data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        );
         let mut conf = format!(
             "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n",
             server.dir.display()
@@ -112,7 +117,11 @@ impl PgServer {
             .args(["-c", sql])
             .output()
             .unwrap_or_else(|e| panic!("psql: {e}"));
-        assert!(o.status.success(), "psql: {}", crate::process::output_text(&o));
+        assert!(
+            o.status.success(),
+            "psql: {}",
+            crate::process::output_text(&o)
+        );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
@@ -122,7 +131,19 @@ impl PgServer {
     /// When pg_ctl fails.
     pub fn stop(&self) {
         let data = self.data();
-        self.as_server("pg_ctl", &["-D", path_str(&data), "-m", "fast", "-w", "-t", "60", "stop"]);
+        self.as_server(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "stop",
+            ],
+        );
     }
 
     /// Starts the (stopped) server again and waits until it accepts connections.
@@ -132,16 +153,19 @@ impl PgServer {
     pub fn start_again(&self) {
         let data = self.data();
         let log = self.dir.join("server.log");
-        let o = self.command("pg_ctl", &[
-            "-D",
-            path_str(&data),
-            "-l",
-            path_str(&log),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ]);
+        let o = self.command(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data),
+                "-l",
+                path_str(&log),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
         if !o.status.success() {
             let log = std::fs::read_to_string(&log).unwrap_or_default();
             panic!(
@@ -184,7 +208,10 @@ impl PgServer {
 impl Drop for PgServer {
     fn drop(&mut self) {
         let data = self.data();
-        let _ = self.command("pg_ctl", &["-D", path_str(&data), "-m", "immediate", "stop"]);
+        let _ = self.command(
+            "pg_ctl",
+            &["-D", path_str(&data), "-m", "immediate", "stop"],
+        );
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -212,5 +239,9 @@ fn append(path: &Path, text: &str) {
 
 fn run(c: &mut Command) {
     let o = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
-    assert!(o.status.success(), "{c:?}: {}", crate::process::output_text(&o));
+    assert!(
+        o.status.success(),
+        "{c:?}: {}",
+        crate::process::output_text(&o)
+    );
 }

@@ -193,7 +193,10 @@ pub fn kill_when(mut command: Command, mut ready: impl FnMut() -> bool) -> Outpu
         if started.elapsed() > Duration::from_secs(120) {
             let _ = child.kill();
             let out = child.wait_with_output().expect("collecting its output");
-            panic!("the command never got ready to be killed:\n{}", output_text(&out));
+            panic!(
+                "the command never got ready to be killed:\n{}",
+                output_text(&out)
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }

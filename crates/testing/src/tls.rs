@@ -35,9 +35,13 @@ impl TestPki {
         let key = KeyPair::generate().expect("a server key");
         let names: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
         let mut leaf = CertificateParams::new(names.clone()).expect("server parameters");
-        leaf.distinguished_name
-            .push(DnType::CommonName, names.first().map_or("server", String::as_str));
-        let leaf = leaf.signed_by(&key, &issuer).expect("the server certificate");
+        leaf.distinguished_name.push(
+            DnType::CommonName,
+            names.first().map_or("server", String::as_str),
+        );
+        let leaf = leaf
+            .signed_by(&key, &issuer)
+            .expect("the server certificate");
         TestPki {
             ca_pem: ca_cert.pem(),
             cert_pem: leaf.pem(),

@@ -141,7 +141,8 @@ pub fn migrate_killed_at(job: &Path, env: &[(&str, &str)], kill_at: &[u64]) -> s
     assert!(o.status.success(), "{}", output_text(&o));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
-        summary["resumed"]["rows_written"].as_u64().unwrap_or(0) >= kill_at.last().copied().unwrap_or(0),
+        summary["resumed"]["rows_written"].as_u64().unwrap_or(0)
+            >= kill_at.last().copied().unwrap_or(0),
         "{summary}"
     );
     summary
