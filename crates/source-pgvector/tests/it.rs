@@ -574,7 +574,7 @@ async fn a_server_restart_mid_read_is_retried_and_every_row_read_once() {
         return;
     };
     pg.psql("postgres", EIGHT_D);
-    let mut c = PgvectorSourceConfig::table(&pg.url("postgres"), "r");
+    let mut c = PgvectorSourceConfig::table(pg.url("postgres"), "r");
     c.retry.initial_backoff = std::time::Duration::from_millis(100);
     c.retry.max_backoff = std::time::Duration::from_millis(800);
     let s = build(&c).await;

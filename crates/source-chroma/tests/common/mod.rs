@@ -1,6 +1,6 @@
 //! Test helpers: collections created and filled through Chroma's own HTTP API v2, and the
 //! source's batches turned back into rows for row-by-row comparison.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unused_imports)]
 
 use std::collections::BTreeMap;
 
