@@ -1,7 +1,8 @@
 //! The TLS trust settings of HTTP plugins (feature `http`): `ca_cert` (a PEM bundle of CAs to
 //! trust besides the system's) and `insecure` (no certificate verification, loudly), applied the
 //! same way, with the same messages, by every source that speaks HTTP through reqwest; and the
-//! one rendering of a reqwest transport error ([`transport_message`]).
+//! one rendering of a reqwest transport error ([`transport_message`]), and the test for a refused
+//! server certificate ([`refused_certificate`]).
 
 use crate::{Error, Result};
 
@@ -54,6 +55,26 @@ pub fn transport_message(e: &reqwest::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+/// When `e` (or an error it wraps) is rustls refusing the server's certificate, the reason
+/// (`UnknownIssuer`, `NotValidForName…`, `Expired…`): a configuration problem that no retry
+/// mends, unlike an unreachable server.
+pub fn refused_certificate(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(rustls::Error::InvalidCertificate(c)) = err.downcast_ref::<rustls::Error>() {
+            return Some(format!("{c:?}"));
+        }
+        // A handshake failure arrives as an `io::Error` wrapping rustls's error;
+        // `io::Error::source()` skips the wrapped error itself, `get_ref` does not.
+        let wrapped = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        next = wrapped.or_else(|| err.source());
+    }
+    None
 }
 
 #[cfg(test)]

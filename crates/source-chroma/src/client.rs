@@ -141,12 +141,23 @@ impl Client {
             if let Some(p) = &payload {
                 req = req.header(CONTENT_TYPE, "application/json").body(p.clone());
             }
-            let resp = req.send().await.map_err(|e| Error::Transient {
-                message: format!(
-                    "{what}: cannot reach the Chroma server at {server} ({}); is it running, and is `url` right?",
-                    vmig_core::http::transport_message(&e)
-                ),
-                source: None,
+            let resp = req.send().await.map_err(|e| {
+                match vmig_core::http::refused_certificate(&e) {
+                    // Not transient: no retry trusts the certificate.
+                    Some(why) => Error::config(
+                        PLUGIN,
+                        format!(
+                            "{what}: the TLS certificate of the Chroma server at {server} is refused ({why}); give the PEM file of its CA as `ca_cert` (or, for a test server only, `insecure = true`)"
+                        ),
+                    ),
+                    None => Error::Transient {
+                        message: format!(
+                            "{what}: cannot reach the Chroma server at {server} ({}); is it running, and is `url` right?",
+                            vmig_core::http::transport_message(&e)
+                        ),
+                        source: None,
+                    },
+                }
             })?;
             let status = resp.status();
             let bytes = resp.bytes().await.map_err(|e| Error::Transient {
@@ -162,10 +173,11 @@ impl Client {
             let text: String = String::from_utf8_lossy(&bytes).chars().take(400).collect();
             let msg = format!("{what}: {server} answered HTTP {status}: {text}");
             Err(match status.as_u16() {
-                401 | 403 => Error::config(
-                    PLUGIN,
-                    format!("{msg} (check `token` and `auth_header`, or `username`/`password`)"),
-                ),
+                // The server's verdict on the credentials: not retried, and (unlike a job
+                // file vmig itself finds wrong) exit code 1, as for an unreachable server.
+                401 | 403 => Error::External(Box::new(std::io::Error::other(format!(
+                    "{msg} (check `token` and `auth_header`, or `username`/`password`)"
+                )))),
                 429 | 502..=504 => Error::Transient {
                     message: msg,
                     source: None,

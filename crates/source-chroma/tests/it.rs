@@ -216,48 +216,86 @@ async fn missing_collection_and_unreachable_server_say_what_to_do() {
     );
 }
 
-/// A server that answers every request with 401, as Chroma does with auth on and a wrong token.
+/// A server that answers every request with 401, as Chroma does with auth on and a wrong token
+/// (Chroma 1.5.9 itself has no authentication).
 #[tokio::test]
-async fn refused_token_is_a_clear_configuration_error() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let seen2 = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let mut buf = vec![0u8; 8192];
-            let n = s.read(&mut buf).await.unwrap_or(0);
-            *seen2.lock().unwrap() = String::from_utf8_lossy(&buf[..n]).to_string();
-            let body = r#"{"error":"Unauthorized","message":"Unauthorized"}"#;
-            let resp = format!(
-                "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(resp.as_bytes()).await;
-        }
-    });
-    for (header, expect) in [
+async fn refused_token_is_a_clear_error_not_retried() {
+    let (server, seen) = vmig_testing::chroma::unauthorized_server();
+    for (header, basic, expect) in [
         (
             vmig_source_chroma::AuthHeader::Authorization,
+            false,
             "authorization: bearer wrong-token",
         ),
         (
             vmig_source_chroma::AuthHeader::XChromaToken,
+            false,
             "x-chroma-token: wrong-token",
         ),
+        // Basic auth: base64 of `vmig-user:wrong-token`.
+        (
+            vmig_source_chroma::AuthHeader::Authorization,
+            true,
+            "authorization: basic dm1pzy11c2vyondyb25nlxrva2vu",
+        ),
     ] {
-        let mut cfg = config(&format!("http://{addr}"), "c");
-        cfg.token = Some("wrong-token".into());
+        let mut cfg = config(&server, "c");
+        if basic {
+            cfg.username = Some("vmig-user".into());
+            cfg.password = Some("wrong-token".into());
+        } else {
+            cfg.token = Some("wrong-token".into());
+        }
         cfg.auth_header = header;
         let err = ChromaSource::connect(cfg).await.unwrap_err();
-        assert!(err.is_config_error(), "{err}");
+        // Not retried, and not a job-file error (exit code 1, issue #17).
+        assert!(!err.is_config_error() && !err.is_retryable(), "{err}");
         let msg = err.to_string();
         assert!(
             msg.contains("401") && msg.contains("check `token`"),
             "{msg}"
         );
         assert!(!msg.contains("wrong-token"), "{msg}");
-        assert!(seen.lock().unwrap().to_lowercase().contains(expect));
+        let seen = seen.lock().unwrap().to_lowercase();
+        assert!(seen.contains(expect), "{seen}");
     }
+}
+
+/// TLS on the client side: Chroma 1.5.9 serves plain HTTP only (its server configuration has no
+/// TLS settings), so the real server is put behind a TLS-terminating proxy with a certificate
+/// from a CA made here. With `ca_cert` naming that CA, or with `insecure`, every row comes
+/// through as Chroma's own `get` returns it; trusting neither fails naming the certificate
+/// problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_through_a_terminating_proxy_with_ca_cert_or_insecure() {
+    let Some(url) = url() else { return };
+    let name = "vmig_it_tls";
+    let id = recreate(&url, name, "l2").await;
+    add(&url, &id, &rows(120, 4, 9)).await;
+    let want = get_all(&url, &id, None).await;
+    let pki = vmig_testing::tls::TestPki::new(&["127.0.0.1", "localhost"]);
+    let proxy = vmig_testing::tls::tls_proxy(&pki, url.trim_start_matches("http://")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let mut cfg = config(&proxy, name);
+    cfg.ca_cert = Some(ca.display().to_string());
+    let got = batch_rows(&read_all(&connect(cfg).await, 50).await);
+    assert_rows_eq(&got, &want, "ca_cert");
+    let mut cfg = config(&proxy, name);
+    cfg.insecure = true;
+    let got = batch_rows(&read_all(&connect(cfg).await, 50).await);
+    assert_rows_eq(&got, &want, "insecure");
+    // Not trusted: a configuration error at once (the default retry policy would wait 12 s).
+    let err = ChromaSource::connect(config(&proxy, name))
+        .await
+        .unwrap_err();
+    assert!(err.is_config_error(), "{err}");
+    let err = err.to_string();
+    assert!(
+        err.contains(&format!(
+            "the TLS certificate of the Chroma server at {proxy} is refused (UnknownIssuer)"
+        )) && err.contains("`ca_cert`"),
+        "{err}"
+    );
 }

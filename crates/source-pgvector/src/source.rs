@@ -73,10 +73,11 @@ pub(crate) fn pg_error(e: sqlx::Error, server: &str, what: &str) -> Error {
             let code = db.code().map(|c| c.to_string()).unwrap_or_default();
             let msg = db.message().to_string();
             if code.starts_with("28") {
-                Error::config(
-                    PLUGIN,
-                    text(format!("PostgreSQL at {server} refused the login: {msg} (SQLSTATE {code}); check the user and password in `url`")),
-                )
+                // The server's verdict, not a fault vmig can see in the job file: exit code 1,
+                // as for an unreachable server (issue #17), not retried.
+                Error::External(Box::new(std::io::Error::other(text(format!(
+                    "PostgreSQL at {server} refused the login: {msg} (SQLSTATE {code}); check the user and password in `url`"
+                )))))
             } else if code == "3D000" {
                 Error::config(
                     PLUGIN,
@@ -102,6 +103,17 @@ pub(crate) fn pg_error(e: sqlx::Error, server: &str, what: &str) -> Error {
                     "{what} on PostgreSQL at {server} failed: {msg} (SQLSTATE {code})"
                 )))))
             }
+        }
+        // sqlx reports a refused certificate as an I/O error carrying rustls's: not transient.
+        sqlx::Error::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+        {
+            Error::config(
+                PLUGIN,
+                text(format!("TLS with PostgreSQL at {server} failed ({e}); check `sslmode` and `sslrootcert` in `url`")),
+            )
         }
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => Error::Transient {
             message: text(format!(
@@ -141,6 +153,12 @@ async fn connect(
     server: &str,
     timeout: Duration,
 ) -> Result<PgConnection> {
+    // sqlx's TLS (any `sslmode` but `disable`, `prefer` included) takes rustls's process-wide
+    // provider, which panics when the build links two (ring and aws-lc-rs, as vmig's does) and
+    // none is installed: install ring, as reqwest picks it, unless one already is.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
     let mut conn = tokio::time::timeout(timeout, PgConnection::connect_with(options))
         .await
         .map_err(|_| Error::Transient {

@@ -475,7 +475,8 @@ async fn login_failures_and_unreachable_servers_name_the_server_not_the_password
         "{text}"
     );
     assert!(!text.contains("Sup3rSecretPw"), "{text}");
-    assert!(err.is_config_error());
+    // Not retried, and not a job-file error (exit code 1, issue #17).
+    assert!(!err.is_config_error() && !err.is_retryable(), "{text}");
 
     // libpq's sslmode is honoured: the test server has no TLS, so `require` fails, saying so.
     let mut tls = url::Url::parse(&base).unwrap();
@@ -527,4 +528,173 @@ async fn the_plugin_is_registered_and_writes_are_refused() {
     assert_eq!(n, 1000);
     conn.close().await.ok();
     db.drop_now().await;
+}
+
+/// Ports of the tests' own PostgreSQL servers (the project's test range 18200-18299).
+const RESTART_PORT: u16 = 18210;
+const TLS_PORT: u16 = 18211;
+
+/// `n` rows `(id, v, t)`: element `j` of row `i`'s `vector(8)` is the float4 `(i * 8 + j) / 7`,
+/// `t` is `'row i ✓'`.
+const EIGHT_D: &str = "CREATE EXTENSION vector;
+    CREATE TABLE r (id int PRIMARY KEY, v vector(8) NOT NULL, t text NOT NULL);
+    INSERT INTO r SELECT i, ARRAY(SELECT (i * 8 + j)::real / 7 FROM generate_series(0, 7) j)::vector,
+      'row ' || i || ' ✓' FROM generate_series(1, 20000) i;";
+
+/// Checks that `all` (columns id, v, t) holds every row 1..=20000 of [`EIGHT_D`] once, in key
+/// order, vectors bit for bit.
+fn assert_eight_d(all: &arrow::array::RecordBatch) {
+    assert_eq!(ids(all, "id"), (1..=20000).collect::<Vec<_>>());
+    let v = all.column(1).as_fixed_size_list();
+    let t = all.column(2).as_string::<i32>();
+    for row in 0..all.num_rows() {
+        let i = row as i64 + 1;
+        let want: Vec<u32> = (0..8)
+            .map(|j| ((i * 8 + j) as f32 / 7.0f32).to_bits())
+            .collect();
+        let got: Vec<u32> = v
+            .value(row)
+            .as_primitive::<Float32Type>()
+            .values()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        assert_eq!(got, want, "row {i}");
+        assert_eq!(t.value(row), format!("row {i} ✓"));
+    }
+}
+
+/// The server is stopped between two pages and started again 2 s later: the reader's lost
+/// connection and the refused reconnections are retried by the `retry` policy, and the read goes
+/// on after the last key, every row exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_mid_read_is_retried_and_every_row_read_once() {
+    use futures::StreamExt;
+    let Some(pg) = vmig_testing::pg_server::PgServer::start(RESTART_PORT, &[], &[]) else {
+        return;
+    };
+    pg.psql("postgres", EIGHT_D);
+    let mut c = PgvectorSourceConfig::table(pg.url("postgres"), "r");
+    c.retry.initial_backoff = std::time::Duration::from_millis(100);
+    c.retry.max_backoff = std::time::Duration::from_millis(800);
+    let s = build(&c).await;
+    let mut stream = vmig_testing::conformance::open_partition(&s, "0", None, 1000).unwrap();
+    let mut batches = Vec::new();
+    for _ in 0..3 {
+        batches.push(stream.next().await.unwrap().unwrap().batch);
+    }
+    let pg = std::sync::Arc::new(pg);
+    let p = pg.clone();
+    tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
+    let rest = tokio::spawn(async move {
+        let mut out = Vec::new();
+        while let Some(b) = stream.next().await {
+            out.push(b.map(|b| b.batch));
+        }
+        out
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(
+        !rest.is_finished(),
+        "the read ended while the server was down"
+    );
+    let p = pg.clone();
+    tokio::task::spawn_blocking(move || p.start_again())
+        .await
+        .unwrap();
+    for b in rest.await.unwrap() {
+        batches.push(b.unwrap_or_else(|e| panic!("not retried: {e}")));
+    }
+    let all = arrow::compute::concat_batches(&s.schema(), &batches).unwrap();
+    assert_eight_d(&all);
+}
+
+/// libpq's `sslmode` against a real PostgreSQL with `ssl = on` and a certificate for
+/// `127.0.0.1` from a CA of the test's own: `disable` reads in clear, `require` encrypts without
+/// checking the certificate, `verify-ca` and `verify-full` check it against `sslrootcert`; the
+/// server's own view (`pg_stat_ssl`) says whether the session is encrypted. `verify-full`
+/// against another host name (`localhost`) and `verify-ca` without the CA fail, saying why and
+/// what to check.
+#[tokio::test]
+async fn sslmodes_against_a_tls_server() {
+    // A CA and a certificate for 127.0.0.1 only, made here.
+    let pki = vmig_testing::tls::TestPki::new(&["127.0.0.1"]);
+    let (ca, cert, key) = (pki.ca_pem, pki.cert_pem, pki.key_pem);
+    let Some(pg) = vmig_testing::pg_server::PgServer::start(
+        TLS_PORT,
+        &[
+            ("ssl", "on"),
+            ("ssl_cert_file", "server.crt"),
+            ("ssl_key_file", "server.key"),
+        ],
+        &[
+            ("server.crt", cert.as_bytes()),
+            ("server.key", key.as_bytes()),
+        ],
+    ) else {
+        return;
+    };
+    pg.psql("postgres", "CREATE EXTENSION vector");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let root = ca_file.display();
+    // The session's own row of pg_stat_ssl: is it encrypted?
+    let query = "SELECT pid::int8 AS id, '[1,2]'::vector AS v, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    let encrypted = |params: String, host: &'static str| {
+        let url = format!("postgres://postgres@{host}:{TLS_PORT}/postgres?{params}");
+        async move {
+            let mut c = PgvectorSourceConfig::query(&url, query, "id");
+            c.retry.max_attempts = 1;
+            let s = PgvectorSource::connect(c).await?;
+            let all = read_all_rows(&s, 10).await?;
+            assert_eq!(all.num_rows(), 1, "{url}");
+            let ssl = all
+                .column(2)
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .unwrap();
+            Ok::<bool, vmig_core::Error>(ssl.value(0))
+        }
+    };
+    assert!(!encrypted("sslmode=disable".into(), "127.0.0.1")
+        .await
+        .unwrap());
+    assert!(encrypted("sslmode=require".into(), "127.0.0.1")
+        .await
+        .unwrap());
+    assert!(
+        encrypted(format!("sslmode=verify-ca&sslrootcert={root}"), "127.0.0.1")
+            .await
+            .unwrap()
+    );
+    assert!(encrypted(
+        format!("sslmode=verify-full&sslrootcert={root}"),
+        "127.0.0.1"
+    )
+    .await
+    .unwrap());
+    let err = encrypted(
+        format!("sslmode=verify-full&sslrootcert={root}"),
+        "localhost",
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(err.is_config_error(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "TLS with PostgreSQL at localhost:{TLS_PORT}/postgres failed"
+        )) && text.contains("not valid for name")
+            && text.contains("check `sslmode` and `sslrootcert`"),
+        "{text}"
+    );
+    let err = encrypted("sslmode=verify-ca".into(), "127.0.0.1")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("TLS with PostgreSQL at 127.0.0.1") && err.contains("UnknownIssuer"),
+        "{err}"
+    );
 }

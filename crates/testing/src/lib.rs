@@ -9,13 +9,18 @@
 //!   shared readers (`read_all`, `open_partition`, `read_partition`).
 //! * [`parsers`]: the parser conformance check (chunking, batch sizes, resuming at every batch).
 //! * [`compare`]: helpers for bit-exact comparisons of migrated rows (vector bytes).
+//! * [`pg_server`]: a PostgreSQL server of one test's own (stop, restart, TLS).
 //! * [`process`]: running a command and stopping it with a signal mid-run.
 //! * [`secrets`]: checks that a configuration's `Debug` and JSON show no secret.
+//! * `chroma` (feature `chroma`): collections on the real Chroma server, and its rows compared.
 //! * `es` (feature `es`): creating and loading indexes on the Elasticsearch/OpenSearch
 //!   stand-ins.
+//! * `tls` (feature `tls`): a test CA and server certificate, and a TLS-terminating proxy.
 //! * `milvus1` (feature `milvus1`): a generator of Milvus 1.x data directories.
 #![warn(missing_docs)]
 
+#[cfg(feature = "chroma")]
+pub mod chroma;
 pub mod compare;
 pub mod conformance;
 #[cfg(feature = "sql")]
@@ -27,6 +32,9 @@ pub mod gen;
 pub mod milvus1;
 pub mod mock;
 pub mod parsers;
+pub mod pg_server;
 pub mod process;
 pub mod secrets;
 pub mod service;
+#[cfg(feature = "tls")]
+pub mod tls;

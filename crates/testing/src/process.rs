@@ -164,3 +164,44 @@ pub fn kill_until_done(
         .expect("waiting for the last run");
     done
 }
+
+/// Starts `command` with piped output, calls `ready` every 100 ms until it returns `true` (it
+/// observes the command's progress from outside, e.g. the rows its state store says are
+/// committed), then kills the command with `SIGKILL` and returns its output.
+///
+/// # Panics
+/// When the command cannot start, ends before `ready` says so, or `ready` is not satisfied
+/// within two minutes.
+pub fn kill_when(mut command: Command, mut ready: impl FnMut() -> bool) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the command");
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("polling the command") {
+            let out = child.wait_with_output().expect("collecting its output");
+            panic!(
+                "the command ended ({status}) before it was to be killed:\n{}",
+                output_text(&out)
+            );
+        }
+        if ready() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collecting its output");
+            panic!(
+                "the command never got ready to be killed:\n{}",
+                output_text(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill(); // SIGKILL
+    child
+        .wait_with_output()
+        .expect("waiting for the killed command")
+}

@@ -105,3 +105,45 @@ pub fn sample_rows(dir: &Path) -> BTreeMap<i64, Vec<u32>> {
     assert_eq!(rows.len(), 2000);
     rows
 }
+
+/// The rows `vmig status JOB --json` (environment `env` added, for the job file's `${…}`) says
+/// are committed (written and checkpointed) for the job (0 before its first checkpoint, or when
+/// the state store cannot be read yet).
+pub fn committed_rows(job: &Path, env: &[(&str, &str)]) -> u64 {
+    let o = vmig_cmd(&["status", job.to_str().unwrap(), "--json"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&o.stdout)
+        .ok()
+        .and_then(|v| v["rows_written"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Runs `vmig migrate JOB` (environment `env` added) and kills it with `SIGKILL` once the state
+/// store has at least each of `kill_at` rows committed (one run per threshold, each resuming
+/// the last), then runs it to the end. Returns the final run's `--json` summary, whose
+/// `resumed.rows_written` must be more than 0.
+pub fn migrate_killed_at(job: &Path, env: &[(&str, &str)], kill_at: &[u64]) -> serde_json::Value {
+    let job_arg = job.to_str().unwrap();
+    let cmd = || {
+        let mut c = vmig_cmd(&["migrate", job_arg, "--json"]);
+        c.envs(env.iter().copied());
+        c
+    };
+    for &rows in kill_at {
+        let killed = vmig_testing::process::kill_when(cmd(), || committed_rows(job, env) >= rows);
+        assert_eq!(killed.status.code(), None, "{}", output_text(&killed));
+        let now = committed_rows(job, env);
+        assert!(now >= rows, "killed with {now} rows committed");
+    }
+    let o = cmd().output().unwrap();
+    assert!(o.status.success(), "{}", output_text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        summary["resumed"]["rows_written"].as_u64().unwrap_or(0)
+            >= kill_at.last().copied().unwrap_or(0),
+        "{summary}"
+    );
+    summary
+}
