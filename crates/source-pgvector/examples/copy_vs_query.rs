@@ -177,8 +177,15 @@ async fn main() -> Res<()> {
                 by_copy(&config, page).await?
             };
             let s = t.elapsed().as_secs_f64();
-            let name = if which == 0 { "keyset query" } else { "COPY binary" };
-            println!("round {} {name}: {rows} rows in {batches} batches, {s:.3} s", r + 1);
+            let name = if which == 0 {
+                "keyset query"
+            } else {
+                "COPY binary"
+            };
+            println!(
+                "round {} {name}: {rows} rows in {batches} batches, {s:.3} s",
+                r + 1
+            );
             if which == 0 { &mut q } else { &mut c }.push(s);
         }
     }
