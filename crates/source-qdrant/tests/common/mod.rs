@@ -167,6 +167,15 @@ pub fn points(batches: &[RecordBatch]) -> Vec<Point> {
                             Vector::Dense(v.values().iter().map(|x| x.to_bits()).collect()),
                         );
                     }
+                    DataType::List(_) => {
+                        // Vectors as Parquet staging files hold them.
+                        let v = c.as_list::<i32>().value(r);
+                        let v = v.as_primitive::<Float32Type>();
+                        p.vectors.insert(
+                            name,
+                            Vector::Dense(v.values().iter().map(|x| x.to_bits()).collect()),
+                        );
+                    }
                     DataType::FixedSizeBinary(_) => {
                         p.vectors.insert(
                             name,
