@@ -529,8 +529,7 @@ fn split(n: u32, num: Option<(u64, u64)>, uuids: bool) -> Vec<Range> {
             });
         }
     }
-    if n_uuid > 0 {
-        let width = u128::MAX / n_uuid;
+    if let Some(width) = u128::MAX.checked_div(n_uuid) {
         for i in 0..n_uuid {
             out.push(Range {
                 start: Some(PointId::Uuid(i * width)),
