@@ -24,6 +24,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod lease;
+pub mod metadata;
 pub mod parse;
 pub mod pipeline;
 pub mod process;

@@ -57,18 +57,8 @@ pub enum AuthHeader {
     XChromaToken,
 }
 
-/// Where the metadata goes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MetadataMode {
-    /// One typed column per key (keys of mixed types go into the JSON column `metadata`).
-    #[default]
-    Columns,
-    /// All metadata in one nullable JSON column `metadata`.
-    Json,
-    /// All metadata in Milvus's dynamic field (`$meta`, a JSON object per row, `{}` when none).
-    Dynamic,
-}
+/// Where the metadata goes (shared with other sources: [`vmig_core::metadata`]).
+pub use vmig_core::metadata::MetadataMode;
 
 /// Configuration of the `chroma` source. `Debug` and `Serialize` show no secret.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]

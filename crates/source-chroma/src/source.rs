@@ -1,19 +1,16 @@
 //! [`ChromaSource`]: what `connect` learns about a collection (id, dimension, metric, count,
 //! metadata keys), and the readers of its offset-range partitions.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BooleanBuilder, Float32Array, Float64Builder, Int64Builder, RecordBatch,
-    StringBuilder,
-};
+use arrow::array::{ArrayRef, Float32Array, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use vmig_core::metadata::{self, KeyScan, Layout, MetadataMode, Words};
 use vmig_core::vector::{self, META_METRIC, META_PRIMARY_KEY};
 use vmig_core::{
     Error, PartitionId, PartitionInfo, Position, Result, Source, SourceBatch, SourceContext,
@@ -21,7 +18,7 @@ use vmig_core::{
 };
 
 use crate::client::Client;
-use crate::{ChromaSourceConfig, MetadataMode, PLUGIN};
+use crate::{ChromaSourceConfig, PLUGIN};
 
 /// Where a partition resumes: the offset (in the collection's `get` order) of the next row.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -31,41 +28,14 @@ pub struct ChromaPosition {
     pub offset: u64,
 }
 
-/// The type of a metadata key, as seen by the scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Int,
-    Float,
-    Str,
-    Bool,
-    /// Several types, lists, or a name that cannot be a column: goes into the JSON column.
-    Json,
-}
-
-fn kind_of(v: &Value) -> Option<Kind> {
-    match v {
-        Value::Null => None,
-        Value::Bool(_) => Some(Kind::Bool),
-        Value::Number(n) if n.is_i64() => Some(Kind::Int),
-        Value::Number(n) if n.is_f64() => Some(Kind::Float),
-        Value::String(_) => Some(Kind::Str),
-        _ => Some(Kind::Json),
-    }
-}
-
 /// Names vmig gives its own columns; a metadata key with one of them goes into the JSON column.
-const RESERVED: [&str; 5] = ["id", "embedding", "document", "metadata", "$meta"];
+const RESERVED: [&str; 4] = ["id", "embedding", "document", "metadata"];
 
-/// Whether `key` can be a Milvus field name (`[A-Za-z_][A-Za-z0-9_]*`, at most 255 bytes).
-fn column_name_ok(key: &str) -> bool {
-    let mut chars = key.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && key.len() <= 255
-        && !RESERVED.contains(&key)
-}
+const WORDS: Words = Words {
+    key: "metadata key",
+    scan_option: "metadata_scan_rows",
+    mode_option: "metadata_mode",
+};
 
 /// A collection ready to be read.
 #[derive(Debug, Clone)]
@@ -81,10 +51,8 @@ struct Inner {
     path: String,
     dim: usize,
     schema: SchemaRef,
-    /// Typed metadata columns, in schema order after `document`.
-    typed: Vec<(String, Kind)>,
-    /// The JSON column (`metadata` or `$meta`), when there is one.
-    json_column: bool,
+    /// The metadata columns, in schema order after `document`.
+    layout: Layout,
     /// The count when the source connected.
     count: u64,
     /// Rows the `where` filter selects, when the key scan read them all.
@@ -125,29 +93,6 @@ fn metric_of(collection: &Value) -> Result<String> {
             "vmig knows the spaces l2, ip and cosine",
         )),
     }
-}
-
-/// Parses one embedding's JSON array text straight into `out` with `f32::from_str` (exactly
-/// the float32 Chroma printed). Returns the number of elements.
-fn parse_embedding(raw: &str, out: &mut Vec<f32>) -> std::result::Result<usize, String> {
-    let inner = raw
-        .trim()
-        .strip_prefix('[')
-        .and_then(|r| r.strip_suffix(']'))
-        .ok_or_else(|| format!("the embedding is not a JSON array: {raw:.80}"))?;
-    if inner.trim().is_empty() {
-        return Ok(0);
-    }
-    let mut n = 0;
-    for t in inner.split(',') {
-        let t = t.trim();
-        let v: f32 = t
-            .parse()
-            .map_err(|_| format!("embedding element `{t}` is not a number"))?;
-        out.push(v);
-        n += 1;
-    }
-    Ok(n)
 }
 
 impl ChromaSource {
@@ -230,62 +175,27 @@ impl ChromaSource {
         let (keys, scanned, complete) = if cfg.metadata_mode == MetadataMode::Columns {
             scan_keys(&client, &path, &cfg).await?
         } else {
-            (BTreeMap::new(), 0, false)
+            (KeyScan::default(), 0, false)
         };
-        let mut typed = Vec::new();
-        let mut json_keys = Vec::new();
-        for (k, kind) in &keys {
-            if *kind != Kind::Json && column_name_ok(k) {
-                typed.push((k.clone(), *kind));
-            } else {
-                json_keys.push(k.clone());
-            }
-        }
-        // Nullable columns carry `milvus.nullable`, so the milvus2 sink creates them nullable on
-        // Milvus 2.5+ (older versions have no nullable fields: a null then stops the job there).
-        let nullable = |f: Field| {
-            let mut m = f.metadata().clone();
-            m.insert("milvus.nullable".to_string(), "true".to_string());
-            f.with_metadata(m)
-        };
+        let layout = Layout::new(cfg.metadata_mode, &keys, "metadata", &RESERVED, WORDS);
         let mut fields = vec![
             Field::new("id", DataType::Utf8, false),
             vector::float_vector_field("embedding", dim),
-            nullable(Field::new("document", DataType::Utf8, true)),
+            metadata::nullable(Field::new("document", DataType::Utf8, true)),
         ];
-        for (k, kind) in &typed {
-            let dt = match kind {
-                Kind::Int => DataType::Int64,
-                Kind::Float => DataType::Float64,
-                Kind::Bool => DataType::Boolean,
-                Kind::Str | Kind::Json => DataType::Utf8,
-            };
-            fields.push(nullable(Field::new(k, dt, true)));
-        }
+        fields.extend(layout.fields());
         let mut meta = std::collections::HashMap::new();
         meta.insert(META_METRIC.to_string(), metric.clone());
         meta.insert(META_PRIMARY_KEY.to_string(), "id".to_string());
         meta.insert("chroma.collection".to_string(), name.clone());
         meta.insert("chroma.collection_id".to_string(), id.clone());
-        let json_column = match cfg.metadata_mode {
-            MetadataMode::Columns if json_keys.is_empty() => false,
-            MetadataMode::Columns | MetadataMode::Json => {
-                fields.push(nullable(vector::json_field("metadata", true)));
-                true
-            }
-            MetadataMode::Dynamic => {
-                let f = vector::json_field("$meta", false);
-                let mut m = f.metadata().clone();
-                m.insert("milvus.dynamic".to_string(), "true".to_string());
-                fields.push(f.with_metadata(m));
-                meta.insert("milvus.dynamic_field".to_string(), "true".to_string());
-                true
-            }
-        };
-        if !json_keys.is_empty() {
+        if layout.is_dynamic() {
+            meta.insert("milvus.dynamic_field".to_string(), "true".to_string());
+        }
+        if !layout.json_keys().is_empty() {
             meta.insert(
                 "chroma.metadata_json_keys".to_string(),
-                json_keys.join(", "),
+                layout.json_keys().join(", "),
             );
         }
         if cfg.metadata_mode == MetadataMode::Columns {
@@ -311,7 +221,7 @@ impl ChromaSource {
             rows = count,
             dim,
             metric = %metric,
-            metadata_columns = typed.len(),
+            metadata_columns = layout.typed().len(),
             metadata_scan_rows = scanned,
         );
         Ok(ChromaSource {
@@ -321,8 +231,7 @@ impl ChromaSource {
                 path,
                 dim,
                 schema,
-                typed,
-                json_column,
+                layout,
                 count,
                 filtered,
             }),
@@ -371,8 +280,8 @@ async fn scan_keys(
     client: &Client,
     path: &str,
     cfg: &ChromaSourceConfig,
-) -> Result<(BTreeMap<String, Kind>, u64, bool)> {
-    let mut keys: BTreeMap<String, Kind> = BTreeMap::new();
+) -> Result<(KeyScan, u64, bool)> {
+    let mut keys = KeyScan::default();
     let limit = cfg.metadata_scan_rows.unwrap_or(u64::MAX);
     let page = (cfg.batch_size as u64).max(1000);
     let mut offset = 0u64;
@@ -403,16 +312,7 @@ async fn scan_keys(
             .and_then(Value::as_array)
             .map_or(0, Vec::len) as u64;
         for m in metas.iter().filter_map(Value::as_object) {
-            for (k, v) in m {
-                let Some(kind) = kind_of(v) else { continue };
-                keys.entry(k.clone())
-                    .and_modify(|old| {
-                        if *old != kind {
-                            *old = Kind::Json;
-                        }
-                    })
-                    .or_insert(kind);
-            }
+            keys.observe(m);
         }
         offset += got;
         if got < want {
@@ -616,23 +516,13 @@ impl Reader {
         let mut ids = StringBuilder::with_capacity(n, n * 16);
         let mut docs = StringBuilder::new();
         let mut values = Vec::with_capacity(n * inner.dim);
-        let mut cols: Vec<Col> = inner
-            .typed
-            .iter()
-            .map(|(_, k)| match k {
-                Kind::Int => Col::Int(Int64Builder::with_capacity(n)),
-                Kind::Float => Col::Float(Float64Builder::with_capacity(n)),
-                Kind::Bool => Col::Bool(BooleanBuilder::with_capacity(n)),
-                Kind::Str | Kind::Json => Col::Str(StringBuilder::new()),
-            })
-            .collect();
-        let mut json_col = StringBuilder::new();
-        let columns_mode = inner.cfg.metadata_mode == MetadataMode::Columns;
+        let mut meta_cols = inner.layout.builder(n);
         for (i, id) in page.ids.iter().enumerate() {
             ids.append_value(id);
             let raw =
                 embeddings[i].ok_or_else(|| Error::data(loc(id), "the row has no embedding"))?;
-            let d = parse_embedding(raw.get(), &mut values).map_err(|m| Error::data(loc(id), m))?;
+            let d = metadata::parse_floats(raw.get(), &mut values)
+                .map_err(|m| Error::data(loc(id), m))?;
             if d != inner.dim {
                 return Err(Error::data(
                     loc(id),
@@ -644,67 +534,7 @@ impl Reader {
             }
             docs.append_option(documents.get(i).and_then(Option::as_deref));
             let meta = metadatas.get(i).and_then(Option::as_ref);
-            if !columns_mode {
-                match (meta, inner.cfg.metadata_mode) {
-                    (Some(m), _) => json_col.append_value(Value::Object(m.clone()).to_string()),
-                    (None, MetadataMode::Dynamic) => json_col.append_value("{}"),
-                    (None, _) => json_col.append_null(),
-                }
-                continue;
-            }
-            let mut rest = Map::new();
-            let mut used = 0;
-            for ((key, kind), col) in inner.typed.iter().zip(cols.iter_mut()) {
-                let v = meta.and_then(|m| m.get(key)).filter(|v| !v.is_null());
-                if v.is_some() {
-                    used += 1;
-                }
-                let wrong = |v: &Value| {
-                    Error::data(
-                        format!("{}, metadata key `{key}`", loc(id)),
-                        format!(
-                            "the value {v} is not a {kind:?} as the key scan found; rows were written after the scan, or `metadata_scan_rows` missed it (raise it, or use `metadata_mode = \"json\"`)"
-                        ),
-                    )
-                };
-                match (col, v) {
-                    (Col::Int(b), Some(v)) => b.append_value(v.as_i64().ok_or_else(|| wrong(v))?),
-                    (Col::Float(b), Some(v)) if v.is_f64() => {
-                        b.append_value(v.as_f64().ok_or_else(|| wrong(v))?);
-                    }
-                    (Col::Bool(b), Some(v)) => b.append_value(v.as_bool().ok_or_else(|| wrong(v))?),
-                    (Col::Str(b), Some(v)) => b.append_value(v.as_str().ok_or_else(|| wrong(v))?),
-                    (_, Some(v)) => return Err(wrong(v)),
-                    (Col::Int(b), None) => b.append_null(),
-                    (Col::Float(b), None) => b.append_null(),
-                    (Col::Bool(b), None) => b.append_null(),
-                    (Col::Str(b), None) => b.append_null(),
-                }
-            }
-            if let Some(m) = meta {
-                let non_null = m.values().filter(|v| !v.is_null()).count();
-                if non_null > used {
-                    for (k, v) in m {
-                        if v.is_null() || inner.typed.iter().any(|(t, _)| t == k) {
-                            continue;
-                        }
-                        if !inner.json_column {
-                            return Err(Error::data(
-                                format!("{}, metadata key `{k}`", loc(id)),
-                                "the key scan did not see this key; rows were written after the scan, or `metadata_scan_rows` missed it (raise it, or use `metadata_mode = \"json\"`)",
-                            ));
-                        }
-                        rest.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-            if inner.json_column {
-                if rest.is_empty() {
-                    json_col.append_null();
-                } else {
-                    json_col.append_value(Value::Object(rest).to_string());
-                }
-            }
+            meta_cols.append(meta, &loc(id))?;
         }
         let vectors = vector::float_vector_array(Float32Array::from(values), inner.dim)?;
         let mut arrays: Vec<ArrayRef> = vec![
@@ -712,26 +542,9 @@ impl Reader {
             Arc::new(vectors),
             Arc::new(docs.finish()),
         ];
-        for c in cols {
-            arrays.push(match c {
-                Col::Int(mut b) => Arc::new(b.finish()),
-                Col::Float(mut b) => Arc::new(b.finish()),
-                Col::Bool(mut b) => Arc::new(b.finish()),
-                Col::Str(mut b) => Arc::new(b.finish()),
-            });
-        }
-        if inner.json_column {
-            arrays.push(Arc::new(json_col.finish()));
-        }
+        arrays.extend(meta_cols.finish());
         RecordBatch::try_new(Arc::clone(&inner.schema), arrays).map_err(Error::from)
     }
-}
-
-enum Col {
-    Int(Int64Builder),
-    Float(Float64Builder),
-    Bool(BooleanBuilder),
-    Str(StringBuilder),
 }
 
 fn count_changed(location: &str, start: u64, now: u64, part: u32) -> Error {
