@@ -219,13 +219,23 @@ impl PineconeSource {
                 .get("host")
                 .and_then(Value::as_str)
                 .filter(|h| !h.is_empty())
+                .map(|h| {
+                    // The control plane names the host without a scheme: the control plane's
+                    // own (https in production; http only for a local stand-in).
+                    if h.contains("://") {
+                        h.to_string()
+                    } else {
+                        let scheme = base_url(&cfg.control_url, "control_url")
+                            .map_or_else(|_| "https".to_string(), |u| u.scheme().to_string());
+                        format!("{scheme}://{h}")
+                    }
+                })
                 .ok_or_else(|| {
                     Error::data(
                         label.clone(),
                         "the control plane's description has no `host`; give `index_host`",
                     )
-                })?
-                .to_string(),
+                })?,
             _ => return Err(Error::config(PLUGIN, "give `index` or `index_host`")),
         };
         let data = Client::new(
