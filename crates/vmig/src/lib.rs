@@ -10,6 +10,7 @@
 //! | `source-faiss`   | source `faiss`                            | `vmig-source-faiss`   |
 //! | `source-es`      | sources `elasticsearch`, `opensearch`     | `vmig-source-es`      |
 //! | `source-chroma`  | source `chroma`                           | `vmig-source-chroma`  |
+//! | `source-pinecone`| source `pinecone`                         | `vmig-source-pinecone`|
 //! | `source-files`   | source `files` (enables `parsers`)        | `vmig-source-files`   |
 //! | `source-milvus1` | source `milvus1`                          | `vmig-source-milvus1` |
 //! | `source-milvus2` | source `milvus2`                          | `vmig-source-milvus2` |
@@ -65,6 +66,8 @@ pub use vmig_source_milvus1 as source_milvus1;
 pub use vmig_source_milvus2 as source_milvus2;
 #[cfg(feature = "source-pgvector")]
 pub use vmig_source_pgvector as source_pgvector;
+#[cfg(feature = "source-pinecone")]
+pub use vmig_source_pinecone as source_pinecone;
 #[cfg(feature = "transforms")]
 pub use vmig_transforms as transforms;
 
