@@ -166,6 +166,8 @@ impl Client {
     /// Sends a request (retrying transient failures, after `pacer`'s slot each time) and
     /// parses the JSON answer. `doing` says what was being done, for the error; `on_status`
     /// may turn a non-success status into a specific error (else the general rules apply).
+    // One call shape for every endpoint; a request struct would only rename these.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn json(
         &self,
         method: Method,
