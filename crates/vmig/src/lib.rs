@@ -11,6 +11,7 @@
 //! | `source-es`      | sources `elasticsearch`, `opensearch`     | `vmig-source-es`      |
 //! | `source-chroma`  | source `chroma`                           | `vmig-source-chroma`  |
 //! | `source-qdrant`  | source `qdrant`                           | `vmig-source-qdrant`  |
+//! | `source-pinecone`| source `pinecone`                         | `vmig-source-pinecone`|
 //! | `source-files`   | source `files` (enables `parsers`)        | `vmig-source-files`   |
 //! | `source-milvus1` | source `milvus1`                          | `vmig-source-milvus1` |
 //! | `source-milvus2` | source `milvus2`                          | `vmig-source-milvus2` |
@@ -68,6 +69,8 @@ pub use vmig_source_milvus2 as source_milvus2;
 pub use vmig_source_pgvector as source_pgvector;
 #[cfg(feature = "source-qdrant")]
 pub use vmig_source_qdrant as source_qdrant;
+#[cfg(feature = "source-pinecone")]
+pub use vmig_source_pinecone as source_pinecone;
 #[cfg(feature = "transforms")]
 pub use vmig_transforms as transforms;
 
