@@ -259,9 +259,8 @@ impl FilesSink {
     /// The format, after checking that it can hold every field of `schema` ([`Sink::check`]).
     fn check_format(&self, schema: &SchemaRef) -> Result<StagingFormat> {
         let format = self.format()?;
-        check_schema(format, schema).map_err(|e| {
-            e.context(format!("writing {format} files to {}", self.target.display))
-        })?;
+        check_schema(format, schema)
+            .map_err(|e| e.context(format!("writing {format} files to {}", self.target.display)))?;
         Ok(format)
     }
 

@@ -402,16 +402,16 @@ impl Column {
             }
             MilvusType::Array => {
                 if format == StagingFormat::Numpy {
-                    return Err(unsupported(format!("an array column ({})", field.data_type()))
-                        .with_reason("Milvus imports arrays only from parquet or json files"));
+                    return Err(
+                        unsupported(format!("an array column ({})", field.data_type()))
+                            .with_reason("Milvus imports arrays only from parquet or json files"),
+                    );
                 }
                 match t.element.and_then(Self::scalar) {
                     Some(c) => Ok(Column::Array(Box::new(c))),
-                    None => Err(unsupported(format!(
-                        "an array column ({})",
-                        field.data_type()
-                    ))
-                    .into()),
+                    None => {
+                        Err(unsupported(format!("an array column ({})", field.data_type())).into())
+                    }
                 }
             }
             kind => Err(unsupported(format!(

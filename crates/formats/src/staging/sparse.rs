@@ -202,11 +202,7 @@ mod tests {
 
     #[test]
     fn bad_rows_name_file_field_and_row() {
-        let m = map(&[
-            &[(5, 1.0), (5, 2.0)],
-            &[(u32::MAX, 1.0)],
-            &[(1, f32::NAN)],
-        ]);
+        let m = map(&[&[(5, 1.0), (5, 2.0)], &[(u32::MAX, 1.0)], &[(1, f32::NAN)]]);
         assert_eq!(text(&m, 0).unwrap_err().to_string(), "invalid data at f.json, field `sp`, row 7: sparse vector index 5 follows index 5 (entry 1); indices must be strictly ascending");
         assert_eq!(text(&m, 1).unwrap_err().to_string(), "invalid data at f.json, field `sp`, row 7: sparse vector index 4294967295 is out of range; Milvus takes indices below 4294967295");
         assert_eq!(text(&m, 2).unwrap_err().to_string(), "invalid data at f.json, field `sp`, row 7: sparse vector value at index 1 is NaN; Milvus takes only finite values");

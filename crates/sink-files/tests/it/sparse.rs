@@ -84,7 +84,8 @@ fn sparse_batch(rows: &[Row]) -> RecordBatch {
         rows.iter().flat_map(|r| r.1.iter().map(|e| e.0)),
     ));
     let values: ArrayRef = Arc::new(Float32Array::from_iter_values(
-        rows.iter().flat_map(|r| r.1.iter().map(|e| f32::from_bits(e.1))),
+        rows.iter()
+            .flat_map(|r| r.1.iter().map(|e| f32::from_bits(e.1))),
     ));
     let map = MapArray::new(
         entries,
