@@ -17,7 +17,7 @@ use arrow::array::{
     StructArray, UInt32Array,
 };
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, Fields, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
 use common::{vmig_cmd, write_job};
 use vmig::vector;
@@ -54,7 +54,7 @@ fn input(dir: &Path, name: &str, extra: &[&str], nan: bool) -> PathBuf {
                     unreachable!()
                 };
                 let kv = StructArray::new(
-                    Fields::from(parts),
+                    parts,
                     vec![
                         Arc::new(UInt32Array::from(vec![1, 9, 4, 5, 6])),
                         Arc::new(Float32Array::from(vec![0.5, 1.0, 2.0, 0.25, 3.0])),

@@ -697,10 +697,8 @@ impl Sink for Milvus2Sink {
             Some(Resumed::Unrecorded) => self.prepare_unrecorded(wanted, schema).await?,
             None => self.prepare_fresh(wanted, schema).await?,
         }
-        if self.config.mode == WriteMode::Bulk {
-            if self.stage.is_none() {
-                self.stage = Some(BulkStaging::start(&self.config, &collection)?);
-            }
+        if self.config.mode == WriteMode::Bulk && self.stage.is_none() {
+            self.stage = Some(BulkStaging::start(&self.config, &collection)?);
         }
         Ok(())
     }

@@ -143,7 +143,7 @@ mod tests {
 
     use arrow::array::{ArrayRef, Float32Array, StructArray, UInt32Array};
     use arrow::buffer::OffsetBuffer;
-    use arrow::datatypes::{DataType, Fields};
+    use arrow::datatypes::DataType;
 
     use super::*;
 
@@ -160,7 +160,7 @@ mod tests {
         let values: ArrayRef = Arc::new(Float32Array::from_iter_values(
             rows.iter().flat_map(|r| r.iter().map(|e| e.1)),
         ));
-        let kv = StructArray::new(Fields::from(parts), vec![keys, values], None);
+        let kv = StructArray::new(parts, vec![keys, values], None);
         MapArray::new(
             entries,
             OffsetBuffer::from_lengths(rows.iter().map(|r| r.len())),

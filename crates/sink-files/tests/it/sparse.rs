@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float32Array, Int64Array, MapArray, StructArray, UInt32Array};
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use vmig_core::vector;
 use vmig_formats::staging::StagingFormat;
@@ -90,7 +90,7 @@ fn sparse_batch(rows: &[Row]) -> RecordBatch {
     let map = MapArray::new(
         entries,
         OffsetBuffer::from_lengths(rows.iter().map(|r| r.1.len())),
-        StructArray::new(Fields::from(parts), vec![keys, values], None),
+        StructArray::new(parts, vec![keys, values], None),
         None,
         sorted,
     );
