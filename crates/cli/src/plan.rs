@@ -60,7 +60,7 @@ fn schema_text(out: &mut String, title: &str, schema: &Schema, explain: bool) {
 /// Prints the plan of `job`.
 ///
 /// # Errors
-/// When the source cannot be opened or a transformer rejects the schema.
+/// When the source cannot be opened, a transformer rejects the schema or the sink refuses it.
 pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
     let plan = vmig::plan::plan(job).await?;
     if json {
@@ -99,6 +99,17 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
     let _ = writeln!(out, "sink: {} {}", job.sink.plugin(), sink_cfg);
     if let Some(note) = resume_note {
         let _ = writeln!(out, "resuming: {note}");
+    }
+    match &plan.sink_unchecked {
+        None => {
+            let _ = writeln!(out, "sink check: the sink accepts the target schema");
+        }
+        Some(why) => {
+            let _ = writeln!(
+                out,
+                "sink check: not done, the sink could not be reached ({why}); `migrate` checks the target schema before writing"
+            );
+        }
     }
     let _ = writeln!(out, "(plan only: nothing was written)");
     output::out(&out);

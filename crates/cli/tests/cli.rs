@@ -227,7 +227,7 @@ fn plan_shows_schemas_and_partitions_and_writes_nothing() {
 /// `vmig plan` says what resuming means when the sink has a limit to tell: Milvus-generated
 /// ids (a killed run cannot be resumed without duplicates) and bulk imports per checkpoint;
 /// nothing for an insert with the source's ids, which resumes exactly once. No Milvus is
-/// needed: plan does not connect to the sink.
+/// needed: plan tries to connect to check the schema, and says it could not.
 #[test]
 fn plan_says_what_resuming_means_for_the_milvus_sink() {
     let dir = tempfile::tempdir().unwrap();

@@ -42,6 +42,9 @@ use crate::sink::Sink;
 use crate::source::{PartitionInfo, Source, SourceContext};
 use crate::transform::Transformer;
 
+/// The context of a [`Sink::check`] refusal, the same in `vmig plan` and `vmig migrate`.
+pub const CHECKING_THE_SINK: &str = "the sink cannot write the planned schema";
+
 /// Runner settings (`[pipeline]` in job files).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -636,6 +639,8 @@ impl<'a> Run<'a> {
         observer.partitions(partitions, &done);
         observer.started(estimated);
 
+        sink.check(target_schema)
+            .map_err(|e| e.context(CHECKING_THE_SINK))?;
         if let Some(leases) = &self.leases {
             set_up_shared(sink, target_schema, leases.as_ref(), cancel).await?;
         } else {

@@ -103,8 +103,8 @@ pub fn refuse_named_partition(sink: &str, partition: Option<&str>) -> Result<()>
     }
 }
 
-/// A built sink. The runner calls, in order: [`Sink::resume`] once when the job resumes an
-/// interrupted run, [`Sink::prepare`] once, then any number of [`Sink::write`] (or
+/// A built sink. The runner calls, in order: [`Sink::check`] once, [`Sink::resume`] once when
+/// the job resumes an interrupted run, [`Sink::prepare`] once, then any number of [`Sink::write`] (or
 /// [`Sink::write_replay`]) interleaved with [`Sink::flush`], then exactly one of
 /// [`Sink::commit`], [`Sink::suspend`] (the job saves checkpoints and can be resumed) or
 /// [`Sink::abort`].
@@ -123,8 +123,29 @@ pub fn refuse_named_partition(sink: &str, partition: Option<&str>) -> Result<()>
 ///   uninterrupted run (the conformance kit checks it).
 #[async_trait]
 pub trait Sink: Debug + Send {
+    /// Tells, without changing anything anywhere, whether this sink can write `schema` (the
+    /// schema after the transforms): every refusal [`Sink::prepare`] would give for the schema
+    /// itself — a type or a field the target or its file format cannot hold, a type the
+    /// target's version does not have — with the same error text. `vmig plan` calls it on a
+    /// freshly built sink, and the runner calls it before [`Sink::resume`] and
+    /// [`Sink::prepare`], so a plan that succeeds is not refused by `migrate` for its schema.
+    ///
+    /// It MUST NOT create, change or remove anything (no directory, no collection, no lock),
+    /// and does no I/O: what it needs from the target (a server's version) is learnt when the
+    /// sink is built. What depends on the target's current contents (an existing collection,
+    /// earlier output) stays with `prepare`. The default accepts every schema.
+    ///
+    /// # Errors
+    /// The error `prepare` would give for this schema, typically [`Error::Unsupported`] naming
+    /// the field.
+    fn check(&self, schema: &SchemaRef) -> Result<()> {
+        let _ = schema;
+        Ok(())
+    }
+
     /// Validates and prepares for the final schema (after transforms): create a collection,
     /// check dimensions and limits, create an output directory. Called once, before any write.
+    /// It MUST refuse what [`Sink::check`] refuses, with the same error.
     ///
     /// # Errors
     /// When the schema cannot be written to this target.

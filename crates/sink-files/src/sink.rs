@@ -256,6 +256,14 @@ impl FilesSink {
         Ok(())
     }
 
+    /// The format, after checking that it can hold every field of `schema` ([`Sink::check`]).
+    fn check_format(&self, schema: &SchemaRef) -> Result<StagingFormat> {
+        let format = self.format()?;
+        check_schema(format, schema)
+            .map_err(|e| e.context(format!("writing {format} files to {}", self.target.display)))?;
+        Ok(format)
+    }
+
     fn format(&self) -> Result<StagingFormat> {
         Ok(self.writer.as_ref().ok_or_else(lost_writer)?.format())
     }
@@ -808,6 +816,11 @@ fn lost_writer() -> Error {
 
 #[async_trait::async_trait]
 impl Sink for FilesSink {
+    /// Whether the format holds every field (see `vmig_formats::staging::check_schema`).
+    fn check(&self, schema: &SchemaRef) -> Result<()> {
+        self.check_format(schema).map(|_| ())
+    }
+
     async fn prepare(&mut self, schema: &SchemaRef) -> Result<()> {
         if let Some(prepared) = &self.prepared {
             if prepared.fields() == schema.fields() {
@@ -817,9 +830,7 @@ impl Sink for FilesSink {
                 "the files sink was already prepared for another schema",
             ));
         }
-        let format = self.format()?;
-        check_schema(format, schema)
-            .map_err(|e| e.context(format!("writing {format} files to {}", self.target.display)))?;
+        let format = self.check_format(schema)?;
         let id = schema_id(schema);
         if let Some(record) = &self.resumed {
             record.continues(format)?;

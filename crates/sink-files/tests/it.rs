@@ -27,6 +27,8 @@ use vmig_sink_files::{ByteSize, FilesSinkConfig};
 mod resume;
 #[path = "it/shared.rs"]
 mod shared;
+#[path = "it/sparse.rs"]
+mod sparse;
 
 const DIM: usize = 16;
 const BIN_BYTES: usize = 4;
@@ -38,15 +40,15 @@ const FORMATS: [StagingFormat; 3] = [
 
 // ------------------------------------------------------------------ data
 
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn f32(&mut self) -> f32 {
+    pub(crate) fn f32(&mut self) -> f32 {
         loop {
             let v = f32::from_bits(self.next() as u32);
             if v.is_finite() {
@@ -489,11 +491,14 @@ fn unit_size(path: &Path) -> u64 {
 
 // ------------------------------------------------------------------ driving the sink
 
-fn config(path: &Path, format: StagingFormat) -> FilesSinkConfig {
+pub(crate) fn config(path: &Path, format: StagingFormat) -> FilesSinkConfig {
     FilesSinkConfig::new(path.to_string_lossy(), format)
 }
 
-async fn open(config: &FilesSinkConfig, schema: &SchemaRef) -> vmig_core::Result<Box<dyn Sink>> {
+pub(crate) async fn open(
+    config: &FilesSinkConfig,
+    schema: &SchemaRef,
+) -> vmig_core::Result<Box<dyn Sink>> {
     let mut sink = config.build(&BuildContext::default()).await?;
     sink.prepare(schema).await?;
     Ok(sink)

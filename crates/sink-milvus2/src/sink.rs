@@ -9,6 +9,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use tokio::task::JoinSet;
+use vmig_core::types::MilvusType;
 use vmig_core::vector::{self, VectorType};
 use vmig_core::{AbortReport, CommitReport, Error, FlushReport, Result, RetryConfig, Sink};
 use vmig_formats::staging::StagingFormat;
@@ -155,7 +156,12 @@ impl Milvus2Sink {
         } else {
             self.client.db()
         };
-        format!("milvus://{hostport}/{db}/{}", self.collection)
+        // Before `prepare` settles the name, the configured one.
+        let collection = match (&self.collection, &self.config.collection) {
+            (c, Some(configured)) if c.is_empty() => configured.as_str(),
+            (c, _) => c.as_str(),
+        };
+        format!("milvus://{hostport}/{db}/{collection}")
     }
 
     fn project(&self, batch: RecordBatch) -> Result<RecordBatch> {
@@ -466,6 +472,107 @@ impl Milvus2Sink {
     }
 }
 
+/// What [`Milvus2Sink::checked`] settles from the schema alone.
+struct Checked {
+    collection: String,
+    settings: CollectionSettings,
+    auto_id: bool,
+    wanted: CollectionSchema,
+    /// The primary-key field's name.
+    pk: String,
+}
+
+impl Milvus2Sink {
+    /// Everything about `schema` this sink refuses before looking at the target ([`Sink::check`],
+    /// the start of [`Sink::prepare`]), and what follows from it.
+    fn checked(&self, schema: &SchemaRef) -> Result<Checked> {
+        let server = self.client.server_version();
+        check_bulk_format(&self.config, server)?;
+        let collection = self
+            .config
+            .collection
+            .clone()
+            .or_else(|| schema.metadata().get(vector::META_COLLECTION).cloned())
+            .ok_or_else(|| {
+                Error::config(
+                    NAME,
+                    "no `collection` configured and the data names none (schema metadata `vmig.collection`); set `collection = \"…\"`",
+                )
+            })?;
+        let settings = CollectionSettings::from_schema(schema);
+        let auto_id = self.config.auto_id || settings.regenerate_ids;
+        if auto_id && self.config.mode == WriteMode::Upsert {
+            return Err(Error::config(NAME, "the source asks for new primary keys (`vmig.auto_id`), which `mode = \"upsert\"` cannot do; use `mode = \"insert\"`"));
+        }
+        let opts = SchemaOptions {
+            collection: collection.clone(),
+            description: self.config.description.clone(),
+            primary_key: self.config.primary_key.clone(),
+            auto_id,
+            varchar_max_length: self.config.varchar_max_length,
+            dynamic_field: self.config.dynamic_field || settings.dynamic_field == Some(true),
+        };
+        let wanted = collection_schema(schema, &opts)?;
+        check_server_types(schema, server, self.config.mode)?;
+        let pk = primary_key_name(schema, self.config.primary_key.as_deref());
+        if self.config.mode == WriteMode::Bulk {
+            // The columns staged: all but a primary key that Milvus generates.
+            let sent: Vec<_> = schema
+                .fields()
+                .iter()
+                .filter(|f| !(auto_id && f.name() == &pk))
+                .cloned()
+                .collect();
+            vmig_formats::staging::check_schema(self.config.bulk_format, &Schema::new(sent))?;
+        }
+        Ok(Checked {
+            collection,
+            settings,
+            auto_id,
+            wanted,
+            pk,
+        })
+    }
+}
+
+/// The vector types a Milvus version has: float16, bfloat16 and sparse vectors came with 2.4,
+/// and bulk import reads sparse vectors from 2.4.3. A version that does not parse is not
+/// refused (the server's own answer decides).
+fn check_server_types(schema: &Schema, server_version: &str, mode: WriteMode) -> Result<()> {
+    let Some(version) = parse_version(server_version) else {
+        return Ok(());
+    };
+    for field in schema.fields() {
+        // Types without a Milvus type were refused by `collection_schema` already.
+        let Ok(t) = vmig_core::types::milvus_field(field) else {
+            continue;
+        };
+        let new_in_24 = matches!(
+            t.kind,
+            MilvusType::Float16Vector | MilvusType::BFloat16Vector | MilvusType::SparseFloatVector
+        );
+        if new_in_24 && version < (2, 4, 0) {
+            return Err(Error::unsupported(
+                format!("field `{}`", field.name()),
+                format!(
+                    "Milvus {server_version} has no {} type (it came with Milvus 2.4): migrate into Milvus 2.4 or later, or leave the field out (a `drop` transformer)",
+                    t.kind.name()
+                ),
+            ));
+        }
+        if t.kind == MilvusType::SparseFloatVector && mode == WriteMode::Bulk && version < (2, 4, 3)
+        {
+            return Err(Error::unsupported(
+                format!("field `{}`", field.name()),
+                format!(
+                    "Milvus {server_version} cannot bulk-import sparse vectors (2.4.3 and later can): use `mode = \"insert\"`, or a newer Milvus"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `(major, minor, patch)` of a Milvus version string such as `v2.3.5-lite` or `2.4.13`.
 fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
     let core = v.trim().trim_start_matches('v');
@@ -563,36 +670,23 @@ async fn send_with_split(
 
 #[async_trait]
 impl Sink for Milvus2Sink {
+    /// The server's version against the bulk format and the vector types, the collection
+    /// schema built from `schema`, and in bulk mode the staging format against the columns
+    /// sent: everything `prepare` refuses before it looks at the target.
+    fn check(&self, schema: &SchemaRef) -> Result<()> {
+        self.checked(schema).map(|_| ())
+    }
+
     async fn prepare(&mut self, schema: &SchemaRef) -> Result<()> {
-        check_bulk_format(&self.config, self.client.server_version())?;
-        let collection = self
-            .config
-            .collection
-            .clone()
-            .or_else(|| schema.metadata().get(vector::META_COLLECTION).cloned())
-            .ok_or_else(|| {
-                Error::config(
-                    NAME,
-                    "no `collection` configured and the data names none (schema metadata `vmig.collection`); set `collection = \"…\"`",
-                )
-            })?;
-        self.collection = collection.clone();
-        let settings = CollectionSettings::from_schema(schema);
-        let auto_id = self.config.auto_id || settings.regenerate_ids;
-        if auto_id && self.config.mode == WriteMode::Upsert {
-            return Err(Error::config(NAME, "the source asks for new primary keys (`vmig.auto_id`), which `mode = \"upsert\"` cannot do; use `mode = \"insert\"`"));
-        }
-        let opts = SchemaOptions {
-            collection: collection.clone(),
-            description: self.config.description.clone(),
-            primary_key: self.config.primary_key.clone(),
+        let Checked {
+            collection,
+            settings,
             auto_id,
-            varchar_max_length: self.config.varchar_max_length,
-            dynamic_field: self.config.dynamic_field || settings.dynamic_field == Some(true),
-        };
-        let wanted = collection_schema(schema, &opts)?;
+            wanted,
+            pk,
+        } = self.checked(schema)?;
+        self.collection = collection.clone();
         self.partition_key = wanted.fields.iter().any(|f| f.is_partition_key);
-        let pk = primary_key_name(schema, self.config.primary_key.as_deref());
         self.ids = Ids::of(auto_id);
         self.settings = settings;
         self.drop_pk = (auto_id && schema.field_with_name(&pk).is_ok()).then_some(pk);
@@ -603,15 +697,8 @@ impl Sink for Milvus2Sink {
             Some(Resumed::Unrecorded) => self.prepare_unrecorded(wanted, schema).await?,
             None => self.prepare_fresh(wanted, schema).await?,
         }
-        if self.config.mode == WriteMode::Bulk {
-            let send = self
-                .send_schema
-                .clone()
-                .ok_or_else(|| Error::config(NAME, "prepare did not settle the schema"))?;
-            vmig_formats::staging::check_schema(self.config.bulk_format, &send)?;
-            if self.stage.is_none() {
-                self.stage = Some(BulkStaging::start(&self.config, &collection)?);
-            }
+        if self.config.mode == WriteMode::Bulk && self.stage.is_none() {
+            self.stage = Some(BulkStaging::start(&self.config, &collection)?);
         }
         Ok(())
     }

@@ -210,12 +210,12 @@ fn list<O: OffsetSizeTrait>(item: &Arc<Field>, n: usize) -> ArrayRef {
 }
 
 /// The formats that cannot hold an accepted type, by design (documented in
-/// `vmig_formats::staging`): half-precision and sparse vectors in every format, Arrays in NumPy.
+/// `vmig_formats::staging`): half-precision vectors in every format, Arrays and sparse vectors
+/// in NumPy (Milvus imports them only from Parquet and JSON).
 fn staging_refuses(t: MilvusType, format: StagingFormat) -> bool {
-    matches!(
-        t,
-        MilvusType::Float16Vector | MilvusType::BFloat16Vector | MilvusType::SparseFloatVector
-    ) || (t == MilvusType::Array && format == StagingFormat::Numpy)
+    matches!(t, MilvusType::Float16Vector | MilvusType::BFloat16Vector)
+        || (matches!(t, MilvusType::Array | MilvusType::SparseFloatVector)
+            && format == StagingFormat::Numpy)
 }
 
 fn names_field_and_type(msg: &str, f: &Field) -> bool {

@@ -1,6 +1,8 @@
 //! The plan of a job — what `vmig plan` prints and `POST /v1/plan` answers: the source and
 //! target schemas (with each field's Milvus type), the partitions and their estimated rows, and
 //! what resuming means for the sink. Computing it opens the source (reads headers, connects)
+//! and builds the sink (a server sink connects), and asks the sink whether it can write the
+//! target schema ([`crate::Sink::check`], the check `migrate` runs before anything is written),
 //! but writes nothing.
 
 use arrow::datatypes::{Schema, SchemaRef};
@@ -25,13 +27,19 @@ pub struct Plan {
     pub estimated_rows: Option<u64>,
     /// What resuming an interrupted run means for this sink, when there is a limit to tell.
     pub resume_note: Option<String>,
+    /// Why the sink could not be asked whether it can write the target schema (its server
+    /// cannot be reached now); `None` when it was asked and accepted it.
+    pub sink_unchecked: Option<String>,
 }
 
 /// Plans `job`: opens its source and applies its transforms to the schema.
 ///
 /// # Errors
-/// When the source cannot be opened, a transformer rejects the schema, or the job shares work
-/// between workers (`[state] lease`) into a sink that cannot.
+/// When the source cannot be opened, a transformer rejects the schema, the sink refuses the
+/// target schema ([`crate::Sink::check`], with the text `migrate` would give), the sink's
+/// options are wrong, or the job shares work between workers (`[state] lease`) into a sink
+/// that cannot. A sink whose server cannot be reached is not an error: the plan says so
+/// ([`Plan::sink_unchecked`]).
 pub async fn plan(job: &Job) -> crate::Result<Plan> {
     if job.state.lease.is_some() && !job.sink.shares_jobs() {
         return Err(crate::lease::unshared_sink(job.sink.plugin()));
@@ -42,12 +50,24 @@ pub async fn plan(job: &Job) -> crate::Result<Plan> {
     let partitions = source.partitions().await?;
     let estimated_rows = partitions.iter().map(|p| p.estimated_rows).sum();
     let resume_note = job.sink.resume_note(&target_schema);
+    let sink_unchecked = match job.sink.build(&job.ctx).await {
+        Ok(sink) => {
+            sink.check(&target_schema)
+                .map_err(|e| e.context(crate::pipeline::CHECKING_THE_SINK))?;
+            None
+        }
+        // An unreachable server is not the plan's business (`migrate` retries it); the rest
+        // of the check could not be run without it.
+        Err(e) if e.is_retryable() => Some(e.to_string()),
+        Err(e) => return Err(e),
+    };
     Ok(Plan {
         source_schema,
         target_schema,
         partitions,
         estimated_rows,
         resume_note,
+        sink_unchecked,
     })
 }
 
@@ -69,6 +89,7 @@ impl Plan {
                 "type": job.sink.plugin(),
                 "config": job.sink.to_json(),
                 "resume_note": self.resume_note,
+                "unchecked": self.sink_unchecked,
             },
         })
     }

@@ -10,6 +10,7 @@ use arrow::datatypes::{
 use arrow::record_batch::RecordBatch;
 use vmig_core::{Error, Result};
 
+use super::sparse::{as_sparse, write_sparse};
 use super::{check_json, check_vector_nulls, location, normalize_text, Column, StagingFormat};
 
 const HEAD: &[u8] = b"{\"rows\":[";
@@ -19,7 +20,8 @@ const TAIL: &[u8] = b"\n]}\n";
 ///
 /// Float32 values (scalars and vectors) are written in the shortest form that reads back as the
 /// same `f32`, Float64 likewise for `f64`, and integers as integers. NaN and infinities cannot
-/// be written ([`Error::Data`]). Binary vectors are arrays of byte values (`[128, 7]`). JSON
+/// be written ([`Error::Data`]). Binary vectors are arrays of byte values (`[128, 7]`), sparse
+/// vectors objects `{"indices":[…],"values":[…]}` (Milvus 2.4.3+). JSON
 /// fields holding an object are embedded as that object; other JSON values (numbers, arrays, …)
 /// are embedded as a string holding the JSON text, the only way Milvus accepts them. Nulls are
 /// `null`.
@@ -247,6 +249,10 @@ fn encode(
             }
             buf.push(b']');
             Ok(())
+        }
+        Column::SparseVector => {
+            let map = as_sparse(array.as_ref(), at.field)?;
+            write_sparse(buf, map, i, at.file, at.field, at.row)
         }
         Column::Json => {
             if array.is_null(i) {

@@ -21,12 +21,15 @@
 //! | `Utf8` (VarChar)                            | `Utf8`             | `<U{max chars}`          | string                |
 //! | JSON (`Utf8`, `vmig.type = json`)           | `Utf8`             | `<U{max chars}`          | object (non-objects as a JSON string) |
 //! | `List<scalar>` (Milvus Array)               | `List<scalar>`     | unsupported              | array                 |
+//! | sparse vector `Map<UInt32, Float32>`        | `Utf8`: `{"indices":[…],"values":[…]}` | unsupported | that object  |
 //!
 //! Which Milvus type a column is comes from the one type table ([`vmig_core::types`]), so the
 //! staging formats accept exactly what `vmig plan` and the `milvus2` insert path accept, minus
 //! what a format cannot hold. `LargeUtf8` and `Utf8View` columns are written like `Utf8`, and
-//! fixed-size lists of scalars like lists. Float16, bfloat16 and sparse vectors (which these
-//! writers do not encode yet) and every type the table refuses are rejected with
+//! fixed-size lists of scalars like lists. Sparse vectors are JSON text in the form Milvus
+//! 2.4.3+ imports from both JSON and Parquet files (see the `sparse` module); Milvus's NumPy
+//! import has no sparse vectors, so NumPy refuses them. Float16 and bfloat16 vectors (which
+//! these writers do not encode yet) and every type the table refuses are rejected with
 //! [`Error::Unsupported`] naming the field and its type.
 //! JSON text is validated in every format. Nulls are kept in Parquet and JSON (Milvus 2.5
 //! nullable fields), and rejected in NumPy and in vector columns.
@@ -47,6 +50,7 @@ pub mod manifest;
 mod npy;
 mod pq;
 mod rotate;
+mod sparse;
 mod vector_pages;
 
 pub use self::file::StagingFile;
@@ -357,17 +361,17 @@ pub(crate) enum Column {
     BinaryVector(usize),
     /// A list of scalars (Milvus Array); not for NumPy.
     Array(Box<Column>),
+    /// A sparse float vector (`Map<UInt32, Float32>`), written as JSON text; not for NumPy.
+    SparseVector,
 }
 
 impl Column {
     /// The encoding of `field` in `format`: its Milvus type from the one type table
     /// ([`vmig_core::types`]), which every format must hold or refuse by name.
     pub(crate) fn classify(field: &Field, format: StagingFormat) -> Result<Column> {
-        let unsupported = |what: String| {
-            Error::unsupported(
-                format!("field `{}`", field.name()),
-                format!("{what} cannot be written to {format} staging files"),
-            )
+        let unsupported = |what: String| Refusal {
+            location: format!("field `{}`", field.name()),
+            message: format!("{what} cannot be written to {format} staging files"),
         };
         let t = types::milvus_field(field).map_err(|e| match e {
             Error::Unsupported { location, message } => Error::unsupported(
@@ -384,28 +388,38 @@ impl Column {
             MilvusType::FloatVector => Ok(Column::FloatVector(t.dim)),
             MilvusType::BinaryVector => match field.data_type() {
                 DataType::FixedSizeBinary(w) if *w > 0 => Ok(Column::BinaryVector(*w as usize)),
-                other => Err(unsupported(format!("a binary vector of type {other}"))),
+                other => Err(unsupported(format!("a binary vector of type {other}")).into()),
             },
-            MilvusType::Array => {
+            MilvusType::SparseFloatVector => {
                 if format == StagingFormat::Numpy {
                     return Err(unsupported(format!(
-                        "an array column ({}); Milvus NumPy import does not support arrays, use parquet or json",
+                        "a sparse_float_vector ({}, Milvus {t})",
                         field.data_type()
-                    )));
+                    ))
+                    .with_reason("Milvus imports sparse vectors only from parquet or json files"));
+                }
+                Ok(Column::SparseVector)
+            }
+            MilvusType::Array => {
+                if format == StagingFormat::Numpy {
+                    return Err(
+                        unsupported(format!("an array column ({})", field.data_type()))
+                            .with_reason("Milvus imports arrays only from parquet or json files"),
+                    );
                 }
                 match t.element.and_then(Self::scalar) {
                     Some(c) => Ok(Column::Array(Box::new(c))),
-                    None => Err(unsupported(format!(
-                        "an array column ({})",
-                        field.data_type()
-                    ))),
+                    None => {
+                        Err(unsupported(format!("an array column ({})", field.data_type())).into())
+                    }
                 }
             }
             kind => Err(unsupported(format!(
                 "a {} ({}, Milvus {t})",
                 kind.vector_type().map_or(kind.name(), |v| v.as_str()),
                 field.data_type()
-            ))),
+            ))
+            .into()),
         }
     }
 
@@ -421,6 +435,25 @@ impl Column {
             MilvusType::VarChar => Column::Text,
             _ => return None,
         })
+    }
+}
+
+/// A field a staging format cannot hold, before it becomes an [`Error::Unsupported`].
+struct Refusal {
+    location: String,
+    message: String,
+}
+
+impl Refusal {
+    /// Adds why, after a colon.
+    fn with_reason(self, why: &str) -> Error {
+        Error::unsupported(self.location, format!("{}: {why}", self.message))
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Error {
+        Error::unsupported(r.location, r.message)
     }
 }
 

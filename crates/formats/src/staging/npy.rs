@@ -67,7 +67,7 @@ impl NpyColumn {
             Column::Float64 => plain("<f8"),
             Column::FloatVector(dim) => ("<f4".to_string(), Some(*dim as u64)),
             Column::BinaryVector(width) => ("|u1".to_string(), Some(*width as u64)),
-            Column::Text | Column::Json | Column::Array(_) => {
+            Column::Text | Column::Json | Column::Array(_) | Column::SparseVector => {
                 (format!("<U{}", self.max_chars.max(1)), None)
             }
         }
@@ -82,7 +82,7 @@ fn fixed_row_bytes(column: &Column) -> u64 {
         Column::Int64 | Column::Float64 => 8,
         Column::FloatVector(dim) => *dim as u64 * 4,
         Column::BinaryVector(width) => *width as u64,
-        Column::Text | Column::Json | Column::Array(_) => 0,
+        Column::Text | Column::Json | Column::Array(_) | Column::SparseVector => 0,
     }
 }
 
@@ -399,10 +399,11 @@ fn spill(column: &mut NpyColumn, array: &ArrayRef, dir: &Path, first_row: u64) -
                 out.write_all(value.as_bytes())?;
             }
         }
-        Column::Array(_) => {
+        // `Column::classify` refuses both for NumPy.
+        Column::Array(_) | Column::SparseVector => {
             return Err(Error::unsupported(
                 format!("field `{}`", column.name),
-                "arrays cannot be written to numpy staging files",
+                "arrays and sparse vectors cannot be written to numpy staging files",
             ))
         }
     }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, ListArray, UInt8Array};
+use arrow::array::{Array, ArrayRef, AsArray, ListArray, StringArray, UInt8Array};
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Float32Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -20,6 +20,7 @@ use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter, Trac
 use parquet::schema::types::{SchemaDescPtr, SchemaDescriptor, Type};
 use vmig_core::{Error, Result};
 
+use super::sparse::{as_sparse, sparse_row_bytes, write_sparse};
 use super::vector_pages::VectorPages;
 use super::{check_json, check_vector_nulls, normalize_text, Column, StagingFormat};
 
@@ -88,7 +89,8 @@ const PAGE_BYTES: u64 = 1 << 20;
 const VECTOR_CALL_VALUES: usize = 16 * 1024;
 
 /// Writes one Parquet file: float vectors as `List<Float32>`, binary vectors as `List<UInt8>`,
-/// JSON and VarChar as `Utf8`, one column per field with the field's name, the Arrow schema
+/// JSON and VarChar as `Utf8`, sparse vectors as `Utf8` JSON text (`{"indices":[…],"values":[…]}`,
+/// what Milvus 2.4.3+ reads from a string column), one column per field with the field's name, the Arrow schema
 /// (with its metadata) embedded.
 ///
 /// Vector columns get no statistics and float vectors no dictionary (both cost CPU for nothing);
@@ -230,6 +232,15 @@ impl<W: Write + Send> ParquetWriter<W> {
                 // dictionary only to abandon it costs CPU on every row group.
                 Some(Column::Int64 | Column::Float32 | Column::Float64) => {
                     props = props.set_column_dictionary_enabled(column.path().clone(), false);
+                }
+                // JSON text of sparse vectors: long, nearly always distinct, never filtered on.
+                Some(Column::SparseVector) => {
+                    props = props
+                        .set_column_dictionary_enabled(column.path().clone(), false)
+                        .set_column_statistics_enabled(
+                            column.path().clone(),
+                            EnabledStatistics::None,
+                        );
                 }
                 Some(Column::BinaryVector(_)) => {
                     props = props.set_column_statistics_enabled(
@@ -578,6 +589,12 @@ impl<W: Write + Send> ParquetWriter<W> {
                         *size += len + 4 + DICTIONARY_INDEX + nullable;
                     }
                 }
+                Column::SparseVector => {
+                    let map = as_sparse(array.as_ref(), field.name())?;
+                    for (size, text) in sizes.iter_mut().zip(sparse_row_bytes(map)) {
+                        *size += text + 4 + nullable;
+                    }
+                }
                 Column::Array(item) => {
                     let lengths = list_lengths(array)?;
                     let text_bytes = list_text_bytes(array, item)?;
@@ -635,6 +652,9 @@ impl<W: Write + Send> ParquetWriter<W> {
                 Column::BinaryVector(width) => {
                     check_vector_nulls(array.as_ref(), &self.label, field.name(), first_row)?;
                     binary_to_list(array, *width)?
+                }
+                Column::SparseVector => {
+                    sparse_to_text(array.as_ref(), &self.label, field.name(), first_row)?
                 }
                 Column::Array(_) => {
                     if array.data_type() == out.data_type() {
@@ -744,7 +764,7 @@ fn leaf_of(descriptor: &parquet::schema::types::SchemaDescriptor, field: usize) 
 /// The field as written to Parquet: same name, nullability and metadata, list-typed vectors.
 fn out_field(field: &Field, column: &Column) -> Field {
     let data_type = match column {
-        Column::Text | Column::Json => DataType::Utf8,
+        Column::Text | Column::Json | Column::SparseVector => DataType::Utf8,
         Column::FloatVector(_) => {
             DataType::List(Arc::new(Field::new_list_field(DataType::Float32, true)))
         }
@@ -806,6 +826,8 @@ fn assumed_width(column: &Column) -> u64 {
         // One dictionary index byte per value (at most 256 distinct values) plus levels.
         Column::BinaryVector(width) => *width as u64 + *width as u64 / 8 + 8,
         Column::Array(item) => 8 * (scalar_width(item) + DICTIONARY_INDEX),
+        // JSON text of about 70 entries (ELSER/SPLADE rows hold tens to a few hundred).
+        Column::SparseVector => 4 + 2048,
     }
 }
 
@@ -881,6 +903,32 @@ fn list_text_bytes(array: &ArrayRef, item: &Column) -> Result<Option<Vec<u64>>> 
         })
         .collect();
     Ok(Some(bytes))
+}
+
+/// A sparse vector column → `Utf8` JSON text per row (see the `sparse` module); rows are
+/// numbered from `first_row` in messages.
+fn sparse_to_text(array: &dyn Array, file: &Path, field: &str, first_row: u64) -> Result<ArrayRef> {
+    let map = as_sparse(array, field)?;
+    let capacity: u64 = sparse_row_bytes(map).sum();
+    let mut text = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+    let mut offsets = Vec::with_capacity(map.len() + 1);
+    offsets.push(0i32);
+    for i in 0..map.len() {
+        write_sparse(&mut text, map, i, file, field, first_row + i as u64)?;
+        offsets.push(i32::try_from(text.len()).map_err(|_| {
+            Error::data(
+                super::location(file, field, first_row + i as u64),
+                "the sparse vectors of one batch exceed 2 GiB of text",
+            )
+        })?);
+    }
+    // Only ASCII was written (digits, punctuation, `e`, `-`, `.` and two key names).
+    let strings = StringArray::try_new(
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        text.into(),
+        None,
+    )?;
+    Ok(Arc::new(strings))
 }
 
 /// `FixedSizeBinary(width)` → `List<UInt8>` without copying the bytes.
