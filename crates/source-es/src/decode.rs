@@ -89,7 +89,7 @@ impl Store {
             Kind::Int(8) => Store::I8(Vec::new(), Vec::new()),
             Kind::Int(16) => Store::I16(Vec::new(), Vec::new()),
             Kind::Int(32) => Store::I32(Vec::new(), Vec::new()),
-            Kind::Int(_) | Kind::UnsignedLong | Kind::DateMillis { .. } | Kind::DateNanos => {
+            Kind::Int(_) | Kind::UnsignedLong | Kind::DateMillis(_) | Kind::DateNanos(_) => {
                 Store::I64(Vec::new(), Vec::new())
             }
             Kind::F32 => Store::F32(Vec::new(), Vec::new()),
@@ -690,8 +690,8 @@ fn scalar(kind: &Kind, v: &Value) -> std::result::Result<Scalar, String> {
             Value::String(s) if s == "false" || s.is_empty() => Scalar::Bool(false),
             _ => return Err(bad("a boolean")),
         },
-        Kind::DateMillis { epoch_second } => Scalar::Int(date(v, *epoch_second, false)?),
-        Kind::DateNanos => Scalar::Int(date(v, false, true)?),
+        Kind::DateMillis(f) => Scalar::Int(f.epoch(v, false)?),
+        Kind::DateNanos(f) => Scalar::Int(f.epoch(v, true)?),
         Kind::Id | Kind::FloatVector { .. } | Kind::BinaryVector { .. } | Kind::Sparse(_) => {
             return Err("internal: not a scalar".into())
         }
@@ -719,66 +719,6 @@ fn integer(v: &Value, bits: u8) -> std::result::Result<i64, String> {
         return Err(format!("{i} does not fit Int{bits}"));
     }
     Ok(i)
-}
-
-/// Parses a date the way Elasticsearch's default format (`strict_date_optional_time||epoch_millis`)
-/// reads it: ISO-8601 text (UTC when no zone is given) or epoch milliseconds.
-fn date(v: &Value, epoch_second: bool, nanos: bool) -> std::result::Result<i64, String> {
-    let scale = if nanos { 1_000_000 } else { 1 };
-    let from_epoch = |n: i64| -> std::result::Result<i64, String> {
-        let ms = if epoch_second {
-            n.checked_mul(1000)
-        } else {
-            Some(n)
-        };
-        ms.and_then(|m| m.checked_mul(scale))
-            .ok_or_else(|| format!("epoch value {n} is out of range"))
-    };
-    match v {
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => from_epoch(i),
-            None => Err(format!(
-                "{n} is not a whole epoch value; keep the text with `dates = \"string\"`"
-            )),
-        },
-        Value::String(s) => {
-            let t = s.trim();
-            if let Ok(i) = t.parse::<i64>() {
-                if t.len() > 4 {
-                    return from_epoch(i);
-                }
-            }
-            let dt = chrono::DateTime::parse_from_rfc3339(t)
-                .map(|d| d.naive_utc())
-                .or_else(|_| {
-                    chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z").map(|d| d.naive_utc())
-                })
-                .or_else(|_| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f"))
-                .or_else(|_| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))
-                .or_else(|_| {
-                    chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
-                        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
-                })
-                .or_else(|_| {
-                    chrono::NaiveDate::parse_from_str(&format!("{t}-01"), "%Y-%m-%d")
-                        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
-                })
-                .map_err(|_| {
-                    format!(
-                        "`{}` is not an ISO-8601 date or epoch value; keep the text with `dates = \"string\"`",
-                        short(t)
-                    )
-                })?;
-            let utc = dt.and_utc();
-            if nanos {
-                utc.timestamp_nanos_opt()
-                    .ok_or_else(|| format!("`{t}` is out of the epoch-nanosecond range"))
-            } else {
-                Ok(utc.timestamp_millis())
-            }
-        }
-        _ => Err(format!("{} is not a date", short(&v.to_string()))),
-    }
 }
 
 fn parse_float_vector(
@@ -1010,7 +950,7 @@ mod tests {
                 ),
                 Kind::Id | Kind::Str => Field::new(&c.name, DataType::Utf8, c.nullable),
                 Kind::Int(16) => Field::new(&c.name, DataType::Int16, c.nullable),
-                Kind::DateMillis { .. } => Field::new(&c.name, DataType::Int64, c.nullable),
+                Kind::DateMillis(_) => Field::new(&c.name, DataType::Int64, c.nullable),
                 _ => Field::new(&c.name, DataType::Float32, c.nullable),
             })
             .collect();
@@ -1100,19 +1040,5 @@ mod tests {
         assert_eq!(keys, want);
         assert_eq!(token_hash(""), 0x811c_9dc5);
         assert_eq!(token_hash("a"), 0xe40c_292c);
-    }
-
-    #[test]
-    fn dates_follow_the_default_format() {
-        let d = |s: &str| date(&serde_json::from_str(s).unwrap(), false, false);
-        assert_eq!(d(r#""2020-01-01T00:00:00Z""#), Ok(1_577_836_800_000));
-        assert_eq!(d(r#""2020-01-01""#), Ok(1_577_836_800_000));
-        assert_eq!(d(r#""2020-01-01T01:00:00.5+01:00""#), Ok(1_577_836_800_500));
-        assert_eq!(d("1577836800000"), Ok(1_577_836_800_000));
-        assert_eq!(d(r#""yesterday""#).unwrap_err().to_string(), "`yesterday` is not an ISO-8601 date or epoch value; keep the text with `dates = \"string\"`");
-        assert_eq!(
-            date(&serde_json::json!(1_577_836_800), true, false),
-            Ok(1_577_836_800_000)
-        );
     }
 }

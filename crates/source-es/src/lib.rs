@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod dates;
 pub mod decode;
 pub mod mapping;
 pub mod pin;
@@ -78,9 +79,9 @@ impl Default for Urls {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DateMode {
-    /// Int64 epoch milliseconds (`date_nanos`: epoch nanoseconds). Text is parsed as ISO-8601
-    /// (UTC when it has no zone), numbers as epoch milliseconds (seconds when the mapping's only
-    /// epoch format is `epoch_second`).
+    /// Int64 epoch milliseconds (`date_nanos`: epoch nanoseconds). Values are read with the
+    /// field's mapping `format` as Elasticsearch reads them ([`dates`]; default
+    /// `strict_date_optional_time||epoch_millis`); no zone or offset means UTC.
     #[default]
     EpochMillis,
     /// The text (or number) the client sent, as VarChar.

@@ -13,6 +13,7 @@ use vmig_core::vector::{
 };
 use vmig_core::{Error, Result};
 
+use crate::dates::{DateFormat, DEFAULT_DATE, DEFAULT_DATE_NANOS};
 use crate::{DateMode, EsSourceConfig, OnUnknownType, SparseTokens};
 
 /// How one column's values are read from a document.
@@ -34,14 +35,10 @@ pub enum Kind {
     Bool,
     /// Kept as JSON text (`object`, `nested`, `flattened`, geo and range types).
     Json,
-    /// `date` as epoch milliseconds (Int64); `epoch_second` marks a mapping whose only numeric
-    /// format is `epoch_second`.
-    DateMillis {
-        /// Numbers in `_source` are seconds, not milliseconds.
-        epoch_second: bool,
-    },
-    /// `date_nanos` as epoch nanoseconds (Int64).
-    DateNanos,
+    /// `date` as epoch milliseconds (Int64), read with the mapping's `format`.
+    DateMillis(Arc<DateFormat>),
+    /// `date_nanos` as epoch nanoseconds (Int64), read with the mapping's `format`.
+    DateNanos(Arc<DateFormat>),
     /// A date kept as the text the client sent (Utf8).
     DateText,
     /// `dense_vector`/`knn_vector` of floats or bytes, as float32.
@@ -136,19 +133,30 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
         "object" | "nested" | "flattened" | "geo_point" | "geo_shape" | "shape" | "point"
         | "integer_range" | "long_range" | "float_range" | "double_range" | "date_range"
         | "ip_range" => Kind::Json,
-        "date" => match cfg.dates {
+        "date" | "date_nanos" => match cfg.dates {
             DateMode::String => Kind::DateText,
             DateMode::EpochMillis => {
-                let format = prop.get("format").and_then(Value::as_str).unwrap_or("");
-                Kind::DateMillis {
-                    epoch_second: format.split("||").any(|f| f.trim() == "epoch_second")
-                        && !format.split("||").any(|f| f.trim() == "epoch_millis"),
+                let nanos = t == "date_nanos";
+                let format = prop.get("format").and_then(Value::as_str).unwrap_or(if nanos {
+                    DEFAULT_DATE_NANOS
+                } else {
+                    DEFAULT_DATE
+                });
+                let f = Arc::new(DateFormat::new(format).map_err(|e| {
+                    Error::unsupported(
+                        format!("mapping of `{}`, field `{name}`", cfg.index),
+                        format!(
+                            "date format `{format}`: {e}; read the field as text with `dates = \"string\"` \
+                             (or leave it out with `fields = [...]`)"
+                        ),
+                    )
+                })?);
+                if nanos {
+                    Kind::DateNanos(f)
+                } else {
+                    Kind::DateMillis(f)
                 }
             }
-        },
-        "date_nanos" => match cfg.dates {
-            DateMode::String => Kind::DateText,
-            DateMode::EpochMillis => Kind::DateNanos,
         },
         "dense_vector" | "knn_vector" => {
             let dim = prop
@@ -215,7 +223,7 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
                 described.push_str(&format!(" metric={m}"));
             }
         }
-        Kind::DateMillis { .. } | Kind::DateNanos | Kind::DateText => {
+        Kind::DateMillis(_) | Kind::DateNanos(_) | Kind::DateText => {
             if let Some(f) = prop.get("format").and_then(Value::as_str) {
                 described.push_str(&format!(" format={f}"));
             }
@@ -453,7 +461,7 @@ fn scalar_type(kind: &Kind) -> DataType {
         Kind::Int(8) => DataType::Int8,
         Kind::Int(16) => DataType::Int16,
         Kind::Int(32) => DataType::Int32,
-        Kind::Int(_) | Kind::UnsignedLong | Kind::DateMillis { .. } | Kind::DateNanos => {
+        Kind::Int(_) | Kind::UnsignedLong | Kind::DateMillis(_) | Kind::DateNanos(_) => {
             DataType::Int64
         }
         Kind::F32 => DataType::Float32,
@@ -563,5 +571,28 @@ mod tests {
                 byte: false
             }
         );
+    }
+
+    #[test]
+    fn date_formats_are_compiled_at_plan_time() {
+        let p = props(json!({ "idx": { "mappings": { "properties": {
+            "created": { "type": "date", "format": "yyyy-MM-dd HH:mm:ss||yyyy-MM-dd||epoch_millis" },
+            "week": { "type": "date", "format": "epoch_second||YYYY-ww" }
+        }}}}));
+        let mut cfg = EsSourceConfig::new("http://x", "idx");
+        cfg.fields = Some(vec!["created".into()]);
+        let (l, _) = layout(&p, &cfg).unwrap();
+        let Kind::DateMillis(f) = &l.columns[1].kind else {
+            panic!("{:?}", l.columns[1].kind)
+        };
+        assert_eq!(f.epoch(&json!("2021-03-10 12:31:17"), false), Ok(1_615_379_477_000));
+        cfg.fields = Some(vec!["week".into()]);
+        assert_eq!(
+            layout(&p, &cfg).unwrap_err().to_string(),
+            "unsupported input at mapping of `idx`, field `week`: date format `epoch_second||YYYY-ww`: pattern `YYYY-ww` uses `YYYY`, which vmig does not read (supported: y u M d D E H m s S X x Z, quoted literals and punctuation); read the field as text with `dates = \"string\"` (or leave it out with `fields = [...]`)"
+        );
+        cfg.dates = DateMode::String;
+        let (l, _) = layout(&p, &cfg).unwrap();
+        assert_eq!(l.columns[1].kind, Kind::DateText);
     }
 }
