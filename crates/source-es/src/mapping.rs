@@ -233,6 +233,20 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
     Ok(Some((kind, described)))
 }
 
+/// Why a mapped type has no column.
+fn unknown_reason(t: &str, prop: &Value) -> String {
+    match t {
+        "rank_vectors" => format!(
+            "type `rank_vectors` (element_type {}) holds several vectors per document \
+             (late-interaction multi-vectors such as ColBERT/ColPali), which no Milvus 2.x field can hold",
+            prop.get("element_type")
+                .and_then(Value::as_str)
+                .unwrap_or("float")
+        ),
+        _ => format!("type `{t}` has no vmig mapping"),
+    }
+}
+
 /// Merges the `properties` of every index a mapping answer names. Indices of a pattern or
 /// alias must agree on every field they share.
 ///
@@ -362,8 +376,9 @@ pub fn layout(
                     return Err(Error::unsupported(
                         format!("mapping of `{}`, field `{name}`", cfg.index),
                         format!(
-                            "type `{t}` has no vmig mapping; leave the field out with `fields = [...]` \
-                             or skip such fields with `on_unknown_type = \"skip\"`"
+                            "{}; leave the field out with `fields = [...]` \
+                             or skip such fields with `on_unknown_type = \"skip\"`",
+                            unknown_reason(t, prop)
                         ),
                     ))
                 }
@@ -594,5 +609,22 @@ mod tests {
         cfg.dates = DateMode::String;
         let (l, _) = layout(&p, &cfg).unwrap();
         assert_eq!(l.columns[1].kind, Kind::DateText);
+    }
+
+    #[test]
+    fn rank_vectors_are_refused_by_name_or_skipped() {
+        let p = props(json!({ "idx": { "mappings": { "properties": {
+            "col_pali_vectors": { "type": "rank_vectors", "element_type": "bit" },
+            "v": { "type": "dense_vector", "dims": 8 }
+        }}}}));
+        let mut cfg = EsSourceConfig::new("http://x", "idx");
+        assert_eq!(
+            layout(&p, &cfg).unwrap_err().to_string(),
+            "unsupported input at mapping of `idx`, field `col_pali_vectors`: type `rank_vectors` (element_type bit) holds several vectors per document (late-interaction multi-vectors such as ColBERT/ColPali), which no Milvus 2.x field can hold; leave the field out with `fields = [...]` or skip such fields with `on_unknown_type = \"skip\"`"
+        );
+        cfg.on_unknown_type = OnUnknownType::Skip;
+        let (l, skipped) = layout(&p, &cfg).unwrap();
+        assert_eq!(skipped, ["col_pali_vectors (rank_vectors)"]);
+        assert_eq!(l.columns.len(), 2);
     }
 }
