@@ -457,12 +457,21 @@ impl BatchBuilder {
         fields: Option<&RawValue>,
     ) -> std::result::Result<(), DocError> {
         let mut values: Vec<Option<&RawValue>> = vec![None; self.columns.len()];
+        let mut lifted: Vec<Option<String>> = vec![None; self.columns.len()];
         if let Some(src) = source {
             let map: HashMap<String, &RawValue> =
                 serde_json::from_str(src.get()).map_err(|e| DocError {
                     field: "_source".into(),
                     message: format!("is not a JSON object: {e}"),
                 })?;
+            for (i, col) in self.columns.iter().enumerate() {
+                if let Some(path) = &col.lift {
+                    lifted[i] = lift(&map, path).map_err(|message| DocError {
+                        field: col.name.clone(),
+                        message,
+                    })?;
+                }
+            }
             for (k, v) in map {
                 if let Some(&i) = self.by_name.get(&k) {
                     values[i] = Some(v);
@@ -480,7 +489,20 @@ impl BatchBuilder {
                 self.stores[i].push_str(id).map_err(err)?;
                 continue;
             }
+            let stripped;
             let mut raw = values[i].filter(|r| r.get() != "null");
+            if let Some(text) = &lifted[i] {
+                stripped = RawValue::from_string(text.clone()).map_err(|e| err(e.to_string()))?;
+                raw = Some(&*stripped);
+            } else if let (false, Some(r)) = (col.strip.is_empty(), raw) {
+                let mut v: Value =
+                    serde_json::from_str(r.get()).map_err(|e| err(format!("invalid JSON: {e}")))?;
+                for path in &col.strip {
+                    remove_path(&mut v, path);
+                }
+                stripped = RawValue::from_string(v.to_string()).map_err(|e| err(e.to_string()))?;
+                raw = Some(&*stripped);
+            }
             let is_vector = matches!(
                 col.kind,
                 Kind::FloatVector { .. } | Kind::BinaryVector { .. }
@@ -499,7 +521,12 @@ impl BatchBuilder {
             }
             let store = &mut self.stores[i];
             match raw {
-                Some(r) => push_value(store, col, r.get()).map_err(err)?,
+                Some(r) => push_value(store, col, r.get()).map_err(|m| match &col.dims_from {
+                    Some(doc) => err(format!(
+                        "{m} (the dimension was inferred from document `{doc}`: the mapping has no `dims`)"
+                    )),
+                    None => err(m),
+                })?,
                 None => match &col.default {
                     Some(d) => push_value(store, col, &d.to_string()).map_err(err)?,
                     None if col.nullable => store.push_null(),
@@ -533,6 +560,73 @@ impl BatchBuilder {
             arrays,
             &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
         )?)
+    }
+}
+
+/// The raw JSON text at `path` below a `_source` object; a `nested` array on the way must hold
+/// exactly one object (a column holds one vector per document).
+fn lift(
+    map: &HashMap<String, &RawValue>,
+    path: &[String],
+) -> std::result::Result<Option<String>, String> {
+    let Some((first, rest)) = path.split_first() else {
+        return Ok(None);
+    };
+    let Some(mut cur) = map.get(first).map(|r| r.get().to_string()) else {
+        return Ok(None);
+    };
+    let mut walked = first.clone();
+    for seg in rest {
+        let mut t = cur.trim().to_string();
+        if t.starts_with('[') {
+            let items: Vec<&RawValue> =
+                serde_json::from_str(&t).map_err(|e| format!("`{walked}` is not valid JSON: {e}"))?;
+            match items.as_slice() {
+                [] => return Ok(None),
+                [one] => t = one.get().to_string(),
+                many => {
+                    return Err(format!(
+                        "`{walked}` holds {} objects; a lifted vector must be the only one of its document",
+                        many.len()
+                    ))
+                }
+            }
+        }
+        if t == "null" {
+            return Ok(None);
+        }
+        let obj: HashMap<String, &RawValue> = serde_json::from_str(&t)
+            .map_err(|_| format!("`{walked}` is not an object: {}", short(&t)))?;
+        match obj.get(seg) {
+            Some(v) => cur = v.get().to_string(),
+            None => return Ok(None),
+        }
+        walked.push('.');
+        walked.push_str(seg);
+    }
+    Ok((cur.trim() != "null").then_some(cur))
+}
+
+/// Removes the value at `path` (through objects and arrays of objects) from `v`.
+fn remove_path(v: &mut Value, path: &[String]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    match v {
+        Value::Array(items) => {
+            for item in items {
+                remove_path(item, path);
+            }
+        }
+        Value::Object(o) if rest.is_empty() => {
+            o.remove(first);
+        }
+        Value::Object(o) => {
+            if let Some(child) = o.get_mut(first) {
+                remove_path(child, rest);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -933,6 +1027,9 @@ mod tests {
             nullable,
             es_type: "x".into(),
             described: "x".into(),
+            lift: None,
+            strip: Vec::new(),
+            dims_from: None,
         }
     }
 

@@ -197,9 +197,17 @@ pub struct EsSourceConfig {
     /// Values used for missing or null fields (the column is then not nullable).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub defaults: BTreeMap<String, serde_json::Value>,
-    /// Dimensions of vector fields whose mapping has no `dims`.
+    /// Dimensions of vector fields whose mapping has no `dims` (by field name, or by path for
+    /// a lifted vector). Without it, the dimension is inferred from the first document that has
+    /// the field, and every other document is checked against it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dims: BTreeMap<String, usize>,
+    /// Vectors inside `object` (or single-element `nested`) fields lifted into top-level vector
+    /// columns: `{ column = "dotted.path" }`, e.g. `{ embedding = "text_embedding.predicted_value" }`
+    /// where an inference processor writes them. The vector is removed from the object's JSON
+    /// column.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vectors: BTreeMap<String, String>,
     /// Basic-auth user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -295,6 +303,7 @@ impl EsSourceConfig {
             on_invalid: OnInvalid::Error,
             defaults: BTreeMap::new(),
             dims: BTreeMap::new(),
+            vectors: BTreeMap::new(),
             username: None,
             password: None,
             api_key: None,
@@ -493,7 +502,7 @@ mod tests {
         let bad: std::result::Result<EsSourceConfig, _> = serde_json::from_value(
             serde_json::json!({"url": "http://x", "index": "i", "sliecs": 2}),
         );
-        assert_eq!(bad.unwrap_err().to_string(), "unknown field `sliecs`, expected one of `url`, `cloud_id`, `index`, `query`, `fields`, `arrays`, `batch_size`, `slices`, `method`, `keep_alive`, `pk`, `id_column`, `dates`, `sparse_keys`, `on_unknown_type`, `on_invalid`, `defaults`, `dims`, `username`, `password`, `api_key`, `bearer_token`, `ca_cert`, `ca_fingerprint`, `insecure`, `retry`, `max_retries`, `request_timeout_secs`");
+        assert_eq!(bad.unwrap_err().to_string(), "unknown field `sliecs`, expected one of `url`, `cloud_id`, `index`, `query`, `fields`, `arrays`, `batch_size`, `slices`, `method`, `keep_alive`, `pk`, `id_column`, `dates`, `sparse_keys`, `on_unknown_type`, `on_invalid`, `defaults`, `dims`, `vectors`, `username`, `password`, `api_key`, `bearer_token`, `ca_cert`, `ca_fingerprint`, `insecure`, `retry`, `max_retries`, `request_timeout_secs`");
         let many: EsSourceConfig = serde_json::from_value(
             serde_json::json!({"url": ["http://a", "http://b"], "index": "i"}),
         )

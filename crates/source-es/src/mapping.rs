@@ -74,6 +74,12 @@ pub struct Column {
     pub es_type: String,
     /// A short description of the mapping entry (type, dims, element type, format).
     pub described: String,
+    /// A vector lifted from inside an object: the path of `_source` keys to it.
+    pub lift: Option<Vec<String>>,
+    /// A JSON column: paths (below the field) of lifted vectors to leave out of its text.
+    pub strip: Vec<Vec<String>>,
+    /// The dimension was inferred from this document (`_id`), not read from the mapping.
+    pub dims_from: Option<String>,
 }
 
 /// The columns and schema of a source.
@@ -169,8 +175,9 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
                     Error::unsupported(
                         format!("mapping of `{name}`"),
                         format!(
-                            "the {t} field has no `dims` in the mapping (newer Elasticsearch sets it \
-                             from the first document); give it with `dims = {{ {name} = <n> }}`"
+                            "the {t} field has no `dims` in the mapping and no document has a \
+                             value to infer it from; give it with `dims = {{ {} = <n> }}`",
+                            if name.contains('.') { format!("\"{name}\"") } else { name.to_string() }
                         ),
                     )
                 })?;
@@ -233,6 +240,62 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
     Ok(Some((kind, described)))
 }
 
+/// A vector field whose mapping has no dimension (and `dims` gives none): Elasticsearch
+/// 7.0–7.2-era mappings, or ones written before the first document (Haystack).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissingDims {
+    /// The key of `dims` it would have: the field name, or the dotted path of a lifted vector.
+    pub key: String,
+    /// The `_source` path to it.
+    pub path: Vec<String>,
+    /// Elements are bits (`bit`/`binary`): a value of n bytes has 8n dimensions.
+    pub bits: bool,
+}
+
+/// The vector fields to be read whose mapping has no `dims` and that `dims` does not give.
+pub fn missing_dims(props: &BTreeMap<String, Value>, cfg: &EsSourceConfig) -> Vec<MissingDims> {
+    let mut wanted: Vec<(String, Vec<String>)> = props
+        .keys()
+        .filter(|n| cfg.fields.as_ref().is_none_or(|f| f.contains(n)))
+        .map(|n| (n.clone(), vec![n.clone()]))
+        .collect();
+    wanted.extend(
+        cfg.vectors
+            .values()
+            .map(|p| (p.clone(), p.split('.').map(str::to_string).collect())),
+    );
+    wanted
+        .into_iter()
+        .filter_map(|(key, path)| {
+            let prop = property_at(props, &path)?;
+            let t = prop.get("type").and_then(Value::as_str)?;
+            let has = prop.get("dims").or_else(|| prop.get("dimension")).is_some();
+            let element = prop
+                .get("element_type")
+                .or_else(|| prop.get("data_type"))
+                .and_then(Value::as_str)
+                .unwrap_or("float");
+            (matches!(t, "dense_vector" | "knn_vector") && !has && !cfg.dims.contains_key(&key))
+                .then(|| MissingDims {
+                    key,
+                    path,
+                    bits: matches!(element, "bit" | "binary"),
+                })
+        })
+        .collect()
+}
+
+/// The dimension of one vector value as `_source` holds it: a JSON array, or a hex string of
+/// bytes (byte and bit vectors).
+pub fn dimension_of(v: &Value, bits: bool) -> Option<usize> {
+    let n = match v {
+        Value::Array(a) => a.len(),
+        Value::String(s) if s.len().is_multiple_of(2) => s.len() / 2,
+        _ => return None,
+    };
+    (n > 0).then_some(if bits { n * 8 } else { n })
+}
+
 /// Why a mapped type has no column.
 fn unknown_reason(t: &str, prop: &Value) -> String {
     match t {
@@ -289,6 +352,17 @@ pub fn merged_properties(answer: &Value, index: &str) -> Result<BTreeMap<String,
         ));
     }
     Ok(merged.into_iter().map(|(k, (v, _))| (k, v)).collect())
+}
+
+/// The mapping entry at a path of field names (through `properties` of objects and nested
+/// fields).
+pub fn property_at<'a>(props: &'a BTreeMap<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let mut prop = props.get(first)?;
+    for seg in rest {
+        prop = prop.get("properties")?.get(seg)?;
+    }
+    Some(prop)
 }
 
 fn strip_multi(v: &Value) -> Value {
@@ -360,6 +434,9 @@ pub fn layout(
             nullable: false,
             es_type: "_id".into(),
             described: "_id".into(),
+            lift: None,
+            strip: Vec::new(),
+            dims_from: None,
         });
     }
     let mut source_fields = Vec::new();
@@ -430,6 +507,58 @@ pub fn layout(
             default,
             nullable,
             described,
+            lift: None,
+            strip: Vec::new(),
+            dims_from: None,
+        });
+    }
+    for (column, path) in &cfg.vectors {
+        let segments: Vec<String> = path.split('.').map(str::to_string).collect();
+        let bad = |m: String| Err(Error::config("elasticsearch", format!("`vectors.{column}` = `{path}`: {m}")));
+        if segments.len() < 2 || segments.iter().any(String::is_empty) {
+            return bad("give the dotted path of a vector inside an object field (`object.field`)".into());
+        }
+        if props.contains_key(column) || columns.iter().any(|c| c.name == *column) {
+            return bad(format!("`{column}` is already a column; name the lifted vector otherwise"));
+        }
+        let prop = property_at(props, &segments).ok_or_else(|| {
+            Error::config(
+                "elasticsearch",
+                format!("`vectors.{column}` = `{path}`: the mapping has no field at that path"),
+            )
+        })?;
+        let kind = match kind_of(path, prop, cfg)? {
+            Some((k @ (Kind::FloatVector { .. } | Kind::BinaryVector { .. } | Kind::Sparse(_)), d)) => (k, d),
+            _ => {
+                return bad(format!(
+                    "the field there is a {}, not a vector",
+                    prop.get("type").and_then(Value::as_str).unwrap_or("object")
+                ))
+            }
+        };
+        if let Some(m) = metric_of(prop) {
+            metric.get_or_insert(m);
+        }
+        if let Some(c) = columns.iter_mut().find(|c| c.name == segments[0]) {
+            c.strip.push(segments[1..].to_vec());
+        }
+        source_fields.push(path.clone());
+        let (kind, described) = kind;
+        columns.push(Column {
+            name: column.clone(),
+            es_type: prop
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("object")
+                .to_string(),
+            kind,
+            array: false,
+            default: None,
+            nullable: false,
+            described: format!("{described} lifted from {path}"),
+            lift: Some(segments),
+            strip: Vec::new(),
+            dims_from: None,
         });
     }
     if !pk_is_id && !columns.iter().any(|c| c.name == cfg.pk) {
