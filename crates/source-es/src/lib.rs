@@ -155,7 +155,8 @@ pub struct EsSourceConfig {
     /// An Elasticsearch query (DSL object) selecting the documents; default all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<serde_json::Value>,
-    /// Top-level fields to read (default: every mapped field).
+    /// Top-level fields to read (default: every mapped field). May be empty when `vectors`
+    /// lifts the vector to read: then only the id and the lifted vectors are read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<String>>,
     /// Fields that hold arrays of scalars, read as Milvus `Array<T>` (the mapping cannot tell).
@@ -394,7 +395,7 @@ impl EsSourceConfig {
             }
         }
         if let Some(f) = &self.fields {
-            if f.is_empty() {
+            if f.is_empty() && self.vectors.is_empty() {
                 return bad("`fields` is empty; leave it out to read every mapped field".into());
             }
         }
