@@ -58,7 +58,10 @@ fn corpus_dir() -> Option<PathBuf> {
     if dir.join("manifest.json").is_file() {
         Some(dir)
     } else if vmig_testing::service::is_ci() {
-        panic!("the real-world mapping corpus is missing at {}", dir.display());
+        panic!(
+            "the real-world mapping corpus is missing at {}",
+            dir.display()
+        );
     } else {
         eprintln!(
             "SKIPPED: the real-world mapping corpus is not at {} (set VMIG_REALWORLD_ES)",
@@ -88,7 +91,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// Document `i`'s date written in one `format` alternative, and the epoch milliseconds
@@ -171,14 +182,14 @@ struct Truth {
 /// A value for the mapping entry `prop` in document `i`; `None` for types the generator
 /// leaves out. Top-level dates record their expected epoch milliseconds in `date`.
 fn value_of(prop: &Value, i: usize, salt: usize, date: &mut Option<i64>) -> Option<Value> {
-    let t = prop
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or(if prop.get("properties").is_some() {
-            "object"
-        } else {
-            ""
-        });
+    let t =
+        prop.get("type")
+            .and_then(Value::as_str)
+            .unwrap_or(if prop.get("properties").is_some() {
+                "object"
+            } else {
+                ""
+            });
     let seed = i * 131 + salt;
     Some(match t {
         "text" | "keyword" | "match_only_text" | "wildcard" | "constant_keyword" => {
@@ -282,7 +293,11 @@ fn body_and_mapping(file: &Value) -> (Value, Value) {
 /// Field names that one document per dynamic template creates, with that template's mapping.
 fn template_fields(mapping: &Value) -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    for t in mapping["dynamic_templates"].as_array().into_iter().flatten() {
+    for t in mapping["dynamic_templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         for (name, def) in t.as_object().into_iter().flatten() {
             let m = def.get("match").and_then(Value::as_str);
             let field = match (def.get("match_pattern").and_then(Value::as_str), m) {
@@ -398,7 +413,12 @@ fn f32_bits(v: &Value) -> Vec<u32> {
 }
 
 /// Compares every column of every row read back from Parquet with the generated documents.
-fn check_rows(file: &str, batches: &[RecordBatch], truth: &Truth, lifts: &BTreeMap<String, String>) {
+fn check_rows(
+    file: &str,
+    batches: &[RecordBatch],
+    truth: &Truth,
+    lifts: &BTreeMap<String, String>,
+) {
     let by_id: BTreeMap<&str, &Value> = truth.docs.iter().map(|(i, d)| (i.as_str(), d)).collect();
     let mut seen = 0;
     for b in batches {
@@ -518,9 +538,7 @@ fn milvus_refusal(plan: &Value) -> Option<String> {
     for f in fields {
         let name = f["name"].as_str().unwrap_or("");
         let ty = f.to_string();
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             || name.starts_with(|c: char| c.is_ascii_digit())
         {
             return Some(format!("field name `{name}` is not a Milvus field name"));
@@ -538,7 +556,9 @@ fn milvus_refusal(plan: &Value) -> Option<String> {
     match vectors {
         1 => None,
         0 => Some("no vector field".into()),
-        n => Some(format!("{n} vector fields (Milvus 2.3 holds one per collection)")),
+        n => Some(format!(
+            "{n} vector fields (Milvus 2.3 holds one per collection)"
+        )),
     }
 }
 
@@ -612,7 +632,10 @@ fn every_real_world_mapping_migrates_bit_exact() {
         for v in entry["vector_fields"].as_array().into_iter().flatten() {
             let path = v["path"].as_str().unwrap_or("");
             let ty = v["type"].as_str().unwrap_or("");
-            if path.contains('.') && !path.contains('[') && matches!(ty, "dense_vector" | "knn_vector") {
+            if path.contains('.')
+                && !path.contains('[')
+                && matches!(ty, "dense_vector" | "knn_vector")
+            {
                 lifts.insert(path.replace('.', "_"), path.to_string());
             }
             rank_vectors |= ty == "rank_vectors";
@@ -669,15 +692,27 @@ fn every_real_world_mapping_migrates_bit_exact() {
         let plan_text = output_text(&plan);
         assert!(plan.status.success(), "{file}: plan: {plan_text}");
         if mapping.get("dynamic_templates").is_some() {
-            assert!(plan_text.contains("es.dynamic_templates = "), "{file}: {plan_text}");
+            assert!(
+                plan_text.contains("es.dynamic_templates = "),
+                "{file}: {plan_text}"
+            );
         }
-        let o = vmig_cmd(&["migrate", job.to_str().unwrap(), "--state", "none", "--json"])
-            .output()
-            .unwrap();
+        let o = vmig_cmd(&[
+            "migrate",
+            job.to_str().unwrap(),
+            "--state",
+            "none",
+            "--json",
+        ])
+        .output()
+        .unwrap();
         let pending = SPARSE_PENDING.contains(&file);
         let job = if pending {
             let text = output_text(&o);
-            assert!(!o.status.success(), "{file}: sparse fields reached Parquet; empty SPARSE_PENDING: {text}");
+            assert!(
+                !o.status.success(),
+                "{file}: sparse fields reached Parquet; empty SPARSE_PENDING: {text}"
+            );
             assert!(
                 text.contains("cannot be written to parquet staging files"),
                 "{file}: {text}"
@@ -699,10 +734,20 @@ fn every_real_world_mapping_migrates_bit_exact() {
                 .map(|f| format!("\"{f}\""))
                 .collect();
             let job = files_job(&format!("fields = [{}]\n", keep.join(", ")));
-            let o = vmig_cmd(&["migrate", job.to_str().unwrap(), "--state", "none", "--json"])
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "{file} without sparse fields: {}", output_text(&o));
+            let o = vmig_cmd(&[
+                "migrate",
+                job.to_str().unwrap(),
+                "--state",
+                "none",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+            assert!(
+                o.status.success(),
+                "{file} without sparse fields: {}",
+                output_text(&o)
+            );
             job
         } else {
             assert!(o.status.success(), "{file}: migrate: {}", output_text(&o));
@@ -710,15 +755,21 @@ fn every_real_world_mapping_migrates_bit_exact() {
         };
         let batches = parquet_batches(&out);
         check_rows(file, &batches, &truth, &lifts);
-        let v = vmig_cmd(&["verify", job.to_str().unwrap(), "--json"]).output().unwrap();
+        let v = vmig_cmd(&["verify", job.to_str().unwrap(), "--json"])
+            .output()
+            .unwrap();
         assert_verify_clean(&v, DOCS as u64);
         parquet_ok.push(file.to_string());
 
         // Into Milvus 2.3.5 where it can hold the schema.
         let Some(m) = &m else { continue };
-        let plan_json = vmig_cmd(&["plan", job.to_str().unwrap(), "--json"]).output().unwrap();
+        let plan_json = vmig_cmd(&["plan", job.to_str().unwrap(), "--json"])
+            .output()
+            .unwrap();
         let plan_json: Value = serde_json::from_slice(&plan_json.stdout).unwrap_or(Value::Null);
-        if let Some(why) = milvus_refusal(&plan_json).or(pending.then(|| "sparse fields".to_string())) {
+        if let Some(why) =
+            milvus_refusal(&plan_json).or(pending.then(|| "sparse fields".to_string()))
+        {
             milvus_not.push(format!("{file}: {why}"));
             continue;
         }
@@ -766,10 +817,20 @@ fn every_real_world_mapping_migrates_bit_exact() {
         milvus_ok.push(file.to_string());
     }
     eprintln!("Parquet ({}): {}", parquet_ok.len(), parquet_ok.join(", "));
-    eprintln!("Milvus 2.3.5 ({}): {}", milvus_ok.len(), milvus_ok.join(", "));
+    eprintln!(
+        "Milvus 2.3.5 ({}): {}",
+        milvus_ok.len(),
+        milvus_ok.join(", ")
+    );
     eprintln!("not into Milvus 2.3.5:\n  {}", milvus_not.join("\n  "));
-    eprintln!("Milvus runs without some fields:\n  {}", milvus_note.join("\n  "));
-    eprintln!("sparse fields refused by the files sink (SPARSE_PENDING): {}", sparse_refused.join(", "));
+    eprintln!(
+        "Milvus runs without some fields:\n  {}",
+        milvus_note.join("\n  ")
+    );
+    eprintln!(
+        "sparse fields refused by the files sink (SPARSE_PENDING): {}",
+        sparse_refused.join(", ")
+    );
     eprintln!("the stand-ins cannot load:\n  {}", unloadable.join("\n  "));
     let loaded_pending: Vec<&str> = SPARSE_PENDING
         .iter()

@@ -144,13 +144,7 @@ fn builtin_pattern(name: &str) -> Option<&'static str> {
 fn week_builtin(name: &str) -> Option<Vec<Item<'static>>> {
     use Numeric::*;
     let (y, w, d) = (num(IsoYear), num(IsoWeek), num(WeekdayFromMon));
-    let time = [
-        num(Hour),
-        lit(":"),
-        num(Minute),
-        lit(":"),
-        num(Second),
-    ];
+    let time = [num(Hour), lit(":"), num(Minute), lit(":"), num(Second)];
     let basic_time = [num(Hour), num(Minute), num(Second)];
     Some(match name {
         "weekyear" => vec![y],
@@ -307,7 +301,8 @@ impl DateFormat {
                         let pattern = builtin_pattern(name).unwrap_or(f);
                         if pattern == f
                             && f.contains('_')
-                            && f.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                            && f.chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
                         {
                             return Err(format!("`{f}` is not a built-in date format vmig knows"));
                         }
@@ -469,7 +464,10 @@ mod tests {
             "`2021/03/10` does not match the mapping's date format `yyyy-MM-dd HH:mm:ss||yyyy-MM-dd||epoch_millis`; keep the text with `dates = \"string\"`"
         );
         // Only epoch_second: numbers are seconds.
-        assert_eq!(ms("epoch_second", json!(1_615_379_477)), Ok(1_615_379_477_000));
+        assert_eq!(
+            ms("epoch_second", json!(1_615_379_477)),
+            Ok(1_615_379_477_000)
+        );
         assert_eq!(ms("epoch_second", json!(1.5)), Ok(1_500));
         assert_eq!(ms("epoch_millis", json!(-1000)), Ok(-1000));
     }
@@ -481,7 +479,10 @@ mod tests {
         assert_eq!(d(json!("2020-01-01")), Ok(1_577_836_800_000));
         assert_eq!(d(json!("2020")), Ok(1_577_836_800_000));
         assert_eq!(d(json!("2020-01")), Ok(1_577_836_800_000));
-        assert_eq!(d(json!("2020-01-01T01:00:00.5+01:00")), Ok(1_577_836_800_500));
+        assert_eq!(
+            d(json!("2020-01-01T01:00:00.5+01:00")),
+            Ok(1_577_836_800_500)
+        );
         assert_eq!(d(json!("2020-01-01T01:00+0100")), Ok(1_577_836_800_000));
         assert_eq!(d(json!("2020-01-01T10")), Ok(1_577_872_800_000));
         assert_eq!(d(json!(1_577_836_800_000_i64)), Ok(1_577_836_800_000));
@@ -498,8 +499,14 @@ mod tests {
         let day = 1_615_334_400_000_i64; // 2021-03-10
         assert_eq!(ms("basic_date", json!("20210310")), Ok(day));
         assert_eq!(ms("strict_date", json!("2021-03-10")), Ok(day));
-        assert_eq!(ms("basic_date_time", json!("20210310T000000.000Z")), Ok(day));
-        assert_eq!(ms("date_time_no_millis", json!("2021-03-10T01:00:00+01:00")), Ok(day));
+        assert_eq!(
+            ms("basic_date_time", json!("20210310T000000.000Z")),
+            Ok(day)
+        );
+        assert_eq!(
+            ms("date_time_no_millis", json!("2021-03-10T01:00:00+01:00")),
+            Ok(day)
+        );
         assert_eq!(ms("ordinal_date", json!("2021-069")), Ok(day));
         assert_eq!(ms("week_date", json!("2021-W10-3")), Ok(day));
         assert_eq!(ms("year_month", json!("2021-03")), Ok(day - 9 * 86_400_000));
@@ -507,8 +514,20 @@ mod tests {
         assert_eq!(ms("dd/MM/yyyy", json!("10/03/2021")), Ok(day));
         assert_eq!(ms("yyyyMMdd'T'HHmm", json!("20210310T0000")), Ok(day));
         assert_eq!(ms("dd.MM.yy", json!("10.03.21")), Ok(day));
-        assert_eq!(ms("EEE, dd MMM yyyy HH:mm:ss Z", json!("Wed, 10 Mar 2021 00:00:00 +0000")), Ok(day));
-        assert_eq!(ms("yyyy-MM-dd'T'HH:mm:ss.SSSXXX", json!("2021-03-10T00:00:00.250Z")), Ok(day + 250));
+        assert_eq!(
+            ms(
+                "EEE, dd MMM yyyy HH:mm:ss Z",
+                json!("Wed, 10 Mar 2021 00:00:00 +0000")
+            ),
+            Ok(day)
+        );
+        assert_eq!(
+            ms(
+                "yyyy-MM-dd'T'HH:mm:ss.SSSXXX",
+                json!("2021-03-10T00:00:00.250Z")
+            ),
+            Ok(day + 250)
+        );
         assert_eq!(ms("8yyyy-MM-dd", json!("2021-03-10")), Ok(day));
         assert_eq!(
             DateFormat::new("yyyy-MM-dd||YYYY-ww").unwrap_err(),

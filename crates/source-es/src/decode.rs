@@ -579,8 +579,8 @@ fn lift(
     for seg in rest {
         let mut t = cur.trim().to_string();
         if t.starts_with('[') {
-            let items: Vec<&RawValue> =
-                serde_json::from_str(&t).map_err(|e| format!("`{walked}` is not valid JSON: {e}"))?;
+            let items: Vec<&RawValue> = serde_json::from_str(&t)
+                .map_err(|e| format!("`{walked}` is not valid JSON: {e}"))?;
             match items.as_slice() {
                 [] => return Ok(None),
                 [one] => t = one.get().to_string(),

@@ -143,11 +143,14 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
             DateMode::String => Kind::DateText,
             DateMode::EpochMillis => {
                 let nanos = t == "date_nanos";
-                let format = prop.get("format").and_then(Value::as_str).unwrap_or(if nanos {
-                    DEFAULT_DATE_NANOS
-                } else {
-                    DEFAULT_DATE
-                });
+                let format = prop
+                    .get("format")
+                    .and_then(Value::as_str)
+                    .unwrap_or(if nanos {
+                        DEFAULT_DATE_NANOS
+                    } else {
+                        DEFAULT_DATE
+                    });
                 let f = Arc::new(DateFormat::new(format).map_err(|e| {
                     Error::unsupported(
                         format!("mapping of `{}`, field `{name}`", cfg.index),
@@ -177,7 +180,11 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
                         format!(
                             "the {t} field has no `dims` in the mapping and no document has a \
                              value to infer it from; give it with `dims = {{ {} = <n> }}`",
-                            if name.contains('.') { format!("\"{name}\"") } else { name.to_string() }
+                            if name.contains('.') {
+                                format!("\"{name}\"")
+                            } else {
+                                name.to_string()
+                            }
                         ),
                     )
                 })?;
@@ -514,12 +521,21 @@ pub fn layout(
     }
     for (column, path) in &cfg.vectors {
         let segments: Vec<String> = path.split('.').map(str::to_string).collect();
-        let bad = |m: String| Err(Error::config("elasticsearch", format!("`vectors.{column}` = `{path}`: {m}")));
+        let bad = |m: String| {
+            Err(Error::config(
+                "elasticsearch",
+                format!("`vectors.{column}` = `{path}`: {m}"),
+            ))
+        };
         if segments.len() < 2 || segments.iter().any(String::is_empty) {
-            return bad("give the dotted path of a vector inside an object field (`object.field`)".into());
+            return bad(
+                "give the dotted path of a vector inside an object field (`object.field`)".into(),
+            );
         }
         if props.contains_key(column) || columns.iter().any(|c| c.name == *column) {
-            return bad(format!("`{column}` is already a column; name the lifted vector otherwise"));
+            return bad(format!(
+                "`{column}` is already a column; name the lifted vector otherwise"
+            ));
         }
         let prop = property_at(props, &segments).ok_or_else(|| {
             Error::config(
@@ -528,7 +544,10 @@ pub fn layout(
             )
         })?;
         let kind = match kind_of(path, prop, cfg)? {
-            Some((k @ (Kind::FloatVector { .. } | Kind::BinaryVector { .. } | Kind::Sparse(_)), d)) => (k, d),
+            Some((
+                k @ (Kind::FloatVector { .. } | Kind::BinaryVector { .. } | Kind::Sparse(_)),
+                d,
+            )) => (k, d),
             _ => {
                 return bad(format!(
                     "the field there is a {}, not a vector",
@@ -729,7 +748,10 @@ mod tests {
         let Kind::DateMillis(f) = &l.columns[1].kind else {
             panic!("{:?}", l.columns[1].kind)
         };
-        assert_eq!(f.epoch(&json!("2021-03-10 12:31:17"), false), Ok(1_615_379_477_000));
+        assert_eq!(
+            f.epoch(&json!("2021-03-10 12:31:17"), false),
+            Ok(1_615_379_477_000)
+        );
         cfg.fields = Some(vec!["week".into()]);
         assert_eq!(
             layout(&p, &cfg).unwrap_err().to_string(),

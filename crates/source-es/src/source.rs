@@ -21,7 +21,9 @@ use vmig_core::{
 
 use crate::client::{Client, HttpError, ServerInfo};
 use crate::decode::BatchBuilder;
-use crate::mapping::{dimension_of, layout, merged_properties, missing_dims, Column, Layout, MissingDims};
+use crate::mapping::{
+    dimension_of, layout, merged_properties, missing_dims, Column, Layout, MissingDims,
+};
 use crate::{EsSourceConfig, MethodChoice, OnInvalid};
 
 /// How a partition is read.
@@ -120,11 +122,14 @@ impl EsSource {
         let mut meta = schema.metadata().clone();
         for (key, dim, doc) in &inferred {
             for c in columns.iter_mut().filter(|c| {
-                c.lift.as_ref().map_or(c.name == *key, |p| p.join(".") == *key)
+                c.lift
+                    .as_ref()
+                    .map_or(c.name == *key, |p| p.join(".") == *key)
             }) {
                 c.dims_from = Some(doc.clone());
-                c.described
-                    .push_str(&format!(" (dims {dim} inferred from document `{doc}`: the mapping has none)"));
+                c.described.push_str(&format!(
+                    " (dims {dim} inferred from document `{doc}`: the mapping has none)"
+                ));
                 meta.insert(format!("es.field.{}", c.name), c.described.clone());
             }
         }
@@ -326,12 +331,21 @@ async fn infer_dims(
     });
     let what = format!("inferring the dimension of `{path}` in `{}`", cfg.index);
     let answer = client
-        .json(Method::POST, &format!("{}/_search", cfg.index), Some(&body), &what)
+        .json(
+            Method::POST,
+            &format!("{}/_search", cfg.index),
+            Some(&body),
+            &what,
+        )
         .await?;
     let Some(hit) = answer.pointer("/hits/hits/0") else {
         return Ok(None);
     };
-    let id = hit.get("_id").and_then(Value::as_str).unwrap_or("?").to_string();
+    let id = hit
+        .get("_id")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_string();
     let mut v = hit.get("_source").unwrap_or(&Value::Null);
     for seg in &m.path {
         if let Value::Array(a) = v {

@@ -397,9 +397,7 @@ async fn an_error_names_the_node_that_answered() {
 /// wrote it); `docs` are the hits of the scroll, `(id, emb)`.
 fn es71_no_dims(req: &Req, docs: &[(&str, Vec<f32>)]) -> (u16, Value) {
     let p = req.path.as_str();
-    let hit = |(id, v): &(&str, Vec<f32>)| {
-        json!({ "_index": "hay", "_id": id, "_score": null, "_source": { "content": format!("c{id}"), "emb": v }, "sort": [0] })
-    };
+    let hit = |(id, v): &(&str, Vec<f32>)| json!({ "_index": "hay", "_id": id, "_score": null, "_source": { "content": format!("c{id}"), "emb": v }, "sort": [0] });
     match (req.method.as_str(), p) {
         ("GET", "/") => (200, root("7.1.1")),
         ("GET", "/hay/_mapping") => (
@@ -424,10 +422,7 @@ fn es71_no_dims(req: &Req, docs: &[(&str, Vec<f32>)]) -> (u16, Value) {
             json!({ "_scroll_id": "s1", "_shards": { "total": 1, "successful": 1, "failed": 0 },
                     "hits": { "hits": docs.iter().map(hit).collect::<Vec<_>>() } }),
         ),
-        ("POST", "/_search/scroll") => (
-            200,
-            json!({ "_scroll_id": "s1", "hits": { "hits": [] } }),
-        ),
+        ("POST", "/_search/scroll") => (200, json!({ "_scroll_id": "s1", "hits": { "hits": [] } })),
         ("DELETE", "/_search/scroll") => (200, json!({ "succeeded": true, "num_freed": 1 })),
         _ => (
             404,
@@ -452,7 +447,11 @@ async fn a_mapping_without_dims_takes_them_from_the_first_document() {
     assert_eq!(vectors(&batches), want_vectors());
 
     // A later document of another length is an error naming it, the field and the inference.
-    let docs = vec![("1", V1.to_vec()), ("2", V2.to_vec()), ("odd", vec![1.0, 2.0])];
+    let docs = vec![
+        ("1", V1.to_vec()),
+        ("2", V2.to_vec()),
+        ("odd", vec![1.0, 2.0]),
+    ];
     let (url, _log) = serve(Arc::new(move |r, _| es71_no_dims(r, &docs))).await;
     let src = source("elasticsearch", json!({ "url": url, "index": "hay" }))
         .await
@@ -465,10 +464,16 @@ async fn a_mapping_without_dims_takes_them_from_the_first_document() {
 
     // Given `dims` win, and an empty index cannot tell.
     let (url, log) = serve(Arc::new(move |r, _| es71_no_dims(r, &[("1", V1.to_vec())]))).await;
-    let src = source("elasticsearch", json!({ "url": url, "index": "hay", "dims": { "emb": 3 } }))
-        .await
-        .unwrap();
-    assert_eq!(src.schema().metadata()["es.field.emb"], "dense_vector dims=3 element=float");
+    let src = source(
+        "elasticsearch",
+        json!({ "url": url, "index": "hay", "dims": { "emb": 3 } }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        src.schema().metadata()["es.field.emb"],
+        "dense_vector dims=3 element=float"
+    );
     assert!(!log.lock().unwrap().iter().any(|r| r.path == "/hay/_search"));
     let (url, _log) = serve(Arc::new(move |r, _| {
         if r.path == "/hay/_search" {
