@@ -283,7 +283,7 @@ pub fn missing_dims(props: &BTreeMap<String, Value>, cfg: &EsSourceConfig) -> Ve
                 .and_then(Value::as_str)
                 .unwrap_or("float");
             (matches!(t, "dense_vector" | "knn_vector") && !has && !cfg.dims.contains_key(&key))
-                .then(|| MissingDims {
+                .then_some(MissingDims {
                     key,
                     path,
                     bits: matches!(element, "bit" | "binary"),

@@ -356,9 +356,7 @@ async fn infer_dims(
     let dim = dimension_of(v, m.bits).ok_or_else(|| {
         Error::data(
             format!("index `{}`, document _id `{id}`, field `{path}`", cfg.index),
-            format!(
-                "the mapping has no `dims` and this first value is no vector to infer it from; give it with `dims`"
-            ),
+            "the mapping has no `dims` and this first value is no vector to infer it from; give it with `dims`",
         )
     })?;
     tracing::info!(message = "Inferred a vector dimension from the first document.", field = %path, dims = dim, document = %id);
