@@ -89,7 +89,7 @@ impl Store {
             Kind::Int(8) => Store::I8(Vec::new(), Vec::new()),
             Kind::Int(16) => Store::I16(Vec::new(), Vec::new()),
             Kind::Int(32) => Store::I32(Vec::new(), Vec::new()),
-            Kind::Int(_) | Kind::UnsignedLong | Kind::DateMillis { .. } | Kind::DateNanos => {
+            Kind::Int(_) | Kind::UnsignedLong | Kind::DateMillis(_) | Kind::DateNanos(_) => {
                 Store::I64(Vec::new(), Vec::new())
             }
             Kind::F32 => Store::F32(Vec::new(), Vec::new()),
@@ -457,12 +457,21 @@ impl BatchBuilder {
         fields: Option<&RawValue>,
     ) -> std::result::Result<(), DocError> {
         let mut values: Vec<Option<&RawValue>> = vec![None; self.columns.len()];
+        let mut lifted: Vec<Option<String>> = vec![None; self.columns.len()];
         if let Some(src) = source {
             let map: HashMap<String, &RawValue> =
                 serde_json::from_str(src.get()).map_err(|e| DocError {
                     field: "_source".into(),
                     message: format!("is not a JSON object: {e}"),
                 })?;
+            for (i, col) in self.columns.iter().enumerate() {
+                if let Some(path) = &col.lift {
+                    lifted[i] = lift(&map, path).map_err(|message| DocError {
+                        field: col.name.clone(),
+                        message,
+                    })?;
+                }
+            }
             for (k, v) in map {
                 if let Some(&i) = self.by_name.get(&k) {
                     values[i] = Some(v);
@@ -480,7 +489,20 @@ impl BatchBuilder {
                 self.stores[i].push_str(id).map_err(err)?;
                 continue;
             }
+            let stripped;
             let mut raw = values[i].filter(|r| r.get() != "null");
+            if let Some(text) = &lifted[i] {
+                stripped = RawValue::from_string(text.clone()).map_err(|e| err(e.to_string()))?;
+                raw = Some(&*stripped);
+            } else if let (false, Some(r)) = (col.strip.is_empty(), raw) {
+                let mut v: Value =
+                    serde_json::from_str(r.get()).map_err(|e| err(format!("invalid JSON: {e}")))?;
+                for path in &col.strip {
+                    remove_path(&mut v, path);
+                }
+                stripped = RawValue::from_string(v.to_string()).map_err(|e| err(e.to_string()))?;
+                raw = Some(&*stripped);
+            }
             let is_vector = matches!(
                 col.kind,
                 Kind::FloatVector { .. } | Kind::BinaryVector { .. }
@@ -499,7 +521,12 @@ impl BatchBuilder {
             }
             let store = &mut self.stores[i];
             match raw {
-                Some(r) => push_value(store, col, r.get()).map_err(err)?,
+                Some(r) => push_value(store, col, r.get()).map_err(|m| match &col.dims_from {
+                    Some(doc) => err(format!(
+                        "{m} (the dimension was inferred from document `{doc}`: the mapping has no `dims`)"
+                    )),
+                    None => err(m),
+                })?,
                 None => match &col.default {
                     Some(d) => push_value(store, col, &d.to_string()).map_err(err)?,
                     None if col.nullable => store.push_null(),
@@ -533,6 +560,73 @@ impl BatchBuilder {
             arrays,
             &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
         )?)
+    }
+}
+
+/// The raw JSON text at `path` below a `_source` object; a `nested` array on the way must hold
+/// exactly one object (a column holds one vector per document).
+fn lift(
+    map: &HashMap<String, &RawValue>,
+    path: &[String],
+) -> std::result::Result<Option<String>, String> {
+    let Some((first, rest)) = path.split_first() else {
+        return Ok(None);
+    };
+    let Some(mut cur) = map.get(first).map(|r| r.get().to_string()) else {
+        return Ok(None);
+    };
+    let mut walked = first.clone();
+    for seg in rest {
+        let mut t = cur.trim().to_string();
+        if t.starts_with('[') {
+            let items: Vec<&RawValue> = serde_json::from_str(&t)
+                .map_err(|e| format!("`{walked}` is not valid JSON: {e}"))?;
+            match items.as_slice() {
+                [] => return Ok(None),
+                [one] => t = one.get().to_string(),
+                many => {
+                    return Err(format!(
+                        "`{walked}` holds {} objects; a lifted vector must be the only one of its document",
+                        many.len()
+                    ))
+                }
+            }
+        }
+        if t == "null" {
+            return Ok(None);
+        }
+        let obj: HashMap<String, &RawValue> = serde_json::from_str(&t)
+            .map_err(|_| format!("`{walked}` is not an object: {}", short(&t)))?;
+        match obj.get(seg) {
+            Some(v) => cur = v.get().to_string(),
+            None => return Ok(None),
+        }
+        walked.push('.');
+        walked.push_str(seg);
+    }
+    Ok((cur.trim() != "null").then_some(cur))
+}
+
+/// Removes the value at `path` (through objects and arrays of objects) from `v`.
+fn remove_path(v: &mut Value, path: &[String]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    match v {
+        Value::Array(items) => {
+            for item in items {
+                remove_path(item, path);
+            }
+        }
+        Value::Object(o) if rest.is_empty() => {
+            o.remove(first);
+        }
+        Value::Object(o) => {
+            if let Some(child) = o.get_mut(first) {
+                remove_path(child, rest);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -690,8 +784,8 @@ fn scalar(kind: &Kind, v: &Value) -> std::result::Result<Scalar, String> {
             Value::String(s) if s == "false" || s.is_empty() => Scalar::Bool(false),
             _ => return Err(bad("a boolean")),
         },
-        Kind::DateMillis { epoch_second } => Scalar::Int(date(v, *epoch_second, false)?),
-        Kind::DateNanos => Scalar::Int(date(v, false, true)?),
+        Kind::DateMillis(f) => Scalar::Int(f.epoch(v, false)?),
+        Kind::DateNanos(f) => Scalar::Int(f.epoch(v, true)?),
         Kind::Id | Kind::FloatVector { .. } | Kind::BinaryVector { .. } | Kind::Sparse(_) => {
             return Err("internal: not a scalar".into())
         }
@@ -719,66 +813,6 @@ fn integer(v: &Value, bits: u8) -> std::result::Result<i64, String> {
         return Err(format!("{i} does not fit Int{bits}"));
     }
     Ok(i)
-}
-
-/// Parses a date the way Elasticsearch's default format (`strict_date_optional_time||epoch_millis`)
-/// reads it: ISO-8601 text (UTC when no zone is given) or epoch milliseconds.
-fn date(v: &Value, epoch_second: bool, nanos: bool) -> std::result::Result<i64, String> {
-    let scale = if nanos { 1_000_000 } else { 1 };
-    let from_epoch = |n: i64| -> std::result::Result<i64, String> {
-        let ms = if epoch_second {
-            n.checked_mul(1000)
-        } else {
-            Some(n)
-        };
-        ms.and_then(|m| m.checked_mul(scale))
-            .ok_or_else(|| format!("epoch value {n} is out of range"))
-    };
-    match v {
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => from_epoch(i),
-            None => Err(format!(
-                "{n} is not a whole epoch value; keep the text with `dates = \"string\"`"
-            )),
-        },
-        Value::String(s) => {
-            let t = s.trim();
-            if let Ok(i) = t.parse::<i64>() {
-                if t.len() > 4 {
-                    return from_epoch(i);
-                }
-            }
-            let dt = chrono::DateTime::parse_from_rfc3339(t)
-                .map(|d| d.naive_utc())
-                .or_else(|_| {
-                    chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z").map(|d| d.naive_utc())
-                })
-                .or_else(|_| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f"))
-                .or_else(|_| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))
-                .or_else(|_| {
-                    chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
-                        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
-                })
-                .or_else(|_| {
-                    chrono::NaiveDate::parse_from_str(&format!("{t}-01"), "%Y-%m-%d")
-                        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
-                })
-                .map_err(|_| {
-                    format!(
-                        "`{}` is not an ISO-8601 date or epoch value; keep the text with `dates = \"string\"`",
-                        short(t)
-                    )
-                })?;
-            let utc = dt.and_utc();
-            if nanos {
-                utc.timestamp_nanos_opt()
-                    .ok_or_else(|| format!("`{t}` is out of the epoch-nanosecond range"))
-            } else {
-                Ok(utc.timestamp_millis())
-            }
-        }
-        _ => Err(format!("{} is not a date", short(&v.to_string()))),
-    }
 }
 
 fn parse_float_vector(
@@ -993,6 +1027,9 @@ mod tests {
             nullable,
             es_type: "x".into(),
             described: "x".into(),
+            lift: None,
+            strip: Vec::new(),
+            dims_from: None,
         }
     }
 
@@ -1010,7 +1047,7 @@ mod tests {
                 ),
                 Kind::Id | Kind::Str => Field::new(&c.name, DataType::Utf8, c.nullable),
                 Kind::Int(16) => Field::new(&c.name, DataType::Int16, c.nullable),
-                Kind::DateMillis { .. } => Field::new(&c.name, DataType::Int64, c.nullable),
+                Kind::DateMillis(_) => Field::new(&c.name, DataType::Int64, c.nullable),
                 _ => Field::new(&c.name, DataType::Float32, c.nullable),
             })
             .collect();
@@ -1100,19 +1137,5 @@ mod tests {
         assert_eq!(keys, want);
         assert_eq!(token_hash(""), 0x811c_9dc5);
         assert_eq!(token_hash("a"), 0xe40c_292c);
-    }
-
-    #[test]
-    fn dates_follow_the_default_format() {
-        let d = |s: &str| date(&serde_json::from_str(s).unwrap(), false, false);
-        assert_eq!(d(r#""2020-01-01T00:00:00Z""#), Ok(1_577_836_800_000));
-        assert_eq!(d(r#""2020-01-01""#), Ok(1_577_836_800_000));
-        assert_eq!(d(r#""2020-01-01T01:00:00.5+01:00""#), Ok(1_577_836_800_500));
-        assert_eq!(d("1577836800000"), Ok(1_577_836_800_000));
-        assert_eq!(d(r#""yesterday""#).unwrap_err().to_string(), "`yesterday` is not an ISO-8601 date or epoch value; keep the text with `dates = \"string\"`");
-        assert_eq!(
-            date(&serde_json::json!(1_577_836_800), true, false),
-            Ok(1_577_836_800_000)
-        );
     }
 }

@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod dates;
 pub mod decode;
 pub mod mapping;
 pub mod pin;
@@ -78,9 +79,9 @@ impl Default for Urls {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DateMode {
-    /// Int64 epoch milliseconds (`date_nanos`: epoch nanoseconds). Text is parsed as ISO-8601
-    /// (UTC when it has no zone), numbers as epoch milliseconds (seconds when the mapping's only
-    /// epoch format is `epoch_second`).
+    /// Int64 epoch milliseconds (`date_nanos`: epoch nanoseconds). Values are read with the
+    /// field's mapping `format` as Elasticsearch reads them ([`dates`]; default
+    /// `strict_date_optional_time||epoch_millis`); no zone or offset means UTC.
     #[default]
     EpochMillis,
     /// The text (or number) the client sent, as VarChar.
@@ -154,7 +155,8 @@ pub struct EsSourceConfig {
     /// An Elasticsearch query (DSL object) selecting the documents; default all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<serde_json::Value>,
-    /// Top-level fields to read (default: every mapped field).
+    /// Top-level fields to read (default: every mapped field). May be empty when `vectors`
+    /// lifts the vector to read: then only the id and the lifted vectors are read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<String>>,
     /// Fields that hold arrays of scalars, read as Milvus `Array<T>` (the mapping cannot tell).
@@ -196,9 +198,17 @@ pub struct EsSourceConfig {
     /// Values used for missing or null fields (the column is then not nullable).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub defaults: BTreeMap<String, serde_json::Value>,
-    /// Dimensions of vector fields whose mapping has no `dims`.
+    /// Dimensions of vector fields whose mapping has no `dims` (by field name, or by path for
+    /// a lifted vector). Without it, the dimension is inferred from the first document that has
+    /// the field, and every other document is checked against it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dims: BTreeMap<String, usize>,
+    /// Vectors inside `object` (or single-element `nested`) fields lifted into top-level vector
+    /// columns: `{ column = "dotted.path" }`, e.g. `{ embedding = "text_embedding.predicted_value" }`
+    /// where an inference processor writes them. The vector is removed from the object's JSON
+    /// column.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vectors: BTreeMap<String, String>,
     /// Basic-auth user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -294,6 +304,7 @@ impl EsSourceConfig {
             on_invalid: OnInvalid::Error,
             defaults: BTreeMap::new(),
             dims: BTreeMap::new(),
+            vectors: BTreeMap::new(),
             username: None,
             password: None,
             api_key: None,
@@ -384,7 +395,7 @@ impl EsSourceConfig {
             }
         }
         if let Some(f) = &self.fields {
-            if f.is_empty() {
+            if f.is_empty() && self.vectors.is_empty() {
                 return bad("`fields` is empty; leave it out to read every mapped field".into());
             }
         }
@@ -492,7 +503,7 @@ mod tests {
         let bad: std::result::Result<EsSourceConfig, _> = serde_json::from_value(
             serde_json::json!({"url": "http://x", "index": "i", "sliecs": 2}),
         );
-        assert_eq!(bad.unwrap_err().to_string(), "unknown field `sliecs`, expected one of `url`, `cloud_id`, `index`, `query`, `fields`, `arrays`, `batch_size`, `slices`, `method`, `keep_alive`, `pk`, `id_column`, `dates`, `sparse_keys`, `on_unknown_type`, `on_invalid`, `defaults`, `dims`, `username`, `password`, `api_key`, `bearer_token`, `ca_cert`, `ca_fingerprint`, `insecure`, `retry`, `max_retries`, `request_timeout_secs`");
+        assert_eq!(bad.unwrap_err().to_string(), "unknown field `sliecs`, expected one of `url`, `cloud_id`, `index`, `query`, `fields`, `arrays`, `batch_size`, `slices`, `method`, `keep_alive`, `pk`, `id_column`, `dates`, `sparse_keys`, `on_unknown_type`, `on_invalid`, `defaults`, `dims`, `vectors`, `username`, `password`, `api_key`, `bearer_token`, `ca_cert`, `ca_fingerprint`, `insecure`, `retry`, `max_retries`, `request_timeout_secs`");
         let many: EsSourceConfig = serde_json::from_value(
             serde_json::json!({"url": ["http://a", "http://b"], "index": "i"}),
         )

@@ -13,6 +13,7 @@ use vmig_core::vector::{
 };
 use vmig_core::{Error, Result};
 
+use crate::dates::{DateFormat, DEFAULT_DATE, DEFAULT_DATE_NANOS};
 use crate::{DateMode, EsSourceConfig, OnUnknownType, SparseTokens};
 
 /// How one column's values are read from a document.
@@ -34,14 +35,10 @@ pub enum Kind {
     Bool,
     /// Kept as JSON text (`object`, `nested`, `flattened`, geo and range types).
     Json,
-    /// `date` as epoch milliseconds (Int64); `epoch_second` marks a mapping whose only numeric
-    /// format is `epoch_second`.
-    DateMillis {
-        /// Numbers in `_source` are seconds, not milliseconds.
-        epoch_second: bool,
-    },
-    /// `date_nanos` as epoch nanoseconds (Int64).
-    DateNanos,
+    /// `date` as epoch milliseconds (Int64), read with the mapping's `format`.
+    DateMillis(Arc<DateFormat>),
+    /// `date_nanos` as epoch nanoseconds (Int64), read with the mapping's `format`.
+    DateNanos(Arc<DateFormat>),
     /// A date kept as the text the client sent (Utf8).
     DateText,
     /// `dense_vector`/`knn_vector` of floats or bytes, as float32.
@@ -77,6 +74,12 @@ pub struct Column {
     pub es_type: String,
     /// A short description of the mapping entry (type, dims, element type, format).
     pub described: String,
+    /// A vector lifted from inside an object: the path of `_source` keys to it.
+    pub lift: Option<Vec<String>>,
+    /// A JSON column: paths (below the field) of lifted vectors to leave out of its text.
+    pub strip: Vec<Vec<String>>,
+    /// The dimension was inferred from this document (`_id`), not read from the mapping.
+    pub dims_from: Option<String>,
 }
 
 /// The columns and schema of a source.
@@ -136,19 +139,33 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
         "object" | "nested" | "flattened" | "geo_point" | "geo_shape" | "shape" | "point"
         | "integer_range" | "long_range" | "float_range" | "double_range" | "date_range"
         | "ip_range" => Kind::Json,
-        "date" => match cfg.dates {
+        "date" | "date_nanos" => match cfg.dates {
             DateMode::String => Kind::DateText,
             DateMode::EpochMillis => {
-                let format = prop.get("format").and_then(Value::as_str).unwrap_or("");
-                Kind::DateMillis {
-                    epoch_second: format.split("||").any(|f| f.trim() == "epoch_second")
-                        && !format.split("||").any(|f| f.trim() == "epoch_millis"),
+                let nanos = t == "date_nanos";
+                let format = prop
+                    .get("format")
+                    .and_then(Value::as_str)
+                    .unwrap_or(if nanos {
+                        DEFAULT_DATE_NANOS
+                    } else {
+                        DEFAULT_DATE
+                    });
+                let f = Arc::new(DateFormat::new(format).map_err(|e| {
+                    Error::unsupported(
+                        format!("mapping of `{}`, field `{name}`", cfg.index),
+                        format!(
+                            "date format `{format}`: {e}; read the field as text with `dates = \"string\"` \
+                             (or leave it out with `fields = [...]`)"
+                        ),
+                    )
+                })?);
+                if nanos {
+                    Kind::DateNanos(f)
+                } else {
+                    Kind::DateMillis(f)
                 }
             }
-        },
-        "date_nanos" => match cfg.dates {
-            DateMode::String => Kind::DateText,
-            DateMode::EpochMillis => Kind::DateNanos,
         },
         "dense_vector" | "knn_vector" => {
             let dim = prop
@@ -161,8 +178,13 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
                     Error::unsupported(
                         format!("mapping of `{name}`"),
                         format!(
-                            "the {t} field has no `dims` in the mapping (newer Elasticsearch sets it \
-                             from the first document); give it with `dims = {{ {name} = <n> }}`"
+                            "the {t} field has no `dims` in the mapping and no document has a \
+                             value to infer it from; give it with `dims = {{ {} = <n> }}`",
+                            if name.contains('.') {
+                                format!("\"{name}\"")
+                            } else {
+                                name.to_string()
+                            }
                         ),
                     )
                 })?;
@@ -215,7 +237,7 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
                 described.push_str(&format!(" metric={m}"));
             }
         }
-        Kind::DateMillis { .. } | Kind::DateNanos | Kind::DateText => {
+        Kind::DateMillis(_) | Kind::DateNanos(_) | Kind::DateText => {
             if let Some(f) = prop.get("format").and_then(Value::as_str) {
                 described.push_str(&format!(" format={f}"));
             }
@@ -223,6 +245,76 @@ fn kind_of(name: &str, prop: &Value, cfg: &EsSourceConfig) -> Result<Option<(Kin
         _ => {}
     }
     Ok(Some((kind, described)))
+}
+
+/// A vector field whose mapping has no dimension (and `dims` gives none): Elasticsearch
+/// 7.0–7.2-era mappings, or ones written before the first document (Haystack).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissingDims {
+    /// The key of `dims` it would have: the field name, or the dotted path of a lifted vector.
+    pub key: String,
+    /// The `_source` path to it.
+    pub path: Vec<String>,
+    /// Elements are bits (`bit`/`binary`): a value of n bytes has 8n dimensions.
+    pub bits: bool,
+}
+
+/// The vector fields to be read whose mapping has no `dims` and that `dims` does not give.
+pub fn missing_dims(props: &BTreeMap<String, Value>, cfg: &EsSourceConfig) -> Vec<MissingDims> {
+    let mut wanted: Vec<(String, Vec<String>)> = props
+        .keys()
+        .filter(|n| cfg.fields.as_ref().is_none_or(|f| f.contains(n)))
+        .map(|n| (n.clone(), vec![n.clone()]))
+        .collect();
+    wanted.extend(
+        cfg.vectors
+            .values()
+            .map(|p| (p.clone(), p.split('.').map(str::to_string).collect())),
+    );
+    wanted
+        .into_iter()
+        .filter_map(|(key, path)| {
+            let prop = property_at(props, &path)?;
+            let t = prop.get("type").and_then(Value::as_str)?;
+            let has = prop.get("dims").or_else(|| prop.get("dimension")).is_some();
+            let element = prop
+                .get("element_type")
+                .or_else(|| prop.get("data_type"))
+                .and_then(Value::as_str)
+                .unwrap_or("float");
+            (matches!(t, "dense_vector" | "knn_vector") && !has && !cfg.dims.contains_key(&key))
+                .then_some(MissingDims {
+                    key,
+                    path,
+                    bits: matches!(element, "bit" | "binary"),
+                })
+        })
+        .collect()
+}
+
+/// The dimension of one vector value as `_source` holds it: a JSON array, or a hex string of
+/// bytes (byte and bit vectors).
+pub fn dimension_of(v: &Value, bits: bool) -> Option<usize> {
+    let n = match v {
+        Value::Array(a) => a.len(),
+        Value::String(s) if s.len().is_multiple_of(2) => s.len() / 2,
+        _ => return None,
+    };
+    (n > 0).then_some(if bits { n * 8 } else { n })
+}
+
+/// Why a mapped type has no column.
+fn unknown_reason(t: &str, prop: &Value) -> String {
+    match t {
+        "rank_vectors" => format!(
+            "type `rank_vectors` (element_type {}) holds several vectors per document \
+             (late-interaction multi-vectors such as ColBERT/ColPali), which no Milvus 2.x field can hold",
+            prop.get("element_type")
+                .and_then(Value::as_str)
+                .unwrap_or("float")
+        ),
+        _ => format!("type `{t}` has no vmig mapping"),
+    }
 }
 
 /// Merges the `properties` of every index a mapping answer names. Indices of a pattern or
@@ -267,6 +359,17 @@ pub fn merged_properties(answer: &Value, index: &str) -> Result<BTreeMap<String,
         ));
     }
     Ok(merged.into_iter().map(|(k, (v, _))| (k, v)).collect())
+}
+
+/// The mapping entry at a path of field names (through `properties` of objects and nested
+/// fields).
+pub fn property_at<'a>(props: &'a BTreeMap<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let mut prop = props.get(first)?;
+    for seg in rest {
+        prop = prop.get("properties")?.get(seg)?;
+    }
+    Some(prop)
 }
 
 fn strip_multi(v: &Value) -> Value {
@@ -338,6 +441,9 @@ pub fn layout(
             nullable: false,
             es_type: "_id".into(),
             described: "_id".into(),
+            lift: None,
+            strip: Vec::new(),
+            dims_from: None,
         });
     }
     let mut source_fields = Vec::new();
@@ -354,8 +460,9 @@ pub fn layout(
                     return Err(Error::unsupported(
                         format!("mapping of `{}`, field `{name}`", cfg.index),
                         format!(
-                            "type `{t}` has no vmig mapping; leave the field out with `fields = [...]` \
-                             or skip such fields with `on_unknown_type = \"skip\"`"
+                            "{}; leave the field out with `fields = [...]` \
+                             or skip such fields with `on_unknown_type = \"skip\"`",
+                            unknown_reason(t, prop)
                         ),
                     ))
                 }
@@ -407,6 +514,70 @@ pub fn layout(
             default,
             nullable,
             described,
+            lift: None,
+            strip: Vec::new(),
+            dims_from: None,
+        });
+    }
+    for (column, path) in &cfg.vectors {
+        let segments: Vec<String> = path.split('.').map(str::to_string).collect();
+        let bad = |m: String| {
+            Err(Error::config(
+                "elasticsearch",
+                format!("`vectors.{column}` = `{path}`: {m}"),
+            ))
+        };
+        if segments.len() < 2 || segments.iter().any(String::is_empty) {
+            return bad(
+                "give the dotted path of a vector inside an object field (`object.field`)".into(),
+            );
+        }
+        if props.contains_key(column) || columns.iter().any(|c| c.name == *column) {
+            return bad(format!(
+                "`{column}` is already a column; name the lifted vector otherwise"
+            ));
+        }
+        let prop = property_at(props, &segments).ok_or_else(|| {
+            Error::config(
+                "elasticsearch",
+                format!("`vectors.{column}` = `{path}`: the mapping has no field at that path"),
+            )
+        })?;
+        let kind = match kind_of(path, prop, cfg)? {
+            Some((
+                k @ (Kind::FloatVector { .. } | Kind::BinaryVector { .. } | Kind::Sparse(_)),
+                d,
+            )) => (k, d),
+            _ => {
+                return bad(format!(
+                    "the field there is a {}, not a vector",
+                    prop.get("type").and_then(Value::as_str).unwrap_or("object")
+                ))
+            }
+        };
+        if let Some(m) = metric_of(prop) {
+            metric.get_or_insert(m);
+        }
+        if let Some(c) = columns.iter_mut().find(|c| c.name == segments[0]) {
+            c.strip.push(segments[1..].to_vec());
+        }
+        source_fields.push(path.clone());
+        let (kind, described) = kind;
+        columns.push(Column {
+            name: column.clone(),
+            es_type: prop
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("object")
+                .to_string(),
+            kind,
+            array: false,
+            default: None,
+            nullable: false,
+            described: format!("{described} lifted from {path}"),
+            lift: Some(segments),
+            strip: Vec::new(),
+            dims_from: None,
         });
     }
     if !pk_is_id && !columns.iter().any(|c| c.name == cfg.pk) {
@@ -453,7 +624,7 @@ fn scalar_type(kind: &Kind) -> DataType {
         Kind::Int(8) => DataType::Int8,
         Kind::Int(16) => DataType::Int16,
         Kind::Int(32) => DataType::Int32,
-        Kind::Int(_) | Kind::UnsignedLong | Kind::DateMillis { .. } | Kind::DateNanos => {
+        Kind::Int(_) | Kind::UnsignedLong | Kind::DateMillis(_) | Kind::DateNanos(_) => {
             DataType::Int64
         }
         Kind::F32 => DataType::Float32,
@@ -563,5 +734,48 @@ mod tests {
                 byte: false
             }
         );
+    }
+
+    #[test]
+    fn date_formats_are_compiled_at_plan_time() {
+        let p = props(json!({ "idx": { "mappings": { "properties": {
+            "created": { "type": "date", "format": "yyyy-MM-dd HH:mm:ss||yyyy-MM-dd||epoch_millis" },
+            "week": { "type": "date", "format": "epoch_second||YYYY-ww" }
+        }}}}));
+        let mut cfg = EsSourceConfig::new("http://x", "idx");
+        cfg.fields = Some(vec!["created".into()]);
+        let (l, _) = layout(&p, &cfg).unwrap();
+        let Kind::DateMillis(f) = &l.columns[1].kind else {
+            panic!("{:?}", l.columns[1].kind)
+        };
+        assert_eq!(
+            f.epoch(&json!("2021-03-10 12:31:17"), false),
+            Ok(1_615_379_477_000)
+        );
+        cfg.fields = Some(vec!["week".into()]);
+        assert_eq!(
+            layout(&p, &cfg).unwrap_err().to_string(),
+            "unsupported input at mapping of `idx`, field `week`: date format `epoch_second||YYYY-ww`: pattern `YYYY-ww` uses `YYYY`, which vmig does not read (supported: y u M d D E H m s S X x Z, quoted literals and punctuation); read the field as text with `dates = \"string\"` (or leave it out with `fields = [...]`)"
+        );
+        cfg.dates = DateMode::String;
+        let (l, _) = layout(&p, &cfg).unwrap();
+        assert_eq!(l.columns[1].kind, Kind::DateText);
+    }
+
+    #[test]
+    fn rank_vectors_are_refused_by_name_or_skipped() {
+        let p = props(json!({ "idx": { "mappings": { "properties": {
+            "col_pali_vectors": { "type": "rank_vectors", "element_type": "bit" },
+            "v": { "type": "dense_vector", "dims": 8 }
+        }}}}));
+        let mut cfg = EsSourceConfig::new("http://x", "idx");
+        assert_eq!(
+            layout(&p, &cfg).unwrap_err().to_string(),
+            "unsupported input at mapping of `idx`, field `col_pali_vectors`: type `rank_vectors` (element_type bit) holds several vectors per document (late-interaction multi-vectors such as ColBERT/ColPali), which no Milvus 2.x field can hold; leave the field out with `fields = [...]` or skip such fields with `on_unknown_type = \"skip\"`"
+        );
+        cfg.on_unknown_type = OnUnknownType::Skip;
+        let (l, skipped) = layout(&p, &cfg).unwrap();
+        assert_eq!(skipped, ["col_pali_vectors (rank_vectors)"]);
+        assert_eq!(l.columns.len(), 2);
     }
 }

@@ -21,7 +21,9 @@ use vmig_core::{
 
 use crate::client::{Client, HttpError, ServerInfo};
 use crate::decode::BatchBuilder;
-use crate::mapping::{layout, merged_properties, Column, Layout};
+use crate::mapping::{
+    dimension_of, layout, merged_properties, missing_dims, Column, Layout, MissingDims,
+};
 use crate::{EsSourceConfig, MethodChoice, OnInvalid};
 
 /// How a partition is read.
@@ -100,15 +102,54 @@ impl EsSource {
             )
             .await?;
         let props = merged_properties(&answer, &index)?;
+        // Vector fields without `dims`: the first document that has one tells the dimension.
+        let mut with_dims = cfg.clone();
+        let mut inferred = Vec::new();
+        for m in missing_dims(&props, &cfg) {
+            if let Some((dim, doc)) = infer_dims(&client, &cfg, &m).await? {
+                with_dims.dims.insert(m.key.clone(), dim);
+                inferred.push((m.key, dim, doc));
+            }
+        }
         let (
             Layout {
-                columns,
+                mut columns,
                 schema,
                 source_fields,
             },
             skipped,
-        ) = layout(&props, &cfg)?;
+        ) = layout(&props, &with_dims)?;
         let mut meta = schema.metadata().clone();
+        for (key, dim, doc) in &inferred {
+            for c in columns.iter_mut().filter(|c| {
+                c.lift
+                    .as_ref()
+                    .map_or(c.name == *key, |p| p.join(".") == *key)
+            }) {
+                c.dims_from = Some(doc.clone());
+                c.described.push_str(&format!(
+                    " (dims {dim} inferred from document `{doc}`: the mapping has none)"
+                ));
+                meta.insert(format!("es.field.{}", c.name), c.described.clone());
+            }
+        }
+        let templates = dynamic_templates(&answer);
+        if !templates.is_empty() {
+            tracing::warn!(
+                message = "The index has dynamic templates; the schema holds only the fields its mapping has now.",
+                index = %index,
+                templates = %templates.join(", "),
+            );
+            meta.insert(
+                "es.dynamic_templates".to_string(),
+                format!(
+                    "{} ({}): the schema comes from the fields mapped now; fields these templates \
+                     create for documents indexed later are not read (plan again after indexing)",
+                    templates.len(),
+                    templates.join(", ")
+                ),
+            );
+        }
         meta.insert("es.server".to_string(), server.to_string());
         meta.insert("es.index".to_string(), index.clone());
         meta.insert(
@@ -250,6 +291,76 @@ impl Source for EsSource {
         .flatten();
         Ok(Box::pin(stream))
     }
+}
+
+/// The names of the dynamic templates of every index of a mapping answer (a name once).
+fn dynamic_templates(answer: &Value) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for body in answer.as_object().into_iter().flat_map(|o| o.values()) {
+        let list = body
+            .pointer("/mappings/dynamic_templates")
+            .and_then(Value::as_array);
+        for t in list.into_iter().flatten() {
+            for name in t.as_object().into_iter().flat_map(|o| o.keys()) {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The dimension of a vector field whose mapping has none, from the first document (in index
+/// order) that has a value; `None` when no document has one.
+async fn infer_dims(
+    client: &Client,
+    cfg: &EsSourceConfig,
+    m: &MissingDims,
+) -> Result<Option<(usize, String)>> {
+    let path = m.path.join(".");
+    let mut filter = vec![json!({ "exists": { "field": path } })];
+    if let Some(q) = &cfg.query {
+        filter.push(q.clone());
+    }
+    let body = json!({
+        "size": 1,
+        "sort": ["_doc"],
+        "_source": [path],
+        "query": { "bool": { "filter": filter } },
+    });
+    let what = format!("inferring the dimension of `{path}` in `{}`", cfg.index);
+    let answer = client
+        .json(
+            Method::POST,
+            &format!("{}/_search", cfg.index),
+            Some(&body),
+            &what,
+        )
+        .await?;
+    let Some(hit) = answer.pointer("/hits/hits/0") else {
+        return Ok(None);
+    };
+    let id = hit
+        .get("_id")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_string();
+    let mut v = hit.get("_source").unwrap_or(&Value::Null);
+    for seg in &m.path {
+        if let Value::Array(a) = v {
+            v = a.first().unwrap_or(&Value::Null);
+        }
+        v = v.get(seg).unwrap_or(&Value::Null);
+    }
+    let dim = dimension_of(v, m.bits).ok_or_else(|| {
+        Error::data(
+            format!("index `{}`, document _id `{id}`, field `{path}`", cfg.index),
+            "the mapping has no `dims` and this first value is no vector to infer it from; give it with `dims`",
+        )
+    })?;
+    tracing::info!(message = "Inferred a vector dimension from the first document.", field = %path, dims = dim, document = %id);
+    Ok(Some((dim, id)))
 }
 
 #[derive(Deserialize)]

@@ -392,3 +392,100 @@ async fn an_error_names_the_node_that_answered() {
     );
     assert_eq!(log.lock().unwrap().len(), 1);
 }
+
+/// An Elasticsearch 7.1 index whose mapping has no `dims` (as Haystack and 7.0–7.2-era code
+/// wrote it); `docs` are the hits of the scroll, `(id, emb)`.
+fn es71_no_dims(req: &Req, docs: &[(&str, Vec<f32>)]) -> (u16, Value) {
+    let p = req.path.as_str();
+    let hit = |(id, v): &(&str, Vec<f32>)| json!({ "_index": "hay", "_id": id, "_score": null, "_source": { "content": format!("c{id}"), "emb": v }, "sort": [0] });
+    match (req.method.as_str(), p) {
+        ("GET", "/") => (200, root("7.1.1")),
+        ("GET", "/hay/_mapping") => (
+            200,
+            json!({ "hay": { "mappings": { "properties": {
+                "emb": { "type": "dense_vector" },
+                "content": { "type": "text" }
+            }}}}),
+        ),
+        ("POST", "/hay/_count") => (200, json!({ "count": docs.len() })),
+        // The dimension probe: the first document that has the field.
+        ("POST", "/hay/_search") => {
+            assert_eq!(
+                req.body["query"]["bool"]["filter"][0],
+                json!({ "exists": { "field": "emb" } })
+            );
+            assert_eq!(req.body["size"], json!(1));
+            (200, json!({ "hits": { "hits": [hit(&docs[0])] } }))
+        }
+        ("POST", p) if p.starts_with("/hay/_search?scroll=") => (
+            200,
+            json!({ "_scroll_id": "s1", "_shards": { "total": 1, "successful": 1, "failed": 0 },
+                    "hits": { "hits": docs.iter().map(hit).collect::<Vec<_>>() } }),
+        ),
+        ("POST", "/_search/scroll") => (200, json!({ "_scroll_id": "s1", "hits": { "hits": [] } })),
+        ("DELETE", "/_search/scroll") => (200, json!({ "succeeded": true, "num_freed": 1 })),
+        _ => (
+            404,
+            json!({ "error": { "type": "no_handler", "reason": format!("no handler for {} {p}", req.method) }, "status": 404 }),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_mapping_without_dims_takes_them_from_the_first_document() {
+    let docs = vec![("1", V1.to_vec()), ("2", V2.to_vec())];
+    let (url, _log) = serve(Arc::new(move |r, _| es71_no_dims(r, &docs))).await;
+    let src = source("elasticsearch", json!({ "url": url, "index": "hay" }))
+        .await
+        .unwrap();
+    let schema = src.schema();
+    assert_eq!(
+        schema.metadata()["es.field.emb"],
+        "dense_vector dims=3 element=float (dims 3 inferred from document `1`: the mapping has none)"
+    );
+    let batches = read_all(src.as_ref(), 100).await.unwrap();
+    assert_eq!(vectors(&batches), want_vectors());
+
+    // A later document of another length is an error naming it, the field and the inference.
+    let docs = vec![
+        ("1", V1.to_vec()),
+        ("2", V2.to_vec()),
+        ("odd", vec![1.0, 2.0]),
+    ];
+    let (url, _log) = serve(Arc::new(move |r, _| es71_no_dims(r, &docs))).await;
+    let src = source("elasticsearch", json!({ "url": url, "index": "hay" }))
+        .await
+        .unwrap();
+    let err = read_all(src.as_ref(), 100).await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "invalid data at index `hay`, document _id `odd`, field `emb`: the vector has 2 dimensions, the mapping says 3 (the dimension was inferred from document `1`: the mapping has no `dims`) (skip such documents with `on_invalid = \"skip\"`)"
+    );
+
+    // Given `dims` win, and an empty index cannot tell.
+    let (url, log) = serve(Arc::new(move |r, _| es71_no_dims(r, &[("1", V1.to_vec())]))).await;
+    let src = source(
+        "elasticsearch",
+        json!({ "url": url, "index": "hay", "dims": { "emb": 3 } }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        src.schema().metadata()["es.field.emb"],
+        "dense_vector dims=3 element=float"
+    );
+    assert!(!log.lock().unwrap().iter().any(|r| r.path == "/hay/_search"));
+    let (url, _log) = serve(Arc::new(move |r, _| {
+        if r.path == "/hay/_search" {
+            return (200, json!({ "hits": { "hits": [] } }));
+        }
+        es71_no_dims(r, &[])
+    }))
+    .await;
+    let err = source("elasticsearch", json!({ "url": url, "index": "hay" }))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(err, "opening source `elasticsearch`: unsupported input at mapping of `emb`: the dense_vector field has no `dims` in the mapping and no document has a value to infer it from; give it with `dims = { emb = <n> }`");
+}

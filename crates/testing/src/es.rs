@@ -33,16 +33,34 @@ pub async fn create_and_load(
     body: &Value,
     docs: impl IntoIterator<Item = (String, String)>,
 ) {
+    if let Err(e) = try_create_and_load(base, index, body, docs).await {
+        panic!("{e}");
+    }
+}
+
+/// [`create_and_load`], returning what went wrong instead of panicking: the server's answer
+/// when it refuses the index or a document (for tests that list what a server cannot load).
+///
+/// # Errors
+/// As [`create_and_load`] panics.
+pub async fn try_create_and_load(
+    base: &str,
+    index: &str,
+    body: &Value,
+    docs: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), String> {
     let c = reqwest::Client::new();
     let r = c
         .put(format!("{base}/{index}"))
         .json(body)
         .send()
         .await
-        .expect("creating the index");
+        .map_err(|e| format!("creating {index}: {e}"))?;
     let status = r.status();
     let text = r.text().await.unwrap_or_default();
-    assert!(status.is_success(), "creating {index}: {status} {text}");
+    if !status.is_success() {
+        return Err(format!("creating {index}: {status} {text}"));
+    }
     let mut docs = docs.into_iter().peekable();
     let mut n = 0u64;
     while docs.peek().is_some() {
@@ -60,29 +78,32 @@ pub async fn create_and_load(
             .body(payload)
             .send()
             .await
-            .expect("sending _bulk")
+            .map_err(|e| format!("sending _bulk: {e}"))?
             .json()
             .await
-            .expect("the _bulk answer is JSON");
-        let answer = v.to_string();
-        assert_eq!(
-            v["errors"],
-            json!(false),
-            "bulk into {index}: {}",
-            &answer[..answer.len().min(2000)]
-        );
+            .map_err(|e| format!("the _bulk answer is not JSON: {e}"))?;
+        if v["errors"] != json!(false) {
+            let answer = v.to_string();
+            return Err(format!(
+                "bulk into {index}: {}",
+                answer.chars().take(2000).collect::<String>()
+            ));
+        }
     }
     c.post(format!("{base}/{index}/_refresh"))
         .send()
         .await
-        .expect("refreshing the index");
+        .map_err(|e| format!("refreshing {index}: {e}"))?;
     let v: Value = c
         .get(format!("{base}/{index}/_count"))
         .send()
         .await
-        .expect("counting the index")
+        .map_err(|e| format!("counting {index}: {e}"))?
         .json()
         .await
-        .expect("the _count answer is JSON");
-    assert_eq!(v["count"].as_u64(), Some(n), "{index} count after loading");
+        .map_err(|e| format!("the _count answer is not JSON: {e}"))?;
+    if v["count"].as_u64() != Some(n) {
+        return Err(format!("{index} count after loading: {v}, want {n}"));
+    }
+    Ok(())
 }
