@@ -13,9 +13,10 @@
 //! * into the real Milvus 2.3.5 and `vmig verify` (bit-exact re-read of both sides), where
 //!   Milvus 2.3 can hold the schema (one vector field, Milvus field names).
 //!
-//! Mappings a stand-in cannot load are listed with its answer. Mappings whose top-level sparse
-//! fields cannot reach staging files yet are named in [`SPARSE_PENDING`]: they must fail with the
-//! files sink's refusal, and the rest of their fields are migrated and checked.
+//! Mappings a stand-in cannot load are listed with its answer. Top-level sparse fields
+//! (`sparse_vector`, `rank_features`) go to Parquet in Milvus's import layout and are compared
+//! pair by pair; [`SPARSE_PENDING`] would name mappings whose sparse fields must be refused
+//! instead (none now).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -35,14 +36,10 @@ use vmig_testing::service::{elasticsearch, milvus, opensearch, unique};
 /// Documents per mapping: enough for every alternative of a date format, few enough to stay fast.
 const DOCS: usize = 4;
 
-/// Mappings with top-level `sparse_vector`/`rank_features` fields, which the files sink cannot
-/// write to Parquet until #20's sparse staging work merges. Empty this list then: the test will
-/// expect them to migrate whole.
-const SPARSE_PENDING: &[&str] = &[
-    "elastic-rally-tracks-5.json",
-    "infiniflow-ragflow-1.json",
-    "infiniflow-ragflow-2.json",
-];
+/// Mappings whose top-level `sparse_vector`/`rank_features` fields the files sink must refuse.
+/// Empty since the files sink writes sparse vectors in Milvus's import layout (#20): those
+/// mappings migrate whole, their sparse fields compared pair by pair.
+const SPARSE_PENDING: &[&str] = &[];
 
 /// Example field names for RAGFlow's regex dynamic templates (by template name).
 const REGEX_TEMPLATE_FIELDS: &[(&str, &str)] = &[
@@ -413,6 +410,31 @@ fn f32_bits(v: &Value) -> Vec<u32> {
 }
 
 /// Compares every column of every row read back from Parquet with the generated documents.
+/// The (index, float32 bits) pairs of a sparse vector in Milvus's import layout
+/// (`{"indices": [...], "values": [...]}`), in the written order.
+fn sparse_pairs(v: &Value) -> Vec<(u64, u32)> {
+    let indices = v["indices"].as_array().unwrap();
+    let values = v["values"].as_array().unwrap();
+    assert_eq!(indices.len(), values.len(), "{v}");
+    indices
+        .iter()
+        .zip(values)
+        .map(|(i, x)| (i.as_u64().unwrap(), (x.as_f64().unwrap() as f32).to_bits()))
+        .collect()
+}
+
+/// A written `{token: weight}` object (numeric tokens) as ascending (index, float32 bits).
+fn want_sparse(v: &Value) -> Vec<(u64, u32)> {
+    let mut pairs: Vec<(u64, u32)> = v
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, x)| (k.parse().unwrap(), (x.as_f64().unwrap() as f32).to_bits()))
+        .collect();
+    pairs.sort_unstable();
+    pairs
+}
+
 fn check_rows(
     file: &str,
     batches: &[RecordBatch],
@@ -458,11 +480,16 @@ fn check_rows(
                         let got = col.as_string::<i32>().value(r);
                         match &want {
                             Value::String(s) => assert_eq!(got, s, "{at}"),
-                            other => assert_eq!(
-                                serde_json::from_str::<Value>(got).unwrap(),
-                                *other,
-                                "{at}"
-                            ),
+                            other => {
+                                let got: Value = serde_json::from_str(got).unwrap();
+                                if got.get("indices").is_some() && got.get("values").is_some() {
+                                    // A sparse vector in Milvus's import layout: the written
+                                    // `{token: weight}` as ascending (index, float32 bits).
+                                    assert_eq!(sparse_pairs(&got), want_sparse(other), "{at}");
+                                } else {
+                                    assert_eq!(got, *other, "{at}");
+                                }
+                            }
                         }
                     }
                     DataType::Int64 => {

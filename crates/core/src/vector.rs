@@ -35,8 +35,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, FixedSizeBinaryArray, FixedSizeListArray, Float32Array};
-use arrow::buffer::Buffer;
+use arrow::array::{
+    Array, ArrayRef, FixedSizeBinaryArray, FixedSizeListArray, Float32Array, MapArray, StringArray,
+    StructArray, UInt32Array,
+};
+use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, Schema};
 
 use crate::error::{Error, Result};
@@ -229,6 +232,88 @@ pub fn sparse_float_vector_field(name: &str) -> Field {
     )]))
 }
 
+/// A sparse float vector column from its rows' flattened `keys` and `values` and each row's
+/// number of pairs (`lengths`).
+///
+/// # Errors
+/// When the three do not fit together (more pairs in `lengths` than in `keys`/`values`).
+pub fn sparse_float_vector_array(
+    keys: Vec<u32>,
+    values: Vec<f32>,
+    lengths: Vec<usize>,
+) -> Result<ArrayRef> {
+    let DataType::Map(entries, sorted) = sparse_float_vector_type() else {
+        return Err(Error::schema("sparse vector type is not a Map"));
+    };
+    let DataType::Struct(parts) = entries.data_type() else {
+        return Err(Error::schema("sparse vector entries are not a Struct"));
+    };
+    let entries_array = StructArray::try_new(
+        parts.clone(),
+        vec![
+            Arc::new(UInt32Array::from(keys)) as ArrayRef,
+            Arc::new(Float32Array::from(values)) as ArrayRef,
+        ],
+        None,
+    )?;
+    Ok(Arc::new(MapArray::try_new(
+        entries,
+        OffsetBuffer::<i32>::from_lengths(lengths),
+        entries_array,
+        None,
+        sorted,
+    )?))
+}
+
+/// Sparse float vectors from text in Milvus's import layout, one `{"indices": [...], "values":
+/// [...]}` object per row (what the staging writers put in Parquet string columns), as a sparse
+/// float vector column. Values are read as Milvus reads them: a JSON number rounded to float32.
+///
+/// # Errors
+/// [`Error::Data`] naming `what` and the row when a row is null, not such an object, or has an
+/// index that is not a u32.
+pub fn sparse_from_import_json(column: &StringArray, what: &str) -> Result<ArrayRef> {
+    let mut keys = Vec::new();
+    let mut values = Vec::new();
+    let mut lengths = Vec::with_capacity(column.len());
+    for row in 0..column.len() {
+        let at = || format!("{what}, row {row}");
+        if column.is_null(row) {
+            return Err(Error::data(at(), "a sparse vector is null"));
+        }
+        let v: serde_json::Value = serde_json::from_str(column.value(row))
+            .map_err(|e| Error::data(at(), format!("not a sparse vector in JSON: {e}")))?;
+        let (Some(ix), Some(vs)) = (
+            v.get("indices").and_then(serde_json::Value::as_array),
+            v.get("values").and_then(serde_json::Value::as_array),
+        ) else {
+            return Err(Error::data(
+                at(),
+                "not a `{\"indices\": [...], \"values\": [...]}` object",
+            ));
+        };
+        if ix.len() != vs.len() {
+            return Err(Error::data(
+                at(),
+                format!("{} indices but {} values", ix.len(), vs.len()),
+            ));
+        }
+        for (i, x) in ix.iter().zip(vs) {
+            let i = i
+                .as_u64()
+                .and_then(|i| u32::try_from(i).ok())
+                .ok_or_else(|| Error::data(at(), format!("index {i} is not a u32")))?;
+            let x = x
+                .as_f64()
+                .ok_or_else(|| Error::data(at(), format!("value {x} is not a number")))?;
+            keys.push(i);
+            values.push(x as f32);
+        }
+        lengths.push(ix.len());
+    }
+    sparse_float_vector_array(keys, values, lengths)
+}
+
 /// Whether `dt` is the sparse float vector type (`Map` with UInt32 keys and Float32 values).
 pub fn is_sparse_float_vector_type(dt: &DataType) -> bool {
     let DataType::Map(entries, _) = dt else {
@@ -393,6 +478,32 @@ pub fn f32_array_from_le(bytes: bytes::Bytes) -> Result<Float32Array> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sparse_vectors_read_back_from_the_import_layout() {
+        let text = StringArray::from(vec![
+            r#"{"indices":[0,7,4294967294],"values":[-0.0,1e-45,3.4028235e38]}"#,
+            r#"{"indices":[],"values":[]}"#,
+        ]);
+        let col = sparse_from_import_json(&text, "f").unwrap();
+        let map = col.as_any().downcast_ref::<MapArray>().unwrap();
+        assert_eq!(map.value_offsets(), &[0, 3, 3]);
+        let keys = map.keys().as_any().downcast_ref::<UInt32Array>().unwrap();
+        assert_eq!(keys.values().as_ref(), &[0, 7, 4_294_967_294]);
+        let values = map
+            .values()
+            .as_any()
+            .downcast_ref::<Float32Array>()
+            .unwrap();
+        let bits: Vec<u32> = values.values().iter().map(|v| v.to_bits()).collect();
+        assert_eq!(bits, [(-0.0f32).to_bits(), 1, f32::MAX.to_bits()]);
+        let bad = StringArray::from(vec![r#"{"indices":[1,2],"values":[0.5]}"#]);
+        let e = sparse_from_import_json(&bad, "the target's field `s`").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid data at the target's field `s`, row 0: 2 indices but 1 values"
+        );
+    }
 
     #[test]
     fn recognises_vectors() {

@@ -140,6 +140,15 @@ impl RowHasher {
                 })?;
                 if column.data_type() == f.data_type() {
                     Ok(Arc::clone(column))
+                } else if let (Some(text), true) = (
+                    column.as_string_opt::<i32>(),
+                    crate::vector::is_sparse_float_vector_type(f.data_type()),
+                ) {
+                    // Sparse vectors staged as text in Milvus's import layout (Parquet files).
+                    crate::vector::sparse_from_import_json(
+                        text,
+                        &format!("the {side}'s field `{}`", f.name()),
+                    )
                 } else {
                     cast(column, f.data_type()).map_err(|e| {
                         Error::schema(format!(

@@ -49,8 +49,7 @@ use std::sync::Arc;
 use arrow::array::{
     new_empty_array, Array, ArrayRef, AsArray, BinaryArray, BooleanArray, FixedSizeBinaryArray,
     FixedSizeListArray, Float16Array, Float32Array, Float64Array, GenericListArray, Int16Array,
-    Int32Array, Int64Array, Int8Array, MapArray, OffsetSizeTrait, StringArray, StructArray,
-    UInt32Array,
+    Int32Array, Int64Array, Int8Array, OffsetSizeTrait, StringArray, UInt32Array,
 };
 use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::datatypes::{
@@ -369,27 +368,7 @@ fn decode_sparse(field: &Field, rows: &[Vec<u8>]) -> Result<ArrayRef> {
         }
         lengths.push(bytes.len() / 8);
     }
-    let DataType::Map(entries, sorted) = vector::sparse_float_vector_type() else {
-        return Err(Error::schema("sparse vector type is not a Map"));
-    };
-    let DataType::Struct(parts) = entries.data_type() else {
-        return Err(Error::schema("sparse vector entries are not a Struct"));
-    };
-    let entries_array = StructArray::try_new(
-        parts.clone(),
-        vec![
-            Arc::new(UInt32Array::from(keys)) as ArrayRef,
-            Arc::new(Float32Array::from(values)) as ArrayRef,
-        ],
-        None,
-    )?;
-    Ok(Arc::new(MapArray::try_new(
-        entries,
-        OffsetBuffer::<i32>::from_lengths(lengths),
-        entries_array,
-        None,
-        sorted,
-    )?))
+    vector::sparse_float_vector_array(keys, values, lengths)
 }
 
 /// The values of a primitive column of Arrow type `T`, or `None` when the column has another type.

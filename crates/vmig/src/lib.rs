@@ -67,10 +67,10 @@ pub use vmig_source_milvus1 as source_milvus1;
 pub use vmig_source_milvus2 as source_milvus2;
 #[cfg(feature = "source-pgvector")]
 pub use vmig_source_pgvector as source_pgvector;
-#[cfg(feature = "source-qdrant")]
-pub use vmig_source_qdrant as source_qdrant;
 #[cfg(feature = "source-pinecone")]
 pub use vmig_source_pinecone as source_pinecone;
+#[cfg(feature = "source-qdrant")]
+pub use vmig_source_qdrant as source_qdrant;
 #[cfg(feature = "transforms")]
 pub use vmig_transforms as transforms;
 
