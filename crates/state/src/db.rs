@@ -263,6 +263,7 @@ fn utf8(column: &str, bytes: Vec<u8>) -> std::result::Result<String, sqlx::Error
 }
 
 /// Where a store is, as parsed from its URL.
+#[derive(Clone)]
 pub(crate) enum Target {
     /// An SQLite file (absolute, or relative to the current directory when `base_dir` was).
     Sqlite(PathBuf),

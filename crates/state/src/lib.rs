@@ -371,14 +371,26 @@ impl StateStore {
             db::Target::MySql(_) => Backend::MySql,
             db::Target::Postgres(_) => Backend::Postgres,
         };
-        let opened = async {
-            let pool = db::connect(target).await?;
-            schema::migrate(&pool, backend, &location).await?;
-            Ok::<_, Failure>(pool)
-        }
-        .await;
-        let pool = opened
-            .map_err(|f| db::db_error(&location, "connecting to the database", f, &secrets))?;
+        let open = || async {
+            let opened = async {
+                let pool = db::connect(target.clone()).await?;
+                schema::migrate(&pool, backend, &location).await?;
+                Ok::<_, Failure>(pool)
+            }
+            .await;
+            opened.map_err(|f| db::db_error(&location, "connecting to the database", f, &secrets))
+        };
+        // SQLite can answer "database is locked" at once, without waiting out the busy timeout,
+        // while another process opens the same file (e.g. `vmig status` as a run starts: the
+        // journal-mode switch takes no busy handler), so a busy SQLite file is tried again under
+        // the default retry policy. A server database that cannot be reached fails at once.
+        let pool = if backend == Backend::Sqlite {
+            vmig_core::retry::RetryConfig::default()
+                .run(&format!("opening the state store {location}"), open)
+                .await?
+        } else {
+            open().await?
+        };
         Ok(StateStore {
             pool,
             backend,
