@@ -101,14 +101,17 @@ async fn faiss_fixtures_arrive_bit_exact_by_insert_and_bulk() -> Result<()> {
             check?;
         }
     }
-    // Bulk mode removed what it staged.
+    // Bulk mode removed what it staged: no staging folder of this test's collections is left
+    // (the stage is shared by every test run on the machine: folders of other runs, such as
+    // an interrupted one, are not this test's business).
+    let ours = format!("vmig_bulk_{}_", std::process::id());
     let leftovers: Vec<_> = std::fs::read_dir(&env.stage)
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(
         leftovers
             .iter()
-            .all(|p| !p.to_string_lossy().contains("vmig_bulk")),
+            .all(|p| !p.to_string_lossy().contains(&ours)),
         "{leftovers:?}"
     );
     Ok(())
