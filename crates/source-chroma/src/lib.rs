@@ -9,10 +9,13 @@
 //!   partition ends: a different count (or a page shorter than asked for) fails the read naming
 //!   both counts, because rows may then have been skipped or read twice. Writes must stop during
 //!   the copy. A position is the next offset; resuming from it is exact for a collection that
-//!   was not written to since.
+//!   was not written to since. Each range keeps its next page asked for while the previous
+//!   one is decoded (on Tokio's blocking pool), and two ranges are read by default: Chroma
+//!   1.5.9 serves one `get` at a time on one core, so the server never waits for vmig.
 //! * **The metadata keys are learned by a pass over the metadata** when the source is built
 //!   (so `vmig plan` pays it and reports it): by default every row's metadata (no embeddings,
-//!   no documents), or the first `metadata_scan_rows` rows. Each key with one type becomes a
+//!   no documents, 10,000 rows a request: the cost is mostly per request), or the first
+//!   `metadata_scan_rows` rows. Each key with one type becomes a
 //!   typed nullable column (int → Int64, float → Double, str → VarChar, bool → Bool); keys with
 //!   several types (or lists) go together into one JSON column `metadata`. `metadata_mode =
 //!   "json"` puts all metadata in that column, `"dynamic"` in Milvus's dynamic field `$meta`. A
@@ -82,9 +85,11 @@ pub struct ChromaSourceConfig {
     /// Rows per `get` request. Default 1000.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// Offset ranges of the count read in parallel. Default 1.
-    #[serde(default = "default_partitions")]
-    pub partitions: u32,
+    /// Offset ranges of the count read in parallel. Default 2 without `where` (one range's page
+    /// is decoded while the other's is served: Chroma 1.5.9 answers one `get` at a time, so more
+    /// rarely help), 1 with it; see [`ChromaSourceConfig::partition_count`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<u32>,
     /// `columns` (default), `json` or `dynamic`; see [`MetadataMode`].
     #[serde(default)]
     pub metadata_mode: MetadataMode,
@@ -142,14 +147,17 @@ fn default_database() -> String {
 fn default_batch_size() -> usize {
     1000
 }
-fn default_partitions() -> u32 {
-    1
-}
 fn default_timeout() -> u64 {
     120
 }
 
 impl ChromaSourceConfig {
+    /// The offset ranges read in parallel: `partitions`, or its default (2, or 1 with `where`).
+    pub fn partition_count(&self) -> u32 {
+        self.partitions
+            .unwrap_or(if self.where_.is_some() { 1 } else { 2 })
+    }
+
     /// Reads `collection` at `url` with every other option at its default.
     pub fn new(url: impl Into<String>, collection: impl Into<String>) -> Self {
         ChromaSourceConfig {
@@ -159,7 +167,7 @@ impl ChromaSourceConfig {
             collection: collection.into(),
             where_: None,
             batch_size: default_batch_size(),
-            partitions: default_partitions(),
+            partitions: None,
             metadata_mode: MetadataMode::Columns,
             metadata_scan_rows: None,
             dim: None,
@@ -189,10 +197,10 @@ impl ChromaSourceConfig {
         if self.batch_size == 0 || self.batch_size > 100_000 {
             return bad("`batch_size` must be between 1 and 100000");
         }
-        if self.partitions == 0 || self.partitions > 1024 {
+        if self.partitions.is_some_and(|p| p == 0 || p > 1024) {
             return bad("`partitions` must be between 1 and 1024");
         }
-        if self.where_.is_some() && self.partitions > 1 {
+        if self.where_.is_some() && self.partitions.is_some_and(|p| p > 1) {
             return bad("`where` needs `partitions = 1` (the filtered count is not known ahead)");
         }
         if let Some(w) = &self.where_ {
@@ -257,7 +265,7 @@ mod tests {
         c.token = Some("hunter2".into());
         let shown = format!("{c:?} {}", serde_json::to_string(&c).unwrap_or_default());
         assert!(!shown.contains("hunter2"), "{shown}");
-        c.partitions = 2;
+        c.partitions = Some(2);
         c.where_ = Some(serde_json::json!({"a": 1}));
         let e = c.validate().expect_err("where + partitions");
         assert!(e.to_string().contains("partitions = 1"), "{e}");

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use vmig_core::metadata::{self, KeyScan, Layout, MetadataMode, Words};
+use vmig_core::source::AbortOnDrop;
 use vmig_core::vector::{self, META_METRIC, META_PRIMARY_KEY};
 use vmig_core::{
     Error, PartitionId, PartitionInfo, Position, Result, Source, SourceBatch, SourceContext,
@@ -249,7 +250,7 @@ impl ChromaSource {
         if inner.cfg.where_.is_some() {
             return (0, u64::MAX);
         }
-        let n = u64::from(inner.cfg.partitions);
+        let n = u64::from(inner.cfg.partition_count());
         let (t, i) = (inner.count, u64::from(i));
         let start = i * (t / n) + i.min(t % n);
         let len = t / n + u64::from(i < t % n);
@@ -274,6 +275,11 @@ async fn count(client: &Client, path: &str, name: &str) -> Result<u64> {
     })
 }
 
+/// Rows per `get` of the key scan. Its cost is mostly per request (≈ 40 ms each on Chroma
+/// 1.5.9, whatever the size), so pages are large; Chroma 1.5.9 refuses pages above ~30,000
+/// rows ("too many SQL variables").
+const SCAN_PAGE: u64 = 10_000;
+
 /// Reads the metadata of every row (or the first `metadata_scan_rows`), returning each key's
 /// kind, the rows read and whether that was all of them.
 async fn scan_keys(
@@ -283,7 +289,7 @@ async fn scan_keys(
 ) -> Result<(KeyScan, u64, bool)> {
     let mut keys = KeyScan::default();
     let limit = cfg.metadata_scan_rows.unwrap_or(u64::MAX);
-    let page = (cfg.batch_size as u64).max(1000);
+    let page = SCAN_PAGE;
     let mut offset = 0u64;
     loop {
         let want = page.min(limit - offset);
@@ -330,7 +336,7 @@ impl Source for ChromaSource {
     async fn partitions(&self) -> Result<Vec<PartitionInfo>> {
         let inner = &self.inner;
         let name = &inner.cfg.collection;
-        Ok((0..inner.cfg.partitions)
+        Ok((0..inner.cfg.partition_count())
             .map(|i| {
                 let (s, e) = self.range(i);
                 PartitionInfo {
@@ -362,7 +368,7 @@ impl Source for ChromaSource {
             .0
             .parse()
             .ok()
-            .filter(|p| *p < inner.cfg.partitions)
+            .filter(|p| *p < inner.cfg.partition_count())
             .ok_or_else(|| {
                 Error::config(
                     PLUGIN,
@@ -397,6 +403,7 @@ impl Source for ChromaSource {
             end,
             page,
             done: false,
+            ahead: None,
             cancel: ctx.cancel.clone(),
         };
         let stream = futures::stream::try_unfold(state, |mut r| async move {
@@ -416,7 +423,17 @@ struct Reader {
     end: u64,
     page: u64,
     done: bool,
+    /// The page asked for ahead, while the previous one is decoded: the server (one busy core
+    /// per request) and the decoding (one core) work at the same time.
+    ahead: Option<Ahead>,
     cancel: tokio_util::sync::CancellationToken,
+}
+
+/// A `get` in flight for rows `offset..offset + want`; dropping it aborts the request.
+struct Ahead {
+    offset: u64,
+    want: u64,
+    answer: AbortOnDrop<Result<Vec<u8>>>,
 }
 
 impl Reader {
@@ -438,6 +455,37 @@ impl Reader {
         Ok(())
     }
 
+    /// Starts the `get` of the page at `offset` (up to the partition's end).
+    fn ask(&self, offset: u64) -> Ahead {
+        let want = self.page.min(self.end.saturating_sub(offset)).max(1);
+        let inner = Arc::clone(&self.inner);
+        let mut body = json!({
+            "limit": want,
+            "offset": offset,
+            "include": ["embeddings", "metadatas", "documents"],
+        });
+        if let Some(w) = &inner.cfg.where_ {
+            body["where"] = w.clone();
+        }
+        let what = format!(
+            "reading rows {offset}..{} of `{}`",
+            offset + want,
+            inner.cfg.collection
+        );
+        let answer = AbortOnDrop::spawn(async move {
+            let get = format!("{}get", inner.path);
+            inner
+                .client
+                .bytes(Method::POST, &get, Some(&body), &what)
+                .await
+        });
+        Ahead {
+            offset,
+            want,
+            answer,
+        }
+    }
+
     /// The next batch, or `None` at the end of the partition (after the count check).
     async fn next(&mut self) -> Result<Option<SourceBatch>> {
         if self.done {
@@ -448,36 +496,34 @@ impl Reader {
             self.check_count().await?;
             return Ok(None);
         }
-        let want = self.page.min(self.end - self.offset);
-        let inner = Arc::clone(&self.inner);
-        let mut body = json!({
-            "limit": want,
-            "offset": self.offset,
-            "include": ["embeddings", "metadatas", "documents"],
-        });
-        if let Some(w) = &inner.cfg.where_ {
-            body["where"] = w.clone();
-        }
-        let what = format!(
-            "reading rows {}..{} of `{}`",
-            self.offset,
-            self.offset + want,
-            inner.cfg.collection
-        );
-        let get = format!("{}get", inner.path);
+        let ahead = match self.ahead.take() {
+            Some(a) if a.offset == self.offset => a,
+            _ => self.ask(self.offset),
+        };
+        let want = ahead.want;
         let text = tokio::select! {
             biased;
             () = self.cancel.cancelled() => return Err(Error::Cancelled),
-            a = inner.client.bytes(Method::POST, &get, Some(&body), &what) => a?,
+            a = ahead.answer => a?,
         };
-        let page: GetPage<'_> = serde_json::from_slice(&text).map_err(|e| {
-            Error::data(
-                self.location(),
-                format!("the `get` answer does not parse: {e}"),
-            )
-        })?;
-        let got = page.ids.len() as u64;
+        let next = self.offset + want;
+        if next < self.end && !self.cancel.is_cancelled() {
+            self.ahead = Some(self.ask(next));
+        }
+        // Decoding (JSON and float parsing, ~70 ms a page of 1000 × 768) runs off the async
+        // workers, so the request asked ahead progresses meanwhile: a task spawned from a busy
+        // worker would otherwise wait in that worker's LIFO slot, which others cannot steal.
+        let (got, batch) = {
+            let inner = Arc::clone(&self.inner);
+            let location = self.location();
+            tokio::task::spawn_blocking(move || decode(&inner, &text, &location))
+                .await
+                .map_err(|e| Error::External(Box::new(e)))??
+        };
+        let inner = Arc::clone(&self.inner);
         if got < want {
+            // Whatever was asked ahead lies past the end (or the count changed): not read.
+            self.ahead = None;
             if inner.cfg.where_.is_some() {
                 self.end = self.offset + got;
             } else {
@@ -485,12 +531,12 @@ impl Reader {
                 return Err(count_changed(&self.location(), inner.count, now, self.part));
             }
         }
-        if got == 0 {
+        let Some(batch) = batch else {
             self.done = true;
             self.check_count().await?;
             return Ok(None);
-        }
-        let batch = self.build(&page)?;
+        };
+        let batch = batch?;
         self.offset += got;
         Ok(Some(SourceBatch::new(
             batch,
@@ -499,52 +545,67 @@ impl Reader {
             })?,
         )))
     }
+}
 
-    fn build(&self, page: &GetPage<'_>) -> Result<RecordBatch> {
-        let inner = &self.inner;
-        let n = page.ids.len();
-        let loc = |id: &str| format!("{}, id `{id}`", self.location());
-        let embeddings = page.embeddings.as_deref().unwrap_or(&[]);
-        let documents = page.documents.as_deref().unwrap_or(&[]);
-        let metadatas = page.metadatas.as_deref().unwrap_or(&[]);
-        if embeddings.len() != n {
+/// Decodes one `get` answer: the rows it holds and, when it holds any, their batch (or why
+/// they cannot be one). `location` names the collection and server for errors.
+fn decode(
+    inner: &Inner,
+    text: &[u8],
+    location: &str,
+) -> Result<(u64, Option<Result<RecordBatch>>)> {
+    let page: GetPage<'_> = serde_json::from_slice(text).map_err(|e| {
+        Error::data(
+            location.to_string(),
+            format!("the `get` answer does not parse: {e}"),
+        )
+    })?;
+    let got = page.ids.len() as u64;
+    Ok((got, (got > 0).then(|| build(inner, &page, location))))
+}
+
+fn build(inner: &Inner, page: &GetPage<'_>, location: &str) -> Result<RecordBatch> {
+    let n = page.ids.len();
+    let loc = |id: &str| format!("{location}, id `{id}`");
+    let embeddings = page.embeddings.as_deref().unwrap_or(&[]);
+    let documents = page.documents.as_deref().unwrap_or(&[]);
+    let metadatas = page.metadatas.as_deref().unwrap_or(&[]);
+    if embeddings.len() != n {
+        return Err(Error::data(
+            location.to_string(),
+            format!("the answer has {n} ids but {} embeddings", embeddings.len()),
+        ));
+    }
+    let mut ids = StringBuilder::with_capacity(n, n * 16);
+    let mut docs = StringBuilder::new();
+    let mut values = Vec::with_capacity(n * inner.dim);
+    let mut meta_cols = inner.layout.builder(n);
+    for (i, id) in page.ids.iter().enumerate() {
+        ids.append_value(id);
+        let raw = embeddings[i].ok_or_else(|| Error::data(loc(id), "the row has no embedding"))?;
+        let d =
+            metadata::parse_floats(raw.get(), &mut values).map_err(|m| Error::data(loc(id), m))?;
+        if d != inner.dim {
             return Err(Error::data(
-                self.location(),
-                format!("the answer has {n} ids but {} embeddings", embeddings.len()),
+                loc(id),
+                format!(
+                    "the embedding has {d} dimensions, the collection {}",
+                    inner.dim
+                ),
             ));
         }
-        let mut ids = StringBuilder::with_capacity(n, n * 16);
-        let mut docs = StringBuilder::new();
-        let mut values = Vec::with_capacity(n * inner.dim);
-        let mut meta_cols = inner.layout.builder(n);
-        for (i, id) in page.ids.iter().enumerate() {
-            ids.append_value(id);
-            let raw =
-                embeddings[i].ok_or_else(|| Error::data(loc(id), "the row has no embedding"))?;
-            let d = metadata::parse_floats(raw.get(), &mut values)
-                .map_err(|m| Error::data(loc(id), m))?;
-            if d != inner.dim {
-                return Err(Error::data(
-                    loc(id),
-                    format!(
-                        "the embedding has {d} dimensions, the collection {}",
-                        inner.dim
-                    ),
-                ));
-            }
-            docs.append_option(documents.get(i).and_then(Option::as_deref));
-            let meta = metadatas.get(i).and_then(Option::as_ref);
-            meta_cols.append(meta, &loc(id))?;
-        }
-        let vectors = vector::float_vector_array(Float32Array::from(values), inner.dim)?;
-        let mut arrays: Vec<ArrayRef> = vec![
-            Arc::new(ids.finish()),
-            Arc::new(vectors),
-            Arc::new(docs.finish()),
-        ];
-        arrays.extend(meta_cols.finish());
-        RecordBatch::try_new(Arc::clone(&inner.schema), arrays).map_err(Error::from)
+        docs.append_option(documents.get(i).and_then(Option::as_deref));
+        let meta = metadatas.get(i).and_then(Option::as_ref);
+        meta_cols.append(meta, &loc(id))?;
     }
+    let vectors = vector::float_vector_array(Float32Array::from(values), inner.dim)?;
+    let mut arrays: Vec<ArrayRef> = vec![
+        Arc::new(ids.finish()),
+        Arc::new(vectors),
+        Arc::new(docs.finish()),
+    ];
+    arrays.extend(meta_cols.finish());
+    RecordBatch::try_new(Arc::clone(&inner.schema), arrays).map_err(Error::from)
 }
 
 fn count_changed(location: &str, start: u64, now: u64, part: u32) -> Error {

@@ -15,7 +15,7 @@ async fn chroma_keeps_the_source_contract() {
     add(&url, &id, &rows(200, 8, 9)).await;
     for partitions in [1, 3] {
         let mut cfg = config(&url, name);
-        cfg.partitions = partitions;
+        cfg.partitions = Some(partitions);
         cfg.batch_size = 45;
         let src = connect(cfg).await;
         let report = check_source(&src, 45).await;

@@ -22,7 +22,7 @@ async fn typed_metadata_nulls_unicode_and_mixed_keys_match_chromas_get() {
     assert_eq!(want.len(), 300);
     for partitions in [1, 3] {
         let mut cfg = config(&url, name);
-        cfg.partitions = partitions;
+        cfg.partitions = Some(partitions);
         let src = connect(cfg).await;
         let schema = src.schema();
         assert_eq!(schema.metadata()["vmig.metric"], "L2");
@@ -114,7 +114,9 @@ async fn resume_after_a_position_yields_exactly_the_rest() {
     let name = "vmig_it_resume";
     let id = recreate(&url, name, "l2").await;
     add(&url, &id, &rows(230, 4, 3)).await;
-    let src = connect(config(&url, name)).await;
+    let mut cfg = config(&url, name);
+    cfg.partitions = Some(1);
+    let src = connect(cfg).await;
     let all = read_partition(&src, "0", None, 50).await.unwrap();
     assert_eq!(all.len(), 5, "pages of 50");
     let full: Vec<_> = all.iter().map(|(b, _)| b.clone()).collect();
@@ -159,7 +161,7 @@ async fn rows_added_during_the_read_fail_it_naming_both_counts() {
     let rs = rows(101, 4, 5);
     add(&url, &id, &rs[..100]).await;
     let mut cfg = config(&url, name);
-    cfg.partitions = 2;
+    cfg.partitions = Some(2);
     let src = connect(cfg).await;
     let first = read_partition(&src, "0", None, 20).await;
     assert!(first.is_ok(), "{:?}", first.err());
@@ -190,7 +192,7 @@ async fn empty_collection_reads_nothing_or_asks_for_dim() {
     assert!(err.contains("give `dim`"), "{err}");
     let mut cfg = config(&url, name);
     cfg.dim = Some(16);
-    cfg.partitions = 2;
+    cfg.partitions = Some(2);
     let src = connect(cfg).await;
     assert_eq!(src.count(), 0);
     assert!(read_all(&src, 10).await.is_empty());

@@ -121,7 +121,10 @@ pub struct PgvectorSourceConfig {
     /// the table's primary key (ctid when it has none). `pk = "ctid"` forces ctid ranges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pk: Option<String>,
-    /// Key ranges (or block ranges for ctid) read in parallel, one partition each. Default 1.
+    /// Key ranges (or block ranges for ctid) read in parallel, one partition each. Default 2: one
+    /// range's rows are decoded while the other's are served, which a single connection cannot do
+    /// (1 reaches about half of `psql \copy`'s speed, 2 about 0.9×). More help only where
+    /// both the server and vmig have the cores.
     /// Text and uuid keys are always read as one partition.
     #[serde(default = "default_partitions")]
     pub partitions: u32,
@@ -150,7 +153,7 @@ pub struct PgvectorSourceConfig {
 vmig_core::redacted_debug!(PgvectorSourceConfig);
 
 fn default_partitions() -> u32 {
-    1
+    2
 }
 fn default_connect_timeout() -> u64 {
     30

@@ -445,7 +445,9 @@ async fn resuming_after_a_position_reads_exactly_the_rest() {
     let mut c = PgvectorSourceConfig::table(&db.url, "many");
     c.partitions = 2;
     let two = build(&c).await;
-    let one = build(&PgvectorSourceConfig::table(&db.url, "many")).await;
+    let mut c = PgvectorSourceConfig::table(&db.url, "many");
+    c.partitions = 1;
+    let one = build(&c).await;
     let (_, pos) = read_partition(&one, "0", None, 100)
         .await
         .unwrap()
@@ -575,6 +577,8 @@ async fn a_server_restart_mid_read_is_retried_and_every_row_read_once() {
     };
     pg.psql("postgres", EIGHT_D);
     let mut c = PgvectorSourceConfig::table(pg.url("postgres"), "r");
+    // One partition: it holds every row, in key order.
+    c.partitions = 1;
     c.retry.initial_backoff = std::time::Duration::from_millis(100);
     c.retry.max_backoff = std::time::Duration::from_millis(800);
     let s = build(&c).await;
