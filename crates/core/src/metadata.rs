@@ -465,7 +465,10 @@ mod tests {
         );
         out.clear();
         assert_eq!(parse_floats(" [ ] ", &mut out), Ok(0));
-        assert_eq!(parse_floats("[ 1.5 ,\n-0 , 3.4028235e38 ]", &mut out), Ok(3));
+        assert_eq!(
+            parse_floats("[ 1.5 ,\n-0 , 3.4028235e38 ]", &mut out),
+            Ok(3)
+        );
         assert_eq!(out, [1.5f32, -0.0, f32::MAX]);
         assert!(out[1].is_sign_negative());
     }

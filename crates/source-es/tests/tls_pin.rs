@@ -1,61 +1,25 @@
 //! `ca_fingerprint` against a real local TLS server: a CA and a server certificate made at test
-//! time (rcgen), served by tokio-rustls, answering every request as Elasticsearch answers
+//! time (`vmig_testing::tls`), answering every request as Elasticsearch answers
 //! `GET /`. The pin of the CA or of the server's own certificate connects; a wrong pin, a
 //! malformed one and no trust at all are refused with messages naming the option.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use vmig_core::SourceConfig;
 use vmig_source_es::client::{Client, Distribution};
 use vmig_source_es::EsSourceConfig;
+use vmig_testing::tls::{tls_listener, TestPki};
 
 const ROOT: &str = r#"{"name":"node-1","cluster_name":"test","version":{"number":"8.15.3","build_flavor":"default"},"tagline":"You Know, for Search"}"#;
 
-/// A test PKI: an HTTP CA (as Elasticsearch's auto-configuration makes) and a server
+/// A test PKI: a CA (as Elasticsearch's auto-configuration makes one for HTTP) and a server
 /// certificate for `127.0.0.1`/`localhost` signed by it.
-struct Pki {
-    ca: CertificateDer<'static>,
-    ca_pem: String,
-    leaf: CertificateDer<'static>,
-    leaf_key: PrivateKeyDer<'static>,
-}
-
-fn pki() -> Pki {
-    pki_for(&["127.0.0.1", "localhost"])
-}
-
-/// As [`pki`], with a server certificate for `names`.
-fn pki_for(names: &[&str]) -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "vmig test HTTP CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let mut leaf_params = CertificateParams::new(names).unwrap();
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "node-1");
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-    Pki {
-        ca: ca_cert.der().clone(),
-        ca_pem: ca_cert.pem(),
-        leaf: leaf.der().clone(),
-        leaf_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-    }
+fn pki() -> TestPki {
+    TestPki::new(&["127.0.0.1", "localhost"])
 }
 
 /// `AB:CD:…` of a certificate, computed here independently of the code under test.
@@ -70,46 +34,23 @@ fn colon_hex(der: &[u8]) -> String {
 /// Serves `chain` (the server's certificate first) on a local port; every request gets the
 /// `GET /` answer of Elasticsearch 8.15.3. Returns the base URL.
 async fn serve(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> String {
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                // A refused handshake ends here: the client saw why.
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{ROOT}",
-                    ROOT.len()
-                );
-                let _ = tls.write_all(answer.as_bytes()).await;
-                let _ = tls.shutdown().await;
-            });
+    tls_listener(chain, key, |mut tls| async move {
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
         }
-    });
-    format!("https://{addr}")
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{ROOT}",
+            ROOT.len()
+        );
+        let _ = tls.write_all(answer.as_bytes()).await;
+        let _ = tls.shutdown().await;
+    })
+    .await
 }
 
 fn config(url: &str, pin: Option<&str>) -> EsSourceConfig {
@@ -132,10 +73,10 @@ async fn identify(c: &EsSourceConfig) -> Result<Distribution, String> {
 #[tokio::test]
 async fn the_pin_of_the_ca_or_of_the_servers_own_certificate_connects() {
     let p = pki();
-    let url = serve(vec![p.leaf.clone(), p.ca.clone()], p.leaf_key.clone_key()).await;
+    let url = serve(vec![p.cert_der(), p.ca_der()], p.key()).await;
 
     // The CA's fingerprint as Elasticsearch prints it (upper case, colons)…
-    let ca_pin = colon_hex(&p.ca);
+    let ca_pin = colon_hex(&p.ca_der());
     let info = Client::new(&config(&url, Some(&ca_pin)))
         .unwrap()
         .server_info()
@@ -150,20 +91,20 @@ async fn the_pin_of_the_ca_or_of_the_servers_own_certificate_connects() {
     );
     // The server's own certificate: the pin may name any certificate of the chain.
     assert_eq!(
-        identify(&config(&url, Some(&colon_hex(&p.leaf)))).await,
+        identify(&config(&url, Some(&colon_hex(&p.cert_der())))).await,
         Ok(Distribution::Elasticsearch)
     );
 
     // The pin replaces the host name check (as go-elasticsearch's): a server certificate for
     // another name is accepted when pinned…
-    let elsewhere = pki_for(&["es.elsewhere.invalid"]);
+    let elsewhere = TestPki::new(&["es.elsewhere.invalid"]);
     let url = serve(
-        vec![elsewhere.leaf.clone(), elsewhere.ca.clone()],
-        elsewhere.leaf_key.clone_key(),
+        vec![elsewhere.cert_der(), elsewhere.ca_der()],
+        elsewhere.key(),
     )
     .await;
     assert_eq!(
-        identify(&config(&url, Some(&colon_hex(&elsewhere.ca)))).await,
+        identify(&config(&url, Some(&colon_hex(&elsewhere.ca_der())))).await,
         Ok(Distribution::Elasticsearch)
     );
     // …and refused by the CA file, which checks it.
@@ -179,7 +120,7 @@ async fn the_pin_of_the_ca_or_of_the_servers_own_certificate_connects() {
 #[tokio::test]
 async fn a_wrong_pin_is_refused_showing_the_servers_fingerprint() {
     let p = pki();
-    let url = serve(vec![p.leaf.clone(), p.ca.clone()], p.leaf_key.clone_key()).await;
+    let url = serve(vec![p.cert_der(), p.ca_der()], p.key()).await;
     let wrong = colon_hex(b"some other certificate");
     let started = Instant::now();
     let e = identify(&config(&url, Some(&wrong))).await.unwrap_err();
@@ -187,7 +128,7 @@ async fn a_wrong_pin_is_refused_showing_the_servers_fingerprint() {
         e,
         format!(
             "invalid `elasticsearch` configuration: identifying the server: {url}: the server's certificate does not match `ca_fingerprint` = {wrong}: the server's own certificate has SHA-256 fingerprint {}, and the other certificate it sent does not match either; compare with the fingerprint Elasticsearch printed at first start, or `openssl x509 -fingerprint -sha256 -in config/certs/http_ca.crt`",
-            colon_hex(&p.leaf)
+            colon_hex(&p.cert_der())
         )
     );
     assert!(
@@ -198,15 +139,15 @@ async fn a_wrong_pin_is_refused_showing_the_servers_fingerprint() {
 
     // A server that sends only its own certificate: the CA's pin then matches nothing (the pin
     // is checked against what the server presents, not against a chain built locally).
-    let alone = serve(vec![p.leaf.clone()], p.leaf_key.clone_key()).await;
-    let e = identify(&config(&alone, Some(&colon_hex(&p.ca))))
+    let alone = serve(vec![p.cert_der()], p.key()).await;
+    let e = identify(&config(&alone, Some(&colon_hex(&p.ca_der()))))
         .await
         .unwrap_err();
     assert!(
         e.contains(&format!(
             "does not match `ca_fingerprint` = {}: the server's own certificate has SHA-256 fingerprint {}; compare",
-            colon_hex(&p.ca),
-            colon_hex(&p.leaf)
+            colon_hex(&p.ca_der()),
+            colon_hex(&p.cert_der())
         )),
         "{e}"
     );
@@ -215,7 +156,7 @@ async fn a_wrong_pin_is_refused_showing_the_servers_fingerprint() {
 #[tokio::test]
 async fn without_a_pin_the_test_server_is_not_trusted() {
     let p = pki();
-    let url = serve(vec![p.leaf.clone(), p.ca.clone()], p.leaf_key.clone_key()).await;
+    let url = serve(vec![p.cert_der(), p.ca_der()], p.key()).await;
     let started = Instant::now();
     let e = identify(&config(&url, None)).await.unwrap_err();
     assert_eq!(
@@ -236,8 +177,8 @@ async fn without_a_pin_the_test_server_is_not_trusted() {
 #[tokio::test]
 async fn malformed_or_contradictory_pins_are_refused_at_load() {
     let p = pki();
-    let url = serve(vec![p.leaf.clone(), p.ca.clone()], p.leaf_key.clone_key()).await;
-    let good = colon_hex(&p.ca);
+    let url = serve(vec![p.cert_der(), p.ca_der()], p.key()).await;
+    let good = colon_hex(&p.ca_der());
     let short = &good[..good.len() - 3];
     assert_eq!(
         identify(&config(&url, Some(short))).await.unwrap_err(),

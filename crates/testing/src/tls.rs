@@ -15,6 +15,7 @@ pub struct TestPki {
     pub cert_pem: String,
     /// The server's private key, PEM (PKCS#8).
     pub key_pem: String,
+    ca_der: CertificateDer<'static>,
     cert_der: CertificateDer<'static>,
     key_der: Vec<u8>,
 }
@@ -46,10 +47,72 @@ impl TestPki {
             ca_pem: ca_cert.pem(),
             cert_pem: leaf.pem(),
             key_pem: key.serialize_pem(),
+            ca_der: ca_cert.der().clone(),
             cert_der: leaf.der().clone(),
             key_der: key.serialize_der(),
         }
     }
+}
+
+impl TestPki {
+    /// The CA's certificate, DER.
+    pub fn ca_der(&self) -> CertificateDer<'static> {
+        self.ca_der.clone()
+    }
+
+    /// The server's certificate, DER.
+    pub fn cert_der(&self) -> CertificateDer<'static> {
+        self.cert_der.clone()
+    }
+
+    /// The server's private key.
+    pub fn key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()))
+    }
+}
+
+/// Listens on a free local port, completes a TLS handshake presenting `chain` (the server's
+/// certificate first; add the CA to send it too) and hands every accepted stream to `serve`, in
+/// a task of its own. A refused handshake ends the connection: the client saw why. Returns
+/// `https://127.0.0.1:PORT`. Must run inside a Tokio runtime, which keeps the listener alive.
+///
+/// # Panics
+/// When no port can be bound or the certificate is refused by rustls.
+pub async fn tls_listener<F, Fut>(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    serve: F,
+) -> String
+where
+    F: Fn(tokio_rustls::server::TlsStream<tokio::net::TcpStream>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("the server certificate");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a local port");
+    let addr = listener.local_addr().expect("its address");
+    let serve = Arc::new(serve);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let serve = Arc::clone(&serve);
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve(tls).await;
+                }
+            });
+        }
+    });
+    format!("https://{addr}")
 }
 
 /// Listens on a free local port and, for every connection, completes a TLS handshake with
@@ -60,38 +123,15 @@ impl TestPki {
 /// # Panics
 /// When no port can be bound or the certificate is refused by rustls.
 pub async fn tls_proxy(pki: &TestPki, upstream: &str) -> String {
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![pki.cert_der.clone()],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_der.clone())),
-    )
-    .expect("the server certificate");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a local port");
-    let addr = listener.local_addr().expect("its address");
     let upstream = upstream.to_string();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                // A refused handshake ends here: the client saw why.
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(mut plain) = tokio::net::TcpStream::connect(&upstream).await else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-            });
+    tls_listener(vec![pki.cert_der()], pki.key(), move |mut tls| {
+        let upstream = upstream.clone();
+        async move {
+            let Ok(mut plain) = tokio::net::TcpStream::connect(&upstream).await else {
+                return;
+            };
+            let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
         }
-    });
-    format!("https://{addr}")
+    })
+    .await
 }
