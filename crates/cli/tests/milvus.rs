@@ -169,6 +169,9 @@ fn bulk_import_then_verify() {
         .map(|d| d.filter_map(|e| e.ok()).collect())
         .unwrap_or_default();
     assert!(staged.is_empty(), "staged files left behind: {staged:?}");
+    // The test's own stage directory, empty now (remove_dir refuses a non-empty one): the
+    // stage is shared by every test run on this machine.
+    let _ = std::fs::remove_dir(&stage);
     drop_collection(&m, &collection);
 }
 

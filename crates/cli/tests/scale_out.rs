@@ -266,6 +266,9 @@ fn three_workers_one_killed_share_a_bulk_import_job() {
         .map(|rd| rd.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "staged files left behind: {left:?}");
+    // The test's own stage directory, empty now (remove_dir refuses a non-empty one): the
+    // stage is shared by every test run on this machine.
+    let _ = std::fs::remove_dir(&stage);
     m.drop_collection(&collection);
     rt.block_on(db.drop_now());
 }
