@@ -343,7 +343,8 @@ async fn wrong_key_missing_index_pod_index_and_missing_namespace_say_what_to_do(
     let mut cfg = config(&s);
     cfg.api_key = Some("pcsk_wrong_key_123".into());
     let err = PineconeSource::connect(cfg).await.unwrap_err();
-    assert!(err.is_config_error(), "{err}");
+    // The server's verdict on the key, as for every HTTP source: exit 1, not retried.
+    assert!(!err.is_config_error() && !err.is_retryable(), "{err}");
     let msg = err.to_string();
     assert!(
         msg.contains("401") && msg.contains("Invalid API Key") && msg.contains("check `api_key`"),
