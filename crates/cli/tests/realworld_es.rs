@@ -49,34 +49,11 @@ const REGEX_TEMPLATE_FIELDS: &[(&str, &str)] = &[
 ];
 
 fn corpus_dir() -> Option<PathBuf> {
-    // `VMIG_REALWORLD_ES`, else `../shared` next to the checkout, else where the project's
-    // machines keep the shared material (a checkout elsewhere, such as a CI clone in /tmp).
-    let candidates: Vec<PathBuf> = match std::env::var_os("VMIG_REALWORLD_ES") {
-        Some(p) if !p.is_empty() => vec![PathBuf::from(p)],
-        _ => vec![
-            common::repo().join("../shared/realworld-es"),
-            PathBuf::from("/work/shared/realworld-es"),
-        ],
-    };
-    let dir = candidates
-        .iter()
-        .find(|d| d.join("manifest.json").is_file())
-        .unwrap_or(&candidates[0])
-        .clone();
-    if dir.join("manifest.json").is_file() {
-        Some(dir)
-    } else if vmig_testing::service::is_ci() {
-        panic!(
-            "the real-world mapping corpus is missing at {}",
-            dir.display()
-        );
-    } else {
-        eprintln!(
-            "SKIPPED: the real-world mapping corpus is not at {} (set VMIG_REALWORLD_ES)",
-            dir.display()
-        );
-        None
-    }
+    vmig_testing::service::shared_corpus(
+        "realworld-es",
+        "VMIG_REALWORLD_ES",
+        "the real-world mapping corpus",
+    )
 }
 
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian).

@@ -3,6 +3,17 @@
 //! same way, with the same messages, by every source that speaks HTTP through reqwest; and the
 //! one rendering of a reqwest transport error ([`transport_message`]), and the test for a refused
 //! server certificate ([`refused_certificate`]).
+//!
+//! An HTTP source speaking JSON uses [`Endpoint`] (module [`client`]) rather than a reqwest
+//! client of its own: one base-URL check, credentials as sensitive headers, one send / classify
+//! / retry loop and one set of messages for every product.
+
+pub mod client;
+
+pub use client::{
+    base_url, basic_auth, http_client, sensitive, BaseUrl, Connection, Endpoint, Failure, Pacer,
+    Product, Request, UrlRules,
+};
 
 use crate::{Error, Result};
 

@@ -18,34 +18,11 @@ use vmig_core::Error;
 use vmig_formats::faiss::{parse_layout, read_rows, FaissLayout, VectorKind};
 
 fn corpus() -> Option<PathBuf> {
-    // `VMIG_REALWORLD_FAISS`, else `../shared` next to the checkout, else where the project's
-    // machines keep the shared material (a checkout elsewhere, such as a CI clone in /tmp).
-    let candidates: Vec<PathBuf> = match std::env::var("VMIG_REALWORLD_FAISS") {
-        Ok(p) if !p.is_empty() => vec![PathBuf::from(p)],
-        _ => vec![
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realworld-faiss"),
-            PathBuf::from("/work/shared/realworld-faiss"),
-        ],
-    };
-    if let Some(dir) = candidates
-        .iter()
-        .find(|d| d.join("manifest.json").is_file())
-    {
-        return Some(dir.clone());
-    }
-    let dir = &candidates[0];
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!(
-            "the real-world Faiss corpus is missing at {} but CI=true",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: the real-world Faiss corpus is not at {} (set VMIG_REALWORLD_FAISS); \
-         real-world files were not checked",
-        dir.display()
-    );
-    None
+    vmig_testing::service::shared_corpus(
+        "realworld-faiss",
+        "VMIG_REALWORLD_FAISS",
+        "the real-world Faiss corpus",
+    )
 }
 
 fn u16_at(b: &[u8], at: usize) -> usize {

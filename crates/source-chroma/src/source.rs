@@ -103,7 +103,7 @@ impl ChromaSource {
     /// Unreachable server, refused credentials, a missing collection, an unknown space, or an
     /// empty collection without `dim`.
     pub async fn connect(cfg: ChromaSourceConfig) -> Result<ChromaSource> {
-        let client = Client::new(&cfg)?;
+        let client = crate::client::connect(&cfg)?;
         let base = format!(
             "api/v2/tenants/{}/databases/{}/collections",
             cfg.tenant, cfg.database

@@ -182,6 +182,7 @@ impl PineconeSource {
                 base_url(&cfg.control_url, "control_url")?,
                 cfg.retry,
                 "the Pinecone control plane".into(),
+                "control_url",
             );
             let missing = |f: &HttpFailure| {
                 (f.status == 404).then(|| {
@@ -243,6 +244,11 @@ impl PineconeSource {
             base_url(&host, "index_host")?,
             cfg.retry,
             label.clone(),
+            if cfg.index_host.is_some() {
+                "index_host"
+            } else {
+                "index"
+            },
         );
         let no_index = |f: &HttpFailure| {
             (f.status == 404).then(|| {

@@ -343,7 +343,8 @@ async fn wrong_key_missing_index_pod_index_and_missing_namespace_say_what_to_do(
     let mut cfg = config(&s);
     cfg.api_key = Some("pcsk_wrong_key_123".into());
     let err = PineconeSource::connect(cfg).await.unwrap_err();
-    assert!(err.is_config_error(), "{err}");
+    // The server's verdict on the key, as for every HTTP source: exit 1, not retried.
+    assert!(!err.is_config_error() && !err.is_retryable(), "{err}");
     let msg = err.to_string();
     assert!(
         msg.contains("401") && msg.contains("Invalid API Key") && msg.contains("check `api_key`"),
@@ -450,34 +451,9 @@ async fn pinecone_keeps_the_source_contract() {
     s.assert_no_drift().await;
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 /// Parquet files of one folder as rows of namespace `ns`.
 fn parquet_rows(dir: &std::path::Path, ns: &str) -> Vec<Row> {
-    let mut batches = Vec::new();
-    for f in walk(dir) {
-        if f.extension().is_some_and(|e| e == "parquet") {
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(&f).unwrap(),
-            )
-            .unwrap()
-            .build()
-            .unwrap();
-            batches.extend(reader.map(Result::unwrap));
-        }
-    }
-    let mut got = batch_rows(&batches, ns);
+    let mut got = batch_rows(&vmig_testing::e2e::parquet_tree_batches(dir), ns);
     got.sort_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
     got
 }
@@ -488,9 +464,6 @@ fn parquet_rows(dir: &std::path::Path, ns: &str) -> Vec<Row> {
 /// in the tests above).
 #[tokio::test]
 async fn pinecone_to_parquet_keeps_every_row_in_its_partition() {
-    use std::sync::Arc;
-    use vmig_core::pipeline::{NoProgress, Pipeline};
-    use vmig_core::registry::{parse_sink, parse_source, BuildContext};
     use vmig_sink_files as _;
     let mut rows = records("", 300, 16, false, 21);
     rows.extend(records("en", 150, 16, false, 22));
@@ -498,24 +471,12 @@ async fn pinecone_to_parquet_keeps_every_row_in_its_partition() {
         return;
     };
     let out = dir.path().join("out");
-    let src = parse_source(
-        "pinecone",
-        json!({ "index": "docs", "api_key": KEY, "control_url": s.url, "list_limit": 50, "fetch_batch": 40 }),
-    )
-    .unwrap()
-    .build(&BuildContext::default())
-    .await
-    .unwrap();
-    let sink = parse_sink("files", json!({ "path": out, "format": "parquet" }))
-        .unwrap()
-        .build(&BuildContext::default())
-        .await
-        .unwrap();
-    let report = Pipeline::new(src, sink)
-        .run(Arc::new(NoProgress))
-        .await
-        .unwrap();
-    assert_eq!(report.rows_written, 450);
+    let src = json!({ "index": "docs", "api_key": KEY, "control_url": s.url, "list_limit": 50,
+        "fetch_batch": 40 });
+    assert_eq!(
+        vmig_testing::e2e::copy_into_parquet("pinecone", src, &out).await,
+        450
+    );
     for (ns, folder) in [("", "_default"), ("en", "en")] {
         let want: Vec<Row> = sorted(&rows).into_iter().filter(|r| r.ns == ns).collect();
         assert_rows_eq(&parquet_rows(&out.join(folder), ns), &want, folder);
@@ -540,15 +501,10 @@ fn start_dim(
 /// `vmig verify`'s comparison, then every row read back from Milvus compared with the records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinecone_to_milvus_verifies_clean() {
-    use std::sync::Arc;
-    use vmig_core::pipeline::{NoProgress, Pipeline};
-    use vmig_core::registry::{parse_sink, parse_source, BuildContext};
     use vmig_sink_milvus2 as _;
-    let Some(uri) = vmig_testing::service::endpoint("VMIG_MILVUS_URI", "Milvus 2.x") else {
+    if vmig_testing::service::milvus().is_none() {
         return;
-    };
-    let user = std::env::var("VMIG_MILVUS_USER").unwrap_or_else(|_| "root".into());
-    let password = std::env::var("VMIG_MILVUS_PASSWORD").unwrap_or_else(|_| "Milvus".into());
+    }
     // Milvus keys are unique per collection, Pinecone's per namespace: distinct ids here (the
     // README says so for users).
     let mut rows = records("", 500, 8, false, 31);
@@ -559,46 +515,20 @@ async fn pinecone_to_milvus_verifies_clean() {
     let Some((s, _dir)) = start_dim(&rows, 8, json!({}), 18412) else {
         return;
     };
-    let collection = vmig_testing::service::unique("pc_e2e");
-    let src_cfg = json!({ "index": "docs", "api_key": KEY, "control_url": s.url,
+    let src = json!({ "index": "docs", "api_key": KEY, "control_url": s.url,
         "metadata_mode": "dynamic", "list_limit": 100, "fetch_batch": 100 });
-    let sink_cfg = json!({ "uri": uri, "user": user, "password": password, "collection": collection,
-        "index": { "type": "FLAT", "metric": "COSINE" }, "load": true });
-    let ctx = BuildContext::default();
-    let src = parse_source("pinecone", src_cfg.clone())
-        .unwrap()
-        .build(&ctx)
-        .await
-        .unwrap();
-    let sink = parse_sink("milvus2", sink_cfg.clone())
-        .unwrap()
-        .build(&ctx)
-        .await
-        .unwrap();
-    let report = Pipeline::new(src, sink)
-        .run(Arc::new(NoProgress))
-        .await
-        .unwrap();
-    assert_eq!(report.rows_written, 750);
-    let source = parse_source("pinecone", src_cfg)
-        .unwrap()
-        .build(&ctx)
-        .await
-        .unwrap();
-    let reader = parse_sink("milvus2", sink_cfg)
-        .unwrap()
-        .open_target(&ctx, &source.schema())
-        .await
-        .unwrap()
-        .expect("the milvus2 sink reads back");
-    let verdict = vmig_core::verify::verify(source.as_ref(), &[], reader.as_ref(), "id", 5)
-        .await
-        .unwrap();
-    assert!(verdict.is_match(), "{verdict:?}");
-    assert_eq!(verdict.source_rows, 750);
-    let mut o = vmig_milvus::ConnectOptions::new(uri);
-    o.user = Some(user);
-    o.password = Some(password);
+    let Some(copy) =
+        vmig_testing::e2e::copy_into_milvus("pinecone", src, "pc_e2e", "COSINE", 1000).await
+    else {
+        return;
+    };
+    assert_eq!(copy.rows_written, 750);
+    assert!(copy.verdict.is_match(), "{:?}", copy.verdict);
+    assert_eq!(copy.verdict.source_rows, 750);
+    let collection = copy.collection.clone();
+    let mut o = vmig_milvus::ConnectOptions::new(copy.server.uri.clone());
+    o.user = Some(copy.server.user.clone());
+    o.password = Some(copy.server.password.clone());
     let client = vmig_milvus::MilvusClient::connect(&o).await.unwrap();
     // Row by row, per Milvus partition.
     for (ns, partition) in [("", "_default"), ("en", "en")] {
@@ -611,6 +541,10 @@ async fn pinecone_to_milvus_verifies_clean() {
         let want: Vec<Row> = sorted(&rows).into_iter().filter(|r| r.ns == ns).collect();
         assert_rows_eq(&got, &want, partition);
     }
-    client.drop_collection(&collection).await.unwrap();
+    assert_eq!(
+        copy.batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+        750
+    );
+    copy.drop();
     s.assert_no_drift().await;
 }

@@ -25,6 +25,7 @@ pub mod compare;
 pub mod conformance;
 #[cfg(feature = "sql")]
 pub mod database;
+pub mod e2e;
 #[cfg(feature = "es")]
 pub mod es;
 pub mod gen;

@@ -187,3 +187,36 @@ pub fn milvus() -> Option<MilvusServer> {
             .filter(|p| !p.is_empty()),
     })
 }
+
+/// The shared test corpus `name` (a folder holding `manifest.json`, e.g. `realworld-es`): the
+/// folder `env_var` names when set, else `../shared/<name>` next to the checkout, else
+/// `/work/shared/<name>` (where the project's machines keep it, for a checkout elsewhere such
+/// as a CI clone in /tmp). `what` names it in messages.
+///
+/// Returns `None` after a loud `SKIPPED` line when it is missing on a developer's machine.
+///
+/// # Panics
+/// When it is missing and `CI=true`.
+pub fn shared_corpus(name: &str, env_var: &str, what: &str) -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let candidates: Vec<PathBuf> = match std::env::var_os(env_var) {
+        Some(p) if !p.is_empty() => vec![PathBuf::from(p)],
+        _ => vec![
+            // This crate is `crates/testing` of the checkout.
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared")
+                .join(name),
+            PathBuf::from("/work/shared").join(name),
+        ],
+    };
+    if let Some(dir) = candidates
+        .iter()
+        .find(|d| d.join("manifest.json").is_file())
+    {
+        return Some(dir.clone());
+    }
+    let dir = candidates[0].display();
+    assert!(!is_ci(), "{what} is missing at {dir} but CI=true");
+    eprintln!("SKIPPED: {what} is not at {dir} (set {env_var}); it was not checked");
+    None
+}
