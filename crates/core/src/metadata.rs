@@ -69,13 +69,34 @@ pub fn kind_of(v: &Value) -> Option<Kind> {
 #[derive(Debug, Clone, Default)]
 pub struct KeyScan {
     keys: BTreeMap<String, Kind>,
+    numbers_as_float: bool,
 }
 
 impl KeyScan {
+    /// A scan for a product whose numbers are all 64-bit floats (Pinecone's metadata): every
+    /// number is [`Kind::Float`], so `1` and `1.5` under one key make a Float64 column rather
+    /// than a JSON one.
+    pub fn numbers_as_float() -> KeyScan {
+        KeyScan {
+            keys: BTreeMap::new(),
+            numbers_as_float: true,
+        }
+    }
+
+    /// The kind this scan gives `v`.
+    pub fn kind_of(&self, v: &Value) -> Option<Kind> {
+        match kind_of(v) {
+            Some(Kind::Int) if self.numbers_as_float => Some(Kind::Float),
+            k => k,
+        }
+    }
+
     /// Records every non-null key of one row.
     pub fn observe(&mut self, row: &Map<String, Value>) {
         for (k, v) in row {
-            let Some(kind) = kind_of(v) else { continue };
+            let Some(kind) = self.kind_of(v) else {
+                continue;
+            };
             self.keys
                 .entry(k.clone())
                 .and_modify(|old| {
@@ -443,6 +464,22 @@ mod tests {
             .expect_err("wrong type");
         assert!(e.to_string().contains("row 9, payload key `n`"), "{e}");
         assert!(e.to_string().contains("`mode = \"json\"`"), "{e}");
+    }
+
+    #[test]
+    fn numbers_as_float_makes_one_float_column() {
+        let row = json!({"n": 1, "x": 2});
+        let row2 = json!({"n": 1.5, "x": 3});
+        let mut plain = KeyScan::default();
+        let mut floats = KeyScan::numbers_as_float();
+        for r in [&row, &row2] {
+            plain.observe(r.as_object().unwrap_or(&Map::new()));
+            floats.observe(r.as_object().unwrap_or(&Map::new()));
+        }
+        assert_eq!(plain.keys()["n"], Kind::Json);
+        assert_eq!(plain.keys()["x"], Kind::Int);
+        assert_eq!(floats.keys()["n"], Kind::Float);
+        assert_eq!(floats.keys()["x"], Kind::Float);
     }
 
     #[test]

@@ -24,10 +24,11 @@ use vmig_core::{
 };
 
 use crate::client::{base_url, Client, HttpFailure, Pacer};
-use crate::meta::{split, KeyScan, Kind};
+use crate::meta::{self, split};
 use crate::{
     MetadataMode, NamespaceMode, PineconeSourceConfig, DEFAULT_NAMESPACE_PARTITION, PLUGIN,
 };
+use vmig_core::metadata::{parse_floats, Kind};
 
 /// Where a namespace resumes: a list page boundary.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -102,29 +103,6 @@ struct SparseValues<'a> {
     indices: Vec<u64>,
     #[serde(borrow)]
     values: &'a RawValue,
-}
-
-/// Parses a JSON array of numbers straight into `out` with `f32::from_str` (exactly the
-/// float32 Pinecone printed). Returns the number of elements.
-fn parse_floats(raw: &str, out: &mut Vec<f32>) -> std::result::Result<usize, String> {
-    let inner = raw
-        .trim()
-        .strip_prefix('[')
-        .and_then(|r| r.strip_suffix(']'))
-        .ok_or_else(|| format!("the values are not a JSON array: {raw:.80}"))?;
-    if inner.trim().is_empty() {
-        return Ok(0);
-    }
-    let mut n = 0;
-    for t in inner.split(',') {
-        let t = t.trim();
-        let v: f32 = t
-            .parse()
-            .map_err(|_| format!("value `{t}` is not a number"))?;
-        out.push(v);
-        n += 1;
-    }
-    Ok(n)
 }
 
 fn milvus_metric(metric: &str) -> Result<&'static str> {
@@ -370,7 +348,7 @@ impl PineconeSource {
         let fetch_pacer = Pacer::new(cfg.fetch_rate);
         // The sample.
         let started = std::time::Instant::now();
-        let mut scan = KeyScan::default();
+        let mut scan = meta::scan();
         let mut sampled = 0u64;
         let mut saw_sparse = false;
         if cfg.metadata_scan_rows > 0 {
@@ -387,7 +365,7 @@ impl PineconeSource {
                         let answer: FetchAnswer<'_> = parse_fetch(&body.0, &label, ns)?;
                         for r in answer.vectors.values() {
                             if let Some(m) = &r.metadata {
-                                scan.add(m);
+                                scan.observe(m);
                             }
                             saw_sparse |= r
                                 .sparse_values
@@ -412,7 +390,7 @@ impl PineconeSource {
             ));
         }
         let typed = if cfg.metadata_mode == MetadataMode::Columns {
-            scan.typed()
+            meta::typed(&scan)
         } else {
             Vec::new()
         };
@@ -433,7 +411,7 @@ impl PineconeSource {
         }
         for (k, kind) in &typed {
             let dt = match kind {
-                Kind::Num => DataType::Float64,
+                Kind::Float | Kind::Int => DataType::Float64,
                 Kind::Bool => DataType::Boolean,
                 Kind::Str | Kind::Json => DataType::Utf8,
             };
@@ -462,7 +440,7 @@ impl PineconeSource {
             }
         }
         let json_keys: Vec<&str> = scan
-            .keys
+            .keys()
             .keys()
             .filter(|k| !typed.iter().any(|(t, _)| t == *k))
             .map(String::as_str)
@@ -827,7 +805,7 @@ impl Reader {
             .typed
             .iter()
             .map(|(_, k)| match k {
-                Kind::Num => Col::Num(Float64Builder::with_capacity(n)),
+                Kind::Float | Kind::Int => Col::Num(Float64Builder::with_capacity(n)),
                 Kind::Bool => Col::Bool(BooleanBuilder::with_capacity(n)),
                 Kind::Str | Kind::Json => Col::Str(StringBuilder::new()),
             })
@@ -981,9 +959,6 @@ mod tests {
         assert_eq!(partition_of(""), "_default");
         assert!(partition_name_ok("en-2024"));
         assert!(!partition_name_ok("1a") && !partition_name_ok("a b"));
-        let mut out = Vec::new();
-        assert_eq!(parse_floats("[0.1, -2e-3,3]", &mut out).unwrap(), 3);
-        assert_eq!(out, [0.1f32, -2e-3, 3.0]);
         let pod = json!({"spec": {"pod": {"environment": "us-east1-gcp"}}});
         let e = check_serverless("p", &pod).unwrap_err().to_string();
         assert!(e.contains("pod-based") && e.contains("random query"), "{e}");
