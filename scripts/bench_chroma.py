@@ -6,8 +6,6 @@ and peak RSS come from the kernel (benchlib.run: wait4 rusage)."""
 import argparse
 import json
 import os
-import shutil
-import statistics
 import sys
 import time
 import urllib.parse
@@ -15,7 +13,7 @@ import urllib.request
 
 import numpy as np
 
-from benchlib import rounds
+from benchlib import ceiling_python_vmig
 
 API = "api/v2/tenants/default_tenant/databases/default_database/collections"
 
@@ -116,12 +114,6 @@ w.close()
 """
 
 
-def parquet_rows(path):
-    import pyarrow.parquet as pq
-    files = [os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs if f.endswith(".parquet")]
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vmig", required=True)
@@ -152,42 +144,8 @@ def main():
         "python (chromadb+pyarrow)": [sys.executable, script, a.url, name, f"{out}/python.parquet",
                                       str(a.dim), str(a.page)],
     }
-    for parts in (1, 2):
-        job = os.path.join(a.work, f"job-{parts}.toml")
-        with open(job, "w") as f:
-            f.write(f'[source]\ntype = "chroma"\nurl = "{a.url}"\ncollection = "{name}"\n'
-                    f'batch_size = {a.page}\npartitions = {parts}\n\n'
-                    f'[sink]\ntype = "files"\nformat = "parquet"\ncompression = "none"\n'
-                    f'path = "{out}/vmig"\noverwrite = true\n')
-        cmds[f"vmig partitions={parts}"] = [a.vmig, "-q", "migrate", job, "--progress", "none",
-                                            "--state", "none"]
-
-    # Check once that the Parquet writers write every row.
-    for k in ("python (chromadb+pyarrow)", "vmig partitions=1"):
-        shutil.rmtree(out, ignore_errors=True)
-        os.makedirs(out)
-        rounds({k: cmds[k]}, out, 1, "check ")
-        got = parquet_rows(out)
-        assert got == a.rows, f"{k} wrote {got} rows, not {a.rows}"
-
-    names = list(cmds)
-    # Each round in another order (rotated), so no tool always follows the same one.
-    results = rounds(cmds, out, a.runs, order=lambda r: names[r % len(names):] + names[:r % len(names)])
-    shutil.rmtree(out, ignore_errors=True)
-
-    ceil = statistics.median(s for s, _, _ in results[names[0]])
-    py = statistics.median(s for s, _, _ in results[names[1]])
-    print(f"\nChroma {a.rows} x {a.dim}-d (+ id, document, 2 metadata keys) -> uncompressed Parquet, "
-          f"pages of {a.page}, median of {a.runs} interleaved runs, {os.cpu_count()} CPUs\n")
-    print(f"{'run':<28}{'seconds':>9}{'rows/s':>9}{'vs ceiling':>12}{'vs python':>11}{'CPU s':>8}"
-          f"{'peak RSS MiB':>14}  (min-max s)")
-    for k, rs in results.items():
-        secs = statistics.median(s for s, _, _ in rs)
-        cpu = statistics.median(c for _, c, _ in rs)
-        rss = max(m for _, _, m in rs)
-        lo, hi = min(s for s, _, _ in rs), max(s for s, _, _ in rs)
-        print(f"{k:<28}{secs:>9.2f}{a.rows / secs:>9.0f}{ceil / secs:>11.2f}x{py / secs:>10.2f}x"
-              f"{cpu:>8.2f}{rss:>14.0f}  ({lo:.2f}-{hi:.2f})")
+    ceiling_python_vmig(cmds, a, f'type = "chroma"\nurl = "{a.url}"\ncollection = "{name}"\nbatch_size = {a.page}\n',
+                       f"Chroma {a.rows} x {a.dim}-d (+ id, document, 2 metadata keys) -> uncompressed Parquet, pages of {a.page}")
 
 
 if __name__ == "__main__":

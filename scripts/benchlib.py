@@ -91,3 +91,48 @@ def median_spread(values):
     m = statistics.median(values)
     lo, hi = min(values), max(values)
     return m, lo, hi, 100 * (hi - lo) / m if m else float("nan")
+
+
+def parquet_rows(path):
+    """The rows of every .parquet file below path (pyarrow metadata, nothing decoded)."""
+    import pyarrow.parquet as pq
+
+    files = [os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs if f.endswith(".parquet")]
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def ceiling_python_vmig(cmds, a, source_toml, title):
+    """The source benches' common part. cmds holds the ceiling first and the Python script
+    second ({name: argv}; the script writes into <work>/out); this adds vmig → uncompressed
+    Parquet with 1 and 2 partitions of the `[source]` table source_toml, checks once that the
+    script and vmig write a.rows rows, runs a.runs rotated interleaved rounds and prints median
+    seconds, rows/s, the ratios to the ceiling and to the script, CPU s and peak RSS."""
+    out = os.path.join(a.work, "out")
+    for parts in (1, 2):
+        job = os.path.join(a.work, f"job-{parts}.toml")
+        with open(job, "w") as f:
+            f.write(f"[source]\n{source_toml}partitions = {parts}\n\n"
+                    f'[sink]\ntype = "files"\nformat = "parquet"\ncompression = "none"\n'
+                    f'path = "{out}/vmig"\noverwrite = true\n')
+        cmds[f"vmig partitions={parts}"] = [a.vmig, "-q", "migrate", job, "--progress", "none",
+                                            "--state", "none"]
+    names = list(cmds)
+    for k in (names[1], "vmig partitions=1"):
+        rounds({k: cmds[k]}, out, 1, "check ")
+        got = parquet_rows(out)
+        assert got == a.rows, f"{k} wrote {got} rows, not {a.rows}"
+    # Each round in another order (rotated), so no tool always follows the same one.
+    results = rounds(cmds, out, a.runs, order=lambda r: names[r % len(names):] + names[:r % len(names)])
+    shutil.rmtree(out, ignore_errors=True)
+    ceil = statistics.median(s for s, _, _ in results[names[0]])
+    py = statistics.median(s for s, _, _ in results[names[1]])
+    print(f"\n{title}, median of {a.runs} interleaved runs, {os.cpu_count()} CPUs\n")
+    print(f"{'run':<30}{'seconds':>9}{'rows/s':>9}{'vs ceiling':>12}{'vs python':>11}{'CPU s':>8}"
+          f"{'peak RSS MiB':>14}  (min-max s)")
+    for k, rs in results.items():
+        secs = statistics.median(s for s, _, _ in rs)
+        cpu = statistics.median(c for _, c, _ in rs)
+        rss = max(m for _, _, m in rs)
+        lo, hi = min(s for s, _, _ in rs), max(s for s, _, _ in rs)
+        print(f"{k:<30}{secs:>9.2f}{a.rows / secs:>9.0f}{ceil / secs:>11.2f}x{py / secs:>10.2f}x"
+              f"{cpu:>8.2f}{rss:>14.0f}  ({lo:.2f}-{hi:.2f})")
