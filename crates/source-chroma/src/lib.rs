@@ -14,7 +14,7 @@
 //!   1.5.9 serves one `get` at a time on one core, so the server never waits for vmig.
 //! * **The metadata keys are learned by a pass over the metadata** when the source is built
 //!   (so `vmig plan` pays it and reports it): by default every row's metadata (no embeddings,
-//!   no documents, 10,000 rows a request: the cost is mostly per request), or the first
+//!   no documents, 10,000 rows a request: each request has a fixed cost), or the first
 //!   `metadata_scan_rows` rows. Each key with one type becomes a
 //!   typed nullable column (int → Int64, float → Double, str → VarChar, bool → Bool); keys with
 //!   several types (or lists) go together into one JSON column `metadata`. `metadata_mode =
