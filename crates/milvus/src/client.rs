@@ -31,6 +31,7 @@ use crate::convert;
 use crate::error::{classify_rpc, classify_status, MilvusError, MilvusErrorKind};
 use crate::params::{pair, value_of};
 use crate::probe;
+use crate::version::{ServerKind, ServerVersion};
 
 /// Largest reply accepted (query pages can be large; formats.md E).
 pub const MAX_DECODING_BYTES: usize = 256 * 1024 * 1024;
@@ -303,7 +304,7 @@ pub struct MilvusClient {
     max_request_bytes: usize,
     uri: String,
     db: String,
-    version: String,
+    version: ServerVersion,
 }
 
 impl fmt::Debug for MilvusClient {
@@ -443,15 +444,15 @@ impl MilvusClient {
             max_request_bytes: opts.max_request_bytes,
             uri: uri.clone(),
             db: opts.db.clone().unwrap_or_default(),
-            version: String::new(),
+            version: ServerVersion::unknown(ServerKind::Milvus),
         };
         let check = async {
-            let v = answer(
-                "GetVersion",
-                "GetVersion",
-                client.grpc.get_version(GetVersionRequest {}).await,
-            )?;
-            client.version = v.version;
+            // milvus-lite 2.5 does not implement `GetVersion`: its version is then unknown.
+            let raw = match client.grpc.get_version(GetVersionRequest {}).await {
+                Err(s) if s.code() == tonic::Code::Unimplemented => None,
+                other => Some(answer("GetVersion", "GetVersion", other)?.version),
+            };
+            client.version = ServerVersion::new(&uri, raw.as_deref());
             answer(
                 "ShowCollections",
                 "ShowCollections",
@@ -486,8 +487,15 @@ impl MilvusClient {
         &self.db
     }
 
-    /// The server's version string (e.g. `v2.3.5-lite`).
+    /// The server's version string (e.g. `v2.3.5-lite`; empty when the server does not
+    /// implement `GetVersion`).
     pub fn server_version(&self) -> &str {
+        self.version.raw()
+    }
+
+    /// The target's product and version ([`ServerVersion`]), for picking the import path and
+    /// refusing features the target cannot hold.
+    pub fn server(&self) -> &ServerVersion {
         &self.version
     }
 

@@ -37,6 +37,7 @@ mod params;
 mod probe;
 pub mod scan;
 pub mod schema;
+pub mod version;
 
 pub use client::{
     import_failed, poll_imports, CollectionInfo, ConnectOptions, Consistency, ImportOutcome,
@@ -46,3 +47,4 @@ pub use error::{is_too_large, MilvusError, MilvusErrorKind};
 pub use milvus::proto;
 pub use scan::{keyset_scan, page_rows_for};
 pub use schema::{arrow_schema, collection_schema, SchemaOptions};
+pub use version::{ServerKind, ServerVersion};

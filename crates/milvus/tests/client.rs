@@ -60,6 +60,15 @@ async fn create_insert_flush_index_load_count_and_page() -> vmig_core::Result<()
         "{}",
         client.server_version()
     );
+    // The real server's `GetVersion` (`v2.3.5-lite` here) parses to a release vmig compares.
+    let server = client.server();
+    assert_eq!(
+        server.release().map(|(ma, mi, _)| (ma, mi)),
+        Some((2, 3)),
+        "{server}"
+    );
+    assert_eq!(server.at_least(2, 4), Some(false), "{server}");
+    assert!(!server.is_zilliz());
     let name = unique("vmig_client");
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
