@@ -124,8 +124,9 @@ fn kind_of(uri: &str) -> ServerKind {
 }
 
 /// `v2.3.5-lite`, `2.5.4`, `v2.6.0-rc1` → `(2, 3, 5)` …; anything that does not start with a
-/// `major.minor` number (`milvus_lite-3.2.2`, a cloud build name) → `None`.
-fn parse_release(raw: &str) -> Option<(u32, u32, u32)> {
+/// `major.minor` number (`milvus_lite-3.2.2`, a cloud build name) → `None`. The one parser of
+/// Milvus version strings.
+pub fn parse_release(raw: &str) -> Option<(u32, u32, u32)> {
     let s = raw.strip_prefix(['v', 'V']).unwrap_or(raw);
     let core = s.split(['-', '+', ' ']).next()?;
     let mut parts = core.split('.');

@@ -20,6 +20,7 @@ use vmig_milvus::proto::schema::CollectionSchema;
 use vmig_milvus::schema::{
     check_compatible, collection_schema, primary_key_name, schema_differences,
 };
+use vmig_milvus::version::parse_release;
 use vmig_milvus::{is_too_large, MilvusClient, MilvusErrorKind, SchemaOptions};
 
 use crate::bulk::{now_secs, BulkStaging};
@@ -539,7 +540,7 @@ impl Milvus2Sink {
 /// and bulk import reads sparse vectors from 2.4.3. A version that does not parse is not
 /// refused (the server's own answer decides).
 fn check_server_types(schema: &Schema, server_version: &str, mode: WriteMode) -> Result<()> {
-    let Some(version) = parse_version(server_version) else {
+    let Some(version) = parse_release(server_version) else {
         return Ok(());
     };
     for field in schema.fields() {
@@ -573,25 +574,12 @@ fn check_server_types(schema: &Schema, server_version: &str, mode: WriteMode) ->
     Ok(())
 }
 
-/// `(major, minor, patch)` of a Milvus version string such as `v2.3.5-lite` or `2.4.13`.
-fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
-    let core = v.trim().trim_start_matches('v');
-    let mut parts = core
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|p| !p.is_empty());
-    Some((
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-    ))
-}
-
 /// Parquet import exists from Milvus 2.3.4: refuse it on older servers before anything is staged.
 fn check_bulk_format(config: &Milvus2SinkConfig, server_version: &str) -> Result<()> {
     if config.mode != WriteMode::Bulk || config.bulk_format != StagingFormat::Parquet {
         return Ok(());
     }
-    match parse_version(server_version) {
+    match parse_release(server_version) {
         Some(v) if v < (2, 3, 4) => Err(Error::config(
             NAME,
             format!(
@@ -1538,9 +1526,9 @@ mod tests {
 
     #[test]
     fn versions_parse_and_old_servers_refuse_parquet_bulk() {
-        assert_eq!(parse_version("v2.3.5-lite"), Some((2, 3, 5)));
-        assert_eq!(parse_version("2.4.13"), Some((2, 4, 13)));
-        assert_eq!(parse_version("unknown"), None);
+        assert_eq!(parse_release("v2.3.5-lite"), Some((2, 3, 5)));
+        assert_eq!(parse_release("2.4.13"), Some((2, 4, 13)));
+        assert_eq!(parse_release("unknown"), None);
         let mut c = Milvus2SinkConfig::new("http://127.0.0.1:19530");
         c.mode = WriteMode::Bulk;
         c.stage = Some("/tmp/stage".into());
