@@ -249,8 +249,10 @@ fn ann_benchmarks_files_written_by_h5py_read_back_exactly() {
 }
 
 /// Writes an HDF5 file with hdf5-metno: each `(name, shape, values)` as an `f32` dataset, and
-/// the root attribute `distance` when given.
-fn write_f32(path: &Path, datasets: &[(&str, &[usize])], distance: Option<&str>) {
+/// the root attribute `distance` when given. The file stays open for more writes until the
+/// returned handle drops: reopening it while this process still holds it fails on HDF5's file
+/// lock (errno 11), so callers that add datasets use this handle.
+fn write_f32(path: &Path, datasets: &[(&str, &[usize])], distance: Option<&str>) -> h5::File {
     let file = h5::File::create(path).unwrap();
     for (name, shape) in datasets {
         let n: usize = shape.iter().product();
@@ -270,6 +272,7 @@ fn write_f32(path: &Path, datasets: &[(&str, &[usize])], distance: Option<&str>)
             .write_scalar(&value)
             .unwrap();
     }
+    file
 }
 
 /// A file's rows are numbered from the input's `first_row`; the options rename the columns;
@@ -363,18 +366,17 @@ fn ids_options_seek_and_planned_schema() {
 fn errors_name_the_file_the_dataset_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("e.hdf5");
-    write_f32(
-        &path,
-        &[
-            ("train", &[4, 2]),
-            ("flat", &[8]),
-            ("cube", &[2, 2, 2]),
-            ("empty_rows", &[3, 0]),
-        ],
-        None,
-    );
     {
-        let file = h5::File::open_rw(&path).unwrap();
+        let file = write_f32(
+            &path,
+            &[
+                ("train", &[4, 2]),
+                ("flat", &[8]),
+                ("cube", &[2, 2, 2]),
+                ("empty_rows", &[3, 0]),
+            ],
+            None,
+        );
         file.new_dataset::<u16>()
             .shape([2, 2])
             .create("u16")
