@@ -547,6 +547,7 @@ impl MilvusClient {
         let auto_id = pk.is_some_and(|f| f.auto_id);
         // The dynamic field is read as a JSON column named `$meta`, whatever the server calls
         // it in the schema (2.3 lists it with `is_dynamic`).
+        // The collection's properties (TTL, mmap, …) come with the response, not the schema.
         let mut visible = CollectionSchema {
             fields: schema
                 .fields
@@ -554,6 +555,11 @@ impl MilvusClient {
                 .filter(|f| !f.is_dynamic)
                 .cloned()
                 .collect(),
+            properties: if schema.properties.is_empty() {
+                r.properties.clone()
+            } else {
+                schema.properties.clone()
+            },
             ..schema.clone()
         };
         if schema.enable_dynamic_field {
@@ -712,7 +718,8 @@ impl MilvusClient {
     }
 
     /// As [`MilvusClient::create_collection`], with `num_partitions` (for a partition-key
-    /// collection; 0: the server's default).
+    /// collection; 0: the server's default). The schema's `properties` are sent as the
+    /// collection's properties.
     ///
     /// # Errors
     /// RPC failures with the server's reason.
@@ -735,6 +742,7 @@ impl MilvusClient {
                     shards_num: shards,
                     consistency_level: consistency as i32,
                     num_partitions,
+                    properties: schema.properties.clone(),
                     ..Default::default()
                 })
                 .await,

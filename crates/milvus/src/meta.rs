@@ -16,12 +16,18 @@
 //! | `milvus.dynamic`        | `true` on the dynamic field `$meta` (JSON of the extra keys)|
 //! | `vmig.max_length`       | VarChar (or VarChar Array) `max_length`                    |
 //! | `vmig.max_capacity`     | Array `max_capacity`                                       |
+//! | `milvus.clustering_key` | `true` on the clustering-key field (Milvus 2.4+)           |
+//! | `milvus.type_params`    | JSON object of the other `type_params` vmig copies ([`COPIED_TYPE_PARAMS`]: analyzer, match, mmap) |
 //!
 //! Schema metadata ([`CollectionSettings`]): `milvus.description`, `milvus.shards`,
 //! `milvus.consistency_level` (`Strong`, `Session`, `Bounded`, `Eventually`),
 //! `milvus.dynamic_field`, `milvus.partitions` (JSON array of names), `milvus.indexes` (JSON
-//! array of [`IndexSpec`]) and `vmig.auto_id` (`true`: let the target generate new primary
-//! keys instead of keeping the source's).
+//! array of [`IndexSpec`]), `vmig.auto_id` (`true`: let the target generate new primary
+//! keys instead of keeping the source's); and, set by [`crate::schema::arrow_schema`],
+//! `milvus.functions` (JSON array of [`FunctionSpec`]: the schema's functions, e.g. BM25, with
+//! their output fields, which are not read: the target computes them) and `milvus.properties`
+//! (JSON object of the collection's properties, e.g. `collection.ttl.seconds`, `mmap.enabled`,
+//! copied as they are).
 //!
 //! Every `milvus.*` key and every Milvus-specific `vmig.*` key is defined here, once; the generic
 //! `vmig.*` keys that vmig-core itself reads (`vmig.type`, `vmig.dim`, `vmig.primary_key`,
@@ -52,6 +58,10 @@ pub const DYNAMIC: &str = "milvus.dynamic";
 pub const MAX_LENGTH: &str = "vmig.max_length";
 /// Field: an Array field's `max_capacity`.
 pub const MAX_CAPACITY: &str = "vmig.max_capacity";
+/// Field: `true` on the clustering-key field.
+pub const CLUSTERING_KEY: &str = "milvus.clustering_key";
+/// Field: JSON object of the copied `type_params` ([`COPIED_TYPE_PARAMS`]).
+pub const TYPE_PARAMS: &str = "milvus.type_params";
 /// The name Milvus gives the dynamic field.
 pub const DYNAMIC_FIELD_NAME: &str = "$meta";
 
@@ -67,6 +77,60 @@ pub const PARTITIONS: &str = "milvus.partitions";
 pub const INDEXES: &str = "milvus.indexes";
 /// Schema: `true` asks the sink to let Milvus generate new primary keys.
 pub const REGENERATE_IDS: &str = "vmig.auto_id";
+/// Schema: JSON array of [`FunctionSpec`].
+pub const FUNCTIONS: &str = "milvus.functions";
+/// Schema: JSON object of the collection's properties.
+pub const PROPERTIES: &str = "milvus.properties";
+
+/// The `type_params` keys besides `dim`, `max_length` and `max_capacity` that a copy keeps,
+/// with the Milvus release that has them: the analyzer settings of a VarChar (full-text search
+/// and text match, 2.5), the several-language analyzer (2.6) and a field's `mmap.enabled`
+/// (2.4). Any other key on a source field is refused by name, never dropped.
+pub const COPIED_TYPE_PARAMS: [(&str, u32, u32); 5] = [
+    ("enable_analyzer", 2, 5),
+    ("analyzer_params", 2, 5),
+    ("enable_match", 2, 5),
+    ("multi_analyzer_params", 2, 6),
+    ("mmap.enabled", 2, 4),
+];
+
+/// The `type_params` keys vmig reads itself (dimension, VarChar length, Array capacity).
+pub const SIZE_TYPE_PARAMS: [&str; 3] = ["dim", "max_length", "max_capacity"];
+
+/// A schema function (Milvus 2.5+): the target computes its output fields from its inputs
+/// (BM25: a sparse vector from a VarChar), so a copy sends the inputs and not the outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionSpec {
+    /// The function's name.
+    pub name: String,
+    /// Its description.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The function type's name in milvus-proto (`BM25`, `TextEmbedding`, `MinHash`, …).
+    pub function_type: String,
+    /// The input fields.
+    pub inputs: Vec<String>,
+    /// The output fields, which the source does not read.
+    pub outputs: Vec<OutputField>,
+    /// The function's parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<(String, String)>,
+}
+
+/// The schema of a function's output field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputField {
+    /// The field name.
+    pub name: String,
+    /// The Milvus type's name in milvus-proto (`SparseFloatVector`, `FloatVector`, …).
+    pub data_type: String,
+    /// Its description.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Its `type_params` (e.g. `dim`), as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub type_params: Vec<(String, String)>,
+}
 
 /// One vector or scalar index of a collection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,6 +256,37 @@ pub fn is_partition_key(field: &Field) -> bool {
     flag(field, PARTITION_KEY)
 }
 
+/// Whether `field` is tagged as the clustering key.
+pub fn is_clustering_key(field: &Field) -> bool {
+    flag(field, CLUSTERING_KEY)
+}
+
+/// The copied `type_params` of `field` ([`TYPE_PARAMS`]), in the order they were tagged.
+///
+/// # Errors
+/// A message naming the field when the tag is not a JSON object of strings.
+pub fn copied_type_params(field: &Field) -> Result<Vec<(String, String)>, String> {
+    let Some(text) = field.metadata().get(TYPE_PARAMS) else {
+        return Ok(Vec::new());
+    };
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| {
+            format!(
+                "field `{}` {TYPE_PARAMS} is not a JSON object ({e})",
+                field.name()
+            )
+        })?;
+    map.into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k, s)),
+            other => Err(format!(
+                "field `{}` {TYPE_PARAMS}: `{k}` is {other}, not a string",
+                field.name()
+            )),
+        })
+        .collect()
+}
+
 /// Whether `field` is tagged nullable.
 pub fn is_nullable(field: &Field) -> bool {
     flag(field, NULLABLE)
@@ -213,6 +308,21 @@ pub fn describe_field(f: &FieldSchema, meta: &mut HashMap<String, String>) {
     }
     if f.is_dynamic {
         meta.insert(DYNAMIC.into(), "true".into());
+    }
+    if f.is_clustering_key {
+        meta.insert(CLUSTERING_KEY.into(), "true".into());
+    }
+    let copied: serde_json::Map<String, serde_json::Value> = f
+        .type_params
+        .iter()
+        .filter(|p| COPIED_TYPE_PARAMS.iter().any(|(k, _, _)| *k == p.key))
+        .map(|p| (p.key.clone(), p.value.clone().into()))
+        .collect();
+    if !copied.is_empty() {
+        meta.insert(
+            TYPE_PARAMS.into(),
+            serde_json::Value::Object(copied).to_string(),
+        );
     }
     if f.data_type == MDataType::VarChar as i32 || f.data_type == MDataType::Array as i32 {
         if let Some(n) = field_max_length(f) {

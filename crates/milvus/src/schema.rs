@@ -12,13 +12,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use milvus::proto::schema::{CollectionSchema, DataType as MDataType, FieldSchema};
+use milvus::proto::common::KeyValuePair;
+use milvus::proto::schema::{
+    CollectionSchema, DataType as MDataType, FieldSchema, FunctionSchema, FunctionType,
+};
 use vmig_core::types::{self, MilvusField, MilvusType};
 use vmig_core::vector;
 use vmig_core::{Error, Result};
 
-use crate::meta::{self, field_dim, field_max_length};
+use crate::meta::{self, field_dim, field_max_length, FunctionSpec, OutputField};
 use crate::params::pair;
+use crate::version::ServerVersion;
 
 /// Largest vector dimension Milvus accepts (`proxy.maxDimension`).
 pub const MAX_DIM: i64 = 32_768;
@@ -166,6 +170,13 @@ pub fn collection_schema(arrow: &Schema, opts: &SchemaOptions) -> Result<Collect
         has_vector |= fs.data_type >= MDataType::BinaryVector as i32;
         fields.push(fs);
     }
+    let functions = functions_of(arrow)?;
+    for f in &functions {
+        for out in &f.outputs {
+            has_vector |= true;
+            fields.push(output_field_schema(&f.name, out)?);
+        }
+    }
     if !has_pk {
         return Err(Error::schema(format!("no primary key `{pk}`")));
     }
@@ -193,14 +204,171 @@ pub fn collection_schema(arrow: &Schema, opts: &SchemaOptions) -> Result<Collect
     } else {
         opts.description.clone()
     };
+    let functions = functions
+        .iter()
+        .map(|f| function_schema(f, &fields))
+        .collect::<Result<Vec<_>>>()?;
     Ok(CollectionSchema {
         name: opts.collection.clone(),
         description,
         auto_id: opts.auto_id,
         fields,
         enable_dynamic_field: dynamic,
+        properties: properties_of(arrow)?,
+        functions,
         ..Default::default()
     })
+}
+
+/// The schema functions tagged on `arrow` ([`meta::FUNCTIONS`]).
+fn functions_of(arrow: &Schema) -> Result<Vec<FunctionSpec>> {
+    match arrow.metadata().get(meta::FUNCTIONS) {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(text).map_err(|e| {
+            Error::schema(format!(
+                "schema metadata {} is not a JSON array of functions ({e})",
+                meta::FUNCTIONS
+            ))
+        }),
+    }
+}
+
+/// The collection properties tagged on `arrow` ([`meta::PROPERTIES`]), in key order.
+fn properties_of(arrow: &Schema) -> Result<Vec<KeyValuePair>> {
+    let Some(text) = arrow.metadata().get(meta::PROPERTIES) else {
+        return Ok(Vec::new());
+    };
+    let bad = |why: String| {
+        Error::schema(format!(
+            "schema metadata {} must be a JSON object of strings: {why}",
+            meta::PROPERTIES
+        ))
+    };
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    map.into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(v) => Ok(pair(&k, v)),
+            other => Err(bad(format!("`{k}` is {other}"))),
+        })
+        .collect()
+}
+
+/// The Milvus field a function writes: marked `is_function_output`, so inserts leave it out.
+fn output_field_schema(function: &str, out: &OutputField) -> Result<FieldSchema> {
+    let t = MDataType::from_str_name(&out.data_type)
+        .filter(|t| from_proto(*t).is_some_and(|m| m.is_vector()))
+        .ok_or_else(|| {
+            Error::unsupported(
+                format!("output field `{}` of function `{function}`", out.name),
+                format!(
+                    "type `{}` is not a vector type vmig knows; migrate with a vmig that knows it",
+                    out.data_type
+                ),
+            )
+        })?;
+    Ok(FieldSchema {
+        name: out.name.clone(),
+        description: out.description.clone(),
+        data_type: t as i32,
+        type_params: out.type_params.iter().map(|(k, v)| pair(k, v)).collect(),
+        is_function_output: true,
+        ..Default::default()
+    })
+}
+
+/// The proto of a function whose inputs and outputs are fields of `fields`.
+fn function_schema(f: &FunctionSpec, fields: &[FieldSchema]) -> Result<FunctionSchema> {
+    let t = FunctionType::from_str_name(&f.function_type)
+        .filter(|t| *t != FunctionType::Unknown)
+        .ok_or_else(|| {
+            Error::unsupported(
+                format!("function `{}`", f.name),
+                format!("function type `{}` is not one vmig knows", f.function_type),
+            )
+        })?;
+    for input in &f.inputs {
+        if !fields.iter().any(|x| &x.name == input) {
+            return Err(Error::schema(format!(
+                "function `{}` reads field `{input}`, which the data does not have (a transform dropped or renamed it?)",
+                f.name
+            )));
+        }
+    }
+    Ok(FunctionSchema {
+        name: f.name.clone(),
+        description: f.description.clone(),
+        r#type: t as i32,
+        input_field_names: f.inputs.clone(),
+        output_field_names: f.outputs.iter().map(|o| o.name.clone()).collect(),
+        params: f.params.iter().map(|(k, v)| pair(k, v)).collect(),
+        ..Default::default()
+    })
+}
+
+/// What a target of version `server` cannot create of `wanted`, refused before anything is
+/// written: several vector fields and a clustering key need 2.4, BM25 functions and the
+/// analyzer settings 2.5, other functions and the several-language analyzer 2.6 (each copied
+/// `type_params` key at its release, [`meta::COPIED_TYPE_PARAMS`]). A server that does not say
+/// its release is not refused here (its own answer decides).
+///
+/// # Errors
+/// [`Error::Unsupported`] naming the collection and every feature the target lacks, with the
+/// release each needs and the target's version.
+pub fn check_target(wanted: &CollectionSchema, server: &ServerVersion) -> Result<()> {
+    let mut refusals = Vec::new();
+    let vectors: Vec<&str> = wanted
+        .fields
+        .iter()
+        .filter(|f| f.data_type >= MDataType::BinaryVector as i32)
+        .map(|f| f.name.as_str())
+        .collect();
+    if vectors.len() > 1 {
+        refusals.extend(server.require(
+            &format!("several vector fields ({})", vectors.join(", ")),
+            2,
+            4,
+        ));
+    }
+    for f in &wanted.fields {
+        if f.is_clustering_key {
+            refusals.extend(server.require(&format!("clustering key `{}`", f.name), 2, 4));
+        }
+        for p in &f.type_params {
+            if let Some((key, major, minor)) = meta::COPIED_TYPE_PARAMS
+                .iter()
+                .find(|(k, _, _)| *k == p.key)
+            {
+                refusals.extend(server.require(
+                    &format!("`{key}` on field `{}`", f.name),
+                    *major,
+                    *minor,
+                ));
+            }
+        }
+    }
+    for f in &wanted.functions {
+        let (major, minor) = if f.r#type == FunctionType::Bm25 as i32 {
+            (2, 5)
+        } else {
+            (2, 6)
+        };
+        let kind = FunctionType::try_from(f.r#type)
+            .map(|t| t.as_str_name().to_string())
+            .unwrap_or_else(|_| format!("type {}", f.r#type));
+        refusals.extend(server.require(&format!("function `{}` ({kind})", f.name), major, minor));
+    }
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::unsupported(
+            format!("collection `{}`", wanted.name),
+            format!(
+                "{}; migrate into a newer Milvus, or leave these out (a `drop` transformer for fields)",
+                refusals.join("; ")
+            ),
+        ))
+    }
 }
 
 fn names(arrow: &Schema) -> String {
@@ -226,10 +394,24 @@ fn field_schema(f: &Field, opts: &SchemaOptions, is_pk: bool) -> Result<FieldSch
             .cloned()
             .unwrap_or_default(),
         is_partition_key: meta::is_partition_key(f),
+        is_clustering_key: meta::is_clustering_key(f),
         nullable: meta::is_nullable(f),
         default_value: meta::default_value(f, t),
         ..Default::default()
     };
+    for (key, value) in meta::copied_type_params(f).map_err(Error::schema)? {
+        if !meta::COPIED_TYPE_PARAMS.iter().any(|(k, _, _)| *k == key) {
+            return Err(Error::unsupported(
+                format!("field `{}`", f.name()),
+                format!(
+                    "{} has `{key}`, a type parameter vmig does not copy (it copies {})",
+                    meta::TYPE_PARAMS,
+                    copied_names()
+                ),
+            ));
+        }
+        fs.type_params.push(pair(&key, value));
+    }
     if f.name().is_empty() || f.name().starts_with('$') {
         return Err(Error::schema(format!(
             "field name `{}` is not allowed in Milvus",
@@ -398,6 +580,22 @@ pub fn arrow_field(f: &FieldSchema) -> Result<Field> {
         )
     };
     let kind = from_proto(proto).ok_or_else(|| cannot(format!("type {proto:?}")))?;
+    if let Some(p) = f.type_params.iter().find(|p| {
+        !meta::SIZE_TYPE_PARAMS.contains(&p.key.as_str())
+            && !meta::COPIED_TYPE_PARAMS.iter().any(|(k, _, _)| *k == p.key)
+    }) {
+        return Err(cannot(format!(
+            "type parameter `{}` = {:?} (vmig copies {}; it refuses what it would otherwise drop)",
+            p.key,
+            p.value,
+            copied_names()
+        )));
+    }
+    if f.element_nullable || !f.external_field.is_empty() {
+        return Err(cannot(
+            "a field with nullable Array elements or an external source".to_string(),
+        ));
+    }
     let element = if kind == MilvusType::Array {
         let e = MDataType::try_from(f.element_type).unwrap_or(MDataType::None);
         match from_proto(e).filter(|m| m.is_array_element()) {
@@ -435,7 +633,38 @@ pub fn arrow_field(f: &FieldSchema) -> Result<Field> {
 pub fn arrow_schema(schema: &CollectionSchema) -> Result<SchemaRef> {
     let mut fields = Vec::new();
     let mut metadata = HashMap::new();
+    if let Some(s) = schema.struct_array_fields.first() {
+        return Err(Error::unsupported(
+            format!("Milvus field `{}`", s.name),
+            "Array of Struct fields cannot be read back into Arrow by vmig yet",
+        ));
+    }
+    if !schema.functions.is_empty() {
+        let specs = schema
+            .functions
+            .iter()
+            .map(|f| function_spec(f, schema))
+            .collect::<Result<Vec<_>>>()?;
+        metadata.insert(
+            meta::FUNCTIONS.to_string(),
+            serde_json::to_string(&specs).map_err(|e| Error::schema(e.to_string()))?,
+        );
+    }
+    if !schema.properties.is_empty() {
+        let map: serde_json::Map<String, serde_json::Value> = schema
+            .properties
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone().into()))
+            .collect();
+        metadata.insert(
+            meta::PROPERTIES.to_string(),
+            serde_json::Value::Object(map).to_string(),
+        );
+    }
     for f in &schema.fields {
+        if f.is_function_output {
+            continue;
+        }
         if f.is_primary_key {
             metadata.insert(vector::META_PRIMARY_KEY.to_string(), f.name.clone());
         }
@@ -443,6 +672,69 @@ pub fn arrow_schema(schema: &CollectionSchema) -> Result<SchemaRef> {
     }
     metadata.insert(vector::META_COLLECTION.to_string(), schema.name.clone());
     Ok(Arc::new(Schema::new(fields).with_metadata(metadata)))
+}
+
+/// A function of `schema` as [`FunctionSpec`], with its output fields' schemas.
+fn function_spec(f: &FunctionSchema, schema: &CollectionSchema) -> Result<FunctionSpec> {
+    let place = || format!("Milvus function `{}`", f.name);
+    let t = FunctionType::try_from(f.r#type)
+        .ok()
+        .filter(|t| *t != FunctionType::Unknown)
+        .ok_or_else(|| {
+            Error::unsupported(
+                place(),
+                format!("function type {} is one vmig does not know", f.r#type),
+            )
+        })?;
+    let outputs = f
+        .output_field_names
+        .iter()
+        .map(|name| {
+            let field = schema
+                .fields
+                .iter()
+                .find(|x| &x.name == name)
+                .ok_or_else(|| {
+                    Error::schema(format!(
+                        "{} writes `{name}`, which the schema lacks",
+                        place()
+                    ))
+                })?;
+            Ok(OutputField {
+                name: name.clone(),
+                data_type: MDataType::try_from(field.data_type)
+                    .map(|t| t.as_str_name().to_string())
+                    .unwrap_or_else(|_| field.data_type.to_string()),
+                description: field.description.clone(),
+                type_params: field
+                    .type_params
+                    .iter()
+                    .map(|p| (p.key.clone(), p.value.clone()))
+                    .collect(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(FunctionSpec {
+        name: f.name.clone(),
+        description: f.description.clone(),
+        function_type: t.as_str_name().to_string(),
+        inputs: f.input_field_names.clone(),
+        outputs,
+        params: f
+            .params
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect(),
+    })
+}
+
+/// The copied `type_params` keys, for messages.
+fn copied_names() -> String {
+    meta::COPIED_TYPE_PARAMS
+        .iter()
+        .map(|(k, _, _)| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -569,6 +861,222 @@ mod tests {
             Field::new("n", DataType::List(item(DataType::Date32)), false),
         ]);
         assert_eq!(collection_schema(&nested, &SchemaOptions::default()).unwrap_err().to_string(), "unsupported input at field `n`: Arrow type List(Date32) has no Milvus type: a Milvus Array holds bool, int8–int64, float, double or string elements, not Date32 (vmig maps bool, int8–int64, float32/64, utf8/large_utf8/utf8_view, JSON, lists of those scalars, and float/binary/float16/bfloat16/sparse vectors; a `cast` transformer can convert many other types first)");
+        Ok(())
+    }
+
+    /// A Milvus 2.5/2.6 collection as `DescribeCollection` returns it (written from
+    /// milvus-proto's schema.proto, not from a server): a VarChar with analyzer and match, its
+    /// BM25 function writing a sparse vector, a clustering key, a field with `mmap.enabled`,
+    /// and collection properties.
+    fn full_text_collection() -> CollectionSchema {
+        CollectionSchema {
+            name: "docs".into(),
+            fields: vec![
+                FieldSchema {
+                    name: "id".into(),
+                    data_type: MDataType::Int64 as i32,
+                    is_primary_key: true,
+                    ..Default::default()
+                },
+                FieldSchema {
+                    name: "text".into(),
+                    data_type: MDataType::VarChar as i32,
+                    type_params: vec![
+                        pair("max_length", 1000),
+                        pair("enable_analyzer", "true"),
+                        pair("analyzer_params", r#"{"type":"english"}"#),
+                        pair("enable_match", "true"),
+                    ],
+                    ..Default::default()
+                },
+                FieldSchema {
+                    name: "sparse".into(),
+                    data_type: MDataType::SparseFloatVector as i32,
+                    is_function_output: true,
+                    ..Default::default()
+                },
+                FieldSchema {
+                    name: "dense".into(),
+                    data_type: MDataType::FloatVector as i32,
+                    type_params: vec![pair("dim", 4), pair("mmap.enabled", "true")],
+                    ..Default::default()
+                },
+                FieldSchema {
+                    name: "year".into(),
+                    data_type: MDataType::Int32 as i32,
+                    is_clustering_key: true,
+                    ..Default::default()
+                },
+            ],
+            functions: vec![FunctionSchema {
+                name: "text_bm25".into(),
+                r#type: FunctionType::Bm25 as i32,
+                input_field_names: vec!["text".into()],
+                output_field_names: vec!["sparse".into()],
+                ..Default::default()
+            }],
+            properties: vec![pair("collection.ttl.seconds", 86400)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn functions_clustering_key_type_params_and_properties_are_copied() -> Result<()> {
+        let source = full_text_collection();
+        let arrow = arrow_schema(&source)?;
+        // The function's output is not read: the target computes it.
+        let names: Vec<&str> = arrow.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["id", "text", "dense", "year"]);
+        let target = collection_schema(&arrow, &SchemaOptions::default())?;
+        let field = |name: &str| target.fields.iter().find(|f| f.name == name).cloned();
+        let text = field("text").unwrap_or_default();
+        let mut params: Vec<(String, String)> = text
+            .type_params
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect();
+        params.sort();
+        let mut expected: Vec<(String, String)> = source.fields[1]
+            .type_params
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect();
+        expected.sort();
+        assert_eq!(params, expected);
+        let sparse = field("sparse").unwrap_or_default();
+        assert!(sparse.is_function_output, "{sparse:?}");
+        assert_eq!(sparse.data_type, MDataType::SparseFloatVector as i32);
+        assert!(crate::params::value_of(
+            &field("dense").unwrap_or_default().type_params,
+            "mmap.enabled"
+        )
+        .is_some_and(|v| v == "true"));
+        assert!(field("year").is_some_and(|f| f.is_clustering_key));
+        assert_eq!(target.functions.len(), 1);
+        let f = &target.functions[0];
+        assert_eq!(
+            (
+                f.name.as_str(),
+                f.r#type,
+                &f.input_field_names,
+                &f.output_field_names
+            ),
+            (
+                "text_bm25",
+                FunctionType::Bm25 as i32,
+                &vec!["text".to_string()],
+                &vec!["sparse".to_string()]
+            )
+        );
+        assert_eq!(target.properties, source.properties);
+        // A transform that dropped the function's input is named.
+        let dropped = Schema::new_with_metadata(
+            arrow
+                .fields()
+                .iter()
+                .filter(|f| f.name() != "text")
+                .cloned()
+                .collect::<Vec<_>>(),
+            arrow.metadata().clone(),
+        );
+        let msg = collection_schema(&dropped, &SchemaOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("function `text_bm25` reads field `text`, which the data does not have"),
+            "{msg}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_type_params_function_types_and_field_kinds_are_refused_by_name() {
+        let mut s = full_text_collection();
+        s.fields[3].type_params.push(pair("warmup", "sync"));
+        let msg = arrow_schema(&s).unwrap_err().to_string();
+        assert!(
+            msg.contains("field `dense`") && msg.contains("type parameter `warmup` = \"sync\""),
+            "{msg}"
+        );
+
+        let mut s = full_text_collection();
+        s.functions[0].r#type = 99;
+        let msg = arrow_schema(&s).unwrap_err().to_string();
+        assert!(
+            msg.contains("function `text_bm25`") && msg.contains("function type 99"),
+            "{msg}"
+        );
+
+        let mut s = full_text_collection();
+        s.fields[4].data_type = MDataType::Int8Vector as i32;
+        let msg = arrow_schema(&s).unwrap_err().to_string();
+        assert!(
+            msg.contains("field `year`") && msg.contains("type Int8Vector"),
+            "{msg}"
+        );
+
+        let mut s = full_text_collection();
+        s.fields[4].data_type = 31; // UUID, added after the types vmig maps
+        let msg = arrow_schema(&s).unwrap_err().to_string();
+        assert!(
+            msg.contains("field `year`") && msg.contains("type Uuid"),
+            "{msg}"
+        );
+
+        // A copied type parameter tag naming a key vmig does not copy (a hand-made tag).
+        let f = Field::new("t", DataType::Utf8, false).with_metadata([(
+            meta::TYPE_PARAMS.to_string(),
+            r#"{"tokenizer":"x"}"#.to_string(),
+        )]);
+        let arrow = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            vector::float_vector_field("v", 4),
+            f,
+        ]);
+        let msg = collection_schema(&arrow, &SchemaOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("field `t`") && msg.contains("`tokenizer`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn older_targets_refuse_what_they_lack_naming_version_and_feature() -> Result<()> {
+        let arrow = arrow_schema(&full_text_collection())?;
+        let wanted = collection_schema(
+            &arrow,
+            &SchemaOptions {
+                collection: "docs".into(),
+                ..Default::default()
+            },
+        )?;
+        let old = ServerVersion::new("http://localhost:19530", Some("v2.3.5"));
+        let msg = check_target(&wanted, &old).unwrap_err().to_string();
+        for part in [
+            "collection `docs`",
+            "several vector fields (dense, sparse) needs Milvus 2.4 or newer, and the target is Milvus v2.3.5",
+            "clustering key `year` needs Milvus 2.4",
+            "`enable_analyzer` on field `text` needs Milvus 2.5",
+            "`mmap.enabled` on field `dense` needs Milvus 2.4",
+            "function `text_bm25` (BM25) needs Milvus 2.5",
+        ] {
+            assert!(msg.contains(part), "{part:?} not in {msg}");
+        }
+        let v24 = ServerVersion::new("http://localhost:19530", Some("v2.4.17"));
+        let msg = check_target(&wanted, &v24).unwrap_err().to_string();
+        assert!(
+            !msg.contains("clustering key")
+                && msg.contains("function `text_bm25` (BM25) needs Milvus 2.5"),
+            "{msg}"
+        );
+        check_target(
+            &wanted,
+            &ServerVersion::new("http://localhost:19530", Some("v2.5.4")),
+        )?;
+        // A server that does not report its release (milvus-lite 2.5) decides itself.
+        check_target(&wanted, &ServerVersion::new("http://localhost:18400", None))?;
         Ok(())
     }
 }

@@ -515,6 +515,7 @@ impl Milvus2Sink {
         };
         let wanted = collection_schema(schema, &opts)?;
         check_server_types(schema, server, self.config.mode)?;
+        vmig_milvus::schema::check_target(&wanted, self.client.server())?;
         let pk = primary_key_name(schema, self.config.primary_key.as_deref());
         if self.config.mode == WriteMode::Bulk {
             // The columns staged: all but a primary key that Milvus generates.

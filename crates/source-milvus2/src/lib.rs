@@ -28,9 +28,16 @@
 //! The schema comes from `DescribeCollection` — every 2.x type, the dynamic field as a `$meta`
 //! JSON column — with the collection's properties carried in Arrow metadata
 //! ([`vmig_milvus::meta`]): field descriptions, partition key, `max_length`, `max_capacity`,
-//! nullable/default, the collection description, shards, consistency level, dynamic field,
-//! partitions and indexes. The `milvus2` sink uses them to recreate the collection faithfully
-//! when the job does not say otherwise.
+//! nullable/default, clustering key, the analyzer/match/`mmap.enabled` type parameters, the
+//! collection description, shards, consistency level, dynamic field, partitions, indexes,
+//! collection properties and schema functions (e.g. BM25). The `milvus2` sink uses them to
+//! recreate the collection faithfully when the job does not say otherwise, and refuses, naming
+//! each, what an older target lacks.
+//!
+//! **Functions (2.5+):** a function's output field (BM25's sparse vector) is not read — the
+//! target computes it from the input field, as the source did. **Refused by name, never
+//! dropped:** field types vmig does not map (e.g. `Int8Vector` of 2.6), `type_params` keys
+//! outside the ones it copies, function types it does not know, Array-of-Struct fields.
 //!
 //! **Nulls (2.5+):** a nullable field is a nullable Arrow column; the reply's `valid_data` marks
 //! its null rows (decoded in `vmig_milvus::convert`). Unit-tested with constructed replies only:
