@@ -72,11 +72,13 @@ pub enum MilvusType {
     BFloat16Vector,
     /// `SparseFloatVector`.
     SparseFloatVector,
+    /// `Int8Vector(dim)` (Milvus 2.6+).
+    Int8Vector,
 }
 
 impl MilvusType {
     /// Every Milvus type vmig handles.
-    pub const ALL: [MilvusType; 15] = [
+    pub const ALL: [MilvusType; 16] = [
         MilvusType::Bool,
         MilvusType::Int8,
         MilvusType::Int16,
@@ -92,6 +94,7 @@ impl MilvusType {
         MilvusType::Float16Vector,
         MilvusType::BFloat16Vector,
         MilvusType::SparseFloatVector,
+        MilvusType::Int8Vector,
     ];
 
     /// Milvus's own name of the type (`Bool`, `VarChar`, `JSON`, `FloatVector`, …).
@@ -112,6 +115,7 @@ impl MilvusType {
             MilvusType::Float16Vector => "Float16Vector",
             MilvusType::BFloat16Vector => "BFloat16Vector",
             MilvusType::SparseFloatVector => "SparseFloatVector",
+            MilvusType::Int8Vector => "Int8Vector",
         }
     }
 
@@ -169,6 +173,7 @@ pub const VECTOR_ROWS: &[(VectorType, MilvusType)] = &[
     (VectorType::Float16, MilvusType::Float16Vector),
     (VectorType::BFloat16, MilvusType::BFloat16Vector),
     (VectorType::SparseFloat, MilvusType::SparseFloatVector),
+    (VectorType::Int8, MilvusType::Int8Vector),
 ];
 
 /// The Milvus scalar type of an Arrow type (a [`SCALAR_ROWS`] lookup).
@@ -282,7 +287,7 @@ fn refused(field: &Field, why: &str) -> Error {
     Error::unsupported(
         format!("field `{}`", field.name()),
         format!(
-            "Arrow type {} has no Milvus type: {why} (vmig maps bool, int8–int64, float32/64, utf8/large_utf8/utf8_view, JSON, lists of those scalars, and float/binary/float16/bfloat16/sparse vectors; a `cast` transformer can convert many other types first)",
+            "Arrow type {} has no Milvus type: {why} (vmig maps bool, int8–int64, float32/64, utf8/large_utf8/utf8_view, JSON, lists of those scalars, and float/binary/float16/bfloat16/sparse/int8 vectors; a `cast` transformer can convert many other types first)",
             field.data_type()
         ),
     )
@@ -304,6 +309,7 @@ pub fn arrow_field(name: &str, t: MilvusField) -> Result<Field> {
         MilvusType::Float16Vector => vector::float16_vector_field(name, t.dim),
         MilvusType::BFloat16Vector => vector::bfloat16_vector_field(name, t.dim),
         MilvusType::SparseFloatVector => vector::sparse_float_vector_field(name),
+        MilvusType::Int8Vector => vector::int8_vector_field(name, t.dim),
         MilvusType::Array => {
             let item = t.element.and_then(scalar_arrow_type).ok_or_else(|| {
                 Error::schema(format!(

@@ -7,6 +7,7 @@
 //! | `Float16Vector(dim)`   | `FixedSizeList<Float16>(dim)`       | `float16_vector`           | `dim`             |
 //! | `BFloat16Vector(dim)`  | `FixedSizeBinary(2 * dim)`          | `bfloat16_vector`          | `dim`             |
 //! | `SparseFloatVector`    | `Map<UInt32, Float32>` (see below)  | `sparse_float_vector`      | –                 |
+//! | `Int8Vector(dim)`      | `FixedSizeList<Int8>(dim)`          | `int8_vector` (required)   | `dim`             |
 //! | `JSON`                 | `Utf8` holding JSON text            | `json`                     | –                 |
 //!
 //! (JSON may also be `LargeUtf8` or `Utf8View`.) Which Milvus type every other Arrow type
@@ -20,6 +21,8 @@
 //! Float16 vectors are a `FixedSizeList` of Arrow's own `Float16` (exact IEEE half bits, so they
 //! need no metadata, like float vectors); Arrow has no bfloat16 type, so bfloat16 vectors are the
 //! raw little-endian halves in a `FixedSizeBinary(2 * dim)` and always carry metadata.
+//! Int8 vectors (Milvus 2.6) always carry metadata too: an untagged `FixedSizeList<Int8>` is a
+//! Milvus `Array` of `Int8` scalars.
 //!
 //! A sparse float vector column is exactly
 //! `Map(Field "entries": Struct[Field "keys": UInt32 non-null, Field "values": Float32 non-null],
@@ -113,6 +116,8 @@ pub enum VectorType {
     BFloat16,
     /// Sparse float vectors (`Map<UInt32, Float32>` rows, see [`sparse_float_vector_type`]).
     SparseFloat,
+    /// Signed 8-bit integer vectors (`dim` bytes per row; Milvus 2.6+).
+    Int8,
 }
 
 impl VectorType {
@@ -124,6 +129,7 @@ impl VectorType {
             VectorType::Float16 => "float16_vector",
             VectorType::BFloat16 => "bfloat16_vector",
             VectorType::SparseFloat => "sparse_float_vector",
+            VectorType::Int8 => "int8_vector",
         }
     }
 
@@ -134,6 +140,7 @@ impl VectorType {
             VectorType::Binary => Some(dim / 8),
             VectorType::Float16 | VectorType::BFloat16 => Some(dim * 2),
             VectorType::SparseFloat => None,
+            VectorType::Int8 => Some(dim),
         }
     }
 }
@@ -203,6 +210,20 @@ pub fn float16_vector_field(name: &str, dim: usize) -> Field {
 pub fn bfloat16_vector_field(name: &str, dim: usize) -> Field {
     Field::new(name, DataType::FixedSizeBinary((dim * 2) as i32), false)
         .with_metadata(meta(VectorType::BFloat16, dim))
+}
+
+/// A non-nullable int8 vector field of `dim` dimensions (`FixedSizeList<Int8>`, tagged: see the
+/// module docs).
+pub fn int8_vector_field(name: &str, dim: usize) -> Field {
+    Field::new(
+        name,
+        DataType::FixedSizeList(
+            Arc::new(Field::new_list_field(DataType::Int8, true)),
+            dim as i32,
+        ),
+        false,
+    )
+    .with_metadata(meta(VectorType::Int8, dim))
 }
 
 /// The Arrow type of a sparse float vector column: `Map<UInt32, Float32>` with an entries
@@ -362,6 +383,14 @@ pub fn vector_info(field: &Field) -> Option<VectorInfo> {
             kind: VectorType::SparseFloat,
             dim: 0,
         }),
+        (Some("int8_vector"), DataType::FixedSizeList(item, n))
+            if item.data_type() == &DataType::Int8 =>
+        {
+            Some(VectorInfo {
+                kind: VectorType::Int8,
+                dim: *n as usize,
+            })
+        }
         (_, DataType::FixedSizeList(item, n)) => match item.data_type() {
             DataType::Float32 => Some(VectorInfo {
                 kind: VectorType::Float32,

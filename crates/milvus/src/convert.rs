@@ -17,6 +17,7 @@
 //! | `FixedSizeList<Float16>(dim)`                  | `Float16Vector`    | bytes (N·2·dim, LE)          |
 //! | `FixedSizeBinary(2·dim)` tagged bfloat16       | `BFloat16Vector`   | bytes (N·2·dim)              |
 //! | `Map<UInt32, Float32>` tagged sparse           | `SparseFloatVector`| `SparseFloatArray` (per row) |
+//! | `FixedSizeList<Int8>(dim)` tagged int8 vector  | `Int8Vector(dim)`  | bytes (N·dim, two's complement) |
 //! | `Utf8` JSON named `$meta`                      | dynamic field      | `JsonArray`, `is_dynamic`    |
 //! | `List<T>`, `LargeList<T>`, `FixedSizeList<T>`  | `Array` of T       | `ArrayArray` (per row)       |
 //!
@@ -206,6 +207,16 @@ pub fn column_to_field_data(field: &Field, array: &ArrayRef) -> Result<FieldData
                 bytes.extend_from_slice(&h.to_le_bytes());
             }
             vectors(name, t, dim, vector_field::Data::Float16Vector(bytes))
+        }
+        MDataType::Int8Vector => {
+            let list = fixed_list(field, array)?;
+            let values = list.values();
+            check_no_nulls(name, values.as_ref())?;
+            let Some(ints) = values.as_primitive_opt::<Int8Type>() else {
+                return Err(unsupported(field, "an int8 vector must have Int8 items"));
+            };
+            let bytes = ints.values().iter().map(|v| v.to_le_bytes()[0]).collect();
+            vectors(name, t, dim, vector_field::Data::Int8Vector(bytes))
         }
         MDataType::BinaryVector | MDataType::BFloat16Vector => {
             let Some(fixed) = array.as_fixed_size_binary_opt() else {
@@ -842,6 +853,27 @@ fn decode_field(field: &Field, fd: &FieldData) -> Result<ArrayRef> {
                 None,
             )?))
         }
+        (Some(F::Vectors(v)), DataType::FixedSizeList(item, dim))
+            if item.data_type() == &DataType::Int8 =>
+        {
+            let Some(vector_field::Data::Int8Vector(b)) = &v.data else {
+                return Err(bad());
+            };
+            let d = *dim as usize;
+            if d == 0 || b.len() % d != 0 {
+                return Err(Error::data(
+                    format!("query result field `{}`", field.name()),
+                    format!("{} bytes is not a multiple of dim {d}", b.len()),
+                ));
+            }
+            let ints: Vec<i8> = b.iter().map(|x| i8::from_le_bytes([*x])).collect();
+            Ok(Arc::new(FixedSizeListArray::try_new(
+                item.clone(),
+                *dim,
+                Arc::new(Int8Array::from(ints)),
+                None,
+            )?))
+        }
         (Some(F::Vectors(v)), DataType::Map(..)) => {
             let Some(vector_field::Data::SparseFloatVector(sp)) = &v.data else {
                 return Err(bad());
@@ -935,6 +967,53 @@ mod tests {
         let back = field_data_to_batch(&schema, &fd)?;
         assert_eq!(back, sliced);
         assert!(estimate_request_bytes(&batch) > 0);
+        Ok(())
+    }
+
+    /// Int8 vectors (Milvus 2.6, no server here) against milvus-proto's `VectorField.int8_vector`:
+    /// one two's-complement byte per dimension, row after row.
+    #[test]
+    fn int8_vectors_follow_the_proto() -> Result<()> {
+        let f = vector::int8_vector_field("q", 3);
+        let schema = Arc::new(Schema::new(vec![f.clone()]));
+        let col = FixedSizeListArray::try_new(
+            Arc::new(Field::new_list_field(DataType::Int8, true)),
+            3,
+            Arc::new(Int8Array::from(vec![-128i8, -1, 0, 1, 127, 5])),
+            None,
+        )?;
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(col)])?;
+        let fd = batch_to_field_data(&batch)?;
+        assert_eq!(fd[0].r#type, MDataType::Int8Vector as i32);
+        let Some(field_data::Field::Vectors(v)) = &fd[0].field else {
+            panic!("not a vector: {:?}", fd[0]);
+        };
+        assert_eq!(v.dim, 3);
+        assert_eq!(
+            v.data,
+            Some(vector_field::Data::Int8Vector(vec![
+                0x80, 0xff, 0, 1, 0x7f, 5
+            ]))
+        );
+        assert_eq!(field_data_to_batch(&schema, &fd)?, batch);
+        let fs = FieldSchema {
+            name: "q".into(),
+            data_type: MDataType::Int8Vector as i32,
+            type_params: vec![crate::params::pair("dim", 3)],
+            ..Default::default()
+        };
+        let back = arrow_field(&fs)?;
+        assert_eq!(
+            (back.data_type(), back.metadata()),
+            (f.data_type(), f.metadata())
+        );
+        // Untagged, the same Arrow type is an Array of Int8 scalars.
+        let plain = Field::new(
+            "a",
+            DataType::FixedSizeList(Arc::new(Field::new_list_field(DataType::Int8, true)), 3),
+            false,
+        );
+        assert_eq!(milvus_type_of(&plain)?.0, MDataType::Array);
         Ok(())
     }
 

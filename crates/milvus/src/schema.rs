@@ -51,6 +51,7 @@ pub fn to_proto(t: MilvusType) -> MDataType {
         MilvusType::Float16Vector => MDataType::Float16Vector,
         MilvusType::BFloat16Vector => MDataType::BFloat16Vector,
         MilvusType::SparseFloatVector => MDataType::SparseFloatVector,
+        MilvusType::Int8Vector => MDataType::Int8Vector,
     }
 }
 
@@ -308,7 +309,8 @@ fn function_schema(f: &FunctionSpec, fields: &[FieldSchema]) -> Result<FunctionS
 
 /// What a target of version `server` cannot create of `wanted`, refused before anything is
 /// written: several vector fields and a clustering key need 2.4, BM25 functions and the
-/// analyzer settings 2.5, other functions and the several-language analyzer 2.6 (each copied
+/// analyzer settings 2.5, Int8 vectors, other functions and the several-language analyzer 2.6
+/// (each copied
 /// `type_params` key at its release, [`meta::COPIED_TYPE_PARAMS`]). A server that does not say
 /// its release is not refused here (its own answer decides).
 ///
@@ -331,6 +333,9 @@ pub fn check_target(wanted: &CollectionSchema, server: &ServerVersion) -> Result
         ));
     }
     for f in &wanted.fields {
+        if f.data_type == MDataType::Int8Vector as i32 {
+            refusals.extend(server.require(&format!("Int8Vector `{}`", f.name), 2, 6));
+        }
         if f.is_clustering_key {
             refusals.extend(server.require(&format!("clustering key `{}`", f.name), 2, 4));
         }
@@ -860,7 +865,7 @@ mod tests {
             vector::float_vector_field("vector", 4),
             Field::new("n", DataType::List(item(DataType::Date32)), false),
         ]);
-        assert_eq!(collection_schema(&nested, &SchemaOptions::default()).unwrap_err().to_string(), "unsupported input at field `n`: Arrow type List(Date32) has no Milvus type: a Milvus Array holds bool, int8–int64, float, double or string elements, not Date32 (vmig maps bool, int8–int64, float32/64, utf8/large_utf8/utf8_view, JSON, lists of those scalars, and float/binary/float16/bfloat16/sparse vectors; a `cast` transformer can convert many other types first)");
+        assert_eq!(collection_schema(&nested, &SchemaOptions::default()).unwrap_err().to_string(), "unsupported input at field `n`: Arrow type List(Date32) has no Milvus type: a Milvus Array holds bool, int8–int64, float, double or string elements, not Date32 (vmig maps bool, int8–int64, float32/64, utf8/large_utf8/utf8_view, JSON, lists of those scalars, and float/binary/float16/bfloat16/sparse/int8 vectors; a `cast` transformer can convert many other types first)");
         Ok(())
     }
 
@@ -1008,14 +1013,6 @@ mod tests {
         );
 
         let mut s = full_text_collection();
-        s.fields[4].data_type = MDataType::Int8Vector as i32;
-        let msg = arrow_schema(&s).unwrap_err().to_string();
-        assert!(
-            msg.contains("field `year`") && msg.contains("type Int8Vector"),
-            "{msg}"
-        );
-
-        let mut s = full_text_collection();
         s.fields[4].data_type = 31; // UUID, added after the types vmig maps
         let msg = arrow_schema(&s).unwrap_err().to_string();
         assert!(
@@ -1077,6 +1074,27 @@ mod tests {
         )?;
         // A server that does not report its release (milvus-lite 2.5) decides itself.
         check_target(&wanted, &ServerVersion::new("http://localhost:18400", None))?;
+        let int8 = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            vector::int8_vector_field("q", 8),
+        ]);
+        let opts = SchemaOptions {
+            collection: "q".into(),
+            ..Default::default()
+        };
+        let wanted = collection_schema(&int8, &opts)?;
+        let v25 = ServerVersion::new("http://localhost:19530", Some("v2.5.4"));
+        let msg = check_target(&wanted, &v25).unwrap_err().to_string();
+        assert!(
+            msg.contains(
+                "Int8Vector `q` needs Milvus 2.6 or newer, and the target is Milvus v2.5.4"
+            ),
+            "{msg}"
+        );
+        check_target(
+            &wanted,
+            &ServerVersion::new("http://localhost:19530", Some("v2.6.0")),
+        )?;
         Ok(())
     }
 }

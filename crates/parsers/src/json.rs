@@ -287,8 +287,13 @@ pub(crate) fn parse_type(text: &str) -> std::result::Result<TypeSpec, String> {
     };
     let kind = milvus_type_named(name).ok_or_else(bad)?;
     match kind {
-        MilvusType::SparseFloatVector => Err(format!(
-            "`{text}`: sparse vectors are not read by the json and csv parsers yet"
+        MilvusType::SparseFloatVector | MilvusType::Int8Vector => Err(format!(
+            "`{text}`: {} vectors are not read by the json and csv parsers yet",
+            if kind == MilvusType::Int8Vector {
+                "int8"
+            } else {
+                "sparse"
+            }
         )),
         MilvusType::Array => Err(format!(
             "`{text}`: name the element type, as in `array<int64>`"
@@ -667,10 +672,20 @@ impl Plan {
         let mut index = HashMap::new();
         for (i, f) in schema.fields().iter().enumerate() {
             let kind = types::milvus_field(f)?;
-            if kind.kind == MilvusType::SparseFloatVector {
+            if matches!(
+                kind.kind,
+                MilvusType::SparseFloatVector | MilvusType::Int8Vector
+            ) {
                 return Err(Error::unsupported(
                     format!("field `{}`", f.name()),
-                    "sparse float vectors are not read by the json and csv parsers yet",
+                    format!(
+                        "{} vectors are not read by the json and csv parsers yet",
+                        if kind.kind == MilvusType::Int8Vector {
+                            "int8"
+                        } else {
+                            "sparse float"
+                        }
+                    ),
                 ));
             }
             if index.insert(f.name().clone(), i).is_some() {
@@ -929,7 +944,7 @@ impl Builder {
                 bf16: kind.kind == MilvusType::BFloat16Vector,
                 values: Vec::new(),
             },
-            // VarChar, JSON (sparse vectors are refused before a builder is made).
+            // VarChar, JSON (sparse and int8 vectors are refused before a builder is made).
             _ => Builder::Text(StringBuilder::new()),
         }
     }

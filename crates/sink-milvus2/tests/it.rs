@@ -441,3 +441,59 @@ async fn a_collection_created_by_another_run_meanwhile_is_not_written_into() -> 
     let _ = client.drop_collection(&name).await;
     result
 }
+
+/// A Milvus 2.5 schema (a BM25 function, an analyzer on its VarChar input, a clustering key)
+/// into the real Milvus 2.3.5: refused before anything is created, naming each feature, the
+/// release it needs and the version the server reports.
+#[tokio::test]
+async fn a_2_5_schema_into_milvus_2_3_is_refused_naming_each_feature() -> Result<()> {
+    let Some(env) = env() else { return Ok(()) };
+    let client = env.client().await;
+    let name = unique("vmig_bm25_refused");
+    let mut sink = direct_sink(env.options(), env.sink(&name, json!({}))).await;
+    let tag = |f: arrow::datatypes::Field, k: &str, v: &str| {
+        let mut m = f.metadata().clone();
+        m.insert(k.to_string(), v.to_string());
+        f.with_metadata(m)
+    };
+    let text = tag(
+        arrow::datatypes::Field::new("text", arrow::datatypes::DataType::Utf8, false),
+        vmig_milvus::meta::TYPE_PARAMS,
+        r#"{"enable_analyzer":"true"}"#,
+    );
+    let year = tag(
+        arrow::datatypes::Field::new("year", arrow::datatypes::DataType::Int32, false),
+        vmig_milvus::meta::CLUSTERING_KEY,
+        "true",
+    );
+    let functions = json!([{
+        "name": "text_bm25", "function_type": "BM25", "inputs": ["text"],
+        "outputs": [{"name": "sparse", "data_type": "SparseFloatVector"}]
+    }]);
+    let schema: SchemaRef = std::sync::Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        vec![
+            arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
+            vmig_core::vector::float_vector_field("dense", 4),
+            text,
+            year,
+        ],
+        std::collections::HashMap::from([(
+            vmig_milvus::meta::FUNCTIONS.to_string(),
+            functions.to_string(),
+        )]),
+    ));
+    let err = sink.prepare(&schema).await.unwrap_err().to_string();
+    let server = client.server_version().to_string();
+    assert!(server.starts_with("v2.3"), "{server}");
+    for part in [
+        format!("collection `{name}`"),
+        format!("several vector fields (dense, sparse) needs Milvus 2.4 or newer, and the target is Milvus {server}"),
+        "`enable_analyzer` on field `text` needs Milvus 2.5".to_string(),
+        "clustering key `year` needs Milvus 2.4".to_string(),
+        "function `text_bm25` (BM25) needs Milvus 2.5".to_string(),
+    ] {
+        assert!(err.contains(&part), "{part:?} not in {err}");
+    }
+    assert!(!client.has_collection(&name).await?);
+    Ok(())
+}

@@ -571,9 +571,9 @@ mod tests {
         assert!(msg.contains("`tags`") && msg.contains("numpy"), "{msg}");
 
         let d = Field::new("d", DataType::Date32, false);
-        assert_eq!(Column::classify(&d, StagingFormat::Json).unwrap_err().to_string(), "unsupported input at field `d`: Arrow type Date32 has no Milvus type: Milvus has no equivalent (vmig maps bool, int8–int64, float32/64, utf8/large_utf8/utf8_view, JSON, lists of those scalars, and float/binary/float16/bfloat16/sparse vectors; a `cast` transformer can convert many other types first); so it cannot be written to json staging files");
+        assert_eq!(Column::classify(&d, StagingFormat::Json).unwrap_err().to_string(), "unsupported input at field `d`: Arrow type Date32 has no Milvus type: Milvus has no equivalent (vmig maps bool, int8–int64, float32/64, utf8/large_utf8/utf8_view, JSON, lists of those scalars, and float/binary/float16/bfloat16/sparse/int8 vectors; a `cast` transformer can convert many other types first); so it cannot be written to json staging files");
         let fsb = Field::new("raw", DataType::FixedSizeBinary(4), false);
-        assert_eq!(Column::classify(&fsb, StagingFormat::Parquet).unwrap_err().to_string(), "unsupported input at field `raw`: Arrow type FixedSizeBinary(4) has no Milvus type: a FixedSizeBinary column is a Milvus vector only when tagged `vmig.type = binary_vector` or `bfloat16_vector` (vmig maps bool, int8–int64, float32/64, utf8/large_utf8/utf8_view, JSON, lists of those scalars, and float/binary/float16/bfloat16/sparse vectors; a `cast` transformer can convert many other types first); so it cannot be written to parquet staging files");
+        assert_eq!(Column::classify(&fsb, StagingFormat::Parquet).unwrap_err().to_string(), "unsupported input at field `raw`: Arrow type FixedSizeBinary(4) has no Milvus type: a FixedSizeBinary column is a Milvus vector only when tagged `vmig.type = binary_vector` or `bfloat16_vector` (vmig maps bool, int8–int64, float32/64, utf8/large_utf8/utf8_view, JSON, lists of those scalars, and float/binary/float16/bfloat16/sparse/int8 vectors; a `cast` transformer can convert many other types first); so it cannot be written to parquet staging files");
         let b = vmig_core::vector::binary_vector_field("b", 16).unwrap();
         assert_eq!(
             Column::classify(&b, StagingFormat::Numpy).unwrap(),
