@@ -189,6 +189,23 @@ fn expected_rows() -> Vec<Row> {
         .collect()
 }
 
+/// Drops the collection when the test ends, also when an assertion fails (through pymilvus,
+/// ignoring its outcome: a panic while unwinding would abort the test binary).
+struct DropOnExit<'a>(&'a MilvusServer, &'a str);
+
+impl Drop for DropOnExit<'_> {
+    fn drop(&mut self) {
+        let Some(python) = &self.0.python else { return };
+        let script = format!(
+            "from pymilvus import MilvusClient\nMilvusClient(uri='{}').drop_collection('{}')",
+            self.0.uri, self.1
+        );
+        let _ = std::process::Command::new(python)
+            .args(["-c", &script])
+            .output();
+    }
+}
+
 /// Writes `batches` (one source partition) through the `milvus2` sink in insert mode.
 async fn write(
     server: &MilvusServer,
@@ -330,6 +347,7 @@ async fn several_vector_kinds_and_a_default_round_trip_through_pymilvus_and_the_
         return Ok(());
     };
     let name = unique("vmig_lite_types");
+    let _drop = DropOnExit(&server, &name);
     let result = async {
         let report = write(
             &server,
@@ -436,7 +454,6 @@ async fn several_vector_kinds_and_a_default_round_trip_through_pymilvus_and_the_
         Ok::<_, vmig_core::Error>(())
     }
     .await;
-    server.drop_collection(&name);
     result
 }
 
@@ -446,6 +463,7 @@ async fn lite_refuses_a_nullable_field_and_the_sink_says_so() -> Result<()> {
         return Ok(());
     };
     let name = unique("vmig_lite_nullable");
+    let _drop = DropOnExit(&server, &name);
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
         vector::float_vector_field("v", 2),
@@ -463,7 +481,6 @@ async fn lite_refuses_a_nullable_field_and_the_sink_says_so() -> Result<()> {
         ],
     )?;
     let err = write(&server, &name, schema, vec![rows]).await.err();
-    server.drop_collection(&name);
     let msg = err.map(|e| e.to_string()).unwrap_or_default();
     assert!(
         msg.contains("MilvusLite doesn't support nullable") && msg.contains(&name),
