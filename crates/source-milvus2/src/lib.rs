@@ -65,7 +65,10 @@
 //! (the first one's name and properties); run one job per collection to copy them separately.
 //!
 //! Version notes: tested against Milvus 2.3.5. Float16, bfloat16 and sparse vectors (2.4+) are
-//! converted per milvus-proto and unit-tested, but not yet against a server.
+//! converted per milvus-proto and unit-tested; their paging and decoding (`vmig_milvus::scan`,
+//! what this source runs per partition) are also tested against milvus-lite 2.5.1, the Milvus
+//! 2.5 engine (`crates/sink-milvus2/tests/lite.rs`). This source itself cannot open a lite
+//! collection: lite does not implement `ShowPartitions`.
 #![warn(missing_docs)]
 
 mod source;

@@ -17,6 +17,7 @@
 //! | `VMIG_CHROMA_URL`     | the real Chroma 1.5.9 server (`scripts/chroma start`), e.g. `http://127.0.0.1:18000` |
 //! | `VMIG_MILVUS_URI`, `VMIG_MILVUS_USER`, `VMIG_MILVUS_PASSWORD` | Milvus 2.x ([`milvus`]; user and password default to `root` / `Milvus`) |
 //! | `VMIG_MILVUS_PYTHON`  | a Python with pymilvus ([`MilvusServer::pymilvus`]) |
+//! | `VMIG_MILVUS_LITE_URI`, `VMIG_MILVUS_LITE_PYTHON` | milvus-lite 2.5.1 (`scripts/milvus-lite start`; [`milvus_lite`]): Milvus 2.5's storage engine in a reduced gRPC subset, no authentication, and a Python with pymilvus 2.5 |
 
 /// Whether this run is CI (`CI=true`), where every service must be present.
 pub fn is_ci() -> bool {
@@ -132,16 +133,18 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
 }
 
-/// The Milvus 2.x server of the integration tests and its credentials.
+/// A Milvus 2.x server of the integration tests and its credentials: Milvus 2.3.5 ([`milvus`])
+/// or milvus-lite 2.5.1 ([`milvus_lite`]).
 #[derive(Debug, Clone)]
 pub struct MilvusServer {
-    /// `VMIG_MILVUS_URI`, e.g. `http://127.0.0.1:19530`.
+    /// `VMIG_MILVUS_URI` (e.g. `http://127.0.0.1:19530`) or `VMIG_MILVUS_LITE_URI`.
     pub uri: String,
-    /// `VMIG_MILVUS_USER`, default `root`.
+    /// `VMIG_MILVUS_USER`, default `root`; empty for milvus-lite (no authentication).
     pub user: String,
-    /// `VMIG_MILVUS_PASSWORD`, default `Milvus`.
+    /// `VMIG_MILVUS_PASSWORD`, default `Milvus`; empty for milvus-lite.
     pub password: String,
-    /// `VMIG_MILVUS_PYTHON`: a Python with pymilvus (`scripts/milvus` installs it), if set.
+    /// A Python with pymilvus (`VMIG_MILVUS_PYTHON` from `scripts/milvus`, or
+    /// `VMIG_MILVUS_LITE_PYTHON` from `scripts/milvus-lite`), if set.
     pub python: Option<String>,
 }
 
@@ -156,7 +159,7 @@ impl MilvusServer {
         let python = self
             .python
             .as_deref()
-            .expect("VMIG_MILVUS_PYTHON (pymilvus) is set by scripts/milvus");
+            .expect("VMIG_MILVUS_PYTHON / VMIG_MILVUS_LITE_PYTHON (pymilvus) is set by scripts/milvus / scripts/milvus-lite");
         let script = format!(
             "from pymilvus import connections, utility, Collection\nconnections.connect(uri='{}', user='{}', password='{}')\n{body}",
             self.uri, self.user, self.password
@@ -183,6 +186,22 @@ pub fn milvus() -> Option<MilvusServer> {
         user: get("VMIG_MILVUS_USER", "root"),
         password: get("VMIG_MILVUS_PASSWORD", "Milvus"),
         python: std::env::var("VMIG_MILVUS_PYTHON")
+            .ok()
+            .filter(|p| !p.is_empty()),
+    })
+}
+
+/// milvus-lite 2.5.1 (`VMIG_MILVUS_LITE_URI`, `VMIG_MILVUS_LITE_PYTHON`; `scripts/milvus-lite`):
+/// the real Milvus 2.5 storage engine behind a reduced gRPC subset (no `GetVersion`, `Import` or
+/// iterators; no authentication, so `user` and `password` are empty). `None` after a loud
+/// `SKIPPED` line when it is not configured ([`endpoint`]; fails on CI).
+pub fn milvus_lite() -> Option<MilvusServer> {
+    let uri = endpoint("VMIG_MILVUS_LITE_URI", "milvus-lite 2.5.1")?;
+    Some(MilvusServer {
+        uri,
+        user: String::new(),
+        password: String::new(),
+        python: std::env::var("VMIG_MILVUS_LITE_PYTHON")
             .ok()
             .filter(|p| !p.is_empty()),
     })
