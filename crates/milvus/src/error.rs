@@ -6,6 +6,7 @@
 //! | a part of the server unreachable, missing or replaced (`failed to connect`, `empty grpc client`, `node not found`, `node not match`, `node offline`, `session not found`, `getSegmentID failed`: a Milvus stopping, or restarted until its coordinators drop the old node's session and reassign its channels) | [`Error::Transient`] |
 //! | request larger than the server/client limit               | [`Error::External`] of kind [`MilvusErrorKind::TooLarge`] (split and retry) |
 //! | rejected credentials / permission denied                  | [`Error::External`] of kind [`MilvusErrorKind::Auth`] |
+//! | gRPC `Unimplemented` (a call the server does not serve, e.g. Milvus Lite's `ShowPartitions`) | [`Error::External`] of kind [`MilvusErrorKind::Unimplemented`] |
 //! | anything else the server refuses                          | [`Error::External`] of kind [`MilvusErrorKind::Server`] with the server's reason |
 //!
 //! Messages never contain credentials (the server's reasons do not echo them either).
@@ -24,6 +25,9 @@ pub enum MilvusErrorKind {
     Auth,
     /// The collection (or database) does not exist.
     NotFound,
+    /// The server does not serve this call (gRPC `UNIMPLEMENTED`: Milvus Lite, or a release
+    /// without it).
+    Unimplemented,
     /// Any other refusal; the reason says why.
     Server,
 }
@@ -112,6 +116,11 @@ pub fn classify_rpc(operation: &str, s: &tonic::Status) -> Error {
     };
     match s.code() {
         _ if too_large_text(&reason) => external(MilvusErrorKind::TooLarge, operation, reason),
+        Code::Unimplemented => external(
+            MilvusErrorKind::Unimplemented,
+            operation,
+            format!("the server does not serve {operation} ({reason}: Milvus Lite and older releases serve only part of the API)"),
+        ),
         Code::Unauthenticated | Code::PermissionDenied => {
             external(MilvusErrorKind::Auth, operation, reason)
         }

@@ -85,13 +85,16 @@ pub const PROPERTIES: &str = "milvus.properties";
 /// The `type_params` keys besides `dim`, `max_length` and `max_capacity` that a copy keeps,
 /// with the Milvus release that has them: the analyzer settings of a VarChar (full-text search
 /// and text match, 2.5), the several-language analyzer (2.6) and a field's `mmap.enabled`
-/// (2.4). Any other key on a source field is refused by name, never dropped.
-pub const COPIED_TYPE_PARAMS: [(&str, u32, u32); 5] = [
+/// (2.4; `mmap.enabled` as Milvus's alter-field call sets it, `mmap_enabled` as pymilvus's
+/// `add_field(mmap_enabled=…)` sends it). Any other key on a source field is refused by name,
+/// never dropped.
+pub const COPIED_TYPE_PARAMS: [(&str, u32, u32); 6] = [
     ("enable_analyzer", 2, 5),
     ("analyzer_params", 2, 5),
     ("enable_match", 2, 5),
     ("multi_analyzer_params", 2, 6),
     ("mmap.enabled", 2, 4),
+    ("mmap_enabled", 2, 4),
 ];
 
 /// The `type_params` keys vmig reads itself (dimension, VarChar length, Array capacity).

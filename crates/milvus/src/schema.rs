@@ -668,6 +668,16 @@ pub fn arrow_schema(schema: &CollectionSchema) -> Result<SchemaRef> {
     }
     for f in &schema.fields {
         if f.is_function_output {
+            if !schema
+                .functions
+                .iter()
+                .any(|x| x.output_field_names.contains(&f.name))
+            {
+                return Err(Error::unsupported(
+                    format!("Milvus field `{}`", f.name),
+                    "the server marks it as a function's output but lists no function that writes it (Milvus Lite 2.5 does not report functions), so vmig can neither read it nor have the target compute it; copy this collection from a Milvus server",
+                ));
+            }
             continue;
         }
         if f.is_primary_key {
@@ -1001,6 +1011,14 @@ mod tests {
         let msg = arrow_schema(&s).unwrap_err().to_string();
         assert!(
             msg.contains("field `dense`") && msg.contains("type parameter `warmup` = \"sync\""),
+            "{msg}"
+        );
+
+        let mut s = full_text_collection();
+        s.functions.clear();
+        let msg = arrow_schema(&s).unwrap_err().to_string();
+        assert!(
+            msg.contains("field `sparse`") && msg.contains("lists no function that writes it"),
             "{msg}"
         );
 

@@ -7,13 +7,18 @@
 //! What 2.3.5 cannot show and lite can: several vector fields in one collection, float16,
 //! bfloat16 and sparse vectors, and default values. Each is written by vmig, read back by
 //! pymilvus 2.5.18 (an independent client) and by vmig's `milvus2` source, and compared bit for
-//! bit. Nullable fields: lite 2.5.1 refuses them at `CreateCollection` ("MilvusLite doesn't
+//! bit, and copied by the `milvus2` source into a second collection. Nullable fields: lite 2.5.1 refuses them at `CreateCollection` ("MilvusLite doesn't
 //! support nullable"), so the test pins that the refusal reaches the user verbatim. A default
 //! value is checked as a schema property with every value present: lite 2.5.1 does not fill the
 //! default into rows that omit the field (pymilvus 2.5.18 inserting `None` or leaving the key out
-//! reads back the next row's value or garbage), so "missing → default" cannot be tested here. The
-//! source's own `open` fails on lite (no `ShowPartitions`), so rows are read back through the
-//! code it runs for each partition (`vmig_milvus::scan`).
+//! reads back the next row's value or garbage), so "missing → default" cannot be tested here. Lite
+//! does not serve `ShowPartitions`: the source then reads the collection as one unit.
+//!
+//! A Milvus 2.5 full-text collection (created and filled by pymilvus: a VarChar with an analyzer
+//! and `enable_match`, its BM25 function writing a sparse vector, a clustering key, a field with
+//! `mmap.enabled`) is copied by the source and the sink: the function, its output field, the
+//! type parameters and the clustering key arrive, the rows arrive bit-exactly, and a BM25 search
+//! on the copy (whose sparse vectors lite computed itself) ranks like one on the original.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 use std::collections::{BTreeMap, HashMap};
@@ -230,6 +235,20 @@ async fn write(
         .await
 }
 
+/// Copies collection `from` into `to` with the `milvus2` source and sink (insert mode).
+async fn copy_collection(server: &MilvusServer, from: &str, to: &str) -> Result<RunReport> {
+    let source = parse_source("milvus2", json!({ "uri": server.uri, "collection": from }))?
+        .build(&BuildContext::default())
+        .await?;
+    let sink = parse_sink(
+        "milvus2",
+        json!({ "uri": server.uri, "collection": to, "mode": "insert", "load": true }),
+    )?
+    .build(&BuildContext::default())
+    .await?;
+    Pipeline::new(source, sink).run(Arc::new(NoProgress)).await
+}
+
 /// Every row and the schema as pymilvus 2.5 reads them (an independent client): vectors as
 /// raw bits, the schema's fields with type, dim, nullable and default value.
 fn pymilvus_read(server: &MilvusServer, collection: &str) -> Value {
@@ -443,14 +462,20 @@ async fn several_vector_kinds_and_a_default_round_trip_through_pymilvus_and_the_
                 "{f:?}"
             );
         }
-        // The `milvus2` source itself cannot open a lite collection: it lists the partitions
-        // first, and lite 2.5.1 does not implement `ShowPartitions`. When that changes, compare
-        // through the source here.
-        let opened = parse_source("milvus2", json!({ "uri": server.uri, "collection": name }))?
-            .build(&BuildContext::default())
-            .await;
-        let msg = opened.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(msg.contains("ShowPartitions"), "{msg}");
+        // (c) The `milvus2` source itself (lite has no `ShowPartitions`, so it reads the
+        // collection as one unit) into a second collection through the sink: the same rows,
+        // and the same schema (default value, vector kinds).
+        let copy = format!("{name}_copy");
+        let _drop_copy = DropOnExit(&server, &copy);
+        let report = copy_collection(&server, &name, &copy).await?;
+        assert_eq!(report.rows_written, ROWS as u64);
+        let copied = pymilvus_read(&server, &copy);
+        assert_eq!(
+            pymilvus_rows(&copied),
+            want,
+            "rows of the copy as pymilvus reads them"
+        );
+        assert_eq!(copied["fields"], read["fields"], "the copy's schema");
         Ok::<_, vmig_core::Error>(())
     }
     .await;
@@ -485,6 +510,196 @@ async fn lite_refuses_a_nullable_field_and_the_sink_says_so() -> Result<()> {
     assert!(
         msg.contains("MilvusLite doesn't support nullable") && msg.contains(&name),
         "{msg}"
+    );
+    Ok(())
+}
+
+/// Rows of the full-text test: `(id, text, dense, year)`.
+fn text_rows() -> Vec<(i64, String, Vec<f32>, i64)> {
+    const WORDS: [&str; 12] = [
+        "vector",
+        "search",
+        "milvus",
+        "migration",
+        "exact",
+        "bits",
+        "rust",
+        "arrow",
+        "index",
+        "sparse",
+        "dense",
+        "copy",
+    ];
+    (0..30i64)
+        .map(|i| {
+            let n = 3 + (i % 5) as usize;
+            let text = (0..n)
+                .map(|j| WORDS[(i as usize * 7 + j * j * 3 + j) % WORDS.len()])
+                .collect::<Vec<_>>()
+                .join(" ");
+            let dense = (0..4).map(|k| i as f32 * 0.375 - k as f32 * 1.25).collect();
+            (i, text, dense, 2000 + i % 4)
+        })
+        .collect()
+}
+
+/// A Milvus 2.5 full-text collection: pymilvus creates one, vmig's sink another from Arrow
+/// metadata (the BM25 function, analyzer and match on the VarChar, `mmap_enabled` on the dense
+/// vector, a clustering key), both with the same rows. Lite then holds the same schema for both
+/// and computes the same BM25 vectors: searches rank alike, scores bit for bit. Lite does not
+/// list functions in `DescribeCollection`, so the source refuses to copy its collection (the
+/// function's output field would otherwise lose its function) — checked too.
+#[tokio::test]
+async fn a_bm25_function_schema_is_created_and_computed_by_the_target() -> Result<()> {
+    let Some(server) = milvus_lite() else {
+        return Ok(());
+    };
+    let reference = unique("vmig_lite_bm25_ref");
+    let copy = unique("vmig_lite_bm25_vmig");
+    let _drop_ref = DropOnExit(&server, &reference);
+    let _drop_copy = DropOnExit(&server, &copy);
+    let rows = text_rows();
+    let rows_json = json!(rows
+        .iter()
+        .map(
+            |(id, text, dense, year)| json!({"id": id, "text": text, "dense": dense, "year": year})
+        )
+        .collect::<Vec<_>>());
+    let created = server.pymilvus(&format!(
+        r#"
+import json
+from pymilvus import MilvusClient, DataType, Function, FunctionType
+c = MilvusClient(uri='{uri}')
+s = c.create_schema(auto_id=False, enable_dynamic_field=False)
+s.add_field('id', DataType.INT64, is_primary=True)
+s.add_field('text', DataType.VARCHAR, max_length=1000, enable_analyzer=True,
+            analyzer_params={{'type': 'english'}}, enable_match=True)
+s.add_field('sparse', DataType.SPARSE_FLOAT_VECTOR)
+s.add_field('dense', DataType.FLOAT_VECTOR, dim=4, mmap_enabled=True)
+s.add_field('year', DataType.INT64, is_clustering_key=True)
+s.add_function(Function(name='text_bm25', function_type=FunctionType.BM25,
+                        input_field_names=['text'], output_field_names=['sparse']))
+idx = c.prepare_index_params()
+idx.add_index(field_name='sparse', index_type='SPARSE_INVERTED_INDEX', metric_type='BM25')
+idx.add_index(field_name='dense', index_type='FLAT', metric_type='L2')
+c.create_collection('{reference}', schema=s, index_params=idx, consistency_level='Strong')
+c.insert('{reference}', json.loads('{rows}'))
+print('created')
+"#,
+        uri = server.uri,
+        rows = rows_json,
+    ));
+    assert!(created.contains("created"), "{created}");
+
+    // The source refuses the reference: lite reports `sparse` as a function output without
+    // the function.
+    let opened = parse_source(
+        "milvus2",
+        json!({ "uri": server.uri, "collection": reference }),
+    )?
+    .build(&BuildContext::default())
+    .await;
+    let msg = opened.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        msg.contains("field `sparse`") && msg.contains("lists no function that writes it"),
+        "{msg}"
+    );
+
+    // vmig's sink creates the same collection from Arrow metadata and inserts the same rows
+    // (without the function's output: the target computes it).
+    let functions = json!([{
+        "name": "text_bm25", "function_type": "BM25", "inputs": ["text"],
+        "outputs": [{ "name": "sparse", "data_type": "SparseFloatVector" }]
+    }]);
+    let indexes = json!([
+        { "field": "sparse", "index_type": "SPARSE_INVERTED_INDEX", "metric_type": "BM25" },
+        { "field": "dense", "index_type": "FLAT", "metric_type": "L2" },
+    ]);
+    let analyzer = json!({
+        "enable_analyzer": "true", "analyzer_params": "{\"type\":\"english\"}", "enable_match": "true"
+    });
+    let schema: SchemaRef = Arc::new(
+        Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("text", DataType::Utf8, false).with_metadata(tags(&[
+                (meta::MAX_LENGTH, "1000"),
+                (meta::TYPE_PARAMS, &analyzer.to_string()),
+            ])),
+            vector::float_vector_field("dense", 4).with_metadata({
+                let mut m = vector::float_vector_field("dense", 4).metadata().clone();
+                // As pymilvus `add_field(mmap_enabled=True)` sends it, and a copy keeps it.
+                m.insert(meta::TYPE_PARAMS, r#"{"mmap_enabled":"True"}"#);
+                m
+            }),
+            Field::new("year", DataType::Int64, false)
+                .with_metadata(tags(&[(meta::CLUSTERING_KEY, "true")])),
+        ])
+        .with_metadata(tags(&[
+            (vector::META_PRIMARY_KEY, "id"),
+            (meta::CONSISTENCY, "Strong"),
+            (meta::INDEXES, &indexes.to_string()),
+            (meta::FUNCTIONS, &functions.to_string()),
+        ])),
+    );
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(arrow::array::StringArray::from_iter_values(
+                rows.iter().map(|r| r.1.clone()),
+            )),
+            Arc::new(vector::float_vector_array(
+                Float32Array::from_iter_values(rows.iter().flat_map(|r| r.2.clone())),
+                4,
+            )?),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.3))),
+        ],
+    )?;
+    let report = write(&server, &copy, schema, vec![batch]).await?;
+    assert_eq!(report.rows_written, rows.len() as u64);
+
+    // Both collections as pymilvus sees them: schema, rows (float bits), BM25 searches.
+    let seen = |name: &str| -> Value {
+        let out = server.pymilvus(&format!(
+            r#"
+import json, struct
+from pymilvus import MilvusClient
+c = MilvusClient(uri='{uri}')
+d = c.describe_collection('{name}')
+fields = {{f['name']: dict(type=f['type'], params={{k: str(v) for k, v in f.get('params', {{}}).items()}},
+                          output=bool(f.get('is_function_output')),
+                          clustering=bool(f.get('is_clustering_key'))) for f in d['fields']}}
+bits = lambda x: struct.unpack('<I', struct.pack('<f', x))[0]
+rows = c.query('{name}', filter='id >= 0', output_fields=['id', 'text', 'dense', 'year'], limit=1000)
+rows = sorted([[r['id'], r['text'], [bits(x) for x in r['dense']], r['year']] for r in rows])
+hits = []
+for q in ['milvus migration', 'exact bits copy', 'sparse vector index']:
+    res = c.search('{name}', data=[q], anns_field='sparse', limit=5,
+                   search_params={{'metric_type': 'BM25'}}, output_fields=['id'])
+    hits.append([[h['id'], bits(h['distance'])] for h in res[0]])
+print(json.dumps(dict(fields=fields, rows=rows, hits=hits)))
+"#,
+            uri = server.uri,
+        ));
+        serde_json::from_str(out.trim().lines().last().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("pymilvus printed no JSON ({e}): {out}"))
+    };
+    let want = seen(&reference);
+    let got = seen(&copy);
+    assert_eq!(
+        got["fields"], want["fields"],
+        "schema vmig created vs pymilvus's"
+    );
+    assert_eq!(got["fields"]["sparse"]["output"], json!(true));
+    assert_eq!(got["fields"]["year"]["clustering"], json!(true));
+    assert_eq!(got["rows"], want["rows"], "rows");
+    assert_eq!(got["rows"].as_array().map(Vec::len), Some(rows.len()));
+    assert_eq!(got["hits"], want["hits"], "BM25 rankings and scores");
+    assert!(
+        got["hits"].as_array().is_some_and(|h| h
+            .iter()
+            .all(|q| q.as_array().is_some_and(|q| !q.is_empty()))),
+        "every query finds rows: {got}"
     );
     Ok(())
 }

@@ -138,7 +138,24 @@ impl Milvus2Source {
                     .map_err(|e| e.context(format!("loading source collection `{name}`")))?;
                 loaded_by_us.push(name.clone());
             }
-            let partitions = client.show_partitions(name).await?;
+            // Milvus Lite does not serve ShowPartitions: the collection is read as one unit,
+            // into the target's default partition.
+            let partitions = match client.show_partitions(name).await {
+                Err(e)
+                    if vmig_milvus::error::kind(&e)
+                        == Some(vmig_milvus::MilvusErrorKind::Unimplemented)
+                        && config.partitions.is_empty() =>
+                {
+                    tracing::warn!(
+                        collection = %name,
+                        "the server does not list partitions (ShowPartitions is unimplemented, as in Milvus Lite): the collection is read as one unit and its rows go to the target's default partition"
+                    );
+                    None
+                }
+                other => Some(other?),
+            };
+            let listed = partitions.is_some();
+            let partitions = partitions.unwrap_or_default();
             for p in &config.partitions {
                 if !partitions.contains(p) {
                     return Err(Error::config(
@@ -150,7 +167,7 @@ impl Milvus2Source {
                     ));
                 }
             }
-            if info.partition_key.is_some() {
+            if info.partition_key.is_some() || !listed {
                 if !config.partitions.is_empty() {
                     return Err(Error::config(
                         NAME,
