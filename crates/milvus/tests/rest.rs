@@ -12,6 +12,8 @@
 //!   `collectionName`, `partitionName`, `objectUrls`, `accessKey`, `secretKey`), "Get Import Job
 //!   Progress" (`/getProgress`: `clusterId`, `jobId`), "List Import Jobs" (`clusterId`,
 //!   `pageSize`, `currentPage`; answer `count`, `records[]`).
+//!
+//! One test talks to the real Milvus 2.3.5 (`scripts/milvus start`): it has no REST import.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -432,4 +434,58 @@ async fn the_zilliz_cloud_form_sends_cluster_object_urls_and_bucket_credentials(
             ),
         ]
     );
+}
+
+/// The real Milvus 2.3.5 serves HTTP on its gRPC port but has no `/v2/vectordb` routes: it
+/// answers 404 to an authenticated request, which the error names as "no REST import".
+#[tokio::test]
+async fn the_real_milvus_2_3_has_no_rest_import_and_the_error_says_so() {
+    let Some(m) = vmig_testing::service::milvus() else {
+        return;
+    };
+    let jobs = ImportJobs::new(&RestOptions {
+        base: m.uri.clone(),
+        base_option: "uri".into(),
+        token: Some(format!("{}:{}", m.user, m.password)),
+        request_timeout_secs: 10,
+        ca_cert: None,
+        retry: retry(),
+        api: milvus(),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let groups = files(&["/stage/a.parquet"]);
+    let err = jobs
+        .create(&ImportRequest {
+            collection: "docs",
+            partition: None,
+            files: &groups,
+            options: BTreeMap::new(),
+        })
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(err.is_config_error(), "{err:?}");
+    assert!(
+        text.ends_with("answered HTTP 404 Not Found: 404 page not found (this server has no REST import-jobs API: Milvus serves it from 2.4 on; for Milvus 2.3 use `bulk_api = \"grpc\"`, and check `rest_uri`)"),
+        "{text}"
+    );
+    // (The test password `Milvus` is also the product's name: look for the whole credential.)
+    assert!(
+        !text.contains(&format!("{}:{}", m.user, m.password)),
+        "{text}"
+    );
+    // A wrong password is refused before routing (HTTP 401 with code 1800).
+    let wrong = ImportJobs::new(&RestOptions {
+        base: m.uri.clone(),
+        base_option: "uri".into(),
+        token: Some("root:Wr0ng-Pa55word".into()),
+        request_timeout_secs: 10,
+        ca_cert: None,
+        retry: retry(),
+        api: milvus(),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = wrong.describe("1").await.unwrap_err().to_string();
+    assert!(err.contains("401"), "{err}");
+    assert!(!err.contains("Wr0ng-Pa55word"), "{err}");
 }

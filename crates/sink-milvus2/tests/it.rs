@@ -441,3 +441,28 @@ async fn a_collection_created_by_another_run_meanwhile_is_not_written_into() -> 
     let _ = client.drop_collection(&name).await;
     result
 }
+
+/// `bulk_api = "rest"` on the real Milvus 2.3.5 is refused at start, naming its version; `auto`
+/// builds (and takes gRPC `Import`, as the CLI's bulk test shows in its log).
+#[tokio::test]
+async fn bulk_through_rest_is_refused_on_milvus_2_3() -> Result<()> {
+    let Some(env) = env() else { return Ok(()) };
+    let cfg = env.sink(
+        "x",
+        json!({ "mode": "bulk", "stage": env.stage, "bulk_api": "rest" }),
+    );
+    let err = parse_sink("milvus2", cfg)?
+        .build(&BuildContext::default())
+        .await
+        .unwrap_err();
+    assert!(err.is_config_error(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "opening sink `milvus2`: invalid `milvus2` configuration: `bulk_api = \"rest\"` (REST import jobs) needs Milvus 2.4 or newer, and the target is Milvus v2.3.5-lite; use `bulk_api = \"grpc\"` or `\"auto\"`"
+    );
+    let cfg = env.sink("x", json!({ "mode": "bulk", "stage": env.stage }));
+    parse_sink("milvus2", cfg)?
+        .build(&BuildContext::default())
+        .await?;
+    Ok(())
+}
