@@ -596,15 +596,28 @@ impl BulkStaging {
                 self.write_marker(file).await?;
             }
             let groups: Vec<Vec<String>> = batch.iter().map(|f| f.paths.clone()).collect();
-            let id = jobs
+            let created = jobs
                 .create(&ImportRequest {
                     collection,
                     partition: partition.as_deref(),
                     files: &groups,
                     options: Default::default(),
                 })
-                .await
-                .map_err(|e| e.context(label()))?;
+                .await;
+            let id = match created {
+                Ok(id) => id,
+                Err(e) => {
+                    if !e.is_retryable() {
+                        // The server answered and refused: no job exists, so a resumed run
+                        // may submit these files again. (Without an answer the empty markers
+                        // stay: the job may exist.)
+                        for file in &batch {
+                            let _ = self.remove_marker(file).await;
+                        }
+                    }
+                    return Err(e.context(label()));
+                }
+            };
             for file in &batch {
                 self.write_marker_holding(file, &id).await?;
             }
@@ -1395,6 +1408,30 @@ mod tests {
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_create_leaves_the_files_staged_without_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let mut stage = staged(&config, 1, &[None]).await;
+        let stub = HttpStub::start(|_, _| {
+            let body = json!({"code": 1100, "message": "partition not found[partition=p9]"});
+            (200, body.to_string())
+        })
+        .await;
+        let err = stage
+            .import_staged_rest(&jobs(&stub), "docs", 1024)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("answered code 1100: partition not found[partition=p9]"),
+            "{err}"
+        );
+        assert_eq!(stage.waiting().0, 1);
+        let file = &stage.record().staged[0];
+        assert_eq!(stage.read_marker(file).await.unwrap(), None);
     }
 
     #[tokio::test]
