@@ -631,19 +631,22 @@ impl BulkStaging {
         Ok(rows)
     }
 
-    /// On a resumed run: the jobs that the interrupted run's markers name are asked about, and
-    /// their files confirmed (completed), awaited (running) or left to be submitted again
-    /// (failed). Returns the rows confirmed.
+    /// The jobs that staged files' markers name (written by the interrupted run, or by an
+    /// earlier attempt of this one) are asked about, and their files confirmed (completed),
+    /// awaited (running) or left to be submitted again (failed); a marker without a job id is
+    /// refused. Returns the rows confirmed.
     async fn adopt_jobs(&mut self, jobs: &ImportJobs, collection: &str) -> Result<u64> {
         let mut by_job: Vec<(String, Vec<Staged>)> = Vec::new();
-        for file in self.staged.clone().into_iter().filter(|f| f.inherited) {
+        // Every staged file, not only inherited ones: an earlier attempt of this process may
+        // have submitted a job too (a create without an answer, a wait that failed).
+        for file in self.staged.clone() {
             match self.read_marker(&file).await? {
                 None => {}
                 Some(id) if id.is_empty() => {
                     return Err(Error::unsupported(
                         file.label(),
                         format!(
-                            "the interrupted run was submitting an import job of this staged file when it stopped, before the server answered with the job's id, so vmig cannot tell whether its {} rows are in `{collection}`; start over with `vmig migrate --restart`, or, if you have checked that no import job of `{collection}` holds this file, delete {} and resume",
+                            "an earlier attempt (of this run or of the interrupted one) submitted an import job of this staged file and got no answer with the job's id, so vmig cannot tell whether its {} rows are in `{collection}`; start over with `vmig migrate --restart`, or, if you have checked that no import job of `{collection}` holds this file, delete {} and resume",
                             file.rows,
                             self.marker_name(&file)
                         ),
@@ -1435,6 +1438,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_create_without_an_answer_is_not_submitted_again_by_a_later_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let mut stage = staged(&config, 1, &[None]).await;
+        // 503: transient, and the server may have created the job before failing to answer.
+        let stub =
+            HttpStub::start(|_, _| (503, json!({"code": 503, "message": "busy"}).to_string()))
+                .await;
+        let jobs = jobs(&stub);
+        let err = stage
+            .import_staged_rest(&jobs, "docs", 1024)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("503"), "{err}");
+        let err = stage
+            .import_staged_rest(&jobs, "docs", 1024)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("got no answer with the job's id"),
+            "{err}"
+        );
+        assert_eq!(stub.requests().len(), 1, "create was sent once");
+    }
+
+    #[tokio::test]
     async fn a_failed_job_keeps_its_files_staged_and_reports_the_reason_verbatim() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path());
@@ -1593,7 +1622,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("the interrupted run was submitting an import job of this staged file when it stopped, before the server answered with the job's id, so vmig cannot tell whether its 10 rows are in `docs`"),
+            err.contains("an earlier attempt (of this run or of the interrupted one) submitted an import job of this staged file and got no answer with the job's id, so vmig cannot tell whether its 10 rows are in `docs`"),
             "{err}"
         );
         assert!(stub.requests().is_empty());
