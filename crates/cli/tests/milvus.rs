@@ -163,6 +163,19 @@ fn bulk_import_then_verify() {
     let env = [("VMIG_TEST_MILVUS_PASSWORD", m.password.as_str())];
     let o = vmig(&["migrate", cfg.to_str().unwrap()], &env);
     assert!(o.status.success(), "{}", text(&o));
+    // `bulk_api = "auto"` (the default) takes gRPC `Import` on Milvus 2.3, and says why.
+    let log = text(&o);
+    let line = log
+        .lines()
+        .find(|l| l.contains("bulk import path"))
+        .unwrap_or_else(|| panic!("no `bulk import path` line in: {log}"));
+    assert!(
+        line.contains("grpc")
+            && line.contains(
+                "`bulk_api = \\\"auto\\\"` and the target is Milvus v2.3.5-lite (before 2.4)"
+            ),
+        "{line}"
+    );
     let ok = vmig(&["verify", cfg.to_str().unwrap()], &env);
     assert!(ok.status.success(), "{}", text(&ok));
     let staged: Vec<_> = std::fs::read_dir(&stage)

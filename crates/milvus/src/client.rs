@@ -141,14 +141,20 @@ impl ConnectOptions {
         })
     }
 
-    fn authorization(&self) -> Option<String> {
-        let raw = match (&self.token, &self.user) {
-            (Some(t), _) if !t.is_empty() => t.clone(),
+    /// The credential as sent to the REST API (`Authorization: Bearer …`): the token, else
+    /// `user:password`, else the `user:password` of the uri.
+    pub fn rest_token(&self) -> Option<String> {
+        match (&self.token, &self.user) {
+            (Some(t), _) if !t.is_empty() => Some(t.clone()),
             (_, Some(u)) if !u.is_empty() => {
-                format!("{u}:{}", self.password.as_deref().unwrap_or(""))
+                Some(format!("{u}:{}", self.password.as_deref().unwrap_or("")))
             }
-            _ => self.uri_credentials()?,
-        };
+            _ => self.uri_credentials(),
+        }
+    }
+
+    fn authorization(&self) -> Option<String> {
+        let raw = self.rest_token()?;
         Some(base64::engine::general_purpose::STANDARD.encode(raw))
     }
 }

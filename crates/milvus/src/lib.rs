@@ -25,8 +25,11 @@
 //! answers it with SETTINGS and is left alone), instead of tonic's `transport error`.
 //!
 //! Version notes: tested against Milvus 2.3.5. Newer proto fields are simply unset on older
-//! servers. Bulk import uses 2.3's gRPC `Import` (one JSON or Parquet file, or one NumPy set,
-//! per call; still accepted by 2.4/2.5); the 2.4+ REST v2 jobs API is not implemented here yet.
+//! servers. Bulk import has two paths: 2.3's gRPC `Import` (one JSON or Parquet file, or one
+//! NumPy set, per call; still accepted by 2.4/2.5), and the REST import jobs of Milvus 2.4+ and
+//! Zilliz Cloud ([`rest`]: several files per job), which [`version::ServerVersion`] lets callers
+//! choose between. The REST client is tested against a stand-in written from the published API
+//! reference, not a real 2.4+ server.
 #![warn(missing_docs)]
 
 pub mod client;
@@ -35,6 +38,7 @@ pub mod error;
 pub mod meta;
 mod params;
 mod probe;
+pub mod rest;
 pub mod scan;
 pub mod schema;
 pub mod version;

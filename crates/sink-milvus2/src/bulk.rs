@@ -21,6 +21,7 @@ use vmig_core::store::{upload_file, StoreLocation};
 use vmig_core::{Error, Result, RetryConfig};
 use vmig_formats::staging::{RotatedFile, RotatingWriter, StagingFormat, StagingOptions};
 use vmig_milvus::proto::common::ImportState;
+use vmig_milvus::rest::{ImportJob, ImportJobs, ImportRequest, JobState};
 use vmig_milvus::{
     import_failed, poll_imports, ImportOutcome, ImportTaskState, MilvusClient, MilvusError,
     MilvusErrorKind,
@@ -34,8 +35,11 @@ use crate::{Milvus2SinkConfig, LONG_WAIT, NAME};
 pub(crate) const TASK_RETENTION: Duration = Duration::from_secs(23 * 3600);
 
 /// The suffix of the marker written next to a staged file (or object) just before its import
-/// is submitted.
+/// is submitted. Through REST it then holds the id of the job that imports it.
 const MARKER: &str = ".importing";
+
+/// How often a REST import job is asked for its progress.
+const JOB_POLL: Duration = Duration::from_secs(2);
 
 /// A staged file (or NumPy directory) waiting to be imported; kept in the resume record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,8 +75,11 @@ impl Staged {
 pub(crate) struct Imported {
     /// What `Import` was given.
     pub paths: Vec<String>,
-    /// The Milvus import tasks that imported it.
+    /// The Milvus import tasks that imported it (gRPC `Import`).
     pub tasks: Vec<i64>,
+    /// The REST import job that imported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
     /// Rows imported.
     pub rows: u64,
 }
@@ -552,6 +559,178 @@ impl BulkStaging {
         Ok(rows)
     }
 
+    /// [`BulkStaging::import_staged`] through the REST import jobs of `jobs`: one job per
+    /// partition and up to `max_files` staged files, oldest first. Each file's marker holds its
+    /// job's id once the server gave it, so a resumed run asks about that job instead of
+    /// submitting the file again. Returns the rows imported.
+    ///
+    /// # Errors
+    /// When a job fails (its reason verbatim) or the server cannot be asked; the files stay
+    /// staged, and a resumed run imports them.
+    pub(crate) async fn import_staged_rest(
+        &mut self,
+        jobs: &ImportJobs,
+        collection: &str,
+        max_files: usize,
+    ) -> Result<u64> {
+        let mut rows = self.adopt_jobs(jobs, collection).await?;
+        while let Some(first) = self.staged.first() {
+            let partition = first.partition.clone();
+            let batch: Vec<Staged> = self
+                .staged
+                .iter()
+                .filter(|f| f.partition == partition)
+                .take(max_files.max(1))
+                .cloned()
+                .collect();
+            let label = || {
+                let names: Vec<String> = batch.iter().map(Staged::label).collect();
+                format!("importing staged files {}", names.join(" "))
+            };
+            for file in &batch {
+                if !self.unit_present(file).await? {
+                    return Err(gone(file));
+                }
+            }
+            for file in &batch {
+                self.write_marker(file).await?;
+            }
+            let groups: Vec<Vec<String>> = batch.iter().map(|f| f.paths.clone()).collect();
+            let created = jobs
+                .create(&ImportRequest {
+                    collection,
+                    partition: partition.as_deref(),
+                    files: &groups,
+                    options: Default::default(),
+                })
+                .await;
+            let id = match created {
+                Ok(id) => id,
+                Err(e) => {
+                    if !e.is_retryable() {
+                        // The server answered and refused: no job exists, so a resumed run
+                        // may submit these files again. (Without an answer the empty markers
+                        // stay: the job may exist.)
+                        for file in &batch {
+                            let _ = self.remove_marker(file).await;
+                        }
+                    }
+                    return Err(e.context(label()));
+                }
+            };
+            for file in &batch {
+                self.write_marker_holding(file, &id).await?;
+            }
+            tracing::info!(job = id, files = batch.len(), partition = ?partition, "submitted an import job");
+            let job = jobs
+                .wait(&id, JOB_POLL, log_progress)
+                .await
+                .map_err(|e| e.context(label()))?;
+            rows += self.confirm_job(&batch, &job).await?;
+        }
+        Ok(rows)
+    }
+
+    /// The jobs that staged files' markers name (written by the interrupted run, or by an
+    /// earlier attempt of this one) are asked about, and their files confirmed (completed),
+    /// awaited (running) or left to be submitted again (failed); a marker without a job id is
+    /// refused. Returns the rows confirmed.
+    async fn adopt_jobs(&mut self, jobs: &ImportJobs, collection: &str) -> Result<u64> {
+        let mut by_job: Vec<(String, Vec<Staged>)> = Vec::new();
+        // Every staged file, not only inherited ones: an earlier attempt of this process may
+        // have submitted a job too (a create without an answer, a wait that failed).
+        for file in self.staged.clone() {
+            match self.read_marker(&file).await? {
+                None => {}
+                Some(id) if id.is_empty() => {
+                    return Err(Error::unsupported(
+                        file.label(),
+                        format!(
+                            "an earlier attempt (of this run or of the interrupted one) submitted an import job of this staged file and got no answer with the job's id, so vmig cannot tell whether its {} rows are in `{collection}`; start over with `vmig migrate --restart`, or, if you have checked that no import job of `{collection}` holds this file, delete {} and resume",
+                            file.rows,
+                            self.marker_name(&file)
+                        ),
+                    ))
+                }
+                Some(id) => match by_job.iter_mut().find(|(j, _)| *j == id) {
+                    Some((_, files)) => files.push(file),
+                    None => by_job.push((id, vec![file])),
+                },
+            }
+        }
+        let mut rows = 0;
+        for (id, files) in by_job {
+            tracing::info!(
+                job = id,
+                files = files.len(),
+                "asking about the interrupted run's import job"
+            );
+            let job = loop {
+                let job = jobs.describe(&id).await.map_err(|e| {
+                    e.context(format!(
+                        "asking about import job {id}, submitted by the interrupted run for {} staged files (a server forgets finished jobs after `dataCoord.import.taskRetention`, 3 hours by default; then vmig cannot tell whether their rows were imported: start over with `vmig migrate --restart`)",
+                        files.len()
+                    ))
+                })?;
+                log_progress(&job);
+                if job.state.finished() {
+                    break job;
+                }
+                tokio::time::sleep(JOB_POLL).await;
+            };
+            if job.state == JobState::Completed {
+                rows += self.confirm_job(&files, &job).await?;
+            } else {
+                tracing::warn!(
+                    job = id,
+                    reason = job.reason,
+                    "the interrupted run's import job failed; submitting its files again"
+                );
+                for f in &files {
+                    self.remove_marker(f).await?;
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Checks a completed job's rows against the files it imported, then marks them imported.
+    async fn confirm_job(&mut self, files: &[Staged], job: &ImportJob) -> Result<u64> {
+        let want: u64 = files.iter().map(|f| f.rows).sum();
+        if job.state != JobState::Completed || job.imported_rows != want {
+            let names: Vec<String> = files.iter().map(Staged::label).collect();
+            return Err(Error::data(
+                names.join(" "),
+                format!(
+                    "import job {} ({}) imported {} rows from files of {want} rows",
+                    job.job_id, job.state_name, job.imported_rows
+                ),
+            ));
+        }
+        for file in files {
+            self.staged.retain(|f| f.unit != file.unit);
+            self.imported.push(Imported {
+                paths: file.paths.clone(),
+                tasks: Vec::new(),
+                job: Some(job.job_id.clone()),
+                rows: file.rows,
+            });
+            let removed = if self.keep {
+                self.remove_marker(file).await
+            } else {
+                self.remove_unit(file).await
+            };
+            if let Err(error) = removed {
+                tracing::warn!(
+                    message = "Could not remove an imported staging file.",
+                    file = file.label(),
+                    %error
+                );
+            }
+        }
+        Ok(want)
+    }
+
     async fn import_one(
         &self,
         client: &MilvusClient,
@@ -609,13 +788,7 @@ impl BulkStaging {
             }
         }
         if !self.unit_present(file).await? {
-            return Err(Error::data(
-                joined,
-                format!(
-                    "this staged file of the run is gone and Milvus has no completed import of it, so its {} rows cannot be imported; start over with `vmig migrate --restart`",
-                    file.rows
-                ),
-            ));
+            return Err(gone(file));
         }
         self.write_marker(file).await?;
         let tasks = submit(client, collection, file, retry).await?;
@@ -683,11 +856,20 @@ impl BulkStaging {
 
     /// Records, durably and before `Import` is called, that the file's import may be submitted.
     async fn write_marker(&self, file: &Staged) -> Result<()> {
+        self.write_marker_holding(file, "").await
+    }
+
+    /// Writes the file's marker, durably, holding `content` (a REST job id, or nothing).
+    async fn write_marker_holding(&self, file: &Staged, content: &str) -> Result<()> {
         match &self.remote {
             None => {
                 let (dir, name) = (self.local_dir.clone(), format!("{}{MARKER}", file.unit));
+                let content = content.as_bytes().to_vec();
                 blocking(move || {
-                    std::fs::File::create(dir.join(name))?.sync_all()?;
+                    use std::io::Write as _;
+                    let mut f = std::fs::File::create(dir.join(name))?;
+                    f.write_all(&content)?;
+                    f.sync_all()?;
                     std::fs::File::open(&dir)?.sync_all()?;
                     Ok(())
                 })
@@ -695,8 +877,34 @@ impl BulkStaging {
             }
             Some((loc, _)) => {
                 let path = loc.path.clone().join(format!("{}{MARKER}", file.unit));
-                loc.store.put(&path, PutPayload::default()).await?;
+                let payload = PutPayload::from(content.as_bytes().to_vec());
+                loc.store.put(&path, payload).await?;
                 Ok(())
+            }
+        }
+    }
+
+    /// What the file's marker holds (`None`: no marker).
+    async fn read_marker(&self, file: &Staged) -> Result<Option<String>> {
+        match &self.remote {
+            None => {
+                let path = self.local_dir.join(format!("{}{MARKER}", file.unit));
+                match std::fs::read(&path) {
+                    Ok(b) => Ok(Some(String::from_utf8_lossy(&b).trim().to_string())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::from(e).context(format!("reading {}", path.display()))),
+                }
+            }
+            Some((loc, _)) => {
+                let path = loc.path.clone().join(format!("{}{MARKER}", file.unit));
+                match loc.store.get(&path).await {
+                    Ok(r) => {
+                        let b = r.bytes().await?;
+                        Ok(Some(String::from_utf8_lossy(&b).trim().to_string()))
+                    }
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
             }
         }
     }
@@ -850,6 +1058,29 @@ impl BulkStaging {
     }
 }
 
+/// The error of a staged file that is gone before its import.
+fn gone(file: &Staged) -> Error {
+    Error::data(
+        file.label(),
+        format!(
+            "this staged file of the run is gone and Milvus has no completed import of it, so its {} rows cannot be imported; start over with `vmig migrate --restart`",
+            file.rows
+        ),
+    )
+}
+
+/// Logs a REST import job's progress.
+fn log_progress(job: &ImportJob) {
+    tracing::info!(
+        job = job.job_id,
+        state = job.state_name,
+        progress = job.progress,
+        imported_rows = job.imported_rows,
+        total_rows = job.total_rows,
+        "import job progress"
+    );
+}
+
 /// Checks the rows Milvus imported against the rows staged.
 fn confirm(file: &Staged, tasks: Vec<i64>, rows: u64) -> Result<Imported> {
     if rows != file.rows {
@@ -864,6 +1095,7 @@ fn confirm(file: &Staged, tasks: Vec<i64>, rows: u64) -> Result<Imported> {
     Ok(Imported {
         paths: file.paths.clone(),
         tasks,
+        job: None,
         rows,
     })
 }
@@ -995,4 +1227,404 @@ async fn upload(
     } else {
         format!("{prefix}/{rel}")
     })
+}
+
+/// The REST path of bulk imports against a local stand-in of the import-jobs API, NOT a real
+/// Milvus 2.4+ server: its answers are written from milvus.io's RESTful API v2 reference,
+/// "Import (v2)" (Create Import Jobs: `{"code":0,"data":{"jobId":…}}`; Describe Import Job:
+/// `data.state` Pending/Importing/Completed/Failed, `progress`, `importedRows`, `reason`).
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::json;
+    use vmig_milvus::rest::{ImportApi, RestOptions};
+    use vmig_testing::http_stub::{HttpStub, Recorded};
+
+    use super::*;
+    use crate::WriteMode;
+
+    fn config(stage: &Path) -> Milvus2SinkConfig {
+        let mut c = Milvus2SinkConfig::new("http://127.0.0.1:1");
+        c.mode = WriteMode::Bulk;
+        c.stage = Some(stage.display().to_string());
+        c
+    }
+
+    fn jobs(stub: &HttpStub) -> ImportJobs {
+        ImportJobs::new(&RestOptions {
+            base: stub.url.clone(),
+            base_option: "rest_uri".into(),
+            token: Some("root:Milvus".into()),
+            request_timeout_secs: 10,
+            ca_cert: None,
+            retry: RetryConfig {
+                max_attempts: 2,
+                initial_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(2),
+                max_elapsed: Duration::from_secs(5),
+            },
+            api: ImportApi::Milvus { db: None },
+        })
+        .unwrap()
+    }
+
+    /// Stages `rounds` times a file of 10 rows for each of `partitions`.
+    async fn staged(
+        config: &Milvus2SinkConfig,
+        rounds: usize,
+        partitions: &[Option<&str>],
+    ) -> BulkStaging {
+        let mut stage = BulkStaging::start(config, "docs").unwrap();
+        let mut id = 0;
+        for _ in 0..rounds {
+            for p in partitions {
+                let batch = vmig_testing::gen::sample_batch(3, id, 10, 4);
+                id += 10;
+                stage.write(batch, p.map(str::to_string)).await.unwrap();
+            }
+            stage.stage_open_files().await.unwrap();
+        }
+        stage
+    }
+
+    /// Rows of every staged file, by its path.
+    fn rows_by_path(stage: &BulkStaging) -> HashMap<String, u64> {
+        stage
+            .record()
+            .staged
+            .iter()
+            .map(|f| (f.paths[0].clone(), f.rows))
+            .collect()
+    }
+
+    fn describe(id: &str, state: &str, rows: u64, reason: &str) -> String {
+        json!({"code": 0, "data": {
+            "jobId": id, "collectionName": "docs", "state": state,
+            "progress": if state == "Completed" { 100 } else { 40 },
+            "reason": reason, "importedRows": rows, "totalRows": rows, "details": []
+        }})
+        .to_string()
+    }
+
+    /// A stand-in that creates job `job-<n>` for the n-th create and answers its describe
+    /// `Completed` with the rows of its files.
+    async fn completing_stub(rows: HashMap<String, u64>) -> HttpStub {
+        HttpStub::start(move |req: &Recorded, before| {
+            let creates: Vec<&Recorded> = before
+                .iter()
+                .filter(|r| r.path.ends_with("/create"))
+                .collect();
+            if req.path.ends_with("/create") {
+                let id = format!("job-{}", creates.len());
+                return (200, json!({"code": 0, "data": {"jobId": id}}).to_string());
+            }
+            let id = req.body["jobId"].as_str().unwrap_or_default().to_string();
+            let n: usize = id.trim_start_matches("job-").parse().unwrap_or(usize::MAX);
+            let Some(create) = creates.get(n) else {
+                return (
+                    200,
+                    json!({"code": 100, "message": format!("job {id} not found")}).to_string(),
+                );
+            };
+            let sum = create.body["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| rows[g[0].as_str().unwrap()])
+                .sum();
+            (200, describe(&id, "Completed", sum, ""))
+        })
+        .await
+    }
+
+    fn created_files(stub: &HttpStub) -> Vec<(Option<String>, Vec<String>)> {
+        stub.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/create"))
+            .map(|r| {
+                let files = r.body["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|g| {
+                        assert_eq!(g.as_array().unwrap().len(), 1, "one Parquet file per group");
+                        g[0].as_str().unwrap().to_string()
+                    })
+                    .collect();
+                (r.body["partitionName"].as_str().map(str::to_string), files)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_staged_file_is_sent_once_in_jobs_of_at_most_max_files_per_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let mut stage = staged(&config, 3, &[Some("p1"), None]).await;
+        let rows = rows_by_path(&stage);
+        let partition_of: HashMap<String, Option<String>> = stage
+            .record()
+            .staged
+            .iter()
+            .map(|f| (f.paths[0].clone(), f.partition.clone()))
+            .collect();
+        assert_eq!(rows.len(), 6);
+        let stub = completing_stub(rows.clone()).await;
+        let imported = stage
+            .import_staged_rest(&jobs(&stub), "docs", 2)
+            .await
+            .unwrap();
+        assert_eq!(imported, 60);
+        assert_eq!(stage.waiting(), (0, 0));
+        let created = created_files(&stub);
+        // Oldest staged file first (each staging finishes the default partition's file before
+        // p1's): two of the default partition, two of p1, then the third of each.
+        let sizes: Vec<(Option<String>, usize)> =
+            created.iter().map(|(p, f)| (p.clone(), f.len())).collect();
+        let p1 = Some("p1".to_string());
+        assert_eq!(sizes, vec![(None, 2), (p1.clone(), 2), (None, 1), (p1, 1)]);
+        let mut sent: Vec<String> = Vec::new();
+        for (partition, files) in &created {
+            for f in files {
+                assert_eq!(
+                    &partition_of[f], partition,
+                    "{f} sent with the wrong partition"
+                );
+            }
+            sent.extend(files.iter().cloned());
+        }
+        let mut want: Vec<String> = rows.keys().cloned().collect();
+        sent.sort();
+        want.sort();
+        assert_eq!(sent, want, "every staged file exactly once");
+        // Imported in the record with their job, and removed from the stage.
+        let record = stage.record();
+        assert_eq!(record.imported.len(), 6);
+        assert!(record
+            .imported
+            .iter()
+            .all(|f| f.job.is_some() && f.tasks.is_empty()));
+        assert!(want.iter().all(|p| !Path::new(p).exists()));
+        let left: Vec<_> = std::fs::read_dir(dir.path().join(&record.run))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_create_leaves_the_files_staged_without_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let mut stage = staged(&config, 1, &[None]).await;
+        let stub = HttpStub::start(|_, _| {
+            let body = json!({"code": 1100, "message": "partition not found[partition=p9]"});
+            (200, body.to_string())
+        })
+        .await;
+        let err = stage
+            .import_staged_rest(&jobs(&stub), "docs", 1024)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("answered code 1100: partition not found[partition=p9]"),
+            "{err}"
+        );
+        assert_eq!(stage.waiting().0, 1);
+        let file = &stage.record().staged[0];
+        assert_eq!(stage.read_marker(file).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_create_without_an_answer_is_not_submitted_again_by_a_later_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let mut stage = staged(&config, 1, &[None]).await;
+        // 503: transient, and the server may have created the job before failing to answer.
+        let stub =
+            HttpStub::start(|_, _| (503, json!({"code": 503, "message": "busy"}).to_string()))
+                .await;
+        let jobs = jobs(&stub);
+        let err = stage
+            .import_staged_rest(&jobs, "docs", 1024)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("503"), "{err}");
+        let err = stage
+            .import_staged_rest(&jobs, "docs", 1024)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("got no answer with the job's id"),
+            "{err}"
+        );
+        assert_eq!(stub.requests().len(), 1, "create was sent once");
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_keeps_its_files_staged_and_reports_the_reason_verbatim() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let mut stage = staged(&config, 2, &[None]).await;
+        let reason = "failed to parse parquet file: schema mismatch, field 'vec' dim 4 != 8";
+        let stub = HttpStub::start(move |req: &Recorded, _| {
+            if req.path.ends_with("/create") {
+                (
+                    200,
+                    json!({"code": 0, "data": {"jobId": "job-0"}}).to_string(),
+                )
+            } else {
+                (200, describe("job-0", "Failed", 0, reason))
+            }
+        })
+        .await;
+        let err = stage
+            .import_staged_rest(&jobs(&stub), "docs", 1024)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().ends_with(&format!(
+                "Milvus import failed: import job job-0 failed: {reason}"
+            )),
+            "{err}"
+        );
+        assert_eq!(stage.waiting().0, 2);
+        // The markers hold the job's id, for a resumed run to ask about.
+        for f in &stage.record().staged {
+            assert_eq!(
+                stage.read_marker(f).await.unwrap().as_deref(),
+                Some("job-0")
+            );
+        }
+    }
+
+    /// A record taken before the interrupted run's last import: its files staged, and (written
+    /// after the record) their markers naming `job`.
+    async fn interrupted(
+        dir: &Path,
+        job: &str,
+    ) -> (Milvus2SinkConfig, BulkRecord, HashMap<String, u64>) {
+        let config = config(dir);
+        let stage = staged(&config, 3, &[None]).await;
+        for f in &stage.record().staged {
+            stage.write_marker_holding(f, job).await.unwrap();
+        }
+        (config.clone(), stage.record(), rows_by_path(&stage))
+    }
+
+    #[tokio::test]
+    async fn a_resumed_run_asks_about_the_job_its_markers_name_instead_of_resubmitting() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, record, rows) = interrupted(dir.path(), "448761313698322011").await;
+        let total: u64 = rows.values().sum();
+        let stub = HttpStub::start(move |req: &Recorded, _| {
+            if req.path.ends_with("/create") {
+                (
+                    500,
+                    json!({"code": 500, "message": "must not be called"}).to_string(),
+                )
+            } else {
+                (200, describe("448761313698322011", "Completed", total, ""))
+            }
+        })
+        .await;
+        let mut stage = BulkStaging::resume(&config, record, now_secs())
+            .await
+            .unwrap();
+        let imported = stage
+            .import_staged_rest(&jobs(&stub), "docs", 1024)
+            .await
+            .unwrap();
+        assert_eq!(imported, total);
+        let reqs = stub.requests();
+        assert_eq!(reqs.len(), 1, "one describe, no create");
+        assert_eq!(reqs[0].path, "/v2/vectordb/jobs/import/get_progress");
+        assert_eq!(reqs[0].body, json!({"jobId": "448761313698322011"}));
+        assert_eq!(stage.waiting(), (0, 0));
+        assert!(stage
+            .record()
+            .imported
+            .iter()
+            .all(|f| f.job.as_deref() == Some("448761313698322011")));
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_of_the_interrupted_run_is_submitted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, record, rows) = interrupted(dir.path(), "job-old").await;
+        let stub = {
+            let rows = rows.clone();
+            HttpStub::start(move |req: &Recorded, before| {
+                if req.path.ends_with("/create") {
+                    return (
+                        200,
+                        json!({"code": 0, "data": {"jobId": "job-new"}}).to_string(),
+                    );
+                }
+                if req.body["jobId"] == "job-old" {
+                    return (200, describe("job-old", "Failed", 0, "disk quota exceeded"));
+                }
+                let create = before.iter().find(|r| r.path.ends_with("/create")).unwrap();
+                let sum = create.body["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|g| rows[g[0].as_str().unwrap()])
+                    .sum();
+                (200, describe("job-new", "Completed", sum, ""))
+            })
+            .await
+        };
+        let mut stage = BulkStaging::resume(&config, record, now_secs())
+            .await
+            .unwrap();
+        let imported = stage
+            .import_staged_rest(&jobs(&stub), "docs", 1024)
+            .await
+            .unwrap();
+        assert_eq!(imported, rows.values().sum::<u64>());
+        // The old job was asked about first, then the files submitted again.
+        let first = &stub.requests()[0];
+        assert_eq!(
+            (first.path.as_str(), &first.body),
+            (
+                "/v2/vectordb/jobs/import/get_progress",
+                &json!({"jobId": "job-old"})
+            )
+        );
+        let created = created_files(&stub);
+        assert_eq!(created.len(), 1);
+        let mut sent = created[0].1.clone();
+        let mut want: Vec<String> = rows.keys().cloned().collect();
+        sent.sort();
+        want.sort();
+        assert_eq!(sent, want);
+        assert!(stage
+            .record()
+            .imported
+            .iter()
+            .all(|f| f.job.as_deref() == Some("job-new")));
+    }
+
+    #[tokio::test]
+    async fn a_marker_without_a_job_id_is_refused_rather_than_guessed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, record, _) = interrupted(dir.path(), "").await;
+        let stub = HttpStub::start(|_, _| (500, "{}".into())).await;
+        let mut stage = BulkStaging::resume(&config, record, now_secs())
+            .await
+            .unwrap();
+        let err = stage
+            .import_staged_rest(&jobs(&stub), "docs", 1024)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("an earlier attempt (of this run or of the interrupted one) submitted an import job of this staged file and got no answer with the job's id, so vmig cannot tell whether its 10 rows are in `docs`"),
+            "{err}"
+        );
+        assert!(stub.requests().is_empty());
+    }
 }

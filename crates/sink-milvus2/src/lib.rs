@@ -10,6 +10,7 @@
 //! collection = "books"
 //! mode = "insert"              # or "upsert" / "bulk"
 //! stage = "/data/vmig-stage"   # bulk only
+//! bulk_api = "auto"            # bulk only: or "grpc" / "rest"
 //! ```
 //!
 //! **Main design decision:** durability follows the pipeline's flush contract exactly. In insert
@@ -23,8 +24,13 @@
 //! staging files under `max_file_size` through the same
 //! [`vmig_formats::staging::RotatingWriter`] as the `files` sink; `flush` imports the files the
 //! previous flush staged and stages (finishes, syncs or uploads) the open ones; commit imports
-//! the rest (one `Import` call per file or NumPy set, polled until Completed; an `s3://` stage
-//! is uploaded by [`vmig_core::store::upload_file`]). Only imported rows are in the collection.
+//! the rest (an `s3://` stage is uploaded by [`vmig_core::store::upload_file`]). Only imported
+//! rows are in the collection. The import goes through one of two APIs, chosen at start by
+//! [`choose`] from `bulk_api` and the server's version (and logged; `vmig plan` says the rule):
+//! Milvus 2.3's gRPC `Import` (one call per file or NumPy set, polled until Completed), or the
+//! REST import jobs of Milvus 2.4+ ([`vmig_milvus::rest`]: one job per partition with up to
+//! `max_files_per_job` files, polled until Completed, its progress logged). Zilliz Cloud's
+//! control-plane form of the REST import is not driven by this sink yet (refused clearly).
 //!
 //! Nothing changes in the target before the first batch is ready: the collection is created
 //! then (bulk: before the first import; at commit for a source without rows), so a run that
@@ -89,7 +95,10 @@
 //!   task is submitted only while Milvus would still list it (import tasks are kept 24 hours).
 //!   Files the killed process wrote after its last record are removed from the run's directory
 //!   (and only there); file names carry the process's attempt number, so no path is written
-//!   twice. Imported files are removed unless `keep_staged`. The collection is created before
+//!   twice. Imported files are removed unless `keep_staged`. Through REST, the marker holds
+//!   the job's id once the server gave it: a resumed run asks that job (completed: not
+//!   repeated; running: waited for; failed: submitted again) and refuses to guess about a marker
+//!   without an id (the run stopped between submitting and the server's answer). The collection is created before
 //!   the first import, so a run killed before its first checkpoint changed nothing in Milvus.
 //! * A run killed before its first checkpoint: with sent marks (insert, upsert) there is a
 //!   checkpoint without a record, and the resumed run continues into the collection of the
@@ -137,10 +146,12 @@ use vmig_milvus::proto::common::ConsistencyLevel;
 use vmig_milvus::{ConnectOptions, MilvusClient};
 
 mod bulk;
+pub mod path;
 mod readback;
 mod record;
 mod sink;
 
+pub use path::{choose, BulkChoice, BulkPath};
 pub use sink::Milvus2Sink;
 /// The size type of `max_file_size` and `batch_bytes` (units: [`vmig_core::size`]).
 pub use vmig_core::size::ByteSize;
@@ -170,6 +181,35 @@ impl WriteMode {
             WriteMode::Upsert => "upsert",
             WriteMode::Bulk => "bulk",
         }
+    }
+}
+
+/// Which API bulk mode imports through (`bulk_api`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkApi {
+    /// By the server's version ([`choose`]): gRPC `Import` on Milvus 2.3, the REST import jobs
+    /// on 2.4+ and Zilliz Cloud, gRPC when the server does not say its release.
+    #[default]
+    Auto,
+    /// Milvus 2.3's gRPC `Import`, one file (or NumPy set) per call.
+    Grpc,
+    /// The REST import jobs of Milvus 2.4+ (several files per job).
+    Rest,
+}
+
+impl BulkApi {
+    /// The name used in job files: `auto`, `grpc` or `rest`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BulkApi::Auto => "auto",
+            BulkApi::Grpc => "grpc",
+            BulkApi::Rest => "rest",
+        }
+    }
+
+    fn is_auto(&self) -> bool {
+        *self == BulkApi::Auto
     }
 }
 
@@ -300,6 +340,25 @@ pub struct Milvus2SinkConfig {
     /// removed then).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_staged: bool,
+    /// Bulk only: the import API, `auto` (default), `grpc` or `rest` ([`BulkApi`], [`choose`]).
+    #[serde(default, skip_serializing_if = "BulkApi::is_auto")]
+    pub bulk_api: BulkApi,
+    /// Bulk through REST only: the REST API's base URL (default: `uri`'s scheme, host and port,
+    /// where Milvus 2.4+ serves it). Printed without its user-info.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "vmig_core::redact::serialize_redacted"
+    )]
+    pub rest_uri: Option<String>,
+    /// Bulk through REST only: staged files per import job, 1 to 1024 (default 1024, Milvus's
+    /// per-request limit `dataCoord.import.maxImportFileNumPerReq`); a flush with more files
+    /// submits several jobs.
+    #[serde(
+        default = "default_max_files_per_job",
+        skip_serializing_if = "is_default_max_files_per_job"
+    )]
+    pub max_files_per_job: usize,
     /// `error` (default), `append` or `drop`.
     #[serde(default)]
     pub if_exists: IfExists,
@@ -361,6 +420,12 @@ vmig_core::redacted_debug!(Milvus2SinkConfig);
 fn default_max_file_size() -> ByteSize {
     ByteSize::gib(1)
 }
+fn default_max_files_per_job() -> usize {
+    vmig_milvus::rest::MAX_FILES_PER_JOB
+}
+fn is_default_max_files_per_job(n: &usize) -> bool {
+    *n == default_max_files_per_job()
+}
 fn default_batch_bytes() -> ByteSize {
     ByteSize::mib(16)
 }
@@ -385,6 +450,9 @@ impl Milvus2SinkConfig {
             bulk_format: StagingFormat::Parquet,
             max_file_size: default_max_file_size(),
             keep_staged: false,
+            bulk_api: BulkApi::Auto,
+            rest_uri: None,
+            max_files_per_job: default_max_files_per_job(),
             if_exists: IfExists::Error,
             auto_id: false,
             primary_key: None,
@@ -437,11 +505,52 @@ impl Milvus2SinkConfig {
                     "{why}: Milvus generates the primary keys, so rows an interrupted run sent after its last checkpoint cannot be told apart from new ones. A run stopped cleanly (Ctrl-C, SIGTERM) resumes exactly; a run killed, or failed, after sending rows past its last checkpoint cannot be resumed without duplicates, and the resumed run stops before sending them again: start over with `vmig migrate --restart` (with `if_exists = \"drop\"` or a new collection)"
                 ))
             }
-            WriteMode::Bulk => Some(
-                "bulk: every checkpoint (`checkpoint_interval`, `flush_rows`) closes the open staging files, and each is imported after the checkpoint that lists it, exactly once also across resumed runs; expect one import per partition and checkpoint, so raise `checkpoint_interval` for fewer, larger imports".to_string(),
-            ),
+            WriteMode::Bulk => {
+                let through = match self.bulk_api {
+                    BulkApi::Auto => "imports through gRPC `Import` on Milvus 2.3 and through the REST import jobs on Milvus 2.4+ (`bulk_api = \"auto\"`: chosen by the server's version at start, and logged)",
+                    BulkApi::Grpc => "imports through gRPC `Import` (`bulk_api = \"grpc\"`)",
+                    BulkApi::Rest => "imports through the REST import jobs of Milvus 2.4+ (`bulk_api = \"rest\"`)",
+                };
+                Some(format!(
+                    "bulk {through}: every checkpoint (`checkpoint_interval`, `flush_rows`) closes the open staging files, and each is imported after the checkpoint that lists it, exactly once also across resumed runs; expect one import per partition and checkpoint (REST: one job per partition and up to `max_files_per_job` files), so raise `checkpoint_interval` for fewer, larger imports"
+                ))
+            }
             _ => None,
         }
+    }
+
+    /// The REST import-jobs client of bulk imports through REST: `rest_uri`, else `uri`'s
+    /// scheme, host and port; the credentials of `options`.
+    ///
+    /// # Errors
+    /// A refusal for Zilliz Cloud (its control-plane form is not wired into this sink), and
+    /// [`vmig_milvus::rest::ImportJobs::new`]'s.
+    pub fn import_jobs(
+        &self,
+        options: &ConnectOptions,
+        server: &vmig_milvus::ServerVersion,
+    ) -> Result<vmig_milvus::rest::ImportJobs> {
+        if server.is_zilliz() {
+            return Err(Error::config(
+                NAME,
+                "bulk import into Zilliz Cloud goes through its control-plane import API (a cluster id, and object URLs in your own bucket with its credentials), which this sink does not drive yet; use `mode = \"insert\"` (or `\"upsert\"`)",
+            ));
+        }
+        let (base, base_option) = match &self.rest_uri {
+            Some(u) => (u.clone(), "rest_uri"),
+            None => (options.normalized_uri(), "uri"),
+        };
+        vmig_milvus::rest::ImportJobs::new(&vmig_milvus::rest::RestOptions {
+            base,
+            base_option: base_option.into(),
+            token: options.rest_token(),
+            request_timeout_secs: 60,
+            ca_cert: options.ca_cert.as_ref().map(|p| p.display().to_string()),
+            retry: self.retry_policy()?,
+            api: vmig_milvus::rest::ImportApi::Milvus {
+                db: self.db.clone().filter(|d| !d.is_empty()),
+            },
+        })
     }
 
     /// Connection options, with secrets defaulting to `MILVUS_TOKEN`, `MILVUS_USER` and
@@ -512,6 +621,21 @@ impl SinkConfig for Milvus2SinkConfig {
             }
             _ => {}
         }
+        if self.mode != WriteMode::Bulk && !self.bulk_api.is_auto() {
+            return err("`bulk_api` is only used with `mode = \"bulk\"`".into());
+        }
+        if self.rest_uri.is_some()
+            && (self.mode != WriteMode::Bulk || self.bulk_api == BulkApi::Grpc)
+        {
+            return err("`rest_uri` is only used by bulk imports through REST (`mode = \"bulk\"` with `bulk_api = \"rest\"` or `\"auto\"`)".into());
+        }
+        if !(1..=vmig_milvus::rest::MAX_FILES_PER_JOB).contains(&self.max_files_per_job) {
+            return err(format!(
+                "`max_files_per_job` = {} must be 1..={} (Milvus's `dataCoord.import.maxImportFileNumPerReq`)",
+                self.max_files_per_job,
+                vmig_milvus::rest::MAX_FILES_PER_JOB
+            ));
+        }
         if self.max_file_size.bytes() == 0 || self.max_file_size > MILVUS_MAX_FILE_SIZE {
             return err(format!(
                 "`max_file_size` = {} must be positive and at most {MILVUS_MAX_FILE_SIZE} (Milvus's per-file import limit)",
@@ -531,8 +655,22 @@ impl SinkConfig for Milvus2SinkConfig {
 
     async fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Sink>> {
         self.validate()?;
-        let client = MilvusClient::connect(&self.connect_options(ctx)).await?;
-        Ok(Box::new(Milvus2Sink::new(self.clone(), client)?))
+        let options = self.connect_options(ctx);
+        let client = MilvusClient::connect(&options).await?;
+        let mut sink = Milvus2Sink::new(self.clone(), client)?;
+        if self.mode == WriteMode::Bulk {
+            let choice = choose(self.bulk_api, sink.server())?;
+            tracing::info!(
+                path = choice.path.as_str(),
+                why = choice.why,
+                "bulk import path"
+            );
+            if choice.path == BulkPath::Rest {
+                let jobs = self.import_jobs(&options, sink.server())?;
+                sink = sink.with_rest(jobs);
+            }
+        }
+        Ok(Box::new(sink))
     }
 
     /// See [`Milvus2SinkConfig::resume_note`].
@@ -634,6 +772,55 @@ mod tests {
         let mut c = Milvus2SinkConfig::new("http://x:1");
         c.batch_bytes = ByteSize(100 << 20);
         assert_eq!(c.validate().unwrap_err().to_string(), "invalid `milvus2` configuration: `batch_bytes` = 100MiB must be between 1 byte and the 64MiB Milvus request limit (16MiB–32MiB is best)");
+    }
+
+    #[test]
+    fn bulk_api_options_are_checked_and_named_in_the_plan() {
+        let mut c = Milvus2SinkConfig::new("http://x:1");
+        c.bulk_api = BulkApi::Rest;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid `milvus2` configuration: `bulk_api` is only used with `mode = \"bulk\"`"
+        );
+        c.mode = WriteMode::Bulk;
+        c.stage = Some("/abs".into());
+        assert!(c.validate().is_ok());
+        assert!(c.resume_note(None).unwrap().starts_with(
+            "bulk imports through the REST import jobs of Milvus 2.4+ (`bulk_api = \"rest\"`)"
+        ));
+        c.bulk_api = BulkApi::Grpc;
+        c.rest_uri = Some("http://x:19530".into());
+        assert_eq!(c.validate().unwrap_err().to_string(), "invalid `milvus2` configuration: `rest_uri` is only used by bulk imports through REST (`mode = \"bulk\"` with `bulk_api = \"rest\"` or `\"auto\"`)");
+        c.rest_uri = None;
+        assert!(c
+            .resume_note(None)
+            .unwrap()
+            .starts_with("bulk imports through gRPC `Import` (`bulk_api = \"grpc\"`)"));
+        c.bulk_api = BulkApi::Auto;
+        assert!(c.resume_note(None).unwrap().starts_with("bulk imports through gRPC `Import` on Milvus 2.3 and through the REST import jobs on Milvus 2.4+"));
+        for (n, ok) in [(0, false), (1, true), (1024, true), (1025, false)] {
+            c.max_files_per_job = n;
+            let got = c.validate().map_err(|e| e.to_string());
+            if ok {
+                assert!(got.is_ok(), "{n}: {got:?}");
+            } else {
+                assert_eq!(got.unwrap_err(), format!("invalid `milvus2` configuration: `max_files_per_job` = {n} must be 1..=1024 (Milvus's `dataCoord.import.maxImportFileNumPerReq`)"));
+            }
+        }
+        // Parsed from a job file; defaults are left out when printed.
+        let parsed: Milvus2SinkConfig = serde_json::from_value(serde_json::json!({
+            "uri": "http://x:1", "mode": "bulk", "stage": "/abs", "bulk_api": "rest",
+            "rest_uri": "http://u:pw@x:19530", "max_files_per_job": 2
+        }))
+        .unwrap();
+        assert_eq!(
+            (parsed.bulk_api, parsed.max_files_per_job),
+            (BulkApi::Rest, 2)
+        );
+        let v = serde_json::to_value(&parsed).unwrap();
+        assert_eq!(v["rest_uri"], "http://***@x:19530");
+        let v = serde_json::to_value(Milvus2SinkConfig::new("http://x:1")).unwrap();
+        assert!(v.get("bulk_api").is_none() && v.get("max_files_per_job").is_none());
     }
 
     /// `batch_bytes` and `max_file_size` follow [`vmig_core::size`]: `MB` is 10^6, `MiB` 2^20,

@@ -17,11 +17,12 @@ use vmig_milvus::convert::estimate_request_bytes;
 use vmig_milvus::meta::{CollectionSettings, IndexSpec};
 use vmig_milvus::proto::common::ConsistencyLevel;
 use vmig_milvus::proto::schema::CollectionSchema;
+use vmig_milvus::rest::ImportJobs;
 use vmig_milvus::schema::{
     check_compatible, collection_schema, primary_key_name, schema_differences,
 };
 use vmig_milvus::version::parse_release;
-use vmig_milvus::{is_too_large, MilvusClient, MilvusErrorKind, SchemaOptions};
+use vmig_milvus::{is_too_large, MilvusClient, MilvusErrorKind, SchemaOptions, ServerVersion};
 
 use crate::bulk::{now_secs, BulkStaging};
 use crate::record::{Ids, ResumeRecord, RECORD_VERSION};
@@ -78,6 +79,8 @@ pub struct Milvus2Sink {
     refused_replay: bool,
     /// Bulk mode: the staging files of this run.
     stage: Option<BulkStaging>,
+    /// Bulk mode through REST: the import-jobs API (`None`: gRPC `Import`).
+    rest: Option<ImportJobs>,
     rows_since_flush: u64,
     bytes_since_flush: u64,
     /// Rows made durable by this job (also by earlier processes of it, from the record).
@@ -108,6 +111,18 @@ struct Creation {
 }
 
 impl Milvus2Sink {
+    /// Bulk imports go through the REST import jobs of `jobs` instead of gRPC `Import`.
+    #[must_use]
+    pub fn with_rest(mut self, jobs: ImportJobs) -> Self {
+        self.rest = Some(jobs);
+        self
+    }
+
+    /// The target's product and version.
+    pub fn server(&self) -> &ServerVersion {
+        self.client.server()
+    }
+
     /// A sink writing through `client`.
     ///
     /// # Errors
@@ -136,6 +151,7 @@ impl Milvus2Sink {
             resumed: None,
             refused_replay: false,
             stage: None,
+            rest: None,
             rows_since_flush: 0,
             bytes_since_flush: 0,
             rows_total: 0,
@@ -401,10 +417,18 @@ impl Milvus2Sink {
         for p in &partitions {
             self.ensure_partition(p).await?;
         }
-        if let Some(stage) = self.stage.as_mut() {
-            stage
-                .import_staged(&self.client, &self.collection, &retry)
-                .await?;
+        match (self.stage.as_mut(), &self.rest) {
+            (Some(stage), Some(jobs)) => {
+                stage
+                    .import_staged_rest(jobs, &self.collection, self.config.max_files_per_job)
+                    .await?;
+            }
+            (Some(stage), None) => {
+                stage
+                    .import_staged(&self.client, &self.collection, &retry)
+                    .await?;
+            }
+            (None, _) => {}
         }
         Ok(())
     }

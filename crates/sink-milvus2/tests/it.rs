@@ -497,3 +497,144 @@ async fn a_2_5_schema_into_milvus_2_3_is_refused_naming_each_feature() -> Result
     assert!(!client.has_collection(&name).await?);
     Ok(())
 }
+
+/// `bulk_api = "rest"` on the real Milvus 2.3.5 is refused at start, naming its version; `auto`
+/// builds (and takes gRPC `Import`, as the CLI's bulk test shows in its log).
+#[tokio::test]
+async fn bulk_through_rest_is_refused_on_milvus_2_3() -> Result<()> {
+    let Some(env) = env() else { return Ok(()) };
+    let cfg = env.sink(
+        "x",
+        json!({ "mode": "bulk", "stage": env.stage, "bulk_api": "rest" }),
+    );
+    let err = parse_sink("milvus2", cfg)?
+        .build(&BuildContext::default())
+        .await
+        .unwrap_err();
+    assert!(err.is_config_error(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "opening sink `milvus2`: invalid `milvus2` configuration: `bulk_api = \"rest\"` (REST import jobs) needs Milvus 2.4 or newer, and the target is Milvus v2.3.5-lite; use `bulk_api = \"grpc\"` or `\"auto\"`"
+    );
+    let cfg = env.sink("x", json!({ "mode": "bulk", "stage": env.stage }));
+    parse_sink("milvus2", cfg)?
+        .build(&BuildContext::default())
+        .await?;
+    Ok(())
+}
+
+/// The sink's bulk flushes through REST: the collection and its partition are made on the real
+/// Milvus 2.3.5 (gRPC), while the import jobs go to a local stand-in of the Milvus 2.4+ REST
+/// API, NOT a real server, answering as milvus.io's RESTful API v2 reference, "Import (v2)",
+/// documents (create: `data.jobId`; describe: `state` Completed with `importedRows`). It counts
+/// the rows of the staged Parquet files it is sent. Every staged file is sent exactly once,
+/// in jobs of at most `max_files_per_job = 2` files of one partition.
+#[tokio::test]
+async fn bulk_flushes_through_rest_send_every_staged_file_once() -> Result<()> {
+    use std::collections::HashMap;
+    use vmig_milvus::rest::{ImportApi, ImportJobs, RestOptions};
+    use vmig_testing::http_stub::{HttpStub, Recorded};
+
+    let Some(env) = env() else { return Ok(()) };
+    let rows_of = |path: &str| -> u64 {
+        let f = std::fs::File::open(path).unwrap();
+        let r = parquet::file::reader::SerializedFileReader::new(f).unwrap();
+        parquet::file::reader::FileReader::metadata(&r)
+            .file_metadata()
+            .num_rows() as u64
+    };
+    let stub = HttpStub::start(move |req: &Recorded, before| {
+        let creates: Vec<&Recorded> = before
+            .iter()
+            .filter(|r| r.path.ends_with("/create"))
+            .collect();
+        if req.path.ends_with("/create") {
+            let id = format!("job-{}", creates.len());
+            return (200, json!({"code": 0, "data": {"jobId": id}}).to_string());
+        }
+        let id = req.body["jobId"].as_str().unwrap_or_default().to_string();
+        let n: usize = id.trim_start_matches("job-").parse().unwrap();
+        let rows: u64 = creates[n].body["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| rows_of(g[0].as_str().unwrap()))
+            .sum();
+        let answer = json!({"code": 0, "data": {"jobId": id, "collectionName": "x",
+            "state": "Completed", "progress": 100, "reason": "",
+            "importedRows": rows, "totalRows": rows, "details": []}});
+        (200, answer.to_string())
+    })
+    .await;
+    let name = unique("vmig_rest_bulk");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg: Milvus2SinkConfig = serde_json::from_value(env.sink(
+        &name,
+        // `keep_staged`: the test counts the rows of the imported files afterwards.
+        json!({ "mode": "bulk", "stage": dir.path(), "max_files_per_job": 2, "keep_staged": true }),
+    ))
+    .unwrap();
+    let jobs = ImportJobs::new(&RestOptions {
+        base: stub.url.clone(),
+        base_option: "rest_uri".into(),
+        token: Some(format!("{}:{}", env.user, env.password)),
+        request_timeout_secs: 10,
+        ca_cert: None,
+        retry: cfg.retry_policy()?,
+        api: ImportApi::Milvus { db: None },
+    })?;
+    let client = env.client().await;
+    let mut sink = Milvus2Sink::new(cfg, env.client().await)?.with_rest(jobs);
+    let schema: SchemaRef = vmig_testing::gen::sample_schema(16);
+    let (mut in_p1, mut in_default) = (0u64, 0u64);
+    let run = async {
+        sink.prepare(&schema).await?;
+        // Three flushes with rows of two partitions each: 3 x 2 staged files, imported at the
+        // flush after the one that staged them.
+        for i in 0..3 {
+            let (a, b) = (
+                sample_without_nulls(i * 100, 50),
+                sample_without_nulls(i * 100 + 50, 50),
+            );
+            in_p1 += a.num_rows() as u64;
+            in_default += b.num_rows() as u64;
+            sink.write(a, Some("p1")).await?;
+            sink.write(b, None).await?;
+            sink.flush().await?;
+        }
+        sink.flush().await?;
+        Ok::<_, vmig_core::Error>(())
+    }
+    .await;
+    let _ = client.drop_collection(&name).await;
+    run?;
+    let creates: Vec<Recorded> = stub
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/create"))
+        .collect();
+    let mut sent: Vec<String> = Vec::new();
+    let mut by_partition: HashMap<Option<String>, u64> = HashMap::new();
+    for c in &creates {
+        assert_eq!(c.body["collectionName"], json!(name));
+        let files: Vec<String> = c.body["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g[0].as_str().unwrap().to_string())
+            .collect();
+        assert!((1..=2).contains(&files.len()), "{files:?}");
+        let p = c.body["partitionName"].as_str().map(str::to_string);
+        *by_partition.entry(p).or_default() += files.iter().map(|f| rows_of(f)).sum::<u64>();
+        sent.extend(files);
+    }
+    let mut unique_sent = sent.clone();
+    unique_sent.sort();
+    unique_sent.dedup();
+    assert_eq!(unique_sent.len(), sent.len(), "a file sent twice: {sent:?}");
+    assert_eq!(sent.len(), 6, "{sent:?}");
+    assert!(in_p1 > 0 && in_default > 0);
+    assert_eq!(by_partition.get(&Some("p1".into())), Some(&in_p1));
+    assert_eq!(by_partition.get(&None), Some(&in_default));
+    Ok(())
+}

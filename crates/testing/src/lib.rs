@@ -15,6 +15,8 @@
 //! * `chroma` (feature `chroma`): collections on the real Chroma server, and its rows compared.
 //! * `es` (feature `es`): creating and loading indexes on the Elasticsearch/OpenSearch
 //!   stand-ins.
+//! * `http_stub` (feature `http-stub`): a local HTTP server recording requests and answering
+//!   as the test says, for REST clients tested against exchanges from a published reference.
 //! * `tls` (feature `tls`): a test CA and server certificate, and a TLS-terminating proxy.
 //! * `milvus1` (feature `milvus1`): a generator of Milvus 1.x data directories.
 #![warn(missing_docs)]
@@ -29,6 +31,8 @@ pub mod e2e;
 #[cfg(feature = "es")]
 pub mod es;
 pub mod gen;
+#[cfg(feature = "http-stub")]
+pub mod http_stub;
 #[cfg(feature = "milvus1")]
 pub mod milvus1;
 pub mod mock;
