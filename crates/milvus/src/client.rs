@@ -118,13 +118,17 @@ impl ConnectOptions {
         o.with_env_credentials()
     }
 
-    /// `http://host:port` form of [`ConnectOptions::uri`], without user-info.
+    /// `http://host:port` form of [`ConnectOptions::uri`], without user-info. A `host:port`
+    /// without a scheme is `https://` with a `ca_cert` or on a Zilliz Cloud host (which serves
+    /// TLS only), else `http://`.
     pub fn normalized_uri(&self) -> String {
         let (uri, _) = vmig_core::redact::split_userinfo(&self.uri);
         let uri = uri.trim_end_matches('/');
         if uri.contains("://") {
             uri.to_string()
-        } else if self.ca_cert.is_some() {
+        } else if self.ca_cert.is_some()
+            || crate::version::ServerVersion::new(uri, None).is_zilliz()
+        {
             format!("https://{uri}")
         } else {
             format!("http://{uri}")

@@ -213,3 +213,25 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod zilliz_tls_tests {
+    use crate::ConnectOptions;
+
+    /// Zilliz Cloud serves TLS only: its host without a scheme is reached over https; any
+    /// other host without a scheme stays plain, and a scheme given is kept.
+    #[test]
+    fn a_zilliz_host_without_a_scheme_is_tls() {
+        let uri = |u: &str| ConnectOptions::new(u.to_string()).normalized_uri();
+        assert_eq!(
+            uri("in03-abc.serverless.gcp-us-west1.cloud.zilliz.com:443"),
+            "https://in03-abc.serverless.gcp-us-west1.cloud.zilliz.com:443"
+        );
+        assert_eq!(
+            uri("in01-abc.aws-us-west-2.vectordb.zillizcloud.com:19530/"),
+            "https://in01-abc.aws-us-west-2.vectordb.zillizcloud.com:19530"
+        );
+        assert_eq!(uri("milvus.internal:19530"), "http://milvus.internal:19530");
+        assert_eq!(uri("http://127.0.0.1:19530"), "http://127.0.0.1:19530");
+    }
+}
