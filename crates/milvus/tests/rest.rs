@@ -53,6 +53,17 @@ fn milvus() -> ImportApi {
     ImportApi::Milvus { db: None }
 }
 
+/// Creates a job importing `groups` into collection `docs` (no partition, no options).
+async fn create_in_docs(jobs: &ImportJobs, groups: &[Vec<String>]) -> vmig_core::Result<String> {
+    jobs.create(&ImportRequest {
+        collection: "docs",
+        partition: None,
+        files: groups,
+        options: BTreeMap::new(),
+    })
+    .await
+}
+
 fn files(paths: &[&str]) -> Vec<Vec<String>> {
     paths.iter().map(|p| vec![p.to_string()]).collect()
 }
@@ -204,15 +215,7 @@ async fn a_nonzero_code_is_an_error_with_the_servers_code_and_message() {
     .await;
     let jobs = client(&stub, milvus());
     let groups = files(&["/stage/a.parquet"]);
-    let err = jobs
-        .create(&ImportRequest {
-            collection: "docs",
-            partition: None,
-            files: &groups,
-            options: BTreeMap::new(),
-        })
-        .await
-        .unwrap_err();
+    let err = create_in_docs(&jobs, &groups).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
@@ -233,15 +236,7 @@ async fn http_404_says_the_server_has_no_rest_import() {
     let stub = HttpStub::start(|_, _| (404, "404 page not found".into())).await;
     let jobs = client(&stub, milvus());
     let groups = files(&["/stage/a.parquet"]);
-    let err = jobs
-        .create(&ImportRequest {
-            collection: "docs",
-            partition: None,
-            files: &groups,
-            options: BTreeMap::new(),
-        })
-        .await
-        .unwrap_err();
+    let err = create_in_docs(&jobs, &groups).await.unwrap_err();
     assert!(err.is_config_error(), "{err:?}");
     assert_eq!(
         err.to_string(),
@@ -269,15 +264,7 @@ async fn create_is_tried_once_and_describe_is_retried() {
     .await;
     let jobs = client(&stub, milvus());
     let groups = files(&["/stage/a.parquet"]);
-    let err = jobs
-        .create(&ImportRequest {
-            collection: "docs",
-            partition: None,
-            files: &groups,
-            options: BTreeMap::new(),
-        })
-        .await
-        .unwrap_err();
+    let err = create_in_docs(&jobs, &groups).await.unwrap_err();
     assert!(err.to_string().contains("503"), "{err}");
     assert_eq!(stub.requests().len(), 1, "create must not be retried");
     let job = jobs.describe("9").await.unwrap_or_else(|e| panic!("{e}"));
@@ -298,15 +285,7 @@ async fn more_files_than_one_request_may_carry_are_refused_before_sending() {
     let stub = HttpStub::start(|_, _| (200, "{}".into())).await;
     let jobs = client(&stub, milvus());
     let groups: Vec<Vec<String>> = (0..1025).map(|i| vec![format!("/s/{i}.parquet")]).collect();
-    let err = jobs
-        .create(&ImportRequest {
-            collection: "docs",
-            partition: None,
-            files: &groups,
-            options: BTreeMap::new(),
-        })
-        .await
-        .unwrap_err();
+    let err = create_in_docs(&jobs, &groups).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid `milvus` configuration: an import job may carry at most 1024 files (`dataCoord.import.maxImportFileNumPerReq`), and 1025 were given"
@@ -384,13 +363,7 @@ async fn the_zilliz_cloud_form_sends_cluster_object_urls_and_bucket_credentials(
     );
     assert!(!format!("{jobs:?}").contains("bucket-S3cret"));
     let groups = files(&["s3://bucket/stage/a.parquet", "s3://bucket/stage/b.parquet"]);
-    let id = jobs
-        .create(&ImportRequest {
-            collection: "docs",
-            partition: None,
-            files: &groups,
-            options: BTreeMap::new(),
-        })
+    let id = create_in_docs(&jobs, &groups)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(id, "job-0123456789abcdef01234");
@@ -454,15 +427,7 @@ async fn the_real_milvus_2_3_has_no_rest_import_and_the_error_says_so() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let groups = files(&["/stage/a.parquet"]);
-    let err = jobs
-        .create(&ImportRequest {
-            collection: "docs",
-            partition: None,
-            files: &groups,
-            options: BTreeMap::new(),
-        })
-        .await
-        .unwrap_err();
+    let err = create_in_docs(&jobs, &groups).await.unwrap_err();
     let text = err.to_string();
     assert!(err.is_config_error(), "{err:?}");
     assert!(

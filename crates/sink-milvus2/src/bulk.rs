@@ -543,18 +543,7 @@ impl BulkStaging {
             rows += imported.rows;
             self.staged.remove(0);
             self.imported.push(imported);
-            let removed = if self.keep {
-                self.remove_marker(&file).await
-            } else {
-                self.remove_unit(&file).await
-            };
-            if let Err(error) = removed {
-                tracing::warn!(
-                    message = "Could not remove an imported staging file.",
-                    file = file.label(),
-                    %error
-                );
-            }
+            self.clean_up_imported(&file).await;
         }
         Ok(rows)
     }
@@ -715,20 +704,26 @@ impl BulkStaging {
                 job: Some(job.job_id.clone()),
                 rows: file.rows,
             });
-            let removed = if self.keep {
-                self.remove_marker(file).await
-            } else {
-                self.remove_unit(file).await
-            };
-            if let Err(error) = removed {
-                tracing::warn!(
-                    message = "Could not remove an imported staging file.",
-                    file = file.label(),
-                    %error
-                );
-            }
+            self.clean_up_imported(file).await;
         }
         Ok(want)
+    }
+
+    /// After its import: removes an imported file (or, with `keep_staged`, only its marker);
+    /// a failure is logged, not fatal (the rows are in Milvus and the record says so).
+    async fn clean_up_imported(&self, file: &Staged) {
+        let removed = if self.keep {
+            self.remove_marker(file).await
+        } else {
+            self.remove_unit(file).await
+        };
+        if let Err(error) = removed {
+            tracing::warn!(
+                message = "Could not remove an imported staging file.",
+                file = file.label(),
+                %error
+            );
+        }
     }
 
     async fn import_one(
@@ -1308,35 +1303,34 @@ mod tests {
         .to_string()
     }
 
-    /// A stand-in that creates job `job-<n>` for the n-th create and answers its describe
-    /// `Completed` with the rows of its files.
+    /// Resumes `record` and imports its staged files through `stub`'s jobs, into `docs`.
+    async fn resume_and_import(
+        config: &Milvus2SinkConfig,
+        record: BulkRecord,
+        stub: &HttpStub,
+    ) -> (BulkStaging, u64) {
+        let mut stage = BulkStaging::resume(config, record, now_secs())
+            .await
+            .unwrap();
+        let rows = stage
+            .import_staged_rest(&jobs(stub), "docs", 1024)
+            .await
+            .unwrap();
+        (stage, rows)
+    }
+
+    /// Whether every file `stage` imported was imported by job `job`.
+    fn all_imported_by(stage: &BulkStaging, job: &str) -> bool {
+        stage
+            .record()
+            .imported
+            .iter()
+            .all(|f| f.job.as_deref() == Some(job))
+    }
+
+    /// The completing import-jobs stand-in, counting the rows `rows` gives each file.
     async fn completing_stub(rows: HashMap<String, u64>) -> HttpStub {
-        HttpStub::start(move |req: &Recorded, before| {
-            let creates: Vec<&Recorded> = before
-                .iter()
-                .filter(|r| r.path.ends_with("/create"))
-                .collect();
-            if req.path.ends_with("/create") {
-                let id = format!("job-{}", creates.len());
-                return (200, json!({"code": 0, "data": {"jobId": id}}).to_string());
-            }
-            let id = req.body["jobId"].as_str().unwrap_or_default().to_string();
-            let n: usize = id.trim_start_matches("job-").parse().unwrap_or(usize::MAX);
-            let Some(create) = creates.get(n) else {
-                return (
-                    200,
-                    json!({"code": 100, "message": format!("job {id} not found")}).to_string(),
-                );
-            };
-            let sum = create.body["files"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|g| rows[g[0].as_str().unwrap()])
-                .sum();
-            (200, describe(&id, "Completed", sum, ""))
-        })
-        .await
+        vmig_testing::http_stub::completing_import_jobs(move |path| rows[path]).await
     }
 
     fn created_files(stub: &HttpStub) -> Vec<(Option<String>, Vec<String>)> {
@@ -1530,24 +1524,14 @@ mod tests {
             }
         })
         .await;
-        let mut stage = BulkStaging::resume(&config, record, now_secs())
-            .await
-            .unwrap();
-        let imported = stage
-            .import_staged_rest(&jobs(&stub), "docs", 1024)
-            .await
-            .unwrap();
+        let (stage, imported) = resume_and_import(&config, record, &stub).await;
         assert_eq!(imported, total);
         let reqs = stub.requests();
         assert_eq!(reqs.len(), 1, "one describe, no create");
         assert_eq!(reqs[0].path, "/v2/vectordb/jobs/import/get_progress");
         assert_eq!(reqs[0].body, json!({"jobId": "448761313698322011"}));
         assert_eq!(stage.waiting(), (0, 0));
-        assert!(stage
-            .record()
-            .imported
-            .iter()
-            .all(|f| f.job.as_deref() == Some("448761313698322011")));
+        assert!(all_imported_by(&stage, "448761313698322011"));
     }
 
     #[tokio::test]
@@ -1577,13 +1561,7 @@ mod tests {
             })
             .await
         };
-        let mut stage = BulkStaging::resume(&config, record, now_secs())
-            .await
-            .unwrap();
-        let imported = stage
-            .import_staged_rest(&jobs(&stub), "docs", 1024)
-            .await
-            .unwrap();
+        let (stage, imported) = resume_and_import(&config, record, &stub).await;
         assert_eq!(imported, rows.values().sum::<u64>());
         // The old job was asked about first, then the files submitted again.
         let first = &stub.requests()[0];
@@ -1601,11 +1579,7 @@ mod tests {
         sent.sort();
         want.sort();
         assert_eq!(sent, want);
-        assert!(stage
-            .record()
-            .imported
-            .iter()
-            .all(|f| f.job.as_deref() == Some("job-new")));
+        assert!(all_imported_by(&stage, "job-new"));
     }
 
     #[tokio::test]

@@ -533,7 +533,7 @@ async fn bulk_through_rest_is_refused_on_milvus_2_3() -> Result<()> {
 async fn bulk_flushes_through_rest_send_every_staged_file_once() -> Result<()> {
     use std::collections::HashMap;
     use vmig_milvus::rest::{ImportApi, ImportJobs, RestOptions};
-    use vmig_testing::http_stub::{HttpStub, Recorded};
+    use vmig_testing::http_stub::Recorded;
 
     let Some(env) = env() else { return Ok(()) };
     let rows_of = |path: &str| -> u64 {
@@ -543,29 +543,7 @@ async fn bulk_flushes_through_rest_send_every_staged_file_once() -> Result<()> {
             .file_metadata()
             .num_rows() as u64
     };
-    let stub = HttpStub::start(move |req: &Recorded, before| {
-        let creates: Vec<&Recorded> = before
-            .iter()
-            .filter(|r| r.path.ends_with("/create"))
-            .collect();
-        if req.path.ends_with("/create") {
-            let id = format!("job-{}", creates.len());
-            return (200, json!({"code": 0, "data": {"jobId": id}}).to_string());
-        }
-        let id = req.body["jobId"].as_str().unwrap_or_default().to_string();
-        let n: usize = id.trim_start_matches("job-").parse().unwrap();
-        let rows: u64 = creates[n].body["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| rows_of(g[0].as_str().unwrap()))
-            .sum();
-        let answer = json!({"code": 0, "data": {"jobId": id, "collectionName": "x",
-            "state": "Completed", "progress": 100, "reason": "",
-            "importedRows": rows, "totalRows": rows, "details": []}});
-        (200, answer.to_string())
-    })
-    .await;
+    let stub = vmig_testing::http_stub::completing_import_jobs(rows_of).await;
     let name = unique("vmig_rest_bulk");
     let dir = tempfile::tempdir().unwrap();
     let cfg: Milvus2SinkConfig = serde_json::from_value(env.sink(

@@ -94,6 +94,48 @@ impl HttpStub {
     }
 }
 
+/// A stand-in of Milvus's REST import jobs (2.4+), answering as milvus.io's "Import (v2)"
+/// reference documents: the n-th `create` returns job `job-<n>`; a progress request for a job
+/// answers `Completed` with `importedRows` = the sum of `rows_of(first path)` over the files
+/// that job's `create` listed; an unknown job id answers code 100 "job … not found".
+pub async fn completing_import_jobs(
+    rows_of: impl Fn(&str) -> u64 + Send + Sync + 'static,
+) -> HttpStub {
+    HttpStub::start(move |req: &Recorded, before| {
+        let creates: Vec<&Recorded> = before
+            .iter()
+            .filter(|r| r.path.ends_with("/create"))
+            .collect();
+        if req.path.ends_with("/create") {
+            let id = format!("job-{}", creates.len());
+            return (
+                200,
+                serde_json::json!({"code": 0, "data": {"jobId": id}}).to_string(),
+            );
+        }
+        let id = req.body["jobId"].as_str().unwrap_or_default().to_string();
+        let n: usize = id.trim_start_matches("job-").parse().unwrap_or(usize::MAX);
+        let Some(create) = creates.get(n) else {
+            let missing =
+                serde_json::json!({"code": 100, "message": format!("job {id} not found")});
+            return (200, missing.to_string());
+        };
+        let rows: u64 = create.body["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|group| group[0].as_str())
+            .map(&rows_of)
+            .sum();
+        let answer = serde_json::json!({"code": 0, "data": {
+            "jobId": id, "collectionName": create.body["collectionName"], "state": "Completed",
+            "progress": 100, "reason": "", "importedRows": rows, "totalRows": rows, "details": []
+        }});
+        (200, answer.to_string())
+    })
+    .await
+}
+
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
