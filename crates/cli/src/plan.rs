@@ -97,6 +97,9 @@ pub async fn print_plan(job: &Job, json: bool) -> anyhow::Result<()> {
         let _ = writeln!(out, "  {:<8} {:<14} {}", p.id, rows, p.description);
     }
     let _ = writeln!(out, "sink: {} {}", job.sink.plugin(), sink_cfg);
+    for note in &plan.sink_notes {
+        let _ = writeln!(out, "sink: {note}");
+    }
     if let Some(note) = resume_note {
         let _ = writeln!(out, "resuming: {note}");
     }

@@ -161,6 +161,16 @@ fn bulk_import_then_verify() {
         &format!("mode = \"bulk\"\nstage = \"{}\"", stage.display()),
     );
     let env = [("VMIG_TEST_MILVUS_PASSWORD", m.password.as_str())];
+    // The plan says which import path the server's version picks, and why.
+    let plan = vmig(&["plan", cfg.to_str().unwrap()], &env);
+    assert!(plan.status.success(), "{}", text(&plan));
+    assert!(
+        text(&plan).contains(
+            "sink: bulk import through gRPC `Import`, one staged file per call: `bulk_api = \"auto\"` and the target is Milvus v2.3.5-lite (before 2.4)"
+        ),
+        "{}",
+        text(&plan)
+    );
     let o = vmig(&["migrate", cfg.to_str().unwrap()], &env);
     assert!(o.status.success(), "{}", text(&o));
     // `bulk_api = "auto"` (the default) takes gRPC `Import` on Milvus 2.3, and says why.

@@ -143,6 +143,12 @@ pub trait Sink: Debug + Send {
         Ok(())
     }
 
+    /// What this sink, built and connected, will do that `vmig plan` should say (e.g. which
+    /// import path it takes on this server, and why), one line each. Default: nothing.
+    fn plan_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Validates and prepares for the final schema (after transforms): create a collection,
     /// check dimensions and limits, create an output directory. Called once, before any write.
     /// It MUST refuse what [`Sink::check`] refuses, with the same error.

@@ -665,6 +665,11 @@ impl SinkConfig for Milvus2SinkConfig {
                 why = choice.why,
                 "bulk import path"
             );
+            let how = match choice.path {
+                BulkPath::Grpc => "gRPC `Import`, one staged file per call",
+                BulkPath::Rest => "REST import jobs (`/v2/vectordb/jobs/import/create`)",
+            };
+            sink = sink.with_note(format!("bulk import through {how}: {}", choice.why));
             if choice.path == BulkPath::Rest {
                 let jobs = self.import_jobs(&options, sink.server())?;
                 sink = sink.with_rest(jobs);

@@ -81,6 +81,8 @@ pub struct Milvus2Sink {
     stage: Option<BulkStaging>,
     /// Bulk mode through REST: the import-jobs API (`None`: gRPC `Import`).
     rest: Option<ImportJobs>,
+    /// What `vmig plan` says this sink will do ([`Sink::plan_notes`]).
+    notes: Vec<String>,
     rows_since_flush: u64,
     bytes_since_flush: u64,
     /// Rows made durable by this job (also by earlier processes of it, from the record).
@@ -118,6 +120,12 @@ impl Milvus2Sink {
         self
     }
 
+    /// Adds a line to what `vmig plan` says this sink will do.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
     /// The target's product and version.
     pub fn server(&self) -> &ServerVersion {
         self.client.server()
@@ -152,6 +160,7 @@ impl Milvus2Sink {
             refused_replay: false,
             stage: None,
             rest: None,
+            notes: Vec::new(),
             rows_since_flush: 0,
             bytes_since_flush: 0,
             rows_total: 0,
@@ -723,6 +732,10 @@ impl Sink for Milvus2Sink {
 
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn plan_notes(&self) -> Vec<String> {
+        self.notes.clone()
     }
 
     /// Insert/upsert: waits for the requests in flight (an acknowledged request is durable in

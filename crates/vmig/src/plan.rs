@@ -30,6 +30,9 @@ pub struct Plan {
     /// Why the sink could not be asked whether it can write the target schema (its server
     /// cannot be reached now); `None` when it was asked and accepted it.
     pub sink_unchecked: Option<String>,
+    /// What the built sink says it will do ([`crate::Sink::plan_notes`]; empty when it could not
+    /// be reached).
+    pub sink_notes: Vec<String>,
 }
 
 /// Plans `job`: opens its source and applies its transforms to the schema.
@@ -50,15 +53,15 @@ pub async fn plan(job: &Job) -> crate::Result<Plan> {
     let partitions = source.partitions().await?;
     let estimated_rows = partitions.iter().map(|p| p.estimated_rows).sum();
     let resume_note = job.sink.resume_note(&target_schema);
-    let sink_unchecked = match job.sink.build(&job.ctx).await {
+    let (sink_unchecked, sink_notes) = match job.sink.build(&job.ctx).await {
         Ok(sink) => {
             sink.check(&target_schema)
                 .map_err(|e| e.context(crate::pipeline::CHECKING_THE_SINK))?;
-            None
+            (None, sink.plan_notes())
         }
         // An unreachable server is not the plan's business (`migrate` retries it); the rest
         // of the check could not be run without it.
-        Err(e) if e.is_retryable() => Some(e.to_string()),
+        Err(e) if e.is_retryable() => (Some(e.to_string()), Vec::new()),
         Err(e) => return Err(e),
     };
     Ok(Plan {
@@ -68,6 +71,7 @@ pub async fn plan(job: &Job) -> crate::Result<Plan> {
         estimated_rows,
         resume_note,
         sink_unchecked,
+        sink_notes,
     })
 }
 
@@ -90,6 +94,7 @@ impl Plan {
                 "config": job.sink.to_json(),
                 "resume_note": self.resume_note,
                 "unchecked": self.sink_unchecked,
+                "notes": self.sink_notes,
             },
         })
     }
