@@ -1091,7 +1091,7 @@ mod tests {
             &ServerVersion::new("http://localhost:19530", Some("v2.5.4")),
         )?;
         // A server that does not report its release (milvus-lite 2.5) decides itself.
-        check_target(&wanted, &ServerVersion::new("http://localhost:18400", None))?;
+        check_target(&wanted, &ServerVersion::new("http://localhost:18500", None))?;
         let int8 = Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             vector::int8_vector_field("q", 8),
