@@ -269,23 +269,25 @@ pub fn is_clustering_key(field: &Field) -> bool {
 /// # Errors
 /// A message naming the field when the tag is not a JSON object of strings.
 pub fn copied_type_params(field: &Field) -> Result<Vec<(String, String)>, String> {
-    let Some(text) = field.metadata().get(TYPE_PARAMS) else {
-        return Ok(Vec::new());
-    };
+    match field.metadata().get(TYPE_PARAMS) {
+        None => Ok(Vec::new()),
+        Some(text) => string_pairs(text)
+            .map_err(|why| format!("field `{}` {TYPE_PARAMS} {why}", field.name())),
+    }
+}
+
+/// The entries of a JSON object whose values are all strings (the [`TYPE_PARAMS`] and
+/// [`PROPERTIES`] tags), in key order.
+///
+/// # Errors
+/// What is wrong with `text`, e.g. "is not a JSON object (…)" or "`k` is 3, not a string".
+pub fn string_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
     let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(text).map_err(|e| {
-            format!(
-                "field `{}` {TYPE_PARAMS} is not a JSON object ({e})",
-                field.name()
-            )
-        })?;
+        serde_json::from_str(text).map_err(|e| format!("is not a JSON object ({e})"))?;
     map.into_iter()
         .map(|(k, v)| match v {
             serde_json::Value::String(s) => Ok((k, s)),
-            other => Err(format!(
-                "field `{}` {TYPE_PARAMS}: `{k}` is {other}, not a string",
-                field.name()
-            )),
+            other => Err(format!("has `{k}` = {other}, not a string")),
         })
         .collect()
 }

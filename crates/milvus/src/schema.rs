@@ -239,20 +239,9 @@ fn properties_of(arrow: &Schema) -> Result<Vec<KeyValuePair>> {
     let Some(text) = arrow.metadata().get(meta::PROPERTIES) else {
         return Ok(Vec::new());
     };
-    let bad = |why: String| {
-        Error::schema(format!(
-            "schema metadata {} must be a JSON object of strings: {why}",
-            meta::PROPERTIES
-        ))
-    };
-    let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-    map.into_iter()
-        .map(|(k, v)| match v {
-            serde_json::Value::String(v) => Ok(pair(&k, v)),
-            other => Err(bad(format!("`{k}` is {other}"))),
-        })
-        .collect()
+    let pairs = meta::string_pairs(text)
+        .map_err(|why| Error::schema(format!("schema metadata {} {why}", meta::PROPERTIES)))?;
+    Ok(pairs.iter().map(|(k, v)| pair(k, v)).collect())
 }
 
 /// The Milvus field a function writes: marked `is_function_output`, so inserts leave it out.
