@@ -147,8 +147,8 @@ pub struct FileProgress {
     pub progress: u32,
     /// Why it failed (empty otherwise).
     pub reason: String,
-    /// Rows imported from it.
-    pub imported_rows: u64,
+    /// Rows imported from it (`None`: not reported).
+    pub imported_rows: Option<u64>,
     /// Rows in it.
     pub total_rows: u64,
 }
@@ -168,8 +168,10 @@ pub struct ImportJob {
     pub progress: u32,
     /// Why it failed, verbatim (empty otherwise).
     pub reason: String,
-    /// Rows imported so far.
-    pub imported_rows: u64,
+    /// Rows imported so far: the job's `importedRows`, else the sum of its files' when every
+    /// file reports one (Zilliz Cloud's "Get Import Job Progress" example gives them per file
+    /// only); `None` when the server reports no such figure.
+    pub imported_rows: Option<u64>,
     /// Rows in the job's files.
     pub total_rows: u64,
     /// Per-file figures (`describe` only).
@@ -301,6 +303,12 @@ impl ImportJobs {
             once,
             api: opts.api.clone(),
         })
+    }
+
+    /// Whether jobs name their files by object URL in the user's bucket (Zilliz Cloud), not by
+    /// path in the server's own bucket (Milvus).
+    pub fn takes_object_urls(&self) -> bool {
+        matches!(self.api, ImportApi::ZillizCloud { .. })
     }
 
     /// The server URL, for messages.
@@ -531,12 +539,18 @@ fn id_of(v: Option<&Value>) -> Option<String> {
     }
 }
 
-/// A figure that the reference gives as a number and some servers send as a string.
+/// A figure that the reference gives as a number and some servers send as a string; 0 when
+/// absent or unreadable.
 fn num(v: &Value, key: &str) -> u64 {
-    match v.get(key) {
-        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
-        Some(Value::String(s)) => s.trim().trim_end_matches('%').parse().unwrap_or(0),
-        _ => 0,
+    figure(v, key).unwrap_or(0)
+}
+
+/// A figure as [`num`] reads it, `None` when absent or unreadable.
+fn figure(v: &Value, key: &str) -> Option<u64> {
+    match v.get(key)? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().trim_end_matches('%').parse().ok(),
+        _ => None,
     }
 }
 
@@ -549,7 +563,7 @@ fn text(v: &Value, key: &str) -> String {
 
 fn job_of(v: &Value) -> ImportJob {
     let state_name = text(v, "state");
-    let details = v
+    let details: Vec<FileProgress> = v
         .get("details")
         .and_then(Value::as_array)
         .map(|d| {
@@ -559,12 +573,18 @@ fn job_of(v: &Value) -> ImportJob {
                     state: JobState::parse(&text(f, "state")),
                     progress: u32::try_from(num(f, "progress")).unwrap_or(100),
                     reason: text(f, "reason"),
-                    imported_rows: num(f, "importedRows"),
+                    imported_rows: figure(f, "importedRows"),
                     total_rows: num(f, "totalRows"),
                 })
                 .collect()
         })
         .unwrap_or_default();
+    let imported_rows = figure(v, "importedRows").or_else(|| {
+        if details.is_empty() {
+            return None;
+        }
+        details.iter().map(|d| d.imported_rows).sum()
+    });
     ImportJob {
         job_id: id_of(v.get("jobId").or_else(|| v.get("jobID"))).unwrap_or_default(),
         collection: text(v, "collectionName"),
@@ -572,7 +592,7 @@ fn job_of(v: &Value) -> ImportJob {
         state_name,
         progress: u32::try_from(num(v, "progress")).unwrap_or(100),
         reason: text(v, "reason"),
-        imported_rows: num(v, "importedRows"),
+        imported_rows,
         total_rows: num(v, "totalRows"),
         details,
     }
@@ -596,8 +616,30 @@ mod tests {
     fn figures_read_as_numbers_or_strings() {
         let v = json!({"progress": "45", "importedRows": 10, "totalRows": "20", "jobId": 7});
         let j = job_of(&v);
-        assert_eq!((j.progress, j.imported_rows, j.total_rows), (45, 10, 20));
+        assert_eq!(
+            (j.progress, j.imported_rows, j.total_rows),
+            (45, Some(10), 20)
+        );
         assert_eq!(j.job_id, "7");
+    }
+
+    /// Zilliz Cloud's "Get Import Job Progress (V2)" example answer gives `totalRows` (rows in
+    /// the collection) but no job-level `importedRows`: the files' figures are summed when every
+    /// file has one, and none is made up otherwise.
+    #[test]
+    fn imported_rows_come_from_the_job_else_from_every_file_else_none() {
+        let per_file = json!({"jobId": "job-1", "state": "Completed", "totalRows": 100000,
+            "details": [{"fileName": "a.parquet", "importedRows": 30}, {"fileName": "b.parquet", "importedRows": "12"}]});
+        assert_eq!(job_of(&per_file).imported_rows, Some(42));
+        let one_missing = json!({"jobId": "job-1", "state": "Completed",
+            "details": [{"fileName": "a.parquet", "importedRows": 30}, {"fileName": "b.parquet"}]});
+        assert_eq!(job_of(&one_missing).imported_rows, None);
+        let none =
+            json!({"jobId": "job-1", "state": "Completed", "totalRows": 100000, "details": []});
+        assert_eq!(job_of(&none).imported_rows, None);
+        let job_level = json!({"jobId": "job-1", "importedRows": 7,
+            "details": [{"fileName": "a.parquet", "importedRows": 30}]});
+        assert_eq!(job_of(&job_level).imported_rows, Some(7));
     }
 
     #[test]

@@ -104,15 +104,32 @@ impl fmt::Display for ServerVersion {
     }
 }
 
-/// Zilliz Cloud by its endpoint's host; anything else is Milvus.
-fn kind_of(uri: &str) -> ServerKind {
+/// The host of an endpoint `uri` (with or without a scheme, user-info or port), lower-cased.
+pub fn host_of(uri: &str) -> String {
     let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
     let host_port = rest.split(['/', '?']).next().unwrap_or_default();
     let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, h)| h);
-    let host = host_port
+    host_port
         .rsplit_once(':')
         .map_or(host_port, |(h, _)| h)
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// The cluster id a Zilliz Cloud endpoint's host starts with (`in01-0123abcd` of
+/// `in01-0123abcd.aws-us-west-2.vectordb.zillizcloud.com`): `in`, two digits, `-` and letters or
+/// digits; `None` for any other first label.
+pub fn zilliz_cluster_id(host: &str) -> Option<String> {
+    let label = host.split('.').next()?;
+    let (head, tail) = label.split_once('-')?;
+    let numbered =
+        head.len() == 4 && head.starts_with("in") && head[2..].bytes().all(|b| b.is_ascii_digit());
+    (numbered && !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| label.to_string())
+}
+
+/// Zilliz Cloud by its endpoint's host; anything else is Milvus.
+fn kind_of(uri: &str) -> ServerKind {
+    let host = host_of(uri);
     let zilliz = [".zillizcloud.com", ".zilliz.com.cn", ".zilliz.com"]
         .iter()
         .any(|suffix| host.ends_with(suffix));
@@ -217,6 +234,32 @@ mod tests {
 #[cfg(test)]
 mod zilliz_tls_tests {
     use crate::ConnectOptions;
+
+    #[test]
+    fn a_zilliz_hosts_first_label_is_its_cluster_id() {
+        let id = |uri: &str| super::zilliz_cluster_id(&super::host_of(uri));
+        assert_eq!(
+            id("https://in01-0123abcd.aws-us-west-2.vectordb.zillizcloud.com:19530"),
+            Some("in01-0123abcd".into())
+        );
+        assert_eq!(
+            id("in03-9f8e7d.serverless.gcp-us-west1.cloud.zilliz.com"),
+            Some("in03-9f8e7d".into())
+        );
+        assert_eq!(
+            id("https://db-admin@IN05-AB12.api.ali-cn-hangzhou.zilliz.com.cn"),
+            Some("in05-ab12".into())
+        );
+        for other in [
+            "https://my-proxy.example.com",
+            "https://in1-abc.zillizcloud.com",
+            "https://inxx-abc.zillizcloud.com",
+            "https://in01-.zillizcloud.com",
+            "https://in01-a_b.zillizcloud.com",
+        ] {
+            assert_eq!(id(other), None, "{other}");
+        }
+    }
 
     /// Zilliz Cloud serves TLS only: its host without a scheme is reached over https; any
     /// other host without a scheme stays plain, and a scheme given is kept.

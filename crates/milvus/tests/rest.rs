@@ -167,14 +167,14 @@ async fn describe_follows_a_job_from_pending_to_completed_with_its_progress() {
     assert_eq!(
         seen,
         vec![
-            (JobState::Pending, 0, 0),
-            (JobState::Importing, 50, 1000),
-            (JobState::Completed, 100, 2000)
+            (JobState::Pending, 0, Some(0)),
+            (JobState::Importing, 50, Some(1000)),
+            (JobState::Completed, 100, Some(2000))
         ]
     );
     assert_eq!(job.job_id, "42");
     assert_eq!(job.collection, "docs");
-    assert_eq!((job.imported_rows, job.total_rows), (2000, 2000));
+    assert_eq!((job.imported_rows, job.total_rows), (Some(2000), 2000));
     assert_eq!(job.details.len(), 1);
     assert_eq!(job.details[0].total_rows, 2000);
     assert_eq!(job.details[0].state, JobState::Completed);

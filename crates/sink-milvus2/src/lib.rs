@@ -29,8 +29,10 @@
 //! [`choose`] from `bulk_api` and the server's version (and logged; `vmig plan` says the rule):
 //! Milvus 2.3's gRPC `Import` (one call per file or NumPy set, polled until Completed), or the
 //! REST import jobs of Milvus 2.4+ ([`vmig_milvus::rest`]: one job per partition with up to
-//! `max_files_per_job` files, polled until Completed, its progress logged). Zilliz Cloud's
-//! control-plane form of the REST import is not driven by this sink yet (refused clearly).
+//! `max_files_per_job` files, polled until Completed, its progress logged). Into Zilliz Cloud
+//! the same jobs go to its control plane (`https://api.cloud.zilliz.com`, the cluster id from
+//! `cluster_id` or the endpoint's host, the `token` as API key), naming the files by object URL
+//! in the user's own `s3://` stage, with the stage's access key pair for Zilliz to read them.
 //!
 //! Nothing changes in the target before the first batch is ready: the collection is created
 //! then (bulk: before the first import; at commit for a source without rows), so a run that
@@ -351,6 +353,10 @@ pub struct Milvus2SinkConfig {
         serialize_with = "vmig_core::redact::serialize_redacted"
     )]
     pub rest_uri: Option<String>,
+    /// Bulk into Zilliz Cloud only: the cluster's id (`in01-…`, on its details page in the
+    /// console); default: the first label of `uri`'s host, which is the id on Zilliz's endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
     /// Bulk through REST only: staged files per import job, 1 to 1024 (default 1024, Milvus's
     /// per-request limit `dataCoord.import.maxImportFileNumPerReq`); a flush with more files
     /// submits several jobs.
@@ -452,6 +458,7 @@ impl Milvus2SinkConfig {
             keep_staged: false,
             bulk_api: BulkApi::Auto,
             rest_uri: None,
+            cluster_id: None,
             max_files_per_job: default_max_files_per_job(),
             if_exists: IfExists::Error,
             auto_id: false,
@@ -507,9 +514,9 @@ impl Milvus2SinkConfig {
             }
             WriteMode::Bulk => {
                 let through = match self.bulk_api {
-                    BulkApi::Auto => "imports through gRPC `Import` on Milvus 2.3 and through the REST import jobs on Milvus 2.4+ (`bulk_api = \"auto\"`: chosen by the server's version at start, and logged)",
+                    BulkApi::Auto => "imports through gRPC `Import` on Milvus 2.3 and through the REST import jobs on Milvus 2.4+ and Zilliz Cloud (`bulk_api = \"auto\"`: chosen by the server's version at start, and logged)",
                     BulkApi::Grpc => "imports through gRPC `Import` (`bulk_api = \"grpc\"`)",
-                    BulkApi::Rest => "imports through the REST import jobs of Milvus 2.4+ (`bulk_api = \"rest\"`)",
+                    BulkApi::Rest => "imports through the REST import jobs of Milvus 2.4+ and Zilliz Cloud (`bulk_api = \"rest\"`)",
                 };
                 Some(format!(
                     "bulk {through}: every checkpoint (`checkpoint_interval`, `flush_rows`) closes the open staging files, and each is imported after the checkpoint that lists it, exactly once also across resumed runs; expect one import per partition and checkpoint (REST: one job per partition and up to `max_files_per_job` files), so raise `checkpoint_interval` for fewer, larger imports"
@@ -519,26 +526,38 @@ impl Milvus2SinkConfig {
         }
     }
 
-    /// The REST import-jobs client of bulk imports through REST: `rest_uri`, else `uri`'s
-    /// scheme, host and port; the credentials of `options`.
+    /// The REST import-jobs client of bulk imports through REST. On Milvus: `rest_uri`, else
+    /// `uri`'s scheme, host and port, with the credentials of `options`. On Zilliz Cloud
+    /// ([`Milvus2SinkConfig::zilliz_import`]): its control plane, with the API key of `token`, the
+    /// cluster id and the `s3://` stage's bucket credentials.
     ///
     /// # Errors
-    /// A refusal for Zilliz Cloud (its control-plane form is not wired into this sink), and
+    /// [`Milvus2SinkConfig::zilliz_import`]'s refusals, and
     /// [`vmig_milvus::rest::ImportJobs::new`]'s.
     pub fn import_jobs(
         &self,
         options: &ConnectOptions,
         server: &vmig_milvus::ServerVersion,
     ) -> Result<vmig_milvus::rest::ImportJobs> {
-        if server.is_zilliz() {
-            return Err(Error::config(
-                NAME,
-                "bulk import into Zilliz Cloud goes through its control-plane import API (a cluster id, and object URLs in your own bucket with its credentials), which this sink does not drive yet; use `mode = \"insert\"` (or `\"upsert\"`)",
-            ));
-        }
-        let (base, base_option) = match &self.rest_uri {
-            Some(u) => (u.clone(), "rest_uri"),
-            None => (options.normalized_uri(), "uri"),
+        let db = self.db.clone().filter(|d| !d.is_empty());
+        let (base, base_option, api) = if server.is_zilliz() {
+            // The control plane's URL is `rest_uri`'s (or its default).
+            let (base, api) = self.zilliz_import(options, db)?;
+            (base, "rest_uri", api)
+        } else {
+            if let Some(id) = &self.cluster_id {
+                return Err(Error::config(
+                    NAME,
+                    format!(
+                        "`cluster_id` = {id:?} names a Zilliz Cloud cluster, and `uri` is not a Zilliz Cloud endpoint ({server}); remove `cluster_id` for a Milvus server"
+                    ),
+                ));
+            }
+            let base = match &self.rest_uri {
+                Some(u) => (u.clone(), "rest_uri"),
+                None => (options.normalized_uri(), "uri"),
+            };
+            (base.0, base.1, vmig_milvus::rest::ImportApi::Milvus { db })
         };
         vmig_milvus::rest::ImportJobs::new(&vmig_milvus::rest::RestOptions {
             base,
@@ -547,10 +566,107 @@ impl Milvus2SinkConfig {
             request_timeout_secs: 60,
             ca_cert: options.ca_cert.as_ref().map(|p| p.display().to_string()),
             retry: self.retry_policy()?,
-            api: vmig_milvus::rest::ImportApi::Milvus {
-                db: self.db.clone().filter(|d| !d.is_empty()),
-            },
+            api,
         })
+    }
+
+    /// Bulk import into Zilliz Cloud: the control plane's URL (`rest_uri`, default
+    /// `https://api.cloud.zilliz.com`, or `https://api.cloud.zilliz.com.cn` for a
+    /// `*.zilliz.com.cn` endpoint) and the import form: the cluster id (`cluster_id`, else the
+    /// first label of `uri`'s host), and the long-term access key pair Zilliz Cloud reads the
+    /// `s3://` stage with (`storage`'s `aws_access_key_id` and `aws_secret_access_key`, else
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `token` is no API key (missing, or `user:password`, which the
+    /// control plane does not take), the stage is not `s3://`, the bucket keys are missing or
+    /// come with a session token, or no cluster id is given or derivable; each says what to set.
+    pub fn zilliz_import(
+        &self,
+        options: &ConnectOptions,
+        db: Option<String>,
+    ) -> Result<(String, vmig_milvus::rest::ImportApi)> {
+        self.zilliz_import_with(options, db, |name| std::env::var(name).ok())
+    }
+
+    /// [`Milvus2SinkConfig::zilliz_import`] reading environment variables through `env`.
+    fn zilliz_import_with(
+        &self,
+        options: &ConnectOptions,
+        db: Option<String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(String, vmig_milvus::rest::ImportApi)> {
+        let refuse = |what: String| {
+            Err(Error::config(
+                NAME,
+                format!("bulk import into Zilliz Cloud {what}"),
+            ))
+        };
+        match options.token.as_deref() {
+            Some(t) if !t.is_empty() && !t.contains(':') => {}
+            _ => {
+                return refuse("goes through its control plane, which takes an API key: set `token` (or `MILVUS_TOKEN`) to a Zilliz Cloud API key with access to the cluster; `user` and `password` (or a `user:password` token) reach the cluster only".into())
+            }
+        }
+        let stage = self.stage.as_deref().unwrap_or_default();
+        if !stage.starts_with("s3://") {
+            return refuse(format!(
+                "reads the staged files from your own bucket, and `stage` = {stage:?} is a local directory: set `stage = \"s3://<bucket>/<prefix>\"` (a bucket Zilliz Cloud may read) with its credentials in `storage`"
+            ));
+        }
+        let bucket = stage
+            .trim_start_matches("s3://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let key = |option: &str, var: &str| {
+            self.storage
+                .get(option)
+                .cloned()
+                .or_else(|| env(var))
+                .filter(|v| !v.is_empty())
+        };
+        let (Some(access_key), Some(secret_key)) = (
+            key("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+            key("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+        ) else {
+            return refuse(format!(
+                "gives Zilliz Cloud the access key pair it reads `s3://{bucket}` with, and none is set: set `storage.aws_access_key_id` and `storage.aws_secret_access_key` (or `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`) to a long-term key with s3:GetObject, s3:ListBucket and s3:GetBucketLocation on it"
+            ));
+        };
+        if key("aws_session_token", "AWS_SESSION_TOKEN").is_some() {
+            return refuse(format!(
+                "gives Zilliz Cloud a long-term access key pair to read `s3://{bucket}` with, and a session token is set (`storage.aws_session_token` or `AWS_SESSION_TOKEN`), which vmig does not pass on: use a long-term key with s3:GetObject, s3:ListBucket and s3:GetBucketLocation on the bucket"
+            ));
+        }
+        let host = vmig_milvus::version::host_of(&self.uri);
+        let cluster_id = match &self.cluster_id {
+            Some(id) if !id.trim().is_empty() => id.trim().to_string(),
+            _ => match vmig_milvus::version::zilliz_cluster_id(&host) {
+                Some(id) => id,
+                None => {
+                    return refuse(format!(
+                        "names the cluster by its id, and the host `{host}` does not start with one: set `cluster_id` (`in01-…`, on the cluster's details page)"
+                    ))
+                }
+            },
+        };
+        let base = match &self.rest_uri {
+            Some(u) => u.clone(),
+            None if host.ends_with(".zilliz.com.cn") => "https://api.cloud.zilliz.com.cn".into(),
+            None => "https://api.cloud.zilliz.com".into(),
+        };
+        Ok((
+            base,
+            vmig_milvus::rest::ImportApi::ZillizCloud {
+                cluster_id,
+                db,
+                credentials: Some(vmig_milvus::rest::BucketCredentials {
+                    access_key,
+                    secret_key,
+                }),
+            },
+        ))
     }
 
     /// Connection options, with secrets defaulting to `MILVUS_TOKEN`, `MILVUS_USER` and
@@ -629,6 +745,11 @@ impl SinkConfig for Milvus2SinkConfig {
         {
             return err("`rest_uri` is only used by bulk imports through REST (`mode = \"bulk\"` with `bulk_api = \"rest\"` or `\"auto\"`)".into());
         }
+        if self.cluster_id.is_some()
+            && (self.mode != WriteMode::Bulk || self.bulk_api == BulkApi::Grpc)
+        {
+            return err("`cluster_id` is only used by bulk imports into Zilliz Cloud (`mode = \"bulk\"` with `bulk_api = \"rest\"` or `\"auto\"`)".into());
+        }
         if !(1..=vmig_milvus::rest::MAX_FILES_PER_JOB).contains(&self.max_files_per_job) {
             return err(format!(
                 "`max_files_per_job` = {} must be 1..={} (Milvus's `dataCoord.import.maxImportFileNumPerReq`)",
@@ -672,6 +793,13 @@ impl SinkConfig for Milvus2SinkConfig {
             sink = sink.with_note(format!("bulk import through {how}: {}", choice.why));
             if choice.path == BulkPath::Rest {
                 let jobs = self.import_jobs(&options, sink.server())?;
+                if jobs.takes_object_urls() {
+                    sink = sink.with_note(format!(
+                        "Zilliz Cloud imports each job's files from {}/… by object URL, reading them with the access key of `storage` (or AWS_ACCESS_KEY_ID); jobs are created at {}",
+                        self.stage.as_deref().unwrap_or_default().trim_end_matches('/'),
+                        jobs.display_url()
+                    ));
+                }
                 sink = sink.with_rest(jobs);
             }
         }
@@ -743,6 +871,110 @@ mod tests {
         Ok(())
     }
 
+    /// Bulk into Zilliz Cloud: what the import client is built from, and each refusal's text.
+    #[test]
+    fn zilliz_bulk_takes_an_api_key_an_s3_stage_and_its_key_pair() {
+        use vmig_milvus::rest::{BucketCredentials, ImportApi};
+        let host = "in01-0123abcd.aws-us-west-2.vectordb.zillizcloud.com";
+        let mut c = Milvus2SinkConfig::new(format!("https://{host}:19530"));
+        c.mode = WriteMode::Bulk;
+        c.stage = Some("s3://my-bucket/vmig".into());
+        c.storage = BTreeMap::from([
+            ("aws_access_key_id".to_string(), "AKIAEXAMPLE".to_string()),
+            (
+                "aws_secret_access_key".to_string(),
+                "bucket-S3cret".to_string(),
+            ),
+        ]);
+        let mut options = ConnectOptions::new(c.uri.clone());
+        options.token = Some("zilliz-api-key".into());
+        let no_env = |_: &str| None;
+        let made = c.zilliz_import_with(&options, Some("books".into()), no_env);
+        let (base, api) = made.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(base, "https://api.cloud.zilliz.com");
+        assert_eq!(
+            api,
+            ImportApi::ZillizCloud {
+                cluster_id: "in01-0123abcd".into(),
+                db: Some("books".into()),
+                credentials: Some(BucketCredentials {
+                    access_key: "AKIAEXAMPLE".into(),
+                    secret_key: "bucket-S3cret".into(),
+                }),
+            }
+        );
+        let refusal =
+            |c: &Milvus2SinkConfig, o: &ConnectOptions, env: &dyn Fn(&str) -> Option<String>| {
+                c.zilliz_import_with(o, None, env).unwrap_err().to_string()
+            };
+        // The key pair may come from the environment; a China-region host has its own plane.
+        let mut cn = c.clone();
+        cn.uri = "https://in05-ab12.api.ali-cn-hangzhou.zilliz.com.cn".into();
+        cn.storage.clear();
+        let env = |name: &str| match name {
+            "AWS_ACCESS_KEY_ID" => Some("AKIAENV".to_string()),
+            "AWS_SECRET_ACCESS_KEY" => Some("env-S3cret".to_string()),
+            _ => None,
+        };
+        let (base, api) = cn
+            .zilliz_import_with(&options, None, env)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(base, "https://api.cloud.zilliz.com.cn");
+        assert!(
+            matches!(api, ImportApi::ZillizCloud { ref cluster_id, credentials: Some(ref k), .. } if cluster_id == "in05-ab12" && k.access_key == "AKIAENV")
+        );
+        assert_eq!(
+            refusal(&cn, &options, &no_env),
+            "invalid `milvus2` configuration: bulk import into Zilliz Cloud gives Zilliz Cloud the access key pair it reads `s3://my-bucket` with, and none is set: set `storage.aws_access_key_id` and `storage.aws_secret_access_key` (or `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`) to a long-term key with s3:GetObject, s3:ListBucket and s3:GetBucketLocation on it"
+        );
+        let with_session = |name: &str| {
+            (name == "AWS_SESSION_TOKEN")
+                .then(|| "FQoGZXIvYXdz".to_string())
+                .or_else(|| env(name))
+        };
+        assert!(refusal(&cn, &options, &with_session).contains("a session token is set (`storage.aws_session_token` or `AWS_SESSION_TOKEN`), which vmig does not pass on"));
+        // user:password reaches the cluster, not the control plane.
+        let mut pw = options.clone();
+        pw.token = Some("db_admin:hunter2".into());
+        let e = refusal(&c, &pw, &no_env);
+        assert_eq!(e, "invalid `milvus2` configuration: bulk import into Zilliz Cloud goes through its control plane, which takes an API key: set `token` (or `MILVUS_TOKEN`) to a Zilliz Cloud API key with access to the cluster; `user` and `password` (or a `user:password` token) reach the cluster only");
+        assert!(!e.contains("hunter2"));
+        pw.token = None;
+        assert_eq!(refusal(&c, &pw, &no_env), e);
+        // A local stage is not readable by Zilliz Cloud.
+        let mut local = c.clone();
+        local.stage = Some("/data/stage".into());
+        assert_eq!(
+            refusal(&local, &options, &no_env),
+            "invalid `milvus2` configuration: bulk import into Zilliz Cloud reads the staged files from your own bucket, and `stage` = \"/data/stage\" is a local directory: set `stage = \"s3://<bucket>/<prefix>\"` (a bucket Zilliz Cloud may read) with its credentials in `storage`"
+        );
+        // A host that does not start with the cluster id needs `cluster_id`, which wins.
+        let mut proxy = c.clone();
+        proxy.uri = "https://vectors.zillizcloud.com".into();
+        assert_eq!(
+            refusal(&proxy, &options, &no_env),
+            "invalid `milvus2` configuration: bulk import into Zilliz Cloud names the cluster by its id, and the host `vectors.zillizcloud.com` does not start with one: set `cluster_id` (`in01-…`, on the cluster's details page)"
+        );
+        proxy.cluster_id = Some("in02-feed".into());
+        proxy.rest_uri = Some("https://api.example.test".into());
+        let (base, api) = proxy
+            .zilliz_import_with(&options, None, no_env)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(base, "https://api.example.test");
+        assert!(
+            matches!(api, ImportApi::ZillizCloud { ref cluster_id, .. } if cluster_id == "in02-feed")
+        );
+        // `cluster_id` on a Milvus server is refused, not ignored.
+        let mut milvus = c.clone();
+        milvus.uri = "http://127.0.0.1:19530".into();
+        milvus.cluster_id = Some("in01-0123abcd".into());
+        let server = vmig_milvus::ServerVersion::new(&milvus.uri, Some("v2.5.4"));
+        assert_eq!(
+            milvus.import_jobs(&options, &server).unwrap_err().to_string(),
+            "invalid `milvus2` configuration: `cluster_id` = \"in01-0123abcd\" names a Zilliz Cloud cluster, and `uri` is not a Zilliz Cloud endpoint (Milvus v2.5.4); remove `cluster_id` for a Milvus server"
+        );
+    }
+
     #[test]
     fn retry_table_and_the_older_max_retries() {
         let mut c = Milvus2SinkConfig::new("http://x:1");
@@ -791,9 +1023,12 @@ mod tests {
         c.stage = Some("/abs".into());
         assert!(c.validate().is_ok());
         assert!(c.resume_note(None).unwrap().starts_with(
-            "bulk imports through the REST import jobs of Milvus 2.4+ (`bulk_api = \"rest\"`)"
+            "bulk imports through the REST import jobs of Milvus 2.4+ and Zilliz Cloud (`bulk_api = \"rest\"`)"
         ));
         c.bulk_api = BulkApi::Grpc;
+        c.cluster_id = Some("in01-ab".into());
+        assert_eq!(c.validate().unwrap_err().to_string(), "invalid `milvus2` configuration: `cluster_id` is only used by bulk imports into Zilliz Cloud (`mode = \"bulk\"` with `bulk_api = \"rest\"` or `\"auto\"`)");
+        c.cluster_id = None;
         c.rest_uri = Some("http://x:19530".into());
         assert_eq!(c.validate().unwrap_err().to_string(), "invalid `milvus2` configuration: `rest_uri` is only used by bulk imports through REST (`mode = \"bulk\"` with `bulk_api = \"rest\"` or `\"auto\"`)");
         c.rest_uri = None;

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -170,4 +171,220 @@ async fn bulk_import_staged_in_s3_as_numpy_is_bit_exact_and_cleaned_up() -> Resu
     let Some(env) = env() else { return Ok(()) };
     let client = env.client().await;
     bulk_via_s3(&env, &client, "idmap2_flat", "numpy").await
+}
+
+/// One import job of the Zilliz Cloud stand-in: its object URLs, and once the real Milvus has
+/// imported them, the rows of each (or why it failed).
+type StandInJob = Arc<Mutex<Option<std::result::Result<Vec<(String, u64)>, String>>>>;
+
+/// Bulk import into Zilliz Cloud, end to end except for Zilliz itself: the sink stages the
+/// files in the user's bucket (`stage = "s3://…"`) and creates import jobs at a local stand-in
+/// of Zilliz Cloud's control plane, NOT Zilliz Cloud, that answers as docs.zilliz.com's "Create
+/// Import Jobs (V2)" and "Get Import Job Progress (V2)" document (`data.jobId`; `state`,
+/// `progress`, and imported rows per file in `details` only, as in the reference's example).
+/// Behind the stand-in the real Milvus 2.3.5, whose storage is that bucket, imports the objects
+/// the URLs name, so the collection is then compared with the source bit for bit. Checked as
+/// well: the request bodies (cluster id, `s3://<bucket>/<key>` URLs, the bucket's key pair), the
+/// API key as Bearer token, each staged file sent once, and no staged object left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_into_zilliz_cloud_sends_object_urls_of_the_users_bucket() -> Result<()> {
+    use std::collections::HashSet;
+    use vmig_core::pipeline::{NoProgress, Pipeline};
+    use vmig_milvus::ServerVersion;
+    use vmig_sink_milvus2::{Milvus2Sink, Milvus2SinkConfig};
+    use vmig_testing::http_stub::HttpStub;
+
+    let Some(env) = env() else { return Ok(()) };
+    let client = env.client().await;
+    let fixture = "idmap2_flat";
+    let name = unique("vmig_zilliz");
+    let prefix = format!("import/{name}");
+    let cluster = "in01-0123456789abcdef";
+    let api_key = "zilliz-API-key-0123";
+
+    let jobs_seen: Arc<Mutex<Vec<StandInJob>>> = Arc::default();
+    let stand_in = {
+        let jobs_seen = Arc::clone(&jobs_seen);
+        let (uri, user, password) = (env.uri.clone(), env.user.clone(), env.password.clone());
+        let in_bucket = format!("s3://{}/", env.bucket);
+        HttpStub::start(move |req, _| {
+            let answer = |data: serde_json::Value| (200, json!({"code": 0, "data": data}).to_string());
+            match req.path.as_str() {
+                "/v2/vectordb/jobs/import/create" => {
+                    let groups: Vec<Vec<String>> =
+                        serde_json::from_value(req.body["objectUrls"].clone()).unwrap_or_default();
+                    let collection = req.body["collectionName"].as_str().unwrap_or_default().to_string();
+                    let partition = req.body["partitionName"].as_str().map(str::to_string);
+                    let slot: StandInJob = Arc::default();
+                    let done = Arc::clone(&slot);
+                    let (uri, user, password, in_bucket) =
+                        (uri.clone(), user.clone(), password.clone(), in_bucket.clone());
+                    // The real Milvus imports what the URLs name, from its own bucket.
+                    std::thread::spawn(move || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .unwrap();
+                        let outcome = rt.block_on(async {
+                            let mut o = ConnectOptions::new(uri);
+                            o.user = Some(user);
+                            o.password = Some(password);
+                            let c = MilvusClient::connect(&o).await.map_err(|e| e.to_string())?;
+                            let mut rows = Vec::new();
+                            for group in groups {
+                                let keys: Vec<String> = group
+                                    .iter()
+                                    .map(|u| u.strip_prefix(&in_bucket).map(str::to_string).ok_or(format!("{u} is not in {in_bucket}")))
+                                    .collect::<std::result::Result<_, _>>()?;
+                                let tasks = c
+                                    .import(&collection, partition.as_deref(), &keys)
+                                    .await
+                                    .map_err(|e| e.to_string())?;
+                                let n = c
+                                    .wait_import(&tasks, std::time::Duration::from_secs(300))
+                                    .await
+                                    .map_err(|e| e.to_string())?;
+                                rows.push((group.join(","), n));
+                            }
+                            Ok(rows)
+                        });
+                        *done.lock().unwrap() = Some(outcome);
+                    });
+                    let mut seen = jobs_seen.lock().unwrap();
+                    seen.push(slot);
+                    answer(json!({"jobId": format!("job-{:021}", seen.len() - 1)}))
+                }
+                "/v2/vectordb/jobs/import/getProgress" => {
+                    let id = req.body["jobId"].as_str().unwrap_or_default();
+                    let n: usize = id.trim_start_matches("job-").parse().unwrap_or(usize::MAX);
+                    let Some(slot) = jobs_seen.lock().unwrap().get(n).cloned() else {
+                        return (200, json!({"code": 100, "message": format!("job {id} not found")}).to_string());
+                    };
+                    let state = slot.lock().unwrap().clone();
+                    match state {
+                        None => answer(json!({"jobId": id, "state": "Importing", "progress": 50, "reason": "", "details": []})),
+                        Some(Err(reason)) => answer(json!({"jobId": id, "state": "Failed", "progress": 0, "reason": reason, "details": []})),
+                        Some(Ok(files)) => {
+                            let details: Vec<serde_json::Value> = files
+                                .iter()
+                                .map(|(f, rows)| json!({"fileName": f, "state": "Completed", "progress": 100, "reason": "", "importedRows": rows}))
+                                .collect();
+                            answer(json!({"jobId": id, "state": "Completed", "progress": 100, "reason": "", "totalRows": 0, "details": details}))
+                        }
+                    }
+                }
+                _ => (404, "404 page not found".into()),
+            }
+        })
+        .await
+    };
+
+    let cfg: Milvus2SinkConfig = serde_json::from_value(json!({
+        "uri": env.uri,
+        "user": env.user,
+        "password": env.password,
+        "collection": name,
+        "mode": "bulk",
+        "stage": format!("s3://{}/{prefix}", env.bucket),
+        "storage": env.storage,
+        "max_file_size": "16KiB",
+        "max_files_per_job": 2,
+        "cluster_id": cluster,
+        "rest_uri": stand_in.url,
+        "index": { "type": "FLAT", "metric": "L2" },
+        "load": true,
+    }))
+    .unwrap();
+    // The import client as the sink builds it for a Zilliz Cloud endpoint and API key.
+    let zilliz_uri = format!("https://{cluster}.aws-us-west-2.vectordb.zillizcloud.com:19530");
+    let mut zilliz = ConnectOptions::new(zilliz_uri.clone());
+    zilliz.token = Some(api_key.into());
+    let jobs = cfg.import_jobs(
+        &zilliz,
+        &ServerVersion::new(&zilliz_uri, Some("Zilliz Cloud")),
+    )?;
+    assert!(jobs.takes_object_urls());
+    let sink = Milvus2Sink::new(cfg, env.client().await)?.with_rest(jobs);
+    let source = vmig_core::registry::parse_source(
+        "faiss",
+        json!({ "path": common::faiss_dir().join(format!("{fixture}.faiss")), "partition_rows": 300 }),
+    )?
+    .build(&vmig_core::registry::BuildContext::default())
+    .await?;
+    let report = Pipeline::new(source, Box::new(sink))
+        .run(Arc::new(NoProgress))
+        .await;
+
+    let check = async {
+        let report = report?;
+        let (ids, _) = expected(fixture);
+        assert_eq!(report.rows_written, ids.len() as u64);
+        assert_eq!(client.count(&name).await?, ids.len() as u64);
+        assert_same_as_fixture(&client, &name, fixture).await;
+        let requests = stand_in.requests();
+        let creates: Vec<_> = requests
+            .iter()
+            .filter(|r| r.path.ends_with("/create"))
+            .collect();
+        let mut urls = Vec::new();
+        for c in &creates {
+            assert_eq!(
+                c.header("authorization"),
+                Some(format!("Bearer {api_key}").as_str())
+            );
+            let body = c.body.as_object().unwrap();
+            let mut fields: Vec<&str> = body.keys().map(String::as_str).collect();
+            fields.sort_unstable();
+            assert_eq!(
+                fields,
+                [
+                    "accessKey",
+                    "clusterId",
+                    "collectionName",
+                    "objectUrls",
+                    "secretKey"
+                ],
+                "{body:?}"
+            );
+            assert_eq!(body["clusterId"], json!(cluster));
+            assert_eq!(body["collectionName"], json!(name));
+            assert_eq!(body["accessKey"], json!(env.storage["aws_access_key_id"]));
+            assert_eq!(
+                body["secretKey"],
+                json!(env.storage["aws_secret_access_key"])
+            );
+            let groups = body["objectUrls"].as_array().unwrap();
+            assert!((1..=2).contains(&groups.len()), "{groups:?}");
+            for g in groups {
+                let url = g[0].as_str().unwrap().to_string();
+                assert!(
+                    url.starts_with(&format!("s3://{}/{prefix}/", env.bucket)),
+                    "{url}"
+                );
+                urls.push(url);
+            }
+        }
+        let once: HashSet<&String> = urls.iter().collect();
+        assert_eq!(once.len(), urls.len(), "a file sent twice: {urls:?}");
+        assert!(urls.len() >= 2, "{urls:?}");
+        assert_eq!(
+            urls.len(),
+            report.files.len(),
+            "{urls:?} vs {:?}",
+            report.files
+        );
+        for p in requests.iter().filter(|r| r.path.ends_with("/getProgress")) {
+            assert_eq!(p.body["clusterId"], json!(cluster));
+        }
+        let left = list(&env.bucket_at(&prefix)).await;
+        assert!(left.is_empty(), "staged objects left: {left:?}");
+        Ok::<_, vmig_core::Error>(())
+    }
+    .await;
+    let _ = client.drop_collection(&name).await;
+    let stage = env.bucket_at(&prefix);
+    for key in list(&stage).await {
+        let _ = stage.store.delete(&key.as_str().into()).await;
+    }
+    check
 }
