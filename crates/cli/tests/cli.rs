@@ -256,12 +256,12 @@ fn plan_says_what_resuming_means_for_the_milvus_sink() {
 
     let rest = ": every checkpoint (`checkpoint_interval`, `flush_rows`) closes the open staging files, and each is imported after the checkpoint that lists it, exactly once also across resumed runs; expect one import per partition and checkpoint (REST: one job per partition and up to `max_files_per_job` files), so raise `checkpoint_interval` for fewer, larger imports";
     // The plan names the import path (`bulk_api`): by the server's version, or as forced.
-    let bulk = format!("bulk imports through gRPC `Import` on Milvus 2.3 and through the REST import jobs on Milvus 2.4+ (`bulk_api = \"auto\"`: chosen by the server's version at start, and logged){rest}");
+    let bulk = format!("bulk imports through gRPC `Import` on Milvus 2.3 and through the REST import jobs on Milvus 2.4+ and Zilliz Cloud (`bulk_api = \"auto\"`: chosen by the server's version at start, and logged){rest}");
     let (lines, json) = plan("mode = \"bulk\"\nstage = \"/tmp/vmig-never\"");
     assert_eq!(lines, vec![format!("resuming: {bulk}")]);
     assert_eq!(json, bulk.as_str());
     let bulk = format!(
-        "bulk imports through the REST import jobs of Milvus 2.4+ (`bulk_api = \"rest\"`){rest}"
+        "bulk imports through the REST import jobs of Milvus 2.4+ and Zilliz Cloud (`bulk_api = \"rest\"`){rest}"
     );
     let (lines, json) = plan("mode = \"bulk\"\nstage = \"/tmp/vmig-never\"\nbulk_api = \"rest\"");
     assert_eq!(lines, vec![format!("resuming: {bulk}")]);

@@ -588,10 +588,10 @@ impl BulkStaging {
                     return Err(gone(file));
                 }
             }
+            let groups = self.file_groups(&batch, jobs)?;
             for file in &batch {
                 self.write_marker(file).await?;
             }
-            let groups = self.file_groups(&batch, jobs)?;
             let created = jobs
                 .create(&ImportRequest {
                     collection,

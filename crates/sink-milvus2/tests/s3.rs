@@ -140,13 +140,17 @@ async fn bulk_via_s3(env: &Env, client: &MilvusClient, fixture: &str, format: &s
         Ok::<_, vmig_core::Error>(())
     }
     .await;
-    let _ = client.drop_collection(&name).await;
-    // Never leave a case's objects behind, whatever happened.
-    let stage = env.bucket_at(&prefix);
+    clean_up(env, client, &name, &prefix).await;
+    check
+}
+
+/// Drops a case's collection and deletes its objects, whatever happened.
+async fn clean_up(env: &Env, client: &MilvusClient, collection: &str, prefix: &str) {
+    let _ = client.drop_collection(collection).await;
+    let stage = env.bucket_at(prefix);
     for key in list(&stage).await {
         let _ = stage.store.delete(&key.as_str().into()).await;
     }
-    check
 }
 
 #[tokio::test]
@@ -381,10 +385,6 @@ async fn bulk_into_zilliz_cloud_sends_object_urls_of_the_users_bucket() -> Resul
         Ok::<_, vmig_core::Error>(())
     }
     .await;
-    let _ = client.drop_collection(&name).await;
-    let stage = env.bucket_at(&prefix);
-    for key in list(&stage).await {
-        let _ = stage.store.delete(&key.as_str().into()).await;
-    }
+    clean_up(&env, &client, &name, &prefix).await;
     check
 }
