@@ -183,9 +183,7 @@ impl BulkStaging {
 
     fn open(config: &Milvus2SinkConfig, run: String, attempt: u32) -> Result<Self> {
         let stage = config.stage.clone().unwrap_or_default();
-        let bucket_url = stage
-            .strip_prefix("s3://")
-            .map(|rest| format!("s3://{}", rest.split('/').next().unwrap_or_default()));
+        let bucket_url = config.stage_bucket().map(|b| format!("s3://{b}"));
         let (local_dir, tmp, remote) = if stage.starts_with("s3://") {
             let tmp = tempfile::tempdir()?;
             let loc = vmig_core::store::resolve(

@@ -553,11 +553,11 @@ impl Milvus2SinkConfig {
                     ),
                 ));
             }
-            let base = match &self.rest_uri {
-                Some(u) => (u.clone(), "rest_uri"),
-                None => (options.normalized_uri(), "uri"),
-            };
-            (base.0, base.1, vmig_milvus::rest::ImportApi::Milvus { db })
+            let api = vmig_milvus::rest::ImportApi::Milvus { db };
+            match &self.rest_uri {
+                Some(u) => (u.clone(), "rest_uri", api),
+                None => (options.normalized_uri(), "uri", api),
+            }
         };
         vmig_milvus::rest::ImportJobs::new(&vmig_milvus::rest::RestOptions {
             base,
@@ -568,6 +568,12 @@ impl Milvus2SinkConfig {
             retry: self.retry_policy()?,
             api,
         })
+    }
+
+    /// The bucket of an `s3://` stage (`None` for a local one).
+    pub(crate) fn stage_bucket(&self) -> Option<&str> {
+        let rest = self.stage.as_deref()?.strip_prefix("s3://")?;
+        rest.split('/').next()
     }
 
     /// Bulk import into Zilliz Cloud: the control plane's URL (`rest_uri`, default
@@ -608,17 +614,12 @@ impl Milvus2SinkConfig {
                 return refuse("goes through its control plane, which takes an API key: set `token` (or `MILVUS_TOKEN`) to a Zilliz Cloud API key with access to the cluster; `user` and `password` (or a `user:password` token) reach the cluster only".into())
             }
         }
-        let stage = self.stage.as_deref().unwrap_or_default();
-        if !stage.starts_with("s3://") {
+        let Some(bucket) = self.stage_bucket() else {
+            let stage = self.stage.as_deref().unwrap_or_default();
             return refuse(format!(
                 "reads the staged files from your own bucket, and `stage` = {stage:?} is a local directory: set `stage = \"s3://<bucket>/<prefix>\"` (a bucket Zilliz Cloud may read) with its credentials in `storage`"
             ));
-        }
-        let bucket = stage
-            .trim_start_matches("s3://")
-            .split('/')
-            .next()
-            .unwrap_or_default();
+        };
         let key = |option: &str, var: &str| {
             self.storage
                 .get(option)
